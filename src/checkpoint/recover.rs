@@ -1,0 +1,805 @@
+//! State recovery: reads the meta directory back into a tree (seed 000's `State`,
+//! `ResourcesState`, `SlaveState`, `FrameworkState`, `ExecutorState`, `RunState`,
+//! `TaskState`), level by level.
+//!
+//! The rules, branch by branch:
+//! - no meta directory: `Ok(None)`, nothing to recover (first start);
+//! - resources are recovered even after a reboot; a checkpointed boot id that differs
+//!   from the machine's means the agent state is not recovered (`rebooted`);
+//! - a missing `latest` link, a missing or empty info file, a missing pid file: the
+//!   agent died between two steps; a [`Warning`] is recorded and recovery goes on;
+//! - an unreadable or corrupt file: with `strict`, a [`RecoveryError`] naming the file
+//!   and what was wrong; without, `errors` is incremented at its level (and summed
+//!   upward), a warning records it, and recovery goes on with what could be read;
+//! - a torn final record of a record log is cut off and reported; the file is truncated
+//!   to its last complete record only when `truncate` is set (the agent), never for a
+//!   read-only reader (`revenant inspect`).
+//!
+//! The directory is read with as few system calls as possible (one listing per
+//! directory, one read per file, no existence checks before reads), so that recovering
+//! a large tree costs about what reading it does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use super::paths::{self, MetaPaths, RunPath};
+use super::record::{self, FileKind, InfoRead, Tail};
+use super::store::ForkedPid;
+use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
+use crate::os::FileSystem;
+use crate::proto::{
+    status_update_record, AgentInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate,
+    StatusUpdateRecord, Task,
+};
+
+/// How to recover.
+#[derive(Clone, Debug)]
+pub struct RecoverOptions {
+    /// Whether an unreadable or corrupt file stops recovery (the `--strict` flag).
+    pub strict: bool,
+    /// Whether to cut torn or corrupt tails off record logs (the agent does; read-only
+    /// tools do not).
+    pub truncate: bool,
+    /// The machine's current boot id, compared with the checkpointed one; `None` skips
+    /// the reboot check.
+    pub current_boot_id: Option<String>,
+}
+
+/// Recovery stopped on a file it could not read (strict mode, or an IO error that makes
+/// going on impossible).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("failed to recover '{}': {message}", path.display())]
+pub struct RecoveryError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What was wrong with it.
+    pub message: String,
+}
+
+/// What kind of unexpected-but-survivable state recovery met.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WarningKind {
+    /// A file the layout expects is missing (the agent died before writing it).
+    Missing,
+    /// A file exists but is empty (the agent died right after creating it).
+    Empty,
+    /// A `latest` link points at nothing that exists.
+    DanglingLatest,
+    /// The last record of a log was incomplete and is (or would be) cut off.
+    TornTail {
+        /// Where the incomplete record starts.
+        offset: u64,
+        /// Its bytes.
+        bytes: u64,
+    },
+    /// A corrupt or unreadable file, counted as an error in non-strict mode.
+    Error,
+    /// The machine rebooted since the boot id was checkpointed.
+    Rebooted,
+}
+
+/// One warning, as a value for tests and tools to see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The file concerned.
+    pub path: PathBuf,
+    /// What was met.
+    pub kind: WarningKind,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+/// The recovered tree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// Checkpointed resources; recovered even after a reboot.
+    pub resources: Option<ResourcesState>,
+    /// The latest agent, unless the machine rebooted or no agent ever registered.
+    pub agent: Option<AgentState>,
+    /// The checkpointed boot id, if it could be read.
+    pub checkpointed_boot_id: Option<String>,
+    /// Whether the boot id changed (the agent state was then not recovered).
+    pub rebooted: bool,
+    /// Errors counted in non-strict mode, over the whole tree.
+    pub errors: u32,
+    /// Every warning met, in the order met.
+    pub warnings: Vec<Warning>,
+}
+
+/// `resources.info`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResourcesState {
+    /// The checkpointed resources, in file order.
+    pub resources: Vec<Resource>,
+    /// Errors counted.
+    pub errors: u32,
+}
+
+/// One agent's subtree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentState {
+    /// The agent id (the name `slaves/latest` points at).
+    pub id: AgentId,
+    /// `slave.info`.
+    pub info: Option<AgentInfo>,
+    /// Frameworks by id.
+    pub frameworks: BTreeMap<FrameworkId, FrameworkState>,
+    /// Errors counted here and below.
+    pub errors: u32,
+}
+
+/// One framework's subtree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameworkState {
+    /// The framework id.
+    pub id: FrameworkId,
+    /// `framework.info`.
+    pub info: Option<FrameworkInfo>,
+    /// `framework.pid`; `Some("")` for a framework without a pid.
+    pub pid: Option<String>,
+    /// Executors by id.
+    pub executors: BTreeMap<ExecutorId, ExecutorState>,
+    /// Errors counted here and below.
+    pub errors: u32,
+}
+
+/// One executor's subtree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExecutorState {
+    /// The executor id.
+    pub id: ExecutorId,
+    /// `executor.info`.
+    pub info: Option<ExecutorInfo>,
+    /// The run `runs/latest` points at.
+    pub latest: Option<ContainerId>,
+    /// Runs by container id.
+    pub runs: BTreeMap<ContainerId, RunState>,
+    /// Errors counted here and below.
+    pub errors: u32,
+}
+
+/// One executor run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunState {
+    /// The container id.
+    pub id: ContainerId,
+    /// `pids/forked.pid`.
+    pub forked_pid: Option<ForkedPid>,
+    /// `pids/libprocess.pid`: the address the executor registered from.
+    pub libprocess_pid: Option<String>,
+    /// `Some(true)` with `http.marker`, `Some(false)` with `libprocess.pid`, `None` when
+    /// neither was written (the executor never registered).
+    pub http: Option<bool>,
+    /// `executor.sentinel` exists: the run completed.
+    pub completed: bool,
+    /// Tasks by id.
+    pub tasks: BTreeMap<TaskId, TaskState>,
+    /// Errors counted here and below.
+    pub errors: u32,
+}
+
+/// One task.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskState {
+    /// The task id.
+    pub id: TaskId,
+    /// `task.info`.
+    pub info: Option<Task>,
+    /// Every UPDATE record, in file order.
+    pub updates: Vec<StatusUpdate>,
+    /// The uuids of every ACK record.
+    pub acks: BTreeSet<Uuid>,
+    /// Bytes cut (or to be cut) off the end of `task.updates`.
+    pub bytes_cut: u64,
+    /// Errors counted.
+    pub errors: u32,
+}
+
+impl TaskState {
+    /// The updates not yet acknowledged, in order.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = &StatusUpdate> {
+        self.updates.iter().filter(|update| {
+            Uuid::from_bytes(&update.uuid).is_none_or(|uuid| !self.acks.contains(&uuid))
+        })
+    }
+
+    /// The state of the last update, if any.
+    pub fn latest_state(&self) -> Option<crate::proto::TaskState> {
+        self.updates
+            .last()
+            .and_then(|update| update.status.as_ref())
+            .map(|status| status.state())
+    }
+}
+
+/// Recovers the tree under `paths`. See the module doc for the rules.
+pub fn recover(
+    fs: &dyn FileSystem,
+    paths: &MetaPaths,
+    options: &RecoverOptions,
+) -> Result<Option<State>, RecoveryError> {
+    if !fs.is_dir(paths.root()) {
+        return Ok(None);
+    }
+    let mut walk = Walk {
+        fs,
+        paths,
+        options,
+        warnings: Vec::new(),
+    };
+    let mut state = State {
+        resources: Some(walk.resources()?),
+        ..State::default()
+    };
+
+    match fs.read(&paths.boot_id()) {
+        Ok(bytes) => {
+            let checkpointed = String::from_utf8_lossy(&bytes).trim().to_owned();
+            if let Some(current) = &options.current_boot_id {
+                if !checkpointed.is_empty() && checkpointed != *current {
+                    state.rebooted = true;
+                    walk.warn(
+                        paths.boot_id(),
+                        WarningKind::Rebooted,
+                        format!(
+                            "machine rebooted (checkpointed boot id {checkpointed}, now {current}): agent state not recovered"
+                        ),
+                    );
+                }
+            }
+            state.checkpointed_boot_id = Some(checkpointed);
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => walk.warn(
+            paths.boot_id(),
+            WarningKind::Error,
+            format!("failed to read boot id: {error}"),
+        ),
+    }
+
+    if !state.rebooted {
+        state.agent = walk.latest_agent()?;
+    }
+    state.errors = state.resources.as_ref().map_or(0, |r| r.errors)
+        + state.agent.as_ref().map_or(0, |a| a.errors);
+    state.warnings = walk.warnings;
+    Ok(Some(state))
+}
+
+/// The result of reading one file.
+enum Read<T> {
+    Found(T),
+    /// Missing, empty, or counted as an error: a warning was recorded.
+    Absent,
+}
+
+struct Walk<'a> {
+    fs: &'a dyn FileSystem,
+    paths: &'a MetaPaths,
+    options: &'a RecoverOptions,
+    warnings: Vec<Warning>,
+}
+
+impl Walk<'_> {
+    fn warn(&mut self, path: PathBuf, kind: WarningKind, message: String) {
+        self.warnings.push(Warning {
+            path,
+            kind,
+            message,
+        });
+    }
+
+    /// A corrupt or unreadable file: strict stops, non-strict counts it.
+    fn error(
+        &mut self,
+        path: &Path,
+        message: String,
+        errors: &mut u32,
+    ) -> Result<(), RecoveryError> {
+        if self.options.strict {
+            return Err(RecoveryError {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
+        *errors += 1;
+        self.warn(path.to_path_buf(), WarningKind::Error, message);
+        Ok(())
+    }
+
+    fn list(&mut self, dir: &Path, errors: &mut u32) -> Result<Vec<String>, RecoveryError> {
+        match self.fs.list_dir(dir) {
+            Ok(names) => Ok(names),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(error) => {
+                self.error(dir, format!("failed to list directory: {error}"), errors)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Reads a file; a missing one is a warning.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        what: &str,
+        errors: &mut u32,
+    ) -> Result<Read<Vec<u8>>, RecoveryError> {
+        match self.fs.read(path) {
+            Ok(bytes) => Ok(Read::Found(bytes)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                self.warn(
+                    path.to_path_buf(),
+                    WarningKind::Missing,
+                    format!("{what} not found"),
+                );
+                Ok(Read::Absent)
+            }
+            Err(error) => {
+                self.error(path, format!("failed to read {what}: {error}"), errors)?;
+                Ok(Read::Absent)
+            }
+        }
+    }
+
+    /// Reads a single-message info file.
+    fn read_info<M: Message + Default>(
+        &mut self,
+        path: &Path,
+        what: &str,
+        errors: &mut u32,
+    ) -> Result<Option<M>, RecoveryError> {
+        let Read::Found(bytes) = self.read_file(path, what, errors)? else {
+            return Ok(None);
+        };
+        match record::read_info(&bytes) {
+            Ok(InfoRead::Empty) => {
+                self.warn(
+                    path.to_path_buf(),
+                    WarningKind::Empty,
+                    format!("{what} is empty"),
+                );
+                Ok(None)
+            }
+            Ok(InfoRead::Message(payload)) => match M::decode(payload) {
+                Ok(message) => Ok(Some(message)),
+                Err(error) => {
+                    self.error(path, format!("failed to decode {what}: {error}"), errors)?;
+                    Ok(None)
+                }
+            },
+            Err(message) => {
+                self.error(path, format!("corrupt {what}: {message}"), errors)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads a text file (pid files); an empty one is treated as absent.
+    fn read_text(
+        &mut self,
+        path: &Path,
+        what: &str,
+        errors: &mut u32,
+    ) -> Result<Option<String>, RecoveryError> {
+        let Read::Found(bytes) = self.read_file(path, what, errors)? else {
+            return Ok(None);
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) if text.trim().is_empty() && what != "framework pid" => {
+                self.warn(
+                    path.to_path_buf(),
+                    WarningKind::Empty,
+                    format!("{what} is empty"),
+                );
+                Ok(None)
+            }
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(_) => {
+                self.error(path, format!("{what} is not UTF-8 text"), errors)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads a `latest` link; `None` (with a warning) when missing.
+    fn read_latest(
+        &mut self,
+        link: &Path,
+        errors: &mut u32,
+    ) -> Result<Option<String>, RecoveryError> {
+        match self.fs.read_link(link) {
+            Ok(target) => match target.file_name() {
+                Some(name) => Ok(Some(name.to_string_lossy().into_owned())),
+                None => {
+                    self.error(
+                        link,
+                        format!("link target '{}' has no name", target.display()),
+                        errors,
+                    )?;
+                    Ok(None)
+                }
+            },
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                self.warn(
+                    link.to_path_buf(),
+                    WarningKind::Missing,
+                    "latest link not found".to_owned(),
+                );
+                Ok(None)
+            }
+            Err(error) => {
+                self.error(link, format!("failed to read link: {error}"), errors)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads a record log, cutting off (and, with `truncate`, truncating) a bad tail.
+    fn read_log<'b>(
+        &mut self,
+        path: &Path,
+        data: &'b [u8],
+        kind: FileKind,
+        errors: &mut u32,
+    ) -> Result<(Vec<&'b [u8]>, u64), RecoveryError> {
+        let scan = match record::scan(data, kind) {
+            Ok(scan) => scan,
+            Err(error) => {
+                self.error(path, error.to_string(), errors)?;
+                return Ok((Vec::new(), 0));
+            }
+        };
+        let cut = data.len() as u64 - scan.valid_length;
+        match &scan.tail {
+            Tail::Clean => {}
+            Tail::Torn { offset, bytes } => self.warn(
+                path.to_path_buf(),
+                WarningKind::TornTail {
+                    offset: *offset,
+                    bytes: *bytes,
+                },
+                format!("torn final record: {bytes} bytes at offset {offset} cut off"),
+            ),
+            Tail::Corrupt {
+                offset,
+                bytes,
+                reason,
+            } => self.error(
+                path,
+                format!("{reason} at offset {offset} ({bytes} bytes from there discarded)"),
+                errors,
+            )?,
+        }
+        if cut > 0 && self.options.truncate {
+            self.truncate_log(path, scan.valid_length, kind)?;
+        }
+        Ok((
+            scan.records
+                .into_iter()
+                .map(|(_, payload)| payload)
+                .collect(),
+            cut,
+        ))
+    }
+
+    fn truncate_log(
+        &mut self,
+        path: &Path,
+        valid_length: u64,
+        kind: FileKind,
+    ) -> Result<(), RecoveryError> {
+        let failed = |error: io::Error| RecoveryError {
+            path: path.to_path_buf(),
+            message: format!("failed to truncate to {valid_length} bytes: {error}"),
+        };
+        if valid_length < record::FILE_HEADER_BYTES as u64 {
+            // Not even the header survived: start the log afresh.
+            self.fs
+                .write(path, &record::file_header(kind))
+                .map_err(failed)?;
+        } else {
+            self.fs.truncate(path, valid_length).map_err(failed)?;
+        }
+        self.fs.sync_file(path).map_err(failed)
+    }
+
+    fn resources(&mut self) -> Result<ResourcesState, RecoveryError> {
+        let mut state = ResourcesState::default();
+        let path = self.paths.resources_info();
+        let bytes = match self.fs.read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(state),
+            Err(error) => {
+                self.error(
+                    &path,
+                    format!("failed to read resources: {error}"),
+                    &mut state.errors,
+                )?;
+                return Ok(state);
+            }
+        };
+        let (payloads, _) = self.read_log(&path, &bytes, FileKind::Resources, &mut state.errors)?;
+        for payload in payloads {
+            match Resource::decode(payload) {
+                Ok(resource) => state.resources.push(resource),
+                Err(error) => {
+                    self.error(
+                        &path,
+                        format!("failed to decode resource: {error}"),
+                        &mut state.errors,
+                    )?;
+                    break;
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    fn latest_agent(&mut self) -> Result<Option<AgentState>, RecoveryError> {
+        let link = self.paths.latest_agent();
+        let mut errors = 0;
+        let target = match self.fs.read_link(&link) {
+            Ok(target) => target,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                // The agent died (or was told to shut down) before it first registered.
+                self.warn(
+                    link,
+                    WarningKind::Missing,
+                    "no latest agent (the agent never registered)".to_owned(),
+                );
+                return Ok(None);
+            }
+            Err(error) => {
+                self.error(&link, format!("failed to read link: {error}"), &mut errors)?;
+                return Ok(None);
+            }
+        };
+        let id = target
+            .file_name()
+            .map(|name| AgentId::new(name.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        if id.as_str().is_empty() || !self.fs.is_dir(&self.paths.agent(&id)) {
+            self.error(
+                &link,
+                format!(
+                    "latest agent link points at '{}', which does not exist",
+                    target.display()
+                ),
+                &mut errors,
+            )?;
+            return Ok(Some(AgentState {
+                id,
+                errors,
+                ..AgentState::default()
+            }));
+        }
+        self.agent(id).map(Some)
+    }
+
+    fn agent(&mut self, id: AgentId) -> Result<AgentState, RecoveryError> {
+        let mut state = AgentState {
+            id,
+            ..AgentState::default()
+        };
+        let info_path = self.paths.agent_info(&state.id);
+        state.info = self.read_info(&info_path, "agent info", &mut state.errors)?;
+        if state.info.is_none() {
+            // The agent died before registering; nothing below can exist.
+            return Ok(state);
+        }
+        let dir = self.paths.frameworks_dir(&state.id);
+        for name in self.list(&dir, &mut state.errors)? {
+            let framework = self.framework(&state.id, FrameworkId::new(name))?;
+            state.errors += framework.errors;
+            state.frameworks.insert(framework.id.clone(), framework);
+        }
+        Ok(state)
+    }
+
+    fn framework(
+        &mut self,
+        agent: &AgentId,
+        id: FrameworkId,
+    ) -> Result<FrameworkState, RecoveryError> {
+        let mut state = FrameworkState {
+            id,
+            ..FrameworkState::default()
+        };
+        let info_path = self.paths.framework_info(agent, &state.id);
+        state.info = self.read_info(&info_path, "framework info", &mut state.errors)?;
+        if state.info.is_none() {
+            return Ok(state);
+        }
+        let pid_path = self.paths.framework_pid(agent, &state.id);
+        state.pid = self.read_text(&pid_path, "framework pid", &mut state.errors)?;
+        let dir = self.paths.executors_dir(agent, &state.id);
+        for name in self.list(&dir, &mut state.errors)? {
+            let executor = self.executor(agent, &state.id, ExecutorId::new(name))?;
+            state.errors += executor.errors;
+            state.executors.insert(executor.id.clone(), executor);
+        }
+        Ok(state)
+    }
+
+    fn executor(
+        &mut self,
+        agent: &AgentId,
+        framework: &FrameworkId,
+        id: ExecutorId,
+    ) -> Result<ExecutorState, RecoveryError> {
+        let mut state = ExecutorState {
+            id,
+            ..ExecutorState::default()
+        };
+        let info_path = self.paths.executor_info(agent, framework, &state.id);
+        state.info = self.read_info(&info_path, "executor info", &mut state.errors)?;
+        if state.info.is_none() {
+            return Ok(state);
+        }
+        let runs_dir = self.paths.runs_dir(agent, framework, &state.id);
+        let names = self.list(&runs_dir, &mut state.errors)?;
+        for name in &names {
+            if name == paths::LATEST_SYMLINK || name.starts_with('.') {
+                continue;
+            }
+            let container = ContainerId::new(name.clone());
+            let run = RunPath {
+                agent,
+                framework,
+                executor: &state.id,
+                container: &container,
+            };
+            let run_state = self.run(&run)?;
+            state.errors += run_state.errors;
+            state.runs.insert(container, run_state);
+        }
+        let link = self.paths.latest_run(agent, framework, &state.id);
+        if let Some(latest) = self.read_latest(&link, &mut state.errors)? {
+            let latest = ContainerId::new(latest);
+            if state.runs.contains_key(&latest) {
+                state.latest = Some(latest);
+            } else {
+                self.warn(
+                    link,
+                    WarningKind::DanglingLatest,
+                    format!("latest run link points at missing run '{latest}'"),
+                );
+            }
+        }
+        Ok(state)
+    }
+
+    fn run(&mut self, run: &RunPath<'_>) -> Result<RunState, RecoveryError> {
+        let mut state = RunState {
+            id: run.container.clone(),
+            ..RunState::default()
+        };
+        let names = self.list(&self.paths.run(run), &mut state.errors)?;
+        state.completed = names
+            .iter()
+            .any(|name| name == paths::EXECUTOR_SENTINEL_FILE);
+        let http_marker = names.iter().any(|name| name == paths::HTTP_MARKER_FILE);
+
+        let pids = self.list(&self.paths.pids_dir(run), &mut state.errors)?;
+        let forked_path = self.paths.forked_pid(run);
+        if pids.iter().any(|name| name == paths::FORKED_PID_FILE) {
+            if let Some(text) = self.read_text(&forked_path, "forked pid", &mut state.errors)? {
+                match ForkedPid::parse(&text) {
+                    Ok(forked) => state.forked_pid = Some(forked),
+                    Err(message) => self.error(
+                        &forked_path,
+                        format!("corrupt forked pid: {message}"),
+                        &mut state.errors,
+                    )?,
+                }
+            }
+        } else {
+            // The agent died between creating the run and launching the executor.
+            self.warn(
+                forked_path,
+                WarningKind::Missing,
+                "forked pid not found".to_owned(),
+            );
+        }
+        if pids.iter().any(|name| name == paths::LIBPROCESS_PID_FILE) {
+            let path = self.paths.libprocess_pid(run);
+            state.libprocess_pid = self.read_text(&path, "libprocess pid", &mut state.errors)?;
+            if state.libprocess_pid.is_some() {
+                state.http = Some(false);
+            }
+        }
+        if http_marker {
+            state.http = Some(true);
+        }
+
+        if names.iter().any(|name| name == "tasks") {
+            for name in self.list(&self.paths.tasks_dir(run), &mut state.errors)? {
+                let task = self.task(run, TaskId::new(name))?;
+                state.errors += task.errors;
+                state.tasks.insert(task.id.clone(), task);
+            }
+        }
+        Ok(state)
+    }
+
+    fn task(&mut self, run: &RunPath<'_>, id: TaskId) -> Result<TaskState, RecoveryError> {
+        let mut state = TaskState {
+            id,
+            ..TaskState::default()
+        };
+        let info_path = self.paths.task_info(run, &state.id);
+        state.info = self.read_info(&info_path, "task info", &mut state.errors)?;
+        if state.info.is_none() {
+            return Ok(state);
+        }
+        let path = self.paths.task_updates(run, &state.id);
+        let bytes = match self.fs.read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(state),
+            Err(error) => {
+                self.error(
+                    &path,
+                    format!("failed to read status updates: {error}"),
+                    &mut state.errors,
+                )?;
+                return Ok(state);
+            }
+        };
+        let (payloads, cut) =
+            self.read_log(&path, &bytes, FileKind::TaskUpdates, &mut state.errors)?;
+        state.bytes_cut = cut;
+        for payload in payloads {
+            match decode_update_record(payload) {
+                Ok(DecodedRecord::Update(update)) => state.updates.push(update),
+                Ok(DecodedRecord::Ack(uuid)) => {
+                    state.acks.insert(uuid);
+                }
+                Err(message) => {
+                    self.error(&path, message, &mut state.errors)?;
+                    break;
+                }
+            }
+        }
+        Ok(state)
+    }
+}
+
+enum DecodedRecord {
+    Update(StatusUpdate),
+    Ack(Uuid),
+}
+
+fn decode_update_record(payload: &[u8]) -> Result<DecodedRecord, String> {
+    let record = StatusUpdateRecord::decode(payload)
+        .map_err(|error| format!("failed to decode status update record: {error}"))?;
+    match status_update_record::Type::try_from(record.r#type) {
+        Ok(status_update_record::Type::Update) => {
+            let update = record.update.ok_or("UPDATE record without an update")?;
+            if Uuid::from_bytes(&update.uuid).is_none() {
+                return Err("UPDATE record without a 16-byte uuid".to_owned());
+            }
+            if update.status.is_none() {
+                return Err("UPDATE record without a status".to_owned());
+            }
+            Ok(DecodedRecord::Update(update))
+        }
+        Ok(status_update_record::Type::Ack) => Uuid::from_bytes(&record.uuid)
+            .map(DecodedRecord::Ack)
+            .ok_or_else(|| "ACK record without a 16-byte uuid".to_owned()),
+        Err(_) => Err(format!(
+            "unknown status update record type {}",
+            record.r#type
+        )),
+    }
+}

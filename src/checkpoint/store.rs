@@ -1,0 +1,372 @@
+//! The checkpoint writers: the only code that writes the agent's meta directory.
+//!
+//! Invariants kept here:
+//! - an info or pid file is replaced atomically and durably (temp file, sync, rename,
+//!   sync directory), so after any crash it holds the old content or the new;
+//! - a `latest` symlink is replaced the same way (a new link at a temp name renamed
+//!   over the old one), and its target is a bare id (relative), so a moved work
+//!   directory stays valid;
+//! - a record is appended to a log and the log synced before the writer returns: an
+//!   update is durable before anyone is told it was accepted;
+//! - every new directory is made durable (its parent synced) before files go in it;
+//! - every message is validated before it is written (ids present and matching the path).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use prost::Message;
+
+use super::paths::{MetaPaths, RunPath};
+use super::record::{self, FileKind};
+use crate::ids::{AgentId, ContainerId, FrameworkId, TaskId, Uuid};
+use crate::os::{FileSystem, ProcessId};
+use crate::proto::{
+    status_update_record, AgentInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate,
+    StatusUpdateRecord, Task,
+};
+
+/// A failed checkpoint write, naming the file and the operation.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {operation} '{path}': {source}")]
+pub struct StoreError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What was being done ("write", "sync", "rename", ...).
+    pub operation: &'static str,
+    /// The underlying error.
+    pub source: io::Error,
+}
+
+/// The forked pid of a run, with what is needed to never adopt a reused pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkedPid {
+    /// The process.
+    pub process: ProcessId,
+    /// The boot it was started in.
+    pub boot_id: String,
+}
+
+impl ForkedPid {
+    /// The text of `forked.pid`: `<pid> <start_time> <boot_id>`.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} {} {}\n",
+            self.process.pid, self.process.start_time, self.boot_id
+        )
+    }
+
+    /// Parses the text of `forked.pid`.
+    pub fn parse(text: &str) -> Result<ForkedPid, String> {
+        let mut fields = text.split_whitespace();
+        let pid = fields
+            .next()
+            .ok_or("missing pid")?
+            .parse::<u32>()
+            .map_err(|error| format!("bad pid: {error}"))?;
+        let start_time = fields
+            .next()
+            .ok_or("missing start time")?
+            .parse::<u64>()
+            .map_err(|error| format!("bad start time: {error}"))?;
+        let boot_id = fields.next().ok_or("missing boot id")?.to_owned();
+        if fields.next().is_some() {
+            return Err("unexpected trailing fields".to_owned());
+        }
+        Ok(ForkedPid {
+            process: ProcessId { pid, start_time },
+            boot_id,
+        })
+    }
+}
+
+/// Writes checkpoints into one meta directory.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    fs: Rc<dyn FileSystem>,
+    paths: MetaPaths,
+}
+
+fn failed<'a>(
+    path: &'a Path,
+    operation: &'static str,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        operation,
+        source,
+    }
+}
+
+impl CheckpointStore {
+    /// A store writing under `paths`.
+    pub fn new(fs: Rc<dyn FileSystem>, paths: MetaPaths) -> CheckpointStore {
+        CheckpointStore { fs, paths }
+    }
+
+    /// The layout this store writes.
+    pub fn paths(&self) -> &MetaPaths {
+        &self.paths
+    }
+
+    /// The filesystem this store writes to.
+    pub fn fs(&self) -> &Rc<dyn FileSystem> {
+        &self.fs
+    }
+
+    fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        self.fs
+            .create_dir_all_durably(dir)
+            .map_err(failed(dir, "create directory"))
+    }
+
+    fn replace(&self, path: &Path, data: &[u8]) -> Result<(), StoreError> {
+        if let Some(parent) = path.parent() {
+            self.ensure_dir(parent)?;
+        }
+        self.fs
+            .replace_atomically(path, data)
+            .map_err(failed(path, "replace"))
+    }
+
+    fn replace_message(&self, path: &Path, message: &impl Message) -> Result<(), StoreError> {
+        let data = record::info_file(&message.encode_to_vec());
+        self.replace(path, &data)
+    }
+
+    fn point_latest(&self, link: &Path, target: &str) -> Result<(), StoreError> {
+        let dir = link.parent().expect("a latest link has a parent");
+        self.ensure_dir(dir)?;
+        let temp = crate::os::temp_path_for(link);
+        let _ = self.fs.remove_file(&temp);
+        self.fs
+            .symlink(Path::new(target), &temp)
+            .map_err(failed(&temp, "create symlink"))?;
+        self.fs
+            .rename(&temp, link)
+            .map_err(failed(link, "rename symlink"))?;
+        self.fs.sync_dir(dir).map_err(failed(dir, "sync directory"))
+    }
+
+    /// Writes `boot_id`.
+    pub fn write_boot_id(&self, boot_id: &str) -> Result<(), StoreError> {
+        self.replace(&self.paths.boot_id(), format!("{boot_id}\n").as_bytes())
+    }
+
+    /// Writes `slave.info` and points `slaves/latest` at the agent (first registration).
+    pub fn write_agent_info(&self, info: &AgentInfo) -> Result<(), StoreError> {
+        assert!(!info.id.is_empty(), "agent info without an id");
+        let agent = AgentId::new(info.id.clone());
+        self.replace_message(&self.paths.agent_info(&agent), info)?;
+        self.point_latest(&self.paths.latest_agent(), agent.as_str())
+    }
+
+    /// Removes `slaves/latest`, so that the next start registers as a new agent.
+    pub fn forget_latest_agent(&self) -> Result<(), StoreError> {
+        let link = self.paths.latest_agent();
+        match self.fs.remove_file(&link) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(failed(&link, "remove")(error)),
+        }
+        let dir = self.paths.agents_dir();
+        self.fs
+            .sync_dir(&dir)
+            .map_err(failed(&dir, "sync directory"))
+    }
+
+    /// Writes `framework.info` and `framework.pid` (empty pid text: no pid).
+    pub fn write_framework(
+        &self,
+        agent: &AgentId,
+        info: &FrameworkInfo,
+        pid: &str,
+    ) -> Result<(), StoreError> {
+        assert!(!info.id.is_empty(), "framework info without an id");
+        assert!(
+            info.checkpoint,
+            "checkpointing a framework that does not checkpoint"
+        );
+        let framework = FrameworkId::new(info.id.clone());
+        self.replace_message(&self.paths.framework_info(agent, &framework), info)?;
+        self.replace(
+            &self.paths.framework_pid(agent, &framework),
+            format!("{pid}\n").as_bytes(),
+        )
+    }
+
+    /// Writes `executor.info`.
+    pub fn write_executor(&self, agent: &AgentId, info: &ExecutorInfo) -> Result<(), StoreError> {
+        assert!(!info.executor_id.is_empty() && !info.framework_id.is_empty());
+        let framework = FrameworkId::new(info.framework_id.clone());
+        let executor = crate::ids::ExecutorId::new(info.executor_id.clone());
+        self.replace_message(
+            &self.paths.executor_info(agent, &framework, &executor),
+            info,
+        )
+    }
+
+    /// Starts a run: creates its directory and points `runs/latest` at it. Written
+    /// before the executor is launched: the checkpoint is the intent.
+    pub fn write_run(&self, run: &RunPath<'_>) -> Result<(), StoreError> {
+        self.ensure_dir(&self.paths.pids_dir(run))?;
+        self.point_latest(
+            &self
+                .paths
+                .latest_run(run.agent, run.framework, run.executor),
+            run.container.as_str(),
+        )
+    }
+
+    /// Writes `pids/forked.pid` once the executor process exists.
+    pub fn write_forked_pid(
+        &self,
+        run: &RunPath<'_>,
+        forked: &ForkedPid,
+    ) -> Result<(), StoreError> {
+        self.replace(&self.paths.forked_pid(run), forked.to_text().as_bytes())
+    }
+
+    /// Writes `pids/libprocess.pid`: the address the executor registered from.
+    pub fn write_libprocess_pid(&self, run: &RunPath<'_>, address: &str) -> Result<(), StoreError> {
+        self.replace(
+            &self.paths.libprocess_pid(run),
+            format!("{address}\n").as_bytes(),
+        )
+    }
+
+    /// Writes `http.marker` (an HTTP executor).
+    pub fn write_http_marker(&self, run: &RunPath<'_>) -> Result<(), StoreError> {
+        self.replace(&self.paths.http_marker(run), b"")
+    }
+
+    /// Writes `executor.sentinel`: the run completed and all its updates were acknowledged.
+    pub fn write_sentinel(&self, run: &RunPath<'_>) -> Result<(), StoreError> {
+        self.replace(&self.paths.sentinel(run), b"")
+    }
+
+    /// Writes `task.info` (the task in TASK_STAGING) and an empty `task.updates` log.
+    pub fn write_task(&self, run: &RunPath<'_>, task: &Task) -> Result<(), StoreError> {
+        assert!(!task.task_id.is_empty(), "task without an id");
+        let task_id = TaskId::new(task.task_id.clone());
+        self.replace_message(&self.paths.task_info(run, &task_id), task)?;
+        let updates = self.paths.task_updates(run, &task_id);
+        if !self.fs.exists(&updates) {
+            self.replace(&updates, &record::file_header(FileKind::TaskUpdates))?;
+        }
+        Ok(())
+    }
+
+    /// Appends an UPDATE record to `task.updates` and syncs it.
+    pub fn append_update(
+        &self,
+        run: &RunPath<'_>,
+        task: &TaskId,
+        update: &StatusUpdate,
+    ) -> Result<(), StoreError> {
+        let status = update
+            .status
+            .as_ref()
+            .expect("status update without a status");
+        assert_eq!(status.task_id, task.as_str(), "update for another task");
+        assert!(
+            Uuid::from_bytes(&update.uuid).is_some(),
+            "update without a uuid"
+        );
+        let record = StatusUpdateRecord {
+            r#type: status_update_record::Type::Update as i32,
+            update: Some(update.clone()),
+            uuid: Vec::new(),
+        };
+        self.append_records(&self.paths.task_updates(run, task), &[record])
+    }
+
+    /// Appends an ACK record for `uuid` to `task.updates` and syncs it.
+    pub fn append_ack(
+        &self,
+        run: &RunPath<'_>,
+        task: &TaskId,
+        uuid: Uuid,
+    ) -> Result<(), StoreError> {
+        let record = StatusUpdateRecord {
+            r#type: status_update_record::Type::Ack as i32,
+            update: None,
+            uuid: uuid.to_vec(),
+        };
+        self.append_records(&self.paths.task_updates(run, task), &[record])
+    }
+
+    /// Appends several records to one log with a single sync.
+    pub fn append_records(
+        &self,
+        path: &Path,
+        records: &[StatusUpdateRecord],
+    ) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        for record in records {
+            record::frame_into(&record.encode_to_vec(), &mut bytes);
+        }
+        self.append_framed(path, FileKind::TaskUpdates, &bytes)
+    }
+
+    fn append_framed(&self, path: &Path, kind: FileKind, bytes: &[u8]) -> Result<(), StoreError> {
+        if !self.fs.exists(path) {
+            // A new log: header first, and the new name made durable.
+            self.replace(path, &record::file_header(kind))?;
+        }
+        self.fs
+            .append(path, bytes)
+            .map_err(failed(path, "append"))?;
+        self.fs.sync_file(path).map_err(failed(path, "sync"))
+    }
+
+    /// Appends checkpointed resources to `resources.info`.
+    pub fn append_resources(&self, resources: &[Resource]) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        for resource in resources {
+            record::frame_into(&resource.encode_to_vec(), &mut bytes);
+        }
+        let path = self.paths.resources_info();
+        self.ensure_dir(&self.paths.resources_dir())?;
+        self.append_framed(&path, FileKind::Resources, &bytes)
+    }
+
+    /// Replaces `resources.info` with exactly `resources`, atomically.
+    pub fn replace_resources(&self, resources: &[Resource]) -> Result<(), StoreError> {
+        let mut bytes = record::file_header(FileKind::Resources).to_vec();
+        for resource in resources {
+            record::frame_into(&resource.encode_to_vec(), &mut bytes);
+        }
+        self.replace(&self.paths.resources_info(), &bytes)
+    }
+
+    /// Removes a checkpoint directory (garbage collection), making the removal durable.
+    pub fn remove_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        match self.fs.remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(failed(dir, "remove")(error)),
+        }
+        match dir.parent() {
+            Some(parent) => self
+                .fs
+                .sync_dir(parent)
+                .map_err(failed(parent, "sync directory")),
+            None => Ok(()),
+        }
+    }
+
+    /// The container id `runs/latest` points at, if any.
+    pub fn latest_run(
+        &self,
+        agent: &AgentId,
+        framework: &FrameworkId,
+        executor: &crate::ids::ExecutorId,
+    ) -> Option<ContainerId> {
+        let link = self.paths.latest_run(agent, framework, executor);
+        let target = self.fs.read_link(&link).ok()?;
+        Some(ContainerId::new(
+            target.file_name()?.to_string_lossy().into_owned(),
+        ))
+    }
+}

@@ -1,0 +1,26 @@
+//! Revenant: a node agent in the style of the Apache Mesos agent, built for crash recovery.
+//!
+//! The crate is layered; each module uses only what stands below it.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`os`] | the IO seams (clock, filesystem, network, processes, boot id, randomness) as traits, and their real implementations |
+//! | [`proto`] | the protobuf messages of everything checkpointed or sent (compiled from `proto/` at build time) |
+//! | [`ids`] | newtypes for agent, framework, executor, container and task ids, and update uuids |
+//! | [`checkpoint`] | every on-disk write of the agent: the meta directory layout, record framing, the writers, the work-directory lock, and state recovery |
+//! | [`inspect`] | the read-only `revenant inspect` report of a meta directory |
+//!
+//! The agent never touches the operating system directly: it is handed an [`os::Env`],
+//! which the binaries fill with the real implementations and the simulator (`sim/`)
+//! with simulated ones.
+
+pub mod checkpoint;
+pub mod ids;
+pub mod inspect;
+pub mod os;
+
+/// Messages generated from `proto/revenant.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/revenant.rs"));
+}

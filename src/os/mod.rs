@@ -1,0 +1,320 @@
+//! The IO seams: every effect the agent, master and executor have on the world goes
+//! through one of these traits. The binaries use the real implementations in [`real`];
+//! the simulator (`sim/`) supplies simulated ones with crash semantics.
+//!
+//! Invariant: no code outside `os::real` and the simulator touches `std::fs`,
+//! `tokio::net`, `SystemTime::now`, `Instant::now` or OS randomness (clippy's
+//! `disallowed-methods` in `clippy.toml` enforces this for the library).
+//!
+//! Futures returned by the async seams are not `Send`: every role runs on a
+//! current-thread runtime (turmoil runs hosts that way too), which keeps scheduling
+//! deterministic under simulation.
+
+pub mod real;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A boxed, non-`Send` future, as the async seams return.
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Time, monotonic and wall.
+///
+/// Contract: `now` never goes backwards; `wall` may jump (NTP, an operator, the
+/// simulator); `sleep` completes no earlier than `now() + duration`.
+pub trait Clock {
+    /// Monotonic time. Under turmoil, tokio's clock is the simulated one.
+    fn now(&self) -> tokio::time::Instant;
+    /// Wall-clock time, for timestamps in status updates and file ages.
+    fn wall(&self) -> SystemTime;
+    /// Completes after `duration` of monotonic time.
+    fn sleep(&self, duration: Duration) -> LocalFuture<'static, ()>;
+}
+
+/// The filesystem, with an explicit durability contract.
+///
+/// # Durability contract
+///
+/// - A `write` or `append` is not durable until the file is synced with `sync_file`.
+/// - A new name (`create_dir`, `write` of a new file, `rename`, `symlink`, `remove_*`)
+///   is not durable until its parent directory is synced with `sync_dir`.
+/// - A crash of the calling process loses nothing the call accepted (the kernel has
+///   it). A reboot (power loss) loses everything not yet durable, and may leave the last
+///   un-synced append torn at any byte.
+/// - `rename` over an existing name is atomic: after any crash the name refers to the
+///   old file or the new one, never to a mix.
+/// - [`FileSystem::replace_atomically`] (temp file, sync, rename, sync directory) is the
+///   one way to replace a checkpoint file.
+/// - `list_dir` returns names in byte order, so iteration is deterministic.
+///
+/// Errors are `io::Error`s; callers add the path and the operation to them.
+pub trait FileSystem {
+    /// Reads a whole file, following symlinks.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Creates or truncates `path` and writes `data` to it. Not durable until synced.
+    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// Appends `data` to `path`, creating it if missing. Not durable until synced.
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// Makes the data of `path` durable (fsync).
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the names in directory `path` durable (fsync of the directory).
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Creates one directory; its parent must exist. `AlreadyExists` if it does.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, atomically replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Creates a symlink at `link` pointing at `target`.
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// Reads the target of the symlink `path`.
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Names in directory `path`, sorted by bytes.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Removes a file or a symlink.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything below it.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Cuts `path` to `length` bytes. Not durable until synced.
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()>;
+    /// Whether `path` exists, following symlinks (a dangling link does not exist).
+    fn exists(&self, path: &Path) -> bool;
+    /// Whether `path` is a directory, following symlinks.
+    fn is_dir(&self, path: &Path) -> bool;
+    /// The last modification time of `path`.
+    fn modified(&self, path: &Path) -> io::Result<SystemTime>;
+    /// Sets the modification time of `path` to now (the GC measures age from it).
+    fn touch(&self, path: &Path) -> io::Result<()>;
+    /// The fraction (0.0 to 1.0) of the filesystem holding `path` that is in use.
+    fn disk_usage(&self, path: &Path) -> io::Result<f64>;
+    /// Takes an exclusive lock on `path` (created if missing) for as long as the returned
+    /// guard lives, recording `holder` in it. Fails with [`LockError::Held`] naming the
+    /// current holder when another process has it.
+    fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError>;
+
+    /// Creates `path` and every missing ancestor, syncing each parent so that the new
+    /// names are durable.
+    fn create_dir_all_durably(&self, path: &Path) -> io::Result<()> {
+        if self.is_dir(path) {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                self.create_dir_all_durably(parent)?;
+            }
+        }
+        match self.create_dir(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(error) => return Err(error),
+        }
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => self.sync_dir(parent),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces `path` with `data` atomically and durably: write a temp file beside it,
+    /// sync it, rename it over `path`, sync the directory. After a crash at any point,
+    /// `path` holds the old content or the new, never a mix.
+    fn replace_atomically(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let temp = temp_path_for(path);
+        self.write(&temp, data)?;
+        self.sync_file(&temp)?;
+        self.rename(&temp, path)?;
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => self.sync_dir(parent),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The temp file that [`FileSystem::replace_atomically`] writes for `path`: a hidden name
+/// in the same directory, so the rename never crosses filesystems.
+pub fn temp_path_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// A held lock; dropping it releases the lock.
+pub trait FileLock {}
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("'{path}' is locked by another process ({holder})")]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder recorded about itself.
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("failed to lock '{path}': {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// A bidirectional byte stream (a TCP connection).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for T {}
+
+/// A boxed stream, as the network seam hands out.
+pub type BoxStream = Box<dyn Stream>;
+
+/// Accepts connections.
+pub trait Listener {
+    /// Waits for the next connection; returns it and the peer's address.
+    fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>>;
+    /// The address this listener is bound to.
+    fn local_addr(&self) -> io::Result<String>;
+}
+
+/// The network.
+///
+/// Contract: addresses are `host:port` strings; a dropped connection shows as EOF or an
+/// error on the stream; nothing here has a deadline of its own, so every caller wraps
+/// calls in one (the simulated network does not retransmit).
+pub trait Network {
+    /// Binds a listener.
+    fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>>;
+    /// Opens a connection.
+    fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>>;
+}
+
+/// How a process is identified: a pid alone can be reused after the process exits, so a
+/// process is its pid together with its start time (and, in checkpoints, the boot id).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcessId {
+    /// The OS process id.
+    pub pid: u32,
+    /// When the process started, in clock ticks since boot (`/proc/<pid>/stat` field 22),
+    /// or a simulator-assigned number.
+    pub start_time: u64,
+}
+
+impl fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} (start {})", self.pid, self.start_time)
+    }
+}
+
+/// What to launch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchSpec {
+    /// The program to run.
+    pub program: String,
+    /// Its arguments.
+    pub arguments: Vec<String>,
+    /// Extra environment variables.
+    pub environment: BTreeMap<String, String>,
+    /// The working directory (created if missing).
+    pub working_dir: PathBuf,
+}
+
+/// Signals the agent sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Ask to stop (SIGTERM).
+    Terminate,
+    /// Stop now (SIGKILL).
+    Kill,
+}
+
+/// Processes on this machine.
+///
+/// Contract: a launched process runs in its own session and survives the death of the
+/// launcher; `is_alive` is true only for a live process whose pid *and* start time match
+/// (a reused pid is not alive); a reboot kills every process.
+pub trait Processes {
+    /// Starts a process.
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId>;
+    /// Whether this very process is still running.
+    fn is_alive(&self, process: &ProcessId) -> bool;
+    /// Sends a signal to the process and its process group; a process that is gone is
+    /// not an error.
+    fn signal(&self, process: &ProcessId, signal: Signal) -> io::Result<()>;
+}
+
+/// The identity of the current boot of the machine; changes on every reboot.
+pub trait BootId {
+    /// The boot id, trimmed.
+    fn boot_id(&self) -> io::Result<String>;
+}
+
+/// Randomness: ids, uuids and back-off jitter.
+///
+/// Contract: in simulation every value derives from the run's seed.
+pub trait Random {
+    /// Fills `buffer` with random bytes.
+    fn fill(&self, buffer: &mut [u8]);
+
+    /// A random `u64`.
+    fn next_u64(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    /// A uniformly random duration in `[0, max]`.
+    fn duration_up_to(&self, max: Duration) -> Duration {
+        let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.next_u64() % (nanos + 1))
+    }
+
+    /// A random update uuid.
+    fn uuid(&self) -> crate::ids::Uuid {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        crate::ids::Uuid(bytes)
+    }
+}
+
+/// Everything a role needs from the world, bundled. Cloning is cheap.
+#[derive(Clone)]
+pub struct Env {
+    /// Time.
+    pub clock: Rc<dyn Clock>,
+    /// The filesystem.
+    pub fs: Rc<dyn FileSystem>,
+    /// The network.
+    pub net: Rc<dyn Network>,
+    /// Processes.
+    pub processes: Rc<dyn Processes>,
+    /// The boot id.
+    pub boot: Rc<dyn BootId>,
+    /// Randomness.
+    pub random: Rc<dyn Random>,
+}
+
+impl Env {
+    /// The real world: std fs with fsync, tokio TCP, OS processes, the system clock,
+    /// `/proc/sys/kernel/random/boot_id` and OS entropy.
+    pub fn real() -> Env {
+        Env {
+            clock: Rc::new(real::SystemClock),
+            fs: Rc::new(real::RealFs::default()),
+            net: Rc::new(real::TcpNetwork),
+            processes: Rc::new(real::OsProcesses::default()),
+            boot: Rc::new(real::ProcBootId),
+            random: Rc::new(real::OsRandom),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The real implementations of the seams: std fs with fsync and directory fsync, tokio
+//! TCP, OS processes in their own session, the system clock, the kernel's boot id and OS
+//! entropy. The only module of the library allowed to touch the operating system.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use super::{
+    BootId, BoxStream, Clock, FileLock, FileSystem, LaunchSpec, Listener, LocalFuture, LockError,
+    Network, ProcessId, Processes, Random, Signal,
+};
+
+/// tokio's clock (simulated under turmoil) and the system wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep(&self, duration: Duration) -> LocalFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// How many append handles [`RealFs`] keeps open at most.
+const APPEND_HANDLES_MAX: usize = 512;
+
+/// std fs with real fsync. Append handles are cached so that a durable append costs one
+/// `write` and one `fsync`, as a raw append would.
+#[derive(Default)]
+pub struct RealFs {
+    append_handles: RefCell<BTreeMap<PathBuf, File>>,
+}
+
+impl RealFs {
+    fn forget_handles_under(&self, path: &Path) {
+        self.append_handles
+            .borrow_mut()
+            .retain(|open, _| !open.starts_with(path));
+    }
+}
+
+impl FileSystem for RealFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut file = File::open(path)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.forget_handles_under(path);
+        let mut file = File::create(path)?;
+        file.write_all(data)
+    }
+
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut handles = self.append_handles.borrow_mut();
+        if !handles.contains_key(path) {
+            if handles.len() >= APPEND_HANDLES_MAX {
+                handles.pop_first();
+            }
+            let file = OpenOptions::new().append(true).create(true).open(path)?;
+            handles.insert(path.to_path_buf(), file);
+        }
+        let file = handles.get_mut(path).expect("handle inserted above");
+        file.write_all(data)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        if let Some(file) = self.append_handles.borrow().get(path) {
+            return file.sync_data();
+        }
+        File::open(path)?.sync_all()
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.forget_handles_under(from);
+        self.forget_handles_under(to);
+        fs::rename(from, to)
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        std::os::unix::fs::symlink(target, link)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::read_link(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.forget_handles_under(path);
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.forget_handles_under(path);
+        fs::remove_dir_all(path)
+    }
+
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
+        self.forget_handles_under(path);
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(length)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn modified(&self, path: &Path) -> io::Result<SystemTime> {
+        fs::metadata(path)?.modified()
+    }
+
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        let file = File::open(path)?;
+        file.set_modified(SystemTime::now())
+    }
+
+    fn disk_usage(&self, path: &Path) -> io::Result<f64> {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
+        // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        let result = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if stats.f_blocks == 0 {
+            return Ok(0.0);
+        }
+        let free = stats.f_bavail as f64;
+        let total = stats.f_blocks as f64;
+        Ok((1.0 - free / total).clamp(0.0, 1.0))
+    }
+
+    fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {
+        let io_error = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(io_error)?;
+        // SAFETY: flock on a descriptor we own.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut current = String::new();
+                let _ = file.read_to_string(&mut current);
+                return Err(LockError::Held {
+                    path: path.to_path_buf(),
+                    holder: current.trim().to_owned(),
+                });
+            }
+            return Err(io_error(error));
+        }
+        file.set_len(0).map_err(io_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+        file.write_all(holder.as_bytes()).map_err(io_error)?;
+        Ok(Box::new(RealLock { _file: file }))
+    }
+}
+
+struct RealLock {
+    _file: File,
+}
+
+impl FileLock for RealLock {}
+
+/// tokio TCP.
+pub struct TcpNetwork;
+
+struct TcpListenerSeam(tokio::net::TcpListener);
+
+impl Listener for TcpListenerSeam {
+    fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
+        Box::pin(async move {
+            let (stream, peer) = self.0.accept().await?;
+            stream.set_nodelay(true)?;
+            Ok((Box::new(stream) as BoxStream, peer.to_string()))
+        })
+    }
+    fn local_addr(&self) -> io::Result<String> {
+        Ok(self.0.local_addr()?.to_string())
+    }
+}
+
+impl Network for TcpNetwork {
+    fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
+        let addr = addr.to_owned();
+        Box::pin(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            Ok(Box::new(TcpListenerSeam(listener)) as Box<dyn Listener>)
+        })
+    }
+    fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
+        let addr = addr.to_owned();
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as BoxStream)
+        })
+    }
+}
+
+/// OS processes, each launched in a session of its own so that it outlives the agent.
+/// Children are kept so that those that exit while the agent lives are reaped.
+#[derive(Default)]
+pub struct OsProcesses {
+    children: RefCell<BTreeMap<u32, Child>>,
+}
+
+/// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22).
+pub fn process_start_time(pid: u32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: split after it.
+    let after_name = stat
+        .rfind(')')
+        .map(|index| &stat[index + 1..])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
+    // After the name come fields 3.. ; the start time is field 22, the 20th of these.
+    after_name
+        .split_whitespace()
+        .nth(19)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
+}
+
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().next()?.chars().next()
+}
+
+impl Processes for OsProcesses {
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
+        fs::create_dir_all(&spec.working_dir)?;
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&spec.arguments)
+            .envs(&spec.environment)
+            .current_dir(&spec.working_dir)
+            .stdin(Stdio::null());
+        let stdout = File::create(spec.working_dir.join("stdout"))?;
+        let stderr = File::create(spec.working_dir.join("stderr"))?;
+        command.stdout(stdout).stderr(stderr);
+        // SAFETY: setsid is async-signal-safe; it puts the child in a session of its own
+        // so that signals to the agent's process group do not reach it.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        let pid = child.id();
+        let start_time = process_start_time(pid)?;
+        self.children.borrow_mut().insert(pid, child);
+        Ok(ProcessId { pid, start_time })
+    }
+
+    fn is_alive(&self, process: &ProcessId) -> bool {
+        if let Some(child) = self.children.borrow_mut().get_mut(&process.pid) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+        }
+        match process_start_time(process.pid) {
+            Ok(start_time) if start_time == process.start_time => {
+                !matches!(process_state(process.pid), Some('Z') | Some('X') | None)
+            }
+            _ => false,
+        }
+    }
+
+    fn signal(&self, process: &ProcessId, signal: Signal) -> io::Result<()> {
+        if !self.is_alive(process) {
+            return Ok(());
+        }
+        let number = match signal {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        // The process leads its own session and group: signal the whole group so that
+        // its tasks go with it.
+        // SAFETY: kill has no memory-safety preconditions.
+        let result = unsafe { libc::kill(-(process.pid as i32), number) };
+        if result != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::ESRCH) {
+                return Err(error);
+            }
+            // SAFETY: as above, for the process alone.
+            unsafe { libc::kill(process.pid as i32, number) };
+        }
+        Ok(())
+    }
+}
+
+/// `/proc/sys/kernel/random/boot_id`.
+pub struct ProcBootId;
+
+impl BootId for ProcBootId {
+    fn boot_id(&self) -> io::Result<String> {
+        Ok(fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+            .trim()
+            .to_owned())
+    }
+}
+
+/// OS entropy.
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buffer: &mut [u8]) {
+        use rand::RngCore;
+        rand::rngs::OsRng.fill_bytes(buffer);
+    }
+}
