@@ -24,3 +24,6 @@ pub mod os;
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/revenant.rs"));
 }
+pub mod agent;
+pub mod duration;
+pub mod wire;

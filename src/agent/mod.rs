@@ -1,0 +1,1304 @@
+//! The agent: launches executors, checkpoints what it must not forget, and recovers after
+//! a crash (seeds 000 to 004; reference part A §6 to §19).
+//!
+//! The agent is one event loop (`Agent::run`) that owns all of its state; connection
+//! readers and writers, and the master connector, are tasks in a `JoinSet` owned by that
+//! loop, so dropping the agent's future (a crash, in the simulator) closes every socket.
+//! Executors are separate processes launched through the [`crate::os::Processes`] seam
+//! and outlive the agent.
+//!
+//! Lifecycle: lock the work directory → recover the checkpointed state → reconnect
+//! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
+//! boot id → register or re-register with the leading master (with back-off) → run.
+
+pub mod registration;
+pub mod status_updates;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::checkpoint::paths::{self, MetaPaths, RunPath};
+use crate::checkpoint::recover::State;
+use crate::checkpoint::{self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError};
+use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
+use crate::os::{Env, FileLock, LaunchSpec, ProcessId, Signal};
+use crate::proto::envelope::Body;
+use crate::proto::{
+    self, AgentInfo, ExecutorInfo, ExecutorRegistered, FrameworkInfo, ReregisterAgent, Resource,
+    ShutdownExecutor, StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
+    TaskSource, TaskStatus,
+};
+use crate::wire::{self, ConnectionId, Incoming, Outbox};
+use registration::Backoff;
+use status_updates::{is_terminal, Classified, StatusUpdateManager};
+
+/// What `--recover` says to do with live executors after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoverMode {
+    /// Reconnect to live executors.
+    Reconnect,
+    /// Shut every executor down and exit without registering.
+    Cleanup,
+}
+
+/// The agent's settings (the command line's flags, parsed).
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Master addresses; the agent tries them in turn and follows `NotLeader` hints.
+    pub masters: Vec<String>,
+    /// The address the agent listens on for executors; also its identity to the master.
+    pub listen: String,
+    /// The work directory (`meta/` and sandboxes below it).
+    pub work_dir: PathBuf,
+    /// `--recover`.
+    pub recover: RecoverMode,
+    /// `--strict`.
+    pub strict: bool,
+    /// `--recovery_timeout`: how long executors wait for a restarted agent.
+    pub recovery_timeout: Duration,
+    /// `--executor_reregistration_timeout`.
+    pub executor_reregistration_timeout: Duration,
+    /// `--gc_delay`.
+    pub gc_delay: Duration,
+    /// `--disk_watch_interval`.
+    pub disk_watch_interval: Duration,
+    /// `--registration_backoff_factor`.
+    pub registration_backoff_factor: Duration,
+    /// `--resources`.
+    pub resources: Vec<Resource>,
+    /// `--checkpoint` (the agent checkpoints its own info).
+    pub checkpoint: bool,
+    /// The program launched as an executor, and its leading arguments.
+    pub executor_command: Vec<String>,
+    /// How long the master may stay silent before the agent looks for another.
+    pub master_ping_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// Settings with the Mesos defaults.
+    pub fn new(masters: Vec<String>, listen: String, work_dir: PathBuf) -> AgentConfig {
+        AgentConfig {
+            masters,
+            listen,
+            work_dir,
+            recover: RecoverMode::Reconnect,
+            strict: true,
+            recovery_timeout: Duration::from_secs(15 * 60),
+            executor_reregistration_timeout: Duration::from_secs(2),
+            gc_delay: Duration::from_secs(7 * 24 * 3600),
+            disk_watch_interval: Duration::from_secs(60),
+            registration_backoff_factor: Duration::from_secs(1),
+            resources: vec![
+                Resource { name: "cpus".into(), scalar: 2.0, ..Default::default() },
+                Resource { name: "mem".into(), scalar: 1024.0, ..Default::default() },
+            ],
+            checkpoint: true,
+            executor_command: vec!["revenant".into(), "executor".into()],
+            master_ping_timeout: Duration::from_secs(75),
+        }
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Recovery failed (strict mode, or an incompatible checkpoint).
+    #[error("{error}\nTo start afresh as a new agent, remove '{latest}' (the executors of the old agent will be lost).")]
+    Recovery {
+        /// What failed.
+        error: RecoveryError,
+        /// The `slaves/latest` link to remove.
+        latest: String,
+    },
+    /// The recovered agent info does not match this agent's flags.
+    #[error("incompatible agent info: checkpointed {old}, flags say {new}; to start afresh, remove '{latest}'")]
+    Incompatible {
+        /// What was checkpointed.
+        old: String,
+        /// What the flags say.
+        new: String,
+        /// The `slaves/latest` link to remove.
+        latest: String,
+    },
+    /// Another agent holds the work directory.
+    #[error(transparent)]
+    Lock(#[from] crate::os::LockError),
+    /// A checkpoint write failed: the agent cannot keep its promises and stops.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agent could not listen for executors.
+    #[error("failed to listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How the agent ended without error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AgentExit {
+    /// `--recover cleanup`: executors shut down, the agent exits without registering.
+    CleanedUp,
+    /// The master told the agent to shut down.
+    ShutDown(String),
+}
+
+/// The agent's phase (reference §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Recovering,
+    Disconnected,
+    Running,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExecutorPhase {
+    /// Launched; waiting for it to register.
+    Launching,
+    /// Recovered alive; waiting for it to re-register.
+    Reregistering,
+    Running,
+    /// Gone; waiting for its tasks' terminal updates to be acknowledged.
+    Terminated,
+}
+
+struct TaskEntry {
+    #[allow(dead_code)] // kept for reports (`/state`)
+    task: Task,
+    state: proto::TaskState,
+}
+
+struct Executor {
+    info: ExecutorInfo,
+    container: ContainerId,
+    phase: ExecutorPhase,
+    process: Option<ProcessId>,
+    outbox: Option<Outbox>,
+    /// Tasks not yet sent to the executor.
+    queued: Vec<TaskInfo>,
+    tasks: BTreeMap<TaskId, TaskEntry>,
+}
+
+struct Framework {
+    info: FrameworkInfo,
+    executors: BTreeMap<ExecutorId, Executor>,
+}
+
+enum Event {
+    Wire(Incoming),
+    MasterConnected(crate::os::BoxStream, String),
+    MasterConnectFailed(String, String),
+    ExecutorConnected(crate::os::BoxStream, String),
+}
+
+/// How often the agent checks its timers.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a connection attempt to a master may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs an agent until it exits.
+pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError> {
+    let holder = format!("revenant agent listening on {}", config.listen);
+    let _lock: Box<dyn FileLock> = checkpoint::lock_work_dir(env.fs.as_ref(), &config.work_dir, &holder)?;
+    let paths = MetaPaths::for_work_dir(&config.work_dir);
+    let store = CheckpointStore::new(env.fs.clone(), paths.clone());
+    let listener = env
+        .net
+        .listen(&config.listen)
+        .await
+        .map_err(|source| AgentError::Listen { address: config.listen.clone(), source })?;
+    let (inbox_sender, inbox) = mpsc::unbounded_channel();
+    let mut agent = Agent {
+        boot_id: env.boot.boot_id().unwrap_or_default(),
+        env,
+        store,
+        paths,
+        info: AgentInfo::default(),
+        phase: Phase::Recovering,
+        frameworks: BTreeMap::new(),
+        updates: StatusUpdateManager::new(),
+        tasks: JoinSet::new(),
+        inbox_sender,
+        next_connection: 0,
+        master: None,
+        master_connecting: false,
+        master_index: 0,
+        master_address: config.masters.first().cloned().unwrap_or_default(),
+        next_connect_at: None,
+        registered: false,
+        register_backoff: Backoff::new(config.registration_backoff_factor),
+        register_at: None,
+        last_master_contact: None,
+        executor_connections: BTreeMap::new(),
+        reregister_deadline: None,
+        gc: BTreeMap::new(),
+        next_disk_check: None,
+        unidentified: BTreeMap::new(),
+        config,
+    };
+    agent.info = AgentInfo {
+        id: String::new(),
+        hostname: agent.config.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default(),
+        port: agent.config.listen.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0),
+        resources: agent.config.resources.clone(),
+        checkpoint: agent.config.checkpoint,
+    };
+    agent.accept_executors(listener);
+    agent.recover()?;
+    if agent.config.recover == RecoverMode::Cleanup {
+        return Ok(agent.cleanup().await);
+    }
+    agent.event_loop(inbox).await
+}
+
+struct Agent {
+    env: Env,
+    config: AgentConfig,
+    store: CheckpointStore,
+    paths: MetaPaths,
+    boot_id: String,
+    info: AgentInfo,
+    phase: Phase,
+    frameworks: BTreeMap<FrameworkId, Framework>,
+    updates: StatusUpdateManager,
+    tasks: JoinSet<()>,
+    inbox_sender: mpsc::UnboundedSender<Event>,
+    next_connection: u64,
+    master: Option<Outbox>,
+    master_connecting: bool,
+    master_index: usize,
+    master_address: String,
+    next_connect_at: Option<Instant>,
+    registered: bool,
+    register_backoff: Backoff,
+    register_at: Option<Instant>,
+    last_master_contact: Option<Instant>,
+    executor_connections: BTreeMap<ConnectionId, (FrameworkId, ExecutorId)>,
+    reregister_deadline: Option<Instant>,
+    gc: BTreeMap<PathBuf, Instant>,
+    next_disk_check: Option<Instant>,
+    /// Executor connections that have not yet said which executor they are.
+    unidentified: BTreeMap<ConnectionId, Outbox>,
+}
+
+impl Agent {
+    fn now(&self) -> Instant {
+        self.env.clock.now()
+    }
+
+    fn agent_id(&self) -> AgentId {
+        AgentId::new(self.info.id.clone())
+    }
+
+    fn connection_id(&mut self) -> ConnectionId {
+        self.next_connection += 1;
+        ConnectionId(self.next_connection)
+    }
+
+    /// Forwards executor connections into the event loop.
+    fn accept_executors(&mut self, mut listener: Box<dyn crate::os::Listener>) {
+        let sender = self.inbox_sender.clone();
+        self.tasks.spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        if sender.send(Event::ExecutorConnected(stream, peer)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => warn!(%error, "failed to accept an executor connection"),
+                }
+            }
+        });
+    }
+
+    fn serve(&mut self, stream: crate::os::BoxStream) -> Outbox {
+        let id = self.connection_id();
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let events = self.inbox_sender.clone();
+        self.tasks.spawn_local(async move {
+            while let Some(incoming) = receiver.recv().await {
+                if events.send(Event::Wire(incoming)).is_err() {
+                    return;
+                }
+            }
+        });
+        wire::serve(stream, id, &mut self.tasks, sender)
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Recovery.
+
+    fn recover(&mut self) -> Result<(), AgentError> {
+        let options = RecoverOptions {
+            strict: self.config.strict,
+            truncate: true,
+            current_boot_id: Some(self.boot_id.clone()),
+        };
+        let latest = self.paths.latest_agent().display().to_string();
+        info!(meta = %self.paths.root().display(), strict = self.config.strict, "recovering state");
+        let state = checkpoint::recover(self.env.fs.as_ref(), &self.paths, &options)
+            .map_err(|error| AgentError::Recovery { error, latest: latest.clone() })?;
+        let Some(state) = state else {
+            info!("no checkpointed state: first start");
+            return self.finish_recovery_if_ready();
+        };
+        for warning in &state.warnings {
+            info!(path = %warning.path.strip_prefix(self.paths.root()).unwrap_or(&warning.path).display(), "recovery warning: {}", warning.message);
+        }
+        if state.errors > 0 {
+            warn!(errors = state.errors, "errors counted during non-strict recovery");
+        }
+        if let Some(resources) = &state.resources {
+            if !resources.resources.is_empty() {
+                info!(count = resources.resources.len(), "recovered checkpointed resources");
+            }
+        }
+        if state.rebooted {
+            info!("machine rebooted: agent state not recovered, registering as a new agent");
+        }
+        self.recover_agent(&state, latest)?;
+        self.finish_recovery_if_ready()
+    }
+
+    fn recover_agent(&mut self, state: &State, latest: String) -> Result<(), AgentError> {
+        let Some(agent) = &state.agent else { return Ok(()) };
+        let Some(old) = &agent.info else { return Ok(()) };
+        let mut expected = self.info.clone();
+        expected.id = old.id.clone();
+        if self.config.recover == RecoverMode::Reconnect
+            && (expected.hostname != old.hostname || expected.port != old.port || expected.resources != old.resources)
+        {
+            return Err(AgentError::Incompatible {
+                old: format!("{}:{} {:?}", old.hostname, old.port, old.resources),
+                new: format!("{}:{} {:?}", expected.hostname, expected.port, expected.resources),
+                latest,
+            });
+        }
+        self.info = old.clone();
+        info!(agent = %agent.id, "recovered agent");
+        for framework_state in agent.frameworks.values() {
+            let fid = framework_state.id.clone();
+            let Some(framework_info) = framework_state.info.clone() else {
+                info!(framework = %fid, "skipping framework without info");
+                continue;
+            };
+            if framework_state.executors.is_empty() {
+                self.schedule_gc(self.paths.framework(&agent.id, &fid), Duration::ZERO);
+                continue;
+            }
+            let mut framework = Framework { info: framework_info, executors: BTreeMap::new() };
+            for executor_state in framework_state.executors.values() {
+                let eid = executor_state.id.clone();
+                let (Some(executor_info), Some(latest_run)) = (executor_state.info.clone(), executor_state.latest.clone()) else {
+                    info!(framework = %fid, executor = %eid, "skipping executor without info or latest run");
+                    self.schedule_gc(self.paths.executor(&agent.id, &fid, &eid), Duration::ZERO);
+                    continue;
+                };
+                for old_run in executor_state.runs.keys().filter(|id| **id != latest_run) {
+                    let run = RunPath { agent: &agent.id, framework: &fid, executor: &eid, container: old_run };
+                    self.schedule_gc(self.paths.run(&run), Duration::ZERO);
+                }
+                let run_state = &executor_state.runs[&latest_run];
+                if run_state.completed {
+                    info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
+                    let run = RunPath { agent: &agent.id, framework: &fid, executor: &eid, container: &latest_run };
+                    self.schedule_gc(self.paths.run(&run), self.config.gc_delay);
+                    continue;
+                }
+                let mut executor = Executor {
+                    info: executor_info,
+                    container: latest_run.clone(),
+                    phase: ExecutorPhase::Reregistering,
+                    process: None,
+                    outbox: None,
+                    queued: Vec::new(),
+                    tasks: BTreeMap::new(),
+                };
+                for task_state in run_state.tasks.values() {
+                    let Some(task) = task_state.info.clone() else {
+                        info!(task = %task_state.id, "skipping task without info");
+                        continue;
+                    };
+                    let mut state = proto::TaskState::TaskStaging;
+                    for update in &task_state.updates {
+                        if let Some(status) = &update.status {
+                            state = status.state();
+                            if is_terminal(state) {
+                                break;
+                            }
+                        }
+                    }
+                    self.updates.recover(&fid, task_state);
+                    let pending = task_state.unacknowledged().count();
+                    info!(framework = %fid, task = %task_state.id, state = state.as_str_name(), updates = task_state.updates.len(), unacknowledged = pending, bytes_cut = task_state.bytes_cut, "recovered task");
+                    executor.tasks.insert(task_state.id.clone(), TaskEntry { task, state });
+                }
+                let alive = match &run_state.forked_pid {
+                    Some(forked) if forked.boot_id == self.boot_id => self.env.processes.is_alive(&forked.process),
+                    _ => false,
+                };
+                if alive {
+                    executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
+                    info!(framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
+                } else {
+                    let reason = if run_state.forked_pid.is_none() {
+                        "executor was never launched (agent died before launch)"
+                    } else {
+                        "executor process is gone"
+                    };
+                    info!(framework = %fid, executor = %eid, run = %latest_run, "{reason}");
+                    executor.phase = ExecutorPhase::Terminated;
+                }
+                framework.executors.insert(eid, executor);
+            }
+            if !framework.executors.is_empty() {
+                self.frameworks.insert(fid, framework);
+            }
+        }
+        // Executors that died while the agent was down: their tasks fail now.
+        let dead: Vec<(FrameworkId, ExecutorId, bool)> = self
+            .frameworks
+            .iter()
+            .flat_map(|(fid, f)| {
+                f.executors.iter().filter(|(_, e)| e.phase == ExecutorPhase::Terminated).map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
+            })
+            .collect();
+        for (fid, eid, _) in dead {
+            self.executor_terminated(&fid, &eid, proto::TaskState::TaskFailed, TaskReason::ReasonExecutorTerminated, "Executor terminated while the agent was down")?;
+        }
+        Ok(())
+    }
+
+    fn finish_recovery_if_ready(&mut self) -> Result<(), AgentError> {
+        let waiting = self.executors().any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering);
+        if waiting && self.config.recover == RecoverMode::Reconnect {
+            let deadline = self.now() + self.config.executor_reregistration_timeout;
+            self.reregister_deadline = Some(deadline);
+            info!(timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64, "waiting for executors to re-register");
+            return Ok(());
+        }
+        self.finish_recovery()
+    }
+
+    fn finish_recovery(&mut self) -> Result<(), AgentError> {
+        self.reregister_deadline = None;
+        self.store.write_boot_id(&self.boot_id)?;
+        self.phase = Phase::Disconnected;
+        self.next_connect_at = Some(self.now());
+        self.next_disk_check = Some(self.now() + self.config.disk_watch_interval);
+        info!("recovery complete");
+        Ok(())
+    }
+
+    fn reregistration_timed_out(&mut self) -> Result<(), AgentError> {
+        let late: Vec<(FrameworkId, ExecutorId)> = self
+            .executors()
+            .filter(|(_, _, e)| e.phase == ExecutorPhase::Reregistering)
+            .map(|(f, e, _)| (f.clone(), e.clone()))
+            .collect();
+        for (fid, eid) in late {
+            info!(framework = %fid, executor = %eid, "executor did not re-register in time: destroying it");
+            if let Some(process) = self.executor_mut(&fid, &eid).and_then(|e| e.process.clone()) {
+                let _ = self.env.processes.signal(&process, Signal::Kill);
+            }
+            let message = format!("Executor did not re-register within {:?}", self.config.executor_reregistration_timeout);
+            self.executor_terminated(&fid, &eid, proto::TaskState::TaskLost, TaskReason::ReasonExecutorReregistrationTimeout, &message)?;
+        }
+        self.finish_recovery()
+    }
+
+    async fn cleanup(&mut self) -> AgentExit {
+        let live: Vec<(FrameworkId, ExecutorId, Option<ProcessId>)> = self
+            .executors()
+            .filter(|(_, _, e)| e.phase == ExecutorPhase::Reregistering)
+            .map(|(f, e, x)| (f.clone(), e.clone(), x.process.clone()))
+            .collect();
+        for (fid, eid, process) in live {
+            info!(framework = %fid, executor = %eid, "recover=cleanup: shutting executor down");
+            if let Some(process) = process {
+                let _ = self.env.processes.signal(&process, Signal::Kill);
+            }
+        }
+        info!("recover=cleanup: exiting without registering");
+        AgentExit::CleanedUp
+    }
+
+    // ----------------------------------------------------------------------------------
+    // The event loop.
+
+    async fn event_loop(&mut self, mut inbox: mpsc::UnboundedReceiver<Event>) -> Result<AgentExit, AgentError> {
+        let mut next_tick = self.now();
+        loop {
+            let now = self.now();
+            let wait = next_tick.saturating_duration_since(now);
+            let sleep = self.env.clock.sleep(wait);
+            tokio::select! {
+                biased;
+                event = inbox.recv() => {
+                    let Some(event) = event else { continue };
+                    if let Some(exit) = self.handle_event(event)? {
+                        return Ok(exit);
+                    }
+                }
+                _ = sleep => {
+                    next_tick = self.now() + TICK;
+                    self.on_tick()?;
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) -> Result<Option<AgentExit>, AgentError> {
+        match event {
+            Event::MasterConnected(stream, address) => {
+                self.master_connecting = false;
+                let outbox = self.serve(stream);
+                info!(master = %address, "connected to master");
+                self.master = Some(outbox);
+                self.registered = false;
+                self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
+                let delay = self.register_backoff.first(self.env.random.as_ref());
+                self.register_at = Some(self.now() + delay);
+            }
+            Event::MasterConnectFailed(address, error) => {
+                self.master_connecting = false;
+                info!(master = %address, %error, "failed to connect to master");
+                self.next_master();
+            }
+            Event::ExecutorConnected(stream, _peer) => {
+                let outbox = self.serve(stream);
+                self.unidentified.insert(outbox.id(), outbox);
+            }
+            Event::Wire(Incoming::Closed(id, reason)) => self.connection_closed(id, &reason),
+            Event::Wire(Incoming::Message(id, body)) => return self.handle_message(id, body),
+        }
+        Ok(None)
+    }
+
+
+    fn connection_closed(&mut self, id: ConnectionId, reason: &str) {
+        if self.master.as_ref().is_some_and(|m| m.id() == id) {
+            info!(%reason, "master connection closed");
+            self.master_lost();
+            return;
+        }
+        self.unidentified.remove(&id);
+        if let Some((fid, eid)) = self.executor_connections.remove(&id) {
+            if let Some(executor) = self.executor_mut(&fid, &eid) {
+                if executor.outbox.as_ref().is_some_and(|o| o.id() == id) {
+                    executor.outbox = None;
+                    info!(framework = %fid, executor = %eid, %reason, "executor disconnected");
+                }
+            }
+        }
+    }
+
+    fn master_lost(&mut self) {
+        self.master = None;
+        self.registered = false;
+        self.register_at = None;
+        self.updates.pause();
+        if self.phase == Phase::Running {
+            self.phase = Phase::Disconnected;
+        }
+        if self.phase == Phase::Disconnected {
+            let delay = self.env.random.duration_up_to(self.config.registration_backoff_factor);
+            self.next_connect_at = Some(self.now() + delay);
+        }
+    }
+
+    fn next_master(&mut self) {
+        if !self.config.masters.is_empty() {
+            self.master_index = (self.master_index + 1) % self.config.masters.len();
+            self.master_address = self.config.masters[self.master_index].clone();
+        }
+        let delay = self.register_backoff.next(self.env.random.as_ref());
+        self.next_connect_at = Some(self.now() + delay);
+    }
+
+    fn connect_master(&mut self) {
+        self.master_connecting = true;
+        self.next_connect_at = None;
+        let address = self.master_address.clone();
+        let net = self.env.net.clone();
+        let clock = self.env.clock.clone();
+        let sender = self.inbox_sender.clone();
+        self.tasks.spawn_local(async move {
+            let timeout = clock.sleep(CONNECT_TIMEOUT);
+            let event = tokio::select! {
+                biased;
+                result = net.connect(&address) => match result {
+                    Ok(stream) => Event::MasterConnected(stream, address),
+                    Err(error) => Event::MasterConnectFailed(address, error.to_string()),
+                },
+                _ = timeout => Event::MasterConnectFailed(address, "connect timed out".into()),
+            };
+            let _ = sender.send(event);
+        });
+    }
+
+    fn send_to_master(&mut self, body: Body) -> bool {
+        match &self.master {
+            Some(master) => master.send(body),
+            None => false,
+        }
+    }
+
+    fn send_registration(&mut self) {
+        let body = if self.info.id.is_empty() {
+            info!("registering with master");
+            Body::RegisterAgent(proto::RegisterAgent { info: Some(self.info.clone()) })
+        } else {
+            let mut tasks = Vec::new();
+            let mut executors = Vec::new();
+            let mut frameworks = Vec::new();
+            for (fid, framework) in &self.frameworks {
+                frameworks.push(framework.info.clone());
+                for (eid, executor) in &framework.executors {
+                    if executor.phase != ExecutorPhase::Terminated {
+                        executors.push(executor.info.clone());
+                    }
+                    for (tid, entry) in &executor.tasks {
+                        let terminal_acked = is_terminal(entry.state)
+                            && !self.updates.streams().contains_key(&(fid.clone(), tid.clone()));
+                        if !terminal_acked {
+                            tasks.push(TaskReport { task_id: tid.to_string(), framework_id: fid.to_string(), executor_id: eid.to_string(), state: entry.state as i32 });
+                        }
+                    }
+                    for queued in &executor.queued {
+                        tasks.push(TaskReport { task_id: queued.task_id.clone(), framework_id: fid.to_string(), executor_id: eid.to_string(), state: proto::TaskState::TaskStaging as i32 });
+                    }
+                }
+            }
+            info!(agent = %self.info.id, tasks = tasks.len(), "re-registering with master");
+            Body::ReregisterAgent(ReregisterAgent { info: Some(self.info.clone()), frameworks, tasks, executors, checkpointed_resources: Vec::new() })
+        };
+        self.send_to_master(body);
+    }
+
+    fn on_tick(&mut self) -> Result<(), AgentError> {
+        let now = self.now();
+        if let Some(deadline) = self.reregister_deadline {
+            if now >= deadline {
+                self.reregistration_timed_out()?;
+            }
+        }
+        if self.phase != Phase::Recovering {
+            if self.master.is_none() && !self.master_connecting && self.next_connect_at.is_some_and(|at| now >= at) {
+                self.connect_master();
+            }
+            if self.master.is_some() && !self.registered && self.register_at.is_some_and(|at| now >= at) {
+                self.send_registration();
+                let delay = self.register_backoff.next(self.env.random.as_ref());
+                self.register_at = Some(now + delay);
+            }
+            if self.registered
+                && self.last_master_contact.is_some_and(|at| now.saturating_duration_since(at) > self.config.master_ping_timeout)
+            {
+                info!("no ping from the master within the ping timeout: looking for a master");
+                self.master = None;
+                self.master_lost();
+                self.next_master();
+            }
+            for update in self.updates.due_retries(now) {
+                info!(task = %update_task(&update), uuid = %update_uuid(&update), "retrying status update");
+                self.forward(update);
+            }
+        }
+        self.check_executors()?;
+        self.collect_garbage(now);
+        Ok(())
+    }
+
+    fn check_executors(&mut self) -> Result<(), AgentError> {
+        let mut dead = Vec::new();
+        for (fid, framework) in &self.frameworks {
+            for (eid, executor) in &framework.executors {
+                if matches!(executor.phase, ExecutorPhase::Running | ExecutorPhase::Launching | ExecutorPhase::Reregistering) {
+                    if let Some(process) = &executor.process {
+                        if !self.env.processes.is_alive(process) {
+                            dead.push((fid.clone(), eid.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        for (fid, eid) in dead {
+            info!(framework = %fid, executor = %eid, "executor process exited");
+            self.executor_terminated(&fid, &eid, proto::TaskState::TaskFailed, TaskReason::ReasonExecutorTerminated, "Executor terminated")?;
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Messages.
+
+    fn handle_message(&mut self, id: ConnectionId, body: Body) -> Result<Option<AgentExit>, AgentError> {
+        let from_master = self.master.as_ref().is_some_and(|m| m.id() == id);
+        if from_master {
+            self.last_master_contact = Some(self.now());
+            return self.handle_master_message(body);
+        }
+        match body {
+            Body::RegisterExecutor(message) => self.executor_registering(id, message.framework_id, message.executor_id, message.container_id, None)?,
+            Body::ReregisterExecutor(message) => {
+                let updates = message.updates.clone();
+                self.executor_registering(id, message.framework_id, message.executor_id, message.container_id, Some((updates, message.tasks)))?
+            }
+            Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }) => {
+                let Some((fid, eid)) = self.executor_connections.get(&id).cloned() else {
+                    warn!(connection = %id, "status update from an unregistered connection: dropped");
+                    return Ok(None);
+                };
+                self.executor_update(&fid, &eid, update)?;
+            }
+            other => warn!(connection = %id, kind = wire::kind(&other), "unexpected message from an executor"),
+        }
+        Ok(None)
+    }
+
+    fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
+        match body {
+            Body::AgentRegistered(message) => self.registered_with(message.agent_id, Vec::new())?,
+            Body::AgentReregistered(message) => self.registered_with(message.agent_id, message.reconciliations)?,
+            Body::NotLeader(message) => {
+                info!(leader = %message.leader, "master is not the leader");
+                self.master = None;
+                self.master_lost();
+                if !message.leader.is_empty() {
+                    self.master_address = message.leader;
+                } else {
+                    self.next_master();
+                }
+            }
+            Body::Ping(ping) => {
+                self.send_to_master(Body::Pong(proto::Pong { sequence: ping.sequence }));
+            }
+            Body::RunTask(message) => self.run_task(message)?,
+            Body::KillTask(message) => self.kill_task(FrameworkId::new(message.framework_id), TaskId::new(message.task_id))?,
+            Body::Acknowledgement(ack) => self.acknowledgement(ack)?,
+            Body::ShutdownAgent(message) => {
+                info!(reason = %message.reason, "master asked the agent to shut down");
+                let processes: Vec<ProcessId> = self.executors().filter_map(|(_, _, e)| e.process.clone()).collect();
+                for process in processes {
+                    let _ = self.env.processes.signal(&process, Signal::Kill);
+                }
+                let _ = self.store.forget_latest_agent();
+                return Ok(Some(AgentExit::ShutDown(message.reason)));
+            }
+            other => warn!(kind = wire::kind(&other), "unexpected message from the master"),
+        }
+        Ok(None)
+    }
+
+    fn registered_with(&mut self, agent_id: String, reconciliations: Vec<TaskReport>) -> Result<(), AgentError> {
+        if self.registered {
+            return Ok(());
+        }
+        let first = self.info.id.is_empty();
+        if first {
+            self.info.id = agent_id.clone();
+            if self.config.checkpoint {
+                self.store.write_agent_info(&self.info)?;
+            }
+            info!(agent = %agent_id, "registered with master");
+        } else {
+            info!(agent = %agent_id, reconciliations = reconciliations.len(), "re-registered with master");
+        }
+        self.registered = true;
+        self.register_at = None;
+        self.phase = Phase::Running;
+        self.last_master_contact = Some(self.now());
+        for report in reconciliations {
+            let fid = FrameworkId::new(report.framework_id.clone());
+            let tid = TaskId::new(report.task_id.clone());
+            if self.find_task(&fid, &tid).is_none() {
+                info!(framework = %fid, task = %tid, "master knows a task the agent does not: reporting it lost");
+                let update = self.make_update(&fid, &ExecutorId::new(report.executor_id), &tid, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Reconciliation: task unknown to the agent");
+                self.accept_update(&fid, update, false)?;
+            }
+        }
+        let now = self.now();
+        for update in self.updates.resume(now) {
+            info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
+            self.forward(update);
+        }
+        Ok(())
+    }
+
+    fn run_task(&mut self, message: proto::RunTask) -> Result<(), AgentError> {
+        let (Some(framework_info), Some(executor_info), Some(task_info)) = (message.framework, message.executor, message.task) else {
+            warn!("run_task without framework, executor or task: dropped");
+            return Ok(());
+        };
+        if self.phase != Phase::Running {
+            info!(task = %task_info.task_id, "ignoring run_task while not registered");
+            return Ok(());
+        }
+        let fid = FrameworkId::new(framework_info.id.clone());
+        let eid = ExecutorId::new(executor_info.executor_id.clone());
+        let tid = TaskId::new(task_info.task_id.clone());
+        if self.find_task(&fid, &tid).is_some() {
+            info!(task = %tid, "duplicate run_task ignored");
+            return Ok(());
+        }
+        let checkpoint = framework_info.checkpoint && self.config.checkpoint;
+        let agent = self.agent_id();
+        if !self.frameworks.contains_key(&fid) {
+            if checkpoint {
+                self.store.write_framework(&agent, &framework_info, "")?;
+            }
+            self.frameworks.insert(fid.clone(), Framework { info: framework_info.clone(), executors: BTreeMap::new() });
+        }
+        let needs_launch = match self.frameworks[&fid].executors.get(&eid) {
+            Some(executor) => executor.phase == ExecutorPhase::Terminated,
+            None => true,
+        };
+        if needs_launch {
+            let container = ContainerId::new(format!("{:016x}", self.env.random.next_u64()));
+            if checkpoint {
+                let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
+                self.store.write_executor(&agent, &executor_info)?;
+                self.store.write_run(&run)?;
+            }
+            let executor = Executor {
+                info: executor_info.clone(),
+                container: container.clone(),
+                phase: ExecutorPhase::Launching,
+                process: None,
+                outbox: None,
+                queued: Vec::new(),
+                tasks: BTreeMap::new(),
+            };
+            self.frameworks.get_mut(&fid).expect("inserted").executors.insert(eid.clone(), executor);
+        }
+        let task = Task {
+            task_id: task_info.task_id.clone(),
+            name: task_info.name.clone(),
+            framework_id: fid.to_string(),
+            executor_id: eid.to_string(),
+            agent_id: agent.to_string(),
+            state: proto::TaskState::TaskStaging as i32,
+            resources: task_info.resources.clone(),
+            command: task_info.command.clone(),
+        };
+        let container = self.frameworks[&fid].executors[&eid].container.clone();
+        if checkpoint {
+            let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
+            self.store.write_task(&run, &task)?;
+        }
+        info!(framework = %fid, executor = %eid, task = %tid, "task checkpointed");
+        let executor = self.executor_mut(&fid, &eid).expect("executor exists");
+        executor.tasks.insert(tid.clone(), TaskEntry { task, state: proto::TaskState::TaskStaging });
+        match executor.phase {
+            ExecutorPhase::Running => {
+                let outbox = executor.outbox.clone();
+                if let Some(outbox) = outbox {
+                    outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info), executor: Some(executor_info), task: Some(task_info) }));
+                }
+            }
+            _ => executor.queued.push(task_info),
+        }
+        if needs_launch {
+            self.launch_executor(&fid, &eid, checkpoint)?;
+        }
+        Ok(())
+    }
+
+    fn launch_executor(&mut self, fid: &FrameworkId, eid: &ExecutorId, checkpoint: bool) -> Result<(), AgentError> {
+        let agent = self.agent_id();
+        let container = self.frameworks[fid].executors[eid].container.clone();
+        let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
+        let mut arguments: Vec<String> = self.config.executor_command.iter().skip(1).cloned().collect();
+        arguments.shrink_to_fit();
+        let mut environment = BTreeMap::new();
+        environment.insert("REVENANT_AGENT_ADDRESS".to_owned(), self.config.listen.clone());
+        environment.insert("REVENANT_FRAMEWORK_ID".to_owned(), fid.to_string());
+        environment.insert("REVENANT_EXECUTOR_ID".to_owned(), eid.to_string());
+        environment.insert("REVENANT_CONTAINER_ID".to_owned(), container.to_string());
+        environment.insert("REVENANT_CHECKPOINT".to_owned(), if checkpoint { "1" } else { "0" }.to_owned());
+        environment.insert("REVENANT_RECOVERY_TIMEOUT_MS".to_owned(), self.config.recovery_timeout.as_millis().to_string());
+        environment.insert("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS".to_owned(), self.config.executor_reregistration_timeout.as_millis().to_string());
+        let spec = LaunchSpec {
+            program: self.config.executor_command.first().cloned().unwrap_or_default(),
+            arguments,
+            environment,
+            working_dir: paths::sandbox(&self.config.work_dir, &run),
+        };
+        match self.env.processes.launch(&spec) {
+            Ok(process) => {
+                if checkpoint {
+                    let forked = ForkedPid { process: process.clone(), boot_id: self.boot_id.clone() };
+                    self.store.write_forked_pid(&run, &forked)?;
+                }
+                info!(framework = %fid, executor = %eid, run = %container, "executor launched");
+                if let Some(executor) = self.executor_mut(fid, eid) {
+                    executor.process = Some(process);
+                }
+            }
+            Err(error) => {
+                warn!(framework = %fid, executor = %eid, %error, "failed to launch executor");
+                self.executor_terminated(fid, eid, proto::TaskState::TaskFailed, TaskReason::ReasonCommandExecutorFailed, &format!("Failed to launch executor: {error}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn executor_registering(
+        &mut self,
+        connection: ConnectionId,
+        framework_id: String,
+        executor_id: String,
+        container_id: String,
+        reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
+    ) -> Result<(), AgentError> {
+        let Some(outbox) = self.unidentified.remove(&connection) else { return Ok(()) };
+        let fid = FrameworkId::new(framework_id);
+        let eid = ExecutorId::new(executor_id);
+        let reregistering = reregistration.is_some();
+        let phase = self.executor_mut(&fid, &eid).filter(|e| e.container.as_str() == container_id).map(|e| e.phase);
+        let acceptable = match phase {
+            Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
+            Some(ExecutorPhase::Reregistering) => reregistering,
+            // An executor that lost its connection comes back while the agent runs.
+            Some(ExecutorPhase::Running) => reregistering,
+            _ => false,
+        };
+        if !acceptable {
+            info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
+            outbox.send(Body::ShutdownExecutor(ShutdownExecutor { reason: "unknown executor".into() }));
+            return Ok(());
+        }
+        self.executor_connections.insert(connection, (fid.clone(), eid.clone()));
+        let agent = self.agent_id();
+        let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
+        let executor = self.executor_mut(&fid, &eid).expect("checked above");
+        let container = executor.container.clone();
+        executor.phase = ExecutorPhase::Running;
+        executor.outbox = Some(outbox.clone());
+        outbox.send(Body::ExecutorRegistered(ExecutorRegistered { agent_id: agent.to_string() }));
+        let queued = std::mem::take(&mut executor.queued);
+        let framework_info = self.frameworks[&fid].info.clone();
+        let executor_info = self.frameworks[&fid].executors[&eid].info.clone();
+        for task in queued {
+            outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info.clone()), executor: Some(executor_info.clone()), task: Some(task) }));
+        }
+        if checkpoint && !reregistering {
+            let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
+            self.store.write_libprocess_pid(&run, &format!("executor({eid})@{}", connection))?;
+        }
+        match reregistration {
+            None => info!(framework = %fid, executor = %eid, "executor registered"),
+            Some((updates, tasks)) => {
+                info!(framework = %fid, executor = %eid, unacknowledged_updates = updates.len(), "executor re-registered");
+                let known: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).chain(updates.iter().map(update_task)).collect();
+                for update in updates {
+                    self.executor_update(&fid, &eid, update)?;
+                }
+                // Tasks the agent launched that the executor never got (reference §14).
+                let staging: Vec<TaskId> = self.frameworks[&fid].executors[&eid]
+                    .tasks
+                    .iter()
+                    .filter(|(tid, entry)| entry.state == proto::TaskState::TaskStaging && !known.contains(&tid.to_string()))
+                    .map(|(tid, _)| tid.clone())
+                    .collect();
+                for tid in staging {
+                    info!(framework = %fid, task = %tid, "task was launched during the agent restart and never reached the executor: lost");
+                    let update = self.make_update(&fid, &eid, &tid, proto::TaskState::TaskLost, TaskReason::ReasonAgentRestarted, "Task launched during agent restart");
+                    self.accept_update(&fid, update, checkpoint)?;
+                }
+            }
+        }
+        if self.phase == Phase::Recovering && !self.executors().any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering) {
+            self.finish_recovery()?;
+        }
+        Ok(())
+    }
+
+    fn kill_task(&mut self, fid: FrameworkId, tid: TaskId) -> Result<(), AgentError> {
+        let Some(eid) = self.find_task(&fid, &tid) else {
+            info!(framework = %fid, task = %tid, "kill for an unknown task: reporting it lost");
+            let update = self.make_update(&fid, &ExecutorId::default(), &tid, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Task unknown to the agent");
+            return self.accept_update(&fid, update, false);
+        };
+        let executor = self.executor_mut(&fid, &eid).expect("found");
+        if let Some(index) = executor.queued.iter().position(|t| t.task_id == tid.as_str()) {
+            executor.queued.remove(index);
+            let checkpoint = self.frameworks[&fid].info.checkpoint;
+            let update = self.make_update(&fid, &eid, &tid, proto::TaskState::TaskKilled, TaskReason::ReasonTaskKilledDuringLaunch, "Killed before delivery to the executor");
+            return self.accept_update(&fid, update, checkpoint);
+        }
+        if let Some(outbox) = &executor.outbox {
+            outbox.send(Body::KillTask(proto::KillTask { framework_id: fid.to_string(), task_id: tid.to_string() }));
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Status updates.
+
+    fn executor_update(&mut self, fid: &FrameworkId, eid: &ExecutorId, update: StatusUpdate) -> Result<(), AgentError> {
+        let checkpoint = self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let uuid = update.uuid.clone();
+        let task = update_task(&update);
+        match self.updates.classify(fid, &update) {
+            Err(error) => {
+                warn!(framework = %fid, %error, "invalid status update dropped");
+                return Ok(());
+            }
+            Ok(Classified::Duplicate) => {
+                info!(framework = %fid, task = %task, uuid = %update_uuid(&update), "duplicate status update: re-acknowledging");
+            }
+            Ok(Classified::New) => self.accept_update(fid, update, checkpoint)?,
+        }
+        // The update is durable (or a duplicate): now the executor may forget it.
+        if let Some(outbox) = self.executor_mut(fid, eid).and_then(|e| e.outbox.clone()) {
+            info!(framework = %fid, task = %task, uuid = %Uuid::from_bytes(&uuid).unwrap_or_default(), "acknowledged status update to executor");
+            outbox.send(Body::Acknowledgement(proto::Acknowledgement { agent_id: self.info.id.clone(), framework_id: fid.to_string(), task_id: task, uuid }));
+        }
+        Ok(())
+    }
+
+    /// Checkpoints (if the framework checkpoints) and queues a new update.
+    fn accept_update(&mut self, fid: &FrameworkId, mut update: StatusUpdate, checkpoint: bool) -> Result<(), AgentError> {
+        let tid = TaskId::new(update_task(&update));
+        update.agent_id = self.info.id.clone();
+        if let Some(status) = update.status.as_mut() {
+            status.agent_id = self.info.id.clone();
+        }
+        let state = update_state_enum(&update);
+        let eid = self.find_task(fid, &tid);
+        if checkpoint {
+            if let Some(eid) = &eid {
+                let agent = self.agent_id();
+                let container = self.frameworks[fid].executors[eid].container.clone();
+                let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
+                self.store.append_update(&run, &tid, &update)?;
+            }
+        }
+        info!(framework = %fid, task = %tid, state = state.as_str_name(), uuid = %update_uuid(&update), checkpointed = checkpoint && eid.is_some(), "status update accepted");
+        if let Some(eid) = &eid {
+            if let Some(entry) = self.executor_mut(fid, eid).and_then(|e| e.tasks.get_mut(&tid)) {
+                if !is_terminal(entry.state) {
+                    entry.state = state;
+                }
+            }
+        }
+        let now = self.now();
+        if let Some(update) = self.updates.accept(fid, update, now) {
+            self.forward(update);
+        }
+        Ok(())
+    }
+
+    fn forward(&mut self, mut update: StatusUpdate) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let fid = FrameworkId::new(update.framework_id.clone());
+        let tid = TaskId::new(update_task(&update));
+        if let Some(eid) = self.find_task(&fid, &tid) {
+            update.latest_state = self.frameworks[&fid].executors[&eid].tasks[&tid].state as i32;
+        }
+        info!(task = %tid, state = update_state(&update), uuid = %update_uuid(&update), "forwarding status update to master");
+        self.send_to_master(Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }));
+    }
+
+    fn acknowledgement(&mut self, ack: proto::Acknowledgement) -> Result<(), AgentError> {
+        let fid = FrameworkId::new(ack.framework_id.clone());
+        let tid = TaskId::new(ack.task_id.clone());
+        let Some(uuid) = Uuid::from_bytes(&ack.uuid) else {
+            warn!(task = %tid, "acknowledgement without a uuid dropped");
+            return Ok(());
+        };
+        if let Err(error) = self.updates.check_ack(&fid, &tid, uuid) {
+            info!(task = %tid, %error, "acknowledgement ignored");
+            return Ok(());
+        }
+        let checkpoint = self.frameworks.get(&fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let eid = self.find_task(&fid, &tid);
+        if checkpoint {
+            if let Some(eid) = &eid {
+                let agent = self.agent_id();
+                let container = self.frameworks[&fid].executors[eid].container.clone();
+                let run = RunPath { agent: &agent, framework: &fid, executor: eid, container: &container };
+                self.store.append_ack(&run, &tid, uuid)?;
+            }
+        }
+        let now = self.now();
+        let (next, terminated) = self.updates.acknowledged(&fid, &tid, uuid, now);
+        info!(task = %tid, %uuid, terminal = terminated, "status update acknowledged by framework");
+        if let Some(next) = next {
+            self.forward(next);
+        }
+        if terminated {
+            if let Some(eid) = eid {
+                self.maybe_complete_executor(&fid, &eid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn make_update(&self, fid: &FrameworkId, eid: &ExecutorId, tid: &TaskId, state: proto::TaskState, reason: TaskReason, message: &str) -> StatusUpdate {
+        let uuid = self.env.random.uuid().to_vec();
+        let timestamp = self.env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        StatusUpdate {
+            framework_id: fid.to_string(),
+            executor_id: eid.to_string(),
+            agent_id: self.info.id.clone(),
+            status: Some(TaskStatus {
+                task_id: tid.to_string(),
+                state: state as i32,
+                source: TaskSource::SourceAgent as i32,
+                reason: reason as i32,
+                message: message.to_owned(),
+                agent_id: self.info.id.clone(),
+                executor_id: eid.to_string(),
+                timestamp,
+                uuid: uuid.clone(),
+            }),
+            timestamp,
+            uuid,
+            latest_state: state as i32,
+        }
+    }
+
+    /// An executor is gone: every non-terminal task gets a terminal update.
+    fn executor_terminated(&mut self, fid: &FrameworkId, eid: &ExecutorId, state: proto::TaskState, reason: TaskReason, message: &str) -> Result<(), AgentError> {
+        let checkpoint = self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let Some(executor) = self.executor_mut(fid, eid) else { return Ok(()) };
+        executor.phase = ExecutorPhase::Terminated;
+        executor.outbox = None;
+        let mut open: Vec<TaskId> = executor.tasks.iter().filter(|(_, e)| !is_terminal(e.state)).map(|(t, _)| t.clone()).collect();
+        let queued: Vec<TaskId> = executor.queued.drain(..).map(|t| TaskId::new(t.task_id)).collect();
+        for tid in queued {
+            if !open.contains(&tid) {
+                open.push(tid);
+            }
+        }
+        let process = executor.process.clone();
+        let never_launched = process.is_none();
+        for tid in open {
+            let (state, reason, message) = if never_launched && state == proto::TaskState::TaskFailed {
+                (proto::TaskState::TaskLost, TaskReason::ReasonAgentRestarted, "Task launched during agent restart: executor never started")
+            } else {
+                (state, reason, message)
+            };
+            let update = self.make_update(fid, eid, &tid, state, reason, message);
+            self.accept_update(fid, update, checkpoint)?;
+        }
+        self.maybe_complete_executor(fid, eid)
+    }
+
+    /// A terminated executor whose tasks' terminal updates were all acknowledged is
+    /// complete: write its sentinel and schedule its directories for collection.
+    fn maybe_complete_executor(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> Result<(), AgentError> {
+        let Some(executor) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else { return Ok(()) };
+        if executor.phase != ExecutorPhase::Terminated {
+            return Ok(());
+        }
+        let pending = executor.tasks.keys().any(|tid| self.updates.streams().contains_key(&(fid.clone(), tid.clone())));
+        if pending {
+            return Ok(());
+        }
+        let checkpoint = self.frameworks[fid].info.checkpoint && self.config.checkpoint;
+        let agent = self.agent_id();
+        let container = executor.container.clone();
+        let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
+        if checkpoint && !agent.as_str().is_empty() {
+            self.store.write_sentinel(&run)?;
+        }
+        info!(framework = %fid, executor = %eid, run = %container, "executor run completed");
+        let meta_dir = self.paths.executor(&agent, fid, eid);
+        let sandbox = paths::sandbox(&self.config.work_dir, &run);
+        self.schedule_gc(meta_dir, self.config.gc_delay);
+        self.schedule_gc(sandbox, self.config.gc_delay);
+        let framework = self.frameworks.get_mut(fid).expect("exists");
+        framework.executors.remove(eid);
+        if framework.executors.is_empty() {
+            self.frameworks.remove(fid);
+            self.updates.remove_framework(fid);
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Garbage collection (reference §19).
+
+    fn schedule_gc(&mut self, path: PathBuf, delay: Duration) {
+        let at = self.now() + delay;
+        info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), delay_s = delay.as_secs(), "scheduled for garbage collection");
+        self.gc.insert(path, at);
+    }
+
+    fn collect_garbage(&mut self, now: Instant) {
+        if self.next_disk_check.is_some_and(|at| now >= at) {
+            self.next_disk_check = Some(now + self.config.disk_watch_interval);
+            if let Ok(usage) = self.env.fs.disk_usage(&self.config.work_dir) {
+                // Prune sooner as the disk fills: age = gc_delay * max(0, 1 - headroom - usage).
+                let headroom = 0.1;
+                let factor = (1.0 - headroom - usage).max(0.0);
+                let max_age = self.config.gc_delay.mul_f64(factor);
+                let prune_before = now + self.config.gc_delay.saturating_sub(max_age);
+                for at in self.gc.values_mut() {
+                    if *at <= prune_before && *at > now {
+                        *at = now;
+                    }
+                }
+            }
+        }
+        let due: Vec<PathBuf> = self.gc.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
+        for path in due {
+            self.gc.remove(&path);
+            match self.store.remove_dir(&path) {
+                Ok(()) => info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected"),
+                Err(error) => warn!(%error, "garbage collection failed"),
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Lookups.
+
+    fn executors(&self) -> impl Iterator<Item = (&FrameworkId, &ExecutorId, &Executor)> {
+        self.frameworks.iter().flat_map(|(fid, f)| f.executors.iter().map(move |(eid, e)| (fid, eid, e)))
+    }
+
+    fn executor_mut(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> Option<&mut Executor> {
+        self.frameworks.get_mut(fid)?.executors.get_mut(eid)
+    }
+
+    fn find_task(&self, fid: &FrameworkId, tid: &TaskId) -> Option<ExecutorId> {
+        let framework = self.frameworks.get(fid)?;
+        framework
+            .executors
+            .iter()
+            .find(|(_, e)| e.tasks.contains_key(tid) || e.queued.iter().any(|t| t.task_id == tid.as_str()))
+            .map(|(eid, _)| eid.clone())
+    }
+}
+
+fn update_task(update: &StatusUpdate) -> String {
+    update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default()
+}
+
+fn update_state_enum(update: &StatusUpdate) -> proto::TaskState {
+    update.status.as_ref().map(|s| s.state()).unwrap_or(proto::TaskState::TaskStaging)
+}
+
+fn update_state(update: &StatusUpdate) -> &'static str {
+    update_state_enum(update).as_str_name()
+}
+
+fn update_uuid(update: &StatusUpdate) -> Uuid {
+    Uuid::from_bytes(&update.uuid).unwrap_or_default()
+}

@@ -1,0 +1,205 @@
+//! The wire protocol: every connection carries `Envelope`s, each framed as a 4-byte
+//! little-endian length followed by the protobuf bytes, at most [`FRAME_BYTES_MAX`].
+//!
+//! A malformed or oversized frame closes that one connection with a logged reason; it
+//! never takes the process down. A connection is served by a reader and a writer task,
+//! both owned by the caller's `JoinSet`, so dropping the role's future closes every
+//! socket it had (the simulator relies on this to crash a process).
+
+use std::fmt;
+
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::os::BoxStream;
+use crate::proto::{envelope::Body, Envelope};
+
+/// The largest frame accepted or sent.
+pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Envelopes queued for one connection's writer before the connection is dropped as
+/// too slow.
+pub const OUTBOX_ENVELOPES_MAX: usize = 4096;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// An IO error.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame larger than the maximum.
+    #[error("frame of {0} bytes exceeds the maximum of {FRAME_BYTES_MAX}")]
+    Oversized(usize),
+    /// A frame that is not an `Envelope`.
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// An envelope without a body.
+    #[error("envelope without a body")]
+    Empty,
+}
+
+/// Reads one envelope.
+pub async fn read_envelope<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> Result<Body, WireError> {
+    let mut length_bytes = [0u8; 4];
+    match reader.read_exact(&mut length_bytes).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(WireError::Closed)
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let length = u32::from_le_bytes(length_bytes) as usize;
+    if length > FRAME_BYTES_MAX {
+        return Err(WireError::Oversized(length));
+    }
+    let mut data = vec![0u8; length];
+    reader.read_exact(&mut data).await?;
+    Envelope::decode(data.as_slice())?.body.ok_or(WireError::Empty)
+}
+
+/// Frames one envelope.
+pub fn encode(body: Body) -> Vec<u8> {
+    let envelope = Envelope { body: Some(body) };
+    let length = envelope.encoded_len();
+    assert!(length <= FRAME_BYTES_MAX, "envelope of {length} bytes exceeds the frame maximum");
+    let mut out = Vec::with_capacity(4 + length);
+    out.extend_from_slice(&(length as u32).to_le_bytes());
+    envelope.encode(&mut out).expect("vec has room");
+    out
+}
+
+/// Writes one envelope.
+pub async fn write_envelope<W: tokio::io::AsyncWrite + Unpin>(writer: &mut W, body: Body) -> Result<(), WireError> {
+    writer.write_all(&encode(body)).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Identifies a connection within one role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+/// What a connection's reader reports to its role.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An envelope arrived.
+    Message(ConnectionId, Body),
+    /// The connection ended.
+    Closed(ConnectionId, String),
+}
+
+/// The sending side of a connection. Sending never blocks; a full outbox or a closed
+/// connection makes `send` return false.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    id: ConnectionId,
+    sender: mpsc::Sender<Body>,
+}
+
+impl Outbox {
+    /// The connection.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+    /// Queues an envelope; false when the connection is gone or hopelessly behind.
+    pub fn send(&self, body: Body) -> bool {
+        self.sender.try_send(body).is_ok()
+    }
+}
+
+/// Serves `stream`: a reader task forwarding envelopes to `inbox`, and a writer task
+/// draining the returned outbox. Both live in `tasks`.
+pub fn serve(
+    stream: BoxStream,
+    id: ConnectionId,
+    tasks: &mut JoinSet<()>,
+    inbox: mpsc::UnboundedSender<Incoming>,
+) -> Outbox {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (sender, mut receiver) = mpsc::channel::<Body>(OUTBOX_ENVELOPES_MAX);
+    let reader_inbox = inbox.clone();
+    tasks.spawn_local(async move {
+        loop {
+            match read_envelope(&mut reader).await {
+                Ok(body) => {
+                    if reader_inbox.send(Incoming::Message(id, body)).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let _ = reader_inbox.send(Incoming::Closed(id, error.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    tasks.spawn_local(async move {
+        while let Some(body) = receiver.recv().await {
+            if let Err(error) = write_envelope(&mut writer, body).await {
+                let _ = inbox.send(Incoming::Closed(id, error.to_string()));
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    Outbox { id, sender }
+}
+
+/// A short name of an envelope's kind, for logs and traces.
+pub fn kind(body: &Body) -> &'static str {
+    match body {
+        Body::RegisterAgent(_) => "register_agent",
+        Body::ReregisterAgent(_) => "reregister_agent",
+        Body::AgentRegistered(_) => "agent_registered",
+        Body::AgentReregistered(_) => "agent_reregistered",
+        Body::RunTask(_) => "run_task",
+        Body::KillTask(_) => "kill_task",
+        Body::StatusUpdate(_) => "status_update",
+        Body::Acknowledgement(_) => "acknowledgement",
+        Body::RegisterFramework(_) => "register_framework",
+        Body::FrameworkRegistered(_) => "framework_registered",
+        Body::SubmitTask(_) => "submit_task",
+        Body::Reconcile(_) => "reconcile",
+        Body::Ping(_) => "ping",
+        Body::Pong(_) => "pong",
+        Body::RegisterExecutor(_) => "register_executor",
+        Body::ExecutorRegistered(_) => "executor_registered",
+        Body::ReregisterExecutor(_) => "reregister_executor",
+        Body::ShutdownExecutor(_) => "shutdown_executor",
+        Body::ShutdownAgent(_) => "shutdown_agent",
+        Body::NotLeader(_) => "not_leader",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Ping;
+
+    #[tokio::test]
+    async fn round_trip_and_limits() {
+        let bytes = encode(Body::Ping(Ping { sequence: 7 }));
+        let mut reader = bytes.as_slice();
+        let body = read_envelope(&mut reader).await.unwrap();
+        assert!(matches!(body, Body::Ping(Ping { sequence: 7 })));
+
+        let oversized = ((FRAME_BYTES_MAX + 1) as u32).to_le_bytes();
+        let mut reader = &oversized[..];
+        assert!(matches!(read_envelope(&mut reader).await, Err(WireError::Oversized(_))));
+
+        let mut garbage = 3u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
+        let mut reader = garbage.as_slice();
+        assert!(matches!(read_envelope(&mut reader).await, Err(WireError::Malformed(_))));
+    }
+}
