@@ -27,3 +27,6 @@ pub mod proto {
 pub mod agent;
 pub mod duration;
 pub mod wire;
+pub mod executor;
+pub mod framework;
+pub mod master;

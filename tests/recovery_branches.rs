@@ -26,18 +26,6 @@ fn warnings_of(state: &State, kind: &WarningKind) -> Vec<PathBuf> {
         .collect()
 }
 
-fn assert_warned(state: &State, kind: WarningKind, path: &Path) {
-    assert!(
-        state
-            .warnings
-            .iter()
-            .any(|warning| warning.kind == kind && warning.path == path),
-        "expected a {kind:?} warning for {}, got {:#?}",
-        path.display(),
-        state.warnings
-    );
-}
-
 /// The offsets of the records of a record log, and the file's length.
 fn record_offsets(path: &Path, kind: FileKind) -> (Vec<u64>, u64) {
     let data = fs::read(path).unwrap();
@@ -1117,10 +1105,7 @@ fn a_task_with_no_updates_yet_has_nothing_unacknowledged() {
         .write_task(&fixture.run(), &task_info("task-2"))
         .unwrap();
     let state = fixture.recover_state(true, true);
-    let run = framework_of(&state).executors
-        [&ExecutorId::new(EXECUTOR)]
-        .runs[&ContainerId::new(CONTAINER)];
-    let task = &run.tasks[&second];
+    let task = &run_of(&state).tasks[&second];
     assert_eq!(task.info.as_ref(), Some(&task_info("task-2")));
     assert!(task.updates.is_empty());
     assert_eq!(task.unacknowledged().count(), 0);

@@ -1,0 +1,1550 @@
+//! [`SimFs`]: the simulated filesystem of one machine, in memory, with the crash states
+//! that the durability contract of [`revenant::os::FileSystem`] allows.
+//!
+//! # Shape
+//!
+//! Inodes are separate from names: a directory maps names to inode numbers, a file inode
+//! holds bytes, a symlink inode holds its target. Paths are resolved one component at a
+//! time; a symlink met in any component is followed (a relative target from the link's
+//! own directory, an absolute one from the root), `..` goes to the physical parent (as
+//! Linux does after a symlink), and more than [`SYMLINK_FOLLOWS_MAX`] links in one
+//! resolution fail with `ELOOP`. A relative path is taken from the root (the simulated
+//! process's working directory is `/`). Errors are built from the Linux errno that the
+//! real call would return (`io::Error::from_raw_os_error`), so their `kind()` is exactly
+//! what [`revenant::os::real::RealFs`] gives; the conformance suite in
+//! [`revenant::os::conformance`] checks both.
+//!
+//! A [`SimFs`] is a cheap handle (`Rc<RefCell<..>>`): the simulator keeps one to cut the
+//! power while the agent uses another. There are no threads, no hash maps and no
+//! randomness of its own: the same operations and the same seed give the same tree.
+//!
+//! # Durability model
+//!
+//! Every file inode holds `data` (what the kernel accepted: every read sees it),
+//! `durable` (what survives a power loss) and the log of operations applied to it since
+//! its last sync (`truncate` to a length, `append` of bytes; `write` is a truncate to 0
+//! followed by an append). Every directory holds its live entries, its durable entries
+//! and the log of name operations since its last sync (`link` of a name to an inode for
+//! create, `create_dir`, `symlink` and the destination side of a rename into it; `unlink`
+//! for `remove_*` and the source side of a rename out of it; `rename` of one name to
+//! another inside it, as a single operation). `sync_file` and `sync_dir` are both fsync:
+//! on a file inode they copy `data` to `durable`, on a directory they make the current
+//! entries durable; either clears the inode's log. A failed sync (an injected fault)
+//! does nothing: the log stays pending.
+//!
+//! A crash of the agent *process* loses nothing and needs no call: the state simply
+//! stays. A [`SimFs::power_loss`] (reboot) chooses, with the RNG it is handed, one of the
+//! following crash states, every inode independently:
+//!
+//! - a file holds its durable bytes followed by a prefix of its log, and when the first
+//!   operation left out is an append, any number of that append's leading bytes (a torn
+//!   append). So after the reboot a file holds a content it really had at some moment
+//!   since its last sync, or such a content with part of the next append;
+//! - a directory holds its durable entries with a prefix of its log applied: a set of
+//!   names it really had at some moment since its last sync. A rename inside one
+//!   directory is one operation, so it is atomic: the name refers to the old inode or the
+//!   new one. A rename across directories is two operations, one in each directory's log,
+//!   and each side follows its own directory's sync: after the reboot the inode may be
+//!   under both names (a hard link), under either, or under none. Should a directory be
+//!   reached twice (or through a cycle), the first entry met in a walk from the root in
+//!   byte order keeps it and the later entries are dropped, so the result is a tree;
+//! - a symlink's target is written with the link, so a surviving link name has its target;
+//! - whatever is no longer reachable from the root is gone; every lock is released.
+//!
+//! This is legal under the contract: a write or append that was not synced "is not
+//! durable", so it may be lost, kept, or (for the last append) torn; a name whose
+//! directory was not synced may be lost (or an unlinked one come back); a file's data and
+//! its name are synced separately, so either may survive without the other; what was
+//! synced before the last change of a file or directory is never lost, because every
+//! state the model picks starts from the durable one. The model is stricter than a real
+//! disk in one respect: a file only ever shows contents it really had (a real
+//! filesystem can show zeroes or stale blocks after an un-synced extending write), and a
+//! directory's names change in the order they were made. Timestamps are not part of the
+//! durability model: a file keeps the modification time it had at the power loss.
+//!
+//! # Faults
+//!
+//! [`SimFs::inject`] adds a [`Fault`]: operations of a set of kinds ([`OpSet`]), under a
+//! path prefix, the next N times, each with a probability drawn from the seeded fault RNG
+//! ([`SimFs::set_fault_seed`]), fail with `EIO`, `ENOSPC` or any errno, *before* they have
+//! any effect. A failed `sync_file` therefore leaves the file's pending data
+//! non-durable. Writes beyond [`SimFs::set_capacity_bytes`] fail with `ENOSPC` too.
+//! [`SimFs::counters`] counts every call by kind, failed or not.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fmt::{self, Write as _};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use revenant::os::{FileLock, FileSystem, LockError};
+
+/// How many symlinks one path resolution follows at most before failing with `ELOOP`
+/// (Linux's `MAXSYMLINKS`).
+pub const SYMLINK_FOLLOWS_MAX: usize = 40;
+
+/// The capacity of a new [`SimFs`]: 16 GiB.
+pub const CAPACITY_BYTES_DEFAULT: u64 = 16 << 30;
+
+/// The number of inodes below which the collection of unreachable inodes never runs.
+const GC_INODES_MIN: usize = 1024;
+
+/// The wall clock a [`SimFs`] stamps modification times with.
+pub type WallClock = Rc<dyn Fn() -> SystemTime>;
+
+/// The kinds of filesystem operation, for fault injection and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// [`FileSystem::read`].
+    Read,
+    /// [`FileSystem::write`].
+    Write,
+    /// [`FileSystem::append`].
+    Append,
+    /// [`FileSystem::sync_file`].
+    SyncFile,
+    /// [`FileSystem::sync_dir`].
+    SyncDir,
+    /// [`FileSystem::create_dir`].
+    CreateDir,
+    /// [`FileSystem::rename`].
+    Rename,
+    /// [`FileSystem::symlink`].
+    Symlink,
+    /// [`FileSystem::read_link`].
+    ReadLink,
+    /// [`FileSystem::list_dir`].
+    ListDir,
+    /// [`FileSystem::remove_file`].
+    RemoveFile,
+    /// [`FileSystem::remove_dir_all`].
+    RemoveDirAll,
+    /// [`FileSystem::truncate`].
+    Truncate,
+    /// [`FileSystem::modified`].
+    Modified,
+    /// [`FileSystem::touch`].
+    Touch,
+    /// [`FileSystem::disk_usage`].
+    DiskUsage,
+    /// [`FileSystem::lock_exclusive`].
+    Lock,
+}
+
+impl Op {
+    /// Every kind, in declaration order.
+    pub const ALL: [Op; 17] = [
+        Op::Read,
+        Op::Write,
+        Op::Append,
+        Op::SyncFile,
+        Op::SyncDir,
+        Op::CreateDir,
+        Op::Rename,
+        Op::Symlink,
+        Op::ReadLink,
+        Op::ListDir,
+        Op::RemoveFile,
+        Op::RemoveDirAll,
+        Op::Truncate,
+        Op::Modified,
+        Op::Touch,
+        Op::DiskUsage,
+        Op::Lock,
+    ];
+
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of [`Op`] kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpSet(u32);
+
+impl OpSet {
+    /// No operation.
+    pub const NONE: OpSet = OpSet(0);
+    /// Every operation that can fail (everything but `exists` and `is_dir`).
+    pub const ALL: OpSet = OpSet((1 << Op::ALL.len()) - 1);
+    /// Operations that change data: `write`, `append`, `truncate`.
+    pub const WRITES: OpSet = OpSet::of(&[Op::Write, Op::Append, Op::Truncate]);
+    /// `sync_file` and `sync_dir`.
+    pub const SYNCS: OpSet = OpSet::of(&[Op::SyncFile, Op::SyncDir]);
+    /// Every operation that changes the filesystem (data, names, syncs, times, locks).
+    pub const MUTATIONS: OpSet = OpSet::of(&[
+        Op::Write,
+        Op::Append,
+        Op::SyncFile,
+        Op::SyncDir,
+        Op::CreateDir,
+        Op::Rename,
+        Op::Symlink,
+        Op::RemoveFile,
+        Op::RemoveDirAll,
+        Op::Truncate,
+        Op::Touch,
+        Op::Lock,
+    ]);
+
+    /// The set of `ops`.
+    pub const fn of(ops: &[Op]) -> OpSet {
+        let mut bits = 0;
+        let mut index = 0;
+        while index < ops.len() {
+            bits |= ops[index].bit();
+            index += 1;
+        }
+        OpSet(bits)
+    }
+
+    /// This set and `other`.
+    pub const fn union(self, other: OpSet) -> OpSet {
+        OpSet(self.0 | other.0)
+    }
+
+    /// Whether `op` is in the set.
+    pub const fn contains(self, op: Op) -> bool {
+        self.0 & op.bit() != 0
+    }
+}
+
+impl From<Op> for OpSet {
+    fn from(op: Op) -> OpSet {
+        OpSet(op.bit())
+    }
+}
+
+/// The error an injected [`Fault`] fails an operation with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// `EIO`: the device failed.
+    Io,
+    /// `ENOSPC`: the device is full.
+    NoSpace,
+    /// Any other errno.
+    Os(i32),
+}
+
+impl FaultError {
+    /// The error as the operation returns it.
+    pub fn to_io_error(self) -> io::Error {
+        match self {
+            FaultError::Io => errno(libc::EIO),
+            FaultError::NoSpace => errno(libc::ENOSPC),
+            FaultError::Os(code) => errno(code),
+        }
+    }
+}
+
+/// A rule that makes matching operations fail before they have any effect.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    ops: OpSet,
+    path_prefix: Option<PathBuf>,
+    error: FaultError,
+    remaining: Option<u64>,
+    probability: f64,
+}
+
+impl Fault {
+    /// Every operation, on any path, every time, fails with `error`. Narrow it with
+    /// [`Fault::on`], [`Fault::under`], [`Fault::times`] and [`Fault::with_probability`].
+    pub fn new(error: FaultError) -> Fault {
+        Fault {
+            ops: OpSet::ALL,
+            path_prefix: None,
+            error,
+            remaining: None,
+            probability: 1.0,
+        }
+    }
+
+    /// Only operations of these kinds.
+    pub fn on(mut self, ops: impl Into<OpSet>) -> Fault {
+        self.ops = ops.into();
+        self
+    }
+
+    /// Only operations on a path under `prefix` (compared component by component, as
+    /// given, before symlinks are resolved; a rename matches on either path).
+    pub fn under(mut self, prefix: impl Into<PathBuf>) -> Fault {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only the next `count` matching operations that it fails; then the rule is spent.
+    pub fn times(mut self, count: u64) -> Fault {
+        self.remaining = Some(count);
+        self
+    }
+
+    /// Fail each matching operation with this probability (drawn from the fault RNG).
+    pub fn with_probability(mut self, probability: f64) -> Fault {
+        assert!(
+            (0.0..=1.0).contains(&probability),
+            "a fault probability must be in [0, 1], not {probability}"
+        );
+        self.probability = probability;
+        self
+    }
+
+    fn matches(&self, op: Op, path: &Path, other: Option<&Path>) -> bool {
+        if !self.ops.contains(op) {
+            return false;
+        }
+        match &self.path_prefix {
+            None => true,
+            Some(prefix) => path.starts_with(prefix) || other.is_some_and(|p| p.starts_with(prefix)),
+        }
+    }
+}
+
+/// How many operations of each kind a [`SimFs`] was asked to do (failed ones included).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Calls per kind.
+    pub per_op: BTreeMap<Op, u64>,
+    /// Calls that an injected fault (or the capacity) failed.
+    pub faults_injected: u64,
+    /// Power losses so far.
+    pub power_losses: u64,
+}
+
+impl Counters {
+    /// Calls of one kind.
+    pub fn count(&self, op: Op) -> u64 {
+        self.per_op.get(&op).copied().unwrap_or(0)
+    }
+
+    /// `read` calls.
+    pub fn reads(&self) -> u64 {
+        self.count(Op::Read)
+    }
+
+    /// `write`, `append` and `truncate` calls.
+    pub fn writes(&self) -> u64 {
+        self.count(Op::Write) + self.count(Op::Append) + self.count(Op::Truncate)
+    }
+
+    /// `sync_file` and `sync_dir` calls.
+    pub fn syncs(&self) -> u64 {
+        self.count(Op::SyncFile) + self.count(Op::SyncDir)
+    }
+
+    /// Every call.
+    pub fn total(&self) -> u64 {
+        self.per_op.values().sum()
+    }
+}
+
+/// What a power loss kept and lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PowerLoss {
+    /// Un-synced file operations (truncates and appends) before the power loss.
+    pub file_ops_pending: u64,
+    /// Of those, how many survived whole.
+    pub file_ops_kept: u64,
+    /// Appends that survived in part.
+    pub appends_torn: u64,
+    /// Un-synced name operations before the power loss.
+    pub dir_ops_pending: u64,
+    /// Of those, how many survived.
+    pub dir_ops_kept: u64,
+    /// Inodes that are gone (no name left that reaches them).
+    pub inodes_lost: u64,
+}
+
+/// One entry of a [`SimFs::tree`] listing.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A directory.
+    Dir,
+    /// A file and its bytes.
+    File(Vec<u8>),
+    /// A symlink and its target.
+    Symlink(PathBuf),
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Dir => write!(f, "Dir"),
+            Entry::File(data) => write!(f, "File(\"{}\")", data.escape_ascii()),
+            Entry::Symlink(target) => write!(f, "Symlink({target:?})"),
+        }
+    }
+}
+
+type Ino = u64;
+
+/// The root directory's inode.
+const ROOT: Ino = 1;
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// An operation on a file's bytes, as logged since its last sync.
+#[derive(Clone, Debug)]
+enum FileOp {
+    /// Cut or extend (with zeroes) to a length.
+    Truncate(u64),
+    /// Add bytes at the end.
+    Append(Vec<u8>),
+}
+
+impl FileOp {
+    fn apply(&self, data: &mut Vec<u8>) {
+        match self {
+            FileOp::Truncate(length) => {
+                data.resize(usize::try_from(*length).expect("a length fits memory"), 0)
+            }
+            FileOp::Append(bytes) => data.extend_from_slice(bytes),
+        }
+    }
+}
+
+/// An operation on a directory's names, as logged since its last sync.
+#[derive(Clone, Debug)]
+enum DirOp {
+    /// A name now refers to an inode (replacing what it referred to).
+    Link(OsString, Ino),
+    /// A name is gone.
+    Unlink(OsString),
+    /// A name moved to another name of the same directory, in one step.
+    Rename(OsString, OsString, Ino),
+}
+
+impl DirOp {
+    fn apply(&self, entries: &mut BTreeMap<OsString, Ino>) {
+        match self {
+            DirOp::Link(name, ino) => {
+                entries.insert(name.clone(), *ino);
+            }
+            DirOp::Unlink(name) => {
+                entries.remove(name);
+            }
+            DirOp::Rename(from, to, ino) => {
+                entries.remove(from);
+                entries.insert(to.clone(), *ino);
+            }
+        }
+    }
+
+    fn linked(&self) -> Option<Ino> {
+        match self {
+            DirOp::Link(_, ino) | DirOp::Rename(_, _, ino) => Some(*ino),
+            DirOp::Unlink(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct FileNode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<FileOp>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DirNode {
+    entries: BTreeMap<OsString, Ino>,
+    durable: BTreeMap<OsString, Ino>,
+    pending: Vec<DirOp>,
+}
+
+#[derive(Clone, Debug)]
+enum Node {
+    File(FileNode),
+    Dir(DirNode),
+    Symlink(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+struct Inode {
+    node: Node,
+    modified: SystemTime,
+    /// Live names referring to this inode.
+    links: u32,
+}
+
+/// The result of resolving a path.
+struct Lookup {
+    /// The directory holding the last name.
+    parent: Ino,
+    /// The last name; `None` when the path ends at a directory without naming it (the
+    /// root, or a `..`).
+    name: Option<OsString>,
+    /// What the last name refers to, if it exists.
+    ino: Option<Ino>,
+    /// The path ends with a slash, so it must be a directory.
+    dir_only: bool,
+}
+
+impl Lookup {
+    fn existing(&self) -> io::Result<Ino> {
+        self.ino.ok_or_else(|| errno(libc::ENOENT))
+    }
+}
+
+enum Step {
+    Parent,
+    Name(OsString),
+}
+
+fn steps(path: &Path) -> VecDeque<Step> {
+    path.components()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(Step::Name(name.to_os_string())),
+            Component::ParentDir => Some(Step::Parent),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// The inodes of one filesystem.
+#[derive(Clone)]
+struct Tree {
+    inodes: BTreeMap<Ino, Inode>,
+    next_ino: Ino,
+    /// Run the collection of unreachable inodes when there are this many.
+    gc_threshold: usize,
+}
+
+impl Tree {
+    fn new(now: SystemTime) -> Tree {
+        let mut inodes = BTreeMap::new();
+        inodes.insert(
+            ROOT,
+            Inode {
+                node: Node::Dir(DirNode::default()),
+                modified: now,
+                links: 1,
+            },
+        );
+        Tree {
+            inodes,
+            next_ino: ROOT + 1,
+            gc_threshold: GC_INODES_MIN,
+        }
+    }
+
+    fn inode(&self, ino: Ino) -> &Inode {
+        self.inodes
+            .get(&ino)
+            .unwrap_or_else(|| panic!("inode {ino} is referenced but does not exist"))
+    }
+
+    fn inode_mut(&mut self, ino: Ino) -> &mut Inode {
+        self.inodes
+            .get_mut(&ino)
+            .unwrap_or_else(|| panic!("inode {ino} is referenced but does not exist"))
+    }
+
+    fn is_dir(&self, ino: Ino) -> bool {
+        matches!(self.inode(ino).node, Node::Dir(_))
+    }
+
+    fn dir(&self, ino: Ino) -> &DirNode {
+        match &self.inode(ino).node {
+            Node::Dir(dir) => dir,
+            _ => panic!("inode {ino} is not a directory"),
+        }
+    }
+
+    fn dir_mut(&mut self, ino: Ino) -> &mut DirNode {
+        match &mut self.inode_mut(ino).node {
+            Node::Dir(dir) => dir,
+            _ => panic!("inode {ino} is not a directory"),
+        }
+    }
+
+    fn file(&self, ino: Ino) -> &FileNode {
+        match &self.inode(ino).node {
+            Node::File(file) => file,
+            _ => panic!("inode {ino} is not a file"),
+        }
+    }
+
+    /// Resolves `path`. Symlinks in every component but the last are followed; the last
+    /// is followed when `follow_last` is set (or the path ends with a slash).
+    fn lookup(&self, path: &Path, follow_last: bool) -> io::Result<Lookup> {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.is_empty() {
+            return Err(errno(libc::ENOENT));
+        }
+        // `Path::components` drops a trailing slash (and a trailing `.`), but the kernel
+        // reads either as "this must be a directory".
+        let dir_only = bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."));
+        let follow_last = follow_last || dir_only;
+        let mut ancestors = vec![ROOT];
+        let mut queue = steps(path);
+        let mut follows = 0;
+        while let Some(step) = queue.pop_front() {
+            let current = *ancestors.last().expect("the root is never popped");
+            let name = match step {
+                Step::Parent => {
+                    if ancestors.len() > 1 {
+                        ancestors.pop();
+                    }
+                    continue;
+                }
+                Step::Name(name) => name,
+            };
+            let is_last = queue.is_empty();
+            let Some(child) = self.dir(current).entries.get(&name).copied() else {
+                if is_last {
+                    return Ok(Lookup {
+                        parent: current,
+                        name: Some(name),
+                        ino: None,
+                        dir_only,
+                    });
+                }
+                return Err(errno(libc::ENOENT));
+            };
+            match &self.inode(child).node {
+                Node::Dir(_) => {
+                    if is_last {
+                        return Ok(Lookup {
+                            parent: current,
+                            name: Some(name),
+                            ino: Some(child),
+                            dir_only,
+                        });
+                    }
+                    ancestors.push(child);
+                }
+                Node::File(_) => {
+                    if !is_last || dir_only {
+                        return Err(errno(libc::ENOTDIR));
+                    }
+                    return Ok(Lookup {
+                        parent: current,
+                        name: Some(name),
+                        ino: Some(child),
+                        dir_only,
+                    });
+                }
+                Node::Symlink(target) => {
+                    if is_last && !follow_last {
+                        return Ok(Lookup {
+                            parent: current,
+                            name: Some(name),
+                            ino: Some(child),
+                            dir_only,
+                        });
+                    }
+                    follows += 1;
+                    if follows > SYMLINK_FOLLOWS_MAX {
+                        return Err(errno(libc::ELOOP));
+                    }
+                    if target.as_os_str().is_empty() {
+                        return Err(errno(libc::ENOENT));
+                    }
+                    if target.is_absolute() {
+                        ancestors.truncate(1);
+                    }
+                    // A relative target continues from the link's directory, which is
+                    // `current`, still on top of `ancestors`.
+                    let mut next = steps(target);
+                    next.extend(queue.drain(..));
+                    queue = next;
+                }
+            }
+        }
+        let dir = *ancestors.last().expect("the root is never popped");
+        Ok(Lookup {
+            parent: dir,
+            name: None,
+            ino: Some(dir),
+            dir_only,
+        })
+    }
+
+    /// Whether `ancestor` is `ino` or one of the directories above it in the live tree.
+    fn subtree_contains(&self, ancestor: Ino, ino: Ino) -> bool {
+        let mut todo = vec![ancestor];
+        while let Some(dir) = todo.pop() {
+            if dir == ino {
+                return true;
+            }
+            if let Node::Dir(node) = &self.inode(dir).node {
+                todo.extend(
+                    node.entries
+                        .values()
+                        .copied()
+                        .filter(|&child| self.is_dir(child)),
+                );
+            }
+        }
+        false
+    }
+
+    /// Drops the inodes that no live, durable or pending name can reach.
+    fn collect_garbage(&mut self) {
+        let mut keep = BTreeSet::new();
+        let mut todo = vec![ROOT];
+        while let Some(ino) = todo.pop() {
+            if !keep.insert(ino) {
+                continue;
+            }
+            if let Node::Dir(dir) = &self.inode(ino).node {
+                let reachable = dir
+                    .entries
+                    .values()
+                    .chain(dir.durable.values())
+                    .copied()
+                    .chain(dir.pending.iter().filter_map(DirOp::linked));
+                todo.extend(reachable.filter(|child| !keep.contains(child)));
+            }
+        }
+        self.inodes.retain(|ino, _| keep.contains(ino));
+        self.gc_threshold = GC_INODES_MIN.max(2 * self.inodes.len());
+    }
+
+    fn new_inode(&mut self, node: Node, now: SystemTime) -> Ino {
+        if self.inodes.len() >= self.gc_threshold {
+            // Safe here: every inode a caller holds is reachable by a live name.
+            self.collect_garbage();
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.inodes.insert(
+            ino,
+            Inode {
+                node,
+                modified: now,
+                links: 0,
+            },
+        );
+        ino
+    }
+
+    /// Turns the tree into one crash state, `choose(n)` picking a number in `0..=n` for
+    /// every choice (see the module doc). Returns what was kept and lost.
+    fn crash(&mut self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
+        let mut report = PowerLoss::default();
+        for inode in self.inodes.values_mut() {
+            match &mut inode.node {
+                Node::File(file) => {
+                    let mut data = std::mem::take(&mut file.durable);
+                    let pending = std::mem::take(&mut file.pending);
+                    if !pending.is_empty() {
+                        let kept = choose(pending.len() as u64) as usize;
+                        assert!(kept <= pending.len(), "chose {kept} of {}", pending.len());
+                        for op in &pending[..kept] {
+                            op.apply(&mut data);
+                        }
+                        if let Some(FileOp::Append(bytes)) = pending.get(kept) {
+                            if !bytes.is_empty() {
+                                let torn = choose(bytes.len() as u64 - 1) as usize;
+                                assert!(torn < bytes.len(), "tore {torn} of {}", bytes.len());
+                                if torn > 0 {
+                                    data.extend_from_slice(&bytes[..torn]);
+                                    report.appends_torn += 1;
+                                }
+                            }
+                        }
+                        report.file_ops_pending += pending.len() as u64;
+                        report.file_ops_kept += kept as u64;
+                    }
+                    file.data = data.clone();
+                    file.durable = data;
+                }
+                Node::Dir(dir) => {
+                    let mut entries = std::mem::take(&mut dir.durable);
+                    let pending = std::mem::take(&mut dir.pending);
+                    if !pending.is_empty() {
+                        let kept = choose(pending.len() as u64) as usize;
+                        assert!(kept <= pending.len(), "chose {kept} of {}", pending.len());
+                        for op in &pending[..kept] {
+                            op.apply(&mut entries);
+                        }
+                        report.dir_ops_pending += pending.len() as u64;
+                        report.dir_ops_kept += kept as u64;
+                    }
+                    dir.entries = entries.clone();
+                    dir.durable = entries;
+                }
+                Node::Symlink(_) => {}
+            }
+            inode.links = 0;
+        }
+
+        // Keep what the root reaches; a directory reached a second time (a rename across
+        // directories that kept both sides, or a cycle) keeps only its first name.
+        let mut reached = BTreeSet::from([ROOT]);
+        let mut queue = VecDeque::from([ROOT]);
+        while let Some(dir) = queue.pop_front() {
+            let entries: Vec<(OsString, Ino)> = self
+                .dir(dir)
+                .entries
+                .iter()
+                .map(|(name, ino)| (name.clone(), *ino))
+                .collect();
+            let mut dropped = Vec::new();
+            for (name, child) in entries {
+                if self.is_dir(child) {
+                    if reached.contains(&child) {
+                        dropped.push(name);
+                        continue;
+                    }
+                    queue.push_back(child);
+                }
+                reached.insert(child);
+                self.inode_mut(child).links += 1;
+            }
+            let node = self.dir_mut(dir);
+            for name in dropped {
+                node.entries.remove(&name);
+                node.durable.remove(&name);
+            }
+        }
+        self.inode_mut(ROOT).links = 1;
+        let before = self.inodes.len();
+        self.inodes.retain(|ino, _| reached.contains(ino));
+        report.inodes_lost = (before - self.inodes.len()) as u64;
+        self.gc_threshold = GC_INODES_MIN.max(2 * self.inodes.len());
+        report
+    }
+
+    /// The bytes of every file a live name reaches (a file under two names once).
+    fn live_bytes(&self) -> u64 {
+        self.inodes
+            .values()
+            .filter(|inode| inode.links > 0)
+            .map(|inode| match &inode.node {
+                Node::File(file) => file.data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Every live path below the root, with what it is.
+    fn listing(&self) -> BTreeMap<PathBuf, Entry> {
+        let mut listing = BTreeMap::new();
+        self.walk(|path, inode| {
+            let entry = match &inode.node {
+                Node::Dir(_) => Entry::Dir,
+                Node::File(file) => Entry::File(file.data.clone()),
+                Node::Symlink(target) => Entry::Symlink(target.clone()),
+            };
+            listing.insert(path, entry);
+        });
+        listing
+    }
+
+    /// Visits every live path below the root (not the root itself), parents first, in
+    /// byte order.
+    fn walk(&self, mut visit: impl FnMut(PathBuf, &Inode)) {
+        let mut todo = vec![(PathBuf::from("/"), ROOT)];
+        while let Some((path, dir)) = todo.pop() {
+            let children: Vec<_> = self.dir(dir).entries.iter().collect();
+            for (name, &child) in children.into_iter().rev() {
+                let child_path = path.join(name);
+                if self.is_dir(child) {
+                    todo.push((child_path.clone(), child));
+                }
+                visit(child_path, self.inode(child));
+            }
+        }
+    }
+}
+
+struct HeldLock {
+    id: u64,
+    holder: String,
+}
+
+struct State {
+    tree: Tree,
+    clock: WallClock,
+    capacity_bytes: u64,
+    /// The bytes of every live file (see [`Tree::live_bytes`]), kept up to date.
+    used_bytes: u64,
+    locks: BTreeMap<Ino, HeldLock>,
+    next_lock_id: u64,
+    faults: Vec<Fault>,
+    fault_rng: StdRng,
+    counters: Counters,
+}
+
+impl State {
+    fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    /// Counts the call and fails it if a fault says so.
+    fn begin(&mut self, op: Op, path: &Path, other: Option<&Path>) -> io::Result<()> {
+        *self.counters.per_op.entry(op).or_default() += 1;
+        let mut index = 0;
+        while index < self.faults.len() {
+            let fault = &self.faults[index];
+            let fires = fault.matches(op, path, other)
+                && (fault.probability >= 1.0 || self.fault_rng.gen_bool(fault.probability));
+            if fires {
+                let fault = &mut self.faults[index];
+                let error = fault.error;
+                if let Some(remaining) = &mut fault.remaining {
+                    *remaining -= 1;
+                    if *remaining == 0 {
+                        self.faults.remove(index);
+                    }
+                }
+                self.counters.faults_injected += 1;
+                return Err(error.to_io_error());
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Fails with `ENOSPC` if a live file growing from `old` to `new` bytes overflows.
+    fn ensure_space(&mut self, old: usize, new: usize) -> io::Result<()> {
+        if new > old && self.used_bytes + (new - old) as u64 > self.capacity_bytes {
+            self.counters.faults_injected += 1;
+            return Err(errno(libc::ENOSPC));
+        }
+        Ok(())
+    }
+
+    fn add_link(&mut self, ino: Ino) {
+        let inode = self.tree.inode_mut(ino);
+        inode.links += 1;
+        if let (1, Node::File(file)) = (inode.links, &inode.node) {
+            self.used_bytes += file.data.len() as u64;
+        }
+    }
+
+    fn drop_link(&mut self, ino: Ino) {
+        let inode = self.tree.inode_mut(ino);
+        inode.links -= 1;
+        if let (0, Node::File(file)) = (inode.links, &inode.node) {
+            self.used_bytes -= file.data.len() as u64;
+        }
+    }
+
+    /// Points `name` in `dir` at `ino`, replacing what it pointed at.
+    fn link(&mut self, dir: Ino, name: &OsStr, ino: Ino) {
+        let now = self.now();
+        let node = self.tree.dir_mut(dir);
+        node.pending.push(DirOp::Link(name.to_os_string(), ino));
+        let old = node.entries.insert(name.to_os_string(), ino);
+        self.tree.inode_mut(dir).modified = now;
+        self.add_link(ino);
+        if let Some(old) = old {
+            self.drop_link(old);
+        }
+    }
+
+    /// Removes `name` from `dir`.
+    fn unlink(&mut self, dir: Ino, name: &OsStr) {
+        let now = self.now();
+        let node = self.tree.dir_mut(dir);
+        let old = node
+            .entries
+            .remove(name)
+            .expect("unlink of a name that exists");
+        node.pending.push(DirOp::Unlink(name.to_os_string()));
+        self.tree.inode_mut(dir).modified = now;
+        self.drop_link(old);
+    }
+
+    /// Removes the directory `ino` (named `name` in `parent`) and everything below it.
+    fn unlink_tree(&mut self, parent: Ino, name: &OsStr, ino: Ino) {
+        if self.tree.is_dir(ino) {
+            let children: Vec<(OsString, Ino)> = self
+                .tree
+                .dir(ino)
+                .entries
+                .iter()
+                .map(|(name, child)| (name.clone(), *child))
+                .collect();
+            for (child_name, child) in children {
+                self.unlink_tree(ino, &child_name, child);
+            }
+        }
+        self.unlink(parent, name);
+    }
+
+    fn new_inode(&mut self, node: Node) -> Ino {
+        let now = self.now();
+        self.tree.new_inode(node, now)
+    }
+
+    /// Applies `op` to the file `ino`, logging it as pending.
+    fn apply(&mut self, ino: Ino, op: FileOp) {
+        let now = self.now();
+        let inode = self.tree.inode_mut(ino);
+        let Node::File(file) = &mut inode.node else {
+            panic!("inode {ino} is not a file");
+        };
+        let old_length = file.data.len() as u64;
+        op.apply(&mut file.data);
+        let new_length = file.data.len() as u64;
+        // An operation that changed nothing leaves no crash state of its own.
+        let changed = match &op {
+            FileOp::Truncate(_) => old_length != new_length,
+            FileOp::Append(bytes) => !bytes.is_empty(),
+        };
+        if changed {
+            file.pending.push(op);
+        }
+        inode.modified = now;
+        if inode.links > 0 {
+            self.used_bytes = self.used_bytes - old_length + new_length;
+        }
+    }
+
+    /// Resolves `path` (following it) to a file, creating an empty one if the name is
+    /// missing. `EISDIR` for a directory.
+    fn open_for_write(&mut self, path: &Path, create: bool) -> io::Result<Ino> {
+        let lookup = self.tree.lookup(path, true)?;
+        match lookup.ino {
+            Some(ino) if self.tree.is_dir(ino) => Err(errno(libc::EISDIR)),
+            Some(ino) => Ok(ino),
+            None if !create => Err(errno(libc::ENOENT)),
+            None if lookup.dir_only => Err(errno(libc::EISDIR)),
+            None => {
+                let name = lookup.name.expect("a missing path has a last name");
+                let ino = self.new_inode(Node::File(FileNode::default()));
+                self.link(lookup.parent, &name, ino);
+                Ok(ino)
+            }
+        }
+    }
+
+    /// fsync of whatever `path` resolves to.
+    fn sync(&mut self, path: &Path) -> io::Result<()> {
+        let ino = self.tree.lookup(path, true)?.existing()?;
+        match &mut self.tree.inode_mut(ino).node {
+            Node::File(file) => {
+                file.durable = file.data.clone();
+                file.pending.clear();
+            }
+            Node::Dir(dir) => {
+                dir.durable = dir.entries.clone();
+                dir.pending.clear();
+            }
+            Node::Symlink(_) => unreachable!("a followed path never ends at a symlink"),
+        }
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        let source = self.tree.lookup(from, false)?;
+        let destination = self.tree.lookup(to, false)?;
+        let ino = source.existing()?;
+        let (Some(from_name), Some(to_name)) = (&source.name, &destination.name) else {
+            // The root, or a path ending in `..`.
+            return Err(errno(libc::EBUSY));
+        };
+        let source_is_dir = self.tree.is_dir(ino);
+        if (source.dir_only || destination.dir_only) && !source_is_dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        if let Some(replaced) = destination.ino {
+            if replaced == ino {
+                // Two names of one inode (or one name twice): POSIX says do nothing.
+                return Ok(());
+            }
+            match (source_is_dir, self.tree.is_dir(replaced)) {
+                (true, false) => return Err(errno(libc::ENOTDIR)),
+                (false, true) => return Err(errno(libc::EISDIR)),
+                (true, true) if !self.tree.dir(replaced).entries.is_empty() => {
+                    return Err(errno(libc::ENOTEMPTY))
+                }
+                _ => {}
+            }
+        }
+        if source_is_dir && self.tree.subtree_contains(ino, destination.parent) {
+            return Err(errno(libc::EINVAL));
+        }
+        if source.parent == destination.parent {
+            let now = self.now();
+            let node = self.tree.dir_mut(source.parent);
+            node.entries.remove(from_name);
+            let replaced = node.entries.insert(to_name.clone(), ino);
+            node.pending
+                .push(DirOp::Rename(from_name.clone(), to_name.clone(), ino));
+            self.tree.inode_mut(source.parent).modified = now;
+            if let Some(replaced) = replaced {
+                self.drop_link(replaced);
+            }
+        } else {
+            // Link first, so that the inode never has zero names on the way.
+            self.link(destination.parent, to_name, ino);
+            self.unlink(source.parent, from_name);
+        }
+        Ok(())
+    }
+}
+
+/// The simulated filesystem of one machine. Cloning gives another handle to the same
+/// filesystem. See the module doc for the durability model.
+#[derive(Clone)]
+pub struct SimFs {
+    state: Rc<RefCell<State>>,
+}
+
+impl Default for SimFs {
+    fn default() -> SimFs {
+        SimFs::new()
+    }
+}
+
+impl fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.dump())
+    }
+}
+
+impl SimFs {
+    /// An empty filesystem (just `/`) of [`CAPACITY_BYTES_DEFAULT`], whose clock stands
+    /// at the Unix epoch, with fault seed 0.
+    pub fn new() -> SimFs {
+        SimFs::with_clock(Rc::new(|| SystemTime::UNIX_EPOCH))
+    }
+
+    /// An empty filesystem that stamps modification times with `clock`.
+    pub fn with_clock(clock: WallClock) -> SimFs {
+        let now = clock();
+        SimFs {
+            state: Rc::new(RefCell::new(State {
+                tree: Tree::new(now),
+                clock,
+                capacity_bytes: CAPACITY_BYTES_DEFAULT,
+                used_bytes: 0,
+                locks: BTreeMap::new(),
+                next_lock_id: 0,
+                faults: Vec::new(),
+                fault_rng: StdRng::seed_from_u64(0),
+                counters: Counters::default(),
+            })),
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn set_clock(&self, clock: WallClock) {
+        self.state.borrow_mut().clock = clock;
+    }
+
+    /// Sets the capacity: [`FileSystem::disk_usage`] is the live bytes over it, and a
+    /// write that would pass it fails with `ENOSPC`.
+    pub fn set_capacity_bytes(&self, capacity_bytes: u64) {
+        assert!(capacity_bytes > 0, "a filesystem of zero bytes");
+        self.state.borrow_mut().capacity_bytes = capacity_bytes;
+    }
+
+    /// The bytes of every file a live name reaches.
+    pub fn used_bytes(&self) -> u64 {
+        let state = self.state.borrow();
+        debug_assert_eq!(state.used_bytes, state.tree.live_bytes());
+        state.used_bytes
+    }
+
+    /// Seeds the RNG that probabilistic faults draw from.
+    pub fn set_fault_seed(&self, seed: u64) {
+        self.state.borrow_mut().fault_rng = StdRng::seed_from_u64(seed);
+    }
+
+    /// Adds a fault rule; rules are tried in the order they were added.
+    pub fn inject(&self, fault: Fault) {
+        if fault.remaining == Some(0) {
+            return;
+        }
+        self.state.borrow_mut().faults.push(fault);
+    }
+
+    /// The next `count` operations of any kind fail with `error`.
+    pub fn fail_next(&self, count: u64, error: FaultError) {
+        self.inject(Fault::new(error).on(OpSet::ALL).times(count));
+    }
+
+    /// The next `count` calls of `sync_file` fail with `EIO` (and make nothing durable).
+    pub fn fail_next_file_syncs(&self, count: u64) {
+        self.inject(Fault::new(FaultError::Io).on(Op::SyncFile).times(count));
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.borrow_mut().faults.clear();
+    }
+
+    /// How many operations were asked for, by kind.
+    pub fn counters(&self) -> Counters {
+        self.state.borrow().counters.clone()
+    }
+
+    /// Sets every operation count to zero (fault and power-loss counts too).
+    pub fn reset_counters(&self) {
+        self.state.borrow_mut().counters = Counters::default();
+    }
+
+    /// Cuts the power: the filesystem becomes one of the crash states the durability
+    /// contract allows, chosen by `rng` (see the module doc), and every lock is released.
+    /// The same state and the same RNG state give the same result.
+    pub fn power_loss(&self, rng: &mut impl RngCore) -> PowerLoss {
+        self.crash_with(&mut |n| rng.gen_range(0..=n))
+    }
+
+    /// Cuts the power, losing everything that is not durable: the harshest crash state.
+    pub fn power_loss_durable_only(&self) -> PowerLoss {
+        self.crash_with(&mut |_| 0)
+    }
+
+    /// Cuts the power after the disk took every pending operation: the mildest crash
+    /// state (only the locks are lost).
+    pub fn power_loss_keep_all(&self) -> PowerLoss {
+        self.crash_with(&mut |n| n)
+    }
+
+    fn crash_with(&self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
+        let mut state = self.state.borrow_mut();
+        let report = state.tree.crash(choose);
+        state.used_bytes = state.tree.live_bytes();
+        state.locks.clear();
+        state.counters.power_losses += 1;
+        report
+    }
+
+    /// Makes everything durable, as `sync(1)` does.
+    pub fn sync_everything(&self) {
+        let mut state = self.state.borrow_mut();
+        for inode in state.tree.inodes.values_mut() {
+            match &mut inode.node {
+                Node::File(file) => {
+                    file.durable = file.data.clone();
+                    file.pending.clear();
+                }
+                Node::Dir(dir) => {
+                    dir.durable = dir.entries.clone();
+                    dir.pending.clear();
+                }
+                Node::Symlink(_) => {}
+            }
+        }
+    }
+
+    /// Every live path, with what it is (what a process sees now).
+    pub fn tree(&self) -> BTreeMap<PathBuf, Entry> {
+        self.state.borrow().tree.listing()
+    }
+
+    /// The tree a power loss that kept nothing un-synced would leave (without cutting
+    /// the power): what is durable now.
+    pub fn snapshot_durable(&self) -> BTreeMap<PathBuf, Entry> {
+        let mut tree = self.state.borrow().tree.clone();
+        tree.crash(&mut |_| 0);
+        tree.listing()
+    }
+
+    /// Whether nothing is pending: every live file's data and every live directory's
+    /// names are durable.
+    pub fn is_all_durable(&self) -> bool {
+        let state = self.state.borrow();
+        let mut all = true;
+        state.tree.walk(|_, inode| match &inode.node {
+            Node::File(file) => all &= file.pending.is_empty(),
+            Node::Dir(dir) => all &= dir.pending.is_empty(),
+            Node::Symlink(_) => {}
+        });
+        all && state.tree.dir(ROOT).pending.is_empty()
+    }
+
+    /// A readable listing of the tree, one path per line, with what is pending.
+    pub fn dump(&self) -> String {
+        const SHOWN_BYTES_MAX: usize = 48;
+        let state = self.state.borrow();
+        let mut out = String::new();
+        let root = state.tree.dir(ROOT);
+        let _ = writeln!(out, "/ dir (pending {})", root.pending.len());
+        state.tree.walk(|path, inode| {
+            let _ = match &inode.node {
+                Node::Dir(dir) => writeln!(
+                    out,
+                    "{} dir (pending {})",
+                    path.display(),
+                    dir.pending.len()
+                ),
+                Node::File(file) => {
+                    let shown = &file.data[..file.data.len().min(SHOWN_BYTES_MAX)];
+                    let more = if file.data.len() > SHOWN_BYTES_MAX {
+                        "..."
+                    } else {
+                        ""
+                    };
+                    writeln!(
+                        out,
+                        "{} file {} bytes (durable {}, pending {}) \"{}\"{}",
+                        path.display(),
+                        file.data.len(),
+                        file.durable.len(),
+                        file.pending.len(),
+                        shown.escape_ascii(),
+                        more
+                    )
+                }
+                Node::Symlink(target) => {
+                    writeln!(out, "{} -> {}", path.display(), target.display())
+                }
+            };
+        });
+        out
+    }
+
+    /// How many inodes are kept (live, or reachable by a durable or pending name).
+    pub fn inode_count(&self) -> usize {
+        self.state.borrow().tree.inodes.len()
+    }
+}
+
+struct SimLock {
+    state: Rc<RefCell<State>>,
+    ino: Ino,
+    id: u64,
+}
+
+impl FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut state = self.state.borrow_mut();
+        // A power loss since may have cleared the lock and someone else taken it.
+        if state.locks.get(&self.ino).map(|held| held.id) == Some(self.id) {
+            state.locks.remove(&self.ino);
+        }
+    }
+}
+
+impl FileSystem for SimFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Read, path, None)?;
+        let ino = state.tree.lookup(path, true)?.existing()?;
+        match &state.tree.inode(ino).node {
+            Node::File(file) => Ok(file.data.clone()),
+            _ => Err(errno(libc::EISDIR)),
+        }
+    }
+
+    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Write, path, None)?;
+        // As `File::create` then `write_all`: the file is created and truncated before
+        // the data is found not to fit.
+        let ino = state.open_for_write(path, true)?;
+        state.apply(ino, FileOp::Truncate(0));
+        state.ensure_space(0, data.len())?;
+        state.apply(ino, FileOp::Append(data.to_vec()));
+        Ok(())
+    }
+
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Append, path, None)?;
+        let ino = state.open_for_write(path, true)?;
+        state.ensure_space(0, data.len())?;
+        state.apply(ino, FileOp::Append(data.to_vec()));
+        Ok(())
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::SyncFile, path, None)?;
+        state.sync(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::SyncDir, path, None)?;
+        state.sync(path)
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::CreateDir, path, None)?;
+        let lookup = state.tree.lookup(path, false)?;
+        let (None, Some(name)) = (lookup.ino, &lookup.name) else {
+            return Err(errno(libc::EEXIST));
+        };
+        let ino = state.new_inode(Node::Dir(DirNode::default()));
+        state.link(lookup.parent, name, ino);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Rename, from, Some(to))?;
+        state.rename(from, to)
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Symlink, link, None)?;
+        let lookup = state.tree.lookup(link, false)?;
+        let (None, Some(name)) = (lookup.ino, &lookup.name) else {
+            return Err(errno(libc::EEXIST));
+        };
+        if target.as_os_str().is_empty() {
+            return Err(errno(libc::ENOENT));
+        }
+        let ino = state.new_inode(Node::Symlink(target.to_path_buf()));
+        state.link(lookup.parent, name, ino);
+        Ok(())
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::ReadLink, path, None)?;
+        let ino = state.tree.lookup(path, false)?.existing()?;
+        match &state.tree.inode(ino).node {
+            Node::Symlink(target) => Ok(target.clone()),
+            _ => Err(errno(libc::EINVAL)),
+        }
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::ListDir, path, None)?;
+        let ino = state.tree.lookup(path, true)?.existing()?;
+        match &state.tree.inode(ino).node {
+            // Byte order, as the contract says: a BTreeMap of OsStrings is in byte order.
+            Node::Dir(dir) => Ok(dir
+                .entries
+                .keys()
+                .map(|name| name.to_string_lossy().into_owned())
+                .collect()),
+            _ => Err(errno(libc::ENOTDIR)),
+        }
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::RemoveFile, path, None)?;
+        let lookup = state.tree.lookup(path, false)?;
+        let ino = lookup.existing()?;
+        let Some(name) = &lookup.name else {
+            return Err(errno(libc::EISDIR));
+        };
+        if state.tree.is_dir(ino) {
+            return Err(errno(libc::EISDIR));
+        }
+        state.unlink(lookup.parent, name);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::RemoveDirAll, path, None)?;
+        // As std does: a symlink is removed, not followed; a file is an error.
+        let lookup = state.tree.lookup(path, false)?;
+        let ino = lookup.existing()?;
+        let Some(name) = &lookup.name else {
+            return Err(errno(libc::EBUSY));
+        };
+        match &state.tree.inode(ino).node {
+            Node::File(_) => Err(errno(libc::ENOTDIR)),
+            Node::Symlink(_) => {
+                state.unlink(lookup.parent, name);
+                Ok(())
+            }
+            Node::Dir(_) => {
+                state.unlink_tree(lookup.parent, name, ino);
+                Ok(())
+            }
+        }
+    }
+
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Truncate, path, None)?;
+        let ino = state.open_for_write(path, false)?;
+        let old = state.tree.file(ino).data.len();
+        let new = usize::try_from(length).map_err(|_| errno(libc::EFBIG))?;
+        state.ensure_space(old, new)?;
+        state.apply(ino, FileOp::Truncate(length));
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let state = self.state.borrow();
+        matches!(state.tree.lookup(path, true), Ok(Lookup { ino: Some(_), .. }))
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        let state = self.state.borrow();
+        match state.tree.lookup(path, true) {
+            Ok(Lookup { ino: Some(ino), .. }) => state.tree.is_dir(ino),
+            _ => false,
+        }
+    }
+
+    fn modified(&self, path: &Path) -> io::Result<SystemTime> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Modified, path, None)?;
+        let ino = state.tree.lookup(path, true)?.existing()?;
+        Ok(state.tree.inode(ino).modified)
+    }
+
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Touch, path, None)?;
+        let ino = state.tree.lookup(path, true)?.existing()?;
+        let now = state.now();
+        state.tree.inode_mut(ino).modified = now;
+        Ok(())
+    }
+
+    fn disk_usage(&self, path: &Path) -> io::Result<f64> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::DiskUsage, path, None)?;
+        state.tree.lookup(path, true)?.existing()?;
+        Ok((state.used_bytes as f64 / state.capacity_bytes as f64).clamp(0.0, 1.0))
+    }
+
+    fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {
+        let io_error = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::Lock, path, None).map_err(io_error)?;
+        let ino = state.open_for_write(path, true).map_err(io_error)?;
+        if let Some(held) = state.locks.get(&ino) {
+            return Err(LockError::Held {
+                path: path.to_path_buf(),
+                holder: held.holder.trim().to_owned(),
+            });
+        }
+        // As the real lock does: the holder is written into the lock file, not synced.
+        let old = state.tree.file(ino).data.len();
+        state
+            .ensure_space(old, holder.len())
+            .map_err(io_error)?;
+        state.apply(ino, FileOp::Truncate(0));
+        state.apply(ino, FileOp::Append(holder.as_bytes().to_vec()));
+        let id = state.next_lock_id;
+        state.next_lock_id += 1;
+        state.locks.insert(
+            ino,
+            HeldLock {
+                id,
+                holder: holder.to_owned(),
+            },
+        );
+        Ok(Box::new(SimLock {
+            state: Rc::clone(&self.state),
+            ino,
+            id,
+        }))
+    }
+}

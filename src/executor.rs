@@ -1,0 +1,306 @@
+//! The executor: a process of its own on the agent's machine, launched by the agent with
+//! its settings in the environment. It registers with the agent, runs each task as a
+//! command, reports TASK_STARTING, TASK_RUNNING and the terminal state from the exit
+//! status, and keeps every update until the agent acknowledges it.
+//!
+//! When the agent goes away, an executor of a checkpointing framework keeps its tasks
+//! running and tries to reconnect (every `uniform[0, subscription_backoff_max]`); when it
+//! gets through it re-registers with its unacknowledged updates and tasks. If the agent
+//! stays away past `recovery_timeout` it kills its tasks and exits. An executor of a
+//! framework without checkpointing exits at once.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::ids::{TaskId, Uuid};
+use crate::os::{Env, LocalFuture};
+use crate::proto::envelope::Body;
+use crate::proto::{
+    self, CommandInfo, ReregisterExecutor, StatusUpdate, StatusUpdateMessage, TaskInfo, TaskSource,
+    TaskStatus,
+};
+use crate::wire::{self, ConnectionId, Incoming, Outbox};
+
+/// The executor's settings, from the environment the agent gave it.
+#[derive(Clone, Debug)]
+pub struct ExecutorSettings {
+    /// Where the agent listens.
+    pub agent_address: String,
+    /// The framework.
+    pub framework_id: String,
+    /// This executor.
+    pub executor_id: String,
+    /// The run the agent launched it for.
+    pub container_id: String,
+    /// Whether the framework checkpoints (whether to outlive the agent).
+    pub checkpoint: bool,
+    /// How long to wait for a restarted agent.
+    pub recovery_timeout: Duration,
+    /// The bound of the reconnect back-off.
+    pub subscription_backoff_max: Duration,
+}
+
+impl ExecutorSettings {
+    /// Reads the settings from environment variables; names the missing or bad one.
+    pub fn from_environment(variables: &BTreeMap<String, String>) -> Result<ExecutorSettings, String> {
+        let get = |name: &str| variables.get(name).cloned().ok_or_else(|| format!("environment variable {name} is not set"));
+        let millis = |name: &str| -> Result<Duration, String> {
+            get(name)?.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("environment variable {name}: {e}"))
+        };
+        Ok(ExecutorSettings {
+            agent_address: get("REVENANT_AGENT_ADDRESS")?,
+            framework_id: get("REVENANT_FRAMEWORK_ID")?,
+            executor_id: get("REVENANT_EXECUTOR_ID")?,
+            container_id: get("REVENANT_CONTAINER_ID")?,
+            checkpoint: get("REVENANT_CHECKPOINT")? == "1",
+            recovery_timeout: millis("REVENANT_RECOVERY_TIMEOUT_MS")?,
+            subscription_backoff_max: millis("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS").unwrap_or(Duration::from_secs(2)),
+        })
+    }
+}
+
+/// Runs a task's command; the future completes with the exit code. Dropping the future
+/// kills the command.
+pub trait TaskRunner {
+    /// Starts `command` and waits for it.
+    fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32>;
+}
+
+/// Runs commands with `sh -c` as child processes of the executor.
+pub struct ShellRunner;
+
+impl TaskRunner for ShellRunner {
+    fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32> {
+        let mut process = tokio::process::Command::new("sh");
+        process.arg("-c").arg(&command.value).envs(&command.environment).kill_on_drop(true);
+        Box::pin(async move {
+            match process.status().await {
+                Ok(status) => status.code().unwrap_or(128 + 9),
+                Err(_) => 127,
+            }
+        })
+    }
+}
+
+/// Why the executor exited.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExecutorExit {
+    /// Every task ended and every update was acknowledged.
+    Done,
+    /// The agent told it to shut down.
+    ShutDown,
+    /// The agent stayed away past `recovery_timeout`.
+    RecoveryTimeout,
+    /// The agent went away and the framework does not checkpoint.
+    AgentGone,
+}
+
+enum Event {
+    Wire(Incoming),
+    Connected(crate::os::BoxStream),
+    ConnectFailed,
+    TaskExited(TaskId, i32),
+}
+
+const TICK: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the executor until it exits.
+pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner>) -> ExecutorExit {
+    let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
+    let mut background: JoinSet<()> = JoinSet::new();
+    let mut running: BTreeMap<TaskId, tokio::task::AbortHandle> = BTreeMap::new();
+    let mut task_infos: BTreeMap<TaskId, TaskInfo> = BTreeMap::new();
+    let mut unacknowledged: Vec<StatusUpdate> = Vec::new();
+    let mut agent: Option<Outbox> = None;
+    let mut registered_once = false;
+    let mut connecting = false;
+    let mut next_connect = Some(env.clock.now());
+    let mut disconnected_since: Option<Instant> = None;
+    let mut next_connection = 0u64;
+    let mut had_task = false;
+    let executor_label = settings.executor_id.clone();
+
+    let make_update = |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
+        let uuid = env.random.uuid().to_vec();
+        let timestamp = env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        StatusUpdate {
+            framework_id: settings.framework_id.clone(),
+            executor_id: settings.executor_id.clone(),
+            agent_id: String::new(),
+            status: Some(TaskStatus {
+                task_id: task.to_string(),
+                state: state as i32,
+                source: TaskSource::SourceExecutor as i32,
+                reason: 0,
+                message: message.to_owned(),
+                agent_id: String::new(),
+                executor_id: settings.executor_id.clone(),
+                timestamp,
+                uuid: uuid.clone(),
+            }),
+            timestamp,
+            uuid,
+            latest_state: state as i32,
+        }
+    };
+
+    loop {
+        let now = env.clock.now();
+        // Reconnect when away from the agent.
+        if agent.is_none() && !connecting && next_connect.is_some_and(|at| now >= at) {
+            connecting = true;
+            let net = env.net.clone();
+            let clock = env.clock.clone();
+            let address = settings.agent_address.clone();
+            let events = sender.clone();
+            background.spawn_local(async move {
+                let timeout = clock.sleep(CONNECT_TIMEOUT);
+                let event = tokio::select! {
+                    biased;
+                    result = net.connect(&address) => match result {
+                        Ok(stream) => Event::Connected(stream),
+                        Err(_) => Event::ConnectFailed,
+                    },
+                    _ = timeout => Event::ConnectFailed,
+                };
+                let _ = events.send(event);
+            });
+        }
+        if let Some(since) = disconnected_since {
+            if now.saturating_duration_since(since) >= settings.recovery_timeout {
+                info!(executor = %executor_label, "agent did not come back within the recovery timeout: killing tasks and exiting");
+                return ExecutorExit::RecoveryTimeout;
+            }
+        }
+        if had_task && running.is_empty() && unacknowledged.is_empty() && agent.is_some() {
+            info!(executor = %executor_label, "all tasks done and acknowledged: exiting");
+            return ExecutorExit::Done;
+        }
+
+        let sleep = env.clock.sleep(TICK);
+        let event = tokio::select! {
+            biased;
+            event = inbox.recv() => event,
+            _ = sleep => None,
+        };
+        let Some(event) = event else { continue };
+        match event {
+            Event::Connected(stream) => {
+                connecting = false;
+                next_connection += 1;
+                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
+                let events = sender.clone();
+                background.spawn_local(async move {
+                    while let Some(incoming) = wire_receiver.recv().await {
+                        if events.send(Event::Wire(incoming)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let outbox = wire::serve(stream, ConnectionId(next_connection), &mut background, wire_sender);
+                if registered_once {
+                    outbox.send(Body::ReregisterExecutor(ReregisterExecutor {
+                        framework_id: settings.framework_id.clone(),
+                        executor_id: settings.executor_id.clone(),
+                        container_id: settings.container_id.clone(),
+                        updates: unacknowledged.clone(),
+                        tasks: task_infos.values().cloned().collect(),
+                    }));
+                } else {
+                    outbox.send(Body::RegisterExecutor(proto::RegisterExecutor {
+                        framework_id: settings.framework_id.clone(),
+                        executor_id: settings.executor_id.clone(),
+                        container_id: settings.container_id.clone(),
+                    }));
+                }
+                agent = Some(outbox);
+            }
+            Event::ConnectFailed => {
+                connecting = false;
+                if !registered_once && disconnected_since.is_none() {
+                    disconnected_since = Some(env.clock.now());
+                }
+                let delay = env.random.duration_up_to(settings.subscription_backoff_max);
+                next_connect = Some(env.clock.now() + delay.max(Duration::from_millis(10)));
+            }
+            Event::TaskExited(task, code) => {
+                running.remove(&task);
+                let state = if code == 0 { proto::TaskState::TaskFinished } else { proto::TaskState::TaskFailed };
+                let update = make_update(&env, &task, state, &format!("Command exited with status {code}"));
+                send_update(&agent, &mut unacknowledged, update);
+            }
+            Event::Wire(Incoming::Closed(id, reason)) => {
+                if agent.as_ref().is_some_and(|a| a.id() == id) {
+                    agent = None;
+                    info!(executor = %executor_label, %reason, "lost the agent");
+                    if !settings.checkpoint {
+                        return ExecutorExit::AgentGone;
+                    }
+                    disconnected_since.get_or_insert(env.clock.now());
+                    let delay = env.random.duration_up_to(settings.subscription_backoff_max);
+                    next_connect = Some(env.clock.now() + delay);
+                }
+            }
+            Event::Wire(Incoming::Message(_, body)) => match body {
+                Body::ExecutorRegistered(_) => {
+                    registered_once = true;
+                    disconnected_since = None;
+                    info!(executor = %executor_label, "registered with agent");
+                    // Anything unacknowledged goes again (re-registration carried them too;
+                    // duplicates are re-acknowledged by the agent).
+                }
+                Body::RunTask(message) => {
+                    let Some(task) = message.task else { continue };
+                    let tid = TaskId::new(task.task_id.clone());
+                    if task_infos.contains_key(&tid) {
+                        continue;
+                    }
+                    had_task = true;
+                    task_infos.insert(tid.clone(), task.clone());
+                    send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskStarting, ""));
+                    let command = task.command.clone().unwrap_or_default();
+                    let future = runner.run(&command);
+                    let events = sender.clone();
+                    let task_id = tid.clone();
+                    let handle = background.spawn_local(async move {
+                        let code = future.await;
+                        let _ = events.send(Event::TaskExited(task_id, code));
+                    });
+                    running.insert(tid.clone(), handle);
+                    send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskRunning, ""));
+                }
+                Body::KillTask(message) => {
+                    let tid = TaskId::new(message.task_id);
+                    if let Some(handle) = running.remove(&tid) {
+                        handle.abort();
+                        send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskKilled, "Killed by request"));
+                    }
+                }
+                Body::Acknowledgement(ack) => {
+                    if let Some(uuid) = Uuid::from_bytes(&ack.uuid) {
+                        unacknowledged.retain(|u| Uuid::from_bytes(&u.uuid) != Some(uuid));
+                    }
+                }
+                Body::ShutdownExecutor(message) => {
+                    info!(executor = %executor_label, reason = %message.reason, "shut down by the agent");
+                    return ExecutorExit::ShutDown;
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+fn send_update(agent: &Option<Outbox>, unacknowledged: &mut Vec<StatusUpdate>, update: StatusUpdate) {
+    if let Some(agent) = agent {
+        agent.send(Body::StatusUpdate(StatusUpdateMessage { update: Some(update.clone()) }));
+    }
+    unacknowledged.push(update);
+}

@@ -1,0 +1,159 @@
+//! The framework library: registers with the leading master, submits command tasks,
+//! watches their states, acknowledges every update that carries a uuid, kills tasks and
+//! asks for reconciliation. `revenant submit` and the simulator's workloads use it.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::os::Env;
+use crate::proto::envelope::Body;
+use crate::proto::{self, FrameworkInfo, StatusUpdate, TaskInfo};
+use crate::wire::{self, ConnectionId, Incoming, Outbox};
+
+/// What a framework does; the library calls it and does the IO.
+pub trait Workload {
+    /// Registered (again) with id `framework_id`: the tasks to submit now.
+    fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo>;
+    /// A status update arrived (before it is acknowledged).
+    fn update(&mut self, update: &StatusUpdate);
+    /// Whether the framework is finished.
+    fn done(&self) -> bool;
+    /// Tasks to kill now (polled every tick).
+    fn kills(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+enum Event {
+    Connected(crate::os::BoxStream),
+    ConnectFailed,
+    Wire(Incoming),
+}
+
+const TICK: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a framework asks the master to reconcile while it waits.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs a framework against the masters until the workload is done.
+pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, workload: &mut dyn Workload) {
+    let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
+    let mut background: JoinSet<()> = JoinSet::new();
+    let mut master: Option<Outbox> = None;
+    let mut connecting = false;
+    let mut index = 0usize;
+    let mut address = masters.first().cloned().unwrap_or_default();
+    let mut next_connect = Some(env.clock.now());
+    let mut next_reconcile = env.clock.now() + RECONCILE_INTERVAL;
+    let mut connection = 0u64;
+    loop {
+        if workload.done() {
+            return;
+        }
+        let now = env.clock.now();
+        if master.is_none() && !connecting && next_connect.is_some_and(|at| now >= at) {
+            connecting = true;
+            let net = env.net.clone();
+            let clock = env.clock.clone();
+            let target = address.clone();
+            let events = sender.clone();
+            background.spawn_local(async move {
+                let timeout = clock.sleep(CONNECT_TIMEOUT);
+                let event = tokio::select! {
+                    biased;
+                    result = net.connect(&target) => match result {
+                        Ok(stream) => Event::Connected(stream),
+                        Err(_) => Event::ConnectFailed,
+                    },
+                    _ = timeout => Event::ConnectFailed,
+                };
+                let _ = events.send(event);
+            });
+        }
+        if let Some(outbox) = &master {
+            if now >= next_reconcile && !info.id.is_empty() {
+                next_reconcile = now + RECONCILE_INTERVAL;
+                outbox.send(Body::Reconcile(proto::Reconcile { framework_id: info.id.clone() }));
+            }
+            for task in workload.kills() {
+                outbox.send(Body::KillTask(proto::KillTask { framework_id: info.id.clone(), task_id: task }));
+            }
+        }
+        let sleep = env.clock.sleep(TICK);
+        let event = tokio::select! {
+            biased;
+            event = inbox.recv() => event,
+            _ = sleep => None,
+        };
+        let Some(event) = event else { continue };
+        match event {
+            Event::Connected(stream) => {
+                connecting = false;
+                connection += 1;
+                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
+                let events = sender.clone();
+                background.spawn_local(async move {
+                    while let Some(incoming) = wire_receiver.recv().await {
+                        if events.send(Event::Wire(incoming)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let outbox = wire::serve(stream, ConnectionId(connection), &mut background, wire_sender);
+                outbox.send(Body::RegisterFramework(proto::RegisterFramework { info: Some(info.clone()) }));
+                master = Some(outbox);
+            }
+            Event::ConnectFailed => {
+                connecting = false;
+                index = (index + 1) % masters.len().max(1);
+                address = masters.get(index).cloned().unwrap_or_default();
+                next_connect = Some(env.clock.now() + Duration::from_secs(1));
+            }
+            Event::Wire(Incoming::Closed(id, _)) => {
+                if master.as_ref().is_some_and(|m| m.id() == id) {
+                    master = None;
+                    index = (index + 1) % masters.len().max(1);
+                    address = masters.get(index).cloned().unwrap_or_default();
+                    next_connect = Some(env.clock.now() + Duration::from_secs(1));
+                }
+            }
+            Event::Wire(Incoming::Message(_, body)) => match body {
+                Body::FrameworkRegistered(message) => {
+                    info!(framework = %message.framework_id, "framework registered");
+                    info.id = message.framework_id.clone();
+                    let tasks = workload.registered(&message.framework_id);
+                    if let Some(outbox) = &master {
+                        for task in tasks {
+                            outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
+                        }
+                    }
+                }
+                Body::StatusUpdate(proto::StatusUpdateMessage { update: Some(update) }) => {
+                    workload.update(&update);
+                    if !update.uuid.is_empty() {
+                        if let Some(outbox) = &master {
+                            let task_id = update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default();
+                            outbox.send(Body::Acknowledgement(proto::Acknowledgement {
+                                agent_id: update.agent_id.clone(),
+                                framework_id: update.framework_id.clone(),
+                                task_id,
+                                uuid: update.uuid.clone(),
+                            }));
+                        }
+                    }
+                }
+                Body::NotLeader(message) => {
+                    master = None;
+                    if !message.leader.is_empty() {
+                        address = message.leader;
+                    }
+                    next_connect = Some(env.clock.now() + Duration::from_secs(1));
+                }
+                _ => {}
+            },
+        }
+    }
+}

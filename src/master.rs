@@ -1,0 +1,555 @@
+//! The master: registers agents (assigning their ids) and frameworks, places tasks,
+//! forwards status updates to frameworks and acknowledgements back to agents, pings
+//! agents and marks silent ones unreachable, and reconciles what re-registering agents
+//! report (reference part A §21).
+//!
+//! Leader detection is behind [`Detector`]. The standalone detector leads always; the
+//! contender detector ranks the masters given on the command line and leads only when
+//! every master ranked before it has been silent for a lease (a later issue brings a
+//! ZooKeeper detector). A master that does not lead answers `NotLeader` with the leader
+//! it knows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::ids::{AgentId, FrameworkId, TaskId};
+use crate::os::Env;
+use crate::proto::envelope::Body;
+use crate::proto::{
+    self, AgentInfo, ExecutorInfo, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskInfo,
+    TaskReason, TaskReport, TaskSource, TaskStatus,
+};
+use crate::wire::{self, ConnectionId, Incoming, Outbox};
+
+/// The master's settings.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// Where to listen.
+    pub listen: String,
+    /// `--agent_ping_timeout`.
+    pub agent_ping_timeout: Duration,
+    /// `--max_agent_ping_timeouts`.
+    pub max_agent_ping_timeouts: u32,
+    /// `--agent_reregister_timeout`.
+    pub agent_reregister_timeout: Duration,
+}
+
+impl MasterConfig {
+    /// Mesos defaults.
+    pub fn new(listen: String) -> MasterConfig {
+        MasterConfig {
+            listen,
+            agent_ping_timeout: Duration::from_secs(15),
+            max_agent_ping_timeouts: 5,
+            agent_reregister_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Decides whether this master leads.
+pub trait Detector {
+    /// Whether this master leads now.
+    fn leading(&self) -> bool;
+    /// The leader's address as far as this master knows (empty if unknown).
+    fn leader(&self) -> String;
+}
+
+/// A master that always leads (one master, or a fixed address).
+pub struct Standalone;
+
+impl Detector for Standalone {
+    fn leading(&self) -> bool {
+        true
+    }
+    fn leader(&self) -> String {
+        String::new()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AgentPhase {
+    Connected,
+    Disconnected,
+    Removed,
+}
+
+struct AgentRecord {
+    info: AgentInfo,
+    outbox: Option<Outbox>,
+    phase: AgentPhase,
+    tasks: BTreeMap<(FrameworkId, TaskId), TaskReport>,
+    missed_pings: u32,
+    ponged: bool,
+    /// Kills issued while the agent was away, re-sent when it comes back.
+    pending_kills: BTreeSet<(FrameworkId, TaskId)>,
+    disconnected_at: Option<Instant>,
+}
+
+struct FrameworkRecord {
+    info: FrameworkInfo,
+    outbox: Option<Outbox>,
+}
+
+enum Event {
+    Accepted(crate::os::BoxStream),
+    Wire(Incoming),
+}
+
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs a master until its future is dropped.
+pub async fn run(env: Env, config: MasterConfig, detector: Box<dyn Detector>) -> std::io::Result<()> {
+    let mut listener = env.net.listen(&config.listen).await?;
+    info!(address = %config.listen, "master listening");
+    let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let accept_sender = sender.clone();
+    tasks.spawn_local(async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                if accept_sender.send(Event::Accepted(stream)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut master = Master {
+        started: env.clock.now(),
+        env,
+        config,
+        detector,
+        agents: BTreeMap::new(),
+        frameworks: BTreeMap::new(),
+        connections: BTreeMap::new(),
+        next_connection: 0,
+        next_ping: None,
+        ping_sequence: 0,
+    };
+    master.next_ping = Some(master.env.clock.now() + master.config.agent_ping_timeout);
+    loop {
+        let sleep = master.env.clock.sleep(TICK);
+        let event = tokio::select! {
+            biased;
+            event = inbox.recv() => event,
+            _ = sleep => None,
+        };
+        match event {
+            Some(Event::Accepted(stream)) => {
+                master.next_connection += 1;
+                let id = ConnectionId(master.next_connection);
+                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
+                let events = sender.clone();
+                tasks.spawn_local(async move {
+                    while let Some(incoming) = wire_receiver.recv().await {
+                        if events.send(Event::Wire(incoming)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let outbox = wire::serve(stream, id, &mut tasks, wire_sender);
+                master.connections.insert(id, (Peer::Unknown, outbox));
+            }
+            Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
+            Some(Event::Wire(Incoming::Closed(id, _))) => master.closed(id),
+            None => master.tick(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Peer {
+    Unknown,
+    Agent(AgentId),
+    Framework(FrameworkId),
+}
+
+struct Master {
+    env: Env,
+    config: MasterConfig,
+    detector: Box<dyn Detector>,
+    agents: BTreeMap<AgentId, AgentRecord>,
+    frameworks: BTreeMap<FrameworkId, FrameworkRecord>,
+    connections: BTreeMap<ConnectionId, (Peer, Outbox)>,
+    next_connection: u64,
+    next_ping: Option<Instant>,
+    ping_sequence: u64,
+    started: Instant,
+}
+
+fn new_id(env: &Env, prefix: &str) -> String {
+    format!("{prefix}-{:08x}", env.random.next_u64() as u32)
+}
+
+impl Master {
+    fn outbox(&self, id: ConnectionId) -> Option<Outbox> {
+        self.connections.get(&id).map(|(_, o)| o.clone())
+    }
+
+    fn handle(&mut self, id: ConnectionId, body: Body) {
+        if !self.detector.leading() {
+            if let Some(outbox) = self.outbox(id) {
+                outbox.send(Body::NotLeader(proto::NotLeader { leader: self.detector.leader() }));
+            }
+            return;
+        }
+        match body {
+            Body::RegisterAgent(message) => self.register_agent(id, message.info.unwrap_or_default()),
+            Body::ReregisterAgent(message) => self.reregister_agent(id, message),
+            Body::Pong(_) => {
+                if let Some((Peer::Agent(agent), _)) = self.connections.get(&id) {
+                    if let Some(record) = self.agents.get_mut(agent) {
+                        record.ponged = true;
+                        record.missed_pings = 0;
+                    }
+                }
+            }
+            Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }) => self.status_update(update),
+            Body::RegisterFramework(message) => self.register_framework(id, message.info.unwrap_or_default()),
+            Body::SubmitTask(message) => self.submit_task(FrameworkId::new(message.framework_id), message.task.unwrap_or_default()),
+            Body::Acknowledgement(ack) => {
+                let agent = AgentId::new(ack.agent_id.clone());
+                match self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
+                    Some(outbox) => {
+                        outbox.send(Body::Acknowledgement(ack));
+                    }
+                    None => info!(agent = %agent, task = %ack.task_id, "acknowledgement for a disconnected agent dropped"),
+                }
+            }
+            Body::KillTask(kill) => self.kill_task(FrameworkId::new(kill.framework_id), TaskId::new(kill.task_id)),
+            Body::Reconcile(message) => self.reconcile(FrameworkId::new(message.framework_id)),
+            other => warn!(kind = wire::kind(&other), "unexpected message at the master"),
+        }
+    }
+
+    fn closed(&mut self, id: ConnectionId) {
+        let Some((peer, _)) = self.connections.remove(&id) else { return };
+        match peer {
+            Peer::Agent(agent) => {
+                let now = self.env.clock.now();
+                if let Some(record) = self.agents.get_mut(&agent) {
+                    if record.outbox.as_ref().is_some_and(|o| o.id() == id) && record.phase == AgentPhase::Connected {
+                        info!(agent = %agent, "agent disconnected");
+                        record.outbox = None;
+                        record.phase = AgentPhase::Disconnected;
+                        record.disconnected_at = Some(now);
+                    }
+                }
+            }
+            Peer::Framework(framework) => {
+                if let Some(record) = self.frameworks.get_mut(&framework) {
+                    if record.outbox.as_ref().is_some_and(|o| o.id() == id) {
+                        record.outbox = None;
+                    }
+                }
+            }
+            Peer::Unknown => {}
+        }
+    }
+
+    fn register_agent(&mut self, connection: ConnectionId, info: AgentInfo) {
+        // A new agent at the address of a known one: the old one rebooted or was wiped;
+        // its tasks are lost at once.
+        let same_address: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.phase != AgentPhase::Removed && a.info.hostname == info.hostname && a.info.port == info.port)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for old in same_address {
+            info!(agent = %old, "a new agent registered at the address of a known one: removing the old agent");
+            self.remove_agent(&old, TaskReason::ReasonAgentRemoved, "Agent removed: a new agent registered at the same address");
+        }
+        let id = AgentId::new(new_id(&self.env, "agent"));
+        let mut info = info;
+        info.id = id.to_string();
+        info!(agent = %id, address = %format!("{}:{}", info.hostname, info.port), "agent registered");
+        let outbox = self.outbox(connection);
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Agent(id.clone());
+        }
+        if let Some(outbox) = &outbox {
+            outbox.send(Body::AgentRegistered(proto::AgentRegistered { agent_id: id.to_string() }));
+        }
+        self.agents.insert(id, AgentRecord {
+            info,
+            outbox,
+            phase: AgentPhase::Connected,
+            tasks: BTreeMap::new(),
+            missed_pings: 0,
+            ponged: true,
+            pending_kills: BTreeSet::new(),
+            disconnected_at: None,
+        });
+    }
+
+    fn reregister_agent(&mut self, connection: ConnectionId, message: proto::ReregisterAgent) {
+        let info = message.info.unwrap_or_default();
+        let id = AgentId::new(info.id.clone());
+        let outbox = self.outbox(connection);
+        if self.agents.get(&id).is_some_and(|a| a.phase == AgentPhase::Removed) {
+            info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
+            if let Some(outbox) = outbox {
+                outbox.send(Body::ShutdownAgent(proto::ShutdownAgent { reason: "agent was removed by the master".into() }));
+            }
+            return;
+        }
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Agent(id.clone());
+        }
+        for framework in &message.frameworks {
+            self.frameworks.entry(FrameworkId::new(framework.id.clone())).or_insert_with(|| FrameworkRecord { info: framework.clone(), outbox: None });
+        }
+        let reported: BTreeMap<(FrameworkId, TaskId), TaskReport> = message
+            .tasks
+            .iter()
+            .map(|t| ((FrameworkId::new(t.framework_id.clone()), TaskId::new(t.task_id.clone())), t.clone()))
+            .collect();
+        let known = self.agents.contains_key(&id);
+        let mut reconciliations = Vec::new();
+        if let Some(record) = self.agents.get(&id) {
+            for (key, task) in &record.tasks {
+                let terminal = crate::agent::status_updates::is_terminal(task.state());
+                if !reported.contains_key(key) && !terminal {
+                    reconciliations.push(task.clone());
+                }
+            }
+        }
+        info!(agent = %id, known, tasks = reported.len(), reconciliations = reconciliations.len(), "agent re-registered");
+        let record = self.agents.entry(id.clone()).or_insert_with(|| AgentRecord {
+            info: info.clone(),
+            outbox: None,
+            phase: AgentPhase::Connected,
+            tasks: BTreeMap::new(),
+            missed_pings: 0,
+            ponged: true,
+            pending_kills: BTreeSet::new(),
+            disconnected_at: None,
+        });
+        record.info = info;
+        record.outbox = outbox.clone();
+        record.phase = AgentPhase::Connected;
+        record.missed_pings = 0;
+        record.ponged = true;
+        record.disconnected_at = None;
+        for (key, task) in reported {
+            record.tasks.insert(key, task);
+        }
+        let kills = std::mem::take(&mut record.pending_kills);
+        if let Some(outbox) = outbox {
+            outbox.send(Body::AgentReregistered(proto::AgentReregistered { agent_id: id.to_string(), reconciliations }));
+            for (framework, task) in kills {
+                info!(agent = %id, task = %task, "re-sending a kill issued while the agent was away");
+                outbox.send(Body::KillTask(proto::KillTask { framework_id: framework.to_string(), task_id: task.to_string() }));
+            }
+        }
+    }
+
+    /// Removes an agent; its non-terminal tasks are reported to their frameworks.
+    fn remove_agent(&mut self, agent: &AgentId, reason: TaskReason, message: &str) {
+        let Some(record) = self.agents.get_mut(agent) else { return };
+        record.phase = AgentPhase::Removed;
+        if let Some(outbox) = record.outbox.take() {
+            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent { reason: message.to_owned() }));
+        }
+        let open: Vec<TaskReport> = record
+            .tasks
+            .values()
+            .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+            .cloned()
+            .collect();
+        for task in open {
+            let key = (FrameworkId::new(task.framework_id.clone()), TaskId::new(task.task_id.clone()));
+            if let Some(entry) = self.agents.get_mut(agent).and_then(|a| a.tasks.get_mut(&key)) {
+                entry.state = proto::TaskState::TaskLost as i32;
+            }
+            info!(agent = %agent, task = %task.task_id, "task lost with its agent");
+            let update = self.master_update(&task, proto::TaskState::TaskLost, reason, message);
+            self.send_to_framework(&key.0, update);
+        }
+    }
+
+    fn master_update(&self, task: &TaskReport, state: proto::TaskState, reason: TaskReason, message: &str) -> StatusUpdate {
+        let timestamp = self.env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        StatusUpdate {
+            framework_id: task.framework_id.clone(),
+            executor_id: task.executor_id.clone(),
+            agent_id: String::new(),
+            status: Some(TaskStatus {
+                task_id: task.task_id.clone(),
+                state: state as i32,
+                source: TaskSource::SourceMaster as i32,
+                reason: reason as i32,
+                message: message.to_owned(),
+                timestamp,
+                ..Default::default()
+            }),
+            timestamp,
+            // Master-generated updates carry no uuid: nothing acknowledges them.
+            uuid: Vec::new(),
+            latest_state: state as i32,
+        }
+    }
+
+    fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {
+        if let Some(outbox) = self.frameworks.get(framework).and_then(|f| f.outbox.clone()) {
+            outbox.send(Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }));
+        }
+    }
+
+    fn status_update(&mut self, update: StatusUpdate) {
+        let framework = FrameworkId::new(update.framework_id.clone());
+        let agent = AgentId::new(update.agent_id.clone());
+        let status = update.status.clone().unwrap_or_default();
+        let key = (framework.clone(), TaskId::new(status.task_id.clone()));
+        if let Some(record) = self.agents.get_mut(&agent) {
+            let entry = record.tasks.entry(key).or_insert_with(|| TaskReport {
+                task_id: status.task_id.clone(),
+                framework_id: framework.to_string(),
+                executor_id: update.executor_id.clone(),
+                state: status.state,
+            });
+            entry.state = update.latest_state;
+        }
+        self.send_to_framework(&framework, update);
+    }
+
+    fn register_framework(&mut self, connection: ConnectionId, mut info: FrameworkInfo) {
+        if info.id.is_empty() {
+            info.id = new_id(&self.env, "framework");
+        }
+        let id = FrameworkId::new(info.id.clone());
+        let outbox = self.outbox(connection);
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.1 = entry.1.clone();
+            entry.0 = Peer::Framework(id.clone());
+        }
+        info!(framework = %id, "framework registered");
+        if let Some(outbox) = &outbox {
+            outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered { framework_id: id.to_string() }));
+        }
+        let record = self.frameworks.entry(id).or_insert(FrameworkRecord { info: info.clone(), outbox: None });
+        record.info = info;
+        record.outbox = outbox;
+    }
+
+    fn submit_task(&mut self, framework: FrameworkId, mut task: TaskInfo) {
+        let Some(framework_info) = self.frameworks.get(&framework).map(|f| f.info.clone()) else {
+            warn!(framework = %framework, "task from an unknown framework dropped");
+            return;
+        };
+        let agent = if task.agent_id.is_empty() {
+            self.agents.iter().find(|(_, a)| a.phase == AgentPhase::Connected).map(|(id, _)| id.clone())
+        } else {
+            Some(AgentId::new(task.agent_id.clone())).filter(|id| self.agents.get(id).is_some_and(|a| a.phase == AgentPhase::Connected))
+        };
+        let report = TaskReport {
+            task_id: task.task_id.clone(),
+            framework_id: framework.to_string(),
+            executor_id: task.task_id.clone(),
+            state: proto::TaskState::TaskStaging as i32,
+        };
+        let Some(agent) = agent else {
+            info!(task = %task.task_id, "no agent to run the task: dropped");
+            let update = self.master_update(&report, proto::TaskState::TaskDropped, TaskReason::ReasonAgentRemoved, "No agent available");
+            self.send_to_framework(&framework, update);
+            return;
+        };
+        task.agent_id = agent.to_string();
+        task.framework_id = framework.to_string();
+        // Command tasks get a command executor of their own, named after the task.
+        task.executor_id = task.task_id.clone();
+        let executor = ExecutorInfo {
+            executor_id: task.task_id.clone(),
+            framework_id: framework.to_string(),
+            name: format!("command executor for {}", task.task_id),
+            command: None,
+            resources: Vec::new(),
+        };
+        let record = self.agents.get_mut(&agent).expect("chosen above");
+        record.tasks.insert((framework.clone(), TaskId::new(task.task_id.clone())), report);
+        info!(framework = %framework, task = %task.task_id, agent = %agent, "task placed");
+        if let Some(outbox) = &record.outbox {
+            outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info), executor: Some(executor), task: Some(task) }));
+        }
+    }
+
+    fn kill_task(&mut self, framework: FrameworkId, task: TaskId) {
+        let key = (framework.clone(), task.clone());
+        let Some((agent, record)) = self.agents.iter_mut().find(|(_, a)| a.tasks.contains_key(&key)) else {
+            return;
+        };
+        match &record.outbox {
+            Some(outbox) => {
+                outbox.send(Body::KillTask(proto::KillTask { framework_id: framework.to_string(), task_id: task.to_string() }));
+            }
+            None => {
+                info!(agent = %agent, task = %task, "kill for a task on a disconnected agent: kept for its return");
+                record.pending_kills.insert(key);
+            }
+        }
+    }
+
+    fn reconcile(&mut self, framework: FrameworkId) {
+        let tasks: Vec<TaskReport> = self
+            .agents
+            .values()
+            .flat_map(|a| a.tasks.iter().filter(|((f, _), _)| *f == framework).map(|(_, t)| t.clone()))
+            .collect();
+        for task in tasks {
+            let update = self.master_update(&task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
+            self.send_to_framework(&framework, update);
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.env.clock.now();
+        if !self.detector.leading() {
+            return;
+        }
+        if self.next_ping.is_some_and(|at| now >= at) {
+            self.next_ping = Some(now + self.config.agent_ping_timeout);
+            self.ping_sequence += 1;
+            let mut unreachable = Vec::new();
+            for (id, record) in self.agents.iter_mut() {
+                if record.phase != AgentPhase::Connected {
+                    continue;
+                }
+                if !record.ponged {
+                    record.missed_pings += 1;
+                }
+                if record.missed_pings >= self.config.max_agent_ping_timeouts {
+                    unreachable.push(id.clone());
+                    continue;
+                }
+                record.ponged = false;
+                if let Some(outbox) = &record.outbox {
+                    outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
+                }
+            }
+            for id in unreachable {
+                info!(agent = %id, "agent stopped answering pings: unreachable");
+                self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent unreachable");
+            }
+        }
+        // Agents that stayed away past the re-registration timeout.
+        let expired: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| {
+                a.phase == AgentPhase::Disconnected
+                    && a.disconnected_at.is_some_and(|at| now.saturating_duration_since(at) >= self.config.agent_reregister_timeout)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            info!(agent = %id, "agent did not re-register within the timeout: removing it");
+            self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent did not re-register in time");
+        }
+        let _ = self.started;
+    }
+}
