@@ -101,6 +101,8 @@ enum Event {
 }
 
 const TICK: Duration = Duration::from_millis(100);
+/// Tasks kept waiting for an agent at most.
+const PENDING_TASKS_MAX: usize = 10_000;
 
 /// Runs a master until its future is dropped.
 pub async fn run(env: Env, config: MasterConfig, detector: Box<dyn Detector>) -> std::io::Result<()> {
@@ -129,6 +131,7 @@ pub async fn run(env: Env, config: MasterConfig, detector: Box<dyn Detector>) ->
         next_connection: 0,
         next_ping: None,
         ping_sequence: 0,
+        pending_tasks: Vec::new(),
     };
     master.next_ping = Some(master.env.clock.now() + master.config.agent_ping_timeout);
     loop {
@@ -179,6 +182,8 @@ struct Master {
     next_ping: Option<Instant>,
     ping_sequence: u64,
     started: Instant,
+    /// Tasks submitted while no agent was registered, placed when one registers.
+    pending_tasks: Vec<(FrameworkId, TaskInfo)>,
 }
 
 fn new_id(env: &Env, prefix: &str) -> String {
@@ -454,9 +459,14 @@ impl Master {
             state: proto::TaskState::TaskStaging as i32,
         };
         let Some(agent) = agent else {
-            info!(task = %task.task_id, "no agent to run the task: dropped");
-            let update = self.master_update(&report, proto::TaskState::TaskDropped, TaskReason::ReasonAgentRemoved, "No agent available");
-            self.send_to_framework(&framework, update);
+            if self.pending_tasks.len() >= PENDING_TASKS_MAX {
+                info!(task = %task.task_id, "no agent to run the task and the queue is full: dropped");
+                let update = self.master_update(&report, proto::TaskState::TaskDropped, TaskReason::ReasonAgentRemoved, "No agent available");
+                self.send_to_framework(&framework, update);
+                return;
+            }
+            info!(task = %task.task_id, "no agent to run the task yet: queued");
+            self.pending_tasks.push((framework, task));
             return;
         };
         task.agent_id = agent.to_string();
@@ -510,6 +520,11 @@ impl Master {
         let now = self.env.clock.now();
         if !self.detector.leading() {
             return;
+        }
+        if !self.pending_tasks.is_empty() && self.agents.values().any(|a| a.phase == AgentPhase::Connected) {
+            for (framework, task) in std::mem::take(&mut self.pending_tasks) {
+                self.submit_task(framework, task);
+            }
         }
         if self.next_ping.is_some_and(|at| now >= at) {
             self.next_ping = Some(now + self.config.agent_ping_timeout);

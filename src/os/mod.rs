@@ -10,6 +10,7 @@
 //! current-thread runtime (turmoil runs hosts that way too), which keeps scheduling
 //! deterministic under simulation.
 
+pub mod conformance;
 pub mod real;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,692 @@
+//! A cluster from a scenario and a seed: masters, one agent machine (the agent and its
+//! executors as processes in one turmoil host), and a framework, all running the real
+//! role code on simulated seams. The driver applies the fault schedule between turmoil
+//! steps, and the oracles check the rules during and after the run.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use revenant::agent::{self, AgentConfig, AgentError, AgentExit, RecoverMode};
+use revenant::ids::Uuid;
+use revenant::master::{self, MasterConfig};
+use revenant::os::{Env, FileSystem};
+use revenant::proto::{CommandInfo, FrameworkInfo, StatusUpdate, TaskInfo, TaskState};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::fs::SimFs;
+use crate::oracles::{self, Violation};
+use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::seams::{
+    derive_seed, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
+};
+use crate::trace::{self, Recorder, TraceBuffer, TraceEvent};
+
+/// The agent machine's host name.
+pub const AGENT_HOST: &str = "agent1";
+/// The framework's host name.
+pub const FRAMEWORK_HOST: &str = "framework";
+/// The agent's port.
+pub const AGENT_PORT: u16 = 5051;
+/// The masters' port.
+pub const MASTER_PORT: u16 = 5050;
+/// The agent's work directory on its machine.
+pub const WORK_DIR: &str = "/var/lib/revenant";
+
+/// What the framework saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    /// When.
+    pub time: Duration,
+    /// The task.
+    pub task: String,
+    /// Its state.
+    pub state: TaskState,
+    /// The reason, by name.
+    pub reason: String,
+    /// The update's uuid (agent updates have one; master updates do not).
+    pub uuid: Option<Uuid>,
+}
+
+/// Facts the oracles read, gathered during the run.
+#[derive(Debug, Default)]
+pub struct Observations {
+    /// Every update the framework received, in order.
+    pub seen: Vec<Seen>,
+    /// Tasks submitted.
+    pub submitted: BTreeSet<String>,
+    /// When the agent machine lost power.
+    pub reboots: Vec<Duration>,
+    /// How each agent incarnation ended: (time, outcome).
+    pub agent_exits: Vec<(Duration, AgentOutcome)>,
+    /// Faults applied: (time, description).
+    pub faults: Vec<(Duration, String)>,
+    /// Whether corruption was injected (strict recovery may then fail legitimately).
+    pub corruption_injected: bool,
+    /// Executors seen alive after their agent was away past `recovery_timeout`.
+    pub overstaying_executors: Vec<(Duration, String)>,
+    /// Agent incarnations started: (time, boot number).
+    pub agent_starts: Vec<(Duration, u64)>,
+}
+
+/// How an agent incarnation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentOutcome {
+    /// Crashed by the simulator (abort or death at a filesystem operation).
+    Crashed,
+    /// Returned normally.
+    Exited(String),
+    /// Returned an error.
+    Failed(String),
+    /// Panicked.
+    Panicked(String),
+}
+
+/// The agent machine: state that survives agent crashes (and, for the filesystem,
+/// reboots).
+pub struct Machine {
+    /// The disk.
+    pub fs: SimFs,
+    /// Boot counter; the boot id derives from it.
+    pub boot: Rc<Cell<u64>>,
+    /// The process table (executors).
+    pub processes: Rc<RefCell<ProcessTable>>,
+    /// The running agent incarnation.
+    pub agent: RefCell<Option<tokio::task::JoinHandle<Result<AgentExit, AgentError>>>>,
+    /// When to start the agent next (simulated time); `None`: stay down.
+    pub agent_start_at: Cell<Option<Duration>>,
+    /// Since when the agent has been down, if it is.
+    pub agent_down_since: Cell<Option<Duration>>,
+    /// Incarnation counter.
+    pub incarnation: Cell<u64>,
+    /// Arms a death at a filesystem operation for the current incarnation.
+    pub crash_after: Rc<Cell<Option<u64>>>,
+    /// Set when the incarnation died at a filesystem operation.
+    pub crashed: Rc<Cell<bool>>,
+    /// Wall-clock jump.
+    pub wall_offset: Rc<Cell<i64>>,
+}
+
+/// Settings of one run besides the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Test-only switches that break a rule on purpose (oracle self-tests).
+    pub breakage: Option<String>,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Every violated rule.
+    pub violations: Vec<Violation>,
+    /// The trace.
+    pub trace: Vec<TraceEvent>,
+    /// The trace's hash.
+    pub trace_hash: u64,
+    /// Facts gathered.
+    pub observations: Observations,
+    /// The final state of each task as the framework saw it.
+    pub final_states: BTreeMap<String, (TaskState, String)>,
+}
+
+fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value.max(0.0))
+}
+
+fn master_addresses(scenario: &Scenario) -> Vec<String> {
+    (1..=scenario.masters).map(|i| format!("master{i}:{MASTER_PORT}")).collect()
+}
+
+/// The task list of a run (fixed plus generated from the seed).
+pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
+    let mut out: Vec<(TaskInfo, Duration)> = scenario
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                TaskInfo {
+                    task_id: t.id.clone(),
+                    name: t.id.clone(),
+                    command: Some(CommandInfo { value: t.command.clone(), ..Default::default() }),
+                    ..Default::default()
+                },
+                secs(t.submit_at_s),
+            )
+        })
+        .collect();
+    if let Some(generated) = &scenario.generated_tasks {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "tasks"));
+        for index in 0..generated.count {
+            let run_s = rng.gen_range(generated.min_s..=generated.max_s.max(generated.min_s));
+            let fails = rng.gen_bool(generated.failure_fraction.clamp(0.0, 1.0));
+            let submit = rng.gen_range(0.0..=generated.submit_within_s.max(0.0));
+            let command = if fails { format!("sleep {run_s:.1}; exit 1") } else { format!("sleep {run_s:.1}") };
+            out.push((
+                TaskInfo {
+                    task_id: format!("task-{index:03}"),
+                    name: format!("task-{index:03}"),
+                    command: Some(CommandInfo { value: command, ..Default::default() }),
+                    ..Default::default()
+                },
+                secs(submit),
+            ));
+        }
+    }
+    out
+}
+
+/// Turns the scenario's faults (fixed, or rates) into a schedule for this seed.
+pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
+    let mut schedule = scenario.faults.clone();
+    if let Some(swarm) = &scenario.swarm {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "swarm"));
+        let minutes = scenario.fault_phase_s / 60.0;
+        for (kind, rate) in &swarm.per_minute {
+            if !rng.gen_bool(swarm.kind_on_probability.clamp(0.0, 1.0)) {
+                continue;
+            }
+            // A Poisson count by thinning: at most 4x the mean, each with probability 1/4.
+            let expected = rate * minutes;
+            let trials = (expected * 4.0).ceil() as u32;
+            for _ in 0..trials {
+                if !rng.gen_bool(0.25) {
+                    continue;
+                }
+                let at_s = rng.gen_range(1.0..scenario.fault_phase_s.max(2.0));
+                let restart = rng.gen_range(swarm.restart_after_s[0]..=swarm.restart_after_s[1].max(swarm.restart_after_s[0]));
+                let masters = scenario.masters;
+                let hosts = ["agent1".to_owned(), "framework".to_owned(), format!("master{}", rng.gen_range(1..=masters))];
+                let a = rng.gen_range(0..hosts.len());
+                let mut b = rng.gen_range(0..hosts.len());
+                if a == b {
+                    b = (b + 1) % hosts.len();
+                }
+                schedule.push(FaultSpec {
+                    at_s,
+                    kind: *kind,
+                    restart_after_s: Some(restart),
+                    ops: Some(rng.gen_range(1..40)),
+                    duration_s: Some(rng.gen_range(1.0..30.0)),
+                    a: Some(hosts[a].clone()),
+                    b: Some(hosts[b].clone()),
+                    max_ms: Some(rng.gen_range(10..500)),
+                    jump_s: Some(rng.gen_range(-3600.0..3600.0)),
+                    task: None,
+                });
+            }
+        }
+    }
+    schedule.sort_by(|x, y| x.at_s.total_cmp(&y.at_s));
+    schedule
+}
+
+struct Recording {
+    observations: Rc<RefCell<Observations>>,
+    tasks: Vec<(TaskInfo, Duration)>,
+    kills: Vec<(String, Duration)>,
+    submitted: BTreeSet<String>,
+    heard: BTreeSet<String>,
+    finished: Rc<Cell<bool>>,
+}
+
+impl revenant::framework::Workload for Recording {
+    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
+        // Tasks never heard of (the master that took them may have died) go again; the
+        // agent ignores a task it already has.
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let mut out = Vec::new();
+        for (task, at) in &self.tasks {
+            if *at <= now && !self.heard.contains(&task.task_id) {
+                self.submitted.insert(task.task_id.clone());
+                self.observations.borrow_mut().submitted.insert(task.task_id.clone());
+                out.push(task.clone());
+            }
+        }
+        out
+    }
+
+    fn update(&mut self, update: &StatusUpdate) {
+        let status = update.status.clone().unwrap_or_default();
+        self.heard.insert(status.task_id.clone());
+        self.observations.borrow_mut().seen.push(Seen {
+            time: turmoil::sim_elapsed().unwrap_or_default(),
+            task: status.task_id.clone(),
+            state: status.state(),
+            reason: status.reason().as_str_name().to_owned(),
+            uuid: Uuid::from_bytes(&update.uuid),
+        });
+    }
+
+    fn done(&self) -> bool {
+        self.finished.get()
+    }
+
+    fn kills(&mut self) -> Vec<String> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<String> = self.kills.iter().filter(|(_, at)| *at <= now).map(|(t, _)| t.clone()).collect();
+        self.kills.retain(|(_, at)| *at > now);
+        due
+    }
+}
+
+fn agent_config(scenario: &Scenario) -> AgentConfig {
+    let mut config = AgentConfig::new(
+        master_addresses(scenario),
+        format!("{AGENT_HOST}:{AGENT_PORT}"),
+        PathBuf::from(WORK_DIR),
+    );
+    let flags = &scenario.agent;
+    config.recover = if flags.recover == "cleanup" { RecoverMode::Cleanup } else { RecoverMode::Reconnect };
+    config.strict = flags.strict;
+    config.recovery_timeout = secs(flags.recovery_timeout_s);
+    config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
+    config.gc_delay = secs(flags.gc_delay_s);
+    config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
+    config.master_ping_timeout = secs(flags.master_ping_timeout_s);
+    config.executor_command = vec!["revenant".into(), "executor".into()];
+    config
+}
+
+fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSystem>) -> Env {
+    let table = machine.processes.clone();
+    let env_machine = machine.clone();
+    let incarnation_seed = derive_seed(seed, label);
+    Env {
+        clock: Rc::new(SimClock { wall_offset: machine.wall_offset.clone() }),
+        fs,
+        net: Rc::new(SimNet),
+        processes: Rc::new(SimProcesses {
+            table,
+            env_for: Rc::new(move |pid| {
+                let label = format!("executor-{pid}-boot-{}", env_machine.boot.get());
+                Env {
+                    clock: Rc::new(SimClock { wall_offset: env_machine.wall_offset.clone() }),
+                    fs: Rc::new(env_machine.fs.clone()),
+                    net: Rc::new(SimNet),
+                    processes: Rc::new(SimProcesses { table: env_machine.processes.clone(), env_for: Rc::new(|_| unreachable!("executors launch no processes")) }),
+                    boot: Rc::new(SimBootId(env_machine.boot.clone(), AGENT_HOST.into())),
+                    random: Rc::new(SeededRandom::new(derive_seed(incarnation_seed, &label))),
+                }
+            }),
+        }),
+        boot: Rc::new(SimBootId(machine.boot.clone(), AGENT_HOST.into())),
+        random: Rc::new(SeededRandom::new(incarnation_seed)),
+    }
+}
+
+/// The agent machine's software: a supervisor that starts agent incarnations when told,
+/// records how each ended, and keeps executors running beside them.
+async fn machine_main(machine: Rc<Machine>, config: AgentConfig, seed: u64, observations: Rc<RefCell<Observations>>) -> turmoil::Result {
+    loop {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let finished = machine.agent.borrow().as_ref().is_some_and(|h| h.is_finished());
+        if finished {
+            let handle = machine.agent.borrow_mut().take().expect("checked");
+            let outcome = match handle.await {
+                Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
+                Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
+                Ok(Err(error)) => AgentOutcome::Failed(error.to_string()),
+                Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
+                Err(_) => AgentOutcome::Crashed,
+            };
+            tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended");
+            if outcome == AgentOutcome::Crashed {
+                // Died at a filesystem operation: restart shortly, like a supervisor would.
+                machine.agent_start_at.set(Some(now + Duration::from_secs(1)));
+            }
+            observations.borrow_mut().agent_exits.push((now, outcome));
+            machine.agent_down_since.set(Some(now));
+        }
+        let start = machine.agent.borrow().is_none() && machine.agent_start_at.get().is_some_and(|at| now >= at);
+        if start {
+            machine.agent_start_at.set(None);
+            machine.crashed.set(false);
+            machine.incarnation.set(machine.incarnation.get() + 1);
+            let label = format!("agent-{}", machine.incarnation.get());
+            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(machine.fs.clone(), machine.crash_after.clone(), machine.crashed.clone()));
+            let env = machine_env(&machine, seed, &label, fs);
+            tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
+            observations.borrow_mut().agent_starts.push((now, machine.boot.get()));
+            let handle = tokio::task::spawn_local(agent::run(env, config.clone()));
+            *machine.agent.borrow_mut() = Some(handle);
+            machine.agent_down_since.set(None);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs a scenario with a seed.
+pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
+    let buffer: TraceBuffer = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Recorder::new(buffer.clone()));
+    let (violations, observations) = tracing::subscriber::with_default(subscriber, || drive(scenario, seed, options));
+    let trace = std::mem::take(&mut *buffer.lock().expect("trace buffer"));
+    let mut violations = violations;
+    let observations = Rc::try_unwrap(observations).map(RefCell::into_inner).unwrap_or_default();
+    violations.extend(oracles::check_after(scenario, &trace, &observations));
+    violations.sort_by(|a, b| a.time.cmp(&b.time).then(a.oracle.cmp(b.oracle)));
+    let mut final_states = BTreeMap::new();
+    for seen in &observations.seen {
+        final_states.insert(seen.task.clone(), (seen.state, seen.reason.clone()));
+    }
+    RunResult {
+        scenario: scenario.name.clone(),
+        seed,
+        trace_hash: trace::hash(&trace),
+        trace,
+        violations,
+        observations,
+        final_states,
+    }
+}
+
+fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation>, Rc<RefCell<Observations>>) {
+    let tick = Duration::from_millis(scenario.tick_ms.max(1));
+    let duration = secs(scenario.duration_s);
+    let mut sim = turmoil::Builder::new()
+        .tick_duration(tick)
+        .simulation_duration(duration + Duration::from_secs(3600))
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(crate::seams::EPOCH_SECONDS))
+        .rng_seed(seed)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(20))
+        .build();
+    let observations = Rc::new(RefCell::new(Observations::default()));
+    let _ = options;
+
+    // Masters.
+    for index in 1..=scenario.masters {
+        let name = format!("master{index}");
+        let config = MasterConfig {
+            listen: format!("{name}:{MASTER_PORT}"),
+            agent_ping_timeout: secs(scenario.master.agent_ping_timeout_s),
+            max_agent_ping_timeouts: scenario.master.max_agent_ping_timeouts,
+            agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
+        };
+        let incarnation = Rc::new(Cell::new(0u64));
+        let host_name = name.clone();
+        sim.host(name.as_str(), move || {
+            let config = config.clone();
+            incarnation.set(incarnation.get() + 1);
+            let env = Env {
+                clock: Rc::new(SimClock { wall_offset: Rc::new(Cell::new(0)) }),
+                fs: Rc::new(SimFs::new()),
+                net: Rc::new(SimNet),
+                processes: Rc::new(SimProcesses { table: Rc::new(RefCell::new(ProcessTable::default())), env_for: Rc::new(|_| unreachable!("masters launch no processes")) }),
+                boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation.get())), host_name.clone())),
+                random: Rc::new(SeededRandom::new(derive_seed(seed, &format!("{host_name}-{}", incarnation.get())))),
+            };
+            async move {
+                master::run(env, config, Box::new(master::Standalone)).await?;
+                Ok(())
+            }
+        });
+    }
+
+    // The agent machine.
+    let machine = Rc::new(Machine {
+        fs: SimFs::new(),
+        boot: Rc::new(Cell::new(1)),
+        processes: Rc::new(RefCell::new(ProcessTable::default())),
+        agent: RefCell::new(None),
+        agent_start_at: Cell::new(Some(Duration::ZERO)),
+        agent_down_since: Cell::new(None),
+        incarnation: Cell::new(0),
+        crash_after: Rc::new(Cell::new(None)),
+        crashed: Rc::new(Cell::new(false)),
+        wall_offset: Rc::new(Cell::new(0)),
+    });
+    machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    let config = agent_config(scenario);
+    {
+        let machine = machine.clone();
+        let observations = observations.clone();
+        let config = config.clone();
+        sim.host(AGENT_HOST, move || machine_main(machine.clone(), config.clone(), seed, observations.clone()));
+    }
+
+    // The framework.
+    let tasks = tasks_for(scenario, seed);
+    let kills: Vec<(String, Duration)> = scenario.tasks.iter().filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k)))).collect();
+    let framework_done = Rc::new(Cell::new(false));
+    {
+        let observations = observations.clone();
+        let masters = master_addresses(scenario);
+        let checkpoint = scenario.checkpoint;
+        let framework_done = framework_done.clone();
+        let tasks = tasks.clone();
+        let kills = kills.clone();
+        sim.host(FRAMEWORK_HOST, move || {
+            let env = Env {
+                clock: Rc::new(SimClock { wall_offset: Rc::new(Cell::new(0)) }),
+                fs: Rc::new(SimFs::new()),
+                net: Rc::new(SimNet),
+                processes: Rc::new(SimProcesses { table: Rc::new(RefCell::new(ProcessTable::default())), env_for: Rc::new(|_| unreachable!("frameworks launch no processes")) }),
+                boot: Rc::new(SimBootId(Rc::new(Cell::new(1)), FRAMEWORK_HOST.into())),
+                random: Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
+            };
+            let mut workload = Recording {
+                observations: observations.clone(),
+                tasks: tasks.clone(),
+                kills: kills.clone(),
+                submitted: BTreeSet::new(),
+                heard: BTreeSet::new(),
+                finished: framework_done.clone(),
+            };
+            let masters = masters.clone();
+            async move {
+                let info = FrameworkInfo { name: "sim-framework".into(), user: "sim".into(), checkpoint, failover_timeout_seconds: 3600.0, ..Default::default() };
+                revenant::framework::run(env, masters, info, &mut workload).await;
+                Ok(())
+            }
+        });
+    }
+
+    // The driver.
+    let schedule = schedule_for(scenario, seed);
+    let mut next_fault = 0usize;
+    let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
+    let mut pending: Vec<(Duration, Pending)> = Vec::new();
+    let mut violations = Vec::new();
+    let mut down_since_reboot: Option<Duration> = None;
+    let recovery_timeout = secs(scenario.agent.recovery_timeout_s);
+    loop {
+        let now = sim.elapsed();
+        if now >= duration {
+            break;
+        }
+        crate::trace::DRIVER_TIME.with(|t| t.set(now));
+        while next_fault < schedule.len() && secs(schedule[next_fault].at_s) <= now {
+            let fault = schedule[next_fault].clone();
+            next_fault += 1;
+            if let Some(description) = apply_fault(&mut sim, &machine, &fault, now, &mut fault_rng, &mut pending, scenario) {
+                tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
+                if fault.kind == FaultKind::Reboot {
+                    observations.borrow_mut().reboots.push(now);
+                    down_since_reboot = Some(now);
+                }
+                if fault.kind == FaultKind::Corrupt && description.starts_with("corrupt") {
+                    observations.borrow_mut().corruption_injected = true;
+                }
+                observations.borrow_mut().faults.push((now, description));
+            }
+        }
+        pending.sort_by_key(|(at, _)| *at);
+        while pending.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = pending.remove(0);
+            match action {
+                Pending::Boot => {
+                    tracing::info!(target: "revenant_sim", "agent machine boots");
+                    machine.agent_start_at.set(Some(now));
+                    sim.bounce(AGENT_HOST);
+                    down_since_reboot = None;
+                }
+                Pending::StartAgent => {
+                    if machine.agent.borrow().is_none() && down_since_reboot.is_none() {
+                        machine.agent_start_at.set(Some(now));
+                    }
+                }
+                Pending::BounceMaster(name) => {
+                    tracing::info!(target: "revenant_sim", master = %name, "master restarts");
+                    sim.bounce(name.as_str());
+                }
+                Pending::Repair(a, b) => {
+                    tracing::info!(target: "revenant_sim", a = %a, b = %b, "partition healed");
+                    sim.repair(a.as_str(), b.as_str());
+                }
+                Pending::Latency => sim.set_max_message_latency(Duration::from_millis(20)),
+            }
+        }
+        // Oracle checked during the run: executors give up after recovery_timeout.
+        if let Some(since) = machine.agent_down_since.get() {
+            let grace = Duration::from_secs(5);
+            if now > since + recovery_timeout + grace && down_since_reboot.is_none() {
+                let live: Vec<String> = machine.processes.borrow().processes.values().filter(|p| !p.exited.get() && !p.handle.is_finished()).map(|p| p.executor_id.clone()).collect();
+                if !live.is_empty() && scenario.checkpoint {
+                    let mut observations = observations.borrow_mut();
+                    if observations.overstaying_executors.is_empty() {
+                        observations.overstaying_executors.push((now, live.join(",")));
+                    }
+                }
+            }
+        }
+        if let Err(error) = sim.step() {
+            violations.push(Violation { time: now, oracle: "no_panic", message: format!("a host failed: {error}") });
+            break;
+        }
+    }
+    framework_done.set(true);
+    let _ = &tasks;
+    drop(sim);
+    (violations, observations)
+}
+
+enum Pending {
+    Boot,
+    StartAgent,
+    BounceMaster(String),
+    Repair(String, String),
+    Latency,
+}
+
+fn apply_fault(
+    sim: &mut turmoil::Sim<'_>,
+    machine: &Rc<Machine>,
+    fault: &FaultSpec,
+    now: Duration,
+    rng: &mut rand::rngs::StdRng,
+    pending: &mut Vec<(Duration, Pending)>,
+    scenario: &Scenario,
+) -> Option<String> {
+    let restart = fault.restart_after_s.map(secs);
+    match fault.kind {
+        FaultKind::AgentCrash => {
+            let handle = machine.agent.borrow_mut().take()?;
+            handle.abort();
+            machine.agent_down_since.set(Some(now));
+            if let Some(restart) = restart {
+                pending.push((now + restart, Pending::StartAgent));
+            }
+            Some(format!("agent crash (restart after {:.1}s)", restart.unwrap_or_default().as_secs_f64()))
+        }
+        FaultKind::AgentCrashAtWrite => {
+            machine.agent.borrow().as_ref()?;
+            let ops = fault.ops.unwrap_or(1);
+            machine.crash_after.set(Some(ops));
+            Some(format!("agent dies at its filesystem operation {ops} from now"))
+        }
+        FaultKind::Reboot => {
+            if machine.agent_down_since.get().is_some() && machine.agent.borrow().is_none() && machine.agent_start_at.get().is_none() && !sim.is_host_running(AGENT_HOST) {
+                return None;
+            }
+            sim.crash(AGENT_HOST);
+            machine.agent.borrow_mut().take();
+            machine.agent_start_at.set(None);
+            machine.agent_down_since.set(Some(now));
+            *machine.processes.borrow_mut() = ProcessTable::default();
+            let loss = machine.fs.power_loss(rng);
+            machine.boot.set(machine.boot.get() + 1);
+            machine.crash_after.set(None);
+            let restart = restart.unwrap_or(Duration::from_secs(10));
+            pending.push((now + restart, Pending::Boot));
+            Some(format!("reboot ({loss:?}; boots after {:.1}s)", restart.as_secs_f64()))
+        }
+        FaultKind::ExecutorCrash => {
+            let table = machine.processes.borrow();
+            let live: Vec<&crate::seams::SimProcess> = table
+                .processes
+                .values()
+                .filter(|p| !p.exited.get() && !p.handle.is_finished())
+                .filter(|p| fault.task.as_ref().is_none_or(|t| *t == p.executor_id))
+                .collect();
+            if live.is_empty() {
+                return None;
+            }
+            let victim = live[rng.gen_range(0..live.len())];
+            victim.handle.abort();
+            victim.exited.set(true);
+            Some(format!("executor {} (pid {}) crashed", victim.executor_id, victim.id.pid))
+        }
+        FaultKind::MasterCrash => {
+            let name = "master1".to_owned();
+            if !sim.is_host_running(name.as_str()) {
+                return None;
+            }
+            sim.crash(name.as_str());
+            if let Some(restart) = restart {
+                pending.push((now + restart, Pending::BounceMaster(name.clone())));
+            }
+            Some(format!("{name} crashed"))
+        }
+        FaultKind::Partition => {
+            let (a, b) = (fault.a.clone()?, fault.b.clone()?);
+            if a == b || a.starts_with("master") && (a.trim_start_matches("master").parse::<u32>().ok()? > scenario.masters) {
+                return None;
+            }
+            sim.partition(a.as_str(), b.as_str());
+            let duration = secs(fault.duration_s.unwrap_or(10.0));
+            pending.push((now + duration, Pending::Repair(a.clone(), b.clone())));
+            Some(format!("partition {a} <-> {b} for {:.1}s", duration.as_secs_f64()))
+        }
+        FaultKind::Delay => {
+            let max = Duration::from_millis(fault.max_ms.unwrap_or(200));
+            sim.set_max_message_latency(max);
+            pending.push((now + secs(fault.duration_s.unwrap_or(10.0)), Pending::Latency));
+            Some(format!("message delay up to {}ms", max.as_millis()))
+        }
+        FaultKind::Corrupt => {
+            let files: Vec<PathBuf> = machine
+                .fs
+                .tree()
+                .into_keys()
+                .filter(|p| p.file_name().is_some_and(|n| n == "task.updates"))
+                .collect();
+            if files.is_empty() {
+                return None;
+            }
+            let path = files[rng.gen_range(0..files.len())].clone();
+            let mut data = machine.fs.read(&path).ok()?;
+            if data.len() <= 8 {
+                return None;
+            }
+            let offset = rng.gen_range(8..data.len());
+            data[offset] ^= 1 << rng.gen_range(0..8);
+            machine.fs.write(&path, &data).ok()?;
+            machine.fs.sync_file(&path).ok()?;
+            Some(format!("corrupt byte {offset} of {}", path.display()))
+        }
+        FaultKind::ClockJump => {
+            let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;
+            machine.wall_offset.set(machine.wall_offset.get() + jump_ms);
+            Some(format!("wall clock jumps {jump_ms}ms"))
+        }
+    }
+}

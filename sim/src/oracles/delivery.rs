@@ -1,0 +1,86 @@
+//! Rule: a status update that the agent acknowledged to its executor reaches the
+//! framework (at least once), unless the agent's machine rebooted before it was
+//! delivered; in that case the seeds recover no agent state, so the update is never
+//! replayed, and the task must instead end in a terminal state the framework sees
+//! (checked by the liveness oracle). Updates of one task reach the framework in the
+//! order the agent accepted them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use revenant::ids::Uuid;
+
+use super::Violation;
+use crate::cluster::Observations;
+use crate::trace::TraceEvent;
+
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).ok()?;
+    }
+    Some(Uuid(bytes))
+}
+
+/// Checks the rule.
+pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+    let seen: BTreeSet<Uuid> = observations.seen.iter().filter_map(|s| s.uuid).collect();
+    let mut out = Vec::new();
+    // Acknowledged to the executor: (time, task, uuid), in trace order.
+    let mut acked: BTreeMap<Uuid, (std::time::Duration, String)> = BTreeMap::new();
+    // Accepted order per task.
+    let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    for event in trace {
+        if event.role != "agent" {
+            continue;
+        }
+        let task = event.field("task").unwrap_or_default().to_owned();
+        let uuid = event.field("uuid").and_then(parse_uuid);
+        match (event.message.as_str(), uuid) {
+            ("acknowledged status update to executor", Some(uuid)) => {
+                acked.entry(uuid).or_insert((event.time, task));
+            }
+            ("status update accepted", Some(uuid)) => accepted.entry(task).or_default().push(uuid),
+            _ => {}
+        }
+    }
+    for (uuid, (time, task)) in &acked {
+        if seen.contains(uuid) {
+            continue;
+        }
+        let rebooted_after = observations.reboots.iter().any(|r| r >= time);
+        if !rebooted_after {
+            out.push(Violation {
+                time: *time,
+                oracle: "delivery",
+                message: format!("update {uuid} of task {task} was acknowledged to the executor but never reached the framework"),
+            });
+        }
+    }
+    // Order: the first arrival of each uuid follows the agent's acceptance order.
+    for (task, order) in &accepted {
+        let arrivals: Vec<Uuid> = {
+            let mut first = Vec::new();
+            for s in observations.seen.iter().filter(|s| &s.task == task) {
+                if let Some(uuid) = s.uuid {
+                    if !first.contains(&uuid) {
+                        first.push(uuid);
+                    }
+                }
+            }
+            first
+        };
+        let positions: Vec<usize> = arrivals.iter().filter_map(|u| order.iter().position(|o| o == u)).collect();
+        if positions.windows(2).any(|w| w[0] > w[1]) {
+            out.push(Violation {
+                time: observations.seen.iter().find(|s| &s.task == task).map(|s| s.time).unwrap_or_default(),
+                oracle: "delivery",
+                message: format!("updates of task {task} reached the framework out of order"),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,38 @@
+//! Rule (liveness): after the fault phase the cluster converges: every submitted task
+//! ends in a terminal state that the framework sees before the run ends. Only a task
+//! whose agent rebooted may end LOST without its own terminal update from the agent.
+
+use std::collections::BTreeMap;
+
+use revenant::agent::status_updates::is_terminal;
+use revenant::proto::TaskState;
+
+use super::Violation;
+use crate::cluster::Observations;
+use crate::scenario::Scenario;
+
+/// Checks the rule.
+pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
+    if scenario.expect.as_ref().is_some_and(|e| e.agent_exits == Some(true)) {
+        // The agent exits on purpose (cleanup, strict failure): nothing converges.
+        return Vec::new();
+    }
+    let mut last: BTreeMap<&str, TaskState> = BTreeMap::new();
+    for seen in &observations.seen {
+        last.insert(seen.task.as_str(), seen.state);
+    }
+    let end = std::time::Duration::from_secs_f64(scenario.duration_s);
+    let mut out = Vec::new();
+    for task in &observations.submitted {
+        match last.get(task.as_str()) {
+            Some(state) if is_terminal(*state) => {}
+            Some(state) => out.push(Violation {
+                time: end,
+                oracle: "liveness",
+                message: format!("task {task} ended the run in {} (not terminal)", state.as_str_name()),
+            }),
+            None => out.push(Violation { time: end, oracle: "liveness", message: format!("task {task} was never heard of") }),
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! The oracles: the rules of recovery, one file each, checked after every run (the
+//! executor recovery-timeout rule is also sampled during the run). Each returns the
+//! violations it found, with the simulated time of the first evidence.
+
+pub mod delivery;
+pub mod expectations;
+pub mod liveness;
+pub mod no_panic;
+pub mod reboot;
+pub mod recovery_timeout;
+pub mod strict_recovery;
+pub mod terminal;
+
+use std::time::Duration;
+
+use crate::cluster::Observations;
+use crate::scenario::Scenario;
+use crate::trace::TraceEvent;
+
+/// A broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// When the evidence appeared (simulated time).
+    pub time: Duration,
+    /// The oracle (rule) that caught it.
+    pub oracle: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Runs every after-the-run oracle.
+pub fn check_after(scenario: &Scenario, trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+    let mut out = Vec::new();
+    out.extend(delivery::check(trace, observations));
+    out.extend(terminal::check(observations));
+    out.extend(reboot::check(trace, observations));
+    out.extend(recovery_timeout::check(observations));
+    out.extend(strict_recovery::check(scenario, observations));
+    out.extend(no_panic::check(observations));
+    out.extend(liveness::check(scenario, observations));
+    out.extend(expectations::check(scenario, trace, observations));
+    out
+}

@@ -1,0 +1,24 @@
+//! Rule: strict recovery of a crash state the filesystem model allows never fails (a
+//! failure there is a bug in the checkpoint protocol); only injected corruption may make
+//! it fail. Non-strict recovery never fails on corruption.
+
+use super::Violation;
+use crate::cluster::{AgentOutcome, Observations};
+use crate::scenario::Scenario;
+
+/// Checks the rule.
+pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
+    let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails);
+    observations
+        .agent_exits
+        .iter()
+        .filter_map(|(time, outcome)| match outcome {
+            AgentOutcome::Failed(message) if !(expected || observations.corruption_injected && scenario.agent.strict) => Some(Violation {
+                time: *time,
+                oracle: "strict_recovery",
+                message: format!("the agent failed without injected corruption: {message}"),
+            }),
+            _ => None,
+        })
+        .collect()
+}

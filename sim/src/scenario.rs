@@ -1,0 +1,356 @@
+//! Scenario files (`scenarios/*.toml`): the cluster's shape, the agent's flags, the
+//! workload, the faults (a fixed schedule, or rates the seed turns into a schedule) and,
+//! for fixed scenarios, the expected outcome.
+//!
+//! ```toml
+//! name = "agent-restart-reconnects-executor"
+//! rule = "a live executor is reconnected after an agent restart"
+//! duration_s = 120          # simulated length of the run
+//! fault_phase_s = 60        # faults happen only before this time
+//! masters = 1
+//!
+//! [agent]                   # flags; durations in seconds
+//! recover = "reconnect"
+//! strict = true
+//! recovery_timeout_s = 60
+//! executor_reregistration_timeout_s = 2
+//!
+//! [[tasks]]
+//! id = "t1"
+//! command = "sleep 30"
+//! checkpoint = true         # the framework's checkpoint flag
+//!
+//! [[faults]]
+//! at_s = 10
+//! kind = "agent_crash"      # see FaultKind
+//! restart_after_s = 5
+//!
+//! [expect]
+//! states = { t1 = "TASK_FINISHED" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The scenario's name (defaults to the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// The rule it guards, for a person.
+    #[serde(default)]
+    pub rule: String,
+    /// Simulated length of the run, seconds.
+    #[serde(default = "default_duration")]
+    pub duration_s: f64,
+    /// Faults happen only before this time, seconds.
+    #[serde(default = "default_fault_phase")]
+    pub fault_phase_s: f64,
+    /// turmoil's tick, milliseconds.
+    #[serde(default = "default_tick")]
+    pub tick_ms: u64,
+    /// Number of masters (the first leads until it fails).
+    #[serde(default = "one")]
+    pub masters: u32,
+    /// Agent flags.
+    #[serde(default)]
+    pub agent: AgentFlags,
+    /// Master flags.
+    #[serde(default)]
+    pub master: MasterFlags,
+    /// The tasks the framework submits.
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+    /// Generated tasks, in addition to `tasks`.
+    #[serde(default)]
+    pub generated_tasks: Option<GeneratedTasks>,
+    /// Whether the framework checkpoints (default for tasks that do not say).
+    #[serde(default = "yes")]
+    pub checkpoint: bool,
+    /// A fixed fault schedule.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// Fault rates for swarm testing.
+    #[serde(default)]
+    pub swarm: Option<Swarm>,
+    /// The expected outcome (fixed scenarios).
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+fn default_duration() -> f64 {
+    180.0
+}
+fn default_fault_phase() -> f64 {
+    90.0
+}
+fn default_tick() -> u64 {
+    10
+}
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Agent flags (durations in seconds).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFlags {
+    /// `reconnect` or `cleanup`.
+    #[serde(default = "reconnect")]
+    pub recover: String,
+    /// `--strict`.
+    #[serde(default = "yes")]
+    pub strict: bool,
+    /// `--recovery_timeout`.
+    #[serde(default = "sixty")]
+    pub recovery_timeout_s: f64,
+    /// `--executor_reregistration_timeout`.
+    #[serde(default = "two")]
+    pub executor_reregistration_timeout_s: f64,
+    /// `--gc_delay`.
+    #[serde(default = "gc_delay")]
+    pub gc_delay_s: f64,
+    /// `--registration_backoff_factor`.
+    #[serde(default = "backoff")]
+    pub registration_backoff_factor_s: f64,
+    /// How long the master may stay silent before the agent looks again.
+    #[serde(default = "ping_timeout")]
+    pub master_ping_timeout_s: f64,
+}
+
+fn reconnect() -> String {
+    "reconnect".into()
+}
+fn sixty() -> f64 {
+    60.0
+}
+fn two() -> f64 {
+    2.0
+}
+fn gc_delay() -> f64 {
+    3600.0
+}
+fn backoff() -> f64 {
+    0.5
+}
+fn ping_timeout() -> f64 {
+    20.0
+}
+
+impl Default for AgentFlags {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Master flags (durations in seconds).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterFlags {
+    /// `--agent_ping_timeout`.
+    #[serde(default = "four")]
+    pub agent_ping_timeout_s: f64,
+    /// `--max_agent_ping_timeouts`.
+    #[serde(default = "five")]
+    pub max_agent_ping_timeouts: u32,
+    /// `--agent_reregister_timeout`.
+    #[serde(default = "reregister")]
+    pub agent_reregister_timeout_s: f64,
+}
+
+fn four() -> f64 {
+    4.0
+}
+fn five() -> u32 {
+    5
+}
+fn reregister() -> f64 {
+    60.0
+}
+
+impl Default for MasterFlags {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// One task.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Task id.
+    pub id: String,
+    /// Command (`sleep N`, `exit C`, `sleep N; exit C`).
+    pub command: String,
+    /// Submission time, seconds.
+    #[serde(default)]
+    pub submit_at_s: f64,
+    /// Kill the task at this time, seconds.
+    #[serde(default)]
+    pub kill_at_s: Option<f64>,
+}
+
+/// Tasks made from the seed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedTasks {
+    /// How many.
+    pub count: u32,
+    /// Shortest run, seconds.
+    pub min_s: f64,
+    /// Longest run, seconds.
+    pub max_s: f64,
+    /// Fraction that exit non-zero.
+    #[serde(default)]
+    pub failure_fraction: f64,
+    /// Submissions spread over `[0, submit_within_s]`.
+    #[serde(default)]
+    pub submit_within_s: f64,
+}
+
+/// The kinds of fault.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The agent process dies (restarts after `restart_after_s`).
+    AgentCrash,
+    /// The agent process dies at its next N-th filesystem operation (`ops`), e.g.
+    /// between a write and its sync, then restarts.
+    AgentCrashAtWrite,
+    /// The machine loses power: un-synced data may be lost or torn, every process
+    /// dies, the boot id changes; it boots again after `restart_after_s`.
+    Reboot,
+    /// One executor process dies.
+    ExecutorCrash,
+    /// The leading master dies (restarts after `restart_after_s`, if given).
+    MasterCrash,
+    /// Partition between `a` and `b` for `duration_s`.
+    Partition,
+    /// Network latency up to `max_ms` for `duration_s`.
+    Delay,
+    /// Flip one byte of one `task.updates` file (corruption).
+    Corrupt,
+    /// Jump the agent machine's wall clock by `jump_s`.
+    ClockJump,
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// When, seconds.
+    pub at_s: f64,
+    /// What.
+    pub kind: FaultKind,
+    /// Restart after this long (crashes and reboots).
+    #[serde(default)]
+    pub restart_after_s: Option<f64>,
+    /// For `agent_crash_at_write`: die at the N-th filesystem operation from now.
+    #[serde(default)]
+    pub ops: Option<u64>,
+    /// For partitions and delays.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// For partitions: the two hosts.
+    #[serde(default)]
+    pub a: Option<String>,
+    /// For partitions: the two hosts.
+    #[serde(default)]
+    pub b: Option<String>,
+    /// For delays.
+    #[serde(default)]
+    pub max_ms: Option<u64>,
+    /// For clock jumps.
+    #[serde(default)]
+    pub jump_s: Option<f64>,
+    /// For executor crashes: which task's executor.
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+/// Fault rates: the seed picks which kinds are on (swarm testing) and when they happen.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// Expected faults of each kind per simulated minute, when the kind is on.
+    pub per_minute: BTreeMap<FaultKind, f64>,
+    /// Probability that each kind is on in a run.
+    #[serde(default = "half")]
+    pub kind_on_probability: f64,
+    /// Restart delays are drawn from `[min, max]`, seconds.
+    #[serde(default = "restart_range")]
+    pub restart_after_s: [f64; 2],
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn restart_range() -> [f64; 2] {
+    [1.0, 90.0]
+}
+
+/// The expected outcome of a fixed scenario.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The last state the framework sees of each task.
+    #[serde(default)]
+    pub states: BTreeMap<String, String>,
+    /// The reason of that last update, where it matters.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
+    /// Whether the agent kept its id through the run.
+    #[serde(default)]
+    pub same_agent_id: Option<bool>,
+    /// Executors (by task) that must have been reconnected after a restart.
+    #[serde(default)]
+    pub reconnected: Vec<String>,
+    /// Whether the agent must exit on its own (cleanup, strict failure).
+    #[serde(default)]
+    pub agent_exits: Option<bool>,
+    /// Whether a recovery failure is expected (a corruption in strict mode).
+    #[serde(default)]
+    pub recovery_fails: bool,
+}
+
+impl Scenario {
+    /// Parses a scenario file; the error names the file and the field.
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        let mut scenario: Scenario = toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        if scenario.name.is_empty() {
+            scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        scenario.validate().map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(scenario)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.duration_s > 0.0) {
+            return Err("duration_s must be positive".into());
+        }
+        if self.masters == 0 || self.masters > 3 {
+            return Err("masters must be 1 to 3".into());
+        }
+        if self.agent.recover != "reconnect" && self.agent.recover != "cleanup" {
+            return Err(format!("agent.recover must be reconnect or cleanup, not '{}'", self.agent.recover));
+        }
+        if self.tasks.is_empty() && self.generated_tasks.is_none() {
+            return Err("no tasks: give [[tasks]] or [generated_tasks]".into());
+        }
+        for fault in &self.faults {
+            if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
+                return Err(format!("partition at {} s needs a and b", fault.at_s));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! The simulated seams: turmoil's clock and network, seeded randomness per process
+//! incarnation, a boot id per machine, executors as simulated processes, and a
+//! filesystem handle that can "kill" its process at an exact operation.
+//!
+//! Invariants: every value handed to the roles derives from the run's seed; no thread,
+//! no `std::time::Instant`, no OS randomness.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use rand::{RngCore, SeedableRng};
+use revenant::executor::{self, ExecutorSettings, TaskRunner};
+use revenant::os::{
+    BootId, BoxStream, Clock, Env, FileLock, FileSystem, LaunchSpec, Listener, LocalFuture,
+    LockError, Network, ProcessId, Processes, Random, Signal,
+};
+use revenant::proto::CommandInfo;
+
+use crate::fs::SimFs;
+
+/// The epoch every run's wall clock starts at (fixed, so traces do not depend on the
+/// day the run happens).
+pub const EPOCH_SECONDS: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/// Derives a sub-seed from a seed and a label, so each process incarnation has a stream
+/// of its own that does not shift when another process draws more numbers.
+pub fn derive_seed(seed: u64, label: &str) -> u64 {
+    // FNV-1a over the label, mixed with the seed (splitmix64 finaliser).
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in label.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = seed ^ hash;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Seeded randomness.
+pub struct SeededRandom(RefCell<rand::rngs::StdRng>);
+
+impl SeededRandom {
+    /// A stream for `seed`.
+    pub fn new(seed: u64) -> SeededRandom {
+        SeededRandom(RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)))
+    }
+}
+
+impl Random for SeededRandom {
+    fn fill(&self, buffer: &mut [u8]) {
+        self.0.borrow_mut().fill_bytes(buffer);
+    }
+}
+
+/// turmoil's per-host tokio time; wall time is the fixed epoch plus simulated time, plus
+/// a jump the scenario may apply.
+pub struct SimClock {
+    /// Added to the wall clock (a wall-clock jump).
+    pub wall_offset: Rc<Cell<i64>>,
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+    fn wall(&self) -> SystemTime {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECONDS) + elapsed;
+        let offset = self.wall_offset.get();
+        if offset >= 0 {
+            base + Duration::from_millis(offset as u64)
+        } else {
+            base - Duration::from_millis(offset.unsigned_abs())
+        }
+    }
+    fn sleep(&self, duration: Duration) -> LocalFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// turmoil TCP. Listeners bind every address of the host; a connection to the host's
+/// own name goes over loopback.
+pub struct SimNet;
+
+struct SimListener(turmoil::net::TcpListener, String);
+
+impl Listener for SimListener {
+    fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
+        Box::pin(async move {
+            let (stream, peer) = self.0.accept().await?;
+            Ok((Box::new(stream) as BoxStream, peer.to_string()))
+        })
+    }
+    fn local_addr(&self) -> io::Result<String> {
+        Ok(self.1.clone())
+    }
+}
+
+fn split_address(address: &str) -> io::Result<(String, u16)> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("address '{address}' has no port")))?;
+    let port = port
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("address '{address}' has a bad port")))?;
+    Ok((host.to_owned(), port))
+}
+
+impl Network for SimNet {
+    fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
+        let addr = addr.to_owned();
+        Box::pin(async move {
+            let (_, port) = split_address(&addr)?;
+            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            Ok(Box::new(SimListener(listener, addr)) as Box<dyn Listener>)
+        })
+    }
+    fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
+        let addr = addr.to_owned();
+        Box::pin(async move {
+            let (host, port) = split_address(&addr)?;
+            let stream = turmoil::net::TcpStream::connect((host, port)).await?;
+            Ok(Box::new(stream) as BoxStream)
+        })
+    }
+}
+
+/// The boot id of a simulated machine.
+pub struct SimBootId(pub Rc<Cell<u64>>, pub String);
+
+impl BootId for SimBootId {
+    fn boot_id(&self) -> io::Result<String> {
+        Ok(format!("{}-boot-{}", self.1, self.0.get()))
+    }
+}
+
+/// A filesystem handle for one process incarnation. When armed, the process "dies" at
+/// an exact filesystem operation: that operation and every later one fail, so the
+/// effects of the operations before it stay (the kernel accepted them) and nothing after
+/// happens. The simulator then restarts the process.
+pub struct ProcessFs {
+    inner: SimFs,
+    /// Operations left before the process dies; `None` when not armed.
+    pub crash_after: Rc<Cell<Option<u64>>>,
+    /// Set once the process died at an operation.
+    pub crashed: Rc<Cell<bool>>,
+}
+
+impl ProcessFs {
+    /// A handle on `inner`.
+    pub fn new(inner: SimFs, crash_after: Rc<Cell<Option<u64>>>, crashed: Rc<Cell<bool>>) -> ProcessFs {
+        ProcessFs { inner, crash_after, crashed }
+    }
+
+    fn step(&self) -> io::Result<()> {
+        if self.crashed.get() {
+            return Err(io::Error::other("process crashed (simulated)"));
+        }
+        if let Some(left) = self.crash_after.get() {
+            if left == 0 {
+                self.crashed.set(true);
+                self.crash_after.set(None);
+                return Err(io::Error::other("process crashed (simulated)"));
+            }
+            self.crash_after.set(Some(left - 1));
+        }
+        Ok(())
+    }
+}
+
+impl FileSystem for ProcessFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.step()?;
+        self.inner.read(path)
+    }
+    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.step()?;
+        self.inner.write(path, data)
+    }
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.step()?;
+        self.inner.append(path, data)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.sync_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.sync_dir(path)
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.create_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.rename(from, to)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.symlink(target, link)
+    }
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        self.step()?;
+        self.inner.read_link(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.step()?;
+        self.inner.list_dir(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.remove_dir_all(path)
+    }
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
+        self.step()?;
+        self.inner.truncate(path, length)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.step().is_ok() && self.inner.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.step().is_ok() && self.inner.is_dir(path)
+    }
+    fn modified(&self, path: &Path) -> io::Result<SystemTime> {
+        self.step()?;
+        self.inner.modified(path)
+    }
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        self.step()?;
+        self.inner.touch(path)
+    }
+    fn disk_usage(&self, path: &Path) -> io::Result<f64> {
+        self.step()?;
+        self.inner.disk_usage(path)
+    }
+    fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {
+        self.step().map_err(|source| LockError::Io { path: path.to_path_buf(), source })?;
+        self.inner.lock_exclusive(path, holder)
+    }
+}
+
+/// Runs task commands in simulated time: `sleep N` sleeps N seconds, `exit C` exits with
+/// C, and `sleep N; exit C` does both. Anything else exits 0 at once.
+pub struct SimTaskRunner;
+
+impl TaskRunner for SimTaskRunner {
+    fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32> {
+        let mut sleep = Duration::ZERO;
+        let mut code = 0;
+        for part in command.value.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            match words.as_slice() {
+                ["sleep", seconds] => sleep += Duration::from_secs_f64(seconds.parse().unwrap_or(0.0)),
+                ["exit", value] => code = value.parse().unwrap_or(1),
+                _ => {}
+            }
+        }
+        Box::pin(async move {
+            tokio::time::sleep(sleep).await;
+            code
+        })
+    }
+}
+
+/// One simulated process on a machine.
+pub struct SimProcess {
+    /// Its identity.
+    pub id: ProcessId,
+    /// The running future.
+    pub handle: tokio::task::JoinHandle<()>,
+    /// What it was launched as.
+    pub executor_id: String,
+    /// Whether it has finished (exited, killed or crashed).
+    pub exited: Rc<Cell<bool>>,
+}
+
+/// The process table of one machine; cleared on reboot.
+#[derive(Default)]
+pub struct ProcessTable {
+    /// Live and dead processes by pid.
+    pub processes: BTreeMap<u32, SimProcess>,
+    /// The next pid.
+    pub next_pid: u32,
+    /// Start-time counter (monotonic over the machine's life).
+    pub next_start: u64,
+}
+
+/// Executors as simulated processes on the agent's machine: `launch` spawns the real
+/// executor code as a task on the machine's runtime, detached from the agent, so it
+/// survives an agent crash and dies with the machine.
+pub struct SimProcesses {
+    /// The machine's process table.
+    pub table: Rc<RefCell<ProcessTable>>,
+    /// Builds the environment of a new executor process.
+    pub env_for: Rc<dyn Fn(u32) -> Env>,
+}
+
+impl Processes for SimProcesses {
+    fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
+        let settings = ExecutorSettings::from_environment(&spec.environment)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        let (pid, start_time) = {
+            let mut table = self.table.borrow_mut();
+            table.next_pid += 1;
+            table.next_start += 1;
+            (table.next_pid + 1000, table.next_start)
+        };
+        let env = (self.env_for)(pid);
+        let exited = Rc::new(Cell::new(false));
+        let done = exited.clone();
+        let executor_id = settings.executor_id.clone();
+        let handle = tokio::task::spawn_local(async move {
+            let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
+            tracing::info!(?exit, "executor process exited");
+            done.set(true);
+        });
+        let id = ProcessId { pid, start_time };
+        self.table.borrow_mut().processes.insert(pid, SimProcess { id: id.clone(), handle, executor_id, exited });
+        Ok(id)
+    }
+
+    fn is_alive(&self, process: &ProcessId) -> bool {
+        self.table
+            .borrow()
+            .processes
+            .get(&process.pid)
+            .is_some_and(|p| p.id.start_time == process.start_time && !p.exited.get() && !p.handle.is_finished())
+    }
+
+    fn signal(&self, process: &ProcessId, _signal: Signal) -> io::Result<()> {
+        let table = self.table.borrow();
+        if let Some(entry) = table.processes.get(&process.pid) {
+            if entry.id.start_time == process.start_time {
+                entry.handle.abort();
+                entry.exited.set(true);
+            }
+        }
+        Ok(())
+    }
+}
