@@ -25,6 +25,10 @@ pub trait Workload {
     fn kills(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// New tasks to submit now (polled every tick while registered).
+    fn submissions(&mut self) -> Vec<TaskInfo> {
+        Vec::new()
+    }
 }
 
 enum Event {
@@ -77,6 +81,11 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
             if now >= next_reconcile && !info.id.is_empty() {
                 next_reconcile = now + RECONCILE_INTERVAL;
                 outbox.send(Body::Reconcile(proto::Reconcile { framework_id: info.id.clone() }));
+            }
+            if !info.id.is_empty() {
+                for task in workload.submissions() {
+                    outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
+                }
             }
             for task in workload.kills() {
                 outbox.send(Body::KillTask(proto::KillTask { framework_id: info.id.clone(), task_id: task }));

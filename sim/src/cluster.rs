@@ -55,6 +55,8 @@ pub struct Seen {
 /// Facts the oracles read, gathered during the run.
 #[derive(Debug, Default)]
 pub struct Observations {
+    /// The run's seed.
+    pub seed: u64,
     /// Every update the framework received, in order.
     pub seen: Vec<Seen>,
     /// Tasks submitted.
@@ -253,6 +255,19 @@ impl revenant::framework::Workload for Recording {
         out
     }
 
+    fn submissions(&mut self) -> Vec<TaskInfo> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let mut out = Vec::new();
+        for (task, at) in &self.tasks {
+            if *at <= now && !self.submitted.contains(&task.task_id) {
+                self.submitted.insert(task.task_id.clone());
+                self.observations.borrow_mut().submitted.insert(task.task_id.clone());
+                out.push(task.clone());
+            }
+        }
+        out
+    }
+
     fn update(&mut self, update: &StatusUpdate) {
         let status = update.status.clone().unwrap_or_default();
         self.heard.insert(status.task_id.clone());
@@ -399,7 +414,7 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(20))
         .build();
-    let observations = Rc::new(RefCell::new(Observations::default()));
+    let observations = Rc::new(RefCell::new(Observations { seed, ..Observations::default() }));
     let _ = options;
 
     // Masters.

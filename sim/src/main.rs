@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use revenant_sim::cluster::{self, RunOptions};
 use revenant_sim::scenario::Scenario;
+use revenant_sim::sweep;
 
 #[derive(Parser)]
 #[command(name = "revenant-sim", version, about = "Deterministic crash-recovery simulation of the Revenant agent")]
@@ -31,12 +32,114 @@ enum Command {
         #[arg(long)]
         check_determinism: bool,
     },
+    /// Run scenarios over many seeds.
+    Sweep {
+        /// Scenario files or directories (default: the swarm scenarios in `scenarios/`).
+        scenarios: Vec<PathBuf>,
+        /// `N` (seeds 0..N) or `A..B`.
+        #[arg(long, default_value = "100")]
+        seeds: String,
+        /// Worker threads (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (`K/N`), for a CI matrix.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Write a reproduction file and the trace of each failure here.
+        #[arg(long, default_value = "sweep-out")]
+        out: PathBuf,
+        /// Run every N-th seed twice and compare traces (0: never).
+        #[arg(long, default_value_t = 50)]
+        determinism_every: u64,
+        /// Sweep every scenario given or found, not only swarm scenarios.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Re-run a recorded failure (a `.repro.toml` written by `sweep`).
+    Replay {
+        /// The reproduction file.
+        file: PathBuf,
+        /// Write the trace to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario: path, seed, trace, check_determinism } => {
+        Command::Sweep { scenarios, seeds, jobs, shard, out, determinism_every, all } => {
+            let run = || -> Result<ExitCode, String> {
+                let seeds = sweep::parse_seeds(&seeds)?;
+                let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
+                let files = sweep::scenario_files(&scenarios, scenarios.is_empty() && !all)?;
+                if files.is_empty() {
+                    return Err("no scenarios to sweep".into());
+                }
+                let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+                eprintln!("sweeping {} scenario(s) over seeds {}..{} with {jobs} job(s)", files.len(), seeds.start, seeds.end);
+                let summary = sweep::sweep(&files, seeds, shard, jobs, Some(&out), determinism_every, true)?;
+                let runs = summary.passed + summary.failed.len();
+                for failure in &summary.failed {
+                    println!("FAILED {} seed {}", failure.scenario.display(), failure.seed);
+                    for violation in &failure.violations {
+                        println!("  {violation}");
+                    }
+                    println!("  reproduce: cargo run --release -p revenant-sim -- run {} --seed {}", failure.scenario.display(), failure.seed);
+                }
+                for (path, seed) in &summary.nondeterministic {
+                    println!("NONDETERMINISTIC {} seed {seed}: run it with --check-determinism to see where", path.display());
+                }
+                println!(
+                    "{runs} runs in {:.1}s: {:.1} runs/s; determinism checked on {} runs, {} differed",
+                    summary.seconds,
+                    runs as f64 / summary.seconds.max(1e-9),
+                    summary.determinism_checked,
+                    summary.nondeterministic.len()
+                );
+                if !summary.failed.is_empty() {
+                    println!("failures written to {}", out.display());
+                }
+                println!("{} passed, {} failed", summary.passed, summary.failed.len() + summary.nondeterministic.len());
+                Ok(if summary.failed.is_empty() && summary.nondeterministic.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            };
+            match run() {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Replay { file, trace } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("error: {}: {error}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            #[derive(serde::Deserialize)]
+            struct Repro {
+                scenario: PathBuf,
+                seed: u64,
+            }
+            let repro: Repro = match toml::from_str(&text) {
+                Ok(repro) => repro,
+                Err(error) => {
+                    eprintln!("error: {}: {error}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            run_one(repro.scenario, repro.seed, trace, false)
+        }
+        Command::Run { scenario: path, seed, trace, check_determinism } => run_one(path, seed, trace, check_determinism),
+    }
+}
+
+fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: bool) -> ExitCode {
+    {
+        {
             let scenario = match Scenario::load(&path) {
                 Ok(scenario) => scenario,
                 Err(error) => {

@@ -1,2 +1,198 @@
-//! Sweeps: every scenario over a range of seeds, optionally sharded and on several
-//! worker processes, with a reproduction file and trace for each failure.
+//! Sweeps: every scenario over a range of seeds, split over worker threads (each
+//! simulation is single-threaded and shares nothing with the others), optionally sharded
+//! across machines, with a reproduction file and trace for each failure.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::cluster::{self, RunOptions};
+use crate::scenario::Scenario;
+
+/// A seed range, from `N` (0..N) or `A..B`.
+pub fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let start = a.parse().map_err(|_| format!("bad seed range start '{a}'"))?;
+            let end = b.parse().map_err(|_| format!("bad seed range end '{b}'"))?;
+            if end <= start {
+                return Err(format!("empty seed range {text}"));
+            }
+            Ok(start..end)
+        }
+        None => {
+            let count: u64 = text.parse().map_err(|_| format!("--seeds takes N or A..B, not '{text}'"))?;
+            Ok(0..count)
+        }
+    }
+}
+
+/// A shard `K/N` (1-based).
+pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (k, n) = text.split_once('/').ok_or_else(|| format!("--shard takes K/N, not '{text}'"))?;
+    let k: u64 = k.parse().map_err(|_| format!("bad shard index '{k}'"))?;
+    let n: u64 = n.parse().map_err(|_| format!("bad shard count '{n}'"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {text} is out of range (K must be 1..=N)"));
+    }
+    Ok((k, n))
+}
+
+/// One failed run.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed.
+    pub seed: u64,
+    /// The violations, one per line.
+    pub violations: Vec<String>,
+}
+
+/// The result of a sweep.
+#[derive(Debug)]
+pub struct Summary {
+    /// Runs that held every rule.
+    pub passed: usize,
+    /// Runs that broke one.
+    pub failed: Vec<Failure>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Determinism checks done (seed run twice) and how many differed.
+    pub determinism_checked: usize,
+    /// Runs whose two traces differed.
+    pub nondeterministic: Vec<(PathBuf, u64)>,
+}
+
+/// Lists the scenario files to sweep: the arguments, or every swarm scenario under
+/// `scenarios/` (files with a `[swarm]` section).
+pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let inputs: Vec<PathBuf> = if arguments.is_empty() { vec![PathBuf::from("scenarios")] } else { arguments.to_vec() };
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&input)
+                .map_err(|error| format!("{}: {error}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            for path in found {
+                if swarm_only {
+                    let scenario = Scenario::load(&path)?;
+                    if scenario.swarm.is_none() {
+                        continue;
+                    }
+                }
+                files.push(path);
+            }
+        } else {
+            files.push(input);
+        }
+    }
+    Ok(files)
+}
+
+/// Writes the reproduction file and trace of a failure under `out`.
+pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let stem = failure.scenario.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let repro = out.join(format!("{stem}-seed{}.repro.toml", failure.seed));
+    let mut text = format!("scenario = {:?}\nseed = {}\nviolations = [\n", failure.scenario.display().to_string(), failure.seed);
+    for violation in &failure.violations {
+        text.push_str(&format!("  {violation:?},\n"));
+    }
+    text.push_str("]\n");
+    std::fs::write(&repro, text)?;
+    std::fs::write(out.join(format!("{stem}-seed{}.trace", failure.seed)), trace)?;
+    Ok(repro)
+}
+
+/// Runs the sweep.
+#[allow(clippy::too_many_arguments)]
+pub fn sweep(
+    files: &[PathBuf],
+    seeds: std::ops::Range<u64>,
+    shard: Option<(u64, u64)>,
+    jobs: usize,
+    out: Option<&Path>,
+    determinism_every: u64,
+    progress: bool,
+) -> Result<Summary, String> {
+    let scenarios: Vec<(PathBuf, Scenario)> = files.iter().map(|f| Scenario::load(f).map(|s| (f.clone(), s))).collect::<Result<_, _>>()?;
+    let mut work: Vec<(usize, u64)> = Vec::new();
+    for seed in seeds {
+        if let Some((k, n)) = shard {
+            if seed % n != k - 1 {
+                continue;
+            }
+        }
+        for index in 0..scenarios.len() {
+            work.push((index, seed));
+        }
+    }
+    let total = work.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
+    let nondeterministic: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+    let checked = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(scenario_index, seed)) = work.get(index) else { return };
+                let (path, scenario) = &scenarios[scenario_index];
+                let result = cluster::run(scenario, seed, &RunOptions::default());
+                if determinism_every > 0 && seed % determinism_every == 0 {
+                    checked.fetch_add(1, Ordering::Relaxed);
+                    let again = cluster::run(scenario, seed, &RunOptions::default());
+                    if again.trace_hash != result.trace_hash {
+                        nondeterministic.lock().expect("lock").push((path.clone(), seed));
+                    }
+                }
+                if !result.violations.is_empty() {
+                    let failure = Failure {
+                        scenario: path.clone(),
+                        seed,
+                        violations: result.violations.iter().map(|v| format!("[{}] at {:.3}s: {}", v.oracle, v.time.as_secs_f64(), v.message)).collect(),
+                    };
+                    if let Some(out) = out {
+                        let trace: String = result.trace.iter().map(|e| e.line() + "\n").collect();
+                        let _ = write_failure(out, &failure, &trace);
+                    }
+                    failed.lock().expect("lock").push(failure);
+                }
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if progress && (finished % 10 == 0 || finished == total) {
+                    let failures = failed.lock().expect("lock").len();
+                    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+                    let width = 30;
+                    let filled = finished * width / total.max(1);
+                    eprint!(
+                        "\r[{}{}] {finished}/{total} runs, {failures} failed, {:.1} runs/s ",
+                        "#".repeat(filled),
+                        "-".repeat(width - filled),
+                        finished as f64 / elapsed
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            });
+        }
+    });
+    if progress {
+        eprintln!();
+    }
+    let mut failed = failed.into_inner().expect("lock");
+    failed.sort_by(|a, b| (a.scenario.clone(), a.seed).cmp(&(b.scenario.clone(), b.seed)));
+    Ok(Summary {
+        passed: total - failed.len(),
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+        determinism_checked: checked.into_inner(),
+        nondeterministic: nondeterministic.into_inner().expect("lock"),
+    })
+}

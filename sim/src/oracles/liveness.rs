@@ -23,7 +23,14 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     }
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
-    for task in &observations.submitted {
+    // Every task of the scenario counts, submitted or not: a task the framework never
+    // managed to submit is a liveness failure too.
+    let all: std::collections::BTreeSet<String> = crate::cluster::tasks_for(scenario, observations.seed)
+        .into_iter()
+        .map(|(task, _)| task.task_id)
+        .chain(observations.submitted.iter().cloned())
+        .collect();
+    for task in &all {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}
             Some(state) => out.push(Violation {
