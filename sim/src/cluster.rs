@@ -353,8 +353,16 @@ async fn machine_main(machine: Rc<Machine>, config: AgentConfig, seed: u64, obse
                 Err(_) => AgentOutcome::Crashed,
             };
             tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended");
-            if outcome == AgentOutcome::Crashed {
-                // Died at a filesystem operation: restart shortly, like a supervisor would.
+            // Like systemd with Restart=always: a crashed agent, or one the master told to
+            // shut down (it forgot its id and comes back as a new agent), is restarted.
+            // An agent that exited on its own for good (cleanup) or failed recovery stays
+            // down, so that the failure is seen.
+            let restart = match &outcome {
+                AgentOutcome::Crashed => true,
+                AgentOutcome::Exited(text) => text.starts_with("ShutDown"),
+                _ => false,
+            };
+            if restart {
                 machine.agent_start_at.set(Some(now + Duration::from_secs(1)));
             }
             observations.borrow_mut().agent_exits.push((now, outcome));

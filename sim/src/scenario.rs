@@ -80,6 +80,9 @@ pub struct Scenario {
     /// The expected outcome (fixed scenarios).
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Regression scenarios pin the seeds that once failed: a sweep runs exactly these.
+    #[serde(default)]
+    pub pinned_seeds: Vec<u64>,
 }
 
 fn default_duration() -> f64 {

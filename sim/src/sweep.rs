@@ -82,7 +82,7 @@ pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<Pat
             for path in found {
                 if swarm_only {
                     let scenario = Scenario::load(&path)?;
-                    if scenario.swarm.is_none() {
+                    if scenario.swarm.is_none() && scenario.pinned_seeds.is_empty() {
                         continue;
                     }
                 }
@@ -129,8 +129,18 @@ pub fn sweep(
                 continue;
             }
         }
-        for index in 0..scenarios.len() {
-            work.push((index, seed));
+        for (index, (_, scenario)) in scenarios.iter().enumerate() {
+            if scenario.pinned_seeds.is_empty() {
+                work.push((index, seed));
+            }
+        }
+    }
+    // Pinned regression seeds run once per sweep (on the first shard).
+    if shard.is_none_or(|(k, _)| k == 1) {
+        for (index, (_, scenario)) in scenarios.iter().enumerate() {
+            for seed in &scenario.pinned_seeds {
+                work.push((index, *seed));
+            }
         }
     }
     let total = work.len();
