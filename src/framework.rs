@@ -39,6 +39,9 @@ enum Event {
 
 const TICK: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A framework that hears nothing from its master for this long (the master heartbeats
+/// every `agent_ping_timeout`, 15 s by default) drops the connection and reconnects.
+pub const FRAMEWORK_MASTER_TIMEOUT: Duration = Duration::from_secs(40);
 /// How often a framework asks the master to reconcile while it waits.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -53,6 +56,7 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
     let mut next_connect = Some(env.clock.now());
     let mut next_reconcile = env.clock.now() + RECONCILE_INTERVAL;
     let mut connection = 0u64;
+    let mut last_heard = env.clock.now();
     loop {
         if workload.done() {
             return;
@@ -76,6 +80,13 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                 };
                 let _ = events.send(event);
             });
+        }
+        if master.is_some() && now.saturating_duration_since(last_heard) > FRAMEWORK_MASTER_TIMEOUT {
+            info!("heard nothing from the master: reconnecting");
+            master = None;
+            index = (index + 1) % masters.len().max(1);
+            address = masters.get(index).cloned().unwrap_or_default();
+            next_connect = Some(now);
         }
         if let Some(outbox) = &master {
             if now >= next_reconcile && !info.id.is_empty() {
@@ -112,6 +123,7 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     }
                 });
                 let outbox = wire::serve(stream, ConnectionId(connection), &mut background, wire_sender);
+                last_heard = env.clock.now();
                 outbox.send(Body::RegisterFramework(proto::RegisterFramework { info: Some(info.clone()) }));
                 master = Some(outbox);
             }
@@ -129,8 +141,11 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     next_connect = Some(env.clock.now() + Duration::from_secs(1));
                 }
             }
-            Event::Wire(Incoming::Message(_, body)) => match body {
+            Event::Wire(Incoming::Message(id, body)) => match body {
+                _ if master.as_ref().is_none_or(|m| m.id() != id) => {}
+                Body::Ping(_) => last_heard = env.clock.now(),
                 Body::FrameworkRegistered(message) => {
+                    last_heard = env.clock.now();
                     info!(framework = %message.framework_id, "framework registered");
                     info.id = message.framework_id.clone();
                     let tasks = workload.registered(&message.framework_id);
@@ -141,6 +156,7 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     }
                 }
                 Body::StatusUpdate(proto::StatusUpdateMessage { update: Some(update) }) => {
+                    last_heard = env.clock.now();
                     workload.update(&update);
                     if !update.uuid.is_empty() {
                         if let Some(outbox) = &master {

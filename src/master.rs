@@ -546,6 +546,13 @@ impl Master {
                     outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
                 }
             }
+            // Frameworks get a heartbeat too, so that one whose connection died silently
+            // (a partition that dropped segments) notices and reconnects.
+            for record in self.frameworks.values() {
+                if let Some(outbox) = &record.outbox {
+                    outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
+                }
+            }
             for id in unreachable {
                 info!(agent = %id, "agent stopped answering pings: unreachable");
                 self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent unreachable");
