@@ -57,6 +57,8 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
     let mut next_reconcile = env.clock.now() + RECONCILE_INTERVAL;
     let mut connection = 0u64;
     let mut last_heard = env.clock.now();
+    // Tasks submitted and not yet seen terminal: what explicit reconciliation asks about.
+    let mut open_tasks: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     loop {
         if workload.done() {
             return;
@@ -91,10 +93,14 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
         if let Some(outbox) = &master {
             if now >= next_reconcile && !info.id.is_empty() {
                 next_reconcile = now + RECONCILE_INTERVAL;
-                outbox.send(Body::Reconcile(proto::Reconcile { framework_id: info.id.clone() }));
+                let task_ids: Vec<String> = open_tasks.iter().cloned().collect();
+                if !task_ids.is_empty() {
+                    outbox.send(Body::Reconcile(proto::Reconcile { framework_id: info.id.clone(), task_ids }));
+                }
             }
             if !info.id.is_empty() {
                 for task in workload.submissions() {
+                    open_tasks.insert(task.task_id.clone());
                     outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
                 }
             }
@@ -151,6 +157,7 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     let tasks = workload.registered(&message.framework_id);
                     if let Some(outbox) = &master {
                         for task in tasks {
+                            open_tasks.insert(task.task_id.clone());
                             outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
                         }
                     }
@@ -158,6 +165,11 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                 Body::StatusUpdate(proto::StatusUpdateMessage { update: Some(update) }) => {
                     last_heard = env.clock.now();
                     workload.update(&update);
+                    if let Some(status) = &update.status {
+                        if crate::agent::status_updates::is_terminal(status.state()) {
+                            open_tasks.remove(&status.task_id);
+                        }
+                    }
                     if !update.uuid.is_empty() {
                         if let Some(outbox) = &master {
                             let task_id = update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default();

@@ -226,7 +226,7 @@ impl Master {
                 }
             }
             Body::KillTask(kill) => self.kill_task(FrameworkId::new(kill.framework_id), TaskId::new(kill.task_id)),
-            Body::Reconcile(message) => self.reconcile(FrameworkId::new(message.framework_id)),
+            Body::Reconcile(message) => self.reconcile(FrameworkId::new(message.framework_id), message.task_ids),
             other => warn!(kind = wire::kind(&other), "unexpected message at the master"),
         }
     }
@@ -504,15 +504,40 @@ impl Master {
         }
     }
 
-    fn reconcile(&mut self, framework: FrameworkId) {
-        let tasks: Vec<TaskReport> = self
+    /// Answers a reconciliation. Known tasks get their latest state. A task named by the
+    /// framework that the master does not know is reported lost, but only once
+    /// `agent_reregister_timeout` has passed since this master started: before that, an
+    /// agent that knows the task may still re-register.
+    fn reconcile(&mut self, framework: FrameworkId, task_ids: Vec<String>) {
+        let known: BTreeMap<String, TaskReport> = self
             .agents
             .values()
-            .flat_map(|a| a.tasks.iter().filter(|((f, _), _)| *f == framework).map(|(_, t)| t.clone()))
+            .flat_map(|a| a.tasks.iter().filter(|((f, _), _)| *f == framework).map(|((_, t), r)| (t.to_string(), r.clone())))
             .collect();
-        for task in tasks {
-            let update = self.master_update(&task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
-            self.send_to_framework(&framework, update);
+        let queued: BTreeSet<String> = self.pending_tasks.iter().filter(|(f, _)| *f == framework).map(|(_, t)| t.task_id.clone()).collect();
+        if task_ids.is_empty() {
+            for task in known.values() {
+                let update = self.master_update(task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
+                self.send_to_framework(&framework, update);
+            }
+            return;
+        }
+        let settled = self.env.clock.now().saturating_duration_since(self.started) >= self.config.agent_reregister_timeout;
+        for task_id in task_ids {
+            match known.get(&task_id) {
+                Some(task) => {
+                    let update = self.master_update(task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
+                    self.send_to_framework(&framework, update);
+                }
+                None if queued.contains(&task_id) => {}
+                None if settled => {
+                    info!(framework = %framework, task = %task_id, "reconciliation: task unknown to the master: lost");
+                    let report = TaskReport { task_id: task_id.clone(), framework_id: framework.to_string(), executor_id: String::new(), state: proto::TaskState::TaskLost as i32 };
+                    let update = self.master_update(&report, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Reconciliation: task unknown to the master");
+                    self.send_to_framework(&framework, update);
+                }
+                None => {}
+            }
         }
     }
 
@@ -572,6 +597,5 @@ impl Master {
             info!(agent = %id, "agent did not re-register within the timeout: removing it");
             self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent did not re-register in time");
         }
-        let _ = self.started;
     }
 }

@@ -65,3 +65,154 @@ fn sim_fs_appends_to_the_file_now_under_the_path() {
     let fs = fresh(root);
     conformance::check_append_when_the_path_changes_meaning(&fs, root);
 }
+
+/// Differential testing: the same random operations on [`SimFs`] and on the real
+/// filesystem (in a temporary directory) give the same results, errno for errno.
+mod differential {
+    use std::io;
+    use std::path::{Path, PathBuf};
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use revenant::os::real::RealFs;
+    use revenant::os::FileSystem;
+    use revenant_sim::fs::SimFs;
+
+    const NAMES: [&str; 4] = ["a", "b", "c", "l"];
+    const TARGETS: [&str; 8] = ["a", "b", "../a", "a/b", "l", ".", "..", "missing"];
+    const OPS_PER_SEED: usize = 150;
+
+    /// A path of one to three names below the root, sometimes with `..` or a slash.
+    fn random_path(rng: &mut StdRng) -> PathBuf {
+        let depth = rng.gen_range(1..=3);
+        let mut path = PathBuf::new();
+        for _ in 0..depth {
+            if rng.gen_ratio(1, 12) {
+                path.push("..");
+            }
+            path.push(NAMES[rng.gen_range(0..NAMES.len())]);
+        }
+        if rng.gen_ratio(1, 20) {
+            let mut text = path.into_os_string();
+            text.push("/");
+            path = PathBuf::from(text);
+        }
+        path
+    }
+
+    /// What a call returned, comparable across the two filesystems.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Ok(String),
+        Err(Option<i32>, io::ErrorKind),
+    }
+
+    fn outcome<T: std::fmt::Debug>(result: io::Result<T>) -> Outcome {
+        match result {
+            Ok(value) => Outcome::Ok(format!("{value:?}")),
+            Err(error) => Outcome::Err(error.raw_os_error(), error.kind()),
+        }
+    }
+
+    /// One random operation, described and applied to `fs` under `root`.
+    fn apply(fs: &dyn FileSystem, root: &Path, op: u32, a: &Path, b: &Path, n: u8) -> Outcome {
+        let (a, b) = (root.join(a), root.join(b));
+        // `..` at the top of the real root would leave it: keep both inside.
+        match op {
+            0 => outcome(fs.write(&a, &[n; 3])),
+            1 => outcome(fs.append(&a, &[n; 2])),
+            2 => outcome(fs.read(&a)),
+            3 => outcome(fs.create_dir(&a)),
+            4 => outcome(fs.rename(&a, &b)),
+            5 => outcome(fs.symlink(Path::new(TARGETS[n as usize % TARGETS.len()]), &a)),
+            6 => outcome(fs.read_link(&a)),
+            7 => outcome(fs.list_dir(&a)),
+            8 => outcome(fs.remove_file(&a)),
+            9 => outcome(fs.remove_dir_all(&a)),
+            10 => outcome(fs.truncate(&a, u64::from(n % 5))),
+            11 => Outcome::Ok(format!("{} {}", fs.exists(&a), fs.is_dir(&a))),
+            12 => outcome(fs.replace_atomically(&a, &[n; 4])),
+            13 => outcome(fs.create_dir_all_durably(&a)),
+            14 => outcome(fs.sync_dir(&a)),
+            _ => outcome(fs.sync_file(&a)),
+        }
+    }
+
+    /// Every path below `root` with what it is, walked through the trait (symlinks are
+    /// listed, not followed).
+    fn listing(fs: &dyn FileSystem, root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![PathBuf::new()];
+        while let Some(relative) = todo.pop() {
+            let dir = root.join(&relative);
+            for name in fs.list_dir(&dir).expect("list a directory") {
+                let child = relative.join(&name);
+                let path = root.join(&child);
+                if let Ok(target) = fs.read_link(&path) {
+                    out.push(format!("{} -> {}", child.display(), target.display()));
+                } else if fs.is_dir(&path) {
+                    out.push(format!("{}/", child.display()));
+                    todo.push(child);
+                } else {
+                    let data = fs.read(&path).expect("read a file");
+                    out.push(format!("{} {:?}", child.display(), data));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn run(seed: u64, real_handle_per_op: bool) {
+        let temp = tempfile::TempDir::new().expect("a temporary directory");
+        // The two roots sit one level down, so that `..` from the top stays inside.
+        let real_root = temp.path().join("top").join("root");
+        let sim_root = Path::new("/top/root");
+        let persistent = RealFs::default();
+        persistent.create_dir_all_durably(&real_root).unwrap();
+        let sim = SimFs::new();
+        sim.create_dir_all_durably(sim_root).unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut log = Vec::new();
+        for step in 0..OPS_PER_SEED {
+            let op = rng.gen_range(0..16);
+            let a = random_path(&mut rng);
+            let b = random_path(&mut rng);
+            let n: u8 = rng.gen();
+            log.push(format!("{step}: op {op} {} {} {n}", a.display(), b.display()));
+            let fresh = RealFs::default();
+            let real: &dyn FileSystem = if real_handle_per_op { &fresh } else { &persistent };
+            let expected = apply(real, &real_root, op, &a, &b, n);
+            let got = apply(&sim, sim_root, op, &a, &b, n);
+            let expected = format!("{expected:?}").replace(&*temp.path().to_string_lossy(), "");
+            assert_eq!(
+                format!("{got:?}"),
+                expected,
+                "seed {seed}, operations so far:\n{}\nsim:\n{}",
+                log.join("\n"),
+                sim.dump()
+            );
+        }
+        assert_eq!(
+            listing(&sim, sim_root),
+            listing(&RealFs::default(), &real_root),
+            "seed {seed}"
+        );
+    }
+
+    #[test]
+    fn sim_fs_matches_the_kernel_on_random_operations() {
+        for seed in 0..40 {
+            run(seed, true);
+        }
+    }
+
+    #[test]
+    #[ignore = "RealFs caches append handles by path (see \
+                conformance::check_append_when_the_path_changes_meaning)"]
+    fn sim_fs_matches_real_fs_with_its_append_handle_cache() {
+        for seed in 0..40 {
+            run(seed, false);
+        }
+    }
+}
