@@ -574,7 +574,8 @@ impl Tree {
     }
 
     /// Resolves `path`. Symlinks in every component but the last are followed; the last
-    /// is followed when `follow_last` is set (or the path ends with a slash).
+    /// is followed when `follow_last` is set. A trailing slash is only recorded
+    /// (`dir_only`): what it means depends on the call, as in the kernel.
     fn lookup(&self, path: &Path, follow_last: bool) -> io::Result<Lookup> {
         let bytes = path.as_os_str().as_bytes();
         if bytes.is_empty() {
@@ -583,7 +584,6 @@ impl Tree {
         // `Path::components` drops a trailing slash (and a trailing `.`), but the kernel
         // reads either as "this must be a directory".
         let dir_only = bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."));
-        let follow_last = follow_last || dir_only;
         let mut ancestors = vec![ROOT];
         let mut queue = steps(path);
         let mut follows = 0;
@@ -623,7 +623,7 @@ impl Tree {
                     ancestors.push(child);
                 }
                 Node::File(_) => {
-                    if !is_last || dir_only {
+                    if !is_last {
                         return Err(errno(libc::ENOTDIR));
                     }
                     return Ok(Lookup {
@@ -667,6 +667,18 @@ impl Tree {
             ino: Some(dir),
             dir_only,
         })
+    }
+
+    /// Resolves `path`, following it to the end (as `open` and `stat` do), to an inode
+    /// that exists: `ENOENT` if it does not, `ENOTDIR` if the path ends with a slash
+    /// and is not a directory.
+    fn resolve(&self, path: &Path) -> io::Result<Ino> {
+        let lookup = self.lookup(path, true)?;
+        let ino = lookup.existing()?;
+        if lookup.dir_only && !self.is_dir(ino) {
+            return Err(errno(libc::ENOTDIR));
+        }
+        Ok(ino)
     }
 
     /// Whether `ancestor` is `ino` or one of the directories above it in the live tree.
@@ -1007,12 +1019,19 @@ impl State {
     /// Resolves `path` (following it) to a file, creating an empty one if the name is
     /// missing. `EISDIR` for a directory.
     fn open_for_write(&mut self, path: &Path, create: bool) -> io::Result<Ino> {
+        if !create {
+            let ino = self.tree.resolve(path)?;
+            if self.tree.is_dir(ino) {
+                return Err(errno(libc::EISDIR));
+            }
+            return Ok(ino);
+        }
         let lookup = self.tree.lookup(path, true)?;
         match lookup.ino {
+            // `O_CREAT` with a trailing slash is `EISDIR`, whatever is there.
+            _ if lookup.dir_only => Err(errno(libc::EISDIR)),
             Some(ino) if self.tree.is_dir(ino) => Err(errno(libc::EISDIR)),
             Some(ino) => Ok(ino),
-            None if !create => Err(errno(libc::ENOENT)),
-            None if lookup.dir_only => Err(errno(libc::EISDIR)),
             None => {
                 let name = lookup.name.expect("a missing path has a last name");
                 let ino = self.new_inode(Node::File(FileNode::default()));
@@ -1024,7 +1043,7 @@ impl State {
 
     /// fsync of whatever `path` resolves to.
     fn sync(&mut self, path: &Path) -> io::Result<()> {
-        let ino = self.tree.lookup(path, true)?.existing()?;
+        let ino = self.tree.resolve(path)?;
         match &mut self.tree.inode_mut(ino).node {
             Node::File(file) => {
                 file.durable = file.data.clone();
@@ -1329,7 +1348,7 @@ impl FileSystem for SimFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::Read, path, None)?;
-        let ino = state.tree.lookup(path, true)?.existing()?;
+        let ino = state.tree.resolve(path)?;
         match &state.tree.inode(ino).node {
             Node::File(file) => Ok(file.data.clone()),
             _ => Err(errno(libc::EISDIR)),
@@ -1394,7 +1413,7 @@ impl FileSystem for SimFs {
         let (None, Some(name)) = (lookup.ino, &lookup.name) else {
             return Err(errno(libc::EEXIST));
         };
-        if target.as_os_str().is_empty() {
+        if target.as_os_str().is_empty() || lookup.dir_only {
             return Err(errno(libc::ENOENT));
         }
         let ino = state.new_inode(Node::Symlink(target.to_path_buf()));
@@ -1405,7 +1424,13 @@ impl FileSystem for SimFs {
     fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::ReadLink, path, None)?;
-        let ino = state.tree.lookup(path, false)?.existing()?;
+        let lookup = state.tree.lookup(path, false)?;
+        // With a trailing slash the link is followed, so the answer is never a link.
+        let ino = if lookup.dir_only {
+            state.tree.resolve(path)?
+        } else {
+            lookup.existing()?
+        };
         match &state.tree.inode(ino).node {
             Node::Symlink(target) => Ok(target.clone()),
             _ => Err(errno(libc::EINVAL)),
@@ -1415,7 +1440,7 @@ impl FileSystem for SimFs {
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::ListDir, path, None)?;
-        let ino = state.tree.lookup(path, true)?.existing()?;
+        let ino = state.tree.resolve(path)?;
         match &state.tree.inode(ino).node {
             // Byte order, as the contract says: a BTreeMap of OsStrings is in byte order.
             Node::Dir(dir) => Ok(dir
@@ -1438,6 +1463,10 @@ impl FileSystem for SimFs {
         if state.tree.is_dir(ino) {
             return Err(errno(libc::EISDIR));
         }
+        if lookup.dir_only {
+            // The name is not followed: a file or a link to anything is "not a directory".
+            return Err(errno(libc::ENOTDIR));
+        }
         state.unlink(lookup.parent, name);
         Ok(())
     }
@@ -1447,6 +1476,25 @@ impl FileSystem for SimFs {
         state.begin(Op::RemoveDirAll, path, None)?;
         // As std does: a symlink is removed, not followed; a file is an error.
         let lookup = state.tree.lookup(path, false)?;
+        if lookup.dir_only {
+            // std's `lstat` follows a path with a trailing slash; if that finds a directory
+            // through a symlink, std empties it, then fails to remove the link itself.
+            let target = state.tree.resolve(path)?;
+            if let Some(link) = lookup.ino.filter(|&ino| !state.tree.is_dir(ino)) {
+                debug_assert!(matches!(state.tree.inode(link).node, Node::Symlink(_)));
+                let children: Vec<(OsString, Ino)> = state
+                    .tree
+                    .dir(target)
+                    .entries
+                    .iter()
+                    .map(|(name, child)| (name.clone(), *child))
+                    .collect();
+                for (name, child) in children {
+                    state.unlink_tree(target, &name, child);
+                }
+                return Err(errno(libc::ENOTDIR));
+            }
+        }
         let ino = lookup.existing()?;
         let Some(name) = &lookup.name else {
             return Err(errno(libc::EBUSY));
@@ -1476,29 +1524,28 @@ impl FileSystem for SimFs {
     }
 
     fn exists(&self, path: &Path) -> bool {
-        let state = self.state.borrow();
-        matches!(state.tree.lookup(path, true), Ok(Lookup { ino: Some(_), .. }))
+        self.state.borrow().tree.resolve(path).is_ok()
     }
 
     fn is_dir(&self, path: &Path) -> bool {
         let state = self.state.borrow();
-        match state.tree.lookup(path, true) {
-            Ok(Lookup { ino: Some(ino), .. }) => state.tree.is_dir(ino),
-            _ => false,
-        }
+        state
+            .tree
+            .resolve(path)
+            .is_ok_and(|ino| state.tree.is_dir(ino))
     }
 
     fn modified(&self, path: &Path) -> io::Result<SystemTime> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::Modified, path, None)?;
-        let ino = state.tree.lookup(path, true)?.existing()?;
+        let ino = state.tree.resolve(path)?;
         Ok(state.tree.inode(ino).modified)
     }
 
     fn touch(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::Touch, path, None)?;
-        let ino = state.tree.lookup(path, true)?.existing()?;
+        let ino = state.tree.resolve(path)?;
         let now = state.now();
         state.tree.inode_mut(ino).modified = now;
         Ok(())
@@ -1507,7 +1554,7 @@ impl FileSystem for SimFs {
     fn disk_usage(&self, path: &Path) -> io::Result<f64> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::DiskUsage, path, None)?;
-        state.tree.lookup(path, true)?.existing()?;
+        state.tree.resolve(path)?;
         Ok((state.used_bytes as f64 / state.capacity_bytes as f64).clamp(0.0, 1.0))
     }
 

@@ -1,9 +1,12 @@
 //! Rule: a status update that the agent acknowledged to its executor reaches the
-//! framework (at least once), unless the agent's machine rebooted before it was
-//! delivered; in that case the seeds recover no agent state, so the update is never
-//! replayed, and the task must instead end in a terminal state the framework sees
-//! (checked by the liveness oracle). Updates of one task reach the framework in the
-//! order the agent accepted them.
+//! framework (at least once), in the order the agent accepted it, with two exceptions
+//! where the update is superseded rather than lost:
+//! - the agent's machine rebooted after the acknowledgement: the seeds recover no agent
+//!   state after a reboot, so the update is never replayed, and the task must instead end
+//!   in a terminal state the framework sees (the liveness oracle checks that);
+//! - the master removed the agent (it stayed unreachable, or failed to re-register in
+//!   time) and told the framework the task's fate itself: a terminal update without a
+//!   uuid, from the master, reached the framework (reference §21).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,7 +55,11 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
-        if !rebooted_after {
+        let fate_told_by_master = observations
+            .seen
+            .iter()
+            .any(|s| s.task == *task && s.uuid.is_none() && revenant::agent::status_updates::is_terminal(s.state));
+        if !rebooted_after && !fate_told_by_master {
             out.push(Violation {
                 time: *time,
                 oracle: "delivery",
