@@ -44,6 +44,8 @@ pub struct ExecutorSettings {
     pub recovery_timeout: Duration,
     /// The bound of the reconnect back-off.
     pub subscription_backoff_max: Duration,
+    /// Test-only breakage: wait for the agent forever (see [`crate::breakage`]).
+    pub ignore_recovery_timeout: bool,
 }
 
 impl ExecutorSettings {
@@ -61,6 +63,7 @@ impl ExecutorSettings {
             checkpoint: get("REVENANT_CHECKPOINT")? == "1",
             recovery_timeout: millis("REVENANT_RECOVERY_TIMEOUT_MS")?,
             subscription_backoff_max: millis("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS").unwrap_or(Duration::from_secs(2)),
+            ignore_recovery_timeout: false,
         })
     }
 }
@@ -174,7 +177,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             });
         }
         if let Some(since) = disconnected_since {
-            if now.saturating_duration_since(since) >= settings.recovery_timeout {
+            if !settings.ignore_recovery_timeout && now.saturating_duration_since(since) >= settings.recovery_timeout {
                 info!(executor = %executor_label, "agent did not come back within the recovery timeout: killing tasks and exiting");
                 return ExecutorExit::RecoveryTimeout;
             }

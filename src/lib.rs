@@ -25,6 +25,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/revenant.rs"));
 }
 pub mod agent;
+pub mod breakage;
 pub mod duration;
 pub mod wire;
 pub mod executor;

@@ -117,7 +117,7 @@ pub struct Machine {
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Test-only switches that break a rule on purpose (oracle self-tests).
-    pub breakage: Option<String>,
+    pub breakage: revenant::breakage::Breakage,
 }
 
 /// The result of a run.
@@ -468,7 +468,8 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         wall_offset: Rc::new(Cell::new(0)),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
-    let config = agent_config(scenario);
+    let mut config = agent_config(scenario);
+    config.breakage = options.breakage;
     {
         let machine = machine.clone();
         let observations = observations.clone();

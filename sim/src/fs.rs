@@ -1066,11 +1066,23 @@ impl State {
             // The root, or a path ending in `..`.
             return Err(errno(libc::EBUSY));
         };
+        // The kernel's order of checks (`do_renameat2`, then `vfs_rename`).
         let source_is_dir = self.tree.is_dir(ino);
         if (source.dir_only || destination.dir_only) && !source_is_dir {
             return Err(errno(libc::ENOTDIR));
         }
+        if source_is_dir && self.tree.subtree_contains(ino, destination.parent) {
+            // Into itself.
+            return Err(errno(libc::EINVAL));
+        }
         if let Some(replaced) = destination.ino {
+            if self.tree.is_dir(replaced)
+                && replaced != ino
+                && self.tree.subtree_contains(replaced, source.parent)
+            {
+                // Over one of its own ancestors.
+                return Err(errno(libc::ENOTEMPTY));
+            }
             if replaced == ino {
                 // Two names of one inode (or one name twice): POSIX says do nothing.
                 return Ok(());
@@ -1083,9 +1095,6 @@ impl State {
                 }
                 _ => {}
             }
-        }
-        if source_is_dir && self.tree.subtree_contains(ino, destination.parent) {
-            return Err(errno(libc::EINVAL));
         }
         if source.parent == destination.parent {
             let now = self.now();
@@ -1474,41 +1483,53 @@ impl FileSystem for SimFs {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::RemoveDirAll, path, None)?;
-        // As std does: a symlink is removed, not followed; a file is an error.
+        // As std does it: `lstat` the path (which follows it only when it ends with a
+        // slash); a symlink is removed, not followed; a file is an error; a directory is
+        // emptied (without following the symlinks in it) and then removed by name, a name
+        // that is gone by then being no error.
         let lookup = state.tree.lookup(path, false)?;
-        if lookup.dir_only {
-            // std's `lstat` follows a path with a trailing slash; if that finds a directory
-            // through a symlink, std empties it, then fails to remove the link itself.
-            let target = state.tree.resolve(path)?;
-            if let Some(link) = lookup.ino.filter(|&ino| !state.tree.is_dir(ino)) {
-                debug_assert!(matches!(state.tree.inode(link).node, Node::Symlink(_)));
-                let children: Vec<(OsString, Ino)> = state
-                    .tree
-                    .dir(target)
-                    .entries
-                    .iter()
-                    .map(|(name, child)| (name.clone(), *child))
-                    .collect();
-                for (name, child) in children {
-                    state.unlink_tree(target, &name, child);
-                }
-                return Err(errno(libc::ENOTDIR));
+        let ino = if lookup.dir_only {
+            state.tree.resolve(path)?
+        } else {
+            lookup.existing()?
+        };
+        match &state.tree.inode(ino).node {
+            Node::File(_) => return Err(errno(libc::ENOTDIR)),
+            Node::Symlink(_) => {
+                let name = lookup.name.as_ref().expect("a symlink has a name");
+                state.unlink(lookup.parent, name);
+                return Ok(());
             }
+            Node::Dir(_) => {}
         }
-        let ino = lookup.existing()?;
+        let children: Vec<(OsString, Ino)> = state
+            .tree
+            .dir(ino)
+            .entries
+            .iter()
+            .map(|(name, child)| (name.clone(), *child))
+            .collect();
+        for (name, child) in children {
+            state.unlink_tree(ino, &name, child);
+        }
+        let lookup = match state.tree.lookup(path, false) {
+            Ok(lookup) => lookup,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let Some(ino) = lookup.ino else {
+            return Ok(());
+        };
         let Some(name) = &lookup.name else {
             return Err(errno(libc::EBUSY));
         };
         match &state.tree.inode(ino).node {
-            Node::File(_) => Err(errno(libc::ENOTDIR)),
-            Node::Symlink(_) => {
+            Node::Dir(dir) if !dir.entries.is_empty() => Err(errno(libc::ENOTEMPTY)),
+            Node::Dir(_) => {
                 state.unlink(lookup.parent, name);
                 Ok(())
             }
-            Node::Dir(_) => {
-                state.unlink_tree(lookup.parent, name, ino);
-                Ok(())
-            }
+            _ => Err(errno(libc::ENOTDIR)),
         }
     }
 

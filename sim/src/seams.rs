@@ -308,8 +308,10 @@ pub struct SimProcesses {
 
 impl Processes for SimProcesses {
     fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
-        let settings = ExecutorSettings::from_environment(&spec.environment)
+        let mut settings = ExecutorSettings::from_environment(&spec.environment)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        settings.ignore_recovery_timeout =
+            spec.environment.get("REVENANT_SIM_BREAKAGE").is_some_and(|b| b == "ignore_recovery_timeout");
         let (pid, start_time) = {
             let mut table = self.table.borrow_mut();
             table.next_pid += 1;

@@ -79,7 +79,12 @@ mod differential {
     use revenant_sim::fs::SimFs;
 
     const NAMES: [&str; 4] = ["a", "b", "c", "l"];
-    const TARGETS: [&str; 8] = ["a", "b", "../a", "a/b", "l", ".", "..", "missing"];
+    /// Symlink targets: relative, and without `..`, so that a resolution climbs at most
+    /// as many levels as its path has `..` components (three), which keeps every
+    /// operation inside the temporary directory (see `ROOT_DEPTH`).
+    const TARGETS: [&str; 8] = ["a", "b", "c/a", "l", ".", "missing", "a/", "l/l"];
+    /// How deep the root of the operations lies below the temporary directory.
+    const ROOT_DEPTH: usize = 4;
     const OPS_PER_SEED: usize = 150;
 
     /// A path of one to three names below the root, sometimes with `..` or a slash.
@@ -165,9 +170,10 @@ mod differential {
 
     fn run(seed: u64, real_handle_per_op: bool) {
         let temp = tempfile::TempDir::new().expect("a temporary directory");
-        // The two roots sit one level down, so that `..` from the top stays inside.
-        let real_root = temp.path().join("top").join("root");
-        let sim_root = Path::new("/top/root");
+        // The roots sit deep enough that `..` never leaves the temporary directory.
+        let below: PathBuf = (1..ROOT_DEPTH).map(|level| format!("d{level}")).collect();
+        let real_root = temp.path().join(&below).join("root");
+        let sim_root = &Path::new("/").join(&below).join("root");
         let persistent = RealFs::default();
         persistent.create_dir_all_durably(&real_root).unwrap();
         let sim = SimFs::new();
@@ -194,8 +200,8 @@ mod differential {
             );
         }
         assert_eq!(
-            listing(&sim, sim_root),
-            listing(&RealFs::default(), &real_root),
+            listing(&sim, Path::new("/")),
+            listing(&RealFs::default(), temp.path()),
             "seed {seed}"
         );
     }

@@ -78,6 +78,8 @@ pub struct AgentConfig {
     pub executor_command: Vec<String>,
     /// How long the master may stay silent before the agent looks for another.
     pub master_ping_timeout: Duration,
+    /// Test-only broken behaviours (see [`crate::breakage`]); all off in the binaries.
+    pub breakage: crate::breakage::Breakage,
 }
 
 impl AgentConfig {
@@ -101,6 +103,7 @@ impl AgentConfig {
             checkpoint: true,
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
+            breakage: crate::breakage::Breakage::default(),
         }
     }
 }
@@ -209,7 +212,8 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     let holder = format!("revenant agent listening on {}", config.listen);
     let _lock: Box<dyn FileLock> = checkpoint::lock_work_dir(env.fs.as_ref(), &config.work_dir, &holder)?;
     let paths = MetaPaths::for_work_dir(&config.work_dir);
-    let store = CheckpointStore::new(env.fs.clone(), paths.clone());
+    let mut store = CheckpointStore::new(env.fs.clone(), paths.clone());
+    store.non_atomic = config.breakage.non_atomic_checkpoints;
     let listener = env
         .net
         .listen(&config.listen)
@@ -341,7 +345,7 @@ impl Agent {
         let options = RecoverOptions {
             strict: self.config.strict,
             truncate: true,
-            current_boot_id: Some(self.boot_id.clone()),
+            current_boot_id: if self.config.breakage.ignore_boot_id { None } else { Some(self.boot_id.clone()) },
         };
         let latest = self.paths.latest_agent().display().to_string();
         info!(meta = %self.paths.root().display(), strict = self.config.strict, "recovering state");
@@ -351,6 +355,11 @@ impl Agent {
             info!("no checkpointed state: first start");
             return self.finish_recovery_if_ready();
         };
+        if self.config.breakage.panic_on_recovery_warning
+            && state.warnings.iter().any(|w| !matches!(w.kind, crate::checkpoint::WarningKind::Rebooted))
+        {
+            panic!("breakage: panic on a recovery warning");
+        }
         for warning in &state.warnings {
             info!(path = %warning.path.strip_prefix(self.paths.root()).unwrap_or(&warning.path).display(), "recovery warning: {}", warning.message);
         }
@@ -828,6 +837,9 @@ impl Agent {
             }
         }
         let now = self.now();
+        if self.config.breakage.no_resume_after_registration {
+            return Ok(());
+        }
         for update in self.updates.resume(now) {
             info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
             self.forward(update);
@@ -928,6 +940,10 @@ impl Agent {
         environment.insert("REVENANT_CHECKPOINT".to_owned(), if checkpoint { "1" } else { "0" }.to_owned());
         environment.insert("REVENANT_RECOVERY_TIMEOUT_MS".to_owned(), self.config.recovery_timeout.as_millis().to_string());
         environment.insert("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS".to_owned(), self.config.executor_reregistration_timeout.as_millis().to_string());
+        if self.config.breakage.executor_ignores_recovery_timeout {
+            // Test-only: the simulated process table reads this; real executors never do.
+            environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "ignore_recovery_timeout".to_owned());
+        }
         let spec = LaunchSpec {
             program: self.config.executor_command.first().cloned().unwrap_or_default(),
             arguments,
@@ -1077,7 +1093,7 @@ impl Agent {
         }
         let state = update_state_enum(&update);
         let eid = self.find_task(fid, &tid);
-        if checkpoint {
+        if checkpoint && !self.config.breakage.skip_update_checkpoint {
             if let Some(eid) = &eid {
                 let agent = self.agent_id();
                 let container = self.frameworks[fid].executors[eid].container.clone();
@@ -1139,6 +1155,10 @@ impl Agent {
         info!(task = %tid, %uuid, terminal = terminated, "status update acknowledged by framework");
         if let Some(next) = next {
             self.forward(next);
+        }
+        if terminated && self.config.breakage.resurrect_after_terminal {
+            let update = self.make_update(&fid, &eid.clone().unwrap_or_default(), &tid, proto::TaskState::TaskRunning, TaskReason::ReasonNone, "breakage: resurrected");
+            self.forward(update);
         }
         if terminated {
             if let Some(eid) = eid {

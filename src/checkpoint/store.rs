@@ -85,6 +85,8 @@ impl ForkedPid {
 pub struct CheckpointStore {
     fs: Rc<dyn FileSystem>,
     paths: MetaPaths,
+    /// Test-only breakage: overwrite checkpoint files in place, unsynced.
+    pub non_atomic: bool,
 }
 
 fn failed<'a>(
@@ -101,7 +103,7 @@ fn failed<'a>(
 impl CheckpointStore {
     /// A store writing under `paths`.
     pub fn new(fs: Rc<dyn FileSystem>, paths: MetaPaths) -> CheckpointStore {
-        CheckpointStore { fs, paths }
+        CheckpointStore { fs, paths, non_atomic: false }
     }
 
     /// The layout this store writes.
@@ -123,6 +125,9 @@ impl CheckpointStore {
     fn replace(&self, path: &Path, data: &[u8]) -> Result<(), StoreError> {
         if let Some(parent) = path.parent() {
             self.ensure_dir(parent)?;
+        }
+        if self.non_atomic {
+            return self.fs.write(path, data).map_err(failed(path, "write"));
         }
         self.fs
             .replace_atomically(path, data)

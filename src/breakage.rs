@@ -1,0 +1,24 @@
+//! Deliberately broken behaviours, for the simulator's oracle self-tests only: each one
+//! breaks one rule, so that a test can show the oracle guarding that rule fails. No flag
+//! or environment variable of the binaries sets them; only code that builds a
+//! configuration by hand (the simulator's tests) can, and all are off by default.
+
+/// Which rules to break.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakage {
+    /// The agent acknowledges status updates to the executor without checkpointing them.
+    pub skip_update_checkpoint: bool,
+    /// After a terminal update is acknowledged, the agent reports the task running again.
+    pub resurrect_after_terminal: bool,
+    /// The agent recovers its state even after a reboot (ignores the boot id).
+    pub ignore_boot_id: bool,
+    /// Executors wait for their agent forever.
+    pub executor_ignores_recovery_timeout: bool,
+    /// Checkpoint files are overwritten in place without a sync (no temp file, no rename).
+    pub non_atomic_checkpoints: bool,
+    /// The agent does not resume forwarding status updates after (re-)registering.
+    pub no_resume_after_registration: bool,
+    /// The agent panics when recovery met anything unexpected (a missing file, a torn
+    /// record), as careless code that unwraps would.
+    pub panic_on_recovery_warning: bool,
+}
