@@ -61,6 +61,8 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
     let mut open_tasks: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     loop {
         if workload.done() {
+            // Give the writer a moment to send the last acknowledgements.
+            env.clock.sleep(Duration::from_millis(300)).await;
             return;
         }
         let now = env.clock.now();

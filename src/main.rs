@@ -1,11 +1,18 @@
-//! The `revenant` binary: `inspect` (and, as they land, `agent`, `master`, `executor`,
-//! `submit`, `tasks`).
+//! The `revenant` binary: `agent`, `master`, `executor` (launched by the agent),
+//! `submit` (a one-task framework) and `inspect` (read-only recovery of a work directory).
+#![allow(clippy::disallowed_methods)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use revenant::os::{BootId, FileSystem};
+use clap::{ArgAction, Parser, Subcommand};
+use revenant::agent::{AgentConfig, RecoverMode};
+use revenant::duration::parse_duration;
+use revenant::os::{BootId, Env, FileSystem};
+use revenant::proto::{CommandInfo, FrameworkInfo, Resource, StatusUpdate, TaskInfo};
 
 #[derive(Parser)]
 #[command(
@@ -18,8 +25,107 @@ struct Cli {
     command: Command,
 }
 
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+/// A parsed `--resources` value.
+#[derive(Clone, Debug)]
+struct ResourceList(Vec<Resource>);
+
+/// `cpus:2;mem:1024` (Mesos `--resources` syntax, scalars only).
+fn resources(text: &str) -> Result<ResourceList, String> {
+    text.split(';')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (name, value) = part.split_once(':').ok_or_else(|| format!("resource '{part}' is not name:value"))?;
+            let (name, role) = match name.split_once('(') {
+                Some((name, role)) => (name.trim(), role.trim_end_matches(')').trim()),
+                None => (name.trim(), ""),
+            };
+            let scalar: f64 = value.trim().parse().map_err(|_| format!("resource '{part}' has a non-numeric value"))?;
+            Ok(Resource { name: name.to_owned(), scalar, role: if role == "*" { String::new() } else { role.to_owned() }, reservation: String::new() })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(ResourceList)
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run an agent.
+    Agent {
+        /// Master address(es), comma-separated (`host:port,host:port`).
+        #[arg(long)]
+        master: String,
+        /// The work directory (checkpoints under `meta/`, sandboxes under `slaves/`).
+        #[arg(long = "work-dir", alias = "work_dir")]
+        work_dir: PathBuf,
+        /// Where to listen for executors; also the agent's address to the master.
+        #[arg(long, default_value = "127.0.0.1:5051")]
+        listen: String,
+        /// What to do with live executors after a restart: reconnect or cleanup.
+        #[arg(long, default_value = "reconnect")]
+        recover: String,
+        /// Whether an unreadable checkpoint stops recovery.
+        #[arg(long, default_value_t = true, action = ArgAction::Set)]
+        strict: bool,
+        /// How long executors wait for a restarted agent.
+        #[arg(long = "recovery-timeout", alias = "recovery_timeout", default_value = "15mins", value_parser = duration)]
+        recovery_timeout: Duration,
+        /// How long a restarted agent waits for executors to re-register.
+        #[arg(long = "executor-reregistration-timeout", alias = "executor_reregistration_timeout", default_value = "2secs", value_parser = duration)]
+        executor_reregistration_timeout: Duration,
+        /// How long completed runs are kept.
+        #[arg(long = "gc-delay", alias = "gc_delay", default_value = "1weeks", value_parser = duration)]
+        gc_delay: Duration,
+        /// How often disk usage is checked (to collect sooner as it fills).
+        #[arg(long = "disk-watch-interval", alias = "disk_watch_interval", default_value = "1mins", value_parser = duration)]
+        disk_watch_interval: Duration,
+        /// The registration back-off factor.
+        #[arg(long = "registration-backoff-factor", alias = "registration_backoff_factor", default_value = "1secs", value_parser = duration)]
+        registration_backoff_factor: Duration,
+        /// The agent's resources (`cpus:2;mem:1024`).
+        #[arg(long, default_value = "cpus:2;mem:1024", value_parser = resources)]
+        resources: ResourceList,
+        /// Whether the agent checkpoints.
+        #[arg(long, default_value_t = true, action = ArgAction::Set)]
+        checkpoint: bool,
+    },
+    /// Run a master.
+    Master {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        listen: String,
+        /// Interval of the pings to agents.
+        #[arg(long = "agent-ping-timeout", alias = "agent_ping_timeout", default_value = "15secs", value_parser = duration)]
+        agent_ping_timeout: Duration,
+        /// Missed pings before an agent is unreachable.
+        #[arg(long = "max-agent-ping-timeouts", alias = "max_agent_ping_timeouts", default_value_t = 5)]
+        max_agent_ping_timeouts: u32,
+        /// How long agents have to re-register after a failover or disconnection.
+        #[arg(long = "agent-reregister-timeout", alias = "agent_reregister_timeout", default_value = "10mins", value_parser = duration)]
+        agent_reregister_timeout: Duration,
+    },
+    /// Run an executor (the agent launches this with its settings in the environment).
+    Executor,
+    /// Submit one command task as a framework and follow it to a terminal state.
+    Submit {
+        /// Master address(es), comma-separated.
+        #[arg(long)]
+        master: String,
+        /// The shell command to run.
+        #[arg(long)]
+        command: String,
+        /// The task id (default: a random one).
+        #[arg(long = "task-id")]
+        task_id: Option<String>,
+        /// Whether the framework checkpoints (its tasks survive agent restarts).
+        #[arg(long, default_value_t = true, action = ArgAction::Set)]
+        checkpoint: bool,
+        /// The framework id to re-register as (to follow a task after a restart).
+        #[arg(long = "framework-id")]
+        framework_id: Option<String>,
+    },
     /// Recover a work directory's checkpoints read-only and report them.
     Inspect {
         /// The agent's work directory (the one holding `meta/`).
@@ -38,9 +144,146 @@ enum Command {
     },
 }
 
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, future)
+}
+
+/// Prints every update of one task and stops at a terminal one.
+struct FollowOne {
+    task: TaskInfo,
+    submitted: bool,
+    done: bool,
+    seen: std::collections::BTreeSet<Vec<u8>>,
+}
+
+impl revenant::framework::Workload for FollowOne {
+    fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
+        println!("framework {framework_id} registered");
+        if self.submitted {
+            return Vec::new();
+        }
+        self.submitted = true;
+        vec![self.task.clone()]
+    }
+    fn update(&mut self, update: &StatusUpdate) {
+        let status = update.status.clone().unwrap_or_default();
+        if status.task_id != self.task.task_id {
+            return;
+        }
+        if !update.uuid.is_empty() && !self.seen.insert(update.uuid.clone()) {
+            return; // a retry of an update already shown
+        }
+        let mut line = format!("task {} {}", status.task_id, status.state().as_str_name());
+        if status.reason != 0 {
+            line.push_str(&format!(" reason {}", status.reason().as_str_name()));
+        }
+        if !status.message.is_empty() {
+            line.push_str(&format!(" message {:?}", status.message));
+        }
+        println!("{line}");
+        if revenant::agent::status_updates::is_terminal(status.state()) {
+            self.done = true;
+        }
+    }
+    fn done(&self) -> bool {
+        self.done
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Agent {
+            master,
+            work_dir,
+            listen,
+            recover,
+            strict,
+            recovery_timeout,
+            executor_reregistration_timeout,
+            gc_delay,
+            disk_watch_interval,
+            registration_backoff_factor,
+            resources,
+            checkpoint,
+        } => {
+            init_logging();
+            let recover = match recover.as_str() {
+                "reconnect" => RecoverMode::Reconnect,
+                "cleanup" => RecoverMode::Cleanup,
+                other => {
+                    eprintln!("error: --recover must be reconnect or cleanup, not '{other}'");
+                    return ExitCode::from(2);
+                }
+            };
+            if executor_reregistration_timeout > Duration::from_secs(15) {
+                eprintln!("error: --executor-reregistration-timeout must be at most 15secs");
+                return ExitCode::from(2);
+            }
+            let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "revenant".into());
+            let mut config = AgentConfig::new(master.split(',').map(str::to_owned).collect(), listen, work_dir);
+            config.recover = recover;
+            config.strict = strict;
+            config.recovery_timeout = recovery_timeout;
+            config.executor_reregistration_timeout = executor_reregistration_timeout;
+            config.gc_delay = gc_delay;
+            config.disk_watch_interval = disk_watch_interval;
+            config.registration_backoff_factor = registration_backoff_factor;
+            config.resources = resources.0;
+            config.checkpoint = checkpoint;
+            config.executor_command = vec![executable, "executor".into()];
+            match block_on(revenant::agent::run(Env::real(), config)) {
+                Ok(exit) => {
+                    eprintln!("agent exited: {exit:?}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Master { listen, agent_ping_timeout, max_agent_ping_timeouts, agent_reregister_timeout } => {
+            init_logging();
+            let config = revenant::master::MasterConfig { listen, agent_ping_timeout, max_agent_ping_timeouts, agent_reregister_timeout };
+            match block_on(revenant::master::run(Env::real(), config, Box::new(revenant::master::Standalone))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Executor => {
+            init_logging();
+            let variables: BTreeMap<String, String> = std::env::vars().collect();
+            let settings = match revenant::executor::ExecutorSettings::from_environment(&variables) {
+                Ok(settings) => settings,
+                Err(error) => {
+                    eprintln!("error: {error} (the executor is launched by the agent)");
+                    return ExitCode::from(2);
+                }
+            };
+            let exit = block_on(revenant::executor::run(Env::real(), settings, Rc::new(revenant::executor::ShellRunner)));
+            eprintln!("executor exited: {exit:?}");
+            ExitCode::SUCCESS
+        }
+        Command::Submit { master, command, task_id, checkpoint, framework_id } => {
+            let env = Env::real();
+            let task_id = task_id.unwrap_or_else(|| format!("task-{:08x}", env.random.next_u64() as u32));
+            let task = TaskInfo { task_id: task_id.clone(), name: task_id, command: Some(CommandInfo { value: command, ..Default::default() }), ..Default::default() };
+            let info = FrameworkInfo { id: framework_id.unwrap_or_default(), name: "revenant-submit".into(), user: std::env::var("USER").unwrap_or_default(), checkpoint, failover_timeout_seconds: 3600.0 };
+            let mut workload = FollowOne { task, submitted: false, done: false, seen: Default::default() };
+            block_on(revenant::framework::run(env, master.split(',').map(str::to_owned).collect(), info, &mut workload));
+            ExitCode::SUCCESS
+        }
         Command::Inspect {
             work_dir,
             strict,
