@@ -104,6 +104,7 @@ pub enum ExecutorExit {
     AgentGone,
 }
 
+#[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
 enum Event {
     Wire(Incoming),
     Connected(crate::os::BoxStream),

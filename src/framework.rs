@@ -31,6 +31,7 @@ pub trait Workload {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
 enum Event {
     Connected(crate::os::BoxStream),
     ConnectFailed,

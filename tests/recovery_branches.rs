@@ -37,7 +37,6 @@ fn record_offsets(path: &Path, kind: FileKind) -> (Vec<u64>, u64) {
     )
 }
 
-
 // ---------------------------------------------------------------------------------------
 // The whole tree, and nothing to recover.
 
@@ -80,7 +79,10 @@ fn full_tree_is_recovered_in_both_modes() {
         assert_eq!(framework.pid.as_deref(), Some(FRAMEWORK_PID));
         let executor = &framework.executors[&ExecutorId::new(EXECUTOR)];
         assert_eq!(executor.info.as_ref(), Some(&executor_info()));
-        assert_eq!(executor.latest.as_ref().map(|c| c.as_str()), Some(CONTAINER));
+        assert_eq!(
+            executor.latest.as_ref().map(|c| c.as_str()),
+            Some(CONTAINER)
+        );
         let run = &executor.runs[&ContainerId::new(CONTAINER)];
         assert_eq!(run.forked_pid.as_ref(), Some(&forked_pid()));
         assert_eq!(run.libprocess_pid.as_deref(), Some(LIBPROCESS_PID));
@@ -348,9 +350,11 @@ fn run_created_but_never_launched_warns_of_the_forked_pid() {
         warnings_of(&state, &WarningKind::Missing),
         vec![fixture.paths().forked_pid(&fixture.run())]
     );
-    let executor =
-        executor_of(&state);
-    assert_eq!(executor.latest.as_ref().map(|c| c.as_str()), Some(CONTAINER));
+    let executor = executor_of(&state);
+    assert_eq!(
+        executor.latest.as_ref().map(|c| c.as_str()),
+        Some(CONTAINER)
+    );
     let run = &executor.runs[&ContainerId::new(CONTAINER)];
     assert_eq!(run.forked_pid, None);
     assert_eq!(run.http, None, "never registered");
@@ -372,15 +376,17 @@ fn empty_forked_pid_is_a_warning() {
 #[test]
 fn missing_latest_run_link_is_a_warning() {
     let fixture = Fixture::full();
-    let link =
-        fixture
-            .paths()
-            .latest_run(&fixture.agent, &fixture.framework, &fixture.executor);
+    let link = fixture
+        .paths()
+        .latest_run(&fixture.agent, &fixture.framework, &fixture.executor);
     fs::remove_file(&link).unwrap();
     for strict in [false, true] {
         let state = fixture.recover_state(strict, true);
         assert_eq!(state.errors, 0);
-        assert_eq!(warnings_of(&state, &WarningKind::Missing), vec![link.clone()]);
+        assert_eq!(
+            warnings_of(&state, &WarningKind::Missing),
+            vec![link.clone()]
+        );
         let executor = executor_of(&state);
         assert!(executor.latest.is_none());
         // The runs themselves are still recovered.
@@ -391,10 +397,9 @@ fn missing_latest_run_link_is_a_warning() {
 #[test]
 fn dangling_latest_run_link_is_a_dangling_latest_warning() {
     let fixture = Fixture::full();
-    let link =
-        fixture
-            .paths()
-            .latest_run(&fixture.agent, &fixture.framework, &fixture.executor);
+    let link = fixture
+        .paths()
+        .latest_run(&fixture.agent, &fixture.framework, &fixture.executor);
     fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink("container-gone", &link).unwrap();
     for strict in [false, true] {
@@ -554,7 +559,7 @@ fn garbage_framework_info() {
         "framework",
         "bad magic",
         |_, state| {
-            let framework = framework_of(&state);
+            let framework = framework_of(state);
             assert!(framework.info.is_none());
             assert!(framework.executors.is_empty());
             // The resources beside it are still recovered.
@@ -783,15 +788,21 @@ fn errors_in_several_places_are_summed_upward() {
     // three errors (two tasks, its own), the whole tree three plus one in resources.
     let run = fixture.run();
     let second = TaskId::new("task-2");
-    fixture.store.write_task(&run, &task_info("task-2")).unwrap();
+    fixture
+        .store
+        .write_task(&run, &task_info("task-2"))
+        .unwrap();
     fs::write(fixture.paths().task_info(&run, &second), b"garbage").unwrap();
-    fs::write(fixture.task_updates(), b"RVNT\x01\x00\x02\x00garbage!garbage!").unwrap();
+    fs::write(
+        fixture.task_updates(),
+        b"RVNT\x01\x00\x02\x00garbage!garbage!",
+    )
+    .unwrap();
     fs::write(fixture.paths().forked_pid(&run), b"x y z\n").unwrap();
     flip_byte_at(1)(&fixture.paths().resources_info());
 
     let state = fixture.recover_state(false, false);
-    let executor =
-        executor_of(&state);
+    let executor = executor_of(&state);
     let run_state = &executor.runs[&ContainerId::new(CONTAINER)];
     assert_eq!(run_state.tasks[&second].errors, 1);
     assert_eq!(run_state.tasks[&TaskId::new(TASK)].errors, 1);
@@ -916,7 +927,11 @@ fn torn_final_record_of_task_updates() {
             assert_eq!(task.updates, three_updates());
             assert_eq!(task.acks.len(), 1, "the torn ACK is cut off");
             assert_eq!(task.bytes_cut, torn_length - last);
-            assert_eq!(fs::read(&path).unwrap(), torn_bytes, "inspect changed the log");
+            assert_eq!(
+                fs::read(&path).unwrap(),
+                torn_bytes,
+                "inspect changed the log"
+            );
 
             // The agent: the log is truncated to its last complete record.
             let state = fixture.recover_state(strict, true);
@@ -941,7 +956,13 @@ fn torn_header_of_a_new_task_updates_is_rewritten() {
     fs::write(&path, &record::file_header(FileKind::TaskUpdates)[..3]).unwrap();
     let state = fixture.recover_state(true, false);
     assert_eq!(
-        warnings_of(&state, &WarningKind::TornTail { offset: 0, bytes: 3 }),
+        warnings_of(
+            &state,
+            &WarningKind::TornTail {
+                offset: 0,
+                bytes: 3
+            }
+        ),
         vec![path.clone()]
     );
     assert_eq!(fs::metadata(&path).unwrap().len(), 3);
@@ -1162,4 +1183,64 @@ fn lock_on_an_unwritable_place_is_an_io_error() {
         Err(error) => error,
     };
     assert!(matches!(error, LockError::Io { .. }), "{error:?}");
+}
+
+#[test]
+fn records_appended_after_an_invalid_record_are_not_lost() {
+    // A record that is framed correctly but invalid (here an UPDATE without a uuid) is
+    // counted as an error. The agent must cut it off as it does a corrupt record: if it
+    // stayed, everything appended after it would be hidden from every later recovery.
+    let fixture = Fixture::full();
+    let path = fixture.task_updates();
+    let valid_length = fs::metadata(&path).unwrap().len();
+    let mut bad = update_record(&three_updates()[0]);
+    bad.update.as_mut().unwrap().uuid.clear();
+    let mut data = fs::read(&path).unwrap();
+    record::frame_into(&prost::Message::encode_to_vec(&bad), &mut data);
+    fs::write(&path, &data).unwrap();
+    let bad_bytes = data.len() as u64 - valid_length;
+
+    // Read-only: reported, counted, nothing changed.
+    let state = fixture.recover_state(false, false);
+    assert_eq!(state.errors, 1);
+    assert_eq!(task_of(&state).bytes_cut, bad_bytes);
+    assert_eq!(fs::read(&path).unwrap(), data);
+
+    // The agent: counted once, and cut off.
+    let state = fixture.recover_state(false, true);
+    assert_eq!(state.errors, 1);
+    assert_eq!(task_of(&state).bytes_cut, bad_bytes);
+    assert_eq!(fs::metadata(&path).unwrap().len(), valid_length);
+
+    // What the agent appends next is recovered next time.
+    fixture
+        .store
+        .append_ack(&fixture.run(), &fixture.task, uuid(3))
+        .unwrap();
+    let state = fixture.recover_state(true, true);
+    assert_eq!(state.errors, 0, "{:#?}", state.warnings);
+    let task = task_of(&state);
+    assert!(task.acks.contains(&uuid(3)));
+    assert_eq!(task.unacknowledged().count(), 0);
+}
+
+#[test]
+fn resources_appended_after_an_undecodable_record_are_not_lost() {
+    let fixture = Fixture::full();
+    let path = fixture.paths().resources_info();
+    let valid_length = fs::metadata(&path).unwrap().len();
+    let mut data = fs::read(&path).unwrap();
+    record::frame_into(&[0xff, 0xff, 0xff], &mut data);
+    fs::write(&path, &data).unwrap();
+
+    let state = fixture.recover_state(false, true);
+    assert_eq!(state.resources.as_ref().unwrap().errors, 1);
+    assert_eq!(fs::metadata(&path).unwrap().len(), valid_length);
+    fixture
+        .store
+        .append_resources(&[resource("mem", 64.0, "analytics")])
+        .unwrap();
+    let state = fixture.recover_state(true, true);
+    assert_eq!(state.errors, 0, "{:#?}", state.warnings);
+    assert_eq!(state.resources.as_ref().unwrap().resources.len(), 3);
 }

@@ -337,7 +337,7 @@ impl Scenario {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.duration_s > 0.0) {
+        if self.duration_s.is_nan() || self.duration_s <= 0.0 {
             return Err("duration_s must be positive".into());
         }
         if self.masters == 0 || self.masters > 3 {

@@ -177,7 +177,7 @@ pub fn sweep(
                     failed.lock().expect("lock").push(failure);
                 }
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if progress && (finished % 10 == 0 || finished == total) {
+                if progress && (finished.is_multiple_of(10) || finished == total) {
                     let failures = failed.lock().expect("lock").len();
                     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
                     let width = 30;
@@ -197,7 +197,7 @@ pub fn sweep(
         eprintln!();
     }
     let mut failed = failed.into_inner().expect("lock");
-    failed.sort_by(|a, b| (a.scenario.clone(), a.seed).cmp(&(b.scenario.clone(), b.seed)));
+    failed.sort_by_key(|f| (f.scenario.clone(), f.seed));
     Ok(Summary {
         passed: total - failed.len(),
         failed,

@@ -195,6 +195,7 @@ struct Framework {
     executors: BTreeMap<ExecutorId, Executor>,
 }
 
+#[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
 enum Event {
     Wire(Incoming),
     MasterConnected(crate::os::BoxStream, String),

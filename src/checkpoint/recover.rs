@@ -276,6 +276,9 @@ pub fn recover(
     Ok(Some(state))
 }
 
+/// The valid records of a log: each payload with the offset its record starts at.
+type Records<'a> = Vec<(u64, &'a [u8])>;
+
 /// The result of reading one file.
 enum Read<T> {
     Found(T),
@@ -452,7 +455,7 @@ impl Walk<'_> {
         data: &'b [u8],
         kind: FileKind,
         errors: &mut u32,
-    ) -> Result<(Vec<&'b [u8]>, u64), RecoveryError> {
+    ) -> Result<(Records<'b>, u64), RecoveryError> {
         let scan = match record::scan(data, kind) {
             Ok(scan) => scan,
             Err(error) => {
@@ -484,13 +487,24 @@ impl Walk<'_> {
         if cut > 0 && self.options.truncate {
             self.truncate_log(path, scan.valid_length, kind)?;
         }
-        Ok((
-            scan.records
-                .into_iter()
-                .map(|(_, payload)| payload)
-                .collect(),
-            cut,
-        ))
+        Ok((scan.records, cut))
+    }
+
+    /// A record that is framed correctly but cannot be used (non-strict only: in strict
+    /// mode `error` has already stopped recovery). Like a corrupt record, it and
+    /// everything after it are cut off when truncating; otherwise every later append
+    /// would sit behind it, unseen by every later recovery. Returns the bytes cut.
+    fn cut_invalid_record(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        file_length: usize,
+        kind: FileKind,
+    ) -> Result<u64, RecoveryError> {
+        if self.options.truncate {
+            self.truncate_log(path, offset, kind)?;
+        }
+        Ok(file_length as u64 - offset)
     }
 
     fn truncate_log(
@@ -530,7 +544,7 @@ impl Walk<'_> {
             }
         };
         let (payloads, _) = self.read_log(&path, &bytes, FileKind::Resources, &mut state.errors)?;
-        for payload in payloads {
+        for (offset, payload) in payloads {
             match Resource::decode(payload) {
                 Ok(resource) => state.resources.push(resource),
                 Err(error) => {
@@ -539,6 +553,7 @@ impl Walk<'_> {
                         format!("failed to decode resource: {error}"),
                         &mut state.errors,
                     )?;
+                    self.cut_invalid_record(&path, offset, bytes.len(), FileKind::Resources)?;
                     break;
                 }
             }
@@ -759,7 +774,7 @@ impl Walk<'_> {
         let (payloads, cut) =
             self.read_log(&path, &bytes, FileKind::TaskUpdates, &mut state.errors)?;
         state.bytes_cut = cut;
-        for payload in payloads {
+        for (offset, payload) in payloads {
             match decode_update_record(payload) {
                 Ok(DecodedRecord::Update(update)) => state.updates.push(update),
                 Ok(DecodedRecord::Ack(uuid)) => {
@@ -767,6 +782,8 @@ impl Walk<'_> {
                 }
                 Err(message) => {
                     self.error(&path, message, &mut state.errors)?;
+                    state.bytes_cut =
+                        self.cut_invalid_record(&path, offset, bytes.len(), FileKind::TaskUpdates)?;
                     break;
                 }
             }
@@ -775,6 +792,7 @@ impl Walk<'_> {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // lives for one loop iteration
 enum DecodedRecord {
     Update(StatusUpdate),
     Ack(Uuid),
