@@ -339,7 +339,13 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
 
 /// The agent machine's software: a supervisor that starts agent incarnations when told,
 /// records how each ended, and keeps executors running beside them.
-async fn machine_main(machine: Rc<Machine>, config: AgentConfig, seed: u64, observations: Rc<RefCell<Observations>>) -> turmoil::Result {
+async fn machine_main(
+    machine: Rc<Machine>,
+    config: AgentConfig,
+    restart_recover: Option<String>,
+    seed: u64,
+    observations: Rc<RefCell<Observations>>,
+) -> turmoil::Result {
     loop {
         let now = turmoil::sim_elapsed().unwrap_or_default();
         let finished = machine.agent.borrow().as_ref().is_some_and(|h| h.is_finished());
@@ -374,11 +380,17 @@ async fn machine_main(machine: Rc<Machine>, config: AgentConfig, seed: u64, obse
             machine.crashed.set(false);
             machine.incarnation.set(machine.incarnation.get() + 1);
             let label = format!("agent-{}", machine.incarnation.get());
+            let mut config = config.clone();
+            if machine.incarnation.get() > 1 {
+                if let Some(recover) = &restart_recover {
+                    config.recover = if recover == "cleanup" { RecoverMode::Cleanup } else { RecoverMode::Reconnect };
+                }
+            }
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(machine.fs.clone(), machine.crash_after.clone(), machine.crashed.clone()));
             let env = machine_env(&machine, seed, &label, fs);
             tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
             observations.borrow_mut().agent_starts.push((now, machine.boot.get()));
-            let handle = tokio::task::spawn_local(agent::run(env, config.clone()));
+            let handle = tokio::task::spawn_local(agent::run(env, config));
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
@@ -474,7 +486,8 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         let machine = machine.clone();
         let observations = observations.clone();
         let config = config.clone();
-        sim.host(AGENT_HOST, move || machine_main(machine.clone(), config.clone(), seed, observations.clone()));
+        let restart_recover = scenario.agent.restart_recover.clone();
+        sim.host(AGENT_HOST, move || machine_main(machine.clone(), config.clone(), restart_recover.clone(), seed, observations.clone()));
     }
 
     // The framework.

@@ -301,7 +301,9 @@ impl Fault {
         }
         match &self.path_prefix {
             None => true,
-            Some(prefix) => path.starts_with(prefix) || other.is_some_and(|p| p.starts_with(prefix)),
+            Some(prefix) => {
+                path.starts_with(prefix) || other.is_some_and(|p| p.starts_with(prefix))
+            }
         }
     }
 }
@@ -494,6 +496,13 @@ impl Lookup {
     }
 }
 
+/// Whether the path ends with a slash (or `/.`): `Path::components` drops it, but the
+/// kernel reads it as "this must be a directory".
+fn ends_with_slash(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_bytes();
+    bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."))
+}
+
 enum Step {
     Parent,
     Name(OsString),
@@ -577,13 +586,23 @@ impl Tree {
     /// is followed when `follow_last` is set. A trailing slash is only recorded
     /// (`dir_only`): what it means depends on the call, as in the kernel.
     fn lookup(&self, path: &Path, follow_last: bool) -> io::Result<Lookup> {
+        self.lookup_with(path, follow_last, false)
+    }
+
+    /// [`Tree::lookup`]; with `creating_file` (an `open` with `O_CREAT`) a last
+    /// component that must be a directory (a trailing slash in the path or in the target
+    /// of the last link) is `EISDIR` before it is even looked up, as in the kernel.
+    fn lookup_with(
+        &self,
+        path: &Path,
+        follow_last: bool,
+        creating_file: bool,
+    ) -> io::Result<Lookup> {
         let bytes = path.as_os_str().as_bytes();
         if bytes.is_empty() {
             return Err(errno(libc::ENOENT));
         }
-        // `Path::components` drops a trailing slash (and a trailing `.`), but the kernel
-        // reads either as "this must be a directory".
-        let dir_only = bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."));
+        let mut dir_only = ends_with_slash(path);
         let mut ancestors = vec![ROOT];
         let mut queue = steps(path);
         let mut follows = 0;
@@ -599,6 +618,9 @@ impl Tree {
                 Step::Name(name) => name,
             };
             let is_last = queue.is_empty();
+            if is_last && dir_only && creating_file {
+                return Err(errno(libc::EISDIR));
+            }
             let Some(child) = self.dir(current).entries.get(&name).copied() else {
                 if is_last {
                     return Ok(Lookup {
@@ -653,7 +675,11 @@ impl Tree {
                         ancestors.truncate(1);
                     }
                     // A relative target continues from the link's directory, which is
-                    // `current`, still on top of `ancestors`.
+                    // `current`, still on top of `ancestors`. A slash at the end of the
+                    // target of the last link means what it would in the path.
+                    if is_last && ends_with_slash(target) {
+                        dir_only = true;
+                    }
                     let mut next = steps(target);
                     next.extend(queue.drain(..));
                     queue = next;
@@ -681,7 +707,7 @@ impl Tree {
         Ok(ino)
     }
 
-    /// Whether `ancestor` is `ino` or one of the directories above it in the live tree.
+    /// Whether `ino` is `ancestor` or lies below it in the live tree.
     fn subtree_contains(&self, ancestor: Ino, ino: Ino) -> bool {
         let mut todo = vec![ancestor];
         while let Some(dir) = todo.pop() {
@@ -1026,10 +1052,8 @@ impl State {
             }
             return Ok(ino);
         }
-        let lookup = self.tree.lookup(path, true)?;
+        let lookup = self.tree.lookup_with(path, true, true)?;
         match lookup.ino {
-            // `O_CREAT` with a trailing slash is `EISDIR`, whatever is there.
-            _ if lookup.dir_only => Err(errno(libc::EISDIR)),
             Some(ino) if self.tree.is_dir(ino) => Err(errno(libc::EISDIR)),
             Some(ino) => Ok(ino),
             None => {
@@ -1595,9 +1619,7 @@ impl FileSystem for SimFs {
         }
         // As the real lock does: the holder is written into the lock file, not synced.
         let old = state.tree.file(ino).data.len();
-        state
-            .ensure_space(old, holder.len())
-            .map_err(io_error)?;
+        state.ensure_space(old, holder.len()).map_err(io_error)?;
         state.apply(ino, FileOp::Truncate(0));
         state.apply(ino, FileOp::Append(holder.as_bytes().to_vec()));
         let id = state.next_lock_id;

@@ -28,6 +28,9 @@ enum Command {
         /// Write the trace to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Print the recovery trace (decisions only, ids made stable).
+        #[arg(long)]
+        recovery_trace: bool,
         /// Run the seed twice and compare the traces byte for byte.
         #[arg(long)]
         check_determinism: bool,
@@ -131,13 +134,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_one(repro.scenario, repro.seed, trace, false)
+            run_one(repro.scenario, repro.seed, trace, false, false)
         }
-        Command::Run { scenario: path, seed, trace, check_determinism } => run_one(path, seed, trace, check_determinism),
+        Command::Run { scenario: path, seed, trace, recovery_trace, check_determinism } => {
+            run_one(path, seed, trace, check_determinism, recovery_trace)
+        }
     }
 }
 
-fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: bool) -> ExitCode {
+fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: bool, recovery_trace: bool) -> ExitCode {
     {
         {
             let scenario = match Scenario::load(&path) {
@@ -154,6 +159,9 @@ fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: 
                     eprintln!("error: cannot write trace '{}': {error}", trace_path.display());
                     return ExitCode::from(2);
                 }
+            }
+            if recovery_trace {
+                print!("{}", revenant_sim::trace::recovery_trace(&result.trace));
             }
             println!("scenario {} seed {}: {} trace events, trace hash {:016x}", scenario.name, seed, result.trace.len(), result.trace_hash);
             for (task, (state, reason)) in &result.final_states {

@@ -126,6 +126,10 @@ pub struct AgentFlags {
     /// How long the master may stay silent before the agent looks again.
     #[serde(default = "ping_timeout")]
     pub master_ping_timeout_s: f64,
+    /// `--recover` of every incarnation after the first (an operator restarting the
+    /// agent with `--recover cleanup` before an upgrade).
+    #[serde(default)]
+    pub restart_recover: Option<String>,
 }
 
 fn reconnect() -> String {
@@ -321,6 +325,12 @@ pub struct Expect {
     /// Whether a recovery failure is expected (a corruption in strict mode).
     #[serde(default)]
     pub recovery_fails: bool,
+    /// Executors (by id) whose directories must have been garbage collected.
+    #[serde(default)]
+    pub collected: Vec<String>,
+    /// Executors (by id) that must have been destroyed (not reconnected) after a restart.
+    #[serde(default)]
+    pub destroyed: Vec<String>,
 }
 
 impl Scenario {
@@ -343,8 +353,10 @@ impl Scenario {
         if self.masters == 0 || self.masters > 3 {
             return Err("masters must be 1 to 3".into());
         }
-        if self.agent.recover != "reconnect" && self.agent.recover != "cleanup" {
-            return Err(format!("agent.recover must be reconnect or cleanup, not '{}'", self.agent.recover));
+        for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter()) {
+            if recover != "reconnect" && recover != "cleanup" {
+                return Err(format!("agent.recover must be reconnect or cleanup, not '{recover}'"));
+            }
         }
         if self.tasks.is_empty() && self.generated_tasks.is_none() {
             return Err("no tasks: give [[tasks]] or [generated_tasks]".into());

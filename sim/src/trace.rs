@@ -126,7 +126,7 @@ where
         let role = target.rsplit("::").next().unwrap_or(target).to_owned();
         let role = match role.as_str() {
             "status_updates" | "registration" => "agent".to_owned(),
-            "revenant_sim" | "cluster" => "sim".to_owned(),
+            "revenant_sim" | "cluster" | "seams" => "sim".to_owned(),
             other => other.to_owned(),
         };
         let time = turmoil::sim_elapsed().unwrap_or_else(|| DRIVER_TIME.with(|t| t.get()));
@@ -149,4 +149,129 @@ pub fn hash(events: &[TraceEvent]) -> u64 {
         }
     }
     hash
+}
+
+/// Messages of the recovery trace: the decisions a reviewer reads, not every packet.
+const DECISIONS: &[&str] = &[
+    "fault injected",
+    "agent process starting",
+    "agent process ended",
+    "agent machine boots",
+    "master restarts",
+    "partition healed",
+    "recovering state",
+    "no checkpointed state: first start",
+    "recovery warning",
+    "errors counted during non-strict recovery",
+    "machine rebooted",
+    "recovered agent",
+    "recovered task",
+    "skipping",
+    "executor alive: waiting for it to re-register",
+    "executor process is gone",
+    "executor was never launched",
+    "executor run completed before the restart",
+    "waiting for executors to re-register",
+    "executor re-registered",
+    "executor did not re-register in time: destroying it",
+    "task was launched during the agent restart",
+    "recovery complete",
+    "recover=cleanup",
+    "registering with master",
+    "registered with master",
+    "re-registering with master",
+    "re-registered with master",
+    "master knows a task the agent does not",
+    "status update accepted",
+    "resending unacknowledged status update",
+    "executor run completed",
+    "executor process exited",
+    "garbage collected",
+    "master asked the agent to shut down",
+    "agent registered",
+    "agent re-registered",
+    "a new agent registered at the address of a known one",
+    "task lost with its agent",
+    "agent did not re-register within the timeout",
+    "agent stopped answering pings",
+    "removed agent tried to re-register",
+    "reconciliation: task unknown to the master",
+    "agent did not come back within the recovery timeout",
+    "lost the agent",
+];
+
+/// Fields left out of the recovery trace: uuids and byte offsets change with unrelated
+/// code; what was decided does not.
+const NOISE_FIELDS: &[&str] = &["uuid", "meta", "checkpointed"];
+
+/// The recovery trace of a run: decisions only, with random ids replaced by stable names
+/// in order of first appearance (`agent-1`, `framework-1`, `run-1`), so that a snapshot
+/// changes only when a decision does.
+pub fn recovery_trace(events: &[TraceEvent]) -> String {
+    let mut names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut counters: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
+    let mut rename = |text: &str| -> String {
+        let mut out = String::new();
+        // Replace whole tokens that look like generated ids.
+        let mut token = String::new();
+        let flush = |token: &mut String, out: &mut String, names: &mut std::collections::BTreeMap<String, String>, counters: &mut std::collections::BTreeMap<&'static str, usize>| {
+            if token.is_empty() {
+                return;
+            }
+            let kind = if token.starts_with("agent-") && token.len() == 14 {
+                Some("agent")
+            } else if token.starts_with("framework-") && token.len() == 18 {
+                Some("framework")
+            } else if token.len() == 16 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+                Some("run")
+            } else {
+                None
+            };
+            match kind {
+                Some(kind) => {
+                    let name = names.entry(token.clone()).or_insert_with(|| {
+                        let counter = counters.entry(kind).or_insert(0);
+                        *counter += 1;
+                        format!("{kind}-{counter}")
+                    });
+                    out.push_str(name);
+                }
+                None => out.push_str(token),
+            }
+            token.clear();
+        };
+        for c in text.chars() {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                token.push(c);
+            } else {
+                flush(&mut token, &mut out, &mut names, &mut counters);
+                out.push(c);
+            }
+        }
+        flush(&mut token, &mut out, &mut names, &mut counters);
+        out
+    };
+    let mut out = String::new();
+    for event in events {
+        if !DECISIONS.iter().any(|d| event.message.starts_with(d)) {
+            continue;
+        }
+        let mut line = format!(
+            "{:>4}.{:03}s {} {}: {}",
+            event.time.as_secs(),
+            event.time.subsec_millis(),
+            event.host,
+            event.role,
+            rename(&event.message)
+        );
+        for (key, value) in &event.fields {
+            if NOISE_FIELDS.contains(&key.as_str()) {
+                continue;
+            }
+            let _ = write!(line, " {key}={}", rename(value));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }

@@ -185,9 +185,17 @@ mod differential {
             let a = random_path(&mut rng);
             let b = random_path(&mut rng);
             let n: u8 = rng.gen();
-            log.push(format!("{step}: op {op} {} {} {n}", a.display(), b.display()));
+            log.push(format!(
+                "{step}: op {op} {} {} {n}",
+                a.display(),
+                b.display()
+            ));
             let fresh = RealFs::default();
-            let real: &dyn FileSystem = if real_handle_per_op { &fresh } else { &persistent };
+            let real: &dyn FileSystem = if real_handle_per_op {
+                &fresh
+            } else {
+                &persistent
+            };
             let expected = apply(real, &real_root, op, &a, &b, n);
             let got = apply(&sim, sim_root, op, &a, &b, n);
             let expected = format!("{expected:?}").replace(&*temp.path().to_string_lossy(), "");

@@ -456,8 +456,9 @@ impl Agent {
                     Some(forked) if forked.boot_id == self.boot_id => self.env.processes.is_alive(&forked.process),
                     _ => false,
                 };
+                // Keep the pid even of a dead executor: it tells "died" from "never launched".
+                executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
                 if alive {
-                    executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
                 } else {
                     let reason = if run_state.forked_pid.is_none() {

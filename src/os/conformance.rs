@@ -35,7 +35,10 @@ pub const CHECKS: &[Check] = &[
     ("rename_directory", check_rename_directory),
     ("symlink_read_link", check_symlink_read_link),
     ("exists_follows_symlinks", check_exists_follows_symlinks),
-    ("symlink_in_middle_component", check_symlink_in_middle_component),
+    (
+        "symlink_in_middle_component",
+        check_symlink_in_middle_component,
+    ),
     ("symlink_loop", check_symlink_loop),
     ("remove_file", check_remove_file),
     ("remove_dir_all", check_remove_dir_all),
@@ -229,7 +232,12 @@ pub fn check_append_when_the_path_changes_meaning(fs: &dyn FileSystem, root: &Pa
     let run = dir.join("c1");
     ok(CHECK, "create_dir", &run, fs.create_dir(&run));
     let latest = dir.join("latest");
-    ok(CHECK, "symlink", &latest, fs.symlink(Path::new("c1"), &latest));
+    ok(
+        CHECK,
+        "symlink",
+        &latest,
+        fs.symlink(Path::new("c1"), &latest),
+    );
     let log = latest.join("log");
     ok(CHECK, "append", &log, fs.append(&log, b"a"));
 
@@ -260,7 +268,12 @@ pub fn check_list_dir_sorted(fs: &dyn FileSystem, root: &Path) {
     let sub = dir.join("a-dir");
     ok(CHECK, "create_dir", &sub, fs.create_dir(&sub));
     let link = dir.join("z-link");
-    ok(CHECK, "symlink", &link, fs.symlink(Path::new("nowhere"), &link));
+    ok(
+        CHECK,
+        "symlink",
+        &link,
+        fs.symlink(Path::new("nowhere"), &link),
+    );
     let expected = [
         ".hidden", "10", "9", "B", "_x", "a", "a-dir", "a.b", "b", "z-link", "\u{e4}",
     ];
@@ -274,10 +287,20 @@ pub fn check_replace_atomically(fs: &dyn FileSystem, root: &Path) {
     const CHECK: &str = "replace_atomically";
     let dir = check_dir(fs, root, CHECK);
     let file = dir.join("checkpoint.info");
-    ok(CHECK, "replace_atomically", &file, fs.replace_atomically(&file, b"one"));
+    ok(
+        CHECK,
+        "replace_atomically",
+        &file,
+        fs.replace_atomically(&file, b"one"),
+    );
     content(CHECK, fs, &file, b"one");
     names(CHECK, fs, &dir, &["checkpoint.info"]);
-    ok(CHECK, "replace_atomically", &file, fs.replace_atomically(&file, b"two"));
+    ok(
+        CHECK,
+        "replace_atomically",
+        &file,
+        fs.replace_atomically(&file, b"two"),
+    );
     content(CHECK, fs, &file, b"two");
     names(CHECK, fs, &dir, &["checkpoint.info"]);
 
@@ -287,11 +310,26 @@ pub fn check_replace_atomically(fs: &dyn FileSystem, root: &Path) {
         file.parent(),
         "conformance {CHECK}: the temp file must be in the same directory"
     );
-    ok(CHECK, "write", &temp, fs.write(&temp, b"stale temp from a crash"));
-    ok(CHECK, "replace_atomically", &file, fs.replace_atomically(&file, b"three"));
+    ok(
+        CHECK,
+        "write",
+        &temp,
+        fs.write(&temp, b"stale temp from a crash"),
+    );
+    ok(
+        CHECK,
+        "replace_atomically",
+        &file,
+        fs.replace_atomically(&file, b"three"),
+    );
     content(CHECK, fs, &file, b"three");
     names(CHECK, fs, &dir, &["checkpoint.info"]);
-    ok(CHECK, "replace_atomically", &file, fs.replace_atomically(&file, b""));
+    ok(
+        CHECK,
+        "replace_atomically",
+        &file,
+        fs.replace_atomically(&file, b""),
+    );
     content(CHECK, fs, &file, b"");
 
     let missing = dir.join("missing").join("file");
@@ -328,11 +366,20 @@ pub fn check_rename_replaces(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "rename", &to, fs.rename(&to, &moved));
     content(CHECK, fs, &moved, b"new");
     let link = dir.join("link");
-    ok(CHECK, "symlink", &link, fs.symlink(Path::new("sub/moved"), &link));
+    ok(
+        CHECK,
+        "symlink",
+        &link,
+        fs.symlink(Path::new("sub/moved"), &link),
+    );
     let renamed = dir.join("renamed-link");
     ok(CHECK, "rename", &link, fs.rename(&link, &renamed));
     let target = ok(CHECK, "read_link", &renamed, fs.read_link(&renamed));
-    assert_eq!(target, Path::new("sub/moved"), "conformance {CHECK}: read_link");
+    assert_eq!(
+        target,
+        Path::new("sub/moved"),
+        "conformance {CHECK}: read_link"
+    );
     content(CHECK, fs, &renamed, b"new");
     names(CHECK, fs, &dir, &["renamed-link", "sub"]);
     names(CHECK, fs, &sub, &["moved"]);
@@ -347,9 +394,19 @@ pub fn check_rename_directory(fs: &dyn FileSystem, root: &Path) {
     let a = dir.join("a");
     let deep = a.join("sub").join("deep");
     ok(CHECK, "create_dir", &a, fs.create_dir(&a));
-    ok(CHECK, "create_dir", &a.join("sub"), fs.create_dir(&a.join("sub")));
+    ok(
+        CHECK,
+        "create_dir",
+        &a.join("sub"),
+        fs.create_dir(&a.join("sub")),
+    );
     ok(CHECK, "create_dir", &deep, fs.create_dir(&deep));
-    ok(CHECK, "write", &deep.join("f"), fs.write(&deep.join("f"), b"deep"));
+    ok(
+        CHECK,
+        "write",
+        &deep.join("f"),
+        fs.write(&deep.join("f"), b"deep"),
+    );
     ok(CHECK, "write", &a.join("g"), fs.write(&a.join("g"), b"top"));
 
     let b = dir.join("b");
@@ -368,7 +425,12 @@ pub fn check_rename_directory(fs: &dyn FileSystem, root: &Path) {
 
     let full = dir.join("full");
     ok(CHECK, "create_dir", &full, fs.create_dir(&full));
-    ok(CHECK, "write", &full.join("x"), fs.write(&full.join("x"), b"x"));
+    ok(
+        CHECK,
+        "write",
+        &full.join("x"),
+        fs.write(&full.join("x"), b"x"),
+    );
     fails_with(
         CHECK,
         "rename onto a non-empty directory",
@@ -402,7 +464,12 @@ pub fn check_rename_directory(fs: &dyn FileSystem, root: &Path) {
     );
     content(CHECK, fs, &file, b"file");
     content(CHECK, fs, &full.join("x"), b"x");
-    content(CHECK, fs, &empty.join("sub").join("deep").join("f"), b"deep");
+    content(
+        CHECK,
+        fs,
+        &empty.join("sub").join("deep").join("f"),
+        b"deep",
+    );
 }
 
 /// `symlink` stores its target verbatim (relative or absolute, existing or not);
@@ -411,10 +478,20 @@ pub fn check_symlink_read_link(fs: &dyn FileSystem, root: &Path) {
     const CHECK: &str = "symlink_read_link";
     let dir = check_dir(fs, root, CHECK);
     let target = dir.join("target");
-    ok(CHECK, "write", &target, fs.write(&target, b"through the link"));
+    ok(
+        CHECK,
+        "write",
+        &target,
+        fs.write(&target, b"through the link"),
+    );
 
     let relative = dir.join("relative");
-    ok(CHECK, "symlink", &relative, fs.symlink(Path::new("target"), &relative));
+    ok(
+        CHECK,
+        "symlink",
+        &relative,
+        fs.symlink(Path::new("target"), &relative),
+    );
     let read = ok(CHECK, "read_link", &relative, fs.read_link(&relative));
     assert_eq!(read, Path::new("target"), "conformance {CHECK}: read_link");
     content(CHECK, fs, &relative, b"through the link");
@@ -427,7 +504,12 @@ pub fn check_symlink_read_link(fs: &dyn FileSystem, root: &Path) {
 
     // A link to a link.
     let chain = dir.join("chain");
-    ok(CHECK, "symlink", &chain, fs.symlink(Path::new("relative"), &chain));
+    ok(
+        CHECK,
+        "symlink",
+        &chain,
+        fs.symlink(Path::new("relative"), &chain),
+    );
     content(CHECK, fs, &chain, b"through the link");
 
     // Writing through a link writes the target; writing through a dangling link creates
@@ -437,7 +519,12 @@ pub fn check_symlink_read_link(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "append", &absolute, fs.append(&absolute, b"+"));
     content(CHECK, fs, &target, b"rewritten+");
     let dangling = dir.join("dangling");
-    ok(CHECK, "symlink", &dangling, fs.symlink(Path::new("created"), &dangling));
+    ok(
+        CHECK,
+        "symlink",
+        &dangling,
+        fs.symlink(Path::new("created"), &dangling),
+    );
     ok(CHECK, "write", &dangling, fs.write(&dangling, b"made"));
     content(CHECK, fs, &dir.join("created"), b"made");
 
@@ -483,21 +570,48 @@ pub fn check_exists_follows_symlinks(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "write", &file, fs.write(&file, b"f"));
 
     let to_dir = dir.join("to-dir");
-    ok(CHECK, "symlink", &to_dir, fs.symlink(Path::new("sub"), &to_dir));
+    ok(
+        CHECK,
+        "symlink",
+        &to_dir,
+        fs.symlink(Path::new("sub"), &to_dir),
+    );
     let to_file = dir.join("to-file");
-    ok(CHECK, "symlink", &to_file, fs.symlink(Path::new("file"), &to_file));
+    ok(
+        CHECK,
+        "symlink",
+        &to_file,
+        fs.symlink(Path::new("file"), &to_file),
+    );
     let dangling = dir.join("dangling");
-    ok(CHECK, "symlink", &dangling, fs.symlink(Path::new("nothing"), &dangling));
+    ok(
+        CHECK,
+        "symlink",
+        &dangling,
+        fs.symlink(Path::new("nothing"), &dangling),
+    );
 
     present(CHECK, fs, &to_dir, true);
     present(CHECK, fs, &to_file, true);
     present(CHECK, fs, &dangling, false);
     present(CHECK, fs, &dir.join("nothing"), false);
-    assert!(fs.is_dir(&to_dir), "conformance {CHECK}: is_dir of a link to a directory");
-    assert!(fs.is_dir(&sub), "conformance {CHECK}: is_dir of a directory");
-    assert!(!fs.is_dir(&to_file), "conformance {CHECK}: is_dir of a link to a file");
+    assert!(
+        fs.is_dir(&to_dir),
+        "conformance {CHECK}: is_dir of a link to a directory"
+    );
+    assert!(
+        fs.is_dir(&sub),
+        "conformance {CHECK}: is_dir of a directory"
+    );
+    assert!(
+        !fs.is_dir(&to_file),
+        "conformance {CHECK}: is_dir of a link to a file"
+    );
     assert!(!fs.is_dir(&file), "conformance {CHECK}: is_dir of a file");
-    assert!(!fs.is_dir(&dangling), "conformance {CHECK}: is_dir of a dangling link");
+    assert!(
+        !fs.is_dir(&dangling),
+        "conformance {CHECK}: is_dir of a dangling link"
+    );
 
     let read = ok(CHECK, "read_link", &dangling, fs.read_link(&dangling));
     assert_eq!(read, Path::new("nothing"), "conformance {CHECK}: read_link");
@@ -522,19 +636,37 @@ pub fn check_symlink_in_middle_component(fs: &dyn FileSystem, root: &Path) {
     let run = runs.join("c1");
     ok(CHECK, "create_dir", &runs, fs.create_dir(&runs));
     ok(CHECK, "create_dir", &run, fs.create_dir(&run));
-    ok(CHECK, "write", &run.join("file"), fs.write(&run.join("file"), b"in c1"));
+    ok(
+        CHECK,
+        "write",
+        &run.join("file"),
+        fs.write(&run.join("file"), b"in c1"),
+    );
     let latest = runs.join("latest");
-    ok(CHECK, "symlink", &latest, fs.symlink(Path::new("c1"), &latest));
+    ok(
+        CHECK,
+        "symlink",
+        &latest,
+        fs.symlink(Path::new("c1"), &latest),
+    );
 
     let through = latest.join("file");
     content(CHECK, fs, &through, b"in c1");
     present(CHECK, fs, &through, true);
     names(CHECK, fs, &latest, &["file"]);
-    ok(CHECK, "write", &latest.join("new"), fs.write(&latest.join("new"), b"n"));
+    ok(
+        CHECK,
+        "write",
+        &latest.join("new"),
+        fs.write(&latest.join("new"), b"n"),
+    );
     content(CHECK, fs, &run.join("new"), b"n");
     let nested = latest.join("pids");
     ok(CHECK, "create_dir", &nested, fs.create_dir(&nested));
-    assert!(fs.is_dir(&run.join("pids")), "conformance {CHECK}: create_dir through a link");
+    assert!(
+        fs.is_dir(&run.join("pids")),
+        "conformance {CHECK}: create_dir through a link"
+    );
     ok(
         CHECK,
         "replace_atomically",
@@ -546,7 +678,12 @@ pub fn check_symlink_in_middle_component(fs: &dyn FileSystem, root: &Path) {
 
     // A link to a link to a directory, and an absolute link.
     let chain = dir.join("chain");
-    ok(CHECK, "symlink", &chain, fs.symlink(Path::new("runs/latest"), &chain));
+    ok(
+        CHECK,
+        "symlink",
+        &chain,
+        fs.symlink(Path::new("runs/latest"), &chain),
+    );
     content(CHECK, fs, &chain.join("file"), b"in c1");
     let absolute = dir.join("absolute");
     ok(CHECK, "symlink", &absolute, fs.symlink(&runs, &absolute));
@@ -559,7 +696,12 @@ pub fn check_symlink_in_middle_component(fs: &dyn FileSystem, root: &Path) {
     // Repointing the link (as the store does: a new link renamed over the old one).
     let run2 = runs.join("c2");
     ok(CHECK, "create_dir", &run2, fs.create_dir(&run2));
-    ok(CHECK, "write", &run2.join("file"), fs.write(&run2.join("file"), b"in c2"));
+    ok(
+        CHECK,
+        "write",
+        &run2.join("file"),
+        fs.write(&run2.join("file"), b"in c2"),
+    );
     let temp = temp_path_for(&latest);
     ok(CHECK, "symlink", &temp, fs.symlink(Path::new("c2"), &temp));
     ok(CHECK, "rename", &temp, fs.rename(&temp, &latest));
@@ -612,7 +754,12 @@ pub fn check_remove_file(fs: &dyn FileSystem, root: &Path) {
     let file = dir.join("file");
     ok(CHECK, "write", &file, fs.write(&file, b"f"));
     let link = dir.join("link");
-    ok(CHECK, "symlink", &link, fs.symlink(Path::new("file"), &link));
+    ok(
+        CHECK,
+        "symlink",
+        &link,
+        fs.symlink(Path::new("file"), &link),
+    );
     ok(CHECK, "remove_file", &link, fs.remove_file(&link));
     content(CHECK, fs, &file, b"f");
     ok(CHECK, "remove_file", &file, fs.remove_file(&file));
@@ -643,21 +790,51 @@ pub fn check_remove_dir_all(fs: &dyn FileSystem, root: &Path) {
     let dir = check_dir(fs, root, CHECK);
     let keep = dir.join("keep");
     ok(CHECK, "create_dir", &keep, fs.create_dir(&keep));
-    ok(CHECK, "write", &keep.join("precious"), fs.write(&keep.join("precious"), b"p"));
+    ok(
+        CHECK,
+        "write",
+        &keep.join("precious"),
+        fs.write(&keep.join("precious"), b"p"),
+    );
 
     let tree = dir.join("tree");
     let deep = tree.join("a").join("b");
-    ok(CHECK, "create_dir_all_durably", &deep, fs.create_dir_all_durably(&deep));
-    ok(CHECK, "write", &deep.join("f"), fs.write(&deep.join("f"), b"f"));
-    ok(CHECK, "write", &tree.join("g"), fs.write(&tree.join("g"), b"g"));
+    ok(
+        CHECK,
+        "create_dir_all_durably",
+        &deep,
+        fs.create_dir_all_durably(&deep),
+    );
+    ok(
+        CHECK,
+        "write",
+        &deep.join("f"),
+        fs.write(&deep.join("f"), b"f"),
+    );
+    ok(
+        CHECK,
+        "write",
+        &tree.join("g"),
+        fs.write(&tree.join("g"), b"g"),
+    );
     let inner_link = tree.join("a").join("to-keep");
-    ok(CHECK, "symlink", &inner_link, fs.symlink(&keep, &inner_link));
+    ok(
+        CHECK,
+        "symlink",
+        &inner_link,
+        fs.symlink(&keep, &inner_link),
+    );
     ok(CHECK, "remove_dir_all", &tree, fs.remove_dir_all(&tree));
     present(CHECK, fs, &tree, false);
     content(CHECK, fs, &keep.join("precious"), b"p");
 
     let link = dir.join("link-to-keep");
-    ok(CHECK, "symlink", &link, fs.symlink(Path::new("keep"), &link));
+    ok(
+        CHECK,
+        "symlink",
+        &link,
+        fs.symlink(Path::new("keep"), &link),
+    );
     ok(CHECK, "remove_dir_all", &link, fs.remove_dir_all(&link));
     content(CHECK, fs, &keep.join("precious"), b"p");
     names(CHECK, fs, &dir, &["keep"]);
@@ -721,7 +898,10 @@ pub fn check_create_dir(fs: &dyn FileSystem, root: &Path) {
     let dir = check_dir(fs, root, CHECK);
     let sub = dir.join("sub");
     ok(CHECK, "create_dir", &sub, fs.create_dir(&sub));
-    assert!(fs.is_dir(&sub), "conformance {CHECK}: is_dir of a new directory");
+    assert!(
+        fs.is_dir(&sub),
+        "conformance {CHECK}: is_dir of a new directory"
+    );
     names(CHECK, fs, &sub, &[]);
     fails_with(
         CHECK,
@@ -740,7 +920,12 @@ pub fn check_create_dir(fs: &dyn FileSystem, root: &Path) {
         io::ErrorKind::AlreadyExists,
     );
     let dangling = dir.join("dangling");
-    ok(CHECK, "symlink", &dangling, fs.symlink(Path::new("nowhere"), &dangling));
+    ok(
+        CHECK,
+        "symlink",
+        &dangling,
+        fs.symlink(Path::new("nowhere"), &dangling),
+    );
     fails_with(
         CHECK,
         "create_dir of a dangling link",
@@ -773,17 +958,41 @@ pub fn check_create_dir_all_durably(fs: &dyn FileSystem, root: &Path) {
     const CHECK: &str = "create_dir_all_durably";
     let dir = check_dir(fs, root, CHECK);
     let deep = dir.join("a").join("b").join("c").join("d");
-    ok(CHECK, "create_dir_all_durably", &deep, fs.create_dir_all_durably(&deep));
-    assert!(fs.is_dir(&deep), "conformance {CHECK}: is_dir '{}'", deep.display());
-    ok(CHECK, "create_dir_all_durably", &deep, fs.create_dir_all_durably(&deep));
+    ok(
+        CHECK,
+        "create_dir_all_durably",
+        &deep,
+        fs.create_dir_all_durably(&deep),
+    );
+    assert!(
+        fs.is_dir(&deep),
+        "conformance {CHECK}: is_dir '{}'",
+        deep.display()
+    );
+    ok(
+        CHECK,
+        "create_dir_all_durably",
+        &deep,
+        fs.create_dir_all_durably(&deep),
+    );
     let half = dir.join("a").join("b").join("x").join("y");
-    ok(CHECK, "create_dir_all_durably", &half, fs.create_dir_all_durably(&half));
+    ok(
+        CHECK,
+        "create_dir_all_durably",
+        &half,
+        fs.create_dir_all_durably(&half),
+    );
     names(CHECK, fs, &dir.join("a").join("b"), &["c", "x"]);
 
     let link = dir.join("link");
     ok(CHECK, "symlink", &link, fs.symlink(Path::new("a"), &link));
     let through = link.join("b").join("z");
-    ok(CHECK, "create_dir_all_durably", &through, fs.create_dir_all_durably(&through));
+    ok(
+        CHECK,
+        "create_dir_all_durably",
+        &through,
+        fs.create_dir_all_durably(&through),
+    );
     assert!(
         fs.is_dir(&dir.join("a").join("b").join("z")),
         "conformance {CHECK}: created through a link"
@@ -828,15 +1037,36 @@ pub fn check_not_found(fs: &dyn FileSystem, root: &Path) {
     fails_with(CHECK, "sync_dir", &missing, fs.sync_dir(&missing), kind);
     fails_with(CHECK, "read_link", &missing, fs.read_link(&missing), kind);
     fails_with(CHECK, "list_dir", &missing, fs.list_dir(&missing), kind);
-    fails_with(CHECK, "remove_file", &missing, fs.remove_file(&missing), kind);
-    fails_with(CHECK, "remove_dir_all", &missing, fs.remove_dir_all(&missing), kind);
+    fails_with(
+        CHECK,
+        "remove_file",
+        &missing,
+        fs.remove_file(&missing),
+        kind,
+    );
+    fails_with(
+        CHECK,
+        "remove_dir_all",
+        &missing,
+        fs.remove_dir_all(&missing),
+        kind,
+    );
     fails_with(CHECK, "truncate", &missing, fs.truncate(&missing, 0), kind);
     fails_with(CHECK, "modified", &missing, fs.modified(&missing), kind);
     fails_with(CHECK, "touch", &missing, fs.touch(&missing), kind);
     let elsewhere = dir.join("elsewhere");
-    fails_with(CHECK, "rename", &missing, fs.rename(&missing, &elsewhere), kind);
+    fails_with(
+        CHECK,
+        "rename",
+        &missing,
+        fs.rename(&missing, &elsewhere),
+        kind,
+    );
     present(CHECK, fs, &missing, false);
-    assert!(!fs.is_dir(&missing), "conformance {CHECK}: is_dir of a missing path");
+    assert!(
+        !fs.is_dir(&missing),
+        "conformance {CHECK}: is_dir of a missing path"
+    );
 
     let orphan = missing.join("file");
     fails_with(CHECK, "write", &orphan, fs.write(&orphan, b"x"), kind);
@@ -1013,7 +1243,12 @@ pub fn check_touch_modified(fs: &dyn FileSystem, root: &Path) {
         "conformance {CHECK}: touch moved the modification time back from {written:?} to {touched:?}"
     );
     let link = dir.join("link");
-    ok(CHECK, "symlink", &link, fs.symlink(Path::new("file"), &link));
+    ok(
+        CHECK,
+        "symlink",
+        &link,
+        fs.symlink(Path::new("file"), &link),
+    );
     let through = ok(CHECK, "modified", &link, fs.modified(&link));
     assert_eq!(
         through, touched,

@@ -46,6 +46,23 @@ pub fn check(scenario: &Scenario, trace: &[TraceEvent], observations: &Observati
             push(format!("executor of task {task} was not reconnected"));
         }
     }
+    for executor in &expect.collected {
+        let marker = format!("/executors/{executor}");
+        let collected = trace.iter().any(|e| e.role == "agent" && e.message == "garbage collected" && e.field("path").is_some_and(|p| p.contains(&marker)));
+        if !collected {
+            push(format!("directories of executor {executor} were not garbage collected"));
+        }
+    }
+    for executor in &expect.destroyed {
+        let destroyed = trace.iter().any(|e| {
+            e.role == "agent"
+                && e.field("executor") == Some(executor.as_str())
+                && (e.message.starts_with("executor did not re-register") || e.message.starts_with("recover=cleanup") || e.message.starts_with("executor process is gone"))
+        });
+        if !destroyed {
+            push(format!("executor {executor} was not destroyed after the restart"));
+        }
+    }
     if let Some(exits) = expect.agent_exits {
         let exited = observations.agent_exits.iter().any(|(_, o)| matches!(o, AgentOutcome::Exited(_) | AgentOutcome::Failed(_)));
         if exits != exited {
