@@ -420,8 +420,16 @@ impl Agent {
                 let run_state = &executor_state.runs[&latest_run];
                 if run_state.completed {
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
+                    // Its directories, meta and sandbox, run and executor (reference §10).
                     let run = RunPath { agent: &agent.id, framework: &fid, executor: &eid, container: &latest_run };
+                    let sandbox = paths::sandbox(&self.config.work_dir, &run);
+                    let executor_sandbox = sandbox.parent().and_then(|runs| runs.parent()).map(|p| p.to_path_buf());
                     self.schedule_gc(self.paths.run(&run), self.config.gc_delay);
+                    self.schedule_gc(sandbox, self.config.gc_delay);
+                    self.schedule_gc(self.paths.executor(&agent.id, &fid, &eid), self.config.gc_delay);
+                    if let Some(executor_sandbox) = executor_sandbox {
+                        self.schedule_gc(executor_sandbox, self.config.gc_delay);
+                    }
                     continue;
                 }
                 let mut executor = Executor {

@@ -472,7 +472,11 @@ impl Walk<'_> {
                     offset: *offset,
                     bytes: *bytes,
                 },
-                format!("torn final record: {bytes} bytes at offset {offset} cut off"),
+                if self.options.truncate {
+                    format!("torn final record: {bytes} bytes at offset {offset} cut off")
+                } else {
+                    format!("torn final record: {bytes} bytes at offset {offset} (would be cut off by the agent)")
+                },
             ),
             Tail::Corrupt {
                 offset,
@@ -480,7 +484,11 @@ impl Walk<'_> {
                 reason,
             } => self.error(
                 path,
-                format!("{reason} at offset {offset} ({bytes} bytes from there discarded)"),
+                if self.options.strict || !self.options.truncate {
+                    format!("{reason} at offset {offset} ({bytes} bytes from there unreadable)")
+                } else {
+                    format!("{reason} at offset {offset} ({bytes} bytes from there cut off)")
+                },
                 errors,
             )?,
         }
@@ -571,7 +579,7 @@ impl Walk<'_> {
                 self.warn(
                     link,
                     WarningKind::Missing,
-                    "no latest agent (the agent never registered)".to_owned(),
+                    "no latest agent (the agent never registered, or was told to start afresh)".to_owned(),
                 );
                 return Ok(None);
             }
