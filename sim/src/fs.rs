@@ -8,11 +8,15 @@
 //! time; a symlink met in any component is followed (a relative target from the link's
 //! own directory, an absolute one from the root), `..` goes to the physical parent (as
 //! Linux does after a symlink), and more than [`SYMLINK_FOLLOWS_MAX`] links in one
-//! resolution fail with `ELOOP`. A relative path is taken from the root (the simulated
-//! process's working directory is `/`). Errors are built from the Linux errno that the
-//! real call would return (`io::Error::from_raw_os_error`), so their `kind()` is exactly
-//! what [`revenant::os::real::RealFs`] gives; the conformance suite in
-//! [`revenant::os::conformance`] checks both.
+//! resolution fail with `ELOOP`. A trailing slash means "must be a directory" with the
+//! kernel's per-call rules (`EISDIR` for a file created as `x/`, `ENOTDIR` elsewhere),
+//! and `remove_dir_all` behaves as std's does (a symlink is removed, not followed). A
+//! relative path is taken from the root (the simulated process's working directory is
+//! `/`). Errors are built from the Linux errno that the real call would return
+//! (`io::Error::from_raw_os_error`), so their `kind()` and `raw_os_error()` are what
+//! [`revenant::os::real::RealFs`] gives: the conformance suite in
+//! [`revenant::os::conformance`] checks both, and `sim/tests/fs_conformance.rs` runs
+//! random operations on both and compares every result and the whole tree.
 //!
 //! A [`SimFs`] is a cheap handle (`Rc<RefCell<..>>`): the simulator keeps one to cut the
 //! power while the agent uses another. There are no threads, no hash maps and no
@@ -30,7 +34,11 @@
 //! another inside it, as a single operation). `sync_file` and `sync_dir` are both fsync:
 //! on a file inode they copy `data` to `durable`, on a directory they make the current
 //! entries durable; either clears the inode's log. A failed sync (an injected fault)
-//! does nothing: the log stays pending.
+//! does nothing: the log stays pending, so the data may or may not survive a power loss
+//! and a later successful sync makes it durable. (Linux may instead drop the dirty pages
+//! after a failed fsync, so that a retried fsync succeeds without the data: the model
+//! does not show that case, and the agent must treat a failed sync as fatal rather than
+//! retry it.)
 //!
 //! A crash of the agent *process* loses nothing and needs no call: the state simply
 //! stays. A [`SimFs::power_loss`] (reboot) chooses, with the RNG it is handed, one of the
@@ -54,13 +62,14 @@
 //! This is legal under the contract: a write or append that was not synced "is not
 //! durable", so it may be lost, kept, or (for the last append) torn; a name whose
 //! directory was not synced may be lost (or an unlinked one come back); a file's data and
-//! its name are synced separately, so either may survive without the other; what was
-//! synced before the last change of a file or directory is never lost, because every
-//! state the model picks starts from the durable one. The model is stricter than a real
-//! disk in one respect: a file only ever shows contents it really had (a real
-//! filesystem can show zeroes or stale blocks after an un-synced extending write), and a
-//! directory's names change in the order they were made. Timestamps are not part of the
-//! durability model: a file keeps the modification time it had at the power loss.
+//! its name are synced separately, so either may survive without the other; and what is
+//! durable is never lost, because every state the model picks starts from the durable
+//! one. The model allows fewer states than a real disk may show in two respects: a file
+//! only ever holds contents it really had (a real filesystem can show zeroes or stale
+//! blocks after an un-synced extending write), and a directory's names change in the
+//! order they were made. It allows more than ext4 in one: ext4 journals a rename
+//! across directories as one transaction. Timestamps are not part of the durability
+//! model: a file keeps the modification time it had at the power loss.
 //!
 //! # Faults
 //!
@@ -68,7 +77,8 @@
 //! path prefix, the next N times, each with a probability drawn from the seeded fault RNG
 //! ([`SimFs::set_fault_seed`]), fail with `EIO`, `ENOSPC` or any errno, *before* they have
 //! any effect. A failed `sync_file` therefore leaves the file's pending data
-//! non-durable. Writes beyond [`SimFs::set_capacity_bytes`] fail with `ENOSPC` too.
+//! non-durable. Writes beyond [`SimFs::set_capacity_bytes`] fail with `ENOSPC` too
+//! (after `write` has created and truncated the file, as the real one does).
 //! [`SimFs::counters`] counts every call by kind, failed or not.
 
 use std::cell::RefCell;
@@ -1356,6 +1366,54 @@ impl SimFs {
     /// How many inodes are kept (live, or reachable by a durable or pending name).
     pub fn inode_count(&self) -> usize {
         self.state.borrow().tree.inodes.len()
+    }
+
+    /// Panics if the simulator's own bookkeeping is broken: every name (live, durable or
+    /// pending) refers to an inode that exists, link counts match the live names, the
+    /// live tree is a tree, and the used bytes match the live files.
+    pub fn check_invariants(&self) {
+        let state = self.state.borrow();
+        let tree = &state.tree;
+        let mut links: BTreeMap<Ino, u32> = BTreeMap::new();
+        for (ino, inode) in &tree.inodes {
+            if let Node::Dir(dir) = &inode.node {
+                let named = dir
+                    .entries
+                    .values()
+                    .chain(dir.durable.values())
+                    .copied()
+                    .chain(dir.pending.iter().filter_map(DirOp::linked));
+                for child in named {
+                    assert!(
+                        tree.inodes.contains_key(&child),
+                        "directory {ino} names inode {child}, which does not exist"
+                    );
+                }
+            }
+        }
+        let mut seen_dirs = BTreeSet::from([ROOT]);
+        let mut todo = vec![ROOT];
+        while let Some(dir) = todo.pop() {
+            for &child in tree.dir(dir).entries.values() {
+                *links.entry(child).or_default() += 1;
+                if tree.is_dir(child) {
+                    assert!(
+                        seen_dirs.insert(child),
+                        "directory {child} is reached twice in the live tree"
+                    );
+                    todo.push(child);
+                }
+            }
+        }
+        links.insert(ROOT, 1);
+        for (ino, inode) in &tree.inodes {
+            assert_eq!(
+                inode.links,
+                links.get(ino).copied().unwrap_or(0),
+                "inode {ino}: link count"
+            );
+        }
+        assert_eq!(state.used_bytes, tree.live_bytes(), "used bytes");
     }
 }
 

@@ -850,3 +850,56 @@ fn dump_shows_pending_state() {
     assert!(dump.contains("/d/link -> f"), "{dump}");
     assert!(dump.contains("/d dir (pending 2)"), "{dump}");
 }
+
+#[test]
+fn random_workloads_with_power_losses_keep_the_simulator_consistent() {
+    use rand::Rng;
+
+    const NAMES: [&str; 4] = ["a", "b", "c", "l"];
+    const TARGETS: [&str; 5] = ["a", "b/c", ".", "..", "missing"];
+    fn random_path(rng: &mut StdRng) -> PathBuf {
+        let mut path = PathBuf::from("/r");
+        for _ in 0..rng.gen_range(1..=3) {
+            path.push(NAMES[rng.gen_range(0..NAMES.len())]);
+        }
+        path
+    }
+
+    for seed in 0..60 {
+        let run = |seed: u64| {
+            let fs = with_durable_dir("/r");
+            let mut rng = rng(seed);
+            for _ in 0..200 {
+                let a = random_path(&mut rng);
+                let b = random_path(&mut rng);
+                let n: u8 = rng.gen();
+                let _ = match rng.gen_range(0..14) {
+                    0 => fs.write(&a, &[n; 3]),
+                    1 => fs.append(&a, &[n; 2]),
+                    2 => fs.create_dir(&a),
+                    3 => fs.rename(&a, &b),
+                    4 => fs.symlink(Path::new(TARGETS[n as usize % TARGETS.len()]), &a),
+                    5 => fs.remove_file(&a),
+                    6 => fs.remove_dir_all(&a),
+                    7 => fs.truncate(&a, u64::from(n % 4)),
+                    8 => fs.replace_atomically(&a, &[n; 4]),
+                    9 => fs.create_dir_all_durably(&a),
+                    10 => fs.sync_dir(&a),
+                    11 => fs.sync_file(&a),
+                    12 => {
+                        let report = fs.power_loss(&mut rng);
+                        assert!(fs.is_all_durable(), "seed {seed}: {report:?}");
+                        assert_eq!(fs.snapshot_durable(), fs.tree(), "seed {seed}");
+                        Ok(())
+                    }
+                    _ => fs.read(&a).map(drop),
+                };
+                fs.check_invariants();
+            }
+            fs.power_loss(&mut rng);
+            fs.check_invariants();
+            fs.dump()
+        };
+        assert_eq!(run(seed), run(seed), "seed {seed}: not deterministic");
+    }
+}
