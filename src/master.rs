@@ -448,6 +448,18 @@ impl Master {
             warn!(framework = %framework, "task from an unknown framework dropped");
             return;
         };
+        // A task id the master already knows for this framework is never launched again
+        // (Mesos rejects duplicate task ids): the framework gets the task's current state.
+        let key = (framework.clone(), TaskId::new(task.task_id.clone()));
+        if let Some(known) = self.agents.values().find_map(|a| a.tasks.get(&key)).cloned() {
+            info!(framework = %framework, task = %task.task_id, state = known.state().as_str_name(), "duplicate task id: not launched again");
+            let update = self.master_update(&known, known.state(), TaskReason::ReasonReconciliation, "Duplicate task id: task already known");
+            self.send_to_framework(&framework, update);
+            return;
+        }
+        if self.pending_tasks.iter().any(|(f, t)| *f == framework && t.task_id == task.task_id) {
+            return;
+        }
         let agent = if task.agent_id.is_empty() {
             self.agents.iter().find(|(_, a)| a.phase == AgentPhase::Connected).map(|(id, _)| id.clone())
         } else {

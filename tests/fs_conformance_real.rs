@@ -22,9 +22,6 @@ fn real_fs_passes_each_check_alone() {
 }
 
 #[test]
-#[ignore = "RealFs caches append handles by path: an append through runs/latest after the \
-            run directory was removed or moved lands in the unlinked file (see \
-            conformance::check_append_when_the_path_changes_meaning)"]
 fn real_fs_appends_to_the_file_now_under_the_path() {
     let dir = tempfile::TempDir::new().expect("a temporary directory");
     conformance::check_append_when_the_path_changes_meaning(&RealFs::default(), dir.path());

@@ -234,8 +234,6 @@ mod differential {
     }
 
     #[test]
-    #[ignore = "RealFs caches append handles by path (see \
-                conformance::check_append_when_the_path_changes_meaning)"]
     fn sim_fs_matches_real_fs_with_its_append_handle_cache() {
         for seed in 0..DIFFERENTIAL_SEEDS {
             run(seed, false);

@@ -37,11 +37,13 @@ impl Clock for SystemClock {
 /// How many append handles [`RealFs`] keeps open at most.
 const APPEND_HANDLES_MAX: usize = 512;
 
-/// std fs with real fsync. Append handles are cached so that a durable append costs one
-/// `write` and one `fsync`, as a raw append would.
+/// std fs with real fsync. Append handles are cached so that a durable append costs a
+/// `stat`, a `write` and an `fsync`: the `stat` checks that the path still names the
+/// file the handle has open (a `latest` link repointed, a directory removed and made
+/// again), so an append never lands in an unlinked file.
 #[derive(Default)]
 pub struct RealFs {
-    append_handles: RefCell<BTreeMap<PathBuf, File>>,
+    append_handles: RefCell<BTreeMap<PathBuf, (File, u64, u64)>>,
 }
 
 impl RealFs {
@@ -67,21 +69,35 @@ impl FileSystem for RealFs {
     }
 
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
         let mut handles = self.append_handles.borrow_mut();
-        if !handles.contains_key(path) {
+        let current = match fs::metadata(path) {
+            Ok(metadata) => Some((metadata.dev(), metadata.ino())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(error) => return Err(error),
+        };
+        let fresh = matches!((handles.get(path), current), (Some((_, dev, ino)), Some(now)) if (*dev, *ino) == now);
+        if !fresh {
+            handles.remove(path);
             if handles.len() >= APPEND_HANDLES_MAX {
                 handles.pop_first();
             }
             let file = OpenOptions::new().append(true).create(true).open(path)?;
-            handles.insert(path.to_path_buf(), file);
+            let metadata = file.metadata()?;
+            handles.insert(path.to_path_buf(), (file, metadata.dev(), metadata.ino()));
         }
-        let file = handles.get_mut(path).expect("handle inserted above");
+        let (file, _, _) = handles.get_mut(path).expect("handle inserted above");
         file.write_all(data)
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        if let Some(file) = self.append_handles.borrow().get(path) {
-            return file.sync_data();
+        use std::os::unix::fs::MetadataExt;
+        if let Some((file, dev, ino)) = self.append_handles.borrow().get(path) {
+            if let Ok(metadata) = fs::metadata(path) {
+                if (metadata.dev(), metadata.ino()) == (*dev, *ino) {
+                    return file.sync_data();
+                }
+            }
         }
         File::open(path)?.sync_all()
     }
