@@ -67,6 +67,8 @@ pub struct Observations {
     pub agent_exits: Vec<(Duration, AgentOutcome)>,
     /// Faults applied: (time, description).
     pub faults: Vec<(Duration, String)>,
+    /// The kinds of fault that actually happened.
+    pub fault_kinds: BTreeSet<FaultKind>,
     /// Whether corruption was injected (strict recovery may then fail legitimately).
     pub corruption_injected: bool,
     /// Executors seen alive after their agent was away past `recovery_timeout`.
@@ -554,6 +556,7 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
                     observations.borrow_mut().corruption_injected = true;
                 }
                 observations.borrow_mut().faults.push((now, description));
+                observations.borrow_mut().fault_kinds.insert(fault.kind);
             }
         }
         pending.sort_by_key(|(at, _)| *at);
