@@ -121,6 +121,9 @@ pub fn sweep(
     determinism_every: u64,
     progress: bool,
 ) -> Result<Summary, String> {
+    use std::io::IsTerminal;
+    // A progress bar redrawn in place is for a person at a terminal, not for a log.
+    let progress = progress && std::io::stderr().is_terminal();
     let scenarios: Vec<(PathBuf, Scenario)> = files.iter().map(|f| Scenario::load(f).map(|s| (f.clone(), s))).collect::<Result<_, _>>()?;
     let mut work: Vec<(usize, u64)> = Vec::new();
     for seed in seeds {

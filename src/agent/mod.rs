@@ -247,6 +247,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         gc: BTreeMap::new(),
         next_disk_check: None,
         unidentified: BTreeMap::new(),
+        connected_at: None,
         config,
     };
     agent.info = AgentInfo {
@@ -292,6 +293,8 @@ struct Agent {
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
     unidentified: BTreeMap<ConnectionId, Outbox>,
+    /// When the current master connection was made.
+    connected_at: Option<Instant>,
 }
 
 impl Agent {
@@ -583,6 +586,7 @@ impl Agent {
                 let outbox = self.serve(stream);
                 info!(master = %address, "connected to master");
                 self.master = Some(outbox);
+                self.connected_at = Some(self.now());
                 self.registered = false;
                 self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
                 let delay = self.register_backoff.first(self.env.random.as_ref());
@@ -714,6 +718,17 @@ impl Agent {
         if self.phase != Phase::Recovering {
             if self.master.is_none() && !self.master_connecting && self.next_connect_at.is_some_and(|at| now >= at) {
                 self.connect_master();
+            }
+            if self.master.is_some()
+                && !self.registered
+                && self.connected_at.is_some_and(|at| now.saturating_duration_since(at) > self.config.master_ping_timeout)
+            {
+                // A connection that never answers our registration may be dead (a
+                // partition that dropped segments): start over on a fresh one.
+                info!("no answer to registration within the ping timeout: reconnecting");
+                self.master = None;
+                self.master_lost();
+                self.next_master();
             }
             if self.master.is_some() && !self.registered && self.register_at.is_some_and(|at| now >= at) {
                 self.send_registration();
