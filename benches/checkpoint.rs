@@ -12,7 +12,10 @@
 //!
 //! Criterion measures each pair in its own group; the ratios printed at the end come from
 //! a separate interleaved timing loop (A, B, then B, A, ...; median of each side), so that
-//! drift of the machine hits both sides alike.
+//! drift of the machine hits both sides alike. Recovery is also timed in a fresh child
+//! process per run (this executable in its profile mode, below), as at an agent's start:
+//! there the recovered `State` lands on pages the process never touched, which the
+//! in-process loop (warm heap) does not see. That second ratio is informational.
 //!
 //! The big tree is generated once, with plain `std::fs` writes and no fsync (the real
 //! writers would take minutes of fsyncs). The bench first checks, on a small tree, that
@@ -21,9 +24,9 @@
 //! Knobs (environment variables):
 //! - `REVENANT_BENCH_TREE=<dir>`: generate the big tree in `<dir>` (kept, and reused when
 //!   it already holds `meta/`) instead of a temporary directory;
-//! - `REVENANT_BENCH_PROFILE=recover|walk`: run that operation once on the tree and exit
-//!   (for `strace -c -f`, `perf stat`, ...; use with `REVENANT_BENCH_TREE` so that a
-//!   second run does not pay for the generation).
+//! - `REVENANT_BENCH_PROFILE=recover|walk`: run that operation once on the full-size
+//!   tree, print `elapsed_ns <n>` and exit (for `strace -c -f`, `perf stat`, ...; use
+//!   with `REVENANT_BENCH_TREE` so that a second run does not pay for the generation).
 //!
 //! Under `cargo test --benches` (criterion's test mode) everything runs once on a tiny
 //! tree, and the ratios printed are not meaningful.
@@ -160,7 +163,11 @@ fn generate(shape: Shape, sink: &mut dyn Sink) -> Generated {
                 checkpoint: true,
                 failover_timeout_seconds: 604_800.0,
             },
-            &format!("scheduler-{}@10.1.2.3:{}", uuid(2_000_000 + f as u64), 40_000 + f),
+            &format!(
+                "scheduler-{}@10.1.2.3:{}",
+                uuid(2_000_000 + f as u64),
+                40_000 + f
+            ),
         );
         for e in 0..shape.executors_per_framework {
             let executor = ExecutorId::new(format!("executor-{f:02}-{e:03}"));
@@ -713,9 +720,10 @@ impl DurableSetup {
     }
 }
 
+/// What a part prints at the end: details first, then the ratio lines.
 struct Ratio {
-    line: String,
-    detail: String,
+    lines: Vec<String>,
+    details: Vec<String>,
 }
 
 fn bench_durable(criterion: &mut Criterion, bench_mode: bool) -> Ratio {
@@ -741,16 +749,16 @@ fn bench_durable(criterion: &mut Criterion, bench_mode: bool) -> Ratio {
     let ratio = store_median.as_secs_f64() / raw_median.as_secs_f64();
     let bytes = setup.borrow().framed.len();
     Ratio {
-        line: format!(
+        lines: vec![format!(
             "ratio durable_update/raw_append_fsync = {ratio:.2} (target <= {DURABLE_TARGET}) {}",
             verdict(ratio, DURABLE_TARGET)
-        ),
-        detail: format!(
+        )],
+        details: vec![format!(
             "durable_update: append_update median {}, raw write_all+sync_data median {} \
              ({rounds} interleaved rounds, {bytes} framed bytes per update)",
             millis(store_median),
             millis(raw_median)
-        ),
+        )],
     }
 }
 
@@ -819,7 +827,9 @@ fn bench_recover(criterion: &mut Criterion, bench_mode: bool, shape: Shape) -> R
         group.finish();
     }
 
-    let rounds = if bench_mode { 9 } else { 1 };
+    // In process: the heap is warm (each State is dropped, untimed, before the next
+    // round, so the next recovery reuses its memory).
+    let rounds = if bench_mode { 11 } else { 1 };
     let (mut recovering, mut walking, drops) = interleaved(
         rounds,
         || recover_tree(&meta, &options),
@@ -827,15 +837,14 @@ fn bench_recover(criterion: &mut Criterion, bench_mode: bool, shape: Shape) -> R
     );
     let (recover_median, walk_median) = (median(&mut recovering), median(&mut walking));
     let ratio = recover_median.as_secs_f64() / walk_median.as_secs_f64();
-    Ratio {
-        line: format!(
-            "ratio recover/raw_walk = {ratio:.2} (target <= {RECOVER_TARGET}) {}",
-            verdict(ratio, RECOVER_TARGET)
-        ),
-        detail: format!(
-            "recover: {} tasks, {} updates, {} acks; {} files, {} dirs, {} links, {:.1} MB: \
-             recover median {}, raw walk median {} ({rounds} interleaved rounds, warm cache; \
-             dropping the recovered State, not timed, took {} on average)",
+    let mut lines = vec![format!(
+        "ratio recover/raw_walk = {ratio:.2} (target <= {RECOVER_TARGET}) {}",
+        verdict(ratio, RECOVER_TARGET)
+    )];
+    let mut details = vec![
+        format!(
+            "recover: tree of {} tasks, {} updates, {} acks; {} files, {} dirs, {} links, \
+             {:.1} MB (page cache warm)",
             counts.tasks,
             counts.updates,
             counts.acks,
@@ -843,11 +852,74 @@ fn bench_recover(criterion: &mut Criterion, bench_mode: bool, shape: Shape) -> R
             stats.dirs,
             stats.links,
             stats.bytes as f64 / 1e6,
+        ),
+        format!(
+            "recover (in process, warm heap): recover median {}, raw walk median {} \
+             ({rounds} interleaved rounds; dropping the State, not timed, took {} on average)",
             millis(recover_median),
             millis(walk_median),
             millis(drops / rounds as u32)
         ),
+    ];
+
+    // In a fresh process each time, as when the agent starts: the recovered State
+    // (several times the size of the files) lands on pages the process never touched.
+    let fresh_rounds = if bench_mode { 5 } else { 1 };
+    match fresh_process_times(&tree.work_dir, fresh_rounds) {
+        Ok((mut recovering, mut walking)) => {
+            let (recover_median, walk_median) = (median(&mut recovering), median(&mut walking));
+            let ratio = recover_median.as_secs_f64() / walk_median.as_secs_f64();
+            details.push(format!(
+                "recover (fresh process per run, cold heap): recover median {}, raw walk \
+                 median {} ({fresh_rounds} interleaved rounds)",
+                millis(recover_median),
+                millis(walk_median)
+            ));
+            lines.push(format!(
+                "ratio recover/raw_walk, fresh process = {ratio:.2} (informational; \
+                 the agent's start looks like this)"
+            ));
+        }
+        Err(error) => details.push(format!("recover (fresh process): not measured: {error}")),
     }
+    Ratio { lines, details }
+}
+
+/// Runs the profile mode of this very executable on `work_dir`, alternately for
+/// `recover` and `walk`; returns the times the children measured.
+fn fresh_process_times(
+    work_dir: &Path,
+    rounds: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let exe = std::env::current_exe().map_err(|error| error.to_string())?;
+    let run = |what: &str| -> Result<Duration, String> {
+        let output = std::process::Command::new(&exe)
+            .arg("--bench")
+            .env("REVENANT_BENCH_TREE", work_dir)
+            .env("REVENANT_BENCH_PROFILE", what)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .map_err(|error| error.to_string())?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("elapsed_ns "))
+            .and_then(|nanos| nanos.trim().parse().ok())
+            .map(Duration::from_nanos)
+            .ok_or_else(|| format!("child ({what}) printed no time: {}", output.status))
+    };
+    let mut recovering = Vec::with_capacity(rounds);
+    let mut walking = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            recovering.push(run("recover")?);
+            walking.push(run("walk")?);
+        } else {
+            walking.push(run("walk")?);
+            recovering.push(run("recover")?);
+        }
+    }
+    Ok((recovering, walking))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -876,11 +948,26 @@ fn main() {
         let meta = MetaPaths::for_work_dir(&tree.work_dir);
         let start = Instant::now();
         match what.as_str() {
-            "recover" => drop(black_box(recover_tree(&meta, &recover_options()))),
-            "walk" => drop(black_box(walk_tree(meta.root()))),
+            "recover" => {
+                let state = black_box(recover_tree(&meta, &recover_options()));
+                let elapsed = start.elapsed();
+                println!("elapsed_ns {}", elapsed.as_nanos());
+                let start = Instant::now();
+                drop(state);
+                eprintln!(
+                    "recover: {} (then dropping the State: {})",
+                    millis(elapsed),
+                    millis(start.elapsed())
+                );
+            }
+            "walk" => {
+                black_box(walk_tree(meta.root()));
+                let elapsed = start.elapsed();
+                println!("elapsed_ns {}", elapsed.as_nanos());
+                eprintln!("walk: {}", millis(elapsed));
+            }
             other => panic!("REVENANT_BENCH_PROFILE={other}: expected recover or walk"),
         }
-        eprintln!("{what}: {}", millis(start.elapsed()));
         return;
     }
 
@@ -895,7 +982,10 @@ fn main() {
 
     let mut criterion = Criterion::default().configure_from_args();
     let mut ratios = Vec::new();
-    if wanted(&["durable_update/append_update", "durable_update/raw_append_fsync"]) {
+    if wanted(&[
+        "durable_update/append_update",
+        "durable_update/raw_append_fsync",
+    ]) {
         ratios.push(bench_durable(&mut criterion, bench_mode));
     }
     if wanted(&["recover/recover", "recover/raw_walk"]) {
@@ -912,10 +1002,10 @@ fn main() {
     } else {
         println!("== checkpoint ratios: test mode, tiny tree, few rounds: NOT meaningful ==");
     }
-    for ratio in &ratios {
-        println!("{}", ratio.detail);
+    for detail in ratios.iter().flat_map(|ratio| &ratio.details) {
+        println!("{detail}");
     }
-    for ratio in &ratios {
-        println!("{}", ratio.line);
+    for line in ratios.iter().flat_map(|ratio| &ratio.lines) {
+        println!("{line}");
     }
 }
