@@ -152,7 +152,14 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
             }
             Event::Wire(Incoming::Message(id, body)) => match body {
                 _ if master.as_ref().is_none_or(|m| m.id() != id) => {}
-                Body::Ping(_) => last_heard = env.clock.now(),
+                Body::Ping(ping) => {
+                    last_heard = env.clock.now();
+                    // The master closes a framework connection that stops answering, so
+                    // a connection dead only in our direction is noticed too.
+                    if let Some(outbox) = &master {
+                        outbox.send(Body::Pong(proto::Pong { sequence: ping.sequence }));
+                    }
+                }
                 Body::FrameworkRegistered(message) => {
                     last_heard = env.clock.now();
                     info!(framework = %message.framework_id, "framework registered");

@@ -93,7 +93,12 @@ struct AgentRecord {
 struct FrameworkRecord {
     info: FrameworkInfo,
     outbox: Option<Outbox>,
+    /// Heartbeats sent since the framework last answered one.
+    missed_pongs: u32,
 }
+
+/// Heartbeats a framework may leave unanswered before its connection is closed.
+const FRAMEWORK_MISSED_PONGS_MAX: u32 = 3;
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
 enum Event {
@@ -206,14 +211,20 @@ impl Master {
         match body {
             Body::RegisterAgent(message) => self.register_agent(id, message.info.unwrap_or_default()),
             Body::ReregisterAgent(message) => self.reregister_agent(id, message),
-            Body::Pong(_) => {
-                if let Some((Peer::Agent(agent), _)) = self.connections.get(&id) {
+            Body::Pong(_) => match self.connections.get(&id) {
+                Some((Peer::Agent(agent), _)) => {
                     if let Some(record) = self.agents.get_mut(agent) {
                         record.ponged = true;
                         record.missed_pings = 0;
                     }
                 }
-            }
+                Some((Peer::Framework(framework), _)) => {
+                    if let Some(record) = self.frameworks.get_mut(framework) {
+                        record.missed_pongs = 0;
+                    }
+                }
+                _ => {}
+            },
             Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }) => self.status_update(update),
             Body::RegisterFramework(message) => self.register_framework(id, message.info.unwrap_or_default()),
             Body::SubmitTask(message) => self.submit_task(FrameworkId::new(message.framework_id), message.task.unwrap_or_default()),
@@ -308,7 +319,7 @@ impl Master {
             entry.0 = Peer::Agent(id.clone());
         }
         for framework in &message.frameworks {
-            self.frameworks.entry(FrameworkId::new(framework.id.clone())).or_insert_with(|| FrameworkRecord { info: framework.clone(), outbox: None });
+            self.frameworks.entry(FrameworkId::new(framework.id.clone())).or_insert_with(|| FrameworkRecord { info: framework.clone(), outbox: None, missed_pongs: 0 });
         }
         let reported: BTreeMap<(FrameworkId, TaskId), TaskReport> = message
             .tasks
@@ -438,9 +449,10 @@ impl Master {
         if let Some(outbox) = &outbox {
             outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered { framework_id: id.to_string() }));
         }
-        let record = self.frameworks.entry(id).or_insert(FrameworkRecord { info: info.clone(), outbox: None });
+        let record = self.frameworks.entry(id).or_insert(FrameworkRecord { info: info.clone(), outbox: None, missed_pongs: 0 });
         record.info = info;
         record.outbox = outbox;
+        record.missed_pongs = 0;
     }
 
     fn submit_task(&mut self, framework: FrameworkId, mut task: TaskInfo) {
@@ -586,9 +598,25 @@ impl Master {
             }
             // Frameworks get a heartbeat too, so that one whose connection died silently
             // (a partition that dropped segments) notices and reconnects.
-            for record in self.frameworks.values() {
+            let mut silent = Vec::new();
+            for (id, record) in self.frameworks.iter_mut() {
                 if let Some(outbox) = &record.outbox {
+                    if record.missed_pongs >= FRAMEWORK_MISSED_PONGS_MAX {
+                        silent.push((id.clone(), outbox.id()));
+                        continue;
+                    }
+                    record.missed_pongs += 1;
                     outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
+                }
+            }
+            for (framework, connection) in silent {
+                // Dropping every handle of the outbox ends its writer, which closes the
+                // connection: the framework sees it and reconnects.
+                info!(framework = %framework, "framework stopped answering heartbeats: closing its connection");
+                self.connections.remove(&connection);
+                if let Some(record) = self.frameworks.get_mut(&framework) {
+                    record.outbox = None;
+                    record.missed_pongs = 0;
                 }
             }
             for id in unreachable {
