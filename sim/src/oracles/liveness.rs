@@ -1,5 +1,5 @@
-//! Rule (liveness): after the fault phase the cluster converges: every submitted task
-//! ends in a terminal state that the framework sees before the run ends. Only a task
+//! Rule (liveness): after the fault phase the cluster converges: every task of the
+//! scenario ends in a terminal state that the framework has seen before the run ends. Only a task
 //! whose agent rebooted may end LOST without its own terminal update from the agent.
 
 use std::collections::BTreeMap;
@@ -17,9 +17,15 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         // The agent exits on purpose (cleanup, strict failure): nothing converges.
         return Vec::new();
     }
+    // The framework knows a task's fate once it has seen a terminal state for it, from
+    // the agent's stream or from the master; a stale stream update arriving after a
+    // master's answer (see the terminal oracle) does not undo that.
     let mut last: BTreeMap<&str, TaskState> = BTreeMap::new();
     for seen in &observations.seen {
-        last.insert(seen.task.as_str(), seen.state);
+        let known_terminal = last.get(seen.task.as_str()).is_some_and(|s| is_terminal(*s));
+        if !known_terminal {
+            last.insert(seen.task.as_str(), seen.state);
+        }
     }
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
