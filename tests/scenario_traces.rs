@@ -10,11 +10,21 @@ use revenant_sim::cluster::{self, RunOptions};
 use revenant_sim::scenario::Scenario;
 
 fn recovery_trace(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
     let scenario = Scenario::load(&path).expect("scenario parses");
     let result = cluster::run(&scenario, 0, &RunOptions::default());
-    let violations: Vec<String> = result.violations.iter().map(|v| format!("[{}] {:?}: {}", v.oracle, v.time, v.message)).collect();
-    assert!(violations.is_empty(), "{name}: oracles failed:\n{}", violations.join("\n"));
+    let violations: Vec<String> = result
+        .violations
+        .iter()
+        .map(|v| format!("[{}] {:?}: {}", v.oracle, v.time, v.message))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "{name}: oracles failed:\n{}",
+        violations.join("\n")
+    );
     revenant_sim::trace::recovery_trace(&result.trace)
 }
 

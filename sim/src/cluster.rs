@@ -146,7 +146,9 @@ fn secs(value: f64) -> Duration {
 }
 
 fn master_addresses(scenario: &Scenario) -> Vec<String> {
-    (1..=scenario.masters).map(|i| format!("master{i}:{MASTER_PORT}")).collect()
+    (1..=scenario.masters)
+        .map(|i| format!("master{i}:{MASTER_PORT}"))
+        .collect()
 }
 
 /// The task list of a run (fixed plus generated from the seed).
@@ -159,7 +161,10 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
                 TaskInfo {
                     task_id: t.id.clone(),
                     name: t.id.clone(),
-                    command: Some(CommandInfo { value: t.command.clone(), ..Default::default() }),
+                    command: Some(CommandInfo {
+                        value: t.command.clone(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
                 secs(t.submit_at_s),
@@ -172,12 +177,19 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
             let run_s = rng.gen_range(generated.min_s..=generated.max_s.max(generated.min_s));
             let fails = rng.gen_bool(generated.failure_fraction.clamp(0.0, 1.0));
             let submit = rng.gen_range(0.0..=generated.submit_within_s.max(0.0));
-            let command = if fails { format!("sleep {run_s:.1}; exit 1") } else { format!("sleep {run_s:.1}") };
+            let command = if fails {
+                format!("sleep {run_s:.1}; exit 1")
+            } else {
+                format!("sleep {run_s:.1}")
+            };
             out.push((
                 TaskInfo {
                     task_id: format!("task-{index:03}"),
                     name: format!("task-{index:03}"),
-                    command: Some(CommandInfo { value: command, ..Default::default() }),
+                    command: Some(CommandInfo {
+                        value: command,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
                 secs(submit),
@@ -205,9 +217,16 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     continue;
                 }
                 let at_s = rng.gen_range(1.0..scenario.fault_phase_s.max(2.0));
-                let restart = rng.gen_range(swarm.restart_after_s[0]..=swarm.restart_after_s[1].max(swarm.restart_after_s[0]));
+                let restart = rng.gen_range(
+                    swarm.restart_after_s[0]
+                        ..=swarm.restart_after_s[1].max(swarm.restart_after_s[0]),
+                );
                 let masters = scenario.masters;
-                let hosts = ["agent1".to_owned(), "framework".to_owned(), format!("master{}", rng.gen_range(1..=masters))];
+                let hosts = [
+                    "agent1".to_owned(),
+                    "framework".to_owned(),
+                    format!("master{}", rng.gen_range(1..=masters)),
+                ];
                 let a = rng.gen_range(0..hosts.len());
                 let mut b = rng.gen_range(0..hosts.len());
                 if a == b {
@@ -250,7 +269,10 @@ impl revenant::framework::Workload for Recording {
         for (task, at) in &self.tasks {
             if *at <= now && !self.heard.contains(&task.task_id) {
                 self.submitted.insert(task.task_id.clone());
-                self.observations.borrow_mut().submitted.insert(task.task_id.clone());
+                self.observations
+                    .borrow_mut()
+                    .submitted
+                    .insert(task.task_id.clone());
                 out.push(task.clone());
             }
         }
@@ -263,7 +285,10 @@ impl revenant::framework::Workload for Recording {
         for (task, at) in &self.tasks {
             if *at <= now && !self.submitted.contains(&task.task_id) {
                 self.submitted.insert(task.task_id.clone());
-                self.observations.borrow_mut().submitted.insert(task.task_id.clone());
+                self.observations
+                    .borrow_mut()
+                    .submitted
+                    .insert(task.task_id.clone());
                 out.push(task.clone());
             }
         }
@@ -288,7 +313,12 @@ impl revenant::framework::Workload for Recording {
 
     fn kills(&mut self) -> Vec<String> {
         let now = turmoil::sim_elapsed().unwrap_or_default();
-        let due: Vec<String> = self.kills.iter().filter(|(_, at)| *at <= now).map(|(t, _)| t.clone()).collect();
+        let due: Vec<String> = self
+            .kills
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
         self.kills.retain(|(_, at)| *at > now);
         due
     }
@@ -301,7 +331,11 @@ fn agent_config(scenario: &Scenario) -> AgentConfig {
         PathBuf::from(WORK_DIR),
     );
     let flags = &scenario.agent;
-    config.recover = if flags.recover == "cleanup" { RecoverMode::Cleanup } else { RecoverMode::Reconnect };
+    config.recover = if flags.recover == "cleanup" {
+        RecoverMode::Cleanup
+    } else {
+        RecoverMode::Reconnect
+    };
     config.strict = flags.strict;
     config.recovery_timeout = secs(flags.recovery_timeout_s);
     config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
@@ -317,7 +351,9 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
     let env_machine = machine.clone();
     let incarnation_seed = derive_seed(seed, label);
     Env {
-        clock: Rc::new(SimClock { wall_offset: machine.wall_offset.clone() }),
+        clock: Rc::new(SimClock {
+            wall_offset: machine.wall_offset.clone(),
+        }),
         fs,
         net: Rc::new(SimNet),
         processes: Rc::new(SimProcesses {
@@ -325,10 +361,15 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
             env_for: Rc::new(move |pid| {
                 let label = format!("executor-{pid}-boot-{}", env_machine.boot.get());
                 Env {
-                    clock: Rc::new(SimClock { wall_offset: env_machine.wall_offset.clone() }),
+                    clock: Rc::new(SimClock {
+                        wall_offset: env_machine.wall_offset.clone(),
+                    }),
                     fs: Rc::new(env_machine.fs.clone()),
                     net: Rc::new(SimNet),
-                    processes: Rc::new(SimProcesses { table: env_machine.processes.clone(), env_for: Rc::new(|_| unreachable!("executors launch no processes")) }),
+                    processes: Rc::new(SimProcesses {
+                        table: env_machine.processes.clone(),
+                        env_for: Rc::new(|_| unreachable!("executors launch no processes")),
+                    }),
                     boot: Rc::new(SimBootId(env_machine.boot.clone(), AGENT_HOST.into())),
                     random: Rc::new(SeededRandom::new(derive_seed(incarnation_seed, &label))),
                 }
@@ -350,7 +391,11 @@ async fn machine_main(
 ) -> turmoil::Result {
     loop {
         let now = turmoil::sim_elapsed().unwrap_or_default();
-        let finished = machine.agent.borrow().as_ref().is_some_and(|h| h.is_finished());
+        let finished = machine
+            .agent
+            .borrow()
+            .as_ref()
+            .is_some_and(|h| h.is_finished());
         if finished {
             let handle = machine.agent.borrow_mut().take().expect("checked");
             let outcome = match handle.await {
@@ -371,12 +416,15 @@ async fn machine_main(
                 _ => false,
             };
             if restart {
-                machine.agent_start_at.set(Some(now + Duration::from_secs(1)));
+                machine
+                    .agent_start_at
+                    .set(Some(now + Duration::from_secs(1)));
             }
             observations.borrow_mut().agent_exits.push((now, outcome));
             machine.agent_down_since.set(Some(now));
         }
-        let start = machine.agent.borrow().is_none() && machine.agent_start_at.get().is_some_and(|at| now >= at);
+        let start = machine.agent.borrow().is_none()
+            && machine.agent_start_at.get().is_some_and(|at| now >= at);
         if start {
             machine.agent_start_at.set(None);
             machine.crashed.set(false);
@@ -385,13 +433,24 @@ async fn machine_main(
             let mut config = config.clone();
             if machine.incarnation.get() > 1 {
                 if let Some(recover) = &restart_recover {
-                    config.recover = if recover == "cleanup" { RecoverMode::Cleanup } else { RecoverMode::Reconnect };
+                    config.recover = if recover == "cleanup" {
+                        RecoverMode::Cleanup
+                    } else {
+                        RecoverMode::Reconnect
+                    };
                 }
             }
-            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(machine.fs.clone(), machine.crash_after.clone(), machine.crashed.clone()));
+            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
+                machine.fs.clone(),
+                machine.crash_after.clone(),
+                machine.crashed.clone(),
+            ));
             let env = machine_env(&machine, seed, &label, fs);
             tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
-            observations.borrow_mut().agent_starts.push((now, machine.boot.get()));
+            observations
+                .borrow_mut()
+                .agent_starts
+                .push((now, machine.boot.get()));
             let handle = tokio::task::spawn_local(agent::run(env, config));
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
@@ -404,10 +463,13 @@ async fn machine_main(
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
     let buffer: TraceBuffer = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Recorder::new(buffer.clone()));
-    let (violations, observations) = tracing::subscriber::with_default(subscriber, || drive(scenario, seed, options));
+    let (violations, observations) =
+        tracing::subscriber::with_default(subscriber, || drive(scenario, seed, options));
     let trace = std::mem::take(&mut *buffer.lock().expect("trace buffer"));
     let mut violations = violations;
-    let observations = Rc::try_unwrap(observations).map(RefCell::into_inner).unwrap_or_default();
+    let observations = Rc::try_unwrap(observations)
+        .map(RefCell::into_inner)
+        .unwrap_or_default();
     violations.extend(oracles::check_after(scenario, &trace, &observations));
     violations.sort_by(|a, b| a.time.cmp(&b.time).then(a.oracle.cmp(b.oracle)));
     let mut final_states = BTreeMap::new();
@@ -425,18 +487,30 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
     }
 }
 
-fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation>, Rc<RefCell<Observations>>) {
+fn drive(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+) -> (Vec<Violation>, Rc<RefCell<Observations>>) {
     let tick = Duration::from_millis(scenario.tick_ms.max(1));
     let duration = secs(scenario.duration_s);
+    let latency = scenario.latency_ms.unwrap_or(if scenario.swarm.is_some() {
+        [1, 20]
+    } else {
+        [5, 5]
+    });
     let mut sim = turmoil::Builder::new()
         .tick_duration(tick)
         .simulation_duration(duration + Duration::from_secs(3600))
         .epoch(std::time::UNIX_EPOCH + Duration::from_secs(crate::seams::EPOCH_SECONDS))
         .rng_seed(seed)
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(20))
+        .min_message_latency(Duration::from_millis(latency[0]))
+        .max_message_latency(Duration::from_millis(latency[1].max(latency[0])))
         .build();
-    let observations = Rc::new(RefCell::new(Observations { seed, ..Observations::default() }));
+    let observations = Rc::new(RefCell::new(Observations {
+        seed,
+        ..Observations::default()
+    }));
     let _ = options;
 
     // Masters.
@@ -454,12 +528,23 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
             let config = config.clone();
             incarnation.set(incarnation.get() + 1);
             let env = Env {
-                clock: Rc::new(SimClock { wall_offset: Rc::new(Cell::new(0)) }),
+                clock: Rc::new(SimClock {
+                    wall_offset: Rc::new(Cell::new(0)),
+                }),
                 fs: Rc::new(SimFs::new()),
                 net: Rc::new(SimNet),
-                processes: Rc::new(SimProcesses { table: Rc::new(RefCell::new(ProcessTable::default())), env_for: Rc::new(|_| unreachable!("masters launch no processes")) }),
-                boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation.get())), host_name.clone())),
-                random: Rc::new(SeededRandom::new(derive_seed(seed, &format!("{host_name}-{}", incarnation.get())))),
+                processes: Rc::new(SimProcesses {
+                    table: Rc::new(RefCell::new(ProcessTable::default())),
+                    env_for: Rc::new(|_| unreachable!("masters launch no processes")),
+                }),
+                boot: Rc::new(SimBootId(
+                    Rc::new(Cell::new(incarnation.get())),
+                    host_name.clone(),
+                )),
+                random: Rc::new(SeededRandom::new(derive_seed(
+                    seed,
+                    &format!("{host_name}-{}", incarnation.get()),
+                ))),
             };
             async move {
                 master::run(env, config, Box::new(master::Standalone)).await?;
@@ -489,12 +574,24 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         let observations = observations.clone();
         let config = config.clone();
         let restart_recover = scenario.agent.restart_recover.clone();
-        sim.host(AGENT_HOST, move || machine_main(machine.clone(), config.clone(), restart_recover.clone(), seed, observations.clone()));
+        sim.host(AGENT_HOST, move || {
+            machine_main(
+                machine.clone(),
+                config.clone(),
+                restart_recover.clone(),
+                seed,
+                observations.clone(),
+            )
+        });
     }
 
     // The framework.
     let tasks = tasks_for(scenario, seed);
-    let kills: Vec<(String, Duration)> = scenario.tasks.iter().filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k)))).collect();
+    let kills: Vec<(String, Duration)> = scenario
+        .tasks
+        .iter()
+        .filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k))))
+        .collect();
     let framework_done = Rc::new(Cell::new(false));
     {
         let observations = observations.clone();
@@ -505,10 +602,15 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         let kills = kills.clone();
         sim.host(FRAMEWORK_HOST, move || {
             let env = Env {
-                clock: Rc::new(SimClock { wall_offset: Rc::new(Cell::new(0)) }),
+                clock: Rc::new(SimClock {
+                    wall_offset: Rc::new(Cell::new(0)),
+                }),
                 fs: Rc::new(SimFs::new()),
                 net: Rc::new(SimNet),
-                processes: Rc::new(SimProcesses { table: Rc::new(RefCell::new(ProcessTable::default())), env_for: Rc::new(|_| unreachable!("frameworks launch no processes")) }),
+                processes: Rc::new(SimProcesses {
+                    table: Rc::new(RefCell::new(ProcessTable::default())),
+                    env_for: Rc::new(|_| unreachable!("frameworks launch no processes")),
+                }),
                 boot: Rc::new(SimBootId(Rc::new(Cell::new(1)), FRAMEWORK_HOST.into())),
                 random: Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
             };
@@ -522,7 +624,13 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
             };
             let masters = masters.clone();
             async move {
-                let info = FrameworkInfo { name: "sim-framework".into(), user: "sim".into(), checkpoint, failover_timeout_seconds: 3600.0, ..Default::default() };
+                let info = FrameworkInfo {
+                    name: "sim-framework".into(),
+                    user: "sim".into(),
+                    checkpoint,
+                    failover_timeout_seconds: 3600.0,
+                    ..Default::default()
+                };
                 revenant::framework::run(env, masters, info, &mut workload).await;
                 Ok(())
             }
@@ -546,7 +654,15 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
         while next_fault < schedule.len() && secs(schedule[next_fault].at_s) <= now {
             let fault = schedule[next_fault].clone();
             next_fault += 1;
-            if let Some(description) = apply_fault(&mut sim, &machine, &fault, now, &mut fault_rng, &mut pending, scenario) {
+            if let Some(description) = apply_fault(
+                &mut sim,
+                &machine,
+                &fault,
+                now,
+                &mut fault_rng,
+                &mut pending,
+                scenario,
+            ) {
                 tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
                 if fault.kind == FaultKind::Reboot {
                     observations.borrow_mut().reboots.push(now);
@@ -582,24 +698,39 @@ fn drive(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Vec<Violation
                     tracing::info!(target: "revenant_sim", a = %a, b = %b, "partition healed");
                     sim.repair(a.as_str(), b.as_str());
                 }
-                Pending::Latency => sim.set_max_message_latency(Duration::from_millis(20)),
+                Pending::Latency => {
+                    sim.set_max_message_latency(Duration::from_millis(latency[1].max(latency[0])))
+                }
             }
         }
         // Oracle checked during the run: executors give up after recovery_timeout.
         if let Some(since) = machine.agent_down_since.get() {
             let grace = Duration::from_secs(5);
             if now > since + recovery_timeout + grace && down_since_reboot.is_none() {
-                let live: Vec<String> = machine.processes.borrow().processes.values().filter(|p| !p.exited.get() && !p.handle.is_finished()).map(|p| p.executor_id.clone()).collect();
+                let live: Vec<String> = machine
+                    .processes
+                    .borrow()
+                    .processes
+                    .values()
+                    .filter(|p| !p.exited.get() && !p.handle.is_finished())
+                    .map(|p| p.executor_id.clone())
+                    .collect();
                 if !live.is_empty() && scenario.checkpoint {
                     let mut observations = observations.borrow_mut();
                     if observations.overstaying_executors.is_empty() {
-                        observations.overstaying_executors.push((now, live.join(",")));
+                        observations
+                            .overstaying_executors
+                            .push((now, live.join(",")));
                     }
                 }
             }
         }
         if let Err(error) = sim.step() {
-            violations.push(Violation { time: now, oracle: "no_panic", message: format!("a host failed: {error}") });
+            violations.push(Violation {
+                time: now,
+                oracle: "no_panic",
+                message: format!("a host failed: {error}"),
+            });
             break;
         }
     }
@@ -635,16 +766,25 @@ fn apply_fault(
             if let Some(restart) = restart {
                 pending.push((now + restart, Pending::StartAgent));
             }
-            Some(format!("agent crash (restart after {:.1}s)", restart.unwrap_or_default().as_secs_f64()))
+            Some(format!(
+                "agent crash (restart after {:.1}s)",
+                restart.unwrap_or_default().as_secs_f64()
+            ))
         }
         FaultKind::AgentCrashAtWrite => {
             machine.agent.borrow().as_ref()?;
             let ops = fault.ops.unwrap_or(1);
             machine.crash_after.set(Some(ops));
-            Some(format!("agent dies at its filesystem operation {ops} from now"))
+            Some(format!(
+                "agent dies at its filesystem operation {ops} from now"
+            ))
         }
         FaultKind::Reboot => {
-            if machine.agent_down_since.get().is_some() && machine.agent.borrow().is_none() && machine.agent_start_at.get().is_none() && !sim.is_host_running(AGENT_HOST) {
+            if machine.agent_down_since.get().is_some()
+                && machine.agent.borrow().is_none()
+                && machine.agent_start_at.get().is_none()
+                && !sim.is_host_running(AGENT_HOST)
+            {
                 return None;
             }
             sim.crash(AGENT_HOST);
@@ -657,7 +797,10 @@ fn apply_fault(
             machine.crash_after.set(None);
             let restart = restart.unwrap_or(Duration::from_secs(10));
             pending.push((now + restart, Pending::Boot));
-            Some(format!("reboot ({loss:?}; boots after {:.1}s)", restart.as_secs_f64()))
+            Some(format!(
+                "reboot ({loss:?}; boots after {:.1}s)",
+                restart.as_secs_f64()
+            ))
         }
         FaultKind::ExecutorCrash => {
             let table = machine.processes.borrow();
@@ -673,7 +816,10 @@ fn apply_fault(
             let victim = live[rng.gen_range(0..live.len())];
             victim.handle.abort();
             victim.exited.set(true);
-            Some(format!("executor {} (pid {}) crashed", victim.executor_id, victim.id.pid))
+            Some(format!(
+                "executor {} (pid {}) crashed",
+                victim.executor_id, victim.id.pid
+            ))
         }
         FaultKind::MasterCrash => {
             let name = "master1".to_owned();
@@ -688,18 +834,27 @@ fn apply_fault(
         }
         FaultKind::Partition => {
             let (a, b) = (fault.a.clone()?, fault.b.clone()?);
-            if a == b || a.starts_with("master") && (a.trim_start_matches("master").parse::<u32>().ok()? > scenario.masters) {
+            if a == b
+                || a.starts_with("master")
+                    && (a.trim_start_matches("master").parse::<u32>().ok()? > scenario.masters)
+            {
                 return None;
             }
             sim.partition(a.as_str(), b.as_str());
             let duration = secs(fault.duration_s.unwrap_or(10.0));
             pending.push((now + duration, Pending::Repair(a.clone(), b.clone())));
-            Some(format!("partition {a} <-> {b} for {:.1}s", duration.as_secs_f64()))
+            Some(format!(
+                "partition {a} <-> {b} for {:.1}s",
+                duration.as_secs_f64()
+            ))
         }
         FaultKind::Delay => {
             let max = Duration::from_millis(fault.max_ms.unwrap_or(200));
             sim.set_max_message_latency(max);
-            pending.push((now + secs(fault.duration_s.unwrap_or(10.0)), Pending::Latency));
+            pending.push((
+                now + secs(fault.duration_s.unwrap_or(10.0)),
+                Pending::Latency,
+            ));
             Some(format!("message delay up to {}ms", max.as_millis()))
         }
         FaultKind::Corrupt => {

@@ -10,7 +10,11 @@ use revenant_sim::scenario::Scenario;
 use revenant_sim::sweep;
 
 #[derive(Parser)]
-#[command(name = "revenant-sim", version, about = "Deterministic crash-recovery simulation of the Revenant agent")]
+#[command(
+    name = "revenant-sim",
+    version,
+    about = "Deterministic crash-recovery simulation of the Revenant agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sweep { scenarios, seeds, jobs, shard, out, determinism_every, all } => {
+        Command::Sweep {
+            scenarios,
+            seeds,
+            jobs,
+            shard,
+            out,
+            determinism_every,
+            all,
+        } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
                 let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
@@ -79,16 +91,41 @@ fn main() -> ExitCode {
                 if files.is_empty() {
                     return Err("no scenarios to sweep".into());
                 }
-                let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-                eprintln!("sweeping {} scenario(s) over seeds {}..{} with {jobs} job(s)", files.len(), seeds.start, seeds.end);
-                let summary = sweep::sweep(&files, seeds, shard, jobs, Some(&out), determinism_every, true)?;
+                let jobs = jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                });
+                eprintln!(
+                    "sweeping {} scenario(s) over seeds {}..{} with {jobs} job(s)",
+                    files.len(),
+                    seeds.start,
+                    seeds.end
+                );
+                let summary = sweep::sweep(
+                    &files,
+                    seeds,
+                    shard,
+                    jobs,
+                    Some(&out),
+                    determinism_every,
+                    true,
+                )?;
                 let runs = summary.passed + summary.failed.len();
                 for failure in &summary.failed {
-                    println!("FAILED {} seed {}", failure.scenario.display(), failure.seed);
+                    println!(
+                        "FAILED {} seed {}",
+                        failure.scenario.display(),
+                        failure.seed
+                    );
                     for violation in &failure.violations {
                         println!("  {violation}");
                     }
-                    println!("  reproduce: cargo run --release -p revenant-sim -- run {} --seed {}", failure.scenario.display(), failure.seed);
+                    println!(
+                        "  reproduce: cargo run --release -p revenant-sim -- run {} --seed {}",
+                        failure.scenario.display(),
+                        failure.seed
+                    );
                 }
                 for (path, seed) in &summary.nondeterministic {
                     println!("NONDETERMINISTIC {} seed {seed}: run it with --check-determinism to see where", path.display());
@@ -103,8 +140,18 @@ fn main() -> ExitCode {
                 if !summary.failed.is_empty() {
                     println!("failures written to {}", out.display());
                 }
-                println!("{} passed, {} failed", summary.passed, summary.failed.len() + summary.nondeterministic.len());
-                Ok(if summary.failed.is_empty() && summary.nondeterministic.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                println!(
+                    "{} passed, {} failed",
+                    summary.passed,
+                    summary.failed.len() + summary.nondeterministic.len()
+                );
+                Ok(
+                    if summary.failed.is_empty() && summary.nondeterministic.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    },
+                )
             };
             match run() {
                 Ok(code) => code,
@@ -136,13 +183,23 @@ fn main() -> ExitCode {
             };
             run_one(repro.scenario, repro.seed, trace, false, false)
         }
-        Command::Run { scenario: path, seed, trace, recovery_trace, check_determinism } => {
-            run_one(path, seed, trace, check_determinism, recovery_trace)
-        }
+        Command::Run {
+            scenario: path,
+            seed,
+            trace,
+            recovery_trace,
+            check_determinism,
+        } => run_one(path, seed, trace, check_determinism, recovery_trace),
     }
 }
 
-fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: bool, recovery_trace: bool) -> ExitCode {
+fn run_one(
+    path: PathBuf,
+    seed: u64,
+    trace: Option<PathBuf>,
+    check_determinism: bool,
+    recovery_trace: bool,
+) -> ExitCode {
     {
         {
             let scenario = match Scenario::load(&path) {
@@ -156,36 +213,75 @@ fn run_one(path: PathBuf, seed: u64, trace: Option<PathBuf>, check_determinism: 
             if let Some(trace_path) = &trace {
                 let text: String = result.trace.iter().map(|e| e.line() + "\n").collect();
                 if let Err(error) = std::fs::write(trace_path, text) {
-                    eprintln!("error: cannot write trace '{}': {error}", trace_path.display());
+                    eprintln!(
+                        "error: cannot write trace '{}': {error}",
+                        trace_path.display()
+                    );
                     return ExitCode::from(2);
                 }
             }
             if recovery_trace {
                 print!("{}", revenant_sim::trace::recovery_trace(&result.trace));
             }
-            println!("scenario {} seed {}: {} trace events, trace hash {:016x}", scenario.name, seed, result.trace.len(), result.trace_hash);
+            println!(
+                "scenario {} seed {}: {} trace events, trace hash {:016x}",
+                scenario.name,
+                seed,
+                result.trace.len(),
+                result.trace_hash
+            );
             for (task, (state, reason)) in &result.final_states {
                 println!("  task {task}: {} ({reason})", state.as_str_name());
             }
             if check_determinism {
                 let again = cluster::run(&scenario, seed, &RunOptions::default());
                 if again.trace_hash != result.trace_hash {
-                    let first = result.trace.iter().zip(&again.trace).position(|(a, b)| a != b).unwrap_or(result.trace.len().min(again.trace.len()));
+                    let first = result
+                        .trace
+                        .iter()
+                        .zip(&again.trace)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(result.trace.len().min(again.trace.len()));
                     eprintln!("NOT DETERMINISTIC: traces differ at event {first}:");
-                    eprintln!("  first run:  {}", result.trace.get(first).map(|e| e.line()).unwrap_or_else(|| "(end)".into()));
-                    eprintln!("  second run: {}", again.trace.get(first).map(|e| e.line()).unwrap_or_else(|| "(end)".into()));
+                    eprintln!(
+                        "  first run:  {}",
+                        result
+                            .trace
+                            .get(first)
+                            .map(|e| e.line())
+                            .unwrap_or_else(|| "(end)".into())
+                    );
+                    eprintln!(
+                        "  second run: {}",
+                        again
+                            .trace
+                            .get(first)
+                            .map(|e| e.line())
+                            .unwrap_or_else(|| "(end)".into())
+                    );
                     return ExitCode::FAILURE;
                 }
-                println!("deterministic: two runs gave trace hash {:016x}", again.trace_hash);
+                println!(
+                    "deterministic: two runs gave trace hash {:016x}",
+                    again.trace_hash
+                );
             }
             if result.violations.is_empty() {
                 println!("ok: every oracle held");
                 ExitCode::SUCCESS
             } else {
                 for violation in &result.violations {
-                    println!("VIOLATION [{}] at {:.3}s: {}", violation.oracle, violation.time.as_secs_f64(), violation.message);
+                    println!(
+                        "VIOLATION [{}] at {:.3}s: {}",
+                        violation.oracle,
+                        violation.time.as_secs_f64(),
+                        violation.message
+                    );
                 }
-                println!("reproduce: cargo run --release -p revenant-sim -- run {} --seed {seed}", path.display());
+                println!(
+                    "reproduce: cargo run --release -p revenant-sim -- run {} --seed {seed}",
+                    path.display()
+                );
                 ExitCode::FAILURE
             }
         }

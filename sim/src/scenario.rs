@@ -56,6 +56,11 @@ pub struct Scenario {
     /// Number of masters (the first leads until it fails).
     #[serde(default = "one")]
     pub masters: u32,
+    /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
+    /// fixed `[5, 5]` for fixed ones, so that their snapshot traces do not shift when an
+    /// unrelated message is added or removed.
+    #[serde(default)]
+    pub latency_ms: Option<[u64; 2]>,
     /// Agent flags.
     #[serde(default)]
     pub agent: AgentFlags,
@@ -336,12 +341,19 @@ pub struct Expect {
 impl Scenario {
     /// Parses a scenario file; the error names the file and the field.
     pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
-        let mut scenario: Scenario = toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let mut scenario: Scenario =
+            toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
         if scenario.name.is_empty() {
-            scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            scenario.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
         }
-        scenario.validate().map_err(|error| format!("{}: {error}", path.display()))?;
+        scenario
+            .validate()
+            .map_err(|error| format!("{}: {error}", path.display()))?;
         Ok(scenario)
     }
 
@@ -353,9 +365,12 @@ impl Scenario {
         if self.masters == 0 || self.masters > 3 {
             return Err("masters must be 1 to 3".into());
         }
-        for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter()) {
+        for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter())
+        {
             if recover != "reconnect" && recover != "cleanup" {
-                return Err(format!("agent.recover must be reconnect or cleanup, not '{recover}'"));
+                return Err(format!(
+                    "agent.recover must be reconnect or cleanup, not '{recover}'"
+                ));
             }
         }
         if self.tasks.is_empty() && self.generated_tasks.is_none() {

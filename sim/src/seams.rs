@@ -102,12 +102,18 @@ impl Listener for SimListener {
 }
 
 fn split_address(address: &str) -> io::Result<(String, u16)> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("address '{address}' has no port")))?;
-    let port = port
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("address '{address}' has a bad port")))?;
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("address '{address}' has no port"),
+        )
+    })?;
+    let port = port.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("address '{address}' has a bad port"),
+        )
+    })?;
     Ok((host.to_owned(), port))
 }
 
@@ -153,8 +159,16 @@ pub struct ProcessFs {
 
 impl ProcessFs {
     /// A handle on `inner`.
-    pub fn new(inner: SimFs, crash_after: Rc<Cell<Option<u64>>>, crashed: Rc<Cell<bool>>) -> ProcessFs {
-        ProcessFs { inner, crash_after, crashed }
+    pub fn new(
+        inner: SimFs,
+        crash_after: Rc<Cell<Option<u64>>>,
+        crashed: Rc<Cell<bool>>,
+    ) -> ProcessFs {
+        ProcessFs {
+            inner,
+            crash_after,
+            crashed,
+        }
     }
 
     fn step(&self) -> io::Result<()> {
@@ -245,7 +259,10 @@ impl FileSystem for ProcessFs {
         self.inner.disk_usage(path)
     }
     fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {
-        self.step().map_err(|source| LockError::Io { path: path.to_path_buf(), source })?;
+        self.step().map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.inner.lock_exclusive(path, holder)
     }
 }
@@ -261,7 +278,9 @@ impl TaskRunner for SimTaskRunner {
         for part in command.value.split(';') {
             let words: Vec<&str> = part.split_whitespace().collect();
             match words.as_slice() {
-                ["sleep", seconds] => sleep += Duration::from_secs_f64(seconds.parse().unwrap_or(0.0)),
+                ["sleep", seconds] => {
+                    sleep += Duration::from_secs_f64(seconds.parse().unwrap_or(0.0))
+                }
                 ["exit", value] => code = value.parse().unwrap_or(1),
                 _ => {}
             }
@@ -310,8 +329,10 @@ impl Processes for SimProcesses {
     fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
         let mut settings = ExecutorSettings::from_environment(&spec.environment)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-        settings.ignore_recovery_timeout =
-            spec.environment.get("REVENANT_SIM_BREAKAGE").is_some_and(|b| b == "ignore_recovery_timeout");
+        settings.ignore_recovery_timeout = spec
+            .environment
+            .get("REVENANT_SIM_BREAKAGE")
+            .is_some_and(|b| b == "ignore_recovery_timeout");
         let (pid, start_time) = {
             let mut table = self.table.borrow_mut();
             table.next_pid += 1;
@@ -328,7 +349,15 @@ impl Processes for SimProcesses {
             done.set(true);
         });
         let id = ProcessId { pid, start_time };
-        self.table.borrow_mut().processes.insert(pid, SimProcess { id: id.clone(), handle, executor_id, exited });
+        self.table.borrow_mut().processes.insert(
+            pid,
+            SimProcess {
+                id: id.clone(),
+                handle,
+                executor_id,
+                exited,
+            },
+        );
         Ok(id)
     }
 
@@ -337,7 +366,9 @@ impl Processes for SimProcesses {
             .borrow()
             .processes
             .get(&process.pid)
-            .is_some_and(|p| p.id.start_time == process.start_time && !p.exited.get() && !p.handle.is_finished())
+            .is_some_and(|p| {
+                p.id.start_time == process.start_time && !p.exited.get() && !p.handle.is_finished()
+            })
     }
 
     fn signal(&self, process: &ProcessId, _signal: Signal) -> io::Result<()> {

@@ -15,7 +15,9 @@ use crate::scenario::Scenario;
 pub fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
     match text.split_once("..") {
         Some((a, b)) => {
-            let start = a.parse().map_err(|_| format!("bad seed range start '{a}'"))?;
+            let start = a
+                .parse()
+                .map_err(|_| format!("bad seed range start '{a}'"))?;
             let end = b.parse().map_err(|_| format!("bad seed range end '{b}'"))?;
             if end <= start {
                 return Err(format!("empty seed range {text}"));
@@ -23,7 +25,9 @@ pub fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
             Ok(start..end)
         }
         None => {
-            let count: u64 = text.parse().map_err(|_| format!("--seeds takes N or A..B, not '{text}'"))?;
+            let count: u64 = text
+                .parse()
+                .map_err(|_| format!("--seeds takes N or A..B, not '{text}'"))?;
             Ok(0..count)
         }
     }
@@ -31,7 +35,9 @@ pub fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 
 /// A shard `K/N` (1-based).
 pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
-    let (k, n) = text.split_once('/').ok_or_else(|| format!("--shard takes K/N, not '{text}'"))?;
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("--shard takes K/N, not '{text}'"))?;
     let k: u64 = k.parse().map_err(|_| format!("bad shard index '{k}'"))?;
     let n: u64 = n.parse().map_err(|_| format!("bad shard count '{n}'"))?;
     if n == 0 || k == 0 || k > n {
@@ -70,7 +76,11 @@ pub struct Summary {
 /// `scenarios/` (files with a `[swarm]` section).
 pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    let inputs: Vec<PathBuf> = if arguments.is_empty() { vec![PathBuf::from("scenarios")] } else { arguments.to_vec() };
+    let inputs: Vec<PathBuf> = if arguments.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        arguments.to_vec()
+    };
     for input in inputs {
         if input.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(&input)
@@ -98,15 +108,26 @@ pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<Pat
 /// Writes the reproduction file and trace of a failure under `out`.
 pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(out)?;
-    let stem = failure.scenario.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = failure
+        .scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let repro = out.join(format!("{stem}-seed{}.repro.toml", failure.seed));
-    let mut text = format!("scenario = {:?}\nseed = {}\nviolations = [\n", failure.scenario.display().to_string(), failure.seed);
+    let mut text = format!(
+        "scenario = {:?}\nseed = {}\nviolations = [\n",
+        failure.scenario.display().to_string(),
+        failure.seed
+    );
     for violation in &failure.violations {
         text.push_str(&format!("  {violation:?},\n"));
     }
     text.push_str("]\n");
     std::fs::write(&repro, text)?;
-    std::fs::write(out.join(format!("{stem}-seed{}.trace", failure.seed)), trace)?;
+    std::fs::write(
+        out.join(format!("{stem}-seed{}.trace", failure.seed)),
+        trace,
+    )?;
     Ok(repro)
 }
 
@@ -124,7 +145,10 @@ pub fn sweep(
     use std::io::IsTerminal;
     // A progress bar redrawn in place is for a person at a terminal, not for a log.
     let progress = progress && std::io::stderr().is_terminal();
-    let scenarios: Vec<(PathBuf, Scenario)> = files.iter().map(|f| Scenario::load(f).map(|s| (f.clone(), s))).collect::<Result<_, _>>()?;
+    let scenarios: Vec<(PathBuf, Scenario)> = files
+        .iter()
+        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
+        .collect::<Result<_, _>>()?;
     let mut work: Vec<(usize, u64)> = Vec::new();
     for seed in seeds {
         if let Some((k, n)) = shard {
@@ -157,21 +181,37 @@ pub fn sweep(
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(scenario_index, seed)) = work.get(index) else { return };
+                let Some(&(scenario_index, seed)) = work.get(index) else {
+                    return;
+                };
                 let (path, scenario) = &scenarios[scenario_index];
                 let result = cluster::run(scenario, seed, &RunOptions::default());
                 if determinism_every > 0 && seed % determinism_every == 0 {
                     checked.fetch_add(1, Ordering::Relaxed);
                     let again = cluster::run(scenario, seed, &RunOptions::default());
                     if again.trace_hash != result.trace_hash {
-                        nondeterministic.lock().expect("lock").push((path.clone(), seed));
+                        nondeterministic
+                            .lock()
+                            .expect("lock")
+                            .push((path.clone(), seed));
                     }
                 }
                 if !result.violations.is_empty() {
                     let failure = Failure {
                         scenario: path.clone(),
                         seed,
-                        violations: result.violations.iter().map(|v| format!("[{}] at {:.3}s: {}", v.oracle, v.time.as_secs_f64(), v.message)).collect(),
+                        violations: result
+                            .violations
+                            .iter()
+                            .map(|v| {
+                                format!(
+                                    "[{}] at {:.3}s: {}",
+                                    v.oracle,
+                                    v.time.as_secs_f64(),
+                                    v.message
+                                )
+                            })
+                            .collect(),
                     };
                     if let Some(out) = out {
                         let trace: String = result.trace.iter().map(|e| e.line() + "\n").collect();

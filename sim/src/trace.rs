@@ -29,7 +29,10 @@ pub struct TraceEvent {
 impl TraceEvent {
     /// The value of a field.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The event as one line.
@@ -95,13 +98,24 @@ impl<S> Layer<S> for Recorder
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
         if attrs.metadata().name() != "node" {
             return;
         }
-        let mut fields = Fields { message: String::new(), fields: Vec::new() };
+        let mut fields = Fields {
+            message: String::new(),
+            fields: Vec::new(),
+        };
         attrs.record(&mut fields);
-        if let (Some(span), Some((_, name))) = (ctx.span(id), fields.fields.into_iter().find(|(k, _)| k == "name")) {
+        if let (Some(span), Some((_, name))) = (
+            ctx.span(id),
+            fields.fields.into_iter().find(|(k, _)| k == "name"),
+        ) {
             span.extensions_mut().insert(NodeName(name));
         }
     }
@@ -115,12 +129,17 @@ where
         if !(target.starts_with("revenant") || target.starts_with("revenant_sim")) {
             return;
         }
-        let mut fields = Fields { message: String::new(), fields: Vec::new() };
+        let mut fields = Fields {
+            message: String::new(),
+            fields: Vec::new(),
+        };
         event.record(&mut fields);
         let host = ctx
             .event_scope(event)
             .and_then(|scope| {
-                scope.from_root().find_map(|span| span.extensions().get::<NodeName>().map(|n| n.0.clone()))
+                scope
+                    .from_root()
+                    .find_map(|span| span.extensions().get::<NodeName>().map(|n| n.0.clone()))
             })
             .unwrap_or_else(|| "sim".to_owned());
         let role = target.rsplit("::").next().unwrap_or(target).to_owned();
@@ -130,7 +149,13 @@ where
             other => other.to_owned(),
         };
         let time = turmoil::sim_elapsed().unwrap_or_else(|| DRIVER_TIME.with(|t| t.get()));
-        self.buffer.lock().expect("trace buffer").push(TraceEvent { time, host, role, message: fields.message, fields: fields.fields });
+        self.buffer.lock().expect("trace buffer").push(TraceEvent {
+            time,
+            host,
+            role,
+            message: fields.message,
+            fields: fields.fields,
+        });
     }
 }
 
@@ -209,37 +234,42 @@ const NOISE_FIELDS: &[&str] = &["uuid", "meta", "checkpointed"];
 /// changes only when a decision does.
 pub fn recovery_trace(events: &[TraceEvent]) -> String {
     let mut names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    let mut counters: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
+    let mut counters: std::collections::BTreeMap<&'static str, usize> =
+        std::collections::BTreeMap::new();
     let mut rename = |text: &str| -> String {
         let mut out = String::new();
         // Replace whole tokens that look like generated ids.
         let mut token = String::new();
-        let flush = |token: &mut String, out: &mut String, names: &mut std::collections::BTreeMap<String, String>, counters: &mut std::collections::BTreeMap<&'static str, usize>| {
-            if token.is_empty() {
-                return;
-            }
-            let kind = if token.starts_with("agent-") && token.len() == 14 {
-                Some("agent")
-            } else if token.starts_with("framework-") && token.len() == 18 {
-                Some("framework")
-            } else if token.len() == 16 && token.chars().all(|c| c.is_ascii_hexdigit()) {
-                Some("run")
-            } else {
-                None
-            };
-            match kind {
-                Some(kind) => {
-                    let name = names.entry(token.clone()).or_insert_with(|| {
-                        let counter = counters.entry(kind).or_insert(0);
-                        *counter += 1;
-                        format!("{kind}-{counter}")
-                    });
-                    out.push_str(name);
+        let flush =
+            |token: &mut String,
+             out: &mut String,
+             names: &mut std::collections::BTreeMap<String, String>,
+             counters: &mut std::collections::BTreeMap<&'static str, usize>| {
+                if token.is_empty() {
+                    return;
                 }
-                None => out.push_str(token),
-            }
-            token.clear();
-        };
+                let kind = if token.starts_with("agent-") && token.len() == 14 {
+                    Some("agent")
+                } else if token.starts_with("framework-") && token.len() == 18 {
+                    Some("framework")
+                } else if token.len() == 16 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+                    Some("run")
+                } else {
+                    None
+                };
+                match kind {
+                    Some(kind) => {
+                        let name = names.entry(token.clone()).or_insert_with(|| {
+                            let counter = counters.entry(kind).or_insert(0);
+                            *counter += 1;
+                            format!("{kind}-{counter}")
+                        });
+                        out.push_str(name);
+                    }
+                    None => out.push_str(token),
+                }
+                token.clear();
+            };
         for c in text.chars() {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 token.push(c);

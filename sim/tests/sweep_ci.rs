@@ -10,18 +10,27 @@ use revenant_sim::scenario::{FaultKind, Scenario};
 use revenant_sim::sweep;
 
 fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios")
 }
 
 fn seeds_from_env(default: u64) -> u64 {
-    std::env::var("REVENANT_SWEEP_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("REVENANT_SWEEP_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
 fn sweep_of_the_swarm_scenarios_is_green() {
     let files = sweep::scenario_files(&[scenarios_dir()], true).expect("scenarios");
-    assert!(files.iter().any(|f| f.ends_with("swarm_agent_machine.toml")));
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    assert!(files
+        .iter()
+        .any(|f| f.ends_with("swarm_agent_machine.toml")));
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let seeds = seeds_from_env(2000);
     let summary = sweep::sweep(&files, 0..seeds, None, jobs, None, 100, false).expect("sweep runs");
     let runs = summary.passed + summary.failed.len();
@@ -34,33 +43,66 @@ fn sweep_of_the_swarm_scenarios_is_green() {
     let failures: Vec<String> = summary
         .failed
         .iter()
-        .map(|f| format!("{} seed {}:\n  {}", f.scenario.display(), f.seed, f.violations.join("\n  ")))
+        .map(|f| {
+            format!(
+                "{} seed {}:\n  {}",
+                f.scenario.display(),
+                f.seed,
+                f.violations.join("\n  ")
+            )
+        })
         .collect();
-    assert!(failures.is_empty(), "{} failed runs:\n{}", failures.len(), failures.join("\n"));
-    assert!(summary.nondeterministic.is_empty(), "nondeterministic runs: {:?}", summary.nondeterministic);
+    assert!(
+        failures.is_empty(),
+        "{} failed runs:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        summary.nondeterministic.is_empty(),
+        "nondeterministic runs: {:?}",
+        summary.nondeterministic
+    );
     assert!(summary.determinism_checked >= (seeds / 100) as usize);
 }
 
 #[test]
 fn a_seed_gives_the_same_trace_bytes_twice() {
-    let scenario = Scenario::load(&scenarios_dir().join("swarm_agent_machine.toml")).expect("scenario");
+    let scenario =
+        Scenario::load(&scenarios_dir().join("swarm_agent_machine.toml")).expect("scenario");
     for seed in [3, 17] {
         let first = cluster::run(&scenario, seed, &RunOptions::default());
         let second = cluster::run(&scenario, seed, &RunOptions::default());
-        let text = |r: &cluster::RunResult| r.trace.iter().map(|e| e.line() + "\n").collect::<String>();
+        let text =
+            |r: &cluster::RunResult| r.trace.iter().map(|e| e.line() + "\n").collect::<String>();
         assert!(first.trace.len() > 50, "the trace holds the run");
-        assert_eq!(text(&first), text(&second), "seed {seed} is not deterministic");
+        assert_eq!(
+            text(&first),
+            text(&second),
+            "seed {seed} is not deterministic"
+        );
         assert_eq!(first.trace_hash, second.trace_hash);
     }
     let other = cluster::run(&scenario, 4, &RunOptions::default());
     let first = cluster::run(&scenario, 3, &RunOptions::default());
-    assert_ne!(first.trace_hash, other.trace_hash, "different seeds give different runs");
+    assert_ne!(
+        first.trace_hash, other.trace_hash,
+        "different seeds give different runs"
+    );
 }
 
 #[test]
 fn every_swarm_fault_kind_happens_in_some_run() {
-    let scenario = Scenario::load(&scenarios_dir().join("swarm_agent_machine.toml")).expect("scenario");
-    let wanted: BTreeSet<FaultKind> = scenario.swarm.as_ref().expect("swarm").per_minute.keys().copied().collect();
+    let scenario =
+        Scenario::load(&scenarios_dir().join("swarm_agent_machine.toml")).expect("scenario");
+    let wanted: BTreeSet<FaultKind> = scenario
+        .swarm
+        .as_ref()
+        .expect("swarm")
+        .per_minute
+        .keys()
+        .copied()
+        .collect();
     let mut seen = BTreeSet::new();
     let mut reboots_with_torn_or_lost_writes = 0;
     for seed in 0..40 {
@@ -70,7 +112,10 @@ fn every_swarm_fault_kind_happens_in_some_run() {
             .observations
             .faults
             .iter()
-            .filter(|(_, d)| d.starts_with("reboot") && !d.contains("inodes_lost: 0,") || d.contains("appends_torn: 1"))
+            .filter(|(_, d)| {
+                d.starts_with("reboot") && !d.contains("inodes_lost: 0,")
+                    || d.contains("appends_torn: 1")
+            })
             .count();
         if seen == wanted && reboots_with_torn_or_lost_writes > 0 {
             return;

@@ -55,10 +55,11 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
-        let fate_told_by_master = observations
-            .seen
-            .iter()
-            .any(|s| s.task == *task && s.uuid.is_none() && revenant::agent::status_updates::is_terminal(s.state));
+        let fate_told_by_master = observations.seen.iter().any(|s| {
+            s.task == *task
+                && s.uuid.is_none()
+                && revenant::agent::status_updates::is_terminal(s.state)
+        });
         if !rebooted_after && !fate_told_by_master {
             out.push(Violation {
                 time: *time,
@@ -80,10 +81,18 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
             }
             first
         };
-        let positions: Vec<usize> = arrivals.iter().filter_map(|u| order.iter().position(|o| o == u)).collect();
+        let positions: Vec<usize> = arrivals
+            .iter()
+            .filter_map(|u| order.iter().position(|o| o == u))
+            .collect();
         if positions.windows(2).any(|w| w[0] > w[1]) {
             out.push(Violation {
-                time: observations.seen.iter().find(|s| &s.task == task).map(|s| s.time).unwrap_or_default(),
+                time: observations
+                    .seen
+                    .iter()
+                    .find(|s| &s.task == task)
+                    .map(|s| s.time)
+                    .unwrap_or_default(),
                 oracle: "delivery",
                 message: format!("updates of task {task} reached the framework out of order"),
             });

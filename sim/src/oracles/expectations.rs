@@ -8,65 +8,110 @@ use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
 /// Checks the rule.
-pub fn check(scenario: &Scenario, trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
-    let Some(expect) = &scenario.expect else { return Vec::new() };
+pub fn check(
+    scenario: &Scenario,
+    trace: &[TraceEvent],
+    observations: &Observations,
+) -> Vec<Violation> {
+    let Some(expect) = &scenario.expect else {
+        return Vec::new();
+    };
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
-    let mut push = |message: String| out.push(Violation { time: end, oracle: "expectations", message });
+    let mut push = |message: String| {
+        out.push(Violation {
+            time: end,
+            oracle: "expectations",
+            message,
+        })
+    };
     for (task, state) in &expect.states {
         let last = observations.seen.iter().rev().find(|s| &s.task == task);
         match last {
             Some(seen) if seen.state.as_str_name() == state => {}
-            Some(seen) => push(format!("task {task} ended {} (reason {}), expected {state}", seen.state.as_str_name(), seen.reason)),
+            Some(seen) => push(format!(
+                "task {task} ended {} (reason {}), expected {state}",
+                seen.state.as_str_name(),
+                seen.reason
+            )),
             None => push(format!("task {task} was never heard of, expected {state}")),
         }
     }
     for (task, reason) in &expect.reasons {
         let last = observations.seen.iter().rev().find(|s| &s.task == task);
         if last.is_none_or(|s| &s.reason != reason) {
-            push(format!("task {task} ended with reason {}, expected {reason}", last.map(|s| s.reason.as_str()).unwrap_or("none")));
+            push(format!(
+                "task {task} ended with reason {}, expected {reason}",
+                last.map(|s| s.reason.as_str()).unwrap_or("none")
+            ));
         }
     }
     if let Some(same) = expect.same_agent_id {
         let ids: std::collections::BTreeSet<&str> = trace
             .iter()
-            .filter(|e| e.role == "agent" && (e.message == "registered with master" || e.message == "re-registered with master"))
+            .filter(|e| {
+                e.role == "agent"
+                    && (e.message == "registered with master"
+                        || e.message == "re-registered with master")
+            })
             .filter_map(|e| e.field("agent"))
             .collect();
         if same && ids.len() != 1 {
             push(format!("expected the agent to keep one id, saw {ids:?}"));
         }
         if !same && ids.len() < 2 {
-            push(format!("expected the agent to register under a new id, saw {ids:?}"));
+            push(format!(
+                "expected the agent to register under a new id, saw {ids:?}"
+            ));
         }
     }
     for task in &expect.reconnected {
-        let reconnected = trace.iter().any(|e| e.role == "agent" && e.message == "executor re-registered" && e.field("executor") == Some(task.as_str()));
+        let reconnected = trace.iter().any(|e| {
+            e.role == "agent"
+                && e.message == "executor re-registered"
+                && e.field("executor") == Some(task.as_str())
+        });
         if !reconnected {
             push(format!("executor of task {task} was not reconnected"));
         }
     }
     for executor in &expect.collected {
         let marker = format!("/executors/{executor}");
-        let collected = trace.iter().any(|e| e.role == "agent" && e.message == "garbage collected" && e.field("path").is_some_and(|p| p.contains(&marker)));
+        let collected = trace.iter().any(|e| {
+            e.role == "agent"
+                && e.message == "garbage collected"
+                && e.field("path").is_some_and(|p| p.contains(&marker))
+        });
         if !collected {
-            push(format!("directories of executor {executor} were not garbage collected"));
+            push(format!(
+                "directories of executor {executor} were not garbage collected"
+            ));
         }
     }
     for executor in &expect.destroyed {
         let destroyed = trace.iter().any(|e| {
             e.role == "agent"
                 && e.field("executor") == Some(executor.as_str())
-                && (e.message.starts_with("executor did not re-register") || e.message.starts_with("recover=cleanup") || e.message.starts_with("executor process is gone"))
+                && (e.message.starts_with("executor did not re-register")
+                    || e.message.starts_with("recover=cleanup")
+                    || e.message.starts_with("executor process is gone"))
         });
         if !destroyed {
-            push(format!("executor {executor} was not destroyed after the restart"));
+            push(format!(
+                "executor {executor} was not destroyed after the restart"
+            ));
         }
     }
     if let Some(exits) = expect.agent_exits {
-        let exited = observations.agent_exits.iter().any(|(_, o)| matches!(o, AgentOutcome::Exited(_) | AgentOutcome::Failed(_)));
+        let exited = observations
+            .agent_exits
+            .iter()
+            .any(|(_, o)| matches!(o, AgentOutcome::Exited(_) | AgentOutcome::Failed(_)));
         if exits != exited {
-            push(format!("expected agent_exits = {exits}, the agent {}", if exited { "exited" } else { "kept running" }));
+            push(format!(
+                "expected agent_exits = {exits}, the agent {}",
+                if exited { "exited" } else { "kept running" }
+            ));
         }
     }
     out

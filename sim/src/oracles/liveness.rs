@@ -13,7 +13,11 @@ use crate::scenario::Scenario;
 
 /// Checks the rule.
 pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
-    if scenario.expect.as_ref().is_some_and(|e| e.agent_exits == Some(true)) {
+    if scenario
+        .expect
+        .as_ref()
+        .is_some_and(|e| e.agent_exits == Some(true))
+    {
         // The agent exits on purpose (cleanup, strict failure): nothing converges.
         return Vec::new();
     }
@@ -22,7 +26,9 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     // master's answer (see the terminal oracle) does not undo that.
     let mut last: BTreeMap<&str, TaskState> = BTreeMap::new();
     for seen in &observations.seen {
-        let known_terminal = last.get(seen.task.as_str()).is_some_and(|s| is_terminal(*s));
+        let known_terminal = last
+            .get(seen.task.as_str())
+            .is_some_and(|s| is_terminal(*s));
         if !known_terminal {
             last.insert(seen.task.as_str(), seen.state);
         }
@@ -31,20 +37,28 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let mut out = Vec::new();
     // Every task of the scenario counts, submitted or not: a task the framework never
     // managed to submit is a liveness failure too.
-    let all: std::collections::BTreeSet<String> = crate::cluster::tasks_for(scenario, observations.seed)
-        .into_iter()
-        .map(|(task, _)| task.task_id)
-        .chain(observations.submitted.iter().cloned())
-        .collect();
+    let all: std::collections::BTreeSet<String> =
+        crate::cluster::tasks_for(scenario, observations.seed)
+            .into_iter()
+            .map(|(task, _)| task.task_id)
+            .chain(observations.submitted.iter().cloned())
+            .collect();
     for task in &all {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}
             Some(state) => out.push(Violation {
                 time: end,
                 oracle: "liveness",
-                message: format!("task {task} ended the run in {} (not terminal)", state.as_str_name()),
+                message: format!(
+                    "task {task} ended the run in {} (not terminal)",
+                    state.as_str_name()
+                ),
             }),
-            None => out.push(Violation { time: end, oracle: "liveness", message: format!("task {task} was never heard of") }),
+            None => out.push(Violation {
+                time: end,
+                oracle: "liveness",
+                message: format!("task {task} was never heard of"),
+            }),
         }
     }
     out

@@ -29,7 +29,11 @@ pub struct Violation {
 }
 
 /// Runs every after-the-run oracle.
-pub fn check_after(scenario: &Scenario, trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+pub fn check_after(
+    scenario: &Scenario,
+    trace: &[TraceEvent],
+    observations: &Observations,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     out.extend(delivery::check(trace, observations));
     out.extend(terminal::check(observations));

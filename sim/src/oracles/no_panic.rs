@@ -10,7 +10,11 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
         .agent_exits
         .iter()
         .filter_map(|(time, outcome)| match outcome {
-            AgentOutcome::Panicked(message) => Some(Violation { time: *time, oracle: "no_panic", message: format!("the agent panicked: {message}") }),
+            AgentOutcome::Panicked(message) => Some(Violation {
+                time: *time,
+                oracle: "no_panic",
+                message: format!("the agent panicked: {message}"),
+            }),
             _ => None,
         })
         .collect()

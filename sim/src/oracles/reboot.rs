@@ -15,18 +15,35 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
     }
     // The first agent incarnation after each reboot must not recover the old agent.
     for reboot in &observations.reboots {
-        let Some((start, _)) = observations.agent_starts.iter().find(|(t, _)| t > reboot) else { continue };
+        let Some((start, _)) = observations.agent_starts.iter().find(|(t, _)| t > reboot) else {
+            continue;
+        };
         let next_reboot = observations.reboots.iter().find(|r| *r > start).copied();
-        let next_start = observations.agent_starts.iter().map(|(t, _)| *t).find(|t| t > start);
+        let next_start = observations
+            .agent_starts
+            .iter()
+            .map(|(t, _)| *t)
+            .find(|t| t > start);
         for event in trace {
-            if event.time < *start || next_start.is_some_and(|n| event.time >= n) || next_reboot.is_some_and(|n| event.time >= n) {
+            if event.time < *start
+                || next_start.is_some_and(|n| event.time >= n)
+                || next_reboot.is_some_and(|n| event.time >= n)
+            {
                 continue;
             }
-            if event.host == "agent1" && event.role == "agent" && (event.message == "recovered agent" || event.message.starts_with("executor alive")) {
+            if event.host == "agent1"
+                && event.role == "agent"
+                && (event.message == "recovered agent"
+                    || event.message.starts_with("executor alive"))
+            {
                 out.push(Violation {
                     time: event.time,
                     oracle: "reboot",
-                    message: format!("after the reboot at {:.1}s the agent {}", reboot.as_secs_f64(), event.line()),
+                    message: format!(
+                        "after the reboot at {:.1}s the agent {}",
+                        reboot.as_secs_f64(),
+                        event.line()
+                    ),
                 });
             }
         }

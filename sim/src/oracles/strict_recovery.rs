@@ -13,11 +13,15 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         .agent_exits
         .iter()
         .filter_map(|(time, outcome)| match outcome {
-            AgentOutcome::Failed(message) if !(expected || observations.corruption_injected && scenario.agent.strict) => Some(Violation {
-                time: *time,
-                oracle: "strict_recovery",
-                message: format!("the agent failed without injected corruption: {message}"),
-            }),
+            AgentOutcome::Failed(message)
+                if !(expected || observations.corruption_injected && scenario.agent.strict) =>
+            {
+                Some(Violation {
+                    time: *time,
+                    oracle: "strict_recovery",
+                    message: format!("the agent failed without injected corruption: {message}"),
+                })
+            }
             _ => None,
         })
         .collect()
