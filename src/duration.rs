@@ -44,6 +44,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5hrs"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("15").unwrap_err().contains("no unit"));
-        assert!(parse_duration("3parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("3parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 }

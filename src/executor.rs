@@ -50,10 +50,20 @@ pub struct ExecutorSettings {
 
 impl ExecutorSettings {
     /// Reads the settings from environment variables; names the missing or bad one.
-    pub fn from_environment(variables: &BTreeMap<String, String>) -> Result<ExecutorSettings, String> {
-        let get = |name: &str| variables.get(name).cloned().ok_or_else(|| format!("environment variable {name} is not set"));
+    pub fn from_environment(
+        variables: &BTreeMap<String, String>,
+    ) -> Result<ExecutorSettings, String> {
+        let get = |name: &str| {
+            variables
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("environment variable {name} is not set"))
+        };
         let millis = |name: &str| -> Result<Duration, String> {
-            get(name)?.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("environment variable {name}: {e}"))
+            get(name)?
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|e| format!("environment variable {name}: {e}"))
         };
         Ok(ExecutorSettings {
             agent_address: get("REVENANT_AGENT_ADDRESS")?,
@@ -62,7 +72,8 @@ impl ExecutorSettings {
             container_id: get("REVENANT_CONTAINER_ID")?,
             checkpoint: get("REVENANT_CHECKPOINT")? == "1",
             recovery_timeout: millis("REVENANT_RECOVERY_TIMEOUT_MS")?,
-            subscription_backoff_max: millis("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS").unwrap_or(Duration::from_secs(2)),
+            subscription_backoff_max: millis("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS")
+                .unwrap_or(Duration::from_secs(2)),
             ignore_recovery_timeout: false,
         })
     }
@@ -81,7 +92,11 @@ pub struct ShellRunner;
 impl TaskRunner for ShellRunner {
     fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32> {
         let mut process = tokio::process::Command::new("sh");
-        process.arg("-c").arg(&command.value).envs(&command.environment).kill_on_drop(true);
+        process
+            .arg("-c")
+            .arg(&command.value)
+            .envs(&command.environment)
+            .kill_on_drop(true);
         Box::pin(async move {
             match process.status().await {
                 Ok(status) => status.code().unwrap_or(128 + 9),
@@ -112,7 +127,10 @@ enum Event {
     TaskExited(TaskId, i32),
 }
 
-const TICK: Duration = Duration::from_millis(100);
+/// The longest the executor sleeps with nothing to do (messages wake it sooner).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// The shortest sleep, so a deadline in the past does not spin.
+const TICK_MIN: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the executor until it exits.
@@ -131,29 +149,35 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     let mut had_task = false;
     let executor_label = settings.executor_id.clone();
 
-    let make_update = |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
-        let uuid = env.random.uuid().to_vec();
-        let timestamp = env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        StatusUpdate {
-            framework_id: settings.framework_id.clone(),
-            executor_id: settings.executor_id.clone(),
-            agent_id: String::new(),
-            status: Some(TaskStatus {
-                task_id: task.to_string(),
-                state: state as i32,
-                source: TaskSource::SourceExecutor as i32,
-                reason: 0,
-                message: message.to_owned(),
-                agent_id: String::new(),
+    let make_update =
+        |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
+            let uuid = env.random.uuid().to_vec();
+            let timestamp = env
+                .clock
+                .wall()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            StatusUpdate {
+                framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
+                agent_id: String::new(),
+                status: Some(TaskStatus {
+                    task_id: task.to_string(),
+                    state: state as i32,
+                    source: TaskSource::SourceExecutor as i32,
+                    reason: 0,
+                    message: message.to_owned(),
+                    agent_id: String::new(),
+                    executor_id: settings.executor_id.clone(),
+                    timestamp,
+                    uuid: uuid.clone(),
+                }),
                 timestamp,
-                uuid: uuid.clone(),
-            }),
-            timestamp,
-            uuid,
-            latest_state: state as i32,
-        }
-    };
+                uuid,
+                latest_state: state as i32,
+            }
+        };
 
     loop {
         let now = env.clock.now();
@@ -178,7 +202,9 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             });
         }
         if let Some(since) = disconnected_since {
-            if !settings.ignore_recovery_timeout && now.saturating_duration_since(since) >= settings.recovery_timeout {
+            if !settings.ignore_recovery_timeout
+                && now.saturating_duration_since(since) >= settings.recovery_timeout
+            {
                 info!(executor = %executor_label, "agent did not come back within the recovery timeout: killing tasks and exiting");
                 return ExecutorExit::RecoveryTimeout;
             }
@@ -188,7 +214,18 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             return ExecutorExit::Done;
         }
 
-        let sleep = env.clock.sleep(TICK);
+        // Sleep until the next thing that can happen without a message: a reconnect
+        // attempt or the recovery timeout (messages wake the loop anyway).
+        let mut wait = IDLE_WAIT;
+        if agent.is_none() && !connecting {
+            if let Some(at) = next_connect {
+                wait = wait.min(at.saturating_duration_since(now));
+            }
+        }
+        if let Some(since) = disconnected_since {
+            wait = wait.min((since + settings.recovery_timeout).saturating_duration_since(now));
+        }
+        let sleep = env.clock.sleep(wait.max(TICK_MIN));
         let event = tokio::select! {
             biased;
             event = inbox.recv() => event,
@@ -208,7 +245,12 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                         }
                     }
                 });
-                let outbox = wire::serve(stream, ConnectionId(next_connection), &mut background, wire_sender);
+                let outbox = wire::serve(
+                    stream,
+                    ConnectionId(next_connection),
+                    &mut background,
+                    wire_sender,
+                );
                 if registered_once {
                     outbox.send(Body::ReregisterExecutor(ReregisterExecutor {
                         framework_id: settings.framework_id.clone(),
@@ -236,8 +278,17 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             }
             Event::TaskExited(task, code) => {
                 running.remove(&task);
-                let state = if code == 0 { proto::TaskState::TaskFinished } else { proto::TaskState::TaskFailed };
-                let update = make_update(&env, &task, state, &format!("Command exited with status {code}"));
+                let state = if code == 0 {
+                    proto::TaskState::TaskFinished
+                } else {
+                    proto::TaskState::TaskFailed
+                };
+                let update = make_update(
+                    &env,
+                    &task,
+                    state,
+                    &format!("Command exited with status {code}"),
+                );
                 send_update(&agent, &mut unacknowledged, update);
             }
             Event::Wire(Incoming::Closed(id, reason)) => {
@@ -268,7 +319,11 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     }
                     had_task = true;
                     task_infos.insert(tid.clone(), task.clone());
-                    send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskStarting, ""));
+                    send_update(
+                        &agent,
+                        &mut unacknowledged,
+                        make_update(&env, &tid, proto::TaskState::TaskStarting, ""),
+                    );
                     let command = task.command.clone().unwrap_or_default();
                     let future = runner.run(&command);
                     let events = sender.clone();
@@ -278,13 +333,26 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                         let _ = events.send(Event::TaskExited(task_id, code));
                     });
                     running.insert(tid.clone(), handle);
-                    send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskRunning, ""));
+                    send_update(
+                        &agent,
+                        &mut unacknowledged,
+                        make_update(&env, &tid, proto::TaskState::TaskRunning, ""),
+                    );
                 }
                 Body::KillTask(message) => {
                     let tid = TaskId::new(message.task_id);
                     if let Some(handle) = running.remove(&tid) {
                         handle.abort();
-                        send_update(&agent, &mut unacknowledged, make_update(&env, &tid, proto::TaskState::TaskKilled, "Killed by request"));
+                        send_update(
+                            &agent,
+                            &mut unacknowledged,
+                            make_update(
+                                &env,
+                                &tid,
+                                proto::TaskState::TaskKilled,
+                                "Killed by request",
+                            ),
+                        );
                     }
                 }
                 Body::Acknowledgement(ack) => {
@@ -302,9 +370,15 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     }
 }
 
-fn send_update(agent: &Option<Outbox>, unacknowledged: &mut Vec<StatusUpdate>, update: StatusUpdate) {
+fn send_update(
+    agent: &Option<Outbox>,
+    unacknowledged: &mut Vec<StatusUpdate>,
+    update: StatusUpdate,
+) {
     if let Some(agent) = agent {
-        agent.send(Body::StatusUpdate(StatusUpdateMessage { update: Some(update.clone()) }));
+        agent.send(Body::StatusUpdate(StatusUpdateMessage {
+            update: Some(update.clone()),
+        }));
     }
     unacknowledged.push(update);
 }

@@ -38,7 +38,7 @@ enum Event {
     Wire(Incoming),
 }
 
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A framework that hears nothing from its master for this long (the master heartbeats
 /// every `agent_ping_timeout`, 15 s by default) drops the connection and reconnects.
@@ -47,7 +47,12 @@ pub const FRAMEWORK_MASTER_TIMEOUT: Duration = Duration::from_secs(40);
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Runs a framework against the masters until the workload is done.
-pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, workload: &mut dyn Workload) {
+pub async fn run(
+    env: Env,
+    masters: Vec<String>,
+    mut info: FrameworkInfo,
+    workload: &mut dyn Workload,
+) {
     let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
     let mut background: JoinSet<()> = JoinSet::new();
     let mut master: Option<Outbox> = None;
@@ -86,7 +91,8 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                 let _ = events.send(event);
             });
         }
-        if master.is_some() && now.saturating_duration_since(last_heard) > FRAMEWORK_MASTER_TIMEOUT {
+        if master.is_some() && now.saturating_duration_since(last_heard) > FRAMEWORK_MASTER_TIMEOUT
+        {
             info!("heard nothing from the master: reconnecting");
             master = None;
             index = (index + 1) % masters.len().max(1);
@@ -98,17 +104,26 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                 next_reconcile = now + RECONCILE_INTERVAL;
                 let task_ids: Vec<String> = open_tasks.iter().cloned().collect();
                 if !task_ids.is_empty() {
-                    outbox.send(Body::Reconcile(proto::Reconcile { framework_id: info.id.clone(), task_ids }));
+                    outbox.send(Body::Reconcile(proto::Reconcile {
+                        framework_id: info.id.clone(),
+                        task_ids,
+                    }));
                 }
             }
             if !info.id.is_empty() {
                 for task in workload.submissions() {
                     open_tasks.insert(task.task_id.clone());
-                    outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
+                    outbox.send(Body::SubmitTask(proto::SubmitTask {
+                        framework_id: info.id.clone(),
+                        task: Some(task),
+                    }));
                 }
             }
             for task in workload.kills() {
-                outbox.send(Body::KillTask(proto::KillTask { framework_id: info.id.clone(), task_id: task }));
+                outbox.send(Body::KillTask(proto::KillTask {
+                    framework_id: info.id.clone(),
+                    task_id: task,
+                }));
             }
         }
         let sleep = env.clock.sleep(TICK);
@@ -131,9 +146,16 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                         }
                     }
                 });
-                let outbox = wire::serve(stream, ConnectionId(connection), &mut background, wire_sender);
+                let outbox = wire::serve(
+                    stream,
+                    ConnectionId(connection),
+                    &mut background,
+                    wire_sender,
+                );
                 last_heard = env.clock.now();
-                outbox.send(Body::RegisterFramework(proto::RegisterFramework { info: Some(info.clone()) }));
+                outbox.send(Body::RegisterFramework(proto::RegisterFramework {
+                    info: Some(info.clone()),
+                }));
                 master = Some(outbox);
             }
             Event::ConnectFailed => {
@@ -157,7 +179,9 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     // The master closes a framework connection that stops answering, so
                     // a connection dead only in our direction is noticed too.
                     if let Some(outbox) = &master {
-                        outbox.send(Body::Pong(proto::Pong { sequence: ping.sequence }));
+                        outbox.send(Body::Pong(proto::Pong {
+                            sequence: ping.sequence,
+                        }));
                     }
                 }
                 Body::FrameworkRegistered(message) => {
@@ -168,11 +192,16 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     if let Some(outbox) = &master {
                         for task in tasks {
                             open_tasks.insert(task.task_id.clone());
-                            outbox.send(Body::SubmitTask(proto::SubmitTask { framework_id: info.id.clone(), task: Some(task) }));
+                            outbox.send(Body::SubmitTask(proto::SubmitTask {
+                                framework_id: info.id.clone(),
+                                task: Some(task),
+                            }));
                         }
                     }
                 }
-                Body::StatusUpdate(proto::StatusUpdateMessage { update: Some(update) }) => {
+                Body::StatusUpdate(proto::StatusUpdateMessage {
+                    update: Some(update),
+                }) => {
                     last_heard = env.clock.now();
                     workload.update(&update);
                     if let Some(status) = &update.status {
@@ -182,7 +211,11 @@ pub async fn run(env: Env, masters: Vec<String>, mut info: FrameworkInfo, worklo
                     }
                     if !update.uuid.is_empty() {
                         if let Some(outbox) = &master {
-                            let task_id = update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default();
+                            let task_id = update
+                                .status
+                                .as_ref()
+                                .map(|s| s.task_id.clone())
+                                .unwrap_or_default();
                             outbox.send(Body::Acknowledgement(proto::Acknowledgement {
                                 agent_id: update.agent_id.clone(),
                                 framework_id: update.framework_id.clone(),

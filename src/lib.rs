@@ -27,7 +27,7 @@ pub mod proto {
 pub mod agent;
 pub mod breakage;
 pub mod duration;
-pub mod wire;
 pub mod executor;
 pub mod framework;
 pub mod master;
+pub mod wire;

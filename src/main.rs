@@ -38,13 +38,27 @@ fn resources(text: &str) -> Result<ResourceList, String> {
     text.split(';')
         .filter(|part| !part.trim().is_empty())
         .map(|part| {
-            let (name, value) = part.split_once(':').ok_or_else(|| format!("resource '{part}' is not name:value"))?;
+            let (name, value) = part
+                .split_once(':')
+                .ok_or_else(|| format!("resource '{part}' is not name:value"))?;
             let (name, role) = match name.split_once('(') {
                 Some((name, role)) => (name.trim(), role.trim_end_matches(')').trim()),
                 None => (name.trim(), ""),
             };
-            let scalar: f64 = value.trim().parse().map_err(|_| format!("resource '{part}' has a non-numeric value"))?;
-            Ok(Resource { name: name.to_owned(), scalar, role: if role == "*" { String::new() } else { role.to_owned() }, reservation: String::new() })
+            let scalar: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("resource '{part}' has a non-numeric value"))?;
+            Ok(Resource {
+                name: name.to_owned(),
+                scalar,
+                role: if role == "*" {
+                    String::new()
+                } else {
+                    role.to_owned()
+                },
+                reservation: String::new(),
+            })
         })
         .collect::<Result<Vec<_>, String>>()
         .map(ResourceList)
@@ -100,7 +114,11 @@ enum Command {
         #[arg(long = "agent-ping-timeout", alias = "agent_ping_timeout", default_value = "15secs", value_parser = duration)]
         agent_ping_timeout: Duration,
         /// Missed pings before an agent is unreachable.
-        #[arg(long = "max-agent-ping-timeouts", alias = "max_agent_ping_timeouts", default_value_t = 5)]
+        #[arg(
+            long = "max-agent-ping-timeouts",
+            alias = "max_agent_ping_timeouts",
+            default_value_t = 5
+        )]
         max_agent_ping_timeouts: u32,
         /// How long agents have to re-register after a failover or disconnection.
         #[arg(long = "agent-reregister-timeout", alias = "agent_reregister_timeout", default_value = "10mins", value_parser = duration)]
@@ -145,12 +163,19 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, future)
 }
@@ -227,8 +252,14 @@ fn main() -> ExitCode {
                 eprintln!("error: --executor-reregistration-timeout must be at most 15secs");
                 return ExitCode::from(2);
             }
-            let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "revenant".into());
-            let mut config = AgentConfig::new(master.split(',').map(str::to_owned).collect(), listen, work_dir);
+            let executable = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "revenant".into());
+            let mut config = AgentConfig::new(
+                master.split(',').map(str::to_owned).collect(),
+                listen,
+                work_dir,
+            );
             config.recover = recover;
             config.strict = strict;
             config.recovery_timeout = recovery_timeout;
@@ -250,10 +281,24 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Master { listen, agent_ping_timeout, max_agent_ping_timeouts, agent_reregister_timeout } => {
+        Command::Master {
+            listen,
+            agent_ping_timeout,
+            max_agent_ping_timeouts,
+            agent_reregister_timeout,
+        } => {
             init_logging();
-            let config = revenant::master::MasterConfig { listen, agent_ping_timeout, max_agent_ping_timeouts, agent_reregister_timeout };
-            match block_on(revenant::master::run(Env::real(), config, Box::new(revenant::master::Standalone))) {
+            let config = revenant::master::MasterConfig {
+                listen,
+                agent_ping_timeout,
+                max_agent_ping_timeouts,
+                agent_reregister_timeout,
+            };
+            match block_on(revenant::master::run(
+                Env::real(),
+                config,
+                Box::new(revenant::master::Standalone),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -264,24 +309,60 @@ fn main() -> ExitCode {
         Command::Executor => {
             init_logging();
             let variables: BTreeMap<String, String> = std::env::vars().collect();
-            let settings = match revenant::executor::ExecutorSettings::from_environment(&variables) {
+            let settings = match revenant::executor::ExecutorSettings::from_environment(&variables)
+            {
                 Ok(settings) => settings,
                 Err(error) => {
                     eprintln!("error: {error} (the executor is launched by the agent)");
                     return ExitCode::from(2);
                 }
             };
-            let exit = block_on(revenant::executor::run(Env::real(), settings, Rc::new(revenant::executor::ShellRunner)));
+            let exit = block_on(revenant::executor::run(
+                Env::real(),
+                settings,
+                Rc::new(revenant::executor::ShellRunner),
+            ));
             eprintln!("executor exited: {exit:?}");
             ExitCode::SUCCESS
         }
-        Command::Submit { master, command, task_id, checkpoint, framework_id } => {
+        Command::Submit {
+            master,
+            command,
+            task_id,
+            checkpoint,
+            framework_id,
+        } => {
             let env = Env::real();
-            let task_id = task_id.unwrap_or_else(|| format!("task-{:08x}", env.random.next_u64() as u32));
-            let task = TaskInfo { task_id: task_id.clone(), name: task_id, command: Some(CommandInfo { value: command, ..Default::default() }), ..Default::default() };
-            let info = FrameworkInfo { id: framework_id.unwrap_or_default(), name: "revenant-submit".into(), user: std::env::var("USER").unwrap_or_default(), checkpoint, failover_timeout_seconds: 3600.0 };
-            let mut workload = FollowOne { task, submitted: false, done: false, seen: Default::default() };
-            block_on(revenant::framework::run(env, master.split(',').map(str::to_owned).collect(), info, &mut workload));
+            let task_id =
+                task_id.unwrap_or_else(|| format!("task-{:08x}", env.random.next_u64() as u32));
+            let task = TaskInfo {
+                task_id: task_id.clone(),
+                name: task_id,
+                command: Some(CommandInfo {
+                    value: command,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let info = FrameworkInfo {
+                id: framework_id.unwrap_or_default(),
+                name: "revenant-submit".into(),
+                user: std::env::var("USER").unwrap_or_default(),
+                checkpoint,
+                failover_timeout_seconds: 3600.0,
+            };
+            let mut workload = FollowOne {
+                task,
+                submitted: false,
+                done: false,
+                seen: Default::default(),
+            };
+            block_on(revenant::framework::run(
+                env,
+                master.split(',').map(str::to_owned).collect(),
+                info,
+                &mut workload,
+            ));
             ExitCode::SUCCESS
         }
         Command::Inspect {

@@ -106,12 +106,16 @@ enum Event {
     Wire(Incoming),
 }
 
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(250);
 /// Tasks kept waiting for an agent at most.
 const PENDING_TASKS_MAX: usize = 10_000;
 
 /// Runs a master until its future is dropped.
-pub async fn run(env: Env, config: MasterConfig, detector: Box<dyn Detector>) -> std::io::Result<()> {
+pub async fn run(
+    env: Env,
+    config: MasterConfig,
+    detector: Box<dyn Detector>,
+) -> std::io::Result<()> {
     let mut listener = env.net.listen(&config.listen).await?;
     info!(address = %config.listen, "master listening");
     let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
@@ -204,12 +208,16 @@ impl Master {
     fn handle(&mut self, id: ConnectionId, body: Body) {
         if !self.detector.leading() {
             if let Some(outbox) = self.outbox(id) {
-                outbox.send(Body::NotLeader(proto::NotLeader { leader: self.detector.leader() }));
+                outbox.send(Body::NotLeader(proto::NotLeader {
+                    leader: self.detector.leader(),
+                }));
             }
             return;
         }
         match body {
-            Body::RegisterAgent(message) => self.register_agent(id, message.info.unwrap_or_default()),
+            Body::RegisterAgent(message) => {
+                self.register_agent(id, message.info.unwrap_or_default())
+            }
             Body::ReregisterAgent(message) => self.reregister_agent(id, message),
             Body::Pong(_) => match self.connections.get(&id) {
                 Some((Peer::Agent(agent), _)) => {
@@ -225,31 +233,52 @@ impl Master {
                 }
                 _ => {}
             },
-            Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }) => self.status_update(update),
-            Body::RegisterFramework(message) => self.register_framework(id, message.info.unwrap_or_default()),
-            Body::SubmitTask(message) => self.submit_task(FrameworkId::new(message.framework_id), message.task.unwrap_or_default()),
+            Body::StatusUpdate(StatusUpdateMessage {
+                update: Some(update),
+            }) => self.status_update(update),
+            Body::RegisterFramework(message) => {
+                self.register_framework(id, message.info.unwrap_or_default())
+            }
+            Body::SubmitTask(message) => self.submit_task(
+                FrameworkId::new(message.framework_id),
+                message.task.unwrap_or_default(),
+            ),
             Body::Acknowledgement(ack) => {
                 let agent = AgentId::new(ack.agent_id.clone());
                 match self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
                     Some(outbox) => {
                         outbox.send(Body::Acknowledgement(ack));
                     }
-                    None => info!(agent = %agent, task = %ack.task_id, "acknowledgement for a disconnected agent dropped"),
+                    None => {
+                        info!(agent = %agent, task = %ack.task_id, "acknowledgement for a disconnected agent dropped")
+                    }
                 }
             }
-            Body::KillTask(kill) => self.kill_task(FrameworkId::new(kill.framework_id), TaskId::new(kill.task_id)),
-            Body::Reconcile(message) => self.reconcile(FrameworkId::new(message.framework_id), message.task_ids),
-            other => warn!(kind = wire::kind(&other), "unexpected message at the master"),
+            Body::KillTask(kill) => self.kill_task(
+                FrameworkId::new(kill.framework_id),
+                TaskId::new(kill.task_id),
+            ),
+            Body::Reconcile(message) => {
+                self.reconcile(FrameworkId::new(message.framework_id), message.task_ids)
+            }
+            other => warn!(
+                kind = wire::kind(&other),
+                "unexpected message at the master"
+            ),
         }
     }
 
     fn closed(&mut self, id: ConnectionId) {
-        let Some((peer, _)) = self.connections.remove(&id) else { return };
+        let Some((peer, _)) = self.connections.remove(&id) else {
+            return;
+        };
         match peer {
             Peer::Agent(agent) => {
                 let now = self.env.clock.now();
                 if let Some(record) = self.agents.get_mut(&agent) {
-                    if record.outbox.as_ref().is_some_and(|o| o.id() == id) && record.phase == AgentPhase::Connected {
+                    if record.outbox.as_ref().is_some_and(|o| o.id() == id)
+                        && record.phase == AgentPhase::Connected
+                    {
                         info!(agent = %agent, "agent disconnected");
                         record.outbox = None;
                         record.phase = AgentPhase::Disconnected;
@@ -274,12 +303,20 @@ impl Master {
         let same_address: Vec<AgentId> = self
             .agents
             .iter()
-            .filter(|(_, a)| a.phase != AgentPhase::Removed && a.info.hostname == info.hostname && a.info.port == info.port)
+            .filter(|(_, a)| {
+                a.phase != AgentPhase::Removed
+                    && a.info.hostname == info.hostname
+                    && a.info.port == info.port
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for old in same_address {
             info!(agent = %old, "a new agent registered at the address of a known one: removing the old agent");
-            self.remove_agent(&old, TaskReason::ReasonAgentRemoved, "Agent removed: a new agent registered at the same address");
+            self.remove_agent(
+                &old,
+                TaskReason::ReasonAgentRemoved,
+                "Agent removed: a new agent registered at the same address",
+            );
         }
         let id = AgentId::new(new_id(&self.env, "agent"));
         let mut info = info;
@@ -290,28 +327,39 @@ impl Master {
             entry.0 = Peer::Agent(id.clone());
         }
         if let Some(outbox) = &outbox {
-            outbox.send(Body::AgentRegistered(proto::AgentRegistered { agent_id: id.to_string() }));
+            outbox.send(Body::AgentRegistered(proto::AgentRegistered {
+                agent_id: id.to_string(),
+            }));
         }
-        self.agents.insert(id, AgentRecord {
-            info,
-            outbox,
-            phase: AgentPhase::Connected,
-            tasks: BTreeMap::new(),
-            missed_pings: 0,
-            ponged: true,
-            pending_kills: BTreeSet::new(),
-            disconnected_at: None,
-        });
+        self.agents.insert(
+            id,
+            AgentRecord {
+                info,
+                outbox,
+                phase: AgentPhase::Connected,
+                tasks: BTreeMap::new(),
+                missed_pings: 0,
+                ponged: true,
+                pending_kills: BTreeSet::new(),
+                disconnected_at: None,
+            },
+        );
     }
 
     fn reregister_agent(&mut self, connection: ConnectionId, message: proto::ReregisterAgent) {
         let info = message.info.unwrap_or_default();
         let id = AgentId::new(info.id.clone());
         let outbox = self.outbox(connection);
-        if self.agents.get(&id).is_some_and(|a| a.phase == AgentPhase::Removed) {
+        if self
+            .agents
+            .get(&id)
+            .is_some_and(|a| a.phase == AgentPhase::Removed)
+        {
             info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
             if let Some(outbox) = outbox {
-                outbox.send(Body::ShutdownAgent(proto::ShutdownAgent { reason: "agent was removed by the master".into() }));
+                outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+                    reason: "agent was removed by the master".into(),
+                }));
             }
             return;
         }
@@ -319,12 +367,26 @@ impl Master {
             entry.0 = Peer::Agent(id.clone());
         }
         for framework in &message.frameworks {
-            self.frameworks.entry(FrameworkId::new(framework.id.clone())).or_insert_with(|| FrameworkRecord { info: framework.clone(), outbox: None, missed_pongs: 0 });
+            self.frameworks
+                .entry(FrameworkId::new(framework.id.clone()))
+                .or_insert_with(|| FrameworkRecord {
+                    info: framework.clone(),
+                    outbox: None,
+                    missed_pongs: 0,
+                });
         }
         let reported: BTreeMap<(FrameworkId, TaskId), TaskReport> = message
             .tasks
             .iter()
-            .map(|t| ((FrameworkId::new(t.framework_id.clone()), TaskId::new(t.task_id.clone())), t.clone()))
+            .map(|t| {
+                (
+                    (
+                        FrameworkId::new(t.framework_id.clone()),
+                        TaskId::new(t.task_id.clone()),
+                    ),
+                    t.clone(),
+                )
+            })
             .collect();
         let known = self.agents.contains_key(&id);
         let mut reconciliations = Vec::new();
@@ -337,16 +399,19 @@ impl Master {
             }
         }
         info!(agent = %id, known, tasks = reported.len(), reconciliations = reconciliations.len(), "agent re-registered");
-        let record = self.agents.entry(id.clone()).or_insert_with(|| AgentRecord {
-            info: info.clone(),
-            outbox: None,
-            phase: AgentPhase::Connected,
-            tasks: BTreeMap::new(),
-            missed_pings: 0,
-            ponged: true,
-            pending_kills: BTreeSet::new(),
-            disconnected_at: None,
-        });
+        let record = self
+            .agents
+            .entry(id.clone())
+            .or_insert_with(|| AgentRecord {
+                info: info.clone(),
+                outbox: None,
+                phase: AgentPhase::Connected,
+                tasks: BTreeMap::new(),
+                missed_pings: 0,
+                ponged: true,
+                pending_kills: BTreeSet::new(),
+                disconnected_at: None,
+            });
         record.info = info;
         record.outbox = outbox.clone();
         record.phase = AgentPhase::Connected;
@@ -358,20 +423,30 @@ impl Master {
         }
         let kills = std::mem::take(&mut record.pending_kills);
         if let Some(outbox) = outbox {
-            outbox.send(Body::AgentReregistered(proto::AgentReregistered { agent_id: id.to_string(), reconciliations }));
+            outbox.send(Body::AgentReregistered(proto::AgentReregistered {
+                agent_id: id.to_string(),
+                reconciliations,
+            }));
             for (framework, task) in kills {
                 info!(agent = %id, task = %task, "re-sending a kill issued while the agent was away");
-                outbox.send(Body::KillTask(proto::KillTask { framework_id: framework.to_string(), task_id: task.to_string() }));
+                outbox.send(Body::KillTask(proto::KillTask {
+                    framework_id: framework.to_string(),
+                    task_id: task.to_string(),
+                }));
             }
         }
     }
 
     /// Removes an agent; its non-terminal tasks are reported to their frameworks.
     fn remove_agent(&mut self, agent: &AgentId, reason: TaskReason, message: &str) {
-        let Some(record) = self.agents.get_mut(agent) else { return };
+        let Some(record) = self.agents.get_mut(agent) else {
+            return;
+        };
         record.phase = AgentPhase::Removed;
         if let Some(outbox) = record.outbox.take() {
-            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent { reason: message.to_owned() }));
+            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+                reason: message.to_owned(),
+            }));
         }
         let open: Vec<TaskReport> = record
             .tasks
@@ -380,8 +455,15 @@ impl Master {
             .cloned()
             .collect();
         for task in open {
-            let key = (FrameworkId::new(task.framework_id.clone()), TaskId::new(task.task_id.clone()));
-            if let Some(entry) = self.agents.get_mut(agent).and_then(|a| a.tasks.get_mut(&key)) {
+            let key = (
+                FrameworkId::new(task.framework_id.clone()),
+                TaskId::new(task.task_id.clone()),
+            );
+            if let Some(entry) = self
+                .agents
+                .get_mut(agent)
+                .and_then(|a| a.tasks.get_mut(&key))
+            {
                 entry.state = proto::TaskState::TaskLost as i32;
             }
             info!(agent = %agent, task = %task.task_id, "task lost with its agent");
@@ -390,8 +472,20 @@ impl Master {
         }
     }
 
-    fn master_update(&self, task: &TaskReport, state: proto::TaskState, reason: TaskReason, message: &str) -> StatusUpdate {
-        let timestamp = self.env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    fn master_update(
+        &self,
+        task: &TaskReport,
+        state: proto::TaskState,
+        reason: TaskReason,
+        message: &str,
+    ) -> StatusUpdate {
+        let timestamp = self
+            .env
+            .clock
+            .wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         StatusUpdate {
             framework_id: task.framework_id.clone(),
             executor_id: task.executor_id.clone(),
@@ -413,8 +507,14 @@ impl Master {
     }
 
     fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {
-        if let Some(outbox) = self.frameworks.get(framework).and_then(|f| f.outbox.clone()) {
-            outbox.send(Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }));
+        if let Some(outbox) = self
+            .frameworks
+            .get(framework)
+            .and_then(|f| f.outbox.clone())
+        {
+            outbox.send(Body::StatusUpdate(StatusUpdateMessage {
+                update: Some(update),
+            }));
         }
     }
 
@@ -447,9 +547,15 @@ impl Master {
         }
         info!(framework = %id, "framework registered");
         if let Some(outbox) = &outbox {
-            outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered { framework_id: id.to_string() }));
+            outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
+                framework_id: id.to_string(),
+            }));
         }
-        let record = self.frameworks.entry(id).or_insert(FrameworkRecord { info: info.clone(), outbox: None, missed_pongs: 0 });
+        let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
+            info: info.clone(),
+            outbox: None,
+            missed_pongs: 0,
+        });
         record.info = info;
         record.outbox = outbox;
         record.missed_pongs = 0;
@@ -463,19 +569,40 @@ impl Master {
         // A task id the master already knows for this framework is never launched again
         // (Mesos rejects duplicate task ids): the framework gets the task's current state.
         let key = (framework.clone(), TaskId::new(task.task_id.clone()));
-        if let Some(known) = self.agents.values().find_map(|a| a.tasks.get(&key)).cloned() {
+        if let Some(known) = self
+            .agents
+            .values()
+            .find_map(|a| a.tasks.get(&key))
+            .cloned()
+        {
             info!(framework = %framework, task = %task.task_id, state = known.state().as_str_name(), "duplicate task id: not launched again");
-            let update = self.master_update(&known, known.state(), TaskReason::ReasonReconciliation, "Duplicate task id: task already known");
+            let update = self.master_update(
+                &known,
+                known.state(),
+                TaskReason::ReasonReconciliation,
+                "Duplicate task id: task already known",
+            );
             self.send_to_framework(&framework, update);
             return;
         }
-        if self.pending_tasks.iter().any(|(f, t)| *f == framework && t.task_id == task.task_id) {
+        if self
+            .pending_tasks
+            .iter()
+            .any(|(f, t)| *f == framework && t.task_id == task.task_id)
+        {
             return;
         }
         let agent = if task.agent_id.is_empty() {
-            self.agents.iter().find(|(_, a)| a.phase == AgentPhase::Connected).map(|(id, _)| id.clone())
+            self.agents
+                .iter()
+                .find(|(_, a)| a.phase == AgentPhase::Connected)
+                .map(|(id, _)| id.clone())
         } else {
-            Some(AgentId::new(task.agent_id.clone())).filter(|id| self.agents.get(id).is_some_and(|a| a.phase == AgentPhase::Connected))
+            Some(AgentId::new(task.agent_id.clone())).filter(|id| {
+                self.agents
+                    .get(id)
+                    .is_some_and(|a| a.phase == AgentPhase::Connected)
+            })
         };
         let report = TaskReport {
             task_id: task.task_id.clone(),
@@ -486,7 +613,12 @@ impl Master {
         let Some(agent) = agent else {
             if self.pending_tasks.len() >= PENDING_TASKS_MAX {
                 info!(task = %task.task_id, "no agent to run the task and the queue is full: dropped");
-                let update = self.master_update(&report, proto::TaskState::TaskDropped, TaskReason::ReasonAgentRemoved, "No agent available");
+                let update = self.master_update(
+                    &report,
+                    proto::TaskState::TaskDropped,
+                    TaskReason::ReasonAgentRemoved,
+                    "No agent available",
+                );
                 self.send_to_framework(&framework, update);
                 return;
             }
@@ -506,21 +638,35 @@ impl Master {
             resources: Vec::new(),
         };
         let record = self.agents.get_mut(&agent).expect("chosen above");
-        record.tasks.insert((framework.clone(), TaskId::new(task.task_id.clone())), report);
+        record.tasks.insert(
+            (framework.clone(), TaskId::new(task.task_id.clone())),
+            report,
+        );
         info!(framework = %framework, task = %task.task_id, agent = %agent, "task placed");
         if let Some(outbox) = &record.outbox {
-            outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info), executor: Some(executor), task: Some(task) }));
+            outbox.send(Body::RunTask(proto::RunTask {
+                framework: Some(framework_info),
+                executor: Some(executor),
+                task: Some(task),
+            }));
         }
     }
 
     fn kill_task(&mut self, framework: FrameworkId, task: TaskId) {
         let key = (framework.clone(), task.clone());
-        let Some((agent, record)) = self.agents.iter_mut().find(|(_, a)| a.tasks.contains_key(&key)) else {
+        let Some((agent, record)) = self
+            .agents
+            .iter_mut()
+            .find(|(_, a)| a.tasks.contains_key(&key))
+        else {
             return;
         };
         match &record.outbox {
             Some(outbox) => {
-                outbox.send(Body::KillTask(proto::KillTask { framework_id: framework.to_string(), task_id: task.to_string() }));
+                outbox.send(Body::KillTask(proto::KillTask {
+                    framework_id: framework.to_string(),
+                    task_id: task.to_string(),
+                }));
             }
             None => {
                 info!(agent = %agent, task = %task, "kill for a task on a disconnected agent: kept for its return");
@@ -537,28 +683,59 @@ impl Master {
         let known: BTreeMap<String, TaskReport> = self
             .agents
             .values()
-            .flat_map(|a| a.tasks.iter().filter(|((f, _), _)| *f == framework).map(|((_, t), r)| (t.to_string(), r.clone())))
+            .flat_map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|((f, _), _)| *f == framework)
+                    .map(|((_, t), r)| (t.to_string(), r.clone()))
+            })
             .collect();
-        let queued: BTreeSet<String> = self.pending_tasks.iter().filter(|(f, _)| *f == framework).map(|(_, t)| t.task_id.clone()).collect();
+        let queued: BTreeSet<String> = self
+            .pending_tasks
+            .iter()
+            .filter(|(f, _)| *f == framework)
+            .map(|(_, t)| t.task_id.clone())
+            .collect();
         if task_ids.is_empty() {
             for task in known.values() {
-                let update = self.master_update(task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
+                let update = self.master_update(
+                    task,
+                    task.state(),
+                    TaskReason::ReasonReconciliation,
+                    "Reconciliation",
+                );
                 self.send_to_framework(&framework, update);
             }
             return;
         }
-        let settled = self.env.clock.now().saturating_duration_since(self.started) >= self.config.agent_reregister_timeout;
+        let settled = self.env.clock.now().saturating_duration_since(self.started)
+            >= self.config.agent_reregister_timeout;
         for task_id in task_ids {
             match known.get(&task_id) {
                 Some(task) => {
-                    let update = self.master_update(task, task.state(), TaskReason::ReasonReconciliation, "Reconciliation");
+                    let update = self.master_update(
+                        task,
+                        task.state(),
+                        TaskReason::ReasonReconciliation,
+                        "Reconciliation",
+                    );
                     self.send_to_framework(&framework, update);
                 }
                 None if queued.contains(&task_id) => {}
                 None if settled => {
                     info!(framework = %framework, task = %task_id, "reconciliation: task unknown to the master: lost");
-                    let report = TaskReport { task_id: task_id.clone(), framework_id: framework.to_string(), executor_id: String::new(), state: proto::TaskState::TaskLost as i32 };
-                    let update = self.master_update(&report, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Reconciliation: task unknown to the master");
+                    let report = TaskReport {
+                        task_id: task_id.clone(),
+                        framework_id: framework.to_string(),
+                        executor_id: String::new(),
+                        state: proto::TaskState::TaskLost as i32,
+                    };
+                    let update = self.master_update(
+                        &report,
+                        proto::TaskState::TaskLost,
+                        TaskReason::ReasonReconciliation,
+                        "Reconciliation: task unknown to the master",
+                    );
                     self.send_to_framework(&framework, update);
                 }
                 None => {}
@@ -571,7 +748,12 @@ impl Master {
         if !self.detector.leading() {
             return;
         }
-        if !self.pending_tasks.is_empty() && self.agents.values().any(|a| a.phase == AgentPhase::Connected) {
+        if !self.pending_tasks.is_empty()
+            && self
+                .agents
+                .values()
+                .any(|a| a.phase == AgentPhase::Connected)
+        {
             for (framework, task) in std::mem::take(&mut self.pending_tasks) {
                 self.submit_task(framework, task);
             }
@@ -593,7 +775,9 @@ impl Master {
                 }
                 record.ponged = false;
                 if let Some(outbox) = &record.outbox {
-                    outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
+                    outbox.send(Body::Ping(proto::Ping {
+                        sequence: self.ping_sequence,
+                    }));
                 }
             }
             // Frameworks get a heartbeat too, so that one whose connection died silently
@@ -606,7 +790,9 @@ impl Master {
                         continue;
                     }
                     record.missed_pongs += 1;
-                    outbox.send(Body::Ping(proto::Ping { sequence: self.ping_sequence }));
+                    outbox.send(Body::Ping(proto::Ping {
+                        sequence: self.ping_sequence,
+                    }));
                 }
             }
             for (framework, connection) in silent {
@@ -630,13 +816,19 @@ impl Master {
             .iter()
             .filter(|(_, a)| {
                 a.phase == AgentPhase::Disconnected
-                    && a.disconnected_at.is_some_and(|at| now.saturating_duration_since(at) >= self.config.agent_reregister_timeout)
+                    && a.disconnected_at.is_some_and(|at| {
+                        now.saturating_duration_since(at) >= self.config.agent_reregister_timeout
+                    })
             })
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
             info!(agent = %id, "agent did not re-register within the timeout: removing it");
-            self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent did not re-register in time");
+            self.remove_agent(
+                &id,
+                TaskReason::ReasonAgentRemoved,
+                "Agent did not re-register in time",
+            );
         }
     }
 }

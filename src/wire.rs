@@ -43,7 +43,9 @@ pub enum WireError {
 }
 
 /// Reads one envelope.
-pub async fn read_envelope<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> Result<Body, WireError> {
+pub async fn read_envelope<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Body, WireError> {
     let mut length_bytes = [0u8; 4];
     match reader.read_exact(&mut length_bytes).await {
         Ok(_) => {}
@@ -58,14 +60,19 @@ pub async fn read_envelope<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> R
     }
     let mut data = vec![0u8; length];
     reader.read_exact(&mut data).await?;
-    Envelope::decode(data.as_slice())?.body.ok_or(WireError::Empty)
+    Envelope::decode(data.as_slice())?
+        .body
+        .ok_or(WireError::Empty)
 }
 
 /// Frames one envelope.
 pub fn encode(body: Body) -> Vec<u8> {
     let envelope = Envelope { body: Some(body) };
     let length = envelope.encoded_len();
-    assert!(length <= FRAME_BYTES_MAX, "envelope of {length} bytes exceeds the frame maximum");
+    assert!(
+        length <= FRAME_BYTES_MAX,
+        "envelope of {length} bytes exceeds the frame maximum"
+    );
     let mut out = Vec::with_capacity(4 + length);
     out.extend_from_slice(&(length as u32).to_le_bytes());
     envelope.encode(&mut out).expect("vec has room");
@@ -73,7 +80,10 @@ pub fn encode(body: Body) -> Vec<u8> {
 }
 
 /// Writes one envelope.
-pub async fn write_envelope<W: tokio::io::AsyncWrite + Unpin>(writer: &mut W, body: Body) -> Result<(), WireError> {
+pub async fn write_envelope<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    body: Body,
+) -> Result<(), WireError> {
     writer.write_all(&encode(body)).await?;
     writer.flush().await?;
     Ok(())
@@ -196,11 +206,17 @@ mod tests {
 
         let oversized = ((FRAME_BYTES_MAX + 1) as u32).to_le_bytes();
         let mut reader = &oversized[..];
-        assert!(matches!(read_envelope(&mut reader).await, Err(WireError::Oversized(_))));
+        assert!(matches!(
+            read_envelope(&mut reader).await,
+            Err(WireError::Oversized(_))
+        ));
 
         let mut garbage = 3u32.to_le_bytes().to_vec();
         garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
         let mut reader = garbage.as_slice();
-        assert!(matches!(read_envelope(&mut reader).await, Err(WireError::Malformed(_))));
+        assert!(matches!(
+            read_envelope(&mut reader).await,
+            Err(WireError::Malformed(_))
+        ));
     }
 }

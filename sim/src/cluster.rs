@@ -455,7 +455,8 @@ async fn machine_main(
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Restarts are scheduled to 100 ms; the driver's faults act between steps anyway.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -25,7 +25,9 @@ use tracing::{info, warn};
 
 use crate::checkpoint::paths::{self, MetaPaths, RunPath};
 use crate::checkpoint::recover::State;
-use crate::checkpoint::{self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError};
+use crate::checkpoint::{
+    self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError,
+};
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
 use crate::os::{Env, FileLock, LaunchSpec, ProcessId, Signal};
 use crate::proto::envelope::Body;
@@ -97,8 +99,16 @@ impl AgentConfig {
             disk_watch_interval: Duration::from_secs(60),
             registration_backoff_factor: Duration::from_secs(1),
             resources: vec![
-                Resource { name: "cpus".into(), scalar: 2.0, ..Default::default() },
-                Resource { name: "mem".into(), scalar: 1024.0, ..Default::default() },
+                Resource {
+                    name: "cpus".into(),
+                    scalar: 2.0,
+                    ..Default::default()
+                },
+                Resource {
+                    name: "mem".into(),
+                    scalar: 1024.0,
+                    ..Default::default()
+                },
             ],
             checkpoint: true,
             executor_command: vec!["revenant".into(), "executor".into()],
@@ -203,15 +213,19 @@ enum Event {
     ExecutorConnected(crate::os::BoxStream, String),
 }
 
-/// How often the agent checks its timers.
-const TICK: Duration = Duration::from_millis(100);
+/// How long the agent sleeps with no timer armed; also how often it polls whether its
+/// executors are alive (Mesos reaps every second too).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// The shortest sleep, so a deadline in the past does not spin.
+const TICK_MIN: Duration = Duration::from_millis(10);
 /// How long a connection attempt to a master may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs an agent until it exits.
 pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError> {
     let holder = format!("revenant agent listening on {}", config.listen);
-    let _lock: Box<dyn FileLock> = checkpoint::lock_work_dir(env.fs.as_ref(), &config.work_dir, &holder)?;
+    let _lock: Box<dyn FileLock> =
+        checkpoint::lock_work_dir(env.fs.as_ref(), &config.work_dir, &holder)?;
     let paths = MetaPaths::for_work_dir(&config.work_dir);
     let mut store = CheckpointStore::new(env.fs.clone(), paths.clone());
     store.non_atomic = config.breakage.non_atomic_checkpoints;
@@ -219,7 +233,10 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         .net
         .listen(&config.listen)
         .await
-        .map_err(|source| AgentError::Listen { address: config.listen.clone(), source })?;
+        .map_err(|source| AgentError::Listen {
+            address: config.listen.clone(),
+            source,
+        })?;
     let (inbox_sender, inbox) = mpsc::unbounded_channel();
     let mut agent = Agent {
         boot_id: env.boot.boot_id().unwrap_or_default(),
@@ -252,8 +269,18 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     };
     agent.info = AgentInfo {
         id: String::new(),
-        hostname: agent.config.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default(),
-        port: agent.config.listen.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0),
+        hostname: agent
+            .config
+            .listen
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_owned())
+            .unwrap_or_default(),
+        port: agent
+            .config
+            .listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0),
         resources: agent.config.resources.clone(),
         checkpoint: agent.config.checkpoint,
     };
@@ -349,18 +376,30 @@ impl Agent {
         let options = RecoverOptions {
             strict: self.config.strict,
             truncate: true,
-            current_boot_id: if self.config.breakage.ignore_boot_id { None } else { Some(self.boot_id.clone()) },
+            current_boot_id: if self.config.breakage.ignore_boot_id {
+                None
+            } else {
+                Some(self.boot_id.clone())
+            },
         };
         let latest = self.paths.latest_agent().display().to_string();
         info!(meta = %self.paths.root().display(), strict = self.config.strict, "recovering state");
-        let state = checkpoint::recover(self.env.fs.as_ref(), &self.paths, &options)
-            .map_err(|error| AgentError::Recovery { error, latest: latest.clone() })?;
+        let state =
+            checkpoint::recover(self.env.fs.as_ref(), &self.paths, &options).map_err(|error| {
+                AgentError::Recovery {
+                    error,
+                    latest: latest.clone(),
+                }
+            })?;
         let Some(state) = state else {
             info!("no checkpointed state: first start");
             return self.finish_recovery_if_ready();
         };
         if self.config.breakage.panic_on_recovery_warning
-            && state.warnings.iter().any(|w| !matches!(w.kind, crate::checkpoint::WarningKind::Rebooted))
+            && state
+                .warnings
+                .iter()
+                .any(|w| !matches!(w.kind, crate::checkpoint::WarningKind::Rebooted))
         {
             panic!("breakage: panic on a recovery warning");
         }
@@ -368,11 +407,17 @@ impl Agent {
             info!(path = %warning.path.strip_prefix(self.paths.root()).unwrap_or(&warning.path).display(), "recovery warning: {}", warning.message);
         }
         if state.errors > 0 {
-            warn!(errors = state.errors, "errors counted during non-strict recovery");
+            warn!(
+                errors = state.errors,
+                "errors counted during non-strict recovery"
+            );
         }
         if let Some(resources) = &state.resources {
             if !resources.resources.is_empty() {
-                info!(count = resources.resources.len(), "recovered checkpointed resources");
+                info!(
+                    count = resources.resources.len(),
+                    "recovered checkpointed resources"
+                );
             }
         }
         if state.rebooted {
@@ -383,16 +428,25 @@ impl Agent {
     }
 
     fn recover_agent(&mut self, state: &State, latest: String) -> Result<(), AgentError> {
-        let Some(agent) = &state.agent else { return Ok(()) };
-        let Some(old) = &agent.info else { return Ok(()) };
+        let Some(agent) = &state.agent else {
+            return Ok(());
+        };
+        let Some(old) = &agent.info else {
+            return Ok(());
+        };
         let mut expected = self.info.clone();
         expected.id = old.id.clone();
         if self.config.recover == RecoverMode::Reconnect
-            && (expected.hostname != old.hostname || expected.port != old.port || expected.resources != old.resources)
+            && (expected.hostname != old.hostname
+                || expected.port != old.port
+                || expected.resources != old.resources)
         {
             return Err(AgentError::Incompatible {
                 old: format!("{}:{} {:?}", old.hostname, old.port, old.resources),
-                new: format!("{}:{} {:?}", expected.hostname, expected.port, expected.resources),
+                new: format!(
+                    "{}:{} {:?}",
+                    expected.hostname, expected.port, expected.resources
+                ),
                 latest,
             });
         }
@@ -408,28 +462,49 @@ impl Agent {
                 self.schedule_gc(self.paths.framework(&agent.id, &fid), Duration::ZERO);
                 continue;
             }
-            let mut framework = Framework { info: framework_info, executors: BTreeMap::new() };
+            let mut framework = Framework {
+                info: framework_info,
+                executors: BTreeMap::new(),
+            };
             for executor_state in framework_state.executors.values() {
                 let eid = executor_state.id.clone();
-                let (Some(executor_info), Some(latest_run)) = (executor_state.info.clone(), executor_state.latest.clone()) else {
+                let (Some(executor_info), Some(latest_run)) =
+                    (executor_state.info.clone(), executor_state.latest.clone())
+                else {
                     info!(framework = %fid, executor = %eid, "skipping executor without info or latest run");
                     self.schedule_gc(self.paths.executor(&agent.id, &fid, &eid), Duration::ZERO);
                     continue;
                 };
                 for old_run in executor_state.runs.keys().filter(|id| **id != latest_run) {
-                    let run = RunPath { agent: &agent.id, framework: &fid, executor: &eid, container: old_run };
+                    let run = RunPath {
+                        agent: &agent.id,
+                        framework: &fid,
+                        executor: &eid,
+                        container: old_run,
+                    };
                     self.schedule_gc(self.paths.run(&run), Duration::ZERO);
                 }
                 let run_state = &executor_state.runs[&latest_run];
                 if run_state.completed {
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
                     // Its directories, meta and sandbox, run and executor (reference §10).
-                    let run = RunPath { agent: &agent.id, framework: &fid, executor: &eid, container: &latest_run };
+                    let run = RunPath {
+                        agent: &agent.id,
+                        framework: &fid,
+                        executor: &eid,
+                        container: &latest_run,
+                    };
                     let sandbox = paths::sandbox(&self.config.work_dir, &run);
-                    let executor_sandbox = sandbox.parent().and_then(|runs| runs.parent()).map(|p| p.to_path_buf());
+                    let executor_sandbox = sandbox
+                        .parent()
+                        .and_then(|runs| runs.parent())
+                        .map(|p| p.to_path_buf());
                     self.schedule_gc(self.paths.run(&run), self.config.gc_delay);
                     self.schedule_gc(sandbox, self.config.gc_delay);
-                    self.schedule_gc(self.paths.executor(&agent.id, &fid, &eid), self.config.gc_delay);
+                    self.schedule_gc(
+                        self.paths.executor(&agent.id, &fid, &eid),
+                        self.config.gc_delay,
+                    );
                     if let Some(executor_sandbox) = executor_sandbox {
                         self.schedule_gc(executor_sandbox, self.config.gc_delay);
                     }
@@ -461,10 +536,14 @@ impl Agent {
                     self.updates.recover(&fid, task_state);
                     let pending = task_state.unacknowledged().count();
                     info!(framework = %fid, task = %task_state.id, state = state.as_str_name(), updates = task_state.updates.len(), unacknowledged = pending, bytes_cut = task_state.bytes_cut, "recovered task");
-                    executor.tasks.insert(task_state.id.clone(), TaskEntry { task, state });
+                    executor
+                        .tasks
+                        .insert(task_state.id.clone(), TaskEntry { task, state });
                 }
                 let alive = match &run_state.forked_pid {
-                    Some(forked) if forked.boot_id == self.boot_id => self.env.processes.is_alive(&forked.process),
+                    Some(forked) if forked.boot_id == self.boot_id => {
+                        self.env.processes.is_alive(&forked.process)
+                    }
                     _ => false,
                 };
                 // Keep the pid even of a dead executor: it tells "died" from "never launched".
@@ -491,21 +570,35 @@ impl Agent {
             .frameworks
             .iter()
             .flat_map(|(fid, f)| {
-                f.executors.iter().filter(|(_, e)| e.phase == ExecutorPhase::Terminated).map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
+                f.executors
+                    .iter()
+                    .filter(|(_, e)| e.phase == ExecutorPhase::Terminated)
+                    .map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
             })
             .collect();
         for (fid, eid, _) in dead {
-            self.executor_terminated(&fid, &eid, proto::TaskState::TaskFailed, TaskReason::ReasonExecutorTerminated, "Executor terminated while the agent was down")?;
+            self.executor_terminated(
+                &fid,
+                &eid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonExecutorTerminated,
+                "Executor terminated while the agent was down",
+            )?;
         }
         Ok(())
     }
 
     fn finish_recovery_if_ready(&mut self) -> Result<(), AgentError> {
-        let waiting = self.executors().any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering);
+        let waiting = self
+            .executors()
+            .any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering);
         if waiting && self.config.recover == RecoverMode::Reconnect {
             let deadline = self.now() + self.config.executor_reregistration_timeout;
             self.reregister_deadline = Some(deadline);
-            info!(timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64, "waiting for executors to re-register");
+            info!(
+                timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64,
+                "waiting for executors to re-register"
+            );
             return Ok(());
         }
         self.finish_recovery()
@@ -529,11 +622,23 @@ impl Agent {
             .collect();
         for (fid, eid) in late {
             info!(framework = %fid, executor = %eid, "executor did not re-register in time: destroying it");
-            if let Some(process) = self.executor_mut(&fid, &eid).and_then(|e| e.process.clone()) {
+            if let Some(process) = self
+                .executor_mut(&fid, &eid)
+                .and_then(|e| e.process.clone())
+            {
                 let _ = self.env.processes.signal(&process, Signal::Kill);
             }
-            let message = format!("Executor did not re-register within {:?}", self.config.executor_reregistration_timeout);
-            self.executor_terminated(&fid, &eid, proto::TaskState::TaskLost, TaskReason::ReasonExecutorReregistrationTimeout, &message)?;
+            let message = format!(
+                "Executor did not re-register within {:?}",
+                self.config.executor_reregistration_timeout
+            );
+            self.executor_terminated(
+                &fid,
+                &eid,
+                proto::TaskState::TaskLost,
+                TaskReason::ReasonExecutorReregistrationTimeout,
+                &message,
+            )?;
         }
         self.finish_recovery()
     }
@@ -557,7 +662,10 @@ impl Agent {
     // ----------------------------------------------------------------------------------
     // The event loop.
 
-    async fn event_loop(&mut self, mut inbox: mpsc::UnboundedReceiver<Event>) -> Result<AgentExit, AgentError> {
+    async fn event_loop(
+        &mut self,
+        mut inbox: mpsc::UnboundedReceiver<Event>,
+    ) -> Result<AgentExit, AgentError> {
         let mut next_tick = self.now();
         loop {
             let now = self.now();
@@ -570,10 +678,12 @@ impl Agent {
                     if let Some(exit) = self.handle_event(event)? {
                         return Ok(exit);
                     }
+                    // The event may have armed an earlier timer.
+                    next_tick = next_tick.min(self.next_deadline());
                 }
                 _ = sleep => {
-                    next_tick = self.now() + TICK;
                     self.on_tick()?;
+                    next_tick = self.next_deadline();
                 }
             }
         }
@@ -607,7 +717,6 @@ impl Agent {
         Ok(None)
     }
 
-
     fn connection_closed(&mut self, id: ConnectionId, reason: &str) {
         if self.master.as_ref().is_some_and(|m| m.id() == id) {
             info!(%reason, "master connection closed");
@@ -634,7 +743,10 @@ impl Agent {
             self.phase = Phase::Disconnected;
         }
         if self.phase == Phase::Disconnected {
-            let delay = self.env.random.duration_up_to(self.config.registration_backoff_factor);
+            let delay = self
+                .env
+                .random
+                .duration_up_to(self.config.registration_backoff_factor);
             self.next_connect_at = Some(self.now() + delay);
         }
     }
@@ -679,7 +791,9 @@ impl Agent {
     fn send_registration(&mut self) {
         let body = if self.info.id.is_empty() {
             info!("registering with master");
-            Body::RegisterAgent(proto::RegisterAgent { info: Some(self.info.clone()) })
+            Body::RegisterAgent(proto::RegisterAgent {
+                info: Some(self.info.clone()),
+            })
         } else {
             let mut tasks = Vec::new();
             let mut executors = Vec::new();
@@ -692,20 +806,74 @@ impl Agent {
                     }
                     for (tid, entry) in &executor.tasks {
                         let terminal_acked = is_terminal(entry.state)
-                            && !self.updates.streams().contains_key(&(fid.clone(), tid.clone()));
+                            && !self
+                                .updates
+                                .streams()
+                                .contains_key(&(fid.clone(), tid.clone()));
                         if !terminal_acked {
-                            tasks.push(TaskReport { task_id: tid.to_string(), framework_id: fid.to_string(), executor_id: eid.to_string(), state: entry.state as i32 });
+                            tasks.push(TaskReport {
+                                task_id: tid.to_string(),
+                                framework_id: fid.to_string(),
+                                executor_id: eid.to_string(),
+                                state: entry.state as i32,
+                            });
                         }
                     }
                     for queued in &executor.queued {
-                        tasks.push(TaskReport { task_id: queued.task_id.clone(), framework_id: fid.to_string(), executor_id: eid.to_string(), state: proto::TaskState::TaskStaging as i32 });
+                        tasks.push(TaskReport {
+                            task_id: queued.task_id.clone(),
+                            framework_id: fid.to_string(),
+                            executor_id: eid.to_string(),
+                            state: proto::TaskState::TaskStaging as i32,
+                        });
                     }
                 }
             }
             info!(agent = %self.info.id, tasks = tasks.len(), "re-registering with master");
-            Body::ReregisterAgent(ReregisterAgent { info: Some(self.info.clone()), frameworks, tasks, executors, checkpointed_resources: Vec::new() })
+            Body::ReregisterAgent(ReregisterAgent {
+                info: Some(self.info.clone()),
+                frameworks,
+                tasks,
+                executors,
+                checkpointed_resources: Vec::new(),
+            })
         };
         self.send_to_master(body);
+    }
+
+    /// When the agent next has something to do without a message: the earliest armed
+    /// timer, or the next executor liveness poll (every [`IDLE_WAIT`]).
+    fn next_deadline(&self) -> Instant {
+        let now = self.now();
+        let mut at = now + IDLE_WAIT;
+        let mut consider = |candidate: Option<Instant>| {
+            if let Some(candidate) = candidate {
+                at = at.min(candidate.max(now + TICK_MIN));
+            }
+        };
+        consider(self.reregister_deadline);
+        if self.phase != Phase::Recovering {
+            if self.master.is_none() && !self.master_connecting {
+                consider(self.next_connect_at);
+            }
+            if self.master.is_some() && !self.registered {
+                consider(self.register_at);
+                consider(
+                    self.connected_at
+                        .map(|t| t + self.config.master_ping_timeout),
+                );
+            }
+            if self.registered {
+                consider(
+                    self.last_master_contact
+                        .map(|t| t + self.config.master_ping_timeout),
+                );
+            }
+            consider(self.updates.next_retry());
+        }
+        consider(self.gc.values().min().copied());
+        consider(self.next_disk_check);
+        at
     }
 
     fn on_tick(&mut self) -> Result<(), AgentError> {
@@ -716,12 +884,17 @@ impl Agent {
             }
         }
         if self.phase != Phase::Recovering {
-            if self.master.is_none() && !self.master_connecting && self.next_connect_at.is_some_and(|at| now >= at) {
+            if self.master.is_none()
+                && !self.master_connecting
+                && self.next_connect_at.is_some_and(|at| now >= at)
+            {
                 self.connect_master();
             }
             if self.master.is_some()
                 && !self.registered
-                && self.connected_at.is_some_and(|at| now.saturating_duration_since(at) > self.config.master_ping_timeout)
+                && self.connected_at.is_some_and(|at| {
+                    now.saturating_duration_since(at) > self.config.master_ping_timeout
+                })
             {
                 // A connection that never answers our registration may be dead (a
                 // partition that dropped segments): start over on a fresh one.
@@ -730,13 +903,18 @@ impl Agent {
                 self.master_lost();
                 self.next_master();
             }
-            if self.master.is_some() && !self.registered && self.register_at.is_some_and(|at| now >= at) {
+            if self.master.is_some()
+                && !self.registered
+                && self.register_at.is_some_and(|at| now >= at)
+            {
                 self.send_registration();
                 let delay = self.register_backoff.next(self.env.random.as_ref());
                 self.register_at = Some(now + delay);
             }
             if self.registered
-                && self.last_master_contact.is_some_and(|at| now.saturating_duration_since(at) > self.config.master_ping_timeout)
+                && self.last_master_contact.is_some_and(|at| {
+                    now.saturating_duration_since(at) > self.config.master_ping_timeout
+                })
             {
                 info!("no ping from the master within the ping timeout: looking for a master");
                 self.master = None;
@@ -757,7 +935,12 @@ impl Agent {
         let mut dead = Vec::new();
         for (fid, framework) in &self.frameworks {
             for (eid, executor) in &framework.executors {
-                if matches!(executor.phase, ExecutorPhase::Running | ExecutorPhase::Launching | ExecutorPhase::Reregistering) {
+                if matches!(
+                    executor.phase,
+                    ExecutorPhase::Running
+                        | ExecutorPhase::Launching
+                        | ExecutorPhase::Reregistering
+                ) {
                     if let Some(process) = &executor.process {
                         if !self.env.processes.is_alive(process) {
                             dead.push((fid.clone(), eid.clone()));
@@ -768,7 +951,13 @@ impl Agent {
         }
         for (fid, eid) in dead {
             info!(framework = %fid, executor = %eid, "executor process exited");
-            self.executor_terminated(&fid, &eid, proto::TaskState::TaskFailed, TaskReason::ReasonExecutorTerminated, "Executor terminated")?;
+            self.executor_terminated(
+                &fid,
+                &eid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonExecutorTerminated,
+                "Executor terminated",
+            )?;
         }
         Ok(())
     }
@@ -776,26 +965,46 @@ impl Agent {
     // ----------------------------------------------------------------------------------
     // Messages.
 
-    fn handle_message(&mut self, id: ConnectionId, body: Body) -> Result<Option<AgentExit>, AgentError> {
+    fn handle_message(
+        &mut self,
+        id: ConnectionId,
+        body: Body,
+    ) -> Result<Option<AgentExit>, AgentError> {
         let from_master = self.master.as_ref().is_some_and(|m| m.id() == id);
         if from_master {
             self.last_master_contact = Some(self.now());
             return self.handle_master_message(body);
         }
         match body {
-            Body::RegisterExecutor(message) => self.executor_registering(id, message.framework_id, message.executor_id, message.container_id, None)?,
+            Body::RegisterExecutor(message) => self.executor_registering(
+                id,
+                message.framework_id,
+                message.executor_id,
+                message.container_id,
+                None,
+            )?,
             Body::ReregisterExecutor(message) => {
                 let updates = message.updates.clone();
-                self.executor_registering(id, message.framework_id, message.executor_id, message.container_id, Some((updates, message.tasks)))?
+                self.executor_registering(
+                    id,
+                    message.framework_id,
+                    message.executor_id,
+                    message.container_id,
+                    Some((updates, message.tasks)),
+                )?
             }
-            Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }) => {
+            Body::StatusUpdate(StatusUpdateMessage {
+                update: Some(update),
+            }) => {
                 let Some((fid, eid)) = self.executor_connections.get(&id).cloned() else {
                     warn!(connection = %id, "status update from an unregistered connection: dropped");
                     return Ok(None);
                 };
                 self.executor_update(&fid, &eid, update)?;
             }
-            other => warn!(connection = %id, kind = wire::kind(&other), "unexpected message from an executor"),
+            other => {
+                warn!(connection = %id, kind = wire::kind(&other), "unexpected message from an executor")
+            }
         }
         Ok(None)
     }
@@ -803,7 +1012,9 @@ impl Agent {
     fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
         match body {
             Body::AgentRegistered(message) => self.registered_with(message.agent_id, Vec::new())?,
-            Body::AgentReregistered(message) => self.registered_with(message.agent_id, message.reconciliations)?,
+            Body::AgentReregistered(message) => {
+                self.registered_with(message.agent_id, message.reconciliations)?
+            }
             Body::NotLeader(message) => {
                 info!(leader = %message.leader, "master is not the leader");
                 self.master = None;
@@ -815,26 +1026,41 @@ impl Agent {
                 }
             }
             Body::Ping(ping) => {
-                self.send_to_master(Body::Pong(proto::Pong { sequence: ping.sequence }));
+                self.send_to_master(Body::Pong(proto::Pong {
+                    sequence: ping.sequence,
+                }));
             }
             Body::RunTask(message) => self.run_task(message)?,
-            Body::KillTask(message) => self.kill_task(FrameworkId::new(message.framework_id), TaskId::new(message.task_id))?,
+            Body::KillTask(message) => self.kill_task(
+                FrameworkId::new(message.framework_id),
+                TaskId::new(message.task_id),
+            )?,
             Body::Acknowledgement(ack) => self.acknowledgement(ack)?,
             Body::ShutdownAgent(message) => {
                 info!(reason = %message.reason, "master asked the agent to shut down");
-                let processes: Vec<ProcessId> = self.executors().filter_map(|(_, _, e)| e.process.clone()).collect();
+                let processes: Vec<ProcessId> = self
+                    .executors()
+                    .filter_map(|(_, _, e)| e.process.clone())
+                    .collect();
                 for process in processes {
                     let _ = self.env.processes.signal(&process, Signal::Kill);
                 }
                 let _ = self.store.forget_latest_agent();
                 return Ok(Some(AgentExit::ShutDown(message.reason)));
             }
-            other => warn!(kind = wire::kind(&other), "unexpected message from the master"),
+            other => warn!(
+                kind = wire::kind(&other),
+                "unexpected message from the master"
+            ),
         }
         Ok(None)
     }
 
-    fn registered_with(&mut self, agent_id: String, reconciliations: Vec<TaskReport>) -> Result<(), AgentError> {
+    fn registered_with(
+        &mut self,
+        agent_id: String,
+        reconciliations: Vec<TaskReport>,
+    ) -> Result<(), AgentError> {
         if self.registered {
             return Ok(());
         }
@@ -857,7 +1083,14 @@ impl Agent {
             let tid = TaskId::new(report.task_id.clone());
             if self.find_task(&fid, &tid).is_none() {
                 info!(framework = %fid, task = %tid, "master knows a task the agent does not: reporting it lost");
-                let update = self.make_update(&fid, &ExecutorId::new(report.executor_id), &tid, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Reconciliation: task unknown to the agent");
+                let update = self.make_update(
+                    &fid,
+                    &ExecutorId::new(report.executor_id),
+                    &tid,
+                    proto::TaskState::TaskLost,
+                    TaskReason::ReasonReconciliation,
+                    "Reconciliation: task unknown to the agent",
+                );
                 self.accept_update(&fid, update, false)?;
             }
         }
@@ -873,7 +1106,9 @@ impl Agent {
     }
 
     fn run_task(&mut self, message: proto::RunTask) -> Result<(), AgentError> {
-        let (Some(framework_info), Some(executor_info), Some(task_info)) = (message.framework, message.executor, message.task) else {
+        let (Some(framework_info), Some(executor_info), Some(task_info)) =
+            (message.framework, message.executor, message.task)
+        else {
             warn!("run_task without framework, executor or task: dropped");
             return Ok(());
         };
@@ -894,7 +1129,13 @@ impl Agent {
             if checkpoint {
                 self.store.write_framework(&agent, &framework_info, "")?;
             }
-            self.frameworks.insert(fid.clone(), Framework { info: framework_info.clone(), executors: BTreeMap::new() });
+            self.frameworks.insert(
+                fid.clone(),
+                Framework {
+                    info: framework_info.clone(),
+                    executors: BTreeMap::new(),
+                },
+            );
         }
         let needs_launch = match self.frameworks[&fid].executors.get(&eid) {
             Some(executor) => executor.phase == ExecutorPhase::Terminated,
@@ -903,7 +1144,12 @@ impl Agent {
         if needs_launch {
             let container = ContainerId::new(format!("{:016x}", self.env.random.next_u64()));
             if checkpoint {
-                let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
+                let run = RunPath {
+                    agent: &agent,
+                    framework: &fid,
+                    executor: &eid,
+                    container: &container,
+                };
                 self.store.write_executor(&agent, &executor_info)?;
                 self.store.write_run(&run)?;
             }
@@ -916,7 +1162,11 @@ impl Agent {
                 queued: Vec::new(),
                 tasks: BTreeMap::new(),
             };
-            self.frameworks.get_mut(&fid).expect("inserted").executors.insert(eid.clone(), executor);
+            self.frameworks
+                .get_mut(&fid)
+                .expect("inserted")
+                .executors
+                .insert(eid.clone(), executor);
         }
         let task = Task {
             task_id: task_info.task_id.clone(),
@@ -930,17 +1180,32 @@ impl Agent {
         };
         let container = self.frameworks[&fid].executors[&eid].container.clone();
         if checkpoint {
-            let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
+            let run = RunPath {
+                agent: &agent,
+                framework: &fid,
+                executor: &eid,
+                container: &container,
+            };
             self.store.write_task(&run, &task)?;
         }
         info!(framework = %fid, executor = %eid, task = %tid, "task checkpointed");
         let executor = self.executor_mut(&fid, &eid).expect("executor exists");
-        executor.tasks.insert(tid.clone(), TaskEntry { task, state: proto::TaskState::TaskStaging });
+        executor.tasks.insert(
+            tid.clone(),
+            TaskEntry {
+                task,
+                state: proto::TaskState::TaskStaging,
+            },
+        );
         match executor.phase {
             ExecutorPhase::Running => {
                 let outbox = executor.outbox.clone();
                 if let Some(outbox) = outbox {
-                    outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info), executor: Some(executor_info), task: Some(task_info) }));
+                    outbox.send(Body::RunTask(proto::RunTask {
+                        framework: Some(framework_info),
+                        executor: Some(executor_info),
+                        task: Some(task_info),
+                    }));
                 }
             }
             _ => executor.queued.push(task_info),
@@ -951,26 +1216,65 @@ impl Agent {
         Ok(())
     }
 
-    fn launch_executor(&mut self, fid: &FrameworkId, eid: &ExecutorId, checkpoint: bool) -> Result<(), AgentError> {
+    fn launch_executor(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        checkpoint: bool,
+    ) -> Result<(), AgentError> {
         let agent = self.agent_id();
         let container = self.frameworks[fid].executors[eid].container.clone();
-        let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
-        let mut arguments: Vec<String> = self.config.executor_command.iter().skip(1).cloned().collect();
+        let run = RunPath {
+            agent: &agent,
+            framework: fid,
+            executor: eid,
+            container: &container,
+        };
+        let mut arguments: Vec<String> = self
+            .config
+            .executor_command
+            .iter()
+            .skip(1)
+            .cloned()
+            .collect();
         arguments.shrink_to_fit();
         let mut environment = BTreeMap::new();
-        environment.insert("REVENANT_AGENT_ADDRESS".to_owned(), self.config.listen.clone());
+        environment.insert(
+            "REVENANT_AGENT_ADDRESS".to_owned(),
+            self.config.listen.clone(),
+        );
         environment.insert("REVENANT_FRAMEWORK_ID".to_owned(), fid.to_string());
         environment.insert("REVENANT_EXECUTOR_ID".to_owned(), eid.to_string());
         environment.insert("REVENANT_CONTAINER_ID".to_owned(), container.to_string());
-        environment.insert("REVENANT_CHECKPOINT".to_owned(), if checkpoint { "1" } else { "0" }.to_owned());
-        environment.insert("REVENANT_RECOVERY_TIMEOUT_MS".to_owned(), self.config.recovery_timeout.as_millis().to_string());
-        environment.insert("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS".to_owned(), self.config.executor_reregistration_timeout.as_millis().to_string());
+        environment.insert(
+            "REVENANT_CHECKPOINT".to_owned(),
+            if checkpoint { "1" } else { "0" }.to_owned(),
+        );
+        environment.insert(
+            "REVENANT_RECOVERY_TIMEOUT_MS".to_owned(),
+            self.config.recovery_timeout.as_millis().to_string(),
+        );
+        environment.insert(
+            "REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS".to_owned(),
+            self.config
+                .executor_reregistration_timeout
+                .as_millis()
+                .to_string(),
+        );
         if self.config.breakage.executor_ignores_recovery_timeout {
             // Test-only: the simulated process table reads this; real executors never do.
-            environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "ignore_recovery_timeout".to_owned());
+            environment.insert(
+                "REVENANT_SIM_BREAKAGE".to_owned(),
+                "ignore_recovery_timeout".to_owned(),
+            );
         }
         let spec = LaunchSpec {
-            program: self.config.executor_command.first().cloned().unwrap_or_default(),
+            program: self
+                .config
+                .executor_command
+                .first()
+                .cloned()
+                .unwrap_or_default(),
             arguments,
             environment,
             working_dir: paths::sandbox(&self.config.work_dir, &run),
@@ -978,7 +1282,10 @@ impl Agent {
         match self.env.processes.launch(&spec) {
             Ok(process) => {
                 if checkpoint {
-                    let forked = ForkedPid { process: process.clone(), boot_id: self.boot_id.clone() };
+                    let forked = ForkedPid {
+                        process: process.clone(),
+                        boot_id: self.boot_id.clone(),
+                    };
                     self.store.write_forked_pid(&run, &forked)?;
                 }
                 info!(framework = %fid, executor = %eid, run = %container, "executor launched");
@@ -988,7 +1295,13 @@ impl Agent {
             }
             Err(error) => {
                 warn!(framework = %fid, executor = %eid, %error, "failed to launch executor");
-                self.executor_terminated(fid, eid, proto::TaskState::TaskFailed, TaskReason::ReasonCommandExecutorFailed, &format!("Failed to launch executor: {error}"))?;
+                self.executor_terminated(
+                    fid,
+                    eid,
+                    proto::TaskState::TaskFailed,
+                    TaskReason::ReasonCommandExecutorFailed,
+                    &format!("Failed to launch executor: {error}"),
+                )?;
             }
         }
         Ok(())
@@ -1002,11 +1315,16 @@ impl Agent {
         container_id: String,
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
-        let Some(outbox) = self.unidentified.remove(&connection) else { return Ok(()) };
+        let Some(outbox) = self.unidentified.remove(&connection) else {
+            return Ok(());
+        };
         let fid = FrameworkId::new(framework_id);
         let eid = ExecutorId::new(executor_id);
         let reregistering = reregistration.is_some();
-        let phase = self.executor_mut(&fid, &eid).filter(|e| e.container.as_str() == container_id).map(|e| e.phase);
+        let phase = self
+            .executor_mut(&fid, &eid)
+            .filter(|e| e.container.as_str() == container_id)
+            .map(|e| e.phase);
         let acceptable = match phase {
             Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
             Some(ExecutorPhase::Reregistering) => reregistering,
@@ -1016,32 +1334,51 @@ impl Agent {
         };
         if !acceptable {
             info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
-            outbox.send(Body::ShutdownExecutor(ShutdownExecutor { reason: "unknown executor".into() }));
+            outbox.send(Body::ShutdownExecutor(ShutdownExecutor {
+                reason: "unknown executor".into(),
+            }));
             return Ok(());
         }
-        self.executor_connections.insert(connection, (fid.clone(), eid.clone()));
+        self.executor_connections
+            .insert(connection, (fid.clone(), eid.clone()));
         let agent = self.agent_id();
         let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
         let executor = self.executor_mut(&fid, &eid).expect("checked above");
         let container = executor.container.clone();
         executor.phase = ExecutorPhase::Running;
         executor.outbox = Some(outbox.clone());
-        outbox.send(Body::ExecutorRegistered(ExecutorRegistered { agent_id: agent.to_string() }));
+        outbox.send(Body::ExecutorRegistered(ExecutorRegistered {
+            agent_id: agent.to_string(),
+        }));
         let queued = std::mem::take(&mut executor.queued);
         let framework_info = self.frameworks[&fid].info.clone();
         let executor_info = self.frameworks[&fid].executors[&eid].info.clone();
         for task in queued {
-            outbox.send(Body::RunTask(proto::RunTask { framework: Some(framework_info.clone()), executor: Some(executor_info.clone()), task: Some(task) }));
+            outbox.send(Body::RunTask(proto::RunTask {
+                framework: Some(framework_info.clone()),
+                executor: Some(executor_info.clone()),
+                task: Some(task),
+            }));
         }
         if checkpoint && !reregistering {
-            let run = RunPath { agent: &agent, framework: &fid, executor: &eid, container: &container };
-            self.store.write_libprocess_pid(&run, &format!("executor({eid})@{}", connection))?;
+            let run = RunPath {
+                agent: &agent,
+                framework: &fid,
+                executor: &eid,
+                container: &container,
+            };
+            self.store
+                .write_libprocess_pid(&run, &format!("executor({eid})@{}", connection))?;
         }
         match reregistration {
             None => info!(framework = %fid, executor = %eid, "executor registered"),
             Some((updates, tasks)) => {
                 info!(framework = %fid, executor = %eid, unacknowledged_updates = updates.len(), "executor re-registered");
-                let known: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).chain(updates.iter().map(update_task)).collect();
+                let known: Vec<String> = tasks
+                    .iter()
+                    .map(|t| t.task_id.clone())
+                    .chain(updates.iter().map(update_task))
+                    .collect();
                 for update in updates {
                     self.executor_update(&fid, &eid, update)?;
                 }
@@ -1049,17 +1386,31 @@ impl Agent {
                 let staging: Vec<TaskId> = self.frameworks[&fid].executors[&eid]
                     .tasks
                     .iter()
-                    .filter(|(tid, entry)| entry.state == proto::TaskState::TaskStaging && !known.contains(&tid.to_string()))
+                    .filter(|(tid, entry)| {
+                        entry.state == proto::TaskState::TaskStaging
+                            && !known.contains(&tid.to_string())
+                    })
                     .map(|(tid, _)| tid.clone())
                     .collect();
                 for tid in staging {
                     info!(framework = %fid, task = %tid, "task was launched during the agent restart and never reached the executor: lost");
-                    let update = self.make_update(&fid, &eid, &tid, proto::TaskState::TaskLost, TaskReason::ReasonAgentRestarted, "Task launched during agent restart");
+                    let update = self.make_update(
+                        &fid,
+                        &eid,
+                        &tid,
+                        proto::TaskState::TaskLost,
+                        TaskReason::ReasonAgentRestarted,
+                        "Task launched during agent restart",
+                    );
                     self.accept_update(&fid, update, checkpoint)?;
                 }
             }
         }
-        if self.phase == Phase::Recovering && !self.executors().any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering) {
+        if self.phase == Phase::Recovering
+            && !self
+                .executors()
+                .any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering)
+        {
             self.finish_recovery()?;
         }
         Ok(())
@@ -1068,18 +1419,39 @@ impl Agent {
     fn kill_task(&mut self, fid: FrameworkId, tid: TaskId) -> Result<(), AgentError> {
         let Some(eid) = self.find_task(&fid, &tid) else {
             info!(framework = %fid, task = %tid, "kill for an unknown task: reporting it lost");
-            let update = self.make_update(&fid, &ExecutorId::default(), &tid, proto::TaskState::TaskLost, TaskReason::ReasonReconciliation, "Task unknown to the agent");
+            let update = self.make_update(
+                &fid,
+                &ExecutorId::default(),
+                &tid,
+                proto::TaskState::TaskLost,
+                TaskReason::ReasonReconciliation,
+                "Task unknown to the agent",
+            );
             return self.accept_update(&fid, update, false);
         };
         let executor = self.executor_mut(&fid, &eid).expect("found");
-        if let Some(index) = executor.queued.iter().position(|t| t.task_id == tid.as_str()) {
+        if let Some(index) = executor
+            .queued
+            .iter()
+            .position(|t| t.task_id == tid.as_str())
+        {
             executor.queued.remove(index);
             let checkpoint = self.frameworks[&fid].info.checkpoint;
-            let update = self.make_update(&fid, &eid, &tid, proto::TaskState::TaskKilled, TaskReason::ReasonTaskKilledDuringLaunch, "Killed before delivery to the executor");
+            let update = self.make_update(
+                &fid,
+                &eid,
+                &tid,
+                proto::TaskState::TaskKilled,
+                TaskReason::ReasonTaskKilledDuringLaunch,
+                "Killed before delivery to the executor",
+            );
             return self.accept_update(&fid, update, checkpoint);
         }
         if let Some(outbox) = &executor.outbox {
-            outbox.send(Body::KillTask(proto::KillTask { framework_id: fid.to_string(), task_id: tid.to_string() }));
+            outbox.send(Body::KillTask(proto::KillTask {
+                framework_id: fid.to_string(),
+                task_id: tid.to_string(),
+            }));
         }
         Ok(())
     }
@@ -1087,8 +1459,14 @@ impl Agent {
     // ----------------------------------------------------------------------------------
     // Status updates.
 
-    fn executor_update(&mut self, fid: &FrameworkId, eid: &ExecutorId, update: StatusUpdate) -> Result<(), AgentError> {
-        let checkpoint = self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+    fn executor_update(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        update: StatusUpdate,
+    ) -> Result<(), AgentError> {
+        let checkpoint =
+            self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
         let uuid = update.uuid.clone();
         let task = update_task(&update);
         match self.updates.classify(fid, &update) {
@@ -1104,13 +1482,23 @@ impl Agent {
         // The update is durable (or a duplicate): now the executor may forget it.
         if let Some(outbox) = self.executor_mut(fid, eid).and_then(|e| e.outbox.clone()) {
             info!(framework = %fid, task = %task, uuid = %Uuid::from_bytes(&uuid).unwrap_or_default(), "acknowledged status update to executor");
-            outbox.send(Body::Acknowledgement(proto::Acknowledgement { agent_id: self.info.id.clone(), framework_id: fid.to_string(), task_id: task, uuid }));
+            outbox.send(Body::Acknowledgement(proto::Acknowledgement {
+                agent_id: self.info.id.clone(),
+                framework_id: fid.to_string(),
+                task_id: task,
+                uuid,
+            }));
         }
         Ok(())
     }
 
     /// Checkpoints (if the framework checkpoints) and queues a new update.
-    fn accept_update(&mut self, fid: &FrameworkId, mut update: StatusUpdate, checkpoint: bool) -> Result<(), AgentError> {
+    fn accept_update(
+        &mut self,
+        fid: &FrameworkId,
+        mut update: StatusUpdate,
+        checkpoint: bool,
+    ) -> Result<(), AgentError> {
         let tid = TaskId::new(update_task(&update));
         update.agent_id = self.info.id.clone();
         if let Some(status) = update.status.as_mut() {
@@ -1122,13 +1510,21 @@ impl Agent {
             if let Some(eid) = &eid {
                 let agent = self.agent_id();
                 let container = self.frameworks[fid].executors[eid].container.clone();
-                let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
+                let run = RunPath {
+                    agent: &agent,
+                    framework: fid,
+                    executor: eid,
+                    container: &container,
+                };
                 self.store.append_update(&run, &tid, &update)?;
             }
         }
         info!(framework = %fid, task = %tid, state = state.as_str_name(), uuid = %update_uuid(&update), checkpointed = checkpoint && eid.is_some(), "status update accepted");
         if let Some(eid) = &eid {
-            if let Some(entry) = self.executor_mut(fid, eid).and_then(|e| e.tasks.get_mut(&tid)) {
+            if let Some(entry) = self
+                .executor_mut(fid, eid)
+                .and_then(|e| e.tasks.get_mut(&tid))
+            {
                 if !is_terminal(entry.state) {
                     entry.state = state;
                 }
@@ -1151,7 +1547,9 @@ impl Agent {
             update.latest_state = self.frameworks[&fid].executors[&eid].tasks[&tid].state as i32;
         }
         info!(task = %tid, state = update_state(&update), uuid = %update_uuid(&update), "forwarding status update to master");
-        self.send_to_master(Body::StatusUpdate(StatusUpdateMessage { update: Some(update) }));
+        self.send_to_master(Body::StatusUpdate(StatusUpdateMessage {
+            update: Some(update),
+        }));
     }
 
     fn acknowledgement(&mut self, ack: proto::Acknowledgement) -> Result<(), AgentError> {
@@ -1165,13 +1563,19 @@ impl Agent {
             info!(task = %tid, %error, "acknowledgement ignored");
             return Ok(());
         }
-        let checkpoint = self.frameworks.get(&fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let checkpoint =
+            self.frameworks.get(&fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
         let eid = self.find_task(&fid, &tid);
         if checkpoint {
             if let Some(eid) = &eid {
                 let agent = self.agent_id();
                 let container = self.frameworks[&fid].executors[eid].container.clone();
-                let run = RunPath { agent: &agent, framework: &fid, executor: eid, container: &container };
+                let run = RunPath {
+                    agent: &agent,
+                    framework: &fid,
+                    executor: eid,
+                    container: &container,
+                };
                 self.store.append_ack(&run, &tid, uuid)?;
             }
         }
@@ -1182,7 +1586,14 @@ impl Agent {
             self.forward(next);
         }
         if terminated && self.config.breakage.resurrect_after_terminal {
-            let update = self.make_update(&fid, &eid.clone().unwrap_or_default(), &tid, proto::TaskState::TaskRunning, TaskReason::ReasonNone, "breakage: resurrected");
+            let update = self.make_update(
+                &fid,
+                &eid.clone().unwrap_or_default(),
+                &tid,
+                proto::TaskState::TaskRunning,
+                TaskReason::ReasonNone,
+                "breakage: resurrected",
+            );
             self.forward(update);
         }
         if terminated {
@@ -1193,9 +1604,23 @@ impl Agent {
         Ok(())
     }
 
-    fn make_update(&self, fid: &FrameworkId, eid: &ExecutorId, tid: &TaskId, state: proto::TaskState, reason: TaskReason, message: &str) -> StatusUpdate {
+    fn make_update(
+        &self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        tid: &TaskId,
+        state: proto::TaskState,
+        reason: TaskReason,
+        message: &str,
+    ) -> StatusUpdate {
         let uuid = self.env.random.uuid().to_vec();
-        let timestamp = self.env.clock.wall().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let timestamp = self
+            .env
+            .clock
+            .wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         StatusUpdate {
             framework_id: fid.to_string(),
             executor_id: eid.to_string(),
@@ -1218,13 +1643,32 @@ impl Agent {
     }
 
     /// An executor is gone: every non-terminal task gets a terminal update.
-    fn executor_terminated(&mut self, fid: &FrameworkId, eid: &ExecutorId, state: proto::TaskState, reason: TaskReason, message: &str) -> Result<(), AgentError> {
-        let checkpoint = self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
-        let Some(executor) = self.executor_mut(fid, eid) else { return Ok(()) };
+    fn executor_terminated(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        state: proto::TaskState,
+        reason: TaskReason,
+        message: &str,
+    ) -> Result<(), AgentError> {
+        let checkpoint =
+            self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let Some(executor) = self.executor_mut(fid, eid) else {
+            return Ok(());
+        };
         executor.phase = ExecutorPhase::Terminated;
         executor.outbox = None;
-        let mut open: Vec<TaskId> = executor.tasks.iter().filter(|(_, e)| !is_terminal(e.state)).map(|(t, _)| t.clone()).collect();
-        let queued: Vec<TaskId> = executor.queued.drain(..).map(|t| TaskId::new(t.task_id)).collect();
+        let mut open: Vec<TaskId> = executor
+            .tasks
+            .iter()
+            .filter(|(_, e)| !is_terminal(e.state))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let queued: Vec<TaskId> = executor
+            .queued
+            .drain(..)
+            .map(|t| TaskId::new(t.task_id))
+            .collect();
         for tid in queued {
             if !open.contains(&tid) {
                 open.push(tid);
@@ -1233,11 +1677,16 @@ impl Agent {
         let process = executor.process.clone();
         let never_launched = process.is_none();
         for tid in open {
-            let (state, reason, message) = if never_launched && state == proto::TaskState::TaskFailed {
-                (proto::TaskState::TaskLost, TaskReason::ReasonAgentRestarted, "Task launched during agent restart: executor never started")
-            } else {
-                (state, reason, message)
-            };
+            let (state, reason, message) =
+                if never_launched && state == proto::TaskState::TaskFailed {
+                    (
+                        proto::TaskState::TaskLost,
+                        TaskReason::ReasonAgentRestarted,
+                        "Task launched during agent restart: executor never started",
+                    )
+                } else {
+                    (state, reason, message)
+                };
             let update = self.make_update(fid, eid, &tid, state, reason, message);
             self.accept_update(fid, update, checkpoint)?;
         }
@@ -1246,19 +1695,34 @@ impl Agent {
 
     /// A terminated executor whose tasks' terminal updates were all acknowledged is
     /// complete: write its sentinel and schedule its directories for collection.
-    fn maybe_complete_executor(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> Result<(), AgentError> {
-        let Some(executor) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else { return Ok(()) };
+    fn maybe_complete_executor(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+    ) -> Result<(), AgentError> {
+        let Some(executor) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else {
+            return Ok(());
+        };
         if executor.phase != ExecutorPhase::Terminated {
             return Ok(());
         }
-        let pending = executor.tasks.keys().any(|tid| self.updates.streams().contains_key(&(fid.clone(), tid.clone())));
+        let pending = executor.tasks.keys().any(|tid| {
+            self.updates
+                .streams()
+                .contains_key(&(fid.clone(), tid.clone()))
+        });
         if pending {
             return Ok(());
         }
         let checkpoint = self.frameworks[fid].info.checkpoint && self.config.checkpoint;
         let agent = self.agent_id();
         let container = executor.container.clone();
-        let run = RunPath { agent: &agent, framework: fid, executor: eid, container: &container };
+        let run = RunPath {
+            agent: &agent,
+            framework: fid,
+            executor: eid,
+            container: &container,
+        };
         if checkpoint && !agent.as_str().is_empty() {
             self.store.write_sentinel(&run)?;
         }
@@ -1301,11 +1765,18 @@ impl Agent {
                 }
             }
         }
-        let due: Vec<PathBuf> = self.gc.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
+        let due: Vec<PathBuf> = self
+            .gc
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
         for path in due {
             self.gc.remove(&path);
             match self.store.remove_dir(&path) {
-                Ok(()) => info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected"),
+                Ok(()) => {
+                    info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
+                }
                 Err(error) => warn!(%error, "garbage collection failed"),
             }
         }
@@ -1315,7 +1786,9 @@ impl Agent {
     // Lookups.
 
     fn executors(&self) -> impl Iterator<Item = (&FrameworkId, &ExecutorId, &Executor)> {
-        self.frameworks.iter().flat_map(|(fid, f)| f.executors.iter().map(move |(eid, e)| (fid, eid, e)))
+        self.frameworks
+            .iter()
+            .flat_map(|(fid, f)| f.executors.iter().map(move |(eid, e)| (fid, eid, e)))
     }
 
     fn executor_mut(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> Option<&mut Executor> {
@@ -1327,17 +1800,27 @@ impl Agent {
         framework
             .executors
             .iter()
-            .find(|(_, e)| e.tasks.contains_key(tid) || e.queued.iter().any(|t| t.task_id == tid.as_str()))
+            .find(|(_, e)| {
+                e.tasks.contains_key(tid) || e.queued.iter().any(|t| t.task_id == tid.as_str())
+            })
             .map(|(eid, _)| eid.clone())
     }
 }
 
 fn update_task(update: &StatusUpdate) -> String {
-    update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default()
+    update
+        .status
+        .as_ref()
+        .map(|s| s.task_id.clone())
+        .unwrap_or_default()
 }
 
 fn update_state_enum(update: &StatusUpdate) -> proto::TaskState {
-    update.status.as_ref().map(|s| s.state()).unwrap_or(proto::TaskState::TaskStaging)
+    update
+        .status
+        .as_ref()
+        .map(|s| s.state())
+        .unwrap_or(proto::TaskState::TaskStaging)
 }
 
 fn update_state(update: &StatusUpdate) -> &'static str {

@@ -19,7 +19,10 @@ pub struct Backoff {
 impl Backoff {
     /// A fresh series for `--registration_backoff_factor`.
     pub fn new(factor: Duration) -> Backoff {
-        Backoff { factor, max: factor * 2 }
+        Backoff {
+            factor,
+            max: factor * 2,
+        }
     }
 
     /// The delay before the first attempt.
@@ -31,7 +34,9 @@ impl Backoff {
     /// The delay before the next retry; the bound doubles each time.
     pub fn next(&mut self, random: &dyn Random) -> Duration {
         let delay = random.duration_up_to(self.max);
-        self.max = (self.max * 2).min(REGISTER_RETRY_INTERVAL_MAX).max(self.factor);
+        self.max = (self.max * 2)
+            .min(REGISTER_RETRY_INTERVAL_MAX)
+            .max(self.factor);
         delay
     }
 
@@ -50,7 +55,8 @@ mod tests {
     impl Random for Fixed {
         fn fill(&self, buffer: &mut [u8]) {
             let value = self.0.get();
-            self.0.set(value.wrapping_mul(6364136223846793005).wrapping_add(1));
+            self.0
+                .set(value.wrapping_mul(6364136223846793005).wrapping_add(1));
             for (i, b) in buffer.iter_mut().enumerate() {
                 *b = (value >> ((i % 8) * 8)) as u8;
             }

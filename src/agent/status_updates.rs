@@ -145,7 +145,11 @@ impl StatusUpdateManager {
             }
             if task.acks.contains(&uuid) {
                 stream.acknowledged.insert(uuid);
-                if update.status.as_ref().is_some_and(|s| is_terminal(s.state())) {
+                if update
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| is_terminal(s.state()))
+                {
                     stream.terminated = true;
                 }
             } else {
@@ -156,15 +160,28 @@ impl StatusUpdateManager {
             // The terminal update was acknowledged: the stream is done.
             return;
         }
-        self.streams.insert((framework.clone(), task.id.clone()), stream);
+        self.streams
+            .insert((framework.clone(), task.id.clone()), stream);
     }
 
     /// Says whether `update` is new.
-    pub fn classify(&self, framework: &FrameworkId, update: &StatusUpdate) -> Result<Classified, StreamError> {
+    pub fn classify(
+        &self,
+        framework: &FrameworkId,
+        update: &StatusUpdate,
+    ) -> Result<Classified, StreamError> {
         let uuid = Uuid::from_bytes(&update.uuid).ok_or(StreamError::MissingUuid)?;
-        let task = TaskId::new(update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default());
+        let task = TaskId::new(
+            update
+                .status
+                .as_ref()
+                .map(|s| s.task_id.clone())
+                .unwrap_or_default(),
+        );
         match self.streams.get(&(framework.clone(), task)) {
-            Some(stream) if stream.received.contains(&uuid) || stream.acknowledged.contains(&uuid) => {
+            Some(stream)
+                if stream.received.contains(&uuid) || stream.acknowledged.contains(&uuid) =>
+            {
                 Ok(Classified::Duplicate)
             }
             _ => Ok(Classified::New),
@@ -173,9 +190,20 @@ impl StatusUpdateManager {
 
     /// Records a new update that has been checkpointed. Returns it if it should be
     /// forwarded now (it is the head and the manager is not paused).
-    pub fn accept(&mut self, framework: &FrameworkId, update: StatusUpdate, now: Instant) -> Option<StatusUpdate> {
+    pub fn accept(
+        &mut self,
+        framework: &FrameworkId,
+        update: StatusUpdate,
+        now: Instant,
+    ) -> Option<StatusUpdate> {
         let uuid = Uuid::from_bytes(&update.uuid).expect("classify checked the uuid");
-        let task = TaskId::new(update.status.as_ref().map(|s| s.task_id.clone()).unwrap_or_default());
+        let task = TaskId::new(
+            update
+                .status
+                .as_ref()
+                .map(|s| s.task_id.clone())
+                .unwrap_or_default(),
+        );
         let stream = self.streams.entry((framework.clone(), task)).or_default();
         stream.received.insert(uuid);
         stream.pending.push_back(update);
@@ -188,7 +216,12 @@ impl StatusUpdateManager {
     }
 
     /// Validates an acknowledgement before its ACK record is written.
-    pub fn check_ack(&self, framework: &FrameworkId, task: &TaskId, uuid: Uuid) -> Result<(), StreamError> {
+    pub fn check_ack(
+        &self,
+        framework: &FrameworkId,
+        task: &TaskId,
+        uuid: Uuid,
+    ) -> Result<(), StreamError> {
         let stream = self
             .streams
             .get(&(framework.clone(), task.clone()))
@@ -216,7 +249,10 @@ impl StatusUpdateManager {
         now: Instant,
     ) -> (Option<StatusUpdate>, bool) {
         let key = (framework.clone(), task.clone());
-        let stream = self.streams.get_mut(&key).expect("check_ack found the stream");
+        let stream = self
+            .streams
+            .get_mut(&key)
+            .expect("check_ack found the stream");
         let head = stream.pending.pop_front().expect("check_ack found a head");
         debug_assert_eq!(Uuid::from_bytes(&head.uuid), Some(uuid));
         stream.acknowledged.insert(uuid);
@@ -322,12 +358,25 @@ mod tests {
         let second = update("t", TaskState::TaskRunning, 2);
         assert_eq!(m.classify(&f, &first), Ok(Classified::New));
         assert_eq!(m.accept(&f, first.clone(), now), Some(first.clone()));
-        assert_eq!(m.accept(&f, second.clone(), now), None, "only the head is in flight");
+        assert_eq!(
+            m.accept(&f, second.clone(), now),
+            None,
+            "only the head is in flight"
+        );
         assert_eq!(m.classify(&f, &first), Ok(Classified::Duplicate));
-        assert!(matches!(m.check_ack(&f, &t, Uuid([2; 16])), Err(StreamError::NotHead { .. })));
+        assert!(matches!(
+            m.check_ack(&f, &t, Uuid([2; 16])),
+            Err(StreamError::NotHead { .. })
+        ));
         m.check_ack(&f, &t, Uuid([1; 16])).unwrap();
-        assert_eq!(m.acknowledged(&f, &t, Uuid([1; 16]), now), (Some(second), false));
-        assert!(matches!(m.check_ack(&f, &t, Uuid([1; 16])), Err(StreamError::NotHead { .. })));
+        assert_eq!(
+            m.acknowledged(&f, &t, Uuid([1; 16]), now),
+            (Some(second), false)
+        );
+        assert!(matches!(
+            m.check_ack(&f, &t, Uuid([1; 16])),
+            Err(StreamError::NotHead { .. })
+        ));
     }
 
     #[test]
@@ -398,6 +447,9 @@ mod tests {
         task.acks.insert(Uuid([3; 16]));
         let mut m = StatusUpdateManager::new();
         m.recover(&f, &task);
-        assert!(m.streams().is_empty(), "an acknowledged terminal update ends the stream");
+        assert!(
+            m.streams().is_empty(),
+            "an acknowledged terminal update ends the stream"
+        );
     }
 }

@@ -59,6 +59,20 @@ pub const TASK_UPDATES_FILE: &str = "task.updates";
 pub const RESOURCES_INFO_FILE: &str = "resources.info";
 /// The work-directory lock.
 pub const LOCK_FILE: &str = "revenant.lock";
+/// The directory of the checkpointed resources.
+pub const RESOURCES_DIR: &str = "resources";
+/// The directory of the agents (and of the sandboxes).
+pub const AGENTS_DIR: &str = "slaves";
+/// The directory of an agent's frameworks.
+pub const FRAMEWORKS_DIR: &str = "frameworks";
+/// The directory of a framework's executors.
+pub const EXECUTORS_DIR: &str = "executors";
+/// The directory of an executor's runs.
+pub const RUNS_DIR: &str = "runs";
+/// The directory of a run's pid files.
+pub const PIDS_DIR: &str = "pids";
+/// The directory of a run's tasks.
+pub const TASKS_DIR: &str = "tasks";
 
 /// Builds the paths of one meta directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +105,7 @@ impl MetaPaths {
     }
     /// `resources/`.
     pub fn resources_dir(&self) -> PathBuf {
-        self.root.join("resources")
+        self.root.join(RESOURCES_DIR)
     }
     /// `resources/resources.info`.
     pub fn resources_info(&self) -> PathBuf {
@@ -99,7 +113,7 @@ impl MetaPaths {
     }
     /// `slaves/`.
     pub fn agents_dir(&self) -> PathBuf {
-        self.root.join("slaves")
+        self.root.join(AGENTS_DIR)
     }
     /// `slaves/latest`.
     pub fn latest_agent(&self) -> PathBuf {
@@ -115,7 +129,7 @@ impl MetaPaths {
     }
     /// `slaves/<agent>/frameworks`.
     pub fn frameworks_dir(&self, agent: &AgentId) -> PathBuf {
-        self.agent(agent).join("frameworks")
+        self.agent(agent).join(FRAMEWORKS_DIR)
     }
     /// `.../frameworks/<framework>`.
     pub fn framework(&self, agent: &AgentId, framework: &FrameworkId) -> PathBuf {
@@ -131,7 +145,7 @@ impl MetaPaths {
     }
     /// `.../executors`.
     pub fn executors_dir(&self, agent: &AgentId, framework: &FrameworkId) -> PathBuf {
-        self.framework(agent, framework).join("executors")
+        self.framework(agent, framework).join(EXECUTORS_DIR)
     }
     /// `.../executors/<executor>`.
     pub fn executor(
@@ -159,7 +173,7 @@ impl MetaPaths {
         framework: &FrameworkId,
         executor: &ExecutorId,
     ) -> PathBuf {
-        self.executor(agent, framework, executor).join("runs")
+        self.executor(agent, framework, executor).join(RUNS_DIR)
     }
     /// `.../runs/latest`.
     pub fn latest_run(
@@ -182,7 +196,7 @@ impl MetaPaths {
     }
     /// `.../runs/<container>/pids`.
     pub fn pids_dir(&self, run: &RunPath<'_>) -> PathBuf {
-        self.run(run).join("pids")
+        self.run(run).join(PIDS_DIR)
     }
     /// `.../pids/forked.pid`.
     pub fn forked_pid(&self, run: &RunPath<'_>) -> PathBuf {
@@ -198,7 +212,7 @@ impl MetaPaths {
     }
     /// `.../runs/<container>/tasks`.
     pub fn tasks_dir(&self, run: &RunPath<'_>) -> PathBuf {
-        self.run(run).join("tasks")
+        self.run(run).join(TASKS_DIR)
     }
     /// `.../tasks/<task>`.
     pub fn task(&self, run: &RunPath<'_>, task: &TaskId) -> PathBuf {
@@ -227,6 +241,26 @@ pub struct RunPath<'a> {
     pub container: &'a ContainerId,
 }
 
+/// `<dir>/<name>`, built with a single allocation (recovery builds tens of thousands
+/// of paths, each as a child of its parent directory rather than from the root): the
+/// same path as `dir.join(name)`.
+pub fn child(dir: &Path, name: &str) -> PathBuf {
+    child_file(dir, name, "")
+}
+
+/// `<dir>/<name>/<file>` (`<dir>/<name>` when `file` is empty), built with a single
+/// allocation: the same path as `dir.join(name).join(file)`.
+pub fn child_file(dir: &Path, name: &str, file: &str) -> PathBuf {
+    // Room for the two separators `push` may add.
+    let mut path = PathBuf::with_capacity(dir.as_os_str().len() + name.len() + file.len() + 2);
+    path.push(dir);
+    path.push(name);
+    if !file.is_empty() {
+        path.push(file);
+    }
+    path
+}
+
 /// The lock file of a work directory.
 pub fn lock_file(work_dir: &Path) -> PathBuf {
     work_dir.join(LOCK_FILE)
@@ -236,12 +270,12 @@ pub fn lock_file(work_dir: &Path) -> PathBuf {
 /// `<work_dir>/slaves/<agent>/frameworks/<framework>/executors/<executor>/runs/<container>`.
 pub fn sandbox(work_dir: &Path, run: &RunPath<'_>) -> PathBuf {
     work_dir
-        .join("slaves")
+        .join(AGENTS_DIR)
         .join(run.agent.as_str())
-        .join("frameworks")
+        .join(FRAMEWORKS_DIR)
         .join(run.framework.as_str())
-        .join("executors")
+        .join(EXECUTORS_DIR)
         .join(run.executor.as_str())
-        .join("runs")
+        .join(RUNS_DIR)
         .join(run.container.as_str())
 }

@@ -24,9 +24,10 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use prost::bytes::Bytes;
 use prost::Message;
 
-use super::paths::{self, MetaPaths, RunPath};
+use super::paths::{self, MetaPaths};
 use super::record::{self, FileKind, InfoRead, Tail};
 use super::store::ForkedPid;
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
@@ -579,7 +580,8 @@ impl Walk<'_> {
                 self.warn(
                     link,
                     WarningKind::Missing,
-                    "no latest agent (the agent never registered, or was told to start afresh)".to_owned(),
+                    "no latest agent (the agent never registered, or was told to start afresh)"
+                        .to_owned(),
                 );
                 return Ok(None);
             }
@@ -592,7 +594,8 @@ impl Walk<'_> {
             .file_name()
             .map(|name| AgentId::new(name.to_string_lossy().into_owned()))
             .unwrap_or_default();
-        if id.as_str().is_empty() || !self.fs.is_dir(&self.paths.agent(&id)) {
+        let dir = self.paths.agent(&id);
+        if id.as_str().is_empty() || !self.fs.is_dir(&dir) {
             self.error(
                 &link,
                 format!(
@@ -607,87 +610,95 @@ impl Walk<'_> {
                 ..AgentState::default()
             }));
         }
-        self.agent(id).map(Some)
+        self.agent(id, &dir).map(Some)
     }
 
-    fn agent(&mut self, id: AgentId) -> Result<AgentState, RecoveryError> {
+    // Below the agent, each path is built from its parent directory's (`paths::child`),
+    // the same paths as `MetaPaths` builds from the root, with fewer allocations.
+
+    /// `dir`: `slaves/<id>`.
+    fn agent(&mut self, id: AgentId, dir: &Path) -> Result<AgentState, RecoveryError> {
         let mut state = AgentState {
             id,
             ..AgentState::default()
         };
-        let info_path = self.paths.agent_info(&state.id);
+        let info_path = dir.join(paths::AGENT_INFO_FILE);
         state.info = self.read_info(&info_path, "agent info", &mut state.errors)?;
         if state.info.is_none() {
             // The agent died before registering; nothing below can exist.
             return Ok(state);
         }
-        let dir = self.paths.frameworks_dir(&state.id);
-        for name in self.list(&dir, &mut state.errors)? {
-            let framework = self.framework(&state.id, FrameworkId::new(name))?;
+        let frameworks_dir = dir.join(paths::FRAMEWORKS_DIR);
+        let names = self.list(&frameworks_dir, &mut state.errors)?;
+        let mut frameworks = Vec::with_capacity(names.len());
+        for name in names {
+            let framework = self.framework(&frameworks_dir, FrameworkId::new(name))?;
             state.errors += framework.errors;
-            state.frameworks.insert(framework.id.clone(), framework);
+            frameworks.push((framework.id.clone(), framework));
         }
+        state.frameworks = frameworks.into_iter().collect();
         Ok(state)
     }
 
+    /// `frameworks_dir`: `slaves/<agent>/frameworks`.
     fn framework(
         &mut self,
-        agent: &AgentId,
+        frameworks_dir: &Path,
         id: FrameworkId,
     ) -> Result<FrameworkState, RecoveryError> {
         let mut state = FrameworkState {
             id,
             ..FrameworkState::default()
         };
-        let info_path = self.paths.framework_info(agent, &state.id);
+        let dir = paths::child(frameworks_dir, state.id.as_str());
+        let info_path = dir.join(paths::FRAMEWORK_INFO_FILE);
         state.info = self.read_info(&info_path, "framework info", &mut state.errors)?;
         if state.info.is_none() {
             return Ok(state);
         }
-        let pid_path = self.paths.framework_pid(agent, &state.id);
+        let pid_path = dir.join(paths::FRAMEWORK_PID_FILE);
         state.pid = self.read_text(&pid_path, "framework pid", &mut state.errors)?;
-        let dir = self.paths.executors_dir(agent, &state.id);
-        for name in self.list(&dir, &mut state.errors)? {
-            let executor = self.executor(agent, &state.id, ExecutorId::new(name))?;
+        let executors_dir = dir.join(paths::EXECUTORS_DIR);
+        let names = self.list(&executors_dir, &mut state.errors)?;
+        let mut executors = Vec::with_capacity(names.len());
+        for name in names {
+            let executor = self.executor(&executors_dir, ExecutorId::new(name))?;
             state.errors += executor.errors;
-            state.executors.insert(executor.id.clone(), executor);
+            executors.push((executor.id.clone(), executor));
         }
+        state.executors = executors.into_iter().collect();
         Ok(state)
     }
 
+    /// `executors_dir`: `.../frameworks/<framework>/executors`.
     fn executor(
         &mut self,
-        agent: &AgentId,
-        framework: &FrameworkId,
+        executors_dir: &Path,
         id: ExecutorId,
     ) -> Result<ExecutorState, RecoveryError> {
         let mut state = ExecutorState {
             id,
             ..ExecutorState::default()
         };
-        let info_path = self.paths.executor_info(agent, framework, &state.id);
+        let dir = paths::child(executors_dir, state.id.as_str());
+        let info_path = dir.join(paths::EXECUTOR_INFO_FILE);
         state.info = self.read_info(&info_path, "executor info", &mut state.errors)?;
         if state.info.is_none() {
             return Ok(state);
         }
-        let runs_dir = self.paths.runs_dir(agent, framework, &state.id);
+        let runs_dir = dir.join(paths::RUNS_DIR);
         let names = self.list(&runs_dir, &mut state.errors)?;
-        for name in &names {
+        let mut runs = Vec::with_capacity(names.len());
+        for name in names {
             if name == paths::LATEST_SYMLINK || name.starts_with('.') {
                 continue;
             }
-            let container = ContainerId::new(name.clone());
-            let run = RunPath {
-                agent,
-                framework,
-                executor: &state.id,
-                container: &container,
-            };
-            let run_state = self.run(&run)?;
+            let run_state = self.run(&runs_dir, ContainerId::new(name))?;
             state.errors += run_state.errors;
-            state.runs.insert(container, run_state);
+            runs.push((run_state.id.clone(), run_state));
         }
-        let link = self.paths.latest_run(agent, framework, &state.id);
+        state.runs = runs.into_iter().collect();
+        let link = runs_dir.join(paths::LATEST_SYMLINK);
         if let Some(latest) = self.read_latest(&link, &mut state.errors)? {
             let latest = ContainerId::new(latest);
             if state.runs.contains_key(&latest) {
@@ -703,19 +714,22 @@ impl Walk<'_> {
         Ok(state)
     }
 
-    fn run(&mut self, run: &RunPath<'_>) -> Result<RunState, RecoveryError> {
+    /// `runs_dir`: `.../executors/<executor>/runs`.
+    fn run(&mut self, runs_dir: &Path, id: ContainerId) -> Result<RunState, RecoveryError> {
         let mut state = RunState {
-            id: run.container.clone(),
+            id,
             ..RunState::default()
         };
-        let names = self.list(&self.paths.run(run), &mut state.errors)?;
+        let dir = paths::child(runs_dir, state.id.as_str());
+        let names = self.list(&dir, &mut state.errors)?;
         state.completed = names
             .iter()
             .any(|name| name == paths::EXECUTOR_SENTINEL_FILE);
         let http_marker = names.iter().any(|name| name == paths::HTTP_MARKER_FILE);
 
-        let pids = self.list(&self.paths.pids_dir(run), &mut state.errors)?;
-        let forked_path = self.paths.forked_pid(run);
+        let pids_dir = dir.join(paths::PIDS_DIR);
+        let pids = self.list(&pids_dir, &mut state.errors)?;
+        let forked_path = pids_dir.join(paths::FORKED_PID_FILE);
         if pids.iter().any(|name| name == paths::FORKED_PID_FILE) {
             if let Some(text) = self.read_text(&forked_path, "forked pid", &mut state.errors)? {
                 match ForkedPid::parse(&text) {
@@ -736,7 +750,7 @@ impl Walk<'_> {
             );
         }
         if pids.iter().any(|name| name == paths::LIBPROCESS_PID_FILE) {
-            let path = self.paths.libprocess_pid(run);
+            let path = pids_dir.join(paths::LIBPROCESS_PID_FILE);
             state.libprocess_pid = self.read_text(&path, "libprocess pid", &mut state.errors)?;
             if state.libprocess_pid.is_some() {
                 state.http = Some(false);
@@ -746,29 +760,45 @@ impl Walk<'_> {
             state.http = Some(true);
         }
 
-        if names.iter().any(|name| name == "tasks") {
-            for name in self.list(&self.paths.tasks_dir(run), &mut state.errors)? {
-                let task = self.task(run, TaskId::new(name))?;
+        if names.iter().any(|name| name == paths::TASKS_DIR) {
+            let tasks_dir = dir.join(paths::TASKS_DIR);
+            let names = self.list(&tasks_dir, &mut state.errors)?;
+            let mut tasks = Vec::with_capacity(names.len());
+            for name in names {
+                let task = self.task(&tasks_dir, TaskId::new(name))?;
                 state.errors += task.errors;
-                state.tasks.insert(task.id.clone(), task);
+                tasks.push((task.id.clone(), task));
             }
+            // Sorted already (listings are): built in one pass rather than insert by
+            // insert.
+            state.tasks = tasks.into_iter().collect();
         }
         Ok(state)
     }
 
-    fn task(&mut self, run: &RunPath<'_>, id: TaskId) -> Result<TaskState, RecoveryError> {
+    /// `tasks_dir`: `.../runs/<container>/tasks`.
+    fn task(&mut self, tasks_dir: &Path, id: TaskId) -> Result<TaskState, RecoveryError> {
         let mut state = TaskState {
             id,
             ..TaskState::default()
         };
-        let info_path = self.paths.task_info(run, &state.id);
-        state.info = self.read_info(&info_path, "task info", &mut state.errors)?;
+        // One buffer for both files (sized for the longer name).
+        let mut path = PathBuf::with_capacity(
+            tasks_dir.as_os_str().len()
+                + state.id.as_str().len()
+                + paths::TASK_UPDATES_FILE.len()
+                + 2,
+        );
+        path.push(tasks_dir);
+        path.push(state.id.as_str());
+        path.push(paths::TASK_INFO_FILE);
+        state.info = self.read_info(&path, "task info", &mut state.errors)?;
         if state.info.is_none() {
             return Ok(state);
         }
-        let path = self.paths.task_updates(run, &state.id);
+        path.set_file_name(paths::TASK_UPDATES_FILE);
         let bytes = match self.fs.read(&path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => Bytes::from(bytes),
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(state),
             Err(error) => {
                 self.error(
@@ -782,8 +812,17 @@ impl Walk<'_> {
         let (payloads, cut) =
             self.read_log(&path, &bytes, FileKind::TaskUpdates, &mut state.errors)?;
         state.bytes_cut = cut;
+        // Every record that is not an ACK is (at most) one update.
+        state.updates = Vec::with_capacity(
+            payloads
+                .iter()
+                .filter(|(_, payload)| plain_ack(payload).is_none())
+                .count(),
+        );
         for (offset, payload) in payloads {
-            match decode_update_record(payload) {
+            // Decoding from a `Bytes` (a view of the file's buffer) copies each bytes
+            // field once; from a `&[u8]`, prost copies them twice.
+            match decode_update_record(payload, || bytes.slice_ref(payload)) {
                 Ok(DecodedRecord::Update(update)) => state.updates.push(update),
                 Ok(DecodedRecord::Ack(uuid)) => {
                     state.acks.insert(uuid);
@@ -806,8 +845,26 @@ enum DecodedRecord {
     Ack(Uuid),
 }
 
-fn decode_update_record(payload: &[u8]) -> Result<DecodedRecord, String> {
-    let record = StatusUpdateRecord::decode(payload)
+/// The bytes prost writes for an ACK record, up to its uuid: `type` (field 1, varint)
+/// `ACK` (1), then `uuid` (field 3, length-delimited) of 16 bytes.
+const PLAIN_ACK_PREFIX: [u8; 4] = [0x08, 0x01, 0x1a, 0x10];
+
+/// The uuid of an ACK record encoded exactly as prost encodes one (type, then the
+/// 16-byte uuid, nothing else): what decoding it would give, without decoding it.
+fn plain_ack(payload: &[u8]) -> Option<Uuid> {
+    let uuid = payload.strip_prefix(&PLAIN_ACK_PREFIX)?;
+    Uuid::from_bytes(uuid)
+}
+
+/// Decodes one record of `task.updates`; `buffer` gives the payload as a `Bytes`.
+fn decode_update_record(
+    payload: &[u8],
+    buffer: impl FnOnce() -> Bytes,
+) -> Result<DecodedRecord, String> {
+    if let Some(uuid) = plain_ack(payload) {
+        return Ok(DecodedRecord::Ack(uuid));
+    }
+    let record = StatusUpdateRecord::decode(buffer())
         .map_err(|error| format!("failed to decode status update record: {error}"))?;
     match status_update_record::Type::try_from(record.r#type) {
         Ok(status_update_record::Type::Update) => {
@@ -827,5 +884,68 @@ fn decode_update_record(payload: &[u8]) -> Result<DecodedRecord, String> {
             "unknown status update record type {}",
             record.r#type
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::TaskStatus;
+
+    fn ack_record(uuid: Vec<u8>) -> Vec<u8> {
+        StatusUpdateRecord {
+            r#type: status_update_record::Type::Ack as i32,
+            update: None,
+            uuid,
+        }
+        .encode_to_vec()
+    }
+
+    fn decode_slow(payload: &[u8]) -> Result<DecodedRecord, String> {
+        // The prost decode alone (no shortcut): a payload that does not start with the
+        // ACK prefix never takes it.
+        let mut prefixed = payload.to_vec();
+        if prefixed.starts_with(&PLAIN_ACK_PREFIX) {
+            // Same message with the type encoded as a two-byte varint (1 = 0x81 0x00).
+            prefixed.splice(1..2, [0x81, 0x00]);
+        }
+        decode_update_record(&prefixed, || Bytes::from(prefixed.clone()))
+    }
+
+    #[test]
+    fn plain_acks_decode_as_prost_decodes_them() {
+        let uuid = Uuid([7; 16]);
+        let encoded = ack_record(uuid.to_vec());
+        assert_eq!(plain_ack(&encoded), Some(uuid));
+        assert!(matches!(decode_slow(&encoded), Ok(DecodedRecord::Ack(u)) if u == uuid));
+        // Anything but exactly 16 bytes after the prefix goes through prost.
+        let mut longer = encoded.clone();
+        longer.extend_from_slice(&[0x1a, 0x10]);
+        longer.extend_from_slice(&[9; 16]);
+        assert_eq!(plain_ack(&longer), None);
+        assert!(
+            matches!(decode_update_record(&longer, || Bytes::from(longer.clone())), Ok(DecodedRecord::Ack(u)) if u == Uuid([9; 16]))
+        );
+        assert_eq!(plain_ack(&ack_record(vec![1; 15])), None);
+        assert_eq!(plain_ack(&encoded[..encoded.len() - 1]), None);
+        let short = ack_record(vec![1; 15]);
+        assert_eq!(
+            decode_update_record(&short, || Bytes::from(short.clone())).err(),
+            Some("ACK record without a 16-byte uuid".to_owned())
+        );
+        let update = StatusUpdateRecord {
+            r#type: status_update_record::Type::Update as i32,
+            update: Some(StatusUpdate {
+                status: Some(TaskStatus::default()),
+                uuid: vec![3; 16],
+                ..StatusUpdate::default()
+            }),
+            uuid: Vec::new(),
+        }
+        .encode_to_vec();
+        assert_eq!(plain_ack(&update), None);
+        assert!(
+            matches!(decode_update_record(&update, || Bytes::from(update.clone())), Ok(DecodedRecord::Update(u)) if u.uuid == vec![3; 16])
+        );
     }
 }

@@ -103,7 +103,11 @@ fn failed<'a>(
 impl CheckpointStore {
     /// A store writing under `paths`.
     pub fn new(fs: Rc<dyn FileSystem>, paths: MetaPaths) -> CheckpointStore {
-        CheckpointStore { fs, paths, non_atomic: false }
+        CheckpointStore {
+            fs,
+            paths,
+            non_atomic: false,
+        }
     }
 
     /// The layout this store writes.
