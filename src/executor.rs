@@ -86,8 +86,24 @@ pub trait TaskRunner {
     fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32>;
 }
 
-/// Runs commands with `sh -c` as child processes of the executor.
+/// Runs commands with `sh -c` as child processes of the executor, each in a process
+/// group of its own. When the task's future is dropped (the task was killed, the executor
+/// shut down or gave up on its agent) the whole group is killed, so no process of the
+/// task outlives it (`kill_on_drop` alone would reach only the shell).
 pub struct ShellRunner;
+
+/// Kills a process group when dropped.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            // SAFETY: kill has no memory-safety preconditions; a group that is gone
+            // gives ESRCH, which is fine.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    }
+}
 
 impl TaskRunner for ShellRunner {
     fn run(&self, command: &CommandInfo) -> LocalFuture<'static, i32> {
@@ -96,9 +112,15 @@ impl TaskRunner for ShellRunner {
             .arg("-c")
             .arg(&command.value)
             .envs(&command.environment)
+            .process_group(0)
             .kill_on_drop(true);
         Box::pin(async move {
-            match process.status().await {
+            let mut child = match process.spawn() {
+                Ok(child) => child,
+                Err(_) => return 127,
+            };
+            let _group = GroupGuard(child.id().map(|pid| pid as i32));
+            match child.wait().await {
                 Ok(status) => status.code().unwrap_or(128 + 9),
                 Err(_) => 127,
             }

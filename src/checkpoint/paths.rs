@@ -279,3 +279,35 @@ pub fn sandbox(work_dir: &Path, run: &RunPath<'_>) -> PathBuf {
         .join(RUNS_DIR)
         .join(run.container.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_the_joined_paths() {
+        for dir in ["/work/meta", "/work/meta/", "meta", ""] {
+            let dir = Path::new(dir);
+            assert_eq!(child(dir, "task-1"), dir.join("task-1"));
+            assert_eq!(
+                child_file(dir, "task-1", TASK_INFO_FILE),
+                dir.join("task-1").join(TASK_INFO_FILE)
+            );
+        }
+        let meta = MetaPaths::new("/work/meta");
+        let (agent, framework) = (AgentId::new("a"), FrameworkId::new("f"));
+        let (executor, container) = (ExecutorId::new("e"), ContainerId::new("c"));
+        let run = RunPath {
+            agent: &agent,
+            framework: &framework,
+            executor: &executor,
+            container: &container,
+        };
+        let runs = child(&meta.executors_dir(&agent, &framework), "e").join(RUNS_DIR);
+        assert_eq!(runs, meta.runs_dir(&agent, &framework, &executor));
+        assert_eq!(
+            child_file(&child(&runs, "c").join(TASKS_DIR), "t", TASK_UPDATES_FILE),
+            meta.task_updates(&run, &TaskId::new("t"))
+        );
+    }
+}

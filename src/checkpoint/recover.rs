@@ -813,12 +813,11 @@ impl Walk<'_> {
             self.read_log(&path, &bytes, FileKind::TaskUpdates, &mut state.errors)?;
         state.bytes_cut = cut;
         // Every record that is not an ACK is (at most) one update.
-        state.updates = Vec::with_capacity(
-            payloads
-                .iter()
-                .filter(|(_, payload)| plain_ack(payload).is_none())
-                .count(),
-        );
+        let updates = payloads
+            .iter()
+            .filter(|(_, payload)| plain_ack(payload).is_none())
+            .count();
+        state.updates = Vec::with_capacity(updates);
         for (offset, payload) in payloads {
             // Decoding from a `Bytes` (a view of the file's buffer) copies each bytes
             // field once; from a `&[u8]`, prost copies them twice.
@@ -840,6 +839,7 @@ impl Walk<'_> {
 }
 
 #[allow(clippy::large_enum_variant)] // lives for one loop iteration
+#[derive(Debug, PartialEq)]
 enum DecodedRecord {
     Update(StatusUpdate),
     Ack(Uuid),
@@ -849,22 +849,26 @@ enum DecodedRecord {
 /// `ACK` (1), then `uuid` (field 3, length-delimited) of 16 bytes.
 const PLAIN_ACK_PREFIX: [u8; 4] = [0x08, 0x01, 0x1a, 0x10];
 
-/// The uuid of an ACK record encoded exactly as prost encodes one (type, then the
-/// 16-byte uuid, nothing else): what decoding it would give, without decoding it.
+/// The uuid of an ACK record encoded exactly as prost encodes one (the type, then the
+/// 16-byte uuid, nothing else): what decoding it gives, without decoding it.
 fn plain_ack(payload: &[u8]) -> Option<Uuid> {
-    let uuid = payload.strip_prefix(&PLAIN_ACK_PREFIX)?;
-    Uuid::from_bytes(uuid)
+    Uuid::from_bytes(payload.strip_prefix(&PLAIN_ACK_PREFIX)?)
 }
 
-/// Decodes one record of `task.updates`; `buffer` gives the payload as a `Bytes`.
+/// Decodes one record of `task.updates`; `buffer` gives the same payload as a `Bytes`
+/// (asked for only when the record is not a plain ACK).
 fn decode_update_record(
     payload: &[u8],
     buffer: impl FnOnce() -> Bytes,
 ) -> Result<DecodedRecord, String> {
-    if let Some(uuid) = plain_ack(payload) {
-        return Ok(DecodedRecord::Ack(uuid));
+    match plain_ack(payload) {
+        Some(uuid) => Ok(DecodedRecord::Ack(uuid)),
+        None => decode_update_record_fully(buffer()),
     }
-    let record = StatusUpdateRecord::decode(buffer())
+}
+
+fn decode_update_record_fully(payload: Bytes) -> Result<DecodedRecord, String> {
+    let record = StatusUpdateRecord::decode(payload)
         .map_err(|error| format!("failed to decode status update record: {error}"))?;
     match status_update_record::Type::try_from(record.r#type) {
         Ok(status_update_record::Type::Update) => {
@@ -892,60 +896,51 @@ mod tests {
     use super::*;
     use crate::proto::TaskStatus;
 
-    fn ack_record(uuid: Vec<u8>) -> Vec<u8> {
+    fn record(r#type: status_update_record::Type, uuid: Vec<u8>) -> StatusUpdateRecord {
         StatusUpdateRecord {
-            r#type: status_update_record::Type::Ack as i32,
+            r#type: r#type as i32,
             update: None,
             uuid,
         }
-        .encode_to_vec()
     }
 
-    fn decode_slow(payload: &[u8]) -> Result<DecodedRecord, String> {
-        // The prost decode alone (no shortcut): a payload that does not start with the
-        // ACK prefix never takes it.
-        let mut prefixed = payload.to_vec();
-        if prefixed.starts_with(&PLAIN_ACK_PREFIX) {
-            // Same message with the type encoded as a two-byte varint (1 = 0x81 0x00).
-            prefixed.splice(1..2, [0x81, 0x00]);
-        }
-        decode_update_record(&prefixed, || Bytes::from(prefixed.clone()))
-    }
-
+    /// The shortcut for plain ACKs gives what the full decode gives, and is taken for
+    /// exactly the ACKs the agent writes.
     #[test]
-    fn plain_acks_decode_as_prost_decodes_them() {
-        let uuid = Uuid([7; 16]);
-        let encoded = ack_record(uuid.to_vec());
-        assert_eq!(plain_ack(&encoded), Some(uuid));
-        assert!(matches!(decode_slow(&encoded), Ok(DecodedRecord::Ack(u)) if u == uuid));
-        // Anything but exactly 16 bytes after the prefix goes through prost.
-        let mut longer = encoded.clone();
-        longer.extend_from_slice(&[0x1a, 0x10]);
-        longer.extend_from_slice(&[9; 16]);
-        assert_eq!(plain_ack(&longer), None);
-        assert!(
-            matches!(decode_update_record(&longer, || Bytes::from(longer.clone())), Ok(DecodedRecord::Ack(u)) if u == Uuid([9; 16]))
-        );
-        assert_eq!(plain_ack(&ack_record(vec![1; 15])), None);
-        assert_eq!(plain_ack(&encoded[..encoded.len() - 1]), None);
-        let short = ack_record(vec![1; 15]);
-        assert_eq!(
-            decode_update_record(&short, || Bytes::from(short.clone())).err(),
-            Some("ACK record without a 16-byte uuid".to_owned())
-        );
+    fn the_plain_ack_shortcut_decodes_as_prost_does() {
+        let ack = record(status_update_record::Type::Ack, vec![7; 16]).encode_to_vec();
         let update = StatusUpdateRecord {
-            r#type: status_update_record::Type::Update as i32,
             update: Some(StatusUpdate {
                 status: Some(TaskStatus::default()),
                 uuid: vec![3; 16],
                 ..StatusUpdate::default()
             }),
-            uuid: Vec::new(),
+            ..record(status_update_record::Type::Update, Vec::new())
         }
         .encode_to_vec();
-        assert_eq!(plain_ack(&update), None);
-        assert!(
-            matches!(decode_update_record(&update, || Bytes::from(update.clone())), Ok(DecodedRecord::Update(u)) if u.uuid == vec![3; 16])
+        let mut two_uuids = ack.clone();
+        two_uuids.extend_from_slice(&ack[2..]);
+        let payloads = [
+            ack.clone(),
+            ack[..ack.len() - 1].to_vec(),
+            two_uuids,
+            record(status_update_record::Type::Ack, vec![7; 15]).encode_to_vec(),
+            record(status_update_record::Type::Ack, vec![7; 17]).encode_to_vec(),
+            record(status_update_record::Type::Update, vec![7; 16]).encode_to_vec(),
+            // The type as a two-byte varint: an ACK, but not as prost writes one.
+            [&[0x08, 0x81, 0x00], &ack[2..]].concat(),
+            update,
+        ];
+        for payload in &payloads {
+            let fully = decode_update_record_fully(Bytes::from(payload.clone()));
+            let decoded = decode_update_record(payload, || Bytes::from(payload.clone()));
+            assert_eq!(decoded, fully, "{payload:?}");
+            let shortcut = plain_ack(payload).is_some();
+            assert_eq!(shortcut, *payload == ack, "{payload:?}");
+        }
+        assert_eq!(
+            decode_update_record(&ack, || unreachable!()),
+            Ok(DecodedRecord::Ack(Uuid([7; 16])))
         );
     }
 }

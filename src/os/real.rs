@@ -281,6 +281,14 @@ pub fn process_start_time(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
 }
 
+/// The session id of `pid` (`/proc/<pid>/stat` field 6).
+fn process_session(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name: state(3) ppid(4) pgrp(5) session(6).
+    after_name.split_whitespace().nth(3)?.parse().ok()
+}
+
 fn process_state(pid: u32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
@@ -338,17 +346,34 @@ impl Processes for OsProcesses {
             Signal::Terminate => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
         };
-        // The process leads its own session and group: signal the whole group so that
-        // its tasks go with it.
-        // SAFETY: kill has no memory-safety preconditions.
-        let result = unsafe { libc::kill(-(process.pid as i32), number) };
+        // The process leads its own session; its tasks run in process groups of their
+        // own inside that session. Signal every member of the session (found in /proc),
+        // then the leader's group, so that no task outlives its executor.
+        let session = process.pid;
+        if let Ok(entries) = fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if pid != session && process_session(pid) == Some(session) {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    unsafe { libc::kill(pid as i32, number) };
+                }
+            }
+        }
+        // SAFETY: as above, for the leader's group.
+        let result = unsafe { libc::kill(-(session as i32), number) };
         if result != 0 {
             let error = io::Error::last_os_error();
             if error.raw_os_error() != Some(libc::ESRCH) {
                 return Err(error);
             }
             // SAFETY: as above, for the process alone.
-            unsafe { libc::kill(process.pid as i32, number) };
+            unsafe { libc::kill(session as i32, number) };
         }
         Ok(())
     }
