@@ -51,7 +51,16 @@ pub trait Clock {
 ///   it). A reboot (power loss) loses everything not yet durable, and may leave the last
 ///   un-synced append torn at any byte.
 /// - `rename` over an existing name is atomic: after any crash the name refers to the
-///   old file or the new one, never to a mix.
+///   old file or the new one, never to a mix. The new file's content is only whole if it
+///   was synced before the rename. A rename across two directories needs both synced;
+///   until then a crash may leave the file under either name, both, or neither (the
+///   agent renames only within one directory).
+/// - `write` over an existing file is a truncate and an append: un-synced, a crash may
+///   leave it empty or torn, not only without the new content.
+/// - A failed `sync_file` leaves the data's durability unknown (Linux may drop the dirty
+///   pages): callers treat it as fatal rather than retrying.
+/// - `remove_dir_all` removes symlinks, never following them; a crash part-way leaves a
+///   partly removed tree, which recovery tolerates.
 /// - [`FileSystem::replace_atomically`] (temp file, sync, rename, sync directory) is the
 ///   one way to replace a checkpoint file.
 /// - `list_dir` returns names in byte order, so iteration is deterministic.
