@@ -174,12 +174,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     let make_update =
         |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
             let uuid = env.random.uuid().to_vec();
-            let timestamp = env
-                .clock
-                .wall()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
+            let timestamp = env.wall_seconds();
             StatusUpdate {
                 framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
@@ -211,14 +206,9 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             let address = settings.agent_address.clone();
             let events = sender.clone();
             background.spawn_local(async move {
-                let timeout = clock.sleep(CONNECT_TIMEOUT);
-                let event = tokio::select! {
-                    biased;
-                    result = net.connect(&address) => match result {
-                        Ok(stream) => Event::Connected(stream),
-                        Err(_) => Event::ConnectFailed,
-                    },
-                    _ = timeout => Event::ConnectFailed,
+                let event = match wire::connect(net, clock, address, CONNECT_TIMEOUT).await {
+                    Ok(stream) => Event::Connected(stream),
+                    Err(_) => Event::ConnectFailed,
                 };
                 let _ = events.send(event);
             });
@@ -258,20 +248,12 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             Event::Connected(stream) => {
                 connecting = false;
                 next_connection += 1;
-                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
-                let events = sender.clone();
-                background.spawn_local(async move {
-                    while let Some(incoming) = wire_receiver.recv().await {
-                        if events.send(Event::Wire(incoming)).is_err() {
-                            return;
-                        }
-                    }
-                });
                 let outbox = wire::serve(
                     stream,
                     ConnectionId(next_connection),
                     &mut background,
-                    wire_sender,
+                    sender.clone(),
+                    Event::Wire,
                 );
                 if registered_once {
                     outbox.send(Body::ReregisterExecutor(ReregisterExecutor {

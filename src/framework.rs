@@ -79,14 +79,9 @@ pub async fn run(
             let target = address.clone();
             let events = sender.clone();
             background.spawn_local(async move {
-                let timeout = clock.sleep(CONNECT_TIMEOUT);
-                let event = tokio::select! {
-                    biased;
-                    result = net.connect(&target) => match result {
-                        Ok(stream) => Event::Connected(stream),
-                        Err(_) => Event::ConnectFailed,
-                    },
-                    _ = timeout => Event::ConnectFailed,
+                let event = match wire::connect(net, clock, target, CONNECT_TIMEOUT).await {
+                    Ok(stream) => Event::Connected(stream),
+                    Err(_) => Event::ConnectFailed,
                 };
                 let _ = events.send(event);
             });
@@ -137,20 +132,12 @@ pub async fn run(
             Event::Connected(stream) => {
                 connecting = false;
                 connection += 1;
-                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
-                let events = sender.clone();
-                background.spawn_local(async move {
-                    while let Some(incoming) = wire_receiver.recv().await {
-                        if events.send(Event::Wire(incoming)).is_err() {
-                            return;
-                        }
-                    }
-                });
                 let outbox = wire::serve(
                     stream,
                     ConnectionId(connection),
                     &mut background,
-                    wire_sender,
+                    sender.clone(),
+                    Event::Wire,
                 );
                 last_heard = env.clock.now();
                 outbox.send(Body::RegisterFramework(proto::RegisterFramework {

@@ -155,16 +155,7 @@ pub async fn run(
             Some(Event::Accepted(stream)) => {
                 master.next_connection += 1;
                 let id = ConnectionId(master.next_connection);
-                let (wire_sender, mut wire_receiver) = mpsc::unbounded_channel();
-                let events = sender.clone();
-                tasks.spawn_local(async move {
-                    while let Some(incoming) = wire_receiver.recv().await {
-                        if events.send(Event::Wire(incoming)).is_err() {
-                            return;
-                        }
-                    }
-                });
-                let outbox = wire::serve(stream, id, &mut tasks, wire_sender);
+                let outbox = wire::serve(stream, id, &mut tasks, sender.clone(), Event::Wire);
                 master.connections.insert(id, (Peer::Unknown, outbox));
             }
             Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
@@ -479,13 +470,7 @@ impl Master {
         reason: TaskReason,
         message: &str,
     ) -> StatusUpdate {
-        let timestamp = self
-            .env
-            .clock
-            .wall()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let timestamp = self.env.wall_seconds();
         StatusUpdate {
             framework_id: task.framework_id.clone(),
             executor_id: task.executor_id.clone(),

@@ -128,13 +128,15 @@ impl Outbox {
     }
 }
 
-/// Serves `stream`: a reader task forwarding envelopes to `inbox`, and a writer task
-/// draining the returned outbox. Both live in `tasks`.
-pub fn serve(
+/// Serves `stream`: a reader task handing each envelope to `inbox` (wrapped by `wrap`
+/// into the role's own event type), and a writer task draining the returned outbox. Both
+/// live in `tasks`, so they end with the role.
+pub fn serve<E: 'static>(
     stream: BoxStream,
     id: ConnectionId,
     tasks: &mut JoinSet<()>,
-    inbox: mpsc::UnboundedSender<Incoming>,
+    inbox: mpsc::UnboundedSender<E>,
+    wrap: fn(Incoming) -> E,
 ) -> Outbox {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (sender, mut receiver) = mpsc::channel::<Body>(OUTBOX_ENVELOPES_MAX);
@@ -143,12 +145,15 @@ pub fn serve(
         loop {
             match read_envelope(&mut reader).await {
                 Ok(body) => {
-                    if reader_inbox.send(Incoming::Message(id, body)).is_err() {
+                    if reader_inbox
+                        .send(wrap(Incoming::Message(id, body)))
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 Err(error) => {
-                    let _ = reader_inbox.send(Incoming::Closed(id, error.to_string()));
+                    let _ = reader_inbox.send(wrap(Incoming::Closed(id, error.to_string())));
                     return;
                 }
             }
@@ -157,13 +162,29 @@ pub fn serve(
     tasks.spawn_local(async move {
         while let Some(body) = receiver.recv().await {
             if let Err(error) = write_envelope(&mut writer, body).await {
-                let _ = inbox.send(Incoming::Closed(id, error.to_string()));
+                let _ = inbox.send(wrap(Incoming::Closed(id, error.to_string())));
                 return;
             }
         }
         let _ = writer.shutdown().await;
     });
     Outbox { id, sender }
+}
+
+/// Connects to `address`, giving up after `timeout` (the simulated network never times
+/// a connection out by itself).
+pub async fn connect(
+    net: std::rc::Rc<dyn crate::os::Network>,
+    clock: std::rc::Rc<dyn crate::os::Clock>,
+    address: String,
+    timeout: std::time::Duration,
+) -> Result<BoxStream, String> {
+    let deadline = clock.sleep(timeout);
+    tokio::select! {
+        biased;
+        result = net.connect(&address) => result.map_err(|error| error.to_string()),
+        _ = deadline => Err("connect timed out".to_owned()),
+    }
 }
 
 /// A short name of an envelope's kind, for logs and traces.

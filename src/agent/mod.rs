@@ -357,16 +357,13 @@ impl Agent {
 
     fn serve(&mut self, stream: crate::os::BoxStream) -> Outbox {
         let id = self.connection_id();
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        let events = self.inbox_sender.clone();
-        self.tasks.spawn_local(async move {
-            while let Some(incoming) = receiver.recv().await {
-                if events.send(Event::Wire(incoming)).is_err() {
-                    return;
-                }
-            }
-        });
-        wire::serve(stream, id, &mut self.tasks, sender)
+        wire::serve(
+            stream,
+            id,
+            &mut self.tasks,
+            self.inbox_sender.clone(),
+            Event::Wire,
+        )
     }
 
     // ----------------------------------------------------------------------------------
@@ -768,14 +765,9 @@ impl Agent {
         let clock = self.env.clock.clone();
         let sender = self.inbox_sender.clone();
         self.tasks.spawn_local(async move {
-            let timeout = clock.sleep(CONNECT_TIMEOUT);
-            let event = tokio::select! {
-                biased;
-                result = net.connect(&address) => match result {
-                    Ok(stream) => Event::MasterConnected(stream, address),
-                    Err(error) => Event::MasterConnectFailed(address, error.to_string()),
-                },
-                _ = timeout => Event::MasterConnectFailed(address, "connect timed out".into()),
+            let event = match wire::connect(net, clock, address.clone(), CONNECT_TIMEOUT).await {
+                Ok(stream) => Event::MasterConnected(stream, address),
+                Err(error) => Event::MasterConnectFailed(address, error),
             };
             let _ = sender.send(event);
         });
@@ -1614,13 +1606,7 @@ impl Agent {
         message: &str,
     ) -> StatusUpdate {
         let uuid = self.env.random.uuid().to_vec();
-        let timestamp = self
-            .env
-            .clock
-            .wall()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let timestamp = self.env.wall_seconds();
         StatusUpdate {
             framework_id: fid.to_string(),
             executor_id: eid.to_string(),

@@ -315,6 +315,15 @@ pub struct Env {
 }
 
 impl Env {
+    /// Wall-clock seconds since the UNIX epoch, for timestamps in status updates.
+    pub fn wall_seconds(&self) -> f64 {
+        self.clock
+            .wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+
     /// The real world: std fs with fsync, tokio TCP, OS processes, the system clock,
     /// `/proc/sys/kernel/random/boot_id` and OS entropy.
     pub fn real() -> Env {
