@@ -61,6 +61,7 @@ catalogue!(
     agent_restart_reconnects_executor,
     cleanup_shuts_down_executors,
     completed_executor_not_relaunched,
+    disk_full_during_checkpoint,
     executor_gives_up_after_recovery_timeout,
     executor_terminated_while_agent_down,
     kill_task_after_restart,

@@ -88,6 +88,8 @@ pub enum AgentOutcome {
     Failed(String),
     /// Panicked.
     Panicked(String),
+    /// Stopped on an injected disk error (it cannot keep its promises; restarted).
+    DiskFailure(String),
 }
 
 /// The agent machine: state that survives agent crashes (and, for the filesystem,
@@ -113,6 +115,8 @@ pub struct Machine {
     pub crashed: Rc<Cell<bool>>,
     /// Wall-clock jump.
     pub wall_offset: Rc<Cell<i64>>,
+    /// Set while injected disk errors may be failing the agent (cleared when it restarts).
+    pub disk_faulted: Cell<bool>,
 }
 
 /// Settings of one run besides the scenario.
@@ -243,6 +247,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     max_ms: Some(rng.gen_range(10..500)),
                     jump_s: Some(rng.gen_range(-3600.0..3600.0)),
                     task: None,
+                    error: None,
                 });
             }
         }
@@ -401,6 +406,9 @@ async fn machine_main(
             let outcome = match handle.await {
                 Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
                 Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
+                Ok(Err(error)) if machine.disk_faulted.get() => {
+                    AgentOutcome::DiskFailure(error.to_string())
+                }
                 Ok(Err(error)) => AgentOutcome::Failed(error.to_string()),
                 Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
                 Err(_) => AgentOutcome::Crashed,
@@ -411,7 +419,7 @@ async fn machine_main(
             // An agent that exited on its own for good (cleanup) or failed recovery stays
             // down, so that the failure is seen.
             let restart = match &outcome {
-                AgentOutcome::Crashed => true,
+                AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
                 AgentOutcome::Exited(text) => text.starts_with("ShutDown"),
                 _ => false,
             };
@@ -428,6 +436,10 @@ async fn machine_main(
         if start {
             machine.agent_start_at.set(None);
             machine.crashed.set(false);
+            if machine.disk_faulted.replace(false) {
+                // The disk was replaced (or freed): the new incarnation starts clean.
+                machine.fs.clear_faults();
+            }
             machine.incarnation.set(machine.incarnation.get() + 1);
             let label = format!("agent-{}", machine.incarnation.get());
             let mut config = config.clone();
@@ -566,6 +578,7 @@ fn drive(
         crash_after: Rc::new(Cell::new(None)),
         crashed: Rc::new(Cell::new(false)),
         wall_offset: Rc::new(Cell::new(0)),
+        disk_faulted: Cell::new(false),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     let mut config = agent_config(scenario);
@@ -878,6 +891,29 @@ fn apply_fault(
             machine.fs.write(&path, &data).ok()?;
             machine.fs.sync_file(&path).ok()?;
             Some(format!("corrupt byte {offset} of {}", path.display()))
+        }
+        FaultKind::DiskError => {
+            let count = fault.ops.unwrap_or(3).max(1);
+            let error = fault
+                .error
+                .clone()
+                .unwrap_or_else(|| ["eio", "enospc", "fsync"][rng.gen_range(0..3)].to_owned());
+            let rule = match error.as_str() {
+                "enospc" => crate::fs::Fault::new(crate::fs::FaultError::NoSpace)
+                    .on(crate::fs::OpSet::ALL)
+                    .times(count),
+                "fsync" => crate::fs::Fault::new(crate::fs::FaultError::Io)
+                    .on(crate::fs::Op::SyncFile)
+                    .times(count),
+                _ => crate::fs::Fault::new(crate::fs::FaultError::Io)
+                    .on(crate::fs::OpSet::ALL)
+                    .times(count),
+            };
+            machine.fs.inject(rule);
+            machine.disk_faulted.set(true);
+            Some(format!(
+                "disk fails its next {count} operation(s) with {error}"
+            ))
         }
         FaultKind::ClockJump => {
             let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;

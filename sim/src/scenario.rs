@@ -251,6 +251,9 @@ pub enum FaultKind {
     Corrupt,
     /// Jump the agent machine's wall clock by `jump_s`.
     ClockJump,
+    /// The agent machine's disk fails its next `ops` operations with `error` (`eio`,
+    /// `enospc`, or `fsync` for failed file syncs that make nothing durable).
+    DiskError,
 }
 
 /// One scheduled fault.
@@ -285,6 +288,9 @@ pub struct FaultSpec {
     /// For executor crashes: which task's executor.
     #[serde(default)]
     pub task: Option<String>,
+    /// For disk errors: `eio`, `enospc` or `fsync`.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Fault rates: the seed picks which kinds are on (swarm testing) and when they happen.
@@ -379,6 +385,17 @@ impl Scenario {
         for fault in &self.faults {
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
+            }
+            if fault.kind == FaultKind::DiskError
+                && !matches!(
+                    fault.error.as_deref(),
+                    None | Some("eio" | "enospc" | "fsync")
+                )
+            {
+                return Err(format!(
+                    "disk_error at {} s: error must be eio, enospc or fsync",
+                    fault.at_s
+                ));
             }
         }
         Ok(())
