@@ -150,7 +150,7 @@ enum Event {
 }
 
 /// The longest the executor sleeps with nothing to do (messages wake it sooner).
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+const IDLE_WAIT: Duration = Duration::from_secs(30);
 /// The shortest sleep, so a deadline in the past does not spin.
 const TICK_MIN: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -16,6 +16,7 @@ use revenant::ids::Uuid;
 use revenant::master::{self, MasterConfig};
 use revenant::os::{Env, FileSystem};
 use revenant::proto::{CommandInfo, FrameworkInfo, StatusUpdate, TaskInfo, TaskState};
+use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fs::SimFs;
@@ -463,7 +464,9 @@ async fn machine_main(
                 .borrow_mut()
                 .agent_starts
                 .push((now, machine.boot.get()));
-            let handle = tokio::task::spawn_local(agent::run(env, config));
+            let handle = tokio::task::spawn_local(
+                agent::run(env, config).instrument(crate::trace::host_span(AGENT_HOST)),
+            );
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
@@ -559,10 +562,12 @@ fn drive(
                     &format!("{host_name}-{}", incarnation.get()),
                 ))),
             };
+            let span = crate::trace::host_span(&host_name);
             async move {
                 master::run(env, config, Box::new(master::Standalone)).await?;
                 Ok(())
             }
+            .instrument(span)
         });
     }
 
@@ -596,6 +601,7 @@ fn drive(
                 seed,
                 observations.clone(),
             )
+            .instrument(crate::trace::host_span(AGENT_HOST))
         });
     }
 
@@ -637,6 +643,7 @@ fn drive(
                 finished: framework_done.clone(),
             };
             let masters = masters.clone();
+            let span = crate::trace::host_span(FRAMEWORK_HOST);
             async move {
                 let info = FrameworkInfo {
                     name: "sim-framework".into(),
@@ -648,6 +655,7 @@ fn drive(
                 revenant::framework::run(env, masters, info, &mut workload).await;
                 Ok(())
             }
+            .instrument(span)
         });
     }
 

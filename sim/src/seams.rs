@@ -343,11 +343,15 @@ impl Processes for SimProcesses {
         let exited = Rc::new(Cell::new(false));
         let done = exited.clone();
         let executor_id = settings.executor_id.clone();
-        let handle = tokio::task::spawn_local(async move {
-            let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
-            tracing::info!(?exit, "executor process exited");
-            done.set(true);
-        });
+        let span = tracing::Span::current();
+        let handle = tokio::task::spawn_local(tracing::Instrument::instrument(
+            async move {
+                let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
+                tracing::info!(?exit, "executor process exited");
+                done.set(true);
+            },
+            span,
+        ));
         let id = ProcessId { pid, start_time };
         self.table.borrow_mut().processes.insert(
             pid,

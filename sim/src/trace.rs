@@ -52,6 +52,12 @@ impl TraceEvent {
     }
 }
 
+/// The span the simulator wraps each host's software in, so that the trace knows which
+/// host an event came from.
+pub fn host_span(name: &str) -> tracing::Span {
+    tracing::info_span!(target: "revenant_sim", "host", name = name)
+}
+
 /// The shared buffer a [`Recorder`] writes to.
 pub type TraceBuffer = Arc<Mutex<Vec<TraceEvent>>>;
 
@@ -98,13 +104,27 @@ impl<S> Layer<S> for Recorder
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // turmoil opens a span per host per step and traces every step: ignoring its
+        // callsites makes them no-ops, which is most of what a trace would cost.
+        if metadata.target().starts_with("turmoil") {
+            tracing::subscriber::Interest::never()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
     fn on_new_span(
         &self,
         attrs: &tracing::span::Attributes<'_>,
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
-        if attrs.metadata().name() != "node" {
+        // The simulator wraps each host's software in a `host` span (see `host_span`).
+        if attrs.metadata().name() != "host" {
             return;
         }
         let mut fields = Fields {
