@@ -21,4 +21,6 @@ pub struct Breakage {
     /// The agent panics when recovery met anything unexpected (a missing file, a torn
     /// record), as careless code that unwraps would.
     pub panic_on_recovery_warning: bool,
+    /// The agent ignores the resources it recovers from `resources.info`.
+    pub forget_checkpointed_resources: bool,
 }

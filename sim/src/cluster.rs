@@ -349,6 +349,13 @@ fn agent_config(scenario: &Scenario) -> AgentConfig {
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
     config.executor_command = vec!["revenant".into(), "executor".into()];
+    // A reservation, so that resources.info is checkpointed and recovered.
+    config.resources.push(revenant::proto::Resource {
+        name: "cpus".into(),
+        scalar: 1.0,
+        role: "web".into(),
+        reservation: "sim".into(),
+    });
     config
 }
 

@@ -210,6 +210,8 @@ const DECISIONS: &[&str] = &[
     "errors counted during non-strict recovery",
     "machine rebooted",
     "recovered agent",
+    "recovered checkpointed resources",
+    "checkpointed resources",
     "recovered task",
     "skipping",
     "executor alive: waiting for it to re-register",

@@ -110,3 +110,17 @@ fn no_panic_catches_a_panic_in_recovery() {
     };
     assert_caught("swarm_agent_machine.toml", breakage, "no_panic", 400);
 }
+
+#[test]
+fn resources_catches_an_agent_that_forgets_its_checkpointed_resources() {
+    let breakage = Breakage {
+        forget_checkpointed_resources: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "agent_restart_reconnects_executor.toml",
+        breakage,
+        "resources",
+        5,
+    );
+}

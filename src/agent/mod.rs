@@ -265,6 +265,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         next_disk_check: None,
         unidentified: BTreeMap::new(),
         connected_at: None,
+        checkpointed_resources: Vec::new(),
         config,
     };
     agent.info = AgentInfo {
@@ -322,6 +323,8 @@ struct Agent {
     unidentified: BTreeMap<ConnectionId, Outbox>,
     /// When the current master connection was made.
     connected_at: Option<Instant>,
+    /// What `resources.info` holds.
+    checkpointed_resources: Vec<Resource>,
 }
 
 impl Agent {
@@ -410,12 +413,34 @@ impl Agent {
             );
         }
         if let Some(resources) = &state.resources {
-            if !resources.resources.is_empty() {
-                info!(
-                    count = resources.resources.len(),
-                    "recovered checkpointed resources"
-                );
+            let recovered = if self.config.breakage.forget_checkpointed_resources {
+                Vec::new()
+            } else {
+                resources.resources.clone()
+            };
+            if !recovered.is_empty() {
+                info!(resources = %describe_resources(&recovered), "recovered checkpointed resources");
             }
+            // Checkpointed resources must still be offered by this agent (reference §8,
+            // applyCheckpointedResources): a reservation of something the flags no
+            // longer give is an incompatible restart.
+            for resource in &recovered {
+                let offered: f64 = self
+                    .config
+                    .resources
+                    .iter()
+                    .filter(|r| r.name == resource.name && r.role == resource.role)
+                    .map(|r| r.scalar)
+                    .sum();
+                if offered < resource.scalar {
+                    return Err(AgentError::Incompatible {
+                        old: format!("checkpointed resources {}", describe_resources(&recovered)),
+                        new: format!("--resources {}", describe_resources(&self.config.resources)),
+                        latest,
+                    });
+                }
+            }
+            self.checkpointed_resources = recovered;
         }
         if state.rebooted {
             info!("machine rebooted: agent state not recovered, registering as a new agent");
@@ -1063,6 +1088,20 @@ impl Agent {
                 self.store.write_agent_info(&self.info)?;
             }
             info!(agent = %agent_id, "registered with master");
+            // Reserved resources (a role other than `*`) persist across agents and
+            // reboots in `resources.info`.
+            let reserved: Vec<Resource> = self
+                .config
+                .resources
+                .iter()
+                .filter(|r| !r.role.is_empty())
+                .cloned()
+                .collect();
+            if self.config.checkpoint && reserved != self.checkpointed_resources {
+                self.store.replace_resources(&reserved)?;
+                info!(resources = %describe_resources(&reserved), "checkpointed resources");
+                self.checkpointed_resources = reserved;
+            }
         } else {
             info!(agent = %agent_id, reconciliations = reconciliations.len(), "re-registered with master");
         }
@@ -1791,6 +1830,23 @@ impl Agent {
             })
             .map(|(eid, _)| eid.clone())
     }
+}
+
+/// Resources as `name(role):scalar;...` in a stable order, for logs and traces.
+pub fn describe_resources(resources: &[Resource]) -> String {
+    let mut parts: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let role = if r.role.is_empty() {
+                "*"
+            } else {
+                r.role.as_str()
+            };
+            format!("{}({role}):{}", r.name, r.scalar)
+        })
+        .collect();
+    parts.sort();
+    parts.join(";")
 }
 
 fn update_task(update: &StatusUpdate) -> String {

@@ -8,6 +8,7 @@ pub mod liveness;
 pub mod no_panic;
 pub mod reboot;
 pub mod recovery_timeout;
+pub mod resources;
 pub mod strict_recovery;
 pub mod terminal;
 
@@ -39,6 +40,7 @@ pub fn check_after(
     out.extend(terminal::check(observations));
     out.extend(reboot::check(trace, observations));
     out.extend(recovery_timeout::check(observations));
+    out.extend(resources::check(trace));
     out.extend(strict_recovery::check(scenario, observations));
     out.extend(no_panic::check(observations));
     out.extend(liveness::check(scenario, observations));
