@@ -124,3 +124,33 @@ fn every_swarm_fault_kind_happens_in_some_run() {
     let missing: Vec<&FaultKind> = wanted.difference(&seen).collect();
     panic!("fault kinds never injected in 40 seeds: {missing:?}; reboots that lost or tore writes: {reboots_with_torn_or_lost_writes}");
 }
+
+#[test]
+fn corruption_and_leader_failover_happen_in_their_fixed_scenarios() {
+    for (file, kind) in [
+        (
+            "strict_recovery_stops_on_corruption.toml",
+            FaultKind::Corrupt,
+        ),
+        (
+            "non_strict_recovery_counts_corruption.toml",
+            FaultKind::Corrupt,
+        ),
+        ("master_failover.toml", FaultKind::MasterCrash),
+    ] {
+        let scenario = Scenario::load(&scenarios_dir().join(file)).expect("scenario");
+        let result = cluster::run(&scenario, 0, &RunOptions::default());
+        assert!(
+            result.observations.fault_kinds.contains(&kind),
+            "{file}: {kind:?} never happened"
+        );
+        if kind == FaultKind::MasterCrash {
+            assert!(scenario.masters >= 2, "failover needs a second master");
+            let moved = result
+                .trace
+                .iter()
+                .any(|e| e.host == "master2" && e.message == "agent re-registered");
+            assert!(moved, "the agent did not fail over to master2");
+        }
+    }
+}
