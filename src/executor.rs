@@ -307,6 +307,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     next_connect = Some(env.clock.now() + delay);
                 }
             }
+            Event::Wire(Incoming::Http(..)) => {}
             Event::Wire(Incoming::Message(_, body)) => match body {
                 Body::ExecutorRegistered(_) => {
                     registered_once = true;

@@ -159,6 +159,7 @@ pub async fn run(
                     next_connect = Some(env.clock.now() + Duration::from_secs(1));
                 }
             }
+            Event::Wire(Incoming::Http(..)) => {}
             Event::Wire(Incoming::Message(id, body)) => match body {
                 _ if master.as_ref().is_none_or(|m| m.id() != id) => {}
                 Body::Ping(ping) => {

@@ -160,6 +160,7 @@ pub async fn run(
             }
             Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
             Some(Event::Wire(Incoming::Closed(id, _))) => master.closed(id),
+            Some(Event::Wire(Incoming::Http(id, path))) => master.http(id, &path),
             None => master.tick(),
         }
     }
@@ -256,6 +257,78 @@ impl Master {
                 kind = wire::kind(&other),
                 "unexpected message at the master"
             ),
+        }
+    }
+
+    /// `/state` (JSON) and `/metrics` (Prometheus text) for operators.
+    fn http(&mut self, id: ConnectionId, path: &str) {
+        let Some((_, outbox)) = self.connections.remove(&id) else {
+            return;
+        };
+        match path {
+            "/state" => {
+                let agents: Vec<serde_json::Value> = self
+                    .agents
+                    .iter()
+                    .map(|(agent_id, a)| {
+                        serde_json::json!({
+                            "id": agent_id.as_str(),
+                            "address": format!("{}:{}", a.info.hostname, a.info.port),
+                            "phase": format!("{:?}", a.phase).to_lowercase(),
+                            "tasks": a.tasks.values().map(|t| serde_json::json!({
+                                "id": t.task_id, "framework_id": t.framework_id, "state": t.state().as_str_name(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                let frameworks: Vec<serde_json::Value> = self
+                    .frameworks
+                    .iter()
+                    .map(|(framework_id, f)| serde_json::json!({"id": framework_id.as_str(), "name": f.info.name, "connected": f.outbox.is_some()}))
+                    .collect();
+                let body = serde_json::json!({
+                    "leading": self.detector.leading(),
+                    "agents": agents,
+                    "frameworks": frameworks,
+                    "pending_tasks": self.pending_tasks.len(),
+                });
+                outbox.respond(200, "application/json", &body.to_string());
+            }
+            "/metrics" => {
+                let mut text = String::new();
+                text.push_str("# TYPE revenant_master_agents gauge\n");
+                for phase in [
+                    AgentPhase::Connected,
+                    AgentPhase::Disconnected,
+                    AgentPhase::Removed,
+                ] {
+                    let count = self.agents.values().filter(|a| a.phase == phase).count();
+                    text.push_str(&format!(
+                        "revenant_master_agents{{phase=\"{}\"}} {count}\n",
+                        format!("{phase:?}").to_lowercase()
+                    ));
+                }
+                text.push_str("# TYPE revenant_master_frameworks gauge\n");
+                text.push_str(&format!(
+                    "revenant_master_frameworks {}\n",
+                    self.frameworks.len()
+                ));
+                text.push_str("# TYPE revenant_master_tasks gauge\n");
+                let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
+                for task in self.agents.values().flat_map(|a| a.tasks.values()) {
+                    *by_state.entry(task.state().as_str_name()).or_default() += 1;
+                }
+                for (state, count) in by_state {
+                    text.push_str(&format!(
+                        "revenant_master_tasks{{state=\"{state}\"}} {count}\n"
+                    ));
+                }
+                text.push_str(&format!("# TYPE revenant_master_pending_tasks gauge\nrevenant_master_pending_tasks {}\n", self.pending_tasks.len()));
+                outbox.respond(200, "text/plain; version=0.0.4", &text);
+            }
+            _ => {
+                outbox.respond(404, "text/plain", "not found: try /state or /metrics\n");
+            }
         }
     }
 

@@ -105,16 +105,30 @@ impl fmt::Display for ConnectionId {
 pub enum Incoming {
     /// An envelope arrived.
     Message(ConnectionId, Body),
+    /// An HTTP `GET` for this path arrived (an operator's `/state` or `/metrics`); answer
+    /// with [`Outbox::respond`].
+    Http(ConnectionId, String),
     /// The connection ended.
     Closed(ConnectionId, String),
 }
+
+/// What a connection's writer sends.
+#[derive(Debug)]
+enum Outgoing {
+    Envelope(Body),
+    /// Raw bytes (an HTTP response), after which the connection is closed.
+    Final(Vec<u8>),
+}
+
+/// The longest HTTP request head read.
+const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
 
 /// The sending side of a connection. Sending never blocks; a full outbox or a closed
 /// connection makes `send` return false.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     id: ConnectionId,
-    sender: mpsc::Sender<Body>,
+    sender: mpsc::Sender<Outgoing>,
 }
 
 impl Outbox {
@@ -124,8 +138,44 @@ impl Outbox {
     }
     /// Queues an envelope; false when the connection is gone or hopelessly behind.
     pub fn send(&self, body: Body) -> bool {
-        self.sender.try_send(body).is_ok()
+        self.sender.try_send(Outgoing::Envelope(body)).is_ok()
     }
+    /// Answers an HTTP request and closes the connection.
+    pub fn respond(&self, status: u16, content_type: &str, body: &str) -> bool {
+        let reason = match status {
+            200 => "OK",
+            404 => "Not Found",
+            503 => "Service Unavailable",
+            _ => "Error",
+        };
+        let response = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        self.sender
+            .try_send(Outgoing::Final(response.into_bytes()))
+            .is_ok()
+    }
+}
+
+/// Reads the rest of an HTTP request head whose first four bytes were `GET `; returns
+/// the path.
+async fn read_http_path<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<String, WireError> {
+    let mut head = b"GET ".to_vec();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        if head.len() >= HTTP_HEAD_BYTES_MAX {
+            return Err(WireError::Oversized(head.len()));
+        }
+        if reader.read(&mut byte).await? == 0 {
+            return Err(WireError::Closed);
+        }
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    Ok(line.split_whitespace().nth(1).unwrap_or("/").to_owned())
 }
 
 /// Serves `stream`: a reader task handing each envelope to `inbox` (wrapped by `wrap`
@@ -139,11 +189,36 @@ pub fn serve<E: 'static>(
     wrap: fn(Incoming) -> E,
 ) -> Outbox {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (sender, mut receiver) = mpsc::channel::<Body>(OUTBOX_ENVELOPES_MAX);
+    let (sender, mut receiver) = mpsc::channel::<Outgoing>(OUTBOX_ENVELOPES_MAX);
     let reader_inbox = inbox.clone();
     tasks.spawn_local(async move {
+        // A connection that starts with `GET ` is an operator's HTTP request: its first
+        // four bytes, read as a frame length, would exceed the frame maximum anyway, so
+        // the two can never be confused.
+        let mut first = [0u8; 4];
+        match reader.read_exact(&mut first).await {
+            Ok(_) if &first == b"GET " => {
+                let incoming = match read_http_path(&mut reader).await {
+                    Ok(path) => Incoming::Http(id, path),
+                    Err(error) => Incoming::Closed(id, error.to_string()),
+                };
+                let _ = reader_inbox.send(wrap(incoming));
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ =
+                    reader_inbox.send(wrap(Incoming::Closed(id, WireError::Closed.to_string())));
+                return;
+            }
+        }
+        let mut prefix = Some(first);
         loop {
-            match read_envelope(&mut reader).await {
+            let result = match prefix.take() {
+                Some(first) => read_envelope(&mut (&first[..]).chain(&mut reader)).await,
+                None => read_envelope(&mut reader).await,
+            };
+            match result {
                 Ok(body) => {
                     if reader_inbox
                         .send(wrap(Incoming::Message(id, body)))
@@ -160,8 +235,15 @@ pub fn serve<E: 'static>(
         }
     });
     tasks.spawn_local(async move {
-        while let Some(body) = receiver.recv().await {
-            if let Err(error) = write_envelope(&mut writer, body).await {
+        while let Some(outgoing) = receiver.recv().await {
+            let result = match outgoing {
+                Outgoing::Envelope(body) => write_envelope(&mut writer, body).await,
+                Outgoing::Final(bytes) => {
+                    let _ = writer.write_all(&bytes).await;
+                    break;
+                }
+            };
+            if let Err(error) = result {
                 let _ = inbox.send(wrap(Incoming::Closed(id, error.to_string())));
                 return;
             }

@@ -541,3 +541,92 @@ fn reboot_does_not_adopt_a_surviving_executor() {
         "{lines:#?}"
     );
 }
+
+/// A plain HTTP GET over loopback; returns the status code and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect for http");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn state_and_metrics_endpoints_serve_operators() {
+    let mut cluster = Cluster::new();
+    let (_, master) = cluster.master("master");
+    let address = free_address();
+    let work_dir = cluster.work_dir("work");
+    // A long re-registration wait keeps the restarted agent recovering for a while.
+    let flags = vec![
+        "--registration-backoff-factor",
+        "100ms",
+        "--executor-reregistration-timeout",
+        "10secs",
+    ];
+    let agent = cluster.agent("agent-1", &master, &address, &work_dir, &flags);
+    cluster.wait_log(agent, "registered with master", SHORT);
+    let submit = cluster.submit("submit", &master, "sleep 30", "t-http");
+    cluster.wait_state(submit, "TASK_RUNNING", SHORT);
+
+    let (status, body) = http_get(&address, "/state");
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).expect("agent /state is JSON");
+    assert_eq!(state["phase"], "running");
+    assert_eq!(
+        state["frameworks"][0]["executors"][0]["tasks"][0]["state"],
+        "TASK_RUNNING"
+    );
+    let (status, metrics) = http_get(&address, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("revenant_agent_tasks{state=\"TASK_RUNNING\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("revenant_agent_registrations 1"),
+        "{metrics}"
+    );
+    let (status, body) = http_get(&master, "/state");
+    assert_eq!(status, 200);
+    let master_state: serde_json::Value =
+        serde_json::from_str(&body).expect("master /state is JSON");
+    assert_eq!(master_state["agents"][0]["tasks"][0]["id"], "t-http");
+    assert!(http_get(&master, "/metrics")
+        .1
+        .contains("revenant_master_agents{phase=\"connected\"} 1"));
+    assert_eq!(http_get(&master, "/nowhere").0, 404);
+
+    // While a restarted agent recovers, /state says so with a 503. Keep the executor
+    // from re-registering at once by stopping it, so the agent waits out the timeout.
+    let forked = cluster.wait_forked_pid(&work_dir, SHORT);
+    cluster.kill9(agent);
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(forked.process.pid as i32, libc::SIGSTOP) };
+    let agent = cluster.agent("agent-2", &master, &address, &work_dir, &flags);
+    cluster.wait_log(agent, "waiting for executors to re-register", SHORT);
+    let (status, body) = http_get(&address, "/state");
+    assert_eq!(status, 503, "{body}");
+    assert!(http_get(&address, "/metrics")
+        .1
+        .contains("revenant_agent_recovering 1"));
+    // SAFETY: as above.
+    unsafe { libc::kill(forked.process.pid as i32, libc::SIGCONT) };
+}

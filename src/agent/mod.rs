@@ -266,6 +266,8 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         unidentified: BTreeMap::new(),
         connected_at: None,
         checkpointed_resources: Vec::new(),
+        recovery_errors: 0,
+        registrations: 0,
         config,
     };
     agent.info = AgentInfo {
@@ -325,6 +327,10 @@ struct Agent {
     connected_at: Option<Instant>,
     /// What `resources.info` holds.
     checkpointed_resources: Vec<Resource>,
+    /// Errors counted by non-strict recovery.
+    recovery_errors: u32,
+    /// Successful (re-)registrations.
+    registrations: u64,
 }
 
 impl Agent {
@@ -406,6 +412,7 @@ impl Agent {
         for warning in &state.warnings {
             info!(path = %warning.path.strip_prefix(self.paths.root()).unwrap_or(&warning.path).display(), "recovery warning: {}", warning.message);
         }
+        self.recovery_errors = state.errors;
         if state.errors > 0 {
             warn!(
                 errors = state.errors,
@@ -734,9 +741,89 @@ impl Agent {
                 self.unidentified.insert(outbox.id(), outbox);
             }
             Event::Wire(Incoming::Closed(id, reason)) => self.connection_closed(id, &reason),
+            Event::Wire(Incoming::Http(id, path)) => self.http(id, &path),
             Event::Wire(Incoming::Message(id, body)) => return self.handle_message(id, body),
         }
         Ok(None)
+    }
+
+    /// `/state` (JSON; 503 while recovering) and `/metrics` (Prometheus text).
+    fn http(&mut self, id: ConnectionId, path: &str) {
+        let Some(outbox) = self.unidentified.remove(&id) else {
+            return;
+        };
+        match path {
+            "/state" if self.phase == Phase::Recovering => {
+                outbox.respond(
+                    503,
+                    "application/json",
+                    r#"{"error":"the agent is recovering"}"#,
+                );
+            }
+            "/state" => {
+                let frameworks: Vec<serde_json::Value> = self
+                    .frameworks
+                    .iter()
+                    .map(|(fid, f)| {
+                        let executors: Vec<serde_json::Value> = f
+                            .executors
+                            .iter()
+                            .map(|(eid, e)| {
+                                serde_json::json!({
+                                    "id": eid.as_str(),
+                                    "container": e.container.as_str(),
+                                    "phase": format!("{:?}", e.phase).to_lowercase(),
+                                    "pid": e.process.as_ref().map(|p| p.pid),
+                                    "tasks": e.tasks.iter().map(|(tid, t)| serde_json::json!({"id": tid.as_str(), "state": t.state.as_str_name()})).collect::<Vec<_>>(),
+                                    "queued": e.queued.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>(),
+                                })
+                            })
+                            .collect();
+                        serde_json::json!({"id": fid.as_str(), "name": f.info.name, "checkpoint": f.info.checkpoint, "executors": executors})
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "id": self.info.id,
+                    "phase": format!("{:?}", self.phase).to_lowercase(),
+                    "master": self.master_address,
+                    "registered": self.registered,
+                    "frameworks": frameworks,
+                    "pending_updates": self.updates.pending_count(),
+                    "checkpointed_resources": describe_resources(&self.checkpointed_resources),
+                });
+                outbox.respond(200, "application/json", &body.to_string());
+            }
+            "/metrics" => {
+                let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
+                for (_, _, executor) in self.executors() {
+                    for task in executor.tasks.values() {
+                        *by_state.entry(task.state.as_str_name()).or_default() += 1;
+                    }
+                }
+                let mut text = String::new();
+                text.push_str(&format!("# TYPE revenant_agent_recovery_errors counter\nrevenant_agent_recovery_errors {}\n", self.recovery_errors));
+                text.push_str(&format!("# TYPE revenant_agent_updates_pending gauge\nrevenant_agent_updates_pending {}\n", self.updates.pending_count()));
+                text.push_str(&format!(
+                    "# TYPE revenant_agent_executors gauge\nrevenant_agent_executors {}\n",
+                    self.executors().count()
+                ));
+                text.push_str("# TYPE revenant_agent_tasks gauge\n");
+                for (state, count) in by_state {
+                    text.push_str(&format!(
+                        "revenant_agent_tasks{{state=\"{state}\"}} {count}\n"
+                    ));
+                }
+                text.push_str(&format!("# TYPE revenant_agent_registrations counter\nrevenant_agent_registrations {}\n", self.registrations));
+                text.push_str(&format!(
+                    "# TYPE revenant_agent_recovering gauge\nrevenant_agent_recovering {}\n",
+                    u8::from(self.phase == Phase::Recovering)
+                ));
+                outbox.respond(200, "text/plain; version=0.0.4", &text);
+            }
+            _ => {
+                outbox.respond(404, "text/plain", "not found: try /state or /metrics\n");
+            }
+        }
     }
 
     fn connection_closed(&mut self, id: ConnectionId, reason: &str) {
@@ -1106,6 +1193,7 @@ impl Agent {
             info!(agent = %agent_id, reconciliations = reconciliations.len(), "re-registered with master");
         }
         self.registered = true;
+        self.registrations += 1;
         self.register_at = None;
         self.phase = Phase::Running;
         self.last_master_contact = Some(self.now());
