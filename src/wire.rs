@@ -114,6 +114,7 @@ pub enum Incoming {
 
 /// What a connection's writer sends.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once into the writer's queue
 enum Outgoing {
     Envelope(Body),
     /// Raw bytes (an HTTP response), after which the connection is closed.
