@@ -29,6 +29,11 @@ pub trait Workload {
     fn submissions(&mut self) -> Vec<TaskInfo> {
         Vec::new()
     }
+    /// Whether to ask the master, right after registering, for the latest state of every
+    /// task it knows for this framework (implicit reconciliation).
+    fn reconcile_on_registration(&self) -> bool {
+        false
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
@@ -178,6 +183,12 @@ pub async fn run(
                     info.id = message.framework_id.clone();
                     let tasks = workload.registered(&message.framework_id);
                     if let Some(outbox) = &master {
+                        if workload.reconcile_on_registration() {
+                            outbox.send(Body::Reconcile(proto::Reconcile {
+                                framework_id: info.id.clone(),
+                                task_ids: Vec::new(),
+                            }));
+                        }
                         for task in tasks {
                             open_tasks.insert(task.task_id.clone());
                             outbox.send(Body::SubmitTask(proto::SubmitTask {

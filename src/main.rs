@@ -144,6 +144,18 @@ enum Command {
         #[arg(long = "framework-id")]
         framework_id: Option<String>,
     },
+    /// List the tasks the master knows for a framework, with their latest states.
+    Tasks {
+        /// Master address(es), comma-separated.
+        #[arg(long)]
+        master: String,
+        /// The framework whose tasks to list (as `submit` printed it).
+        #[arg(long = "framework-id")]
+        framework_id: String,
+        /// How long to wait for the master's answers.
+        #[arg(long, default_value = "2secs", value_parser = duration)]
+        wait: Duration,
+    },
     /// Recover a work directory's checkpoints read-only and report them.
     Inspect {
         /// The agent's work directory (the one holding `meta/`).
@@ -160,6 +172,14 @@ enum Command {
         #[arg(long)]
         ignore_boot_id: bool,
     },
+}
+
+/// Prints a line to stdout; a closed stdout (a pipe into `head`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 fn init_logging() {
@@ -180,6 +200,34 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     local.block_on(&runtime, future)
 }
 
+/// Collects the master's answers to an implicit reconciliation for a while.
+struct ListTasks {
+    wait: Duration,
+    registered_at: Option<std::time::Instant>,
+    states: BTreeMap<String, String>,
+}
+
+impl revenant::framework::Workload for ListTasks {
+    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
+        self.registered_at = Some(std::time::Instant::now());
+        Vec::new()
+    }
+    fn update(&mut self, update: &StatusUpdate) {
+        let status = update.status.clone().unwrap_or_default();
+        self.states.insert(
+            status.task_id.clone(),
+            status.state().as_str_name().to_owned(),
+        );
+    }
+    fn done(&self) -> bool {
+        self.registered_at
+            .is_some_and(|at| at.elapsed() >= self.wait)
+    }
+    fn reconcile_on_registration(&self) -> bool {
+        true
+    }
+}
+
 /// Prints every update of one task and stops at a terminal one.
 struct FollowOne {
     task: TaskInfo,
@@ -190,7 +238,7 @@ struct FollowOne {
 
 impl revenant::framework::Workload for FollowOne {
     fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
-        println!("framework {framework_id} registered");
+        out!("framework {framework_id} registered");
         if self.submitted {
             return Vec::new();
         }
@@ -212,7 +260,7 @@ impl revenant::framework::Workload for FollowOne {
         if !status.message.is_empty() {
             line.push_str(&format!(" message {:?}", status.message));
         }
-        println!("{line}");
+        out!("{line}");
         if revenant::agent::status_updates::is_terminal(status.state()) {
             self.done = true;
         }
@@ -325,6 +373,37 @@ fn main() -> ExitCode {
             eprintln!("executor exited: {exit:?}");
             ExitCode::SUCCESS
         }
+        Command::Tasks {
+            master,
+            framework_id,
+            wait,
+        } => {
+            let info = FrameworkInfo {
+                id: framework_id.clone(),
+                name: "revenant-tasks".into(),
+                checkpoint: true,
+                ..Default::default()
+            };
+            let mut workload = ListTasks {
+                wait,
+                registered_at: None,
+                states: BTreeMap::new(),
+            };
+            let masters = master.split(',').map(str::to_owned).collect();
+            block_on(revenant::framework::run(
+                Env::real(),
+                masters,
+                info,
+                &mut workload,
+            ));
+            if workload.states.is_empty() {
+                out!("framework {framework_id}: no tasks known to the master");
+            }
+            for (task, state) in &workload.states {
+                out!("task {task} {state}");
+            }
+            ExitCode::SUCCESS
+        }
         Command::Submit {
             master,
             command,
@@ -388,7 +467,7 @@ fn main() -> ExitCode {
                 Ok(state) => {
                     if json {
                         let value = revenant::inspect::render_json(&work_dir, state.as_ref());
-                        println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+                        out!("{}", serde_json::to_string_pretty(&value).expect("json"));
                     } else {
                         print!(
                             "{}",
