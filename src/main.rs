@@ -469,10 +469,8 @@ fn main() -> ExitCode {
                         let value = revenant::inspect::render_json(&work_dir, state.as_ref());
                         out!("{}", serde_json::to_string_pretty(&value).expect("json"));
                     } else {
-                        print!(
-                            "{}",
-                            revenant::inspect::render_text(&work_dir, state.as_ref())
-                        );
+                        let text = revenant::inspect::render_text(&work_dir, state.as_ref());
+                        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
                     }
                     ExitCode::SUCCESS
                 }
