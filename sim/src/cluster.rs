@@ -266,39 +266,39 @@ struct Recording {
     finished: Rc<Cell<bool>>,
 }
 
+impl Recording {
+    /// The tasks whose submission time has come and that `wanted` selects, recorded as
+    /// submitted.
+    fn due(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<TaskInfo> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<TaskInfo> = self
+            .tasks
+            .iter()
+            .filter(|(task, at)| *at <= now && wanted(&task.task_id))
+            .map(|(task, _)| task.clone())
+            .collect();
+        for task in &due {
+            self.submitted.insert(task.task_id.clone());
+            self.observations
+                .borrow_mut()
+                .submitted
+                .insert(task.task_id.clone());
+        }
+        due
+    }
+}
+
 impl revenant::framework::Workload for Recording {
     fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
         // Tasks never heard of (the master that took them may have died) go again; the
-        // agent ignores a task it already has.
-        let now = turmoil::sim_elapsed().unwrap_or_default();
-        let mut out = Vec::new();
-        for (task, at) in &self.tasks {
-            if *at <= now && !self.heard.contains(&task.task_id) {
-                self.submitted.insert(task.task_id.clone());
-                self.observations
-                    .borrow_mut()
-                    .submitted
-                    .insert(task.task_id.clone());
-                out.push(task.clone());
-            }
-        }
-        out
+        // master refuses a task id it already knows.
+        let heard = self.heard.clone();
+        self.due(|task| !heard.contains(task))
     }
 
     fn submissions(&mut self) -> Vec<TaskInfo> {
-        let now = turmoil::sim_elapsed().unwrap_or_default();
-        let mut out = Vec::new();
-        for (task, at) in &self.tasks {
-            if *at <= now && !self.submitted.contains(&task.task_id) {
-                self.submitted.insert(task.task_id.clone());
-                self.observations
-                    .borrow_mut()
-                    .submitted
-                    .insert(task.task_id.clone());
-                out.push(task.clone());
-            }
-        }
-        out
+        let submitted = self.submitted.clone();
+        self.due(|task| !submitted.contains(task))
     }
 
     fn update(&mut self, update: &StatusUpdate) {
