@@ -4,11 +4,18 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`os`] | the IO seams (clock, filesystem, network, processes, boot id, randomness) as traits, and their real implementations |
+//! | [`os`] | the IO seams (clock, filesystem, network, processes, boot id, randomness) as traits with their contracts, and their real implementations |
 //! | [`proto`] | the protobuf messages of everything checkpointed or sent (compiled from `proto/` at build time) |
 //! | [`ids`] | newtypes for agent, framework, executor, container and task ids, and update uuids |
+//! | [`duration`] | Mesos duration strings (`15mins`, `2secs`) |
 //! | [`checkpoint`] | every on-disk write of the agent: the meta directory layout, record framing, the writers, the work-directory lock, and state recovery |
 //! | [`inspect`] | the read-only `revenant inspect` report of a meta directory |
+//! | [`wire`] | the length-delimited envelope protocol every connection speaks (and HTTP `GET` sniffing for `/state`, `/metrics`) |
+//! | [`agent`] | the agent: event loop, recovery, executor reconnection, status update manager, registration back-off, GC |
+//! | [`executor`] | the executor process: runs tasks, keeps updates until acknowledged, outlives the agent for `recovery_timeout` |
+//! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
+//! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
+//! | [`breakage`] | test-only broken behaviours that show the simulator's oracles can fail |
 //!
 //! The agent never touches the operating system directly: it is handed an [`os::Env`],
 //! which the binaries fill with the real implementations and the simulator (`sim/`)
