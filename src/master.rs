@@ -854,10 +854,13 @@ impl Master {
                 }
             }
             for (framework, connection) in silent {
-                // Dropping every handle of the outbox ends its writer, which closes the
-                // connection: the framework sees it and reconnects.
+                // Closing the connection (reader and writer) drops the socket: the
+                // framework sees it closed and reconnects, and no task is left waiting on
+                // a dead stream.
                 info!(framework = %framework, "framework stopped answering heartbeats: closing its connection");
-                self.connections.remove(&connection);
+                if let Some((_, outbox)) = self.connections.remove(&connection) {
+                    outbox.close();
+                }
                 if let Some(record) = self.frameworks.get_mut(&framework) {
                     record.outbox = None;
                     record.missed_pongs = 0;

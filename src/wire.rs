@@ -130,12 +130,21 @@ const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
 pub struct Outbox {
     id: ConnectionId,
     sender: mpsc::Sender<Outgoing>,
+    /// The connection's reader and writer tasks, for [`Outbox::close`].
+    tasks: [tokio::task::AbortHandle; 2],
 }
 
 impl Outbox {
     /// The connection.
     pub fn id(&self) -> ConnectionId {
         self.id
+    }
+    /// Closes the connection now: its reader and writer stop and the socket is dropped,
+    /// so the peer sees it closed (used for a peer whose connection went silent).
+    pub fn close(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
     /// Queues an envelope; false when the connection is gone or hopelessly behind.
     pub fn send(&self, body: Body) -> bool {
@@ -192,7 +201,7 @@ pub fn serve<E: 'static>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (sender, mut receiver) = mpsc::channel::<Outgoing>(OUTBOX_ENVELOPES_MAX);
     let reader_inbox = inbox.clone();
-    tasks.spawn_local(async move {
+    let reader_task = tasks.spawn_local(async move {
         // A connection that starts with `GET ` is an operator's HTTP request: its first
         // four bytes, read as a frame length, would exceed the frame maximum anyway, so
         // the two can never be confused.
@@ -235,7 +244,7 @@ pub fn serve<E: 'static>(
             }
         }
     });
-    tasks.spawn_local(async move {
+    let writer_task = tasks.spawn_local(async move {
         while let Some(outgoing) = receiver.recv().await {
             let result = match outgoing {
                 Outgoing::Envelope(body) => write_envelope(&mut writer, body).await,
@@ -251,7 +260,11 @@ pub fn serve<E: 'static>(
         }
         let _ = writer.shutdown().await;
     });
-    Outbox { id, sender }
+    Outbox {
+        id,
+        sender,
+        tasks: [reader_task, writer_task],
+    }
 }
 
 /// Connects to `address`, giving up after `timeout` (the simulated network never times
