@@ -203,13 +203,13 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Collects the master's answers to an implicit reconciliation for a while.
 struct ListTasks {
     wait: Duration,
-    registered_at: Option<std::time::Instant>,
+    registered_at: Option<tokio::time::Instant>,
     states: BTreeMap<String, String>,
 }
 
 impl revenant::framework::Workload for ListTasks {
     fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
-        self.registered_at = Some(std::time::Instant::now());
+        self.registered_at = Some(revenant::os::Clock::now(&revenant::os::real::SystemClock));
         Vec::new()
     }
     fn update(&mut self, update: &StatusUpdate) {

@@ -393,6 +393,24 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
     }
 }
 
+/// The environment of a host that launches no processes (a master, the framework): its
+/// own disk, turmoil's network and clock, a boot id per incarnation, seeded randomness.
+fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
+    Env {
+        clock: Rc::new(SimClock {
+            wall_offset: Rc::new(Cell::new(0)),
+        }),
+        fs: Rc::new(SimFs::new()),
+        net: Rc::new(SimNet),
+        processes: Rc::new(SimProcesses {
+            table: Rc::new(RefCell::new(ProcessTable::default())),
+            env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
+        }),
+        boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation)), host.to_owned())),
+        random,
+    }
+}
+
 /// The agent machine's software: a supervisor that starts agent incarnations when told,
 /// records how each ended, and keeps executors running beside them.
 async fn machine_main(
@@ -550,25 +568,14 @@ fn drive(
         sim.host(name.as_str(), move || {
             let config = config.clone();
             incarnation.set(incarnation.get() + 1);
-            let env = Env {
-                clock: Rc::new(SimClock {
-                    wall_offset: Rc::new(Cell::new(0)),
-                }),
-                fs: Rc::new(SimFs::new()),
-                net: Rc::new(SimNet),
-                processes: Rc::new(SimProcesses {
-                    table: Rc::new(RefCell::new(ProcessTable::default())),
-                    env_for: Rc::new(|_| unreachable!("masters launch no processes")),
-                }),
-                boot: Rc::new(SimBootId(
-                    Rc::new(Cell::new(incarnation.get())),
-                    host_name.clone(),
-                )),
-                random: Rc::new(SeededRandom::new(derive_seed(
+            let env = host_env(
+                &host_name,
+                incarnation.get(),
+                Rc::new(SeededRandom::new(derive_seed(
                     seed,
                     &format!("{host_name}-{}", incarnation.get()),
                 ))),
-            };
+            );
             let span = crate::trace::host_span(&host_name);
             async move {
                 master::run(env, config, Box::new(master::Standalone)).await?;
@@ -628,19 +635,11 @@ fn drive(
         let tasks = tasks.clone();
         let kills = kills.clone();
         sim.host(FRAMEWORK_HOST, move || {
-            let env = Env {
-                clock: Rc::new(SimClock {
-                    wall_offset: Rc::new(Cell::new(0)),
-                }),
-                fs: Rc::new(SimFs::new()),
-                net: Rc::new(SimNet),
-                processes: Rc::new(SimProcesses {
-                    table: Rc::new(RefCell::new(ProcessTable::default())),
-                    env_for: Rc::new(|_| unreachable!("frameworks launch no processes")),
-                }),
-                boot: Rc::new(SimBootId(Rc::new(Cell::new(1)), FRAMEWORK_HOST.into())),
-                random: Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
-            };
+            let env = host_env(
+                FRAMEWORK_HOST,
+                1,
+                Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
+            );
             let mut workload = Recording {
                 observations: observations.clone(),
                 tasks: tasks.clone(),
