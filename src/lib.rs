@@ -13,6 +13,8 @@
 //! | [`wire`] | the length-delimited envelope protocol every connection speaks (and HTTP `GET` sniffing for `/state`, `/metrics`) |
 //! | [`agent`] | the agent: event loop, recovery, executor reconnection, status update manager, registration back-off, GC |
 //! | [`executor`] | the executor process: runs tasks, keeps updates until acknowledged, outlives the agent for `recovery_timeout` |
+//! | [`detector`] | leader detection for masters: standalone, or a lease contended for in a shared directory |
+//! | [`registry`] | the master's durable registry of admitted and removed agents |
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
 //! | [`breakage`] | test-only broken behaviours that show the simulator's oracles can fail |
@@ -33,8 +35,10 @@ pub mod proto {
 }
 pub mod agent;
 pub mod breakage;
+pub mod detector;
 pub mod duration;
 pub mod executor;
 pub mod framework;
 pub mod master;
+pub mod registry;
 pub mod wire;

@@ -123,6 +123,17 @@ enum Command {
         /// How long agents have to re-register after a failover or disconnection.
         #[arg(long = "agent-reregister-timeout", alias = "agent_reregister_timeout", default_value = "10mins", value_parser = duration)]
         agent_reregister_timeout: Duration,
+        /// Where the registry of admitted and removed agents lives. Masters given the
+        /// same directory contend for leadership with a lease kept there; without it,
+        /// this master leads alone and keeps its registry in memory.
+        #[arg(long = "work-dir", alias = "work_dir")]
+        work_dir: Option<PathBuf>,
+        /// Length of the leader lease (with --work-dir).
+        #[arg(long = "leader-lease", alias = "leader_lease", default_value = "10secs", value_parser = duration)]
+        leader_lease: Duration,
+        /// The address other parties reach this master at (default: --listen).
+        #[arg(long)]
+        advertise: Option<String>,
     },
     /// Run an executor (the agent launches this with its settings in the environment).
     Executor,
@@ -334,19 +345,31 @@ fn main() -> ExitCode {
             agent_ping_timeout,
             max_agent_ping_timeouts,
             agent_reregister_timeout,
+            work_dir,
+            leader_lease,
+            advertise,
         } => {
             init_logging();
+            let env = Env::real();
+            let detector: Box<dyn revenant::master::Detector> = match &work_dir {
+                Some(dir) => Box::new(revenant::master::LeaseContender::new(
+                    env.fs.clone(),
+                    env.clock.clone(),
+                    dir,
+                    advertise.unwrap_or_else(|| listen.clone()),
+                    env.random.next_u64(),
+                    leader_lease,
+                )),
+                None => Box::new(revenant::master::Standalone),
+            };
             let config = revenant::master::MasterConfig {
                 listen,
                 agent_ping_timeout,
                 max_agent_ping_timeouts,
                 agent_reregister_timeout,
+                work_dir,
             };
-            match block_on(revenant::master::run(
-                Env::real(),
-                config,
-                Box::new(revenant::master::Standalone),
-            )) {
+            match block_on(revenant::master::run(env, config, detector)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");

@@ -3,11 +3,12 @@
 //! agents and marks silent ones unreachable, and reconciles what re-registering agents
 //! report (reference part A §21).
 //!
-//! Leader detection is behind [`Detector`]. The standalone detector leads always; the
-//! contender detector ranks the masters given on the command line and leads only when
-//! every master ranked before it has been silent for a lease (a later issue brings a
-//! ZooKeeper detector). A master that does not lead answers `NotLeader` with the leader
-//! it knows.
+//! Leader detection is behind [`Detector`] (see [`crate::detector`]): a standalone
+//! master always leads; masters sharing a work directory contend for a lease there. A
+//! master that does not lead answers `NotLeader` with the leader it knows. The agents the
+//! cluster admitted and removed are kept in the [`Registry`]; a newly elected master
+//! reads it and waits `agent_reregister_timeout` for each known agent to re-register
+//! before removing it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::proto::{
     self, AgentInfo, ExecutorInfo, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskInfo,
     TaskReason, TaskReport, TaskSource, TaskStatus,
 };
+use crate::registry::{Registry, RegistryError};
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 
 /// The master's settings.
@@ -37,6 +39,9 @@ pub struct MasterConfig {
     pub max_agent_ping_timeouts: u32,
     /// `--agent_reregister_timeout`.
     pub agent_reregister_timeout: Duration,
+    /// `--work_dir`: where the registry (and, for contending masters, the leader lease)
+    /// lives. Without it the registry is kept in memory only.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 impl MasterConfig {
@@ -47,29 +52,12 @@ impl MasterConfig {
             agent_ping_timeout: Duration::from_secs(15),
             max_agent_ping_timeouts: 5,
             agent_reregister_timeout: Duration::from_secs(600),
+            work_dir: None,
         }
     }
 }
 
-/// Decides whether this master leads.
-pub trait Detector {
-    /// Whether this master leads now.
-    fn leading(&self) -> bool;
-    /// The leader's address as far as this master knows (empty if unknown).
-    fn leader(&self) -> String;
-}
-
-/// A master that always leads (one master, or a fixed address).
-pub struct Standalone;
-
-impl Detector for Standalone {
-    fn leading(&self) -> bool {
-        true
-    }
-    fn leader(&self) -> String {
-        String::new()
-    }
-}
+pub use crate::detector::{Detector, LeaseContender, Standalone};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AgentPhase {
@@ -110,12 +98,17 @@ const TICK: Duration = Duration::from_millis(250);
 /// Tasks kept waiting for an agent at most.
 const PENDING_TASKS_MAX: usize = 10_000;
 
-/// Runs a master until its future is dropped.
+/// Runs a master until its future is dropped, or until its registry cannot be read or
+/// written (the error names the file).
 pub async fn run(
     env: Env,
     config: MasterConfig,
     detector: Box<dyn Detector>,
 ) -> std::io::Result<()> {
+    let registry = match &config.work_dir {
+        Some(dir) => Registry::open(env.fs.clone(), dir).map_err(std::io::Error::other)?,
+        None => Registry::in_memory(),
+    };
     let mut listener = env.net.listen(&config.listen).await?;
     info!(address = %config.listen, "master listening");
     let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
@@ -130,11 +123,15 @@ pub async fn run(
             }
         }
     });
+    let now = env.clock.now();
     let mut master = Master {
-        started: env.clock.now(),
+        elected_at: now,
         env,
         config,
         detector,
+        registry,
+        leading: false,
+        failed: None,
         agents: BTreeMap::new(),
         frameworks: BTreeMap::new(),
         connections: BTreeMap::new(),
@@ -143,9 +140,14 @@ pub async fn run(
         ping_sequence: 0,
         pending_tasks: Vec::new(),
     };
-    master.next_ping = Some(master.env.clock.now() + master.config.agent_ping_timeout);
+    master.tick();
+    let mut next_tick = master.env.clock.now() + TICK;
     loop {
-        let sleep = master.env.clock.sleep(TICK);
+        if let Some(error) = master.failed.take() {
+            return Err(std::io::Error::other(error));
+        }
+        let wait = next_tick.saturating_duration_since(master.env.clock.now());
+        let sleep = master.env.clock.sleep(wait);
         let event = tokio::select! {
             biased;
             event = inbox.recv() => event,
@@ -161,7 +163,10 @@ pub async fn run(
             Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
             Some(Event::Wire(Incoming::Closed(id, _))) => master.closed(id),
             Some(Event::Wire(Incoming::Http(id, path))) => master.http(id, &path),
-            None => master.tick(),
+            None => {
+                master.tick();
+                next_tick = master.env.clock.now() + TICK;
+            }
         }
     }
 }
@@ -177,13 +182,19 @@ struct Master {
     env: Env,
     config: MasterConfig,
     detector: Box<dyn Detector>,
+    registry: Registry,
+    /// Whether this master led at its last tick.
+    leading: bool,
+    /// A registry failure: the master stops.
+    failed: Option<RegistryError>,
     agents: BTreeMap<AgentId, AgentRecord>,
     frameworks: BTreeMap<FrameworkId, FrameworkRecord>,
     connections: BTreeMap<ConnectionId, (Peer, Outbox)>,
     next_connection: u64,
     next_ping: Option<Instant>,
     ping_sequence: u64,
-    started: Instant,
+    /// When this master last became the leader.
+    elected_at: Instant,
     /// Tasks submitted while no agent was registered, placed when one registers.
     pending_tasks: Vec<(FrameworkId, TaskInfo)>,
 }
@@ -288,6 +299,7 @@ impl Master {
                     .collect();
                 let body = serde_json::json!({
                     "leading": self.detector.leading(),
+                    "leader": if self.detector.leading() { self.config.listen.clone() } else { self.detector.leader() },
                     "agents": agents,
                     "frameworks": frameworks,
                     "pending_tasks": self.pending_tasks.len(),
@@ -385,6 +397,11 @@ impl Master {
         let id = AgentId::new(new_id(&self.env, "agent"));
         let mut info = info;
         info.id = id.to_string();
+        // The admission is durable before the agent hears its id.
+        if let Err(error) = self.registry.admit(&info) {
+            self.failed = Some(error);
+            return;
+        }
         info!(agent = %id, address = %format!("{}:{}", info.hostname, info.port), "agent registered");
         let outbox = self.outbox(connection);
         if let Some(entry) = self.connections.get_mut(&connection) {
@@ -414,10 +431,11 @@ impl Master {
         let info = message.info.unwrap_or_default();
         let id = AgentId::new(info.id.clone());
         let outbox = self.outbox(connection);
-        if self
-            .agents
-            .get(&id)
-            .is_some_and(|a| a.phase == AgentPhase::Removed)
+        if self.registry.is_removed(id.as_str())
+            || self
+                .agents
+                .get(&id)
+                .is_some_and(|a| a.phase == AgentPhase::Removed)
         {
             info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
             if let Some(outbox) = outbox {
@@ -425,6 +443,10 @@ impl Master {
                     reason: "agent was removed by the master".into(),
                 }));
             }
+            return;
+        }
+        if let Err(error) = self.registry.admit(&info) {
+            self.failed = Some(error);
             return;
         }
         if let Some(entry) = self.connections.get_mut(&connection) {
@@ -506,6 +528,11 @@ impl Master {
         let Some(record) = self.agents.get_mut(agent) else {
             return;
         };
+        // The removal is durable before anyone hears of it.
+        if let Err(error) = self.registry.remove(&record.info) {
+            self.failed = Some(error);
+            return;
+        }
         record.phase = AgentPhase::Removed;
         if let Some(outbox) = record.outbox.take() {
             outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
@@ -735,7 +762,7 @@ impl Master {
 
     /// Answers a reconciliation. Known tasks get their latest state. A task named by the
     /// framework that the master does not know is reported lost, but only once
-    /// `agent_reregister_timeout` has passed since this master started: before that, an
+    /// `agent_reregister_timeout` has passed since this master was elected: before that, an
     /// agent that knows the task may still re-register.
     fn reconcile(&mut self, framework: FrameworkId, task_ids: Vec<String>) {
         let known: BTreeMap<String, TaskReport> = self
@@ -766,7 +793,11 @@ impl Master {
             }
             return;
         }
-        let settled = self.env.clock.now().saturating_duration_since(self.started)
+        let settled = self
+            .env
+            .clock
+            .now()
+            .saturating_duration_since(self.elected_at)
             >= self.config.agent_reregister_timeout;
         for task_id in task_ids {
             match known.get(&task_id) {
@@ -801,9 +832,75 @@ impl Master {
         }
     }
 
+    /// Leadership changes: a newly elected master starts from the registry; a master that
+    /// lost the lease forgets everything and drops its connections, so that agents and
+    /// frameworks go and find the new leader.
+    fn maintain_leadership(&mut self) {
+        let leading = self.detector.maintain();
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        if leading {
+            self.elected();
+        } else {
+            warn!(leader = %self.detector.leader(), "no longer the leading master: forgetting all state");
+            self.agents.clear();
+            self.frameworks.clear();
+            self.pending_tasks.clear();
+            self.next_ping = None;
+            for (_, (_, outbox)) in std::mem::take(&mut self.connections) {
+                outbox.close();
+            }
+        }
+    }
+
+    fn elected(&mut self) {
+        let now = self.env.clock.now();
+        self.elected_at = now;
+        self.next_ping = Some(now + self.config.agent_ping_timeout);
+        if let Err(error) = self.registry.reload() {
+            self.failed = Some(error);
+            return;
+        }
+        let mut known = 0;
+        for entry in self.registry.agents() {
+            let Some(info) = entry.info.clone() else {
+                continue;
+            };
+            if entry.removed {
+                continue;
+            }
+            known += 1;
+            self.agents.insert(
+                AgentId::new(info.id.clone()),
+                AgentRecord {
+                    info,
+                    outbox: None,
+                    phase: AgentPhase::Disconnected,
+                    tasks: BTreeMap::new(),
+                    missed_pings: 0,
+                    ponged: true,
+                    pending_kills: BTreeSet::new(),
+                    disconnected_at: Some(now),
+                },
+            );
+        }
+        if known == 0 {
+            info!("elected leading master; the registry knows no agents");
+        } else {
+            info!(
+                known_agents = known,
+                reregister_timeout_s = self.config.agent_reregister_timeout.as_secs_f64(),
+                "elected leading master: waiting for known agents to re-register"
+            );
+        }
+    }
+
     fn tick(&mut self) {
         let now = self.env.clock.now();
-        if !self.detector.leading() {
+        self.maintain_leadership();
+        if !self.leading {
             return;
         }
         if !self.pending_tasks.is_empty()

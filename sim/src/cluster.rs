@@ -118,7 +118,13 @@ pub struct Machine {
     pub wall_offset: Rc<Cell<i64>>,
     /// Set while injected disk errors may be failing the agent (cleared when it restarts).
     pub disk_faulted: Cell<bool>,
+    /// The masters' shared disk (registry and leader lease), kept here so that the driver
+    /// can tell which master leads.
+    pub masters_disk: SimFs,
 }
+
+/// Where the masters keep their registry and lease on their shared disk.
+pub const MASTERS_WORK_DIR: &str = "/var/lib/revenant-master";
 
 /// Settings of one run besides the scenario.
 #[derive(Clone, Debug, Default)]
@@ -554,7 +560,8 @@ fn drive(
     }));
     let _ = options;
 
-    // Masters.
+    // Masters, sharing one disk for their registry and leader lease.
+    let masters_disk = SimFs::new();
     for index in 1..=scenario.masters {
         let name = format!("master{index}");
         let config = MasterConfig {
@@ -562,13 +569,16 @@ fn drive(
             agent_ping_timeout: secs(scenario.master.agent_ping_timeout_s),
             max_agent_ping_timeouts: scenario.master.max_agent_ping_timeouts,
             agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
+            work_dir: Some(MASTERS_WORK_DIR.into()),
         };
+        let lease = secs(scenario.master.leader_lease_s);
         let incarnation = Rc::new(Cell::new(0u64));
         let host_name = name.clone();
+        let disk = masters_disk.clone();
         sim.host(name.as_str(), move || {
             let config = config.clone();
             incarnation.set(incarnation.get() + 1);
-            let env = host_env(
+            let mut env = host_env(
                 &host_name,
                 incarnation.get(),
                 Rc::new(SeededRandom::new(derive_seed(
@@ -576,9 +586,18 @@ fn drive(
                     &format!("{host_name}-{}", incarnation.get()),
                 ))),
             );
+            env.fs = Rc::new(disk.clone());
+            let detector = master::LeaseContender::new(
+                env.fs.clone(),
+                env.clock.clone(),
+                std::path::Path::new(MASTERS_WORK_DIR),
+                config.listen.clone(),
+                incarnation.get(),
+                lease,
+            );
             let span = crate::trace::host_span(&host_name);
             async move {
-                master::run(env, config, Box::new(master::Standalone)).await?;
+                master::run(env, config, Box::new(detector)).await?;
                 Ok(())
             }
             .instrument(span)
@@ -598,6 +617,7 @@ fn drive(
         crashed: Rc::new(Cell::new(false)),
         wall_offset: Rc::new(Cell::new(0)),
         disk_faulted: Cell::new(false),
+        masters_disk: masters_disk.clone(),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     let mut config = agent_config(scenario);
@@ -776,6 +796,20 @@ enum Pending {
     Latency,
 }
 
+/// The master host holding the leader lease (`master1` when none holds it yet).
+fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
+    let path = std::path::Path::new(MASTERS_WORK_DIR).join(revenant::detector::LEASE_FILE);
+    revenant::detector::read_lease(&machine.masters_disk, &path)
+        .ok()
+        .flatten()
+        .and_then(|lease| {
+            let host = lease.holder.split(':').next()?.to_owned();
+            let index: u32 = host.trim_start_matches("master").parse().ok()?;
+            (index >= 1 && index <= scenario.masters).then_some(host)
+        })
+        .unwrap_or_else(|| "master1".to_owned())
+}
+
 fn apply_fault(
     sim: &mut turmoil::Sim<'_>,
     machine: &Rc<Machine>,
@@ -850,7 +884,7 @@ fn apply_fault(
             ))
         }
         FaultKind::MasterCrash => {
-            let name = "master1".to_owned();
+            let name = leading_master(machine, scenario);
             if !sim.is_host_running(name.as_str()) {
                 return None;
             }

@@ -53,7 +53,8 @@ pub struct Scenario {
     /// turmoil's tick, milliseconds.
     #[serde(default = "default_tick")]
     pub tick_ms: u64,
-    /// Number of masters (the first leads until it fails).
+    /// Number of masters. They share a registry disk and contend for a leader lease
+    /// there; `master_crash` crashes whichever leads.
     #[serde(default = "one")]
     pub masters: u32,
     /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
@@ -175,6 +176,13 @@ pub struct MasterFlags {
     /// `--agent_reregister_timeout`.
     #[serde(default = "reregister")]
     pub agent_reregister_timeout_s: f64,
+    /// `--leader_lease`: the masters share a registry disk and contend for this lease.
+    #[serde(default = "lease")]
+    pub leader_lease_s: f64,
+}
+
+fn lease() -> f64 {
+    10.0
 }
 
 fn four() -> f64 {
@@ -241,7 +249,8 @@ pub enum FaultKind {
     Reboot,
     /// One executor process dies.
     ExecutorCrash,
-    /// The leading master dies (restarts after `restart_after_s`, if given).
+    /// The leading master (the holder of the lease) dies; restarts after
+    /// `restart_after_s`, if given.
     MasterCrash,
     /// Partition between `a` and `b` for `duration_s`.
     Partition,

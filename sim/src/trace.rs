@@ -237,6 +237,8 @@ const DECISIONS: &[&str] = &[
     "master asked the agent to shut down",
     "agent registered",
     "agent re-registered",
+    "elected leading master: waiting",
+    "no longer the leading master",
     "a new agent registered at the address of a known one",
     "task lost with its agent",
     "agent did not re-register within the timeout",

@@ -1,0 +1,163 @@
+//! The master's registry: the agents the cluster admitted and those it removed, kept in
+//! `<work_dir>/registry` so that it outlives a master and is shared by the masters that
+//! contend for leadership (see [`crate::detector`]).
+//!
+//! The file is an info file (see `docs/checkpoint-format.md`) holding one `Registry`
+//! message, replaced atomically and durably on every change. A master writes an admission
+//! before it tells the agent its id, and a removal before it tells anyone the agent's
+//! tasks are lost: after a failover the new leader knows every agent that was told it is
+//! registered (and waits `agent_reregister_timeout` for it) and never lets a removed
+//! agent back in. Tasks are not kept: the agents report them when they re-register, and
+//! frameworks learn about the rest by reconciliation, as in Mesos.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use prost::Message;
+
+use crate::checkpoint::record::{info_file, read_info, InfoRead};
+use crate::os::FileSystem;
+use crate::proto::{AgentInfo, Registry as RegistryMessage, RegistryAgent};
+
+/// The registry file's name inside the master's work directory.
+pub const REGISTRY_FILE: &str = "registry";
+
+/// Removed agents kept at most (the oldest are forgotten first).
+pub const REMOVED_AGENTS_MAX: usize = 10_000;
+
+/// Where the registry lives, or nowhere (a master without a work directory keeps it in
+/// memory only).
+pub struct Registry {
+    store: Option<(Rc<dyn FileSystem>, PathBuf)>,
+    state: RegistryMessage,
+}
+
+/// A registry that could not be read or written; names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("registry '{path}': {message}")]
+pub struct RegistryError {
+    /// The registry file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Registry {
+    /// A registry kept in memory only.
+    pub fn in_memory() -> Registry {
+        Registry {
+            store: None,
+            state: RegistryMessage::default(),
+        }
+    }
+
+    /// The registry in `dir` (created if missing), read from disk.
+    pub fn open(fs: Rc<dyn FileSystem>, dir: &Path) -> Result<Registry, RegistryError> {
+        let path = dir.join(REGISTRY_FILE);
+        let error = |message: String| RegistryError {
+            path: path.clone(),
+            message,
+        };
+        fs.create_dir_all_durably(dir)
+            .map_err(|e| error(format!("cannot create the directory: {e}")))?;
+        let mut registry = Registry {
+            store: Some((fs, path.clone())),
+            state: RegistryMessage::default(),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    /// Reads the file again (a newly elected master does, since another master may have
+    /// changed it).
+    pub fn reload(&mut self) -> Result<(), RegistryError> {
+        let Some((fs, path)) = &self.store else {
+            return Ok(());
+        };
+        let error = |message: String| RegistryError {
+            path: path.clone(),
+            message,
+        };
+        self.state = if fs.exists(path) {
+            let data = fs.read(path).map_err(|e| error(e.to_string()))?;
+            match read_info(&data).map_err(error)? {
+                InfoRead::Empty => RegistryMessage::default(),
+                InfoRead::Message(payload) => RegistryMessage::decode(payload)
+                    .map_err(|e| error(format!("cannot decode: {e}")))?,
+            }
+        } else {
+            RegistryMessage::default()
+        };
+        Ok(())
+    }
+
+    /// The agents, in the order they were admitted.
+    pub fn agents(&self) -> &[RegistryAgent] {
+        &self.state.agents
+    }
+
+    /// Whether the registry says this agent was removed.
+    pub fn is_removed(&self, agent_id: &str) -> bool {
+        self.state
+            .agents
+            .iter()
+            .any(|a| a.removed && a.info.as_ref().is_some_and(|i| i.id == agent_id))
+    }
+
+    /// Admits an agent (or updates its info), durably.
+    pub fn admit(&mut self, info: &AgentInfo) -> Result<(), RegistryError> {
+        let mut next = self.state.clone();
+        match next
+            .agents
+            .iter_mut()
+            .find(|a| a.info.as_ref().is_some_and(|i| i.id == info.id))
+        {
+            Some(entry) if entry.info.as_ref() == Some(info) && !entry.removed => return Ok(()),
+            Some(entry) => {
+                entry.info = Some(info.clone());
+                entry.removed = false;
+            }
+            None => next.agents.push(RegistryAgent {
+                info: Some(info.clone()),
+                removed: false,
+            }),
+        }
+        self.commit(next)
+    }
+
+    /// Marks an agent removed, durably.
+    pub fn remove(&mut self, info: &AgentInfo) -> Result<(), RegistryError> {
+        let mut next = self.state.clone();
+        next.agents
+            .retain(|a| a.info.as_ref().is_none_or(|i| i.id != info.id));
+        next.agents.push(RegistryAgent {
+            info: Some(info.clone()),
+            removed: true,
+        });
+        let removed = next.agents.iter().filter(|a| a.removed).count();
+        if removed > REMOVED_AGENTS_MAX {
+            let mut excess = removed - REMOVED_AGENTS_MAX;
+            next.agents.retain(|a| {
+                if a.removed && excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.commit(next)
+    }
+
+    fn commit(&mut self, next: RegistryMessage) -> Result<(), RegistryError> {
+        if let Some((fs, path)) = &self.store {
+            fs.replace_atomically(path, &info_file(&next.encode_to_vec()))
+                .map_err(|e| RegistryError {
+                    path: path.clone(),
+                    message: format!("cannot write: {e}"),
+                })?;
+        }
+        self.state = next;
+        Ok(())
+    }
+}
