@@ -389,8 +389,18 @@ fn second_agent_on_the_same_work_dir_refuses_to_start() {
 #[test]
 fn master_failover_agent_reregisters_and_task_finishes() {
     let mut cluster = Cluster::new();
-    let (master_a, address_a) = cluster.master("master-a");
-    let (master_b, address_b) = cluster.master("master-b");
+    let shared = cluster.work_dir("masters");
+    let shared = shared.to_str().expect("utf-8 path");
+    let master_flags = ["--work-dir", shared, "--leader-lease", "2secs"];
+    let (master_a, address_a) = cluster.master_at("master-a", &free_address(), &master_flags);
+    cluster.wait_log(master_a, "took the leader lease", SHORT);
+    let (master_b, address_b) = cluster.master_at("master-b", &free_address(), &master_flags);
+    // Only one leads: the second master points at the first.
+    wait_until("the second master to know the leader", SHORT, || {
+        let (code, body) = http_get(&address_b, "/state");
+        let state: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        code == 200 && state["leading"] == false && state["leader"] == address_a.as_str()
+    });
     let masters = format!("{address_a},{address_b}");
     let address = free_address();
     let work_dir = cluster.work_dir("work");
@@ -432,6 +442,65 @@ fn master_failover_agent_reregisters_and_task_finishes() {
     let log_b = cluster.log(master_b);
     assert!(log_b.contains("agent re-registered"), "{log_b}");
     assert!(log_b.contains("framework registered"), "{log_b}");
+    // The new leader knew the agent from the registry before it came back.
+    let elected = cluster.wait_log(master_b, "elected leading master", SHORT);
+    assert_eq!(
+        log_field(&elected, "known_agents").as_deref(),
+        Some("1"),
+        "{elected}"
+    );
+}
+
+/// The registry outlives the master: a restarted master waits
+/// `agent_reregister_timeout` for the agents it knew, removes the one that stays away,
+/// and, restarted once more, still refuses to let the removed agent back in.
+#[test]
+fn restarted_master_removes_an_agent_that_stays_away_and_remembers_it() {
+    let mut cluster = Cluster::new();
+    let registry = cluster.work_dir("registry");
+    let registry = registry.to_str().expect("utf-8 path");
+    let master_address = free_address();
+    let master_flags = [
+        "--work-dir",
+        registry,
+        "--leader-lease",
+        "1secs",
+        "--agent-reregister-timeout",
+        "2secs",
+    ];
+    let (master, _) = cluster.master_at("master-1", &master_address, &master_flags);
+    let address = free_address();
+    let work_dir = cluster.work_dir("work");
+    let flags = agent_flags(&[]);
+    let agent = cluster.agent("agent-1", &master_address, &address, &work_dir, &flags);
+    let registered = cluster.wait_log(agent, "registered with master", SHORT);
+    let agent_id = log_field(&registered, "agent").expect("agent id in the log");
+    cluster.kill9(agent);
+    cluster.kill9(master);
+
+    let (master, _) = cluster.master_at("master-2", &master_address, &master_flags);
+    let elected = cluster.wait_log(master, "elected leading master", SHORT);
+    assert_eq!(
+        log_field(&elected, "known_agents").as_deref(),
+        Some("1"),
+        "{elected}"
+    );
+    let removed = cluster.wait_log(
+        master,
+        "agent did not re-register within the timeout",
+        SHORT,
+    );
+    assert_eq!(
+        log_field(&removed, "agent").as_deref(),
+        Some(agent_id.as_str())
+    );
+    cluster.kill9(master);
+
+    let (master, _) = cluster.master_at("master-3", &master_address, &master_flags);
+    cluster.wait_log(master, "elected leading master", SHORT);
+    let agent = cluster.agent("agent-2", &master_address, &address, &work_dir, &flags);
+    cluster.wait_log(master, "removed agent tried to re-register", SHORT);
+    cluster.wait_log(agent, "master asked the agent to shut down", SHORT);
 }
 
 /// The executor's doc says that when the agent stays away past `recovery_timeout` it

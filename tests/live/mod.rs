@@ -312,10 +312,17 @@ impl Cluster {
 
     /// Starts a master and waits until it accepts connections; returns its address.
     pub fn master(&mut self, name: &str) -> (ProcId, String) {
-        let address = free_address();
-        let id = self.spawn(name, &strings(&["master", "--listen", &address]));
-        self.wait_listening(id, &address);
-        (id, address)
+        self.master_at(name, &free_address(), &[])
+    }
+
+    /// Starts a master at `address` with extra flags and waits until it accepts
+    /// connections.
+    pub fn master_at(&mut self, name: &str, address: &str, extra: &[&str]) -> (ProcId, String) {
+        let mut args = strings(&["master", "--listen", address]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let id = self.spawn(name, &args);
+        self.wait_listening(id, address);
+        (id, address.to_owned())
     }
 
     /// Starts an agent; `masters` is the `--master` value.
