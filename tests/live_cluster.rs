@@ -105,6 +105,84 @@ fn agent_restart_reconnects_the_same_executor() {
     });
 }
 
+/// Finds, anywhere in `inspect`'s JSON, an unacknowledged update in `state`.
+fn has_unacknowledged(value: &serde_json::Value, state: &str) -> bool {
+    match value {
+        serde_json::Value::Object(map) => map.iter().any(|(key, value)| {
+            (key == "unacknowledged"
+                && value
+                    .as_array()
+                    .is_some_and(|updates| updates.iter().any(|u| u["state"] == state)))
+                || has_unacknowledged(value, state)
+        }),
+        serde_json::Value::Array(items) => items.iter().any(|v| has_unacknowledged(v, state)),
+        _ => false,
+    }
+}
+
+/// A status update whose forwarding the kill cut off: the task finishes while the master
+/// is down, the agent checkpoints TASK_FINISHED but cannot forward it, and is killed.
+/// After both restart, the update is replayed from `task.updates` and the framework sees
+/// it, once.
+#[test]
+fn update_cut_off_by_the_kill_is_replayed_after_restart() {
+    let mut cluster = Cluster::new();
+    let registry = cluster.work_dir("registry");
+    let registry = registry.to_str().expect("utf-8 path");
+    let master_address = free_address();
+    let master_flags = ["--work-dir", registry, "--leader-lease", "1secs"];
+    let (master, _) = cluster.master_at("master-1", &master_address, &master_flags);
+    let address = free_address();
+    let work_dir = cluster.work_dir("work");
+    let flags = agent_flags(&["--recovery-timeout", "30secs"]);
+    let agent = cluster.agent("agent-1", &master_address, &address, &work_dir, &flags);
+    let registered = cluster.wait_log(agent, "registered with master", SHORT);
+    let agent_id = log_field(&registered, "agent").expect("agent id in the log");
+    let submit = cluster.submit("submit", &master_address, "sleep 2", "t-replay");
+    cluster.wait_state(submit, "TASK_RUNNING", SHORT);
+
+    cluster.kill9(master);
+    wait_until("TASK_FINISHED to be checkpointed", SHORT, || {
+        cluster
+            .log_lines(agent, "status update accepted")
+            .iter()
+            .any(|line| log_field(line, "state").as_deref() == Some("TASK_FINISHED"))
+    });
+    cluster.kill9(agent);
+    assert!(
+        has_unacknowledged(&cluster.inspect(&work_dir), "TASK_FINISHED"),
+        "TASK_FINISHED checkpointed and unacknowledged: {:#}",
+        cluster.inspect(&work_dir)
+    );
+
+    let (_, _) = cluster.master_at("master-2", &master_address, &master_flags);
+    let agent = cluster.agent("agent-2", &master_address, &address, &work_dir, &flags);
+    let reregistered = cluster.wait_log(agent, "re-registered with master", LONG);
+    assert_eq!(
+        log_field(&reregistered, "agent").as_deref(),
+        Some(agent_id.as_str())
+    );
+    let status = cluster.wait_exit(submit, LONG);
+    assert!(status.success(), "submit exited {status:?}");
+    assert_stream(
+        &cluster,
+        submit,
+        "TASK_FINISHED",
+        &["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"],
+    );
+    assert!(
+        cluster
+            .log_lines(agent, "forwarding status update to master")
+            .iter()
+            .any(|line| log_field(line, "state").as_deref() == Some("TASK_FINISHED")),
+        "the restarted agent forwarded the replayed update:\n{}",
+        cluster.log(agent)
+    );
+    wait_until("the acknowledgement to be checkpointed", SHORT, || {
+        !has_unacknowledged(&cluster.inspect(&work_dir), "TASK_FINISHED")
+    });
+}
+
 /// A faked reboot: the agent and its executor die, `meta/boot_id` no longer matches the
 /// machine's. The restarted agent registers as a new agent; the master removes the old
 /// one (same address) and the framework sees the task lost.
