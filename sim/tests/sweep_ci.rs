@@ -154,3 +154,24 @@ fn corruption_and_leader_failover_happen_in_their_fixed_scenarios() {
         }
     }
 }
+
+/// The failover swarm really fails over: in some of its first seeds the second master is
+/// elected knowing the agent from the shared registry, and the agent re-registers with it.
+#[test]
+fn the_failover_swarm_elects_the_other_master_and_the_agent_follows() {
+    let scenario =
+        Scenario::load(&scenarios_dir().join("swarm_master_failover.toml")).expect("scenario");
+    assert_eq!(scenario.masters, 2);
+    let followed = (0..40).any(|seed| {
+        let result = cluster::run(&scenario, seed, &RunOptions::default());
+        let elected = result.trace.iter().any(|e| {
+            e.host == "master2" && e.message.starts_with("elected leading master: waiting")
+        });
+        let reregistered = result
+            .trace
+            .iter()
+            .any(|e| e.host == "master2" && e.message == "agent re-registered");
+        elected && reregistered
+    });
+    assert!(followed, "no seed of 40 failed over to master2");
+}
