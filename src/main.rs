@@ -329,7 +329,21 @@ fn main() -> ExitCode {
             config.resources = resources.0;
             config.checkpoint = checkpoint;
             config.executor_command = vec![executable, "executor".into()];
-            match block_on(revenant::agent::run(Env::real(), config)) {
+            // SIGUSR1: leave the cluster (unregister, kill the executors, exit).
+            let leave = Rc::new(tokio::sync::Notify::new());
+            config.unregister = Some(leave.clone());
+            let agent = async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
+                    tokio::task::spawn_local(async move {
+                        while usr1.recv().await.is_some() {
+                            leave.notify_one();
+                        }
+                    });
+                }
+                revenant::agent::run(Env::real(), config).await
+            };
+            match block_on(agent) {
                 Ok(exit) => {
                     eprintln!("agent exited: {exit:?}");
                     ExitCode::SUCCESS

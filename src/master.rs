@@ -222,6 +222,14 @@ impl Master {
                 self.register_agent(id, message.info.unwrap_or_default())
             }
             Body::ReregisterAgent(message) => self.reregister_agent(id, message),
+            Body::UnregisterAgent(message) => {
+                let agent = AgentId::new(message.agent_id);
+                let from_itself = matches!(self.connections.get(&id), Some((Peer::Agent(peer), _)) if *peer == agent);
+                if from_itself && self.agents.contains_key(&agent) {
+                    info!(agent = %agent, "agent unregistered: removing it");
+                    self.remove_agent(&agent, TaskReason::ReasonAgentRemoved, "Agent unregistered");
+                }
+            }
             Body::Pong(_) => match self.connections.get(&id) {
                 Some((Peer::Agent(agent), _)) => {
                     if let Some(record) = self.agents.get_mut(agent) {

@@ -183,6 +183,53 @@ fn update_cut_off_by_the_kill_is_replayed_after_restart() {
     });
 }
 
+/// SIGUSR1 makes the agent leave the cluster (Mesos's ShutdownSlaveSIGUSR1): it
+/// unregisters, the master reports its task lost, the executor is killed, the agent exits;
+/// started again, it registers as a new agent.
+#[test]
+fn sigusr1_unregisters_the_agent_and_its_task_is_lost() {
+    let mut cluster = Cluster::new();
+    let (master, master_address) = cluster.master("master");
+    let address = free_address();
+    let work_dir = cluster.work_dir("work");
+    let flags = agent_flags(&[]);
+    let agent = cluster.agent("agent-1", &master_address, &address, &work_dir, &flags);
+    let registered = cluster.wait_log(agent, "registered with master", SHORT);
+    let agent_id = log_field(&registered, "agent").expect("agent id in the log");
+    let submit = cluster.submit("submit", &master_address, "sleep 60", "t-leave");
+    cluster.wait_state(submit, "TASK_RUNNING", SHORT);
+    let forked = cluster.wait_forked_pid(&work_dir, SHORT);
+
+    let pid = cluster.pid(agent) as libc::pid_t;
+    // SAFETY: sending a signal to a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let status = cluster.wait_exit(agent, SHORT);
+    assert!(status.success(), "the agent exits cleanly: {status:?}");
+    assert!(
+        cluster.log_has(master, "agent unregistered"),
+        "{}",
+        cluster.log(master)
+    );
+    cluster.wait_state(submit, "TASK_LOST", SHORT);
+    let lost = cluster
+        .task_lines(submit)
+        .into_iter()
+        .find(|line| line.contains("TASK_LOST"))
+        .expect("a TASK_LOST line");
+    assert!(lost.contains("REASON_AGENT_REMOVED"), "{lost}");
+    wait_until("the executor to be killed", SHORT, || {
+        !forked.process.alive()
+    });
+
+    let agent = cluster.agent("agent-2", &master_address, &address, &work_dir, &flags);
+    let registered = cluster.wait_log(agent, "registered with master", SHORT);
+    assert_ne!(
+        log_field(&registered, "agent").as_deref(),
+        Some(agent_id.as_str()),
+        "the agent that left comes back as a new agent"
+    );
+}
+
 /// A faked reboot: the agent and its executor die, `meta/boot_id` no longer matches the
 /// machine's. The restarted agent registers as a new agent; the master removes the old
 /// one (same address) and the framework sees the task lost.

@@ -58,6 +58,7 @@ macro_rules! catalogue {
 
 catalogue!(
     agent_dies_between_write_and_sync,
+    agent_leaves_on_sigusr1,
     agent_restart_reconnects_executor,
     cleanup_shuts_down_executors,
     completed_executor_not_relaunched,

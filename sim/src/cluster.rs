@@ -121,6 +121,9 @@ pub struct Machine {
     /// The masters' shared disk (registry and leader lease), kept here so that the driver
     /// can tell which master leads.
     pub masters_disk: SimFs,
+    /// The operator's SIGUSR1 to the running agent incarnation (a fresh one for each, so
+    /// that a signal never outlives the process it was sent to).
+    pub leave: RefCell<Rc<tokio::sync::Notify>>,
 }
 
 /// Where the masters keep their registry and lease on their shared disk.
@@ -475,6 +478,9 @@ async fn machine_main(
             machine.incarnation.set(machine.incarnation.get() + 1);
             let label = format!("agent-{}", machine.incarnation.get());
             let mut config = config.clone();
+            let leave = Rc::new(tokio::sync::Notify::new());
+            *machine.leave.borrow_mut() = leave.clone();
+            config.unregister = Some(leave);
             if machine.incarnation.get() > 1 {
                 if let Some(recover) = &restart_recover {
                     config.recover = if recover == "cleanup" {
@@ -618,6 +624,7 @@ fn drive(
         wall_offset: Rc::new(Cell::new(0)),
         disk_faulted: Cell::new(false),
         masters_disk: masters_disk.clone(),
+        leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     let mut config = agent_config(scenario);
@@ -832,6 +839,11 @@ fn apply_fault(
                 "agent crash (restart after {:.1}s)",
                 restart.unwrap_or_default().as_secs_f64()
             ))
+        }
+        FaultKind::AgentUnregister => {
+            machine.agent.borrow().as_ref()?;
+            machine.leave.borrow().notify_one();
+            Some("agent asked to leave the cluster (SIGUSR1)".to_owned())
         }
         FaultKind::AgentCrashAtWrite => {
             machine.agent.borrow().as_ref()?;

@@ -249,6 +249,9 @@ pub enum FaultKind {
     Reboot,
     /// One executor process dies.
     ExecutorCrash,
+    /// The operator sends the agent SIGUSR1: it unregisters, its executors are killed,
+    /// it exits (and its supervisor starts it again, as a new agent).
+    AgentUnregister,
     /// The leading master (the holder of the lease) dies; restarts after
     /// `restart_after_s`, if given.
     MasterCrash,

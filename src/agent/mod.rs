@@ -82,6 +82,9 @@ pub struct AgentConfig {
     pub master_ping_timeout: Duration,
     /// Test-only broken behaviours (see [`crate::breakage`]); all off in the binaries.
     pub breakage: crate::breakage::Breakage,
+    /// Notified when the operator asks the agent to leave the cluster (SIGUSR1 in the
+    /// binary): it unregisters, kills its executors and exits.
+    pub unregister: Option<std::rc::Rc<tokio::sync::Notify>>,
 }
 
 impl AgentConfig {
@@ -114,6 +117,7 @@ impl AgentConfig {
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
             breakage: crate::breakage::Breakage::default(),
+            unregister: None,
         }
     }
 }
@@ -215,6 +219,8 @@ enum Event {
 
 /// How long the agent sleeps with no timer armed; also how often it polls whether its
 /// executors are alive (Mesos reaps every second too).
+/// How long an unregistering agent waits for the master's answer.
+const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// The shortest sleep, so a deadline in the past does not spin.
 const TICK_MIN: Duration = Duration::from_millis(10);
@@ -258,6 +264,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         registered: false,
         register_backoff: Backoff::new(config.registration_backoff_factor),
         register_at: None,
+        unregister_deadline: None,
         last_master_contact: None,
         executor_connections: BTreeMap::new(),
         reregister_deadline: None,
@@ -316,6 +323,9 @@ struct Agent {
     registered: bool,
     register_backoff: Backoff,
     register_at: Option<Instant>,
+    /// Unregistering (the operator asked the agent to leave): exit at this time at the
+    /// latest, should the master not answer.
+    unregister_deadline: Option<Instant>,
     last_master_contact: Option<Instant>,
     executor_connections: BTreeMap<ConnectionId, (FrameworkId, ExecutorId)>,
     reregister_deadline: Option<Instant>,
@@ -696,10 +706,17 @@ impl Agent {
         mut inbox: mpsc::UnboundedReceiver<Event>,
     ) -> Result<AgentExit, AgentError> {
         let mut next_tick = self.now();
+        let unregister = self.config.unregister.clone();
         loop {
             let now = self.now();
             let wait = next_tick.saturating_duration_since(now);
             let sleep = self.env.clock.sleep(wait);
+            let asked_to_leave = async {
+                match &unregister {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 event = inbox.recv() => {
@@ -710,8 +727,18 @@ impl Agent {
                     // The event may have armed an earlier timer.
                     next_tick = next_tick.min(self.next_deadline());
                 }
+                _ = asked_to_leave => {
+                    if let Some(exit) = self.unregister() {
+                        return Ok(exit);
+                    }
+                    next_tick = next_tick.min(self.next_deadline());
+                }
                 _ = sleep => {
                     self.on_tick()?;
+                    if self.unregister_deadline.is_some_and(|at| self.now() >= at) {
+                        info!("the master did not answer the unregistration: leaving anyway");
+                        return Ok(self.shut_down("unregistered by the operator".into()));
+                    }
                     next_tick = self.next_deadline();
                 }
             }
@@ -956,6 +983,7 @@ impl Agent {
             }
         };
         consider(self.reregister_deadline);
+        consider(self.unregister_deadline);
         if self.phase != Phase::Recovering {
             if self.master.is_none() && !self.master_connecting {
                 consider(self.next_connect_at);
@@ -1142,15 +1170,7 @@ impl Agent {
             Body::Acknowledgement(ack) => self.acknowledgement(ack)?,
             Body::ShutdownAgent(message) => {
                 info!(reason = %message.reason, "master asked the agent to shut down");
-                let processes: Vec<ProcessId> = self
-                    .executors()
-                    .filter_map(|(_, _, e)| e.process.clone())
-                    .collect();
-                for process in processes {
-                    let _ = self.env.processes.signal(&process, Signal::Kill);
-                }
-                let _ = self.store.forget_latest_agent();
-                return Ok(Some(AgentExit::ShutDown(message.reason)));
+                return Ok(Some(self.shut_down(message.reason)));
             }
             other => warn!(
                 kind = wire::kind(&other),
@@ -1158,6 +1178,37 @@ impl Agent {
             ),
         }
         Ok(None)
+    }
+
+    /// Leaves the cluster for good: kills every executor and forgets the agent's id (the
+    /// `latest` link), so that the next start registers as a new agent.
+    fn shut_down(&mut self, reason: String) -> AgentExit {
+        let processes: Vec<ProcessId> = self
+            .executors()
+            .filter_map(|(_, _, e)| e.process.clone())
+            .collect();
+        for process in processes {
+            let _ = self.env.processes.signal(&process, Signal::Kill);
+        }
+        let _ = self.store.forget_latest_agent();
+        AgentExit::ShutDown(reason)
+    }
+
+    /// The operator asked the agent to leave (SIGUSR1): tell the master, which removes
+    /// the agent, reports its tasks lost and answers with `ShutdownAgent`; without a
+    /// master to tell, leave at once.
+    fn unregister(&mut self) -> Option<AgentExit> {
+        if self.registered && self.master.is_some() && !self.info.id.is_empty() {
+            info!(agent = %self.info.id, "asked to leave the cluster: unregistering");
+            let body = Body::UnregisterAgent(proto::UnregisterAgent {
+                agent_id: self.info.id.clone(),
+            });
+            self.send_to_master(body);
+            self.unregister_deadline = Some(self.now() + UNREGISTER_TIMEOUT);
+            return None;
+        }
+        info!("asked to leave the cluster while not registered: shutting down");
+        Some(self.shut_down("unregistered by the operator".into()))
     }
 
     fn registered_with(
