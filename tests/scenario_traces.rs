@@ -74,4 +74,5 @@ catalogue!(
     replay_checkpointed_update_after_restart,
     status_update_retried_until_acknowledged,
     strict_recovery_stops_on_corruption,
+    tasks_missing_from_agent_reconciled,
 );

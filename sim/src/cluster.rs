@@ -803,6 +803,26 @@ enum Pending {
     Latency,
 }
 
+/// Removes every `meta/slaves/<id>/frameworks/<fid>` directory, durably; returns what
+/// it removed (paths below `meta/`).
+fn wipe_framework_meta(fs: &SimFs) -> Vec<String> {
+    let slaves = PathBuf::from(WORK_DIR).join("meta/slaves");
+    let mut wiped = Vec::new();
+    for agent in fs.list_dir(&slaves).unwrap_or_default() {
+        if agent == "latest" {
+            continue;
+        }
+        let frameworks = slaves.join(&agent).join("frameworks");
+        for framework in fs.list_dir(&frameworks).unwrap_or_default() {
+            if fs.remove_dir_all(&frameworks.join(&framework)).is_ok() {
+                wiped.push(format!("slaves/{agent}/frameworks/{framework}"));
+            }
+        }
+        let _ = fs.sync_dir(&frameworks);
+    }
+    wiped
+}
+
 /// The master host holding the leader lease (`master1` when none holds it yet).
 fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
     let path = std::path::Path::new(MASTERS_WORK_DIR).join(revenant::detector::LEASE_FILE);
@@ -844,6 +864,14 @@ fn apply_fault(
             machine.agent.borrow().as_ref()?;
             machine.leave.borrow().notify_one();
             Some("agent asked to leave the cluster (SIGUSR1)".to_owned())
+        }
+        FaultKind::WipeFrameworkMeta => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            let wiped = wipe_framework_meta(&machine.fs);
+            (!wiped.is_empty())
+                .then(|| format!("framework checkpoints removed: {}", wiped.join(", ")))
         }
         FaultKind::AgentCrashAtWrite => {
             machine.agent.borrow().as_ref()?;

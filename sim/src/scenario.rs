@@ -249,6 +249,9 @@ pub enum FaultKind {
     Reboot,
     /// One executor process dies.
     ExecutorCrash,
+    /// While the agent is down, an operator removes the frameworks' checkpoints
+    /// (`meta/slaves/<id>/frameworks/*`, durably): the agent no longer knows their tasks.
+    WipeFrameworkMeta,
     /// The operator sends the agent SIGUSR1: it unregisters, its executors are killed,
     /// it exits (and its supervisor starts it again, as a new agent).
     AgentUnregister,

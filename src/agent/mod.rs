@@ -1248,6 +1248,15 @@ impl Agent {
         self.register_at = None;
         self.phase = Phase::Running;
         self.last_master_contact = Some(self.now());
+        // Resume first, so that the reconciliation updates below are forwarded once, as
+        // new updates, and not again as resumed ones.
+        let now = self.now();
+        if !self.config.breakage.no_resume_after_registration {
+            for update in self.updates.resume(now) {
+                info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
+                self.forward(update);
+            }
+        }
         for report in reconciliations {
             let fid = FrameworkId::new(report.framework_id.clone());
             let tid = TaskId::new(report.task_id.clone());
@@ -1263,14 +1272,6 @@ impl Agent {
                 );
                 self.accept_update(&fid, update, false)?;
             }
-        }
-        let now = self.now();
-        if self.config.breakage.no_resume_after_registration {
-            return Ok(());
-        }
-        for update in self.updates.resume(now) {
-            info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
-            self.forward(update);
         }
         Ok(())
     }
