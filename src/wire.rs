@@ -306,6 +306,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::ShutdownExecutor(_) => "shutdown_executor",
         Body::ShutdownAgent(_) => "shutdown_agent",
         Body::NotLeader(_) => "not_leader",
+        Body::ReconnectExecutor(_) => "reconnect_executor",
     }
 }
 

@@ -21,7 +21,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fs::SimFs;
 use crate::oracles::{self, Violation};
-use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::scenario::{parse_resources, FaultKind, FaultSpec, RestartFlags, Scenario};
 use crate::seams::{
     derive_seed, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
 };
@@ -118,6 +118,8 @@ pub struct Machine {
     pub wall_offset: Rc<Cell<i64>>,
     /// Set while injected disk errors may be failing the agent (cleared when it restarts).
     pub disk_faulted: Cell<bool>,
+    /// Flags that crash and reboot faults changed for the incarnations after them.
+    pub restart_flags: RefCell<RestartFlags>,
 }
 
 /// Settings of one run besides the scenario.
@@ -249,6 +251,12 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     jump_s: Some(rng.gen_range(-3600.0..3600.0)),
                     task: None,
                     error: None,
+                    message: None,
+                    from: None,
+                    to: None,
+                    count: None,
+                    state: None,
+                    agent: None,
                 });
             }
         }
@@ -348,14 +356,19 @@ fn agent_config(scenario: &Scenario) -> AgentConfig {
     config.gc_delay = secs(flags.gc_delay_s);
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
+    config.executor_reregistration_retry_interval =
+        flags.executor_reregistration_retry_interval_s.map(secs);
     config.executor_command = vec!["revenant".into(), "executor".into()];
-    // A reservation, so that resources.info is checkpointed and recovered.
-    config.resources.push(revenant::proto::Resource {
-        name: "cpus".into(),
-        scalar: 1.0,
-        role: "web".into(),
-        reservation: "sim".into(),
-    });
+    match &flags.resources {
+        Some(text) => config.resources = parse_resources(text).expect("validated"),
+        // A reservation, so that resources.info is checkpointed and recovered.
+        None => config.resources.push(revenant::proto::Resource {
+            name: "cpus".into(),
+            scalar: 1.0,
+            role: "web".into(),
+            reservation: "sim".into(),
+        }),
+    }
     config
 }
 
@@ -368,7 +381,7 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
             wall_offset: machine.wall_offset.clone(),
         }),
         fs,
-        net: Rc::new(SimNet),
+        net: Rc::new(SimNet::on(AGENT_HOST)),
         processes: Rc::new(SimProcesses {
             table,
             env_for: Rc::new(move |pid| {
@@ -378,7 +391,7 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
                         wall_offset: env_machine.wall_offset.clone(),
                     }),
                     fs: Rc::new(env_machine.fs.clone()),
-                    net: Rc::new(SimNet),
+                    net: Rc::new(SimNet::on(AGENT_HOST)),
                     processes: Rc::new(SimProcesses {
                         table: env_machine.processes.clone(),
                         env_for: Rc::new(|_| unreachable!("executors launch no processes")),
@@ -401,7 +414,7 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
             wall_offset: Rc::new(Cell::new(0)),
         }),
         fs: Rc::new(SimFs::new()),
-        net: Rc::new(SimNet),
+        net: Rc::new(SimNet::on(host)),
         processes: Rc::new(SimProcesses {
             table: Rc::new(RefCell::new(ProcessTable::default())),
             env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
@@ -478,6 +491,7 @@ async fn machine_main(
                     };
                 }
             }
+            apply_restart_flags(&mut config, &machine.restart_flags.borrow());
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
                 machine.fs.clone(),
                 machine.crash_after.clone(),
@@ -553,6 +567,7 @@ fn drive(
         ..Observations::default()
     }));
     let _ = options;
+    crate::drops::clear();
 
     // Masters.
     for index in 1..=scenario.masters {
@@ -598,6 +613,7 @@ fn drive(
         crashed: Rc::new(Cell::new(false)),
         wall_offset: Rc::new(Cell::new(0)),
         disk_faulted: Cell::new(false),
+        restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     let mut config = agent_config(scenario);
@@ -768,6 +784,65 @@ fn drive(
     (violations, observations)
 }
 
+/// Keeps the agent flags a crash or reboot carries for the incarnations after it; says
+/// which (empty when none).
+fn remember_restart_flags(machine: &Machine, fault: &FaultSpec) -> String {
+    let Some(flags) = &fault.agent else {
+        return String::new();
+    };
+    let mut kept = machine.restart_flags.borrow_mut();
+    let mut said = Vec::new();
+    if let Some(resources) = &flags.resources {
+        kept.resources = Some(resources.clone());
+        said.push(format!("--resources {resources}"));
+    }
+    if let Some(recover) = &flags.recover {
+        kept.recover = Some(recover.clone());
+        said.push(format!("--recover {recover}"));
+    }
+    format!("; restarts with {}", said.join(" "))
+}
+
+/// Applies the flags crash and reboot faults changed.
+fn apply_restart_flags(config: &mut AgentConfig, flags: &RestartFlags) {
+    if let Some(resources) = &flags.resources {
+        config.resources = parse_resources(resources).expect("validated");
+    }
+    if let Some(recover) = &flags.recover {
+        config.recover = if recover == "cleanup" {
+            RecoverMode::Cleanup
+        } else {
+            RecoverMode::Reconnect
+        };
+    }
+}
+
+/// Arms a `drop` fault's rule; its description names what will be lost.
+fn arm_drop(fault: &FaultSpec) -> Option<String> {
+    let kind = crate::drops::normalise_kind(fault.message.as_deref()?)?;
+    let count = fault.count.unwrap_or(1);
+    crate::drops::arm(crate::drops::DropRule {
+        kind,
+        from: fault.from.clone(),
+        to: fault.to.clone(),
+        task: fault.task.clone(),
+        state: fault.state.clone(),
+        remaining: count,
+    });
+    let mut description = format!("drop the next {count} {kind} message(s)");
+    for (label, value) in [
+        ("from", &fault.from),
+        ("to", &fault.to),
+        ("task", &fault.task),
+        ("state", &fault.state),
+    ] {
+        if let Some(value) = value {
+            description.push_str(&format!(" {label} {value}"));
+        }
+    }
+    Some(description)
+}
+
 enum Pending {
     Boot,
     StartAgent,
@@ -786,6 +861,7 @@ fn apply_fault(
     scenario: &Scenario,
 ) -> Option<String> {
     let restart = fault.restart_after_s.map(secs);
+    let new_flags = remember_restart_flags(machine, fault);
     match fault.kind {
         FaultKind::AgentCrash => {
             let handle = machine.agent.borrow_mut().take()?;
@@ -795,7 +871,7 @@ fn apply_fault(
                 pending.push((now + restart, Pending::StartAgent));
             }
             Some(format!(
-                "agent crash (restart after {:.1}s)",
+                "agent crash (restart after {:.1}s){new_flags}",
                 restart.unwrap_or_default().as_secs_f64()
             ))
         }
@@ -826,7 +902,7 @@ fn apply_fault(
             let restart = restart.unwrap_or(Duration::from_secs(10));
             pending.push((now + restart, Pending::Boot));
             Some(format!(
-                "reboot ({loss:?}; boots after {:.1}s)",
+                "reboot ({loss:?}; boots after {:.1}s){new_flags}",
                 restart.as_secs_f64()
             ))
         }
@@ -929,6 +1005,7 @@ fn apply_fault(
                 "disk fails its next {count} operation(s) with {error}"
             ))
         }
+        FaultKind::Drop => arm_drop(fault),
         FaultKind::ClockJump => {
             let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;
             machine.wall_offset.set(machine.wall_offset.get() + jump_ms);

@@ -135,6 +135,13 @@ pub struct AgentFlags {
     /// agent with `--recover cleanup` before an upgrade).
     #[serde(default)]
     pub restart_recover: Option<String>,
+    /// `--resources` (`name:value` or `name(role):value`, `;`-separated). Default: the
+    /// agent's defaults plus a reservation `cpus(web):1`.
+    #[serde(default)]
+    pub resources: Option<String>,
+    /// `--executor_reregistration_retry_interval` (none by default).
+    #[serde(default)]
+    pub executor_reregistration_retry_interval_s: Option<f64>,
 }
 
 fn reconnect() -> String {
@@ -254,6 +261,11 @@ pub enum FaultKind {
     /// The agent machine's disk fails its next `ops` operations with `error` (`eio`,
     /// `enospc`, or `fsync` for failed file syncs that make nothing durable).
     DiskError,
+    /// The next `count` (default 1) wire messages of kind `message` (`register_executor`,
+    /// `status_update`, `run_task`, ... or `RegisterExecutor` style) are lost, optionally
+    /// only those `from` one host, `to` another, about `task`, or (status updates) in
+    /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
+    Drop,
 }
 
 /// One scheduled fault.
@@ -291,6 +303,37 @@ pub struct FaultSpec {
     /// For disk errors: `eio`, `enospc` or `fsync`.
     #[serde(default)]
     pub error: Option<String>,
+    /// For drops: the message kind.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// For drops: the sending host.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// For drops: the receiving host.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For drops: how many matching messages (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// For drops of status updates: the update's state (`TASK_RUNNING`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// For crashes and reboots: the restarted agent's flags (fields left out keep their
+    /// value), e.g. `agent = { resources = "cpus:2;mem:512" }`.
+    #[serde(default)]
+    pub agent: Option<RestartFlags>,
+}
+
+/// Agent flags a crash or reboot may change for the incarnations after it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartFlags {
+    /// `--resources` (`name:value` or `name(role):value`, `;`-separated).
+    #[serde(default)]
+    pub resources: Option<String>,
+    /// `--recover`.
+    #[serde(default)]
+    pub recover: Option<String>,
 }
 
 /// Fault rates: the seed picks which kinds are on (swarm testing) and when they happen.
@@ -386,6 +429,43 @@ impl Scenario {
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
             }
+            if fault.kind == FaultKind::Drop {
+                let Some(message) = &fault.message else {
+                    return Err(format!("drop at {} s needs message", fault.at_s));
+                };
+                if crate::drops::normalise_kind(message).is_none() {
+                    return Err(format!(
+                        "drop at {} s: unknown message '{message}' (one of {})",
+                        fault.at_s,
+                        crate::drops::MESSAGE_KINDS.join(", ")
+                    ));
+                }
+                if let Some(state) = &fault.state {
+                    if revenant::proto::TaskState::from_str_name(state).is_none() {
+                        return Err(format!("drop at {} s: unknown state '{state}'", fault.at_s));
+                    }
+                }
+            }
+            if let Some(flags) = &fault.agent {
+                if !matches!(fault.kind, FaultKind::AgentCrash | FaultKind::Reboot) {
+                    return Err(format!(
+                        "fault at {} s: only agent_crash and reboot carry agent flags",
+                        fault.at_s
+                    ));
+                }
+                if let Some(recover) = &flags.recover {
+                    if recover != "reconnect" && recover != "cleanup" {
+                        return Err(format!(
+                            "fault at {} s: agent.recover must be reconnect or cleanup",
+                            fault.at_s
+                        ));
+                    }
+                }
+                if let Some(resources) = &flags.resources {
+                    parse_resources(resources)
+                        .map_err(|error| format!("fault at {} s: {error}", fault.at_s))?;
+                }
+            }
             if fault.kind == FaultKind::DiskError
                 && !matches!(
                     fault.error.as_deref(),
@@ -398,6 +478,48 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(swarm) = &self.swarm {
+            if swarm.per_minute.contains_key(&FaultKind::Drop) {
+                return Err("drop faults name a message: fixed schedules only".into());
+            }
+        }
+        if let Some(resources) = &self.agent.resources {
+            parse_resources(resources)?;
+        }
         Ok(())
     }
+}
+
+/// Parses `--resources`: `name:value` or `name(role):value`, `;`-separated; a role
+/// other than `*` makes a reservation.
+pub fn parse_resources(text: &str) -> Result<Vec<revenant::proto::Resource>, String> {
+    let mut out = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once(':')
+            .ok_or_else(|| format!("resource '{part}' is not name:value"))?;
+        let (name, role) = match name.split_once('(') {
+            Some((name, role)) => (name, role.trim_end_matches(')')),
+            None => (name, "*"),
+        };
+        let scalar: f64 = value
+            .parse()
+            .map_err(|_| format!("resource '{part}' has a bad value"))?;
+        let reserved = role != "*";
+        out.push(revenant::proto::Resource {
+            name: name.to_owned(),
+            scalar,
+            role: if reserved {
+                role.to_owned()
+            } else {
+                String::new()
+            },
+            reservation: if reserved {
+                "sim".to_owned()
+            } else {
+                String::new()
+            },
+        });
+    }
+    Ok(out)
 }

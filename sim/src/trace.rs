@@ -199,6 +199,7 @@ pub fn hash(events: &[TraceEvent]) -> u64 {
 /// Messages of the recovery trace: the decisions a reviewer reads, not every packet.
 const DECISIONS: &[&str] = &[
     "fault injected",
+    "message dropped",
     "agent process starting",
     "agent process ended",
     "agent machine boots",

@@ -66,6 +66,10 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// `--executor_reregistration_timeout`.
     pub executor_reregistration_timeout: Duration,
+    /// `--executor_reregistration_retry_interval` (none by default): while recovering,
+    /// executor connections that have not re-registered are asked again this often
+    /// (their re-registration may have been lost).
+    pub executor_reregistration_retry_interval: Option<Duration>,
     /// `--gc_delay`.
     pub gc_delay: Duration,
     /// `--disk_watch_interval`.
@@ -95,6 +99,7 @@ impl AgentConfig {
             strict: true,
             recovery_timeout: Duration::from_secs(15 * 60),
             executor_reregistration_timeout: Duration::from_secs(2),
+            executor_reregistration_retry_interval: None,
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             disk_watch_interval: Duration::from_secs(60),
             registration_backoff_factor: Duration::from_secs(1),
@@ -261,6 +266,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         last_master_contact: None,
         executor_connections: BTreeMap::new(),
         reregister_deadline: None,
+        reconnect_retry_at: None,
         gc: BTreeMap::new(),
         next_disk_check: None,
         unidentified: BTreeMap::new(),
@@ -319,6 +325,8 @@ struct Agent {
     last_master_contact: Option<Instant>,
     executor_connections: BTreeMap<ConnectionId, (FrameworkId, ExecutorId)>,
     reregister_deadline: Option<Instant>,
+    /// When to ask unidentified executor connections to re-register again.
+    reconnect_retry_at: Option<Instant>,
     gc: BTreeMap<PathBuf, Instant>,
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
@@ -624,6 +632,10 @@ impl Agent {
         if waiting && self.config.recover == RecoverMode::Reconnect {
             let deadline = self.now() + self.config.executor_reregistration_timeout;
             self.reregister_deadline = Some(deadline);
+            self.reconnect_retry_at = self
+                .config
+                .executor_reregistration_retry_interval
+                .map(|interval| self.now() + interval);
             info!(
                 timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64,
                 "waiting for executors to re-register"
@@ -635,6 +647,7 @@ impl Agent {
 
     fn finish_recovery(&mut self) -> Result<(), AgentError> {
         self.reregister_deadline = None;
+        self.reconnect_retry_at = None;
         self.store.write_boot_id(&self.boot_id)?;
         self.phase = Phase::Disconnected;
         self.next_connect_at = Some(self.now());
@@ -661,15 +674,43 @@ impl Agent {
                 "Executor did not re-register within {:?}",
                 self.config.executor_reregistration_timeout
             );
+            let state = if self.config.breakage.reregistration_timeout_fails_tasks {
+                proto::TaskState::TaskFailed
+            } else {
+                proto::TaskState::TaskLost
+            };
             self.executor_terminated(
                 &fid,
                 &eid,
-                proto::TaskState::TaskLost,
+                state,
                 TaskReason::ReasonExecutorReregistrationTimeout,
                 &message,
             )?;
         }
         self.finish_recovery()
+    }
+
+    /// `--executor_reregistration_retry_interval`: executor connections that have said
+    /// nothing yet (their re-registration may have been lost) are asked again
+    /// (reference §12).
+    fn retry_executor_reconnect(&mut self, now: Instant) {
+        let interval = self
+            .config
+            .executor_reregistration_retry_interval
+            .unwrap_or(IDLE_WAIT);
+        self.reconnect_retry_at = Some(now + interval);
+        if self.unidentified.is_empty() {
+            return;
+        }
+        info!(
+            connections = self.unidentified.len(),
+            "asking executors that have not re-registered to reconnect"
+        );
+        for outbox in self.unidentified.values() {
+            outbox.send(Body::ReconnectExecutor(proto::ReconnectExecutor {
+                agent_id: self.info.id.clone(),
+            }));
+        }
     }
 
     async fn cleanup(&mut self) -> AgentExit {
@@ -956,6 +997,7 @@ impl Agent {
             }
         };
         consider(self.reregister_deadline);
+        consider(self.reconnect_retry_at);
         if self.phase != Phase::Recovering {
             if self.master.is_none() && !self.master_connecting {
                 consider(self.next_connect_at);
@@ -985,6 +1027,11 @@ impl Agent {
         if let Some(deadline) = self.reregister_deadline {
             if now >= deadline {
                 self.reregistration_timed_out()?;
+            }
+        }
+        if let Some(at) = self.reconnect_retry_at {
+            if now >= at && self.phase == Phase::Recovering {
+                self.retry_executor_reconnect(now);
             }
         }
         if self.phase != Phase::Recovering {
@@ -1444,6 +1491,17 @@ impl Agent {
             .executor_mut(&fid, &eid)
             .filter(|e| e.container.as_str() == container_id)
             .map(|e| e.phase);
+        if phase == Some(ExecutorPhase::Reregistering) && !reregistering {
+            // It never registered before the restart, so it has nothing to re-register
+            // with: it is left alone (its connection kept open, unanswered) and destroyed
+            // at the re-registration timeout like any executor that did not re-register
+            // (reference §11: executors of unknown type are killed later by the timeout).
+            info!(framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
+            if let Some(executor) = self.executor_mut(&fid, &eid) {
+                executor.outbox = Some(outbox);
+            }
+            return Ok(());
+        }
         let acceptable = match phase {
             Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
             Some(ExecutorPhase::Reregistering) => reregistering,
