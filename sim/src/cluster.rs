@@ -358,6 +358,9 @@ fn agent_config(scenario: &Scenario) -> AgentConfig {
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
     config.executor_reregistration_retry_interval =
         flags.executor_reregistration_retry_interval_s.map(secs);
+    if flags.reconfiguration_policy.as_deref() == Some("additive") {
+        config.reconfiguration_policy = agent::ReconfigurationPolicy::Additive;
+    }
     config.executor_command = vec!["revenant".into(), "executor".into()];
     match &flags.resources {
         Some(text) => config.resources = parse_resources(text).expect("validated"),

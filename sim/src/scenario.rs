@@ -139,6 +139,9 @@ pub struct AgentFlags {
     /// agent's defaults plus a reservation `cpus(web):1`.
     #[serde(default)]
     pub resources: Option<String>,
+    /// `--reconfiguration_policy`: `equal` (default) or `additive`.
+    #[serde(default)]
+    pub reconfiguration_policy: Option<String>,
     /// `--executor_reregistration_retry_interval` (none by default).
     #[serde(default)]
     pub executor_reregistration_retry_interval_s: Option<f64>,
@@ -485,6 +488,12 @@ impl Scenario {
         }
         if let Some(resources) = &self.agent.resources {
             parse_resources(resources)?;
+        }
+        if !matches!(
+            self.agent.reconfiguration_policy.as_deref(),
+            None | Some("equal" | "additive")
+        ) {
+            return Err("agent.reconfiguration_policy must be equal or additive".into());
         }
         Ok(())
     }

@@ -49,6 +49,26 @@ pub enum RecoverMode {
     Cleanup,
 }
 
+/// `--reconfiguration_policy`: which changes of the agent's info (its flags) a restart
+/// may make and still recover the old agent (reference §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconfigurationPolicy {
+    /// The address and resources must be exactly as checkpointed (Mesos' default).
+    Equal,
+    /// The address must be the same; resources may only grow (every checkpointed
+    /// resource, by name and role, at least as large).
+    Additive,
+}
+
+impl ReconfigurationPolicy {
+    fn name(self) -> &'static str {
+        match self {
+            ReconfigurationPolicy::Equal => "equal",
+            ReconfigurationPolicy::Additive => "additive",
+        }
+    }
+}
+
 /// The agent's settings (the command line's flags, parsed).
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -78,6 +98,8 @@ pub struct AgentConfig {
     pub registration_backoff_factor: Duration,
     /// `--resources`.
     pub resources: Vec<Resource>,
+    /// `--reconfiguration_policy`.
+    pub reconfiguration_policy: ReconfigurationPolicy,
     /// `--checkpoint` (the agent checkpoints its own info).
     pub checkpoint: bool,
     /// The program launched as an executor, and its leading arguments.
@@ -115,6 +137,7 @@ impl AgentConfig {
                     ..Default::default()
                 },
             ],
+            reconfiguration_policy: ReconfigurationPolicy::Equal,
             checkpoint: true,
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
@@ -473,21 +496,37 @@ impl Agent {
         };
         let mut expected = self.info.clone();
         expected.id = old.id.clone();
-        if self.config.recover == RecoverMode::Reconnect
-            && (expected.hostname != old.hostname
-                || expected.port != old.port
-                || expected.resources != old.resources)
-        {
-            return Err(AgentError::Incompatible {
-                old: format!("{}:{} {:?}", old.hostname, old.port, old.resources),
-                new: format!(
-                    "{}:{} {:?}",
-                    expected.hostname, expected.port, expected.resources
-                ),
-                latest,
-            });
+        let policy = self.config.reconfiguration_policy;
+        if self.config.recover == RecoverMode::Reconnect {
+            if let Some(mismatch) = info_mismatch(old, &expected, policy) {
+                return Err(AgentError::Incompatible {
+                    old: format!(
+                        "{}:{} with resources {}",
+                        old.hostname,
+                        old.port,
+                        describe_resources(&old.resources)
+                    ),
+                    new: format!(
+                        "{}:{} with resources {} ({mismatch}; --reconfiguration_policy={})",
+                        expected.hostname,
+                        expected.port,
+                        describe_resources(&expected.resources),
+                        policy.name()
+                    ),
+                    latest,
+                });
+            }
         }
         self.info = old.clone();
+        if self.config.recover == RecoverMode::Reconnect && expected.resources != old.resources {
+            // A compatible change (additive): the agent keeps its id and tells the master
+            // its new resources when it re-registers.
+            info!(old = %describe_resources(&old.resources), new = %describe_resources(&expected.resources), "agent resources changed compatibly");
+            self.info.resources = expected.resources.clone();
+            if self.config.checkpoint {
+                self.store.write_agent_info(&self.info)?;
+            }
+        }
         info!(agent = %agent.id, "recovered agent");
         for framework_state in agent.frameworks.values() {
             let fid = framework_state.id.clone();
@@ -1975,6 +2014,54 @@ impl Agent {
                 e.tasks.contains_key(tid) || e.queued.iter().any(|t| t.task_id == tid.as_str())
             })
             .map(|(eid, _)| eid.clone())
+    }
+}
+
+/// What makes the flags' agent info incompatible with the checkpointed one under
+/// `policy`, if anything (reference §7).
+fn info_mismatch(
+    old: &AgentInfo,
+    new: &AgentInfo,
+    policy: ReconfigurationPolicy,
+) -> Option<String> {
+    if old.hostname != new.hostname || old.port != new.port {
+        return Some(format!(
+            "address changed from {}:{} to {}:{}",
+            old.hostname, old.port, new.hostname, new.port
+        ));
+    }
+    let total = |list: &[Resource], name: &str, role: &str| -> f64 {
+        list.iter()
+            .filter(|r| r.name == name && r.role == role)
+            .map(|r| r.scalar)
+            .sum()
+    };
+    // Every resource either side names, by (name, role), in a stable order.
+    let mut keys: Vec<(&str, &str)> = old
+        .resources
+        .iter()
+        .chain(&new.resources)
+        .map(|r| (r.name.as_str(), r.role.as_str()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mismatch = keys.into_iter().find_map(|(name, role)| {
+        let was = total(&old.resources, name, role);
+        let now = total(&new.resources, name, role);
+        let incompatible = match policy {
+            ReconfigurationPolicy::Equal => was != now,
+            ReconfigurationPolicy::Additive => now < was,
+        };
+        let role = if role.is_empty() { "*" } else { role };
+        incompatible.then(|| format!("{name}({role}) changed from {was} to {now}"))
+    });
+    match (mismatch, policy) {
+        (Some(mismatch), _) => Some(mismatch),
+        // Same totals in another order or split: still not byte-equal.
+        (None, ReconfigurationPolicy::Equal) if old.resources != new.resources => {
+            Some("resources listed differently".to_owned())
+        }
+        (None, _) => None,
     }
 }
 
