@@ -28,6 +28,27 @@
 //! [expect]
 //! states = { t1 = "TASK_FINISHED" }
 //! ```
+//!
+//! Targeted message drops (fixed schedules only): `kind = "drop"` loses the next
+//! `count` (default 1) wire messages of one kind, as the receiving end would have read
+//! them, optionally only those `from` one host `to` another (executors share the
+//! `agent1` host with their agent), about one `task`, or (status updates) in one
+//! `state`. The filter lives in the simulated network ([`crate::drops`]); production code
+//! knows nothing of it.
+//!
+//! ```toml
+//! [[faults]]
+//! at_s = 0
+//! kind = "drop"
+//! message = "status_update"   # or "StatusUpdate"; see drops::MESSAGE_KINDS
+//! from = "agent1"
+//! to = "master1"
+//! state = "TASK_FINISHED"
+//! ```
+//!
+//! A crash or reboot may restart the agent with other flags, kept for every later
+//! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
+//! `recover`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
