@@ -191,6 +191,7 @@ catalogue!(
     kill_queued_task_during_executor_registration,
     kill_task_after_restart,
     master_failover,
+    multiple_frameworks,
     non_checkpointing_framework_loses_task,
     non_strict_recovery_counts_corruption,
     partitioned_agent_removed,

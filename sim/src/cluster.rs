@@ -206,6 +206,16 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
     out
 }
 
+/// Which framework (1, 2, ...) submits a task: its `framework`, or 1 (generated tasks).
+fn framework_of(scenario: &Scenario, task: &str) -> u32 {
+    scenario
+        .tasks
+        .iter()
+        .find(|t| t.id == task)
+        .map(|t| t.framework)
+        .unwrap_or(1)
+}
+
 /// Turns the scenario's faults (fixed, or rates) into a schedule for this seed.
 pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
     let mut schedule = scenario.faults.clone();
@@ -646,18 +656,42 @@ fn drive(
         .filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k))))
         .collect();
     let framework_done = Rc::new(Cell::new(false));
-    {
+    for index in 1..=scenario.frameworks.max(1) {
+        // Framework 1 keeps the host name, name and seed of a one-framework cluster.
+        let (host, label, name) = if index == 1 {
+            (
+                FRAMEWORK_HOST.to_owned(),
+                "framework".to_owned(),
+                "sim-framework".to_owned(),
+            )
+        } else {
+            (
+                format!("{FRAMEWORK_HOST}{index}"),
+                format!("framework-{index}"),
+                format!("sim-framework-{index}"),
+            )
+        };
+        let mine = |task: &str| framework_of(scenario, task) == index;
         let observations = observations.clone();
         let masters = master_addresses(scenario);
         let checkpoint = scenario.checkpoint;
         let framework_done = framework_done.clone();
-        let tasks = tasks.clone();
-        let kills = kills.clone();
-        sim.host(FRAMEWORK_HOST, move || {
+        let tasks: Vec<(TaskInfo, Duration)> = tasks
+            .iter()
+            .filter(|(task, _)| mine(&task.task_id))
+            .cloned()
+            .collect();
+        let kills: Vec<(String, Duration)> = kills
+            .iter()
+            .filter(|(task, _)| mine(task))
+            .cloned()
+            .collect();
+        let span_host = host.clone();
+        sim.host(host.as_str(), move || {
             let env = host_env(
-                FRAMEWORK_HOST,
+                &span_host,
                 1,
-                Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
+                Rc::new(SeededRandom::new(derive_seed(seed, &label))),
             );
             let mut workload = Recording {
                 observations: observations.clone(),
@@ -668,10 +702,11 @@ fn drive(
                 finished: framework_done.clone(),
             };
             let masters = masters.clone();
-            let span = crate::trace::host_span(FRAMEWORK_HOST);
+            let span = crate::trace::host_span(&span_host);
+            let name = name.clone();
             async move {
                 let info = FrameworkInfo {
-                    name: "sim-framework".into(),
+                    name,
                     user: "sim".into(),
                     checkpoint,
                     failover_timeout_seconds: 3600.0,

@@ -8,6 +8,7 @@
 //! duration_s = 120          # simulated length of the run
 //! fault_phase_s = 60        # faults happen only before this time
 //! masters = 1
+//! frameworks = 1            # each on a host of its own: framework, framework2, ...
 //!
 //! [agent]                   # flags; durations in seconds
 //! recover = "reconnect"
@@ -19,6 +20,7 @@
 //! id = "t1"
 //! command = "sleep 30"
 //! checkpoint = true         # the framework's checkpoint flag
+//! # framework = 2           # which framework submits it (default 1)
 //!
 //! [[faults]]
 //! at_s = 10
@@ -77,6 +79,10 @@ pub struct Scenario {
     /// Number of masters (the first leads until it fails).
     #[serde(default = "one")]
     pub masters: u32,
+    /// Number of frameworks, each on a host of its own (`framework`, `framework2`, ...);
+    /// a task names its framework with `framework` (default 1).
+    #[serde(default = "one")]
+    pub frameworks: u32,
     /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
     /// fixed `[5, 5]` for fixed ones, so that their snapshot traces do not shift when an
     /// unrelated message is added or removed.
@@ -238,6 +244,9 @@ pub struct TaskSpec {
     /// Kill the task at this time, seconds.
     #[serde(default)]
     pub kill_at_s: Option<f64>,
+    /// The framework that submits it (1, 2, ...).
+    #[serde(default = "one")]
+    pub framework: u32,
 }
 
 /// Tasks made from the seed.
@@ -437,6 +446,17 @@ impl Scenario {
         }
         if self.masters == 0 || self.masters > 3 {
             return Err("masters must be 1 to 3".into());
+        }
+        if self.frameworks == 0 || self.frameworks > 3 {
+            return Err("frameworks must be 1 to 3".into());
+        }
+        for task in &self.tasks {
+            if task.framework == 0 || task.framework > self.frameworks {
+                return Err(format!(
+                    "task {} names framework {}, but there are {}",
+                    task.id, task.framework, self.frameworks
+                ));
+            }
         }
         for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter())
         {
