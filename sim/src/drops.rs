@@ -270,6 +270,56 @@ impl AsyncWrite for FilteredStream {
 mod tests {
     use super::*;
 
+    use revenant::proto::{Ping, Pong};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Frames written into one end of a pipe come out of the filtered other end, less
+    /// the one an armed rule takes; the rule then counts down and lets the next through.
+    #[test]
+    fn drops_exactly_the_matching_frames() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            clear();
+            arm(DropRule {
+                kind: "ping",
+                from: Some("master1".into()),
+                to: Some("agent1".into()),
+                task: None,
+                state: None,
+                remaining: 1,
+            });
+            let (mut writer, reader) = tokio::io::duplex(1 << 16);
+            let mut filtered =
+                FilteredStream::new(Box::new(reader), "agent1".into(), "master1".into());
+            let mut bytes = Vec::new();
+            bytes.extend(revenant::wire::encode(Body::Ping(Ping { sequence: 1 })));
+            bytes.extend(revenant::wire::encode(Body::Pong(Pong { sequence: 2 })));
+            bytes.extend(revenant::wire::encode(Body::Ping(Ping { sequence: 3 })));
+            // Torn across writes, as TCP may deliver it.
+            let (head, tail) = bytes.split_at(5);
+            writer.write_all(head).await.unwrap();
+            writer.write_all(tail).await.unwrap();
+            drop(writer);
+            let mut got = Vec::new();
+            while let Ok(body) = revenant::wire::read_envelope(&mut filtered).await {
+                got.push(body);
+            }
+            assert_eq!(
+                got,
+                vec![
+                    Body::Pong(Pong { sequence: 2 }),
+                    Body::Ping(Ping { sequence: 3 })
+                ]
+            );
+            let mut rest = Vec::new();
+            filtered.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+            clear();
+        });
+    }
+
     #[test]
     fn kinds_are_normalised() {
         assert_eq!(

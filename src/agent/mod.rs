@@ -2030,11 +2030,11 @@ fn info_mismatch(
             old.hostname, old.port, new.hostname, new.port
         ));
     }
+    // A fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
     let total = |list: &[Resource], name: &str, role: &str| -> f64 {
         list.iter()
             .filter(|r| r.name == name && r.role == role)
-            .map(|r| r.scalar)
-            .sum()
+            .fold(0.0, |sum, r| sum + r.scalar)
     };
     // Every resource either side names, by (name, role), in a stable order.
     let mut keys: Vec<(&str, &str)> = old
@@ -2104,4 +2104,62 @@ fn update_state(update: &StatusUpdate) -> &'static str {
 
 fn update_uuid(update: &StatusUpdate) -> Uuid {
     Uuid::from_bytes(&update.uuid).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(resources: &[(&str, &str, f64)]) -> AgentInfo {
+        AgentInfo {
+            id: "agent-1".into(),
+            hostname: "agent1".into(),
+            port: 5051,
+            resources: resources
+                .iter()
+                .map(|(name, role, scalar)| Resource {
+                    name: (*name).into(),
+                    role: (*role).into(),
+                    scalar: *scalar,
+                    ..Default::default()
+                })
+                .collect(),
+            checkpoint: true,
+        }
+    }
+
+    #[test]
+    fn equal_policy_names_any_change() {
+        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
+        assert_eq!(
+            info_mismatch(&old, &old, ReconfigurationPolicy::Equal),
+            None
+        );
+        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0)]);
+        assert_eq!(
+            info_mismatch(&old, &grown, ReconfigurationPolicy::Equal).as_deref(),
+            Some("cpus(*) changed from 2 to 4")
+        );
+    }
+
+    #[test]
+    fn additive_policy_allows_growth_only() {
+        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
+        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0), ("disk", "", 10.0)]);
+        assert_eq!(
+            info_mismatch(&old, &grown, ReconfigurationPolicy::Additive),
+            None
+        );
+        let shrunk = info(&[("cpus", "", 4.0)]);
+        assert_eq!(
+            info_mismatch(&old, &shrunk, ReconfigurationPolicy::Additive).as_deref(),
+            Some("mem(*) changed from 1024 to 0")
+        );
+        let mut moved = old.clone();
+        moved.port = 5052;
+        assert_eq!(
+            info_mismatch(&old, &moved, ReconfigurationPolicy::Additive).as_deref(),
+            Some("address changed from agent1:5051 to agent1:5052")
+        );
+    }
 }
