@@ -23,4 +23,8 @@ pub struct Breakage {
     pub panic_on_recovery_warning: bool,
     /// The agent ignores the resources it recovers from `resources.info`.
     pub forget_checkpointed_resources: bool,
+    /// Tasks of executors that did not re-register in time are reported TASK_FAILED
+    /// instead of TASK_LOST (a deliberate rule change, for the snapshot test that shows
+    /// exactly the snapshots recording that decision change).
+    pub reregistration_timeout_fails_tasks: bool,
 }

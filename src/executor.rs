@@ -170,6 +170,27 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     let mut next_connection = 0u64;
     let mut had_task = false;
     let executor_label = settings.executor_id.clone();
+    // The first message on a connection: a registration, or after the first one a
+    // re-registration with everything not yet acknowledged.
+    let registration = |registered_once: bool,
+                        unacknowledged: &Vec<StatusUpdate>,
+                        task_infos: &BTreeMap<TaskId, TaskInfo>| {
+        if registered_once {
+            Body::ReregisterExecutor(ReregisterExecutor {
+                framework_id: settings.framework_id.clone(),
+                executor_id: settings.executor_id.clone(),
+                container_id: settings.container_id.clone(),
+                updates: unacknowledged.clone(),
+                tasks: task_infos.values().cloned().collect(),
+            })
+        } else {
+            Body::RegisterExecutor(proto::RegisterExecutor {
+                framework_id: settings.framework_id.clone(),
+                executor_id: settings.executor_id.clone(),
+                container_id: settings.container_id.clone(),
+            })
+        }
+    };
 
     let make_update =
         |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
@@ -255,21 +276,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     sender.clone(),
                     Event::Wire,
                 );
-                if registered_once {
-                    outbox.send(Body::ReregisterExecutor(ReregisterExecutor {
-                        framework_id: settings.framework_id.clone(),
-                        executor_id: settings.executor_id.clone(),
-                        container_id: settings.container_id.clone(),
-                        updates: unacknowledged.clone(),
-                        tasks: task_infos.values().cloned().collect(),
-                    }));
-                } else {
-                    outbox.send(Body::RegisterExecutor(proto::RegisterExecutor {
-                        framework_id: settings.framework_id.clone(),
-                        executor_id: settings.executor_id.clone(),
-                        container_id: settings.container_id.clone(),
-                    }));
-                }
+                outbox.send(registration(registered_once, &unacknowledged, &task_infos));
                 agent = Some(outbox);
             }
             Event::ConnectFailed => {
@@ -363,6 +370,13 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 Body::Acknowledgement(ack) => {
                     if let Some(uuid) = Uuid::from_bytes(&ack.uuid) {
                         unacknowledged.retain(|u| Uuid::from_bytes(&u.uuid) != Some(uuid));
+                    }
+                }
+                Body::ReconnectExecutor(_) => {
+                    // The agent did not hear our (re-)registration: say it again.
+                    info!(executor = %executor_label, "agent asked to reconnect: registering again");
+                    if let Some(agent) = &agent {
+                        agent.send(registration(registered_once, &unacknowledged, &task_infos));
                     }
                 }
                 Body::ShutdownExecutor(message) => {

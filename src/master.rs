@@ -382,6 +382,22 @@ impl Master {
     }
 
     fn register_agent(&mut self, connection: ConnectionId, info: AgentInfo) {
+        // A registration retried on the connection the master already answered (the
+        // answer was lost): the same id again, not a new agent (reference B:
+        // FaultToleranceTest.SlaveReliableRegistration).
+        let retried = self.agents.iter().find(|(_, a)| {
+            a.phase == AgentPhase::Connected
+                && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
+        });
+        if let Some((id, _)) = retried {
+            info!(agent = %id, "agent retried its registration: resending its id");
+            if let Some(outbox) = self.outbox(connection) {
+                outbox.send(Body::AgentRegistered(proto::AgentRegistered {
+                    agent_id: id.to_string(),
+                }));
+            }
+            return;
+        }
         // A new agent at the address of a known one: the old one rebooted or was wiped;
         // its tasks are lost at once.
         let same_address: Vec<AgentId> = self

@@ -307,6 +307,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::ShutdownAgent(_) => "shutdown_agent",
         Body::NotLeader(_) => "not_leader",
         Body::UnregisterAgent(_) => "unregister_agent",
+        Body::ReconnectExecutor(_) => "reconnect_executor",
     }
 }
 

@@ -1,31 +1,88 @@
 #![allow(clippy::disallowed_methods)]
-//! The catalogue: every fixed scenario under `scenarios/` runs (seed 0), holds every
-//! oracle, and its recovery trace (the agent's and master's decisions, with simulated
-//! times and stable ids) matches the reviewed snapshot in `tests/snapshots/`. A change of
-//! behaviour shows up here as a snapshot diff; `cargo insta review` accepts it.
+//! The catalogue: every scenario under `scenarios/` runs, holds every oracle, and its
+//! recovery trace (the agent's and master's decisions, with simulated times and stable
+//! ids) matches the reviewed snapshot in `tests/snapshots/`. Fixed scenarios run seed 0
+//! and keep their full recovery trace; swarm and regression scenarios (many generated
+//! tasks) run seed 0 or their first pinned seed and keep the shorter recovery summary
+//! plus their tasks' final states. A change of behaviour shows up here as a snapshot
+//! diff; `cargo insta review` accepts it.
+//!
+//! `a_rule_change_fails_exactly_its_snapshots` changes one rule on purpose (tasks of
+//! executors that did not re-register in time become TASK_FAILED instead of TASK_LOST)
+//! and checks that exactly the snapshots recording that decision change.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use revenant_sim::cluster::{self, RunOptions};
 use revenant_sim::scenario::Scenario;
 
-fn recovery_trace(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+fn scenario_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
-        .join(format!("{name}.toml"));
-    let scenario = Scenario::load(&path).expect("scenario parses");
-    let result = cluster::run(&scenario, 0, &RunOptions::default());
+        .join(format!("{name}.toml"))
+}
+
+/// The snapshot text of a scenario run with `options`, and its oracle violations.
+fn snapshot_text(name: &str, options: &RunOptions) -> (String, Vec<String>) {
+    let scenario = Scenario::load(&scenario_path(name)).expect("scenario parses");
+    let seed = revenant_sim::trace::snapshot_seed(&scenario);
+    let result = cluster::run(&scenario, seed, options);
     let violations: Vec<String> = result
         .violations
         .iter()
         .map(|v| format!("[{}] {:?}: {}", v.oracle, v.time, v.message))
         .collect();
+    let mut text = revenant_sim::trace::snapshot_trace(&scenario, &result.trace);
+    if revenant_sim::trace::summarised(&scenario) {
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        for (state, reason) in result.final_states.values() {
+            *outcomes
+                .entry(format!("{} ({reason})", state.as_str_name()))
+                .or_default() += 1;
+        }
+        text.push_str(&format!("seed {seed}, final states of the tasks:\n"));
+        for (outcome, count) in outcomes {
+            text.push_str(&format!("  {outcome} x{count}\n"));
+        }
+    }
+    (text, violations)
+}
+
+fn recovery_trace(name: &str) -> String {
+    let (text, violations) = snapshot_text(name, &RunOptions::default());
     assert!(
         violations.is_empty(),
         "{name}: oracles failed:\n{}",
         violations.join("\n")
     );
-    revenant_sim::trace::recovery_trace(&result.trace)
+    text
+}
+
+/// Every scenario file's stem.
+fn all_scenarios() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut out: Vec<String> = std::fs::read_dir(&dir)
+        .expect("scenarios/")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A stored snapshot's content (after insta's header).
+fn stored_snapshot(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("snapshots")
+        .join(format!("scenario_traces__{name}.snap"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let body = text.splitn(3, "---\n").nth(2).expect("insta header");
+    body.trim_end().to_owned()
 }
 
 macro_rules! catalogue {
@@ -37,42 +94,128 @@ macro_rules! catalogue {
             }
         )*
 
-        /// Every fixed scenario file has a snapshot test above.
-        #[test]
-        fn every_fixed_scenario_has_a_snapshot_test() {
-            let listed: Vec<&str> = vec![$(stringify!($name)),*];
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-            let mut missing = Vec::new();
-            for entry in std::fs::read_dir(&dir).expect("scenarios/") {
-                let path = entry.expect("entry").path();
-                let scenario = Scenario::load(&path).expect("every scenario parses");
-                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-                if scenario.swarm.is_none() && scenario.pinned_seeds.is_empty() && !listed.contains(&stem.as_str()) {
-                    missing.push(stem);
-                }
-            }
-            assert!(missing.is_empty(), "scenarios without a snapshot test: {missing:?}");
+        /// The scenarios with a snapshot test above.
+        fn listed() -> Vec<&'static str> {
+            vec![$(stringify!($name)),*]
         }
     };
+}
+
+/// Every scenario file (fixed, swarm and regression) has a snapshot test, and every
+/// snapshot test a scenario file.
+#[test]
+fn every_scenario_has_a_snapshot_test() {
+    let listed = listed();
+    let files = all_scenarios();
+    for name in &files {
+        Scenario::load(&scenario_path(name)).expect("every scenario parses");
+    }
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !listed.contains(&f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scenarios without a snapshot test: {missing:?}"
+    );
+    let stale: Vec<&&str> = listed
+        .iter()
+        .filter(|l| !files.iter().any(|f| f == *l))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "snapshot tests without a scenario: {stale:?}"
+    );
+}
+
+/// The decision the rule under change makes, found in a snapshot's text: at the instant
+/// the agent destroys an executor that did not re-register in time, it reports a task
+/// TASK_LOST.
+fn records_reregistration_timeout_loss(snapshot: &str) -> bool {
+    let lines: Vec<&str> = snapshot.lines().collect();
+    lines.iter().any(|line| {
+        if !line.contains("executor did not re-register in time: destroying it") {
+            return false;
+        }
+        let instant = line.split_whitespace().next().unwrap_or_default();
+        lines.iter().any(|other| {
+            other.split_whitespace().next() == Some(instant)
+                && other.contains("status update accepted")
+                && other.contains("state=TASK_LOST")
+        })
+    })
+}
+
+#[test]
+fn a_rule_change_fails_exactly_its_snapshots() {
+    let options = RunOptions {
+        breakage: revenant::breakage::Breakage {
+            reregistration_timeout_fails_tasks: true,
+            ..Default::default()
+        },
+    };
+    let mut changed = BTreeSet::new();
+    let mut recording = BTreeSet::new();
+    for name in all_scenarios() {
+        let stored = stored_snapshot(&name);
+        if records_reregistration_timeout_loss(&stored) {
+            recording.insert(name.clone());
+        }
+        let (text, _) = snapshot_text(&name, &options);
+        if text.trim_end() != stored {
+            changed.insert(name);
+        }
+    }
+    assert!(
+        !recording.is_empty(),
+        "no snapshot records a loss at the re-registration timeout"
+    );
+    assert_eq!(
+        changed, recording,
+        "the scenarios whose trace the rule change altered differ from those whose snapshot records the rule's decision"
+    );
 }
 
 catalogue!(
     agent_dies_between_write_and_sync,
     agent_leaves_on_sigusr1,
+    agent_reconfiguration_additive_keeps_id,
+    agent_reconfiguration_incompatible_fails_recovery,
     agent_restart_reconnects_executor,
     cleanup_shuts_down_executors,
     completed_executor_not_relaunched,
     disk_full_during_checkpoint,
+    dropped_forward_replayed_after_restart,
+    duplicate_update_before_ack,
     executor_gives_up_after_recovery_timeout,
     executor_terminated_while_agent_down,
+    kill_queued_task_during_executor_registration,
     kill_task_after_restart,
     master_failover,
+    multiple_frameworks,
     non_checkpointing_framework_loses_task,
     non_strict_recovery_counts_corruption,
     partitioned_agent_removed,
     reboot_registers_new_agent,
+    reboot_with_changed_resources_registers_new_agent,
+    reconcile_lost_task,
+    reconnect_executor_retry,
+    regression_agent_registers_on_dead_connection,
+    regression_duplicate_submission_relaunches_lost_task,
+    regression_framework_one_way_dead_connection,
+    regression_framework_partition_dead_connection,
+    regression_liveness_after_master_answer,
+    regression_master_answer_ahead_of_update_stream,
+    regression_master_restart_forgets_rebooted_agent,
+    regression_removed_agent_restarts,
+    regression_removed_agent_updates_superseded,
+    reliable_registration,
     replay_checkpointed_update_after_restart,
+    reregister_terminated_executor,
     status_update_retried_until_acknowledged,
     strict_recovery_stops_on_corruption,
     tasks_missing_from_agent_reconciled,
+    swarm_agent_machine,
+    swarm_master_failover,
+    unregistered_executor_lost_after_restart,
 );

@@ -21,7 +21,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fs::SimFs;
 use crate::oracles::{self, Violation};
-use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::scenario::{parse_resources, FaultKind, FaultSpec, RestartFlags, Scenario};
 use crate::seams::{
     derive_seed, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
 };
@@ -124,6 +124,8 @@ pub struct Machine {
     /// The operator's SIGUSR1 to the running agent incarnation (a fresh one for each, so
     /// that a signal never outlives the process it was sent to).
     pub leave: RefCell<Rc<tokio::sync::Notify>>,
+    /// Flags that crash and reboot faults changed for the incarnations after them.
+    pub restart_flags: RefCell<RestartFlags>,
 }
 
 /// Where the masters keep their registry and lease on their shared disk.
@@ -213,6 +215,16 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
     out
 }
 
+/// Which framework (1, 2, ...) submits a task: its `framework`, or 1 (generated tasks).
+fn framework_of(scenario: &Scenario, task: &str) -> u32 {
+    scenario
+        .tasks
+        .iter()
+        .find(|t| t.id == task)
+        .map(|t| t.framework)
+        .unwrap_or(1)
+}
+
 /// Turns the scenario's faults (fixed, or rates) into a schedule for this seed.
 pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
     let mut schedule = scenario.faults.clone();
@@ -258,6 +270,12 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     jump_s: Some(rng.gen_range(-3600.0..3600.0)),
                     task: None,
                     error: None,
+                    message: None,
+                    from: None,
+                    to: None,
+                    count: None,
+                    state: None,
+                    agent: None,
                 });
             }
         }
@@ -357,14 +375,22 @@ fn agent_config(scenario: &Scenario) -> AgentConfig {
     config.gc_delay = secs(flags.gc_delay_s);
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
+    config.executor_reregistration_retry_interval =
+        flags.executor_reregistration_retry_interval_s.map(secs);
+    if flags.reconfiguration_policy.as_deref() == Some("additive") {
+        config.reconfiguration_policy = agent::ReconfigurationPolicy::Additive;
+    }
     config.executor_command = vec!["revenant".into(), "executor".into()];
-    // A reservation, so that resources.info is checkpointed and recovered.
-    config.resources.push(revenant::proto::Resource {
-        name: "cpus".into(),
-        scalar: 1.0,
-        role: "web".into(),
-        reservation: "sim".into(),
-    });
+    match &flags.resources {
+        Some(text) => config.resources = parse_resources(text).expect("validated"),
+        // A reservation, so that resources.info is checkpointed and recovered.
+        None => config.resources.push(revenant::proto::Resource {
+            name: "cpus".into(),
+            scalar: 1.0,
+            role: "web".into(),
+            reservation: "sim".into(),
+        }),
+    }
     config
 }
 
@@ -377,7 +403,7 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
             wall_offset: machine.wall_offset.clone(),
         }),
         fs,
-        net: Rc::new(SimNet),
+        net: Rc::new(SimNet::on(AGENT_HOST)),
         processes: Rc::new(SimProcesses {
             table,
             env_for: Rc::new(move |pid| {
@@ -387,7 +413,7 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
                         wall_offset: env_machine.wall_offset.clone(),
                     }),
                     fs: Rc::new(env_machine.fs.clone()),
-                    net: Rc::new(SimNet),
+                    net: Rc::new(SimNet::on(AGENT_HOST)),
                     processes: Rc::new(SimProcesses {
                         table: env_machine.processes.clone(),
                         env_for: Rc::new(|_| unreachable!("executors launch no processes")),
@@ -410,7 +436,7 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
             wall_offset: Rc::new(Cell::new(0)),
         }),
         fs: Rc::new(SimFs::new()),
-        net: Rc::new(SimNet),
+        net: Rc::new(SimNet::on(host)),
         processes: Rc::new(SimProcesses {
             table: Rc::new(RefCell::new(ProcessTable::default())),
             env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
@@ -490,6 +516,7 @@ async fn machine_main(
                     };
                 }
             }
+            apply_restart_flags(&mut config, &machine.restart_flags.borrow());
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
                 machine.fs.clone(),
                 machine.crash_after.clone(),
@@ -565,6 +592,7 @@ fn drive(
         ..Observations::default()
     }));
     let _ = options;
+    crate::drops::clear();
 
     // Masters, sharing one disk for their registry and leader lease.
     let masters_disk = SimFs::new();
@@ -625,6 +653,7 @@ fn drive(
         disk_faulted: Cell::new(false),
         masters_disk: masters_disk.clone(),
         leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
+        restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     let mut config = agent_config(scenario);
@@ -654,18 +683,42 @@ fn drive(
         .filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k))))
         .collect();
     let framework_done = Rc::new(Cell::new(false));
-    {
+    for index in 1..=scenario.frameworks.max(1) {
+        // Framework 1 keeps the host name, name and seed of a one-framework cluster.
+        let (host, label, name) = if index == 1 {
+            (
+                FRAMEWORK_HOST.to_owned(),
+                "framework".to_owned(),
+                "sim-framework".to_owned(),
+            )
+        } else {
+            (
+                format!("{FRAMEWORK_HOST}{index}"),
+                format!("framework-{index}"),
+                format!("sim-framework-{index}"),
+            )
+        };
+        let mine = |task: &str| framework_of(scenario, task) == index;
         let observations = observations.clone();
         let masters = master_addresses(scenario);
         let checkpoint = scenario.checkpoint;
         let framework_done = framework_done.clone();
-        let tasks = tasks.clone();
-        let kills = kills.clone();
-        sim.host(FRAMEWORK_HOST, move || {
+        let tasks: Vec<(TaskInfo, Duration)> = tasks
+            .iter()
+            .filter(|(task, _)| mine(&task.task_id))
+            .cloned()
+            .collect();
+        let kills: Vec<(String, Duration)> = kills
+            .iter()
+            .filter(|(task, _)| mine(task))
+            .cloned()
+            .collect();
+        let span_host = host.clone();
+        sim.host(host.as_str(), move || {
             let env = host_env(
-                FRAMEWORK_HOST,
+                &span_host,
                 1,
-                Rc::new(SeededRandom::new(derive_seed(seed, "framework"))),
+                Rc::new(SeededRandom::new(derive_seed(seed, &label))),
             );
             let mut workload = Recording {
                 observations: observations.clone(),
@@ -676,10 +729,11 @@ fn drive(
                 finished: framework_done.clone(),
             };
             let masters = masters.clone();
-            let span = crate::trace::host_span(FRAMEWORK_HOST);
+            let span = crate::trace::host_span(&span_host);
+            let name = name.clone();
             async move {
                 let info = FrameworkInfo {
-                    name: "sim-framework".into(),
+                    name,
                     user: "sim".into(),
                     checkpoint,
                     failover_timeout_seconds: 3600.0,
@@ -795,6 +849,65 @@ fn drive(
     (violations, observations)
 }
 
+/// Keeps the agent flags a crash or reboot carries for the incarnations after it; says
+/// which (empty when none).
+fn remember_restart_flags(machine: &Machine, fault: &FaultSpec) -> String {
+    let Some(flags) = &fault.agent else {
+        return String::new();
+    };
+    let mut kept = machine.restart_flags.borrow_mut();
+    let mut said = Vec::new();
+    if let Some(resources) = &flags.resources {
+        kept.resources = Some(resources.clone());
+        said.push(format!("--resources {resources}"));
+    }
+    if let Some(recover) = &flags.recover {
+        kept.recover = Some(recover.clone());
+        said.push(format!("--recover {recover}"));
+    }
+    format!("; restarts with {}", said.join(" "))
+}
+
+/// Applies the flags crash and reboot faults changed.
+fn apply_restart_flags(config: &mut AgentConfig, flags: &RestartFlags) {
+    if let Some(resources) = &flags.resources {
+        config.resources = parse_resources(resources).expect("validated");
+    }
+    if let Some(recover) = &flags.recover {
+        config.recover = if recover == "cleanup" {
+            RecoverMode::Cleanup
+        } else {
+            RecoverMode::Reconnect
+        };
+    }
+}
+
+/// Arms a `drop` fault's rule; its description names what will be lost.
+fn arm_drop(fault: &FaultSpec) -> Option<String> {
+    let kind = crate::drops::normalise_kind(fault.message.as_deref()?)?;
+    let count = fault.count.unwrap_or(1);
+    crate::drops::arm(crate::drops::DropRule {
+        kind,
+        from: fault.from.clone(),
+        to: fault.to.clone(),
+        task: fault.task.clone(),
+        state: fault.state.clone(),
+        remaining: count,
+    });
+    let mut description = format!("drop the next {count} {kind} message(s)");
+    for (label, value) in [
+        ("from", &fault.from),
+        ("to", &fault.to),
+        ("task", &fault.task),
+        ("state", &fault.state),
+    ] {
+        if let Some(value) = value {
+            description.push_str(&format!(" {label} {value}"));
+        }
+    }
+    Some(description)
+}
+
 enum Pending {
     Boot,
     StartAgent,
@@ -847,6 +960,7 @@ fn apply_fault(
     scenario: &Scenario,
 ) -> Option<String> {
     let restart = fault.restart_after_s.map(secs);
+    let new_flags = remember_restart_flags(machine, fault);
     match fault.kind {
         FaultKind::AgentCrash => {
             let handle = machine.agent.borrow_mut().take()?;
@@ -856,7 +970,7 @@ fn apply_fault(
                 pending.push((now + restart, Pending::StartAgent));
             }
             Some(format!(
-                "agent crash (restart after {:.1}s)",
+                "agent crash (restart after {:.1}s){new_flags}",
                 restart.unwrap_or_default().as_secs_f64()
             ))
         }
@@ -900,7 +1014,7 @@ fn apply_fault(
             let restart = restart.unwrap_or(Duration::from_secs(10));
             pending.push((now + restart, Pending::Boot));
             Some(format!(
-                "reboot ({loss:?}; boots after {:.1}s)",
+                "reboot ({loss:?}; boots after {:.1}s){new_flags}",
                 restart.as_secs_f64()
             ))
         }
@@ -1003,6 +1117,7 @@ fn apply_fault(
                 "disk fails its next {count} operation(s) with {error}"
             ))
         }
+        FaultKind::Drop => arm_drop(fault),
         FaultKind::ClockJump => {
             let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;
             machine.wall_offset.set(machine.wall_offset.get() + jump_ms);

@@ -5,6 +5,7 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`fs`] | the simulated filesystem with crash states and fault injection |
+//! | [`drops`] | targeted message drops: a frame-aware filter on every simulated connection |
 //! | [`seams`] | simulated clock, network, processes, boot id, randomness; a filesystem handle that kills its process at an exact operation |
 //! | [`scenario`] | the scenario file format |
 //! | [`cluster`] | builds a cluster from a scenario and a seed, applies faults, runs it |
@@ -14,6 +15,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
+pub mod drops;
 pub mod fs;
 pub mod oracles;
 pub mod scenario;

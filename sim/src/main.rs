@@ -221,7 +221,10 @@ fn run_one(
                 }
             }
             if recovery_trace {
-                print!("{}", revenant_sim::trace::recovery_trace(&result.trace));
+                print!(
+                    "{}",
+                    revenant_sim::trace::snapshot_trace(&scenario, &result.trace)
+                );
             }
             println!(
                 "scenario {} seed {}: {} trace events, trace hash {:016x}",

@@ -8,6 +8,7 @@
 //! duration_s = 120          # simulated length of the run
 //! fault_phase_s = 60        # faults happen only before this time
 //! masters = 1
+//! frameworks = 1            # each on a host of its own: framework, framework2, ...
 //!
 //! [agent]                   # flags; durations in seconds
 //! recover = "reconnect"
@@ -19,6 +20,7 @@
 //! id = "t1"
 //! command = "sleep 30"
 //! checkpoint = true         # the framework's checkpoint flag
+//! # framework = 2           # which framework submits it (default 1)
 //!
 //! [[faults]]
 //! at_s = 10
@@ -28,6 +30,27 @@
 //! [expect]
 //! states = { t1 = "TASK_FINISHED" }
 //! ```
+//!
+//! Targeted message drops (fixed schedules only): `kind = "drop"` loses the next
+//! `count` (default 1) wire messages of one kind, as the receiving end would have read
+//! them, optionally only those `from` one host `to` another (executors share the
+//! `agent1` host with their agent), about one `task`, or (status updates) in one
+//! `state`. The filter lives in the simulated network ([`crate::drops`]); production code
+//! knows nothing of it.
+//!
+//! ```toml
+//! [[faults]]
+//! at_s = 0
+//! kind = "drop"
+//! message = "status_update"   # or "StatusUpdate"; see drops::MESSAGE_KINDS
+//! from = "agent1"
+//! to = "master1"
+//! state = "TASK_FINISHED"
+//! ```
+//!
+//! A crash or reboot may restart the agent with other flags, kept for every later
+//! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
+//! `recover`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,6 +80,10 @@ pub struct Scenario {
     /// there; `master_crash` crashes whichever leads.
     #[serde(default = "one")]
     pub masters: u32,
+    /// Number of frameworks, each on a host of its own (`framework`, `framework2`, ...);
+    /// a task names its framework with `framework` (default 1).
+    #[serde(default = "one")]
+    pub frameworks: u32,
     /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
     /// fixed `[5, 5]` for fixed ones, so that their snapshot traces do not shift when an
     /// unrelated message is added or removed.
@@ -136,6 +163,16 @@ pub struct AgentFlags {
     /// agent with `--recover cleanup` before an upgrade).
     #[serde(default)]
     pub restart_recover: Option<String>,
+    /// `--resources` (`name:value` or `name(role):value`, `;`-separated). Default: the
+    /// agent's defaults plus a reservation `cpus(web):1`.
+    #[serde(default)]
+    pub resources: Option<String>,
+    /// `--reconfiguration_policy`: `equal` (default) or `additive`.
+    #[serde(default)]
+    pub reconfiguration_policy: Option<String>,
+    /// `--executor_reregistration_retry_interval` (none by default).
+    #[serde(default)]
+    pub executor_reregistration_retry_interval_s: Option<f64>,
 }
 
 fn reconnect() -> String {
@@ -215,6 +252,9 @@ pub struct TaskSpec {
     /// Kill the task at this time, seconds.
     #[serde(default)]
     pub kill_at_s: Option<f64>,
+    /// The framework that submits it (1, 2, ...).
+    #[serde(default = "one")]
+    pub framework: u32,
 }
 
 /// Tasks made from the seed.
@@ -269,6 +309,11 @@ pub enum FaultKind {
     /// The agent machine's disk fails its next `ops` operations with `error` (`eio`,
     /// `enospc`, or `fsync` for failed file syncs that make nothing durable).
     DiskError,
+    /// The next `count` (default 1) wire messages of kind `message` (`register_executor`,
+    /// `status_update`, `run_task`, ... or `RegisterExecutor` style) are lost, optionally
+    /// only those `from` one host, `to` another, about `task`, or (status updates) in
+    /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
+    Drop,
 }
 
 /// One scheduled fault.
@@ -306,6 +351,37 @@ pub struct FaultSpec {
     /// For disk errors: `eio`, `enospc` or `fsync`.
     #[serde(default)]
     pub error: Option<String>,
+    /// For drops: the message kind.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// For drops: the sending host.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// For drops: the receiving host.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For drops: how many matching messages (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// For drops of status updates: the update's state (`TASK_RUNNING`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// For crashes and reboots: the restarted agent's flags (fields left out keep their
+    /// value), e.g. `agent = { resources = "cpus:2;mem:512" }`.
+    #[serde(default)]
+    pub agent: Option<RestartFlags>,
+}
+
+/// Agent flags a crash or reboot may change for the incarnations after it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartFlags {
+    /// `--resources` (`name:value` or `name(role):value`, `;`-separated).
+    #[serde(default)]
+    pub resources: Option<String>,
+    /// `--recover`.
+    #[serde(default)]
+    pub recover: Option<String>,
 }
 
 /// Fault rates: the seed picks which kinds are on (swarm testing) and when they happen.
@@ -386,6 +462,17 @@ impl Scenario {
         if self.masters == 0 || self.masters > 3 {
             return Err("masters must be 1 to 3".into());
         }
+        if self.frameworks == 0 || self.frameworks > 3 {
+            return Err("frameworks must be 1 to 3".into());
+        }
+        for task in &self.tasks {
+            if task.framework == 0 || task.framework > self.frameworks {
+                return Err(format!(
+                    "task {} names framework {}, but there are {}",
+                    task.id, task.framework, self.frameworks
+                ));
+            }
+        }
         for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter())
         {
             if recover != "reconnect" && recover != "cleanup" {
@@ -401,6 +488,43 @@ impl Scenario {
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
             }
+            if fault.kind == FaultKind::Drop {
+                let Some(message) = &fault.message else {
+                    return Err(format!("drop at {} s needs message", fault.at_s));
+                };
+                if crate::drops::normalise_kind(message).is_none() {
+                    return Err(format!(
+                        "drop at {} s: unknown message '{message}' (one of {})",
+                        fault.at_s,
+                        crate::drops::MESSAGE_KINDS.join(", ")
+                    ));
+                }
+                if let Some(state) = &fault.state {
+                    if revenant::proto::TaskState::from_str_name(state).is_none() {
+                        return Err(format!("drop at {} s: unknown state '{state}'", fault.at_s));
+                    }
+                }
+            }
+            if let Some(flags) = &fault.agent {
+                if !matches!(fault.kind, FaultKind::AgentCrash | FaultKind::Reboot) {
+                    return Err(format!(
+                        "fault at {} s: only agent_crash and reboot carry agent flags",
+                        fault.at_s
+                    ));
+                }
+                if let Some(recover) = &flags.recover {
+                    if recover != "reconnect" && recover != "cleanup" {
+                        return Err(format!(
+                            "fault at {} s: agent.recover must be reconnect or cleanup",
+                            fault.at_s
+                        ));
+                    }
+                }
+                if let Some(resources) = &flags.resources {
+                    parse_resources(resources)
+                        .map_err(|error| format!("fault at {} s: {error}", fault.at_s))?;
+                }
+            }
             if fault.kind == FaultKind::DiskError
                 && !matches!(
                     fault.error.as_deref(),
@@ -413,6 +537,54 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(swarm) = &self.swarm {
+            if swarm.per_minute.contains_key(&FaultKind::Drop) {
+                return Err("drop faults name a message: fixed schedules only".into());
+            }
+        }
+        if let Some(resources) = &self.agent.resources {
+            parse_resources(resources)?;
+        }
+        if !matches!(
+            self.agent.reconfiguration_policy.as_deref(),
+            None | Some("equal" | "additive")
+        ) {
+            return Err("agent.reconfiguration_policy must be equal or additive".into());
+        }
         Ok(())
     }
+}
+
+/// Parses `--resources`: `name:value` or `name(role):value`, `;`-separated; a role
+/// other than `*` makes a reservation.
+pub fn parse_resources(text: &str) -> Result<Vec<revenant::proto::Resource>, String> {
+    let mut out = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once(':')
+            .ok_or_else(|| format!("resource '{part}' is not name:value"))?;
+        let (name, role) = match name.split_once('(') {
+            Some((name, role)) => (name, role.trim_end_matches(')')),
+            None => (name, "*"),
+        };
+        let scalar: f64 = value
+            .parse()
+            .map_err(|_| format!("resource '{part}' has a bad value"))?;
+        let reserved = role != "*";
+        out.push(revenant::proto::Resource {
+            name: name.to_owned(),
+            scalar,
+            role: if reserved {
+                role.to_owned()
+            } else {
+                String::new()
+            },
+            reservation: if reserved {
+                "sim".to_owned()
+            } else {
+                String::new()
+            },
+        });
+    }
+    Ok(out)
 }

@@ -20,6 +20,7 @@ use revenant::os::{
 };
 use revenant::proto::CommandInfo;
 
+use crate::drops::FilteredStream;
 use crate::fs::SimFs;
 
 /// The epoch every run's wall clock starts at (fixed, so traces do not depend on the
@@ -84,15 +85,34 @@ impl Clock for SimClock {
 }
 
 /// turmoil TCP. Listeners bind every address of the host; a connection to the host's
-/// own name goes over loopback.
-pub struct SimNet;
+/// own name goes over loopback. Every connection reads through the drop filter
+/// ([`crate::drops`]), which knows the hosts at both ends.
+pub struct SimNet {
+    /// The host this seam belongs to.
+    pub host: String,
+}
 
-struct SimListener(turmoil::net::TcpListener, String);
+impl SimNet {
+    /// The network seen from `host`.
+    pub fn on(host: &str) -> SimNet {
+        SimNet {
+            host: host.to_owned(),
+        }
+    }
+}
+
+struct SimListener(turmoil::net::TcpListener, String, String);
 
 impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
+            let peer_host = if peer.ip().is_loopback() {
+                self.2.clone()
+            } else {
+                turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
+            };
+            let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host);
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
     }
@@ -120,18 +140,20 @@ fn split_address(address: &str) -> io::Result<(String, u16)> {
 impl Network for SimNet {
     fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
         let addr = addr.to_owned();
+        let host = self.host.clone();
         Box::pin(async move {
             let (_, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
-            Ok(Box::new(SimListener(listener, addr)) as Box<dyn Listener>)
+            Ok(Box::new(SimListener(listener, addr, host)) as Box<dyn Listener>)
         })
     }
     fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
         let addr = addr.to_owned();
+        let local = self.host.clone();
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
-            let stream = turmoil::net::TcpStream::connect((host, port)).await?;
-            Ok(Box::new(stream) as BoxStream)
+            let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
+            Ok(Box::new(FilteredStream::new(Box::new(stream), local, host)) as BoxStream)
         })
     }
 }

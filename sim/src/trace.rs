@@ -199,6 +199,7 @@ pub fn hash(events: &[TraceEvent]) -> u64 {
 /// Messages of the recovery trace: the decisions a reviewer reads, not every packet.
 const DECISIONS: &[&str] = &[
     "fault injected",
+    "message dropped",
     "agent process starting",
     "agent process ended",
     "agent machine boots",
@@ -210,6 +211,7 @@ const DECISIONS: &[&str] = &[
     "errors counted during non-strict recovery",
     "machine rebooted",
     "recovered agent",
+    "agent resources changed compatibly",
     "recovered checkpointed resources",
     "checkpointed resources",
     "recovered task",
@@ -220,6 +222,10 @@ const DECISIONS: &[&str] = &[
     "executor run completed before the restart",
     "waiting for executors to re-register",
     "executor re-registered",
+    "executor that never registered before the restart registered",
+    "asking executors that have not re-registered to reconnect",
+    "agent asked to reconnect",
+    "duplicate status update",
     "executor did not re-register in time: destroying it",
     "task was launched during the agent restart",
     "recovery complete",
@@ -236,6 +242,7 @@ const DECISIONS: &[&str] = &[
     "garbage collected",
     "master asked the agent to shut down",
     "agent registered",
+    "agent retried its registration",
     "agent re-registered",
     "elected leading master: waiting",
     "asked to leave the cluster",
@@ -256,10 +263,39 @@ const DECISIONS: &[&str] = &[
 /// code; what was decided does not.
 const NOISE_FIELDS: &[&str] = &["uuid", "meta", "checkpointed"];
 
-/// The recovery trace of a run: decisions only, with random ids replaced by stable names
-/// in order of first appearance (`agent-1`, `framework-1`, `run-1`), so that a snapshot
-/// changes only when a decision does.
-pub fn recovery_trace(events: &[TraceEvent]) -> String {
+/// One decision of a recovery trace, ids renamed.
+struct Decision {
+    time: Duration,
+    host: String,
+    role: String,
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Decision {
+    fn head(&self) -> String {
+        format!(
+            "{:>4}.{:03}s {} {}: {}",
+            self.time.as_secs(),
+            self.time.subsec_millis(),
+            self.host,
+            self.role,
+            self.message
+        )
+    }
+
+    fn line(&self) -> String {
+        let mut line = self.head();
+        for (key, value) in &self.fields {
+            let _ = write!(line, " {key}={value}");
+        }
+        line
+    }
+}
+
+/// The decisions of a run, with random ids replaced by stable names in order of first
+/// appearance (`agent-1`, `framework-1`, `run-1`).
+fn decisions(events: &[TraceEvent]) -> Vec<Decision> {
     let mut names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     let mut counters: std::collections::BTreeMap<&'static str, usize> =
         std::collections::BTreeMap::new();
@@ -308,27 +344,129 @@ pub fn recovery_trace(events: &[TraceEvent]) -> String {
         flush(&mut token, &mut out, &mut names, &mut counters);
         out
     };
-    let mut out = String::new();
+    let mut out = Vec::new();
     for event in events {
         if !DECISIONS.iter().any(|d| event.message.starts_with(d)) {
             continue;
         }
-        let mut line = format!(
-            "{:>4}.{:03}s {} {}: {}",
-            event.time.as_secs(),
-            event.time.subsec_millis(),
-            event.host,
-            event.role,
-            rename(&event.message)
-        );
-        for (key, value) in &event.fields {
-            if NOISE_FIELDS.contains(&key.as_str()) {
-                continue;
-            }
-            let _ = write!(line, " {key}={}", rename(value));
-        }
-        out.push_str(&line);
+        let message = rename(&event.message);
+        let fields = event
+            .fields
+            .iter()
+            .filter(|(key, _)| !NOISE_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), rename(value)))
+            .collect();
+        out.push(Decision {
+            time: event.time,
+            host: event.host.clone(),
+            role: event.role.clone(),
+            message,
+            fields,
+        });
+    }
+    out
+}
+
+/// The recovery trace of a run: decisions only, with random ids replaced by stable names
+/// in order of first appearance (`agent-1`, `framework-1`, `run-1`), so that a snapshot
+/// changes only when a decision does.
+pub fn recovery_trace(events: &[TraceEvent]) -> String {
+    let mut out = String::new();
+    for decision in decisions(events) {
+        out.push_str(&decision.line());
         out.push('\n');
     }
     out
+}
+
+/// Per-task routine of runs with many tasks, left out of [`recovery_summary`]: an
+/// executor's normal end (and, see there, updates that only report a task's progress).
+const ROUTINE: &[&str] = &[
+    "executor process exited",
+    "executor run completed",
+    "lost the agent",
+];
+
+/// The recovery trace of a run with many tasks (swarm and regression scenarios), short
+/// enough to review: per-task routine ([`ROUTINE`]) left out, and the decisions one host
+/// made at one instant about many tasks or executors folded into one line per kind,
+/// `(xN)`, keeping only the fields they share.
+pub fn recovery_summary(events: &[TraceEvent]) -> String {
+    let kept: Vec<Decision> = decisions(events)
+        .into_iter()
+        .filter(|d| !ROUTINE.iter().any(|r| d.message.starts_with(r)))
+        .filter(|d| {
+            // A task's own progress is routine; a loss, failure or kill is a decision.
+            !(d.message.starts_with("status update accepted")
+                && d.fields.iter().any(|(k, v)| {
+                    k == "state"
+                        && matches!(
+                            v.as_str(),
+                            "TASK_STARTING" | "TASK_RUNNING" | "TASK_FINISHED"
+                        )
+                }))
+        })
+        .collect();
+    let mut out = String::new();
+    let mut index = 0;
+    while index < kept.len() {
+        let first = &kept[index];
+        let mut end = index;
+        while end < kept.len()
+            && kept[end].time == first.time
+            && kept[end].host == first.host
+            && kept[end].role == first.role
+        {
+            end += 1;
+        }
+        // One instant of one host: group by message, in order of first appearance.
+        let group = &kept[index..end];
+        let mut order: Vec<&str> = Vec::new();
+        for decision in group {
+            if !order.contains(&decision.message.as_str()) {
+                order.push(&decision.message);
+            }
+        }
+        for message in order {
+            let same: Vec<&Decision> = group.iter().filter(|d| d.message == message).collect();
+            if same.len() == 1 {
+                out.push_str(&same[0].line());
+            } else {
+                let mut line = format!("{} (x{})", same[0].head(), same.len());
+                for (key, value) in &same[0].fields {
+                    if same
+                        .iter()
+                        .all(|d| d.fields.contains(&(key.clone(), value.clone())))
+                    {
+                        let _ = write!(line, " {key}={value}");
+                    }
+                }
+                out.push_str(&line);
+            }
+            out.push('\n');
+        }
+        index = end;
+    }
+    out
+}
+
+/// Whether a scenario's snapshot is the [`recovery_summary`] (scenarios with many tasks
+/// and drawn faults: swarm and regression ones) rather than the full [`recovery_trace`].
+pub fn summarised(scenario: &crate::scenario::Scenario) -> bool {
+    scenario.swarm.is_some() || !scenario.pinned_seeds.is_empty()
+}
+
+/// The seed a scenario's snapshot runs: a regression scenario's first pinned seed (the
+/// one that once failed), seed 0 otherwise.
+pub fn snapshot_seed(scenario: &crate::scenario::Scenario) -> u64 {
+    scenario.pinned_seeds.first().copied().unwrap_or(0)
+}
+
+/// The trace a scenario's snapshot holds (see [`summarised`]).
+pub fn snapshot_trace(scenario: &crate::scenario::Scenario, events: &[TraceEvent]) -> String {
+    if summarised(scenario) {
+        recovery_summary(events)
+    } else {
+        recovery_trace(events)
+    }
 }

@@ -49,6 +49,26 @@ pub enum RecoverMode {
     Cleanup,
 }
 
+/// `--reconfiguration_policy`: which changes of the agent's info (its flags) a restart
+/// may make and still recover the old agent (reference §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconfigurationPolicy {
+    /// The address and resources must be exactly as checkpointed (Mesos' default).
+    Equal,
+    /// The address must be the same; resources may only grow (every checkpointed
+    /// resource, by name and role, at least as large).
+    Additive,
+}
+
+impl ReconfigurationPolicy {
+    fn name(self) -> &'static str {
+        match self {
+            ReconfigurationPolicy::Equal => "equal",
+            ReconfigurationPolicy::Additive => "additive",
+        }
+    }
+}
+
 /// The agent's settings (the command line's flags, parsed).
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -66,6 +86,10 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// `--executor_reregistration_timeout`.
     pub executor_reregistration_timeout: Duration,
+    /// `--executor_reregistration_retry_interval` (none by default): while recovering,
+    /// executor connections that have not re-registered are asked again this often
+    /// (their re-registration may have been lost).
+    pub executor_reregistration_retry_interval: Option<Duration>,
     /// `--gc_delay`.
     pub gc_delay: Duration,
     /// `--disk_watch_interval`.
@@ -74,6 +98,8 @@ pub struct AgentConfig {
     pub registration_backoff_factor: Duration,
     /// `--resources`.
     pub resources: Vec<Resource>,
+    /// `--reconfiguration_policy`.
+    pub reconfiguration_policy: ReconfigurationPolicy,
     /// `--checkpoint` (the agent checkpoints its own info).
     pub checkpoint: bool,
     /// The program launched as an executor, and its leading arguments.
@@ -98,6 +124,7 @@ impl AgentConfig {
             strict: true,
             recovery_timeout: Duration::from_secs(15 * 60),
             executor_reregistration_timeout: Duration::from_secs(2),
+            executor_reregistration_retry_interval: None,
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             disk_watch_interval: Duration::from_secs(60),
             registration_backoff_factor: Duration::from_secs(1),
@@ -113,6 +140,7 @@ impl AgentConfig {
                     ..Default::default()
                 },
             ],
+            reconfiguration_policy: ReconfigurationPolicy::Equal,
             checkpoint: true,
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
@@ -268,6 +296,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         last_master_contact: None,
         executor_connections: BTreeMap::new(),
         reregister_deadline: None,
+        reconnect_retry_at: None,
         gc: BTreeMap::new(),
         next_disk_check: None,
         unidentified: BTreeMap::new(),
@@ -329,6 +358,8 @@ struct Agent {
     last_master_contact: Option<Instant>,
     executor_connections: BTreeMap<ConnectionId, (FrameworkId, ExecutorId)>,
     reregister_deadline: Option<Instant>,
+    /// When to ask unidentified executor connections to re-register again.
+    reconnect_retry_at: Option<Instant>,
     gc: BTreeMap<PathBuf, Instant>,
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
@@ -475,21 +506,37 @@ impl Agent {
         };
         let mut expected = self.info.clone();
         expected.id = old.id.clone();
-        if self.config.recover == RecoverMode::Reconnect
-            && (expected.hostname != old.hostname
-                || expected.port != old.port
-                || expected.resources != old.resources)
-        {
-            return Err(AgentError::Incompatible {
-                old: format!("{}:{} {:?}", old.hostname, old.port, old.resources),
-                new: format!(
-                    "{}:{} {:?}",
-                    expected.hostname, expected.port, expected.resources
-                ),
-                latest,
-            });
+        let policy = self.config.reconfiguration_policy;
+        if self.config.recover == RecoverMode::Reconnect {
+            if let Some(mismatch) = info_mismatch(old, &expected, policy) {
+                return Err(AgentError::Incompatible {
+                    old: format!(
+                        "{}:{} with resources {}",
+                        old.hostname,
+                        old.port,
+                        describe_resources(&old.resources)
+                    ),
+                    new: format!(
+                        "{}:{} with resources {} ({mismatch}; --reconfiguration_policy={})",
+                        expected.hostname,
+                        expected.port,
+                        describe_resources(&expected.resources),
+                        policy.name()
+                    ),
+                    latest,
+                });
+            }
         }
         self.info = old.clone();
+        if self.config.recover == RecoverMode::Reconnect && expected.resources != old.resources {
+            // A compatible change (additive): the agent keeps its id and tells the master
+            // its new resources when it re-registers.
+            info!(old = %describe_resources(&old.resources), new = %describe_resources(&expected.resources), "agent resources changed compatibly");
+            self.info.resources = expected.resources.clone();
+            if self.config.checkpoint {
+                self.store.write_agent_info(&self.info)?;
+            }
+        }
         info!(agent = %agent.id, "recovered agent");
         for framework_state in agent.frameworks.values() {
             let fid = framework_state.id.clone();
@@ -634,6 +681,10 @@ impl Agent {
         if waiting && self.config.recover == RecoverMode::Reconnect {
             let deadline = self.now() + self.config.executor_reregistration_timeout;
             self.reregister_deadline = Some(deadline);
+            self.reconnect_retry_at = self
+                .config
+                .executor_reregistration_retry_interval
+                .map(|interval| self.now() + interval);
             info!(
                 timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64,
                 "waiting for executors to re-register"
@@ -645,6 +696,7 @@ impl Agent {
 
     fn finish_recovery(&mut self) -> Result<(), AgentError> {
         self.reregister_deadline = None;
+        self.reconnect_retry_at = None;
         self.store.write_boot_id(&self.boot_id)?;
         self.phase = Phase::Disconnected;
         self.next_connect_at = Some(self.now());
@@ -671,15 +723,43 @@ impl Agent {
                 "Executor did not re-register within {:?}",
                 self.config.executor_reregistration_timeout
             );
+            let state = if self.config.breakage.reregistration_timeout_fails_tasks {
+                proto::TaskState::TaskFailed
+            } else {
+                proto::TaskState::TaskLost
+            };
             self.executor_terminated(
                 &fid,
                 &eid,
-                proto::TaskState::TaskLost,
+                state,
                 TaskReason::ReasonExecutorReregistrationTimeout,
                 &message,
             )?;
         }
         self.finish_recovery()
+    }
+
+    /// `--executor_reregistration_retry_interval`: executor connections that have said
+    /// nothing yet (their re-registration may have been lost) are asked again
+    /// (reference §12).
+    fn retry_executor_reconnect(&mut self, now: Instant) {
+        let interval = self
+            .config
+            .executor_reregistration_retry_interval
+            .unwrap_or(IDLE_WAIT);
+        self.reconnect_retry_at = Some(now + interval);
+        if self.unidentified.is_empty() {
+            return;
+        }
+        info!(
+            connections = self.unidentified.len(),
+            "asking executors that have not re-registered to reconnect"
+        );
+        for outbox in self.unidentified.values() {
+            outbox.send(Body::ReconnectExecutor(proto::ReconnectExecutor {
+                agent_id: self.info.id.clone(),
+            }));
+        }
     }
 
     async fn cleanup(&mut self) -> AgentExit {
@@ -984,6 +1064,7 @@ impl Agent {
         };
         consider(self.reregister_deadline);
         consider(self.unregister_deadline);
+        consider(self.reconnect_retry_at);
         if self.phase != Phase::Recovering {
             if self.master.is_none() && !self.master_connecting {
                 consider(self.next_connect_at);
@@ -1013,6 +1094,11 @@ impl Agent {
         if let Some(deadline) = self.reregister_deadline {
             if now >= deadline {
                 self.reregistration_timed_out()?;
+            }
+        }
+        if let Some(at) = self.reconnect_retry_at {
+            if now >= at && self.phase == Phase::Recovering {
+                self.retry_executor_reconnect(now);
             }
         }
         if self.phase != Phase::Recovering {
@@ -1496,6 +1582,17 @@ impl Agent {
             .executor_mut(&fid, &eid)
             .filter(|e| e.container.as_str() == container_id)
             .map(|e| e.phase);
+        if phase == Some(ExecutorPhase::Reregistering) && !reregistering {
+            // It never registered before the restart, so it has nothing to re-register
+            // with: it is left alone (its connection kept open, unanswered) and destroyed
+            // at the re-registration timeout like any executor that did not re-register
+            // (reference §11: executors of unknown type are killed later by the timeout).
+            info!(framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
+            if let Some(executor) = self.executor_mut(&fid, &eid) {
+                executor.outbox = Some(outbox);
+            }
+            return Ok(());
+        }
         let acceptable = match phase {
             Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
             Some(ExecutorPhase::Reregistering) => reregistering,
@@ -1972,6 +2069,54 @@ impl Agent {
     }
 }
 
+/// What makes the flags' agent info incompatible with the checkpointed one under
+/// `policy`, if anything (reference §7).
+fn info_mismatch(
+    old: &AgentInfo,
+    new: &AgentInfo,
+    policy: ReconfigurationPolicy,
+) -> Option<String> {
+    if old.hostname != new.hostname || old.port != new.port {
+        return Some(format!(
+            "address changed from {}:{} to {}:{}",
+            old.hostname, old.port, new.hostname, new.port
+        ));
+    }
+    // A fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
+    let total = |list: &[Resource], name: &str, role: &str| -> f64 {
+        list.iter()
+            .filter(|r| r.name == name && r.role == role)
+            .fold(0.0, |sum, r| sum + r.scalar)
+    };
+    // Every resource either side names, by (name, role), in a stable order.
+    let mut keys: Vec<(&str, &str)> = old
+        .resources
+        .iter()
+        .chain(&new.resources)
+        .map(|r| (r.name.as_str(), r.role.as_str()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mismatch = keys.into_iter().find_map(|(name, role)| {
+        let was = total(&old.resources, name, role);
+        let now = total(&new.resources, name, role);
+        let incompatible = match policy {
+            ReconfigurationPolicy::Equal => was != now,
+            ReconfigurationPolicy::Additive => now < was,
+        };
+        let role = if role.is_empty() { "*" } else { role };
+        incompatible.then(|| format!("{name}({role}) changed from {was} to {now}"))
+    });
+    match (mismatch, policy) {
+        (Some(mismatch), _) => Some(mismatch),
+        // Same totals in another order or split: still not byte-equal.
+        (None, ReconfigurationPolicy::Equal) if old.resources != new.resources => {
+            Some("resources listed differently".to_owned())
+        }
+        (None, _) => None,
+    }
+}
+
 /// Resources as `name(role):scalar;...` in a stable order, for logs and traces.
 pub fn describe_resources(resources: &[Resource]) -> String {
     let mut parts: Vec<String> = resources
@@ -2011,4 +2156,62 @@ fn update_state(update: &StatusUpdate) -> &'static str {
 
 fn update_uuid(update: &StatusUpdate) -> Uuid {
     Uuid::from_bytes(&update.uuid).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(resources: &[(&str, &str, f64)]) -> AgentInfo {
+        AgentInfo {
+            id: "agent-1".into(),
+            hostname: "agent1".into(),
+            port: 5051,
+            resources: resources
+                .iter()
+                .map(|(name, role, scalar)| Resource {
+                    name: (*name).into(),
+                    role: (*role).into(),
+                    scalar: *scalar,
+                    ..Default::default()
+                })
+                .collect(),
+            checkpoint: true,
+        }
+    }
+
+    #[test]
+    fn equal_policy_names_any_change() {
+        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
+        assert_eq!(
+            info_mismatch(&old, &old, ReconfigurationPolicy::Equal),
+            None
+        );
+        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0)]);
+        assert_eq!(
+            info_mismatch(&old, &grown, ReconfigurationPolicy::Equal).as_deref(),
+            Some("cpus(*) changed from 2 to 4")
+        );
+    }
+
+    #[test]
+    fn additive_policy_allows_growth_only() {
+        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
+        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0), ("disk", "", 10.0)]);
+        assert_eq!(
+            info_mismatch(&old, &grown, ReconfigurationPolicy::Additive),
+            None
+        );
+        let shrunk = info(&[("cpus", "", 4.0)]);
+        assert_eq!(
+            info_mismatch(&old, &shrunk, ReconfigurationPolicy::Additive).as_deref(),
+            Some("mem(*) changed from 1024 to 0")
+        );
+        let mut moved = old.clone();
+        moved.port = 5052;
+        assert_eq!(
+            info_mismatch(&old, &moved, ReconfigurationPolicy::Additive).as_deref(),
+            Some("address changed from agent1:5051 to agent1:5052")
+        );
+    }
 }

@@ -1,0 +1,332 @@
+//! Targeted message drops (the `drop` fault kind): every simulated connection reads
+//! through a frame-aware filter that decodes whole wire frames and discards the ones an
+//! armed rule matches, as if the network had lost exactly that message. Production code
+//! knows nothing of it: the filter sits in the simulated network seam ([`crate::seams`]).
+//!
+//! A rule names a message kind (`wire::kind`: `register_executor`, `status_update`,
+//! ...), optionally the sending and receiving hosts, a task and (for status updates) a
+//! state, and how many matching messages to drop. It matches on the receiving side, so a
+//! message is dropped when it would have been delivered. Rules live in a thread-local
+//! table that each run starts empty; a run is single-threaded, so the same seed drops
+//! the same messages.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use prost::Message;
+use revenant::os::BoxStream;
+use revenant::proto::{envelope::Body, Envelope};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Every message kind a rule may name (`wire::kind` of each envelope body).
+pub const MESSAGE_KINDS: &[&str] = &[
+    "register_agent",
+    "reregister_agent",
+    "agent_registered",
+    "agent_reregistered",
+    "run_task",
+    "kill_task",
+    "status_update",
+    "acknowledgement",
+    "register_framework",
+    "framework_registered",
+    "submit_task",
+    "reconcile",
+    "ping",
+    "pong",
+    "register_executor",
+    "executor_registered",
+    "reregister_executor",
+    "reconnect_executor",
+    "shutdown_executor",
+    "shutdown_agent",
+    "not_leader",
+];
+
+/// The message kind a scenario names, normalised to `wire::kind`'s spelling: accepts
+/// `RegisterExecutor` as well as `register_executor`.
+pub fn normalise_kind(name: &str) -> Option<&'static str> {
+    let squashed: String = name
+        .chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    MESSAGE_KINDS
+        .iter()
+        .find(|kind| kind.replace('_', "") == squashed)
+        .copied()
+}
+
+/// One armed rule.
+#[derive(Clone, Debug)]
+pub struct DropRule {
+    /// The message kind (`wire::kind`).
+    pub kind: &'static str,
+    /// The sending host, if it matters.
+    pub from: Option<String>,
+    /// The receiving host, if it matters.
+    pub to: Option<String>,
+    /// The task the message is about, if it matters.
+    pub task: Option<String>,
+    /// The state of a status update, if it matters (`TASK_RUNNING`, ...).
+    pub state: Option<String>,
+    /// Matching messages still to drop.
+    pub remaining: u32,
+}
+
+thread_local! {
+    static RULES: RefCell<Vec<DropRule>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets every rule (each run starts with none).
+pub fn clear() {
+    RULES.with(|rules| rules.borrow_mut().clear());
+}
+
+/// Arms a rule.
+pub fn arm(rule: DropRule) {
+    RULES.with(|rules| rules.borrow_mut().push(rule));
+}
+
+fn any_armed() -> bool {
+    RULES.with(|rules| rules.borrow().iter().any(|r| r.remaining > 0))
+}
+
+/// What a rule can match in a message: its task and, for status updates, its state.
+fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
+    match body {
+        Body::RunTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
+        Body::KillTask(m) => (Some(m.task_id.clone()), None),
+        Body::Acknowledgement(m) => (Some(m.task_id.clone()), None),
+        Body::SubmitTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
+        Body::StatusUpdate(m) => {
+            let status = m.update.as_ref().and_then(|u| u.status.as_ref());
+            (
+                status.map(|s| s.task_id.clone()),
+                status.map(|s| s.state().as_str_name().to_owned()),
+            )
+        }
+        _ => (None, None),
+    }
+}
+
+/// Whether an armed rule takes this message (and counts it).
+fn take(body: &Body, from: &str, to: &str) -> bool {
+    let kind = revenant::wire::kind(body);
+    let (task, state) = task_and_state(body);
+    RULES.with(|rules| {
+        let mut rules = rules.borrow_mut();
+        let Some(rule) = rules.iter_mut().find(|r| {
+            r.remaining > 0
+                && r.kind == kind
+                && r.from.as_deref().is_none_or(|f| f == from)
+                && r.to.as_deref().is_none_or(|t| t == to)
+                && r.task.as_ref().is_none_or(|t| task.as_ref() == Some(t))
+                && r.state.as_ref().is_none_or(|s| state.as_ref() == Some(s))
+        }) else {
+            return false;
+        };
+        rule.remaining -= 1;
+        tracing::info!(target: "revenant_sim", kind, from, to, task = task.as_deref().unwrap_or("-"), state = state.as_deref().unwrap_or("-"), "message dropped");
+        true
+    })
+}
+
+/// A stream whose incoming frames pass through the drop rules. Outgoing bytes pass
+/// untouched (the peer's filter sees them).
+pub struct FilteredStream {
+    inner: BoxStream,
+    /// This end's host.
+    local: String,
+    /// The other end's host.
+    peer: String,
+    /// Bytes read but not yet framed.
+    raw: Vec<u8>,
+    /// Bytes of whole frames let through, not yet handed to the reader.
+    ready: Vec<u8>,
+    ready_at: usize,
+    /// Not the wire protocol (an HTTP request) or a bad frame: let everything through.
+    passthrough: bool,
+    /// The first bytes were seen (to recognise HTTP).
+    started: bool,
+    eof: bool,
+}
+
+impl FilteredStream {
+    /// Wraps `inner`, a connection from `peer` to `local`.
+    pub fn new(inner: BoxStream, local: String, peer: String) -> FilteredStream {
+        FilteredStream {
+            inner,
+            local,
+            peer,
+            raw: Vec::new(),
+            ready: Vec::new(),
+            ready_at: 0,
+            passthrough: false,
+            started: false,
+            eof: false,
+        }
+    }
+
+    /// Moves whole frames from `raw` to `ready`, dropping those a rule takes.
+    fn frame(&mut self) {
+        if !self.started && self.raw.len() >= 4 {
+            self.started = true;
+            let head = &self.raw[..4];
+            if head.iter().all(|b| b.is_ascii_uppercase() || *b == b' ') {
+                self.passthrough = true;
+            }
+        }
+        while !self.passthrough && self.raw.len() >= 4 {
+            let length =
+                u32::from_le_bytes([self.raw[0], self.raw[1], self.raw[2], self.raw[3]]) as usize;
+            if length > revenant::wire::FRAME_BYTES_MAX {
+                self.passthrough = true;
+                break;
+            }
+            if self.raw.len() < 4 + length {
+                return;
+            }
+            let frame: Vec<u8> = self.raw.drain(..4 + length).collect();
+            let dropped = any_armed()
+                && Envelope::decode(&frame[4..])
+                    .ok()
+                    .and_then(|e| e.body)
+                    .is_some_and(|body| take(&body, &self.peer, &self.local));
+            if !dropped {
+                self.ready.extend_from_slice(&frame);
+            }
+        }
+        if self.passthrough {
+            self.ready.append(&mut self.raw);
+        }
+    }
+}
+
+impl AsyncRead for FilteredStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready_at < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.ready_at);
+                buf.put_slice(&this.ready[this.ready_at..this.ready_at + n]);
+                this.ready_at += n;
+                if this.ready_at == this.ready.len() {
+                    this.ready.clear();
+                    this.ready_at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                if this.raw.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                // A torn last frame: hand it over, the reader reports the short read.
+                this.ready.append(&mut this.raw);
+                continue;
+            }
+            let mut chunk = [0u8; 8192];
+            let mut chunk_buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut chunk_buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(())) => {
+                    let filled = chunk_buf.filled();
+                    if filled.is_empty() {
+                        this.eof = true;
+                    } else {
+                        this.raw.extend_from_slice(filled);
+                        this.frame();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FilteredStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use revenant::proto::{Ping, Pong};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Frames written into one end of a pipe come out of the filtered other end, less
+    /// the one an armed rule takes; the rule then counts down and lets the next through.
+    #[test]
+    fn drops_exactly_the_matching_frames() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            clear();
+            arm(DropRule {
+                kind: "ping",
+                from: Some("master1".into()),
+                to: Some("agent1".into()),
+                task: None,
+                state: None,
+                remaining: 1,
+            });
+            let (mut writer, reader) = tokio::io::duplex(1 << 16);
+            let mut filtered =
+                FilteredStream::new(Box::new(reader), "agent1".into(), "master1".into());
+            let mut bytes = Vec::new();
+            bytes.extend(revenant::wire::encode(Body::Ping(Ping { sequence: 1 })));
+            bytes.extend(revenant::wire::encode(Body::Pong(Pong { sequence: 2 })));
+            bytes.extend(revenant::wire::encode(Body::Ping(Ping { sequence: 3 })));
+            // Torn across writes, as TCP may deliver it.
+            let (head, tail) = bytes.split_at(5);
+            writer.write_all(head).await.unwrap();
+            writer.write_all(tail).await.unwrap();
+            drop(writer);
+            let mut got = Vec::new();
+            while let Ok(body) = revenant::wire::read_envelope(&mut filtered).await {
+                got.push(body);
+            }
+            assert_eq!(
+                got,
+                vec![
+                    Body::Pong(Pong { sequence: 2 }),
+                    Body::Ping(Ping { sequence: 3 })
+                ]
+            );
+            let mut rest = Vec::new();
+            filtered.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+            clear();
+        });
+    }
+
+    #[test]
+    fn kinds_are_normalised() {
+        assert_eq!(
+            normalise_kind("RegisterExecutor"),
+            Some("register_executor")
+        );
+        assert_eq!(normalise_kind("status_update"), Some("status_update"));
+        assert_eq!(normalise_kind("StatusUpdates"), None);
+    }
+}
