@@ -80,6 +80,13 @@ pub struct AgentConfig {
     pub executor_command: Vec<String>,
     /// How long the master may stay silent before the agent looks for another.
     pub master_ping_timeout: Duration,
+    /// `--status-update-batch`: group commit. The event loop handles up to this many
+    /// ready events as one batch: their `task.updates` appends are synced together at the
+    /// end of the batch (one [`crate::os::FileSystem::sync_files`]), and every message
+    /// the batch sends (acknowledgements to executors, updates to the master, ...) is
+    /// held until that sync succeeded. 1 turns group commit off: each record is synced
+    /// as it is written and messages go out at once.
+    pub status_update_batch: usize,
     /// Test-only broken behaviours (see [`crate::breakage`]); all off in the binaries.
     pub breakage: crate::breakage::Breakage,
 }
@@ -113,6 +120,7 @@ impl AgentConfig {
             checkpoint: true,
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
+            status_update_batch: STATUS_UPDATE_BATCH_DEFAULT,
             breakage: crate::breakage::Breakage::default(),
         }
     }
@@ -220,6 +228,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const TICK_MIN: Duration = Duration::from_millis(10);
 /// How long a connection attempt to a master may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default of [`AgentConfig::status_update_batch`].
+pub const STATUS_UPDATE_BATCH_DEFAULT: usize = 256;
 
 /// Runs an agent until it exits.
 pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError> {
@@ -268,6 +278,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         checkpointed_resources: Vec::new(),
         recovery_errors: 0,
         registrations: 0,
+        held: None,
         config,
     };
     agent.info = AgentInfo {
@@ -331,6 +342,9 @@ struct Agent {
     recovery_errors: u32,
     /// Successful (re-)registrations.
     registrations: u64,
+    /// Group commit: while a batch runs, the messages it sends, in order, held until
+    /// its checkpoint records are durable.
+    held: Option<Vec<(Outbox, Body)>>,
 }
 
 impl Agent {
@@ -704,17 +718,80 @@ impl Agent {
                 biased;
                 event = inbox.recv() => {
                     let Some(event) = event else { continue };
-                    if let Some(exit) = self.handle_event(event)? {
+                    if let Some(exit) = self.handle_events(event, &mut inbox)? {
                         return Ok(exit);
                     }
-                    // The event may have armed an earlier timer.
+                    // The events may have armed an earlier timer.
                     next_tick = next_tick.min(self.next_deadline());
                 }
                 _ = sleep => {
-                    self.on_tick()?;
+                    self.batch(|agent| agent.on_tick())?;
                     next_tick = self.next_deadline();
                 }
             }
+        }
+    }
+
+    /// Handles `first` and, with group commit on, the events already waiting behind it
+    /// (up to [`AgentConfig::status_update_batch`] in all) as one batch.
+    fn handle_events(
+        &mut self,
+        first: Event,
+        inbox: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Result<Option<AgentExit>, AgentError> {
+        let limit = self.config.status_update_batch;
+        self.batch(|agent| {
+            let mut outcome = agent.handle_event(first)?;
+            let mut handled = 1;
+            while outcome.is_none() && handled < limit {
+                let Ok(event) = inbox.try_recv() else {
+                    break;
+                };
+                outcome = agent.handle_event(event)?;
+                handled += 1;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Runs `work` as one group-commit batch when group commit is on: log syncs are
+    /// deferred and messages held; at the end every touched log is synced at once, and
+    /// only then are the held messages sent, in order. When anything fails (the work, or
+    /// the sync) the held messages are dropped, never sent, and the error stops the agent
+    /// as a failed single sync does. With group commit off, `work` just runs.
+    fn batch<T>(
+        &mut self,
+        work: impl FnOnce(&mut Agent) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        if self.config.status_update_batch <= 1 {
+            return work(self);
+        }
+        self.store.defer_log_syncs();
+        self.held = Some(Vec::new());
+        let result = work(self);
+        let held = self.held.take().unwrap_or_default();
+        let value = match result {
+            Ok(value) => value,
+            Err(error) => {
+                self.store.abandon_deferred();
+                return Err(error);
+            }
+        };
+        self.store.commit()?;
+        for (outbox, body) in held {
+            outbox.send(body);
+        }
+        Ok(value)
+    }
+
+    /// Sends `body` on `outbox`, or holds it until the current batch is durable.
+    fn send(&mut self, outbox: &Outbox, body: Body) -> bool {
+        match &mut self.held {
+            Some(held) => {
+                held.push((outbox.clone(), body));
+                true
+            }
+            None => outbox.send(body),
         }
     }
 
@@ -886,8 +963,8 @@ impl Agent {
     }
 
     fn send_to_master(&mut self, body: Body) -> bool {
-        match &self.master {
-            Some(master) => master.send(body),
+        match self.master.clone() {
+            Some(master) => self.send(&master, body),
             None => false,
         }
     }
@@ -1320,11 +1397,14 @@ impl Agent {
             ExecutorPhase::Running => {
                 let outbox = executor.outbox.clone();
                 if let Some(outbox) = outbox {
-                    outbox.send(Body::RunTask(proto::RunTask {
-                        framework: Some(framework_info),
-                        executor: Some(executor_info),
-                        task: Some(task_info),
-                    }));
+                    self.send(
+                        &outbox,
+                        Body::RunTask(proto::RunTask {
+                            framework: Some(framework_info),
+                            executor: Some(executor_info),
+                            task: Some(task_info),
+                        }),
+                    );
                 }
             }
             _ => executor.queued.push(task_info),
@@ -1453,9 +1533,12 @@ impl Agent {
         };
         if !acceptable {
             info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
-            outbox.send(Body::ShutdownExecutor(ShutdownExecutor {
-                reason: "unknown executor".into(),
-            }));
+            self.send(
+                &outbox,
+                Body::ShutdownExecutor(ShutdownExecutor {
+                    reason: "unknown executor".into(),
+                }),
+            );
             return Ok(());
         }
         self.executor_connections
@@ -1466,18 +1549,24 @@ impl Agent {
         let container = executor.container.clone();
         executor.phase = ExecutorPhase::Running;
         executor.outbox = Some(outbox.clone());
-        outbox.send(Body::ExecutorRegistered(ExecutorRegistered {
-            agent_id: agent.to_string(),
-        }));
         let queued = std::mem::take(&mut executor.queued);
+        self.send(
+            &outbox,
+            Body::ExecutorRegistered(ExecutorRegistered {
+                agent_id: agent.to_string(),
+            }),
+        );
         let framework_info = self.frameworks[&fid].info.clone();
         let executor_info = self.frameworks[&fid].executors[&eid].info.clone();
         for task in queued {
-            outbox.send(Body::RunTask(proto::RunTask {
-                framework: Some(framework_info.clone()),
-                executor: Some(executor_info.clone()),
-                task: Some(task),
-            }));
+            self.send(
+                &outbox,
+                Body::RunTask(proto::RunTask {
+                    framework: Some(framework_info.clone()),
+                    executor: Some(executor_info.clone()),
+                    task: Some(task),
+                }),
+            );
         }
         if checkpoint && !reregistering {
             let run = RunPath {
@@ -1566,11 +1655,14 @@ impl Agent {
             );
             return self.accept_update(&fid, update, checkpoint);
         }
-        if let Some(outbox) = &executor.outbox {
-            outbox.send(Body::KillTask(proto::KillTask {
-                framework_id: fid.to_string(),
-                task_id: tid.to_string(),
-            }));
+        if let Some(outbox) = executor.outbox.clone() {
+            self.send(
+                &outbox,
+                Body::KillTask(proto::KillTask {
+                    framework_id: fid.to_string(),
+                    task_id: tid.to_string(),
+                }),
+            );
         }
         Ok(())
     }
@@ -1601,12 +1693,13 @@ impl Agent {
         // The update is durable (or a duplicate): now the executor may forget it.
         if let Some(outbox) = self.executor_mut(fid, eid).and_then(|e| e.outbox.clone()) {
             info!(framework = %fid, task = %task, uuid = %Uuid::from_bytes(&uuid).unwrap_or_default(), "acknowledged status update to executor");
-            outbox.send(Body::Acknowledgement(proto::Acknowledgement {
+            let ack = Body::Acknowledgement(proto::Acknowledgement {
                 agent_id: self.info.id.clone(),
                 framework_id: fid.to_string(),
                 task_id: task,
                 uuid,
-            }));
+            });
+            self.send(&outbox, ack);
         }
         Ok(())
     }
