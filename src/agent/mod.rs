@@ -299,7 +299,10 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         checkpoint: agent.config.checkpoint,
     };
     agent.accept_executors(listener);
-    agent.recover()?;
+    // Recovery tells no one anything (updates are forwarded only once registered), so
+    // the updates it writes (tasks of executors that died while the agent was down)
+    // share one group commit too.
+    agent.batch(|agent| agent.recover())?;
     if agent.config.recover == RecoverMode::Cleanup {
         return Ok(agent.cleanup().await);
     }
@@ -1690,7 +1693,9 @@ impl Agent {
             }
             Ok(Classified::New) => self.accept_update(fid, update, checkpoint)?,
         }
-        // The update is durable (or a duplicate): now the executor may forget it.
+        // The update is durable (or a duplicate): now the executor may forget it. (Under
+        // group commit the record is synced at the end of the batch, and this
+        // acknowledgement is held until then.)
         if let Some(outbox) = self.executor_mut(fid, eid).and_then(|e| e.outbox.clone()) {
             info!(framework = %fid, task = %task, uuid = %Uuid::from_bytes(&uuid).unwrap_or_default(), "acknowledged status update to executor");
             let ack = Body::Acknowledgement(proto::Acknowledgement {

@@ -8,6 +8,10 @@
 //! 3. for an acknowledgement, [`StatusUpdateManager::check_ack`] validates it, the agent
 //!    appends the ACK record, then calls [`StatusUpdateManager::acknowledged`].
 //!
+//! Under group commit ([`crate::agent::AgentConfig::status_update_batch`]) "synced"
+//! means synced at the end of the agent's batch, and every message the batch sends is held
+//! until then: the order above holds for what anyone outside the agent can see.
+//!
 //! Invariants: one update in flight per stream (the head of its queue); a stream whose
 //! terminal update was acknowledged is closed; retries back off from
 //! [`RETRY_INTERVAL_MIN`] doubling to [`RETRY_INTERVAL_MAX`], with no limit on count.
