@@ -18,7 +18,9 @@
 //! Target: `VmRSS` <= 64 MiB after recovering 10,000 tasks.
 //!
 //! Run with `cargo bench --bench agent_memory`. Knobs: `REVENANT_BENCH_TASKS` (default
-//! 10,000), `REVENANT_BENCH_DIR` (default the system temporary directory). Under
+//! 10,000), `REVENANT_BENCH_DIR` (default the system temporary directory),
+//! `REVENANT_BENCH_AGENT_WRAPPER` (e.g. `heaptrack -o /tmp/agent`: run the agent under a
+//! profiler; the figures printed are then meaningless). Under
 //! `cargo test --benches` (no `--bench` argument) it runs with 100 tasks as a smoke test.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -277,7 +279,21 @@ impl Drop for Proc {
 
 fn spawn(name: &'static str, args: &[&str], log: PathBuf) -> Proc {
     let stderr = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_revenant"))
+    // A profiler to run the agent under (`heaptrack`, ...): the figures are then the
+    // wrapper's, but the profile is the agent's.
+    let wrapper = std::env::var("REVENANT_BENCH_AGENT_WRAPPER")
+        .ok()
+        .filter(|_| name == "agent");
+    let mut command = match &wrapper {
+        Some(wrapper) => {
+            let mut words = wrapper.split_whitespace();
+            let mut command = Command::new(words.next().expect("a wrapper program"));
+            command.args(words).arg(env!("CARGO_BIN_EXE_revenant"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_revenant")),
+    };
+    let child = command
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -390,6 +406,11 @@ fn measure(base: &Path, label: &str, tasks: usize) -> Measured {
         last = now;
     }
     let (rss_kib, hwm_kib) = memory_kib(pid);
+    println!(
+        "  {label}: recovered in {:.2} s, registered and settled after {:.1} s",
+        recovered_in.unwrap_or_default().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     Measured {
         rss_kib,
         hwm_kib,
