@@ -303,6 +303,8 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     // the updates it writes (tasks of executors that died while the agent was down)
     // share one group commit too.
     agent.batch(|agent| agent.recover())?;
+    // The recovered tree is gone; what it took need not stay resident.
+    agent.env.processes.release_free_memory();
     if agent.config.recover == RecoverMode::Cleanup {
         return Ok(agent.cleanup().await);
     }

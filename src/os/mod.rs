@@ -274,6 +274,10 @@ pub trait Processes {
     /// Sends a signal to the process and its process group; a process that is gone is
     /// not an error.
     fn signal(&self, process: &ProcessId, signal: Signal) -> io::Result<()>;
+    /// Hands the calling process's freed heap memory back to the operating system (the
+    /// agent calls it once recovery has dropped the recovered tree, which the allocator
+    /// would otherwise keep resident). The default does nothing.
+    fn release_free_memory(&self) {}
 }
 
 /// The identity of the current boot of the machine; changes on every reboot.
