@@ -104,6 +104,11 @@ enum Command {
         /// Whether the agent checkpoints.
         #[arg(long, default_value_t = true, action = ArgAction::Set)]
         checkpoint: bool,
+        /// Group commit: how many ready events (status updates, acknowledgements, ...)
+        /// the agent handles as one batch whose checkpoint records are synced together
+        /// before any of its messages go out; 1 syncs every record on its own.
+        #[arg(long = "status-update-batch", alias = "status_update_batch", default_value_t = revenant::agent::STATUS_UPDATE_BATCH_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        status_update_batch: u64,
     },
     /// Run a master.
     Master {
@@ -297,6 +302,7 @@ fn main() -> ExitCode {
             registration_backoff_factor,
             resources,
             checkpoint,
+            status_update_batch,
         } => {
             init_logging();
             let recover = match recover.as_str() {
@@ -328,6 +334,7 @@ fn main() -> ExitCode {
             config.registration_backoff_factor = registration_backoff_factor;
             config.resources = resources.0;
             config.checkpoint = checkpoint;
+            config.status_update_batch = status_update_batch as usize;
             config.executor_command = vec![executable, "executor".into()];
             // SIGUSR1: leave the cluster (unregister, kill the executors, exit).
             let leave = Rc::new(tokio::sync::Notify::new());

@@ -8,11 +8,15 @@
 //! 3. for an acknowledgement, [`StatusUpdateManager::check_ack`] validates it, the agent
 //!    appends the ACK record, then calls [`StatusUpdateManager::acknowledged`].
 //!
+//! Under group commit ([`crate::agent::AgentConfig::status_update_batch`]) "synced"
+//! means synced at the end of the agent's batch, and every message the batch sends is held
+//! until then: the order above holds for what anyone outside the agent can see.
+//!
 //! Invariants: one update in flight per stream (the head of its queue); a stream whose
 //! terminal update was acknowledged is closed; retries back off from
 //! [`RETRY_INTERVAL_MIN`] doubling to [`RETRY_INTERVAL_MAX`], with no limit on count.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,12 +44,49 @@ pub fn is_terminal(state: TaskState) -> bool {
     )
 }
 
+/// A set of uuids, as a sorted vector sized to fit: a stream holds a handful, and an
+/// agent holds a stream for every live task (a `BTreeSet` node costs 200 bytes even for
+/// one uuid; 10,000 recovered tasks held 4 MB of them).
+#[derive(Clone, Debug, Default)]
+struct UuidSet(Vec<Uuid>);
+
+impl UuidSet {
+    fn contains(&self, uuid: &Uuid) -> bool {
+        self.0.binary_search(uuid).is_ok()
+    }
+
+    /// Inserts `uuid`; false if it was there.
+    fn insert(&mut self, uuid: Uuid) -> bool {
+        match self.0.binary_search(&uuid) {
+            Ok(_) => false,
+            Err(index) => {
+                if self.0.len() == self.0.capacity() {
+                    // Double, but from one: no room for four before the first is in.
+                    self.0.reserve_exact(self.0.len().max(1));
+                }
+                self.0.insert(index, uuid);
+                true
+            }
+        }
+    }
+}
+
+/// Appends `update` to `queue`, allocating room for exactly one when the queue has none
+/// (a `VecDeque` of these would otherwise start with room for four, about 1 KB, for the
+/// one update most streams hold).
+fn push_update(queue: &mut VecDeque<StatusUpdate>, update: StatusUpdate) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(update);
+}
+
 /// The stream of one task's updates.
 #[derive(Clone, Debug, Default)]
 pub struct Stream {
     pending: VecDeque<StatusUpdate>,
-    received: BTreeSet<Uuid>,
-    acknowledged: BTreeSet<Uuid>,
+    received: UuidSet,
+    acknowledged: UuidSet,
     terminated: bool,
     retry_at: Option<Instant>,
     retry_interval: Duration,
@@ -153,7 +194,7 @@ impl StatusUpdateManager {
                     stream.terminated = true;
                 }
             } else {
-                stream.pending.push_back(update.clone());
+                push_update(&mut stream.pending, update.clone());
             }
         }
         if stream.terminated {
@@ -206,7 +247,7 @@ impl StatusUpdateManager {
         );
         let stream = self.streams.entry((framework.clone(), task)).or_default();
         stream.received.insert(uuid);
-        stream.pending.push_back(update);
+        push_update(&mut stream.pending, update);
         if stream.pending.len() == 1 && !self.paused {
             stream.retry_interval = RETRY_INTERVAL_MIN;
             stream.retry_at = Some(now + RETRY_INTERVAL_MIN);

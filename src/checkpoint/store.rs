@@ -7,10 +7,17 @@
 //!   over the old one), and its target is a bare id (relative), so a moved work
 //!   directory stays valid;
 //! - a record is appended to a log and the log synced before the writer returns: an
-//!   update is durable before anyone is told it was accepted;
+//!   update is durable before anyone is told it was accepted. Under group commit
+//!   ([`CheckpointStore::defer_log_syncs`]) the sync of `task.updates` appends is
+//!   deferred to [`CheckpointStore::commit`], which syncs every touched log with one
+//!   [`FileSystem::sync_files`]; the caller holds back whatever it would tell anyone
+//!   until `commit` returns `Ok`. Any other checkpoint write first syncs the deferred
+//!   appends, so files become durable in the order they would have without deferral;
 //! - every new directory is made durable (its parent synced) before files go in it;
 //! - every message is validated before it is written (ids present and matching the path).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -87,6 +94,9 @@ pub struct CheckpointStore {
     paths: MetaPaths,
     /// Test-only breakage: overwrite checkpoint files in place, unsynced.
     pub non_atomic: bool,
+    /// Group commit: `Some` while log syncs are deferred, holding the logs appended to
+    /// since the last sync.
+    deferred: RefCell<Option<BTreeSet<PathBuf>>>,
 }
 
 fn failed<'a>(
@@ -107,6 +117,60 @@ impl CheckpointStore {
             fs,
             paths,
             non_atomic: false,
+            deferred: RefCell::new(None),
+        }
+    }
+
+    /// Starts group commit: from now on an append to a `task.updates` log is written but
+    /// not synced until [`CheckpointStore::commit`]. The caller must not tell anyone
+    /// about those records (acknowledge, forward) before `commit` returned `Ok`.
+    pub fn defer_log_syncs(&self) {
+        let mut deferred = self.deferred.borrow_mut();
+        if deferred.is_none() {
+            *deferred = Some(BTreeSet::new());
+        }
+    }
+
+    /// Whether log syncs are deferred.
+    pub fn deferring(&self) -> bool {
+        self.deferred.borrow().is_some()
+    }
+
+    /// Ends group commit: syncs every log appended to since
+    /// [`CheckpointStore::defer_log_syncs`] with one [`FileSystem::sync_files`], and
+    /// syncs at once again from now on. Returns how many files it synced. On an error
+    /// the records' durability is unknown: the caller must drop what it held back.
+    pub fn commit(&self) -> Result<usize, StoreError> {
+        let pending = self.deferred.borrow_mut().take().unwrap_or_default();
+        self.sync_logs(pending)
+    }
+
+    /// Drops group commit without syncing (the caller is about to stop on an error and
+    /// tells no one about the deferred records).
+    pub fn abandon_deferred(&self) {
+        self.deferred.borrow_mut().take();
+    }
+
+    /// Syncs the logs appended to so far under group commit (which stays on): called
+    /// before any other checkpoint write, so that files become durable in the order
+    /// they would have without deferral.
+    fn barrier(&self) -> Result<(), StoreError> {
+        let pending = match self.deferred.borrow_mut().as_mut() {
+            Some(pending) if !pending.is_empty() => std::mem::take(pending),
+            _ => return Ok(()),
+        };
+        self.sync_logs(pending).map(|_| ())
+    }
+
+    fn sync_logs(&self, pending: BTreeSet<PathBuf>) -> Result<usize, StoreError> {
+        let paths: Vec<PathBuf> = pending.into_iter().collect();
+        match self.fs.sync_files(&paths) {
+            Ok(()) => Ok(paths.len()),
+            Err((index, source)) => Err(StoreError {
+                path: paths.get(index).cloned().unwrap_or_default(),
+                operation: "sync",
+                source,
+            }),
         }
     }
 
@@ -121,12 +185,14 @@ impl CheckpointStore {
     }
 
     fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        self.barrier()?;
         self.fs
             .create_dir_all_durably(dir)
             .map_err(failed(dir, "create directory"))
     }
 
     fn replace(&self, path: &Path, data: &[u8]) -> Result<(), StoreError> {
+        self.barrier()?;
         if let Some(parent) = path.parent() {
             self.ensure_dir(parent)?;
         }
@@ -144,6 +210,7 @@ impl CheckpointStore {
     }
 
     fn point_latest(&self, link: &Path, target: &str) -> Result<(), StoreError> {
+        self.barrier()?;
         let dir = link.parent().expect("a latest link has a parent");
         self.ensure_dir(dir)?;
         let temp = crate::os::temp_path_for(link);
@@ -172,6 +239,7 @@ impl CheckpointStore {
 
     /// Removes `slaves/latest`, so that the next start registers as a new agent.
     pub fn forget_latest_agent(&self) -> Result<(), StoreError> {
+        self.barrier()?;
         let link = self.paths.latest_agent();
         match self.fs.remove_file(&link) {
             Ok(()) => {}
@@ -266,7 +334,8 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Appends an UPDATE record to `task.updates` and syncs it.
+    /// Appends an UPDATE record to `task.updates` and syncs it (under group commit, at
+    /// [`CheckpointStore::commit`]).
     pub fn append_update(
         &self,
         run: &RunPath<'_>,
@@ -290,7 +359,8 @@ impl CheckpointStore {
         self.append_records(&self.paths.task_updates(run, task), &[record])
     }
 
-    /// Appends an ACK record for `uuid` to `task.updates` and syncs it.
+    /// Appends an ACK record for `uuid` to `task.updates` and syncs it (under group
+    /// commit, at [`CheckpointStore::commit`]).
     pub fn append_ack(
         &self,
         run: &RunPath<'_>,
@@ -305,7 +375,8 @@ impl CheckpointStore {
         self.append_records(&self.paths.task_updates(run, task), &[record])
     }
 
-    /// Appends several records to one log with a single sync.
+    /// Appends several records to one log with a single sync (deferred under group
+    /// commit).
     pub fn append_records(
         &self,
         path: &Path,
@@ -326,11 +397,18 @@ impl CheckpointStore {
         self.fs
             .append(path, bytes)
             .map_err(failed(path, "append"))?;
+        if kind == FileKind::TaskUpdates {
+            if let Some(pending) = self.deferred.borrow_mut().as_mut() {
+                pending.insert(path.to_path_buf());
+                return Ok(());
+            }
+        }
         self.fs.sync_file(path).map_err(failed(path, "sync"))
     }
 
     /// Appends checkpointed resources to `resources.info`.
     pub fn append_resources(&self, resources: &[Resource]) -> Result<(), StoreError> {
+        self.barrier()?;
         let mut bytes = Vec::new();
         for resource in resources {
             record::frame_into(&resource.encode_to_vec(), &mut bytes);
@@ -351,6 +429,7 @@ impl CheckpointStore {
 
     /// Removes a checkpoint directory (garbage collection), making the removal durable.
     pub fn remove_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        self.barrier()?;
         match self.fs.remove_dir_all(dir) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),

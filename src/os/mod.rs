@@ -59,6 +59,12 @@ pub trait Clock {
 ///   leave it empty or torn, not only without the new content.
 /// - A failed `sync_file` leaves the data's durability unknown (Linux may drop the dirty
 ///   pages): callers treat it as fatal rather than retrying.
+/// - [`FileSystem::sync_files`] (group commit) makes several files durable as a
+///   `sync_file` of each would, in no particular order and possibly concurrently: a
+///   crash before it returns may leave any subset of them durable. Only when it returns
+///   `Ok` are all of them durable. A failure names the first path (in the order given)
+///   that failed; the durability of every path is then unknown, and callers treat it as
+///   fatal, as for `sync_file`.
 /// - `remove_dir_all` removes symlinks, never following them; a crash part-way leaves a
 ///   partly removed tree, which recovery tolerates.
 /// - [`FileSystem::replace_atomically`] (temp file, sync, rename, sync directory) is the
@@ -75,6 +81,16 @@ pub trait FileSystem {
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()>;
     /// Makes the data of `path` durable (fsync).
     fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the data of every file in `paths` durable, as `sync_file` on each would (see
+    /// the durability contract: any order, possibly concurrently). On failure returns the
+    /// index in `paths` of the first path that failed, with its error. The default syncs
+    /// the files one after another, stopping at the first failure.
+    fn sync_files(&self, paths: &[PathBuf]) -> Result<(), (usize, io::Error)> {
+        for (index, path) in paths.iter().enumerate() {
+            self.sync_file(path).map_err(|error| (index, error))?;
+        }
+        Ok(())
+    }
     /// Makes the names in directory `path` durable (fsync of the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates one directory; its parent must exist. `AlreadyExists` if it does.
@@ -258,6 +274,10 @@ pub trait Processes {
     /// Sends a signal to the process and its process group; a process that is gone is
     /// not an error.
     fn signal(&self, process: &ProcessId, signal: Signal) -> io::Result<()>;
+    /// Hands the calling process's freed heap memory back to the operating system (the
+    /// agent calls it once recovery has dropped the recovered tree, which the allocator
+    /// would otherwise keep resident). The default does nothing.
+    fn release_free_memory(&self) {}
 }
 
 /// The identity of the current boot of the machine; changes on every reboot.

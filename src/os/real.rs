@@ -37,6 +37,24 @@ impl Clock for SystemClock {
 /// How many append handles [`RealFs`] keeps open at most.
 const APPEND_HANDLES_MAX: usize = 512;
 
+/// The most threads [`RealFs::sync_files`] syncs with at once.
+pub const SYNC_THREADS_MAX: usize = 16;
+
+/// How [`RealFs`] makes a group of files durable ([`FileSystem::sync_files`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupSync {
+    /// One `fdatasync` per file, up to [`SYNC_THREADS_MAX`] at a time on scoped threads,
+    /// so that ext4 folds the concurrent syncs into a few journal commits. The default.
+    #[default]
+    Parallel,
+    /// One `fdatasync` per file, one after another (what the agent did before group
+    /// commit; for comparison).
+    Sequential,
+    /// One `syncfs` per filesystem holding the files (for comparison only: see
+    /// [`RealFs::sync_files`] for why it is not the default).
+    Syncfs,
+}
+
 /// std fs with real fsync. Append handles are cached so that a durable append costs a
 /// `stat`, a `write` and an `fsync`: the `stat` checks that the path still names the
 /// file the handle has open (a `latest` link repointed, a directory removed and made
@@ -44,9 +62,39 @@ const APPEND_HANDLES_MAX: usize = 512;
 #[derive(Default)]
 pub struct RealFs {
     append_handles: RefCell<BTreeMap<PathBuf, (File, u64, u64)>>,
+    group_sync: GroupSync,
+}
+
+/// A file to sync: a cached append handle, or one opened for the sync.
+enum SyncTarget<'a> {
+    Cached(&'a File),
+    Opened(File),
+}
+
+impl SyncTarget<'_> {
+    fn sync(&self) -> io::Result<()> {
+        match self {
+            SyncTarget::Cached(file) => file.sync_data(),
+            SyncTarget::Opened(file) => file.sync_all(),
+        }
+    }
+    fn file(&self) -> &File {
+        match self {
+            SyncTarget::Cached(file) => file,
+            SyncTarget::Opened(file) => file,
+        }
+    }
 }
 
 impl RealFs {
+    /// A real filesystem that syncs groups of files the given way.
+    pub fn with_group_sync(group_sync: GroupSync) -> RealFs {
+        RealFs {
+            append_handles: RefCell::default(),
+            group_sync,
+        }
+    }
+
     fn forget_handles_under(&self, path: &Path) {
         self.append_handles
             .borrow_mut()
@@ -99,6 +147,83 @@ impl FileSystem for RealFs {
             }
         }
         File::open(path)?.sync_all()
+    }
+
+    /// Group commit. With [`GroupSync::Parallel`] (the default) every file gets an
+    /// `fdatasync` of its own (on the cached append handle when it still names the
+    /// path), up to [`SYNC_THREADS_MAX`] concurrently on scoped threads: ext4 folds
+    /// syncs that wait at the same time into one journal commit, so 100 files cost a few
+    /// commits rather than 100. Measured on this project's 2-core ext4 VM (100 files with
+    /// a 200-byte append each, median of 60 rounds): one after another 33-46 ms, a thread
+    /// per file 11 ms, 16 threads 5-7 ms, one `syncfs` 1.4-1.9 ms. `syncfs` is faster on
+    /// an idle disk but is not the default: it writes back every dirty page of the whole
+    /// filesystem (task sandboxes, other programs), so its cost has no bound the agent
+    /// controls, and it reports a writeback error only if it happened after the
+    /// descriptor it is called on was opened, so an error in the background writeback of
+    /// an appended record could go unseen; `fdatasync` on the append handle reports it.
+    fn sync_files(&self, paths: &[PathBuf]) -> Result<(), (usize, io::Error)> {
+        use std::os::unix::fs::MetadataExt;
+        if paths.len() <= 1 || self.group_sync == GroupSync::Sequential {
+            for (index, path) in paths.iter().enumerate() {
+                self.sync_file(path).map_err(|error| (index, error))?;
+            }
+            return Ok(());
+        }
+        let handles = self.append_handles.borrow();
+        let mut targets = Vec::with_capacity(paths.len());
+        for (index, path) in paths.iter().enumerate() {
+            let cached = handles.get(path).filter(|(_, dev, ino)| {
+                fs::metadata(path)
+                    .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
+            });
+            targets.push(match cached {
+                Some((file, _, _)) => SyncTarget::Cached(file),
+                None => SyncTarget::Opened(File::open(path).map_err(|error| (index, error))?),
+            });
+        }
+        if self.group_sync == GroupSync::Syncfs {
+            let mut devices = BTreeMap::new();
+            for (index, target) in targets.iter().enumerate() {
+                let dev = target
+                    .file()
+                    .metadata()
+                    .map_err(|error| (index, error))?
+                    .dev();
+                devices.entry(dev).or_insert(index);
+            }
+            for index in devices.into_values() {
+                // SAFETY: syncfs on a descriptor we own.
+                if unsafe { libc::syncfs(targets[index].file().as_raw_fd()) } != 0 {
+                    return Err((index, io::Error::last_os_error()));
+                }
+            }
+            return Ok(());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failures = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..targets.len().min(SYNC_THREADS_MAX) {
+                scope.spawn(|| loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(target) = targets.get(index) else {
+                        return;
+                    };
+                    if let Err(error) = target.sync() {
+                        failures
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push((index, error));
+                    }
+                });
+            }
+        });
+        let failures = failures
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match failures.into_iter().min_by_key(|(index, _)| *index) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
@@ -296,6 +421,16 @@ fn process_state(pid: u32) -> Option<char> {
 }
 
 impl Processes for OsProcesses {
+    /// glibc's `malloc_trim(0)`: returns the free pages of every arena (not only the top
+    /// of the heap) to the kernel. Elsewhere, nothing.
+    fn release_free_memory(&self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
         fs::create_dir_all(&spec.working_dir)?;
         let mut command = Command::new(&spec.program);

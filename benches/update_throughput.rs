@@ -1,0 +1,325 @@
+//! End-to-end status update throughput and latency, group commit off against on.
+//!
+//! A master, the real agent (real TCP on loopback, [`RealFs`] on a temporary work
+//! directory, checkpointing on), a framework and synthetic executors, all in this process
+//! (`tests/inproc/mod.rs`: the agent on a thread of its own, the others on this one).
+//! Each task's executor sends TASK_RUNNING updates and then TASK_FINISHED, keeping one
+//! update in flight end to end (the next one leaves when the framework received the
+//! previous), so `tasks` updates are in flight at once. Every update costs the agent an
+//! UPDATE record before it acknowledges the executor and forwards it, and an ACK record
+//! when the framework's acknowledgement comes back, before the next one is forwarded.
+//!
+//! Measured, for 1 and for 100 concurrent tasks: updates per second (from the start of
+//! the streams to the framework's receipt of the last update) and the latency of each
+//! update from the executor's send to the framework's receipt (median, p99), with group
+//! commit off (`--status-update-batch 1`: one fsync per record, one after another: the
+//! baseline) and on (`--status-update-batch 256`), interleaved over the rounds. With 100
+//! tasks it also runs group commit with the other ways [`RealFs`] can sync a group
+//! ([`GroupSync::Sequential`], [`GroupSync::Syncfs`]) for comparison. The verdict is the
+//! median over the rounds of each round's ratio (on and off run back to back):
+//! throughput on / off at 100 tasks, target >= 10.
+//!
+//! What group commit can win is bounded by what an fsync costs against the rest of the
+//! work of an update (decoding, bookkeeping, four messages through the master and the
+//! framework, on two cores here). So each round first probes the disk: what one
+//! `fdatasync` costs when 100 files with a 200-byte append each are synced one after
+//! another. On
+//! a disk whose flush takes milliseconds the ratio is large; where the virtual disk
+//! answers fsync from a cache in under 0.1 ms it cannot be, and the probe shows which.
+//! `REVENANT_BENCH_DISK_LOAD=1` adds what a busy agent machine has: a thread writing
+//! task-log-like dirty data (1 MiB every 5 ms, never synced) to the same disk.
+//!
+//! Run with `cargo bench --bench update_throughput`. Knobs: `REVENANT_BENCH_ROUNDS`
+//! (default 3), `REVENANT_BENCH_DIR` (where the work directories go; default the system
+//! temporary directory, which must be on the disk you want to measure). Under
+//! `cargo test --benches` (no `--bench` argument) it runs one tiny round as a smoke test.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+#[path = "../tests/inproc/mod.rs"]
+mod inproc;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use revenant::os::real::{GroupSync, RealFs};
+use revenant::os::FileSystem;
+
+const TARGET: f64 = 10.0;
+const GROUP: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Case {
+    tasks: usize,
+    updates_per_task: usize,
+    batch: usize,
+    group_sync: GroupSync,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        match (self.batch, self.group_sync) {
+            (1, _) => "off (batch 1)".to_owned(),
+            (batch, GroupSync::Parallel) => format!("on (batch {batch})"),
+            (batch, GroupSync::Sequential) => format!("on (batch {batch}), sequential fdatasync"),
+            (batch, GroupSync::Syncfs) => format!("on (batch {batch}), syncfs"),
+        }
+    }
+}
+
+struct Sample {
+    throughput: f64,
+    median: Duration,
+    p99: Duration,
+}
+
+fn run_case(case: Case, base: &std::path::Path) -> Sample {
+    let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
+    let group_sync = case.group_sync;
+    let results = inproc::run(inproc::Options {
+        tasks: case.tasks,
+        updates_per_task: case.updates_per_task,
+        status_update_batch: case.batch,
+        work_dir: dir.path().join("work"),
+        make_fs: Box::new(move || {
+            Rc::new(RealFs::with_group_sync(group_sync)) as Rc<dyn FileSystem>
+        }),
+        observer: None,
+        timeout: Duration::from_secs(300),
+    })
+    .unwrap_or_else(|error| panic!("{}: {error}", case.label()));
+    Sample {
+        throughput: results.throughput(),
+        median: results.latency(0.5),
+        p99: results.latency(0.99),
+    }
+}
+
+/// What one `fdatasync` costs in the pattern of group commit off: 100 files under
+/// `base` get a 200-byte append each, then an `fdatasync` each, one after another; the
+/// median over 3 such rounds of the time per file.
+fn fsync_probe(base: &std::path::Path) -> Duration {
+    use std::io::Write;
+    let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
+    let mut files: Vec<std::fs::File> = (0..100)
+        .map(|index| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(dir.path().join(format!("probe-{index}")))
+                .expect("probe file")
+        })
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        for file in &mut files {
+            file.write_all(&[0x5a; 200]).expect("append");
+        }
+        let started = std::time::Instant::now();
+        for file in &files {
+            file.sync_data().expect("fdatasync");
+        }
+        times.push(started.elapsed() / files.len() as u32);
+    }
+    median_duration(&mut times)
+}
+
+/// Dirty data in the background, as tasks writing their logs make on an agent's disk:
+/// a thread appending 1 MiB at a time to a file under `base` (cut back every 256 MiB),
+/// never syncing, until the returned guard is dropped.
+struct DiskLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl DiskLoad {
+    fn start(base: &std::path::Path) -> DiskLoad {
+        use std::io::Write;
+        let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
+        let path = dir.path().join("task-log");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let chunk = vec![0x6cu8; 1 << 20];
+                let mut file = std::fs::File::create(&path).expect("load file");
+                let mut written = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    file.write_all(&chunk).expect("load write");
+                    written += chunk.len();
+                    if written >= 256 << 20 {
+                        file = std::fs::File::create(&path).expect("load file");
+                        written = 0;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        DiskLoad {
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for DiskLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values[values.len() / 2]
+}
+
+fn median_duration(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2}", duration.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let bench = std::env::args().any(|arg| arg == "--bench");
+    let rounds: usize = if bench {
+        std::env::var("REVENANT_BENCH_ROUNDS")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(3)
+    } else {
+        1
+    };
+    let base = std::env::var_os("REVENANT_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let _load = (std::env::var("REVENANT_BENCH_DISK_LOAD").as_deref() == Ok("1")).then(|| {
+        println!("update_throughput: with background disk load (1 MiB unsynced writes every 5 ms)");
+        DiskLoad::start(&base)
+    });
+    let (one, many, one_updates, many_updates) = if bench {
+        (1, 100, 200, 20)
+    } else {
+        (1, 4, 5, 3)
+    };
+    let case = |tasks, updates_per_task, batch, group_sync| Case {
+        tasks,
+        updates_per_task,
+        batch,
+        group_sync,
+    };
+    let mut cases = vec![
+        case(one, one_updates, 1, GroupSync::Parallel),
+        case(one, one_updates, GROUP, GroupSync::Parallel),
+        case(many, many_updates, 1, GroupSync::Parallel),
+        case(many, many_updates, GROUP, GroupSync::Parallel),
+    ];
+    if bench {
+        cases.push(case(many, many_updates, GROUP, GroupSync::Sequential));
+        cases.push(case(many, many_updates, GROUP, GroupSync::Syncfs));
+    }
+    println!(
+        "update_throughput: {rounds} round(s); work directories under {}",
+        base.display()
+    );
+    let mut samples: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
+    let mut probes = Vec::new();
+    for round in 0..rounds {
+        let probe = fsync_probe(&base);
+        println!(
+            "  round {round}: fdatasync of 100 files one after another: {} ms per file",
+            ms(probe)
+        );
+        probes.push(probe);
+        // Alternate the order, so that drift of the machine hits every case alike.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..cases.len()).collect()
+        } else {
+            (0..cases.len()).rev().collect()
+        };
+        for index in order {
+            let case = cases[index];
+            let sample = run_case(case, &base);
+            println!(
+                "  round {round}: {:>3} tasks x {:>3} updates, {:<40} {:>9.0} updates/s  median {:>7} ms  p99 {:>7} ms",
+                case.tasks,
+                case.updates_per_task,
+                case.label(),
+                sample.throughput,
+                ms(sample.median),
+                ms(sample.p99)
+            );
+            samples[index].push(sample);
+        }
+    }
+    println!();
+    println!(
+        "{:>5}  {:<40} {:>11} {:>11} {:>11}",
+        "tasks", "group commit", "updates/s", "median ms", "p99 ms"
+    );
+    let mut summary = Vec::new();
+    for (case, samples) in cases.iter().zip(&samples) {
+        let throughput = median_f64(&mut samples.iter().map(|s| s.throughput).collect::<Vec<_>>());
+        let median = median_duration(&mut samples.iter().map(|s| s.median).collect::<Vec<_>>());
+        let p99 = median_duration(&mut samples.iter().map(|s| s.p99).collect::<Vec<_>>());
+        println!(
+            "{:>5}  {:<40} {:>11.0} {:>11} {:>11}",
+            case.tasks,
+            case.label(),
+            throughput,
+            ms(median),
+            ms(p99)
+        );
+        summary.push((*case, throughput, median, p99));
+    }
+    println!();
+    println!(
+        "fdatasync per file, 100 files one after another, per round (ms): {}",
+        probes.iter().map(|p| ms(*p)).collect::<Vec<_>>().join(", ")
+    );
+    for tasks in [one, many] {
+        let find = |batch: usize| {
+            summary
+                .iter()
+                .find(|(case, ..)| {
+                    case.tasks == tasks
+                        && case.batch == batch
+                        && case.group_sync == GroupSync::Parallel
+                })
+                .copied()
+                .expect("measured")
+        };
+        let (off_case, ..) = find(1);
+        let (on_case, ..) = find(GROUP);
+        let off = &samples[cases.iter().position(|c| *c == off_case).expect("case")];
+        let on = &samples[cases.iter().position(|c| *c == on_case).expect("case")];
+        let per_round = |f: &dyn Fn(&Sample, &Sample) -> f64| -> Vec<f64> {
+            off.iter().zip(on).map(|(off, on)| f(off, on)).collect()
+        };
+        let throughputs = per_round(&|off, on| on.throughput / off.throughput);
+        let medians = per_round(&|off, on| on.median.as_secs_f64() / off.median.as_secs_f64());
+        let p99s = per_round(&|off, on| on.p99.as_secs_f64() / off.p99.as_secs_f64());
+        let ratio = median_f64(&mut throughputs.clone());
+        let verdict = if tasks == many && bench {
+            if ratio >= TARGET {
+                format!(" (target >= {TARGET}x: met)")
+            } else {
+                format!(" (target >= {TARGET}x: NOT met)")
+            }
+        } else {
+            String::new()
+        };
+        println!(
+            "{tasks:>3} task(s): group commit on / off: throughput {ratio:.2}x{verdict} (per round: {}); latency median {:.2}x, p99 {:.2}x",
+            throughputs.iter().map(|r| format!("{r:.2}x")).collect::<Vec<_>>().join(", "),
+            median_f64(&mut medians.clone()),
+            median_f64(&mut p99s.clone()),
+        );
+    }
+}
