@@ -660,6 +660,18 @@ impl Master {
                 framework_id: id.to_string(),
             }));
         }
+        // A scheduler registering with the id of one still connected fails it over: the
+        // previous scheduler's connection is closed (Mesos: "Framework failed over").
+        let previous = self
+            .frameworks
+            .get(&id)
+            .and_then(|f| f.outbox.clone())
+            .filter(|old| old.id() != connection);
+        if let Some(old) = previous {
+            info!(framework = %id, "framework failed over: closing the previous scheduler's connection");
+            self.connections.remove(&old.id());
+            old.close();
+        }
         let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
             info: info.clone(),
             outbox: None,

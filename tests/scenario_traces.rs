@@ -213,6 +213,7 @@ catalogue!(
     replay_checkpointed_update_after_restart,
     reregister_terminated_executor,
     status_update_retried_until_acknowledged,
+    scheduler_failover_while_agent_down,
     strict_recovery_stops_on_corruption,
     tasks_missing_from_agent_reconciled,
     swarm_agent_machine,

@@ -288,9 +288,18 @@ struct Recording {
     observations: Rc<RefCell<Observations>>,
     tasks: Vec<(TaskInfo, Duration)>,
     kills: Vec<(String, Duration)>,
+    memory: Rc<RefCell<SchedulerMemory>>,
+    finished: Rc<Cell<bool>>,
+}
+
+/// What a scheduler keeps across its own failover (a real one would keep it in its own
+/// durable store): its framework id, what it submitted, heard of and killed.
+#[derive(Default)]
+struct SchedulerMemory {
+    framework_id: String,
     submitted: BTreeSet<String>,
     heard: BTreeSet<String>,
-    finished: Rc<Cell<bool>>,
+    killed: BTreeSet<String>,
 }
 
 impl Recording {
@@ -305,7 +314,10 @@ impl Recording {
             .map(|(task, _)| task.clone())
             .collect();
         for task in &due {
-            self.submitted.insert(task.task_id.clone());
+            self.memory
+                .borrow_mut()
+                .submitted
+                .insert(task.task_id.clone());
             self.observations
                 .borrow_mut()
                 .submitted
@@ -316,21 +328,25 @@ impl Recording {
 }
 
 impl revenant::framework::Workload for Recording {
-    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
+    fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
+        self.memory.borrow_mut().framework_id = framework_id.to_owned();
         // Tasks never heard of (the master that took them may have died) go again; the
         // master refuses a task id it already knows.
-        let heard = self.heard.clone();
+        let heard = self.memory.borrow().heard.clone();
         self.due(|task| !heard.contains(task))
     }
 
     fn submissions(&mut self) -> Vec<TaskInfo> {
-        let submitted = self.submitted.clone();
+        let submitted = self.memory.borrow().submitted.clone();
         self.due(|task| !submitted.contains(task))
     }
 
     fn update(&mut self, update: &StatusUpdate) {
         let status = update.status.clone().unwrap_or_default();
-        self.heard.insert(status.task_id.clone());
+        self.memory
+            .borrow_mut()
+            .heard
+            .insert(status.task_id.clone());
         self.observations.borrow_mut().seen.push(Seen {
             time: turmoil::sim_elapsed().unwrap_or_default(),
             task: status.task_id.clone(),
@@ -349,10 +365,11 @@ impl revenant::framework::Workload for Recording {
         let due: Vec<String> = self
             .kills
             .iter()
-            .filter(|(_, at)| *at <= now)
+            .filter(|(task, at)| *at <= now && !self.memory.borrow().killed.contains(task))
             .map(|(t, _)| t.clone())
             .collect();
         self.kills.retain(|(_, at)| *at > now);
+        self.memory.borrow_mut().killed.extend(due.iter().cloned());
         due
     }
 }
@@ -714,6 +731,7 @@ fn drive(
             .cloned()
             .collect();
         let span_host = host.clone();
+        let memory = Rc::new(RefCell::new(SchedulerMemory::default()));
         sim.host(host.as_str(), move || {
             let env = host_env(
                 &span_host,
@@ -724,15 +742,17 @@ fn drive(
                 observations: observations.clone(),
                 tasks: tasks.clone(),
                 kills: kills.clone(),
-                submitted: BTreeSet::new(),
-                heard: BTreeSet::new(),
+                memory: memory.clone(),
                 finished: framework_done.clone(),
             };
+            // A restarted scheduler fails over: it registers with its framework id.
+            let framework_id = memory.borrow().framework_id.clone();
             let masters = masters.clone();
             let span = crate::trace::host_span(&span_host);
             let name = name.clone();
             async move {
                 let info = FrameworkInfo {
+                    id: framework_id,
                     name,
                     user: "sim".into(),
                     checkpoint,
@@ -798,6 +818,10 @@ fn drive(
                     if machine.agent.borrow().is_none() && down_since_reboot.is_none() {
                         machine.agent_start_at.set(Some(now));
                     }
+                }
+                Pending::BounceFramework(name) => {
+                    tracing::info!(target: "revenant_sim", framework = %name, "scheduler fails over");
+                    sim.bounce(name.as_str());
                 }
                 Pending::BounceMaster(name) => {
                     tracing::info!(target: "revenant_sim", master = %name, "master restarts");
@@ -912,6 +936,7 @@ enum Pending {
     Boot,
     StartAgent,
     BounceMaster(String),
+    BounceFramework(String),
     Repair(String, String),
     Latency,
 }
@@ -986,6 +1011,25 @@ fn apply_fault(
             let wiped = wipe_framework_meta(&machine.fs);
             (!wiped.is_empty())
                 .then(|| format!("framework checkpoints removed: {}", wiped.join(", ")))
+        }
+        FaultKind::FrameworkCrash => {
+            let count = scenario.frameworks.max(1);
+            let index = rng.gen_range(1..=count);
+            let name = if index == 1 {
+                FRAMEWORK_HOST.to_owned()
+            } else {
+                format!("{FRAMEWORK_HOST}{index}")
+            };
+            if !sim.is_host_running(name.as_str()) {
+                return None;
+            }
+            sim.crash(name.as_str());
+            let restart = restart.unwrap_or(Duration::from_secs(5));
+            pending.push((now + restart, Pending::BounceFramework(name.clone())));
+            Some(format!(
+                "{name} crashed (fails over after {:.1}s)",
+                restart.as_secs_f64()
+            ))
         }
         FaultKind::AgentCrashAtWrite => {
             machine.agent.borrow().as_ref()?;

@@ -289,6 +289,9 @@ pub enum FaultKind {
     Reboot,
     /// One executor process dies.
     ExecutorCrash,
+    /// A framework's scheduler dies and, after `restart_after_s` (default 5), fails
+    /// over: a new instance registers with the same framework id.
+    FrameworkCrash,
     /// While the agent is down, an operator removes the frameworks' checkpoints
     /// (`meta/slaves/<id>/frameworks/*`, durably): the agent no longer knows their tasks.
     WipeFrameworkMeta,

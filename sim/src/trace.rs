@@ -245,6 +245,8 @@ const DECISIONS: &[&str] = &[
     "agent retried its registration",
     "agent re-registered",
     "elected leading master: waiting",
+    "framework failed over",
+    "scheduler fails over",
     "asked to leave the cluster",
     "agent unregistered",
     "the master did not answer the unregistration",
