@@ -254,7 +254,7 @@ fn write_work_dir(work_dir: &Path, listen: &str, tasks: usize) {
                     .expect("update");
                 store.append_ack(&run, &tid, uuid(n)).expect("ack");
             }
-            if number % 2 == 0 {
+            if number.is_multiple_of(2) {
                 n += 1;
                 store
                     .append_update(&run, &tid, &update(&eid, &tid, TaskState::TaskFinished, n))

@@ -7,6 +7,10 @@
 //! Executors are separate processes launched through the [`crate::os::Processes`] seam
 //! and outlive the agent.
 //!
+//! Group commit (`--status-update-batch`): the loop handles the events already waiting
+//! as one batch, syncs the status update logs the batch appended to together at its end,
+//! and only then sends the messages the batch produced (see `Agent::batch`).
+//!
 //! Lifecycle: lock the work directory → recover the checkpointed state → reconnect
 //! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
 //! boot id → register or re-register with the leading master (with back-off) → run.

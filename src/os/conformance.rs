@@ -46,6 +46,7 @@ pub const CHECKS: &[Check] = &[
     ("create_dir", check_create_dir),
     ("create_dir_all_durably", check_create_dir_all_durably),
     ("sync", check_sync),
+    ("sync_files", check_sync_files),
     ("not_found", check_not_found),
     ("wrong_kind_of_file", check_wrong_kind_of_file),
     ("lock_exclusive", check_lock_exclusive),
@@ -1023,6 +1024,51 @@ pub fn check_sync(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "symlink", &link, fs.symlink(Path::new("."), &link));
     ok(CHECK, "sync_dir", &link, fs.sync_dir(&link));
     content(CHECK, fs, &file, b"fg");
+}
+
+/// `sync_files` (group commit) syncs every file of a group, appended to through cached
+/// handles or not, and names the first missing one by its index, with `NotFound`.
+pub fn check_sync_files(fs: &dyn FileSystem, root: &Path) {
+    const CHECK: &str = "sync_files";
+    let dir = check_dir(fs, root, CHECK);
+    let files: Vec<PathBuf> = (0..20).map(|n| dir.join(format!("log-{n:02}"))).collect();
+    for (n, file) in files.iter().enumerate() {
+        ok(CHECK, "write", file, fs.write(file, b"h"));
+        ok(CHECK, "sync_file", file, fs.sync_file(file));
+        if n.is_multiple_of(2) {
+            ok(CHECK, "append", file, fs.append(file, b"a"));
+        }
+    }
+    assert!(
+        fs.sync_files(&[]).is_ok(),
+        "conformance {CHECK}: an empty group failed"
+    );
+    if let Err((index, error)) = fs.sync_files(&files) {
+        panic!("conformance {CHECK}: syncing the group failed at {index}: {error}");
+    }
+    for (n, file) in files.iter().enumerate() {
+        content(
+            CHECK,
+            fs,
+            file,
+            if n.is_multiple_of(2) { b"ha" } else { b"h" },
+        );
+    }
+    let missing = dir.join("missing");
+    let group = vec![files[0].clone(), missing.clone(), files[1].clone()];
+    match fs.sync_files(&group) {
+        Ok(()) => panic!(
+            "conformance {CHECK}: a group with '{}' succeeded",
+            missing.display()
+        ),
+        Err((index, error)) => {
+            assert_eq!(
+                (index, error.kind()),
+                (1, io::ErrorKind::NotFound),
+                "conformance {CHECK}: a group with a missing file failed with {error}"
+            );
+        }
+    }
 }
 
 /// Every operation on a missing path fails with `NotFound`, and so does one whose
