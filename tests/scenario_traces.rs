@@ -211,6 +211,7 @@ catalogue!(
     regression_removed_agent_updates_superseded,
     reliable_registration,
     replay_checkpointed_update_after_restart,
+    reregister_pending_task,
     reregister_terminated_executor,
     status_update_retried_until_acknowledged,
     scheduler_failover_while_agent_down,

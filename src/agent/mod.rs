@@ -1086,55 +1086,59 @@ impl Agent {
     }
 
     fn send_registration(&mut self) {
-        let body = if self.info.id.is_empty() {
-            info!("registering with master");
-            Body::RegisterAgent(proto::RegisterAgent {
-                info: Some(self.info.clone()),
-            })
-        } else {
-            let mut tasks = Vec::new();
-            let mut executors = Vec::new();
-            let mut frameworks = Vec::new();
-            for (fid, framework) in &self.frameworks {
-                frameworks.push(framework.info.clone());
-                for (eid, executor) in &framework.executors {
-                    if executor.phase != ExecutorPhase::Terminated {
-                        executors.push(executor.info.clone());
-                    }
-                    for (tid, entry) in &executor.tasks {
-                        let terminal_acked = is_terminal(entry.state)
-                            && !self
-                                .updates
-                                .streams()
-                                .contains_key(&(fid.clone(), tid.clone()));
-                        if !terminal_acked {
+        let body =
+            if self.info.id.is_empty() {
+                info!("registering with master");
+                Body::RegisterAgent(proto::RegisterAgent {
+                    info: Some(self.info.clone()),
+                })
+            } else {
+                let mut tasks = Vec::new();
+                let mut executors = Vec::new();
+                let mut frameworks = Vec::new();
+                for (fid, framework) in &self.frameworks {
+                    frameworks.push(framework.info.clone());
+                    for (eid, executor) in &framework.executors {
+                        if executor.phase != ExecutorPhase::Terminated {
+                            executors.push(executor.info.clone());
+                        }
+                        for (tid, entry) in &executor.tasks {
+                            let terminal_acked = is_terminal(entry.state)
+                                && !self
+                                    .updates
+                                    .streams()
+                                    .contains_key(&(fid.clone(), tid.clone()));
+                            if !terminal_acked {
+                                tasks.push(TaskReport {
+                                    task_id: tid.to_string(),
+                                    framework_id: fid.to_string(),
+                                    executor_id: eid.to_string(),
+                                    state: entry.state as i32,
+                                });
+                            }
+                        }
+                        // A queued task is also in `tasks` (run_task records both): once.
+                        for queued in executor.queued.iter().filter(|q| {
+                            !executor.tasks.contains_key(&TaskId::new(q.task_id.clone()))
+                        }) {
                             tasks.push(TaskReport {
-                                task_id: tid.to_string(),
+                                task_id: queued.task_id.clone(),
                                 framework_id: fid.to_string(),
                                 executor_id: eid.to_string(),
-                                state: entry.state as i32,
+                                state: proto::TaskState::TaskStaging as i32,
                             });
                         }
                     }
-                    for queued in &executor.queued {
-                        tasks.push(TaskReport {
-                            task_id: queued.task_id.clone(),
-                            framework_id: fid.to_string(),
-                            executor_id: eid.to_string(),
-                            state: proto::TaskState::TaskStaging as i32,
-                        });
-                    }
                 }
-            }
-            info!(agent = %self.info.id, tasks = tasks.len(), "re-registering with master");
-            Body::ReregisterAgent(ReregisterAgent {
-                info: Some(self.info.clone()),
-                frameworks,
-                tasks,
-                executors,
-                checkpointed_resources: Vec::new(),
-            })
-        };
+                info!(agent = %self.info.id, tasks = tasks.len(), "re-registering with master");
+                Body::ReregisterAgent(ReregisterAgent {
+                    info: Some(self.info.clone()),
+                    frameworks,
+                    tasks,
+                    executors,
+                    checkpointed_resources: Vec::new(),
+                })
+            };
         self.send_to_master(body);
     }
 
