@@ -109,6 +109,18 @@ enum Command {
         /// before any of its messages go out; 1 syncs every record on its own.
         #[arg(long = "status-update-batch", alias = "status_update_batch", default_value_t = revenant::agent::STATUS_UPDATE_BATCH_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
         status_update_batch: u64,
+        /// Which changes of the agent's info (resources) a restart may bring:
+        /// `equal` (none) or `additive` (resources may only grow).
+        #[arg(
+            long = "reconfiguration-policy",
+            alias = "reconfiguration_policy",
+            default_value = "equal"
+        )]
+        reconfiguration_policy: String,
+        /// While recovering, how often to ask live executors again to re-register (unset:
+        /// ask once).
+        #[arg(long = "executor-reregistration-retry-interval", alias = "executor_reregistration_retry_interval", value_parser = duration)]
+        executor_reregistration_retry_interval: Option<Duration>,
     },
     /// Run a master.
     Master {
@@ -303,6 +315,8 @@ fn main() -> ExitCode {
             resources,
             checkpoint,
             status_update_batch,
+            reconfiguration_policy,
+            executor_reregistration_retry_interval,
         } => {
             init_logging();
             let recover = match recover.as_str() {
@@ -335,6 +349,17 @@ fn main() -> ExitCode {
             config.resources = resources.0;
             config.checkpoint = checkpoint;
             config.status_update_batch = status_update_batch as usize;
+            config.executor_reregistration_retry_interval = executor_reregistration_retry_interval;
+            config.reconfiguration_policy = match reconfiguration_policy.as_str() {
+                "equal" => revenant::agent::ReconfigurationPolicy::Equal,
+                "additive" => revenant::agent::ReconfigurationPolicy::Additive,
+                other => {
+                    eprintln!(
+                        "error: --reconfiguration-policy must be equal or additive, not '{other}'"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
             config.executor_command = vec![executable, "executor".into()];
             // SIGUSR1: leave the cluster (unregister, kill the executors, exit).
             let leave = Rc::new(tokio::sync::Notify::new());

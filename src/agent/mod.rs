@@ -1805,7 +1805,7 @@ impl Agent {
             .position(|t| t.task_id == tid.as_str())
         {
             executor.queued.remove(index);
-            let checkpoint = self.frameworks[&fid].info.checkpoint;
+            let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
             let update = self.make_update(
                 &fid,
                 &eid,
