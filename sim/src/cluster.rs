@@ -757,7 +757,6 @@ fn drive(
                     user: "sim".into(),
                     checkpoint,
                     failover_timeout_seconds: 3600.0,
-                    ..Default::default()
                 };
                 revenant::framework::run(env, masters, info, &mut workload).await;
                 Ok(())
