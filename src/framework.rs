@@ -34,6 +34,11 @@ pub trait Workload {
     fn reconcile_on_registration(&self) -> bool {
         false
     }
+    /// Tasks this framework already knows and has not seen end (a scheduler that failed
+    /// over remembers them): they join the periodic explicit reconciliation.
+    fn known_open_tasks(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
@@ -182,6 +187,7 @@ pub async fn run(
                     info!(framework = %message.framework_id, "framework registered");
                     info.id = message.framework_id.clone();
                     let tasks = workload.registered(&message.framework_id);
+                    open_tasks.extend(workload.known_open_tasks());
                     if let Some(outbox) = &master {
                         if workload.reconcile_on_registration() {
                             outbox.send(Body::Reconcile(proto::Reconcile {

@@ -202,6 +202,7 @@ catalogue!(
     reconnect_executor_retry,
     regression_agent_registers_on_dead_connection,
     regression_duplicate_submission_relaunches_lost_task,
+    regression_failed_over_scheduler_forgets_open_tasks,
     regression_framework_one_way_dead_connection,
     regression_framework_partition_dead_connection,
     regression_liveness_after_master_answer,

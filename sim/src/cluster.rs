@@ -300,6 +300,7 @@ struct SchedulerMemory {
     submitted: BTreeSet<String>,
     heard: BTreeSet<String>,
     killed: BTreeSet<String>,
+    ended: BTreeSet<String>,
 }
 
 impl Recording {
@@ -343,10 +344,12 @@ impl revenant::framework::Workload for Recording {
 
     fn update(&mut self, update: &StatusUpdate) {
         let status = update.status.clone().unwrap_or_default();
-        self.memory
-            .borrow_mut()
-            .heard
-            .insert(status.task_id.clone());
+        let mut memory = self.memory.borrow_mut();
+        memory.heard.insert(status.task_id.clone());
+        if revenant::agent::status_updates::is_terminal(status.state()) {
+            memory.ended.insert(status.task_id.clone());
+        }
+        drop(memory);
         self.observations.borrow_mut().seen.push(Seen {
             time: turmoil::sim_elapsed().unwrap_or_default(),
             task: status.task_id.clone(),
@@ -358,6 +361,16 @@ impl revenant::framework::Workload for Recording {
 
     fn done(&self) -> bool {
         self.finished.get()
+    }
+
+    fn known_open_tasks(&self) -> Vec<String> {
+        let memory = self.memory.borrow();
+        memory
+            .submitted
+            .iter()
+            .filter(|task| !memory.ended.contains(*task))
+            .cloned()
+            .collect()
     }
 
     fn kills(&mut self) -> Vec<String> {
