@@ -86,6 +86,7 @@ fn main() -> ExitCode {
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
+                let seed_count = seeds.end.saturating_sub(seeds.start);
                 let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
                 let files = sweep::scenario_files(&scenarios, scenarios.is_empty() && !all)?;
                 if files.is_empty() {
@@ -131,9 +132,10 @@ fn main() -> ExitCode {
                     println!("NONDETERMINISTIC {} seed {seed}: run it with --check-determinism to see where", path.display());
                 }
                 println!(
-                    "{runs} runs in {:.1}s: {:.1} runs/s; determinism checked on {} runs, {} differed",
+                    "{runs} runs in {:.1}s: {:.1} runs/s, {:.1} seeds/s; determinism checked on {} runs, {} differed",
                     summary.seconds,
                     runs as f64 / summary.seconds.max(1e-9),
+                    seed_count as f64 / summary.seconds.max(1e-9),
                     summary.determinism_checked,
                     summary.nondeterministic.len()
                 );
