@@ -210,6 +210,7 @@ catalogue!(
     regression_master_restart_forgets_rebooted_agent,
     regression_removed_agent_restarts,
     regression_removed_agent_updates_superseded,
+    regression_updates_of_an_agent_that_left_while_disconnected,
     reliable_registration,
     replay_checkpointed_update_after_restart,
     reregister_pending_task,

@@ -93,6 +93,14 @@ pub enum AgentOutcome {
     DiskFailure(String),
 }
 
+impl AgentOutcome {
+    /// Whether the incarnation left the cluster: it shut down at the operator's request
+    /// (SIGUSR1) or the master's, forgetting its id.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, AgentOutcome::Exited(text) if text.starts_with("ShutDown"))
+    }
+}
+
 /// The agent machine: state that survives agent crashes (and, for the filesystem,
 /// reboots).
 pub struct Machine {
@@ -511,7 +519,7 @@ async fn machine_main(
             // down, so that the failure is seen.
             let restart = match &outcome {
                 AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
-                AgentOutcome::Exited(text) => text.starts_with("ShutDown"),
+                AgentOutcome::Exited(_) => outcome.is_shutdown(),
                 _ => false,
             };
             if restart {

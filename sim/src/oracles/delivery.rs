@@ -6,7 +6,11 @@
 //!   in a terminal state the framework sees (the liveness oracle checks that);
 //! - the master removed the agent (it stayed unreachable, or failed to re-register in
 //!   time) and told the framework the task's fate itself: a terminal update without a
-//!   uuid, from the master, reached the framework (reference §21).
+//!   uuid, from the master, reached the framework (reference §21);
+//! - the agent incarnation that acknowledged it then left the cluster (SIGUSR1, or told
+//!   to shut down by the master) before it started again: an agent that leaves shuts its
+//!   executors down and forgets its id, so nothing it held is ever forwarded; as after a
+//!   reboot, the task must still end in a state the framework sees (liveness oracle).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +30,23 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
         *byte = u8::from_str_radix(&hex[index * 2..index * 2 + 2], 16).ok()?;
     }
     Some(Uuid(bytes))
+}
+
+/// Whether the agent incarnation running at `time` ended by leaving the cluster: the
+/// first exit at or after `time` is a shutdown, and no incarnation started in between.
+fn left_the_cluster_after(observations: &Observations, time: std::time::Duration) -> bool {
+    let next_start = observations
+        .agent_starts
+        .iter()
+        .map(|(start, _)| *start)
+        .find(|start| *start > time);
+    observations
+        .agent_exits
+        .iter()
+        .find(|(exit, _)| *exit >= time)
+        .is_some_and(|(exit, outcome)| {
+            outcome.is_shutdown() && next_start.is_none_or(|start| *exit <= start)
+        })
 }
 
 /// Checks the rule.
@@ -55,12 +76,13 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
+        let left_after = left_the_cluster_after(observations, *time);
         let fate_told_by_master = observations.seen.iter().any(|s| {
             s.task == *task
                 && s.uuid.is_none()
                 && revenant::agent::status_updates::is_terminal(s.state)
         });
-        if !rebooted_after && !fate_told_by_master {
+        if !rebooted_after && !left_after && !fate_told_by_master {
             out.push(Violation {
                 time: *time,
                 oracle: "delivery",
