@@ -24,18 +24,23 @@
 //! `cargo test --benches` (no `--bench` argument) it runs with 100 tasks as a smoke test.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{self, Read, Write};
+#[path = "support/sync_cost_fs.rs"]
+mod sync_cost_fs;
+
+use sync_cost_fs::{SyncCostFs, Syncs};
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use revenant::agent::AgentConfig;
 use revenant::checkpoint::paths::{MetaPaths, RunPath};
 use revenant::checkpoint::{CheckpointStore, ForkedPid};
 use revenant::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
 use revenant::os::real::{ProcBootId, RealFs};
-use revenant::os::{BootId, FileLock, FileSystem, LockError, ProcessId};
+use revenant::os::{BootId, FileSystem, ProcessId};
 use revenant::proto::{
     AgentInfo, CommandInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate, Task, TaskSource,
     TaskState, TaskStatus,
@@ -45,69 +50,6 @@ const TARGET_MIB: f64 = 64.0;
 const TASKS_PER_EXECUTOR: usize = 10;
 const AGENT: &str = "bench-memory-agent-S0";
 const FRAMEWORK: &str = "bench-memory-framework-0001";
-
-/// The real filesystem without syncs: for writing a large fixture quickly.
-struct NoSyncFs(RealFs);
-
-impl FileSystem for NoSyncFs {
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.0.read(path)
-    }
-    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.0.write(path, data)
-    }
-    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.0.append(path, data)
-    }
-    fn sync_file(&self, _path: &Path) -> io::Result<()> {
-        Ok(())
-    }
-    fn sync_dir(&self, _path: &Path) -> io::Result<()> {
-        Ok(())
-    }
-    fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.0.create_dir(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.0.rename(from, to)
-    }
-    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
-        self.0.symlink(target, link)
-    }
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        self.0.read_link(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.0.list_dir(path)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.0.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.0.remove_dir_all(path)
-    }
-    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
-        self.0.truncate(path, length)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.0.exists(path)
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        self.0.is_dir(path)
-    }
-    fn modified(&self, path: &Path) -> io::Result<SystemTime> {
-        self.0.modified(path)
-    }
-    fn touch(&self, path: &Path) -> io::Result<()> {
-        self.0.touch(path)
-    }
-    fn disk_usage(&self, path: &Path) -> io::Result<f64> {
-        self.0.disk_usage(path)
-    }
-    fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {
-        self.0.lock_exclusive(path, holder)
-    }
-}
 
 fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -147,7 +89,7 @@ fn update(eid: &ExecutorId, tid: &TaskId, state: TaskState, n: u64) -> StatusUpd
 
 /// Writes the work directory the agent listening on `listen` recovers.
 fn write_work_dir(work_dir: &Path, listen: &str, tasks: usize) {
-    let fs: Rc<dyn FileSystem> = Rc::new(NoSyncFs(RealFs::default()));
+    let fs: Rc<dyn FileSystem> = Rc::new(SyncCostFs(RealFs::default(), Syncs::Skipped));
     let store = CheckpointStore::new(fs.clone(), MetaPaths::for_work_dir(work_dir));
     let boot_id = ProcBootId.boot_id().expect("this machine's boot id");
     let defaults = AgentConfig::new(Vec::new(), listen.to_owned(), work_dir.to_path_buf());

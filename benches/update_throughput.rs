@@ -37,15 +37,29 @@
 
 #[path = "../tests/inproc/mod.rs"]
 mod inproc;
+#[path = "support/sync_cost_fs.rs"]
+mod sync_cost_fs;
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use revenant::os::real::{GroupSync, RealFs};
 use revenant::os::FileSystem;
+use sync_cost_fs::{SyncCostFs, Syncs};
 
 const TARGET: f64 = 10.0;
 const GROUP: usize = 256;
+
+/// The disk under the agent's work directory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Disk {
+    /// [`RealFs`] on the benchmark's directory, as it is.
+    Real,
+    /// [`RealFs`] with every sync taken out: not durable, the ceiling of any group commit.
+    NoSyncs,
+    /// [`RealFs`] with a flush of this cost added to each sync (each group): emulated.
+    Flush(Duration),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Case {
@@ -53,15 +67,21 @@ struct Case {
     updates_per_task: usize,
     batch: usize,
     group_sync: GroupSync,
+    disk: Disk,
 }
 
 impl Case {
     fn label(&self) -> String {
-        match (self.batch, self.group_sync) {
+        let commit = match (self.batch, self.group_sync) {
             (1, _) => "off (batch 1)".to_owned(),
             (batch, GroupSync::Parallel) => format!("on (batch {batch})"),
             (batch, GroupSync::Sequential) => format!("on (batch {batch}), sequential fdatasync"),
             (batch, GroupSync::Syncfs) => format!("on (batch {batch}), syncfs"),
+        };
+        match self.disk {
+            Disk::Real => commit,
+            Disk::NoSyncs => "no syncs at all (ceiling; not durable)".to_owned(),
+            Disk::Flush(delay) => format!("{commit}, +{} ms flush", ms(delay)),
         }
     }
 }
@@ -74,14 +94,19 @@ struct Sample {
 
 fn run_case(case: Case, base: &std::path::Path) -> Sample {
     let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
-    let group_sync = case.group_sync;
+    let (group_sync, disk) = (case.group_sync, case.disk);
     let results = inproc::run(inproc::Options {
         tasks: case.tasks,
         updates_per_task: case.updates_per_task,
         status_update_batch: case.batch,
         work_dir: dir.path().join("work"),
         make_fs: Box::new(move || {
-            Rc::new(RealFs::with_group_sync(group_sync)) as Rc<dyn FileSystem>
+            let real = RealFs::with_group_sync(group_sync);
+            match disk {
+                Disk::Real => Rc::new(real) as Rc<dyn FileSystem>,
+                Disk::NoSyncs => Rc::new(SyncCostFs(real, Syncs::Skipped)),
+                Disk::Flush(delay) => Rc::new(SyncCostFs(real, Syncs::Delayed(delay))),
+            }
         }),
         observer: None,
         timeout: Duration::from_secs(300),
@@ -186,6 +211,27 @@ fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1e3)
 }
 
+/// The median over the rounds of each round's throughput ratio `on / off` (run back to
+/// back in one round), the per-round ratios, and the latency ratios (median, p99).
+fn ratios(samples: &[Vec<Sample>], off: usize, on: usize) -> (f64, Vec<f64>, f64, f64) {
+    let per_round = |f: &dyn Fn(&Sample, &Sample) -> f64| -> Vec<f64> {
+        samples[off]
+            .iter()
+            .zip(&samples[on])
+            .map(|(off, on)| f(off, on))
+            .collect()
+    };
+    let throughputs = per_round(&|off, on| on.throughput / off.throughput);
+    let medians = per_round(&|off, on| on.median.as_secs_f64() / off.median.as_secs_f64());
+    let p99s = per_round(&|off, on| on.p99.as_secs_f64() / off.p99.as_secs_f64());
+    (
+        median_f64(&mut throughputs.clone()),
+        throughputs,
+        median_f64(&mut medians.clone()),
+        median_f64(&mut p99s.clone()),
+    )
+}
+
 fn main() {
     let bench = std::env::args().any(|arg| arg == "--bench");
     let rounds: usize = if bench {
@@ -203,26 +249,59 @@ fn main() {
         println!("update_throughput: with background disk load (1 MiB unsynced writes every 5 ms)");
         DiskLoad::start(&base)
     });
+    // The emulated slower disk: what a flush costs on network block storage (~1 ms) or
+    // a disk without a power-safe cache. 0 leaves it out.
+    let flush = Duration::from_micros(
+        std::env::var("REVENANT_BENCH_FLUSH_US")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1000),
+    );
     let (one, many, one_updates, many_updates) = if bench {
         (1, 100, 200, 20)
     } else {
         (1, 4, 5, 3)
     };
-    let case = |tasks, updates_per_task, batch, group_sync| Case {
+    let case = |tasks, updates_per_task, batch, group_sync, disk| Case {
         tasks,
         updates_per_task,
         batch,
         group_sync,
+        disk,
     };
+    let parallel = GroupSync::Parallel;
     let mut cases = vec![
-        case(one, one_updates, 1, GroupSync::Parallel),
-        case(one, one_updates, GROUP, GroupSync::Parallel),
-        case(many, many_updates, 1, GroupSync::Parallel),
-        case(many, many_updates, GROUP, GroupSync::Parallel),
+        case(one, one_updates, 1, parallel, Disk::Real),
+        case(one, one_updates, GROUP, parallel, Disk::Real),
+        case(many, many_updates, 1, parallel, Disk::Real),
+        case(many, many_updates, GROUP, parallel, Disk::Real),
+        case(many, many_updates, GROUP, parallel, Disk::NoSyncs),
     ];
     if bench {
-        cases.push(case(many, many_updates, GROUP, GroupSync::Sequential));
-        cases.push(case(many, many_updates, GROUP, GroupSync::Syncfs));
+        cases.push(case(
+            many,
+            many_updates,
+            GROUP,
+            GroupSync::Sequential,
+            Disk::Real,
+        ));
+        cases.push(case(
+            many,
+            many_updates,
+            GROUP,
+            GroupSync::Syncfs,
+            Disk::Real,
+        ));
+    }
+    if !flush.is_zero() {
+        cases.push(case(many, many_updates, 1, parallel, Disk::Flush(flush)));
+        cases.push(case(
+            many,
+            many_updates,
+            GROUP,
+            parallel,
+            Disk::Flush(flush),
+        ));
     }
     println!(
         "update_throughput: {rounds} round(s); work directories under {}",
@@ -263,7 +342,6 @@ fn main() {
         "{:>5}  {:<40} {:>11} {:>11} {:>11}",
         "tasks", "group commit", "updates/s", "median ms", "p99 ms"
     );
-    let mut summary = Vec::new();
     for (case, samples) in cases.iter().zip(&samples) {
         let throughput = median_f64(&mut samples.iter().map(|s| s.throughput).collect::<Vec<_>>());
         let median = median_duration(&mut samples.iter().map(|s| s.median).collect::<Vec<_>>());
@@ -276,50 +354,64 @@ fn main() {
             ms(median),
             ms(p99)
         );
-        summary.push((*case, throughput, median, p99));
     }
     println!();
     println!(
         "fdatasync per file, 100 files one after another, per round (ms): {}",
         probes.iter().map(|p| ms(*p)).collect::<Vec<_>>().join(", ")
     );
-    for tasks in [one, many] {
-        let find = |batch: usize| {
-            summary
-                .iter()
-                .find(|(case, ..)| {
-                    case.tasks == tasks
-                        && case.batch == batch
-                        && case.group_sync == GroupSync::Parallel
-                })
-                .copied()
-                .expect("measured")
+    let find = |tasks: usize, batch: usize, disk: Disk| {
+        cases.iter().position(|c| {
+            c.tasks == tasks && c.batch == batch && c.group_sync == parallel && c.disk == disk
+        })
+    };
+    let verdict = |ratio: f64| {
+        if !bench {
+            String::new()
+        } else if ratio >= TARGET {
+            format!(" (target >= {TARGET}x: met)")
+        } else {
+            format!(" (target >= {TARGET}x: NOT met)")
+        }
+    };
+    let rounds_text = |values: &[f64]| {
+        values
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (tasks, disk, what) in [
+        (one, Disk::Real, "this disk".to_owned()),
+        (many, Disk::Real, "this disk".to_owned()),
+        (
+            many,
+            Disk::Flush(flush),
+            format!("this disk +{} ms flush, emulated", ms(flush)),
+        ),
+    ] {
+        let (Some(off), Some(on)) = (find(tasks, 1, disk), find(tasks, GROUP, disk)) else {
+            continue;
         };
-        let (off_case, ..) = find(1);
-        let (on_case, ..) = find(GROUP);
-        let off = &samples[cases.iter().position(|c| *c == off_case).expect("case")];
-        let on = &samples[cases.iter().position(|c| *c == on_case).expect("case")];
-        let per_round = |f: &dyn Fn(&Sample, &Sample) -> f64| -> Vec<f64> {
-            off.iter().zip(on).map(|(off, on)| f(off, on)).collect()
-        };
-        let throughputs = per_round(&|off, on| on.throughput / off.throughput);
-        let medians = per_round(&|off, on| on.median.as_secs_f64() / off.median.as_secs_f64());
-        let p99s = per_round(&|off, on| on.p99.as_secs_f64() / off.p99.as_secs_f64());
-        let ratio = median_f64(&mut throughputs.clone());
-        let verdict = if tasks == many && bench {
-            if ratio >= TARGET {
-                format!(" (target >= {TARGET}x: met)")
-            } else {
-                format!(" (target >= {TARGET}x: NOT met)")
-            }
+        let (ratio, per_round, median, p99) = ratios(&samples, off, on);
+        let verdict = if tasks == many {
+            verdict(ratio)
         } else {
             String::new()
         };
         println!(
-            "{tasks:>3} task(s): group commit on / off: throughput {ratio:.2}x{verdict} (per round: {}); latency median {:.2}x, p99 {:.2}x",
-            throughputs.iter().map(|r| format!("{r:.2}x")).collect::<Vec<_>>().join(", "),
-            median_f64(&mut medians.clone()),
-            median_f64(&mut p99s.clone()),
+            "{tasks:>3} task(s), {what}: group commit on / off: throughput {ratio:.2}x{verdict} (per round: {}); latency median {median:.2}x, p99 {p99:.2}x",
+            rounds_text(&per_round),
+        );
+    }
+    if let (Some(off), Some(ceiling)) =
+        (find(many, 1, Disk::Real), find(many, GROUP, Disk::NoSyncs))
+    {
+        let (ratio, per_round, ..) = ratios(&samples, off, ceiling);
+        println!(
+            "{many} task(s), this disk: no syncs at all / group commit off: {ratio:.2}x (per round: {}): \
+             the most any group commit could win here, since every update's other work stays",
+            rounds_text(&per_round),
         );
     }
 }
