@@ -1,5 +1,7 @@
 //! A benchmark-only [`FileSystem`]: [`RealFs`] with its syncs taken out, or with a
 //! device flush of a given cost added to each.
+// Each benchmark that includes this module uses part of it.
+#![allow(dead_code)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io;
