@@ -22,6 +22,9 @@ pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// too slow.
 pub const OUTBOX_ENVELOPES_MAX: usize = 4096;
 
+/// A connection's read buffer.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -198,7 +201,10 @@ pub fn serve<E: 'static>(
     inbox: mpsc::UnboundedSender<E>,
     wrap: fn(Incoming) -> E,
 ) -> Outbox {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, mut writer) = tokio::io::split(stream);
+    // Buffered: a frame's length and body, and the frames that arrived with it, come in
+    // one read rather than two per frame.
+    let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (sender, mut receiver) = mpsc::channel::<Outgoing>(OUTBOX_ENVELOPES_MAX);
     let reader_inbox = inbox.clone();
     let reader_task = tasks.spawn_local(async move {
