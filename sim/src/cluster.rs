@@ -581,9 +581,9 @@ async fn supervise(
             Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
             Err(_) => AgentOutcome::Crashed,
         };
-        span.in_scope(|| {
-            tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended")
-        });
+        span.in_scope(
+            || tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended"),
+        );
         // Like systemd with Restart=always: a crashed agent, or one the master told to
         // shut down (it forgot its id and comes back as a new agent), is restarted.
         // An agent that exited on its own for good (cleanup) or failed recovery stays

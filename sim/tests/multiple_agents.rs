@@ -34,9 +34,8 @@ fn messages(result: &RunResult, oracle: &str) -> Vec<String> {
 
 /// The validation error of a two-agent scenario with `fault` as its only fault.
 fn fault_error(fault: &str) -> String {
-    let text = format!(
-        "agents = 2\n[[tasks]]\nid = \"t1\"\ncommand = \"sleep 1\"\n[[faults]]\n{fault}\n"
-    );
+    let text =
+        format!("agents = 2\n[[tasks]]\nid = \"t1\"\ncommand = \"sleep 1\"\n[[faults]]\n{fault}\n");
     match toml::from_str::<Scenario>(&text) {
         Err(error) => error.to_string(),
         Ok(scenario) => scenario.validate().expect_err("must be refused"),
@@ -46,15 +45,24 @@ fn fault_error(fault: &str) -> String {
 #[test]
 fn bad_agent_targets_are_refused_naming_the_field() {
     let error = fault_error("at_s = 1\nkind = \"agent_crash\"\non_agent = 3");
-    assert!(error.contains("on_agent = 3") && error.contains("2 agent"), "{error}");
+    assert!(
+        error.contains("on_agent = 3") && error.contains("2 agent"),
+        "{error}"
+    );
     let error = fault_error("at_s = 1\nkind = \"agent_crash\"\non_agent = 0");
     assert!(error.contains("on_agent = 0"), "{error}");
     let error = fault_error("at_s = 1\nkind = \"agent_crash\"\non_agent = \"both\"");
-    assert!(error.contains("on_agent") && error.contains("both"), "{error}");
+    assert!(
+        error.contains("on_agent") && error.contains("both"),
+        "{error}"
+    );
     let error = fault_error("at_s = 1\nkind = \"agent_crash\"\non_agent = true");
     assert!(error.contains("on_agent"), "{error}");
     let error = fault_error("at_s = 1\nkind = \"reboot\"\non_agent = 2");
-    assert!(error.contains("on_agent") && error.contains("whole machine"), "{error}");
+    assert!(
+        error.contains("on_agent") && error.contains("whole machine"),
+        "{error}"
+    );
     let error = toml::from_str::<Scenario>("agents = 4\n[[tasks]]\nid = \"t\"\ncommand = \"x\"")
         .expect("parses")
         .validate()
@@ -83,7 +91,9 @@ fn expectations_catch_an_agent_that_did_not_reregister() {
     let result = run(&scenario, Breakage::default());
     let found = messages(&result, "expectations");
     assert!(
-        found.iter().any(|m| m.contains("agent 2 (agent1/2) did not re-register"))
+        found
+            .iter()
+            .any(|m| m.contains("agent 2 (agent1/2) did not re-register"))
             && !found.iter().any(|m| m.contains("agent 1 ")),
         "{found:?}"
     );
@@ -127,7 +137,10 @@ fn reboot_catches_either_agent_recovering_across_a_reboot() {
         ..Breakage::default()
     };
     let found = messages(&run(&scenario, breakage), "reboot");
-    for host in [" agent1 agent: recovered agent", " agent1/2 agent: recovered agent"] {
+    for host in [
+        " agent1 agent: recovered agent",
+        " agent1/2 agent: recovered agent",
+    ] {
         assert!(found.iter().any(|m| m.contains(host)), "{host}: {found:?}");
     }
     // Unbroken, both agents register as new agents after the reboot.
