@@ -536,119 +536,103 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
     }
 }
 
-/// The agent machine's software: a supervisor that starts the incarnations of each agent
-/// process when told, records how each ended, and keeps executors running beside them.
+/// The agent machine's software: a supervisor that starts agent incarnations when told,
+/// records how each ended, and keeps executors running beside them (one supervisor per
+/// agent process, in the agent's host span).
 async fn machine_main(
-    agents: Vec<(Rc<Machine>, AgentConfig)>,
+    machine: Rc<Machine>,
+    config: AgentConfig,
     restart_recover: Option<String>,
     seed: u64,
     observations: Rc<RefCell<Observations>>,
 ) -> turmoil::Result {
     loop {
-        for (machine, config) in &agents {
-            supervise(machine, config, &restart_recover, seed, &observations).await;
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let finished = machine
+            .agent
+            .borrow()
+            .as_ref()
+            .is_some_and(|h| h.is_finished());
+        if finished {
+            let handle = machine.agent.borrow_mut().take().expect("checked");
+            let outcome = match handle.await {
+                Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
+                Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
+                Ok(Err(error)) if machine.disk_faulted.get() => {
+                    AgentOutcome::DiskFailure(error.to_string())
+                }
+                Ok(Err(error)) => AgentOutcome::Failed(error.to_string()),
+                Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
+                Err(_) => AgentOutcome::Crashed,
+            };
+            tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended");
+            // Like systemd with Restart=always: a crashed agent, or one the master told to
+            // shut down (it forgot its id and comes back as a new agent), is restarted.
+            // An agent that exited on its own for good (cleanup) or failed recovery stays
+            // down, so that the failure is seen.
+            let restart = match &outcome {
+                AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
+                AgentOutcome::Exited(_) => outcome.is_shutdown(),
+                _ => false,
+            };
+            if restart {
+                machine
+                    .agent_start_at
+                    .set(Some(now + Duration::from_secs(1)));
+            }
+            observations
+                .borrow_mut()
+                .agent_exits
+                .push((now, machine.index, outcome));
+            machine.agent_down_since.set(Some(now));
+        }
+        let start = machine.agent.borrow().is_none()
+            && machine.agent_start_at.get().is_some_and(|at| now >= at);
+        if start {
+            machine.agent_start_at.set(None);
+            machine.crashed.set(false);
+            if machine.disk_faulted.replace(false) {
+                // The disk was replaced (or freed): the new incarnation starts clean.
+                machine.fs.clear_faults();
+            }
+            machine.incarnation.set(machine.incarnation.get() + 1);
+            let label = if machine.index == 1 {
+                format!("agent-{}", machine.incarnation.get())
+            } else {
+                format!("agent{}-{}", machine.index, machine.incarnation.get())
+            };
+            let mut config = config.clone();
+            let leave = Rc::new(tokio::sync::Notify::new());
+            *machine.leave.borrow_mut() = leave.clone();
+            config.unregister = Some(leave);
+            if machine.incarnation.get() > 1 {
+                if let Some(recover) = &restart_recover {
+                    config.recover = if recover == "cleanup" {
+                        RecoverMode::Cleanup
+                    } else {
+                        RecoverMode::Reconnect
+                    };
+                }
+            }
+            apply_restart_flags(&mut config, &machine.restart_flags.borrow());
+            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
+                machine.fs.clone(),
+                machine.crash_after.clone(),
+                machine.crashed.clone(),
+            ));
+            let env = machine_env(&machine, seed, &label, fs);
+            tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
+            observations
+                .borrow_mut()
+                .agent_starts
+                .push((now, machine.index, machine.boot.get()));
+            let span = crate::trace::host_span(&agent_trace_host(machine.index));
+            let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
+            *machine.agent.borrow_mut() = Some(handle);
+            machine.agent_down_since.set(None);
         }
         // Restarts are scheduled to 100 ms; the driver's faults act between steps anyway.
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One supervisor round for one agent process: records how its incarnation ended, and
-/// starts the next when it is due. Its events name the agent's trace host.
-async fn supervise(
-    machine: &Rc<Machine>,
-    config: &AgentConfig,
-    restart_recover: &Option<String>,
-    seed: u64,
-    observations: &Rc<RefCell<Observations>>,
-) {
-    let span = crate::trace::host_span(&agent_trace_host(machine.index));
-    let now = turmoil::sim_elapsed().unwrap_or_default();
-    let finished = machine
-        .agent
-        .borrow()
-        .as_ref()
-        .is_some_and(|h| h.is_finished());
-    if finished {
-        let handle = machine.agent.borrow_mut().take().expect("checked");
-        let outcome = match handle.await {
-            Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
-            Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
-            Ok(Err(error)) if machine.disk_faulted.get() => {
-                AgentOutcome::DiskFailure(error.to_string())
-            }
-            Ok(Err(error)) => AgentOutcome::Failed(error.to_string()),
-            Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
-            Err(_) => AgentOutcome::Crashed,
-        };
-        span.in_scope(
-            || tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended"),
-        );
-        // Like systemd with Restart=always: a crashed agent, or one the master told to
-        // shut down (it forgot its id and comes back as a new agent), is restarted.
-        // An agent that exited on its own for good (cleanup) or failed recovery stays
-        // down, so that the failure is seen.
-        let restart = match &outcome {
-            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
-            AgentOutcome::Exited(_) => outcome.is_shutdown(),
-            _ => false,
-        };
-        if restart {
-            machine
-                .agent_start_at
-                .set(Some(now + Duration::from_secs(1)));
-        }
-        observations
-            .borrow_mut()
-            .agent_exits
-            .push((now, machine.index, outcome));
-        machine.agent_down_since.set(Some(now));
-    }
-    let start = machine.agent.borrow().is_none()
-        && machine.agent_start_at.get().is_some_and(|at| now >= at);
-    if start {
-        machine.agent_start_at.set(None);
-        machine.crashed.set(false);
-        if machine.disk_faulted.replace(false) {
-            // The disk was replaced (or freed): the new incarnation starts clean.
-            machine.fs.clear_faults();
-        }
-        machine.incarnation.set(machine.incarnation.get() + 1);
-        let label = if machine.index == 1 {
-            format!("agent-{}", machine.incarnation.get())
-        } else {
-            format!("agent{}-{}", machine.index, machine.incarnation.get())
-        };
-        let mut config = config.clone();
-        let leave = Rc::new(tokio::sync::Notify::new());
-        *machine.leave.borrow_mut() = leave.clone();
-        config.unregister = Some(leave);
-        if machine.incarnation.get() > 1 {
-            if let Some(recover) = &restart_recover {
-                config.recover = if recover == "cleanup" {
-                    RecoverMode::Cleanup
-                } else {
-                    RecoverMode::Reconnect
-                };
-            }
-        }
-        apply_restart_flags(&mut config, &machine.restart_flags.borrow());
-        let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
-            machine.fs.clone(),
-            machine.crash_after.clone(),
-            machine.crashed.clone(),
-        ));
-        let env = machine_env(machine, seed, &label, fs);
-        span.in_scope(|| {
-            tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting")
-        });
-        observations
-            .borrow_mut()
-            .agent_starts
-            .push((now, machine.index, machine.boot.get()));
-        let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
-        *machine.agent.borrow_mut() = Some(handle);
-        machine.agent_down_since.set(None);
     }
 }
 
@@ -805,12 +789,26 @@ fn drive(
         let observations = observations.clone();
         let restart_recover = scenario.agent.restart_recover.clone();
         sim.host(AGENT_HOST, move || {
-            machine_main(
-                agents.clone(),
-                restart_recover.clone(),
-                seed,
-                observations.clone(),
-            )
+            // Agents 2, ... have supervisors of their own beside agent 1's; all of them
+            // die with the machine.
+            let others = agents[1..].to_vec();
+            let observations = observations.clone();
+            let restart_recover = restart_recover.clone();
+            let (machine, config) = agents[0].clone();
+            async move {
+                for (machine, config) in others {
+                    let span = crate::trace::host_span(&agent_trace_host(machine.index));
+                    let main = machine_main(
+                        machine,
+                        config,
+                        restart_recover.clone(),
+                        seed,
+                        observations.clone(),
+                    );
+                    tokio::task::spawn_local(main.instrument(span));
+                }
+                machine_main(machine, config, restart_recover, seed, observations).await
+            }
             .instrument(crate::trace::host_span(AGENT_HOST))
         });
     }
