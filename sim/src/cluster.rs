@@ -1,7 +1,8 @@
 //! A cluster from a scenario and a seed: masters, one agent machine (its agent processes,
 //! one by default, and their executors as processes in one turmoil host), and
-//! frameworks, all running the real role code on simulated seams. The driver applies the fault schedule between turmoil
-//! steps, and the oracles check the rules during and after the run.
+//! frameworks, all running the real role code on simulated seams. The driver applies the
+//! fault schedule between turmoil steps, and the oracles check the rules during and after
+//! the run.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
