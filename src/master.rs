@@ -714,9 +714,17 @@ impl Master {
             return;
         }
         let agent = if task.agent_id.is_empty() {
+            // The connected agent running the fewest open tasks (the first by id on a
+            // tie), so that tasks spread over several agents.
             self.agents
                 .iter()
-                .find(|(_, a)| a.phase == AgentPhase::Connected)
+                .filter(|(_, a)| a.phase == AgentPhase::Connected)
+                .min_by_key(|(_, a)| {
+                    a.tasks
+                        .values()
+                        .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                        .count()
+                })
                 .map(|(id, _)| id.clone())
         } else {
             Some(AgentId::new(task.agent_id.clone())).filter(|id| {

@@ -193,6 +193,7 @@ catalogue!(
     kill_task_after_restart,
     master_failover,
     multiple_frameworks,
+    multiple_agents_on_one_host,
     non_checkpointing_framework_loses_task,
     non_strict_recovery_counts_corruption,
     partitioned_agent_removed,

@@ -1,7 +1,8 @@
-//! A cluster from a scenario and a seed: masters, one agent machine (the agent and its
-//! executors as processes in one turmoil host), and a framework, all running the real
-//! role code on simulated seams. The driver applies the fault schedule between turmoil
-//! steps, and the oracles check the rules during and after the run.
+//! A cluster from a scenario and a seed: masters, one agent machine (its agent processes,
+//! one by default, and their executors as processes in one turmoil host), and
+//! frameworks, all running the real role code on simulated seams. The driver applies the
+//! fault schedule between turmoil steps, and the oracles check the rules during and after
+//! the run.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +22,10 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fs::SimFs;
 use crate::oracles::{self, Violation};
-use crate::scenario::{parse_resources, FaultKind, FaultSpec, RestartFlags, Scenario};
+use crate::scenario::{
+    parse_resources, AgentTarget, FaultKind, FaultSpec, RestartFlags, Scenario,
+    AGENT_PROCESS_FAULTS,
+};
 use crate::seams::{
     derive_seed, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
 };
@@ -37,6 +41,41 @@ pub const AGENT_PORT: u16 = 5051;
 pub const MASTER_PORT: u16 = 5050;
 /// The agent's work directory on its machine.
 pub const WORK_DIR: &str = "/var/lib/revenant";
+
+/// The trace host of agent process `index` (1, 2, ...) of the agent machine: `agent1`
+/// for the first, `agent1/2` for the second, ...
+pub fn agent_trace_host(index: u32) -> String {
+    if index <= 1 {
+        AGENT_HOST.to_owned()
+    } else {
+        format!("{AGENT_HOST}/{index}")
+    }
+}
+
+/// The agent process (1, 2, ...) a trace host names (`agent1` is 1, `agent1/2` is 2);
+/// `None` for other hosts.
+pub fn agent_of_host(host: &str) -> Option<u32> {
+    let rest = host.strip_prefix(AGENT_HOST)?;
+    if rest.is_empty() {
+        return Some(1);
+    }
+    rest.strip_prefix('/')?.parse().ok()
+}
+
+/// The port of agent process `index`: 5051, 5052, ...
+pub fn agent_port(index: u32) -> u16 {
+    AGENT_PORT + index.max(1) as u16 - 1
+}
+
+/// The work directory of agent process `index`: [`WORK_DIR`] for the first,
+/// `/var/lib/revenant-2` for the second, ...
+pub fn agent_work_dir(index: u32) -> PathBuf {
+    if index <= 1 {
+        PathBuf::from(WORK_DIR)
+    } else {
+        PathBuf::from(format!("{WORK_DIR}-{index}"))
+    }
+}
 
 /// What the framework saw.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,8 +103,8 @@ pub struct Observations {
     pub submitted: BTreeSet<String>,
     /// When the agent machine lost power.
     pub reboots: Vec<Duration>,
-    /// How each agent incarnation ended: (time, outcome).
-    pub agent_exits: Vec<(Duration, AgentOutcome)>,
+    /// How each agent incarnation ended: (time, agent (1, 2, ...), outcome).
+    pub agent_exits: Vec<(Duration, u32, AgentOutcome)>,
     /// Faults applied: (time, description).
     pub faults: Vec<(Duration, String)>,
     /// The kinds of fault that actually happened.
@@ -74,8 +113,8 @@ pub struct Observations {
     pub corruption_injected: bool,
     /// Executors seen alive after their agent was away past `recovery_timeout`.
     pub overstaying_executors: Vec<(Duration, String)>,
-    /// Agent incarnations started: (time, boot number).
-    pub agent_starts: Vec<(Duration, u64)>,
+    /// Agent incarnations started: (time, agent (1, 2, ...), boot number).
+    pub agent_starts: Vec<(Duration, u32, u64)>,
 }
 
 /// How an agent incarnation ended.
@@ -101,9 +140,15 @@ impl AgentOutcome {
     }
 }
 
-/// The agent machine: state that survives agent crashes (and, for the filesystem,
-/// reboots).
+/// The agent machine as one agent process on it sees it: state that survives agent
+/// crashes (and, for the filesystem, reboots). With several agent processes (`agents`)
+/// each has a `Machine` of its own whose disk, boot counter, process table, clock and
+/// masters' disk are handles on the same ones; the rest is the process's own.
 pub struct Machine {
+    /// Which agent process of the machine (1, 2, ...).
+    pub index: u32,
+    /// Its work directory.
+    pub work_dir: PathBuf,
     /// The disk.
     pub fs: SimFs,
     /// Boot counter; the boot id derives from it.
@@ -284,6 +329,10 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     count: None,
                     state: None,
                     agent: None,
+                    // Drawn last, and only with several agents, so that one-agent
+                    // schedules stay as they were.
+                    on_agent: (scenario.agents > 1)
+                        .then(|| AgentTarget::One(rng.gen_range(1..=scenario.agents))),
                 });
             }
         }
@@ -395,11 +444,11 @@ impl revenant::framework::Workload for Recording {
     }
 }
 
-fn agent_config(scenario: &Scenario) -> AgentConfig {
+fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     let mut config = AgentConfig::new(
         master_addresses(scenario),
-        format!("{AGENT_HOST}:{AGENT_PORT}"),
-        PathBuf::from(WORK_DIR),
+        format!("{AGENT_HOST}:{}", agent_port(index)),
+        agent_work_dir(index),
     );
     let flags = &scenario.agent;
     config.recover = if flags.recover == "cleanup" {
@@ -455,11 +504,13 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
                     processes: Rc::new(SimProcesses {
                         table: env_machine.processes.clone(),
                         env_for: Rc::new(|_| unreachable!("executors launch no processes")),
+                        owner: env_machine.index,
                     }),
                     boot: Rc::new(SimBootId(env_machine.boot.clone(), AGENT_HOST.into())),
                     random: Rc::new(SeededRandom::new(derive_seed(incarnation_seed, &label))),
                 }
             }),
+            owner: machine.index,
         }),
         boot: Rc::new(SimBootId(machine.boot.clone(), AGENT_HOST.into())),
         random: Rc::new(SeededRandom::new(incarnation_seed)),
@@ -478,6 +529,7 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
         processes: Rc::new(SimProcesses {
             table: Rc::new(RefCell::new(ProcessTable::default())),
             env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
+            owner: 0,
         }),
         boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation)), host.to_owned())),
         random,
@@ -485,7 +537,8 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
 }
 
 /// The agent machine's software: a supervisor that starts agent incarnations when told,
-/// records how each ended, and keeps executors running beside them.
+/// records how each ended, and keeps executors running beside them (one supervisor per
+/// agent process, in the agent's host span).
 async fn machine_main(
     machine: Rc<Machine>,
     config: AgentConfig,
@@ -527,7 +580,10 @@ async fn machine_main(
                     .agent_start_at
                     .set(Some(now + Duration::from_secs(1)));
             }
-            observations.borrow_mut().agent_exits.push((now, outcome));
+            observations
+                .borrow_mut()
+                .agent_exits
+                .push((now, machine.index, outcome));
             machine.agent_down_since.set(Some(now));
         }
         let start = machine.agent.borrow().is_none()
@@ -540,7 +596,11 @@ async fn machine_main(
                 machine.fs.clear_faults();
             }
             machine.incarnation.set(machine.incarnation.get() + 1);
-            let label = format!("agent-{}", machine.incarnation.get());
+            let label = if machine.index == 1 {
+                format!("agent-{}", machine.incarnation.get())
+            } else {
+                format!("agent{}-{}", machine.index, machine.incarnation.get())
+            };
             let mut config = config.clone();
             let leave = Rc::new(tokio::sync::Notify::new());
             *machine.leave.borrow_mut() = leave.clone();
@@ -565,10 +625,9 @@ async fn machine_main(
             observations
                 .borrow_mut()
                 .agent_starts
-                .push((now, machine.boot.get()));
-            let handle = tokio::task::spawn_local(
-                agent::run(env, config).instrument(crate::trace::host_span(AGENT_HOST)),
-            );
+                .push((now, machine.index, machine.boot.get()));
+            let span = crate::trace::host_span(&agent_trace_host(machine.index));
+            let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
@@ -678,6 +737,8 @@ fn drive(
 
     // The agent machine.
     let machine = Rc::new(Machine {
+        index: 1,
+        work_dir: agent_work_dir(1),
         fs: SimFs::new(),
         boot: Rc::new(Cell::new(1)),
         processes: Rc::new(RefCell::new(ProcessTable::default())),
@@ -694,21 +755,60 @@ fn drive(
         restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
-    let mut config = agent_config(scenario);
-    config.breakage = options.breakage;
+    // Further agent processes share the machine's disk, boot, processes and clock.
+    let mut machines = vec![machine.clone()];
+    for index in 2..=scenario.agents {
+        machines.push(Rc::new(Machine {
+            index,
+            work_dir: agent_work_dir(index),
+            fs: machine.fs.clone(),
+            boot: machine.boot.clone(),
+            processes: machine.processes.clone(),
+            agent: RefCell::new(None),
+            agent_start_at: Cell::new(Some(Duration::ZERO)),
+            agent_down_since: Cell::new(None),
+            incarnation: Cell::new(0),
+            crash_after: Rc::new(Cell::new(None)),
+            crashed: Rc::new(Cell::new(false)),
+            wall_offset: machine.wall_offset.clone(),
+            disk_faulted: Cell::new(false),
+            masters_disk: masters_disk.clone(),
+            leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
+            restart_flags: RefCell::new(RestartFlags::default()),
+        }));
+    }
     {
-        let machine = machine.clone();
+        let agents: Vec<(Rc<Machine>, AgentConfig)> = machines
+            .iter()
+            .map(|machine| {
+                let mut config = agent_config(scenario, machine.index);
+                config.breakage = options.breakage;
+                (machine.clone(), config)
+            })
+            .collect();
         let observations = observations.clone();
-        let config = config.clone();
         let restart_recover = scenario.agent.restart_recover.clone();
         sim.host(AGENT_HOST, move || {
-            machine_main(
-                machine.clone(),
-                config.clone(),
-                restart_recover.clone(),
-                seed,
-                observations.clone(),
-            )
+            // Agents 2, ... have supervisors of their own beside agent 1's; all of them
+            // die with the machine.
+            let others = agents[1..].to_vec();
+            let observations = observations.clone();
+            let restart_recover = restart_recover.clone();
+            let (machine, config) = agents[0].clone();
+            async move {
+                for (machine, config) in others {
+                    let span = crate::trace::host_span(&agent_trace_host(machine.index));
+                    let main = machine_main(
+                        machine,
+                        config,
+                        restart_recover.clone(),
+                        seed,
+                        observations.clone(),
+                    );
+                    tokio::task::spawn_local(main.instrument(span));
+                }
+                machine_main(machine, config, restart_recover, seed, observations).await
+            }
             .instrument(crate::trace::host_span(AGENT_HOST))
         });
     }
@@ -803,15 +903,31 @@ fn drive(
         while next_fault < schedule.len() && secs(schedule[next_fault].at_s) <= now {
             let fault = schedule[next_fault].clone();
             next_fault += 1;
-            if let Some(description) = apply_fault(
-                &mut sim,
-                &machine,
-                &fault,
-                now,
-                &mut fault_rng,
-                &mut pending,
-                scenario,
-            ) {
+            // Agent process faults hit the agents they name; the rest hit the machine.
+            let targets: Vec<&Rc<Machine>> = if AGENT_PROCESS_FAULTS.contains(&fault.kind) {
+                AgentTarget::agents(fault.on_agent.as_ref(), scenario.agents)
+                    .into_iter()
+                    .filter_map(|index| machines.get(index as usize - 1))
+                    .collect()
+            } else {
+                vec![&machine]
+            };
+            for target in targets {
+                let Some(mut description) = apply_fault(
+                    &mut sim,
+                    target,
+                    &machines,
+                    &fault,
+                    now,
+                    &mut fault_rng,
+                    &mut pending,
+                    scenario,
+                ) else {
+                    continue;
+                };
+                if scenario.agents > 1 && AGENT_PROCESS_FAULTS.contains(&fault.kind) {
+                    description.push_str(&format!(" on {}", agent_trace_host(target.index)));
+                }
                 tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
                 if fault.kind == FaultKind::Reboot {
                     observations.borrow_mut().reboots.push(now);
@@ -830,11 +946,14 @@ fn drive(
             match action {
                 Pending::Boot => {
                     tracing::info!(target: "revenant_sim", "agent machine boots");
-                    machine.agent_start_at.set(Some(now));
+                    for machine in &machines {
+                        machine.agent_start_at.set(Some(now));
+                    }
                     sim.bounce(AGENT_HOST);
                     down_since_reboot = None;
                 }
-                Pending::StartAgent => {
+                Pending::StartAgent(index) => {
+                    let machine = &machines[index as usize - 1];
                     if machine.agent.borrow().is_none() && down_since_reboot.is_none() {
                         machine.agent_start_at.set(Some(now));
                     }
@@ -856,8 +975,12 @@ fn drive(
                 }
             }
         }
-        // Oracle checked during the run: executors give up after recovery_timeout.
-        if let Some(since) = machine.agent_down_since.get() {
+        // Oracle checked during the run: executors give up after recovery_timeout (each
+        // agent's own executors, when its agent has been down that long).
+        for machine in &machines {
+            let Some(since) = machine.agent_down_since.get() else {
+                continue;
+            };
             let grace = Duration::from_secs(5);
             if now > since + recovery_timeout + grace && down_since_reboot.is_none() {
                 let live: Vec<String> = machine
@@ -865,6 +988,7 @@ fn drive(
                     .borrow()
                     .processes
                     .values()
+                    .filter(|p| p.owner == machine.index)
                     .filter(|p| !p.exited.get() && !p.handle.is_finished())
                     .map(|p| p.executor_id.clone())
                     .collect();
@@ -954,17 +1078,18 @@ fn arm_drop(fault: &FaultSpec) -> Option<String> {
 
 enum Pending {
     Boot,
-    StartAgent,
+    /// Start agent process k (1, 2, ...) again.
+    StartAgent(u32),
     BounceMaster(String),
     BounceFramework(String),
     Repair(String, String),
     Latency,
 }
 
-/// Removes every `meta/slaves/<id>/frameworks/<fid>` directory, durably; returns what
-/// it removed (paths below `meta/`).
-fn wipe_framework_meta(fs: &SimFs) -> Vec<String> {
-    let slaves = PathBuf::from(WORK_DIR).join("meta/slaves");
+/// Removes every `meta/slaves/<id>/frameworks/<fid>` directory of the agent with work
+/// directory `work_dir`, durably; returns what it removed (paths below `meta/`).
+fn wipe_framework_meta(fs: &SimFs, work_dir: &std::path::Path) -> Vec<String> {
+    let slaves = work_dir.join("meta/slaves");
     let mut wiped = Vec::new();
     for agent in fs.list_dir(&slaves).unwrap_or_default() {
         if agent == "latest" {
@@ -995,9 +1120,13 @@ fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
         .unwrap_or_else(|| "master1".to_owned())
 }
 
+/// Applies one fault. `machine` is the agent process an agent process fault hits (agent
+/// 1 for machine faults); `machines` are all the agent processes of the machine.
+#[allow(clippy::too_many_arguments)]
 fn apply_fault(
     sim: &mut turmoil::Sim<'_>,
     machine: &Rc<Machine>,
+    machines: &[Rc<Machine>],
     fault: &FaultSpec,
     now: Duration,
     rng: &mut rand::rngs::StdRng,
@@ -1005,14 +1134,20 @@ fn apply_fault(
     scenario: &Scenario,
 ) -> Option<String> {
     let restart = fault.restart_after_s.map(secs);
+    // A reboot's flags are for every agent process of the machine.
     let new_flags = remember_restart_flags(machine, fault);
+    if fault.kind == FaultKind::Reboot {
+        for other in machines.iter().filter(|m| m.index != machine.index) {
+            remember_restart_flags(other, fault);
+        }
+    }
     match fault.kind {
         FaultKind::AgentCrash => {
             let handle = machine.agent.borrow_mut().take()?;
             handle.abort();
             machine.agent_down_since.set(Some(now));
             if let Some(restart) = restart {
-                pending.push((now + restart, Pending::StartAgent));
+                pending.push((now + restart, Pending::StartAgent(machine.index)));
             }
             Some(format!(
                 "agent crash (restart after {:.1}s){new_flags}",
@@ -1028,7 +1163,7 @@ fn apply_fault(
             if machine.agent.borrow().is_some() {
                 return None;
             }
-            let wiped = wipe_framework_meta(&machine.fs);
+            let wiped = wipe_framework_meta(&machine.fs, &machine.work_dir);
             (!wiped.is_empty())
                 .then(|| format!("framework checkpoints removed: {}", wiped.join(", ")))
         }
@@ -1060,21 +1195,24 @@ fn apply_fault(
             ))
         }
         FaultKind::Reboot => {
-            if machine.agent_down_since.get().is_some()
-                && machine.agent.borrow().is_none()
-                && machine.agent_start_at.get().is_none()
-                && !sim.is_host_running(AGENT_HOST)
-            {
+            let all_down = machines.iter().all(|machine| {
+                machine.agent_down_since.get().is_some()
+                    && machine.agent.borrow().is_none()
+                    && machine.agent_start_at.get().is_none()
+            });
+            if all_down && !sim.is_host_running(AGENT_HOST) {
                 return None;
             }
             sim.crash(AGENT_HOST);
-            machine.agent.borrow_mut().take();
-            machine.agent_start_at.set(None);
-            machine.agent_down_since.set(Some(now));
+            for machine in machines {
+                machine.agent.borrow_mut().take();
+                machine.agent_start_at.set(None);
+                machine.agent_down_since.set(Some(now));
+                machine.crash_after.set(None);
+            }
             *machine.processes.borrow_mut() = ProcessTable::default();
             let loss = machine.fs.power_loss(rng);
             machine.boot.set(machine.boot.get() + 1);
-            machine.crash_after.set(None);
             let restart = restart.unwrap_or(Duration::from_secs(10));
             pending.push((now + restart, Pending::Boot));
             Some(format!(
@@ -1176,7 +1314,9 @@ fn apply_fault(
                     .times(count),
             };
             machine.fs.inject(rule);
-            machine.disk_faulted.set(true);
+            for machine in machines {
+                machine.disk_faulted.set(true);
+            }
             Some(format!(
                 "disk fails its next {count} operation(s) with {error}"
             ))

@@ -9,6 +9,7 @@
 //! fault_phase_s = 60        # faults happen only before this time
 //! masters = 1
 //! frameworks = 1            # each on a host of its own: framework, framework2, ...
+//! agents = 1                # agent processes on the one agent machine (see below)
 //!
 //! [agent]                   # flags; durations in seconds
 //! recover = "reconnect"
@@ -51,6 +52,15 @@
 //! A crash or reboot may restart the agent with other flags, kept for every later
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
+//!
+//! Several agent processes on one machine (`agents = 2`): agent k listens on port
+//! 5050 + k with work directory `/var/lib/revenant-k` (agent 1 keeps
+//! `/var/lib/revenant`), and its trace lines name host `agent1/k` (agent 1's stay
+//! `agent1`). They share the machine's disk, boot id, process table and clock, so
+//! machine faults (`reboot`, `disk_error`, `corrupt`, `clock_jump`, `executor_crash`,
+//! partitions of host `agent1`) hit them all. Agent process faults (`agent_crash`,
+//! `agent_crash_at_write`, `agent_unregister`, `wipe_framework_meta`) hit agent 1 unless
+//! the fault says `on_agent = 2` (one agent) or `on_agent = "all"`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -84,6 +94,10 @@ pub struct Scenario {
     /// a task names its framework with `framework` (default 1).
     #[serde(default = "one")]
     pub frameworks: u32,
+    /// Number of agent processes on the agent machine (agent k on port 5050 + k, work
+    /// directory `/var/lib/revenant-k`; agent 1 keeps `/var/lib/revenant`).
+    #[serde(default = "one")]
+    pub agents: u32,
     /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
     /// fixed `[5, 5]` for fixed ones, so that their snapshot traces do not shift when an
     /// unrelated message is added or removed.
@@ -373,7 +387,41 @@ pub struct FaultSpec {
     /// value), e.g. `agent = { resources = "cpus:2;mem:512" }`.
     #[serde(default)]
     pub agent: Option<RestartFlags>,
+    /// For agent process faults (`agent_crash`, `agent_crash_at_write`,
+    /// `agent_unregister`, `wipe_framework_meta`) when `agents` > 1: which agent process,
+    /// `2` or `"all"` (default 1).
+    #[serde(default)]
+    pub on_agent: Option<AgentTarget>,
 }
+
+/// Which agent process(es) of the machine a fault hits.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged, expecting = "an agent number (1, 2, ...) or \"all\"")]
+pub enum AgentTarget {
+    /// Agent k (1, 2, ...).
+    One(u32),
+    /// `"all"` (checked by [`Scenario::validate`]).
+    Word(String),
+}
+
+impl AgentTarget {
+    /// The agents (1-based) hit, in order, out of `agents`.
+    pub fn agents(target: Option<&AgentTarget>, agents: u32) -> Vec<u32> {
+        match target {
+            None => vec![1],
+            Some(AgentTarget::One(index)) => vec![*index],
+            Some(AgentTarget::Word(_)) => (1..=agents.max(1)).collect(),
+        }
+    }
+}
+
+/// Fault kinds that hit one agent process rather than the machine.
+pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
+    FaultKind::AgentCrash,
+    FaultKind::AgentCrashAtWrite,
+    FaultKind::AgentUnregister,
+    FaultKind::WipeFrameworkMeta,
+];
 
 /// Agent flags a crash or reboot may change for the incarnations after it.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -436,6 +484,10 @@ pub struct Expect {
     /// Executors (by id) that must have been destroyed (not reconnected) after a restart.
     #[serde(default)]
     pub destroyed: Vec<String>,
+    /// Agents (by number, 1, 2, ...) that must have re-registered with the master after
+    /// a restart.
+    #[serde(default)]
+    pub reregistered: Vec<u32>,
 }
 
 impl Scenario {
@@ -467,6 +519,9 @@ impl Scenario {
         }
         if self.frameworks == 0 || self.frameworks > 3 {
             return Err("frameworks must be 1 to 3".into());
+        }
+        if self.agents == 0 || self.agents > 3 {
+            return Err("agents must be 1 to 3".into());
         }
         for task in &self.tasks {
             if task.framework == 0 || task.framework > self.frameworks {
@@ -508,6 +563,30 @@ impl Scenario {
                     }
                 }
             }
+            match &fault.on_agent {
+                None => {}
+                Some(_) if !AGENT_PROCESS_FAULTS.contains(&fault.kind) => {
+                    return Err(format!(
+                        "fault at {} s: on_agent is for agent_crash, agent_crash_at_write, \
+                         agent_unregister and wipe_framework_meta (other faults hit the \
+                         whole machine)",
+                        fault.at_s
+                    ));
+                }
+                Some(AgentTarget::One(index)) if *index == 0 || *index > self.agents => {
+                    return Err(format!(
+                        "fault at {} s: on_agent = {index}, but there are {} agent(s)",
+                        fault.at_s, self.agents
+                    ));
+                }
+                Some(AgentTarget::Word(word)) if word != "all" => {
+                    return Err(format!(
+                        "fault at {} s: on_agent must be an agent number or \"all\", not '{word}'",
+                        fault.at_s
+                    ));
+                }
+                Some(_) => {}
+            }
             if let Some(flags) = &fault.agent {
                 if !matches!(fault.kind, FaultKind::AgentCrash | FaultKind::Reboot) {
                     return Err(format!(
@@ -547,6 +626,18 @@ impl Scenario {
         }
         if let Some(resources) = &self.agent.resources {
             parse_resources(resources)?;
+        }
+        if let Some(expect) = &self.expect {
+            if let Some(index) = expect
+                .reregistered
+                .iter()
+                .find(|i| **i == 0 || **i > self.agents)
+            {
+                return Err(format!(
+                    "expect.reregistered names agent {index}, but there are {} agent(s)",
+                    self.agents
+                ));
+            }
         }
         if !matches!(
             self.agent.reconfiguration_policy.as_deref(),

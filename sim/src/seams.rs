@@ -322,6 +322,8 @@ pub struct SimProcess {
     pub handle: tokio::task::JoinHandle<()>,
     /// What it was launched as.
     pub executor_id: String,
+    /// The agent process (1, 2, ...) of the machine that launched it.
+    pub owner: u32,
     /// Whether it has finished (exited, killed or crashed).
     pub exited: Rc<Cell<bool>>,
 }
@@ -345,6 +347,8 @@ pub struct SimProcesses {
     pub table: Rc<RefCell<ProcessTable>>,
     /// Builds the environment of a new executor process.
     pub env_for: Rc<dyn Fn(u32) -> Env>,
+    /// The agent process (1, 2, ...) that launches through this handle (0: none).
+    pub owner: u32,
 }
 
 impl Processes for SimProcesses {
@@ -381,6 +385,7 @@ impl Processes for SimProcesses {
                 id: id.clone(),
                 handle,
                 executor_id,
+                owner: self.owner,
                 exited,
             },
         );

@@ -53,9 +53,10 @@ impl TraceEvent {
 }
 
 /// The span the simulator wraps each host's software in, so that the trace knows which
-/// host an event came from.
+/// host an event came from. A root span: one opened inside another host's span (agent
+/// `agent1/2` started by the `agent1` machine's supervisor) names its own host.
 pub fn host_span(name: &str) -> tracing::Span {
-    tracing::info_span!(target: "revenant_sim", "host", name = name)
+    tracing::info_span!(target: "revenant_sim", parent: None, "host", name = name)
 }
 
 /// The shared buffer a [`Recorder`] writes to.

@@ -32,19 +32,26 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
     Some(Uuid(bytes))
 }
 
-/// Whether the agent incarnation running at `time` ended by leaving the cluster: the
-/// first exit at or after `time` is a shutdown, and no incarnation started in between.
-fn left_the_cluster_after(observations: &Observations, time: std::time::Duration) -> bool {
+/// Whether the incarnation of agent `agent` (1, 2, ...) running at `time` ended by
+/// leaving the cluster: its first exit at or after `time` is a shutdown, and it started
+/// no incarnation in between.
+fn left_the_cluster_after(
+    observations: &Observations,
+    agent: u32,
+    time: std::time::Duration,
+) -> bool {
     let next_start = observations
         .agent_starts
         .iter()
-        .map(|(start, _)| *start)
+        .filter(|(_, index, _)| *index == agent)
+        .map(|(start, _, _)| *start)
         .find(|start| *start > time);
     observations
         .agent_exits
         .iter()
-        .find(|(exit, _)| *exit >= time)
-        .is_some_and(|(exit, outcome)| {
+        .filter(|(_, index, _)| *index == agent)
+        .find(|(exit, _, _)| *exit >= time)
+        .is_some_and(|(exit, _, outcome)| {
             outcome.is_shutdown() && next_start.is_none_or(|start| *exit <= start)
         })
 }
@@ -53,8 +60,8 @@ fn left_the_cluster_after(observations: &Observations, time: std::time::Duration
 pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
     let seen: BTreeSet<Uuid> = observations.seen.iter().filter_map(|s| s.uuid).collect();
     let mut out = Vec::new();
-    // Acknowledged to the executor: (time, task, uuid), in trace order.
-    let mut acked: BTreeMap<Uuid, (std::time::Duration, String)> = BTreeMap::new();
+    // Acknowledged to the executor: uuid -> (time, task, agent), in trace order.
+    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32)> = BTreeMap::new();
     // Accepted order per task.
     let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     for event in trace {
@@ -65,18 +72,19 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         let uuid = event.field("uuid").and_then(parse_uuid);
         match (event.message.as_str(), uuid) {
             ("acknowledged status update to executor", Some(uuid)) => {
-                acked.entry(uuid).or_insert((event.time, task));
+                let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
+                acked.entry(uuid).or_insert((event.time, task, agent));
             }
             ("status update accepted", Some(uuid)) => accepted.entry(task).or_default().push(uuid),
             _ => {}
         }
     }
-    for (uuid, (time, task)) in &acked {
+    for (uuid, (time, task, agent)) in &acked {
         if seen.contains(uuid) {
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
-        let left_after = left_the_cluster_after(observations, *time);
+        let left_after = left_the_cluster_after(observations, *agent, *time);
         let fate_told_by_master = observations.seen.iter().any(|s| {
             s.task == *task
                 && s.uuid.is_none()

@@ -1,6 +1,8 @@
 //! Rule: a fixed scenario ends as its `[expect]` section says (task states and reasons
-//! the framework sees, whether the agent kept its id, which executors were reconnected,
-//! whether the agent exited).
+//! the framework sees, whether each agent kept its id, which agents re-registered, which
+//! executors were reconnected, whether the agent exited).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
 use crate::cluster::{AgentOutcome, Observations};
@@ -47,21 +49,43 @@ pub fn check(
         }
     }
     if let Some(same) = expect.same_agent_id {
-        let ids: std::collections::BTreeSet<&str> = trace
-            .iter()
-            .filter(|e| {
-                e.role == "agent"
-                    && (e.message == "registered with master"
-                        || e.message == "re-registered with master")
-            })
-            .filter_map(|e| e.field("agent"))
-            .collect();
-        if same && ids.len() != 1 {
-            push(format!("expected the agent to keep one id, saw {ids:?}"));
+        // Each agent process of the machine on its own (its trace host).
+        let mut ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for event in trace.iter().filter(|e| {
+            e.role == "agent"
+                && (e.message == "registered with master"
+                    || e.message == "re-registered with master")
+        }) {
+            if let Some(id) = event.field("agent") {
+                ids.entry(event.host.as_str()).or_default().insert(id);
+            }
         }
-        if !same && ids.len() < 2 {
+        for index in 1..=scenario.agents {
+            let host = crate::cluster::agent_trace_host(index);
+            let ids = ids.remove(host.as_str()).unwrap_or_default();
+            let agent = if scenario.agents > 1 {
+                format!("agent {host}")
+            } else {
+                "agent".to_owned()
+            };
+            if same && ids.len() != 1 {
+                push(format!("expected the {agent} to keep one id, saw {ids:?}"));
+            }
+            if !same && ids.len() < 2 {
+                push(format!(
+                    "expected the {agent} to register under a new id, saw {ids:?}"
+                ));
+            }
+        }
+    }
+    for index in &expect.reregistered {
+        let host = crate::cluster::agent_trace_host(*index);
+        let reregistered = trace.iter().any(|e| {
+            e.host == host && e.role == "agent" && e.message == "re-registered with master"
+        });
+        if !reregistered {
             push(format!(
-                "expected the agent to register under a new id, saw {ids:?}"
+                "agent {index} ({host}) did not re-register with the master"
             ));
         }
     }
@@ -106,7 +130,7 @@ pub fn check(
         let exited = observations
             .agent_exits
             .iter()
-            .any(|(_, o)| matches!(o, AgentOutcome::Exited(_) | AgentOutcome::Failed(_)));
+            .any(|(_, _, o)| matches!(o, AgentOutcome::Exited(_) | AgentOutcome::Failed(_)));
         if exits != exited {
             push(format!(
                 "expected agent_exits = {exits}, the agent {}",

@@ -9,7 +9,7 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
     observations
         .agent_exits
         .iter()
-        .filter_map(|(time, outcome)| match outcome {
+        .filter_map(|(time, _, outcome)| match outcome {
             AgentOutcome::Panicked(message) => Some(Violation {
                 time: *time,
                 oracle: "no_panic",

@@ -12,7 +12,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     observations
         .agent_exits
         .iter()
-        .filter_map(|(time, outcome)| match outcome {
+        .filter_map(|(time, _, outcome)| match outcome {
             AgentOutcome::Failed(message)
                 if !(expected || observations.corruption_injected && scenario.agent.strict) =>
             {
