@@ -48,6 +48,15 @@
 //! state = "TASK_FINISHED"
 //! ```
 //!
+//! A framework may tear itself down (`kind = "framework_teardown"`, optional `framework
+//! = 2`), and ask the master for dynamic reservations:
+//!
+//! ```toml
+//! [[reservations]]
+//! at_s = 5
+//! resources = "cpus(db):1"   # every resource names a role
+//! ```
+//!
 //! A crash or reboot may restart the agent with other flags, kept for every later
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
@@ -116,6 +125,23 @@ pub struct Scenario {
     /// Regression scenarios pin the seeds that once failed: a sweep runs exactly these.
     #[serde(default)]
     pub pinned_seeds: Vec<u64>,
+    /// Dynamic reservations a framework asks the master for.
+    #[serde(default)]
+    pub reservations: Vec<ReservationSpec>,
+}
+
+/// A dynamic reservation: at `at_s`, framework `framework` (default 1) asks the master to
+/// reserve `resources` (`name(role):value;...`, every resource with a role) on the agent.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationSpec {
+    /// When, seconds.
+    pub at_s: f64,
+    /// What, e.g. `cpus(db):1`.
+    pub resources: String,
+    /// The framework that asks (1, 2, ...).
+    #[serde(default = "one")]
+    pub framework: u32,
 }
 
 fn default_duration() -> f64 {
@@ -317,6 +343,9 @@ pub enum FaultKind {
     /// only those `from` one host, `to` another, about `task`, or (status updates) in
     /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
     Drop,
+    /// A framework's scheduler tears the framework down (`framework`, default: one drawn
+    /// from the seed): the master kills its tasks and shuts it down on the agent.
+    FrameworkTeardown,
 }
 
 /// One scheduled fault.
@@ -373,6 +402,9 @@ pub struct FaultSpec {
     /// value), e.g. `agent = { resources = "cpus:2;mem:512" }`.
     #[serde(default)]
     pub agent: Option<RestartFlags>,
+    /// For framework teardowns: which framework (1, 2, ...).
+    #[serde(default)]
+    pub framework: Option<u32>,
 }
 
 /// Agent flags a crash or reboot may change for the incarnations after it.
@@ -436,6 +468,14 @@ pub struct Expect {
     /// Executors (by id) that must have been destroyed (not reconnected) after a restart.
     #[serde(default)]
     pub destroyed: Vec<String>,
+    /// The resources the agent has checkpointed at the end (`name(role):value;...` as the
+    /// trace prints them), which must also be the master's last view of them.
+    #[serde(default)]
+    pub checkpointed_resources: Option<String>,
+    /// Executors (by id) that must have been shut down because their framework was torn
+    /// down (and whose processes are gone at the end).
+    #[serde(default)]
+    pub shut_down: Vec<String>,
 }
 
 impl Scenario {
@@ -487,7 +527,37 @@ impl Scenario {
         if self.tasks.is_empty() && self.generated_tasks.is_none() {
             return Err("no tasks: give [[tasks]] or [generated_tasks]".into());
         }
+        for reservation in &self.reservations {
+            if reservation.framework == 0 || reservation.framework > self.frameworks {
+                return Err(format!(
+                    "reservation at {} s names framework {}, but there are {}",
+                    reservation.at_s, reservation.framework, self.frameworks
+                ));
+            }
+            let resources = parse_resources(&reservation.resources)
+                .map_err(|error| format!("reservation at {} s: {error}", reservation.at_s))?;
+            if resources.is_empty() || resources.iter().any(|r| r.role.is_empty()) {
+                return Err(format!(
+                    "reservation at {} s: every resource needs a role, as in cpus(db):1",
+                    reservation.at_s
+                ));
+            }
+        }
         for fault in &self.faults {
+            if let Some(framework) = fault.framework {
+                if fault.kind != FaultKind::FrameworkTeardown {
+                    return Err(format!(
+                        "fault at {} s: only framework_teardown names a framework",
+                        fault.at_s
+                    ));
+                }
+                if framework == 0 || framework > self.frameworks {
+                    return Err(format!(
+                        "framework_teardown at {} s names framework {framework}, but there are {}",
+                        fault.at_s, self.frameworks
+                    ));
+                }
+            }
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
             }

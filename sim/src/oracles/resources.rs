@@ -1,16 +1,61 @@
 //! Rule: resources recovered equal resources checkpointed. Every agent start after the
 //! agent checkpointed its reserved resources recovers exactly those (`resources.info` is
 //! recovered even after a reboot, seed 000), and a start that recovers nothing after a
-//! checkpoint is a loss.
+//! checkpoint is a loss. And once the master holds a view of the agent's checkpointed
+//! resources (a dynamic reservation set it), the agent ends the run having checkpointed
+//! exactly that view, provided an agent runs at the end: the master re-sends its view
+//! whenever the agent re-registers, so a lost CheckpointResources is repaired.
 
 use super::Violation;
+use crate::cluster::Observations;
 use crate::trace::TraceEvent;
 
+/// The master's last view of the agent's checkpointed resources (time, resources), if it
+/// holds one.
+pub fn master_view(trace: &[TraceEvent]) -> Option<(std::time::Duration, &str)> {
+    trace
+        .iter()
+        .rev()
+        .find(|e| {
+            e.role == "master"
+                && (e.message.starts_with("reserved resources")
+                    || e.message
+                        .starts_with("re-sending the master's view of the agent's checkpointed resources"))
+        })
+        .and_then(|e| Some((e.time, e.field("resources")?)))
+}
+
+/// Checks that the agent ended with the master's view checkpointed.
+pub fn check_master_view(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+    let Some((since, view)) = master_view(trace) else {
+        return Vec::new();
+    };
+    if !observations.agent_running_at_end {
+        return Vec::new();
+    }
+    let last = trace
+        .iter()
+        .rev()
+        .filter(|e| e.host == "agent1" && e.role == "agent")
+        .find(|e| e.message.starts_with("checkpointed resources"));
+    match last.and_then(|e| e.field("resources")) {
+        Some(got) if got == view => Vec::new(),
+        got => vec![Violation {
+            time: last.map(|e| e.time).unwrap_or(since),
+            oracle: "resources",
+            message: format!(
+                "the agent ended with checkpointed resources {}, the master's view is {view}",
+                got.unwrap_or("none")
+            ),
+        }],
+    }
+}
+
 /// Checks the rule.
-pub fn check(trace: &[TraceEvent]) -> Vec<Violation> {
+pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+    let mut out = check_master_view(trace, observations);
     let mut checkpointed: Option<&str> = None;
     let mut recovered_since_start: Option<bool> = None;
-    let mut out = Vec::new();
     for event in trace.iter().filter(|e| e.host == "agent1") {
         match (event.role.as_str(), event.message.as_str()) {
             ("sim", "agent process starting") => {
