@@ -1083,6 +1083,7 @@ fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
         .unwrap_or_else(|| "master1".to_owned())
 }
 
+#[allow(clippy::too_many_arguments)] // the driver's state, passed apart to keep borrows short
 fn apply_fault(
     sim: &mut turmoil::Sim<'_>,
     machine: &Rc<Machine>,
