@@ -716,6 +716,7 @@ impl Master {
             tasks: BTreeMap::new(),
         };
         let mut agents = 0;
+        let mut killed = 0;
         for record in self.agents.values_mut() {
             let keys: Vec<(FrameworkId, TaskId)> = record
                 .tasks
@@ -727,6 +728,7 @@ impl Master {
                 let mut task = record.tasks.remove(&key).expect("listed above");
                 if !crate::agent::status_updates::is_terminal(task.state()) {
                     task.state = proto::TaskState::TaskKilled as i32;
+                    killed += 1;
                 }
                 completed.tasks.insert(key.1, task);
             }
@@ -741,7 +743,7 @@ impl Master {
             }
         }
         self.pending_tasks.retain(|(f, _)| *f != framework);
-        info!(framework = %framework, tasks_killed = completed.tasks.len(), agents_told = agents, "framework torn down");
+        info!(framework = %framework, tasks = completed.tasks.len(), killed, agents_told = agents, "framework torn down");
         self.completed_frameworks.insert(framework.clone(), completed);
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.0 = Peer::Unknown;
