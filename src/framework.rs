@@ -155,10 +155,7 @@ pub async fn run(
                     }));
                 }
             }
-            if !info.id.is_empty()
-                && workload.teardown()
-                && teardown_sent_on != Some(outbox.id())
-            {
+            if !info.id.is_empty() && workload.teardown() && teardown_sent_on != Some(outbox.id()) {
                 info!(framework = %info.id, "tearing the framework down");
                 teardown_sent_on = Some(outbox.id());
                 outbox.send(Body::TeardownFramework(proto::TeardownFramework {

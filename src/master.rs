@@ -332,22 +332,24 @@ impl Master {
                 let completed: Vec<serde_json::Value> = self
                     .completed_frameworks
                     .iter()
-                    .map(|(framework_id, f)| serde_json::json!({
-                        "id": framework_id.as_str(),
-                        "name": f.name,
-                        "tasks": f.tasks.values().map(|t| serde_json::json!({
-                            "id": t.task_id, "state": t.state().as_str_name(),
-                        })).collect::<Vec<_>>(),
-                    }))
+                    .map(|(framework_id, f)| {
+                        serde_json::json!({
+                            "id": framework_id.as_str(),
+                            "name": f.name,
+                            "tasks": f.tasks.values().map(|t| serde_json::json!({
+                                "id": t.task_id, "state": t.state().as_str_name(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
                     .collect();
                 // Tasks on the agents whose framework the master knows neither as active
                 // nor as completed.
-                let orphans: Vec<serde_json::Value> = self
-                    .agents
-                    .iter()
-                    .filter(|(_, a)| a.phase != AgentPhase::Removed)
-                    .flat_map(|(agent_id, a)| {
-                        a.tasks
+                let orphans: Vec<serde_json::Value> =
+                    self.agents
+                        .iter()
+                        .filter(|(_, a)| a.phase != AgentPhase::Removed)
+                        .flat_map(|(agent_id, a)| {
+                            a.tasks
                             .iter()
                             .filter(|((f, _), _)| {
                                 !self.frameworks.contains_key(f)
@@ -357,8 +359,8 @@ impl Master {
                                 "id": t.task_id, "framework_id": t.framework_id,
                                 "agent_id": agent_id.as_str(), "state": t.state().as_str_name(),
                             }))
-                    })
-                    .collect();
+                        })
+                        .collect();
                 let body = serde_json::json!({
                     "leading": self.detector.leading(),
                     "leader": if self.detector.leading() { self.config.listen.clone() } else { self.detector.leader() },
@@ -744,7 +746,8 @@ impl Master {
         }
         self.pending_tasks.retain(|(f, _)| *f != framework);
         info!(framework = %framework, tasks = completed.tasks.len(), killed, agents_told = agents, "framework torn down");
-        self.completed_frameworks.insert(framework.clone(), completed);
+        self.completed_frameworks
+            .insert(framework.clone(), completed);
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.0 = Peer::Unknown;
         }

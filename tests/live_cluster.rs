@@ -863,7 +863,11 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
         ]),
     );
     let status = cluster.wait_exit(teardown, SHORT);
-    assert!(status.success(), "teardown exited {status:?}:\n{}", cluster.dump());
+    assert!(
+        status.success(),
+        "teardown exited {status:?}:\n{}",
+        cluster.dump()
+    );
     // The scheduler that was following the task hears it was removed, and stops.
     let status = cluster.wait_exit(submit, SHORT);
     assert!(status.success(), "submit exited {status:?}");
@@ -872,25 +876,41 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
     let agent = cluster.agent("agent-2", &master, &address, &work_dir, &flags);
     cluster.wait_log(agent, "re-registered with master", SHORT);
     cluster.wait_log(agent, "shutting down framework", SHORT);
-    wait_until("the executor to shut down", SHORT, || !forked.process.alive());
-    cluster.wait_log(agent, "framework shut down: all its executors are gone", SHORT);
+    wait_until("the executor to shut down", SHORT, || {
+        !forked.process.alive()
+    });
+    cluster.wait_log(
+        agent,
+        "framework shut down: all its executors are gone",
+        SHORT,
+    );
 
     let (status, body) = http_get(&master, "/state");
     assert_eq!(status, 200, "{body}");
     let state: serde_json::Value = serde_json::from_str(&body).expect("master /state is JSON");
-    assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(0), "{state}");
+    assert_eq!(
+        state["frameworks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
     assert_eq!(
         state["completed_frameworks"].as_array().map(Vec::len),
         Some(1),
         "{state}"
     );
-    assert_eq!(state["completed_frameworks"][0]["id"], framework_id.as_str());
     assert_eq!(
-        state["completed_frameworks"][0]["tasks"][0]["state"],
-        "TASK_KILLED",
+        state["completed_frameworks"][0]["id"],
+        framework_id.as_str()
+    );
+    assert_eq!(
+        state["completed_frameworks"][0]["tasks"][0]["state"], "TASK_KILLED",
         "{state}"
     );
-    assert_eq!(state["orphan_tasks"].as_array().map(Vec::len), Some(0), "{state}");
+    assert_eq!(
+        state["orphan_tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
     assert_eq!(
         state["agents"][0]["tasks"].as_array().map(Vec::len),
         Some(0),

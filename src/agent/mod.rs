@@ -1836,13 +1836,14 @@ impl Agent {
             return Ok(());
         }
         let shutting_down = self.frameworks.get(&fid).is_some_and(|f| f.shutting_down);
-        let acceptable = !shutting_down && match phase {
-            Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
-            Some(ExecutorPhase::Reregistering) => reregistering,
-            // An executor that lost its connection comes back while the agent runs.
-            Some(ExecutorPhase::Running) => reregistering,
-            _ => false,
-        };
+        let acceptable = !shutting_down
+            && match phase {
+                Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
+                Some(ExecutorPhase::Reregistering) => reregistering,
+                // An executor that lost its connection comes back while the agent runs.
+                Some(ExecutorPhase::Running) => reregistering,
+                _ => false,
+            };
         if !acceptable {
             info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
             self.send(

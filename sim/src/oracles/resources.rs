@@ -19,8 +19,9 @@ pub fn master_view(trace: &[TraceEvent]) -> Option<(std::time::Duration, &str)> 
         .find(|e| {
             e.role == "master"
                 && (e.message.starts_with("reserved resources")
-                    || e.message
-                        .starts_with("re-sending the master's view of the agent's checkpointed resources"))
+                    || e.message.starts_with(
+                        "re-sending the master's view of the agent's checkpointed resources",
+                    ))
         })
         .and_then(|e| Some((e.time, e.field("resources")?)))
 }
