@@ -661,3 +661,53 @@ pub fn parse_resources(text: &str) -> Result<Vec<revenant::proto::Resource>, Str
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        let scenario: Scenario = toml::from_str(text).expect("parses");
+        scenario.validate().expect_err("invalid")
+    }
+
+    const TASK: &str = "[[tasks]]\nid = \"t1\"\ncommand = \"sleep 1\"\n";
+
+    #[test]
+    fn reservations_and_teardowns_are_validated() {
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus:1\"\n"
+        ));
+        assert!(error.contains("every resource needs a role"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus(db)\"\n"
+        ));
+        assert!(error.contains("not name:value"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\nframework = 2\n"
+        ));
+        assert!(
+            error.contains("names framework 2, but there are 1"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\nframework = 3\n"
+        ));
+        assert!(
+            error.contains("names framework 3, but there are 1"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"agent_crash\"\nframework = 1\n"
+        ));
+        assert!(
+            error.contains("only framework_teardown names a framework"),
+            "{error}"
+        );
+        let ok: Scenario = toml::from_str(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n"
+        ))
+        .expect("parses");
+        ok.validate().expect("valid");
+    }
+}
