@@ -1278,7 +1278,7 @@ impl Agent {
     }
 
     /// Executors asked to shut down that have not exited within the grace period are
-    /// killed (an executor without a process is done at once).
+    /// killed (one that never got a process is terminated then).
     fn kill_overdue_executors(&mut self, now: Instant) -> Result<(), AgentError> {
         let overdue: Vec<(FrameworkId, ExecutorId, Option<ProcessId>)> = self
             .executors()
