@@ -220,6 +220,7 @@ catalogue!(
     scheduler_failover_while_agent_down,
     strict_recovery_stops_on_corruption,
     tasks_missing_from_agent_reconciled,
+    torn_down_framework_executor_killed_after_grace_period,
     torn_down_framework_shut_down_on_reregistration,
     swarm_agent_machine,
     swarm_master_failover,
