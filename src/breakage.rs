@@ -27,4 +27,10 @@ pub struct Breakage {
     /// instead of TASK_LOST (a deliberate rule change, for the snapshot test that shows
     /// exactly the snapshots recording that decision change).
     pub reregistration_timeout_fails_tasks: bool,
+    /// The agent ignores the master's ShutdownFramework: the executors of a torn-down
+    /// framework keep running.
+    pub ignore_shutdown_framework: bool,
+    /// The agent ignores the master's CheckpointResources: its checkpointed resources
+    /// drift from the master's view.
+    pub ignore_checkpoint_resources: bool,
 }

@@ -1,6 +1,7 @@
 //! The framework library: registers with the leading master, submits command tasks,
 //! watches their states, acknowledges every update that carries a uuid, kills tasks and
-//! asks for reconciliation. `revenant submit` and the simulator's workloads use it.
+//! asks for reconciliation, reserves resources and tears the framework down. `revenant
+//! submit`, `revenant teardown` and the simulator's workloads use it.
 
 use std::time::Duration;
 
@@ -39,6 +40,19 @@ pub trait Workload {
     fn known_open_tasks(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether to tear the framework down now (polled every tick while registered): the
+    /// master kills its tasks and shuts it down on its agents, and [`run`] returns once
+    /// the master confirms.
+    fn teardown(&self) -> bool {
+        false
+    }
+    /// The master removed the framework (it was torn down): `run` returns after this.
+    fn removed(&mut self, _message: &str) {}
+    /// Reservations to ask for now (polled every tick while registered): resources
+    /// with a role, and the agent id (empty: the first connected agent).
+    fn reservations(&mut self) -> Vec<(String, Vec<proto::Resource>)> {
+        Vec::new()
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
@@ -75,6 +89,8 @@ pub async fn run(
     let mut last_heard = env.clock.now();
     // Tasks submitted and not yet seen terminal: what explicit reconciliation asks about.
     let mut open_tasks: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // The connection a teardown was last sent on (sent again on a new connection).
+    let mut teardown_sent_on: Option<ConnectionId> = None;
     loop {
         if workload.done() {
             // Give the writer a moment to send the last acknowledgements.
@@ -128,6 +144,22 @@ pub async fn run(
                 outbox.send(Body::KillTask(proto::KillTask {
                     framework_id: info.id.clone(),
                     task_id: task,
+                }));
+            }
+            if !info.id.is_empty() {
+                for (agent_id, resources) in workload.reservations() {
+                    outbox.send(Body::ReserveResources(proto::ReserveResources {
+                        framework_id: info.id.clone(),
+                        agent_id,
+                        resources,
+                    }));
+                }
+            }
+            if !info.id.is_empty() && workload.teardown() && teardown_sent_on != Some(outbox.id()) {
+                info!(framework = %info.id, "tearing the framework down");
+                teardown_sent_on = Some(outbox.id());
+                outbox.send(Body::TeardownFramework(proto::TeardownFramework {
+                    framework_id: info.id.clone(),
                 }));
             }
         }
@@ -229,6 +261,13 @@ pub async fn run(
                             }));
                         }
                     }
+                }
+                Body::FrameworkRemoved(message) => {
+                    info!(framework = %message.framework_id, reason = %message.message, "framework removed by the master");
+                    workload.removed(&message.message);
+                    // Give the writer a moment, as when done.
+                    env.clock.sleep(Duration::from_millis(300)).await;
+                    return;
                 }
                 Body::NotLeader(message) => {
                     master = None;

@@ -1,5 +1,6 @@
 //! The `revenant` binary: `agent`, `master`, `executor` (launched by the agent),
-//! `submit` (a one-task framework) and `inspect` (read-only recovery of a work directory).
+//! `submit` (a one-task framework), `teardown` (tear a framework down) and `inspect`
+//! (read-only recovery of a work directory).
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
@@ -184,6 +185,19 @@ enum Command {
         #[arg(long, default_value = "2secs", value_parser = duration)]
         wait: Duration,
     },
+    /// Tear a framework down: the master kills its tasks, lists it as completed, and
+    /// shuts it down on its agents (an agent that is away hears it when it comes back).
+    Teardown {
+        /// Master address(es), comma-separated.
+        #[arg(long)]
+        master: String,
+        /// The framework to tear down (as `submit` printed it).
+        #[arg(long = "framework-id")]
+        framework_id: String,
+        /// How long to wait for the master's confirmation.
+        #[arg(long, default_value = "10secs", value_parser = duration)]
+        timeout: Duration,
+    },
     /// Recover a work directory's checkpoints read-only and report them.
     Inspect {
         /// The agent's work directory (the one holding `meta/`).
@@ -253,6 +267,29 @@ impl revenant::framework::Workload for ListTasks {
     }
     fn reconcile_on_registration(&self) -> bool {
         true
+    }
+}
+
+/// Registers as the framework (failing its scheduler over) and tears it down.
+struct TearDown {
+    started: tokio::time::Instant,
+    timeout: Duration,
+    removed: Option<String>,
+}
+
+impl revenant::framework::Workload for TearDown {
+    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
+        Vec::new()
+    }
+    fn update(&mut self, _update: &StatusUpdate) {}
+    fn done(&self) -> bool {
+        self.removed.is_some() || self.started.elapsed() >= self.timeout
+    }
+    fn teardown(&self) -> bool {
+        true
+    }
+    fn removed(&mut self, message: &str) {
+        self.removed = Some(message.to_owned());
     }
 }
 
@@ -472,6 +509,46 @@ fn main() -> ExitCode {
                 out!("task {task} {state}");
             }
             ExitCode::SUCCESS
+        }
+        Command::Teardown {
+            master,
+            framework_id,
+            timeout,
+        } => {
+            if framework_id.trim().is_empty() {
+                eprintln!("error: --framework-id must name a framework");
+                return ExitCode::FAILURE;
+            }
+            let info = FrameworkInfo {
+                id: framework_id.clone(),
+                name: "revenant-teardown".into(),
+                checkpoint: true,
+                ..Default::default()
+            };
+            let mut workload = TearDown {
+                started: revenant::os::Clock::now(&revenant::os::real::SystemClock),
+                timeout,
+                removed: None,
+            };
+            let masters = master.split(',').map(str::to_owned).collect();
+            block_on(revenant::framework::run(
+                Env::real(),
+                masters,
+                info,
+                &mut workload,
+            ));
+            match workload.removed {
+                Some(message) => {
+                    out!("framework {framework_id}: {message}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!(
+                        "error: no master confirmed the teardown of framework {framework_id} within {timeout:?}"
+                    );
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Submit {
             master,

@@ -22,8 +22,8 @@ use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::os::Env;
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, AgentInfo, ExecutorInfo, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskInfo,
-    TaskReason, TaskReport, TaskSource, TaskStatus,
+    self, AgentInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate, StatusUpdateMessage,
+    TaskInfo, TaskReason, TaskReport, TaskSource, TaskStatus,
 };
 use crate::registry::{Registry, RegistryError};
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
@@ -76,7 +76,23 @@ struct AgentRecord {
     /// Kills issued while the agent was away, re-sent when it comes back.
     pending_kills: BTreeSet<(FrameworkId, TaskId)>,
     disconnected_at: Option<Instant>,
+    /// The master's view of the resources the agent must checkpoint, once a reservation
+    /// set it; re-sent whenever the agent re-registers (the agent's report is ignored).
+    checkpointed_resources: Option<Vec<Resource>>,
+    /// What the agent last said it had checkpointed (or, for a new agent, the reserved
+    /// resources of its flags, which it checkpoints on registration).
+    reported_resources: Vec<Resource>,
 }
+
+/// A framework that was torn down: kept so that `/state` lists it and agents that report
+/// its tasks are told to shut it down.
+struct CompletedFramework {
+    name: String,
+    tasks: BTreeMap<TaskId, TaskReport>,
+}
+
+/// How a dynamic reservation is marked in `Resource::reservation`.
+pub const DYNAMIC_RESERVATION_PREFIX: &str = "dynamic:";
 
 struct FrameworkRecord {
     info: FrameworkInfo,
@@ -134,6 +150,7 @@ pub async fn run(
         failed: None,
         agents: BTreeMap::new(),
         frameworks: BTreeMap::new(),
+        completed_frameworks: BTreeMap::new(),
         connections: BTreeMap::new(),
         next_connection: 0,
         next_ping: None,
@@ -189,6 +206,8 @@ struct Master {
     failed: Option<RegistryError>,
     agents: BTreeMap<AgentId, AgentRecord>,
     frameworks: BTreeMap<FrameworkId, FrameworkRecord>,
+    /// Frameworks torn down (also those a newly elected master read from the registry).
+    completed_frameworks: BTreeMap<FrameworkId, CompletedFramework>,
     connections: BTreeMap<ConnectionId, (Peer, Outbox)>,
     next_connection: u64,
     next_ping: Option<Instant>,
@@ -272,6 +291,10 @@ impl Master {
             Body::Reconcile(message) => {
                 self.reconcile(FrameworkId::new(message.framework_id), message.task_ids)
             }
+            Body::TeardownFramework(message) => {
+                self.teardown_framework(id, FrameworkId::new(message.framework_id))
+            }
+            Body::ReserveResources(message) => self.reserve_resources(message),
             other => warn!(
                 kind = wire::kind(&other),
                 "unexpected message at the master"
@@ -297,6 +320,7 @@ impl Master {
                             "tasks": a.tasks.values().map(|t| serde_json::json!({
                                 "id": t.task_id, "framework_id": t.framework_id, "state": t.state().as_str_name(),
                             })).collect::<Vec<_>>(),
+                            "checkpointed_resources": a.checkpointed_resources.as_deref().map(crate::agent::describe_resources),
                         })
                     })
                     .collect();
@@ -305,11 +329,45 @@ impl Master {
                     .iter()
                     .map(|(framework_id, f)| serde_json::json!({"id": framework_id.as_str(), "name": f.info.name, "connected": f.outbox.is_some()}))
                     .collect();
+                let completed: Vec<serde_json::Value> = self
+                    .completed_frameworks
+                    .iter()
+                    .map(|(framework_id, f)| {
+                        serde_json::json!({
+                            "id": framework_id.as_str(),
+                            "name": f.name,
+                            "tasks": f.tasks.values().map(|t| serde_json::json!({
+                                "id": t.task_id, "state": t.state().as_str_name(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                // Tasks on the agents whose framework the master knows neither as active
+                // nor as completed.
+                let orphans: Vec<serde_json::Value> =
+                    self.agents
+                        .iter()
+                        .filter(|(_, a)| a.phase != AgentPhase::Removed)
+                        .flat_map(|(agent_id, a)| {
+                            a.tasks
+                            .iter()
+                            .filter(|((f, _), _)| {
+                                !self.frameworks.contains_key(f)
+                                    && !self.completed_frameworks.contains_key(f)
+                            })
+                            .map(move |(_, t)| serde_json::json!({
+                                "id": t.task_id, "framework_id": t.framework_id,
+                                "agent_id": agent_id.as_str(), "state": t.state().as_str_name(),
+                            }))
+                        })
+                        .collect();
                 let body = serde_json::json!({
                     "leading": self.detector.leading(),
                     "leader": if self.detector.leading() { self.config.listen.clone() } else { self.detector.leader() },
                     "agents": agents,
                     "frameworks": frameworks,
+                    "completed_frameworks": completed,
+                    "orphan_tasks": orphans,
                     "pending_tasks": self.pending_tasks.len(),
                 });
                 outbox.respond(200, "application/json", &body.to_string());
@@ -332,6 +390,10 @@ impl Master {
                 text.push_str(&format!(
                     "revenant_master_frameworks {}\n",
                     self.frameworks.len()
+                ));
+                text.push_str(&format!(
+                    "# TYPE revenant_master_completed_frameworks gauge\nrevenant_master_completed_frameworks {}\n",
+                    self.completed_frameworks.len()
                 ));
                 text.push_str("# TYPE revenant_master_tasks gauge\n");
                 let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -436,6 +498,7 @@ impl Master {
                 agent_id: id.to_string(),
             }));
         }
+        let reported_resources = reserved_of(&info);
         self.agents.insert(
             id,
             AgentRecord {
@@ -447,6 +510,8 @@ impl Master {
                 ponged: true,
                 pending_kills: BTreeSet::new(),
                 disconnected_at: None,
+                checkpointed_resources: None,
+                reported_resources,
             },
         );
     }
@@ -476,18 +541,59 @@ impl Master {
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.0 = Peer::Agent(id.clone());
         }
+        // Frameworks torn down while the agent was away (or whose shutdown it missed): the
+        // agent is told to shut them down, and their tasks are not added back.
+        let mut torn_down: BTreeSet<FrameworkId> = BTreeSet::new();
+        let reported_frameworks = message
+            .frameworks
+            .iter()
+            .map(|f| f.id.as_str())
+            .chain(message.tasks.iter().map(|t| t.framework_id.as_str()))
+            .chain(message.executors.iter().map(|e| e.framework_id.as_str()));
+        for framework in reported_frameworks {
+            let framework = FrameworkId::new(framework.to_owned());
+            if self.is_torn_down(&framework) {
+                torn_down.insert(framework);
+            }
+        }
         for framework in &message.frameworks {
+            let framework_id = FrameworkId::new(framework.id.clone());
+            if torn_down.contains(&framework_id) {
+                continue;
+            }
             self.frameworks
-                .entry(FrameworkId::new(framework.id.clone()))
+                .entry(framework_id)
                 .or_insert_with(|| FrameworkRecord {
                     info: framework.clone(),
                     outbox: None,
                     missed_pongs: 0,
                 });
         }
+        for task in message
+            .tasks
+            .iter()
+            .filter(|t| torn_down.contains(&FrameworkId::new(t.framework_id.clone())))
+        {
+            let completed = self
+                .completed_frameworks
+                .entry(FrameworkId::new(task.framework_id.clone()))
+                .or_insert_with(|| CompletedFramework {
+                    name: String::new(),
+                    tasks: BTreeMap::new(),
+                });
+            let mut killed = task.clone();
+            if !crate::agent::status_updates::is_terminal(killed.state()) {
+                killed.state = proto::TaskState::TaskKilled as i32;
+            }
+            completed
+                .tasks
+                .entry(TaskId::new(task.task_id.clone()))
+                .or_insert(killed);
+        }
         let reported: BTreeMap<(FrameworkId, TaskId), TaskReport> = message
             .tasks
             .iter()
+            .filter(|t| !torn_down.contains(&FrameworkId::new(t.framework_id.clone())))
             .map(|t| {
                 (
                     (
@@ -521,7 +627,11 @@ impl Master {
                 ponged: true,
                 pending_kills: BTreeSet::new(),
                 disconnected_at: None,
+                checkpointed_resources: None,
+                reported_resources: Vec::new(),
             });
+        record.reported_resources = message.checkpointed_resources.clone();
+        let resend_resources = record.checkpointed_resources.clone();
         record.info = info;
         record.outbox = outbox.clone();
         record.phase = AgentPhase::Connected;
@@ -544,7 +654,216 @@ impl Master {
                     task_id: task.to_string(),
                 }));
             }
+            for framework in &torn_down {
+                info!(agent = %id, framework = %framework, "agent reported a torn-down framework: shutting it down there");
+                outbox.send(Body::ShutdownFramework(proto::ShutdownFramework {
+                    framework_id: framework.to_string(),
+                }));
+            }
+            // The master's view of the agent's checkpointed resources wins over the
+            // agent's report (an agent without resource providers; reference B,
+            // CheckpointedResources): it is sent again, and the agent checkpoints it.
+            if let Some(resources) = resend_resources {
+                info!(
+                    agent = %id,
+                    resources = %crate::agent::describe_resources(&resources),
+                    reported = %crate::agent::describe_resources(&message.checkpointed_resources),
+                    "re-sending the master's view of the agent's checkpointed resources"
+                );
+                outbox.send(Body::CheckpointResources(proto::CheckpointResources {
+                    agent_id: id.to_string(),
+                    resources,
+                }));
+            }
         }
+    }
+
+    /// Whether a framework was torn down (by this master, or in the registry it read).
+    fn is_torn_down(&self, framework: &FrameworkId) -> bool {
+        self.completed_frameworks.contains_key(framework)
+            || self.registry.is_torn_down(framework.as_str())
+    }
+
+    /// A framework tears itself down: it is recorded as torn down (durably, before anyone
+    /// hears of it), removed from the active frameworks, its tasks recorded TASK_KILLED in
+    /// its completed entry, and every connected agent told to shut it down (an agent that
+    /// is away hears it when it re-registers).
+    fn teardown_framework(&mut self, connection: ConnectionId, framework: FrameworkId) {
+        let from_itself = matches!(self.connections.get(&connection), Some((Peer::Framework(peer), _)) if *peer == framework);
+        let outbox = self.outbox(connection);
+        if self.is_torn_down(&framework) {
+            if let Some(outbox) = outbox {
+                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: framework.to_string(),
+                    message: "framework was torn down".into(),
+                }));
+            }
+            return;
+        }
+        if !from_itself {
+            warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
+            return;
+        }
+        if let Err(error) = self.registry.tear_down(framework.as_str()) {
+            self.failed = Some(error);
+            return;
+        }
+        let name = self
+            .frameworks
+            .remove(&framework)
+            .map(|f| f.info.name)
+            .unwrap_or_default();
+        let mut completed = CompletedFramework {
+            name,
+            tasks: BTreeMap::new(),
+        };
+        let mut agents = 0;
+        let mut killed = 0;
+        for record in self.agents.values_mut() {
+            let keys: Vec<(FrameworkId, TaskId)> = record
+                .tasks
+                .keys()
+                .filter(|(f, _)| *f == framework)
+                .cloned()
+                .collect();
+            for key in keys {
+                let mut task = record.tasks.remove(&key).expect("listed above");
+                if !crate::agent::status_updates::is_terminal(task.state()) {
+                    task.state = proto::TaskState::TaskKilled as i32;
+                    killed += 1;
+                }
+                completed.tasks.insert(key.1, task);
+            }
+            record.pending_kills.retain(|(f, _)| *f != framework);
+            if record.phase == AgentPhase::Connected {
+                if let Some(agent) = &record.outbox {
+                    agents += 1;
+                    agent.send(Body::ShutdownFramework(proto::ShutdownFramework {
+                        framework_id: framework.to_string(),
+                    }));
+                }
+            }
+        }
+        self.pending_tasks.retain(|(f, _)| *f != framework);
+        info!(framework = %framework, tasks = completed.tasks.len(), killed, agents_told = agents, "framework torn down");
+        self.completed_frameworks
+            .insert(framework.clone(), completed);
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Unknown;
+        }
+        if let Some(outbox) = outbox {
+            outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                framework_id: framework.to_string(),
+                message: "framework torn down".into(),
+            }));
+        }
+    }
+
+    /// A dynamic reservation: the master adds it to its view of the agent's checkpointed
+    /// resources and sends the agent that view to checkpoint. Bad requests are refused
+    /// with a warning that says why.
+    fn reserve_resources(&mut self, message: proto::ReserveResources) {
+        let framework = FrameworkId::new(message.framework_id.clone());
+        match self.try_reserve(&message) {
+            Ok((agent, view)) => {
+                let record = self.agents.get_mut(&agent).expect("checked");
+                info!(framework = %framework, agent = %agent, resources = %crate::agent::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
+                record.checkpointed_resources = Some(view.clone());
+                if let Some(outbox) = &record.outbox {
+                    outbox.send(Body::CheckpointResources(proto::CheckpointResources {
+                        agent_id: agent.to_string(),
+                        resources: view,
+                    }));
+                }
+            }
+            Err(error) => warn!(framework = %framework, %error, "reservation refused"),
+        }
+    }
+
+    fn try_reserve(
+        &self,
+        message: &proto::ReserveResources,
+    ) -> Result<(AgentId, Vec<Resource>), String> {
+        let framework = FrameworkId::new(message.framework_id.clone());
+        if !self.frameworks.contains_key(&framework) {
+            return Err(format!("unknown framework '{framework}'"));
+        }
+        if message.resources.is_empty() {
+            return Err("no resources to reserve".into());
+        }
+        for resource in &message.resources {
+            if resource.name.is_empty() {
+                return Err("a resource without a name".into());
+            }
+            if resource.role.is_empty() || resource.role == "*" {
+                return Err(format!(
+                    "resource {} names no role to reserve it for",
+                    resource.name
+                ));
+            }
+            if !resource.scalar.is_finite() || resource.scalar <= 0.0 {
+                return Err(format!(
+                    "resource {}({}) has a bad amount {}",
+                    resource.name, resource.role, resource.scalar
+                ));
+            }
+        }
+        let agent = if message.agent_id.is_empty() {
+            self.agents
+                .iter()
+                .find(|(_, a)| a.phase == AgentPhase::Connected)
+                .map(|(id, _)| id.clone())
+                .ok_or("no connected agent to reserve resources on")?
+        } else {
+            AgentId::new(message.agent_id.clone())
+        };
+        let record = self
+            .agents
+            .get(&agent)
+            .filter(|a| a.phase != AgentPhase::Removed)
+            .ok_or_else(|| format!("unknown agent '{agent}'"))?;
+        let mut view = record
+            .checkpointed_resources
+            .clone()
+            .unwrap_or_else(|| record.reported_resources.clone());
+        let reservation = format!("{DYNAMIC_RESERVATION_PREFIX}{framework}");
+        for resource in &message.resources {
+            match view.iter_mut().find(|r| {
+                r.name == resource.name && r.role == resource.role && r.reservation == reservation
+            }) {
+                Some(existing) => existing.scalar += resource.scalar,
+                None => view.push(Resource {
+                    name: resource.name.clone(),
+                    scalar: resource.scalar,
+                    role: resource.role.clone(),
+                    reservation: reservation.clone(),
+                }),
+            }
+        }
+        // Dynamic reservations are carved from the agent's unreserved resources.
+        for resource in &message.resources {
+            let unreserved: f64 = record
+                .info
+                .resources
+                .iter()
+                .filter(|r| r.name == resource.name && r.role.is_empty())
+                .map(|r| r.scalar)
+                .sum();
+            let reserved: f64 = view
+                .iter()
+                .filter(|r| {
+                    r.name == resource.name && r.reservation.starts_with(DYNAMIC_RESERVATION_PREFIX)
+                })
+                .map(|r| r.scalar)
+                .sum();
+            if reserved > unreserved {
+                return Err(format!(
+                    "agent {agent} has {unreserved} unreserved {}, {reserved} would be reserved",
+                    resource.name
+                ));
+            }
+        }
+        Ok((agent, view))
     }
 
     /// Removes an agent; its non-terminal tasks are reported to their frameworks.
@@ -632,6 +951,16 @@ impl Master {
         let agent = AgentId::new(update.agent_id.clone());
         let status = update.status.clone().unwrap_or_default();
         let key = (framework.clone(), TaskId::new(status.task_id.clone()));
+        if self.is_torn_down(&framework) {
+            // The agent missed the shutdown (or has not handled it yet): tell it again.
+            info!(framework = %framework, task = %status.task_id, "status update of a torn-down framework: dropped, shutting the framework down on its agent");
+            if let Some(outbox) = self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
+                outbox.send(Body::ShutdownFramework(proto::ShutdownFramework {
+                    framework_id: framework.to_string(),
+                }));
+            }
+            return;
+        }
         if let Some(record) = self.agents.get_mut(&agent) {
             let entry = record.tasks.entry(key).or_insert_with(|| TaskReport {
                 task_id: status.task_id.clone(),
@@ -650,6 +979,16 @@ impl Master {
         }
         let id = FrameworkId::new(info.id.clone());
         let outbox = self.outbox(connection);
+        if self.is_torn_down(&id) {
+            info!(framework = %id, "a torn-down framework tried to register: refused");
+            if let Some(outbox) = &outbox {
+                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: id.to_string(),
+                    message: "framework was torn down".into(),
+                }));
+            }
+            return;
+        }
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.1 = entry.1.clone();
             entry.0 = Peer::Framework(id.clone());
@@ -891,6 +1230,7 @@ impl Master {
             warn!(leader = %self.detector.leader(), "no longer the leading master: forgetting all state");
             self.agents.clear();
             self.frameworks.clear();
+            self.completed_frameworks.clear();
             self.pending_tasks.clear();
             self.next_ping = None;
             for (_, (_, outbox)) in std::mem::take(&mut self.connections) {
@@ -906,6 +1246,15 @@ impl Master {
         if let Err(error) = self.registry.reload() {
             self.failed = Some(error);
             return;
+        }
+        for framework in self.registry.torn_down_frameworks() {
+            self.completed_frameworks.insert(
+                FrameworkId::new(framework.clone()),
+                CompletedFramework {
+                    name: String::new(),
+                    tasks: BTreeMap::new(),
+                },
+            );
         }
         let mut known = 0;
         for entry in self.registry.agents() {
@@ -927,6 +1276,8 @@ impl Master {
                     ponged: true,
                     pending_kills: BTreeSet::new(),
                     disconnected_at: Some(now),
+                    checkpointed_resources: None,
+                    reported_resources: Vec::new(),
                 },
             );
         }
@@ -1033,4 +1384,14 @@ impl Master {
             );
         }
     }
+}
+
+/// The reserved resources of an agent's flags (a role other than `*`): what a new agent
+/// checkpoints in `resources.info` when it registers.
+fn reserved_of(info: &AgentInfo) -> Vec<Resource> {
+    info.resources
+        .iter()
+        .filter(|r| !r.role.is_empty())
+        .cloned()
+        .collect()
 }

@@ -7,7 +7,8 @@
 //! before it tells the agent its id, and a removal before it tells anyone the agent's
 //! tasks are lost: after a failover the new leader knows every agent that was told it is
 //! registered (and waits `agent_reregister_timeout` for it) and never lets a removed
-//! agent back in. Tasks are not kept: the agents report them when they re-register, and
+//! agent back in. Frameworks torn down are kept too, so that a new leader still shuts
+//! them down on agents that report their tasks. Tasks are not kept: the agents report them when they re-register, and
 //! frameworks learn about the rest by reconciliation, as in Mesos.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub const REGISTRY_FILE: &str = "registry";
 
 /// Removed agents kept at most (the oldest are forgotten first).
 pub const REMOVED_AGENTS_MAX: usize = 10_000;
+
+/// Torn-down frameworks kept at most (the oldest are forgotten first).
+pub const TORN_DOWN_FRAMEWORKS_MAX: usize = 10_000;
 
 /// Where the registry lives, or nowhere (a master without a work directory keeps it in
 /// memory only).
@@ -146,6 +150,35 @@ impl Registry {
                 }
             });
         }
+        self.commit(next)
+    }
+
+    /// Whether the registry says this framework was torn down.
+    pub fn is_torn_down(&self, framework_id: &str) -> bool {
+        self.state
+            .torn_down_frameworks
+            .iter()
+            .any(|f| f == framework_id)
+    }
+
+    /// The frameworks torn down, oldest first.
+    pub fn torn_down_frameworks(&self) -> &[String] {
+        &self.state.torn_down_frameworks
+    }
+
+    /// Records a framework as torn down, durably (the oldest are forgotten first beyond
+    /// [`TORN_DOWN_FRAMEWORKS_MAX`]).
+    pub fn tear_down(&mut self, framework_id: &str) -> Result<(), RegistryError> {
+        if self.is_torn_down(framework_id) {
+            return Ok(());
+        }
+        let mut next = self.state.clone();
+        next.torn_down_frameworks.push(framework_id.to_owned());
+        let excess = next
+            .torn_down_frameworks
+            .len()
+            .saturating_sub(TORN_DOWN_FRAMEWORKS_MAX);
+        next.torn_down_frameworks.drain(..excess);
         self.commit(next)
     }
 

@@ -314,6 +314,11 @@ pub fn kind(body: &Body) -> &'static str {
         Body::NotLeader(_) => "not_leader",
         Body::UnregisterAgent(_) => "unregister_agent",
         Body::ReconnectExecutor(_) => "reconnect_executor",
+        Body::TeardownFramework(_) => "teardown_framework",
+        Body::FrameworkRemoved(_) => "framework_removed",
+        Body::ShutdownFramework(_) => "shutdown_framework",
+        Body::ReserveResources(_) => "reserve_resources",
+        Body::CheckpointResources(_) => "checkpoint_resources",
     }
 }
 

@@ -824,3 +824,96 @@ fn state_and_metrics_endpoints_serve_operators() {
     // SAFETY: as above.
     unsafe { libc::kill(forked.process.pid as i32, libc::SIGCONT) };
 }
+
+/// ReconcileShutdownFramework, live: the agent is down (`kill -9`) when `revenant
+/// teardown` tears the framework down; the restarted agent re-registers, is told to shut
+/// the framework down, and the executor goes. The master's `/state` lists one completed
+/// framework with its task TASK_KILLED, no active framework and no orphan task.
+#[test]
+fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() {
+    let mut cluster = Cluster::new();
+    let (_, master) = cluster.master("master");
+    let address = free_address();
+    let work_dir = cluster.work_dir("work");
+    let flags = agent_flags(&["--recovery-timeout", "15secs"]);
+    let agent = cluster.agent("agent-1", &master, &address, &work_dir, &flags);
+    cluster.wait_log(agent, "registered with master", SHORT);
+    let submit = cluster.submit("submit", &master, "sleep 60", "t-teardown");
+    cluster.wait_state(submit, "TASK_RUNNING", SHORT);
+    let framework_id = cluster
+        .stdout(submit)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("framework ")
+                .and_then(|r| r.strip_suffix(" registered"))
+                .map(str::to_owned)
+        })
+        .expect("submit printed its framework id");
+    let forked = cluster.wait_forked_pid(&work_dir, SHORT);
+
+    cluster.kill9(agent);
+    let teardown = cluster.spawn(
+        "teardown",
+        &strings(&[
+            "teardown",
+            "--master",
+            &master,
+            "--framework-id",
+            &framework_id,
+        ]),
+    );
+    let status = cluster.wait_exit(teardown, SHORT);
+    assert!(
+        status.success(),
+        "teardown exited {status:?}:\n{}",
+        cluster.dump()
+    );
+    // The scheduler that was following the task hears it was removed, and stops.
+    let status = cluster.wait_exit(submit, SHORT);
+    assert!(status.success(), "submit exited {status:?}");
+    assert!(forked.process.alive(), "the executor died with the agent");
+
+    let agent = cluster.agent("agent-2", &master, &address, &work_dir, &flags);
+    cluster.wait_log(agent, "re-registered with master", SHORT);
+    cluster.wait_log(agent, "shutting down framework", SHORT);
+    wait_until("the executor to shut down", SHORT, || {
+        !forked.process.alive()
+    });
+    cluster.wait_log(
+        agent,
+        "framework shut down: all its executors are gone",
+        SHORT,
+    );
+
+    let (status, body) = http_get(&master, "/state");
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).expect("master /state is JSON");
+    assert_eq!(
+        state["frameworks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
+    assert_eq!(
+        state["completed_frameworks"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
+    assert_eq!(
+        state["completed_frameworks"][0]["id"],
+        framework_id.as_str()
+    );
+    assert_eq!(
+        state["completed_frameworks"][0]["tasks"][0]["state"], "TASK_KILLED",
+        "{state}"
+    );
+    assert_eq!(
+        state["orphan_tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
+    assert_eq!(
+        state["agents"][0]["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
+}

@@ -115,6 +115,16 @@ pub struct Observations {
     pub overstaying_executors: Vec<(Duration, String)>,
     /// Agent incarnations started: (time, agent (1, 2, ...), boot number).
     pub agent_starts: Vec<(Duration, u32, u64)>,
+    /// Frameworks (1, 2, ...) whose scheduler was made to tear them down, and when.
+    pub torn_down: BTreeMap<u32, Duration>,
+    /// The tasks of those frameworks.
+    pub torn_down_tasks: BTreeSet<String>,
+    /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
+    pub removed_frameworks: BTreeSet<u32>,
+    /// Whether an agent incarnation was running when the run ended.
+    pub agent_running_at_end: bool,
+    /// Executors (by id) whose processes were alive when the run ended.
+    pub live_executors_at_end: BTreeSet<String>,
 }
 
 /// How an agent incarnation ended.
@@ -269,7 +279,7 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
 }
 
 /// Which framework (1, 2, ...) submits a task: its `framework`, or 1 (generated tasks).
-fn framework_of(scenario: &Scenario, task: &str) -> u32 {
+pub fn framework_of(scenario: &Scenario, task: &str) -> u32 {
     scenario
         .tasks
         .iter()
@@ -329,6 +339,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     count: None,
                     state: None,
                     agent: None,
+                    framework: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -343,8 +354,14 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
 
 struct Recording {
     observations: Rc<RefCell<Observations>>,
+    /// Which framework this is (1, 2, ...).
+    index: u32,
     tasks: Vec<(TaskInfo, Duration)>,
     kills: Vec<(String, Duration)>,
+    /// Reservations to ask for, and when.
+    reservations: Vec<(Vec<revenant::proto::Resource>, Duration)>,
+    /// Set by a `framework_teardown` fault; kept across scheduler failovers.
+    teardown: Rc<Cell<bool>>,
     memory: Rc<RefCell<SchedulerMemory>>,
     finished: Rc<Cell<bool>>,
 }
@@ -428,6 +445,29 @@ impl revenant::framework::Workload for Recording {
             .filter(|task| !memory.ended.contains(*task))
             .cloned()
             .collect()
+    }
+
+    fn teardown(&self) -> bool {
+        self.teardown.get()
+    }
+
+    fn removed(&mut self, _message: &str) {
+        self.observations
+            .borrow_mut()
+            .removed_frameworks
+            .insert(self.index);
+    }
+
+    fn reservations(&mut self) -> Vec<(String, Vec<revenant::proto::Resource>)> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<(String, Vec<revenant::proto::Resource>)> = self
+            .reservations
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(resources, _)| (String::new(), resources.clone()))
+            .collect();
+        self.reservations.retain(|(_, at)| *at > now);
+        due
     }
 
     fn kills(&mut self) -> Vec<String> {
@@ -821,6 +861,9 @@ fn drive(
         .filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k))))
         .collect();
     let framework_done = Rc::new(Cell::new(false));
+    let teardowns: Vec<Rc<Cell<bool>>> = (0..scenario.frameworks.max(1))
+        .map(|_| Rc::new(Cell::new(false)))
+        .collect();
     for index in 1..=scenario.frameworks.max(1) {
         // Framework 1 keeps the host name, name and seed of a one-framework cluster.
         let (host, label, name) = if index == 1 {
@@ -851,6 +894,18 @@ fn drive(
             .filter(|(task, _)| mine(task))
             .cloned()
             .collect();
+        let reservations: Vec<(Vec<revenant::proto::Resource>, Duration)> = scenario
+            .reservations
+            .iter()
+            .filter(|r| r.framework == index)
+            .map(|r| {
+                (
+                    parse_resources(&r.resources).expect("validated"),
+                    secs(r.at_s),
+                )
+            })
+            .collect();
+        let teardown = teardowns[(index - 1) as usize].clone();
         let span_host = host.clone();
         let memory = Rc::new(RefCell::new(SchedulerMemory::default()));
         sim.host(host.as_str(), move || {
@@ -861,8 +916,11 @@ fn drive(
             );
             let mut workload = Recording {
                 observations: observations.clone(),
+                index,
                 tasks: tasks.clone(),
                 kills: kills.clone(),
+                reservations: reservations.clone(),
+                teardown: teardown.clone(),
                 memory: memory.clone(),
                 finished: framework_done.clone(),
             };
@@ -913,6 +971,7 @@ fn drive(
                 vec![&machine]
             };
             for target in targets {
+                let torn_before: Vec<bool> = teardowns.iter().map(|t| t.get()).collect();
                 let Some(mut description) = apply_fault(
                     &mut sim,
                     target,
@@ -922,9 +981,22 @@ fn drive(
                     &mut fault_rng,
                     &mut pending,
                     scenario,
+                    &teardowns,
                 ) else {
                     continue;
                 };
+                for (offset, flag) in teardowns.iter().enumerate() {
+                    if flag.get() && !torn_before[offset] {
+                        let index = offset as u32 + 1;
+                        let mut observations = observations.borrow_mut();
+                        observations.torn_down.insert(index, now);
+                        for (task, _) in &tasks {
+                            if framework_of(scenario, &task.task_id) == index {
+                                observations.torn_down_tasks.insert(task.task_id.clone());
+                            }
+                        }
+                    }
+                }
                 if scenario.agents > 1 && AGENT_PROCESS_FAULTS.contains(&fault.kind) {
                     description.push_str(&format!(" on {}", agent_trace_host(target.index)));
                 }
@@ -1013,6 +1085,22 @@ fn drive(
     }
     framework_done.set(true);
     let _ = &tasks;
+    {
+        let mut observations = observations.borrow_mut();
+        observations.agent_running_at_end = machine
+            .agent
+            .borrow()
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        observations.live_executors_at_end = machine
+            .processes
+            .borrow()
+            .processes
+            .values()
+            .filter(|p| !p.exited.get() && !p.handle.is_finished())
+            .map(|p| p.executor_id.clone())
+            .collect();
+    }
     drop(sim);
     (violations, observations)
 }
@@ -1122,7 +1210,7 @@ fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
 
 /// Applies one fault. `machine` is the agent process an agent process fault hits (agent
 /// 1 for machine faults); `machines` are all the agent processes of the machine.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the driver's state, passed apart to keep borrows short
 fn apply_fault(
     sim: &mut turmoil::Sim<'_>,
     machine: &Rc<Machine>,
@@ -1132,6 +1220,7 @@ fn apply_fault(
     rng: &mut rand::rngs::StdRng,
     pending: &mut Vec<(Duration, Pending)>,
     scenario: &Scenario,
+    teardowns: &[Rc<Cell<bool>>],
 ) -> Option<String> {
     let restart = fault.restart_after_s.map(secs);
     // A reboot's flags are for every agent process of the machine.
@@ -1322,6 +1411,20 @@ fn apply_fault(
             ))
         }
         FaultKind::Drop => arm_drop(fault),
+        FaultKind::FrameworkTeardown => {
+            let count = scenario.frameworks.max(1);
+            let index = match fault.framework {
+                Some(index) => index,
+                None if count == 1 => 1,
+                None => rng.gen_range(1..=count),
+            };
+            let flag = teardowns.get(index.checked_sub(1)? as usize)?;
+            if flag.get() {
+                return None;
+            }
+            flag.set(true);
+            Some(format!("framework {index} tears itself down"))
+        }
         FaultKind::ClockJump => {
             let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;
             machine.wall_offset.set(machine.wall_offset.get() + jump_ms);

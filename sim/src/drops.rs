@@ -43,6 +43,12 @@ pub const MESSAGE_KINDS: &[&str] = &[
     "shutdown_executor",
     "shutdown_agent",
     "not_leader",
+    "unregister_agent",
+    "teardown_framework",
+    "framework_removed",
+    "shutdown_framework",
+    "reserve_resources",
+    "checkpoint_resources",
 ];
 
 /// The message kind a scenario names, normalised to `wire::kind`'s spelling: accepts

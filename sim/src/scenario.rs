@@ -49,6 +49,15 @@
 //! state = "TASK_FINISHED"
 //! ```
 //!
+//! A framework may tear itself down (`kind = "framework_teardown"`, optional `framework
+//! = 2`), and ask the master for dynamic reservations:
+//!
+//! ```toml
+//! [[reservations]]
+//! at_s = 5
+//! resources = "cpus(db):1"   # every resource names a role
+//! ```
+//!
 //! A crash or reboot may restart the agent with other flags, kept for every later
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
@@ -130,6 +139,23 @@ pub struct Scenario {
     /// Regression scenarios pin the seeds that once failed: a sweep runs exactly these.
     #[serde(default)]
     pub pinned_seeds: Vec<u64>,
+    /// Dynamic reservations a framework asks the master for.
+    #[serde(default)]
+    pub reservations: Vec<ReservationSpec>,
+}
+
+/// A dynamic reservation: at `at_s`, framework `framework` (default 1) asks the master to
+/// reserve `resources` (`name(role):value;...`, every resource with a role) on the agent.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationSpec {
+    /// When, seconds.
+    pub at_s: f64,
+    /// What, e.g. `cpus(db):1`.
+    pub resources: String,
+    /// The framework that asks (1, 2, ...).
+    #[serde(default = "one")]
+    pub framework: u32,
 }
 
 fn default_duration() -> f64 {
@@ -331,6 +357,9 @@ pub enum FaultKind {
     /// only those `from` one host, `to` another, about `task`, or (status updates) in
     /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
     Drop,
+    /// A framework's scheduler tears the framework down (`framework`, default: one drawn
+    /// from the seed): the master kills its tasks and shuts it down on the agent.
+    FrameworkTeardown,
 }
 
 /// One scheduled fault.
@@ -392,6 +421,9 @@ pub struct FaultSpec {
     /// `2` or `"all"` (default 1).
     #[serde(default)]
     pub on_agent: Option<AgentTarget>,
+    /// For framework teardowns: which framework (1, 2, ...).
+    #[serde(default)]
+    pub framework: Option<u32>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -488,6 +520,14 @@ pub struct Expect {
     /// a restart.
     #[serde(default)]
     pub reregistered: Vec<u32>,
+    /// The resources the agent has checkpointed at the end (`name(role):value;...` as the
+    /// trace prints them), which must also be the master's last view of them.
+    #[serde(default)]
+    pub checkpointed_resources: Option<String>,
+    /// Executors (by id) that must have been shut down because their framework was torn
+    /// down (and whose processes are gone at the end).
+    #[serde(default)]
+    pub shut_down: Vec<String>,
 }
 
 impl Scenario {
@@ -542,7 +582,37 @@ impl Scenario {
         if self.tasks.is_empty() && self.generated_tasks.is_none() {
             return Err("no tasks: give [[tasks]] or [generated_tasks]".into());
         }
+        for reservation in &self.reservations {
+            if reservation.framework == 0 || reservation.framework > self.frameworks {
+                return Err(format!(
+                    "reservation at {} s names framework {}, but there are {}",
+                    reservation.at_s, reservation.framework, self.frameworks
+                ));
+            }
+            let resources = parse_resources(&reservation.resources)
+                .map_err(|error| format!("reservation at {} s: {error}", reservation.at_s))?;
+            if resources.is_empty() || resources.iter().any(|r| r.role.is_empty()) {
+                return Err(format!(
+                    "reservation at {} s: every resource needs a role, as in cpus(db):1",
+                    reservation.at_s
+                ));
+            }
+        }
         for fault in &self.faults {
+            if let Some(framework) = fault.framework {
+                if fault.kind != FaultKind::FrameworkTeardown {
+                    return Err(format!(
+                        "fault at {} s: only framework_teardown names a framework",
+                        fault.at_s
+                    ));
+                }
+                if framework == 0 || framework > self.frameworks {
+                    return Err(format!(
+                        "framework_teardown at {} s names framework {framework}, but there are {}",
+                        fault.at_s, self.frameworks
+                    ));
+                }
+            }
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
             }
@@ -681,4 +751,54 @@ pub fn parse_resources(text: &str) -> Result<Vec<revenant::proto::Resource>, Str
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        let scenario: Scenario = toml::from_str(text).expect("parses");
+        scenario.validate().expect_err("invalid")
+    }
+
+    const TASK: &str = "[[tasks]]\nid = \"t1\"\ncommand = \"sleep 1\"\n";
+
+    #[test]
+    fn reservations_and_teardowns_are_validated() {
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus:1\"\n"
+        ));
+        assert!(error.contains("every resource needs a role"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus(db)\"\n"
+        ));
+        assert!(error.contains("not name:value"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\nframework = 2\n"
+        ));
+        assert!(
+            error.contains("names framework 2, but there are 1"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\nframework = 3\n"
+        ));
+        assert!(
+            error.contains("names framework 3, but there are 1"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"agent_crash\"\nframework = 1\n"
+        ));
+        assert!(
+            error.contains("only framework_teardown names a framework"),
+            "{error}"
+        );
+        let ok: Scenario = toml::from_str(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n"
+        ))
+        .expect("parses");
+        ok.validate().expect("valid");
+    }
 }

@@ -260,6 +260,23 @@ const DECISIONS: &[&str] = &[
     "reconciliation: task unknown to the master",
     "agent did not come back within the recovery timeout",
     "lost the agent",
+    "tearing the framework down",
+    "framework torn down",
+    "framework removed by the master",
+    "a torn-down framework tried to register",
+    "agent reported a torn-down framework",
+    "status update of a torn-down framework",
+    "shutting down framework",
+    "shutdown of a framework the agent does not run",
+    "asking executor to shut down",
+    "executor did not exit within the shutdown grace period",
+    "executor of a framework being shut down terminated",
+    "framework shut down: all its executors are gone",
+    "status update of a framework being shut down",
+    "run_task for a framework being shut down",
+    "reserved resources",
+    "reservation refused",
+    "re-sending the master's view",
 ];
 
 /// Fields left out of the recovery trace: uuids and byte offsets change with unrelated

@@ -124,3 +124,38 @@ fn resources_catches_an_agent_that_forgets_its_checkpointed_resources() {
         5,
     );
 }
+
+#[test]
+fn teardown_catches_an_agent_that_ignores_shutdown_framework() {
+    let breakage = Breakage {
+        ignore_shutdown_framework: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "torn_down_framework_shut_down_on_reregistration.toml",
+        breakage,
+        "teardown",
+        1,
+    );
+}
+
+#[test]
+fn resources_catches_an_agent_that_ignores_the_masters_view() {
+    let breakage = Breakage {
+        ignore_checkpoint_resources: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "checkpointed_resources_resent_on_reregistration.toml",
+        breakage,
+        "resources",
+        1,
+    );
+    // The scenario's own expectation fails too.
+    assert_caught(
+        "checkpointed_resources_resent_on_reregistration.toml",
+        breakage,
+        "expectations",
+        1,
+    );
+}

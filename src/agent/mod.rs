@@ -242,11 +242,16 @@ struct Executor {
     /// Tasks not yet sent to the executor.
     queued: Vec<TaskInfo>,
     tasks: BTreeMap<TaskId, TaskEntry>,
+    /// Asked to shut down: killed at this time if still alive.
+    kill_at: Option<Instant>,
 }
 
 struct Framework {
     info: FrameworkInfo,
     executors: BTreeMap<ExecutorId, Executor>,
+    /// The master told the agent to shut the framework down (it was torn down): its
+    /// executors are being shut down and none of its updates are forwarded.
+    shutting_down: bool,
 }
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
@@ -262,6 +267,9 @@ enum Event {
 /// How long an unregistering agent waits for the master's answer.
 const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How long an executor asked to shut down (its framework was torn down) has to exit
+/// before the agent kills it (Mesos' default `--executor_shutdown_grace_period`).
+pub const EXECUTOR_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);
 /// The shortest sleep, so a deadline in the past does not spin.
 const TICK_MIN: Duration = Duration::from_millis(10);
 /// How long a connection attempt to a master may take.
@@ -494,16 +502,40 @@ impl Agent {
             }
             // Checkpointed resources must still be offered by this agent (reference §8,
             // applyCheckpointedResources): a reservation of something the flags no
-            // longer give is an incompatible restart.
+            // longer give is an incompatible restart. A dynamic reservation (made at run
+            // time through the master) is carved from the unreserved resources of its
+            // name: all of them together must fit.
+            let dynamic = |r: &&Resource| {
+                r.reservation
+                    .starts_with(crate::master::DYNAMIC_RESERVATION_PREFIX)
+            };
             for resource in &recovered {
+                let is_dynamic = dynamic(&resource);
                 let offered: f64 = self
                     .config
                     .resources
                     .iter()
-                    .filter(|r| r.name == resource.name && r.role == resource.role)
+                    .filter(|r| {
+                        r.name == resource.name
+                            && if is_dynamic {
+                                r.role.is_empty()
+                            } else {
+                                r.role == resource.role
+                            }
+                    })
                     .map(|r| r.scalar)
                     .sum();
-                if offered < resource.scalar {
+                let wanted: f64 = if is_dynamic {
+                    recovered
+                        .iter()
+                        .filter(dynamic)
+                        .filter(|r| r.name == resource.name)
+                        .map(|r| r.scalar)
+                        .sum()
+                } else {
+                    resource.scalar
+                };
+                if offered < wanted {
                     return Err(AgentError::Incompatible {
                         old: format!("checkpointed resources {}", describe_resources(&recovered)),
                         new: format!("--resources {}", describe_resources(&self.config.resources)),
@@ -574,6 +606,7 @@ impl Agent {
             let mut framework = Framework {
                 info: framework_info,
                 executors: BTreeMap::new(),
+                shutting_down: false,
             };
             for executor_state in framework_state.executors.values() {
                 let eid = executor_state.id.clone();
@@ -627,6 +660,7 @@ impl Agent {
                     outbox: None,
                     queued: Vec::new(),
                     tasks: BTreeMap::new(),
+                    kill_at: None,
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -1136,7 +1170,9 @@ impl Agent {
                     frameworks,
                     tasks,
                     executors,
-                    checkpointed_resources: Vec::new(),
+                    // The master ignores this when it has a view of its own and sends
+                    // that view back (CheckpointResources).
+                    checkpointed_resources: self.checkpointed_resources.clone(),
                 })
             };
         self.send_to_master(body);
@@ -1176,6 +1212,7 @@ impl Agent {
         }
         consider(self.gc.values().min().copied());
         consider(self.next_disk_check);
+        consider(self.executors().filter_map(|(_, _, e)| e.kill_at).min());
         at
     }
 
@@ -1234,8 +1271,105 @@ impl Agent {
                 self.forward(update);
             }
         }
+        self.kill_overdue_executors(now)?;
         self.check_executors()?;
         self.collect_garbage(now);
+        Ok(())
+    }
+
+    /// Executors asked to shut down that have not exited within the grace period are
+    /// killed (one that never got a process is terminated then).
+    fn kill_overdue_executors(&mut self, now: Instant) -> Result<(), AgentError> {
+        let overdue: Vec<(FrameworkId, ExecutorId, Option<ProcessId>)> = self
+            .executors()
+            .filter(|(_, _, e)| e.kill_at.is_some_and(|at| now >= at))
+            .map(|(f, e, x)| (f.clone(), e.clone(), x.process.clone()))
+            .collect();
+        for (fid, eid, process) in overdue {
+            if let Some(executor) = self.executor_mut(&fid, &eid) {
+                executor.kill_at = None;
+            }
+            match process {
+                Some(process) if self.env.processes.is_alive(&process) => {
+                    info!(framework = %fid, executor = %eid, grace_s = EXECUTOR_SHUTDOWN_GRACE_PERIOD.as_secs(), "executor did not exit within the shutdown grace period: killing it");
+                    let _ = self.env.processes.signal(&process, Signal::Kill);
+                }
+                Some(_) => {}
+                None => self.executor_terminated(
+                    &fid,
+                    &eid,
+                    proto::TaskState::TaskKilled,
+                    TaskReason::ReasonFrameworkRemoved,
+                    "Framework shut down",
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The master tells the agent to shut a torn-down framework down: each executor is
+    /// asked to shut down and killed after [`EXECUTOR_SHUTDOWN_GRACE_PERIOD`], the
+    /// framework's pending updates are dropped (nobody will acknowledge them) and none
+    /// are forwarded again; once its executors are gone its directories are scheduled
+    /// for collection, as for any completed framework.
+    fn shutdown_framework(&mut self, fid: FrameworkId) -> Result<(), AgentError> {
+        if self.config.breakage.ignore_shutdown_framework {
+            return Ok(());
+        }
+        let deadline = self.now() + EXECUTOR_SHUTDOWN_GRACE_PERIOD;
+        let Some(framework) = self.frameworks.get_mut(&fid) else {
+            info!(framework = %fid, "shutdown of a framework the agent does not run: nothing to do");
+            return Ok(());
+        };
+        if framework.shutting_down {
+            return Ok(());
+        }
+        framework.shutting_down = true;
+        info!(framework = %fid, executors = framework.executors.len(), "shutting down framework");
+        let mut ask = Vec::new();
+        let mut done = Vec::new();
+        for (eid, executor) in framework.executors.iter_mut() {
+            executor.queued.clear();
+            if executor.phase == ExecutorPhase::Terminated {
+                done.push(eid.clone());
+                continue;
+            }
+            executor.kill_at = Some(deadline);
+            if let Some(outbox) = executor.outbox.clone() {
+                ask.push((eid.clone(), outbox));
+            }
+        }
+        self.updates.remove_framework(&fid);
+        for (eid, outbox) in ask {
+            info!(framework = %fid, executor = %eid, "asking executor to shut down");
+            self.send(
+                &outbox,
+                Body::ShutdownExecutor(ShutdownExecutor {
+                    reason: "framework shut down".into(),
+                }),
+            );
+        }
+        for eid in done {
+            self.maybe_complete_executor(&fid, &eid)?;
+        }
+        Ok(())
+    }
+
+    /// The master's view of the resources this agent must checkpoint: `resources.info`
+    /// is replaced with exactly those (durably: written, synced and renamed into place).
+    fn checkpoint_resources(&mut self, resources: Vec<Resource>) -> Result<(), AgentError> {
+        if self.config.breakage.ignore_checkpoint_resources {
+            return Ok(());
+        }
+        if resources == self.checkpointed_resources {
+            info!(resources = %describe_resources(&resources), "checkpointed resources unchanged");
+            return Ok(());
+        }
+        if self.config.checkpoint {
+            self.store.replace_resources(&resources)?;
+            info!(resources = %describe_resources(&resources), "checkpointed resources");
+        }
+        self.checkpointed_resources = resources;
         Ok(())
     }
 
@@ -1344,6 +1478,16 @@ impl Agent {
                 TaskId::new(message.task_id),
             )?,
             Body::Acknowledgement(ack) => self.acknowledgement(ack)?,
+            Body::ShutdownFramework(message) => {
+                self.shutdown_framework(FrameworkId::new(message.framework_id))?
+            }
+            Body::CheckpointResources(message) => {
+                if message.agent_id == self.info.id {
+                    self.checkpoint_resources(message.resources)?
+                } else {
+                    warn!(agent = %message.agent_id, "checkpoint_resources for another agent: dropped");
+                }
+            }
             Body::ShutdownAgent(message) => {
                 info!(reason = %message.reason, "master asked the agent to shut down");
                 return Ok(Some(self.shut_down(message.reason)));
@@ -1470,6 +1614,10 @@ impl Agent {
             info!(task = %tid, "duplicate run_task ignored");
             return Ok(());
         }
+        if self.frameworks.get(&fid).is_some_and(|f| f.shutting_down) {
+            info!(framework = %fid, task = %tid, "run_task for a framework being shut down: dropped");
+            return Ok(());
+        }
         let checkpoint = framework_info.checkpoint && self.config.checkpoint;
         let agent = self.agent_id();
         if !self.frameworks.contains_key(&fid) {
@@ -1481,6 +1629,7 @@ impl Agent {
                 Framework {
                     info: framework_info.clone(),
                     executors: BTreeMap::new(),
+                    shutting_down: false,
                 },
             );
         }
@@ -1508,6 +1657,7 @@ impl Agent {
                 outbox: None,
                 queued: Vec::new(),
                 tasks: BTreeMap::new(),
+                kill_at: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -1685,13 +1835,15 @@ impl Agent {
             }
             return Ok(());
         }
-        let acceptable = match phase {
-            Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
-            Some(ExecutorPhase::Reregistering) => reregistering,
-            // An executor that lost its connection comes back while the agent runs.
-            Some(ExecutorPhase::Running) => reregistering,
-            _ => false,
-        };
+        let shutting_down = self.frameworks.get(&fid).is_some_and(|f| f.shutting_down);
+        let acceptable = !shutting_down
+            && match phase {
+                Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
+                Some(ExecutorPhase::Reregistering) => reregistering,
+                // An executor that lost its connection comes back while the agent runs.
+                Some(ExecutorPhase::Running) => reregistering,
+                _ => false,
+            };
         if !acceptable {
             info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
             self.send(
@@ -1837,6 +1989,10 @@ impl Agent {
         eid: &ExecutorId,
         update: StatusUpdate,
     ) -> Result<(), AgentError> {
+        if self.frameworks.get(fid).is_some_and(|f| f.shutting_down) {
+            info!(framework = %fid, task = %update_task(&update), "status update of a framework being shut down: dropped");
+            return Ok(());
+        }
         let checkpoint =
             self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
         let uuid = update.uuid.clone();
@@ -1874,6 +2030,9 @@ impl Agent {
         mut update: StatusUpdate,
         checkpoint: bool,
     ) -> Result<(), AgentError> {
+        if self.frameworks.get(fid).is_some_and(|f| f.shutting_down) {
+            return Ok(());
+        }
         let tid = TaskId::new(update_task(&update));
         update.agent_id = self.info.id.clone();
         if let Some(status) = update.status.as_mut() {
@@ -2022,11 +2181,19 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let checkpoint =
             self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
+        let shutting_down = self.frameworks.get(fid).is_some_and(|f| f.shutting_down);
         let Some(executor) = self.executor_mut(fid, eid) else {
             return Ok(());
         };
         executor.phase = ExecutorPhase::Terminated;
         executor.outbox = None;
+        executor.kill_at = None;
+        if shutting_down {
+            // Its framework was torn down: no updates, nobody to acknowledge them.
+            executor.queued.clear();
+            info!(framework = %fid, executor = %eid, "executor of a framework being shut down terminated");
+            return self.maybe_complete_executor(fid, eid);
+        }
         let mut open: Vec<TaskId> = executor
             .tasks
             .iter()
@@ -2099,12 +2266,23 @@ impl Agent {
         let meta_dir = self.paths.executor(&agent, fid, eid);
         let sandbox = paths::sandbox(&self.config.work_dir, &run);
         self.schedule_gc(meta_dir, self.config.gc_delay);
+        let framework_sandbox = sandbox.ancestors().nth(4).map(|p| p.to_path_buf());
         self.schedule_gc(sandbox, self.config.gc_delay);
         let framework = self.frameworks.get_mut(fid).expect("exists");
         framework.executors.remove(eid);
         if framework.executors.is_empty() {
+            let shut_down = framework.shutting_down;
             self.frameworks.remove(fid);
             self.updates.remove_framework(fid);
+            if shut_down {
+                // A completed framework: its meta and sandbox directories go too.
+                info!(framework = %fid, "framework shut down: all its executors are gone");
+                let meta = self.paths.framework(&agent, fid);
+                self.schedule_gc(meta, self.config.gc_delay);
+                if let Some(framework_sandbox) = framework_sandbox {
+                    self.schedule_gc(framework_sandbox, self.config.gc_delay);
+                }
+            }
         }
         Ok(())
     }

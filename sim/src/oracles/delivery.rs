@@ -10,7 +10,10 @@
 //! - the agent incarnation that acknowledged it then left the cluster (SIGUSR1, or told
 //!   to shut down by the master) before it started again: an agent that leaves shuts its
 //!   executors down and forgets its id, so nothing it held is ever forwarded; as after a
-//!   reboot, the task must still end in a state the framework sees (liveness oracle).
+//!   reboot, the task must still end in a state the framework sees (liveness oracle);
+//! - the task's framework tore itself down: the agent drops the framework's pending
+//!   updates when told to shut it down, and there is no scheduler left to receive them
+//!   (the teardown oracle checks what must happen instead).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,7 +83,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         }
     }
     for (uuid, (time, task, agent)) in &acked {
-        if seen.contains(uuid) {
+        if seen.contains(uuid) || observations.torn_down_tasks.contains(task) {
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);

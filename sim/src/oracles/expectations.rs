@@ -126,6 +126,46 @@ pub fn check(
             ));
         }
     }
+    if let Some(expected) = &expect.checkpointed_resources {
+        let agent = trace
+            .iter()
+            .rev()
+            .find(|e| {
+                crate::cluster::agent_of_host(&e.host) == Some(1)
+                    && e.role == "agent"
+                    && e.message.starts_with("checkpointed resources")
+            })
+            .and_then(|e| e.field("resources"));
+        if agent != Some(expected.as_str()) {
+            push(format!(
+                "the agent ended with checkpointed resources {}, expected {expected}",
+                agent.unwrap_or("none")
+            ));
+        }
+        let master = crate::oracles::resources::master_view(trace, 1).map(|(_, view)| view);
+        if master != Some(expected.as_str()) {
+            push(format!(
+                "the master's last view of the agent's checkpointed resources is {}, expected {expected}",
+                master.unwrap_or("none")
+            ));
+        }
+    }
+    for executor in &expect.shut_down {
+        let asked = trace.iter().any(|e| {
+            e.role == "agent"
+                && e.field("executor") == Some(executor.as_str())
+                && (e.message == "asking executor to shut down"
+                    || e.message == "executor of a framework being shut down terminated")
+        });
+        if !asked {
+            push(format!(
+                "executor {executor} was not shut down with its framework"
+            ));
+        }
+        if observations.live_executors_at_end.contains(executor) {
+            push(format!("executor {executor} is still alive at the end"));
+        }
+    }
     if let Some(exits) = expect.agent_exits {
         let exited = observations
             .agent_exits

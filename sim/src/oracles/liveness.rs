@@ -1,6 +1,8 @@
 //! Rule (liveness): after the fault phase the cluster converges: every task of the
 //! scenario ends in a terminal state that the framework has seen before the run ends. Only a task
 //! whose agent rebooted may end LOST without its own terminal update from the agent.
+//! Tasks of a framework that tore itself down are exempt: nobody is left to hear their end
+//! (the teardown oracle checks that their executors are gone instead).
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,10 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             .map(|(task, _)| task.task_id)
             .chain(observations.submitted.iter().cloned())
             .collect();
-    for task in &all {
+    for task in all
+        .iter()
+        .filter(|t| !observations.torn_down_tasks.contains(*t))
+    {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}
             Some(state) => out.push(Violation {

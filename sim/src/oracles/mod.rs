@@ -10,6 +10,7 @@ pub mod reboot;
 pub mod recovery_timeout;
 pub mod resources;
 pub mod strict_recovery;
+pub mod teardown;
 pub mod terminal;
 
 use std::time::Duration;
@@ -40,10 +41,11 @@ pub fn check_after(
     out.extend(terminal::check(observations));
     out.extend(reboot::check(trace, observations));
     out.extend(recovery_timeout::check(observations));
-    out.extend(resources::check(trace));
+    out.extend(resources::check(trace, observations));
     out.extend(strict_recovery::check(scenario, observations));
     out.extend(no_panic::check(observations));
     out.extend(liveness::check(scenario, observations));
+    out.extend(teardown::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

@@ -1,33 +1,96 @@
 //! Rule: resources recovered equal resources checkpointed (each agent process of the
-//! machine its own). Every agent start after the
+//! machine on its own). Every agent start after the
 //! agent checkpointed its reserved resources recovers exactly those (`resources.info` is
 //! recovered even after a reboot, seed 000), and a start that recovers nothing after a
-//! checkpoint is a loss.
+//! checkpoint is a loss. And once the master holds a view of the agent's checkpointed
+//! resources (a dynamic reservation set it), the agent ends the run having checkpointed
+//! exactly that view, provided an agent runs at the end: the master re-sends its view
+//! whenever the agent re-registers, so a lost CheckpointResources is repaired.
 
 use std::collections::BTreeSet;
 
 use super::Violation;
-use crate::cluster::agent_of_host;
+use crate::cluster::{agent_of_host, Observations};
 use crate::trace::TraceEvent;
 
+/// The ids agent process `agent` registered under.
+fn ids_of(trace: &[TraceEvent], agent: u32) -> BTreeSet<&str> {
+    trace
+        .iter()
+        .filter(|e| agent_of_host(&e.host) == Some(agent) && e.role == "agent")
+        .filter(|e| {
+            e.message == "registered with master" || e.message == "re-registered with master"
+        })
+        .filter_map(|e| e.field("agent"))
+        .collect()
+}
+
+/// The master's last view of agent process `agent`'s checkpointed resources (time,
+/// resources), if it holds one.
+pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(std::time::Duration, &str)> {
+    let ids = ids_of(trace, agent);
+    trace
+        .iter()
+        .rev()
+        .find(|e| {
+            e.role == "master"
+                && e.field("agent").is_some_and(|id| ids.contains(id))
+                && (e.message.starts_with("reserved resources")
+                    || e.message.starts_with(
+                        "re-sending the master's view of the agent's checkpointed resources",
+                    ))
+        })
+        .and_then(|e| Some((e.time, e.field("resources")?)))
+}
+
+/// Checks that agent process `agent` ended with the master's view checkpointed.
+fn check_master_view(
+    trace: &[TraceEvent],
+    observations: &Observations,
+    agent: u32,
+) -> Vec<Violation> {
+    let Some((since, view)) = master_view(trace, agent) else {
+        return Vec::new();
+    };
+    if !observations.agent_running_at_end {
+        return Vec::new();
+    }
+    let last = trace
+        .iter()
+        .rev()
+        .filter(|e| agent_of_host(&e.host) == Some(agent) && e.role == "agent")
+        .find(|e| e.message.starts_with("checkpointed resources"));
+    match last.and_then(|e| e.field("resources")) {
+        Some(got) if got == view => Vec::new(),
+        got => vec![Violation {
+            time: last.map(|e| e.time).unwrap_or(since),
+            oracle: "resources",
+            message: format!(
+                "the agent ended with checkpointed resources {}, the master's view is {view}",
+                got.unwrap_or("none")
+            ),
+        }],
+    }
+}
+
 /// Checks the rule, for each agent process of the agent machine on its own.
-pub fn check(trace: &[TraceEvent]) -> Vec<Violation> {
+pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
     let agents: BTreeSet<u32> = trace
         .iter()
         .filter_map(|e| agent_of_host(&e.host))
         .collect();
     let mut out = Vec::new();
     for agent in agents {
-        out.extend(check_agent(trace, agent));
+        out.extend(check_agent(trace, observations, agent));
     }
     out.sort_by_key(|v| v.time);
     out
 }
 
-fn check_agent(trace: &[TraceEvent], agent: u32) -> Vec<Violation> {
+fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) -> Vec<Violation> {
     let mut checkpointed: Option<&str> = None;
     let mut recovered_since_start: Option<bool> = None;
-    let mut out = Vec::new();
+    let mut out = check_master_view(trace, observations, agent);
     for event in trace
         .iter()
         .filter(|e| agent_of_host(&e.host) == Some(agent))
