@@ -278,14 +278,17 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
     out
 }
 
-/// Which framework (1, 2, ...) submits a task: its `framework`, or 1 (generated tasks).
+/// Which framework (1, 2, ...) submits a task: a listed task's `framework`; generated
+/// tasks are dealt round the frameworks (`task-NNN` to framework NNN mod N, plus 1).
 pub fn framework_of(scenario: &Scenario, task: &str) -> u32 {
-    scenario
-        .tasks
-        .iter()
-        .find(|t| t.id == task)
-        .map(|t| t.framework)
-        .unwrap_or(1)
+    if let Some(listed) = scenario.tasks.iter().find(|t| t.id == task) {
+        return listed.framework;
+    }
+    // Generated tasks (`task-NNN`) are dealt round the frameworks.
+    let frameworks = scenario.frameworks.max(1);
+    task.strip_prefix("task-")
+        .and_then(|index| index.parse::<u32>().ok())
+        .map_or(1, |index| index % frameworks + 1)
 }
 
 /// Turns the scenario's faults (fixed, or rates) into a schedule for this seed.
