@@ -1141,11 +1141,13 @@ fn apply_restart_flags(config: &mut AgentConfig, flags: &RestartFlags) {
     }
 }
 
-/// Arms a `drop` fault's rule; its description names what will be lost.
-fn arm_drop(fault: &FaultSpec) -> Option<String> {
+/// Arms a message fault's rule (`drop`, `duplicate`, `forge`); its description names
+/// what will happen to which messages.
+fn arm_drop(fault: &FaultSpec, action: crate::drops::Action) -> Option<String> {
     let kind = crate::drops::normalise_kind(fault.message.as_deref()?)?;
     let count = fault.count.unwrap_or(1);
     crate::drops::arm(crate::drops::DropRule {
+        action,
         kind,
         from: fault.from.clone(),
         to: fault.to.clone(),
@@ -1153,7 +1155,12 @@ fn arm_drop(fault: &FaultSpec) -> Option<String> {
         state: fault.state.clone(),
         remaining: count,
     });
-    let mut description = format!("drop the next {count} {kind} message(s)");
+    let verb = match action {
+        crate::drops::Action::Drop => "drop",
+        crate::drops::Action::Duplicate => "duplicate",
+        crate::drops::Action::Forge => "forge a uuid ahead of",
+    };
+    let mut description = format!("{verb} the next {count} {kind} message(s)");
     for (label, value) in [
         ("from", &fault.from),
         ("to", &fault.to),
@@ -1413,7 +1420,9 @@ fn apply_fault(
                 "disk fails its next {count} operation(s) with {error}"
             ))
         }
-        FaultKind::Drop => arm_drop(fault),
+        FaultKind::Drop => arm_drop(fault, crate::drops::Action::Drop),
+        FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),
+        FaultKind::Forge => arm_drop(fault, crate::drops::Action::Forge),
         FaultKind::FrameworkTeardown => {
             let count = scenario.frameworks.max(1);
             let index = match fault.framework {

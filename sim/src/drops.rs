@@ -65,9 +65,24 @@ pub fn normalise_kind(name: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// What a rule does to a message it matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Action {
+    /// The message is lost.
+    #[default]
+    Drop,
+    /// The message arrives twice, the copy right after it.
+    Duplicate,
+    /// A copy with a uuid its sender never made arrives just before the message
+    /// (acknowledgements and status updates only: the others carry no uuid, and pass).
+    Forge,
+}
+
 /// One armed rule.
 #[derive(Clone, Debug)]
 pub struct DropRule {
+    /// What it does to a matching message.
+    pub action: Action,
     /// The message kind (`wire::kind`).
     pub kind: &'static str,
     /// The sending host, if it matters.
@@ -118,8 +133,23 @@ fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
     }
 }
 
-/// Whether an armed rule takes this message (and counts it).
-fn take(body: &Body, from: &str, to: &str) -> bool {
+/// The uuid a forged copy carries, the same in every run (a party's uuids are 16 seeded
+/// random bytes: matching this is out of the question).
+const FORGED_UUID: [u8; 16] = [0xf0; 16];
+
+/// `body` with its uuid replaced by [`FORGED_UUID`], if it has one.
+fn forged(body: &Body) -> Option<Body> {
+    let mut body = body.clone();
+    match &mut body {
+        Body::Acknowledgement(m) => m.uuid = FORGED_UUID.to_vec(),
+        Body::StatusUpdate(m) => m.update.as_mut()?.uuid = FORGED_UUID.to_vec(),
+        _ => return None,
+    }
+    Some(body)
+}
+
+/// The armed rule that takes this message (and counts it), if any: what it does.
+fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
     let kind = revenant::wire::kind(body);
     let (task, state) = task_and_state(body);
     RULES.with(|rules| {
@@ -132,11 +162,16 @@ fn take(body: &Body, from: &str, to: &str) -> bool {
                 && r.task.as_ref().is_none_or(|t| task.as_ref() == Some(t))
                 && r.state.as_ref().is_none_or(|s| state.as_ref() == Some(s))
         }) else {
-            return false;
+            return None;
         };
         rule.remaining -= 1;
-        tracing::info!(target: "revenant_sim", kind, from, to, task = task.as_deref().unwrap_or("-"), state = state.as_deref().unwrap_or("-"), "message dropped");
-        true
+        let what = match rule.action {
+            Action::Drop => "message dropped",
+            Action::Duplicate => "message duplicated",
+            Action::Forge => "forged copy of a message delivered first",
+        };
+        tracing::info!(target: "revenant_sim", kind, from, to, task = task.as_deref().unwrap_or("-"), state = state.as_deref().unwrap_or("-"), "{what}");
+        Some(rule.action)
     })
 }
 
@@ -196,13 +231,27 @@ impl FilteredStream {
                 return;
             }
             let frame: Vec<u8> = self.raw.drain(..4 + length).collect();
-            let dropped = any_armed()
-                && Envelope::decode(&frame[4..])
-                    .ok()
-                    .and_then(|e| e.body)
-                    .is_some_and(|body| take(&body, &self.peer, &self.local));
-            if !dropped {
-                self.ready.extend_from_slice(&frame);
+            let body = if any_armed() {
+                Envelope::decode(&frame[4..]).ok().and_then(|e| e.body)
+            } else {
+                None
+            };
+            let action = body
+                .as_ref()
+                .and_then(|body| take(body, &self.peer, &self.local).map(|a| (body, a)));
+            match action {
+                None => self.ready.extend_from_slice(&frame),
+                Some((_, Action::Drop)) => {}
+                Some((_, Action::Duplicate)) => {
+                    self.ready.extend_from_slice(&frame);
+                    self.ready.extend_from_slice(&frame);
+                }
+                Some((body, Action::Forge)) => {
+                    if let Some(copy) = forged(body) {
+                        self.ready.extend(revenant::wire::encode(copy));
+                    }
+                    self.ready.extend_from_slice(&frame);
+                }
             }
         }
         if self.passthrough {
@@ -289,6 +338,7 @@ mod tests {
         runtime.block_on(async {
             clear();
             arm(DropRule {
+                action: Action::Drop,
                 kind: "ping",
                 from: Some("master1".into()),
                 to: Some("agent1".into()),
@@ -322,6 +372,68 @@ mod tests {
             let mut rest = Vec::new();
             filtered.read_to_end(&mut rest).await.unwrap();
             assert!(rest.is_empty());
+            clear();
+        });
+    }
+
+    /// A duplicate rule hands the matching frame over twice; a forge rule puts a copy
+    /// with the forged uuid ahead of it; frames that match no rule pass once.
+    #[test]
+    fn duplicates_and_forges_the_matching_frames() {
+        use revenant::proto::Acknowledgement;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            clear();
+            let ack = |task: &str| {
+                Body::Acknowledgement(Acknowledgement {
+                    task_id: task.into(),
+                    uuid: vec![7; 16],
+                    ..Default::default()
+                })
+            };
+            for (action, task) in [(Action::Duplicate, "t1"), (Action::Forge, "t2")] {
+                arm(DropRule {
+                    action,
+                    kind: "acknowledgement",
+                    from: None,
+                    to: None,
+                    task: Some(task.into()),
+                    state: None,
+                    remaining: 1,
+                });
+            }
+            let (mut writer, reader) = tokio::io::duplex(1 << 16);
+            let mut filtered =
+                FilteredStream::new(Box::new(reader), "agent1".into(), "master1".into());
+            for body in [ack("t1"), ack("t2"), ack("t1"), ack("t2")] {
+                writer
+                    .write_all(&revenant::wire::encode(body))
+                    .await
+                    .unwrap();
+            }
+            drop(writer);
+            let mut got = Vec::new();
+            while let Ok(body) = revenant::wire::read_envelope(&mut filtered).await {
+                got.push(body);
+            }
+            let forged = Body::Acknowledgement(Acknowledgement {
+                task_id: "t2".into(),
+                uuid: FORGED_UUID.to_vec(),
+                ..Default::default()
+            });
+            assert_eq!(
+                got,
+                vec![
+                    ack("t1"),
+                    ack("t1"),
+                    forged,
+                    ack("t2"),
+                    ack("t1"),
+                    ack("t2")
+                ]
+            );
             clear();
         });
     }

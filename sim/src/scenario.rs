@@ -49,6 +49,10 @@
 //! state = "TASK_FINISHED"
 //! ```
 //!
+//! `kind = "duplicate"` (the next matching messages arrive twice) and `kind = "forge"`
+//! (a copy with a uuid nobody made arrives just ahead of the next matching
+//! acknowledgement or status update) take the same fields.
+//!
 //! A framework may tear itself down (`kind = "framework_teardown"`, optional `framework
 //! = 2`), and ask the master for dynamic reservations:
 //!
@@ -357,6 +361,13 @@ pub enum FaultKind {
     /// only those `from` one host, `to` another, about `task`, or (status updates) in
     /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
     Drop,
+    /// Like `drop`, but the next `count` matching messages arrive twice (the copy right
+    /// after the original). Fixed schedules only.
+    Duplicate,
+    /// Like `drop`, but before each of the next `count` matching messages (only
+    /// `acknowledgement` and `status_update`, which carry a uuid) a copy with a uuid its
+    /// sender never made arrives. Fixed schedules only.
+    Forge,
     /// A framework's scheduler tears the framework down (`framework`, default: one drawn
     /// from the seed): the master kills its tasks and shuts it down on the agent.
     FrameworkTeardown,
@@ -454,6 +465,22 @@ pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
     FaultKind::AgentUnregister,
     FaultKind::WipeFrameworkMeta,
 ];
+
+/// Fault kinds that act on the next wire messages of one kind (the frame filter of
+/// [`crate::drops`]).
+pub const MESSAGE_FAULTS: &[FaultKind] = &[FaultKind::Drop, FaultKind::Duplicate, FaultKind::Forge];
+
+impl FaultKind {
+    /// The kind as a scenario spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Drop => "drop",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Forge => "forge",
+            _ => "fault",
+        }
+    }
+}
 
 /// Agent flags a crash or reboot may change for the incarnations after it.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -616,20 +643,33 @@ impl Scenario {
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
             }
-            if fault.kind == FaultKind::Drop {
+            if MESSAGE_FAULTS.contains(&fault.kind) {
+                let name = fault.kind.name();
                 let Some(message) = &fault.message else {
-                    return Err(format!("drop at {} s needs message", fault.at_s));
+                    return Err(format!("{name} at {} s needs message", fault.at_s));
                 };
-                if crate::drops::normalise_kind(message).is_none() {
+                let Some(kind) = crate::drops::normalise_kind(message) else {
                     return Err(format!(
-                        "drop at {} s: unknown message '{message}' (one of {})",
+                        "{name} at {} s: unknown message '{message}' (one of {})",
                         fault.at_s,
                         crate::drops::MESSAGE_KINDS.join(", ")
+                    ));
+                };
+                if fault.kind == FaultKind::Forge
+                    && !["acknowledgement", "status_update"].contains(&kind)
+                {
+                    return Err(format!(
+                        "forge at {} s: message '{message}' carries no uuid to forge \
+                         (acknowledgement or status_update)",
+                        fault.at_s
                     ));
                 }
                 if let Some(state) = &fault.state {
                     if revenant::proto::TaskState::from_str_name(state).is_none() {
-                        return Err(format!("drop at {} s: unknown state '{state}'", fault.at_s));
+                        return Err(format!(
+                            "{name} at {} s: unknown state '{state}'",
+                            fault.at_s
+                        ));
                     }
                 }
             }
@@ -690,8 +730,14 @@ impl Scenario {
             }
         }
         if let Some(swarm) = &self.swarm {
-            if swarm.per_minute.contains_key(&FaultKind::Drop) {
-                return Err("drop faults name a message: fixed schedules only".into());
+            if let Some(kind) = MESSAGE_FAULTS
+                .iter()
+                .find(|kind| swarm.per_minute.contains_key(kind))
+            {
+                return Err(format!(
+                    "{} faults name a message: fixed schedules only",
+                    kind.name()
+                ));
             }
         }
         if let Some(resources) = &self.agent.resources {
@@ -797,6 +843,30 @@ mod tests {
         );
         let ok: Scenario = toml::from_str(&format!(
             "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n"
+        ))
+        .expect("parses");
+        ok.validate().expect("valid");
+    }
+
+    #[test]
+    fn message_faults_are_validated() {
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"duplicate\"\n"
+        ));
+        assert!(error.contains("duplicate at 1 s needs message"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"forge\"\nmessage = \"run_task\"\n"
+        ));
+        assert!(error.contains("carries no uuid to forge"), "{error}");
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"duplicate\"\nmessage = \"no_such\"\n"
+        ));
+        assert!(
+            error.contains("duplicate at 1 s: unknown message 'no_such'"),
+            "{error}"
+        );
+        let ok: Scenario = toml::from_str(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"forge\"\nmessage = \"Acknowledgement\"\n"
         ))
         .expect("parses");
         ok.validate().expect("valid");

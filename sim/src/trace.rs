@@ -201,6 +201,9 @@ pub fn hash(events: &[TraceEvent]) -> u64 {
 const DECISIONS: &[&str] = &[
     "fault injected",
     "message dropped",
+    "message duplicated",
+    "forged copy of a message delivered first",
+    "acknowledgement ignored",
     "agent process starting",
     "agent process ended",
     "agent machine boots",

@@ -2094,7 +2094,7 @@ impl Agent {
             return Ok(());
         };
         if let Err(error) = self.updates.check_ack(&fid, &tid, uuid) {
-            info!(task = %tid, %error, "acknowledgement ignored");
+            info!(task = %tid, %uuid, reason = error.reason(), "acknowledgement ignored");
             return Ok(());
         }
         let checkpoint =

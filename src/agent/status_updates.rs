@@ -129,14 +129,36 @@ pub enum StreamError {
         /// The uuid acknowledged.
         uuid: Uuid,
     },
-    /// An acknowledgement of something other than the head.
-    #[error("duplicate or out-of-order acknowledgement {uuid} for task {task}")]
+    /// An acknowledgement of an update already acknowledged.
+    #[error("duplicate acknowledgement {uuid} for task {task}: already acknowledged")]
+    Duplicate {
+        /// The task.
+        task: TaskId,
+        /// The uuid acknowledged.
+        uuid: Uuid,
+    },
+    /// An acknowledgement of something other than the update in flight.
+    #[error("unexpected acknowledgement {uuid} for task {task}: not the update in flight")]
     NotHead {
         /// The task.
         task: TaskId,
         /// The uuid acknowledged.
         uuid: Uuid,
     },
+}
+
+impl StreamError {
+    /// Why an acknowledgement was refused, in a word or two (for logs and traces,
+    /// without the uuid).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StreamError::MissingUuid => "no uuid",
+            StreamError::UnknownStream(_) => "unknown task",
+            StreamError::NothingPending { .. } => "nothing in flight",
+            StreamError::Duplicate { .. } => "duplicate",
+            StreamError::NotHead { .. } => "unexpected",
+        }
+    }
 }
 
 /// The streams of every task, keyed by framework and task.
@@ -267,11 +289,17 @@ impl StatusUpdateManager {
             .streams
             .get(&(framework.clone(), task.clone()))
             .ok_or_else(|| StreamError::UnknownStream(task.clone()))?;
+        if stream.acknowledged.contains(&uuid) {
+            return Err(StreamError::Duplicate {
+                task: task.clone(),
+                uuid,
+            });
+        }
         let head = stream.pending.front().ok_or(StreamError::NothingPending {
             task: task.clone(),
             uuid,
         })?;
-        if stream.acknowledged.contains(&uuid) || Uuid::from_bytes(&head.uuid) != Some(uuid) {
+        if Uuid::from_bytes(&head.uuid) != Some(uuid) {
             return Err(StreamError::NotHead {
                 task: task.clone(),
                 uuid,
@@ -416,7 +444,7 @@ mod tests {
         );
         assert!(matches!(
             m.check_ack(&f, &t, Uuid([1; 16])),
-            Err(StreamError::NotHead { .. })
+            Err(StreamError::Duplicate { .. })
         ));
     }
 
