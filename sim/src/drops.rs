@@ -154,16 +154,14 @@ fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
     let (task, state) = task_and_state(body);
     RULES.with(|rules| {
         let mut rules = rules.borrow_mut();
-        let Some(rule) = rules.iter_mut().find(|r| {
+        let rule = rules.iter_mut().find(|r| {
             r.remaining > 0
                 && r.kind == kind
                 && r.from.as_deref().is_none_or(|f| f == from)
                 && r.to.as_deref().is_none_or(|t| t == to)
                 && r.task.as_ref().is_none_or(|t| task.as_ref() == Some(t))
                 && r.state.as_ref().is_none_or(|s| state.as_ref() == Some(s))
-        }) else {
-            return None;
-        };
+        })?;
         rule.remaining -= 1;
         let what = match rule.action {
             Action::Drop => "message dropped",
