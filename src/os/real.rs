@@ -43,8 +43,9 @@ pub const SYNC_THREADS_MAX: usize = 16;
 /// How [`RealFs`] makes a group of files durable ([`FileSystem::sync_files`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GroupSync {
-    /// One `fdatasync` per file, up to [`SYNC_THREADS_MAX`] at a time on scoped threads,
-    /// so that ext4 folds the concurrent syncs into a few journal commits. The default.
+    /// One `fdatasync` per file, up to [`SYNC_THREADS_MAX`] at a time on a pool of threads
+    /// started with the first group, so that ext4 folds the concurrent syncs into a few
+    /// journal commits. The default.
     #[default]
     Parallel,
     /// One `fdatasync` per file, one after another (what the agent did before group
@@ -61,27 +62,105 @@ pub enum GroupSync {
 /// again), so an append never lands in an unlinked file.
 #[derive(Default)]
 pub struct RealFs {
-    append_handles: RefCell<BTreeMap<PathBuf, (File, u64, u64)>>,
+    append_handles: RefCell<BTreeMap<PathBuf, AppendHandle>>,
     group_sync: GroupSync,
+    /// The threads that sync a group in parallel, started on the first group.
+    pool: std::cell::OnceCell<SyncPool>,
 }
 
-/// A file to sync: a cached append handle, or one opened for the sync.
-enum SyncTarget<'a> {
-    Cached(&'a File),
-    Opened(File),
+/// A cached append handle, with the device and inode it was opened on (shared with the
+/// sync threads while a group syncs).
+type AppendHandle = (std::sync::Arc<File>, u64, u64);
+
+/// A file to sync: a cached append handle (`fdatasync`: its appends are what matters),
+/// or one opened for the sync (`fsync`).
+struct SyncTarget {
+    file: std::sync::Arc<File>,
+    cached: bool,
 }
 
-impl SyncTarget<'_> {
+impl SyncTarget {
     fn sync(&self) -> io::Result<()> {
-        match self {
-            SyncTarget::Cached(file) => file.sync_data(),
-            SyncTarget::Opened(file) => file.sync_all(),
+        if self.cached {
+            self.file.sync_data()
+        } else {
+            self.file.sync_all()
         }
     }
-    fn file(&self) -> &File {
-        match self {
-            SyncTarget::Cached(file) => file,
-            SyncTarget::Opened(file) => file,
+}
+
+/// One sync for a [`SyncPool`] worker: the target's index in its group, and where the
+/// result goes.
+struct SyncJob {
+    index: usize,
+    target: SyncTarget,
+    done: std::sync::mpsc::Sender<(usize, io::Result<()>)>,
+}
+
+/// [`SYNC_THREADS_MAX`] threads that live as long as their [`RealFs`] and sync whatever
+/// a group hands them: starting threads for every group cost more than the syncs on a
+/// fast disk (a `clone3`, a stack `mmap` and a join each).
+struct SyncPool {
+    jobs: std::sync::mpsc::Sender<SyncJob>,
+}
+
+impl SyncPool {
+    fn start() -> SyncPool {
+        let (jobs, receiver) = std::sync::mpsc::channel::<SyncJob>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..SYNC_THREADS_MAX {
+            let receiver = receiver.clone();
+            // A worker ends when the pool's sender is dropped (its RealFs is).
+            let _ = std::thread::Builder::new()
+                .name(format!("revenant-sync-{index}"))
+                .spawn(move || loop {
+                    let job = {
+                        let receiver = receiver
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        receiver.recv()
+                    };
+                    let Ok(job) = job else {
+                        return;
+                    };
+                    let _ = job.done.send((job.index, job.target.sync()));
+                });
+        }
+        SyncPool { jobs }
+    }
+
+    /// Syncs every target, in parallel; the first failure by index, if any.
+    fn sync_all(&self, targets: Vec<SyncTarget>) -> Result<(), (usize, io::Error)> {
+        let count = targets.len();
+        let (done, results) = std::sync::mpsc::channel();
+        let mut failures = Vec::new();
+        let mut sent = 0;
+        for (index, target) in targets.into_iter().enumerate() {
+            let job = SyncJob {
+                index,
+                target,
+                done: done.clone(),
+            };
+            match self.jobs.send(job) {
+                Ok(()) => sent += 1,
+                // No worker could be started: sync it here.
+                Err(std::sync::mpsc::SendError(job)) => {
+                    if let Err(error) = job.target.sync() {
+                        failures.push((index, error));
+                    }
+                }
+            }
+        }
+        drop(done);
+        for (index, result) in results.iter().take(sent) {
+            if let Err(error) = result {
+                failures.push((index, error));
+            }
+        }
+        debug_assert!(failures.len() <= count);
+        match failures.into_iter().min_by_key(|(index, _)| *index) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
         }
     }
 }
@@ -92,6 +171,7 @@ impl RealFs {
         RealFs {
             append_handles: RefCell::default(),
             group_sync,
+            pool: std::cell::OnceCell::new(),
         }
     }
 
@@ -131,10 +211,13 @@ impl FileSystem for RealFs {
             }
             let file = OpenOptions::new().append(true).create(true).open(path)?;
             let metadata = file.metadata()?;
-            handles.insert(path.to_path_buf(), (file, metadata.dev(), metadata.ino()));
+            handles.insert(
+                path.to_path_buf(),
+                (std::sync::Arc::new(file), metadata.dev(), metadata.ino()),
+            );
         }
-        let (file, _, _) = handles.get_mut(path).expect("handle inserted above");
-        file.write_all(data)
+        let (file, _, _) = handles.get(path).expect("handle inserted above");
+        (&**file).write_all(data)
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
@@ -151,7 +234,7 @@ impl FileSystem for RealFs {
 
     /// Group commit. With [`GroupSync::Parallel`] (the default) every file gets an
     /// `fdatasync` of its own (on the cached append handle when it still names the
-    /// path), up to [`SYNC_THREADS_MAX`] concurrently on scoped threads: ext4 folds
+    /// path), up to [`SYNC_THREADS_MAX`] concurrently on the [`SyncPool`]'s threads: ext4 folds
     /// syncs that wait at the same time into one journal commit, so 100 files cost a few
     /// commits rather than 100.
     ///
@@ -185,15 +268,22 @@ impl FileSystem for RealFs {
                     .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
             });
             targets.push(match cached {
-                Some((file, _, _)) => SyncTarget::Cached(file),
-                None => SyncTarget::Opened(File::open(path).map_err(|error| (index, error))?),
+                Some((file, _, _)) => SyncTarget {
+                    file: file.clone(),
+                    cached: true,
+                },
+                None => SyncTarget {
+                    file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
+                    cached: false,
+                },
             });
         }
+        drop(handles);
         if self.group_sync == GroupSync::Syncfs {
             let mut devices = BTreeMap::new();
             for (index, target) in targets.iter().enumerate() {
                 let dev = target
-                    .file()
+                    .file
                     .metadata()
                     .map_err(|error| (index, error))?
                     .dev();
@@ -201,37 +291,13 @@ impl FileSystem for RealFs {
             }
             for index in devices.into_values() {
                 // SAFETY: syncfs on a descriptor we own.
-                if unsafe { libc::syncfs(targets[index].file().as_raw_fd()) } != 0 {
+                if unsafe { libc::syncfs(targets[index].file.as_raw_fd()) } != 0 {
                     return Err((index, io::Error::last_os_error()));
                 }
             }
             return Ok(());
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failures = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..targets.len().min(SYNC_THREADS_MAX) {
-                scope.spawn(|| loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(target) = targets.get(index) else {
-                        return;
-                    };
-                    if let Err(error) = target.sync() {
-                        failures
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .push((index, error));
-                    }
-                });
-            }
-        });
-        let failures = failures
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match failures.into_iter().min_by_key(|(index, _)| *index) {
-            Some(failure) => Err(failure),
-            None => Ok(()),
-        }
+        self.pool.get_or_init(SyncPool::start).sync_all(targets)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
