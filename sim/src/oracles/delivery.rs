@@ -7,10 +7,11 @@
 //! - the master removed the agent (it stayed unreachable, or failed to re-register in
 //!   time) and told the framework the task's fate itself: a terminal update without a
 //!   uuid, from the master, reached the framework (reference §21);
-//! - the agent incarnation that acknowledged it then left the cluster (SIGUSR1, or told
-//!   to shut down by the master) before it started again: an agent that leaves shuts its
-//!   executors down and forgets its id, so nothing it held is ever forwarded; as after a
-//!   reboot, the task must still end in a state the framework sees (liveness oracle);
+//! - the agent then left the cluster (SIGUSR1, or told to shut down by the master)
+//!   before the update got through: an agent that leaves shuts its executors down and
+//!   forgets its id and checkpoints, so nothing it still held is ever forwarded, even
+//!   updates a later incarnation recovered (regression seed 3480); as after a reboot,
+//!   the task must still end in a state the framework sees (liveness oracle);
 //! - the task's framework tore itself down: the agent drops the framework's pending
 //!   updates when told to shut it down, and there is no scheduler left to receive them
 //!   (the teardown oracle checks what must happen instead).
@@ -35,28 +36,19 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
     Some(Uuid(bytes))
 }
 
-/// Whether the incarnation of agent `agent` (1, 2, ...) running at `time` ended by
-/// leaving the cluster: its first exit at or after `time` is a shutdown, and it started
-/// no incarnation in between.
+/// Whether agent `agent` (1, 2, ...) left the cluster at or after `time`: an
+/// incarnation of it ended by a shutdown (SIGUSR1, or told to by the master). An agent
+/// that leaves starts afresh (seed 000): whatever updates its checkpoints still held
+/// then, whichever incarnation acknowledged them, are never forwarded.
 fn left_the_cluster_after(
     observations: &Observations,
     agent: u32,
     time: std::time::Duration,
 ) -> bool {
-    let next_start = observations
-        .agent_starts
-        .iter()
-        .filter(|(_, index, _)| *index == agent)
-        .map(|(start, _, _)| *start)
-        .find(|start| *start > time);
     observations
         .agent_exits
         .iter()
-        .filter(|(_, index, _)| *index == agent)
-        .find(|(exit, _, _)| *exit >= time)
-        .is_some_and(|(exit, _, outcome)| {
-            outcome.is_shutdown() && next_start.is_none_or(|start| *exit <= start)
-        })
+        .any(|(exit, index, outcome)| *index == agent && *exit >= time && outcome.is_shutdown())
 }
 
 /// Checks the rule.
