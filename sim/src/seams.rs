@@ -375,10 +375,12 @@ impl Processes for SimProcesses {
                 let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);
+                crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
             },
             span,
         ));
         let id = ProcessId { pid, start_time };
+        crate::history::process_started(pid, &executor_id, self.owner);
         self.table.borrow_mut().processes.insert(
             pid,
             SimProcess {
@@ -408,6 +410,7 @@ impl Processes for SimProcesses {
             if entry.id.start_time == process.start_time {
                 entry.handle.abort();
                 entry.exited.set(true);
+                crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);
             }
         }
         Ok(())
