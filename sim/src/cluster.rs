@@ -1127,6 +1127,12 @@ fn drive(
     for pid in finished {
         crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
     }
+    for machine in &machines {
+        crate::history::final_resources(
+            machine.index,
+            crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+        );
+    }
     drop(sim);
     observations.borrow_mut().history = crate::history::take_all();
     (violations, observations)

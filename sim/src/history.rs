@@ -140,6 +140,8 @@ pub struct History {
     pub frameworks_removed: Vec<(Duration, u32)>,
     /// Panics anywhere in the run (any task of any host): (time, message).
     pub panics: Vec<(Duration, String)>,
+    /// What each agent process's `resources.info` held on the disk when the run ended.
+    pub final_resources: BTreeMap<u32, Option<String>>,
     /// The current boot of the agent machine (while recording).
     boot: u64,
     /// The current incarnation of each agent process (while recording).
@@ -238,6 +240,13 @@ pub fn agent_started(agent: u32, incarnation: u64, resources_on_disk: Option<Str
             boot,
             resources_on_disk,
         });
+    });
+}
+
+/// What agent process `agent`'s `resources.info` held when the run ended.
+pub fn final_resources(agent: u32, resources: Option<String>) {
+    with(|history| {
+        history.final_resources.insert(agent, resources);
     });
 }
 
