@@ -359,6 +359,11 @@ impl Processes for SimProcesses {
             .environment
             .get("REVENANT_SIM_BREAKAGE")
             .is_some_and(|b| b == "ignore_recovery_timeout");
+        // Test-only breakage (`revenant::breakage::Breakage::executor_panics`).
+        let panics = spec
+            .environment
+            .get("REVENANT_SIM_BREAKAGE")
+            .is_some_and(|b| b == "panic");
         let (pid, start_time) = {
             let mut table = self.table.borrow_mut();
             table.next_pid += 1;
@@ -376,6 +381,7 @@ impl Processes for SimProcesses {
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);
                 crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+                assert!(!panics, "breakage: the executor panics as it ends");
             },
             span,
         ));

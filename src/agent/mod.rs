@@ -1767,6 +1767,10 @@ impl Agent {
                 "ignore_recovery_timeout".to_owned(),
             );
         }
+        if self.config.breakage.executor_panics {
+            // Test-only, as above.
+            environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());
+        }
         let spec = LaunchSpec {
             program: self
                 .config
@@ -1778,6 +1782,10 @@ impl Agent {
             environment,
             working_dir: paths::sandbox(&self.config.work_dir, &run),
         };
+        if self.config.breakage.launch_executor_twice {
+            // Test-only breakage: a second process of the same executor.
+            let _ = self.env.processes.launch(&spec);
+        }
         match self.env.processes.launch(&spec) {
             Ok(process) => {
                 if checkpoint {
@@ -1968,7 +1976,23 @@ impl Agent {
             );
             return self.accept_update(&fid, update, checkpoint);
         }
-        if let Some(outbox) = executor.outbox.clone() {
+        let registered = executor.outbox.is_some();
+        if self.config.breakage.kill_leaves_executor_running && registered {
+            let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
+            let update = self.make_update(
+                &fid,
+                &eid,
+                &tid,
+                proto::TaskState::TaskKilled,
+                TaskReason::ReasonNone,
+                "breakage: killed without stopping the executor",
+            );
+            return self.accept_update(&fid, update, checkpoint);
+        }
+        let outbox = self
+            .executor_mut(&fid, &eid)
+            .and_then(|executor| executor.outbox.clone());
+        if let Some(outbox) = outbox {
             self.send(
                 &outbox,
                 Body::KillTask(proto::KillTask {
@@ -2114,10 +2138,36 @@ impl Agent {
             }
         }
         let now = self.now();
+        let head = self
+            .config
+            .breakage
+            .resend_acknowledged_update
+            .then(|| {
+                self.updates
+                    .streams()
+                    .get(&(fid.clone(), tid.clone()))
+                    .and_then(|s| s.pending().next().cloned())
+            })
+            .flatten();
         let (next, terminated) = self.updates.acknowledged(&fid, &tid, uuid, now);
         info!(task = %tid, %uuid, terminal = terminated, "status update acknowledged by framework");
         if let Some(next) = next {
             self.forward(next);
+            if let Some(head) = head {
+                // Test-only breakage: an acknowledged update again, behind a later one.
+                self.forward(head);
+            }
+        }
+        if terminated && self.config.breakage.second_terminal_update {
+            let update = self.make_update(
+                &fid,
+                &eid.clone().unwrap_or_default(),
+                &tid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonNone,
+                "breakage: terminal twice",
+            );
+            self.forward(update);
         }
         if terminated && self.config.breakage.resurrect_after_terminal {
             let update = self.make_update(
