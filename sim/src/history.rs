@@ -46,6 +46,9 @@ pub struct Delivery {
     pub agent_id: String,
     /// The executor id the update names (empty when none).
     pub executor_id: String,
+    /// Who made the status, as it says (`SOURCE_EXECUTOR`, `SOURCE_AGENT`,
+    /// `SOURCE_MASTER`).
+    pub made_by: String,
 }
 
 impl Delivery {
@@ -77,6 +80,7 @@ impl Delivery {
             uuid,
             agent_id,
             executor_id,
+            made_by: status.source().as_str_name().to_owned(),
         }
     }
 }

@@ -278,6 +278,11 @@ mod synthetic {
             },
             agent_id: if uuid.is_some() { "agent-1".into() } else { String::new() },
             executor_id: "t1".into(),
+            made_by: if uuid.is_some() {
+                "SOURCE_EXECUTOR".into()
+            } else {
+                "SOURCE_MASTER".into()
+            },
         }
     }
 

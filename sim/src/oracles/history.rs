@@ -12,8 +12,9 @@
 //! - L15: an update from an agent id registered in boot `b` is never about an executor
 //!   whose processes were all started in earlier boots (no executor adopted across a
 //!   boot);
-//! - L17: when the run ends with the agent running, every executor process alive has a
-//!   task that is non-terminal as its framework sees it (or a torn-down framework).
+//! - L17: when the run ends with the agent running, every executor process alive that
+//!   ran a task (reported on one itself) has a task that is non-terminal as its
+//!   framework sees it (or a torn-down framework).
 //!
 //! (L1 to L5 are the terminal oracle's, L6 to L12 the delivery oracle's, L16 the
 //! liveness oracle's.)
@@ -234,7 +235,11 @@ fn left_behind(scenario: &Scenario, observations: &Observations) -> Vec<Violatio
     // The state each task ended in as its framework knows it (a terminal state sticks).
     let mut known: BTreeMap<&str, TaskState> = BTreeMap::new();
     let mut executors: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut ran: BTreeSet<&str> = BTreeSet::new();
     for delivery in &history.deliveries {
+        if delivery.made_by == "SOURCE_EXECUTOR" {
+            ran.insert(&delivery.executor_id);
+        }
         if !delivery.executor_id.is_empty() {
             executors
                 .entry(&delivery.executor_id)
@@ -249,6 +254,10 @@ fn left_behind(scenario: &Scenario, observations: &Observations) -> Vec<Violatio
     let mut out = Vec::new();
     for process in history.alive_at_end() {
         let executor = process.executor_id.as_str();
+        if !ran.contains(executor) {
+            // Never ran a task: shut down at its registration timeout (L17).
+            continue;
+        }
         let mut tasks: BTreeSet<&str> = executors.get(executor).cloned().unwrap_or_default();
         tasks.insert(executor);
         if tasks
