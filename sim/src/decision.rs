@@ -36,6 +36,16 @@ pub enum Decision {
     ExecutorReregistrationTimedOut,
     /// Recovery is complete.
     RecoveryComplete,
+    /// Recovery found an executor's process gone.
+    ExecutorProcessGone,
+    /// `recover=cleanup`: the agent shuts an executor down (or exits).
+    CleanupRecovery,
+    /// The agent asks an executor to shut down (its framework is shut down).
+    AskingExecutorToShutDown,
+    /// An executor of a framework being shut down terminated.
+    ShutDownFrameworkExecutorTerminated,
+    /// The agent garbage collected a directory.
+    GarbageCollected,
     /// The agent registered as a new agent.
     RegisteredWithMaster,
     /// The agent re-registered under its old id.
@@ -73,6 +83,11 @@ impl Decision {
         Decision::ExecutorReconnected,
         Decision::ExecutorReregistrationTimedOut,
         Decision::RecoveryComplete,
+        Decision::ExecutorProcessGone,
+        Decision::CleanupRecovery,
+        Decision::AskingExecutorToShutDown,
+        Decision::ShutDownFrameworkExecutorTerminated,
+        Decision::GarbageCollected,
         Decision::RegisteredWithMaster,
         Decision::ReregisteredWithMaster,
         Decision::StatusUpdateAccepted,
@@ -112,6 +127,13 @@ impl Decision {
                     Decision::ExecutorReregistrationTimedOut
                 }
                 _ if exact("recovery complete") => Decision::RecoveryComplete,
+                _ if prefix("executor process is gone") => Decision::ExecutorProcessGone,
+                _ if prefix("recover=cleanup") => Decision::CleanupRecovery,
+                _ if exact("asking executor to shut down") => Decision::AskingExecutorToShutDown,
+                _ if exact("executor of a framework being shut down terminated") => {
+                    Decision::ShutDownFrameworkExecutorTerminated
+                }
+                _ if exact("garbage collected") => Decision::GarbageCollected,
                 _ if exact("registered with master") => Decision::RegisteredWithMaster,
                 _ if exact("re-registered with master") => Decision::ReregisteredWithMaster,
                 _ if exact("status update accepted") => Decision::StatusUpdateAccepted,
@@ -125,7 +147,10 @@ impl Decision {
                 _ if exact("agent re-registered") => Decision::MasterAgentReregistered,
                 _ if exact("task lost with its agent") => Decision::TaskLostWithAgent,
                 _ if prefix("reserved resources") => Decision::MasterReservedResources,
-                _ if prefix("re-sending the master's view of the agent's checkpointed resources") => {
+                _ if prefix(
+                    "re-sending the master's view of the agent's checkpointed resources",
+                ) =>
+                {
                     Decision::MasterResentResources
                 }
                 _ => return None,

@@ -348,7 +348,8 @@ fn install_panic_hook() {
                 });
                 if !recorded {
                     LATE_PANICS.with(|late| {
-                        late.borrow_mut().push((time, format!("{message}{location}")))
+                        late.borrow_mut()
+                            .push((time, format!("{message}{location}")))
                     });
                 }
             }

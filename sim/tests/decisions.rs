@@ -12,7 +12,9 @@ use revenant_sim::scenario::Scenario;
 
 #[test]
 fn every_decision_is_produced_by_the_catalogue() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .expect("scenarios/")
         .map(|entry| entry.expect("entry").path())

@@ -249,7 +249,13 @@ mod synthetic {
     use revenant_sim::oracles;
     use revenant_sim::trace::TraceEvent;
 
-    fn event(time_ms: u64, host: &str, role: &str, message: &str, fields: &[(&str, &str)]) -> TraceEvent {
+    fn event(
+        time_ms: u64,
+        host: &str,
+        role: &str,
+        message: &str,
+        fields: &[(&str, &str)],
+    ) -> TraceEvent {
         TraceEvent {
             time: Duration::from_millis(time_ms),
             host: host.to_owned(),
@@ -276,7 +282,11 @@ mod synthetic {
             } else {
                 Source::Master
             },
-            agent_id: if uuid.is_some() { "agent-1".into() } else { String::new() },
+            agent_id: if uuid.is_some() {
+                "agent-1".into()
+            } else {
+                String::new()
+            },
             executor_id: "t1".into(),
             made_by: if uuid.is_some() {
                 "SOURCE_EXECUTOR".into()
@@ -292,11 +302,41 @@ mod synthetic {
     #[test]
     fn reboot_catches_the_old_agent_back_in_a_later_incarnation() {
         let trace = vec![
-            event(0, "agent1", "agent", "registered with master", &[("agent", "agent-old")]),
-            event(10, "master1", "master", "agent registered", &[("agent", "agent-old")]),
-            event(20_100, "agent1", "agent", "machine rebooted: agent state not recovered, registering as a new agent", &[]),
-            event(40_000, "agent1", "agent", "recovered agent", &[("agent", "agent-old")]),
-            event(40_100, "master1", "master", "agent re-registered", &[("agent", "agent-old")]),
+            event(
+                0,
+                "agent1",
+                "agent",
+                "registered with master",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                10,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                20_100,
+                "agent1",
+                "agent",
+                "machine rebooted: agent state not recovered, registering as a new agent",
+                &[],
+            ),
+            event(
+                40_000,
+                "agent1",
+                "agent",
+                "recovered agent",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                40_100,
+                "master1",
+                "master",
+                "agent re-registered",
+                &[("agent", "agent-old")],
+            ),
         ];
         let observations = Observations {
             reboots: vec![Duration::from_secs(10)],
@@ -311,10 +351,34 @@ mod synthetic {
         assert_eq!(violations.len(), 2, "{violations:?}");
         // A crash after the new boot's own registration recovers the new agent: fine.
         let fine = vec![
-            event(0, "master1", "master", "agent registered", &[("agent", "agent-old")]),
-            event(20_100, "master1", "master", "agent registered", &[("agent", "agent-new")]),
-            event(40_000, "agent1", "agent", "recovered agent", &[("agent", "agent-new")]),
-            event(40_100, "master1", "master", "agent re-registered", &[("agent", "agent-new")]),
+            event(
+                0,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                20_100,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-new")],
+            ),
+            event(
+                40_000,
+                "agent1",
+                "agent",
+                "recovered agent",
+                &[("agent", "agent-new")],
+            ),
+            event(
+                40_100,
+                "master1",
+                "master",
+                "agent re-registered",
+                &[("agent", "agent-new")],
+            ),
         ];
         assert!(oracles::reboot::check(&fine, &observations).is_empty());
     }
@@ -336,7 +400,12 @@ mod synthetic {
         // A reconciliation answer running ahead of the stream is allowed (L4).
         observations.history.deliveries = vec![
             delivery(100, TaskState::TaskRunning, "REASON_NONE", Some(1)),
-            delivery(30_000, TaskState::TaskFinished, "REASON_RECONCILIATION", None),
+            delivery(
+                30_000,
+                TaskState::TaskFinished,
+                "REASON_RECONCILIATION",
+                None,
+            ),
             delivery(45_000, TaskState::TaskFinished, "REASON_NONE", Some(2)),
         ];
         assert!(oracles::terminal::check(&observations).is_empty());
@@ -350,10 +419,38 @@ mod synthetic {
         let finished = Uuid([2; 16]).to_string();
         let late = Uuid([3; 16]).to_string();
         let trace = vec![
-            event(100, "agent1", "agent", "status update accepted", &[("task", "t1"), ("state", "TASK_FINISHED"), ("uuid", &finished)]),
-            event(100, "agent1", "agent", "acknowledged status update to executor", &[("task", "t1"), ("uuid", &finished)]),
-            event(110, "agent1", "agent", "status update accepted", &[("task", "t1"), ("state", "TASK_RUNNING"), ("uuid", &late)]),
-            event(110, "agent1", "agent", "acknowledged status update to executor", &[("task", "t1"), ("uuid", &late)]),
+            event(
+                100,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[
+                    ("task", "t1"),
+                    ("state", "TASK_FINISHED"),
+                    ("uuid", &finished),
+                ],
+            ),
+            event(
+                100,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[("task", "t1"), ("uuid", &finished)],
+            ),
+            event(
+                110,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[("task", "t1"), ("state", "TASK_RUNNING"), ("uuid", &late)],
+            ),
+            event(
+                110,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[("task", "t1"), ("uuid", &late)],
+            ),
         ];
         let mut observations = Observations::default();
         observations.seen = vec![revenant_sim::cluster::Seen {

@@ -72,14 +72,17 @@ fn duplicates(history: &History, corruption_injected: bool) -> Vec<Violation> {
                 order.entry(&delivery.task).or_default().push(uuid);
             }
             Some(earlier) => {
-                if (&earlier.task, earlier.state, &earlier.reason, &earlier.agent_id)
-                    != (
-                        &delivery.task,
-                        delivery.state,
-                        &delivery.reason,
-                        &delivery.agent_id,
-                    )
-                {
+                if (
+                    &earlier.task,
+                    earlier.state,
+                    &earlier.reason,
+                    &earlier.agent_id,
+                ) != (
+                    &delivery.task,
+                    delivery.state,
+                    &delivery.reason,
+                    &delivery.agent_id,
+                ) {
                     out.push(violation(
                         delivery.time,
                         format!(
@@ -164,9 +167,7 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
     // Registrations of agent ids, from the agents' hosts: (time, agent process, id).
     let registrations: Vec<(Duration, u32, &str)> = trace
         .iter()
-        .filter(|e| {
-            e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster)
-        })
+        .filter(|e| e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster))
         .filter_map(|e| Some((e.time, agent_of_host(&e.host)?, e.field("agent")?)))
         .collect();
     let boot_at = |agent: u32, time: Duration| -> Option<u64> {
@@ -246,7 +247,10 @@ fn left_behind(scenario: &Scenario, observations: &Observations) -> Vec<Violatio
                 .or_default()
                 .insert(&delivery.task);
         }
-        if !known.get(delivery.task.as_str()).is_some_and(|s| is_terminal(*s)) {
+        if !known
+            .get(delivery.task.as_str())
+            .is_some_and(|s| is_terminal(*s))
+        {
             known.insert(&delivery.task, delivery.state);
         }
     }

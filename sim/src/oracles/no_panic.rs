@@ -22,19 +22,16 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
     // An agent's panic is also seen as its outcome (kept for a panic the hook could not
     // attribute to this run, e.g. one raised while the history was not recording).
     if out.is_empty() {
-        out.extend(
-            observations
-                .agent_exits
-                .iter()
-                .filter_map(|(time, _, outcome)| match outcome {
-                    AgentOutcome::Panicked(message) => Some(Violation {
-                        time: *time,
-                        oracle: "no_panic",
-                        message: format!("the agent panicked: {message}"),
-                    }),
-                    _ => None,
+        out.extend(observations.agent_exits.iter().filter_map(
+            |(time, _, outcome)| match outcome {
+                AgentOutcome::Panicked(message) => Some(Violation {
+                    time: *time,
+                    oracle: "no_panic",
+                    message: format!("the agent panicked: {message}"),
                 }),
-        );
+                _ => None,
+            },
+        ));
     }
     out
 }

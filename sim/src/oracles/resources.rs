@@ -110,10 +110,7 @@ fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) ->
                 && e.time >= start.time
                 && next.is_none_or(|n| e.time < n)
         });
-        let expected = start
-            .resources_on_disk
-            .clone()
-            .filter(|r| !r.is_empty());
+        let expected = start.resources_on_disk.clone().filter(|r| !r.is_empty());
         let mut recovered: Option<&str> = None;
         for event in mine {
             if event.is(Decision::RecoveredCheckpointedResources) {
