@@ -452,14 +452,16 @@ mod synthetic {
                 &[("task", "t1"), ("uuid", &late)],
             ),
         ];
-        let mut observations = Observations::default();
-        observations.seen = vec![revenant_sim::cluster::Seen {
-            time: Duration::from_millis(200),
-            task: "t1".into(),
-            state: TaskState::TaskFinished,
-            reason: "REASON_NONE".into(),
-            uuid: Some(Uuid([2; 16])),
-        }];
+        let mut observations = Observations {
+            seen: vec![revenant_sim::cluster::Seen {
+                time: Duration::from_millis(200),
+                task: "t1".into(),
+                state: TaskState::TaskFinished,
+                reason: "REASON_NONE".into(),
+                uuid: Some(Uuid([2; 16])),
+            }],
+            ..Observations::default()
+        };
         assert!(oracles::delivery::check(&trace, &observations).is_empty());
         observations.seen.clear();
         assert_eq!(oracles::delivery::check(&trace, &observations).len(), 2);

@@ -190,8 +190,7 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
         // The boot of the latest registration of the delivery's agent id before it.
         let Some((agent, boot)) = registrations
             .iter()
-            .filter(|(time, _, id)| *time <= delivery.time && *id == delivery.agent_id)
-            .next_back()
+            .rfind(|(time, _, id)| *time <= delivery.time && *id == delivery.agent_id)
             .and_then(|(time, agent, _)| Some((*agent, boot_at(*agent, *time)?)))
         else {
             continue;
