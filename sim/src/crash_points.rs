@@ -339,6 +339,9 @@ pub struct Settings {
     pub seed: u64,
     /// Crash states tried per power-loss point, at most (0: no power losses).
     pub power_loss_states: usize,
+    /// Whether to run the agent deaths (the command always does; a test may look at
+    /// power losses only).
+    pub deaths: bool,
     /// Worker threads.
     pub jobs: usize,
     /// Test-only breakage, for showing that the search finds a broken rule.
@@ -446,7 +449,10 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
     // Jobs: every point with a process death, and every point right after an operation
     // that changed the disk with a power loss (rule CP-2); crash state 0 first, the
     // others once state 0 told how many there are.
-    let mut jobs: Vec<(usize, Mode)> = (0..ops.len()).map(|i| (i, Mode::Process)).collect();
+    let mut jobs: Vec<(usize, Mode)> = Vec::new();
+    if settings.deaths {
+        jobs.extend((0..ops.len()).map(|i| (i, Mode::Process)));
+    }
     if settings.power_loss_states > 0 {
         for i in 1..ops.len() {
             if ops[i - 1].changes_disk {

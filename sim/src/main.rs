@@ -206,6 +206,7 @@ fn main() -> ExitCode {
             let settings = revenant_sim::crash_points::Settings {
                 seed,
                 power_loss_states,
+                deaths: true,
                 jobs,
                 breakage: Default::default(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),

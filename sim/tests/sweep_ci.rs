@@ -64,7 +64,18 @@ fn sweep_of_the_swarm_scenarios_is_green() {
         summary.nondeterministic
     );
     assert!(summary.determinism_checked >= (seeds / 100) as usize);
+    // Every listed coverage point is reached by some run (docs/crash-points.md CV-4),
+    // judged on sweeps of CI's size (a quick sweep of a few seeds only prints the table).
+    eprint!("{}", sweep::coverage_table(&summary.coverage));
+    let never = sweep::unreached(&summary.coverage);
+    assert!(
+        seeds < COVERAGE_JUDGED_FROM_SEEDS || never.is_empty(),
+        "coverage points never reached in {seeds} seeds: {never:?}"
+    );
 }
+
+/// Sweeps of at least this many seeds must reach every listed coverage point.
+const COVERAGE_JUDGED_FROM_SEEDS: u64 = 500;
 
 #[test]
 fn a_seed_gives_the_same_trace_bytes_twice() {
