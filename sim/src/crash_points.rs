@@ -440,7 +440,11 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
     counting.record_agent_ops = true;
     let baseline = cluster::run(&long, settings.seed, &counting);
     let recorded = take_report();
-    let ops: Vec<AgentOp> = recorded.ops.into_iter().filter(|op| op.time < end).collect();
+    let ops: Vec<AgentOp> = recorded
+        .ops
+        .into_iter()
+        .filter(|op| op.time < end)
+        .collect();
     let mut report = Report {
         scenario: scenario.name.clone(),
         baseline_violations: rule_violations(baseline.violations),
@@ -521,7 +525,7 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
                             violations,
                         });
                     }
-                    if settings.progress && (index + 1) % 20 == 0 {
+                    if settings.progress && (index + 1).is_multiple_of(20) {
                         eprint!("\r{}/{total} runs ", index + 1);
                     }
                 });

@@ -322,7 +322,9 @@ pub fn coverage_table(coverage: &BTreeMap<&'static str, usize>) -> String {
     }
     for point in coverage.keys() {
         if !revenant::coverage::POINTS.contains(point) {
-            out.push_str(&format!("reached but not listed in revenant::coverage::POINTS: {point}\n"));
+            out.push_str(&format!(
+                "reached but not listed in revenant::coverage::POINTS: {point}\n"
+            ));
         }
     }
     out

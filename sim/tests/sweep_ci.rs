@@ -220,9 +220,18 @@ fn every_coverage_point_is_listed_and_placed() {
     );
     let unlisted: Vec<&String> = placed.difference(&listed).collect();
     let unplaced: Vec<&String> = listed.difference(&placed).collect();
-    assert!(unlisted.is_empty(), "points placed but not listed: {unlisted:?}");
-    assert!(unplaced.is_empty(), "points listed but not placed: {unplaced:?}");
+    assert!(
+        unlisted.is_empty(),
+        "points placed but not listed: {unlisted:?}"
+    );
+    assert!(
+        unplaced.is_empty(),
+        "points listed but not placed: {unplaced:?}"
+    );
     for (point, _) in sweep::EXPECTED_UNREACHED {
-        assert!(listed.contains(*point), "{point} is expected unreached but not listed");
+        assert!(
+            listed.contains(*point),
+            "{point} is expected unreached but not listed"
+        );
     }
 }
