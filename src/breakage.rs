@@ -45,4 +45,8 @@ pub struct Breakage {
     pub kill_leaves_executor_running: bool,
     /// Executors panic when they end (a panic in a task other than the agent's).
     pub executor_panics: bool,
+    /// The checkpoint store skips the parent directory's sync after renaming a
+    /// checkpoint file or a `latest` link into place: the new name may vanish in a power
+    /// loss although the agent acted on it (found by crash points with power losses).
+    pub skip_dir_sync: bool,
 }

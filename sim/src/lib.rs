@@ -13,10 +13,12 @@
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
+//! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
+pub mod crash_points;
 pub mod decision;
 pub mod drops;
 pub mod fs;
