@@ -600,7 +600,8 @@ async fn machine_main(
             let handle = machine.agent.borrow_mut().take().expect("checked");
             let outcome = match handle.await {
                 Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
-                Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
+                // Death at a filesystem operation unwinds (or aborts) the task.
+                Ok(Err(_)) | Err(_) if machine.crashed.get() => AgentOutcome::Crashed,
                 Ok(Err(error)) if machine.disk_faulted.get() => {
                     AgentOutcome::DiskFailure(error.to_string())
                 }
@@ -658,10 +659,12 @@ async fn machine_main(
                 }
             }
             apply_restart_flags(&mut config, &machine.restart_flags.borrow());
+            let task = Rc::new(RefCell::new(None));
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
                 machine.fs.clone(),
                 machine.crash_after.clone(),
                 machine.crashed.clone(),
+                task.clone(),
             ));
             let env = machine_env(&machine, seed, &label, fs);
             tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
@@ -671,6 +674,7 @@ async fn machine_main(
                 .push((now, machine.index, machine.boot.get()));
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
+            *task.borrow_mut() = Some(handle.abort_handle());
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
