@@ -76,6 +76,17 @@ pub enum Action {
     /// A copy with a uuid its sender never made arrives just before the message
     /// (acknowledgements and status updates only: the others carry no uuid, and pass).
     Forge,
+    /// Agent process `agent` (1, 2, ...) dies at the message, restarted after
+    /// `restart_ms`: a message to an agent is lost (the agent died before reading it),
+    /// any other is delivered (it died right after sending it). The death is asked of
+    /// the simulator's driver ([`take_crash_requests`]), which kills the agent before
+    /// its next step.
+    CrashAgent {
+        /// The agent process.
+        agent: u32,
+        /// Its restart delay, milliseconds.
+        restart_ms: u64,
+    },
 }
 
 /// One armed rule.
@@ -99,11 +110,28 @@ pub struct DropRule {
 
 thread_local! {
     static RULES: RefCell<Vec<DropRule>> = const { RefCell::new(Vec::new()) };
+    static CRASHES: RefCell<Vec<(u32, u64, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Forgets every rule (each run starts with none).
+/// Forgets every rule and crash request (each run starts with none).
 pub fn clear() {
     RULES.with(|rules| rules.borrow_mut().clear());
+    CRASHES.with(|crashes| crashes.borrow_mut().clear());
+}
+
+/// The agent deaths that [`Action::CrashAgent`] rules asked for since the last call, in
+/// order: (agent, restart delay in milliseconds, message kind).
+pub fn take_crash_requests() -> Vec<(u32, u64, &'static str)> {
+    CRASHES.with(|crashes| std::mem::take(&mut *crashes.borrow_mut()))
+}
+
+/// Whether the agent (not an executor) reads a message of `kind` arriving at `local`
+/// from `peer`: agents run on the `agent1` host beside their executors, so between the
+/// two the kind tells which end reads it.
+fn read_by_agent(kind: &str, local: &str, peer: &str) -> bool {
+    local == "agent1"
+        && (peer != "agent1"
+            || ["register_executor", "reregister_executor", "status_update"].contains(&kind))
 }
 
 /// Arms a rule.
@@ -167,6 +195,14 @@ fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
             Action::Drop => "message dropped",
             Action::Duplicate => "message duplicated",
             Action::Forge => "forged copy of a message delivered first",
+            Action::CrashAgent { agent, restart_ms } => {
+                CRASHES.with(|crashes| crashes.borrow_mut().push((agent, restart_ms, kind)));
+                if read_by_agent(kind, to, from) {
+                    "agent dies as the message arrives (message lost)"
+                } else {
+                    "agent dies as the message passes"
+                }
+            }
         };
         tracing::info!(target: "revenant_sim", kind, from, to, task = task.as_deref().unwrap_or("-"), state = state.as_deref().unwrap_or("-"), "{what}");
         Some(rule.action)
@@ -239,6 +275,11 @@ impl FilteredStream {
                 .and_then(|body| take(body, &self.peer, &self.local).map(|a| (body, a)));
             match action {
                 None => self.ready.extend_from_slice(&frame),
+                Some((body, Action::CrashAgent { .. })) => {
+                    if !read_by_agent(revenant::wire::kind(body), &self.local, &self.peer) {
+                        self.ready.extend_from_slice(&frame);
+                    }
+                }
                 Some((_, Action::Drop)) => {}
                 Some((_, Action::Duplicate)) => {
                     self.ready.extend_from_slice(&frame);

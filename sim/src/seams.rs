@@ -357,6 +357,38 @@ pub struct ProcessTable {
     pub next_start: u64,
 }
 
+/// Death at a process operation: the agent process dies at its N-th process operation
+/// (launch, signal) from when it is armed, after the operation took effect and before
+/// it returns, in the way [`ProcessFs`] dies at a filesystem operation.
+#[derive(Clone, Default)]
+pub struct ProcessDeath {
+    /// Operations left before the process dies; `None` when not armed.
+    pub crash_after: Rc<Cell<Option<u64>>>,
+    /// Set once the process died (shared with its [`ProcessFs`]).
+    pub crashed: Rc<Cell<bool>>,
+    /// The incarnation's task, aborted when it dies.
+    pub task: Rc<RefCell<Option<tokio::task::AbortHandle>>>,
+}
+
+impl ProcessDeath {
+    /// Counts one operation, and ends the calling process there if it is the one.
+    fn step(&self) {
+        let Some(left) = self.crash_after.get() else {
+            return;
+        };
+        if left > 0 {
+            self.crash_after.set(Some(left - 1));
+            return;
+        }
+        self.crash_after.set(None);
+        self.crashed.set(true);
+        if let Some(task) = self.task.borrow().as_ref() {
+            task.abort();
+        }
+        std::panic::resume_unwind(Box::new(SimulatedDeath));
+    }
+}
+
 /// Executors as simulated processes on the agent's machine: `launch` spawns the real
 /// executor code as a task on the machine's runtime, detached from the agent, so it
 /// survives an agent crash and dies with the machine.
@@ -367,6 +399,8 @@ pub struct SimProcesses {
     pub env_for: Rc<dyn Fn(u32) -> Env>,
     /// The agent process (1, 2, ...) that launches through this handle (0: none).
     pub owner: u32,
+    /// Death at a process operation of the process using this handle, if it can die so.
+    pub death: Option<ProcessDeath>,
 }
 
 impl Processes for SimProcesses {
@@ -407,6 +441,9 @@ impl Processes for SimProcesses {
                 exited,
             },
         );
+        if let Some(death) = &self.death {
+            death.step();
+        }
         Ok(id)
     }
 
@@ -421,12 +458,17 @@ impl Processes for SimProcesses {
     }
 
     fn signal(&self, process: &ProcessId, _signal: Signal) -> io::Result<()> {
-        let table = self.table.borrow();
-        if let Some(entry) = table.processes.get(&process.pid) {
-            if entry.id.start_time == process.start_time {
-                entry.handle.abort();
-                entry.exited.set(true);
+        {
+            let table = self.table.borrow();
+            if let Some(entry) = table.processes.get(&process.pid) {
+                if entry.id.start_time == process.start_time {
+                    entry.handle.abort();
+                    entry.exited.set(true);
+                }
             }
+        }
+        if let Some(death) = &self.death {
+            death.step();
         }
         Ok(())
     }
