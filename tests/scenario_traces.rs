@@ -227,6 +227,7 @@ catalogue!(
     tasks_missing_from_agent_reconciled,
     torn_down_framework_executor_killed_after_grace_period,
     torn_down_framework_shut_down_on_reregistration,
+    torn_update_append_cut_on_restart,
     unexpected_ack_ignored,
     unregistered_executor_lost_after_restart,
 );

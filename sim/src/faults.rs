@@ -2,7 +2,8 @@
 //! draws them, the timer-boundary weighting of drawn durations, and the operator damage
 //! done to an agent's disk while it is down.
 //!
-//! Every draw here comes from a random stream of its own (`derive_seed(seed, label)`),
+//! The rules are docs/simulator-reach.md rules 4 to 9. Every draw here comes from a
+//! random stream of its own (`derive_seed(seed, label)`),
 //! never from the shared `swarm` stream of [`crate::cluster::schedule_for`], so a
 //! scenario that does not ask for these draws runs exactly as before: pinned regression
 //! seeds reproduce what they pin.

@@ -278,7 +278,8 @@ impl Fault {
         }
     }
 
-    /// An append it fails first writes a prefix of its bytes, as a real `write` may
+    /// (docs/simulator-reach.md rule 3) An append it fails first writes a prefix of its
+    /// bytes, as a real `write` may
     /// return short on `ENOSPC` or `EIO` and the next call then fail: at least one byte
     /// and fewer than all (the length drawn from the fault RNG), so that the file ends in
     /// a partial record. The other operations it fails still fail before any effect.
@@ -1256,7 +1257,7 @@ impl SimFs {
         self.state.borrow_mut().counters = Counters::default();
     }
 
-    /// `remove_dir_all` as a real disk does it: one unlink at a time, children before
+    /// `remove_dir_all` as a real disk does it (docs/simulator-reach.md rule 2): one unlink at a time, children before
     /// their directory, in byte order, depth first, then the directory itself. `step`
     /// is called before each unlink (after the call itself is counted and checked
     /// against the injected faults); an error from it stops the removal there, leaving

@@ -41,7 +41,9 @@ enum Command {
     },
     /// Run scenarios over many seeds.
     Sweep {
-        /// Scenario files or directories (default: the swarm scenarios in `scenarios/`).
+        /// Scenario files or directories (default: every scenario in `scenarios/`: swarm
+        /// scenarios over every seed, regression ones over their pinned seeds, fixed
+        /// ones over the first `--fixed-seeds` seeds).
         scenarios: Vec<PathBuf>,
         /// `N` (seeds 0..N) or `A..B`.
         #[arg(long, default_value = "100")]
@@ -58,9 +60,17 @@ enum Command {
         /// Run every N-th seed twice and compare traces (0: never).
         #[arg(long, default_value_t = 50)]
         determinism_every: u64,
-        /// Sweep every scenario given or found, not only swarm scenarios.
+        /// Sweep only the swarm and regression scenarios found, not the fixed ones.
+        #[arg(long, conflicts_with = "all")]
+        swarm_only: bool,
+        /// Kept for old command lines: every scenario found is swept unless
+        /// `--swarm-only`.
         #[arg(long)]
         all: bool,
+        /// Fixed scenarios run only the first N seeds of the range (default: 5 when no
+        /// scenario is named, every seed when some are).
+        #[arg(long)]
+        fixed_seeds: Option<u64>,
     },
     /// Re-run a recorded failure (a `.repro.toml` written by `sweep`).
     Replay {
@@ -82,13 +92,19 @@ fn main() -> ExitCode {
             shard,
             out,
             determinism_every,
+            swarm_only,
             all,
+            fixed_seeds,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
                 let seed_count = seeds.end.saturating_sub(seeds.start);
                 let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
-                let files = sweep::scenario_files(&scenarios, scenarios.is_empty() && !all)?;
+                let _ = all;
+                let fixed_seeds = fixed_seeds.or(scenarios
+                    .is_empty()
+                    .then_some(sweep::FIXED_SEEDS_DEFAULT));
+                let files = sweep::scenario_files(&scenarios, swarm_only)?;
                 if files.is_empty() {
                     return Err("no scenarios to sweep".into());
                 }
@@ -106,6 +122,7 @@ fn main() -> ExitCode {
                 let summary = sweep::sweep(
                     &files,
                     seeds,
+                    fixed_seeds,
                     shard,
                     jobs,
                     Some(&out),

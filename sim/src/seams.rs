@@ -172,8 +172,8 @@ impl BootId for SimBootId {
 #[derive(Debug)]
 pub struct SimulatedDeath;
 
-/// A filesystem handle for one process incarnation. When armed, the process dies at an
-/// exact filesystem operation, at once: that operation never returns (the calling task
+/// A filesystem handle for one process incarnation (docs/simulator-reach.md rules 1
+/// and 2). When armed, the process dies at an exact filesystem operation, at once: that operation never returns (the calling task
 /// unwinds with [`SimulatedDeath`], which no panic hook sees) and the incarnation's task
 /// is aborted, so no code of the process runs after it, even when the caller would only
 /// have logged the error. The effects of the operations before it stay (the kernel
@@ -357,7 +357,7 @@ pub struct ProcessTable {
     pub next_start: u64,
 }
 
-/// Death at a process operation: the agent process dies at its N-th process operation
+/// Death at a process operation (docs/simulator-reach.md rule 5): the agent process dies at its N-th process operation
 /// (launch, signal) from when it is armed, after the operation took effect and before
 /// it returns, in the way [`ProcessFs`] dies at a filesystem operation.
 #[derive(Clone, Default)]

@@ -26,9 +26,20 @@ fn ids_of(trace: &[TraceEvent], agent: u32) -> BTreeSet<&str> {
 }
 
 /// The master's last view of agent process `agent`'s checkpointed resources (time,
-/// resources), if it holds one.
+/// resources), if it holds one: its view of the id the agent process registered under
+/// last. A view of an earlier id died with it: a removed agent's dynamic reservations
+/// are not the new agent's, which starts from its `--resources`.
 pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(std::time::Duration, &str)> {
     let ids = ids_of(trace, agent);
+    let last_id = trace
+        .iter()
+        .rev()
+        .filter(|e| agent_of_host(&e.host) == Some(agent) && e.role == "agent")
+        .filter(|e| {
+            e.message == "registered with master" || e.message == "re-registered with master"
+        })
+        .find_map(|e| e.field("agent"));
+    let ids: BTreeSet<&str> = ids.into_iter().filter(|id| Some(*id) == last_id).collect();
     trace
         .iter()
         .rev()
