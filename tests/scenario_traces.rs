@@ -177,6 +177,7 @@ fn a_rule_change_fails_exactly_its_snapshots() {
 }
 
 catalogue!(
+    agent_dies_at_executor_launch,
     agent_dies_between_write_and_sync,
     agent_leaves_on_sigusr1,
     agent_reconfiguration_additive_keeps_id,

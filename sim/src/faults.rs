@@ -40,7 +40,7 @@ pub fn draws_from_shared_stream(kind: FaultKind) -> bool {
     SHARED_STREAM_KINDS.contains(&kind)
 }
 
-/// The message kinds a swarm drops, duplicates or crashes the agent at: the messages of
+/// The message kinds a swarm duplicates or crashes the agent at: the messages of
 /// registration, launch, status updates and their acknowledgements, executor
 /// (re-)registration, kills and shutdowns.
 pub const SWARM_MESSAGES: &[&str] = &[
@@ -57,6 +57,20 @@ pub const SWARM_MESSAGES: &[&str] = &[
     "reregister_executor",
     "reconnect_executor",
     "shutdown_executor",
+    "ping",
+    "pong",
+];
+
+/// The message kinds a swarm drops: those whose sender repeats them until answered
+/// (status updates until acknowledged, registrations until registered) and the pings,
+/// whose loss the timeouts cover. Losing any other message alone, on a connection
+/// that stays up, is a state a TCP connection cannot show (its messages arrive in
+/// order or the connection breaks), so only fixed scenarios drop them, on purpose.
+pub const SWARM_DROPPED_MESSAGES: &[&str] = &[
+    "register_agent",
+    "reregister_agent",
+    "status_update",
+    "acknowledgement",
     "ping",
     "pong",
 ];
@@ -119,6 +133,13 @@ pub fn weight_boundaries(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]
     if swarm.boundary_weight <= 0.0 || timeouts.is_empty() {
         return;
     }
+    // Only the timeouts a drawn downtime could come near (up to 1.1 times the longest
+    // drawn restart delay): a downtime at a longer one would outlast the run.
+    let reach = swarm.restart_after_s[1].max(swarm.restart_after_s[0]) * 1.1;
+    let timeouts: Vec<f64> = timeouts.into_iter().filter(|t| *t <= reach).collect();
+    if timeouts.is_empty() {
+        return;
+    }
     let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-boundaries"));
     for fault in drawn {
         let field = match fault.kind {
@@ -168,7 +189,12 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                 (scenario.agents > 1).then(|| AgentTarget::One(rng.gen_range(1..=scenario.agents)));
             let mut fault = FaultSpec::new(at_s, *kind);
             match kind {
-                FaultKind::Drop | FaultKind::Duplicate => {
+                FaultKind::Drop => {
+                    let messages = SWARM_DROPPED_MESSAGES;
+                    fault.message = Some(messages[rng.gen_range(0..messages.len())].to_owned());
+                    fault.count = Some(rng.gen_range(1..=2));
+                }
+                FaultKind::Duplicate => {
                     fault.message =
                         Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
                     fault.count = Some(rng.gen_range(1..=2));
@@ -282,10 +308,16 @@ fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// Operator damage: deletes (durably) one executor's latest run directory, leaving
-/// `runs/latest` dangling; says which, or `None` when there is none.
+/// Operator damage: deletes (durably) the latest run directory of one executor whose
+/// run completed (`executor.sentinel`: its updates were all acknowledged), leaving
+/// `runs/latest` dangling, as a collection cut short or an operator's clean-up does;
+/// says which, or `None` when there is none. (Deleting a live run's directory would
+/// destroy updates the agent promised to deliver: no rule can hold after that.)
 pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<String> {
-    let runs = latest_runs(fs, work_dir);
+    let runs: Vec<(PathBuf, String)> = latest_runs(fs, work_dir)
+        .into_iter()
+        .filter(|(runs, container)| fs.exists(&runs.join(container).join("executor.sentinel")))
+        .collect();
     if runs.is_empty() {
         return None;
     }

@@ -66,6 +66,25 @@
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
 //!
+//! A swarm (`[swarm]`) gives expected faults per minute of each kind it lists
+//! (`[swarm.per_minute]`, any [`FaultKind`], message faults included: the seed draws the
+//! message), and may add timer boundaries and workload knobs (docs/simulator-reach.md):
+//!
+//! ```toml
+//! [swarm]
+//! kind_on_probability = 0.5     # each listed kind is on in a run with this probability
+//! restart_after_s = [1.0, 60.0] # drawn downtimes
+//! boundary_weight = 0.3         # share of downtimes/partitions/delays at a timeout +/- 5%
+//! gc_delay_s = [10.0, 240.0]    # --gc_delay drawn per run
+//! reservations = 2              # up to 2 dynamic reservations at drawn times
+//! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
+//!
+//! [swarm.per_minute]
+//! agent_crash = 1.0
+//! torn_append = 0.2
+//! drop = 0.3
+//! ```
+//!
 //! Several agent processes on one machine (`agents = 2`): agent k listens on port
 //! 5050 + k with work directory `/var/lib/revenant-k` (agent 1 keeps
 //! `/var/lib/revenant`), and its trace lines name host `agent1/k` (agent 1's stay

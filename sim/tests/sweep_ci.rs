@@ -207,7 +207,7 @@ fn swarm_draws_timer_boundaries_and_workload_knobs() {
             }
         }
         let knobs = revenant_sim::faults::with_knobs(&scenario, seed);
-        if knobs.agent.gc_delay_s < 240.0 + 1e-9 {
+        if knobs.agent.gc_delay_s < 90.0 + 1e-9 {
             short_gc += 1;
         }
         if !knobs.reservations.is_empty() {
@@ -227,7 +227,7 @@ fn swarm_draws_timer_boundaries_and_workload_knobs() {
         "{near} of {drawn} drawn durations near a timeout"
     );
     assert!(below > 0 && above > 0, "below {below}, above {above}");
-    assert_eq!(short_gc, 200, "every run draws gc_delay in [10, 240] s");
+    assert_eq!(short_gc, 200, "every run draws gc_delay in [10, 90] s");
     assert!(reserving > 50, "{reserving} runs with reservations");
     assert!(large > 10, "{large} tasks near the frame maximum");
 }
