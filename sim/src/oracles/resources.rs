@@ -40,18 +40,27 @@ pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(std::time::Durat
         })
         .find_map(|e| e.field("agent"));
     let ids: BTreeSet<&str> = ids.into_iter().filter(|id| Some(*id) == last_id).collect();
-    trace
-        .iter()
-        .rev()
-        .find(|e| {
-            e.role == "master"
-                && e.field("agent").is_some_and(|id| ids.contains(id))
-                && (e.message.starts_with("reserved resources")
-                    || e.message.starts_with(
-                        "re-sending the master's view of the agent's checkpointed resources",
-                    ))
-        })
-        .and_then(|e| Some((e.time, e.field("resources")?)))
+    let view = trace.iter().rev().find(|e| {
+        e.role == "master"
+            && e.field("agent").is_some_and(|id| ids.contains(id))
+            && (e.message.starts_with("reserved resources")
+                || e.message.starts_with(
+                    "re-sending the master's view of the agent's checkpointed resources",
+                ))
+    })?;
+    // A master that crashed after it took the view, and that no master re-sent since,
+    // took the view with it (reservations live in the agent's checkpoint, not in the
+    // masters' registry): the agent may have missed it with the master's connection.
+    let crashed_since = trace.iter().any(|e| {
+        e.time >= view.time
+            && e.message == "fault injected"
+            && e.field("fault")
+                .is_some_and(|f| f.starts_with(&format!("{} crashed", view.host)))
+    });
+    if crashed_since {
+        return None;
+    }
+    Some((view.time, view.field("resources")?))
 }
 
 /// Checks that agent process `agent` ended with the master's view checkpointed.
