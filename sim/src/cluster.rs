@@ -27,7 +27,8 @@ use crate::scenario::{
     AGENT_PROCESS_FAULTS,
 };
 use crate::seams::{
-    derive_seed, ProcessDeath, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
+    derive_seed, ProcessDeath, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet,
+    SimProcesses,
 };
 use crate::trace::{self, Recorder, TraceBuffer, TraceEvent};
 

@@ -101,9 +101,8 @@ fn main() -> ExitCode {
                 let seed_count = seeds.end.saturating_sub(seeds.start);
                 let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
                 let _ = all;
-                let fixed_seeds = fixed_seeds.or(scenarios
-                    .is_empty()
-                    .then_some(sweep::FIXED_SEEDS_DEFAULT));
+                let fixed_seeds =
+                    fixed_seeds.or(scenarios.is_empty().then_some(sweep::FIXED_SEEDS_DEFAULT));
                 let files = sweep::scenario_files(&scenarios, swarm_only)?;
                 if files.is_empty() {
                     return Err("no scenarios to sweep".into());

@@ -855,7 +855,9 @@ impl Scenario {
                 .iter()
                 .find(|(_, rate)| !(**rate >= 0.0 && rate.is_finite()))
             {
-                return Err(format!("swarm.per_minute: {kind:?} has rate {rate}, not >= 0"));
+                return Err(format!(
+                    "swarm.per_minute: {kind:?} has rate {rate}, not >= 0"
+                ));
             }
         }
         if let Some(resources) = &self.agent.resources {

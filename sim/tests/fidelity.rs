@@ -63,13 +63,25 @@ fn death_at_an_operation_whose_error_is_ignored_ends_the_task_there() {
     let error = outcome.expect_err("the task ended abnormally");
     let payload = error.into_panic();
     assert!(payload.downcast_ref::<SimulatedDeath>().is_some());
-    assert!(fs.exists(Path::new("/w/a")), "the operation before it stays");
-    assert!(!fs.exists(Path::new("/w/b")), "the operation it died at never happened");
+    assert!(
+        fs.exists(Path::new("/w/a")),
+        "the operation before it stays"
+    );
+    assert!(
+        !fs.exists(Path::new("/w/b")),
+        "the operation it died at never happened"
+    );
     assert!(!fs.exists(Path::new("/w/c")));
 }
 
 fn run_tree(fs: &SimFs) {
-    for dir in ["/w", "/w/runs", "/w/runs/c1", "/w/runs/c1/pids", "/w/runs/c1/tasks"] {
+    for dir in [
+        "/w",
+        "/w/runs",
+        "/w/runs/c1",
+        "/w/runs/c1/pids",
+        "/w/runs/c1/tasks",
+    ] {
         fs.create_dir(Path::new(dir)).expect("mkdir");
     }
     fs.write(Path::new("/w/runs/c1/pids/forked.pid"), b"1001 1 boot")
@@ -99,11 +111,7 @@ fn recursive_removal_is_many_operations_and_a_death_can_land_part_way() {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             process.remove_dir_all(Path::new("/w/runs/c1"))
         }));
-        let tree: Vec<String> = fs
-            .tree()
-            .keys()
-            .map(|p| p.display().to_string())
-            .collect();
+        let tree: Vec<String> = fs.tree().keys().map(|p| p.display().to_string()).collect();
         if ops <= unlinks {
             assert!(result.is_err(), "death at operation {ops} unwinds");
             assert!(crashed.get());
@@ -114,11 +122,17 @@ fn recursive_removal_is_many_operations_and_a_death_can_land_part_way() {
         if ops == unlinks {
             // Everything below is gone, the directory itself still there.
             assert!(fs.is_dir(Path::new("/w/runs/c1")), "{tree:?}");
-            assert!(fs.list_dir(Path::new("/w/runs/c1")).expect("list").is_empty());
+            assert!(fs
+                .list_dir(Path::new("/w/runs/c1"))
+                .expect("list")
+                .is_empty());
         }
         if ops > unlinks {
             assert!(!fs.exists(Path::new("/w/runs/c1")));
-            assert!(fs.read_link(Path::new("/w/runs/latest")).is_ok(), "latest dangles");
+            assert!(
+                fs.read_link(Path::new("/w/runs/latest")).is_ok(),
+                "latest dangles"
+            );
         }
         states.insert(tree);
     }
@@ -180,7 +194,8 @@ fn a_torn_append_leaves_a_prefix_and_fails() {
         let tail = &data[4..];
         assert!(!tail.is_empty() && tail.len() < record.len(), "{tail:?}");
         assert_eq!(tail, &record[..tail.len()]);
-        fs.append(Path::new("/w/log"), b"!").expect("the fault is spent");
+        fs.append(Path::new("/w/log"), b"!")
+            .expect("the fault is spent");
     }
 }
 

@@ -38,7 +38,8 @@ fn sweep_of_every_scenario_is_green() {
         .map(|n| n.get())
         .unwrap_or(2);
     let seeds = seeds_from_env(2000);
-    let fixed_seeds = seeds_from_env_named("REVENANT_SWEEP_FIXED_SEEDS", sweep::FIXED_SEEDS_DEFAULT);
+    let fixed_seeds =
+        seeds_from_env_named("REVENANT_SWEEP_FIXED_SEEDS", sweep::FIXED_SEEDS_DEFAULT);
     let summary = sweep::sweep(
         &files,
         0..seeds,
