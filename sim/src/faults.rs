@@ -61,18 +61,24 @@ pub const SWARM_MESSAGES: &[&str] = &[
     "pong",
 ];
 
-/// The message kinds a swarm drops: those whose sender repeats them until answered
-/// (status updates until acknowledged, registrations until registered) and the pings,
-/// whose loss the timeouts cover. Losing any other message alone, on a connection
-/// that stays up, is a state a TCP connection cannot show (its messages arrive in
-/// order or the connection breaks), so only fixed scenarios drop them, on purpose.
-pub const SWARM_DROPPED_MESSAGES: &[&str] = &[
-    "register_agent",
-    "reregister_agent",
-    "status_update",
-    "acknowledgement",
-    "ping",
-    "pong",
+/// The messages a swarm drops, as (kind, from, to): those whose sender repeats them
+/// until answered, on the hops where it does (the agent retries a status update until
+/// the framework's acknowledgement comes back through the master, so either may be lost
+/// between the agent, the master and the framework; registrations are retried until
+/// registered) and the pings, whose loss the timeouts cover. An executor does not
+/// repeat an update on a live connection (only after the agent comes back), so the
+/// executor's hop is left out, as is any other message: losing one alone on a
+/// connection that stays up is a state a TCP connection cannot show (it delivers in
+/// order or breaks), so only fixed scenarios drop those, on purpose.
+pub const SWARM_DROPPED_MESSAGES: &[(&str, Option<&str>, Option<&str>)] = &[
+    ("register_agent", None, None),
+    ("reregister_agent", None, None),
+    ("status_update", Some("agent1"), Some("master1")),
+    ("status_update", Some("master1"), Some("framework")),
+    ("acknowledgement", Some("framework"), Some("master1")),
+    ("acknowledgement", Some("master1"), Some("agent1")),
+    ("ping", None, None),
+    ("pong", None, None),
 ];
 
 /// How long the agent stays down around operator damage drawn by a swarm, at least.
@@ -191,7 +197,10 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
             match kind {
                 FaultKind::Drop => {
                     let messages = SWARM_DROPPED_MESSAGES;
-                    fault.message = Some(messages[rng.gen_range(0..messages.len())].to_owned());
+                    let (message, from, to) = messages[rng.gen_range(0..messages.len())];
+                    fault.message = Some(message.to_owned());
+                    fault.from = from.map(str::to_owned);
+                    fault.to = to.map(str::to_owned);
                     fault.count = Some(rng.gen_range(1..=2));
                 }
                 FaultKind::Duplicate => {
