@@ -217,7 +217,7 @@ catalogue!(
     regression_removed_agent_updates_superseded,
     regression_updates_of_an_agent_that_left_while_disconnected,
     regression_update_after_terminal_update,
-    regression_update_after_terminal_update_failover,
+    regression_update_resent_after_terminal_update,
     regression_updates_recovered_by_an_agent_then_removed,
     reliable_registration,
     replay_checkpointed_update_after_restart,
