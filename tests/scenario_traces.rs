@@ -214,6 +214,7 @@ catalogue!(
     regression_master_answer_ahead_of_update_stream,
     regression_master_restart_forgets_rebooted_agent,
     regression_removed_agent_restarts,
+    regression_resources_death_after_rename,
     regression_removed_agent_updates_superseded,
     regression_updates_of_an_agent_that_left_while_disconnected,
     regression_update_after_terminal_update,
