@@ -1218,6 +1218,7 @@ fn arm_drop(fault: &FaultSpec, action: crate::drops::Action) -> Option<String> {
         crate::drops::Action::Duplicate => "duplicate",
         crate::drops::Action::Forge => "forge a uuid ahead of",
         crate::drops::Action::CrashAgent { .. } => "crash the agent at",
+        crate::drops::Action::Delay { .. } => "hold back",
     };
     let mut description = format!("{verb} the next {count} {kind} message(s)");
     for (label, value) in [
@@ -1536,6 +1537,11 @@ fn apply_fault(
                 },
             )?;
             Some(description)
+        }
+        FaultKind::DelayMessage => {
+            let ms = (fault.duration_s.unwrap_or(5.0).max(0.0) * 1000.0) as u64;
+            let description = arm_drop(fault, crate::drops::Action::Delay { ms })?;
+            Some(format!("{description} by {ms}ms"))
         }
         FaultKind::AgentCrashAtProcess => {
             machine.agent.borrow().as_ref()?;

@@ -11,6 +11,7 @@
 //! the same messages.
 
 use std::cell::RefCell;
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -86,6 +87,12 @@ pub enum Action {
         agent: u32,
         /// Its restart delay, milliseconds.
         restart_ms: u64,
+    },
+    /// The message, and every later one on its connection (TCP keeps the order), is
+    /// held back for `ms` milliseconds of simulated time.
+    Delay {
+        /// How long, milliseconds.
+        ms: u64,
     },
 }
 
@@ -195,6 +202,7 @@ fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
             Action::Drop => "message dropped",
             Action::Duplicate => "message duplicated",
             Action::Forge => "forged copy of a message delivered first",
+            Action::Delay { .. } => "message held back",
             Action::CrashAgent { agent, restart_ms } => {
                 CRASHES.with(|crashes| crashes.borrow_mut().push((agent, restart_ms, kind)));
                 if read_by_agent(kind, to, from) {
@@ -227,6 +235,10 @@ pub struct FilteredStream {
     /// The first bytes were seen (to recognise HTTP).
     started: bool,
     eof: bool,
+    /// While a delayed message is held back: when it is released.
+    hold: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whole frames held back behind it, in order.
+    held: Vec<u8>,
 }
 
 impl FilteredStream {
@@ -242,6 +254,8 @@ impl FilteredStream {
             passthrough: false,
             started: false,
             eof: false,
+            hold: None,
+            held: Vec::new(),
         }
     }
 
@@ -273,28 +287,45 @@ impl FilteredStream {
             let action = body
                 .as_ref()
                 .and_then(|body| take(body, &self.peer, &self.local).map(|a| (body, a)));
+            let mut out = Vec::new();
             match action {
-                None => self.ready.extend_from_slice(&frame),
+                None => out.extend_from_slice(&frame),
                 Some((body, Action::CrashAgent { .. })) => {
                     if !read_by_agent(revenant::wire::kind(body), &self.local, &self.peer) {
-                        self.ready.extend_from_slice(&frame);
+                        out.extend_from_slice(&frame);
                     }
                 }
                 Some((_, Action::Drop)) => {}
                 Some((_, Action::Duplicate)) => {
-                    self.ready.extend_from_slice(&frame);
-                    self.ready.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
                 }
                 Some((body, Action::Forge)) => {
                     if let Some(copy) = forged(body) {
-                        self.ready.extend(revenant::wire::encode(copy));
+                        out.extend(revenant::wire::encode(copy));
                     }
-                    self.ready.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
                 }
+                Some((_, Action::Delay { ms })) => {
+                    if self.hold.is_none() {
+                        let release = std::time::Duration::from_millis(ms);
+                        self.hold = Some(Box::pin(tokio::time::sleep(release)));
+                    }
+                    out.extend_from_slice(&frame);
+                }
+            }
+            if self.hold.is_some() {
+                self.held.extend(out);
+            } else {
+                self.ready.extend(out);
             }
         }
         if self.passthrough {
-            self.ready.append(&mut self.raw);
+            if self.hold.is_some() {
+                self.held.append(&mut self.raw);
+            } else {
+                self.ready.append(&mut self.raw);
+            }
         }
     }
 }
@@ -316,6 +347,16 @@ impl AsyncRead for FilteredStream {
                     this.ready_at = 0;
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(hold) = this.hold.as_mut() {
+                match hold.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        this.hold = None;
+                        this.ready.append(&mut this.held);
+                        continue;
+                    }
+                }
             }
             if this.eof {
                 if this.raw.is_empty() {

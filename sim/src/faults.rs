@@ -218,6 +218,11 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     fault.restart_after_s = Some(restart);
                     fault.on_agent = on_agent;
                 }
+                FaultKind::DelayMessage => {
+                    fault.message =
+                        Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
+                    fault.duration_s = Some(rng.gen_range(0.5..10.0));
+                }
                 FaultKind::AgentCrashAtProcess => {
                     fault.ops = Some(rng.gen_range(1..=3));
                     fault.on_agent = on_agent;

@@ -417,6 +417,9 @@ pub enum FaultKind {
     /// executor, signalling one), after the operation took effect and before it
     /// returns; restarts 1 s later.
     AgentCrashAtProcess,
+    /// The next `message` (as for `drop`, with optional `from`, `to`, `task`, `state`)
+    /// and everything after it on its connection arrive `duration_s` (default 5) late.
+    DelayMessage,
 }
 
 /// One scheduled fault.
@@ -523,6 +526,7 @@ pub const MESSAGE_FAULTS: &[FaultKind] = &[
     FaultKind::Duplicate,
     FaultKind::Forge,
     FaultKind::AgentCrashAtMessage,
+    FaultKind::DelayMessage,
 ];
 
 impl FaultKind {
@@ -533,6 +537,7 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Forge => "forge",
             FaultKind::AgentCrashAtMessage => "agent_crash_at_message",
+            FaultKind::DelayMessage => "delay_message",
             _ => "fault",
         }
     }
