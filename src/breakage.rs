@@ -33,4 +33,8 @@ pub struct Breakage {
     /// The agent ignores the master's CheckpointResources: its checkpointed resources
     /// drift from the master's view.
     pub ignore_checkpoint_resources: bool,
+    /// The checkpoint store skips the parent directory's sync after renaming a
+    /// checkpoint file or a `latest` link into place: the new name may vanish in a power
+    /// loss although the agent acted on it (found by crash points with power losses).
+    pub skip_dir_sync: bool,
 }
