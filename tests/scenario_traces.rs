@@ -178,6 +178,8 @@ fn a_rule_change_fails_exactly_its_snapshots() {
 }
 
 catalogue!(
+    acknowledgement_delayed_past_retry,
+    agent_dies_at_executor_launch,
     agent_dies_between_write_and_sync,
     agent_leaves_on_sigusr1,
     agent_reconfiguration_additive_keeps_id,
@@ -186,6 +188,7 @@ catalogue!(
     checkpointed_resources_resent_on_reregistration,
     cleanup_shuts_down_executors,
     completed_executor_not_relaunched,
+    dangling_latest_run_ignored,
     disk_full_during_checkpoint,
     dropped_forward_replayed_after_restart,
     duplicate_ack_ignored,
@@ -216,8 +219,11 @@ catalogue!(
     regression_master_answer_ahead_of_update_stream,
     regression_master_restart_forgets_rebooted_agent,
     regression_removed_agent_restarts,
+    regression_resources_death_after_rename,
     regression_removed_agent_updates_superseded,
     regression_updates_of_an_agent_that_left_while_disconnected,
+    regression_update_after_terminal_update,
+    regression_update_resent_after_terminal_update,
     regression_updates_recovered_by_an_agent_then_removed,
     reliable_registration,
     removed_agent_updates_refused,
@@ -233,6 +239,7 @@ catalogue!(
     tasks_missing_from_agent_reconciled,
     torn_down_framework_executor_killed_after_grace_period,
     torn_down_framework_shut_down_on_reregistration,
+    torn_update_append_cut_on_restart,
     unexpected_ack_ignored,
     unregistered_executor_lost_after_restart,
 );
