@@ -33,4 +33,8 @@ pub struct Breakage {
     /// The agent ignores the master's CheckpointResources: its checkpointed resources
     /// drift from the master's view.
     pub ignore_checkpoint_resources: bool,
+    /// The agent keeps an unregistered executor with no task left (no registration
+    /// timeout, no destruction when its last queued task is killed): the executor is
+    /// left behind.
+    pub keep_idle_unregistered_executors: bool,
 }

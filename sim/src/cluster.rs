@@ -502,6 +502,7 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     config.strict = flags.strict;
     config.recovery_timeout = secs(flags.recovery_timeout_s);
     config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
+    config.executor_registration_timeout = secs(flags.executor_registration_timeout_s);
     config.gc_delay = secs(flags.gc_delay_s);
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);

@@ -15,6 +15,7 @@
 //! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
 //! boot id → register or re-register with the leading master (with back-off) → run.
 
+mod lifecycle;
 pub mod registration;
 pub mod status_updates;
 
@@ -90,6 +91,9 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// `--executor_reregistration_timeout`.
     pub executor_reregistration_timeout: Duration,
+    /// `--executor_registration_timeout`: a launched executor that has not registered
+    /// within this is destroyed and its tasks fail (docs/lifecycle-rules.md rule 1).
+    pub executor_registration_timeout: Duration,
     /// `--executor_reregistration_retry_interval` (none by default): while recovering,
     /// executor connections that have not re-registered are asked again this often
     /// (their re-registration may have been lost).
@@ -135,6 +139,7 @@ impl AgentConfig {
             strict: true,
             recovery_timeout: Duration::from_secs(15 * 60),
             executor_reregistration_timeout: Duration::from_secs(2),
+            executor_registration_timeout: Duration::from_secs(60),
             executor_reregistration_retry_interval: None,
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             disk_watch_interval: Duration::from_secs(60),
@@ -244,6 +249,9 @@ struct Executor {
     tasks: BTreeMap<TaskId, TaskEntry>,
     /// Asked to shut down: killed at this time if still alive.
     kill_at: Option<Instant>,
+    /// Launched and not registered yet: destroyed at this time (docs/lifecycle-rules.md
+    /// rule 1).
+    register_by: Option<Instant>,
 }
 
 struct Framework {
@@ -661,6 +669,7 @@ impl Agent {
                     queued: Vec::new(),
                     tasks: BTreeMap::new(),
                     kill_at: None,
+                    register_by: None,
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -1213,6 +1222,7 @@ impl Agent {
         consider(self.gc.values().min().copied());
         consider(self.next_disk_check);
         consider(self.executors().filter_map(|(_, _, e)| e.kill_at).min());
+        consider(self.next_registration_deadline());
         at
     }
 
@@ -1272,6 +1282,7 @@ impl Agent {
             }
         }
         self.kill_overdue_executors(now)?;
+        self.registration_timed_out(now)?;
         self.check_executors()?;
         self.collect_garbage(now);
         Ok(())
@@ -1658,6 +1669,7 @@ impl Agent {
                 queued: Vec::new(),
                 tasks: BTreeMap::new(),
                 kill_at: None,
+                register_by: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -1788,8 +1800,13 @@ impl Agent {
                     self.store.write_forked_pid(&run, &forked)?;
                 }
                 info!(framework = %fid, executor = %eid, run = %container, "executor launched");
+                let register_by = lifecycle::registration_deadline(
+                    self.now(),
+                    self.config.executor_registration_timeout,
+                );
                 if let Some(executor) = self.executor_mut(fid, eid) {
                     executor.process = Some(process);
+                    executor.register_by = Some(register_by);
                 }
             }
             Err(error) => {
@@ -1861,6 +1878,7 @@ impl Agent {
         let executor = self.executor_mut(&fid, &eid).expect("checked above");
         let container = executor.container.clone();
         executor.phase = ExecutorPhase::Running;
+        executor.register_by = None;
         executor.outbox = Some(outbox.clone());
         let queued = std::mem::take(&mut executor.queued);
         self.send(
@@ -1966,7 +1984,8 @@ impl Agent {
                 TaskReason::ReasonTaskKilledDuringLaunch,
                 "Killed before delivery to the executor",
             );
-            return self.accept_update(&fid, update, checkpoint);
+            self.accept_update(&fid, update, checkpoint)?;
+            return self.destroy_if_idle_unregistered(&fid, &eid);
         }
         if let Some(outbox) = executor.outbox.clone() {
             self.send(
