@@ -37,4 +37,10 @@ pub struct Breakage {
     /// timeout, no destruction when its last queued task is killed): the executor is
     /// left behind.
     pub keep_idle_unregistered_executors: bool,
+    /// Garbage collection as it once was: a framework's directories only collected when
+    /// it was torn down, a completed executor's own sandbox never, recovery rescheduling
+    /// completed runs for a whole `gc_delay` again, and no old agent collected.
+    pub leak_completed_directories: bool,
+    /// Directories due together are removed in path order (meta before sandbox).
+    pub remove_meta_first: bool,
 }

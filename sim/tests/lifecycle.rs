@@ -58,3 +58,48 @@ fn left_behind_catches_an_idle_unregistered_executor() {
         vec!["left_behind"]
     );
 }
+
+fn leaking() -> Breakage {
+    Breakage {
+        leak_completed_directories: true,
+        ..Breakage::default()
+    }
+}
+
+#[test]
+fn completed_framework_is_collected_meta_and_sandbox() {
+    let scenario = "regression_completed_framework_collected.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(scenario, leaking());
+    assert!(
+        broken.contains(&"leaked") && broken.contains(&"expectations"),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn collection_survives_restarts_more_frequent_than_gc_delay() {
+    let scenario = "regression_gc_across_restarts.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(scenario, leaking());
+    assert!(
+        broken.contains(&"leaked") && broken.contains(&"expectations"),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn old_agents_are_collected_after_a_reboot() {
+    let scenario = "regression_old_agent_collected.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    assert_eq!(oracles_failing(scenario, leaking()), vec!["leaked"]);
+}

@@ -15,6 +15,7 @@
 //! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
 //! boot id → register or re-register with the leading master (with back-off) → run.
 
+mod gc;
 mod lifecycle;
 pub mod registration;
 pub mod status_updates;
@@ -637,27 +638,9 @@ impl Agent {
                 let run_state = &executor_state.runs[&latest_run];
                 if run_state.completed {
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
-                    // Its directories, meta and sandbox, run and executor (reference §10).
-                    let run = RunPath {
-                        agent: &agent.id,
-                        framework: &fid,
-                        executor: &eid,
-                        container: &latest_run,
-                    };
-                    let sandbox = paths::sandbox(&self.config.work_dir, &run);
-                    let executor_sandbox = sandbox
-                        .parent()
-                        .and_then(|runs| runs.parent())
-                        .map(|p| p.to_path_buf());
-                    self.schedule_gc(self.paths.run(&run), self.config.gc_delay);
-                    self.schedule_gc(sandbox, self.config.gc_delay);
-                    self.schedule_gc(
-                        self.paths.executor(&agent.id, &fid, &eid),
-                        self.config.gc_delay,
-                    );
-                    if let Some(executor_sandbox) = executor_sandbox {
-                        self.schedule_gc(executor_sandbox, self.config.gc_delay);
-                    }
+                    // Its directories, meta and sandbox, run and executor, with what is
+                    // left of their gc_delay (docs/lifecycle-rules.md rule 5).
+                    self.reschedule_completed_run(&agent.id, &fid, &eid, &latest_run);
                     continue;
                 }
                 let mut executor = Executor {
@@ -715,6 +698,9 @@ impl Agent {
             }
             if !framework.executors.is_empty() {
                 self.frameworks.insert(fid, framework);
+            } else {
+                // Every executor completed: so did the framework (rules 3, 5).
+                self.reschedule_completed_framework(&agent.id, &fid);
             }
         }
         // Executors that died while the agent was down: their tasks fail now.
@@ -1557,6 +1543,8 @@ impl Agent {
                 self.store.write_agent_info(&self.info)?;
             }
             info!(agent = %agent_id, "registered with master");
+            // docs/lifecycle-rules.md rule 7.
+            self.schedule_old_agents(&AgentId::new(agent_id.clone()));
             // Reserved resources (a role other than `*`) persist across agents and
             // reboots in `resources.info`.
             let reserved: Vec<Resource> = self
@@ -1573,6 +1561,8 @@ impl Agent {
             }
         } else {
             info!(agent = %agent_id, reconciliations = reconciliations.len(), "re-registered with master");
+            // Old agents scheduled by an earlier incarnation (docs/lifecycle-rules.md rule 7).
+            self.schedule_old_agents(&AgentId::new(agent_id.clone()));
         }
         self.registered = true;
         self.registrations += 1;
@@ -1650,6 +1640,8 @@ impl Agent {
         };
         if needs_launch {
             let container = ContainerId::new(format!("{:016x}", self.env.random.next_u64()));
+            // docs/lifecycle-rules.md rule 4.
+            self.unschedule_for_launch(&fid, &eid, &container);
             if checkpoint {
                 let run = RunPath {
                     agent: &agent,
@@ -1779,6 +1771,17 @@ impl Agent {
                 "ignore_recovery_timeout".to_owned(),
             );
         }
+        let sandbox = paths::sandbox(&self.config.work_dir, &run);
+        if let Err(error) = self.create_sandbox(&sandbox) {
+            warn!(framework = %fid, executor = %eid, %error, "failed to create the executor's sandbox");
+            return self.executor_terminated(
+                fid,
+                eid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonCommandExecutorFailed,
+                &format!("Failed to create the sandbox: {error}"),
+            );
+        }
         let spec = LaunchSpec {
             program: self
                 .config
@@ -1788,7 +1791,7 @@ impl Agent {
                 .unwrap_or_default(),
             arguments,
             environment,
-            working_dir: paths::sandbox(&self.config.work_dir, &run),
+            working_dir: sandbox,
         };
         match self.env.processes.launch(&spec) {
             Ok(process) => {
@@ -2282,25 +2285,18 @@ impl Agent {
             self.store.write_sentinel(&run)?;
         }
         info!(framework = %fid, executor = %eid, run = %container, "executor run completed");
-        let meta_dir = self.paths.executor(&agent, fid, eid);
-        let sandbox = paths::sandbox(&self.config.work_dir, &run);
-        self.schedule_gc(meta_dir, self.config.gc_delay);
-        let framework_sandbox = sandbox.ancestors().nth(4).map(|p| p.to_path_buf());
-        self.schedule_gc(sandbox, self.config.gc_delay);
         let framework = self.frameworks.get_mut(fid).expect("exists");
         framework.executors.remove(eid);
-        if framework.executors.is_empty() {
-            let shut_down = framework.shutting_down;
+        let framework_done = framework.executors.is_empty();
+        let shut_down = framework.shutting_down;
+        // Its run, its executor and, if it was the last, its framework (meta and
+        // sandbox) are collected after gc_delay (docs/lifecycle-rules.md rule 3).
+        self.schedule_completed_run(fid, eid, &container, checkpoint, framework_done);
+        if framework_done {
             self.frameworks.remove(fid);
             self.updates.remove_framework(fid);
             if shut_down {
-                // A completed framework: its meta and sandbox directories go too.
                 info!(framework = %fid, "framework shut down: all its executors are gone");
-                let meta = self.paths.framework(&agent, fid);
-                self.schedule_gc(meta, self.config.gc_delay);
-                if let Some(framework_sandbox) = framework_sandbox {
-                    self.schedule_gc(framework_sandbox, self.config.gc_delay);
-                }
             }
         }
         Ok(())
@@ -2331,19 +2327,25 @@ impl Agent {
                 }
             }
         }
-        let due: Vec<PathBuf> = self
+        let mut due: Vec<PathBuf> = self
             .gc
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
+        // docs/lifecycle-rules.md rule 6.
+        self.removal_order(&mut due);
         for path in due {
             self.gc.remove(&path);
             match self.store.remove_dir(&path) {
                 Ok(()) => {
                     info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
                 }
-                Err(error) => warn!(%error, "garbage collection failed"),
+                Err(error) => {
+                    // Tried again later, or it would leak (docs/lifecycle-rules.md rule 6).
+                    warn!(%error, "garbage collection failed: retrying later");
+                    self.gc.insert(path, now + self.config.disk_watch_interval);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod expectations;
+pub mod leaked;
 pub mod left_behind;
 pub mod liveness;
 pub mod no_panic;
@@ -48,6 +49,7 @@ pub fn check_after(
     out.extend(liveness::check(scenario, observations));
     out.extend(teardown::check(scenario, observations));
     out.extend(left_behind::check(scenario, observations));
+    out.extend(leaked::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }
