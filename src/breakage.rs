@@ -43,4 +43,8 @@ pub struct Breakage {
     pub leak_completed_directories: bool,
     /// Directories due together are removed in path order (meta before sandbox).
     pub remove_meta_first: bool,
+    /// The checkpoint store skips the parent directory's sync after renaming a
+    /// checkpoint file or a `latest` link into place: the new name may vanish in a power
+    /// loss although the agent acted on it (found by crash points with power losses).
+    pub skip_dir_sync: bool,
 }

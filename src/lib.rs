@@ -17,6 +17,7 @@
 //! | [`registry`] | the master's durable registry of admitted and removed agents |
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
+//! | [`coverage`] | named recovery branches counted by the simulator (compiled out without the `coverage` feature) |
 //! | [`breakage`] | test-only broken behaviours that show the simulator's oracles can fail |
 //!
 //! The agent never touches the operating system directly: it is handed an [`os::Env`],
@@ -35,6 +36,7 @@ pub mod proto {
 }
 pub mod agent;
 pub mod breakage;
+pub mod coverage;
 pub mod detector;
 pub mod duration;
 pub mod executor;

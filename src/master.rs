@@ -452,6 +452,7 @@ impl Master {
                 && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
         });
         if let Some((id, _)) = retried {
+            crate::coverage::point!("master_registration_retry_answered");
             info!(agent = %id, "agent retried its registration: resending its id");
             if let Some(outbox) = self.outbox(connection) {
                 outbox.send(Body::AgentRegistered(proto::AgentRegistered {
@@ -526,6 +527,7 @@ impl Master {
                 .get(&id)
                 .is_some_and(|a| a.phase == AgentPhase::Removed)
         {
+            crate::coverage::point!("master_removed_agent_refused");
             info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
             if let Some(outbox) = outbox {
                 outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
@@ -900,6 +902,7 @@ impl Master {
             {
                 entry.state = proto::TaskState::TaskLost as i32;
             }
+            crate::coverage::point!("master_task_lost_with_agent");
             info!(agent = %agent, task = %task.task_id, "task lost with its agent");
             let update = self.master_update(&task, proto::TaskState::TaskLost, reason, message);
             self.send_to_framework(&key.0, update);
@@ -1195,6 +1198,7 @@ impl Master {
                 }
                 None if queued.contains(&task_id) => {}
                 None if settled => {
+                    crate::coverage::point!("master_reconciled_unknown_task");
                     info!(framework = %framework, task = %task_id, "reconciliation: task unknown to the master: lost");
                     let report = TaskReport {
                         task_id: task_id.clone(),
@@ -1359,6 +1363,7 @@ impl Master {
                 }
             }
             for id in unreachable {
+                crate::coverage::point!("master_agent_unreachable");
                 info!(agent = %id, "agent stopped answering pings: unreachable");
                 self.remove_agent(&id, TaskReason::ReasonAgentRemoved, "Agent unreachable");
             }
@@ -1376,6 +1381,7 @@ impl Master {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
+            crate::coverage::point!("master_agent_reregister_timeout");
             info!(agent = %id, "agent did not re-register within the timeout: removing it");
             self.remove_agent(
                 &id,

@@ -153,6 +153,7 @@ fn a_rule_change_fails_exactly_its_snapshots() {
             reregistration_timeout_fails_tasks: true,
             ..Default::default()
         },
+        ..RunOptions::default()
     };
     let mut changed = BTreeSet::new();
     let mut recording = BTreeSet::new();

@@ -204,6 +204,19 @@ pub const MASTERS_WORK_DIR: &str = "/var/lib/revenant-master";
 pub struct RunOptions {
     /// Test-only switches that break a rule on purpose (oracle self-tests).
     pub breakage: revenant::breakage::Breakage,
+    /// Crash points (`crate::crash_points`): agent 1 dies at its filesystem operation
+    /// with this index, counted over the whole run from 0.
+    pub crash_at_agent_op: Option<u64>,
+    /// Crash points: the agent machine loses power at agent 1's filesystem operation with
+    /// this index, leaving crash state `power_loss_state` of at most
+    /// `power_loss_states` distinct ones.
+    pub power_loss_at_agent_op: Option<u64>,
+    /// Which crash state (see `power_loss_at_agent_op`).
+    pub power_loss_state: usize,
+    /// How many distinct crash states a power-loss point considers.
+    pub power_loss_states: usize,
+    /// Crash points: record every filesystem operation of agent 1.
+    pub record_agent_ops: bool,
 }
 
 /// The result of a run.
@@ -223,6 +236,8 @@ pub struct RunResult {
     pub observations: Observations,
     /// The final state of each task as the framework saw it.
     pub final_states: BTreeMap<String, (TaskState, String)>,
+    /// How often the run reached each coverage point (`revenant::coverage`).
+    pub coverage: BTreeMap<&'static str, u64>,
 }
 
 fn secs(value: f64) -> Duration {
@@ -669,6 +684,16 @@ async fn machine_main(
                 machine.crash_after.clone(),
                 machine.crashed.clone(),
             ));
+            let fs = if machine.index == 1 {
+                crate::crash_points::wrap(
+                    fs,
+                    machine.fs.clone(),
+                    machine.crash_after.clone(),
+                    machine.incarnation.get(),
+                )
+            } else {
+                fs
+            };
             let env = machine_env(&machine, seed, &label, fs);
             tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
             observations
@@ -689,8 +714,10 @@ async fn machine_main(
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
     let buffer: TraceBuffer = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Recorder::new(buffer.clone()));
+    revenant::coverage::reset();
     let (violations, observations) =
         tracing::subscriber::with_default(subscriber, || drive(scenario, seed, options));
+    let coverage = revenant::coverage::take();
     let trace = std::mem::take(&mut *buffer.lock().expect("trace buffer"));
     let mut violations = violations;
     let observations = Rc::try_unwrap(observations)
@@ -710,6 +737,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
         violations,
         observations,
         final_states,
+        coverage,
     }
 }
 
@@ -737,8 +765,8 @@ fn drive(
         seed,
         ..Observations::default()
     }));
-    let _ = options;
     crate::drops::clear();
+    crate::crash_points::install(options);
 
     // Masters, sharing one disk for their registry and leader lease.
     let masters_disk = SimFs::new();
@@ -1098,6 +1126,28 @@ fn drive(
                 message: format!("a host failed: {error}"),
             });
             break;
+        }
+        // A crash point's power loss: the disk was cut at the operation; the machine
+        // goes down as for a reboot fault and boots again.
+        if let Some(description) = crate::crash_points::take_power_loss() {
+            let now = sim.elapsed();
+            sim.crash(AGENT_HOST);
+            for machine in &machines {
+                machine.agent.borrow_mut().take();
+                machine.agent_start_at.set(None);
+                machine.agent_down_since.set(Some(now));
+                machine.crash_after.set(None);
+            }
+            *machine.processes.borrow_mut() = ProcessTable::default();
+            machine.boot.set(machine.boot.get() + 1);
+            let boot = crate::crash_points::POWER_LOSS_BOOT_AFTER;
+            pending.push((now + boot, Pending::Boot));
+            tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
+            let mut observations = observations.borrow_mut();
+            observations.reboots.push(now);
+            observations.faults.push((now, description));
+            observations.fault_kinds.insert(FaultKind::Reboot);
+            down_since_reboot = Some(now);
         }
     }
     framework_done.set(true);

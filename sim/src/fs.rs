@@ -1269,6 +1269,28 @@ impl SimFs {
         self.crash_with(&mut |n| n)
     }
 
+    /// Cuts the power, each choice of the crash state made by `choose` (handed the
+    /// largest legal answer `n`, it returns one in `0..=n`; an answer above `n` is taken
+    /// as `n`): a systematic search picks crash states with it.
+    pub fn power_loss_with(&self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
+        self.crash_with(&mut |n| choose(n).min(n))
+    }
+
+    /// A separate filesystem holding a copy of this one's tree (live, durable and
+    /// pending state) and clock, without locks, faults or counts: a crash state can be
+    /// tried on the copy without touching this one.
+    pub fn fork(&self) -> SimFs {
+        let state = self.state.borrow();
+        let copy = SimFs::with_clock(state.clock.clone());
+        {
+            let mut inner = copy.state.borrow_mut();
+            inner.tree = state.tree.clone();
+            inner.capacity_bytes = state.capacity_bytes;
+            inner.used_bytes = state.used_bytes;
+        }
+        copy
+    }
+
     fn crash_with(&self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
         let mut state = self.state.borrow_mut();
         let report = state.tree.crash(choose);

@@ -11,10 +11,12 @@
 //! | [`cluster`] | builds a cluster from a scenario and a seed, applies faults, runs it |
 //! | [`oracles`] | the rules, one file each |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
+//! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
+pub mod crash_points;
 pub mod drops;
 pub mod fs;
 pub mod oracles;

@@ -1,4 +1,5 @@
-//! `revenant-sim`: run one seeded scenario, sweep many, or replay a recorded failure.
+//! `revenant-sim`: run one seeded scenario, sweep many, replay a recorded failure, or
+//! crash a fixed scenario at every filesystem operation of the agent (`crash-points`).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::PathBuf;
@@ -61,6 +62,23 @@ enum Command {
         /// Sweep every scenario given or found, not only swarm scenarios.
         #[arg(long)]
         all: bool,
+    },
+    /// Run a fixed scenario once per filesystem operation of the agent: the agent dies
+    /// there (and restarts), and, after each operation that changed the disk, the machine
+    /// loses power there in each of up to N distinct crash states. Exit 0 when every
+    /// point held, 1 when one failed, 2 on a bad scenario.
+    CrashPoints {
+        /// The scenario file (a fixed scenario).
+        scenario: PathBuf,
+        /// Crash states tried per power-loss point, at most (0: no power losses).
+        #[arg(long, default_value_t = revenant_sim::crash_points::DEFAULT_POWER_LOSS_STATES)]
+        power_loss_states: usize,
+        /// Worker threads (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The seed of every run.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Re-run a recorded failure (a `.repro.toml` written by `sweep`).
     Replay {
@@ -139,6 +157,7 @@ fn main() -> ExitCode {
                     summary.determinism_checked,
                     summary.nondeterministic.len()
                 );
+                print!("{}", sweep::coverage_table(&summary.coverage));
                 if !summary.failed.is_empty() {
                     println!("failures written to {}", out.display());
                 }
@@ -157,6 +176,50 @@ fn main() -> ExitCode {
             };
             match run() {
                 Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::CrashPoints {
+            scenario,
+            power_loss_states,
+            jobs,
+            seed,
+        } => {
+            let loaded = Scenario::load(&scenario).and_then(|loaded| {
+                revenant_sim::crash_points::check_scenario(&loaded).map(|()| loaded)
+            });
+            let loaded = match loaded {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+            let settings = revenant_sim::crash_points::Settings {
+                seed,
+                power_loss_states,
+                deaths: true,
+                jobs,
+                breakage: Default::default(),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            match revenant_sim::crash_points::search(&loaded, &settings) {
+                Ok(report) => {
+                    print!("{}", report.render());
+                    if report.green() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
                 Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::from(2)

@@ -2,6 +2,7 @@
 //! simulation is single-threaded and shares nothing with the others), optionally sharded
 //! across machines, with a reproduction file and trace for each failure.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,6 +71,8 @@ pub struct Summary {
     pub determinism_checked: usize,
     /// Runs whose two traces differed.
     pub nondeterministic: Vec<(PathBuf, u64)>,
+    /// How many runs reached each coverage point (see [`coverage_table`]).
+    pub coverage: BTreeMap<&'static str, usize>,
 }
 
 /// Lists the scenario files to sweep: the arguments, or every swarm scenario under
@@ -176,6 +179,7 @@ pub fn sweep(
     let failed: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let nondeterministic: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
     let checked = AtomicUsize::new(0);
+    let coverage: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -186,6 +190,12 @@ pub fn sweep(
                 };
                 let (path, scenario) = &scenarios[scenario_index];
                 let result = cluster::run(scenario, seed, &RunOptions::default());
+                {
+                    let mut coverage = coverage.lock().expect("lock");
+                    for point in result.coverage.keys() {
+                        *coverage.entry(*point).or_default() += 1;
+                    }
+                }
                 if determinism_every > 0 && seed % determinism_every == 0 {
                     checked.fetch_add(1, Ordering::Relaxed);
                     let again = cluster::run(scenario, seed, &RunOptions::default());
@@ -247,5 +257,85 @@ pub fn sweep(
         seconds: started.elapsed().as_secs_f64(),
         determinism_checked: checked.into_inner(),
         nondeterministic: nondeterministic.into_inner().expect("lock"),
+        coverage: coverage.into_inner().expect("lock"),
     })
+}
+
+/// Coverage points the default sweep does not reach yet, each with the reason (rule CV-4
+/// of `docs/crash-points.md`): they are reported apart, and do not fail the CI sweep.
+pub const EXPECTED_UNREACHED: &[(&str, &str)] = &[
+    (
+        "recover_torn_tail_cut",
+        "a torn record comes only from a power loss, after which the old agent's logs are not recovered; the swarm needs short appends without a reboot (the fixed catalogue reaches it)",
+    ),
+    (
+        "recover_corrupt_file_counted",
+        "non-strict recovery of a corrupt file is only in the fixed catalogue (non_strict_recovery_counts_corruption), not in the default sweep yet",
+    ),
+    (
+        "recover_invalid_record_cut",
+        "needs a well-framed record that does not decode (corruption that keeps the checksum): no fault makes one yet",
+    ),
+    (
+        "agent_resources_changed_compatibly",
+        "flag changes across restarts are only in fixed scenarios",
+    ),
+    (
+        "agent_cleanup_shuts_executor_down",
+        "--recover cleanup is only in the fixed catalogue",
+    ),
+    (
+        "agent_task_lost_never_reached_executor",
+        "needs an agent restart after RunTask while the task waits for its executor to register, which then registers: neither the swarm nor the catalogue hits that window yet",
+    ),
+    (
+        "agent_executor_killed_after_grace_period",
+        "an executor outliving its framework's teardown grace period is only in the fixed catalogue; the agent-machine swarm has no teardown yet",
+    ),
+    (
+        "agent_duplicate_ack_ignored",
+        "duplicated acknowledgements are a fixed-scenario fault only",
+    ),
+    (
+        "agent_unexpected_ack_ignored",
+        "forged acknowledgements are a fixed-scenario fault only",
+    ),
+];
+
+/// The coverage report: for every listed point, how many runs reached it; then the
+/// points never reached (those expected apart, with their reason) and any point reached
+/// that the list lacks.
+pub fn coverage_table(coverage: &BTreeMap<&'static str, usize>) -> String {
+    let mut out = String::from("coverage points (runs that reached each):\n");
+    for point in revenant::coverage::POINTS {
+        let runs = coverage.get(point).copied().unwrap_or(0);
+        out.push_str(&format!("  {runs:>8}  {point}\n"));
+    }
+    let never = unreached(coverage);
+    if !never.is_empty() {
+        out.push_str(&format!("never reached: {}\n", never.join(", ")));
+    }
+    for (point, reason) in EXPECTED_UNREACHED {
+        if coverage.get(point).copied().unwrap_or(0) == 0 {
+            out.push_str(&format!("not reached, as expected: {point} ({reason})\n"));
+        }
+    }
+    for point in coverage.keys() {
+        if !revenant::coverage::POINTS.contains(point) {
+            out.push_str(&format!(
+                "reached but not listed in revenant::coverage::POINTS: {point}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// Listed points no run reached, leaving out those expected unreached.
+pub fn unreached(coverage: &BTreeMap<&'static str, usize>) -> Vec<&'static str> {
+    revenant::coverage::POINTS
+        .iter()
+        .copied()
+        .filter(|point| coverage.get(point).copied().unwrap_or(0) == 0)
+        .filter(|point| !EXPECTED_UNREACHED.iter().any(|(p, _)| p == point))
+        .collect()
 }

@@ -20,7 +20,14 @@ fn two_agents() -> Scenario {
 
 fn run(scenario: &Scenario, breakage: Breakage) -> RunResult {
     scenario.validate().expect("valid scenario");
-    cluster::run(scenario, 0, &RunOptions { breakage })
+    cluster::run(
+        scenario,
+        0,
+        &RunOptions {
+            breakage,
+            ..RunOptions::default()
+        },
+    )
 }
 
 fn messages(result: &RunResult, oracle: &str) -> Vec<String> {

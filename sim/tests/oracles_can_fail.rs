@@ -15,7 +15,10 @@ fn first_failing_seed(scenario: &str, breakage: Breakage, oracle: &str, seeds: u
         .join("scenarios")
         .join(scenario);
     let scenario = Scenario::load(&path).expect("scenario parses");
-    let options = RunOptions { breakage };
+    let options = RunOptions {
+        breakage,
+        ..RunOptions::default()
+    };
     (0..seeds).find(|seed| {
         cluster::run(&scenario, *seed, &options)
             .violations

@@ -64,7 +64,18 @@ fn sweep_of_the_swarm_scenarios_is_green() {
         summary.nondeterministic
     );
     assert!(summary.determinism_checked >= (seeds / 100) as usize);
+    // Every listed coverage point is reached by some run (docs/crash-points.md CV-4),
+    // judged on sweeps of CI's size (a quick sweep of a few seeds only prints the table).
+    eprint!("{}", sweep::coverage_table(&summary.coverage));
+    let never = sweep::unreached(&summary.coverage);
+    assert!(
+        seeds < COVERAGE_JUDGED_FROM_SEEDS || never.is_empty(),
+        "coverage points never reached in {seeds} seeds: {never:?}"
+    );
 }
+
+/// Sweeps of at least this many seeds must reach every listed coverage point.
+const COVERAGE_JUDGED_FROM_SEEDS: u64 = 500;
 
 #[test]
 fn a_seed_gives_the_same_trace_bytes_twice() {
@@ -174,4 +185,53 @@ fn the_failover_swarm_elects_the_other_master_and_the_agent_follows() {
         elected && reregistered
     });
     assert!(followed, "no seed of 40 failed over to master2");
+}
+
+/// The registry of coverage points and the `point!` calls in the code agree: every
+/// call names a listed point, and every listed point has a call (docs/crash-points.md
+/// CV-3).
+#[test]
+fn every_coverage_point_is_listed_and_placed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut placed = BTreeSet::new();
+    for file in [
+        "src/agent/mod.rs",
+        "src/agent/status_updates.rs",
+        "src/agent/registration.rs",
+        "src/checkpoint/recover.rs",
+        "src/checkpoint/store.rs",
+        "src/master.rs",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("source file");
+        for (offset, _) in text.match_indices("coverage::point!(\"") {
+            let rest = &text[offset + "coverage::point!(\"".len()..];
+            let name = &rest[..rest.find('"').expect("a closing quote")];
+            placed.insert(name.to_owned());
+        }
+    }
+    let listed: BTreeSet<String> = revenant::coverage::POINTS
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        revenant::coverage::POINTS.len(),
+        listed.len(),
+        "a point is listed twice"
+    );
+    let unlisted: Vec<&String> = placed.difference(&listed).collect();
+    let unplaced: Vec<&String> = listed.difference(&placed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "points placed but not listed: {unlisted:?}"
+    );
+    assert!(
+        unplaced.is_empty(),
+        "points listed but not placed: {unplaced:?}"
+    );
+    for (point, _) in sweep::EXPECTED_UNREACHED {
+        assert!(
+            listed.contains(*point),
+            "{point} is expected unreached but not listed"
+        );
+    }
 }

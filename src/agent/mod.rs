@@ -294,6 +294,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     let paths = MetaPaths::for_work_dir(&config.work_dir);
     let mut store = CheckpointStore::new(env.fs.clone(), paths.clone());
     store.non_atomic = config.breakage.non_atomic_checkpoints;
+    store.skip_dir_sync = config.breakage.skip_dir_sync;
     let listener = env
         .net
         .listen(&config.listen)
@@ -479,6 +480,7 @@ impl Agent {
                 }
             })?;
         let Some(state) = state else {
+            crate::coverage::point!("agent_first_start");
             info!("no checkpointed state: first start");
             return self.finish_recovery_if_ready();
         };
@@ -555,6 +557,7 @@ impl Agent {
             self.checkpointed_resources = recovered;
         }
         if state.rebooted {
+            crate::coverage::point!("agent_reboot_detected");
             info!("machine rebooted: agent state not recovered, registering as a new agent");
         }
         self.recover_agent(&state, latest)?;
@@ -595,12 +598,14 @@ impl Agent {
         if self.config.recover == RecoverMode::Reconnect && expected.resources != old.resources {
             // A compatible change (additive): the agent keeps its id and tells the master
             // its new resources when it re-registers.
+            crate::coverage::point!("agent_resources_changed_compatibly");
             info!(old = %describe_resources(&old.resources), new = %describe_resources(&expected.resources), "agent resources changed compatibly");
             self.info.resources = expected.resources.clone();
             if self.config.checkpoint {
                 self.store.write_agent_info(&self.info)?;
             }
         }
+        crate::coverage::point!("agent_recovered");
         info!(agent = %agent.id, "recovered agent");
         for framework_state in agent.frameworks.values() {
             let fid = framework_state.id.clone();
@@ -637,6 +642,7 @@ impl Agent {
                 }
                 let run_state = &executor_state.runs[&latest_run];
                 if run_state.completed {
+                    crate::coverage::point!("agent_completed_run_recovered");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
                     // Its directories, meta and sandbox, run and executor, with what is
                     // left of their gc_delay (docs/lifecycle-rules.md rule 5).
@@ -684,6 +690,7 @@ impl Agent {
                 // Keep the pid even of a dead executor: it tells "died" from "never launched".
                 executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
                 if alive {
+                    crate::coverage::point!("agent_live_executor_awaited");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
                 } else {
                     let reason = if run_state.forked_pid.is_none() {
@@ -691,6 +698,7 @@ impl Agent {
                     } else {
                         "executor process is gone"
                     };
+                    crate::coverage::point!("agent_executor_gone_at_recovery");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "{reason}");
                     executor.phase = ExecutorPhase::Terminated;
                 }
@@ -764,6 +772,7 @@ impl Agent {
             .map(|(f, e, _)| (f.clone(), e.clone()))
             .collect();
         for (fid, eid) in late {
+            crate::coverage::point!("agent_executor_reregistration_timeout");
             info!(framework = %fid, executor = %eid, "executor did not re-register in time: destroying it");
             if let Some(process) = self
                 .executor_mut(&fid, &eid)
@@ -821,6 +830,7 @@ impl Agent {
             .map(|(f, e, x)| (f.clone(), e.clone(), x.process.clone()))
             .collect();
         for (fid, eid, process) in live {
+            crate::coverage::point!("agent_cleanup_shuts_executor_down");
             info!(framework = %fid, executor = %eid, "recover=cleanup: shutting executor down");
             if let Some(process) = process {
                 let _ = self.env.processes.signal(&process, Signal::Kill);
@@ -1263,6 +1273,7 @@ impl Agent {
                 self.next_master();
             }
             for update in self.updates.due_retries(now) {
+                crate::coverage::point!("agent_update_retried");
                 info!(task = %update_task(&update), uuid = %update_uuid(&update), "retrying status update");
                 self.forward(update);
             }
@@ -1288,6 +1299,7 @@ impl Agent {
             }
             match process {
                 Some(process) if self.env.processes.is_alive(&process) => {
+                    crate::coverage::point!("agent_executor_killed_after_grace_period");
                     info!(framework = %fid, executor = %eid, grace_s = EXECUTOR_SHUTDOWN_GRACE_PERIOD.as_secs(), "executor did not exit within the shutdown grace period: killing it");
                     let _ = self.env.processes.signal(&process, Signal::Kill);
                 }
@@ -1322,6 +1334,7 @@ impl Agent {
             return Ok(());
         }
         framework.shutting_down = true;
+        crate::coverage::point!("agent_framework_shut_down");
         info!(framework = %fid, executors = framework.executors.len(), "shutting down framework");
         let mut ask = Vec::new();
         let mut done = Vec::new();
@@ -1516,6 +1529,7 @@ impl Agent {
     /// master to tell, leave at once.
     fn unregister(&mut self) -> Option<AgentExit> {
         if self.registered && self.master.is_some() && !self.info.id.is_empty() {
+            crate::coverage::point!("agent_left_cluster");
             info!(agent = %self.info.id, "asked to leave the cluster: unregistering");
             let body = Body::UnregisterAgent(proto::UnregisterAgent {
                 agent_id: self.info.id.clone(),
@@ -1574,6 +1588,7 @@ impl Agent {
         let now = self.now();
         if !self.config.breakage.no_resume_after_registration {
             for update in self.updates.resume(now) {
+                crate::coverage::point!("agent_update_resent_after_reregistration");
                 info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
                 self.forward(update);
             }
@@ -1582,6 +1597,7 @@ impl Agent {
             let fid = FrameworkId::new(report.framework_id.clone());
             let tid = TaskId::new(report.task_id.clone());
             if self.find_task(&fid, &tid).is_none() {
+                crate::coverage::point!("agent_master_task_unknown_reported_lost");
                 info!(framework = %fid, task = %tid, "master knows a task the agent does not: reporting it lost");
                 let update = self.make_update(
                     &fid,
@@ -1865,6 +1881,7 @@ impl Agent {
                 _ => false,
             };
         if !acceptable {
+            crate::coverage::point!("agent_executor_registration_refused");
             info!(framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
             self.send(
                 &outbox,
@@ -1915,6 +1932,7 @@ impl Agent {
         match reregistration {
             None => info!(framework = %fid, executor = %eid, "executor registered"),
             Some((updates, tasks)) => {
+                crate::coverage::point!("agent_executor_reregistered");
                 info!(framework = %fid, executor = %eid, unacknowledged_updates = updates.len(), "executor re-registered");
                 let known: Vec<String> = tasks
                     .iter()
@@ -1935,6 +1953,7 @@ impl Agent {
                     .map(|(tid, _)| tid.clone())
                     .collect();
                 for tid in staging {
+                    crate::coverage::point!("agent_task_lost_never_reached_executor");
                     info!(framework = %fid, task = %tid, "task was launched during the agent restart and never reached the executor: lost");
                     let update = self.make_update(
                         &fid,
@@ -2025,6 +2044,7 @@ impl Agent {
                 return Ok(());
             }
             Ok(Classified::Duplicate) => {
+                crate::coverage::point!("agent_duplicate_update_reacknowledged");
                 info!(framework = %fid, task = %task, uuid = %update_uuid(&update), "duplicate status update: re-acknowledging");
             }
             Ok(Classified::New) => self.accept_update(fid, update, checkpoint)?,
@@ -2284,6 +2304,7 @@ impl Agent {
         if checkpoint && !agent.as_str().is_empty() {
             self.store.write_sentinel(&run)?;
         }
+        crate::coverage::point!("agent_executor_run_completed");
         info!(framework = %fid, executor = %eid, run = %container, "executor run completed");
         let framework = self.frameworks.get_mut(fid).expect("exists");
         framework.executors.remove(eid);
@@ -2339,6 +2360,7 @@ impl Agent {
             self.gc.remove(&path);
             match self.store.remove_dir(&path) {
                 Ok(()) => {
+                    crate::coverage::point!("agent_garbage_collected");
                     info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
                 }
                 Err(error) => {

@@ -290,6 +290,7 @@ impl StatusUpdateManager {
             .get(&(framework.clone(), task.clone()))
             .ok_or_else(|| StreamError::UnknownStream(task.clone()))?;
         if stream.acknowledged.contains(&uuid) {
+            crate::coverage::point!("agent_duplicate_ack_ignored");
             return Err(StreamError::Duplicate {
                 task: task.clone(),
                 uuid,
@@ -300,6 +301,7 @@ impl StatusUpdateManager {
             uuid,
         })?;
         if Uuid::from_bytes(&head.uuid) != Some(uuid) {
+            crate::coverage::point!("agent_unexpected_ack_ignored");
             return Err(StreamError::NotHead {
                 task: task.clone(),
                 uuid,

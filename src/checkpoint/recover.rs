@@ -311,11 +311,13 @@ impl Walk<'_> {
         errors: &mut u32,
     ) -> Result<(), RecoveryError> {
         if self.options.strict {
+            crate::coverage::point!("recover_strict_stopped");
             return Err(RecoveryError {
                 path: path.to_path_buf(),
                 message,
             });
         }
+        crate::coverage::point!("recover_corrupt_file_counted");
         *errors += 1;
         self.warn(path.to_path_buf(), WarningKind::Error, message);
         Ok(())
@@ -494,6 +496,7 @@ impl Walk<'_> {
             )?,
         }
         if cut > 0 && self.options.truncate {
+            crate::coverage::point!("recover_torn_tail_cut");
             self.truncate_log(path, scan.valid_length, kind)?;
         }
         Ok((scan.records, cut))
@@ -511,6 +514,7 @@ impl Walk<'_> {
         kind: FileKind,
     ) -> Result<u64, RecoveryError> {
         if self.options.truncate {
+            crate::coverage::point!("recover_invalid_record_cut");
             self.truncate_log(path, offset, kind)?;
         }
         Ok(file_length as u64 - offset)

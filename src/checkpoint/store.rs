@@ -94,6 +94,8 @@ pub struct CheckpointStore {
     paths: MetaPaths,
     /// Test-only breakage: overwrite checkpoint files in place, unsynced.
     pub non_atomic: bool,
+    /// Test-only breakage: no directory sync after a rename into place.
+    pub skip_dir_sync: bool,
     /// Group commit: `Some` while log syncs are deferred, holding the logs appended to
     /// since the last sync.
     deferred: RefCell<Option<BTreeSet<PathBuf>>>,
@@ -117,6 +119,7 @@ impl CheckpointStore {
             fs,
             paths,
             non_atomic: false,
+            skip_dir_sync: false,
             deferred: RefCell::new(None),
         }
     }
@@ -199,6 +202,12 @@ impl CheckpointStore {
         if self.non_atomic {
             return self.fs.write(path, data).map_err(failed(path, "write"));
         }
+        if self.skip_dir_sync {
+            let temp = crate::os::temp_path_for(path);
+            self.fs.write(&temp, data).map_err(failed(&temp, "write"))?;
+            self.fs.sync_file(&temp).map_err(failed(&temp, "sync"))?;
+            return self.fs.rename(&temp, path).map_err(failed(path, "rename"));
+        }
         self.fs
             .replace_atomically(path, data)
             .map_err(failed(path, "replace"))
@@ -221,6 +230,9 @@ impl CheckpointStore {
         self.fs
             .rename(&temp, link)
             .map_err(failed(link, "rename symlink"))?;
+        if self.skip_dir_sync {
+            return Ok(());
+        }
         self.fs.sync_dir(dir).map_err(failed(dir, "sync directory"))
     }
 

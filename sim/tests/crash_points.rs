@@ -1,0 +1,173 @@
+//! Crash points over the catalogue's launch, status update, acknowledgement,
+//! registration and garbage-collection scenarios: the agent dies at each of its
+//! filesystem operations, and the machine loses power after each operation that changed
+//! the disk (a bounded number of crash states per point, to keep the test within a few
+//! minutes on two cores); every point must hold every rule (`docs/crash-points.md`).
+//! A test-only breakage that skips a directory sync must be found.
+
+use std::path::{Path, PathBuf};
+
+use revenant::breakage::Breakage;
+use revenant_sim::crash_points::{self, Report, Settings};
+use revenant_sim::scenario::Scenario;
+
+fn scenario(name: &str) -> Scenario {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(&path).expect("scenario")
+}
+
+fn jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn search(name: &str, power_loss_states: usize, breakage: Breakage) -> Report {
+    search_with(name, power_loss_states, true, breakage)
+}
+
+fn search_with(name: &str, power_loss_states: usize, deaths: bool, breakage: Breakage) -> Report {
+    let settings = Settings {
+        seed: 0,
+        power_loss_states,
+        deaths,
+        jobs: jobs(),
+        breakage,
+        progress: false,
+    };
+    let report = crash_points::search(&scenario(name), &settings).expect("a fixed scenario");
+    eprint!("{}", report.render());
+    report
+}
+
+/// A finding that belongs to an oracle, not to the agent: the `resources` oracle takes
+/// "checkpointed" to mean that the agent logged it, so a death on the directory sync
+/// after `resources.info` was renamed into place (a legal state: the file is there and
+/// whole) is flagged. Issue 9 names this defect and its fix (judge from the simulated
+/// disk); until that lands, this exact finding is reported and tolerated, and nothing
+/// else is.
+fn known_oracle_defect(failure: &crash_points::PointFailure) -> bool {
+    failure.op.kind == "sync_dir"
+        && failure.op.path.ends_with("meta/resources")
+        && failure
+            .violations
+            .iter()
+            .all(|v| v.oracle == "resources" && v.message.contains("never checkpointed"))
+}
+
+fn assert_green(report: &Report) {
+    assert!(
+        report.baseline_violations.is_empty(),
+        "{}: the scenario fails without any crash: {:?}",
+        report.scenario,
+        report.baseline_violations
+    );
+    assert!(
+        report.ops.len() > 20,
+        "{}: only {} operations counted",
+        report.scenario,
+        report.ops.len()
+    );
+    assert_eq!(report.process_runs, report.ops.len());
+    let unexpected: Vec<String> = report
+        .failures
+        .iter()
+        .filter(|f| !known_oracle_defect(f))
+        .map(|f| format!("{f:?}"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{}: {} failed points:\n{}",
+        report.scenario,
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
+
+#[test]
+fn launch_and_reconnect_every_point_holds() {
+    let report = search("agent_restart_reconnects_executor", 2, Breakage::default());
+    assert_green(&report);
+    assert!(report.power_loss_runs > report.power_loss_points);
+}
+
+#[test]
+fn checkpointed_update_replay_every_point_holds() {
+    assert_green(&search(
+        "replay_checkpointed_update_after_restart",
+        2,
+        Breakage::default(),
+    ));
+}
+
+#[test]
+fn update_retry_and_acknowledgement_every_point_holds() {
+    assert_green(&search(
+        "status_update_retried_until_acknowledged",
+        1,
+        Breakage::default(),
+    ));
+}
+
+/// Agent deaths only: a power loss in the first operations delays the agent's
+/// registration past the task's submission, and then the task, placed while the
+/// registration reply was lost, stays TASK_STAGING for good (the master does not send
+/// it again when it answers the retried registration, and the agent ignored it while
+/// unregistered). That master bug reproduces without any crash (`reliable_registration`
+/// with the task submitted at 0 s); until it is fixed, this scenario's power losses are
+/// left out here.
+#[test]
+fn reliable_registration_every_point_holds() {
+    assert_green(&search("reliable_registration", 0, Breakage::default()));
+}
+
+#[test]
+fn completed_run_collection_every_point_holds() {
+    assert_green(&search(
+        "completed_executor_not_relaunched",
+        1,
+        Breakage::default(),
+    ));
+}
+
+/// With the parent directory sync skipped after renames, some power loss loses a name
+/// the agent acted on: crash points with power losses find it. (Agent deaths alone
+/// cannot: the disk keeps everything a dead process did; power losses only, to keep the
+/// test short.)
+#[test]
+fn a_skipped_directory_sync_is_found_by_power_losses() {
+    let breakage = Breakage {
+        skip_dir_sync: true,
+        ..Breakage::default()
+    };
+    let report = search_with("agent_restart_reconnects_executor", 2, false, breakage);
+    assert_eq!(report.process_runs, 0);
+    let found = report
+        .failures
+        .iter()
+        .filter(|f| !known_oracle_defect(f))
+        .count();
+    assert!(
+        found > 0,
+        "no power-loss point failed with the directory sync skipped"
+    );
+}
+
+#[test]
+fn a_swarm_scenario_is_refused_with_a_reason() {
+    let error = crash_points::search(
+        &scenario("swarm_agent_machine"),
+        &Settings {
+            seed: 0,
+            power_loss_states: 1,
+            deaths: true,
+            jobs: 1,
+            breakage: Breakage::default(),
+            progress: false,
+        },
+    )
+    .expect_err("a swarm scenario");
+    assert!(error.contains("[swarm]"), "{error}");
+}

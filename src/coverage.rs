@@ -1,0 +1,104 @@
+//! Coverage points: named recovery branches whose reach the simulator counts (rules in
+//! `docs/crash-points.md`, CV-1 to CV-4).
+//!
+//! `crate::coverage::point!("reboot_detected");` marks a branch. Without the cargo
+//! feature `coverage` the macro expands to `()`, and neither the names nor the counters
+//! exist in the build: the `revenant` binaries carry none of it (CV-2). The simulator's
+//! dependency on this crate turns the feature on; each thread then keeps its own counts
+//! (a simulation runs on one thread), which the simulator resets before a run and takes
+//! after it.
+//!
+//! [`POINTS`] lists every name a `point!` call may use, so that a report can show the
+//! points never reached (CV-3); a name outside the list is counted and reported as
+//! unlisted.
+
+/// Marks a coverage point (a no-op unless the `coverage` feature is on).
+#[cfg(feature = "coverage")]
+macro_rules! point {
+    ($name:literal) => {
+        $crate::coverage::hit($name)
+    };
+}
+
+/// Marks a coverage point (a no-op unless the `coverage` feature is on).
+#[cfg(not(feature = "coverage"))]
+macro_rules! point {
+    ($name:literal) => {
+        ()
+    };
+}
+
+pub(crate) use point;
+
+#[cfg(feature = "coverage")]
+pub use counting::*;
+
+#[cfg(feature = "coverage")]
+mod counting {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// Every coverage point, in the order of the code it sits in: checkpoint recovery,
+    /// the agent's recovery, its executor handling, status updates, garbage collection,
+    /// then the master.
+    pub const POINTS: &[&str] = &[
+        // src/checkpoint/recover.rs
+        "recover_torn_tail_cut",
+        "recover_invalid_record_cut",
+        "recover_corrupt_file_counted",
+        "recover_strict_stopped",
+        // src/agent/mod.rs: recovery
+        "agent_first_start",
+        "agent_reboot_detected",
+        "agent_resources_changed_compatibly",
+        "agent_recovered",
+        "agent_completed_run_recovered",
+        "agent_live_executor_awaited",
+        "agent_executor_gone_at_recovery",
+        "agent_executor_reregistration_timeout",
+        "agent_cleanup_shuts_executor_down",
+        // executors
+        "agent_executor_reregistered",
+        "agent_task_lost_never_reached_executor",
+        "agent_executor_registration_refused",
+        "agent_executor_killed_after_grace_period",
+        "agent_framework_shut_down",
+        // status updates
+        "agent_update_retried",
+        "agent_update_resent_after_reregistration",
+        "agent_duplicate_update_reacknowledged",
+        "agent_duplicate_ack_ignored",
+        "agent_unexpected_ack_ignored",
+        "agent_master_task_unknown_reported_lost",
+        // runs and garbage collection
+        "agent_executor_run_completed",
+        "agent_garbage_collected",
+        "agent_left_cluster",
+        // src/master.rs
+        "master_registration_retry_answered",
+        "master_removed_agent_refused",
+        "master_agent_unreachable",
+        "master_agent_reregister_timeout",
+        "master_task_lost_with_agent",
+        "master_reconciled_unknown_task",
+    ];
+
+    thread_local! {
+        static COUNTS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// Counts one reach of `name` on this thread.
+    pub fn hit(name: &'static str) {
+        COUNTS.with(|counts| *counts.borrow_mut().entry(name).or_default() += 1);
+    }
+
+    /// Forgets this thread's counts.
+    pub fn reset() {
+        COUNTS.with(|counts| counts.borrow_mut().clear());
+    }
+
+    /// This thread's counts since the last [`reset`] (or [`take`]), which it clears.
+    pub fn take() -> BTreeMap<&'static str, u64> {
+        COUNTS.with(|counts| std::mem::take(&mut *counts.borrow_mut()))
+    }
+}
