@@ -16,14 +16,18 @@ fn oracles_failing(scenario: &str, breakage: Breakage) -> Vec<&'static str> {
         .join(scenario);
     let scenario = Scenario::load(&path).expect("scenario parses");
     let seed = scenario.pinned_seeds.first().copied().unwrap_or(0);
-    let mut oracles: Vec<&'static str> = cluster::run(&scenario, seed, &RunOptions {
-        breakage,
-        ..RunOptions::default()
-    })
-        .violations
-        .iter()
-        .map(|v| v.oracle)
-        .collect();
+    let mut oracles: Vec<&'static str> = cluster::run(
+        &scenario,
+        seed,
+        &RunOptions {
+            breakage,
+            ..RunOptions::default()
+        },
+    )
+    .violations
+    .iter()
+    .map(|v| v.oracle)
+    .collect();
     oracles.dedup();
     oracles
 }

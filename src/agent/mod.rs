@@ -611,6 +611,11 @@ impl Agent {
             let fid = framework_state.id.clone();
             let Some(framework_info) = framework_state.info.clone() else {
                 info!(framework = %fid, "skipping framework without info");
+                if framework_state.executors.is_empty() {
+                    // Died while writing it: nothing else records these directories
+                    // (docs/lifecycle-rules.md rule 5).
+                    self.reschedule_completed_framework(&agent.id, &fid);
+                }
                 continue;
             };
             if framework_state.executors.is_empty() {
