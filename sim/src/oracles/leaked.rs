@@ -111,6 +111,14 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let Some(wall_end) = observations.wall_at_end else {
         return Vec::new();
     };
+    // A disk made to fail operations fails removals too, for as long as it fails:
+    // collection is then retried, not bounded by gc_delay (rule 11).
+    if observations
+        .fault_kinds
+        .contains(&crate::scenario::FaultKind::DiskError)
+    {
+        return Vec::new();
+    }
     let disk = &observations.disk_at_end;
     let work_dir = crate::cluster::agent_work_dir(1);
     let meta_agents = work_dir.join("meta").join("slaves");
