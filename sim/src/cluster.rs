@@ -128,6 +128,11 @@ pub struct Observations {
     pub live_executors_at_end: BTreeSet<String>,
     /// The run's history, recorded outside the code under test (`crate::history`).
     pub history: crate::history::History,
+    /// The agent machine's disk when the run ended, below agent 1's work directory:
+    /// each path, what it is, and its modification time.
+    pub disk_at_end: BTreeMap<PathBuf, (crate::fs::Entry, std::time::SystemTime)>,
+    /// The agent machine's wall clock when the run ended.
+    pub wall_at_end: Option<std::time::SystemTime>,
 }
 
 /// How an agent incarnation ended.
@@ -532,6 +537,7 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     config.strict = flags.strict;
     config.recovery_timeout = secs(flags.recovery_timeout_s);
     config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
+    config.executor_registration_timeout = secs(flags.executor_registration_timeout_s);
     config.gc_delay = secs(flags.gc_delay_s);
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
@@ -869,6 +875,14 @@ fn drive(
         restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    // Modification times follow the machine's wall clock, jumps included (the agent
+    // ages directories by them: docs/lifecycle-rules.md rule 5).
+    let fs_clock = SimClock {
+        wall_offset: machine.wall_offset.clone(),
+    };
+    machine
+        .fs
+        .set_clock(Rc::new(move || revenant::os::Clock::wall(&fs_clock)));
     // Further agent processes share the machine's disk, boot, processes and clock.
     let mut machines = vec![machine.clone()];
     for index in 2..=scenario.agents {
@@ -1212,7 +1226,9 @@ fn drive(
             .agent
             .borrow()
             .as_ref()
-            .is_some_and(|handle| !handle.is_finished());
+            .is_some_and(|handle| !handle.is_finished())
+            // One that died at a filesystem operation is not running, finished or not.
+            && !machine.crashed.get();
         observations.live_executors_at_end = machine
             .processes
             .borrow()
@@ -1221,6 +1237,27 @@ fn drive(
             .filter(|p| !p.exited.get() && !p.handle.is_finished())
             .map(|p| p.executor_id.clone())
             .collect();
+        let work_dir = agent_work_dir(1);
+        observations.disk_at_end = machine
+            .fs
+            .tree()
+            .into_iter()
+            .filter(|(path, _)| path.starts_with(&work_dir))
+            .filter_map(|(path, entry)| {
+                let modified = machine.fs.mtime(&path)?;
+                Some((path, (entry, modified)))
+            })
+            .collect();
+        // The run ends at duration_s of simulated time (the sim's clock is gone by now).
+        let offset = machine.wall_offset.get();
+        let base = std::time::SystemTime::UNIX_EPOCH
+            + Duration::from_secs(crate::seams::EPOCH_SECONDS)
+            + Duration::from_secs_f64(scenario.duration_s);
+        observations.wall_at_end = Some(if offset >= 0 {
+            base + Duration::from_millis(offset as u64)
+        } else {
+            base - Duration::from_millis(offset.unsigned_abs())
+        });
     }
     // A process the table knows finished (crashed by a fault, say) without the history
     // hearing of it ended by the end of the run at the latest.

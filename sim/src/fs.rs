@@ -1406,6 +1406,14 @@ impl SimFs {
         }
     }
 
+    /// A live path's modification time, for the oracles (counts no operation, meets
+    /// no fault); `None` when nothing is there.
+    pub fn mtime(&self, path: &Path) -> Option<SystemTime> {
+        let state = self.state.borrow();
+        let ino = state.tree.resolve(path).ok()?;
+        Some(state.tree.inode(ino).modified)
+    }
+
     /// Every live path, with what it is (what a process sees now).
     pub fn tree(&self) -> BTreeMap<PathBuf, Entry> {
         self.state.borrow().tree.listing()

@@ -213,6 +213,9 @@ pub struct AgentFlags {
     /// `--executor_reregistration_timeout`.
     #[serde(default = "two")]
     pub executor_reregistration_timeout_s: f64,
+    /// `--executor_registration_timeout`.
+    #[serde(default = "sixty")]
+    pub executor_registration_timeout_s: f64,
     /// `--gc_delay`.
     #[serde(default = "gc_delay")]
     pub gc_delay_s: f64,
