@@ -14,7 +14,11 @@
 //!   the task must still end in a state the framework sees (liveness oracle);
 //! - the task's framework tore itself down: the agent drops the framework's pending
 //!   updates when told to shut it down, and there is no scheduler left to receive them
-//!   (the teardown oracle checks what must happen instead).
+//!   (the teardown oracle checks what must happen instead);
+//! - the update came after the task's terminal update: the agent refuses it and only
+//!   acknowledges it to the executor (docs/stream-rules.md S1). Judged from outside: an
+//!   update of the same task acknowledged to the executor before it reached the framework
+//!   carrying a terminal state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,11 +59,11 @@ fn left_the_cluster_after(
 pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
     let seen: BTreeSet<Uuid> = observations.seen.iter().filter_map(|s| s.uuid).collect();
     let mut out = Vec::new();
-    // Acknowledged to the executor: uuid -> (time, task, agent), in trace order.
-    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32)> = BTreeMap::new();
+    // Acknowledged to the executor: uuid -> (time, task, agent, position in the trace).
+    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32, usize)> = BTreeMap::new();
     // Accepted order per task.
     let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-    for event in trace {
+    for (position, event) in trace.iter().enumerate() {
         if event.role != "agent" {
             continue;
         }
@@ -68,14 +72,29 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         match (event.message.as_str(), uuid) {
             ("acknowledged status update to executor", Some(uuid)) => {
                 let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
-                acked.entry(uuid).or_insert((event.time, task, agent));
+                acked
+                    .entry(uuid)
+                    .or_insert((event.time, task, agent, position));
             }
             ("status update accepted", Some(uuid)) => accepted.entry(task).or_default().push(uuid),
             _ => {}
         }
     }
-    for (uuid, (time, task, agent)) in &acked {
+    // Uuids that reached the framework carrying a terminal state.
+    let terminal_seen: BTreeSet<Uuid> = observations
+        .seen
+        .iter()
+        .filter(|s| revenant::agent::status_updates::is_terminal(s.state))
+        .filter_map(|s| s.uuid)
+        .collect();
+    for (uuid, (time, task, agent, position)) in &acked {
         if seen.contains(uuid) || observations.torn_down_tasks.contains(task) {
+            continue;
+        }
+        let after_terminal = acked.iter().any(|(other, (_, other_task, _, other_position))| {
+            other_task == task && other_position < position && terminal_seen.contains(other)
+        });
+        if after_terminal {
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
