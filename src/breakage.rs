@@ -33,6 +33,18 @@ pub struct Breakage {
     /// The agent ignores the master's CheckpointResources: its checkpointed resources
     /// drift from the master's view.
     pub ignore_checkpoint_resources: bool,
+    /// After a terminal update is acknowledged, the agent reports the task terminal
+    /// again, in another state, under a new uuid (a second terminal update).
+    pub second_terminal_update: bool,
+    /// After the framework acknowledged a non-terminal update, the agent forwards it again
+    /// behind the next update of its stream (an old uuid after a later one).
+    pub resend_acknowledged_update: bool,
+    /// The agent launches every executor twice.
+    pub launch_executor_twice: bool,
+    /// The agent reports a killed task TASK_KILLED itself and leaves its executor running.
+    pub kill_leaves_executor_running: bool,
+    /// Executors panic when they end (a panic in a task other than the agent's).
+    pub executor_panics: bool,
     /// The checkpoint store skips the parent directory's sync after renaming a
     /// checkpoint file or a `latest` link into place: the new name may vanish in a power
     /// loss although the agent acted on it (found by crash points with power losses).

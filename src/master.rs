@@ -82,6 +82,10 @@ struct AgentRecord {
     /// What the agent last said it had checkpointed (or, for a new agent, the reserved
     /// resources of its flags, which it checkpoints on registration).
     reported_resources: Vec<Resource>,
+    /// A disconnected agent that said it is recovering (`AgentRecovering`): the
+    /// connection it said so on, where it is pinged until it re-registers
+    /// (docs/recovery-rules.md R5). Nothing else is sent there.
+    recovering_on: Option<Outbox>,
 }
 
 /// A framework that was torn down: kept so that `/state` lists it and agents that report
@@ -236,7 +240,19 @@ impl Master {
             }
             return;
         }
+        // docs/recovery-rules.md R6: nothing a removed agent says is acted on; it is told
+        // (again) to shut down.
+        if matches!(body, Body::Pong(_) | Body::UnregisterAgent(_)) {
+            if let Some(agent) = self.removed_peer(id) {
+                info!(agent = %agent, kind = wire::kind(&body), "message from a removed agent: refused, telling it to shut down");
+                self.tell_removed_agent(id);
+                return;
+            }
+        }
         match body {
+            Body::AgentRecovering(message) => {
+                self.agent_recovering(id, AgentId::new(message.agent_id))
+            }
             Body::RegisterAgent(message) => {
                 self.register_agent(id, message.info.unwrap_or_default())
             }
@@ -251,7 +267,14 @@ impl Master {
             }
             Body::Pong(_) => match self.connections.get(&id) {
                 Some((Peer::Agent(agent), _)) => {
-                    if let Some(record) = self.agents.get_mut(agent) {
+                    // Only an answer on the connection the agent is pinged on counts.
+                    if let Some(record) = self.agents.get_mut(agent).filter(|record| {
+                        record
+                            .outbox
+                            .as_ref()
+                            .or(record.recovering_on.as_ref())
+                            .is_some_and(|o| o.id() == id)
+                    }) {
                         record.ponged = true;
                         record.missed_pings = 0;
                     }
@@ -265,7 +288,7 @@ impl Master {
             },
             Body::StatusUpdate(StatusUpdateMessage {
                 update: Some(update),
-            }) => self.status_update(update),
+            }) => self.status_update(id, update),
             Body::RegisterFramework(message) => {
                 self.register_framework(id, message.info.unwrap_or_default())
             }
@@ -430,6 +453,13 @@ impl Master {
                         record.phase = AgentPhase::Disconnected;
                         record.disconnected_at = Some(now);
                     }
+                    if record.recovering_on.as_ref().is_some_and(|o| o.id() == id) {
+                        // docs/recovery-rules.md R5: the re-registration timer starts
+                        // again from the moment the recovering agent went silent.
+                        info!(agent = %agent, "recovering agent disconnected");
+                        record.recovering_on = None;
+                        record.disconnected_at = Some(now);
+                    }
                 }
             }
             Peer::Framework(framework) => {
@@ -441,6 +471,62 @@ impl Master {
             }
             Peer::Unknown => {}
         }
+    }
+
+    /// Whether the master removed `agent` (this master, or one before it).
+    fn is_removed(&self, agent: &AgentId) -> bool {
+        self.registry.is_removed(agent.as_str())
+            || self
+                .agents
+                .get(agent)
+                .is_some_and(|a| a.phase == AgentPhase::Removed)
+    }
+
+    /// The removed agent a connection belongs to, if it belongs to one.
+    fn removed_peer(&self, connection: ConnectionId) -> Option<AgentId> {
+        match self.connections.get(&connection) {
+            Some((Peer::Agent(agent), _)) if self.is_removed(agent) => Some(agent.clone()),
+            _ => None,
+        }
+    }
+
+    fn tell_removed_agent(&self, connection: ConnectionId) {
+        if let Some(outbox) = self.outbox(connection) {
+            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+                reason: "agent was removed by the master".into(),
+            }));
+        }
+    }
+
+    /// An agent says it is recovering (docs/recovery-rules.md R5): it is pinged on this
+    /// connection instead of waiting out the re-registration timeout, and re-registers
+    /// once its recovery is complete. A removed agent is told to shut down.
+    fn agent_recovering(&mut self, connection: ConnectionId, id: AgentId) {
+        let Some(outbox) = self.outbox(connection) else {
+            return;
+        };
+        if self.is_removed(&id) {
+            info!(agent = %id, "removed agent says it is recovering: telling it to shut down");
+            self.tell_removed_agent(connection);
+            return;
+        }
+        let Some(record) = self.agents.get_mut(&id) else {
+            // Unknown here: admitted (or not) when it re-registers.
+            info!(agent = %id, "unknown agent says it is recovering: waiting for it to re-register");
+            return;
+        };
+        // Its registered connection, if the master still has one, belongs to the agent's
+        // previous incarnation.
+        record.outbox = None;
+        record.phase = AgentPhase::Disconnected;
+        record.recovering_on = Some(outbox);
+        record.disconnected_at = None;
+        record.missed_pings = 0;
+        record.ponged = true;
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Agent(id.clone());
+        }
+        info!(agent = %id, "agent is recovering: pinging it until it re-registers");
     }
 
     fn register_agent(&mut self, connection: ConnectionId, info: AgentInfo) {
@@ -529,6 +615,7 @@ impl Master {
                 disconnected_at: None,
                 checkpointed_resources: None,
                 reported_resources,
+                recovering_on: None,
             },
         );
     }
@@ -647,11 +734,13 @@ impl Master {
                 disconnected_at: None,
                 checkpointed_resources: None,
                 reported_resources: Vec::new(),
+                recovering_on: None,
             });
         record.reported_resources = message.checkpointed_resources.clone();
         let resend_resources = record.checkpointed_resources.clone();
         record.info = info;
         record.outbox = outbox.clone();
+        record.recovering_on = None;
         record.phase = AgentPhase::Connected;
         record.missed_pings = 0;
         record.ponged = true;
@@ -895,7 +984,10 @@ impl Master {
             return;
         }
         record.phase = AgentPhase::Removed;
-        if let Some(outbox) = record.outbox.take() {
+        for outbox in [record.outbox.take(), record.recovering_on.take()]
+            .into_iter()
+            .flatten()
+        {
             outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
                 reason: message.to_owned(),
             }));
@@ -965,11 +1057,27 @@ impl Master {
         }
     }
 
-    fn status_update(&mut self, update: StatusUpdate) {
+    fn status_update(&mut self, connection: ConnectionId, update: StatusUpdate) {
         let framework = FrameworkId::new(update.framework_id.clone());
         let agent = AgentId::new(update.agent_id.clone());
         let status = update.status.clone().unwrap_or_default();
         let key = (framework.clone(), TaskId::new(status.task_id.clone()));
+        // docs/recovery-rules.md R7: accepted only on the connection the agent is
+        // registered on; R6: a removed agent's update is refused and never forwarded.
+        let registered = self.agents.get(&agent).is_some_and(|a| {
+            a.phase == AgentPhase::Connected
+                && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
+        });
+        if !registered {
+            let removed = self.is_removed(&agent) || self.removed_peer(connection).is_some();
+            if removed {
+                info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update from a removed agent: refused, telling it to shut down");
+                self.tell_removed_agent(connection);
+            } else {
+                info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update on a connection the agent is not registered on: dropped");
+            }
+            return;
+        }
         if self.is_torn_down(&framework) {
             // The agent missed the shutdown (or has not handled it yet): tell it again.
             info!(framework = %framework, task = %status.task_id, "status update of a torn-down framework: dropped, shutting the framework down on its agent");
@@ -1298,6 +1406,7 @@ impl Master {
                     disconnected_at: Some(now),
                     checkpointed_resources: None,
                     reported_resources: Vec::new(),
+                    recovering_on: None,
                 },
             );
         }
@@ -1333,9 +1442,15 @@ impl Master {
             self.ping_sequence += 1;
             let mut unreachable = Vec::new();
             for (id, record) in self.agents.iter_mut() {
-                if record.phase != AgentPhase::Connected {
-                    continue;
-                }
+                // Registered agents, and recovering ones on the connection they said so
+                // on (docs/recovery-rules.md R5).
+                let pinged = match record.phase {
+                    AgentPhase::Connected => record.outbox.clone(),
+                    AgentPhase::Disconnected if record.recovering_on.is_some() => {
+                        record.recovering_on.clone()
+                    }
+                    _ => continue,
+                };
                 if !record.ponged {
                     record.missed_pings += 1;
                 }
@@ -1344,7 +1459,7 @@ impl Master {
                     continue;
                 }
                 record.ponged = false;
-                if let Some(outbox) = &record.outbox {
+                if let Some(outbox) = &pinged {
                     outbox.send(Body::Ping(proto::Ping {
                         sequence: self.ping_sequence,
                     }));

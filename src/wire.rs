@@ -319,6 +319,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::ShutdownFramework(_) => "shutdown_framework",
         Body::ReserveResources(_) => "reserve_resources",
         Body::CheckpointResources(_) => "checkpoint_resources",
+        Body::AgentRecovering(_) => "agent_recovering",
     }
 }
 

@@ -298,3 +298,30 @@ fn inspect_reports_a_reboot_unless_told_to_ignore_it() {
         assert!(!text.contains("rebooted"), "{text}");
     }
 }
+
+/// docs/recovery-rules.md R1, R2: once the agent has detected a reboot it removes
+/// `slaves/latest` and then writes the new boot id. From then on neither the agent's
+/// recovery nor `inspect` (even with `--ignore-boot-id`) finds the pre-reboot agent.
+#[test]
+fn after_a_detected_reboot_neither_recovery_nor_inspect_finds_the_old_agent() {
+    let fixture = Fixture::full();
+    // What a rebooted agent does before it registers as new.
+    fixture.store.forget_latest_agent().unwrap();
+    let machine = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|_| "the-new-boot".to_owned());
+    fixture.store.write_boot_id(&machine).unwrap();
+    assert!(!fixture.paths().latest_agent().exists());
+    let state = fixture
+        .recover(&options(true, true, Some(&machine)))
+        .unwrap()
+        .unwrap();
+    assert!(!state.rebooted);
+    assert!(state.agent.is_none(), "the agent's recovery finds no agent");
+    let text = report(&fixture, &["--ignore-boot-id"]);
+    assert!(text.contains("agent: none recovered"), "{text}");
+    assert!(text.contains("no latest agent"), "{text}");
+    let value = json(&fixture, &["--ignore-boot-id"]);
+    assert_eq!(value["agent"], Value::Null);
+    assert_eq!(value["rebooted"], false);
+}

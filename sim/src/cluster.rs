@@ -125,6 +125,8 @@ pub struct Observations {
     pub agent_running_at_end: bool,
     /// Executors (by id) whose processes were alive when the run ended.
     pub live_executors_at_end: BTreeSet<String>,
+    /// The run's history, recorded outside the code under test (`crate::history`).
+    pub history: crate::history::History,
 }
 
 /// How an agent incarnation ended.
@@ -442,6 +444,7 @@ impl revenant::framework::Workload for Recording {
             memory.ended.insert(status.task_id.clone());
         }
         drop(memory);
+        crate::history::delivered(self.index, update);
         self.observations.borrow_mut().seen.push(Seen {
             time: turmoil::sim_elapsed().unwrap_or_default(),
             task: status.task_id.clone(),
@@ -470,6 +473,7 @@ impl revenant::framework::Workload for Recording {
     }
 
     fn removed(&mut self, _message: &str) {
+        crate::history::framework_removed(self.index);
         self.observations
             .borrow_mut()
             .removed_frameworks
@@ -694,6 +698,11 @@ async fn machine_main(
                 .borrow_mut()
                 .agent_starts
                 .push((now, machine.index, machine.boot.get()));
+            crate::history::agent_started(
+                machine.index,
+                machine.incarnation.get(),
+                crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+            );
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
             *machine.agent.borrow_mut() = Some(handle);
@@ -760,6 +769,7 @@ fn drive(
         ..Observations::default()
     }));
     crate::drops::clear();
+    crate::history::begin();
     crate::crash_points::install(options);
 
     // Masters, sharing one disk for their registry and leader lease.
@@ -1154,7 +1164,27 @@ fn drive(
             .map(|p| p.executor_id.clone())
             .collect();
     }
+    // A process the table knows finished (crashed by a fault, say) without the history
+    // hearing of it ended by the end of the run at the latest.
+    let finished: BTreeSet<u32> = machine
+        .processes
+        .borrow()
+        .processes
+        .values()
+        .filter(|p| p.exited.get() || p.handle.is_finished())
+        .map(|p| p.id.pid)
+        .collect();
+    for pid in finished {
+        crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+    }
+    for machine in &machines {
+        crate::history::final_resources(
+            machine.index,
+            crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+        );
+    }
     drop(sim);
+    observations.borrow_mut().history = crate::history::take_all();
     (violations, observations)
 }
 
@@ -1360,6 +1390,7 @@ fn apply_fault(
                 machine.crash_after.set(None);
             }
             *machine.processes.borrow_mut() = ProcessTable::default();
+            crate::history::machine_down();
             let loss = machine.fs.power_loss(rng);
             machine.boot.set(machine.boot.get() + 1);
             let restart = restart.unwrap_or(Duration::from_secs(10));
@@ -1383,6 +1414,7 @@ fn apply_fault(
             let victim = live[rng.gen_range(0..live.len())];
             victim.handle.abort();
             victim.exited.set(true);
+            crate::history::process_ended(victim.id.pid, crate::history::ProcessEnd::Killed);
             Some(format!(
                 "executor {} (pid {}) crashed",
                 victim.executor_id, victim.id.pid

@@ -49,6 +49,7 @@ pub const MESSAGE_KINDS: &[&str] = &[
     "shutdown_framework",
     "reserve_resources",
     "checkpoint_resources",
+    "agent_recovering",
 ];
 
 /// The message kind a scenario names, normalised to `wire::kind`'s spelling: accepts

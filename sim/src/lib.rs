@@ -10,6 +10,8 @@
 //! | [`scenario`] | the scenario file format |
 //! | [`cluster`] | builds a cluster from a scenario and a seed, applies faults, runs it |
 //! | [`oracles`] | the rules, one file each |
+//! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
+//! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
@@ -17,8 +19,10 @@
 
 pub mod cluster;
 pub mod crash_points;
+pub mod decision;
 pub mod drops;
 pub mod fs;
+pub mod history;
 pub mod oracles;
 pub mod scenario;
 pub mod seams;

@@ -359,6 +359,11 @@ impl Processes for SimProcesses {
             .environment
             .get("REVENANT_SIM_BREAKAGE")
             .is_some_and(|b| b == "ignore_recovery_timeout");
+        // Test-only breakage (`revenant::breakage::Breakage::executor_panics`).
+        let panics = spec
+            .environment
+            .get("REVENANT_SIM_BREAKAGE")
+            .is_some_and(|b| b == "panic");
         let (pid, start_time) = {
             let mut table = self.table.borrow_mut();
             table.next_pid += 1;
@@ -375,10 +380,13 @@ impl Processes for SimProcesses {
                 let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);
+                crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+                assert!(!panics, "breakage: the executor panics as it ends");
             },
             span,
         ));
         let id = ProcessId { pid, start_time };
+        crate::history::process_started(pid, &executor_id, self.owner);
         self.table.borrow_mut().processes.insert(
             pid,
             SimProcess {
@@ -408,6 +416,7 @@ impl Processes for SimProcesses {
             if entry.id.start_time == process.start_time {
                 entry.handle.abort();
                 entry.exited.set(true);
+                crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);
             }
         }
         Ok(())

@@ -24,6 +24,9 @@ pub struct TraceEvent {
     pub message: String,
     /// The other fields, in the order given.
     pub fields: Vec<(String, String)>,
+    /// The typed decision the event records, parsed once from its role and message (not
+    /// part of the printed line).
+    pub decision: Option<crate::decision::Decision>,
 }
 
 impl TraceEvent {
@@ -33,6 +36,11 @@ impl TraceEvent {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the event records `decision`.
+    pub fn is(&self, decision: crate::decision::Decision) -> bool {
+        self.decision == Some(decision)
     }
 
     /// The event as one line.
@@ -170,12 +178,14 @@ where
             other => other.to_owned(),
         };
         let time = turmoil::sim_elapsed().unwrap_or_else(|| DRIVER_TIME.with(|t| t.get()));
+        let decision = crate::decision::Decision::parse(&role, &fields.message);
         self.buffer.lock().expect("trace buffer").push(TraceEvent {
             time,
             host,
             role,
             message: fields.message,
             fields: fields.fields,
+            decision,
         });
     }
 }
@@ -262,6 +272,14 @@ const DECISIONS: &[&str] = &[
     "agent did not re-register within the timeout",
     "agent stopped answering pings",
     "removed agent tried to re-register",
+    "telling the master the agent is recovering",
+    "agent is recovering",
+    "recovering agent disconnected",
+    "removed agent says it is recovering",
+    "unknown agent says it is recovering",
+    "status update from a removed agent",
+    "status update on a connection the agent is not registered on",
+    "message from a removed agent",
     "reconciliation: task unknown to the master",
     "agent did not come back within the recovery timeout",
     "lost the agent",

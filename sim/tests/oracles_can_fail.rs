@@ -162,3 +162,311 @@ fn resources_catches_an_agent_that_ignores_the_masters_view() {
         1,
     );
 }
+
+#[test]
+fn terminal_catches_a_second_terminal_update() {
+    let breakage = Breakage {
+        second_terminal_update: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "agent_restart_reconnects_executor.toml",
+        breakage,
+        "terminal",
+        5,
+    );
+}
+
+#[test]
+fn history_catches_an_acknowledged_update_resent_after_a_later_one() {
+    let breakage = Breakage {
+        resend_acknowledged_update: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "agent_restart_reconnects_executor.toml",
+        breakage,
+        "history",
+        5,
+    );
+}
+
+#[test]
+fn history_catches_an_executor_launched_twice() {
+    let breakage = Breakage {
+        launch_executor_twice: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "agent_restart_reconnects_executor.toml",
+        breakage,
+        "history",
+        5,
+    );
+}
+
+#[test]
+fn history_catches_an_executor_left_running_after_its_task_was_killed() {
+    let breakage = Breakage {
+        kill_leaves_executor_running: true,
+        ..Breakage::default()
+    };
+    assert_caught("kill_task_after_restart.toml", breakage, "history", 5);
+}
+
+#[test]
+fn history_catches_an_executor_adopted_across_a_boot() {
+    let breakage = Breakage {
+        ignore_boot_id: true,
+        ..Breakage::default()
+    };
+    assert_caught("swarm_agent_machine.toml", breakage, "history", 300);
+}
+
+#[test]
+fn no_panic_catches_a_panic_in_an_executor() {
+    let breakage = Breakage {
+        executor_panics: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "agent_restart_reconnects_executor.toml",
+        breakage,
+        "no_panic",
+        5,
+    );
+}
+
+// The rules below are broken by bugs of the agent and master being fixed elsewhere
+// (issue 9, bugs 1 and 2), so no switch can break them on purpose once fixed: the
+// oracles are shown failing on hand-made histories instead.
+
+mod synthetic {
+    use std::time::Duration;
+
+    use revenant::ids::Uuid;
+    use revenant::proto::TaskState;
+    use revenant_sim::cluster::Observations;
+    use revenant_sim::decision::Decision;
+    use revenant_sim::history::{Delivery, Source};
+    use revenant_sim::oracles;
+    use revenant_sim::trace::TraceEvent;
+
+    fn event(
+        time_ms: u64,
+        host: &str,
+        role: &str,
+        message: &str,
+        fields: &[(&str, &str)],
+    ) -> TraceEvent {
+        TraceEvent {
+            time: Duration::from_millis(time_ms),
+            host: host.to_owned(),
+            role: role.to_owned(),
+            message: message.to_owned(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            decision: Decision::parse(role, message),
+        }
+    }
+
+    fn delivery(time_ms: u64, state: TaskState, reason: &str, uuid: Option<u8>) -> Delivery {
+        Delivery {
+            time: Duration::from_millis(time_ms),
+            framework: 1,
+            task: "t1".into(),
+            state,
+            reason: reason.into(),
+            uuid: uuid.map(|b| Uuid([b; 16])),
+            source: if uuid.is_some() {
+                Source::Agent
+            } else {
+                Source::Master
+            },
+            agent_id: if uuid.is_some() {
+                "agent-1".into()
+            } else {
+                String::new()
+            },
+            executor_id: "t1".into(),
+            made_by: if uuid.is_some() {
+                "SOURCE_EXECUTOR".into()
+            } else {
+                "SOURCE_MASTER".into()
+            },
+        }
+    }
+
+    /// Bug 1 of issue 9: a reboot, a stop before the first registration, and the next
+    /// incarnation (same boot) recovers and re-registers the pre-reboot agent. The
+    /// first incarnation after the reboot did nothing wrong; the second did (L18).
+    #[test]
+    fn reboot_catches_the_old_agent_back_in_a_later_incarnation() {
+        let trace = vec![
+            event(
+                0,
+                "agent1",
+                "agent",
+                "registered with master",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                10,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                20_100,
+                "agent1",
+                "agent",
+                "machine rebooted: agent state not recovered, registering as a new agent",
+                &[],
+            ),
+            event(
+                40_000,
+                "agent1",
+                "agent",
+                "recovered agent",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                40_100,
+                "master1",
+                "master",
+                "agent re-registered",
+                &[("agent", "agent-old")],
+            ),
+        ];
+        let observations = Observations {
+            reboots: vec![Duration::from_secs(10)],
+            agent_starts: vec![
+                (Duration::ZERO, 1, 1),
+                (Duration::from_secs(20), 1, 2),
+                (Duration::from_secs(40), 1, 2),
+            ],
+            ..Observations::default()
+        };
+        let violations = oracles::reboot::check(&trace, &observations);
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        // A crash after the new boot's own registration recovers the new agent: fine.
+        let fine = vec![
+            event(
+                0,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-old")],
+            ),
+            event(
+                20_100,
+                "master1",
+                "master",
+                "agent registered",
+                &[("agent", "agent-new")],
+            ),
+            event(
+                40_000,
+                "agent1",
+                "agent",
+                "recovered agent",
+                &[("agent", "agent-new")],
+            ),
+            event(
+                40_100,
+                "master1",
+                "master",
+                "agent re-registered",
+                &[("agent", "agent-new")],
+            ),
+        ];
+        assert!(oracles::reboot::check(&fine, &observations).is_empty());
+    }
+
+    /// Bug 2 of issue 9: the master reports the task lost with its removed agent, then
+    /// forwards the removed agent's TASK_FINISHED, twice (L5).
+    #[test]
+    fn terminal_catches_an_update_of_a_removed_agent_after_the_masters_lost() {
+        let mut observations = Observations::default();
+        observations.history.deliveries = vec![
+            delivery(100, TaskState::TaskRunning, "REASON_NONE", Some(1)),
+            delivery(30_000, TaskState::TaskLost, "REASON_AGENT_REMOVED", None),
+            delivery(45_000, TaskState::TaskFinished, "REASON_NONE", Some(2)),
+            delivery(55_000, TaskState::TaskFinished, "REASON_NONE", Some(2)),
+        ];
+        let violations = oracles::terminal::check(&observations);
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations.iter().all(|v| v.message.contains("L5")));
+        // A reconciliation answer running ahead of the stream is allowed (L4).
+        observations.history.deliveries = vec![
+            delivery(100, TaskState::TaskRunning, "REASON_NONE", Some(1)),
+            delivery(
+                30_000,
+                TaskState::TaskFinished,
+                "REASON_RECONCILIATION",
+                None,
+            ),
+            delivery(45_000, TaskState::TaskFinished, "REASON_NONE", Some(2)),
+        ];
+        assert!(oracles::terminal::check(&observations).is_empty());
+    }
+
+    /// An update the executor sent after its terminal one is dropped when the terminal
+    /// update is acknowledged (L9): not a delivery violation. Without the terminal
+    /// update having reached the framework, it is one (L6).
+    #[test]
+    fn delivery_accepts_an_update_dropped_behind_a_delivered_terminal_update() {
+        let finished = Uuid([2; 16]).to_string();
+        let late = Uuid([3; 16]).to_string();
+        let trace = vec![
+            event(
+                100,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[
+                    ("task", "t1"),
+                    ("state", "TASK_FINISHED"),
+                    ("uuid", &finished),
+                ],
+            ),
+            event(
+                100,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[("task", "t1"), ("uuid", &finished)],
+            ),
+            event(
+                110,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[("task", "t1"), ("state", "TASK_RUNNING"), ("uuid", &late)],
+            ),
+            event(
+                110,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[("task", "t1"), ("uuid", &late)],
+            ),
+        ];
+        let mut observations = Observations {
+            seen: vec![revenant_sim::cluster::Seen {
+                time: Duration::from_millis(200),
+                task: "t1".into(),
+                state: TaskState::TaskFinished,
+                reason: "REASON_NONE".into(),
+                uuid: Some(Uuid([2; 16])),
+            }],
+            ..Observations::default()
+        };
+        assert!(oracles::delivery::check(&trace, &observations).is_empty());
+        observations.seen.clear();
+        assert_eq!(oracles::delivery::check(&trace, &observations).len(), 2);
+    }
+}

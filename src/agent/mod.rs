@@ -550,6 +550,10 @@ impl Agent {
         if state.rebooted {
             crate::coverage::point!("agent_reboot_detected");
             info!("machine rebooted: agent state not recovered, registering as a new agent");
+            // docs/recovery-rules.md R1: the old agent is gone for good. `slaves/latest`
+            // goes, durably, before `finish_recovery` writes the new boot id, so a stop
+            // before the first registration cannot bring the pre-reboot agent back.
+            self.store.forget_latest_agent()?;
         }
         self.recover_agent(&state, latest)?;
         self.finish_recovery_if_ready()
@@ -716,7 +720,9 @@ impl Agent {
                 self.frameworks.insert(fid, framework);
             }
         }
-        // Executors that died while the agent was down: their tasks fail now.
+        // Executors that died while the agent was down, or were never started (the agent
+        // died between checkpointing the launch and starting the process): their tasks
+        // fail now (docs/recovery-rules.md R3).
         let dead: Vec<(FrameworkId, ExecutorId, bool)> = self
             .frameworks
             .iter()
@@ -727,16 +733,30 @@ impl Agent {
                     .map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
             })
             .collect();
-        for (fid, eid, _) in dead {
+        for (fid, eid, never_started) in dead {
+            let message = if never_started {
+                "Executor never started: the agent died before launching it"
+            } else {
+                "Executor terminated while the agent was down"
+            };
             self.executor_terminated(
                 &fid,
                 &eid,
                 proto::TaskState::TaskFailed,
                 TaskReason::ReasonExecutorTerminated,
-                "Executor terminated while the agent was down",
+                message,
             )?;
         }
         Ok(())
+    }
+
+    /// Recovering an agent with an id while waiting for executors to re-register: such
+    /// an agent keeps a connection to the master and answers its pings
+    /// (docs/recovery-rules.md R4).
+    fn recovering_with_id(&self) -> bool {
+        self.phase == Phase::Recovering
+            && self.reregister_deadline.is_some()
+            && !self.info.id.is_empty()
     }
 
     fn finish_recovery_if_ready(&mut self) -> Result<(), AgentError> {
@@ -754,6 +774,11 @@ impl Agent {
                 timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64,
                 "waiting for executors to re-register"
             );
+            // docs/recovery-rules.md R4: tell the master now, not once the executors are
+            // back (that may take the whole timeout).
+            if self.recovering_with_id() {
+                self.next_connect_at = Some(self.now());
+            }
             return Ok(());
         }
         self.finish_recovery()
@@ -765,6 +790,10 @@ impl Agent {
         self.store.write_boot_id(&self.boot_id)?;
         self.phase = Phase::Disconnected;
         self.next_connect_at = Some(self.now());
+        if self.master.is_some() {
+            // Connected while recovering (docs/recovery-rules.md R4): re-register there.
+            self.start_registration();
+        }
         self.next_disk_check = Some(self.now() + self.config.disk_watch_interval);
         info!("recovery complete");
         Ok(())
@@ -962,11 +991,18 @@ impl Agent {
                 let outbox = self.serve(stream);
                 info!(master = %address, "connected to master");
                 self.master = Some(outbox);
-                self.connected_at = Some(self.now());
                 self.registered = false;
-                self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
-                let delay = self.register_backoff.first(self.env.random.as_ref());
-                self.register_at = Some(self.now() + delay);
+                if self.phase == Phase::Recovering {
+                    // docs/recovery-rules.md R4: say so, answer pings, re-register later.
+                    info!(agent = %self.info.id, "telling the master the agent is recovering");
+                    let body = Body::AgentRecovering(proto::AgentRecovering {
+                        agent_id: self.info.id.clone(),
+                    });
+                    self.send_to_master(body);
+                    self.register_at = None;
+                } else {
+                    self.start_registration();
+                }
             }
             Event::MasterConnectFailed(address, error) => {
                 self.master_connecting = false;
@@ -1080,6 +1116,14 @@ impl Agent {
         }
     }
 
+    /// Registration on the current master connection, after the first back-off delay.
+    fn start_registration(&mut self) {
+        self.connected_at = Some(self.now());
+        self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
+        let delay = self.register_backoff.first(self.env.random.as_ref());
+        self.register_at = Some(self.now() + delay);
+    }
+
     fn master_lost(&mut self) {
         self.master = None;
         self.registered = false;
@@ -1088,7 +1132,7 @@ impl Agent {
         if self.phase == Phase::Running {
             self.phase = Phase::Disconnected;
         }
-        if self.phase == Phase::Disconnected {
+        if self.phase == Phase::Disconnected || self.recovering_with_id() {
             let delay = self
                 .env
                 .random
@@ -1201,6 +1245,9 @@ impl Agent {
         consider(self.reregister_deadline);
         consider(self.unregister_deadline);
         consider(self.reconnect_retry_at);
+        if self.recovering_with_id() && self.master.is_none() && !self.master_connecting {
+            consider(self.next_connect_at);
+        }
         if self.phase != Phase::Recovering {
             if self.master.is_none() && !self.master_connecting {
                 consider(self.next_connect_at);
@@ -1237,6 +1284,14 @@ impl Agent {
             if now >= at && self.phase == Phase::Recovering {
                 self.retry_executor_reconnect(now);
             }
+        }
+        if self.recovering_with_id()
+            && self.master.is_none()
+            && !self.master_connecting
+            && self.next_connect_at.is_some_and(|at| now >= at)
+        {
+            // docs/recovery-rules.md R4.
+            self.connect_master();
         }
         if self.phase != Phase::Recovering {
             if self.master.is_none()
@@ -1789,6 +1844,10 @@ impl Agent {
                 "ignore_recovery_timeout".to_owned(),
             );
         }
+        if self.config.breakage.executor_panics {
+            // Test-only, as above.
+            environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());
+        }
         let spec = LaunchSpec {
             program: self
                 .config
@@ -1800,6 +1859,10 @@ impl Agent {
             environment,
             working_dir: paths::sandbox(&self.config.work_dir, &run),
         };
+        if self.config.breakage.launch_executor_twice {
+            // Test-only breakage: a second process of the same executor.
+            let _ = self.env.processes.launch(&spec);
+        }
         match self.env.processes.launch(&spec) {
             Ok(process) => {
                 if checkpoint {
@@ -1993,7 +2056,23 @@ impl Agent {
             );
             return self.accept_update(&fid, update, checkpoint);
         }
-        if let Some(outbox) = executor.outbox.clone() {
+        let registered = executor.outbox.is_some();
+        if self.config.breakage.kill_leaves_executor_running && registered {
+            let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
+            let update = self.make_update(
+                &fid,
+                &eid,
+                &tid,
+                proto::TaskState::TaskKilled,
+                TaskReason::ReasonNone,
+                "breakage: killed without stopping the executor",
+            );
+            return self.accept_update(&fid, update, checkpoint);
+        }
+        let outbox = self
+            .executor_mut(&fid, &eid)
+            .and_then(|executor| executor.outbox.clone());
+        if let Some(outbox) = outbox {
             self.send(
                 &outbox,
                 Body::KillTask(proto::KillTask {
@@ -2154,10 +2233,36 @@ impl Agent {
             }
         }
         let now = self.now();
+        let head = self
+            .config
+            .breakage
+            .resend_acknowledged_update
+            .then(|| {
+                self.updates
+                    .streams()
+                    .get(&(fid.clone(), tid.clone()))
+                    .and_then(|s| s.pending().next().cloned())
+            })
+            .flatten();
         let (next, terminated) = self.updates.acknowledged(&fid, &tid, uuid, now);
         info!(task = %tid, %uuid, terminal = terminated, "status update acknowledged by framework");
         if let Some(next) = next {
             self.forward(next);
+            if let Some(head) = head {
+                // Test-only breakage: an acknowledged update again, behind a later one.
+                self.forward(head);
+            }
+        }
+        if terminated && self.config.breakage.second_terminal_update {
+            let update = self.make_update(
+                &fid,
+                &eid.clone().unwrap_or_default(),
+                &tid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonNone,
+                "breakage: terminal twice",
+            );
+            self.forward(update);
         }
         if terminated && self.config.breakage.resurrect_after_terminal {
             let update = self.make_update(
@@ -2250,19 +2355,9 @@ impl Agent {
                 open.push(tid);
             }
         }
-        let process = executor.process.clone();
-        let never_launched = process.is_none();
+        // docs/recovery-rules.md R3: a task of an executor that never started failed (the
+        // agent knows it is not running); it is not reported lost.
         for tid in open {
-            let (state, reason, message) =
-                if never_launched && state == proto::TaskState::TaskFailed {
-                    (
-                        proto::TaskState::TaskLost,
-                        TaskReason::ReasonAgentRestarted,
-                        "Task launched during agent restart: executor never started",
-                    )
-                } else {
-                    (state, reason, message)
-                };
             let update = self.make_update(fid, eid, &tid, state, reason, message);
             self.accept_update(fid, update, checkpoint)?;
         }

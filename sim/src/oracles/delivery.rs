@@ -1,21 +1,24 @@
-//! Rule: a status update that the agent acknowledged to its executor reaches the
-//! framework (at least once), in the order the agent accepted it, with two exceptions
-//! where the update is superseded rather than lost:
-//! - the agent's machine rebooted after the acknowledgement: the seeds recover no agent
+//! Rules L6 to L12 of `docs/task-lifecycle.md`: a status update that the agent
+//! acknowledged to its executor reaches the framework (at least once, L6), in the order
+//! the agent accepted it (L12), except where the update is superseded rather than lost:
+//! - (L7) the agent's machine rebooted after the acknowledgement: the seeds recover no agent
 //!   state after a reboot, so the update is never replayed, and the task must instead end
 //!   in a terminal state the framework sees (the liveness oracle checks that);
-//! - the master removed the agent (it stayed unreachable, or failed to re-register in
+//! - (L10) the master removed the agent (it stayed unreachable, or failed to re-register in
 //!   time) and told the framework the task's fate itself: a terminal update without a
-//!   uuid, from the master, reached the framework (reference §21);
-//! - the agent then left the cluster (SIGUSR1, or told to shut down by the master)
+//!   uuid, from the master, reached the framework;
+//! - (L8) the agent then left the cluster (SIGUSR1, or told to shut down by the master)
 //!   before the update got through: an agent that leaves shuts its executors down and
 //!   forgets its id and checkpoints, so nothing it still held is ever forwarded, even
 //!   updates a later incarnation recovered (regression seed 3480); as after a reboot,
 //!   the task must still end in a state the framework sees (liveness oracle);
-//! - the task's framework tore itself down: the agent drops the framework's pending
+//! - (L9) a terminal update of the same stream, accepted before it, reached the
+//!   framework: the agent drops whatever is queued behind a terminal update once that
+//!   is acknowledged (an executor that sends an update after its terminal one);
+//! - (L11) the task's framework tore itself down: the agent drops the framework's pending
 //!   updates when told to shut it down, and there is no scheduler left to receive them
 //!   (the teardown oracle checks what must happen instead);
-//! - the update came after the task's terminal update: the agent refuses it and only
+//! - (S1) the update came after the task's terminal update: the agent refuses it and only
 //!   acknowledges it to the executor (docs/stream-rules.md S1). Judged from outside: an
 //!   update of the same task acknowledged to the executor before it reached the framework
 //!   carrying a terminal state.
@@ -26,6 +29,7 @@ use revenant::ids::Uuid;
 
 use super::Violation;
 use crate::cluster::Observations;
+use crate::decision::Decision;
 use crate::trace::TraceEvent;
 
 fn parse_uuid(text: &str) -> Option<Uuid> {
@@ -61,22 +65,29 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
     let mut out = Vec::new();
     // Acknowledged to the executor: uuid -> (time, task, agent, position in the trace).
     let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32, usize)> = BTreeMap::new();
-    // Accepted order per task.
+    // Accepted order per task, and the uuids of terminal updates.
     let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    let mut terminal_uuids: BTreeSet<Uuid> = BTreeSet::new();
     for (position, event) in trace.iter().enumerate() {
-        if event.role != "agent" {
-            continue;
-        }
         let task = event.field("task").unwrap_or_default().to_owned();
         let uuid = event.field("uuid").and_then(parse_uuid);
-        match (event.message.as_str(), uuid) {
-            ("acknowledged status update to executor", Some(uuid)) => {
+        match (event.decision, uuid) {
+            (Some(Decision::UpdateAcknowledgedToExecutor), Some(uuid)) => {
                 let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
                 acked
                     .entry(uuid)
                     .or_insert((event.time, task, agent, position));
             }
-            ("status update accepted", Some(uuid)) => accepted.entry(task).or_default().push(uuid),
+            (Some(Decision::StatusUpdateAccepted), Some(uuid)) => {
+                let terminal = event
+                    .field("state")
+                    .and_then(revenant::proto::TaskState::from_str_name)
+                    .is_some_and(revenant::agent::status_updates::is_terminal);
+                if terminal {
+                    terminal_uuids.insert(uuid);
+                }
+                accepted.entry(task).or_default().push(uuid)
+            }
             _ => {}
         }
     }
@@ -87,8 +98,20 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         .filter(|s| revenant::agent::status_updates::is_terminal(s.state))
         .filter_map(|s| s.uuid)
         .collect();
+    // L9: behind a terminal update of its stream that reached the framework.
+    let behind_delivered_terminal = |task: &str, uuid: &Uuid| {
+        accepted.get(task).is_some_and(|order| {
+            order
+                .iter()
+                .take_while(|u| *u != uuid)
+                .any(|u| terminal_uuids.contains(u) && seen.contains(u))
+        })
+    };
     for (uuid, (time, task, agent, position)) in &acked {
-        if seen.contains(uuid) || observations.torn_down_tasks.contains(task) {
+        if seen.contains(uuid)
+            || observations.torn_down_tasks.contains(task)
+            || behind_delivered_terminal(task, uuid)
+        {
             continue;
         }
         let after_terminal = acked.iter().any(|(other, (_, other_task, _, other_position))| {

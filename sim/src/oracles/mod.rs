@@ -1,9 +1,10 @@
-//! The oracles: the rules of recovery, one file each, checked after every run (the
+//! The oracles: the rules of recovery (numbered in `docs/task-lifecycle.md`), one file each, checked after every run (the
 //! executor recovery-timeout rule is also sampled during the run). Each returns the
 //! violations it found, with the simulated time of the first evidence.
 
 pub mod delivery;
 pub mod expectations;
+pub mod history;
 pub mod liveness;
 pub mod no_panic;
 pub mod reboot;
@@ -46,6 +47,7 @@ pub fn check_after(
     out.extend(no_panic::check(observations));
     out.extend(liveness::check(scenario, observations));
     out.extend(teardown::check(scenario, observations));
+    out.extend(history::check(scenario, trace, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

@@ -1,86 +1,94 @@
-//! Rule: resources recovered equal resources checkpointed (each agent process of the
-//! machine on its own). Every agent start after the
-//! agent checkpointed its reserved resources recovers exactly those (`resources.info` is
-//! recovered even after a reboot, seed 000), and a start that recovers nothing after a
-//! checkpoint is a loss. And once the master holds a view of the agent's checkpointed
-//! resources (a dynamic reservation set it), the agent ends the run having checkpointed
-//! exactly that view, provided an agent runs at the end: the master re-sends its view
-//! whenever the agent re-registers, so a lost CheckpointResources is repaired.
+//! Rule L19 of `docs/task-lifecycle.md`: resources recovered equal resources
+//! checkpointed, each agent process of the machine on its own, where "checkpointed"
+//! means what `resources.info` held on the simulated disk (read by the simulator, not
+//! taken from the agent's log) when the agent start began: every start that completes
+//! recovery recovers exactly that (`resources.info` is recovered even after a reboot),
+//! and a start that recovers nothing while the disk held resources is a loss. So a
+//! death after the new file was renamed into place (a legal state) is judged by what
+//! the disk then holds, and a death before the rename by the old file.
+//!
+//! And once the master holds a view of the agent's checkpointed resources (a dynamic
+//! reservation set it), the agent's disk ends the run holding exactly that view,
+//! provided an agent runs at the end: the master re-sends its view whenever the agent
+//! re-registers, so a lost CheckpointResources is repaired.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::Violation;
 use crate::cluster::{agent_of_host, Observations};
+use crate::decision::Decision;
 use crate::trace::TraceEvent;
 
 /// The ids agent process `agent` registered under.
 fn ids_of(trace: &[TraceEvent], agent: u32) -> BTreeSet<&str> {
     trace
         .iter()
-        .filter(|e| agent_of_host(&e.host) == Some(agent) && e.role == "agent")
-        .filter(|e| {
-            e.message == "registered with master" || e.message == "re-registered with master"
-        })
+        .filter(|e| agent_of_host(&e.host) == Some(agent))
+        .filter(|e| e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster))
         .filter_map(|e| e.field("agent"))
         .collect()
 }
 
 /// The master's last view of agent process `agent`'s checkpointed resources (time,
 /// resources), if it holds one.
-pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(std::time::Duration, &str)> {
+pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(Duration, &str)> {
     let ids = ids_of(trace, agent);
     trace
         .iter()
         .rev()
         .find(|e| {
-            e.role == "master"
+            (e.is(Decision::MasterReservedResources) || e.is(Decision::MasterResentResources))
                 && e.field("agent").is_some_and(|id| ids.contains(id))
-                && (e.message.starts_with("reserved resources")
-                    || e.message.starts_with(
-                        "re-sending the master's view of the agent's checkpointed resources",
-                    ))
         })
         .and_then(|e| Some((e.time, e.field("resources")?)))
 }
 
-/// Checks that agent process `agent` ended with the master's view checkpointed.
+/// Checks that agent process `agent`'s disk ended with the master's view.
 fn check_master_view(
     trace: &[TraceEvent],
     observations: &Observations,
     agent: u32,
+    end: Duration,
 ) -> Vec<Violation> {
-    let Some((since, view)) = master_view(trace, agent) else {
+    let Some((_, view)) = master_view(trace, agent) else {
         return Vec::new();
     };
     if !observations.agent_running_at_end {
         return Vec::new();
     }
-    let last = trace
-        .iter()
-        .rev()
-        .filter(|e| agent_of_host(&e.host) == Some(agent) && e.role == "agent")
-        .find(|e| e.message.starts_with("checkpointed resources"));
-    match last.and_then(|e| e.field("resources")) {
-        Some(got) if got == view => Vec::new(),
-        got => vec![Violation {
-            time: last.map(|e| e.time).unwrap_or(since),
-            oracle: "resources",
-            message: format!(
-                "the agent ended with checkpointed resources {}, the master's view is {view}",
-                got.unwrap_or("none")
-            ),
-        }],
+    let on_disk = observations
+        .history
+        .final_resources
+        .get(&agent)
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    if on_disk == view {
+        return Vec::new();
     }
+    vec![Violation {
+        time: end,
+        oracle: "resources",
+        message: format!(
+            "the agent's disk ended with checkpointed resources {}, the master's view is {view}",
+            if on_disk.is_empty() { "none" } else { &on_disk }
+        ),
+    }]
 }
 
 /// Checks the rule, for each agent process of the agent machine on its own.
 pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
-    let agents: BTreeSet<u32> = trace
+    let agents: BTreeSet<u32> = observations
+        .history
+        .agent_starts
         .iter()
-        .filter_map(|e| agent_of_host(&e.host))
+        .map(|s| s.agent)
         .collect();
+    let end = trace.last().map(|e| e.time).unwrap_or_default();
     let mut out = Vec::new();
     for agent in agents {
+        out.extend(check_master_view(trace, observations, agent, end));
         out.extend(check_agent(trace, observations, agent));
     }
     out.sort_by_key(|v| v.time);
@@ -88,52 +96,58 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
 }
 
 fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) -> Vec<Violation> {
-    let mut checkpointed: Option<&str> = None;
-    let mut recovered_since_start: Option<bool> = None;
-    let mut out = check_master_view(trace, observations, agent);
-    for event in trace
+    let starts: Vec<&crate::history::AgentStart> = observations
+        .history
+        .agent_starts
         .iter()
-        .filter(|e| agent_of_host(&e.host) == Some(agent))
-    {
-        match (event.role.as_str(), event.message.as_str()) {
-            ("sim", "agent process starting") => {
-                // An incarnation that died before finishing recovery is not judged.
-                recovered_since_start = Some(false);
-            }
-            ("agent", "recovered checkpointed resources") => {
-                recovered_since_start = Some(true);
+        .filter(|s| s.agent == agent)
+        .collect();
+    let mut out = Vec::new();
+    for (index, start) in starts.iter().enumerate() {
+        let next = starts.get(index + 1).map(|s| s.time);
+        let mine = trace.iter().filter(|e| {
+            agent_of_host(&e.host) == Some(agent)
+                && e.time >= start.time
+                && next.is_none_or(|n| e.time < n)
+        });
+        let expected = start.resources_on_disk.clone().filter(|r| !r.is_empty());
+        let mut recovered: Option<&str> = None;
+        for event in mine {
+            if event.is(Decision::RecoveredCheckpointedResources) {
                 let got = event.field("resources").unwrap_or_default();
-                match checkpointed {
+                recovered = Some(got);
+                match &expected {
                     Some(expected) if expected != got => out.push(Violation {
                         time: event.time,
                         oracle: "resources",
-                        message: format!("recovered resources {got}, checkpointed {expected}"),
+                        message: format!(
+                            "recovered resources {got}, the disk held {expected} at the start"
+                        ),
                     }),
                     None => out.push(Violation {
                         time: event.time,
                         oracle: "resources",
-                        message: format!("recovered resources {got} that were never checkpointed"),
+                        message: format!(
+                            "recovered resources {got} that the disk did not hold at the start"
+                        ),
                     }),
                     _ => {}
                 }
             }
-            ("agent", "recovering state") => {}
-            ("agent", "checkpointed resources") => checkpointed = event.field("resources"),
             // Recovery ends when the agent says so: a start that never got that far
             // (it died first) is not judged.
-            ("agent", "recovery complete") => {
-                if let (Some(false), Some(expected)) = (recovered_since_start, checkpointed) {
+            if event.is(Decision::RecoveryComplete) {
+                if let (None, Some(expected)) = (recovered, &expected) {
                     out.push(Violation {
                         time: event.time,
                         oracle: "resources",
                         message: format!(
-                            "recovery completed without the checkpointed resources {expected}"
+                            "recovery completed without the checkpointed resources {expected} the disk held"
                         ),
                     });
                 }
-                recovered_since_start = None;
+                break;
             }
-            _ => {}
         }
     }
     out
