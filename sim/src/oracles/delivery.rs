@@ -114,9 +114,11 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         {
             continue;
         }
-        let after_terminal = acked.iter().any(|(other, (_, other_task, _, other_position))| {
-            other_task == task && other_position < position && terminal_seen.contains(other)
-        });
+        let after_terminal = acked
+            .iter()
+            .any(|(other, (_, other_task, _, other_position))| {
+                other_task == task && other_position < position && terminal_seen.contains(other)
+            });
         if after_terminal {
             continue;
         }
