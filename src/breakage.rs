@@ -45,6 +45,16 @@ pub struct Breakage {
     pub kill_leaves_executor_running: bool,
     /// Executors panic when they end (a panic in a task other than the agent's).
     pub executor_panics: bool,
+    /// The agent keeps an unregistered executor with no task left (no registration
+    /// timeout, no destruction when its last queued task is killed): the executor is
+    /// left behind.
+    pub keep_idle_unregistered_executors: bool,
+    /// Garbage collection as it once was: a framework's directories only collected when
+    /// it was torn down, a completed executor's own sandbox never, recovery rescheduling
+    /// completed runs for a whole `gc_delay` again, and no old agent collected.
+    pub leak_completed_directories: bool,
+    /// Directories due together are removed in path order (meta before sandbox).
+    pub remove_meta_first: bool,
     /// The checkpoint store skips the parent directory's sync after renaming a
     /// checkpoint file or a `latest` link into place: the new name may vanish in a power
     /// loss although the agent acted on it (found by crash points with power losses).

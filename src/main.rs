@@ -90,6 +90,9 @@ enum Command {
         /// How long a restarted agent waits for executors to re-register.
         #[arg(long = "executor-reregistration-timeout", alias = "executor_reregistration_timeout", default_value = "2secs", value_parser = duration)]
         executor_reregistration_timeout: Duration,
+        /// How long a launched executor has to register before it is destroyed.
+        #[arg(long = "executor-registration-timeout", alias = "executor_registration_timeout", default_value = "1mins", value_parser = duration)]
+        executor_registration_timeout: Duration,
         /// How long completed runs are kept.
         #[arg(long = "gc-delay", alias = "gc_delay", default_value = "1weeks", value_parser = duration)]
         gc_delay: Duration,
@@ -346,6 +349,7 @@ fn main() -> ExitCode {
             strict,
             recovery_timeout,
             executor_reregistration_timeout,
+            executor_registration_timeout,
             gc_delay,
             disk_watch_interval,
             registration_backoff_factor,
@@ -380,6 +384,7 @@ fn main() -> ExitCode {
             config.strict = strict;
             config.recovery_timeout = recovery_timeout;
             config.executor_reregistration_timeout = executor_reregistration_timeout;
+            config.executor_registration_timeout = executor_registration_timeout;
             config.gc_delay = gc_delay;
             config.disk_watch_interval = disk_watch_interval;
             config.registration_backoff_factor = registration_backoff_factor;

@@ -27,7 +27,8 @@ use crate::scenario::{
     AGENT_PROCESS_FAULTS,
 };
 use crate::seams::{
-    derive_seed, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet, SimProcesses,
+    derive_seed, ProcessDeath, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet,
+    SimProcesses,
 };
 use crate::trace::{self, Recorder, TraceBuffer, TraceEvent};
 
@@ -127,6 +128,11 @@ pub struct Observations {
     pub live_executors_at_end: BTreeSet<String>,
     /// The run's history, recorded outside the code under test (`crate::history`).
     pub history: crate::history::History,
+    /// The agent machine's disk when the run ended, below agent 1's work directory:
+    /// each path, what it is, and its modification time.
+    pub disk_at_end: BTreeMap<PathBuf, (crate::fs::Entry, std::time::SystemTime)>,
+    /// The agent machine's wall clock when the run ended.
+    pub wall_at_end: Option<std::time::SystemTime>,
 }
 
 /// How an agent incarnation ended.
@@ -177,8 +183,10 @@ pub struct Machine {
     pub incarnation: Cell<u64>,
     /// Arms a death at a filesystem operation for the current incarnation.
     pub crash_after: Rc<Cell<Option<u64>>>,
-    /// Set when the incarnation died at a filesystem operation.
+    /// Set when the incarnation died at a filesystem or process operation.
     pub crashed: Rc<Cell<bool>>,
+    /// Arms a death at a process operation (launch, signal) for the current incarnation.
+    pub process_crash_after: Rc<Cell<Option<u64>>>,
     /// Wall-clock jump.
     pub wall_offset: Rc<Cell<i64>>,
     /// Set while injected disk errors may be failing the agent (cleared when it restarts).
@@ -278,6 +286,7 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
             } else {
                 format!("sleep {run_s:.1}")
             };
+            let command = crate::faults::large_command(scenario, seed, index, command);
             out.push((
                 TaskInfo {
                     task_id: format!("task-{index:03}"),
@@ -315,6 +324,10 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "swarm"));
         let minutes = scenario.fault_phase_s / 60.0;
         for (kind, rate) in &swarm.per_minute {
+            // Kinds added later draw from streams of their own (below).
+            if !crate::faults::draws_from_shared_stream(*kind) {
+                continue;
+            }
             if !rng.gen_bool(swarm.kind_on_probability.clamp(0.0, 1.0)) {
                 continue;
             }
@@ -367,6 +380,9 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                 });
             }
         }
+        let fixed = scenario.faults.len();
+        crate::faults::weight_boundaries(scenario, seed, &mut schedule[fixed..]);
+        schedule.extend(crate::faults::swarm_extras(scenario, seed));
     }
     schedule.sort_by(|x, y| x.at_s.total_cmp(&y.at_s));
     schedule
@@ -521,6 +537,7 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     config.strict = flags.strict;
     config.recovery_timeout = secs(flags.recovery_timeout_s);
     config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
+    config.executor_registration_timeout = secs(flags.executor_registration_timeout_s);
     config.gc_delay = secs(flags.gc_delay_s);
     config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
     config.master_ping_timeout = secs(flags.master_ping_timeout_s);
@@ -543,7 +560,13 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     config
 }
 
-fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSystem>) -> Env {
+fn machine_env(
+    machine: &Rc<Machine>,
+    seed: u64,
+    label: &str,
+    fs: Rc<dyn FileSystem>,
+    death: ProcessDeath,
+) -> Env {
     let table = machine.processes.clone();
     let env_machine = machine.clone();
     let incarnation_seed = derive_seed(seed, label);
@@ -567,12 +590,14 @@ fn machine_env(machine: &Rc<Machine>, seed: u64, label: &str, fs: Rc<dyn FileSys
                         table: env_machine.processes.clone(),
                         env_for: Rc::new(|_| unreachable!("executors launch no processes")),
                         owner: env_machine.index,
+                        death: None,
                     }),
                     boot: Rc::new(SimBootId(env_machine.boot.clone(), AGENT_HOST.into())),
                     random: Rc::new(SeededRandom::new(derive_seed(incarnation_seed, &label))),
                 }
             }),
             owner: machine.index,
+            death: Some(death),
         }),
         boot: Rc::new(SimBootId(machine.boot.clone(), AGENT_HOST.into())),
         random: Rc::new(SeededRandom::new(incarnation_seed)),
@@ -592,6 +617,7 @@ fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
             table: Rc::new(RefCell::new(ProcessTable::default())),
             env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
             owner: 0,
+            death: None,
         }),
         boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation)), host.to_owned())),
         random,
@@ -619,7 +645,8 @@ async fn machine_main(
             let handle = machine.agent.borrow_mut().take().expect("checked");
             let outcome = match handle.await {
                 Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
-                Ok(Err(_)) if machine.crashed.get() => AgentOutcome::Crashed,
+                // Death at a filesystem operation unwinds (or aborts) the task.
+                Ok(Err(_)) | Err(_) if machine.crashed.get() => AgentOutcome::Crashed,
                 Ok(Err(error)) if machine.disk_faulted.get() => {
                     AgentOutcome::DiskFailure(error.to_string())
                 }
@@ -653,6 +680,7 @@ async fn machine_main(
         if start {
             machine.agent_start_at.set(None);
             machine.crashed.set(false);
+            machine.process_crash_after.set(None);
             if machine.disk_faulted.replace(false) {
                 // The disk was replaced (or freed): the new incarnation starts clean.
                 machine.fs.clear_faults();
@@ -677,10 +705,12 @@ async fn machine_main(
                 }
             }
             apply_restart_flags(&mut config, &machine.restart_flags.borrow());
+            let task = Rc::new(RefCell::new(None));
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
                 machine.fs.clone(),
                 machine.crash_after.clone(),
                 machine.crashed.clone(),
+                task.clone(),
             ));
             let fs = if machine.index == 1 {
                 crate::crash_points::wrap(
@@ -692,7 +722,12 @@ async fn machine_main(
             } else {
                 fs
             };
-            let env = machine_env(&machine, seed, &label, fs);
+            let death = ProcessDeath {
+                crash_after: machine.process_crash_after.clone(),
+                crashed: machine.crashed.clone(),
+                task: task.clone(),
+            };
+            let env = machine_env(&machine, seed, &label, fs, death);
             tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
             observations
                 .borrow_mut()
@@ -705,6 +740,7 @@ async fn machine_main(
             );
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
+            *task.borrow_mut() = Some(handle.abort_handle());
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
         }
@@ -715,6 +751,8 @@ async fn machine_main(
 
 /// Runs a scenario with a seed.
 pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
+    // The swarm's workload knobs, drawn for this seed.
+    let scenario = &crate::faults::with_knobs(scenario, seed);
     let buffer: TraceBuffer = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Recorder::new(buffer.clone()));
     revenant::coverage::reset();
@@ -829,6 +867,7 @@ fn drive(
         incarnation: Cell::new(0),
         crash_after: Rc::new(Cell::new(None)),
         crashed: Rc::new(Cell::new(false)),
+        process_crash_after: Rc::new(Cell::new(None)),
         wall_offset: Rc::new(Cell::new(0)),
         disk_faulted: Cell::new(false),
         masters_disk: masters_disk.clone(),
@@ -836,6 +875,14 @@ fn drive(
         restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    // Modification times follow the machine's wall clock, jumps included (the agent
+    // ages directories by them: docs/lifecycle-rules.md rule 5).
+    let fs_clock = SimClock {
+        wall_offset: machine.wall_offset.clone(),
+    };
+    machine
+        .fs
+        .set_clock(Rc::new(move || revenant::os::Clock::wall(&fs_clock)));
     // Further agent processes share the machine's disk, boot, processes and clock.
     let mut machines = vec![machine.clone()];
     for index in 2..=scenario.agents {
@@ -851,6 +898,7 @@ fn drive(
             incarnation: Cell::new(0),
             crash_after: Rc::new(Cell::new(None)),
             crashed: Rc::new(Cell::new(false)),
+            process_crash_after: Rc::new(Cell::new(None)),
             wall_offset: machine.wall_offset.clone(),
             disk_faulted: Cell::new(false),
             masters_disk: masters_disk.clone(),
@@ -1123,6 +1171,30 @@ fn drive(
             });
             break;
         }
+        // Agents that an `agent_crash_at_message` rule killed during the step.
+        for (index, restart_ms, kind) in crate::drops::take_crash_requests() {
+            let Some(target) = machines.get(index as usize - 1) else {
+                continue;
+            };
+            let mut crash = FaultSpec::new(now.as_secs_f64(), FaultKind::AgentCrash);
+            crash.restart_after_s = Some(restart_ms as f64 / 1000.0);
+            let Some(description) = apply_fault(
+                &mut sim,
+                target,
+                &machines,
+                &crash,
+                now,
+                &mut fault_rng,
+                &mut pending,
+                scenario,
+                &teardowns,
+            ) else {
+                continue;
+            };
+            let description = format!("{description} at a {kind} message");
+            tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
+            observations.borrow_mut().faults.push((now, description));
+        }
         // A crash point's power loss: the disk was cut at the operation; the machine
         // goes down as for a reboot fault and boots again.
         if let Some(description) = crate::crash_points::take_power_loss() {
@@ -1154,7 +1226,9 @@ fn drive(
             .agent
             .borrow()
             .as_ref()
-            .is_some_and(|handle| !handle.is_finished());
+            .is_some_and(|handle| !handle.is_finished())
+            // One that died at a filesystem operation is not running, finished or not.
+            && !machine.crashed.get();
         observations.live_executors_at_end = machine
             .processes
             .borrow()
@@ -1163,6 +1237,27 @@ fn drive(
             .filter(|p| !p.exited.get() && !p.handle.is_finished())
             .map(|p| p.executor_id.clone())
             .collect();
+        let work_dir = agent_work_dir(1);
+        observations.disk_at_end = machine
+            .fs
+            .tree()
+            .into_iter()
+            .filter(|(path, _)| path.starts_with(&work_dir))
+            .filter_map(|(path, entry)| {
+                let modified = machine.fs.mtime(&path)?;
+                Some((path, (entry, modified)))
+            })
+            .collect();
+        // The run ends at duration_s of simulated time (the sim's clock is gone by now).
+        let offset = machine.wall_offset.get();
+        let base = std::time::SystemTime::UNIX_EPOCH
+            + Duration::from_secs(crate::seams::EPOCH_SECONDS)
+            + Duration::from_secs_f64(scenario.duration_s);
+        observations.wall_at_end = Some(if offset >= 0 {
+            base + Duration::from_millis(offset as u64)
+        } else {
+            base - Duration::from_millis(offset.unsigned_abs())
+        });
     }
     // A process the table knows finished (crashed by a fault, say) without the history
     // hearing of it ended by the end of the run at the latest.
@@ -1239,6 +1334,8 @@ fn arm_drop(fault: &FaultSpec, action: crate::drops::Action) -> Option<String> {
         crate::drops::Action::Drop => "drop",
         crate::drops::Action::Duplicate => "duplicate",
         crate::drops::Action::Forge => "forge a uuid ahead of",
+        crate::drops::Action::CrashAgent { .. } => "crash the agent at",
+        crate::drops::Action::Delay { .. } => "hold back",
     };
     let mut description = format!("{verb} the next {count} {kind} message(s)");
     for (label, value) in [
@@ -1518,6 +1615,60 @@ fn apply_fault(
             }
             flag.set(true);
             Some(format!("framework {index} tears itself down"))
+        }
+        FaultKind::TornAppend => {
+            for machine in machines {
+                machine.disk_faulted.set(true);
+            }
+            Some(crate::faults::arm_torn_append(
+                &machine.fs,
+                std::path::Path::new("/var/lib"),
+                fault.error.as_deref(),
+            ))
+        }
+        FaultKind::DeleteRunDir => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            crate::faults::delete_run_dir(&machine.fs, &machine.work_dir, rng)
+        }
+        FaultKind::RewriteForkedPid => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            let live: Vec<u32> = machine
+                .processes
+                .borrow()
+                .processes
+                .values()
+                .filter(|p| !p.exited.get() && !p.handle.is_finished())
+                .map(|p| p.id.pid)
+                .collect();
+            crate::faults::rewrite_forked_pid(&machine.fs, &machine.work_dir, &live, rng)
+        }
+        FaultKind::AgentCrashAtMessage => {
+            let restart_ms = (fault.restart_after_s.unwrap_or(1.0).max(0.0) * 1000.0) as u64;
+            let description = arm_drop(
+                fault,
+                crate::drops::Action::CrashAgent {
+                    agent: machine.index,
+                    restart_ms,
+                },
+            )?;
+            Some(description)
+        }
+        FaultKind::DelayMessage => {
+            let ms = (fault.duration_s.unwrap_or(5.0).max(0.0) * 1000.0) as u64;
+            let description = arm_drop(fault, crate::drops::Action::Delay { ms })?;
+            Some(format!("{description} by {ms}ms"))
+        }
+        FaultKind::AgentCrashAtProcess => {
+            machine.agent.borrow().as_ref()?;
+            let ops = fault.ops.unwrap_or(1).max(1);
+            machine.process_crash_after.set(Some(ops - 1));
+            Some(format!(
+                "agent dies at its process operation {ops} from now (launch, signal)"
+            ))
         }
         FaultKind::ClockJump => {
             let jump_ms = (fault.jump_s.unwrap_or(60.0) * 1000.0) as i64;

@@ -11,6 +11,7 @@
 //! the same messages.
 
 use std::cell::RefCell;
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -77,6 +78,23 @@ pub enum Action {
     /// A copy with a uuid its sender never made arrives just before the message
     /// (acknowledgements and status updates only: the others carry no uuid, and pass).
     Forge,
+    /// Agent process `agent` (1, 2, ...) dies at the message, restarted after
+    /// `restart_ms`: a message to an agent is lost (the agent died before reading it),
+    /// any other is delivered (it died right after sending it). The death is asked of
+    /// the simulator's driver ([`take_crash_requests`]), which kills the agent before
+    /// its next step.
+    CrashAgent {
+        /// The agent process.
+        agent: u32,
+        /// Its restart delay, milliseconds.
+        restart_ms: u64,
+    },
+    /// The message, and every later one on its connection (TCP keeps the order), is
+    /// held back for `ms` milliseconds of simulated time.
+    Delay {
+        /// How long, milliseconds.
+        ms: u64,
+    },
 }
 
 /// One armed rule.
@@ -100,11 +118,28 @@ pub struct DropRule {
 
 thread_local! {
     static RULES: RefCell<Vec<DropRule>> = const { RefCell::new(Vec::new()) };
+    static CRASHES: RefCell<Vec<(u32, u64, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Forgets every rule (each run starts with none).
+/// Forgets every rule and crash request (each run starts with none).
 pub fn clear() {
     RULES.with(|rules| rules.borrow_mut().clear());
+    CRASHES.with(|crashes| crashes.borrow_mut().clear());
+}
+
+/// The agent deaths that [`Action::CrashAgent`] rules asked for since the last call, in
+/// order: (agent, restart delay in milliseconds, message kind).
+pub fn take_crash_requests() -> Vec<(u32, u64, &'static str)> {
+    CRASHES.with(|crashes| std::mem::take(&mut *crashes.borrow_mut()))
+}
+
+/// Whether the agent (not an executor) reads a message of `kind` arriving at `local`
+/// from `peer`: agents run on the `agent1` host beside their executors, so between the
+/// two the kind tells which end reads it.
+fn read_by_agent(kind: &str, local: &str, peer: &str) -> bool {
+    local == "agent1"
+        && (peer != "agent1"
+            || ["register_executor", "reregister_executor", "status_update"].contains(&kind))
 }
 
 /// Arms a rule.
@@ -168,6 +203,15 @@ fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
             Action::Drop => "message dropped",
             Action::Duplicate => "message duplicated",
             Action::Forge => "forged copy of a message delivered first",
+            Action::Delay { .. } => "message held back",
+            Action::CrashAgent { agent, restart_ms } => {
+                CRASHES.with(|crashes| crashes.borrow_mut().push((agent, restart_ms, kind)));
+                if read_by_agent(kind, to, from) {
+                    "agent dies as the message arrives (message lost)"
+                } else {
+                    "agent dies as the message passes"
+                }
+            }
         };
         tracing::info!(target: "revenant_sim", kind, from, to, task = task.as_deref().unwrap_or("-"), state = state.as_deref().unwrap_or("-"), "{what}");
         Some(rule.action)
@@ -192,6 +236,10 @@ pub struct FilteredStream {
     /// The first bytes were seen (to recognise HTTP).
     started: bool,
     eof: bool,
+    /// While a delayed message is held back: when it is released.
+    hold: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whole frames held back behind it, in order.
+    held: Vec<u8>,
 }
 
 impl FilteredStream {
@@ -207,6 +255,8 @@ impl FilteredStream {
             passthrough: false,
             started: false,
             eof: false,
+            hold: None,
+            held: Vec::new(),
         }
     }
 
@@ -238,23 +288,45 @@ impl FilteredStream {
             let action = body
                 .as_ref()
                 .and_then(|body| take(body, &self.peer, &self.local).map(|a| (body, a)));
+            let mut out = Vec::new();
             match action {
-                None => self.ready.extend_from_slice(&frame),
+                None => out.extend_from_slice(&frame),
+                Some((body, Action::CrashAgent { .. })) => {
+                    if !read_by_agent(revenant::wire::kind(body), &self.local, &self.peer) {
+                        out.extend_from_slice(&frame);
+                    }
+                }
                 Some((_, Action::Drop)) => {}
                 Some((_, Action::Duplicate)) => {
-                    self.ready.extend_from_slice(&frame);
-                    self.ready.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
                 }
                 Some((body, Action::Forge)) => {
                     if let Some(copy) = forged(body) {
-                        self.ready.extend(revenant::wire::encode(copy));
+                        out.extend(revenant::wire::encode(copy));
                     }
-                    self.ready.extend_from_slice(&frame);
+                    out.extend_from_slice(&frame);
                 }
+                Some((_, Action::Delay { ms })) => {
+                    if self.hold.is_none() {
+                        let release = std::time::Duration::from_millis(ms);
+                        self.hold = Some(Box::pin(tokio::time::sleep(release)));
+                    }
+                    out.extend_from_slice(&frame);
+                }
+            }
+            if self.hold.is_some() {
+                self.held.extend(out);
+            } else {
+                self.ready.extend(out);
             }
         }
         if self.passthrough {
-            self.ready.append(&mut self.raw);
+            if self.hold.is_some() {
+                self.held.append(&mut self.raw);
+            } else {
+                self.ready.append(&mut self.raw);
+            }
         }
     }
 }
@@ -276,6 +348,16 @@ impl AsyncRead for FilteredStream {
                     this.ready_at = 0;
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(hold) = this.hold.as_mut() {
+                match hold.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        this.hold = None;
+                        this.ready.append(&mut this.held);
+                        continue;
+                    }
+                }
             }
             if this.eof {
                 if this.raw.is_empty() {

@@ -261,6 +261,7 @@ pub struct Fault {
     error: FaultError,
     remaining: Option<u64>,
     probability: f64,
+    torn: bool,
 }
 
 impl Fault {
@@ -273,7 +274,18 @@ impl Fault {
             error,
             remaining: None,
             probability: 1.0,
+            torn: false,
         }
+    }
+
+    /// (docs/simulator-reach.md rule 3) An append it fails first writes a prefix of its
+    /// bytes, as a real `write` may
+    /// return short on `ENOSPC` or `EIO` and the next call then fail: at least one byte
+    /// and fewer than all (the length drawn from the fault RNG), so that the file ends in
+    /// a partial record. The other operations it fails still fail before any effect.
+    pub fn torn(mut self) -> Fault {
+        self.torn = true;
+        self
     }
 
     /// Only operations of these kinds.
@@ -932,6 +944,17 @@ impl State {
 
     /// Counts the call and fails it if a fault says so.
     fn begin(&mut self, op: Op, path: &Path, other: Option<&Path>) -> io::Result<()> {
+        self.begin_torn(op, path, other).map_err(|(error, _)| error)
+    }
+
+    /// As [`State::begin`]; the error comes with whether the fault that fired tears
+    /// (see [`Fault::torn`]).
+    fn begin_torn(
+        &mut self,
+        op: Op,
+        path: &Path,
+        other: Option<&Path>,
+    ) -> Result<(), (io::Error, bool)> {
         *self.counters.per_op.entry(op).or_default() += 1;
         let mut index = 0;
         while index < self.faults.len() {
@@ -940,7 +963,7 @@ impl State {
                 && (fault.probability >= 1.0 || self.fault_rng.gen_bool(fault.probability));
             if fires {
                 let fault = &mut self.faults[index];
-                let error = fault.error;
+                let (error, torn) = (fault.error, fault.torn);
                 if let Some(remaining) = &mut fault.remaining {
                     *remaining -= 1;
                     if *remaining == 0 {
@@ -948,7 +971,7 @@ impl State {
                     }
                 }
                 self.counters.faults_injected += 1;
-                return Err(error.to_io_error());
+                return Err((error.to_io_error(), torn));
             }
             index += 1;
         }
@@ -1004,23 +1027,6 @@ impl State {
         node.pending.push(DirOp::Unlink(name.to_os_string()));
         self.tree.inode_mut(dir).modified = now;
         self.drop_link(old);
-    }
-
-    /// Removes the directory `ino` (named `name` in `parent`) and everything below it.
-    fn unlink_tree(&mut self, parent: Ino, name: &OsStr, ino: Ino) {
-        if self.tree.is_dir(ino) {
-            let children: Vec<(OsString, Ino)> = self
-                .tree
-                .dir(ino)
-                .entries
-                .iter()
-                .map(|(name, child)| (name.clone(), *child))
-                .collect();
-            for (child_name, child) in children {
-                self.unlink_tree(ino, &child_name, child);
-            }
-        }
-        self.unlink(parent, name);
     }
 
     fn new_inode(&mut self, node: Node) -> Ino {
@@ -1251,6 +1257,88 @@ impl SimFs {
         self.state.borrow_mut().counters = Counters::default();
     }
 
+    /// `remove_dir_all` as a real disk does it (docs/simulator-reach.md rule 2): one unlink at a time, children before
+    /// their directory, in byte order, depth first, then the directory itself. `step`
+    /// is called before each unlink (after the call itself is counted and checked
+    /// against the injected faults); an error from it stops the removal there, leaving
+    /// the unlinks already done in place, as a process that dies part-way through
+    /// `rm -rf` leaves them. Each unlink is its own entry in its directory's log, so a
+    /// power loss may keep any prefix of them per directory. Otherwise as std's
+    /// `remove_dir_all`: `lstat` the path (which follows it only when it ends with a
+    /// slash); a symlink is removed, not followed; a file is an error; a directory is
+    /// emptied (without following the symlinks in it) and then removed by name, a name
+    /// that is gone by then being no error.
+    pub fn remove_dir_all_stepwise(
+        &self,
+        path: &Path,
+        step: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
+        let ino = {
+            let mut state = self.state.borrow_mut();
+            state.begin(Op::RemoveDirAll, path, None)?;
+            let lookup = state.tree.lookup(path, false)?;
+            let ino = if lookup.dir_only {
+                state.tree.resolve(path)?
+            } else {
+                lookup.existing()?
+            };
+            match &state.tree.inode(ino).node {
+                Node::File(_) => return Err(errno(libc::ENOTDIR)),
+                Node::Symlink(_) => {
+                    drop(state);
+                    step()?;
+                    let mut state = self.state.borrow_mut();
+                    let name = lookup.name.as_ref().expect("a symlink has a name");
+                    state.unlink(lookup.parent, name);
+                    return Ok(());
+                }
+                Node::Dir(_) => ino,
+            }
+        };
+        self.empty_stepwise(ino, step)?;
+        step()?;
+        let mut state = self.state.borrow_mut();
+        let lookup = match state.tree.lookup(path, false) {
+            Ok(lookup) => lookup,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let Some(ino) = lookup.ino else {
+            return Ok(());
+        };
+        let Some(name) = &lookup.name else {
+            return Err(errno(libc::EBUSY));
+        };
+        match &state.tree.inode(ino).node {
+            Node::Dir(dir) if !dir.entries.is_empty() => Err(errno(libc::ENOTEMPTY)),
+            Node::Dir(_) => {
+                state.unlink(lookup.parent, name);
+                Ok(())
+            }
+            _ => Err(errno(libc::ENOTDIR)),
+        }
+    }
+
+    /// Unlinks everything below the directory `dir`, one [`Self::remove_dir_all_stepwise`]
+    /// step per unlink.
+    fn empty_stepwise(&self, dir: Ino, step: &mut dyn FnMut() -> io::Result<()>) -> io::Result<()> {
+        loop {
+            let next = {
+                let state = self.state.borrow();
+                let first = state.tree.dir(dir).entries.iter().next();
+                first.map(|(name, child)| (name.clone(), *child, state.tree.is_dir(*child)))
+            };
+            let Some((name, child, is_dir)) = next else {
+                return Ok(());
+            };
+            if is_dir {
+                self.empty_stepwise(child, step)?;
+            }
+            step()?;
+            self.state.borrow_mut().unlink(dir, &name);
+        }
+    }
+
     /// Cuts the power: the filesystem becomes one of the crash states the durability
     /// contract allows, chosen by `rng` (see the module doc), and every lock is released.
     /// The same state and the same RNG state give the same result.
@@ -1316,6 +1404,14 @@ impl SimFs {
                 Node::Symlink(_) => {}
             }
         }
+    }
+
+    /// A live path's modification time, for the oracles (counts no operation, meets
+    /// no fault); `None` when nothing is there.
+    pub fn mtime(&self, path: &Path) -> Option<SystemTime> {
+        let state = self.state.borrow();
+        let ino = state.tree.resolve(path).ok()?;
+        Some(state.tree.inode(ino).modified)
     }
 
     /// Every live path, with what it is (what a process sees now).
@@ -1482,7 +1578,18 @@ impl FileSystem for SimFs {
 
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
-        state.begin(Op::Append, path, None)?;
+        match state.begin_torn(Op::Append, path, None) {
+            Ok(()) => {}
+            Err((error, true)) if data.len() > 1 => {
+                // A short write, then the error: a prefix of the bytes stays.
+                let ino = state.open_for_write(path, true)?;
+                let kept = state.fault_rng.gen_range(1..data.len());
+                state.ensure_space(0, kept)?;
+                state.apply(ino, FileOp::Append(data[..kept].to_vec()));
+                return Err(error);
+            }
+            Err((error, _)) => return Err(error),
+        }
         let ino = state.open_for_write(path, true)?;
         state.ensure_space(0, data.len())?;
         state.apply(ino, FileOp::Append(data.to_vec()));
@@ -1585,56 +1692,7 @@ impl FileSystem for SimFs {
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        let mut state = self.state.borrow_mut();
-        state.begin(Op::RemoveDirAll, path, None)?;
-        // As std does it: `lstat` the path (which follows it only when it ends with a
-        // slash); a symlink is removed, not followed; a file is an error; a directory is
-        // emptied (without following the symlinks in it) and then removed by name, a name
-        // that is gone by then being no error.
-        let lookup = state.tree.lookup(path, false)?;
-        let ino = if lookup.dir_only {
-            state.tree.resolve(path)?
-        } else {
-            lookup.existing()?
-        };
-        match &state.tree.inode(ino).node {
-            Node::File(_) => return Err(errno(libc::ENOTDIR)),
-            Node::Symlink(_) => {
-                let name = lookup.name.as_ref().expect("a symlink has a name");
-                state.unlink(lookup.parent, name);
-                return Ok(());
-            }
-            Node::Dir(_) => {}
-        }
-        let children: Vec<(OsString, Ino)> = state
-            .tree
-            .dir(ino)
-            .entries
-            .iter()
-            .map(|(name, child)| (name.clone(), *child))
-            .collect();
-        for (name, child) in children {
-            state.unlink_tree(ino, &name, child);
-        }
-        let lookup = match state.tree.lookup(path, false) {
-            Ok(lookup) => lookup,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error),
-        };
-        let Some(ino) = lookup.ino else {
-            return Ok(());
-        };
-        let Some(name) = &lookup.name else {
-            return Err(errno(libc::EBUSY));
-        };
-        match &state.tree.inode(ino).node {
-            Node::Dir(dir) if !dir.entries.is_empty() => Err(errno(libc::ENOTEMPTY)),
-            Node::Dir(_) => {
-                state.unlink(lookup.parent, name);
-                Ok(())
-            }
-            _ => Err(errno(libc::ENOTDIR)),
-        }
+        self.remove_dir_all_stepwise(path, &mut || Ok(()))
     }
 
     fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {

@@ -42,7 +42,9 @@ enum Command {
     },
     /// Run scenarios over many seeds.
     Sweep {
-        /// Scenario files or directories (default: the swarm scenarios in `scenarios/`).
+        /// Scenario files or directories (default: every scenario in `scenarios/`: swarm
+        /// scenarios over every seed, regression ones over their pinned seeds, fixed
+        /// ones over the first `--fixed-seeds` seeds).
         scenarios: Vec<PathBuf>,
         /// `N` (seeds 0..N) or `A..B`.
         #[arg(long, default_value = "100")]
@@ -59,9 +61,17 @@ enum Command {
         /// Run every N-th seed twice and compare traces (0: never).
         #[arg(long, default_value_t = 50)]
         determinism_every: u64,
-        /// Sweep every scenario given or found, not only swarm scenarios.
+        /// Sweep only the swarm and regression scenarios found, not the fixed ones.
+        #[arg(long, conflicts_with = "all")]
+        swarm_only: bool,
+        /// Kept for old command lines: every scenario found is swept unless
+        /// `--swarm-only`.
         #[arg(long)]
         all: bool,
+        /// Fixed scenarios run only the first N seeds of the range (default: 5 when no
+        /// scenario is named, every seed when some are).
+        #[arg(long)]
+        fixed_seeds: Option<u64>,
     },
     /// Run a fixed scenario once per filesystem operation of the agent: the agent dies
     /// there (and restarts), and, after each operation that changed the disk, the machine
@@ -100,13 +110,18 @@ fn main() -> ExitCode {
             shard,
             out,
             determinism_every,
+            swarm_only,
             all,
+            fixed_seeds,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
                 let seed_count = seeds.end.saturating_sub(seeds.start);
                 let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
-                let files = sweep::scenario_files(&scenarios, scenarios.is_empty() && !all)?;
+                let _ = all;
+                let fixed_seeds =
+                    fixed_seeds.or(scenarios.is_empty().then_some(sweep::FIXED_SEEDS_DEFAULT));
+                let files = sweep::scenario_files(&scenarios, swarm_only)?;
                 if files.is_empty() {
                     return Err("no scenarios to sweep".into());
                 }
@@ -124,6 +139,7 @@ fn main() -> ExitCode {
                 let summary = sweep::sweep(
                     &files,
                     seeds,
+                    fixed_seeds,
                     shard,
                     jobs,
                     Some(&out),

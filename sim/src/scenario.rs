@@ -32,7 +32,7 @@
 //! states = { t1 = "TASK_FINISHED" }
 //! ```
 //!
-//! Targeted message drops (fixed schedules only): `kind = "drop"` loses the next
+//! Targeted message drops: `kind = "drop"` loses the next
 //! `count` (default 1) wire messages of one kind, as the receiving end would have read
 //! them, optionally only those `from` one host `to` another (executors share the
 //! `agent1` host with their agent), about one `task`, or (status updates) in one
@@ -65,6 +65,25 @@
 //! A crash or reboot may restart the agent with other flags, kept for every later
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
+//!
+//! A swarm (`[swarm]`) gives expected faults per minute of each kind it lists
+//! (`[swarm.per_minute]`, any [`FaultKind`], message faults included: the seed draws the
+//! message), and may add timer boundaries and workload knobs (docs/simulator-reach.md):
+//!
+//! ```toml
+//! [swarm]
+//! kind_on_probability = 0.5     # each listed kind is on in a run with this probability
+//! restart_after_s = [1.0, 60.0] # drawn downtimes
+//! boundary_weight = 0.3         # share of downtimes/partitions/delays at a timeout +/- 5%
+//! gc_delay_s = [10.0, 240.0]    # --gc_delay drawn per run
+//! reservations = 2              # up to 2 dynamic reservations at drawn times
+//! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
+//!
+//! [swarm.per_minute]
+//! agent_crash = 1.0
+//! torn_append = 0.2
+//! drop = 0.3
+//! ```
 //!
 //! Several agent processes on one machine (`agents = 2`): agent k listens on port
 //! 5050 + k with work directory `/var/lib/revenant-k` (agent 1 keeps
@@ -194,6 +213,9 @@ pub struct AgentFlags {
     /// `--executor_reregistration_timeout`.
     #[serde(default = "two")]
     pub executor_reregistration_timeout_s: f64,
+    /// `--executor_registration_timeout`.
+    #[serde(default = "sixty")]
+    pub executor_registration_timeout_s: f64,
     /// `--gc_delay`.
     #[serde(default = "gc_delay")]
     pub gc_delay_s: f64,
@@ -359,18 +381,48 @@ pub enum FaultKind {
     /// The next `count` (default 1) wire messages of kind `message` (`register_executor`,
     /// `status_update`, `run_task`, ... or `RegisterExecutor` style) are lost, optionally
     /// only those `from` one host, `to` another, about `task`, or (status updates) in
-    /// `state`. Executors and the agent share the `agent1` host. Fixed schedules only.
+    /// `state`. Executors and the agent share the `agent1` host. In a swarm the seed draws the kind
+    /// (see `crate::faults`).
     Drop,
     /// Like `drop`, but the next `count` matching messages arrive twice (the copy right
-    /// after the original). Fixed schedules only.
+    /// after the original).
     Duplicate,
     /// Like `drop`, but before each of the next `count` matching messages (only
     /// `acknowledgement` and `status_update`, which carry a uuid) a copy with a uuid its
-    /// sender never made arrives. Fixed schedules only.
+    /// sender never made arrives.
     Forge,
     /// A framework's scheduler tears the framework down (`framework`, default: one drawn
     /// from the seed): the master kills its tasks and shuts it down on the agent.
     FrameworkTeardown,
+    // Kinds below were added after the first swarms: a swarm draws each of them (and
+    // `corrupt`, `drop`, `duplicate`, `forge`, `wipe_framework_meta`) from a random
+    // stream of its own, so that adding one to a swarm leaves the other draws as they
+    // were (see `crate::faults`). New kinds go at the end: the order of this enum is the
+    // order in which a swarm draws its kinds.
+    /// The agent machine's next append under an agent's work directory writes only a
+    /// prefix of its bytes (at least one, not all) and then fails with `error` (`eio`,
+    /// default, or `enospc`), as a short `write` does: the file ends in a partial record,
+    /// with no reboot. The agent stops on the error and is restarted.
+    TornAppend,
+    /// While the agent is down, an operator deletes one executor's latest run directory
+    /// (`.../executors/<id>/runs/<container>`), leaving `runs/latest` dangling.
+    DeleteRunDir,
+    /// While the agent is down, an operator rewrites one run's `pids/forked.pid` to the
+    /// pid of another live process of the machine (keeping the start time written
+    /// there, as a reused pid would show).
+    RewriteForkedPid,
+    /// The agent dies at the moment the next `message` (as for `drop`, with optional
+    /// `from`, `to`, `task`, `state`) passes: a message to the agent is lost with it
+    /// (it died before reading it); any other is delivered (it died right after sending
+    /// it). Restarts after `restart_after_s` (default 1).
+    AgentCrashAtMessage,
+    /// The agent dies at its `ops`-th process operation from now (launching an
+    /// executor, signalling one), after the operation took effect and before it
+    /// returns; restarts 1 s later.
+    AgentCrashAtProcess,
+    /// The next `message` (as for `drop`, with optional `from`, `to`, `task`, `state`)
+    /// and everything after it on its connection arrive `duration_s` (default 5) late.
+    DelayMessage,
 }
 
 /// One scheduled fault.
@@ -464,11 +516,21 @@ pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
     FaultKind::AgentCrashAtWrite,
     FaultKind::AgentUnregister,
     FaultKind::WipeFrameworkMeta,
+    FaultKind::DeleteRunDir,
+    FaultKind::RewriteForkedPid,
+    FaultKind::AgentCrashAtMessage,
+    FaultKind::AgentCrashAtProcess,
 ];
 
 /// Fault kinds that act on the next wire messages of one kind (the frame filter of
 /// [`crate::drops`]).
-pub const MESSAGE_FAULTS: &[FaultKind] = &[FaultKind::Drop, FaultKind::Duplicate, FaultKind::Forge];
+pub const MESSAGE_FAULTS: &[FaultKind] = &[
+    FaultKind::Drop,
+    FaultKind::Duplicate,
+    FaultKind::Forge,
+    FaultKind::AgentCrashAtMessage,
+    FaultKind::DelayMessage,
+];
 
 impl FaultKind {
     /// The kind as a scenario spells it.
@@ -477,7 +539,36 @@ impl FaultKind {
             FaultKind::Drop => "drop",
             FaultKind::Duplicate => "duplicate",
             FaultKind::Forge => "forge",
+            FaultKind::AgentCrashAtMessage => "agent_crash_at_message",
+            FaultKind::DelayMessage => "delay_message",
             _ => "fault",
+        }
+    }
+}
+
+impl FaultSpec {
+    /// A fault of `kind` at `at_s` with every other field left out.
+    pub fn new(at_s: f64, kind: FaultKind) -> FaultSpec {
+        FaultSpec {
+            at_s,
+            kind,
+            restart_after_s: None,
+            ops: None,
+            duration_s: None,
+            a: None,
+            b: None,
+            max_ms: None,
+            jump_s: None,
+            task: None,
+            error: None,
+            message: None,
+            from: None,
+            to: None,
+            count: None,
+            state: None,
+            agent: None,
+            on_agent: None,
+            framework: None,
         }
     }
 }
@@ -506,6 +597,23 @@ pub struct Swarm {
     /// Restart delays are drawn from `[min, max]`, seconds.
     #[serde(default = "restart_range")]
     pub restart_after_s: [f64; 2],
+    /// Timer boundaries: the share (0 to 1) of drawn downtimes (restart delays),
+    /// partition and delay durations that are put just below or just above one of the
+    /// timeouts in force instead (see `crate::faults::timeouts_in_force`). Default 0.
+    #[serde(default)]
+    pub boundary_weight: f64,
+    /// Workload knob: the agent's `--gc_delay` is drawn from `[min, max]` seconds (one
+    /// value per run) instead of the `[agent]` flag.
+    #[serde(default)]
+    pub gc_delay_s: Option<[f64; 2]>,
+    /// Workload knob: each generated task carries, with this probability, task data of
+    /// a size drawn up to just under the wire's frame maximum.
+    #[serde(default)]
+    pub large_task_fraction: f64,
+    /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
+    /// for by a framework at drawn times in the fault phase.
+    #[serde(default)]
+    pub reservations: u32,
 }
 
 fn half() -> f64 {
@@ -678,8 +786,9 @@ impl Scenario {
                 Some(_) if !AGENT_PROCESS_FAULTS.contains(&fault.kind) => {
                     return Err(format!(
                         "fault at {} s: on_agent is for agent_crash, agent_crash_at_write, \
-                         agent_unregister and wipe_framework_meta (other faults hit the \
-                         whole machine)",
+                         agent_unregister, wipe_framework_meta, delete_run_dir, \
+                         rewrite_forked_pid, agent_crash_at_message and \
+                         agent_crash_at_process (other faults hit the whole machine)",
                         fault.at_s
                     ));
                 }
@@ -717,6 +826,14 @@ impl Scenario {
                         .map_err(|error| format!("fault at {} s: {error}", fault.at_s))?;
                 }
             }
+            if fault.kind == FaultKind::TornAppend
+                && !matches!(fault.error.as_deref(), None | Some("eio" | "enospc"))
+            {
+                return Err(format!(
+                    "torn_append at {} s: error must be eio or enospc",
+                    fault.at_s
+                ));
+            }
             if fault.kind == FaultKind::DiskError
                 && !matches!(
                     fault.error.as_deref(),
@@ -730,13 +847,24 @@ impl Scenario {
             }
         }
         if let Some(swarm) = &self.swarm {
-            if let Some(kind) = MESSAGE_FAULTS
+            if !(0.0..=1.0).contains(&swarm.boundary_weight) {
+                return Err("swarm.boundary_weight must be in [0, 1]".into());
+            }
+            if !(0.0..=1.0).contains(&swarm.large_task_fraction) {
+                return Err("swarm.large_task_fraction must be in [0, 1]".into());
+            }
+            if let Some([low, high]) = swarm.gc_delay_s {
+                if !(low >= 0.0 && high >= low) {
+                    return Err("swarm.gc_delay_s must be [min, max] with 0 <= min <= max".into());
+                }
+            }
+            if let Some((kind, rate)) = swarm
+                .per_minute
                 .iter()
-                .find(|kind| swarm.per_minute.contains_key(kind))
+                .find(|(_, rate)| !(**rate >= 0.0 && rate.is_finite()))
             {
                 return Err(format!(
-                    "{} faults name a message: fixed schedules only",
-                    kind.name()
+                    "swarm.per_minute: {kind:?} has rate {rate}, not >= 0"
                 ));
             }
         }

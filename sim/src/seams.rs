@@ -167,29 +167,42 @@ impl BootId for SimBootId {
     }
 }
 
-/// A filesystem handle for one process incarnation. When armed, the process "dies" at
-/// an exact filesystem operation: that operation and every later one fail, so the
-/// effects of the operations before it stay (the kernel accepted them) and nothing after
-/// happens. The simulator then restarts the process.
+/// The unwind payload that ends a simulated process at the filesystem operation it dies
+/// at (see [`ProcessFs`]).
+#[derive(Debug)]
+pub struct SimulatedDeath;
+
+/// A filesystem handle for one process incarnation (docs/simulator-reach.md rules 1
+/// and 2). When armed, the process dies at an exact filesystem operation, at once: that operation never returns (the calling task
+/// unwinds with [`SimulatedDeath`], which no panic hook sees) and the incarnation's task
+/// is aborted, so no code of the process runs after it, even when the caller would only
+/// have logged the error. The effects of the operations before it stay (the kernel
+/// accepted them). Any later operation (from a task not yet dropped) fails. The
+/// simulator then restarts the process. A recursive removal is one operation per unlink
+/// (see [`SimFs::remove_dir_all_stepwise`]), so the death can land part-way through it.
 pub struct ProcessFs {
     inner: SimFs,
     /// Operations left before the process dies; `None` when not armed.
     pub crash_after: Rc<Cell<Option<u64>>>,
     /// Set once the process died at an operation.
     pub crashed: Rc<Cell<bool>>,
+    /// The incarnation's task, aborted when the process dies at an operation.
+    pub task: Rc<RefCell<Option<tokio::task::AbortHandle>>>,
 }
 
 impl ProcessFs {
-    /// A handle on `inner`.
+    /// A handle on `inner`; `task` is the incarnation's task (set once it is spawned).
     pub fn new(
         inner: SimFs,
         crash_after: Rc<Cell<Option<u64>>>,
         crashed: Rc<Cell<bool>>,
+        task: Rc<RefCell<Option<tokio::task::AbortHandle>>>,
     ) -> ProcessFs {
         ProcessFs {
             inner,
             crash_after,
             crashed,
+            task,
         }
     }
 
@@ -201,7 +214,11 @@ impl ProcessFs {
             if left == 0 {
                 self.crashed.set(true);
                 self.crash_after.set(None);
-                return Err(io::Error::other("process crashed (simulated)"));
+                if let Some(task) = self.task.borrow().as_ref() {
+                    task.abort();
+                }
+                // The operation never returns: the caller's task ends here.
+                std::panic::resume_unwind(Box::new(SimulatedDeath));
             }
             self.crash_after.set(Some(left - 1));
         }
@@ -256,7 +273,8 @@ impl FileSystem for ProcessFs {
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         self.step()?;
-        self.inner.remove_dir_all(path)
+        self.inner
+            .remove_dir_all_stepwise(path, &mut || self.step())
     }
     fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
         self.step()?;
@@ -339,6 +357,38 @@ pub struct ProcessTable {
     pub next_start: u64,
 }
 
+/// Death at a process operation (docs/simulator-reach.md rule 5): the agent process dies at its N-th process operation
+/// (launch, signal) from when it is armed, after the operation took effect and before
+/// it returns, in the way [`ProcessFs`] dies at a filesystem operation.
+#[derive(Clone, Default)]
+pub struct ProcessDeath {
+    /// Operations left before the process dies; `None` when not armed.
+    pub crash_after: Rc<Cell<Option<u64>>>,
+    /// Set once the process died (shared with its [`ProcessFs`]).
+    pub crashed: Rc<Cell<bool>>,
+    /// The incarnation's task, aborted when it dies.
+    pub task: Rc<RefCell<Option<tokio::task::AbortHandle>>>,
+}
+
+impl ProcessDeath {
+    /// Counts one operation, and ends the calling process there if it is the one.
+    fn step(&self) {
+        let Some(left) = self.crash_after.get() else {
+            return;
+        };
+        if left > 0 {
+            self.crash_after.set(Some(left - 1));
+            return;
+        }
+        self.crash_after.set(None);
+        self.crashed.set(true);
+        if let Some(task) = self.task.borrow().as_ref() {
+            task.abort();
+        }
+        std::panic::resume_unwind(Box::new(SimulatedDeath));
+    }
+}
+
 /// Executors as simulated processes on the agent's machine: `launch` spawns the real
 /// executor code as a task on the machine's runtime, detached from the agent, so it
 /// survives an agent crash and dies with the machine.
@@ -349,6 +399,8 @@ pub struct SimProcesses {
     pub env_for: Rc<dyn Fn(u32) -> Env>,
     /// The agent process (1, 2, ...) that launches through this handle (0: none).
     pub owner: u32,
+    /// Death at a process operation of the process using this handle, if it can die so.
+    pub death: Option<ProcessDeath>,
 }
 
 impl Processes for SimProcesses {
@@ -397,6 +449,9 @@ impl Processes for SimProcesses {
                 exited,
             },
         );
+        if let Some(death) = &self.death {
+            death.step();
+        }
         Ok(id)
     }
 
@@ -411,13 +466,18 @@ impl Processes for SimProcesses {
     }
 
     fn signal(&self, process: &ProcessId, _signal: Signal) -> io::Result<()> {
-        let table = self.table.borrow();
-        if let Some(entry) = table.processes.get(&process.pid) {
-            if entry.id.start_time == process.start_time {
-                entry.handle.abort();
-                entry.exited.set(true);
-                crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);
+        {
+            let table = self.table.borrow();
+            if let Some(entry) = table.processes.get(&process.pid) {
+                if entry.id.start_time == process.start_time {
+                    entry.handle.abort();
+                    entry.exited.set(true);
+                    crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);
+                }
             }
+        }
+        if let Some(death) = &self.death {
+            death.step();
         }
         Ok(())
     }

@@ -75,8 +75,9 @@ pub struct Summary {
     pub coverage: BTreeMap<&'static str, usize>,
 }
 
-/// Lists the scenario files to sweep: the arguments, or every swarm scenario under
-/// `scenarios/` (files with a `[swarm]` section).
+/// Lists the scenario files to sweep: the arguments, or every scenario under
+/// `scenarios/`; with `swarm_only`, only swarm scenarios (a `[swarm]` section) and
+/// regression ones (pinned seeds).
 pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     let inputs: Vec<PathBuf> = if arguments.is_empty() {
@@ -134,11 +135,19 @@ pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Res
     Ok(repro)
 }
 
-/// Runs the sweep.
+/// How many seeds of a sweep's range a fixed scenario runs by default (the first ones):
+/// the catalogue is in every default sweep, but its scenarios vary less with the seed
+/// than swarms do (see [`sweep`]).
+pub const FIXED_SEEDS_DEFAULT: u64 = 5;
+
+/// Runs the sweep (docs/simulator-reach.md rule 10): swarm scenarios over every seed of `seeds`, regression scenarios
+/// over their pinned seeds (once, on the first shard), fixed scenarios over the first
+/// `fixed_seeds` seeds of the range (every seed when `None`).
 #[allow(clippy::too_many_arguments)]
 pub fn sweep(
     files: &[PathBuf],
     seeds: std::ops::Range<u64>,
+    fixed_seeds: Option<u64>,
     shard: Option<(u64, u64)>,
     jobs: usize,
     out: Option<&Path>,
@@ -153,6 +162,7 @@ pub fn sweep(
         .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
         .collect::<Result<_, _>>()?;
     let mut work: Vec<(usize, u64)> = Vec::new();
+    let first = seeds.start;
     for seed in seeds {
         if let Some((k, n)) = shard {
             if seed % n != k - 1 {
@@ -160,6 +170,10 @@ pub fn sweep(
             }
         }
         for (index, (_, scenario)) in scenarios.iter().enumerate() {
+            let fixed = scenario.swarm.is_none();
+            if fixed && fixed_seeds.is_some_and(|count| seed >= first.saturating_add(count)) {
+                continue;
+            }
             if scenario.pinned_seeds.is_empty() {
                 work.push((index, seed));
             }

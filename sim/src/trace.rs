@@ -241,6 +241,8 @@ const DECISIONS: &[&str] = &[
     "agent asked to reconnect",
     "duplicate status update",
     "executor did not re-register in time: destroying it",
+    "executor did not register in time: destroying it",
+    "unregistered executor has no task left: destroying it",
     "task was launched during the agent restart",
     "recovery complete",
     "recover=cleanup",

@@ -42,21 +42,6 @@ fn search_with(name: &str, power_loss_states: usize, deaths: bool, breakage: Bre
     report
 }
 
-/// A finding that belongs to an oracle, not to the agent: the `resources` oracle takes
-/// "checkpointed" to mean that the agent logged it, so a death on the directory sync
-/// after `resources.info` was renamed into place (a legal state: the file is there and
-/// whole) is flagged. Issue 9 names this defect and its fix (judge from the simulated
-/// disk); until that lands, this exact finding is reported and tolerated, and nothing
-/// else is.
-fn known_oracle_defect(failure: &crash_points::PointFailure) -> bool {
-    failure.op.kind == "sync_dir"
-        && failure.op.path.ends_with("meta/resources")
-        && failure
-            .violations
-            .iter()
-            .all(|v| v.oracle == "resources" && v.message.contains("never checkpointed"))
-}
-
 fn assert_green(report: &Report) {
     assert!(
         report.baseline_violations.is_empty(),
@@ -74,7 +59,6 @@ fn assert_green(report: &Report) {
     let unexpected: Vec<String> = report
         .failures
         .iter()
-        .filter(|f| !known_oracle_defect(f))
         .map(|f| format!("{f:?}"))
         .collect();
     assert!(
@@ -147,7 +131,6 @@ fn a_skipped_directory_sync_is_found_by_power_losses() {
     let found = report
         .failures
         .iter()
-        .filter(|f| !known_oracle_defect(f))
         .count();
     assert!(
         found > 0,

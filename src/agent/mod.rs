@@ -15,6 +15,8 @@
 //! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
 //! boot id → register or re-register with the leading master (with back-off) → run.
 
+mod gc;
+mod lifecycle;
 pub mod registration;
 pub mod status_updates;
 
@@ -90,6 +92,9 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// `--executor_reregistration_timeout`.
     pub executor_reregistration_timeout: Duration,
+    /// `--executor_registration_timeout`: a launched executor that has not registered
+    /// within this is destroyed and its tasks fail (docs/lifecycle-rules.md rule 1).
+    pub executor_registration_timeout: Duration,
     /// `--executor_reregistration_retry_interval` (none by default): while recovering,
     /// executor connections that have not re-registered are asked again this often
     /// (their re-registration may have been lost).
@@ -135,6 +140,7 @@ impl AgentConfig {
             strict: true,
             recovery_timeout: Duration::from_secs(15 * 60),
             executor_reregistration_timeout: Duration::from_secs(2),
+            executor_registration_timeout: Duration::from_secs(60),
             executor_reregistration_retry_interval: None,
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             disk_watch_interval: Duration::from_secs(60),
@@ -244,6 +250,9 @@ struct Executor {
     tasks: BTreeMap<TaskId, TaskEntry>,
     /// Asked to shut down: killed at this time if still alive.
     kill_at: Option<Instant>,
+    /// Launched and not registered yet: destroyed at this time (docs/lifecycle-rules.md
+    /// rule 1).
+    register_by: Option<Instant>,
 }
 
 struct Framework {
@@ -606,6 +615,11 @@ impl Agent {
             let fid = framework_state.id.clone();
             let Some(framework_info) = framework_state.info.clone() else {
                 info!(framework = %fid, "skipping framework without info");
+                if framework_state.executors.is_empty() {
+                    // Died while writing it: nothing else records these directories
+                    // (docs/lifecycle-rules.md rule 5).
+                    self.reschedule_completed_framework(&agent.id, &fid);
+                }
                 continue;
             };
             if framework_state.executors.is_empty() {
@@ -639,27 +653,9 @@ impl Agent {
                 if run_state.completed {
                     crate::coverage::point!("agent_completed_run_recovered");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor run completed before the restart");
-                    // Its directories, meta and sandbox, run and executor (reference §10).
-                    let run = RunPath {
-                        agent: &agent.id,
-                        framework: &fid,
-                        executor: &eid,
-                        container: &latest_run,
-                    };
-                    let sandbox = paths::sandbox(&self.config.work_dir, &run);
-                    let executor_sandbox = sandbox
-                        .parent()
-                        .and_then(|runs| runs.parent())
-                        .map(|p| p.to_path_buf());
-                    self.schedule_gc(self.paths.run(&run), self.config.gc_delay);
-                    self.schedule_gc(sandbox, self.config.gc_delay);
-                    self.schedule_gc(
-                        self.paths.executor(&agent.id, &fid, &eid),
-                        self.config.gc_delay,
-                    );
-                    if let Some(executor_sandbox) = executor_sandbox {
-                        self.schedule_gc(executor_sandbox, self.config.gc_delay);
-                    }
+                    // Its directories, meta and sandbox, run and executor, with what is
+                    // left of their gc_delay (docs/lifecycle-rules.md rule 5).
+                    self.reschedule_completed_run(&agent.id, &fid, &eid, &latest_run);
                     continue;
                 }
                 let mut executor = Executor {
@@ -671,6 +667,7 @@ impl Agent {
                     queued: Vec::new(),
                     tasks: BTreeMap::new(),
                     kill_at: None,
+                    register_by: None,
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -718,6 +715,9 @@ impl Agent {
             }
             if !framework.executors.is_empty() {
                 self.frameworks.insert(fid, framework);
+            } else {
+                // Every executor completed: so did the framework (rules 3, 5).
+                self.reschedule_completed_framework(&agent.id, &fid);
             }
         }
         // Executors that died while the agent was down, or were never started (the agent
@@ -1270,6 +1270,7 @@ impl Agent {
         consider(self.gc.values().min().copied());
         consider(self.next_disk_check);
         consider(self.executors().filter_map(|(_, _, e)| e.kill_at).min());
+        consider(self.next_registration_deadline());
         at
     }
 
@@ -1338,6 +1339,7 @@ impl Agent {
             }
         }
         self.kill_overdue_executors(now)?;
+        self.registration_timed_out(now)?;
         self.check_executors()?;
         self.collect_garbage(now);
         Ok(())
@@ -1617,6 +1619,8 @@ impl Agent {
                 self.store.write_agent_info(&self.info)?;
             }
             info!(agent = %agent_id, "registered with master");
+            // docs/lifecycle-rules.md rule 7.
+            self.schedule_old_agents(&AgentId::new(agent_id.clone()));
             // Reserved resources (a role other than `*`) persist across agents and
             // reboots in `resources.info`.
             let reserved: Vec<Resource> = self
@@ -1633,6 +1637,8 @@ impl Agent {
             }
         } else {
             info!(agent = %agent_id, reconciliations = reconciliations.len(), "re-registered with master");
+            // Old agents scheduled by an earlier incarnation (docs/lifecycle-rules.md rule 7).
+            self.schedule_old_agents(&AgentId::new(agent_id.clone()));
         }
         self.registered = true;
         self.registrations += 1;
@@ -1716,6 +1722,8 @@ impl Agent {
         };
         if needs_launch {
             let container = ContainerId::new(format!("{:016x}", self.env.random.next_u64()));
+            // docs/lifecycle-rules.md rule 4.
+            self.unschedule_for_launch(&fid, &eid, &container);
             if checkpoint {
                 let run = RunPath {
                     agent: &agent,
@@ -1735,6 +1743,7 @@ impl Agent {
                 queued: Vec::new(),
                 tasks: BTreeMap::new(),
                 kill_at: None,
+                register_by: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -1848,6 +1857,17 @@ impl Agent {
             // Test-only, as above.
             environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());
         }
+        let sandbox = paths::sandbox(&self.config.work_dir, &run);
+        if let Err(error) = self.create_sandbox(&sandbox) {
+            warn!(framework = %fid, executor = %eid, %error, "failed to create the executor's sandbox");
+            return self.executor_terminated(
+                fid,
+                eid,
+                proto::TaskState::TaskFailed,
+                TaskReason::ReasonCommandExecutorFailed,
+                &format!("Failed to create the sandbox: {error}"),
+            );
+        }
         let spec = LaunchSpec {
             program: self
                 .config
@@ -1857,7 +1877,7 @@ impl Agent {
                 .unwrap_or_default(),
             arguments,
             environment,
-            working_dir: paths::sandbox(&self.config.work_dir, &run),
+            working_dir: sandbox,
         };
         if self.config.breakage.launch_executor_twice {
             // Test-only breakage: a second process of the same executor.
@@ -1873,8 +1893,13 @@ impl Agent {
                     self.store.write_forked_pid(&run, &forked)?;
                 }
                 info!(framework = %fid, executor = %eid, run = %container, "executor launched");
+                let register_by = lifecycle::registration_deadline(
+                    self.now(),
+                    self.config.executor_registration_timeout,
+                );
                 if let Some(executor) = self.executor_mut(fid, eid) {
                     executor.process = Some(process);
+                    executor.register_by = Some(register_by);
                 }
             }
             Err(error) => {
@@ -1947,6 +1972,7 @@ impl Agent {
         let executor = self.executor_mut(&fid, &eid).expect("checked above");
         let container = executor.container.clone();
         executor.phase = ExecutorPhase::Running;
+        executor.register_by = None;
         executor.outbox = Some(outbox.clone());
         let queued = std::mem::take(&mut executor.queued);
         self.send(
@@ -2054,7 +2080,8 @@ impl Agent {
                 TaskReason::ReasonTaskKilledDuringLaunch,
                 "Killed before delivery to the executor",
             );
-            return self.accept_update(&fid, update, checkpoint);
+            self.accept_update(&fid, update, checkpoint)?;
+            return self.destroy_if_idle_unregistered(&fid, &eid);
         }
         let registered = executor.outbox.is_some();
         if self.config.breakage.kill_leaves_executor_running && registered {
@@ -2399,25 +2426,18 @@ impl Agent {
         }
         crate::coverage::point!("agent_executor_run_completed");
         info!(framework = %fid, executor = %eid, run = %container, "executor run completed");
-        let meta_dir = self.paths.executor(&agent, fid, eid);
-        let sandbox = paths::sandbox(&self.config.work_dir, &run);
-        self.schedule_gc(meta_dir, self.config.gc_delay);
-        let framework_sandbox = sandbox.ancestors().nth(4).map(|p| p.to_path_buf());
-        self.schedule_gc(sandbox, self.config.gc_delay);
         let framework = self.frameworks.get_mut(fid).expect("exists");
         framework.executors.remove(eid);
-        if framework.executors.is_empty() {
-            let shut_down = framework.shutting_down;
+        let framework_done = framework.executors.is_empty();
+        let shut_down = framework.shutting_down;
+        // Its run, its executor and, if it was the last, its framework (meta and
+        // sandbox) are collected after gc_delay (docs/lifecycle-rules.md rule 3).
+        self.schedule_completed_run(fid, eid, &container, checkpoint, framework_done);
+        if framework_done {
             self.frameworks.remove(fid);
             self.updates.remove_framework(fid);
             if shut_down {
-                // A completed framework: its meta and sandbox directories go too.
                 info!(framework = %fid, "framework shut down: all its executors are gone");
-                let meta = self.paths.framework(&agent, fid);
-                self.schedule_gc(meta, self.config.gc_delay);
-                if let Some(framework_sandbox) = framework_sandbox {
-                    self.schedule_gc(framework_sandbox, self.config.gc_delay);
-                }
             }
         }
         Ok(())
@@ -2448,12 +2468,14 @@ impl Agent {
                 }
             }
         }
-        let due: Vec<PathBuf> = self
+        let mut due: Vec<PathBuf> = self
             .gc
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
+        // docs/lifecycle-rules.md rule 6.
+        self.removal_order(&mut due);
         for path in due {
             self.gc.remove(&path);
             match self.store.remove_dir(&path) {
@@ -2461,7 +2483,11 @@ impl Agent {
                     crate::coverage::point!("agent_garbage_collected");
                     info!(path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
                 }
-                Err(error) => warn!(%error, "garbage collection failed"),
+                Err(error) => {
+                    // Tried again later, or it would leak (docs/lifecycle-rules.md rule 6).
+                    warn!(%error, "garbage collection failed: retrying later");
+                    self.gc.insert(path, now + self.config.disk_watch_interval);
+                }
             }
         }
     }

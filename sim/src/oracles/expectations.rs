@@ -96,15 +96,57 @@ pub fn check(
             push(format!("executor of task {task} was not reconnected"));
         }
     }
-    for executor in &expect.collected {
-        let marker = format!("/executors/{executor}");
-        let collected = trace.iter().any(|e| {
-            e.is(Decision::GarbageCollected) && e.field("path").is_some_and(|p| p.contains(&marker))
-        });
-        if !collected {
-            push(format!(
-                "directories of executor {executor} were not garbage collected"
-            ));
+    // `collected` names executors whose directories must be gone from the disk at the
+    // end: the executor's meta directory and its sandbox, with every run in them
+    // (docs/lifecycle-rules.md rule 3). When it names every task of a framework, that
+    // framework's directories (meta and sandbox) must be gone too.
+    if !expect.collected.is_empty() {
+        let work_dir = crate::cluster::agent_work_dir(1);
+        let disk = &observations.disk_at_end;
+        // <work_dir>/[meta/]slaves/<agent>/frameworks/<framework>/executors/<executor>
+        let executor_dirs = |name: &str| -> Vec<std::path::PathBuf> {
+            disk.keys()
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| n == name)
+                        && p.parent()
+                            .and_then(|d| d.file_name())
+                            .is_some_and(|n| n == "executors")
+                })
+                .cloned()
+                .collect()
+        };
+        for executor in &expect.collected {
+            for dir in executor_dirs(executor) {
+                push(format!(
+                    "directory {} of executor {executor} was not garbage collected",
+                    dir.strip_prefix(&work_dir).unwrap_or(&dir).display()
+                ));
+            }
+        }
+        let frameworks = scenario.frameworks.max(1);
+        for framework in 1..=frameworks {
+            let tasks: Vec<String> = crate::cluster::tasks_for(scenario, observations.seed)
+                .into_iter()
+                .map(|(task, _)| task.task_id)
+                .filter(|t| crate::cluster::framework_of(scenario, t) == framework)
+                .collect();
+            let done = !tasks.is_empty() && tasks.iter().all(|t| expect.collected.contains(t));
+            if done && frameworks == 1 {
+                let left: Vec<&std::path::PathBuf> = disk
+                    .keys()
+                    .filter(|p| {
+                        p.parent()
+                            .and_then(|d| d.file_name())
+                            .is_some_and(|n| n == "frameworks")
+                    })
+                    .collect();
+                for dir in left {
+                    push(format!(
+                        "directory {} of framework {framework} was not garbage collected",
+                        dir.strip_prefix(&work_dir).unwrap_or(dir).display()
+                    ));
+                }
+            }
         }
     }
     for executor in &expect.destroyed {

@@ -5,6 +5,8 @@
 pub mod delivery;
 pub mod expectations;
 pub mod history;
+pub mod leaked;
+pub mod left_behind;
 pub mod liveness;
 pub mod no_panic;
 pub mod reboot;
@@ -48,6 +50,8 @@ pub fn check_after(
     out.extend(liveness::check(scenario, observations));
     out.extend(teardown::check(scenario, observations));
     out.extend(history::check(scenario, trace, observations));
+    out.extend(left_behind::check(scenario, observations));
+    out.extend(leaked::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

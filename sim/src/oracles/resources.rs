@@ -31,17 +31,35 @@ fn ids_of(trace: &[TraceEvent], agent: u32) -> BTreeSet<&str> {
 }
 
 /// The master's last view of agent process `agent`'s checkpointed resources (time,
-/// resources), if it holds one.
+/// resources), if it holds one: its view of the id the agent process registered under
+/// last. A view of an earlier id died with it: a removed agent's dynamic reservations
+/// are not the new agent's, which starts from its `--resources`.
 pub fn master_view(trace: &[TraceEvent], agent: u32) -> Option<(Duration, &str)> {
     let ids = ids_of(trace, agent);
-    trace
+    let last_id = trace
         .iter()
         .rev()
-        .find(|e| {
-            (e.is(Decision::MasterReservedResources) || e.is(Decision::MasterResentResources))
-                && e.field("agent").is_some_and(|id| ids.contains(id))
-        })
-        .and_then(|e| Some((e.time, e.field("resources")?)))
+        .filter(|e| agent_of_host(&e.host) == Some(agent))
+        .filter(|e| e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster))
+        .find_map(|e| e.field("agent"));
+    let ids: BTreeSet<&str> = ids.into_iter().filter(|id| Some(*id) == last_id).collect();
+    let view = trace.iter().rev().find(|e| {
+        (e.is(Decision::MasterReservedResources) || e.is(Decision::MasterResentResources))
+            && e.field("agent").is_some_and(|id| ids.contains(id))
+    })?;
+    // A master that crashed after it took the view, and that no master re-sent since,
+    // took the view with it (reservations live in the agent's checkpoint, not in the
+    // masters' registry): the agent may have missed it with the master's connection.
+    let crashed_since = trace.iter().any(|e| {
+        e.time >= view.time
+            && e.message == "fault injected"
+            && e.field("fault")
+                .is_some_and(|f| f.starts_with(&format!("{} crashed", view.host)))
+    });
+    if crashed_since {
+        return None;
+    }
+    Some((view.time, view.field("resources")?))
 }
 
 /// Checks that agent process `agent`'s disk ended with the master's view.

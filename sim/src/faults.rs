@@ -1,0 +1,410 @@
+//! Reach: the fault kinds and workload knobs added after the first swarms, how a swarm
+//! draws them, the timer-boundary weighting of drawn durations, and the operator damage
+//! done to an agent's disk while it is down.
+//!
+//! The rules are docs/simulator-reach.md rules 4 to 9. Every draw here comes from a
+//! random stream of its own (`derive_seed(seed, label)`),
+//! never from the shared `swarm` stream of [`crate::cluster::schedule_for`], so a
+//! scenario that does not ask for these draws runs exactly as before: pinned regression
+//! seeds reproduce what they pin.
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use revenant::os::FileSystem;
+
+use crate::fs::SimFs;
+use crate::scenario::{AgentTarget, FaultKind, FaultSpec, ReservationSpec, Scenario};
+use crate::seams::derive_seed;
+
+/// The kinds the first swarms drew from the one shared `swarm` stream (in the order of
+/// [`FaultKind`]). Any other kind a swarm lists is drawn by [`swarm_extras`].
+pub const SHARED_STREAM_KINDS: &[FaultKind] = &[
+    FaultKind::AgentCrash,
+    FaultKind::AgentCrashAtWrite,
+    FaultKind::Reboot,
+    FaultKind::ExecutorCrash,
+    FaultKind::FrameworkCrash,
+    FaultKind::AgentUnregister,
+    FaultKind::MasterCrash,
+    FaultKind::Partition,
+    FaultKind::Delay,
+    FaultKind::ClockJump,
+    FaultKind::DiskError,
+    FaultKind::FrameworkTeardown,
+];
+
+/// Whether a swarm draws `kind` from the shared stream.
+pub fn draws_from_shared_stream(kind: FaultKind) -> bool {
+    SHARED_STREAM_KINDS.contains(&kind)
+}
+
+/// The message kinds a swarm duplicates or crashes the agent at: the messages of
+/// registration, launch, status updates and their acknowledgements, executor
+/// (re-)registration, kills and shutdowns.
+pub const SWARM_MESSAGES: &[&str] = &[
+    "register_agent",
+    "reregister_agent",
+    "agent_registered",
+    "agent_reregistered",
+    "run_task",
+    "kill_task",
+    "status_update",
+    "acknowledgement",
+    "register_executor",
+    "executor_registered",
+    "reregister_executor",
+    "reconnect_executor",
+    "shutdown_executor",
+    "ping",
+    "pong",
+];
+
+/// The messages a swarm drops, as (kind, from, to): those whose sender repeats them
+/// until answered, on the hops where it does (the agent retries a status update until
+/// the framework's acknowledgement comes back through the master, so either may be lost
+/// between the agent, the master and the framework; registrations are retried until
+/// registered) and the pings, whose loss the timeouts cover. An executor does not
+/// repeat an update on a live connection (only after the agent comes back), so the
+/// executor's hop is left out, as is any other message: losing one alone on a
+/// connection that stays up is a state a TCP connection cannot show (it delivers in
+/// order or breaks), so only fixed scenarios drop those, on purpose.
+pub const SWARM_DROPPED_MESSAGES: &[(&str, Option<&str>, Option<&str>)] = &[
+    ("register_agent", None, None),
+    ("reregister_agent", None, None),
+    ("status_update", Some("agent1"), Some("master1")),
+    ("status_update", Some("master1"), Some("framework")),
+    ("acknowledgement", Some("framework"), Some("master1")),
+    ("acknowledgement", Some("master1"), Some("agent1")),
+    ("ping", None, None),
+    ("pong", None, None),
+];
+
+/// How long the agent stays down around operator damage drawn by a swarm, at least.
+const DAMAGE_DOWNTIME_MIN_S: f64 = 2.0;
+
+/// The teardown grace period: how long an executor has to end its tasks after a
+/// framework's shutdown before the agent kills it.
+const TEARDOWN_GRACE_S: f64 = 5.0;
+
+/// The timeouts in force in `scenario`, seconds: the agent's `recovery_timeout`,
+/// `executor_reregistration_timeout`, ping timeout (how long it waits on a silent
+/// master) and `gc_delay`, its registration back-off cap (60 s), the master's agent
+/// re-registration timeout and its ping timeout times the number of pings missed, the
+/// leader lease (with several masters) and the teardown grace period. Each is kept only
+/// if it is shorter than the run.
+pub fn timeouts_in_force(scenario: &Scenario) -> Vec<f64> {
+    let agent = &scenario.agent;
+    let master = &scenario.master;
+    let mut out = vec![
+        agent.recovery_timeout_s,
+        agent.executor_reregistration_timeout_s,
+        agent.master_ping_timeout_s,
+        agent.gc_delay_s,
+        revenant::agent::registration::REGISTER_RETRY_INTERVAL_MAX.as_secs_f64(),
+        master.agent_reregister_timeout_s,
+        master.agent_ping_timeout_s * f64::from(master.max_agent_ping_timeouts),
+        TEARDOWN_GRACE_S,
+    ];
+    if scenario.masters > 1 {
+        out.push(master.leader_lease_s);
+    }
+    out.retain(|t| *t > 0.0 && *t < scenario.duration_s);
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    out
+}
+
+/// A value just below or just above one of `timeouts`: the timeout times 1 +/- 0.5% to
+/// 5%.
+pub fn near_a_timeout(rng: &mut StdRng, timeouts: &[f64]) -> f64 {
+    let timeout = timeouts[rng.gen_range(0..timeouts.len())];
+    let epsilon = rng.gen_range(0.005..0.05);
+    if rng.gen_bool(0.5) {
+        timeout * (1.0 - epsilon)
+    } else {
+        timeout * (1.0 + epsilon)
+    }
+}
+
+/// Timer boundaries: with the swarm's `boundary_weight`, puts each drawn downtime
+/// (restart delay of an agent crash, reboot, master or framework crash) and each drawn
+/// partition or delay duration of `drawn` just below or above a timeout in force.
+pub fn weight_boundaries(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
+    let Some(swarm) = &scenario.swarm else {
+        return;
+    };
+    let timeouts = timeouts_in_force(scenario);
+    if swarm.boundary_weight <= 0.0 || timeouts.is_empty() {
+        return;
+    }
+    // Only the timeouts a drawn downtime could come near (up to 1.1 times the longest
+    // drawn restart delay): a downtime at a longer one would outlast the run.
+    let reach = swarm.restart_after_s[1].max(swarm.restart_after_s[0]) * 1.1;
+    let timeouts: Vec<f64> = timeouts.into_iter().filter(|t| *t <= reach).collect();
+    if timeouts.is_empty() {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-boundaries"));
+    for fault in drawn {
+        let field = match fault.kind {
+            FaultKind::AgentCrash
+            | FaultKind::Reboot
+            | FaultKind::MasterCrash
+            | FaultKind::FrameworkCrash => &mut fault.restart_after_s,
+            FaultKind::Partition | FaultKind::Delay => &mut fault.duration_s,
+            _ => continue,
+        };
+        if rng.gen_bool(swarm.boundary_weight) {
+            *field = Some(near_a_timeout(&mut rng, &timeouts));
+        }
+    }
+}
+
+/// The faults a swarm draws for its kinds outside [`SHARED_STREAM_KINDS`], each kind
+/// from a stream of its own: whether the kind is on (`kind_on_probability`), how many
+/// (a Poisson count by thinning, as for the others), when, and what it names (a message
+/// kind, an error). Operator damage (`wipe_framework_meta`, `delete_run_dir`,
+/// `rewrite_forked_pid`) is done while the agent is down, so the swarm stops the agent
+/// first (an `agent_crash`, restarted after at least 2 s) and damages its disk half a
+/// second later.
+pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
+    let Some(swarm) = &scenario.swarm else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let minutes = scenario.fault_phase_s / 60.0;
+    let [restart_min, restart_max] = swarm.restart_after_s;
+    for (kind, rate) in &swarm.per_minute {
+        if draws_from_shared_stream(*kind) {
+            continue;
+        }
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("swarm-{kind:?}")));
+        if !rng.gen_bool(swarm.kind_on_probability.clamp(0.0, 1.0)) {
+            continue;
+        }
+        let trials = (rate * minutes * 4.0).ceil() as u32;
+        for _ in 0..trials {
+            if !rng.gen_bool(0.25) {
+                continue;
+            }
+            let at_s = rng.gen_range(1.0..scenario.fault_phase_s.max(2.0));
+            let restart = rng.gen_range(restart_min..=restart_max.max(restart_min));
+            let on_agent =
+                (scenario.agents > 1).then(|| AgentTarget::One(rng.gen_range(1..=scenario.agents)));
+            let mut fault = FaultSpec::new(at_s, *kind);
+            match kind {
+                FaultKind::Drop => {
+                    let messages = SWARM_DROPPED_MESSAGES;
+                    let (message, from, to) = messages[rng.gen_range(0..messages.len())];
+                    fault.message = Some(message.to_owned());
+                    fault.from = from.map(str::to_owned);
+                    fault.to = to.map(str::to_owned);
+                    fault.count = Some(rng.gen_range(1..=2));
+                }
+                FaultKind::Duplicate => {
+                    fault.message =
+                        Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
+                    fault.count = Some(rng.gen_range(1..=2));
+                }
+                FaultKind::Forge => {
+                    let messages = ["acknowledgement", "status_update"];
+                    fault.message = Some(messages[rng.gen_range(0..messages.len())].to_owned());
+                }
+                FaultKind::AgentCrashAtMessage => {
+                    fault.message =
+                        Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
+                    fault.restart_after_s = Some(restart);
+                    fault.on_agent = on_agent;
+                }
+                FaultKind::DelayMessage => {
+                    fault.message =
+                        Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
+                    fault.duration_s = Some(rng.gen_range(0.5..10.0));
+                }
+                FaultKind::AgentCrashAtProcess => {
+                    fault.ops = Some(rng.gen_range(1..=3));
+                    fault.on_agent = on_agent;
+                }
+                FaultKind::TornAppend => {
+                    fault.error = Some(["eio", "enospc"][rng.gen_range(0..2)].to_owned());
+                }
+                FaultKind::WipeFrameworkMeta
+                | FaultKind::DeleteRunDir
+                | FaultKind::RewriteForkedPid => {
+                    let mut stop = FaultSpec::new(at_s, FaultKind::AgentCrash);
+                    stop.restart_after_s = Some(restart.max(DAMAGE_DOWNTIME_MIN_S));
+                    stop.on_agent = on_agent.clone();
+                    out.push(stop);
+                    fault.at_s = at_s + 0.5;
+                    fault.on_agent = on_agent;
+                }
+                _ => {}
+            }
+            out.push(fault);
+        }
+    }
+    out
+}
+
+/// The scenario with the swarm's workload knobs drawn for `seed` (from a stream of
+/// their own): `gc_delay_s`, `reservations`. Unchanged without a swarm or knobs.
+pub fn with_knobs(scenario: &Scenario, seed: u64) -> Scenario {
+    let mut scenario = scenario.clone();
+    let Some(swarm) = scenario.swarm.clone() else {
+        return scenario;
+    };
+    let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-knobs"));
+    if let Some([low, high]) = swarm.gc_delay_s {
+        scenario.agent.gc_delay_s = rng.gen_range(low..=high);
+    }
+    let count = rng.gen_range(0..=swarm.reservations);
+    for index in 0..count {
+        let roles = ["db", "web", "batch"];
+        scenario.reservations.push(ReservationSpec {
+            at_s: rng.gen_range(1.0..scenario.fault_phase_s.max(2.0)),
+            resources: format!("cpus({}):0.1", roles[index as usize % roles.len()]),
+            framework: rng.gen_range(1..=scenario.frameworks.max(1)),
+        });
+    }
+    scenario
+}
+
+/// The command of a generated task, made large (workload knob `large_task_fraction`):
+/// padded with a word the simulated task runner ignores, up to a size drawn between a
+/// quarter of the frame maximum and 64 KiB under it.
+pub fn large_command(scenario: &Scenario, seed: u64, index: u32, command: String) -> String {
+    let Some(swarm) = &scenario.swarm else {
+        return command;
+    };
+    if swarm.large_task_fraction <= 0.0 {
+        return command;
+    }
+    let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("swarm-large-{index}")));
+    if !rng.gen_bool(swarm.large_task_fraction) {
+        return command;
+    }
+    let max = revenant::wire::FRAME_BYTES_MAX;
+    let size = rng.gen_range(max / 4..max - 64 * 1024);
+    let mut padded = command;
+    padded.push_str("; ");
+    padded.push_str(&"x".repeat(size));
+    padded
+}
+
+/// The run directories of every executor of the agent with work directory `work_dir`:
+/// (the `runs` directory, the container the `latest` link names).
+fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
+    let slaves = work_dir.join("meta/slaves");
+    let mut out = Vec::new();
+    for agent in fs.list_dir(&slaves).unwrap_or_default() {
+        if agent == "latest" {
+            continue;
+        }
+        let frameworks = slaves.join(&agent).join("frameworks");
+        for framework in fs.list_dir(&frameworks).unwrap_or_default() {
+            let executors = frameworks.join(&framework).join("executors");
+            for executor in fs.list_dir(&executors).unwrap_or_default() {
+                let runs = executors.join(&executor).join("runs");
+                if let Ok(target) = fs.read_link(&runs.join("latest")) {
+                    let container = target
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if !container.is_empty() && fs.is_dir(&runs.join(&container)) {
+                        out.push((runs, container));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Operator damage: deletes (durably) the latest run directory of one executor whose
+/// run completed (`executor.sentinel`: its updates were all acknowledged), leaving
+/// `runs/latest` dangling, as a collection cut short or an operator's clean-up does;
+/// says which, or `None` when there is none. (Deleting a live run's directory would
+/// destroy updates the agent promised to deliver: no rule can hold after that.)
+pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<String> {
+    let runs: Vec<(PathBuf, String)> = latest_runs(fs, work_dir)
+        .into_iter()
+        .filter(|(runs, container)| fs.exists(&runs.join(container).join("executor.sentinel")))
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let (dir, container) = &runs[rng.gen_range(0..runs.len())];
+    fs.remove_dir_all(&dir.join(container)).ok()?;
+    fs.sync_dir(dir).ok()?;
+    let shown = dir.strip_prefix(work_dir).unwrap_or(dir);
+    Some(format!(
+        "run directory deleted: {}/{container} (runs/latest dangles)",
+        shown.display()
+    ))
+}
+
+/// Operator damage: rewrites (durably) one run's `pids/forked.pid` to the pid of
+/// another live process of the machine, keeping the start time and boot id written
+/// there (a reused pid); says which, or `None` when there is no such run or process.
+pub fn rewrite_forked_pid(
+    fs: &SimFs,
+    work_dir: &Path,
+    live_pids: &[u32],
+    rng: &mut StdRng,
+) -> Option<String> {
+    let mut candidates = Vec::new();
+    for (runs, container) in latest_runs(fs, work_dir) {
+        let path = runs.join(&container).join("pids/forked.pid");
+        let Ok(text) = fs.read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let mut words = text.split_whitespace();
+        let (Some(pid), Some(start), Some(boot)) = (words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let others: Vec<u32> = live_pids.iter().copied().filter(|p| *p != pid).collect();
+        if !others.is_empty() {
+            candidates.push((path, pid, start.to_owned(), boot.to_owned(), others));
+        }
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let (path, old, start, boot, others) = &candidates[rng.gen_range(0..candidates.len())];
+    let new = others[rng.gen_range(0..others.len())];
+    let temporary = path.with_extension("pid.operator");
+    fs.write(&temporary, format!("{new} {start} {boot}\n").as_bytes())
+        .ok()?;
+    fs.sync_file(&temporary).ok()?;
+    fs.rename(&temporary, path).ok()?;
+    fs.sync_dir(path.parent()?).ok()?;
+    let shown = path.strip_prefix(work_dir).unwrap_or(path);
+    Some(format!(
+        "forked.pid rewritten from pid {old} to live pid {new}: {}",
+        shown.display()
+    ))
+}
+
+/// Arms a torn append on the agent machine's disk: the next append under `work_dir`
+/// writes a prefix, then fails with `error`.
+pub fn arm_torn_append(fs: &SimFs, work_dir: &Path, error: Option<&str>) -> String {
+    let (fault_error, name) = match error {
+        Some("enospc") => (crate::fs::FaultError::NoSpace, "enospc"),
+        _ => (crate::fs::FaultError::Io, "eio"),
+    };
+    fs.inject(
+        crate::fs::Fault::new(fault_error)
+            .on(crate::fs::Op::Append)
+            .under(work_dir)
+            .torn()
+            .times(1),
+    );
+    format!("the next append under the agent's work directory tears, then fails with {name}")
+}

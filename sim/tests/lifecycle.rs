@@ -1,0 +1,112 @@
+//! The executor lifecycle rules (docs/lifecycle-rules.md) against their regression
+//! scenarios: with the agent's old behaviour switched back on (`revenant::breakage`, a
+//! test-only switch) each scenario fails, and the oracle that guards the rule is the one
+//! that says so; the real agent passes.
+
+use std::path::Path;
+
+use revenant::breakage::Breakage;
+use revenant_sim::cluster::{self, RunOptions};
+use revenant_sim::scenario::Scenario;
+
+fn oracles_failing(scenario: &str, breakage: Breakage) -> Vec<&'static str> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios")
+        .join(scenario);
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let seed = scenario.pinned_seeds.first().copied().unwrap_or(0);
+    let mut oracles: Vec<&'static str> = cluster::run(
+        &scenario,
+        seed,
+        &RunOptions {
+            breakage,
+            ..RunOptions::default()
+        },
+    )
+    .violations
+    .iter()
+    .map(|v| v.oracle)
+    .collect();
+    oracles.dedup();
+    oracles
+}
+
+fn old_behaviour() -> Breakage {
+    Breakage {
+        keep_idle_unregistered_executors: true,
+        ..Breakage::default()
+    }
+}
+
+#[test]
+fn registration_timeout_fails_the_task_of_an_executor_that_never_registers() {
+    let scenario = "regression_executor_registration_timeout.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(scenario, old_behaviour());
+    assert!(
+        broken.contains(&"liveness") && broken.contains(&"expectations"),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn left_behind_catches_an_idle_unregistered_executor() {
+    let scenario = "regression_killed_queued_task_destroys_executor.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        oracles_failing(scenario, old_behaviour()),
+        vec!["left_behind"]
+    );
+}
+
+fn leaking() -> Breakage {
+    Breakage {
+        leak_completed_directories: true,
+        ..Breakage::default()
+    }
+}
+
+#[test]
+fn completed_framework_is_collected_meta_and_sandbox() {
+    let scenario = "regression_completed_framework_collected.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(scenario, leaking());
+    assert!(
+        broken.contains(&"leaked") && broken.contains(&"expectations"),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn collection_survives_restarts_more_frequent_than_gc_delay() {
+    let scenario = "regression_gc_across_restarts.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(scenario, leaking());
+    assert!(
+        broken.contains(&"leaked") && broken.contains(&"expectations"),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn old_agents_are_collected_after_a_reboot() {
+    let scenario = "regression_old_agent_collected.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    assert_eq!(oracles_failing(scenario, leaking()), vec!["leaked"]);
+}

@@ -1,0 +1,253 @@
+//! Which directories garbage collection takes, when, and in which order
+//! (docs/lifecycle-rules.md rules 3, 4 and 6), and the sandbox an executor runs in.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::info;
+
+use super::Agent;
+use crate::checkpoint::paths::{self, RunPath};
+use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId};
+
+/// The sandbox directories of a run, its executor and its framework, innermost first.
+fn sandbox_dirs(work_dir: &Path, run: &RunPath<'_>) -> [PathBuf; 3] {
+    let run_sandbox = paths::sandbox(work_dir, run);
+    // .../executors/<executor>/runs/<container>
+    let executor_sandbox = run_sandbox
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // .../frameworks/<framework>/executors/<executor>
+    let framework_sandbox = executor_sandbox
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    [run_sandbox, executor_sandbox, framework_sandbox]
+}
+
+impl Agent {
+    /// Rule 3: a completed run has its run directories (meta and sandbox) and its
+    /// executor's directories scheduled for collection after `gc_delay`; when it was the
+    /// framework's last executor, the framework's directories too.
+    pub(super) fn schedule_completed_run(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        container: &ContainerId,
+        checkpoint: bool,
+        framework_done: bool,
+    ) {
+        let agent = self.agent_id();
+        let run = RunPath {
+            agent: &agent,
+            framework: fid,
+            executor: eid,
+            container,
+        };
+        let [run_sandbox, executor_sandbox, framework_sandbox] =
+            sandbox_dirs(&self.config.work_dir, &run);
+        let delay = self.config.gc_delay;
+        if self.config.breakage.leak_completed_directories {
+            let shut_down = self.frameworks.get(fid).is_some_and(|f| f.shutting_down);
+            let mut dirs = vec![run_sandbox, self.paths.executor(&agent, fid, eid)];
+            if framework_done && shut_down {
+                dirs.push(framework_sandbox);
+                dirs.push(self.paths.framework(&agent, fid));
+            }
+            for dir in dirs {
+                self.schedule_gc(dir, delay);
+            }
+            return;
+        }
+        let mut dirs = vec![run_sandbox, executor_sandbox];
+        if checkpoint {
+            dirs.push(self.paths.run(&run));
+            dirs.push(self.paths.executor(&agent, fid, eid));
+        }
+        if framework_done {
+            dirs.push(framework_sandbox);
+            if checkpoint {
+                dirs.push(self.paths.framework(&agent, fid));
+            }
+        }
+        for dir in dirs {
+            // Its age starts now, also for a later incarnation (rule 5).
+            let _ = self.env.fs.touch(&dir);
+            self.schedule_gc(dir, delay);
+        }
+    }
+
+    /// Rule 5: `gc_delay` less the directory's age (the time since it was last
+    /// modified, by the wall clock), or `None` when it is not there to collect.
+    fn aged_delay(&self, dir: &Path) -> Option<Duration> {
+        let modified = self.env.fs.modified(dir).ok()?;
+        if self.config.breakage.leak_completed_directories {
+            return Some(self.config.gc_delay);
+        }
+        let age = self
+            .env
+            .clock
+            .wall()
+            .duration_since(modified)
+            .unwrap_or_default();
+        Some(self.config.gc_delay.saturating_sub(age))
+    }
+
+    /// Schedules a directory found on disk by a later incarnation (rule 5).
+    fn schedule_aged(&mut self, dir: PathBuf) {
+        if let Some(delay) = self.aged_delay(&dir) {
+            self.schedule_gc(dir, delay);
+        }
+    }
+
+    /// Rule 5: a run found completed by recovery has its run and executor directories
+    /// (meta and sandbox) scheduled again, with what is left of their `gc_delay`.
+    pub(super) fn reschedule_completed_run(
+        &mut self,
+        agent: &AgentId,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        container: &ContainerId,
+    ) {
+        let run = RunPath {
+            agent,
+            framework: fid,
+            executor: eid,
+            container,
+        };
+        let [run_sandbox, executor_sandbox, _] = sandbox_dirs(&self.config.work_dir, &run);
+        let dirs = [
+            run_sandbox,
+            executor_sandbox,
+            self.paths.run(&run),
+            self.paths.executor(agent, fid, eid),
+        ];
+        for dir in dirs {
+            self.schedule_aged(dir);
+        }
+    }
+
+    /// Rules 3 and 5: a framework whose every executor recovery found completed is
+    /// complete: its directories (meta and sandbox) are scheduled again, aged.
+    pub(super) fn reschedule_completed_framework(&mut self, agent: &AgentId, fid: &FrameworkId) {
+        if self.config.breakage.leak_completed_directories {
+            return;
+        }
+        let sandbox = self
+            .config
+            .work_dir
+            .join(paths::AGENTS_DIR)
+            .join(agent.as_str())
+            .join(paths::FRAMEWORKS_DIR)
+            .join(fid.as_str());
+        self.schedule_aged(sandbox);
+        self.schedule_aged(self.paths.framework(agent, fid));
+    }
+
+    /// Rule 7: once registered as a new agent, every directory of another agent id, in
+    /// meta and among the sandboxes, is scheduled for collection, aged.
+    pub(super) fn schedule_old_agents(&mut self, current: &AgentId) {
+        if self.config.breakage.leak_completed_directories {
+            return;
+        }
+        let roots = [
+            self.config.work_dir.join(paths::AGENTS_DIR),
+            self.paths.agents_dir(),
+        ];
+        for root in roots {
+            let Ok(mut names) = self.env.fs.list_dir(&root) else {
+                continue;
+            };
+            names.sort();
+            for name in names {
+                if name == current.as_str() || name == paths::LATEST_SYMLINK {
+                    continue;
+                }
+                let dir = root.join(&name);
+                if self.env.fs.is_dir(&dir) {
+                    info!(target: "revenant::agent", agent = %name, path = %dir.strip_prefix(&self.config.work_dir).unwrap_or(&dir).display(), "directory of an old agent scheduled for collection");
+                    self.schedule_aged(dir);
+                }
+            }
+        }
+    }
+
+    /// Rule 4: launching a run unschedules every directory it will live in (its
+    /// framework's and executor's, meta and sandbox), should an earlier completion have
+    /// scheduled them.
+    pub(super) fn unschedule_for_launch(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        container: &ContainerId,
+    ) {
+        let agent = self.agent_id();
+        let run = RunPath {
+            agent: &agent,
+            framework: fid,
+            executor: eid,
+            container,
+        };
+        let meta = self.paths.run(&run);
+        let sandbox = paths::sandbox(&self.config.work_dir, &run);
+        let scheduled: Vec<PathBuf> = self
+            .gc
+            .keys()
+            .filter(|p| meta.starts_with(p) || sandbox.starts_with(p))
+            .cloned()
+            .collect();
+        for path in scheduled {
+            info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "unscheduled from garbage collection");
+            self.gc.remove(&path);
+        }
+    }
+
+    /// Rule 6: directories due together are removed sandboxes first, then meta, and
+    /// within each the deepest first, so that what records a directory goes last.
+    pub(super) fn removal_order(&self, due: &mut [PathBuf]) {
+        if self.config.breakage.remove_meta_first {
+            due.sort();
+            return;
+        }
+        let meta = self.paths.root().to_path_buf();
+        due.sort_by(|a, b| {
+            let key = |p: &PathBuf| {
+                (
+                    p.starts_with(&meta),
+                    std::cmp::Reverse(p.components().count()),
+                )
+            };
+            key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+        });
+    }
+
+    /// Creates a run's sandbox (and any missing parent) through the filesystem seam.
+    /// Not synced: a sandbox lost to a power cut is not a leak.
+    pub(super) fn create_sandbox(&self, dir: &Path) -> io::Result<()> {
+        match self.env.fs.create_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let Some(parent) = dir
+                    .parent()
+                    .filter(|p| p.starts_with(&self.config.work_dir))
+                else {
+                    return Err(error);
+                };
+                if parent == self.config.work_dir {
+                    return Err(error);
+                }
+                self.create_sandbox(parent)?;
+                match self.env.fs.create_dir(dir) {
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                    other => other,
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
