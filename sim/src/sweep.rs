@@ -307,10 +307,6 @@ pub const EXPECTED_UNREACHED: &[(&str, &str)] = &[
         "an executor outliving its framework's teardown grace period is only in the fixed catalogue; the agent-machine swarm has no teardown yet",
     ),
     (
-        "agent_update_after_terminal_refused",
-        "needs a status update of a task after its terminal one (a resent update the agent never got, or a forged one): drops and forges of status updates are fixed-scenario faults only (regression_update_resent_after_terminal_update, regression_forged_terminal_update_before_real_one)",
-    ),
-    (
         "agent_duplicate_ack_ignored",
         "duplicated acknowledgements are a fixed-scenario fault only",
     ),
