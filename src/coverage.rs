@@ -67,6 +67,7 @@ mod counting {
         "agent_update_retried",
         "agent_update_resent_after_reregistration",
         "agent_duplicate_update_reacknowledged",
+        "agent_update_after_terminal_refused",
         "agent_duplicate_ack_ignored",
         "agent_unexpected_ack_ignored",
         "agent_master_task_unknown_reported_lost",
@@ -76,6 +77,7 @@ mod counting {
         "agent_left_cluster",
         // src/master.rs
         "master_registration_retry_answered",
+        "master_retried_registration_reconciled",
         "master_removed_agent_refused",
         "master_agent_unreachable",
         "master_agent_reregister_timeout",

@@ -537,12 +537,27 @@ impl Master {
             a.phase == AgentPhase::Connected
                 && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
         });
-        if let Some((id, _)) = retried {
+        if let Some((id, record)) = retried {
             crate::coverage::point!("master_registration_retry_answered");
+            // The agent ignores RunTask until it knows its id, so a task placed on it
+            // since the lost answer may never have reached it: the answer lists every
+            // task the master still thinks open there, and the agent reports those it
+            // does not know as lost (docs/stream-rules.md S2).
+            let reconciliations: Vec<TaskReport> = record
+                .tasks
+                .values()
+                .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                .cloned()
+                .collect();
             info!(agent = %id, "agent retried its registration: resending its id");
+            if !reconciliations.is_empty() {
+                crate::coverage::point!("master_retried_registration_reconciled");
+                info!(agent = %id, tasks = reconciliations.len(), "tasks placed on the agent before it knew its id: asking it to reconcile them");
+            }
             if let Some(outbox) = self.outbox(connection) {
                 outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                     agent_id: id.to_string(),
+                    reconciliations,
                 }));
             }
             return;
@@ -583,6 +598,7 @@ impl Master {
         if let Some(outbox) = &outbox {
             outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                 agent_id: id.to_string(),
+                reconciliations: Vec::new(),
             }));
         }
         let reported_resources = reserved_of(&info);

@@ -56,11 +56,7 @@ fn assert_green(report: &Report) {
         report.ops.len()
     );
     assert_eq!(report.process_runs, report.ops.len());
-    let unexpected: Vec<String> = report
-        .failures
-        .iter()
-        .map(|f| format!("{f:?}"))
-        .collect();
+    let unexpected: Vec<String> = report.failures.iter().map(|f| format!("{f:?}")).collect();
     assert!(
         unexpected.is_empty(),
         "{}: {} failed points:\n{}",
@@ -128,10 +124,7 @@ fn a_skipped_directory_sync_is_found_by_power_losses() {
     };
     let report = search_with("agent_restart_reconnects_executor", 2, false, breakage);
     assert_eq!(report.process_runs, 0);
-    let found = report
-        .failures
-        .iter()
-        .count();
+    let found = report.failures.len();
     assert!(
         found > 0,
         "no power-loss point failed with the directory sync skipped"

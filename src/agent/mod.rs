@@ -1523,7 +1523,9 @@ impl Agent {
 
     fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
         match body {
-            Body::AgentRegistered(message) => self.registered_with(message.agent_id, Vec::new())?,
+            Body::AgentRegistered(message) => {
+                self.registered_with(message.agent_id, message.reconciliations)?
+            }
             Body::AgentReregistered(message) => {
                 self.registered_with(message.agent_id, message.reconciliations)?
             }
@@ -1653,6 +1655,8 @@ impl Agent {
                 self.forward(update);
             }
         }
+        // Tasks the master thinks open here, after a re-registration or a retried first
+        // registration (docs/stream-rules.md S2): those the agent does not know are lost.
         for report in reconciliations {
             let fid = FrameworkId::new(report.framework_id.clone());
             let tid = TaskId::new(report.task_id.clone());
@@ -1681,6 +1685,8 @@ impl Agent {
             return Ok(());
         };
         if self.phase != Phase::Running {
+            // The master reconciles it when it answers the retried registration
+            // (docs/stream-rules.md S2).
             info!(task = %task_info.task_id, "ignoring run_task while not registered");
             return Ok(());
         }
@@ -2122,16 +2128,30 @@ impl Agent {
             self.frameworks.get(fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
         let uuid = update.uuid.clone();
         let task = update_task(&update);
-        match self.updates.classify(fid, &update) {
+        let classified = match self.updates.classify(fid, &update) {
             Err(error) => {
                 warn!(framework = %fid, %error, "invalid status update dropped");
                 return Ok(());
             }
-            Ok(Classified::Duplicate) => {
+            // The stream may be gone (its terminal update was acknowledged) while the
+            // task is still known terminal: refused all the same (docs/stream-rules.md S1).
+            Ok(Classified::New) if self.task_terminal(fid, &TaskId::new(task.clone())) => {
+                Classified::AfterTerminal
+            }
+            Ok(classified) => classified,
+        };
+        match classified {
+            Classified::Duplicate => {
                 crate::coverage::point!("agent_duplicate_update_reacknowledged");
                 info!(framework = %fid, task = %task, uuid = %update_uuid(&update), "duplicate status update: re-acknowledging");
             }
-            Ok(Classified::New) => self.accept_update(fid, update, checkpoint)?,
+            Classified::AfterTerminal => {
+                // Neither checkpointed nor forwarded; acknowledged so that the executor
+                // stops resending it (docs/stream-rules.md S1).
+                crate::coverage::point!("agent_update_after_terminal_refused");
+                info!(framework = %fid, task = %task, uuid = %update_uuid(&update), state = update_state(&update), "status update after the task's terminal update: refused, re-acknowledging");
+            }
+            Classified::New => self.accept_update(fid, update, checkpoint)?,
         }
         // The update is durable (or a duplicate): now the executor may forget it. (Under
         // group commit the record is synced at the end of the batch, and this
@@ -2483,6 +2503,15 @@ impl Agent {
 
     fn executor_mut(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> Option<&mut Executor> {
         self.frameworks.get_mut(fid)?.executors.get_mut(eid)
+    }
+
+    /// Whether the agent holds a terminal state for the task (docs/stream-rules.md S1).
+    fn task_terminal(&self, fid: &FrameworkId, tid: &TaskId) -> bool {
+        self.frameworks.get(fid).is_some_and(|f| {
+            f.executors
+                .values()
+                .any(|e| e.tasks.get(tid).is_some_and(|t| is_terminal(t.state)))
+        })
     }
 
     fn find_task(&self, fid: &FrameworkId, tid: &TaskId) -> Option<ExecutorId> {

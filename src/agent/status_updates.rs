@@ -13,7 +13,8 @@
 //! until then: the order above holds for what anyone outside the agent can see.
 //!
 //! Invariants: one update in flight per stream (the head of its queue); a stream whose
-//! terminal update was acknowledged is closed; retries back off from
+//! terminal update was acknowledged is closed; a stream that holds a terminal update takes
+//! no later update of its task (docs/stream-rules.md S1); retries back off from
 //! [`RETRY_INTERVAL_MIN`] doubling to [`RETRY_INTERVAL_MAX`], with no limit on count.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -88,6 +89,9 @@ pub struct Stream {
     received: UuidSet,
     acknowledged: UuidSet,
     terminated: bool,
+    /// A terminal update was received (acknowledged or not): later updates of the task
+    /// are refused (docs/stream-rules.md S1).
+    holds_terminal: bool,
     retry_at: Option<Instant>,
     retry_interval: Duration,
 }
@@ -101,6 +105,18 @@ impl Stream {
     pub fn terminated(&self) -> bool {
         self.terminated
     }
+    /// Whether the stream received a terminal update (acknowledged or not).
+    pub fn holds_terminal(&self) -> bool {
+        self.holds_terminal
+    }
+}
+
+/// Whether a status update carries a terminal state.
+fn carries_terminal(update: &StatusUpdate) -> bool {
+    update
+        .status
+        .as_ref()
+        .is_some_and(|s| is_terminal(s.state()))
 }
 
 /// What [`StatusUpdateManager::classify`] found.
@@ -110,6 +126,10 @@ pub enum Classified {
     Duplicate,
     /// New: checkpoint it, then [`StatusUpdateManager::accept`] it.
     New,
+    /// New, but the task's stream already holds a terminal update: refused, neither
+    /// checkpointed nor forwarded; the executor is still acknowledged so that it stops
+    /// resending it (docs/stream-rules.md S1).
+    AfterTerminal,
 }
 
 /// Why an update or acknowledgement was refused.
@@ -206,6 +226,14 @@ impl StatusUpdateManager {
             if !stream.received.insert(uuid) {
                 continue;
             }
+            if stream.holds_terminal {
+                // Written by an agent that accepted updates after the terminal one
+                // (before docs/stream-rules.md S1): never forwarded.
+                continue;
+            }
+            if carries_terminal(update) {
+                stream.holds_terminal = true;
+            }
             if task.acks.contains(&uuid) {
                 stream.acknowledged.insert(uuid);
                 if update
@@ -247,6 +275,7 @@ impl StatusUpdateManager {
             {
                 Ok(Classified::Duplicate)
             }
+            Some(stream) if stream.holds_terminal => Ok(Classified::AfterTerminal),
             _ => Ok(Classified::New),
         }
     }
@@ -269,6 +298,9 @@ impl StatusUpdateManager {
         );
         let stream = self.streams.entry((framework.clone(), task)).or_default();
         stream.received.insert(uuid);
+        if carries_terminal(&update) {
+            stream.holds_terminal = true;
+        }
         push_update(&mut stream.pending, update);
         if stream.pending.len() == 1 && !self.paused {
             stream.retry_interval = RETRY_INTERVAL_MIN;
@@ -492,6 +524,51 @@ mod tests {
         assert_eq!(m.acknowledged(&f, &t, Uuid([1; 16]), now), (None, true));
         assert!(m.streams().is_empty());
         assert_eq!(m.pending_count(), 0);
+    }
+
+    #[test]
+    fn updates_after_a_terminal_update_are_refused() {
+        let f = FrameworkId::new("f");
+        let t = TaskId::new("t");
+        let now = start();
+        let mut m = StatusUpdateManager::new();
+        m.resume(now);
+        let running = update("t", TaskState::TaskRunning, 1);
+        let forged = update("t", TaskState::TaskFinished, 2);
+        let real = update("t", TaskState::TaskFinished, 3);
+        let starting = update("t", TaskState::TaskStarting, 4);
+        m.accept(&f, running.clone(), now);
+        m.accept(&f, forged.clone(), now);
+        // Not acknowledged yet, and already a later update of the task is refused,
+        // terminal or not; a duplicate of an accepted one is still a duplicate.
+        assert_eq!(m.classify(&f, &real), Ok(Classified::AfterTerminal));
+        assert_eq!(m.classify(&f, &starting), Ok(Classified::AfterTerminal));
+        assert_eq!(m.classify(&f, &running), Ok(Classified::Duplicate));
+        assert_eq!(m.classify(&f, &forged), Ok(Classified::Duplicate));
+        m.check_ack(&f, &t, Uuid([1; 16])).unwrap();
+        assert_eq!(
+            m.acknowledged(&f, &t, Uuid([1; 16]), now),
+            (Some(forged), false)
+        );
+        assert_eq!(m.classify(&f, &real), Ok(Classified::AfterTerminal));
+
+        // Replayed from records an older agent wrote: what follows the terminal update
+        // is never queued.
+        let mut task = RecoveredTask {
+            id: t.clone(),
+            ..Default::default()
+        };
+        task.updates = vec![
+            update("t", TaskState::TaskFinished, 2),
+            update("t", TaskState::TaskFinished, 3),
+        ];
+        let mut m = StatusUpdateManager::new();
+        m.recover(&f, &task);
+        let resent = m.resume(now);
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].uuid, vec![2; 16]);
+        assert_eq!(m.pending_count(), 1);
+        assert_eq!(m.classify(&f, &starting), Ok(Classified::AfterTerminal));
     }
 
     #[test]

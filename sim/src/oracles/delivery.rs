@@ -17,7 +17,11 @@
 //!   is acknowledged (an executor that sends an update after its terminal one);
 //! - (L11) the task's framework tore itself down: the agent drops the framework's pending
 //!   updates when told to shut it down, and there is no scheduler left to receive them
-//!   (the teardown oracle checks what must happen instead).
+//!   (the teardown oracle checks what must happen instead);
+//! - (S1) the update came after the task's terminal update: the agent refuses it and only
+//!   acknowledges it to the executor (docs/stream-rules.md S1). Judged from outside: an
+//!   update of the same task acknowledged to the executor before it reached the framework
+//!   carrying a terminal state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,18 +63,20 @@ fn left_the_cluster_after(
 pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
     let seen: BTreeSet<Uuid> = observations.seen.iter().filter_map(|s| s.uuid).collect();
     let mut out = Vec::new();
-    // Acknowledged to the executor: uuid -> (time, task, agent), in trace order.
-    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32)> = BTreeMap::new();
+    // Acknowledged to the executor: uuid -> (time, task, agent, position in the trace).
+    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32, usize)> = BTreeMap::new();
     // Accepted order per task, and the uuids of terminal updates.
     let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     let mut terminal_uuids: BTreeSet<Uuid> = BTreeSet::new();
-    for event in trace {
+    for (position, event) in trace.iter().enumerate() {
         let task = event.field("task").unwrap_or_default().to_owned();
         let uuid = event.field("uuid").and_then(parse_uuid);
         match (event.decision, uuid) {
             (Some(Decision::UpdateAcknowledgedToExecutor), Some(uuid)) => {
                 let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
-                acked.entry(uuid).or_insert((event.time, task, agent));
+                acked
+                    .entry(uuid)
+                    .or_insert((event.time, task, agent, position));
             }
             (Some(Decision::StatusUpdateAccepted), Some(uuid)) => {
                 let terminal = event
@@ -85,6 +91,13 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
             _ => {}
         }
     }
+    // Uuids that reached the framework carrying a terminal state.
+    let terminal_seen: BTreeSet<Uuid> = observations
+        .seen
+        .iter()
+        .filter(|s| revenant::agent::status_updates::is_terminal(s.state))
+        .filter_map(|s| s.uuid)
+        .collect();
     // L9: behind a terminal update of its stream that reached the framework.
     let behind_delivered_terminal = |task: &str, uuid: &Uuid| {
         accepted.get(task).is_some_and(|order| {
@@ -94,11 +107,19 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
                 .any(|u| terminal_uuids.contains(u) && seen.contains(u))
         })
     };
-    for (uuid, (time, task, agent)) in &acked {
+    for (uuid, (time, task, agent, position)) in &acked {
         if seen.contains(uuid)
             || observations.torn_down_tasks.contains(task)
             || behind_delivered_terminal(task, uuid)
         {
+            continue;
+        }
+        let after_terminal = acked
+            .iter()
+            .any(|(other, (_, other_task, _, other_position))| {
+                other_task == task && other_position < position && terminal_seen.contains(other)
+            });
+        if after_terminal {
             continue;
         }
         let rebooted_after = observations.reboots.iter().any(|r| r >= time);
