@@ -210,7 +210,13 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                 }
                 FaultKind::Forge => {
                     let messages = ["acknowledgement", "status_update"];
-                    fault.message = Some(messages[rng.gen_range(0..messages.len())].to_owned());
+                    let message = messages[rng.gen_range(0..messages.len())];
+                    fault.message = Some(message.to_owned());
+                    if message == "status_update" {
+                        // Only on the executor's hop (docs/simulator-reach.md rule 6).
+                        fault.from = Some(crate::cluster::AGENT_HOST.to_owned());
+                        fault.to = Some(crate::cluster::AGENT_HOST.to_owned());
+                    }
                 }
                 FaultKind::AgentCrashAtMessage => {
                     fault.message =
