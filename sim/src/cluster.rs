@@ -1207,6 +1207,8 @@ fn drive(
                 machine.crash_after.set(None);
             }
             *machine.processes.borrow_mut() = ProcessTable::default();
+            // Every process of the machine ended with the power, as for a reboot fault.
+            crate::history::machine_down();
             machine.boot.set(machine.boot.get() + 1);
             let boot = crate::crash_points::POWER_LOSS_BOOT_AFTER;
             pending.push((now + boot, Pending::Boot));
