@@ -125,6 +125,7 @@ thread_local! {
 pub fn clear() {
     RULES.with(|rules| rules.borrow_mut().clear());
     CRASHES.with(|crashes| crashes.borrow_mut().clear());
+    FORGED.with(|forged| forged.set(0));
 }
 
 /// The agent deaths that [`Action::CrashAgent`] rules asked for since the last call, in
@@ -173,12 +174,33 @@ fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
 /// random bytes: matching this is out of the question).
 const FORGED_UUID: [u8; 16] = [0xf0; 16];
 
-/// `body` with its uuid replaced by [`FORGED_UUID`], if it has one.
+thread_local! {
+    /// How many copies this run has forged so far.
+    static FORGED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// `body` with its uuid replaced by a forged one, if it has one: [`FORGED_UUID`] for the
+/// run's first forgery, then that with its last four bytes counting up, so that two
+/// forgeries in one run never share a uuid (a forger, like any party, makes a new uuid
+/// for each message; one uuid for two different updates is what the history oracle's
+/// L13 forbids of the system, not of the fault).
 fn forged(body: &Body) -> Option<Body> {
     let mut body = body.clone();
+    let uuid = || {
+        let n = FORGED.with(|f| {
+            let n = f.get();
+            f.set(n + 1);
+            n
+        });
+        let mut uuid = FORGED_UUID;
+        for (byte, count) in uuid[12..].iter_mut().zip(n.to_be_bytes()) {
+            *byte ^= count;
+        }
+        uuid.to_vec()
+    };
     match &mut body {
-        Body::Acknowledgement(m) => m.uuid = FORGED_UUID.to_vec(),
-        Body::StatusUpdate(m) => m.update.as_mut()?.uuid = FORGED_UUID.to_vec(),
+        Body::Acknowledgement(m) => m.uuid = uuid(),
+        Body::StatusUpdate(m) => m.update.as_mut()?.uuid = uuid(),
         _ => return None,
     }
     Some(body)
