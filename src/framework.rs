@@ -48,6 +48,12 @@ pub trait Workload {
     }
     /// The master removed the framework (it was torn down): `run` returns after this.
     fn removed(&mut self, _message: &str) {}
+    /// Reconciliations to ask for now (polled every tick while registered): each the
+    /// task ids to ask about, or none for every task the master knows (implicit). The
+    /// answers arrive as status updates with reason `REASON_RECONCILIATION`.
+    fn reconciliations(&mut self) -> Vec<Vec<String>> {
+        Vec::new()
+    }
     /// Reservations to ask for now (polled every tick while registered): resources
     /// with a role, and the agent id (empty: the first connected agent).
     fn reservations(&mut self) -> Vec<(String, Vec<proto::Resource>)> {
@@ -91,6 +97,8 @@ pub async fn run(
     let mut open_tasks: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // The connection a teardown was last sent on (sent again on a new connection).
     let mut teardown_sent_on: Option<ConnectionId> = None;
+    // The connection the master last confirmed the registration on.
+    let mut registered_on: Option<ConnectionId> = None;
     loop {
         if workload.done() {
             // Give the writer a moment to send the last acknowledgements.
@@ -152,6 +160,16 @@ pub async fn run(
                         framework_id: info.id.clone(),
                         agent_id,
                         resources,
+                    }));
+                }
+            }
+            // Only once registered on this connection, so that no request goes to a
+            // master that is about to refuse the connection.
+            if registered_on == Some(outbox.id()) {
+                for task_ids in workload.reconciliations() {
+                    outbox.send(Body::Reconcile(proto::Reconcile {
+                        framework_id: info.id.clone(),
+                        task_ids,
                     }));
                 }
             }
@@ -218,6 +236,7 @@ pub async fn run(
                     last_heard = env.clock.now();
                     info!(framework = %message.framework_id, "framework registered");
                     info.id = message.framework_id.clone();
+                    registered_on = Some(id);
                     let tasks = workload.registered(&message.framework_id);
                     open_tasks.extend(workload.known_open_tasks());
                     if let Some(outbox) = &master {

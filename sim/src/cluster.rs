@@ -122,6 +122,12 @@ pub struct Observations {
     pub torn_down_tasks: BTreeSet<String>,
     /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
     pub removed_frameworks: BTreeSet<u32>,
+    /// Frameworks (1, 2, ...) whose scheduler left for good (`framework_leave`), and when.
+    pub left_frameworks: BTreeMap<u32, Duration>,
+    /// Tasks of frameworks gone for good other than by a teardown: their scheduler left
+    /// for good, or the master told it the framework was removed
+    /// (docs/lifecycle-rules.md rule 12).
+    pub gone_tasks: BTreeSet<String>,
     /// Whether an agent incarnation was running when the run ended.
     pub agent_running_at_end: bool,
     /// Executors (by id) whose processes were alive when the run ended.
@@ -133,6 +139,24 @@ pub struct Observations {
     pub disk_at_end: BTreeMap<PathBuf, (crate::fs::Entry, std::time::SystemTime)>,
     /// The agent machine's wall clock when the run ended.
     pub wall_at_end: Option<std::time::SystemTime>,
+}
+
+impl Observations {
+    /// Whether `task` belongs to a framework that is gone for good: torn down, left for
+    /// good, or removed by the master. Nobody is left to hear how such a task ends
+    /// (docs/lifecycle-rules.md rule 12).
+    pub fn framework_gone(&self, task: &str) -> bool {
+        self.torn_down_tasks.contains(task) || self.gone_tasks.contains(task)
+    }
+}
+
+/// The host of framework `index` (1, 2, ...): `framework`, `framework2`, ...
+pub fn framework_host(index: u32) -> String {
+    if index <= 1 {
+        FRAMEWORK_HOST.to_owned()
+    } else {
+        format!("{FRAMEWORK_HOST}{index}")
+    }
 }
 
 /// How an agent incarnation ended.
@@ -396,6 +420,9 @@ struct Recording {
     kills: Vec<(String, Duration)>,
     /// Reservations to ask for, and when.
     reservations: Vec<(Vec<revenant::proto::Resource>, Duration)>,
+    /// Reconciliations to ask for (task ids and believed states; none: implicit), and
+    /// when; the scheduler's memory says which were asked for already.
+    reconcile: Vec<(BTreeMap<String, String>, Duration)>,
     /// Set by a `framework_teardown` fault; kept across scheduler failovers.
     teardown: Rc<Cell<bool>>,
     memory: Rc<RefCell<SchedulerMemory>>,
@@ -411,6 +438,9 @@ struct SchedulerMemory {
     heard: BTreeSet<String>,
     killed: BTreeSet<String>,
     ended: BTreeSet<String>,
+    /// The scenario reconciliations asked for (by position): once one was, the master's
+    /// reconciliation answers are written to the trace.
+    reconciled: BTreeSet<usize>,
 }
 
 impl Recording {
@@ -454,6 +484,18 @@ impl revenant::framework::Workload for Recording {
 
     fn update(&mut self, update: &StatusUpdate) {
         let status = update.status.clone().unwrap_or_default();
+        if !self.memory.borrow().reconciled.is_empty()
+            && update.uuid.is_empty()
+            && status.reason() == revenant::proto::TaskReason::ReasonReconciliation
+        {
+            tracing::info!(
+                target: "revenant_sim",
+                framework = self.index,
+                task = %status.task_id,
+                state = status.state().as_str_name(),
+                "framework heard a reconciliation answer"
+            );
+        }
         let mut memory = self.memory.borrow_mut();
         memory.heard.insert(status.task_id.clone());
         if revenant::agent::status_updates::is_terminal(status.state()) {
@@ -488,12 +530,42 @@ impl revenant::framework::Workload for Recording {
         self.teardown.get()
     }
 
-    fn removed(&mut self, _message: &str) {
+    fn removed(&mut self, message: &str) {
         crate::history::framework_removed(self.index);
-        self.observations
-            .borrow_mut()
-            .removed_frameworks
-            .insert(self.index);
+        tracing::info!(target: "revenant_sim", framework = self.index, message, "framework told it was removed");
+        let mut observations = self.observations.borrow_mut();
+        observations.removed_frameworks.insert(self.index);
+        for (task, _) in &self.tasks {
+            observations.gone_tasks.insert(task.task_id.clone());
+        }
+    }
+
+    fn reconciliations(&mut self) -> Vec<Vec<String>> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let mut memory = self.memory.borrow_mut();
+        let due: Vec<BTreeMap<String, String>> = self
+            .reconcile
+            .iter()
+            .enumerate()
+            .filter(|(position, (_, at))| *at <= now && memory.reconciled.insert(*position))
+            .map(|(_, (tasks, _))| tasks.clone())
+            .collect();
+        due.into_iter()
+            .map(|tasks| {
+                let believed: Vec<String> = tasks
+                    .iter()
+                    .map(|(task, state)| format!("{task}={state}"))
+                    .collect();
+                tracing::info!(
+                    target: "revenant_sim",
+                    framework = self.index,
+                    kind = if tasks.is_empty() { "implicit" } else { "explicit" },
+                    believed = %believed.join(","),
+                    "framework asks the master to reconcile"
+                );
+                tasks.into_keys().collect()
+            })
+            .collect()
     }
 
     fn reservations(&mut self) -> Vec<(String, Vec<revenant::proto::Resource>)> {
@@ -994,6 +1066,13 @@ fn drive(
                 )
             })
             .collect();
+        let reconcile: Vec<(BTreeMap<String, String>, Duration)> = scenario
+            .reconcile
+            .iter()
+            .filter(|r| r.framework == index)
+            .map(|r| (r.tasks.clone(), secs(r.at_s)))
+            .collect();
+        let failover_timeout_seconds = scenario.framework_failover_timeout_s;
         let teardown = teardowns[(index - 1) as usize].clone();
         let span_host = host.clone();
         let memory = Rc::new(RefCell::new(SchedulerMemory::default()));
@@ -1009,6 +1088,7 @@ fn drive(
                 tasks: tasks.clone(),
                 kills: kills.clone(),
                 reservations: reservations.clone(),
+                reconcile: reconcile.clone(),
                 teardown: teardown.clone(),
                 memory: memory.clone(),
                 finished: framework_done.clone(),
@@ -1024,7 +1104,7 @@ fn drive(
                     name,
                     user: "sim".into(),
                     checkpoint,
-                    failover_timeout_seconds: 3600.0,
+                    failover_timeout_seconds,
                 };
                 revenant::framework::run(env, masters, info, &mut workload).await;
                 Ok(())
@@ -1034,6 +1114,7 @@ fn drive(
     }
 
     // The driver.
+    let left: RefCell<BTreeMap<u32, Duration>> = RefCell::new(BTreeMap::new());
     let schedule = schedule_for(scenario, seed);
     let mut next_fault = 0usize;
     let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
@@ -1071,9 +1152,20 @@ fn drive(
                     &mut pending,
                     scenario,
                     &teardowns,
+                    &left,
                 ) else {
                     continue;
                 };
+                for (index, at) in left.borrow().iter() {
+                    let mut observations = observations.borrow_mut();
+                    if observations.left_frameworks.insert(*index, *at).is_none() {
+                        for (task, _) in &tasks {
+                            if framework_of(scenario, &task.task_id) == *index {
+                                observations.gone_tasks.insert(task.task_id.clone());
+                            }
+                        }
+                    }
+                }
                 for (offset, flag) in teardowns.iter().enumerate() {
                     if flag.get() && !torn_before[offset] {
                         let index = offset as u32 + 1;
@@ -1120,8 +1212,11 @@ fn drive(
                     }
                 }
                 Pending::BounceFramework(name) => {
-                    tracing::info!(target: "revenant_sim", framework = %name, "scheduler fails over");
-                    sim.bounce(name.as_str());
+                    let gone = left.borrow().keys().any(|index| framework_host(*index) == name);
+                    if !gone {
+                        tracing::info!(target: "revenant_sim", framework = %name, "scheduler fails over");
+                        sim.bounce(name.as_str());
+                    }
                 }
                 Pending::BounceMaster(name) => {
                     tracing::info!(target: "revenant_sim", master = %name, "master restarts");
@@ -1188,6 +1283,7 @@ fn drive(
                 &mut pending,
                 scenario,
                 &teardowns,
+                &left,
             ) else {
                 continue;
             };
@@ -1410,6 +1506,7 @@ fn apply_fault(
     pending: &mut Vec<(Duration, Pending)>,
     scenario: &Scenario,
     teardowns: &[Rc<Cell<bool>>],
+    left: &RefCell<BTreeMap<u32, Duration>>,
 ) -> Option<String> {
     let restart = fault.restart_after_s.map(secs);
     // A reboot's flags are for every agent process of the machine.
@@ -1447,12 +1544,11 @@ fn apply_fault(
         }
         FaultKind::FrameworkCrash => {
             let count = scenario.frameworks.max(1);
-            let index = rng.gen_range(1..=count);
-            let name = if index == 1 {
-                FRAMEWORK_HOST.to_owned()
-            } else {
-                format!("{FRAMEWORK_HOST}{index}")
+            let index = match fault.framework {
+                Some(index) => index,
+                None => rng.gen_range(1..=count),
             };
+            let name = framework_host(index);
             if !sim.is_host_running(name.as_str()) {
                 return None;
             }
@@ -1604,6 +1700,27 @@ fn apply_fault(
         FaultKind::Drop => arm_drop(fault, crate::drops::Action::Drop),
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),
         FaultKind::Forge => arm_drop(fault, crate::drops::Action::Forge),
+        FaultKind::FrameworkLeave => {
+            let count = scenario.frameworks.max(1);
+            let index = match fault.framework {
+                Some(index) => index,
+                None if count == 1 => 1,
+                None => rng.gen_range(1..=count),
+            };
+            if left.borrow().contains_key(&index) {
+                return None;
+            }
+            left.borrow_mut().insert(index, now);
+            let name = framework_host(index);
+            // Down already (a crash that would fail it over later): it never comes back.
+            if sim.is_host_running(name.as_str()) {
+                sim.crash(name.as_str());
+            }
+            Some(format!(
+                "{name} leaves for good (failover timeout {:.1}s)",
+                scenario.framework_failover_timeout_s
+            ))
+        }
         FaultKind::FrameworkTeardown => {
             let count = scenario.frameworks.max(1);
             let index = match fault.framework {

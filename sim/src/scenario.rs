@@ -165,6 +165,35 @@ pub struct Scenario {
     /// Dynamic reservations a framework asks the master for.
     #[serde(default)]
     pub reservations: Vec<ReservationSpec>,
+    /// The `failover_timeout` every framework registers with, seconds: how long the
+    /// master keeps a disconnected framework before it removes it
+    /// (docs/lifecycle-rules.md rule 8).
+    #[serde(default = "framework_failover_timeout")]
+    pub framework_failover_timeout_s: f64,
+    /// Explicit and implicit reconciliations a framework asks the master for.
+    #[serde(default)]
+    pub reconcile: Vec<ReconcileSpec>,
+}
+
+/// A reconciliation: at `at_s`, framework `framework` (default 1) asks the master for the
+/// latest state of the tasks it names (explicit: task id to the state the framework
+/// believes it is in), or of every task the master knows for it (implicit: no `tasks`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSpec {
+    /// When, seconds.
+    pub at_s: f64,
+    /// The framework that asks (1, 2, ...).
+    #[serde(default = "one")]
+    pub framework: u32,
+    /// Task ids and the states the framework believes they are in (`TASK_RUNNING`, ...);
+    /// empty for an implicit reconciliation.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, String>,
+}
+
+fn framework_failover_timeout() -> f64 {
+    3600.0
 }
 
 /// A dynamic reservation: at `at_s`, framework `framework` (default 1) asks the master to
@@ -423,6 +452,10 @@ pub enum FaultKind {
     /// The next `message` (as for `drop`, with optional `from`, `to`, `task`, `state`)
     /// and everything after it on its connection arrive `duration_s` (default 5) late.
     DelayMessage,
+    /// A framework's scheduler (`framework`, default: one drawn from the seed) dies and
+    /// never comes back: the master removes the framework once it has stayed
+    /// disconnected for its `failover_timeout` (docs/lifecycle-rules.md rule 8).
+    FrameworkLeave,
 }
 
 /// One scheduled fault.
@@ -522,6 +555,13 @@ pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
     FaultKind::AgentCrashAtProcess,
 ];
 
+/// Fault kinds that act on one framework's scheduler (and may name it with `framework`).
+pub const FRAMEWORK_FAULTS: &[FaultKind] = &[
+    FaultKind::FrameworkTeardown,
+    FaultKind::FrameworkCrash,
+    FaultKind::FrameworkLeave,
+];
+
 /// Fault kinds that act on the next wire messages of one kind (the frame filter of
 /// [`crate::drops`]).
 pub const MESSAGE_FAULTS: &[FaultKind] = &[
@@ -541,6 +581,9 @@ impl FaultKind {
             FaultKind::Forge => "forge",
             FaultKind::AgentCrashAtMessage => "agent_crash_at_message",
             FaultKind::DelayMessage => "delay_message",
+            FaultKind::FrameworkTeardown => "framework_teardown",
+            FaultKind::FrameworkCrash => "framework_crash",
+            FaultKind::FrameworkLeave => "framework_leave",
             _ => "fault",
         }
     }
@@ -614,6 +657,10 @@ pub struct Swarm {
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]
     pub reservations: u32,
+    /// Workload knob: the frameworks' `failover_timeout` is drawn from `[min, max]`
+    /// seconds (one value per run) instead of `framework_failover_timeout_s`.
+    #[serde(default)]
+    pub framework_failover_timeout_s: Option<[f64; 2]>,
 }
 
 fn half() -> f64 {
@@ -663,6 +710,11 @@ pub struct Expect {
     /// down (and whose processes are gone at the end).
     #[serde(default)]
     pub shut_down: Vec<String>,
+    /// Frameworks (by number, 1, 2, ...) the master must have told they were removed
+    /// (a teardown, or a scheduler that came back after its failover timeout); the
+    /// others must not have been.
+    #[serde(default)]
+    pub frameworks_removed: Option<Vec<u32>>,
 }
 
 impl Scenario {
@@ -714,6 +766,36 @@ impl Scenario {
                 ));
             }
         }
+        if !(self.framework_failover_timeout_s >= 0.0 && self.framework_failover_timeout_s.is_finite())
+        {
+            return Err(format!(
+                "framework_failover_timeout_s must be a number of seconds >= 0, not {}",
+                self.framework_failover_timeout_s
+            ));
+        }
+        for reconcile in &self.reconcile {
+            if reconcile.framework == 0 || reconcile.framework > self.frameworks {
+                return Err(format!(
+                    "reconcile at {} s names framework {}, but there are {}",
+                    reconcile.at_s, reconcile.framework, self.frameworks
+                ));
+            }
+            if !(reconcile.at_s >= 0.0 && reconcile.at_s.is_finite()) {
+                return Err(format!(
+                    "reconcile at {} s: at_s must be a time >= 0",
+                    reconcile.at_s
+                ));
+            }
+            for (task, state) in &reconcile.tasks {
+                if revenant::proto::TaskState::from_str_name(state).is_none() {
+                    return Err(format!(
+                        "reconcile at {} s: task {task} is believed in an unknown state \
+                         '{state}' (TASK_STAGING, TASK_RUNNING, ...)",
+                        reconcile.at_s
+                    ));
+                }
+            }
+        }
         if self.tasks.is_empty() && self.generated_tasks.is_none() {
             return Err("no tasks: give [[tasks]] or [generated_tasks]".into());
         }
@@ -735,16 +817,19 @@ impl Scenario {
         }
         for fault in &self.faults {
             if let Some(framework) = fault.framework {
-                if fault.kind != FaultKind::FrameworkTeardown {
+                if !FRAMEWORK_FAULTS.contains(&fault.kind) {
                     return Err(format!(
-                        "fault at {} s: only framework_teardown names a framework",
+                        "fault at {} s: only framework_teardown, framework_crash and \
+                         framework_leave name a framework",
                         fault.at_s
                     ));
                 }
                 if framework == 0 || framework > self.frameworks {
                     return Err(format!(
-                        "framework_teardown at {} s names framework {framework}, but there are {}",
-                        fault.at_s, self.frameworks
+                        "{} at {} s names framework {framework}, but there are {}",
+                        fault.kind.name(),
+                        fault.at_s,
+                        self.frameworks
                     ));
                 }
             }
@@ -858,6 +943,14 @@ impl Scenario {
                     return Err("swarm.gc_delay_s must be [min, max] with 0 <= min <= max".into());
                 }
             }
+            if let Some([low, high]) = swarm.framework_failover_timeout_s {
+                if !(low >= 0.0 && high >= low && high.is_finite()) {
+                    return Err(
+                        "swarm.framework_failover_timeout_s must be [min, max] with 0 <= min <= max"
+                            .into(),
+                    );
+                }
+            }
             if let Some((kind, rate)) = swarm
                 .per_minute
                 .iter()
@@ -872,6 +965,17 @@ impl Scenario {
             parse_resources(resources)?;
         }
         if let Some(expect) = &self.expect {
+            if let Some(index) = expect
+                .frameworks_removed
+                .iter()
+                .flatten()
+                .find(|i| **i == 0 || **i > self.frameworks)
+            {
+                return Err(format!(
+                    "expect.frameworks_removed names framework {index}, but there are {}",
+                    self.frameworks
+                ));
+            }
             if let Some(index) = expect
                 .reregistered
                 .iter()
@@ -966,11 +1070,46 @@ mod tests {
             "{TASK}[[faults]]\nat_s = 1\nkind = \"agent_crash\"\nframework = 1\n"
         ));
         assert!(
-            error.contains("only framework_teardown names a framework"),
+            error.contains("only framework_teardown, framework_crash and framework_leave name a framework"),
             "{error}"
         );
         let ok: Scenario = toml::from_str(&format!(
             "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n"
+        ))
+        .expect("parses");
+        ok.validate().expect("valid");
+    }
+
+    #[test]
+    fn reconciliations_and_failover_timeouts_are_validated() {
+        let error = error_of(&format!(
+            "{TASK}[[reconcile]]\nat_s = 1\nframework = 2\n"
+        ));
+        assert!(
+            error.contains("reconcile at 1 s names framework 2, but there are 1"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[reconcile]]\nat_s = 1\ntasks = {{ t1 = \"RUNNING\" }}\n"
+        ));
+        assert!(
+            error.contains("task t1 is believed in an unknown state 'RUNNING'"),
+            "{error}"
+        );
+        let error = error_of(&format!("framework_failover_timeout_s = -1\n{TASK}"));
+        assert!(
+            error.contains("framework_failover_timeout_s must be a number of seconds >= 0"),
+            "{error}"
+        );
+        let error = error_of(&format!(
+            "{TASK}[[faults]]\nat_s = 1\nkind = \"framework_leave\"\nframework = 2\n"
+        ));
+        assert!(
+            error.contains("framework_leave at 1 s names framework 2, but there are 1"),
+            "{error}"
+        );
+        let ok: Scenario = toml::from_str(&format!(
+            "framework_failover_timeout_s = 0\n{TASK}[[reconcile]]\nat_s = 1\n[[reconcile]]\nat_s = 2\ntasks = {{ t1 = \"TASK_RUNNING\" }}\n[[faults]]\nat_s = 1\nkind = \"framework_crash\"\nframework = 1\n"
         ))
         .expect("parses");
         ok.validate().expect("valid");

@@ -109,7 +109,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
     };
     for (uuid, (time, task, agent, position)) in &acked {
         if seen.contains(uuid)
-            || observations.torn_down_tasks.contains(task)
+            || observations.framework_gone(task)
             || behind_delivered_terminal(task, uuid)
         {
             continue;

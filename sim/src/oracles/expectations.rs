@@ -200,6 +200,15 @@ pub fn check(
             push(format!("executor {executor} is still alive at the end"));
         }
     }
+    if let Some(expected) = &expect.frameworks_removed {
+        let expected: std::collections::BTreeSet<u32> = expected.iter().copied().collect();
+        if expected != observations.removed_frameworks {
+            push(format!(
+                "expected the master to tell frameworks {expected:?} they were removed, it told {:?}",
+                observations.removed_frameworks
+            ));
+        }
+    }
     if let Some(exits) = expect.agent_exits {
         let exited = observations
             .agent_exits

@@ -265,7 +265,7 @@ fn left_behind(scenario: &Scenario, observations: &Observations) -> Vec<Violatio
         tasks.insert(executor);
         if tasks
             .iter()
-            .any(|t| observations.torn_down_tasks.contains(*t))
+            .any(|t| observations.framework_gone(t))
         {
             continue;
         }

@@ -40,7 +40,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let mut out = Vec::new();
     // Command executors are named after their task.
     for executor in &observations.live_executors_at_end {
-        if observations.torn_down_tasks.contains(executor) {
+        if observations.framework_gone(executor) {
             continue;
         }
         if let Some(state) = last.get(executor.as_str()).filter(|s| is_terminal(**s)) {

@@ -1,8 +1,11 @@
 //! Rule (liveness): after the fault phase the cluster converges: every task of the
 //! scenario ends in a terminal state that the framework has seen before the run ends. Only a task
 //! whose agent rebooted may end LOST without its own terminal update from the agent.
-//! Tasks of a framework that tore itself down are exempt: nobody is left to hear their end
-//! (the teardown oracle checks that their executors are gone instead).
+//! Tasks of a framework that is gone for good are exempt: one that tore itself down, whose
+//! scheduler left for good, or that the master told it was removed (its failover timeout
+//! ran out); nobody is left to hear their end (docs/lifecycle-rules.md rule 12). The
+//! teardown and failover oracles check that their executors are gone instead. A task of
+//! a framework that is still there and that does not end is still flagged.
 
 use std::collections::BTreeMap;
 
@@ -47,7 +50,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             .collect();
     for task in all
         .iter()
-        .filter(|t| !observations.torn_down_tasks.contains(*t))
+        .filter(|t| !observations.framework_gone(t))
     {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}

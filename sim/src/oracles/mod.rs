@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod expectations;
+pub mod failover;
 pub mod history;
 pub mod leaked;
 pub mod left_behind;
@@ -49,6 +50,7 @@ pub fn check_after(
     out.extend(no_panic::check(observations));
     out.extend(liveness::check(scenario, observations));
     out.extend(teardown::check(scenario, observations));
+    out.extend(failover::check(scenario, trace, observations));
     out.extend(history::check(scenario, trace, observations));
     out.extend(left_behind::check(scenario, observations));
     out.extend(leaked::check(scenario, observations));
