@@ -83,6 +83,8 @@ mod counting {
         "master_agent_reregister_timeout",
         "master_task_lost_with_agent",
         "master_reconciled_unknown_task",
+        "master_reconciled_unknown_task_at_once",
+        "master_framework_failover_timeout",
     ];
 
     thread_local! {

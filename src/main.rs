@@ -93,6 +93,10 @@ enum Command {
         /// How long a launched executor has to register before it is destroyed.
         #[arg(long = "executor-registration-timeout", alias = "executor_registration_timeout", default_value = "1mins", value_parser = duration)]
         executor_registration_timeout: Duration,
+        /// Where to find the executor binary: the agent launches `<dir>/revenant executor`
+        /// (default: this binary). Mesos' `--launcher_dir`.
+        #[arg(long = "launcher-dir", alias = "launcher_dir")]
+        launcher_dir: Option<std::path::PathBuf>,
         /// How long completed runs are kept.
         #[arg(long = "gc-delay", alias = "gc_delay", default_value = "1weeks", value_parser = duration)]
         gc_delay: Duration,
@@ -350,6 +354,7 @@ fn main() -> ExitCode {
             recovery_timeout,
             executor_reregistration_timeout,
             executor_registration_timeout,
+            launcher_dir,
             gc_delay,
             disk_watch_interval,
             registration_backoff_factor,
@@ -372,9 +377,22 @@ fn main() -> ExitCode {
                 eprintln!("error: --executor-reregistration-timeout must be at most 15secs");
                 return ExitCode::from(2);
             }
-            let executable = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "revenant".into());
+            let executable = match &launcher_dir {
+                Some(dir) => {
+                    let executable = dir.join("revenant");
+                    if !executable.is_file() {
+                        eprintln!(
+                            "error: --launcher-dir '{}' holds no 'revenant' executable to launch executors with",
+                            dir.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                    executable.display().to_string()
+                }
+                None => std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "revenant".into()),
+            };
             let mut config = AgentConfig::new(
                 master.split(',').map(str::to_owned).collect(),
                 listen,

@@ -86,14 +86,23 @@ struct AgentRecord {
     /// connection it said so on, where it is pinged until it re-registers
     /// (docs/recovery-rules.md R5). Nothing else is sent there.
     recovering_on: Option<Outbox>,
+    /// Whether the agent (re-)registered with this master since it was elected. An agent
+    /// known only from the registry may hold tasks this master has not heard of
+    /// (docs/lifecycle-rules.md rule 13).
+    heard_since_election: bool,
 }
 
-/// A framework that was torn down: kept so that `/state` lists it and agents that report
-/// its tasks are told to shut it down.
+/// A framework that was torn down or removed at its failover timeout: kept so that
+/// `/state` lists it and agents that report its tasks are told to shut it down.
 struct CompletedFramework {
     name: String,
     tasks: BTreeMap<TaskId, TaskReport>,
+    /// What a scheduler registering with its id is told.
+    message: String,
 }
+
+/// What a scheduler of a torn-down framework is told when it registers again.
+const TORN_DOWN_MESSAGE: &str = "framework was torn down";
 
 /// How a dynamic reservation is marked in `Resource::reservation`.
 pub const DYNAMIC_RESERVATION_PREFIX: &str = "dynamic:";
@@ -103,6 +112,16 @@ struct FrameworkRecord {
     outbox: Option<Outbox>,
     /// Heartbeats sent since the framework last answered one.
     missed_pongs: u32,
+    /// Since when no scheduler is connected (docs/lifecycle-rules.md rules 8 and 9).
+    disconnected_at: Option<Instant>,
+}
+
+impl FrameworkRecord {
+    /// Its `failover_timeout` (a negative or unreadable one counts as 0).
+    fn failover_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.info.failover_timeout_seconds.max(0.0))
+            .unwrap_or(Duration::MAX)
+    }
 }
 
 /// Heartbeats a framework may leave unanswered before its connection is closed.
@@ -463,9 +482,12 @@ impl Master {
                 }
             }
             Peer::Framework(framework) => {
+                let now = self.env.clock.now();
                 if let Some(record) = self.frameworks.get_mut(&framework) {
                     if record.outbox.as_ref().is_some_and(|o| o.id() == id) {
+                        info!(framework = %framework, failover_timeout_s = record.failover_timeout().as_secs_f64(), "framework disconnected: waiting for its scheduler to fail over");
                         record.outbox = None;
+                        record.disconnected_at = Some(now);
                     }
                 }
             }
@@ -616,6 +638,7 @@ impl Master {
                 checkpointed_resources: None,
                 reported_resources,
                 recovering_on: None,
+                heard_since_election: true,
             },
         );
     }
@@ -666,12 +689,16 @@ impl Master {
             if torn_down.contains(&framework_id) {
                 continue;
             }
+            // A framework this master has not seen connected: its failover timeout runs
+            // from this master's election (docs/lifecycle-rules.md rule 9).
+            let elected_at = self.elected_at;
             self.frameworks
                 .entry(framework_id)
                 .or_insert_with(|| FrameworkRecord {
                     info: framework.clone(),
                     outbox: None,
                     missed_pongs: 0,
+                    disconnected_at: Some(elected_at),
                 });
         }
         for task in message
@@ -685,6 +712,7 @@ impl Master {
                 .or_insert_with(|| CompletedFramework {
                     name: String::new(),
                     tasks: BTreeMap::new(),
+                    message: TORN_DOWN_MESSAGE.into(),
                 });
             let mut killed = task.clone();
             if !crate::agent::status_updates::is_terminal(killed.state()) {
@@ -735,6 +763,7 @@ impl Master {
                 checkpointed_resources: None,
                 reported_resources: Vec::new(),
                 recovering_on: None,
+                heard_since_election: true,
             });
         record.reported_resources = message.checkpointed_resources.clone();
         let resend_resources = record.checkpointed_resources.clone();
@@ -745,6 +774,7 @@ impl Master {
         record.missed_pings = 0;
         record.ponged = true;
         record.disconnected_at = None;
+        record.heard_since_election = true;
         for (key, task) in reported {
             record.tasks.insert(key, task);
         }
@@ -802,7 +832,7 @@ impl Master {
             if let Some(outbox) = outbox {
                 outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
                     framework_id: framework.to_string(),
-                    message: "framework was torn down".into(),
+                    message: self.removed_message(&framework),
                 }));
             }
             return;
@@ -811,18 +841,54 @@ impl Master {
             warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
             return;
         }
+        let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
+        else {
+            return;
+        };
+        info!(framework = %framework, tasks, killed, agents_told = agents, "framework torn down");
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Unknown;
+        }
+        if let Some(outbox) = outbox {
+            outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                framework_id: framework.to_string(),
+                message: "framework torn down".into(),
+            }));
+        }
+    }
+
+    /// What a scheduler registering with the id of a removed framework is told.
+    fn removed_message(&self, framework: &FrameworkId) -> String {
+        self.completed_frameworks
+            .get(framework)
+            .map_or_else(|| TORN_DOWN_MESSAGE.to_owned(), |c| c.message.clone())
+    }
+
+    /// Removes a framework for good (a teardown, or its failover timeout ran out): it is
+    /// recorded in the registry (durably, before anyone hears of it), removed from the
+    /// active frameworks, its tasks recorded TASK_KILLED in its completed entry (the
+    /// framework hears nothing of them), its queued tasks dropped and every connected
+    /// agent told to shut it down (an agent that is away hears it when it re-registers).
+    /// Returns its task count, how many were killed and how many agents were told, or
+    /// `None` when the registry could not be written (the master stops).
+    fn remove_framework(
+        &mut self,
+        framework: &FrameworkId,
+        message: &str,
+    ) -> Option<(usize, usize, usize)> {
         if let Err(error) = self.registry.tear_down(framework.as_str()) {
             self.failed = Some(error);
-            return;
+            return None;
         }
         let name = self
             .frameworks
-            .remove(&framework)
+            .remove(framework)
             .map(|f| f.info.name)
             .unwrap_or_default();
         let mut completed = CompletedFramework {
             name,
             tasks: BTreeMap::new(),
+            message: message.to_owned(),
         };
         let mut agents = 0;
         let mut killed = 0;
@@ -830,7 +896,7 @@ impl Master {
             let keys: Vec<(FrameworkId, TaskId)> = record
                 .tasks
                 .keys()
-                .filter(|(f, _)| *f == framework)
+                .filter(|(f, _)| f == framework)
                 .cloned()
                 .collect();
             for key in keys {
@@ -841,7 +907,7 @@ impl Master {
                 }
                 completed.tasks.insert(key.1, task);
             }
-            record.pending_kills.retain(|(f, _)| *f != framework);
+            record.pending_kills.retain(|(f, _)| f != framework);
             if record.phase == AgentPhase::Connected {
                 if let Some(agent) = &record.outbox {
                     agents += 1;
@@ -851,19 +917,11 @@ impl Master {
                 }
             }
         }
-        self.pending_tasks.retain(|(f, _)| *f != framework);
-        info!(framework = %framework, tasks = completed.tasks.len(), killed, agents_told = agents, "framework torn down");
+        self.pending_tasks.retain(|(f, _)| f != framework);
+        let tasks = completed.tasks.len();
         self.completed_frameworks
             .insert(framework.clone(), completed);
-        if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.0 = Peer::Unknown;
-        }
-        if let Some(outbox) = outbox {
-            outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
-                framework_id: framework.to_string(),
-                message: "framework torn down".into(),
-            }));
-        }
+        Some((tasks, killed, agents))
     }
 
     /// A dynamic reservation: the master adds it to its view of the agent's checkpointed
@@ -1107,11 +1165,11 @@ impl Master {
         let id = FrameworkId::new(info.id.clone());
         let outbox = self.outbox(connection);
         if self.is_torn_down(&id) {
-            info!(framework = %id, "a torn-down framework tried to register: refused");
+            info!(framework = %id, "a removed framework tried to register: refused");
             if let Some(outbox) = &outbox {
                 outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
                     framework_id: id.to_string(),
-                    message: "framework was torn down".into(),
+                    message: self.removed_message(&id),
                 }));
             }
             return;
@@ -1142,10 +1200,13 @@ impl Master {
             info: info.clone(),
             outbox: None,
             missed_pongs: 0,
+            disconnected_at: None,
         });
         record.info = info;
         record.outbox = outbox;
         record.missed_pongs = 0;
+        // Back in time: it keeps its tasks (docs/lifecycle-rules.md rule 8).
+        record.disconnected_at = None;
     }
 
     fn submit_task(&mut self, framework: FrameworkId, mut task: TaskInfo) {
@@ -1271,9 +1332,11 @@ impl Master {
     }
 
     /// Answers a reconciliation. Known tasks get their latest state. A task named by the
-    /// framework that the master does not know is reported lost, but only once
-    /// `agent_reregister_timeout` has passed since this master was elected: before that, an
-    /// agent that knows the task may still re-register.
+    /// framework that the master does not know is reported lost once no agent that could
+    /// hold it may still re-register: at once when every agent its registry knows has
+    /// re-registered with this master (or there is none), and otherwise once
+    /// `agent_reregister_timeout` has passed since this master was elected
+    /// (docs/lifecycle-rules.md rule 13).
     fn reconcile(&mut self, framework: FrameworkId, task_ids: Vec<String>) {
         let known: BTreeMap<String, TaskReport> = self
             .agents
@@ -1309,6 +1372,10 @@ impl Master {
             .now()
             .saturating_duration_since(self.elected_at)
             >= self.config.agent_reregister_timeout;
+        let awaited = self
+            .agents
+            .values()
+            .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election);
         for task_id in task_ids {
             match known.get(&task_id) {
                 Some(task) => {
@@ -1321,8 +1388,12 @@ impl Master {
                     self.send_to_framework(&framework, update);
                 }
                 None if queued.contains(&task_id) => {}
-                None if settled => {
-                    crate::coverage::point!("master_reconciled_unknown_task");
+                None if settled || !awaited => {
+                    if settled {
+                        crate::coverage::point!("master_reconciled_unknown_task");
+                    } else {
+                        crate::coverage::point!("master_reconciled_unknown_task_at_once");
+                    }
                     info!(framework = %framework, task = %task_id, "reconciliation: task unknown to the master: lost");
                     let report = TaskReport {
                         task_id: task_id.clone(),
@@ -1381,6 +1452,7 @@ impl Master {
                 CompletedFramework {
                     name: String::new(),
                     tasks: BTreeMap::new(),
+                    message: TORN_DOWN_MESSAGE.into(),
                 },
             );
         }
@@ -1407,6 +1479,7 @@ impl Master {
                     checkpointed_resources: None,
                     reported_resources: Vec::new(),
                     recovering_on: None,
+                    heard_since_election: false,
                 },
             );
         }
@@ -1491,6 +1564,7 @@ impl Master {
                 if let Some(record) = self.frameworks.get_mut(&framework) {
                     record.outbox = None;
                     record.missed_pongs = 0;
+                    record.disconnected_at = Some(now);
                 }
             }
             for id in unreachable {
@@ -1519,6 +1593,28 @@ impl Master {
                 TaskReason::ReasonAgentRemoved,
                 "Agent did not re-register in time",
             );
+        }
+        // Frameworks that stayed disconnected past their failover timeout
+        // (docs/lifecycle-rules.md rule 8).
+        let failed_over: Vec<(FrameworkId, Duration)> = self
+            .frameworks
+            .iter()
+            .filter(|(_, f)| f.outbox.is_none())
+            .filter_map(|(id, f)| {
+                let at = f.disconnected_at?;
+                let timeout = f.failover_timeout();
+                (now.saturating_duration_since(at) >= timeout).then(|| (id.clone(), timeout))
+            })
+            .collect();
+        for (id, timeout) in failed_over {
+            crate::coverage::point!("master_framework_failover_timeout");
+            let message = format!(
+                "framework removed: no scheduler failed over within its failover timeout ({} s)",
+                timeout.as_secs_f64()
+            );
+            if let Some((tasks, killed, agents)) = self.remove_framework(&id, &message) {
+                info!(framework = %id, tasks, killed, agents_told = agents, failover_timeout_s = timeout.as_secs_f64(), "framework did not fail over within its failover timeout: removed");
+            }
         }
     }
 }

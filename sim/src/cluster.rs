@@ -530,9 +530,8 @@ impl revenant::framework::Workload for Recording {
         self.teardown.get()
     }
 
-    fn removed(&mut self, message: &str) {
+    fn removed(&mut self, _message: &str) {
         crate::history::framework_removed(self.index);
-        tracing::info!(target: "revenant_sim", framework = self.index, message, "framework told it was removed");
         let mut observations = self.observations.borrow_mut();
         observations.removed_frameworks.insert(self.index);
         for (task, _) in &self.tasks {

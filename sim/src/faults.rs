@@ -229,6 +229,9 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                         Some(SWARM_MESSAGES[rng.gen_range(0..SWARM_MESSAGES.len())].to_owned());
                     fault.duration_s = Some(rng.gen_range(0.5..10.0));
                 }
+                FaultKind::FrameworkLeave => {
+                    fault.framework = Some(rng.gen_range(1..=scenario.frameworks.max(1)));
+                }
                 FaultKind::AgentCrashAtProcess => {
                     fault.ops = Some(rng.gen_range(1..=3));
                     fault.on_agent = on_agent;
@@ -255,7 +258,9 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
 }
 
 /// The scenario with the swarm's workload knobs drawn for `seed` (from a stream of
-/// their own): `gc_delay_s`, `reservations`. Unchanged without a swarm or knobs.
+/// their own): `gc_delay_s`, `reservations`, and (from a second stream, so that the
+/// others draw as before) `framework_failover_timeout_s`. Unchanged without a swarm or
+/// knobs.
 pub fn with_knobs(scenario: &Scenario, seed: u64) -> Scenario {
     let mut scenario = scenario.clone();
     let Some(swarm) = scenario.swarm.clone() else {
@@ -273,6 +278,10 @@ pub fn with_knobs(scenario: &Scenario, seed: u64) -> Scenario {
             resources: format!("cpus({}):0.1", roles[index as usize % roles.len()]),
             framework: rng.gen_range(1..=scenario.frameworks.max(1)),
         });
+    }
+    if let Some([low, high]) = swarm.framework_failover_timeout_s {
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-failover-timeout"));
+        scenario.framework_failover_timeout_s = rng.gen_range(low..=high);
     }
     scenario
 }

@@ -62,6 +62,30 @@
 //! resources = "cpus(db):1"   # every resource names a role
 //! ```
 //!
+//! Frameworks register with `framework_failover_timeout_s` (top level, default 3600):
+//! the master removes a framework that stays disconnected that long
+//! (docs/lifecycle-rules.md rule 8). `kind = "framework_leave"` (optional `framework =
+//! 2`) makes a scheduler die for good; `framework_crash` may name its `framework` too
+//! (default: drawn from the seed). `expect.frameworks_removed = [2]` lists the
+//! frameworks the master must have told they were removed (and no others).
+//!
+//! A framework may ask the master to reconcile (`[[reconcile]]`): explicitly, naming
+//! tasks and the states it believes they are in, or implicitly, naming none (every task
+//! the master knows for it). The request, and from then on each answer the framework
+//! hears (a master update with reason `REASON_RECONCILIATION`), are written to the trace
+//! (`framework asks the master to reconcile`, `framework heard a reconciliation
+//! answer`) and the history; `expect.states` can name the task ids asked about.
+//!
+//! ```toml
+//! [[reconcile]]
+//! at_s = 30
+//! framework = 1                             # default 1
+//! tasks = { t1 = "TASK_RUNNING", t9 = "TASK_STAGING" }
+//!
+//! [[reconcile]]
+//! at_s = 40                                 # implicit: no tasks
+//! ```
+//!
 //! A crash or reboot may restart the agent with other flags, kept for every later
 //! incarnation: `agent = { resources = "cpus:10;mem:1024;cpus(web):1" }` (also
 //! `recover`).
@@ -78,6 +102,7 @@
 //! gc_delay_s = [10.0, 240.0]    # --gc_delay drawn per run
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
+//! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
 //!
 //! [swarm.per_minute]
 //! agent_crash = 1.0
