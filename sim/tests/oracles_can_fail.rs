@@ -469,4 +469,74 @@ mod synthetic {
         observations.seen.clear();
         assert_eq!(oracles::delivery::check(&trace, &observations).len(), 2);
     }
+
+    fn two_frameworks() -> revenant_sim::scenario::Scenario {
+        toml::from_str(
+            "duration_s = 120\nframeworks = 2\nframework_failover_timeout_s = 20\n\
+             [[tasks]]\nid = \"t1\"\ncommand = \"sleep 300\"\nframework = 1\n\
+             [[tasks]]\nid = \"t2\"\ncommand = \"sleep 300\"\nframework = 2\n",
+        )
+        .expect("scenario parses")
+    }
+
+    fn running(task: &str) -> revenant_sim::cluster::Seen {
+        revenant_sim::cluster::Seen {
+            time: Duration::from_secs(1),
+            task: task.into(),
+            state: TaskState::TaskRunning,
+            reason: "REASON_NONE".into(),
+            uuid: Some(Uuid([1; 16])),
+        }
+    }
+
+    /// docs/lifecycle-rules.md rule 12: a task of a framework gone for good is not
+    /// flagged for never ending, but a task of a framework that is still there is.
+    #[test]
+    fn liveness_still_catches_an_unfinished_task_of_a_live_framework() {
+        let scenario = two_frameworks();
+        let mut observations = Observations {
+            seen: vec![running("t1"), running("t2")],
+            ..Observations::default()
+        };
+        assert_eq!(oracles::liveness::check(&scenario, &observations).len(), 2);
+        observations.gone_tasks.insert("t1".into());
+        let violations = oracles::liveness::check(&scenario, &observations);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].message.contains("task t2 ended the run in TASK_RUNNING"),
+            "{violations:?}"
+        );
+    }
+
+    /// Rules 8 and 12: an executor of a framework whose scheduler left for good, alive
+    /// at the end although the failover timeout ran out long before, is caught; one that
+    /// is gone, or a timeout that runs out too late to judge, is not.
+    #[test]
+    fn failover_catches_an_executor_of_a_framework_that_left_for_good() {
+        let scenario = two_frameworks();
+        let mut observations = Observations {
+            seen: vec![running("t1"), running("t2")],
+            agent_running_at_end: true,
+            live_executors_at_end: ["t1".to_owned(), "t2".to_owned()].into(),
+            gone_tasks: ["t1".to_owned()].into(),
+            ..Observations::default()
+        };
+        observations
+            .left_frameworks
+            .insert(1, Duration::from_secs(10));
+        let violations = oracles::failover::check(&scenario, &[], &observations);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].message.contains("executor t1 of framework 1"));
+        // A master elected late enough restarts the timer past the end: not judged.
+        let elected = event(
+            90_000,
+            "master1",
+            "master",
+            "elected leading master: waiting for known agents to re-register",
+            &[],
+        );
+        assert!(oracles::failover::check(&scenario, &[elected], &observations).is_empty());
+        observations.live_executors_at_end.remove("t1");
+        assert!(oracles::failover::check(&scenario, &[], &observations).is_empty());
+    }
 }
