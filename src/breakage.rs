@@ -59,4 +59,11 @@ pub struct Breakage {
     /// checkpoint file or a `latest` link into place: the new name may vanish in a power
     /// loss although the agent acted on it (found by crash points with power losses).
     pub skip_dir_sync: bool,
+    /// The master as it once was: it never reads a framework's `failover_timeout`, so a
+    /// framework that stays disconnected is never removed (docs/lifecycle-rules.md rule 8).
+    pub master_ignores_failover_timeout: bool,
+    /// The master as it once was: an explicit reconciliation of a task it does not know
+    /// is answered only once `agent_reregister_timeout` has passed since its election,
+    /// even when no agent is awaited (docs/lifecycle-rules.md rule 13).
+    pub master_waits_to_reconcile_unknown_tasks: bool,
 }

@@ -474,6 +474,7 @@ fn main() -> ExitCode {
                 max_agent_ping_timeouts,
                 agent_reregister_timeout,
                 work_dir,
+                breakage: Default::default(),
             };
             match block_on(revenant::master::run(env, config, detector)) {
                 Ok(()) => ExitCode::SUCCESS,

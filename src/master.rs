@@ -42,6 +42,8 @@ pub struct MasterConfig {
     /// `--work_dir`: where the registry (and, for contending masters, the leader lease)
     /// lives. Without it the registry is kept in memory only.
     pub work_dir: Option<std::path::PathBuf>,
+    /// Test-only switches that break a rule on purpose (no flag sets them).
+    pub breakage: crate::breakage::Breakage,
 }
 
 impl MasterConfig {
@@ -53,6 +55,7 @@ impl MasterConfig {
             max_agent_ping_timeouts: 5,
             agent_reregister_timeout: Duration::from_secs(600),
             work_dir: None,
+            breakage: crate::breakage::Breakage::default(),
         }
     }
 }
@@ -1375,7 +1378,8 @@ impl Master {
         let awaited = self
             .agents
             .values()
-            .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election);
+            .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election)
+            || self.config.breakage.master_waits_to_reconcile_unknown_tasks;
         for task_id in task_ids {
             match known.get(&task_id) {
                 Some(task) => {
@@ -1600,6 +1604,7 @@ impl Master {
             .frameworks
             .iter()
             .filter(|(_, f)| f.outbox.is_none())
+            .filter(|_| !self.config.breakage.master_ignores_failover_timeout)
             .filter_map(|(id, f)| {
                 let at = f.disconnected_at?;
                 let timeout = f.failover_timeout();

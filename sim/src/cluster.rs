@@ -891,6 +891,7 @@ fn drive(
             max_agent_ping_timeouts: scenario.master.max_agent_ping_timeouts,
             agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
             work_dir: Some(MASTERS_WORK_DIR.into()),
+            breakage: options.breakage,
         };
         let lease = secs(scenario.master.leader_lease_s);
         let incarnation = Rc::new(Cell::new(0u64));

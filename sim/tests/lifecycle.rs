@@ -1,7 +1,8 @@
 //! The executor lifecycle rules (docs/lifecycle-rules.md) against their regression
 //! scenarios: with the agent's old behaviour switched back on (`revenant::breakage`, a
 //! test-only switch) each scenario fails, and the oracle that guards the rule is the one
-//! that says so; the real agent passes.
+//! that says so; the real agent passes. Rules 8 and 13 are the master's, switched back
+//! the same way.
 
 use std::path::Path;
 
@@ -109,4 +110,46 @@ fn old_agents_are_collected_after_a_reboot() {
         Vec::<&str>::new()
     );
     assert_eq!(oracles_failing(scenario, leaking()), vec!["leaked"]);
+}
+
+/// Rule 8: with the master's old behaviour (it never read `failover_timeout`) the
+/// frameworks that stay away keep their executors; the failover oracle, the liveness
+/// oracle (a returning scheduler is not refused, its task never ends) and the
+/// expectations say so.
+#[test]
+fn failover_timeout_removes_a_framework_that_stays_away() {
+    let scenario = "regression_framework_failover_timeout.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(
+        scenario,
+        Breakage {
+            master_ignores_failover_timeout: true,
+            ..Breakage::default()
+        },
+    );
+    for oracle in ["failover", "liveness", "expectations"] {
+        assert!(broken.contains(&oracle), "{oracle} not in {broken:?}");
+    }
+}
+
+/// Rule 13: with the master's old behaviour (unknown tasks answered only after the
+/// re-registration timeout) the reconciliation of t-gone is never answered.
+#[test]
+fn new_master_answers_reconciliation_of_an_unknown_task_at_once() {
+    let scenario = "regression_reconcile_unknown_task_new_master.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let broken = oracles_failing(
+        scenario,
+        Breakage {
+            master_waits_to_reconcile_unknown_tasks: true,
+            ..Breakage::default()
+        },
+    );
+    assert_eq!(broken, vec!["expectations"]);
 }
