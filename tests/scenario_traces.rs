@@ -208,6 +208,7 @@ catalogue!(
     reboot_then_stop_before_registration,
     reboot_with_changed_resources_registers_new_agent,
     reboot_with_changed_resources_then_stop_before_registration,
+    reconcile_explicit_and_implicit,
     reconcile_lost_task,
     reconnect_executor_retry,
     regression_agent_registers_on_dead_connection,
