@@ -302,11 +302,15 @@ struct FollowOne {
     submitted: bool,
     done: bool,
     seen: std::collections::BTreeSet<Vec<u8>>,
+    framework_id: String,
+    /// The master removed the framework (torn down) before the task's end was seen.
+    removed: Option<String>,
 }
 
 impl revenant::framework::Workload for FollowOne {
     fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
         out!("framework {framework_id} registered");
+        self.framework_id = framework_id.to_owned();
         if self.submitted {
             return Vec::new();
         }
@@ -335,6 +339,9 @@ impl revenant::framework::Workload for FollowOne {
     }
     fn done(&self) -> bool {
         self.done
+    }
+    fn removed(&mut self, message: &str) {
+        self.removed = Some(message.to_owned());
     }
 }
 
@@ -586,6 +593,8 @@ fn main() -> ExitCode {
                 submitted: false,
                 done: false,
                 seen: Default::default(),
+                framework_id: String::new(),
+                removed: None,
             };
             block_on(revenant::framework::run(
                 env,
@@ -593,7 +602,23 @@ fn main() -> ExitCode {
                 info,
                 &mut workload,
             ));
-            ExitCode::SUCCESS
+            match (&workload.removed, workload.done) {
+                // The task's fate: a framework the master removed has its tasks killed
+                // (docs/lifecycle-rules.md); this scheduler will hear nothing more of it.
+                (Some(message), false) => {
+                    out!(
+                        "task {} killed: framework {} was removed by the master ({message})",
+                        workload.task.task_id,
+                        workload.framework_id
+                    );
+                    eprintln!(
+                        "error: the framework was removed before task {} ended",
+                        workload.task.task_id
+                    );
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Command::Inspect {
             work_dir,

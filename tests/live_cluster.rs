@@ -868,9 +868,17 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
         "teardown exited {status:?}:\n{}",
         cluster.dump()
     );
-    // The scheduler that was following the task hears it was removed, and stops.
+    // The scheduler that was following the task hears it was removed, prints the task's
+    // fate and exits non-zero: the task did not run to its end.
     let status = cluster.wait_exit(submit, SHORT);
-    assert!(status.success(), "submit exited {status:?}");
+    assert_eq!(status.code(), Some(1), "submit exited {status:?}");
+    let printed = cluster.stdout(submit);
+    assert!(
+        printed.lines().any(|l| l.starts_with(&format!(
+            "task t-teardown killed: framework {framework_id} was removed by the master"
+        ))),
+        "{printed}"
+    );
     assert!(forked.process.alive(), "the executor died with the agent");
 
     let agent = cluster.agent("agent-2", &master, &address, &work_dir, &flags);
