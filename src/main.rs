@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod cli_query;
+
 use clap::{ArgAction, Parser, Subcommand};
 use revenant::agent::{AgentConfig, RecoverMode};
 use revenant::duration::parse_duration;
@@ -184,7 +186,7 @@ enum Command {
         /// The framework whose tasks to list (as `submit` printed it).
         #[arg(long = "framework-id")]
         framework_id: String,
-        /// How long to wait for the master's answers.
+        /// How long to wait for each master's answer.
         #[arg(long, default_value = "2secs", value_parser = duration)]
         wait: Duration,
     },
@@ -243,34 +245,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, future)
-}
-
-/// Collects the master's answers to an implicit reconciliation for a while.
-struct ListTasks {
-    wait: Duration,
-    registered_at: Option<tokio::time::Instant>,
-    states: BTreeMap<String, String>,
-}
-
-impl revenant::framework::Workload for ListTasks {
-    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
-        self.registered_at = Some(revenant::os::Clock::now(&revenant::os::real::SystemClock));
-        Vec::new()
-    }
-    fn update(&mut self, update: &StatusUpdate) {
-        let status = update.status.clone().unwrap_or_default();
-        self.states.insert(
-            status.task_id.clone(),
-            status.state().as_str_name().to_owned(),
-        );
-    }
-    fn done(&self) -> bool {
-        self.registered_at
-            .is_some_and(|at| at.elapsed() >= self.wait)
-    }
-    fn reconcile_on_registration(&self) -> bool {
-        true
-    }
 }
 
 /// Registers as the framework (failing its scheduler over) and tears it down.
@@ -496,31 +470,28 @@ fn main() -> ExitCode {
             framework_id,
             wait,
         } => {
-            let info = FrameworkInfo {
-                id: framework_id.clone(),
-                name: "revenant-tasks".into(),
-                checkpoint: true,
-                ..Default::default()
-            };
-            let mut workload = ListTasks {
-                wait,
-                registered_at: None,
-                states: BTreeMap::new(),
-            };
-            let masters = master.split(',').map(str::to_owned).collect();
-            block_on(revenant::framework::run(
-                Env::real(),
-                masters,
-                info,
-                &mut workload,
-            ));
-            if workload.states.is_empty() {
-                out!("framework {framework_id}: no tasks known to the master");
+            // Read-only: the leading master's /state, never a registration (which would
+            // fail the framework's running scheduler over).
+            let masters: Vec<String> = master.split(',').map(str::to_owned).collect();
+            match cli_query::framework_tasks(&masters, &framework_id, wait) {
+                Ok(None) => {
+                    out!("framework {framework_id}: not known to the master");
+                    ExitCode::SUCCESS
+                }
+                Ok(Some(tasks)) => {
+                    if tasks.is_empty() {
+                        out!("framework {framework_id}: no tasks known to the master");
+                    }
+                    for (task, state) in &tasks {
+                        out!("task {task} {state}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
             }
-            for (task, state) in &workload.states {
-                out!("task {task} {state}");
-            }
-            ExitCode::SUCCESS
         }
         Command::Teardown {
             master,

@@ -832,7 +832,7 @@ fn state_and_metrics_endpoints_serve_operators() {
 #[test]
 fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() {
     let mut cluster = Cluster::new();
-    let (_, master) = cluster.master("master");
+    let (master_process, master) = cluster.master("master");
     let address = free_address();
     let work_dir = cluster.work_dir("work");
     let flags = agent_flags(&["--recovery-timeout", "15secs"]);
@@ -850,6 +850,31 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
         })
         .expect("submit printed its framework id");
     let forked = cluster.wait_forked_pid(&work_dir, SHORT);
+
+    // `revenant tasks` reads the master's view without registering as the framework:
+    // the running scheduler is not failed over, and it lists the task.
+    let tasks = cluster.spawn(
+        "tasks",
+        &strings(&[
+            "tasks",
+            "--master",
+            &master,
+            "--framework-id",
+            &framework_id,
+        ]),
+    );
+    let status = cluster.wait_exit(tasks, SHORT);
+    assert!(
+        status.success(),
+        "tasks exited {status:?}:\n{}",
+        cluster.dump()
+    );
+    assert_eq!(cluster.stdout(tasks).trim(), "task t-teardown TASK_RUNNING");
+    assert!(
+        !cluster.log_has(master_process, "framework failed over"),
+        "a read-only query failed the scheduler over:\n{}",
+        cluster.log(master_process)
+    );
 
     cluster.kill9(agent);
     let teardown = cluster.spawn(
