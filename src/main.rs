@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 mod cli_query;
+mod flag_checks;
 
 use clap::{ArgAction, Parser, Subcommand};
 use revenant::agent::{AgentConfig, RecoverMode};
@@ -438,6 +439,9 @@ fn main() -> ExitCode {
                 agent_reregister_timeout,
                 work_dir,
             };
+            for warning in flag_checks::master_warnings(&config) {
+                tracing::warn!("{warning}");
+            }
             match block_on(revenant::master::run(env, config, detector)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
