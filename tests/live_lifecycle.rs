@@ -41,7 +41,10 @@ fn executor_that_never_registers_is_killed_and_its_task_fails() {
     let submit = cluster.submit("submit", &master, "sleep 30", "t-hung");
     let forked = cluster.wait_forked_pid(&work_dir, SHORT);
     let launched = Instant::now();
-    assert!(forked.process.alive(), "the hanging executor {forked:?} runs");
+    assert!(
+        forked.process.alive(),
+        "the hanging executor {forked:?} runs"
+    );
     let status = cluster.wait_exit(submit, SHORT);
     assert!(status.success(), "submit exited {status:?}");
     let waited = launched.elapsed();
@@ -115,7 +118,11 @@ fn finished_framework_directories_are_collected_after_gc_delay() {
         .join(&agent_id)
         .join("frameworks")
         .join(&framework_id);
-    assert!(meta.is_dir(), "{} right after the task finished", meta.display());
+    assert!(
+        meta.is_dir(),
+        "{} right after the task finished",
+        meta.display()
+    );
     assert!(
         sandbox.is_dir(),
         "{} right after the task finished",

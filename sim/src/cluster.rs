@@ -1212,7 +1212,10 @@ fn drive(
                     }
                 }
                 Pending::BounceFramework(name) => {
-                    let gone = left.borrow().keys().any(|index| framework_host(*index) == name);
+                    let gone = left
+                        .borrow()
+                        .keys()
+                        .any(|index| framework_host(*index) == name);
                     if !gone {
                         tracing::info!(target: "revenant_sim", framework = %name, "scheduler fails over");
                         sim.bounce(name.as_str());

@@ -791,7 +791,8 @@ impl Scenario {
                 ));
             }
         }
-        if !(self.framework_failover_timeout_s >= 0.0 && self.framework_failover_timeout_s.is_finite())
+        if !(self.framework_failover_timeout_s >= 0.0
+            && self.framework_failover_timeout_s.is_finite())
         {
             return Err(format!(
                 "framework_failover_timeout_s must be a number of seconds >= 0, not {}",
@@ -1095,7 +1096,9 @@ mod tests {
             "{TASK}[[faults]]\nat_s = 1\nkind = \"agent_crash\"\nframework = 1\n"
         ));
         assert!(
-            error.contains("only framework_teardown, framework_crash and framework_leave name a framework"),
+            error.contains(
+                "only framework_teardown, framework_crash and framework_leave name a framework"
+            ),
             "{error}"
         );
         let ok: Scenario = toml::from_str(&format!(
@@ -1107,9 +1110,7 @@ mod tests {
 
     #[test]
     fn reconciliations_and_failover_timeouts_are_validated() {
-        let error = error_of(&format!(
-            "{TASK}[[reconcile]]\nat_s = 1\nframework = 2\n"
-        ));
+        let error = error_of(&format!("{TASK}[[reconcile]]\nat_s = 1\nframework = 2\n"));
         assert!(
             error.contains("reconcile at 1 s names framework 2, but there are 1"),
             "{error}"

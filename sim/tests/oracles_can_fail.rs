@@ -503,7 +503,9 @@ mod synthetic {
         let violations = oracles::liveness::check(&scenario, &observations);
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert!(
-            violations[0].message.contains("task t2 ended the run in TASK_RUNNING"),
+            violations[0]
+                .message
+                .contains("task t2 ended the run in TASK_RUNNING"),
             "{violations:?}"
         );
     }

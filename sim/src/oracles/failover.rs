@@ -24,7 +24,11 @@ const SHUTDOWN_GRACE_S: f64 = 5.0;
 const SLACK_S: f64 = 5.0;
 
 /// Checks the rule.
-pub fn check(scenario: &Scenario, trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+pub fn check(
+    scenario: &Scenario,
+    trace: &[TraceEvent],
+    observations: &Observations,
+) -> Vec<Violation> {
     if !observations.agent_running_at_end
         || observations.left_frameworks.is_empty()
         || scenario

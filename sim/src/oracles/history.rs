@@ -263,10 +263,7 @@ fn left_behind(scenario: &Scenario, observations: &Observations) -> Vec<Violatio
         }
         let mut tasks: BTreeSet<&str> = executors.get(executor).cloned().unwrap_or_default();
         tasks.insert(executor);
-        if tasks
-            .iter()
-            .any(|t| observations.framework_gone(t))
-        {
+        if tasks.iter().any(|t| observations.framework_gone(t)) {
             continue;
         }
         let all_terminal = tasks

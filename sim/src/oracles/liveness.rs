@@ -48,10 +48,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             .map(|(task, _)| task.task_id)
             .chain(observations.submitted.iter().cloned())
             .collect();
-    for task in all
-        .iter()
-        .filter(|t| !observations.framework_gone(t))
-    {
+    for task in all.iter().filter(|t| !observations.framework_gone(t)) {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}
             Some(state) => out.push(Violation {
