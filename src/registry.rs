@@ -7,7 +7,8 @@
 //! before it tells the agent its id, and a removal before it tells anyone the agent's
 //! tasks are lost: after a failover the new leader knows every agent that was told it is
 //! registered (and waits `agent_reregister_timeout` for it) and never lets a removed
-//! agent back in. Frameworks torn down are kept too, so that a new leader still shuts
+//! agent back in. Frameworks torn down (or removed at their failover timeout,
+//! docs/lifecycle-rules.md rule 8) are kept too, so that a new leader still shuts
 //! them down on agents that report their tasks. Tasks are not kept: the agents report them when they re-register, and
 //! frameworks learn about the rest by reconciliation, as in Mesos.
 
