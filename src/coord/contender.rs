@@ -72,6 +72,7 @@ impl ZkContender {
         if let Some(member) = self.member.borrow_mut().take() {
             warn!(member = %member.path, why, "left the group: joining again as a new contender");
         }
+        self.leader.clear();
         self.lowest = false;
         self.dirty = true;
     }
@@ -175,7 +176,12 @@ impl Detector for ZkContender {
     }
 
     fn leader(&self) -> String {
-        self.leader.clone()
+        // Without a live session the leader it last saw may be itself, deposed.
+        if self.coord.session_alive() {
+            self.leader.clone()
+        } else {
+            String::new()
+        }
     }
 
     fn epoch(&self) -> u64 {
