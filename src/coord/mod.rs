@@ -131,3 +131,8 @@ pub trait Coordination {
         fence: Option<&str>,
     ) -> Result<i32, CoordError>;
 }
+
+pub mod memory;
+
+#[cfg(test)]
+mod tests;
