@@ -219,7 +219,11 @@ pub async fn run(
                 }
                 Body::FrameworkRegistered(message) if message.leader_epoch < epoch_seen => {
                     // docs/zookeeper.md Z6: a deposed leader; look for the leader elsewhere.
-                    warn!(epoch = message.leader_epoch, seen = epoch_seen, "registration answer from a deposed leader (older epoch): refused");
+                    warn!(
+                        epoch = message.leader_epoch,
+                        seen = epoch_seen,
+                        "registration answer from a deposed leader (older epoch): refused"
+                    );
                     if let Some(outbox) = master.take() {
                         outbox.close();
                     }

@@ -21,7 +21,10 @@ fn systemd_analyze() -> Result<(), String> {
     if present() {
         return Ok(());
     }
-    for args in [&["update", "-q"][..], &["install", "-y", "-q", "systemd"][..]] {
+    for args in [
+        &["update", "-q"][..],
+        &["install", "-y", "-q", "systemd"][..],
+    ] {
         Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -37,7 +40,9 @@ fn systemd_analyze() -> Result<(), String> {
 }
 
 fn unit(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

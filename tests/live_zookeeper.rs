@@ -141,7 +141,10 @@ fn killing_the_leader_elects_another_and_the_agent_follows() {
         killed.elapsed()
     );
     for master in registrations(&cluster.log(agent), before) {
-        assert_ne!(master, masters.addresses[leader], "registered with the dead leader");
+        assert_ne!(
+            master, masters.addresses[leader],
+            "registered with the dead leader"
+        );
     }
 
     let submit = cluster.submit("submit", &url, "true", "t-after-failover");
@@ -179,7 +182,11 @@ fn a_leader_paused_past_its_session_never_acts_again() {
     let master_before_cont = cluster.log(masters.ids[old]).lines().count();
     signal("-CONT");
 
-    cluster.wait_log(masters.ids[old], "no longer the leading master: forgetting all state", LONG);
+    cluster.wait_log(
+        masters.ids[old],
+        "no longer the leading master: forgetting all state",
+        LONG,
+    );
     wait_until("the agent to re-register with the new leader", LONG, || {
         registrations(&cluster.log(agent), before_cont).contains(&masters.addresses[successor])
     });
@@ -190,7 +197,11 @@ fn a_leader_paused_past_its_session_never_acts_again() {
         !obeyed.contains(&masters.addresses[old]),
         "the agent registered with the deposed leader after it resumed: {obeyed:?}"
     );
-    assert_eq!(leading(&masters.addresses[old]), Some(false), "the resumed master says it leads");
+    assert_eq!(
+        leading(&masters.addresses[old]),
+        Some(false),
+        "the resumed master says it leads"
+    );
     assert_eq!(leading(&masters.addresses[successor]), Some(true));
     let resumed: Vec<String> = cluster
         .log(masters.ids[old])
@@ -199,12 +210,16 @@ fn a_leader_paused_past_its_session_never_acts_again() {
         .map(str::to_owned)
         .collect();
     assert!(
-        !resumed.iter().any(|l| log_message_is(l, "elected leading master")
-            || log_message_is(l, "elected leading master; the registry knows no agents")),
+        !resumed
+            .iter()
+            .any(|l| log_message_is(l, "elected leading master")
+                || log_message_is(l, "elected leading master; the registry knows no agents")),
         "the resumed master was elected again while another led: {resumed:#?}"
     );
     assert!(
-        resumed.iter().any(|l| log_message_is(l, "joined the masters' group")),
+        resumed
+            .iter()
+            .any(|l| log_message_is(l, "joined the masters' group")),
         "the resumed master did not join again as a new contender: {resumed:#?}"
     );
 
@@ -225,10 +240,22 @@ fn bad_zookeeper_input_is_named() {
         assert!(!output.status.success(), "{args:?} succeeded");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let error = run(&["master", "--zk", "zk://127.0.0.1:2181", "--listen", &free_address()]);
-    assert!(error.contains("malformed ZooKeeper URL 'zk://127.0.0.1:2181': a path is missing"), "{error}");
+    let error = run(&[
+        "master",
+        "--zk",
+        "zk://127.0.0.1:2181",
+        "--listen",
+        &free_address(),
+    ]);
+    assert!(
+        error.contains("malformed ZooKeeper URL 'zk://127.0.0.1:2181': a path is missing"),
+        "{error}"
+    );
     let error = run(&["tasks", "--master", "zk://nohost/x", "--framework-id", "f"]);
-    assert!(error.contains("malformed ZooKeeper URL") && error.contains("has no port"), "{error}");
+    assert!(
+        error.contains("malformed ZooKeeper URL") && error.contains("has no port"),
+        "{error}"
+    );
     let closed = free_port();
     let error = run(&[
         "master",
@@ -239,7 +266,10 @@ fn bad_zookeeper_input_is_named() {
         "--listen",
         &free_address(),
     ]);
-    assert!(error.contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{closed}")), "{error}");
+    assert!(
+        error.contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{closed}")),
+        "{error}"
+    );
 
     let Some(zk) = ZooKeeper::start() else {
         return;
@@ -247,7 +277,9 @@ fn bad_zookeeper_input_is_named() {
     let url = zk.url("/nobody-here");
     let error = run(&["tasks", "--master", &url, "--framework-id", "f"]);
     assert!(
-        error.contains(&format!("no masters at {url}: the path '/nobody-here/members' does not exist")),
+        error.contains(&format!(
+            "no masters at {url}: the path '/nobody-here/members' does not exist"
+        )),
         "{error}"
     );
 }

@@ -66,8 +66,14 @@ fn lowest_member_leads_and_each_other_watches_only_its_predecessor() {
     assert_eq!(
         watches,
         vec![
-            ("/revenant/members/member_0000000000".to_owned(), masters[1].session.id()),
-            ("/revenant/members/member_0000000001".to_owned(), masters[2].session.id()),
+            (
+                "/revenant/members/member_0000000000".to_owned(),
+                masters[1].session.id()
+            ),
+            (
+                "/revenant/members/member_0000000001".to_owned(),
+                masters[2].session.id()
+            ),
         ],
         "each follower watches its predecessor only"
     );
@@ -84,7 +90,11 @@ fn a_suspended_leader_stops_at_once_and_an_expired_one_rejoins_as_a_new_contende
     // Z4: a lost connection ends acting as leader before any maintain() runs.
     a.session.suspend();
     assert!(!a.contender.leading());
-    assert_eq!(a.contender.leader(), "", "no leader named without a session");
+    assert_eq!(
+        a.contender.leader(),
+        "",
+        "no leader named without a session"
+    );
     // Back within the timeout: the same member, leading again.
     a.session.resume();
     assert!(a.contender.maintain());
@@ -93,11 +103,18 @@ fn a_suspended_leader_stops_at_once_and_an_expired_one_rejoins_as_a_new_contende
     a.session.suspend();
     a.session.expire();
     assert!(!a.contender.maintain());
-    assert!(b.contender.maintain(), "the successor leads once its watch fired");
+    assert!(
+        b.contender.maintain(),
+        "the successor leads once its watch fired"
+    );
     assert_eq!(b.contender.epoch(), 2);
     a.session.reconnect();
     assert!(!a.contender.maintain());
-    assert_eq!(a.contender.epoch(), 3, "a new contender, never the old leadership");
+    assert_eq!(
+        a.contender.epoch(),
+        3,
+        "a new contender, never the old leadership"
+    );
     assert_eq!(a.contender.leader(), "b:5050");
 }
 

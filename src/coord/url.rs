@@ -54,7 +54,9 @@ impl ZkUrl {
             .skip(1)
             .any(|part| part.is_empty() || part == "." || part == "..")
         {
-            return Err(bad(&format!("path '{path}' has an empty, '.' or '..' part")));
+            return Err(bad(&format!(
+                "path '{path}' has an empty, '.' or '..' part"
+            )));
         }
         Ok(ZkUrl {
             hosts: parsed,
