@@ -283,3 +283,56 @@ fn bad_zookeeper_input_is_named() {
         "{error}"
     );
 }
+
+/// The failover benchmark (`cargo test --release --test live_zookeeper -- --ignored
+/// --nocapture failover_time`): 20 times, `kill -9` the leader and time until the agent
+/// re-registered with the new one; the killed master is started again at its address
+/// so that three masters contend each time. Prints the median and the maximum against
+/// the session timeout.
+#[test]
+#[ignore = "a benchmark: about two minutes"]
+fn failover_time() {
+    let Some(zk) = ZooKeeper::start() else {
+        return;
+    };
+    let url = zk.url("/revenant");
+    let session = format!("{}secs", SESSION.as_secs());
+    let mut cluster = Cluster::new();
+    let mut masters = Masters::start(&mut cluster, &url);
+    masters.wait_leader(None, LONG);
+    let agent = start_agent(&mut cluster, &url);
+    cluster.wait_log(agent, "registered with master", LONG);
+    let mut times = Vec::new();
+    for round in 0..20 {
+        let leader = masters.wait_leader(None, LONG);
+        // The agent is registered with the leader before each kill.
+        wait_until("the agent on the leader", LONG, || {
+            registrations(&cluster.log(agent), 0).last() == Some(&masters.addresses[leader])
+        });
+        let before = cluster.log(agent).lines().count();
+        let killed = Instant::now();
+        cluster.kill9(masters.ids[leader]);
+        wait_until("the agent to re-register", LONG, || {
+            registrations(&cluster.log(agent), before)
+                .iter()
+                .any(|m| *m != masters.addresses[leader])
+        });
+        let took = killed.elapsed();
+        eprintln!("failover {round}: {took:?}");
+        times.push(took);
+        let address = masters.addresses[leader].clone();
+        let (id, _) = cluster.master_at(
+            &format!("master-{round}"),
+            &address,
+            &["--zk", &url, "--zk-session-timeout", &session],
+        );
+        masters.ids[leader] = id;
+    }
+    times.sort();
+    let median = (times[9] + times[10]) / 2;
+    let max = times[19];
+    eprintln!(
+        "failover (leader killed -> agent re-registered), 20 runs: median {median:?}, max {max:?}, session timeout {SESSION:?}"
+    );
+    assert!(max <= SESSION + MARGIN * 2, "max failover {max:?}");
+}
