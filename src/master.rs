@@ -242,7 +242,9 @@ impl Master {
     }
 
     fn handle(&mut self, id: ConnectionId, body: Body) {
-        if !self.detector.leading() {
+        // Leading needs both: elected at a tick (the registry read, docs/zookeeper.md
+        // Z8) and still leading now (a session may be lost between ticks, Z4).
+        if !(self.leading && self.detector.leading()) {
             if let Some(outbox) = self.outbox(id) {
                 outbox.send(Body::NotLeader(proto::NotLeader {
                     leader: self.detector.leader(),

@@ -149,6 +149,70 @@ fn killing_the_leader_elects_another_and_the_agent_follows() {
 
     let submit = cluster.submit("submit", &url, "true", "t-after-failover");
     cluster.wait_state(submit, "TASK_FINISHED", LONG);
+    // `tasks` finds the leader through ZooKeeper too.
+    let framework = cluster
+        .stdout(submit)
+        .lines()
+        .find_map(|l| l.strip_prefix("framework ")?.strip_suffix(" registered").map(str::to_owned))
+        .expect("submit printed its framework id");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_revenant"))
+        .args(["tasks", "--master", &url, "--framework-id", &framework])
+        .output()
+        .expect("run revenant tasks");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listed.contains("task t-after-failover TASK_FINISHED"),
+        "{listed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// ZooKeeper down for longer than the session timeout (docs/zookeeper.md Z10): no
+/// master leads meanwhile, the agent's task keeps running, and once ZooKeeper is back a
+/// master leads and the agent re-registers with it, the task still running.
+#[test]
+fn zookeeper_away_no_master_leads_and_tasks_keep_running() {
+    let Some(mut zk) = ZooKeeper::start() else {
+        return;
+    };
+    let url = zk.url("/revenant");
+    let mut cluster = Cluster::new();
+    let masters = Masters::start(&mut cluster, &url);
+    masters.wait_leader(None, LONG);
+    let agent = start_agent(&mut cluster, &url);
+    cluster.wait_log(agent, "registered with master", LONG);
+    let submit = cluster.submit("submit", &url, "sleep 60", "t-long");
+    cluster.wait_state(submit, "TASK_RUNNING", LONG);
+    let work_dir = cluster.work_dir("agent");
+    let forked = cluster.wait_forked_pid(&work_dir, LONG);
+
+    zk.stop();
+    wait_until("no master leading", SESSION + MARGIN, || {
+        masters
+            .addresses
+            .iter()
+            .all(|a| leading(a) != Some(true))
+    });
+    std::thread::sleep(SESSION * 2);
+    assert!(
+        masters.addresses.iter().all(|a| leading(a) == Some(false)),
+        "a master leads without ZooKeeper"
+    );
+    assert!(forked.process.alive(), "the executor died while ZooKeeper was away");
+
+    let before = cluster.log(agent).lines().count();
+    zk.start_again();
+    let leader = masters.wait_leader(None, LONG);
+    wait_until("the agent to re-register with the new leader", LONG, || {
+        registrations(&cluster.log(agent), before).contains(&masters.addresses[leader])
+    });
+    assert!(forked.process.alive(), "the executor died");
+    assert_ne!(
+        cluster.task_states(submit).last().map(String::as_str),
+        Some("TASK_LOST"),
+        "{:?}",
+        cluster.task_lines(submit)
+    );
 }
 
 /// `kill -STOP` of the leader past its session timeout, then `kill -CONT`: another

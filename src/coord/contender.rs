@@ -172,7 +172,13 @@ impl Detector for ZkContender {
     }
 
     fn leading(&self) -> bool {
-        self.lowest && self.member.borrow().is_some() && self.coord.session_alive()
+        // The member must belong to the current session: after an expiry the client
+        // opens a new session at once, before maintain() has forgotten the old member
+        // (docs/zookeeper.md Z4).
+        self.lowest
+            && self.member.borrow().is_some()
+            && self.coord.session_generation() == self.generation
+            && self.coord.session_alive()
     }
 
     fn leader(&self) -> String {

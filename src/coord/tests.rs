@@ -164,3 +164,19 @@ fn a_deposed_leader_that_never_noticed_cannot_write_even_before_the_new_one_writ
     assert!(error.contains("no live session"), "{error}");
     assert!(b.contender.maintain());
 }
+
+#[test]
+fn a_new_session_does_not_revive_the_old_membership_between_ticks() {
+    let zk = MemoryZk::new();
+    let mut a = master(&zk, "a:5050");
+    let mut b = master(&zk, "b:5050");
+    assert!(a.contender.maintain());
+    assert!(!b.contender.maintain());
+    a.session.expire();
+    a.session.reconnect(); // the client opens a new session before the next tick
+    assert!(
+        !a.contender.leading(),
+        "leading on a member of an expired session"
+    );
+    assert!(!a.contender.maintain());
+}

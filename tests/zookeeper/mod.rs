@@ -78,7 +78,7 @@ pub fn ensure_installed() -> Result<(), String> {
 
 /// One ZooKeeper server on loopback.
 pub struct ZooKeeper {
-    child: Child,
+    child: Option<Child>,
     dir: TempDir,
     /// Its client port.
     pub port: u16,
@@ -116,19 +116,43 @@ impl ZooKeeper {
             ),
         )
         .expect("zoo.cfg");
-        let log = fs::File::create(dir.path().join("zookeeper.log")).expect("log");
+        let mut server = ZooKeeper {
+            child: None,
+            dir,
+            port,
+        };
+        server.start_again();
+        Some(server)
+    }
+
+    /// Kills the server (`kill -9`): every session loses its connection.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory, and waits until it
+    /// answers.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("zookeeper.log"))
+            .expect("log");
         let child = Command::new("java")
             .args(["-Xmx256m", "-cp", CLASS_PATH])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&config)
+            .arg(self.dir.path().join("zoo.cfg"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start ZooKeeper (java)");
-        let server = ZooKeeper { child, dir, port };
-        server.wait_ready(Duration::from_secs(60));
-        Some(server)
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(60));
     }
 
     /// `zk://127.0.0.1:PORT/path`.
@@ -170,7 +194,6 @@ impl ZooKeeper {
 
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
