@@ -166,7 +166,11 @@ impl ZkCoordination {
         }
         match answer.recv_timeout(OPERATION_TIMEOUT) {
             Ok(result) => result.map_err(|error| self.failed(operation, path, error)),
-            Err(_) => Err(CoordError::Failed {
+            // The session ended before the operation ran.
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                Err(CoordError::NoSession(self.url.connect_string()))
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Err(CoordError::Failed {
                 ensemble: self.url.connect_string(),
                 operation,
                 path: path.to_owned(),
