@@ -153,7 +153,11 @@ fn killing_the_leader_elects_another_and_the_agent_follows() {
     let framework = cluster
         .stdout(submit)
         .lines()
-        .find_map(|l| l.strip_prefix("framework ")?.strip_suffix(" registered").map(str::to_owned))
+        .find_map(|l| {
+            l.strip_prefix("framework ")?
+                .strip_suffix(" registered")
+                .map(str::to_owned)
+        })
         .expect("submit printed its framework id");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_revenant"))
         .args(["tasks", "--master", &url, "--framework-id", &framework])
@@ -188,17 +192,17 @@ fn zookeeper_away_no_master_leads_and_tasks_keep_running() {
 
     zk.stop();
     wait_until("no master leading", SESSION + MARGIN, || {
-        masters
-            .addresses
-            .iter()
-            .all(|a| leading(a) != Some(true))
+        masters.addresses.iter().all(|a| leading(a) != Some(true))
     });
     std::thread::sleep(SESSION * 2);
     assert!(
         masters.addresses.iter().all(|a| leading(a) == Some(false)),
         "a master leads without ZooKeeper"
     );
-    assert!(forked.process.alive(), "the executor died while ZooKeeper was away");
+    assert!(
+        forked.process.alive(),
+        "the executor died while ZooKeeper was away"
+    );
 
     let before = cluster.log(agent).lines().count();
     zk.start_again();
