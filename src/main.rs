@@ -526,6 +526,7 @@ fn main() -> ExitCode {
                     max_agent_ping_timeouts,
                     agent_reregister_timeout,
                     work_dir: None,
+                    breakage: Default::default(),
                 };
                 let address = advertise.unwrap_or(listen);
                 return match master_on_zookeeper(env, &zk, zk_session_timeout, address, config) {
