@@ -86,6 +86,9 @@ struct AgentRecord {
     /// connection it said so on, where it is pinged until it re-registers
     /// (docs/recovery-rules.md R5). Nothing else is sent there.
     recovering_on: Option<Outbox>,
+    /// The newest connection the agent registered, re-registered or said it was
+    /// recovering on: what arrives on an older one is stale (docs/recovery-rules.md R8).
+    newest_connection: ConnectionId,
 }
 
 /// A framework that was torn down: kept so that `/state` lists it and agents that report
@@ -498,6 +501,16 @@ impl Master {
         }
     }
 
+    /// docs/recovery-rules.md R8: whether `connection` is older than the newest one
+    /// `agent` registered, re-registered or said it was recovering on. What arrives on
+    /// it was sent by an earlier incarnation, or on a connection the agent gave up, and
+    /// was delivered late: it is not what the agent says now.
+    fn stale_connection(&self, agent: &AgentId, connection: ConnectionId) -> bool {
+        self.agents
+            .get(agent)
+            .is_some_and(|a| connection < a.newest_connection)
+    }
+
     /// An agent says it is recovering (docs/recovery-rules.md R5): it is pinged on this
     /// connection instead of waiting out the re-registration timeout, and re-registers
     /// once its recovery is complete. A removed agent is told to shut down.
@@ -510,6 +523,11 @@ impl Master {
             self.tell_removed_agent(connection);
             return;
         }
+        if self.stale_connection(&id, connection) {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale recovery notice ignored: it came on an earlier connection than the agent's newest");
+            return;
+        }
         let Some(record) = self.agents.get_mut(&id) else {
             // Unknown here: admitted (or not) when it re-registers.
             info!(agent = %id, "unknown agent says it is recovering: waiting for it to re-register");
@@ -520,6 +538,7 @@ impl Master {
         record.outbox = None;
         record.phase = AgentPhase::Disconnected;
         record.recovering_on = Some(outbox);
+        record.newest_connection = connection;
         record.disconnected_at = None;
         record.missed_pings = 0;
         record.ponged = true;
@@ -560,6 +579,20 @@ impl Master {
                     reconciliations,
                 }));
             }
+            return;
+        }
+        // docs/recovery-rules.md R8: a registration sent on an earlier connection than
+        // the newest of the agent now at this address (an earlier incarnation's, delivered
+        // late) is stale: it must not replace that agent.
+        let stale = self.agents.iter().find(|(_, a)| {
+            a.phase != AgentPhase::Removed
+                && a.info.hostname == info.hostname
+                && a.info.port == info.port
+                && connection < a.newest_connection
+        });
+        if let Some((id, _)) = stale {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale registration ignored: it came on an earlier connection than the newest of the agent at its address");
             return;
         }
         // A new agent at the address of a known one: the old one rebooted or was wiped;
@@ -616,6 +649,7 @@ impl Master {
                 checkpointed_resources: None,
                 reported_resources,
                 recovering_on: None,
+                newest_connection: connection,
             },
         );
     }
@@ -637,6 +671,11 @@ impl Master {
                     reason: "agent was removed by the master".into(),
                 }));
             }
+            return;
+        }
+        if self.stale_connection(&id, connection) {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale re-registration ignored: it came on an earlier connection than the agent's newest");
             return;
         }
         if let Err(error) = self.registry.admit(&info) {
@@ -735,11 +774,13 @@ impl Master {
                 checkpointed_resources: None,
                 reported_resources: Vec::new(),
                 recovering_on: None,
+                newest_connection: connection,
             });
         record.reported_resources = message.checkpointed_resources.clone();
         let resend_resources = record.checkpointed_resources.clone();
         record.info = info;
         record.outbox = outbox.clone();
+        record.newest_connection = connection;
         record.recovering_on = None;
         record.phase = AgentPhase::Connected;
         record.missed_pings = 0;
@@ -1407,6 +1448,7 @@ impl Master {
                     checkpointed_resources: None,
                     reported_resources: Vec::new(),
                     recovering_on: None,
+                    newest_connection: ConnectionId(0),
                 },
             );
         }

@@ -21,6 +21,7 @@
 pub mod cluster;
 pub mod crash_points;
 pub mod decision;
+pub mod durability;
 pub mod drops;
 pub mod faults;
 pub mod fs;

@@ -469,4 +469,61 @@ mod synthetic {
         observations.seen.clear();
         assert_eq!(oracles::delivery::check(&trace, &observations).len(), 2);
     }
+
+    /// L21: an update acknowledged to the executor and then removed with its
+    /// framework's checkpoint directory by the operator is superseded; an update
+    /// acknowledged after the removal, or whose framework's directory was not the one
+    /// removed, is still owed (L6) and its loss still caught.
+    #[test]
+    fn delivery_excuses_only_an_update_whose_checkpoint_the_operator_removed_after() {
+        let running = Uuid([4; 16]).to_string();
+        let trace = vec![
+            event(
+                1_000,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[
+                    ("framework", "framework-a"),
+                    ("task", "t1"),
+                    ("state", "TASK_RUNNING"),
+                    ("uuid", &running),
+                ],
+            ),
+            event(
+                1_000,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[("framework", "framework-a"), ("task", "t1"), ("uuid", &running)],
+            ),
+        ];
+        let wiped = |time_ms: u64, framework: &str| Observations {
+            framework_meta_wiped: vec![(
+                Duration::from_millis(time_ms),
+                1,
+                format!(
+                    "framework checkpoints removed: slaves/agent-1/frameworks/{framework}, slaves/agent-1/frameworks/framework-z"
+                ),
+            )],
+            ..Observations::default()
+        };
+        // Removed after the acknowledgement: superseded.
+        assert!(oracles::delivery::check(&trace, &wiped(5_000, "framework-a")).is_empty());
+        // Removed before it: the agent owed the update; losing it is a violation.
+        assert_eq!(
+            oracles::delivery::check(&trace, &wiped(500, "framework-a")).len(),
+            1
+        );
+        // Another framework's directory removed: still owed.
+        assert_eq!(
+            oracles::delivery::check(&trace, &wiped(5_000, "framework-b")).len(),
+            1
+        );
+        // Nothing removed: the lost update is caught.
+        assert_eq!(
+            oracles::delivery::check(&trace, &Observations::default()).len(),
+            1
+        );
+    }
 }

@@ -61,12 +61,10 @@ fn sweep_of_every_scenario_is_green() {
     // Open findings of the 2,000-seed sweep, quarantined by exact seed and oracle (not
     // by rule) until they are pinned and fixed; listed in the README's known limits. Any
     // other failure, or these seeds failing another oracle, fails the test.
-    const OPEN_FINDINGS: [(&str, u64, &str); 2] = [
-        // An update acknowledged to the executor never reaches the framework.
-        ("swarm_agent_machine.toml", 806, "[delivery]"),
-        // A task reported TASK_FAILED, then TASK_LOST, by the agent's stream.
-        ("swarm_agent_machine.toml", 933, "[terminal]"),
-    ];
+    // None open: seeds 806 and 933 of swarm_agent_machine were pinned as regressions
+    // and fixed (regression_acknowledged_update_wiped_by_operator,
+    // regression_stale_reregistration_after_restart).
+    const OPEN_FINDINGS: [(&str, u64, &str); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracle)| {
             f.scenario.ends_with(file)
