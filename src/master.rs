@@ -247,6 +247,7 @@ impl Master {
         // (again) to shut down.
         if matches!(body, Body::Pong(_) | Body::UnregisterAgent(_)) {
             if let Some(agent) = self.removed_peer(id) {
+                crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %agent, kind = wire::kind(&body), "message from a removed agent: refused, telling it to shut down");
                 self.tell_removed_agent(id);
                 return;
@@ -519,6 +520,7 @@ impl Master {
             return;
         };
         if self.is_removed(&id) {
+            crate::coverage::point!("master_removed_agent_refused");
             info!(agent = %id, "removed agent says it is recovering: telling it to shut down");
             self.tell_removed_agent(connection);
             return;
@@ -1112,6 +1114,7 @@ impl Master {
         if !registered {
             let removed = self.is_removed(&agent) || self.removed_peer(connection).is_some();
             if removed {
+                crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update from a removed agent: refused, telling it to shut down");
                 self.tell_removed_agent(connection);
             } else {
@@ -1502,6 +1505,9 @@ impl Master {
                 }
                 record.ponged = false;
                 if let Some(outbox) = &pinged {
+                    if record.phase == AgentPhase::Disconnected {
+                        crate::coverage::point!("master_recovering_agent_pinged");
+                    }
                     outbox.send(Body::Ping(proto::Ping {
                         sequence: self.ping_sequence,
                     }));

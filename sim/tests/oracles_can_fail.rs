@@ -45,6 +45,18 @@ fn delivery_catches_updates_acknowledged_without_a_checkpoint() {
     assert_caught("swarm_agent_machine.toml", breakage, "delivery", 300);
 }
 
+/// L22: with the directory sync after a rename skipped (a new `task.updates`, a new
+/// `resources.info` never made durable by name), a swarm's power losses take away
+/// checkpoints the agent had acted on.
+#[test]
+fn durability_catches_a_skipped_directory_sync() {
+    let breakage = Breakage {
+        skip_dir_sync: true,
+        ..Breakage::default()
+    };
+    assert_caught("swarm_agent_machine.toml", breakage, "durability", 100);
+}
+
 #[test]
 fn terminal_catches_a_task_reported_running_after_it_finished() {
     let breakage = Breakage {
