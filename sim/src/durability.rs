@@ -115,8 +115,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
             let Some(update) = message.update else {
                 return;
             };
-            let (Some(uuid), Some(status)) = (Uuid::from_bytes(&update.uuid), update.status)
-            else {
+            let (Some(uuid), Some(status)) = (Uuid::from_bytes(&update.uuid), update.status) else {
                 return;
             };
             Promise::Update {

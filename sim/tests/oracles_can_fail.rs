@@ -507,10 +507,15 @@ mod synthetic {
                 "agent1",
                 "agent",
                 "acknowledged status update to executor",
-                &[("framework", "framework-a"), ("task", "t1"), ("uuid", &running)],
+                &[
+                    ("framework", "framework-a"),
+                    ("task", "t1"),
+                    ("uuid", &running),
+                ],
             ),
         ];
-        let wiped = |time_ms: u64, framework: &str| Observations {
+        let wiped = |time_ms: u64, framework: &str| {
+            Observations {
             framework_meta_wiped: vec![(
                 Duration::from_millis(time_ms),
                 1,
@@ -519,6 +524,7 @@ mod synthetic {
                 ),
             )],
             ..Observations::default()
+        }
         };
         // Removed after the acknowledgement: superseded.
         assert!(oracles::delivery::check(&trace, &wiped(5_000, "framework-a")).is_empty());
