@@ -132,6 +132,16 @@ pub async fn run(
         Some(dir) => Registry::open(env.fs.clone(), dir).map_err(std::io::Error::other)?,
         None => Registry::in_memory(),
     };
+    run_with_registry(env, config, detector, registry).await
+}
+
+/// Runs a master with a registry kept elsewhere (in ZooKeeper: docs/zookeeper.md Z7).
+pub async fn run_with_registry(
+    env: Env,
+    config: MasterConfig,
+    detector: Box<dyn Detector>,
+    registry: Registry,
+) -> std::io::Result<()> {
     let mut listener = env.net.listen(&config.listen).await?;
     info!(address = %config.listen, "master listening");
     let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
@@ -235,7 +245,9 @@ impl Master {
     }
 
     fn handle(&mut self, id: ConnectionId, body: Body) {
-        if !self.detector.leading() {
+        // Leading needs both: elected at a tick (the registry read, docs/zookeeper.md
+        // Z8) and still leading now (a session may be lost between ticks, Z4).
+        if !(self.leading && self.detector.leading()) {
             if let Some(outbox) = self.outbox(id) {
                 outbox.send(Body::NotLeader(proto::NotLeader {
                     leader: self.detector.leader(),
@@ -579,6 +591,7 @@ impl Master {
                 outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                     agent_id: id.to_string(),
                     reconciliations,
+                    leader_epoch: self.detector.epoch(),
                 }));
             }
             return;
@@ -634,6 +647,7 @@ impl Master {
             outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                 agent_id: id.to_string(),
                 reconciliations: Vec::new(),
+                leader_epoch: self.detector.epoch(),
             }));
         }
         let reported_resources = reserved_of(&info);
@@ -796,6 +810,7 @@ impl Master {
             outbox.send(Body::AgentReregistered(proto::AgentReregistered {
                 agent_id: id.to_string(),
                 reconciliations,
+                leader_epoch: self.detector.epoch(),
             }));
             for (framework, task) in kills {
                 info!(agent = %id, task = %task, "re-sending a kill issued while the agent was away");
@@ -1168,6 +1183,7 @@ impl Master {
         if let Some(outbox) = &outbox {
             outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
                 framework_id: id.to_string(),
+                leader_epoch: self.detector.epoch(),
             }));
         }
         // A scheduler registering with the id of one still connected fails it over: the
