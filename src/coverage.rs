@@ -79,6 +79,8 @@ mod counting {
         "master_registration_retry_answered",
         "master_retried_registration_reconciled",
         "master_removed_agent_refused",
+        "master_stale_agent_message_ignored",
+        "master_recovering_agent_pinged",
         "master_agent_unreachable",
         "master_agent_reregister_timeout",
         "master_task_lost_with_agent",

@@ -93,6 +93,9 @@ struct AgentRecord {
     /// known only from the registry may hold tasks this master has not heard of
     /// (docs/lifecycle-rules.md rule 13).
     heard_since_election: bool,
+    /// The newest connection the agent registered, re-registered or said it was
+    /// recovering on: what arrives on an older one is stale (docs/recovery-rules.md R8).
+    newest_connection: ConnectionId,
 }
 
 /// A framework that was torn down or removed at its failover timeout: kept so that
@@ -278,6 +281,7 @@ impl Master {
         // (again) to shut down.
         if matches!(body, Body::Pong(_) | Body::UnregisterAgent(_)) {
             if let Some(agent) = self.removed_peer(id) {
+                crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %agent, kind = wire::kind(&body), "message from a removed agent: refused, telling it to shut down");
                 self.tell_removed_agent(id);
                 return;
@@ -535,6 +539,16 @@ impl Master {
         }
     }
 
+    /// docs/recovery-rules.md R8: whether `connection` is older than the newest one
+    /// `agent` registered, re-registered or said it was recovering on. What arrives on
+    /// it was sent by an earlier incarnation, or on a connection the agent gave up, and
+    /// was delivered late: it is not what the agent says now.
+    fn stale_connection(&self, agent: &AgentId, connection: ConnectionId) -> bool {
+        self.agents
+            .get(agent)
+            .is_some_and(|a| connection < a.newest_connection)
+    }
+
     /// An agent says it is recovering (docs/recovery-rules.md R5): it is pinged on this
     /// connection instead of waiting out the re-registration timeout, and re-registers
     /// once its recovery is complete. A removed agent is told to shut down.
@@ -543,8 +557,14 @@ impl Master {
             return;
         };
         if self.is_removed(&id) {
+            crate::coverage::point!("master_removed_agent_refused");
             info!(agent = %id, "removed agent says it is recovering: telling it to shut down");
             self.tell_removed_agent(connection);
+            return;
+        }
+        if self.stale_connection(&id, connection) {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale recovery notice ignored: it came on an earlier connection than the agent's newest");
             return;
         }
         let Some(record) = self.agents.get_mut(&id) else {
@@ -557,6 +577,7 @@ impl Master {
         record.outbox = None;
         record.phase = AgentPhase::Disconnected;
         record.recovering_on = Some(outbox);
+        record.newest_connection = connection;
         record.disconnected_at = None;
         record.missed_pings = 0;
         record.ponged = true;
@@ -598,6 +619,20 @@ impl Master {
                     leader_epoch: self.detector.epoch(),
                 }));
             }
+            return;
+        }
+        // docs/recovery-rules.md R8: a registration sent on an earlier connection than
+        // the newest of the agent now at this address (an earlier incarnation's, delivered
+        // late) is stale: it must not replace that agent.
+        let stale = self.agents.iter().find(|(_, a)| {
+            a.phase != AgentPhase::Removed
+                && a.info.hostname == info.hostname
+                && a.info.port == info.port
+                && connection < a.newest_connection
+        });
+        if let Some((id, _)) = stale {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale registration ignored: it came on an earlier connection than the newest of the agent at its address");
             return;
         }
         // A new agent at the address of a known one: the old one rebooted or was wiped;
@@ -656,6 +691,7 @@ impl Master {
                 reported_resources,
                 recovering_on: None,
                 heard_since_election: true,
+                newest_connection: connection,
             },
         );
     }
@@ -677,6 +713,11 @@ impl Master {
                     reason: "agent was removed by the master".into(),
                 }));
             }
+            return;
+        }
+        if self.stale_connection(&id, connection) {
+            crate::coverage::point!("master_stale_agent_message_ignored");
+            info!(agent = %id, "stale re-registration ignored: it came on an earlier connection than the agent's newest");
             return;
         }
         if let Err(error) = self.registry.admit(&info) {
@@ -781,11 +822,13 @@ impl Master {
                 reported_resources: Vec::new(),
                 recovering_on: None,
                 heard_since_election: true,
+                newest_connection: connection,
             });
         record.reported_resources = message.checkpointed_resources.clone();
         let resend_resources = record.checkpointed_resources.clone();
         record.info = info;
         record.outbox = outbox.clone();
+        record.newest_connection = connection;
         record.recovering_on = None;
         record.phase = AgentPhase::Connected;
         record.missed_pings = 0;
@@ -1147,6 +1190,7 @@ impl Master {
         if !registered {
             let removed = self.is_removed(&agent) || self.removed_peer(connection).is_some();
             if removed {
+                crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update from a removed agent: refused, telling it to shut down");
                 self.tell_removed_agent(connection);
             } else {
@@ -1500,6 +1544,7 @@ impl Master {
                     reported_resources: Vec::new(),
                     recovering_on: None,
                     heard_since_election: false,
+                    newest_connection: ConnectionId(0),
                 },
             );
         }
@@ -1553,6 +1598,9 @@ impl Master {
                 }
                 record.ponged = false;
                 if let Some(outbox) = &pinged {
+                    if record.phase == AgentPhase::Disconnected {
+                        crate::coverage::point!("master_recovering_agent_pinged");
+                    }
                     outbox.send(Body::Ping(proto::Ping {
                         sequence: self.ping_sequence,
                     }));

@@ -1,8 +1,9 @@
 //! The master's handling of agent connections, driven over loopback TCP by hand-written
 //! peers (a framework and raw agent connections speaking the wire protocol):
 //! docs/recovery-rules.md R5 (a recovering agent is pinged, not timed out), R6 (a removed
-//! agent's messages are refused with ShutdownAgent, never forwarded) and R7 (status
-//! updates only on the connection the agent is registered on).
+//! agent's messages are refused with ShutdownAgent, never forwarded), R7 (status
+//! updates only on the connection the agent is registered on) and R8 (a re-registration
+//! on an agent's earlier connection is stale).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use revenant::os::Env;
 use revenant::proto::envelope::Body;
 use revenant::proto::{
     AgentInfo, AgentRecovering, FrameworkInfo, Pong, RegisterAgent, RegisterFramework,
-    StatusUpdate, StatusUpdateMessage, TaskState, TaskStatus,
+    ReregisterAgent, StatusUpdate, StatusUpdateMessage, TaskReport, TaskState, TaskStatus,
 };
 use revenant::wire::{read_envelope, write_envelope};
 use tokio::net::TcpStream;
@@ -322,6 +323,91 @@ fn a_recovering_agent_that_answers_pings_is_kept() {
             .unwrap();
             let answer = next_message(&mut again, Duration::from_secs(5)).await;
             assert!(matches!(answer, Some(Body::ShutdownAgent(_))), "{answer:?}");
+        },
+    );
+}
+
+fn reregistration(agent: &str, framework: &str, state: TaskState) -> Body {
+    Body::ReregisterAgent(ReregisterAgent {
+        info: Some(AgentInfo {
+            id: agent.into(),
+            hostname: "agent-host".into(),
+            port: 5051,
+            checkpoint: true,
+            ..Default::default()
+        }),
+        tasks: vec![TaskReport {
+            task_id: "t1".into(),
+            framework_id: framework.into(),
+            executor_id: "t1".into(),
+            state: state as i32,
+        }],
+        ..Default::default()
+    })
+}
+
+/// R8: a re-registration that arrives late on a connection older than the one the agent
+/// re-registered on (an earlier incarnation's, delayed in the network) is ignored: it is
+/// not answered, its close does not disconnect the agent, and updates on the newest
+/// connection still reach the framework.
+#[test]
+fn a_reregistration_on_an_earlier_connection_is_ignored() {
+    with_master(
+        |_| {},
+        |address| async move {
+            let (mut framework, framework_id) = register_framework(&address).await;
+            let (agent, agent_id) = register_agent(&address).await;
+            drop(agent);
+            // The earlier incarnation's connection, then the restarted agent's.
+            let mut earlier = connect(&address).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut newest = connect(&address).await;
+            write_envelope(
+                &mut newest,
+                reregistration(&agent_id, &framework_id, TaskState::TaskRunning),
+            )
+            .await
+            .unwrap();
+            let answer = next_message(&mut newest, Duration::from_secs(5)).await;
+            assert!(
+                matches!(answer, Some(Body::AgentReregistered(_))),
+                "{answer:?}"
+            );
+            write_envelope(
+                &mut newest,
+                update(&agent_id, &framework_id, TaskState::TaskFinished, 1),
+            )
+            .await
+            .unwrap();
+            let finished = framework_message(&mut framework, Duration::from_secs(5)).await;
+            assert_eq!(
+                finished.as_ref().and_then(state_of),
+                Some(TaskState::TaskFinished)
+            );
+            // The earlier incarnation's re-registration, delivered late, then its close.
+            write_envelope(
+                &mut earlier,
+                reregistration(&agent_id, &framework_id, TaskState::TaskRunning),
+            )
+            .await
+            .unwrap();
+            let answer = next_message(&mut earlier, Duration::from_millis(500)).await;
+            assert_eq!(answer, None, "a stale re-registration was answered");
+            drop(earlier);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The agent is still registered on its newest connection.
+            write_envelope(
+                &mut newest,
+                update(&agent_id, &framework_id, TaskState::TaskFinished, 1),
+            )
+            .await
+            .unwrap();
+            let retried = framework_message(&mut framework, Duration::from_secs(5)).await;
+            assert_eq!(
+                retried.as_ref().and_then(state_of),
+                Some(TaskState::TaskFinished),
+                "the agent's newest connection stopped being its registered one"
+            );
         },
     );
 }

@@ -120,6 +120,12 @@ pub struct Observations {
     pub torn_down: BTreeMap<u32, Duration>,
     /// The tasks of those frameworks.
     pub torn_down_tasks: BTreeSet<String>,
+    /// Framework checkpoints an operator removed (`wipe_framework_meta`): (time, agent
+    /// (1, 2, ...), the fault's description, which names each removed directory).
+    pub framework_meta_wiped: Vec<(Duration, u32, String)>,
+    /// Checkpoints the agent acted on that a power loss took away
+    /// (`crate::durability`, docs/task-lifecycle.md L22).
+    pub durability_losses: Vec<crate::durability::Loss>,
     /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
     pub removed_frameworks: BTreeSet<u32>,
     /// Frameworks (1, 2, ...) whose scheduler left for good (`framework_leave`), and when.
@@ -879,6 +885,7 @@ fn drive(
     }));
     crate::drops::clear();
     crate::history::begin();
+    crate::durability::begin();
     crate::crash_points::install(options);
 
     // Masters, sharing one disk for their registry and leader lease.
@@ -1186,6 +1193,10 @@ fn drive(
                     observations.borrow_mut().reboots.push(now);
                     down_since_reboot = Some(now);
                 }
+                if fault.kind == FaultKind::WipeFrameworkMeta {
+                    let wiped = (now, target.index, description.clone());
+                    observations.borrow_mut().framework_meta_wiped.push(wiped);
+                }
                 if fault.kind == FaultKind::Corrupt && description.starts_with("corrupt") {
                     observations.borrow_mut().corruption_injected = true;
                 }
@@ -1381,6 +1392,7 @@ fn drive(
     }
     drop(sim);
     observations.borrow_mut().history = crate::history::take_all();
+    observations.borrow_mut().durability_losses = crate::durability::take_losses();
     (violations, observations)
 }
 
@@ -1589,7 +1601,9 @@ fn apply_fault(
             }
             *machine.processes.borrow_mut() = ProcessTable::default();
             crate::history::machine_down();
+            let before = machine.fs.tree();
             let loss = machine.fs.power_loss(rng);
+            crate::durability::power_loss(&before, &machine.fs);
             machine.boot.set(machine.boot.get() + 1);
             let restart = restart.unwrap_or(Duration::from_secs(10));
             pending.push((now + restart, Pending::Boot));

@@ -239,7 +239,9 @@ impl PointFs {
             report.states_found = states.len();
             if let Some(choice) = states.get(armed.state) {
                 self.crash_after.set(Some(0));
+                let before = self.disk.tree();
                 let loss = choice.apply(&self.disk);
+                crate::durability::power_loss(&before, &self.disk);
                 report.fired = true;
                 report.power_loss = Some(format!(
                     "power loss at agent filesystem operation {index} ({kind} {}), crash state {} of {} ({choice:?}: {loss:?})",

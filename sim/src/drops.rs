@@ -311,6 +311,18 @@ impl FilteredStream {
                 .as_ref()
                 .and_then(|body| take(body, &self.peer, &self.local).map(|a| (body, a)));
             let mut out = Vec::new();
+            // What the receiver gets is evidence of what its sender promised
+            // (docs/task-lifecycle.md L22); a frame lost with an agent's death is not.
+            let lost = match &action {
+                Some((_, Action::Drop)) => true,
+                Some((body, Action::CrashAgent { .. })) => {
+                    read_by_agent(revenant::wire::kind(body), &self.local, &self.peer)
+                }
+                _ => false,
+            };
+            if !lost {
+                crate::durability::observe(&frame, &self.local, &self.peer);
+            }
             match action {
                 None => out.extend_from_slice(&frame),
                 Some((body, Action::CrashAgent { .. })) => {

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod crash_points;
 pub mod decision;
 pub mod drops;
+pub mod durability;
 pub mod faults;
 pub mod fs;
 pub mod history;

@@ -288,40 +288,12 @@ pub fn sweep(
 /// of `docs/crash-points.md`): they are reported apart, and do not fail the CI sweep.
 pub const EXPECTED_UNREACHED: &[(&str, &str)] = &[
     (
-        "recover_torn_tail_cut",
-        "a torn record comes only from a power loss, after which the old agent's logs are not recovered; the swarm needs short appends without a reboot (the fixed catalogue reaches it)",
-    ),
-    (
-        "recover_corrupt_file_counted",
-        "non-strict recovery of a corrupt file is only in the fixed catalogue (non_strict_recovery_counts_corruption), not in the default sweep yet",
-    ),
-    (
         "recover_invalid_record_cut",
         "needs a well-framed record that does not decode (corruption that keeps the checksum): no fault makes one yet",
     ),
     (
-        "agent_resources_changed_compatibly",
-        "flag changes across restarts are only in fixed scenarios",
-    ),
-    (
-        "agent_cleanup_shuts_executor_down",
-        "--recover cleanup is only in the fixed catalogue",
-    ),
-    (
         "agent_task_lost_never_reached_executor",
         "needs an agent restart after RunTask while the task waits for its executor to register, which then registers: neither the swarm nor the catalogue hits that window yet",
-    ),
-    (
-        "agent_executor_killed_after_grace_period",
-        "an executor outliving its framework's teardown grace period is only in the fixed catalogue; the agent-machine swarm has no teardown yet",
-    ),
-    (
-        "agent_duplicate_ack_ignored",
-        "duplicated acknowledgements are a fixed-scenario fault only",
-    ),
-    (
-        "agent_unexpected_ack_ignored",
-        "forged acknowledgements are a fixed-scenario fault only",
     ),
 ];
 

@@ -113,18 +113,12 @@ fn completed_run_collection_every_point_holds() {
 }
 
 /// With the parent directory sync skipped after renames, some power loss loses a name
-/// the agent acted on: crash points with power losses find it. (Agent deaths alone
-/// cannot: the disk keeps everything a dead process did; power losses only, to keep the
-/// test short.)
-///
-/// Ignored since the merge of the outside-in oracles: the catch came from the old
-/// `resources` oracle, which trusted the agent's "checkpointed resources" log line; the
-/// one that reads the disk (docs/task-lifecycle.md L19) checks that recovery reads what
-/// the disk holds, not that a checkpoint the agent completed before a power loss survives
-/// it, and after a power loss (a reboot) nothing else is recovered. The durability rule
-/// that would catch it again is open work (issue 9); run with `--ignored` to see it.
+/// the agent acted on: crash points with power losses find it, by the durability rule
+/// (docs/task-lifecycle.md L22: an update acknowledged to the executor or forwarded to
+/// the master, or resources reported to the master, are still on the disk the power
+/// loss leaves). Agent deaths alone cannot: the disk keeps everything a dead process
+/// did; power losses only, to keep the test short.
 #[test]
-#[ignore = "no oracle yet checks that a completed checkpoint survives a power loss"]
 fn a_skipped_directory_sync_is_found_by_power_losses() {
     let breakage = Breakage {
         skip_dir_sync: true,
@@ -132,10 +126,14 @@ fn a_skipped_directory_sync_is_found_by_power_losses() {
     };
     let report = search_with("agent_restart_reconnects_executor", 2, false, breakage);
     assert_eq!(report.process_runs, 0);
-    let found = report.failures.len();
+    let found = report
+        .failures
+        .iter()
+        .filter(|f| f.violations.iter().any(|v| v.oracle == "durability"))
+        .count();
     assert!(
         found > 0,
-        "no power-loss point failed with the directory sync skipped"
+        "no power-loss point failed the durability rule with the directory sync skipped"
     );
 }
 

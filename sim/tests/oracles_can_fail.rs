@@ -45,6 +45,18 @@ fn delivery_catches_updates_acknowledged_without_a_checkpoint() {
     assert_caught("swarm_agent_machine.toml", breakage, "delivery", 300);
 }
 
+/// L22: with the directory sync after a rename skipped (a new `task.updates`, a new
+/// `resources.info` never made durable by name), a swarm's power losses take away
+/// checkpoints the agent had acted on.
+#[test]
+fn durability_catches_a_skipped_directory_sync() {
+    let breakage = Breakage {
+        skip_dir_sync: true,
+        ..Breakage::default()
+    };
+    assert_caught("swarm_agent_machine.toml", breakage, "durability", 100);
+}
+
 #[test]
 fn terminal_catches_a_task_reported_running_after_it_finished() {
     let breakage = Breakage {
@@ -540,5 +552,67 @@ mod synthetic {
         assert!(oracles::failover::check(&scenario, &[elected], &observations).is_empty());
         observations.live_executors_at_end.remove("t1");
         assert!(oracles::failover::check(&scenario, &[], &observations).is_empty());
+    }
+    /// L21: an update acknowledged to the executor and then removed with its
+    /// framework's checkpoint directory by the operator is superseded; an update
+    /// acknowledged after the removal, or whose framework's directory was not the one
+    /// removed, is still owed (L6) and its loss still caught.
+    #[test]
+    fn delivery_excuses_only_an_update_whose_checkpoint_the_operator_removed_after() {
+        let running = Uuid([4; 16]).to_string();
+        let trace = vec![
+            event(
+                1_000,
+                "agent1",
+                "agent",
+                "status update accepted",
+                &[
+                    ("framework", "framework-a"),
+                    ("task", "t1"),
+                    ("state", "TASK_RUNNING"),
+                    ("uuid", &running),
+                ],
+            ),
+            event(
+                1_000,
+                "agent1",
+                "agent",
+                "acknowledged status update to executor",
+                &[
+                    ("framework", "framework-a"),
+                    ("task", "t1"),
+                    ("uuid", &running),
+                ],
+            ),
+        ];
+        let wiped = |time_ms: u64, framework: &str| {
+            Observations {
+            framework_meta_wiped: vec![(
+                Duration::from_millis(time_ms),
+                1,
+                format!(
+                    "framework checkpoints removed: slaves/agent-1/frameworks/{framework}, slaves/agent-1/frameworks/framework-z"
+                ),
+            )],
+            ..Observations::default()
+        }
+        };
+        // Removed after the acknowledgement: superseded.
+        assert!(oracles::delivery::check(&trace, &wiped(5_000, "framework-a")).is_empty());
+        // Removed before it: the agent owed the update; losing it is a violation.
+        assert_eq!(
+            oracles::delivery::check(&trace, &wiped(500, "framework-a")).len(),
+            1
+        );
+        // Another framework's directory removed: still owed.
+        assert_eq!(
+            oracles::delivery::check(&trace, &wiped(5_000, "framework-b")).len(),
+            1
+        );
+        // Nothing removed: the lost update is caught.
+        assert_eq!(
+            oracles::delivery::check(&trace, &Observations::default()).len(),
+            1
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! oracle. The failure here is made on purpose (the agent recovers across reboots, a
 //! test-only breakage): the shrunk schedule must keep a reboot, lose most other faults,
 //! fail under the breakage when read back from its file, and hold without it.
+#![allow(clippy::disallowed_methods)] // writes the shrunk scenario to a real temporary file
 
 use std::path::Path;
 

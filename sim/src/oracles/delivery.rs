@@ -18,6 +18,9 @@
 //! - (L11) the task's framework tore itself down: the agent drops the framework's pending
 //!   updates when told to shut it down, and there is no scheduler left to receive them
 //!   (the teardown oracle checks what must happen instead);
+//! - (L21) an operator removed the checkpoint directory of the task's framework while the
+//!   agent was down, after the acknowledgement: the update went with it and nothing can
+//!   replay it (the liveness oracle checks that the task still ends);
 //! - (S1) the update came after the task's terminal update: the agent refuses it and only
 //!   acknowledges it to the executor (docs/stream-rules.md S1). Judged from outside: an
 //!   update of the same task acknowledged to the executor before it reached the framework
@@ -59,12 +62,37 @@ fn left_the_cluster_after(
         .any(|(exit, index, outcome)| *index == agent && *exit >= time && outcome.is_shutdown())
 }
 
+/// L21: whether an operator removed framework `framework`'s checkpoint directory of
+/// agent `agent` at or after `time` (the fault names each directory it removed,
+/// `slaves/<agent id>/frameworks/<framework id>`).
+fn framework_meta_wiped_after(
+    observations: &Observations,
+    agent: u32,
+    framework: &str,
+    time: std::time::Duration,
+) -> bool {
+    !framework.is_empty()
+        && observations
+            .framework_meta_wiped
+            .iter()
+            .any(|(at, index, description)| {
+                *index == agent
+                    && *at >= time
+                    && description
+                        .split([' ', ','])
+                        .any(|path| path.ends_with(&format!("/frameworks/{framework}")))
+            })
+}
+
 /// Checks the rule.
 pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
     let seen: BTreeSet<Uuid> = observations.seen.iter().filter_map(|s| s.uuid).collect();
     let mut out = Vec::new();
-    // Acknowledged to the executor: uuid -> (time, task, agent, position in the trace).
-    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32, usize)> = BTreeMap::new();
+    // Acknowledged to the executor: uuid -> (time, task, agent, position in the trace,
+    // framework).
+    #[allow(clippy::type_complexity)]
+    let mut acked: BTreeMap<Uuid, (std::time::Duration, String, u32, usize, String)> =
+        BTreeMap::new();
     // Accepted order per task, and the uuids of terminal updates.
     let mut accepted: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     let mut terminal_uuids: BTreeSet<Uuid> = BTreeSet::new();
@@ -74,9 +102,10 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         match (event.decision, uuid) {
             (Some(Decision::UpdateAcknowledgedToExecutor), Some(uuid)) => {
                 let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
+                let framework = event.field("framework").unwrap_or_default().to_owned();
                 acked
                     .entry(uuid)
-                    .or_insert((event.time, task, agent, position));
+                    .or_insert((event.time, task, agent, position, framework));
             }
             (Some(Decision::StatusUpdateAccepted), Some(uuid)) => {
                 let terminal = event
@@ -107,7 +136,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
                 .any(|u| terminal_uuids.contains(u) && seen.contains(u))
         })
     };
-    for (uuid, (time, task, agent, position)) in &acked {
+    for (uuid, (time, task, agent, position, framework)) in &acked {
         if seen.contains(uuid)
             || observations.framework_gone(task)
             || behind_delivered_terminal(task, uuid)
@@ -116,7 +145,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         }
         let after_terminal = acked
             .iter()
-            .any(|(other, (_, other_task, _, other_position))| {
+            .any(|(other, (_, other_task, _, other_position, _))| {
                 other_task == task && other_position < position && terminal_seen.contains(other)
             });
         if after_terminal {
@@ -129,7 +158,8 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
                 && s.uuid.is_none()
                 && revenant::agent::status_updates::is_terminal(s.state)
         });
-        if !rebooted_after && !left_after && !fate_told_by_master {
+        let wiped_after = framework_meta_wiped_after(observations, *agent, framework, *time);
+        if !rebooted_after && !left_after && !fate_told_by_master && !wiped_after {
             out.push(Violation {
                 time: *time,
                 oracle: "delivery",

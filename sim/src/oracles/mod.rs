@@ -3,6 +3,7 @@
 //! violations it found, with the simulated time of the first evidence.
 
 pub mod delivery;
+pub mod durability;
 pub mod expectations;
 pub mod failover;
 pub mod history;
@@ -42,6 +43,7 @@ pub fn check_after(
 ) -> Vec<Violation> {
     let mut out = Vec::new();
     out.extend(delivery::check(trace, observations));
+    out.extend(durability::check(observations));
     out.extend(terminal::check(observations));
     out.extend(reboot::check(trace, observations));
     out.extend(recovery_timeout::check(observations));
