@@ -59,4 +59,14 @@ pub struct Breakage {
     /// checkpoint file or a `latest` link into place: the new name may vanish in a power
     /// loss although the agent acted on it (found by crash points with power losses).
     pub skip_dir_sync: bool,
+    /// A task for an executor id whose run is terminating replaces that run in the
+    /// agent's map with a new one (as it once did), instead of ending TASK_LOST
+    /// (docs/lifecycle-rules.md rule 8).
+    pub relaunch_over_terminated_executor: bool,
+    /// Recovery schedules an executor's earlier runs as it once did: their meta
+    /// directory at once, their sandbox never (docs/lifecycle-rules.md rule 9).
+    pub collect_old_runs_at_once: bool,
+    /// Executors give up on their agent after a tenth of `recovery_timeout`
+    /// (docs/lifecycle-rules.md rule 12).
+    pub executor_gives_up_early: bool,
 }

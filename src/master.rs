@@ -1199,10 +1199,17 @@ impl Master {
                     .is_some_and(|a| a.phase == AgentPhase::Connected)
             })
         };
+        // The executor the framework named, or a command executor of its own named after
+        // the task (docs/lifecycle-rules.md rule 8).
+        let executor_id = if task.executor_id.is_empty() {
+            task.task_id.clone()
+        } else {
+            task.executor_id.clone()
+        };
         let report = TaskReport {
             task_id: task.task_id.clone(),
             framework_id: framework.to_string(),
-            executor_id: task.task_id.clone(),
+            executor_id: executor_id.clone(),
             state: proto::TaskState::TaskStaging as i32,
         };
         let Some(agent) = agent else {
@@ -1223,12 +1230,15 @@ impl Master {
         };
         task.agent_id = agent.to_string();
         task.framework_id = framework.to_string();
-        // Command tasks get a command executor of their own, named after the task.
-        task.executor_id = task.task_id.clone();
+        task.executor_id = executor_id.clone();
         let executor = ExecutorInfo {
-            executor_id: task.task_id.clone(),
+            name: if executor_id == task.task_id {
+                format!("command executor for {}", task.task_id)
+            } else {
+                format!("executor {executor_id}")
+            },
+            executor_id,
             framework_id: framework.to_string(),
-            name: format!("command executor for {}", task.task_id),
             command: None,
             resources: Vec::new(),
         };

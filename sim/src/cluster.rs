@@ -265,6 +265,7 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
                 TaskInfo {
                     task_id: t.id.clone(),
                     name: t.id.clone(),
+                    executor_id: t.executor.clone().unwrap_or_default(),
                     command: Some(CommandInfo {
                         value: t.command.clone(),
                         ..Default::default()
@@ -287,10 +288,13 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
                 format!("sleep {run_s:.1}")
             };
             let command = crate::faults::large_command(scenario, seed, index, command);
+            let task_id = format!("task-{index:03}");
+            let executor_id = shared_executor(scenario, seed, index, &task_id);
             out.push((
                 TaskInfo {
-                    task_id: format!("task-{index:03}"),
-                    name: format!("task-{index:03}"),
+                    task_id: task_id.clone(),
+                    name: task_id,
+                    executor_id,
                     command: Some(CommandInfo {
                         value: command,
                         ..Default::default()
@@ -302,6 +306,44 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
         }
     }
     out
+}
+
+/// The executor id a generated task names: with the swarm's `shared_executor_fraction`,
+/// one of three ids of its framework (drawn from a stream of its own, so other draws stay
+/// as they were); otherwise none (a command executor named after the task).
+fn shared_executor(scenario: &Scenario, seed: u64, index: u32, task: &str) -> String {
+    let fraction = scenario
+        .swarm
+        .as_ref()
+        .map_or(0.0, |s| s.shared_executor_fraction);
+    if fraction <= 0.0 {
+        return String::new();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
+        seed,
+        &format!("shared-executor-{index}"),
+    ));
+    if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
+        return String::new();
+    }
+    let framework = framework_of(scenario, task);
+    format!("exec-{framework}-{}", rng.gen_range(0..3))
+}
+
+/// The executor id each task of the run runs on (a command executor is named after its
+/// task), by task id.
+pub fn executors_of_tasks(scenario: &Scenario, seed: u64) -> BTreeMap<String, String> {
+    tasks_for(scenario, seed)
+        .into_iter()
+        .map(|(task, _)| {
+            let executor = if task.executor_id.is_empty() {
+                task.task_id.clone()
+            } else {
+                task.executor_id.clone()
+            };
+            (task.task_id, executor)
+        })
+        .collect()
 }
 
 /// Which framework (1, 2, ...) submits a task: a listed task's `framework`; generated

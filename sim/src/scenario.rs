@@ -22,6 +22,9 @@
 //! command = "sleep 30"
 //! checkpoint = true         # the framework's checkpoint flag
 //! # framework = 2           # which framework submits it (default 1)
+//! # executor = "e1"         # executor id chosen by the framework (default: the task id);
+//! #                         # tasks naming one id share an executor, a later one
+//! #                         # relaunches it (docs/lifecycle-rules.md rules 8, 9)
 //!
 //! [[faults]]
 //! at_s = 10
@@ -78,6 +81,7 @@
 //! gc_delay_s = [10.0, 240.0]    # --gc_delay drawn per run
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
+//! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
 //!
 //! [swarm.per_minute]
 //! agent_crash = 1.0
@@ -321,6 +325,12 @@ pub struct TaskSpec {
     /// The framework that submits it (1, 2, ...).
     #[serde(default = "one")]
     pub framework: u32,
+    /// The executor id the framework names for it (docs/lifecycle-rules.md rules 8, 9):
+    /// tasks naming one id run on one executor, and a task naming the id of an executor
+    /// whose run completed launches a new run of it. Default: a command executor of its
+    /// own, named after the task.
+    #[serde(default)]
+    pub executor: Option<String>,
 }
 
 /// Tasks made from the seed.
@@ -610,6 +620,12 @@ pub struct Swarm {
     /// a size drawn up to just under the wire's frame maximum.
     #[serde(default)]
     pub large_task_fraction: f64,
+    /// Workload knob: each generated task names, with this probability, one of a few
+    /// executor ids of its framework (`exec-<framework>-<k>`, k < 3) instead of a command
+    /// executor of its own, so that executors run several tasks and ids are launched
+    /// again after their run completed (docs/lifecycle-rules.md rules 8, 9). Default 0.
+    #[serde(default)]
+    pub shared_executor_fraction: f64,
     /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]
@@ -636,7 +652,8 @@ pub struct Expect {
     /// Whether the agent kept its id through the run.
     #[serde(default)]
     pub same_agent_id: Option<bool>,
-    /// Executors (by task) that must have been reconnected after a restart.
+    /// Executors (by id; a command executor is named after its task) that must have
+    /// been reconnected after a restart.
     #[serde(default)]
     pub reconnected: Vec<String>,
     /// Whether the agent must exit on its own (cleanup, strict failure).
@@ -704,6 +721,31 @@ impl Scenario {
                     "task {} names framework {}, but there are {}",
                     task.id, task.framework, self.frameworks
                 ));
+            }
+            if let Some(executor) = &task.executor {
+                if executor.is_empty()
+                    || !executor
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                    || executor.starts_with('.')
+                {
+                    return Err(format!(
+                        "task {}: executor '{executor}' is not a usable executor id \
+                         (letters, digits, '-', '_', '.'; not starting with '.')",
+                        task.id
+                    ));
+                }
+                if let Some(other) = self.tasks.iter().find(|t| {
+                    t.id != task.id
+                        && t.framework != task.framework
+                        && t.executor.as_deref() == Some(executor.as_str())
+                }) {
+                    return Err(format!(
+                        "tasks {} and {} name executor '{executor}' from different frameworks \
+                         (an executor belongs to one framework)",
+                        task.id, other.id
+                    ));
+                }
             }
         }
         for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter())

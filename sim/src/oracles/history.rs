@@ -8,7 +8,8 @@
 //!   checkpoints: recovery then cuts the acknowledgements after the corrupt record and
 //!   replays what they acknowledged);
 //! - L14: an agent incarnation launches a command executor (named after its one task)
-//!   at most once, and never runs two processes of one executor id at the same time;
+//!   at most once, and never runs two processes of one executor id at the same time
+//!   (an id several tasks chose may run again once its run ended);
 //! - L15: an update from an agent id registered in boot `b` is never about an executor
 //!   whose processes were all started in earlier boots (no executor adopted across a
 //!   boot);
@@ -119,9 +120,17 @@ fn duplicates(history: &History, corruption_injected: bool) -> Vec<Violation> {
 
 /// L14.
 fn launches(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
-    let tasks: BTreeSet<String> = crate::cluster::tasks_for(scenario, observations.seed)
+    // Command executors: named after their one task. An executor id that tasks chose
+    // may run several times in one incarnation, one run after the other
+    // (docs/lifecycle-rules.md rule 8).
+    let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+        tasks_of.entry(executor).or_default().push(task);
+    }
+    let tasks: BTreeSet<String> = tasks_of
         .into_iter()
-        .map(|(task, _)| task.task_id)
+        .filter(|(executor, tasks)| tasks.len() == 1 && tasks[0] == *executor)
+        .map(|(executor, _)| executor)
         .collect();
     let mut by_incarnation: BTreeMap<(u32, u64, &str), Vec<&crate::history::ProcessRecord>> =
         BTreeMap::new();

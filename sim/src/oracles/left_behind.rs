@@ -38,18 +38,37 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     }
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
-    // Command executors are named after their task.
+    // The tasks of each executor id: those that named it, or the one a command executor
+    // is named after (docs/lifecycle-rules.md rule 8).
+    let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+        tasks_of.entry(executor).or_default().push(task);
+    }
     for executor in &observations.live_executors_at_end {
-        if observations.torn_down_tasks.contains(executor) {
+        let Some(tasks) = tasks_of.get(executor) else {
+            continue;
+        };
+        if tasks
+            .iter()
+            .any(|t| observations.torn_down_tasks.contains(t))
+        {
             continue;
         }
-        if let Some(state) = last.get(executor.as_str()).filter(|s| is_terminal(**s)) {
+        let ended: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| {
+                last.get(t.as_str())
+                    .filter(|s| is_terminal(**s))
+                    .map(|s| format!("{t} {}", s.as_str_name()))
+            })
+            .collect();
+        if ended.len() == tasks.len() {
             out.push(Violation {
                 time: end,
                 oracle: "left_behind",
                 message: format!(
-                    "executor {executor} is alive at the end though its task ended {}",
-                    state.as_str_name()
+                    "executor {executor} is alive at the end though its task(s) ended: {}",
+                    ended.join(", ")
                 ),
             });
         }
