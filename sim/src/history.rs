@@ -90,6 +90,9 @@ impl Delivery {
 pub enum ProcessEnd {
     /// Its code returned.
     Exited,
+    /// Its code returned because its agent stayed away past `recovery_timeout` (its exit
+    /// status says so; docs/lifecycle-rules.md rule 12).
+    GaveUp,
     /// It was signalled (killed).
     Killed,
     /// The machine lost power.

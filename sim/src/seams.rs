@@ -411,6 +411,14 @@ impl Processes for SimProcesses {
             .environment
             .get("REVENANT_SIM_BREAKAGE")
             .is_some_and(|b| b == "ignore_recovery_timeout");
+        // Test-only breakage (`revenant::breakage::Breakage::executor_gives_up_early`).
+        if spec
+            .environment
+            .get("REVENANT_SIM_BREAKAGE")
+            .is_some_and(|b| b == "give_up_early")
+        {
+            settings.recovery_timeout /= 10;
+        }
         // Test-only breakage (`revenant::breakage::Breakage::executor_panics`).
         let panics = spec
             .environment
@@ -432,7 +440,12 @@ impl Processes for SimProcesses {
                 let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);
-                crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+                let how = if exit == executor::ExecutorExit::RecoveryTimeout {
+                    crate::history::ProcessEnd::GaveUp
+                } else {
+                    crate::history::ProcessEnd::Exited
+                };
+                crate::history::process_ended(pid, how);
                 assert!(!panics, "breakage: the executor panics as it ends");
             },
             span,

@@ -1856,6 +1856,13 @@ impl Agent {
                 "ignore_recovery_timeout".to_owned(),
             );
         }
+        if self.config.breakage.executor_gives_up_early {
+            // Test-only, as above.
+            environment.insert(
+                "REVENANT_SIM_BREAKAGE".to_owned(),
+                "give_up_early".to_owned(),
+            );
+        }
         if self.config.breakage.executor_panics {
             // Test-only, as above.
             environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());

@@ -3,6 +3,7 @@
 //! violations it found, with the simulated time of the first evidence.
 
 pub mod delivery;
+pub mod executor_timers;
 pub mod expectations;
 pub mod history;
 pub mod leaked;
@@ -52,6 +53,7 @@ pub fn check_after(
     out.extend(history::check(scenario, trace, observations));
     out.extend(left_behind::check(scenario, observations));
     out.extend(leaked::check(scenario, observations));
+    out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }
