@@ -238,6 +238,7 @@ catalogue!(
     regression_update_resent_after_terminal_update,
     regression_updates_recovered_by_an_agent_then_removed,
     reliable_registration,
+    sandbox_creation_fails_task,
     removed_agent_updates_refused,
     replay_checkpointed_update_after_restart,
     reregister_pending_task,

@@ -415,6 +415,8 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     state: None,
                     agent: None,
                     framework: None,
+                    path: None,
+                    op: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -424,6 +426,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
         }
         let fixed = scenario.faults.len();
         crate::faults::weight_boundaries(scenario, seed, &mut schedule[fixed..]);
+        crate::disk_faults::aim_drawn(scenario, seed, &mut schedule[fixed..]);
         schedule.extend(crate::faults::swarm_extras(scenario, seed));
     }
     schedule.sort_by(|x, y| x.at_s.total_cmp(&y.at_s));
@@ -1624,24 +1627,15 @@ fn apply_fault(
                 .error
                 .clone()
                 .unwrap_or_else(|| ["eio", "enospc", "fsync"][rng.gen_range(0..3)].to_owned());
-            let rule = match error.as_str() {
-                "enospc" => crate::fs::Fault::new(crate::fs::FaultError::NoSpace)
-                    .on(crate::fs::OpSet::ALL)
-                    .times(count),
-                "fsync" => crate::fs::Fault::new(crate::fs::FaultError::Io)
-                    .on(crate::fs::Op::SyncFile)
-                    .times(count),
-                _ => crate::fs::Fault::new(crate::fs::FaultError::Io)
-                    .on(crate::fs::OpSet::ALL)
-                    .times(count),
-            };
+            // Aimed at a path or an operation kind, if the fault says so
+            // (docs/simulator-reach.md rule 11).
+            let (rule, description) =
+                crate::disk_faults::rule(fault, &error, count, &agent_work_dir(1));
             machine.fs.inject(rule);
             for machine in machines {
                 machine.disk_faulted.set(true);
             }
-            Some(format!(
-                "disk fails its next {count} operation(s) with {error}"
-            ))
+            Some(description)
         }
         FaultKind::Drop => arm_drop(fault, crate::drops::Action::Drop),
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),

@@ -82,6 +82,7 @@
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
 //! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
+//! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
 //!
 //! [swarm.per_minute]
 //! agent_crash = 1.0
@@ -351,7 +352,17 @@ pub struct GeneratedTasks {
     pub submit_within_s: f64,
 }
 
-/// The kinds of fault.
+/// The kinds of fault. A disk error may be aimed (docs/simulator-reach.md rule 11):
+///
+/// ```toml
+/// [[faults]]
+/// at_s = 20
+/// kind = "disk_error"
+/// ops = 2              # the next 2 matching operations fail
+/// error = "eio"        # or enospc, or fsync (file syncs only)
+/// path = "meta/slaves" # only under this prefix (relative to the work directory)
+/// op = "rename"        # only this kind (see crate::disk_faults::OP_NAMES)
+/// ```
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -386,7 +397,9 @@ pub enum FaultKind {
     /// Jump the agent machine's wall clock by `jump_s`.
     ClockJump,
     /// The agent machine's disk fails its next `ops` operations with `error` (`eio`,
-    /// `enospc`, or `fsync` for failed file syncs that make nothing durable).
+    /// `enospc`, or `fsync` for failed file syncs that make nothing durable); with
+    /// `path` and/or `op`, only the next `ops` operations under that prefix and of that
+    /// kind (docs/simulator-reach.md rule 11).
     DiskError,
     /// The next `count` (default 1) wire messages of kind `message` (`register_executor`,
     /// `status_update`, `run_task`, ... or `RegisterExecutor` style) are lost, optionally
@@ -497,6 +510,15 @@ pub struct FaultSpec {
     /// For framework teardowns: which framework (1, 2, ...).
     #[serde(default)]
     pub framework: Option<u32>,
+    /// For disk errors: only operations on paths under this prefix (relative to agent
+    /// 1's work directory, or absolute), e.g. `meta/slaves` or `slaves`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// For disk errors: only operations of this kind (`write`, `append`, `sync`,
+    /// `sync_dir`, `rename`, `remove`, `create_dir`, `read`, `list_dir`, ... or the groups
+    /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`).
+    #[serde(default)]
+    pub op: Option<String>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -579,6 +601,8 @@ impl FaultSpec {
             agent: None,
             on_agent: None,
             framework: None,
+            path: None,
+            op: None,
         }
     }
 }
@@ -626,6 +650,10 @@ pub struct Swarm {
     /// again after their run completed (docs/lifecycle-rules.md rules 8, 9). Default 0.
     #[serde(default)]
     pub shared_executor_fraction: f64,
+    /// Fault knob: this share of the disk errors the swarm draws is aimed at a path
+    /// prefix, an operation kind, or both (docs/simulator-reach.md rule 11). Default 0.
+    #[serde(default)]
+    pub aimed_disk_error_fraction: f64,
     /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]
@@ -876,21 +904,19 @@ impl Scenario {
                     fault.at_s
                 ));
             }
-            if fault.kind == FaultKind::DiskError
-                && !matches!(
-                    fault.error.as_deref(),
-                    None | Some("eio" | "enospc" | "fsync")
-                )
-            {
-                return Err(format!(
-                    "disk_error at {} s: error must be eio, enospc or fsync",
-                    fault.at_s
-                ));
-            }
+            crate::disk_faults::validate(fault)?;
         }
         if let Some(swarm) = &self.swarm {
             if !(0.0..=1.0).contains(&swarm.boundary_weight) {
                 return Err("swarm.boundary_weight must be in [0, 1]".into());
+            }
+            for (name, value) in [
+                ("shared_executor_fraction", swarm.shared_executor_fraction),
+                ("aimed_disk_error_fraction", swarm.aimed_disk_error_fraction),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(format!("swarm.{name} must be in [0, 1]"));
+                }
             }
             if !(0.0..=1.0).contains(&swarm.large_task_fraction) {
                 return Err("swarm.large_task_fraction must be in [0, 1]".into());
