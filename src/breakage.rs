@@ -66,6 +66,9 @@ pub struct Breakage {
     /// Recovery schedules an executor's earlier runs as it once did: their meta
     /// directory at once, their sandbox never (docs/lifecycle-rules.md rule 9).
     pub collect_old_runs_at_once: bool,
+    /// Launching a run leaves its executor's and framework's directories scheduled for
+    /// collection (docs/lifecycle-rules.md rule 4).
+    pub skip_unschedule_on_launch: bool,
     /// Executors give up on their agent after a tenth of `recovery_timeout`
     /// (docs/lifecycle-rules.md rule 12).
     pub executor_gives_up_early: bool,

@@ -70,3 +70,23 @@ fn task_for_a_terminating_executor_is_lost_and_the_old_run_completes() {
         "{broken:#?}"
     );
 }
+
+#[test]
+fn relaunching_an_executor_id_unschedules_its_directories() {
+    // Rule 4 (Mesos's GC unschedule case): e1's and its framework's directories are due
+    // while e1's second run (t3) is live; left scheduled, they are removed under it.
+    let scenario = "regression_task_for_terminating_executor.toml";
+    let broken = violations(
+        scenario,
+        Breakage {
+            skip_unschedule_on_launch: true,
+            ..Breakage::default()
+        },
+    );
+    assert!(
+        broken
+            .iter()
+            .any(|(oracle, message)| *oracle == "expectations" && message.contains("t3")),
+        "{broken:#?}"
+    );
+}

@@ -213,6 +213,9 @@ impl Agent {
         eid: &ExecutorId,
         container: &ContainerId,
     ) {
+        if self.config.breakage.skip_unschedule_on_launch {
+            return;
+        }
         let agent = self.agent_id();
         let run = RunPath {
             agent: &agent,
