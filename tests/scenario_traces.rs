@@ -227,6 +227,7 @@ catalogue!(
     regression_old_agent_collected,
     regression_old_agent_rescheduled_after_restart,
     regression_relaunched_executor_old_run_collected,
+    regression_shared_executor_ids_oracles,
     regression_shared_executor_reregistration_frame,
     regression_removed_agent_restarts,
     regression_resources_death_after_rename,

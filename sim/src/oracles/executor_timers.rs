@@ -3,8 +3,9 @@
 //! - rule 12 of docs/lifecycle-rules.md ("not early", oracle `not_early`): an executor
 //!   that exits because its agent stayed away did so no sooner than `recovery_timeout`
 //!   after it lost its agent: after the first "lost the agent" event of its own since it
-//!   last registered (or, without one, since that registration or its start); one
-//!   second of tolerance.
+//!   last registered (or that registration), or, if it never registered, after its
+//!   start (its first failed connection, which it does not log, counts); one second of
+//!   tolerance.
 //! - rule 13 ("registered in time", oracle `registration_timeout`): while the agent
 //!   incarnation that launched an executor stays up, the executor does not live past
 //!   `executor_registration_timeout` plus [`REGISTRATION_SLACK`] without having
@@ -108,15 +109,18 @@ fn not_early(
         let Some((gave_up, ProcessEnd::GaveUp)) = process.ended else {
             continue;
         };
-        // It had its agent when it last registered (or, never registered, from its
-        // start at the earliest); it lost it when it next saw its connection end.
-        let had_agent = registrations(trace, process)
+        let lost = match registrations(trace, process)
             .filter(|at| *at <= gave_up)
             .last()
-            .unwrap_or(process.started);
-        let lost = events(trace, process, "lost the agent")
-            .find(|at| *at >= had_agent)
-            .unwrap_or(had_agent);
+        {
+            // Registered: it lost its agent when it next saw its connection end.
+            Some(registered) => events(trace, process, "lost the agent")
+                .find(|at| *at >= registered)
+                .unwrap_or(registered),
+            // Never registered: its first failed connection counts, which it does not
+            // log; its start is the earliest that can be.
+            None => process.started,
+        };
         if gave_up + GIVE_UP_TOLERANCE >= lost + recovery_timeout {
             continue;
         }

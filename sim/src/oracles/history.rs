@@ -12,7 +12,8 @@
 //!   (an id several tasks chose may run again once its run ended);
 //! - L15: an update from an agent id registered in boot `b` is never about an executor
 //!   whose processes were all started in earlier boots (no executor adopted across a
-//!   boot);
+//!   boot); for an executor id that tasks chose, which may be launched again in a later
+//!   boot, only about a task that ran before boot `b` began;
 //! - L17: when the run ends with the agent running, every executor process alive that
 //!   ran a task (reported on one itself) has a task that is non-terminal as its
 //!   framework sees it (or a torn-down framework).
@@ -187,6 +188,13 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
             .map(|s| s.boot)
             .next_back()
     };
+    // When each task first reported on itself through its executor (it ran then).
+    let mut ran_at: BTreeMap<&str, Duration> = BTreeMap::new();
+    for delivery in &history.deliveries {
+        if delivery.made_by == "SOURCE_EXECUTOR" {
+            ran_at.entry(&delivery.task).or_insert(delivery.time);
+        }
+    }
     let mut out = Vec::new();
     let mut reported: BTreeSet<(&str, &str)> = BTreeSet::new();
     for delivery in &history.deliveries {
@@ -204,6 +212,23 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
         else {
             continue;
         };
+        // An executor id that tasks chose is used again across boots: only a task that
+        // ran before this boot began can have been adopted (docs/lifecycle-rules.md
+        // rule 8). A command executor is its task's alone.
+        if delivery.executor_id != delivery.task {
+            let boot_began = history
+                .agent_starts
+                .iter()
+                .filter(|s| s.agent == agent && s.boot == boot)
+                .map(|s| s.time)
+                .min();
+            let ran_before = ran_at
+                .get(delivery.task.as_str())
+                .is_some_and(|at| boot_began.is_some_and(|began| *at < began));
+            if !ran_before {
+                continue;
+            }
+        }
         let boots: BTreeSet<u64> = history
             .processes
             .iter()
