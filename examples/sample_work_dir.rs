@@ -17,7 +17,11 @@
 //!
 //! Every id and uuid is fixed, so two runs write the same bytes except for the boot id,
 //! which is this machine's (`/proc/sys/kernel/random/boot_id`, so that `inspect` without
-//! `--ignore-boot-id` recovers the agent).
+//! `--ignore-boot-id` recovers the agent), or the one given after the directory.
+//!
+//! It is also the generator of the format fixtures (`tests/fixtures/format-v1/`, checked
+//! by `tests/format_compat.rs`): `cargo run --example sample_work_dir --
+//! tests/fixtures/format-v1/sample 00000000-0000-4000-8000-000000000000`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -387,8 +391,8 @@ fn write_sample(work_dir: &Path, boot_id: String) {
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
-    let (Some(dir), None) = (args.next(), args.next()) else {
-        eprintln!("usage: cargo run --example sample_work_dir -- DIR");
+    let (Some(dir), given_boot_id, None) = (args.next(), args.next(), args.next()) else {
+        eprintln!("usage: cargo run --example sample_work_dir -- DIR [BOOT_ID]");
         return ExitCode::from(2);
     };
     let work_dir = PathBuf::from(dir);
@@ -401,7 +405,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let boot_id = match ProcBootId.boot_id() {
+    let boot_id = match given_boot_id.map(|id| id.to_string_lossy().into_owned()) {
+        Some(id) if !id.is_empty() => Ok(id),
+        _ => ProcBootId.boot_id(),
+    };
+    let boot_id = match boot_id {
         Ok(id) if !id.is_empty() => id,
         _ => {
             eprintln!("note: no boot id on this machine; using {FALLBACK_BOOT_ID}");

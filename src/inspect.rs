@@ -178,15 +178,18 @@ fn render_run(out: &mut String, run: &RunState) {
     }
 }
 
-fn render_task(out: &mut String, task: &TaskState) {
-    let latest = task
-        .latest_state()
+/// The state `inspect` shows for a task, the same in text and JSON: its latest
+/// checkpointed update's state; TASK_STAGING for a task whose info was checkpointed but
+/// that has no update yet (the agent launched it; nothing has been reported); `None` when
+/// not even the task's info is on disk.
+fn shown_state(task: &TaskState) -> Option<&'static str> {
+    task.latest_state()
         .map(state_name)
-        .unwrap_or(if task.info.is_some() {
-            "TASK_STAGING"
-        } else {
-            "unknown"
-        });
+        .or(task.info.is_some().then_some("TASK_STAGING"))
+}
+
+fn render_task(out: &mut String, task: &TaskState) {
+    let latest = shown_state(task).unwrap_or("unknown");
     let unacknowledged: Vec<&StatusUpdate> = task.unacknowledged().collect();
     let _ = writeln!(
         out,
@@ -255,7 +258,7 @@ pub fn render_json(work_dir: &Path, state: Option<&State>) -> Value {
                                         json!({
                                             "id": task.id.as_str(),
                                             "has_info": task.info.is_some(),
-                                            "latest_state": task.latest_state().map(state_name),
+                                            "latest_state": shown_state(task),
                                             "updates": task.updates.iter().map(update_json).collect::<Vec<_>>(),
                                             "acknowledged": task.acks.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
                                             "unacknowledged": task.unacknowledged().map(update_json).collect::<Vec<_>>(),

@@ -9,6 +9,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod cli_query;
+mod flag_checks;
+
 use clap::{ArgAction, Parser, Subcommand};
 use revenant::agent::{AgentConfig, RecoverMode};
 use revenant::duration::parse_duration;
@@ -184,7 +187,7 @@ enum Command {
         /// The framework whose tasks to list (as `submit` printed it).
         #[arg(long = "framework-id")]
         framework_id: String,
-        /// How long to wait for the master's answers.
+        /// How long to wait for each master's answer.
         #[arg(long, default_value = "2secs", value_parser = duration)]
         wait: Duration,
     },
@@ -245,34 +248,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     local.block_on(&runtime, future)
 }
 
-/// Collects the master's answers to an implicit reconciliation for a while.
-struct ListTasks {
-    wait: Duration,
-    registered_at: Option<tokio::time::Instant>,
-    states: BTreeMap<String, String>,
-}
-
-impl revenant::framework::Workload for ListTasks {
-    fn registered(&mut self, _framework_id: &str) -> Vec<TaskInfo> {
-        self.registered_at = Some(revenant::os::Clock::now(&revenant::os::real::SystemClock));
-        Vec::new()
-    }
-    fn update(&mut self, update: &StatusUpdate) {
-        let status = update.status.clone().unwrap_or_default();
-        self.states.insert(
-            status.task_id.clone(),
-            status.state().as_str_name().to_owned(),
-        );
-    }
-    fn done(&self) -> bool {
-        self.registered_at
-            .is_some_and(|at| at.elapsed() >= self.wait)
-    }
-    fn reconcile_on_registration(&self) -> bool {
-        true
-    }
-}
-
 /// Registers as the framework (failing its scheduler over) and tears it down.
 struct TearDown {
     started: tokio::time::Instant,
@@ -302,11 +277,15 @@ struct FollowOne {
     submitted: bool,
     done: bool,
     seen: std::collections::BTreeSet<Vec<u8>>,
+    framework_id: String,
+    /// The master removed the framework (torn down) before the task's end was seen.
+    removed: Option<String>,
 }
 
 impl revenant::framework::Workload for FollowOne {
     fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
         out!("framework {framework_id} registered");
+        self.framework_id = framework_id.to_owned();
         if self.submitted {
             return Vec::new();
         }
@@ -335,6 +314,9 @@ impl revenant::framework::Workload for FollowOne {
     }
     fn done(&self) -> bool {
         self.done
+    }
+    fn removed(&mut self, message: &str) {
+        self.removed = Some(message.to_owned());
     }
 }
 
@@ -457,6 +439,9 @@ fn main() -> ExitCode {
                 agent_reregister_timeout,
                 work_dir,
             };
+            for warning in flag_checks::master_warnings(&config) {
+                tracing::warn!("{warning}");
+            }
             match block_on(revenant::master::run(env, config, detector)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -489,31 +474,28 @@ fn main() -> ExitCode {
             framework_id,
             wait,
         } => {
-            let info = FrameworkInfo {
-                id: framework_id.clone(),
-                name: "revenant-tasks".into(),
-                checkpoint: true,
-                ..Default::default()
-            };
-            let mut workload = ListTasks {
-                wait,
-                registered_at: None,
-                states: BTreeMap::new(),
-            };
-            let masters = master.split(',').map(str::to_owned).collect();
-            block_on(revenant::framework::run(
-                Env::real(),
-                masters,
-                info,
-                &mut workload,
-            ));
-            if workload.states.is_empty() {
-                out!("framework {framework_id}: no tasks known to the master");
+            // Read-only: the leading master's /state, never a registration (which would
+            // fail the framework's running scheduler over).
+            let masters: Vec<String> = master.split(',').map(str::to_owned).collect();
+            match cli_query::framework_tasks(&masters, &framework_id, wait) {
+                Ok(None) => {
+                    out!("framework {framework_id}: not known to the master");
+                    ExitCode::SUCCESS
+                }
+                Ok(Some(tasks)) => {
+                    if tasks.is_empty() {
+                        out!("framework {framework_id}: no tasks known to the master");
+                    }
+                    for (task, state) in &tasks {
+                        out!("task {task} {state}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
             }
-            for (task, state) in &workload.states {
-                out!("task {task} {state}");
-            }
-            ExitCode::SUCCESS
         }
         Command::Teardown {
             master,
@@ -586,6 +568,8 @@ fn main() -> ExitCode {
                 submitted: false,
                 done: false,
                 seen: Default::default(),
+                framework_id: String::new(),
+                removed: None,
             };
             block_on(revenant::framework::run(
                 env,
@@ -593,7 +577,23 @@ fn main() -> ExitCode {
                 info,
                 &mut workload,
             ));
-            ExitCode::SUCCESS
+            match (&workload.removed, workload.done) {
+                // The task's fate: a framework the master removed has its tasks killed
+                // (docs/lifecycle-rules.md); this scheduler will hear nothing more of it.
+                (Some(message), false) => {
+                    out!(
+                        "task {} killed: framework {} was removed by the master ({message})",
+                        workload.task.task_id,
+                        workload.framework_id
+                    );
+                    eprintln!(
+                        "error: the framework was removed before task {} ended",
+                        workload.task.task_id
+                    );
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Command::Inspect {
             work_dir,

@@ -325,3 +325,31 @@ fn after_a_detected_reboot_neither_recovery_nor_inspect_finds_the_old_agent() {
     assert_eq!(value["agent"], Value::Null);
     assert_eq!(value["rebooted"], false);
 }
+
+/// A task the agent launched but that has no update yet: text and JSON give one answer
+/// (TASK_STAGING), as `docs/checkpoint-format.md` says of a task without updates.
+#[test]
+fn a_task_without_updates_is_staging_in_text_and_json() {
+    let fixture = Fixture::new();
+    let store = &fixture.store;
+    store.write_boot_id(BOOT_ID).unwrap();
+    store.write_agent_info(&agent_info()).unwrap();
+    store
+        .write_framework(&fixture.agent, &framework_info(), FRAMEWORK_PID)
+        .unwrap();
+    store
+        .write_executor(&fixture.agent, &executor_info())
+        .unwrap();
+    let run = fixture.run();
+    store.write_run(&run).unwrap();
+    store.write_task(&run, &task_info(TASK)).unwrap();
+    let text = report(&fixture, &["--ignore-boot-id"]);
+    assert!(
+        text.contains(&format!("task {TASK} TASK_STAGING: 0 update(s)")),
+        "{text}"
+    );
+    let value = json(&fixture, &["--ignore-boot-id"]);
+    let task = &value["agent"]["frameworks"][0]["executors"][0]["runs"][0]["tasks"][0];
+    assert_eq!(task["id"], TASK);
+    assert_eq!(task["latest_state"], "TASK_STAGING");
+}

@@ -832,7 +832,7 @@ fn state_and_metrics_endpoints_serve_operators() {
 #[test]
 fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() {
     let mut cluster = Cluster::new();
-    let (_, master) = cluster.master("master");
+    let (master_process, master) = cluster.master("master");
     let address = free_address();
     let work_dir = cluster.work_dir("work");
     let flags = agent_flags(&["--recovery-timeout", "15secs"]);
@@ -851,6 +851,31 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
         .expect("submit printed its framework id");
     let forked = cluster.wait_forked_pid(&work_dir, SHORT);
 
+    // `revenant tasks` reads the master's view without registering as the framework:
+    // the running scheduler is not failed over, and it lists the task.
+    let tasks = cluster.spawn(
+        "tasks",
+        &strings(&[
+            "tasks",
+            "--master",
+            &master,
+            "--framework-id",
+            &framework_id,
+        ]),
+    );
+    let status = cluster.wait_exit(tasks, SHORT);
+    assert!(
+        status.success(),
+        "tasks exited {status:?}:\n{}",
+        cluster.dump()
+    );
+    assert_eq!(cluster.stdout(tasks).trim(), "task t-teardown TASK_RUNNING");
+    assert!(
+        !cluster.log_has(master_process, "framework failed over"),
+        "a read-only query failed the scheduler over:\n{}",
+        cluster.log(master_process)
+    );
+
     cluster.kill9(agent);
     let teardown = cluster.spawn(
         "teardown",
@@ -868,9 +893,17 @@ fn framework_torn_down_while_the_agent_is_down_is_shut_down_on_reregistration() 
         "teardown exited {status:?}:\n{}",
         cluster.dump()
     );
-    // The scheduler that was following the task hears it was removed, and stops.
+    // The scheduler that was following the task hears it was removed, prints the task's
+    // fate and exits non-zero: the task did not run to its end.
     let status = cluster.wait_exit(submit, SHORT);
-    assert!(status.success(), "submit exited {status:?}");
+    assert_eq!(status.code(), Some(1), "submit exited {status:?}");
+    let printed = cluster.stdout(submit);
+    assert!(
+        printed.lines().any(|l| l.starts_with(&format!(
+            "task t-teardown killed: framework {framework_id} was removed by the master"
+        ))),
+        "{printed}"
+    );
     assert!(forked.process.alive(), "the executor died with the agent");
 
     let agent = cluster.agent("agent-2", &master, &address, &work_dir, &flags);

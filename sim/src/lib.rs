@@ -27,6 +27,7 @@ pub mod drops;
 pub mod faults;
 pub mod fs;
 pub mod history;
+pub mod junit;
 pub mod oracles;
 pub mod scenario;
 pub mod seams;

@@ -72,6 +72,21 @@ enum Command {
         /// scenario is named, every seed when some are).
         #[arg(long)]
         fixed_seeds: Option<u64>,
+        /// Also write a JUnit XML report here: one test case per scenario, each failed
+        /// run with its seed, oracle, messages and reproduce command.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Merge the JUnit reports of a sweep's shards (`sweep --shard K/N --junit FILE`)
+    /// into one. Exit 0 when every run in them held, 1 when one failed, 2 on a file that
+    /// is not such a report.
+    Merge {
+        /// The shards' reports.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report.
+        #[arg(long, short)]
+        output: PathBuf,
     },
     /// Run a fixed scenario once per filesystem operation of the agent: the agent dies
     /// there (and restarts), and, after each operation that changed the disk, the machine
@@ -113,6 +128,7 @@ fn main() -> ExitCode {
             swarm_only,
             all,
             fixed_seeds,
+            junit,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
@@ -174,6 +190,10 @@ fn main() -> ExitCode {
                     summary.nondeterministic.len()
                 );
                 print!("{}", sweep::coverage_table(&summary.coverage));
+                if let Some(junit) = &junit {
+                    revenant_sim::junit::write(junit, &revenant_sim::junit::results(&summary))?;
+                    println!("JUnit report written to {}", junit.display());
+                }
                 if !summary.failed.is_empty() {
                     println!("failures written to {}", out.display());
                 }
@@ -192,6 +212,31 @@ fn main() -> ExitCode {
             };
             match run() {
                 Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Merge { reports, output } => {
+            let merged = revenant_sim::junit::merge(&reports)
+                .and_then(|merged| revenant_sim::junit::write(&output, &merged).map(|()| merged));
+            match merged {
+                Ok(merged) => {
+                    let runs: u64 = merged.values().map(|r| r.runs).sum();
+                    let failed: usize = merged.values().map(|r| r.failures.len()).sum();
+                    println!(
+                        "{} report(s), {} scenario(s), {runs} runs, {failed} failed: written to {}",
+                        reports.len(),
+                        merged.len(),
+                        output.display()
+                    );
+                    if revenant_sim::junit::green(&merged) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
                 Err(error) => {
                     eprintln!("error: {error}");
                     ExitCode::from(2)

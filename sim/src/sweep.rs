@@ -73,6 +73,8 @@ pub struct Summary {
     pub nondeterministic: Vec<(PathBuf, u64)>,
     /// How many runs reached each coverage point (see [`coverage_table`]).
     pub coverage: BTreeMap<&'static str, usize>,
+    /// How many runs each scenario file had (for the JUnit report, `crate::junit`).
+    pub runs_per_scenario: BTreeMap<PathBuf, usize>,
 }
 
 /// Lists the scenario files to sweep: the arguments, or every scenario under
@@ -188,6 +190,12 @@ pub fn sweep(
         }
     }
     let total = work.len();
+    let mut runs_per_scenario: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    for (index, _) in &work {
+        *runs_per_scenario
+            .entry(scenarios[*index].0.clone())
+            .or_default() += 1;
+    }
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failed: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
@@ -272,6 +280,7 @@ pub fn sweep(
         determinism_checked: checked.into_inner(),
         nondeterministic: nondeterministic.into_inner().expect("lock"),
         coverage: coverage.into_inner().expect("lock"),
+        runs_per_scenario,
     })
 }
 

@@ -91,6 +91,12 @@ pub enum HeaderError {
     BadMagic,
     /// A format version this release does not know.
     UnsupportedVersion(u16),
+    /// Fewer bytes than a header, and not the start of the header this release writes
+    /// (which would be a crash right after creation): the bytes are not ours.
+    ShortHeader {
+        /// How many bytes the file holds.
+        length: usize,
+    },
     /// The file holds another kind of record.
     WrongKind {
         /// The kind the reader expected.
@@ -107,6 +113,10 @@ impl fmt::Display for HeaderError {
             HeaderError::UnsupportedVersion(version) => write!(
                 f,
                 "unsupported checkpoint format version {version} (this release reads version {FORMAT_VERSION})"
+            ),
+            HeaderError::ShortHeader { length } => write!(
+                f,
+                "file of {length} bytes is shorter than a checkpoint header ({FILE_HEADER_BYTES} bytes) and is not the start of one this release writes"
             ),
             HeaderError::WrongKind { expected, found } => write!(
                 f,
@@ -244,9 +254,9 @@ fn check_header(data: &[u8], kind: FileKind) -> Result<(), HeaderError> {
         return Err(HeaderError::BadMagic);
     }
     if data.len() < FILE_HEADER_BYTES {
-        // Magic present, rest of the header differs from what we write: a version or
-        // kind byte that is not ours.
-        return Err(HeaderError::UnsupportedVersion(u16::from(data[4])));
+        // Magic present but cut short, and (scan checked) not a prefix of our header: a
+        // version or kind byte that is not ours, with too few bytes to say which.
+        return Err(HeaderError::ShortHeader { length: data.len() });
     }
     let version = u16::from_le_bytes([data[4], data[5]]);
     if version != FORMAT_VERSION {
@@ -345,6 +355,28 @@ mod tests {
         assert!(error
             .to_string()
             .contains("unsupported checkpoint format version 9"));
+    }
+
+    #[test]
+    fn a_short_file_that_is_not_our_header_says_so() {
+        // Magic, then a version byte that is not ours, cut at 6 bytes: too short to read a
+        // version, and not the start of the header we write (issue: it was reported as
+        // "unsupported checkpoint format version 1 (this release reads version 1)").
+        let mut data = file_header(FileKind::TaskUpdates)[..6].to_vec();
+        data[5] = 7;
+        let error = scan(&data, FileKind::TaskUpdates).unwrap_err();
+        assert_eq!(error, HeaderError::ShortHeader { length: 6 });
+        let text = error.to_string();
+        assert!(
+            text.contains("6 bytes") && text.contains("shorter than a checkpoint header"),
+            "{text}"
+        );
+        // The start of our own header is a torn creation, not an error.
+        let ours = &file_header(FileKind::TaskUpdates)[..6];
+        assert!(matches!(
+            scan(ours, FileKind::TaskUpdates).unwrap().tail,
+            Tail::Torn { .. }
+        ));
     }
 
     #[test]
