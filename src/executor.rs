@@ -314,7 +314,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             Event::Wire(Incoming::Closed(id, reason)) => {
                 if agent.as_ref().is_some_and(|a| a.id() == id) {
                     agent = None;
-                    info!(executor = %executor_label, %reason, "lost the agent");
+                    info!(executor = %executor_label, run = %settings.container_id, %reason, "lost the agent");
                     if !settings.checkpoint {
                         return ExecutorExit::AgentGone;
                     }
@@ -328,7 +328,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 Body::ExecutorRegistered(_) => {
                     registered_once = true;
                     disconnected_since = None;
-                    info!(executor = %executor_label, "registered with agent");
+                    info!(executor = %executor_label, run = %settings.container_id, "registered with agent");
                     // Anything unacknowledged goes again (re-registration carried them too;
                     // duplicates are re-acknowledged by the agent).
                 }

@@ -434,6 +434,7 @@ impl Processes for SimProcesses {
         let exited = Rc::new(Cell::new(false));
         let done = exited.clone();
         let executor_id = settings.executor_id.clone();
+        let container = settings.container_id.clone();
         let span = tracing::Span::current();
         let handle = tokio::task::spawn_local(tracing::Instrument::instrument(
             async move {
@@ -451,7 +452,7 @@ impl Processes for SimProcesses {
             span,
         ));
         let id = ProcessId { pid, start_time };
-        crate::history::process_started(pid, &executor_id, self.owner);
+        crate::history::process_started(pid, &executor_id, &container, self.owner);
         self.table.borrow_mut().processes.insert(
             pid,
             SimProcess {

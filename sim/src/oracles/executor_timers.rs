@@ -39,6 +39,7 @@ fn events<'a>(
             e.role == "executor"
                 && e.message == message
                 && e.field("executor") == Some(process.executor_id.as_str())
+                && e.field("run") == Some(process.container.as_str())
                 && agent_of_host(&e.host) == Some(process.owner)
                 && e.time >= process.started
                 && e.time <= end
