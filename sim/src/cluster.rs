@@ -319,10 +319,8 @@ fn shared_executor(scenario: &Scenario, seed: u64, index: u32, task: &str) -> St
     if fraction <= 0.0 {
         return String::new();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
-        seed,
-        &format!("shared-executor-{index}"),
-    ));
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(derive_seed(seed, &format!("shared-executor-{index}")));
     if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
         return String::new();
     }

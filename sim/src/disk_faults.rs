@@ -178,7 +178,8 @@ pub fn aim_drawn(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
         .filter(|f| f.kind == FaultKind::DiskError)
         .enumerate()
     {
-        let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("aimed-disk-error-{index}")));
+        let mut rng =
+            StdRng::seed_from_u64(derive_seed(seed, &format!("aimed-disk-error-{index}")));
         if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
             continue;
         }

@@ -62,8 +62,9 @@ fn task_for_a_terminating_executor_is_lost_and_the_old_run_completes() {
         },
     );
     assert!(
-        broken.iter().any(|(oracle, message)| *oracle == "delivery"
-            && message.contains("task t1"))
+        broken
+            .iter()
+            .any(|(oracle, message)| *oracle == "delivery" && message.contains("task t1"))
             && broken
                 .iter()
                 .any(|(oracle, message)| *oracle == "expectations" && message.contains("t1")),
@@ -89,4 +90,66 @@ fn relaunching_an_executor_id_unschedules_its_directories() {
             .any(|(oracle, message)| *oracle == "expectations" && message.contains("t3")),
         "{broken:#?}"
     );
+}
+
+#[test]
+fn the_agent_machine_swarm_draws_shared_executors_and_aimed_disk_errors() {
+    // docs/simulator-reach.md rules 7 and 11: the default sweep's swarm gives executors
+    // several tasks, and aims some of its disk errors at a path or an operation kind.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios")
+        .join("swarm_agent_machine.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let (mut shared, mut aimed_path, mut aimed_op, mut plain) = (0, 0, 0, 0);
+    for seed in 0..100 {
+        let executors = cluster::executors_of_tasks(&scenario, seed);
+        let mut count = std::collections::BTreeMap::new();
+        for executor in executors.values() {
+            *count.entry(executor.clone()).or_insert(0) += 1;
+        }
+        shared += count.values().filter(|n| **n > 1).count();
+        for fault in cluster::schedule_for(&scenario, seed) {
+            if fault.kind != revenant_sim::scenario::FaultKind::DiskError {
+                continue;
+            }
+            match (&fault.path, &fault.op) {
+                (None, None) => plain += 1,
+                (path, op) => {
+                    aimed_path += usize::from(path.is_some());
+                    aimed_op += usize::from(op.is_some());
+                }
+            }
+        }
+    }
+    assert!(shared > 100, "{shared} executor ids with several tasks");
+    assert!(
+        aimed_path > 5 && aimed_op > 5 && plain > 5,
+        "aimed at a path {aimed_path}, at an op {aimed_op}, plain {plain}"
+    );
+}
+
+#[test]
+fn a_task_naming_a_bad_executor_id_is_refused_with_a_clear_error() {
+    let text = r#"
+        [[tasks]]
+        id = "t1"
+        executor = "../x"
+        command = "sleep 1"
+    "#;
+    let scenario: Scenario = toml::from_str(text).expect("parses");
+    let error = scenario.validate().expect_err("refused");
+    assert!(error.contains("executor '../x'"), "{error}");
+    let text = r#"
+        [[faults]]
+        at_s = 1
+        kind = "disk_error"
+        op = "frobnicate"
+        [[tasks]]
+        id = "t1"
+        command = "sleep 1"
+    "#;
+    let scenario: Scenario = toml::from_str(text).expect("parses");
+    let error = scenario.validate().expect_err("refused");
+    assert!(error.contains("unknown op 'frobnicate'"), "{error}");
 }

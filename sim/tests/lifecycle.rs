@@ -150,10 +150,17 @@ fn a_crash_in_the_middle_of_a_collection_never_leaks() {
     };
     let mut leaks_meta_first = 0;
     for ops in 1..30 {
-        assert_eq!(failing(ops, Breakage::default()), Vec::<&str>::new(), "ops {ops}");
+        assert_eq!(
+            failing(ops, Breakage::default()),
+            Vec::<&str>::new(),
+            "ops {ops}"
+        );
         if failing(ops, meta_first).contains(&"leaked") {
             leaks_meta_first += 1;
         }
     }
-    assert!(leaks_meta_first > 0, "no death leaked with meta removed first");
+    assert!(
+        leaks_meta_first > 0,
+        "no death leaked with meta removed first"
+    );
 }
