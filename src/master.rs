@@ -1212,6 +1212,20 @@ impl Master {
             executor_id: executor_id.clone(),
             state: proto::TaskState::TaskStaging as i32,
         };
+        // The executor id names a directory on the agent (docs/lifecycle-rules.md rule 8).
+        if executor_id == "." || executor_id == ".." || executor_id.contains(['/', '\0']) {
+            info!(framework = %framework, task = %task.task_id, executor = %executor_id, "task names an unusable executor id: refused");
+            let update = self.master_update(
+                &report,
+                proto::TaskState::TaskError,
+                TaskReason::ReasonTaskInvalid,
+                &format!(
+                    "Executor id '{executor_id}' cannot name a directory ('/', NUL, '.' and '..' are not allowed)"
+                ),
+            );
+            self.send_to_framework(&framework, update);
+            return;
+        }
         let Some(agent) = agent else {
             if self.pending_tasks.len() >= PENDING_TASKS_MAX {
                 info!(task = %task.task_id, "no agent to run the task and the queue is full: dropped");

@@ -153,3 +153,31 @@ fn a_task_naming_a_bad_executor_id_is_refused_with_a_clear_error() {
     let error = scenario.validate().expect_err("refused");
     assert!(error.contains("unknown op 'frobnicate'"), "{error}");
 }
+
+#[test]
+fn the_master_refuses_an_executor_id_that_cannot_name_a_directory() {
+    // Rule 8. The scenario format refuses such an id itself, so the run is built by hand.
+    let text = r#"
+        duration_s = 30
+        [[tasks]]
+        id = "t1"
+        command = "sleep 1"
+        [[tasks]]
+        id = "t2"
+        command = "sleep 1"
+    "#;
+    let mut scenario: Scenario = toml::from_str(text).expect("parses");
+    scenario.name = "bad_executor_id".into();
+    scenario.tasks[1].executor = Some("../escape".into());
+    let result = cluster::run(&scenario, 1, &RunOptions::default());
+    assert_eq!(result.violations, Vec::new());
+    let (state, reason) = &result.final_states["t2"];
+    assert_eq!(
+        (*state, reason.as_str()),
+        (revenant::proto::TaskState::TaskError, "REASON_TASK_INVALID")
+    );
+    assert_eq!(
+        result.final_states["t1"].0,
+        revenant::proto::TaskState::TaskFinished
+    );
+}
