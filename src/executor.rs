@@ -314,7 +314,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             Event::Wire(Incoming::Closed(id, reason)) => {
                 if agent.as_ref().is_some_and(|a| a.id() == id) {
                     agent = None;
-                    info!(executor = %executor_label, run = %settings.container_id, %reason, "lost the agent");
+                    info!(executor = %executor_label, %reason, "lost the agent");
                     if !settings.checkpoint {
                         return ExecutorExit::AgentGone;
                     }

@@ -26,11 +26,14 @@ const GIVE_UP_TOLERANCE: Duration = Duration::from_secs(1);
 /// Slack of rule 13: the agent's timer and the kill itself.
 pub const REGISTRATION_SLACK: Duration = Duration::from_secs(2);
 
-/// The times the executor process `process` logged `message` (its own events).
+/// The times an executor process of `process`'s id and agent logged `message` during
+/// `process`'s life; with `own_run`, only the lines naming `process`'s run (another
+/// process of the same id, launched by a later incarnation, may live at the same time).
 fn events<'a>(
     trace: &'a [TraceEvent],
     process: &'a ProcessRecord,
     message: &'a str,
+    own_run: bool,
 ) -> impl Iterator<Item = Duration> + 'a {
     let end = process.ended.map_or(Duration::MAX, |(at, _)| at);
     trace
@@ -39,7 +42,7 @@ fn events<'a>(
             e.role == "executor"
                 && e.message == message
                 && e.field("executor") == Some(process.executor_id.as_str())
-                && e.field("run") == Some(process.container.as_str())
+                && (!own_run || e.field("run") == Some(process.container.as_str()))
                 && agent_of_host(&e.host) == Some(process.owner)
                 && e.time >= process.started
                 && e.time <= end
@@ -52,7 +55,7 @@ fn registrations<'a>(
     trace: &'a [TraceEvent],
     process: &'a ProcessRecord,
 ) -> impl Iterator<Item = Duration> + 'a {
-    events(trace, process, "registered with agent")
+    events(trace, process, "registered with agent", true)
 }
 
 /// The times agent process `agent` ended, or may have ended, in order: its own exits,
@@ -114,8 +117,10 @@ fn not_early(
             .filter(|at| *at <= gave_up)
             .last()
         {
-            // Registered: it lost its agent when it next saw its connection end.
-            Some(registered) => events(trace, process, "lost the agent")
+            // Registered: it lost its agent when it next saw its connection end (its
+            // line does not name its run; the first such line of its id after its own
+            // registration is no later than its own).
+            Some(registered) => events(trace, process, "lost the agent", false)
                 .find(|at| *at >= registered)
                 .unwrap_or(registered),
             // Never registered: its first failed connection counts, which it does not
