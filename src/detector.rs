@@ -15,8 +15,8 @@
 //!
 //! A master that loses its lease (another master took it: this one was too slow to
 //! renew) forgets everything it knew and, should it win the lease again later, starts
-//! afresh from the registry, as a newly elected master does. A ZooKeeper detector is left
-//! for a later issue.
+//! afresh from the registry, as a newly elected master does. Masters on ZooKeeper use
+//! [`crate::coord::ZkContender`] instead (docs/zookeeper.md).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -39,6 +39,12 @@ pub trait Detector {
     fn leading(&self) -> bool;
     /// The leader's address as far as this master knows (empty if unknown).
     fn leader(&self) -> String;
+    /// This master's leadership epoch, sent with its registration answers so that
+    /// agents and frameworks refuse a deposed leader (docs/zookeeper.md Z6); 0 where
+    /// leadership has no epochs (standalone, lease).
+    fn epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// A master that always leads (one master at a fixed address).

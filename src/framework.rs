@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::os::Env;
 use crate::proto::envelope::Body;
@@ -87,6 +87,9 @@ pub async fn run(
     let mut next_reconcile = env.clock.now() + RECONCILE_INTERVAL;
     let mut connection = 0u64;
     let mut last_heard = env.clock.now();
+    // The highest leadership epoch a master registered this framework with
+    // (docs/zookeeper.md Z6).
+    let mut epoch_seen = 0u64;
     // Tasks submitted and not yet seen terminal: what explicit reconciliation asks about.
     let mut open_tasks: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // The connection a teardown was last sent on (sent again on a new connection).
@@ -214,7 +217,22 @@ pub async fn run(
                         }));
                     }
                 }
+                Body::FrameworkRegistered(message) if message.leader_epoch < epoch_seen => {
+                    // docs/zookeeper.md Z6: a deposed leader; look for the leader elsewhere.
+                    warn!(
+                        epoch = message.leader_epoch,
+                        seen = epoch_seen,
+                        "registration answer from a deposed leader (older epoch): refused"
+                    );
+                    if let Some(outbox) = master.take() {
+                        outbox.close();
+                    }
+                    index = (index + 1) % masters.len().max(1);
+                    address = masters.get(index).cloned().unwrap_or_default();
+                    next_connect = Some(env.clock.now() + Duration::from_secs(1));
+                }
                 Body::FrameworkRegistered(message) => {
+                    epoch_seen = message.leader_epoch;
                     last_heard = env.clock.now();
                     info!(framework = %message.framework_id, "framework registered");
                     info.id = message.framework_id.clone();

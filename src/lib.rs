@@ -14,6 +14,7 @@
 //! | [`agent`] | the agent: event loop, recovery, executor reconnection, status update manager, registration back-off, GC |
 //! | [`executor`] | the executor process: runs tasks, keeps updates until acknowledged, outlives the agent for `recovery_timeout` |
 //! | [`detector`] | leader detection for masters: standalone, or a lease contended for in a shared directory |
+//! | [`coord`] | the coordination seam (ZooKeeper): group membership, watches, versioned writes; the ZooKeeper contender and registry store |
 //! | [`registry`] | the master's durable registry of admitted and removed agents |
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
@@ -36,6 +37,7 @@ pub mod proto {
 }
 pub mod agent;
 pub mod breakage;
+pub mod coord;
 pub mod coverage;
 pub mod detector;
 pub mod duration;

@@ -72,7 +72,8 @@ fn resources(text: &str) -> Result<ResourceList, String> {
 enum Command {
     /// Run an agent.
     Agent {
-        /// Master address(es), comma-separated (`host:port,host:port`).
+        /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
+        /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
         master: String,
         /// The work directory (checkpoints under `meta/`, sandboxes under `slaves/`).
@@ -158,12 +159,20 @@ enum Command {
         /// The address other parties reach this master at (default: --listen).
         #[arg(long)]
         advertise: Option<String>,
+        /// Contend for leadership on ZooKeeper (`zk://host:2181,host:2181/path`) and keep
+        /// the registry there (docs/zookeeper.md), instead of a lease in --work-dir.
+        #[arg(long, conflicts_with = "work_dir")]
+        zk: Option<String>,
+        /// The ZooKeeper session timeout to ask for (with --zk).
+        #[arg(long = "zk-session-timeout", alias = "zk_session_timeout", default_value = "10secs", value_parser = duration)]
+        zk_session_timeout: Duration,
     },
     /// Run an executor (the agent launches this with its settings in the environment).
     Executor,
     /// Submit one command task as a framework and follow it to a terminal state.
     Submit {
-        /// Master address(es), comma-separated.
+        /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
+        /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
         master: String,
         /// The shell command to run.
@@ -181,7 +190,8 @@ enum Command {
     },
     /// List the tasks the master knows for a framework, with their latest states.
     Tasks {
-        /// Master address(es), comma-separated.
+        /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
+        /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
         master: String,
         /// The framework whose tasks to list (as `submit` printed it).
@@ -194,7 +204,8 @@ enum Command {
     /// Tear a framework down: the master kills its tasks, lists it as completed, and
     /// shuts it down on its agents (an agent that is away hears it when it comes back).
     Teardown {
-        /// Master address(es), comma-separated.
+        /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
+        /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
         master: String,
         /// The framework to tear down (as `submit` printed it).
@@ -320,6 +331,70 @@ impl revenant::framework::Workload for FollowOne {
     }
 }
 
+/// The masters a `--master` value names: addresses as given, or those the ZooKeeper
+/// group lists, the leader first (docs/zookeeper.md Z9).
+fn masters(value: &str) -> Result<Vec<String>, String> {
+    if !revenant::coord::ZkUrl::is_zk(value) {
+        return Ok(value.split(',').map(str::to_owned).collect());
+    }
+    let url = revenant::coord::ZkUrl::parse(value)?;
+    let coord = revenant::coord::zk::ZkCoordination::connect(
+        &url,
+        revenant::coord::zk::SESSION_TIMEOUT_DEFAULT,
+        Duration::from_secs(10),
+    )?;
+    revenant::coord::contender::master_addresses(&coord, &url)
+}
+
+/// [`masters`] for an agent, which waits for masters to appear rather than giving up.
+fn masters_waiting(value: &str) -> Result<Vec<String>, String> {
+    loop {
+        match masters(value) {
+            Ok(found) => return Ok(found),
+            Err(error) if error.starts_with("malformed") => return Err(error),
+            Err(error) => {
+                eprintln!("waiting for masters: {error}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Runs a master on ZooKeeper (docs/zookeeper.md).
+fn master_on_zookeeper(
+    env: Env,
+    zk: &str,
+    session_timeout: Duration,
+    address: String,
+    config: revenant::master::MasterConfig,
+) -> Result<(), String> {
+    use revenant::coord::{CoordRegistryStore, Coordination, ZkContender, ZkUrl};
+    let url = ZkUrl::parse(zk)?;
+    let coord = Rc::new(revenant::coord::zk::ZkCoordination::connect(
+        &url,
+        session_timeout,
+        session_timeout.max(Duration::from_secs(5)),
+    )?);
+    coord
+        .ensure_path(&url.path)
+        .map_err(|error| format!("cannot create {url}: {error}"))?;
+    let info = revenant::proto::MasterInfo {
+        address,
+        incarnation: env.random.next_u64(),
+    };
+    let contender = ZkContender::new(coord.clone(), env.clock.clone(), &url, &info);
+    let store = CoordRegistryStore::new(coord.clone(), url.registry_path(), contender.member());
+    let registry = revenant::registry::Registry::in_store(Box::new(store))
+        .map_err(|error| error.to_string())?;
+    block_on(revenant::master::run_with_registry(
+        env,
+        config,
+        Box::new(contender),
+        registry,
+    ))
+    .map_err(|error| error.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -357,11 +432,14 @@ fn main() -> ExitCode {
             let executable = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "revenant".into());
-            let mut config = AgentConfig::new(
-                master.split(',').map(str::to_owned).collect(),
-                listen,
-                work_dir,
-            );
+            let masters = match masters_waiting(&master) {
+                Ok(masters) => masters,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut config = AgentConfig::new(masters, listen, work_dir);
             config.recover = recover;
             config.strict = strict;
             config.recovery_timeout = recovery_timeout;
@@ -418,9 +496,28 @@ fn main() -> ExitCode {
             work_dir,
             leader_lease,
             advertise,
+            zk,
+            zk_session_timeout,
         } => {
             init_logging();
             let env = Env::real();
+            if let Some(zk) = zk {
+                let config = revenant::master::MasterConfig {
+                    listen: listen.clone(),
+                    agent_ping_timeout,
+                    max_agent_ping_timeouts,
+                    agent_reregister_timeout,
+                    work_dir: None,
+                };
+                let address = advertise.unwrap_or(listen);
+                return match master_on_zookeeper(env, &zk, zk_session_timeout, address, config) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let detector: Box<dyn revenant::master::Detector> = match &work_dir {
                 Some(dir) => Box::new(revenant::master::LeaseContender::new(
                     env.fs.clone(),
@@ -476,7 +573,13 @@ fn main() -> ExitCode {
         } => {
             // Read-only: the leading master's /state, never a registration (which would
             // fail the framework's running scheduler over).
-            let masters: Vec<String> = master.split(',').map(str::to_owned).collect();
+            let masters = match masters(&master) {
+                Ok(masters) => masters,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
             match cli_query::framework_tasks(&masters, &framework_id, wait) {
                 Ok(None) => {
                     out!("framework {framework_id}: not known to the master");
@@ -517,7 +620,13 @@ fn main() -> ExitCode {
                 timeout,
                 removed: None,
             };
-            let masters = master.split(',').map(str::to_owned).collect();
+            let masters = match masters(&master) {
+                Ok(masters) => masters,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
             block_on(revenant::framework::run(
                 Env::real(),
                 masters,
@@ -571,12 +680,14 @@ fn main() -> ExitCode {
                 framework_id: String::new(),
                 removed: None,
             };
-            block_on(revenant::framework::run(
-                env,
-                master.split(',').map(str::to_owned).collect(),
-                info,
-                &mut workload,
-            ));
+            let masters = match masters(&master) {
+                Ok(masters) => masters,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            block_on(revenant::framework::run(env, masters, info, &mut workload));
             match (&workload.removed, workload.done) {
                 // The task's fate: a framework the master removed has its tasks killed
                 // (docs/lifecycle-rules.md); this scheduler will hear nothing more of it.

@@ -129,6 +129,16 @@ pub async fn run(
         Some(dir) => Registry::open(env.fs.clone(), dir).map_err(std::io::Error::other)?,
         None => Registry::in_memory(),
     };
+    run_with_registry(env, config, detector, registry).await
+}
+
+/// Runs a master with a registry kept elsewhere (in ZooKeeper: docs/zookeeper.md Z7).
+pub async fn run_with_registry(
+    env: Env,
+    config: MasterConfig,
+    detector: Box<dyn Detector>,
+    registry: Registry,
+) -> std::io::Result<()> {
     let mut listener = env.net.listen(&config.listen).await?;
     info!(address = %config.listen, "master listening");
     let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
@@ -232,7 +242,9 @@ impl Master {
     }
 
     fn handle(&mut self, id: ConnectionId, body: Body) {
-        if !self.detector.leading() {
+        // Leading needs both: elected at a tick (the registry read, docs/zookeeper.md
+        // Z8) and still leading now (a session may be lost between ticks, Z4).
+        if !(self.leading && self.detector.leading()) {
             if let Some(outbox) = self.outbox(id) {
                 outbox.send(Body::NotLeader(proto::NotLeader {
                     leader: self.detector.leader(),
@@ -558,6 +570,7 @@ impl Master {
                 outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                     agent_id: id.to_string(),
                     reconciliations,
+                    leader_epoch: self.detector.epoch(),
                 }));
             }
             return;
@@ -599,6 +612,7 @@ impl Master {
             outbox.send(Body::AgentRegistered(proto::AgentRegistered {
                 agent_id: id.to_string(),
                 reconciliations: Vec::new(),
+                leader_epoch: self.detector.epoch(),
             }));
         }
         let reported_resources = reserved_of(&info);
@@ -753,6 +767,7 @@ impl Master {
             outbox.send(Body::AgentReregistered(proto::AgentReregistered {
                 agent_id: id.to_string(),
                 reconciliations,
+                leader_epoch: self.detector.epoch(),
             }));
             for (framework, task) in kills {
                 info!(agent = %id, task = %task, "re-sending a kill issued while the agent was away");
@@ -1124,6 +1139,7 @@ impl Master {
         if let Some(outbox) = &outbox {
             outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
                 framework_id: id.to_string(),
+                leader_epoch: self.detector.epoch(),
             }));
         }
         // A scheduler registering with the id of one still connected fails it over: the

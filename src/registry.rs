@@ -32,8 +32,25 @@ pub const TORN_DOWN_FRAMEWORKS_MAX: usize = 10_000;
 /// Where the registry lives, or nowhere (a master without a work directory keeps it in
 /// memory only).
 pub struct Registry {
-    store: Option<(Rc<dyn FileSystem>, PathBuf)>,
+    store: Option<Store>,
     state: RegistryMessage,
+}
+
+enum Store {
+    File(Rc<dyn FileSystem>, PathBuf),
+    Other(Box<dyn RegistryStore>),
+}
+
+/// A place other than a file that keeps the registry's encoded `Registry` message (the
+/// ZooKeeper node of docs/zookeeper.md Z7).
+pub trait RegistryStore {
+    /// What to name in errors.
+    fn name(&self) -> String;
+    /// Reads the registry (empty if there is none yet). A store that fences writers
+    /// claims the registry here for this master (docs/zookeeper.md Z8).
+    fn load(&mut self) -> Result<Vec<u8>, String>;
+    /// Replaces the registry; fails if another writer claimed it since the last load.
+    fn save(&mut self, payload: &[u8]) -> Result<(), String>;
 }
 
 /// A registry that could not be read or written; names the file.
@@ -65,7 +82,7 @@ impl Registry {
         fs.create_dir_all_durably(dir)
             .map_err(|e| error(format!("cannot create the directory: {e}")))?;
         let mut registry = Registry {
-            store: Some((fs, path.clone())),
+            store: Some(Store::File(fs, path.clone())),
             state: RegistryMessage::default(),
         };
         registry.reload()?;
@@ -75,8 +92,20 @@ impl Registry {
     /// Reads the file again (a newly elected master does, since another master may have
     /// changed it).
     pub fn reload(&mut self) -> Result<(), RegistryError> {
-        let Some((fs, path)) = &self.store else {
-            return Ok(());
+        let (fs, path) = match &mut self.store {
+            None => return Ok(()),
+            Some(Store::File(fs, path)) => (fs, path),
+            Some(Store::Other(store)) => {
+                let name = store.name();
+                let error = |message: String| RegistryError {
+                    path: PathBuf::from(&name),
+                    message,
+                };
+                let payload = store.load().map_err(error)?;
+                self.state = RegistryMessage::decode(payload.as_slice())
+                    .map_err(|e| error(format!("cannot decode: {e}")))?;
+                return Ok(());
+            }
         };
         let error = |message: String| RegistryError {
             path: path.clone(),
@@ -93,6 +122,16 @@ impl Registry {
             RegistryMessage::default()
         };
         Ok(())
+    }
+
+    /// The registry in another store, read from it.
+    pub fn in_store(store: Box<dyn RegistryStore>) -> Result<Registry, RegistryError> {
+        let mut registry = Registry {
+            store: Some(Store::Other(store)),
+            state: RegistryMessage::default(),
+        };
+        registry.reload()?;
+        Ok(registry)
     }
 
     /// The agents, in the order they were admitted.
@@ -183,12 +222,23 @@ impl Registry {
     }
 
     fn commit(&mut self, next: RegistryMessage) -> Result<(), RegistryError> {
-        if let Some((fs, path)) = &self.store {
-            fs.replace_atomically(path, &info_file(&next.encode_to_vec()))
-                .map_err(|e| RegistryError {
-                    path: path.clone(),
-                    message: format!("cannot write: {e}"),
-                })?;
+        match &mut self.store {
+            None => {}
+            Some(Store::File(fs, path)) => {
+                fs.replace_atomically(path, &info_file(&next.encode_to_vec()))
+                    .map_err(|e| RegistryError {
+                        path: path.clone(),
+                        message: format!("cannot write: {e}"),
+                    })?;
+            }
+            Some(Store::Other(store)) => {
+                store
+                    .save(&next.encode_to_vec())
+                    .map_err(|message| RegistryError {
+                        path: PathBuf::from(store.name()),
+                        message: format!("cannot write: {message}"),
+                    })?;
+            }
         }
         self.state = next;
         Ok(())

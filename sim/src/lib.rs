@@ -31,5 +31,6 @@ pub mod junit;
 pub mod oracles;
 pub mod scenario;
 pub mod seams;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;

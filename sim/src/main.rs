@@ -105,6 +105,18 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Shrink a recorded failure (a `.repro.toml` written by `sweep`) to the smallest
+    /// fixed schedule that still breaks the same oracle at the same seed, and write it as
+    /// a regression scenario. Exit 0 when written, 1 when the run cannot be shrunk (it
+    /// holds, or its schedule written out no longer fails), 2 on a bad file.
+    Shrink {
+        /// The reproduction file.
+        file: PathBuf,
+        /// Where to write the scenario (default:
+        /// `scenarios/regression_shrunk_<scenario>_seed<N>.toml`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Re-run a recorded failure (a `.repro.toml` written by `sweep`).
     Replay {
         /// The reproduction file.
@@ -287,23 +299,88 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file, trace } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
+        Command::Shrink { file, output } => {
+            let repro = match read_repro(&file) {
+                Ok(repro) => repro,
                 Err(error) => {
-                    eprintln!("error: {}: {error}", file.display());
+                    eprintln!("error: {error}");
                     return ExitCode::from(2);
                 }
             };
-            #[derive(serde::Deserialize)]
-            struct Repro {
-                scenario: PathBuf,
-                seed: u64,
+            let output = output.unwrap_or_else(|| {
+                let stem = repro
+                    .scenario
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                PathBuf::from("scenarios")
+                    .join(format!("regression_shrunk_{stem}_seed{}.toml", repro.seed))
+            });
+            if output.exists() {
+                eprintln!("error: {} exists; give another --output", output.display());
+                return ExitCode::from(2);
             }
-            let repro: Repro = match toml::from_str(&text) {
+            let mut progress = |line: &str| eprintln!("shrink: {line}");
+            let shrunk = match revenant_sim::shrink::shrink(
+                &repro.scenario,
+                repro.seed,
+                &RunOptions::default(),
+                &mut progress,
+            ) {
+                Ok(shrunk) => shrunk,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(error) = std::fs::write(&output, &shrunk.toml) {
+                eprintln!("error: {}: {error}", output.display());
+                return ExitCode::from(2);
+            }
+            // What is on disk must be what failed: read it back and run it once more.
+            let check = Scenario::load(&output).map(|scenario| {
+                cluster::run(&scenario, repro.seed, &RunOptions::default())
+                    .violations
+                    .iter()
+                    .any(|v| v.oracle == shrunk.oracle)
+            });
+            match check {
+                Ok(true) => {
+                    println!(
+                        "wrote {}: {} of {} fault(s) left, still breaks the {} oracle ({}); {} runs",
+                        output.display(),
+                        shrunk.faults_after,
+                        shrunk.faults_before,
+                        shrunk.oracle,
+                        shrunk.message.lines().next().unwrap_or_default(),
+                        shrunk.runs + 1
+                    );
+                    println!(
+                        "reproduce: cargo run --release -p revenant-sim -- run {} --seed {}",
+                        output.display(),
+                        repro.seed
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!(
+                        "error: {} as written no longer breaks the {} oracle (a field did not survive the round trip); left in place for a look",
+                        output.display(),
+                        shrunk.oracle
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(error) => {
+                    eprintln!("error: the written scenario does not load: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Replay { file, trace } => {
+            let repro = match read_repro(&file) {
                 Ok(repro) => repro,
                 Err(error) => {
-                    eprintln!("error: {}: {error}", file.display());
+                    eprintln!("error: {error}");
                     return ExitCode::from(2);
                 }
             };
@@ -317,6 +394,19 @@ fn main() -> ExitCode {
             check_determinism,
         } => run_one(path, seed, trace, check_determinism, recovery_trace),
     }
+}
+
+/// A reproduction file written by `sweep`: the scenario and the seed.
+#[derive(serde::Deserialize)]
+struct Repro {
+    scenario: PathBuf,
+    seed: u64,
+}
+
+fn read_repro(file: &std::path::Path) -> Result<Repro, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|error| format!("{}: {error}", file.display()))?;
+    toml::from_str(&text).map_err(|error| format!("{}: {error}", file.display()))
 }
 
 fn run_one(

@@ -102,7 +102,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -330,7 +330,7 @@ pub struct TaskSpec {
     /// tasks naming one id run on one executor, and a task naming the id of an executor
     /// whose run completed launches a new run of it. Default: a command executor of its
     /// own, named after the task.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
 }
 
@@ -363,7 +363,7 @@ pub struct GeneratedTasks {
 /// path = "meta/slaves" # only under this prefix (relative to the work directory)
 /// op = "rename"        # only this kind (see crate::disk_faults::OP_NAMES)
 /// ```
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The agent process dies (restarts after `restart_after_s`).
@@ -449,7 +449,7 @@ pub enum FaultKind {
 }
 
 /// One scheduled fault.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// When, seconds.
@@ -457,72 +457,72 @@ pub struct FaultSpec {
     /// What.
     pub kind: FaultKind,
     /// Restart after this long (crashes and reboots).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_after_s: Option<f64>,
     /// For `agent_crash_at_write`: die at the N-th filesystem operation from now.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<u64>,
     /// For partitions and delays.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
     /// For partitions: the two hosts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a: Option<String>,
     /// For partitions: the two hosts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub b: Option<String>,
     /// For delays.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ms: Option<u64>,
     /// For clock jumps.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump_s: Option<f64>,
     /// For executor crashes: which task's executor.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     /// For disk errors: `eio`, `enospc` or `fsync`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For drops: the message kind.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// For drops: the sending host.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// For drops: the receiving host.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// For drops: how many matching messages (default 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// For drops of status updates: the update's state (`TASK_RUNNING`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// For crashes and reboots: the restarted agent's flags (fields left out keep their
     /// value), e.g. `agent = { resources = "cpus:2;mem:512" }`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<RestartFlags>,
     /// For agent process faults (`agent_crash`, `agent_crash_at_write`,
     /// `agent_unregister`, `wipe_framework_meta`) when `agents` > 1: which agent process,
     /// `2` or `"all"` (default 1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_agent: Option<AgentTarget>,
     /// For framework teardowns: which framework (1, 2, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framework: Option<u32>,
     /// For disk errors: only operations on paths under this prefix (relative to agent
     /// 1's work directory, or absolute), e.g. `meta/slaves` or `slaves`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// For disk errors: only operations of this kind (`write`, `append`, `sync`,
     /// `sync_dir`, `rename`, `remove`, `create_dir`, `read`, `list_dir`, ... or the groups
     /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged, expecting = "an agent number (1, 2, ...) or \"all\"")]
 pub enum AgentTarget {
     /// Agent k (1, 2, ...).
@@ -608,14 +608,14 @@ impl FaultSpec {
 }
 
 /// Agent flags a crash or reboot may change for the incarnations after it.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartFlags {
     /// `--resources` (`name:value` or `name(role):value`, `;`-separated).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<String>,
     /// `--recover`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<String>,
 }
 

@@ -319,6 +319,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         master: None,
         master_connecting: false,
         master_index: 0,
+        leader_epoch_seen: 0,
         master_address: config.masters.first().cloned().unwrap_or_default(),
         next_connect_at: None,
         registered: false,
@@ -385,6 +386,9 @@ struct Agent {
     master: Option<Outbox>,
     master_connecting: bool,
     master_index: usize,
+    /// The highest leadership epoch a master registered this agent with
+    /// (docs/zookeeper.md Z6).
+    leader_epoch_seen: u64,
     master_address: String,
     next_connect_at: Option<Instant>,
     registered: bool,
@@ -1121,6 +1125,25 @@ impl Agent {
         self.register_at = Some(self.now() + delay);
     }
 
+    /// docs/zookeeper.md Z6: a registration answer from a master whose leadership epoch
+    /// is older than one already seen comes from a deposed leader. It is refused, and
+    /// the agent looks for the leader elsewhere.
+    fn deposed_leader(&mut self, epoch: u64) -> bool {
+        if epoch < self.leader_epoch_seen {
+            warn!(
+                epoch,
+                seen = self.leader_epoch_seen,
+                master = %self.master_address,
+                "registration answer from a deposed leader (older epoch): refused"
+            );
+            self.master_lost();
+            self.next_master();
+            return true;
+        }
+        self.leader_epoch_seen = epoch;
+        false
+    }
+
     fn master_lost(&mut self) {
         self.master = None;
         self.registered = false;
@@ -1521,9 +1544,15 @@ impl Agent {
     fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
         match body {
             Body::AgentRegistered(message) => {
+                if self.deposed_leader(message.leader_epoch) {
+                    return Ok(None);
+                }
                 self.registered_with(message.agent_id, message.reconciliations)?
             }
             Body::AgentReregistered(message) => {
+                if self.deposed_leader(message.leader_epoch) {
+                    return Ok(None);
+                }
                 self.registered_with(message.agent_id, message.reconciliations)?
             }
             Body::NotLeader(message) => {
