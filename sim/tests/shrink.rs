@@ -48,6 +48,7 @@ fn a_reboot_failure_shrinks_to_a_few_faults_and_still_fails() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("regression_shrunk.toml");
+    #[allow(clippy::disallowed_methods)] // a test's temporary file, outside any simulation
     std::fs::write(&file, &shrunk.toml).unwrap();
     let written = Scenario::load(&file).expect("the shrunk scenario loads");
     assert!(
