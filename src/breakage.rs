@@ -66,4 +66,17 @@ pub struct Breakage {
     /// is answered only once `agent_reregister_timeout` has passed since its election,
     /// even when no agent is awaited (docs/lifecycle-rules.md rule 13).
     pub master_waits_to_reconcile_unknown_tasks: bool,
+    /// A task for an executor id whose run is terminating replaces that run in the
+    /// agent's map with a new one (as it once did), instead of ending TASK_LOST
+    /// (docs/lifecycle-rules.md rule 14).
+    pub relaunch_over_terminated_executor: bool,
+    /// Recovery schedules an executor's earlier runs as it once did: their meta
+    /// directory at once, their sandbox never (docs/lifecycle-rules.md rule 15).
+    pub collect_old_runs_at_once: bool,
+    /// Launching a run leaves its executor's and framework's directories scheduled for
+    /// collection (docs/lifecycle-rules.md rule 4).
+    pub skip_unschedule_on_launch: bool,
+    /// Executors give up on their agent after a tenth of `recovery_timeout`
+    /// (docs/lifecycle-rules.md rule 16).
+    pub executor_gives_up_early: bool,
 }

@@ -74,6 +74,10 @@ mod counting {
         // runs and garbage collection
         "agent_executor_run_completed",
         "agent_garbage_collected",
+        // executor ids chosen by the framework (docs/lifecycle-rules.md rules 4, 14, 15)
+        "agent_task_for_terminated_executor_lost",
+        "agent_old_run_rescheduled",
+        "agent_unscheduled_for_launch",
         "agent_left_cluster",
         // src/master.rs
         "master_registration_retry_answered",

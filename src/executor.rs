@@ -181,7 +181,16 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 executor_id: settings.executor_id.clone(),
                 container_id: settings.container_id.clone(),
                 updates: unacknowledged.clone(),
-                tasks: task_infos.values().cloned().collect(),
+                // Each task by id and resources, without its command: the agent keeps
+                // the whole task in its checkpoint, and the tasks of an executor that
+                // runs several must fit one frame (docs/lifecycle-rules.md rule 14).
+                tasks: task_infos
+                    .values()
+                    .map(|task| TaskInfo {
+                        command: None,
+                        ..task.clone()
+                    })
+                    .collect(),
             })
         } else {
             Body::RegisterExecutor(proto::RegisterExecutor {
@@ -319,7 +328,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 Body::ExecutorRegistered(_) => {
                     registered_once = true;
                     disconnected_since = None;
-                    info!(executor = %executor_label, "registered with agent");
+                    info!(executor = %executor_label, run = %settings.container_id, "registered with agent");
                     // Anything unacknowledged goes again (re-registration carried them too;
                     // duplicates are re-acknowledged by the agent).
                 }

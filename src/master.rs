@@ -1323,12 +1323,33 @@ impl Master {
                     .is_some_and(|a| a.phase == AgentPhase::Connected)
             })
         };
+        // The executor the framework named, or a command executor of its own named after
+        // the task (docs/lifecycle-rules.md rule 14).
+        let executor_id = if task.executor_id.is_empty() {
+            task.task_id.clone()
+        } else {
+            task.executor_id.clone()
+        };
         let report = TaskReport {
             task_id: task.task_id.clone(),
             framework_id: framework.to_string(),
-            executor_id: task.task_id.clone(),
+            executor_id: executor_id.clone(),
             state: proto::TaskState::TaskStaging as i32,
         };
+        // The executor id names a directory on the agent (docs/lifecycle-rules.md rule 14).
+        if executor_id == "." || executor_id == ".." || executor_id.contains(['/', '\0']) {
+            info!(framework = %framework, task = %task.task_id, executor = %executor_id, "task names an unusable executor id: refused");
+            let update = self.master_update(
+                &report,
+                proto::TaskState::TaskError,
+                TaskReason::ReasonTaskInvalid,
+                &format!(
+                    "Executor id '{executor_id}' cannot name a directory ('/', NUL, '.' and '..' are not allowed)"
+                ),
+            );
+            self.send_to_framework(&framework, update);
+            return;
+        }
         let Some(agent) = agent else {
             if self.pending_tasks.len() >= PENDING_TASKS_MAX {
                 info!(task = %task.task_id, "no agent to run the task and the queue is full: dropped");
@@ -1347,12 +1368,15 @@ impl Master {
         };
         task.agent_id = agent.to_string();
         task.framework_id = framework.to_string();
-        // Command tasks get a command executor of their own, named after the task.
-        task.executor_id = task.task_id.clone();
+        task.executor_id = executor_id.clone();
         let executor = ExecutorInfo {
-            executor_id: task.task_id.clone(),
+            name: if executor_id == task.task_id {
+                format!("command executor for {}", task.task_id)
+            } else {
+                format!("executor {executor_id}")
+            },
+            executor_id,
             framework_id: framework.to_string(),
-            name: format!("command executor for {}", task.task_id),
             command: None,
             resources: Vec::new(),
         };

@@ -132,7 +132,7 @@ pub struct Observations {
     pub left_frameworks: BTreeMap<u32, Duration>,
     /// Tasks of frameworks gone for good other than by a teardown: their scheduler left
     /// for good, or the master told it the framework was removed
-    /// (docs/lifecycle-rules.md rule 12).
+    /// (docs/lifecycle-rules.md rule 16).
     pub gone_tasks: BTreeSet<String>,
     /// Whether an agent incarnation was running when the run ended.
     pub agent_running_at_end: bool,
@@ -150,7 +150,7 @@ pub struct Observations {
 impl Observations {
     /// Whether `task` belongs to a framework that is gone for good: torn down, left for
     /// good, or removed by the master. Nobody is left to hear how such a task ends
-    /// (docs/lifecycle-rules.md rule 12).
+    /// (docs/lifecycle-rules.md rule 16).
     pub fn framework_gone(&self, task: &str) -> bool {
         self.torn_down_tasks.contains(task) || self.gone_tasks.contains(task)
     }
@@ -295,6 +295,7 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
                 TaskInfo {
                     task_id: t.id.clone(),
                     name: t.id.clone(),
+                    executor_id: t.executor.clone().unwrap_or_default(),
                     command: Some(CommandInfo {
                         value: t.command.clone(),
                         ..Default::default()
@@ -317,10 +318,13 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
                 format!("sleep {run_s:.1}")
             };
             let command = crate::faults::large_command(scenario, seed, index, command);
+            let task_id = format!("task-{index:03}");
+            let executor_id = shared_executor(scenario, seed, index, &task_id);
             out.push((
                 TaskInfo {
-                    task_id: format!("task-{index:03}"),
-                    name: format!("task-{index:03}"),
+                    task_id: task_id.clone(),
+                    name: task_id,
+                    executor_id,
                     command: Some(CommandInfo {
                         value: command,
                         ..Default::default()
@@ -332,6 +336,42 @@ pub fn tasks_for(scenario: &Scenario, seed: u64) -> Vec<(TaskInfo, Duration)> {
         }
     }
     out
+}
+
+/// The executor id a generated task names: with the swarm's `shared_executor_fraction`,
+/// one of three ids of its framework (drawn from a stream of its own, so other draws stay
+/// as they were); otherwise none (a command executor named after the task).
+fn shared_executor(scenario: &Scenario, seed: u64, index: u32, task: &str) -> String {
+    let fraction = scenario
+        .swarm
+        .as_ref()
+        .map_or(0.0, |s| s.shared_executor_fraction);
+    if fraction <= 0.0 {
+        return String::new();
+    }
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(derive_seed(seed, &format!("shared-executor-{index}")));
+    if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
+        return String::new();
+    }
+    let framework = framework_of(scenario, task);
+    format!("exec-{framework}-{}", rng.gen_range(0..3))
+}
+
+/// The executor id each task of the run runs on (a command executor is named after its
+/// task), by task id.
+pub fn executors_of_tasks(scenario: &Scenario, seed: u64) -> BTreeMap<String, String> {
+    tasks_for(scenario, seed)
+        .into_iter()
+        .map(|(task, _)| {
+            let executor = if task.executor_id.is_empty() {
+                task.task_id.clone()
+            } else {
+                task.executor_id.clone()
+            };
+            (task.task_id, executor)
+        })
+        .collect()
 }
 
 /// Which framework (1, 2, ...) submits a task: a listed task's `framework`; generated
@@ -403,6 +443,8 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     state: None,
                     agent: None,
                     framework: None,
+                    path: None,
+                    op: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -412,6 +454,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
         }
         let fixed = scenario.faults.len();
         crate::faults::weight_boundaries(scenario, seed, &mut schedule[fixed..]);
+        crate::disk_faults::aim_drawn(scenario, seed, &mut schedule[fixed..]);
         schedule.extend(crate::faults::swarm_extras(scenario, seed));
     }
     schedule.sort_by(|x, y| x.at_s.total_cmp(&y.at_s));
@@ -1695,24 +1738,15 @@ fn apply_fault(
                 .error
                 .clone()
                 .unwrap_or_else(|| ["eio", "enospc", "fsync"][rng.gen_range(0..3)].to_owned());
-            let rule = match error.as_str() {
-                "enospc" => crate::fs::Fault::new(crate::fs::FaultError::NoSpace)
-                    .on(crate::fs::OpSet::ALL)
-                    .times(count),
-                "fsync" => crate::fs::Fault::new(crate::fs::FaultError::Io)
-                    .on(crate::fs::Op::SyncFile)
-                    .times(count),
-                _ => crate::fs::Fault::new(crate::fs::FaultError::Io)
-                    .on(crate::fs::OpSet::ALL)
-                    .times(count),
-            };
+            // Aimed at a path or an operation kind, if the fault says so
+            // (docs/simulator-reach.md rule 11).
+            let (rule, description) =
+                crate::disk_faults::rule(fault, &error, count, &agent_work_dir(1));
             machine.fs.inject(rule);
             for machine in machines {
                 machine.disk_faulted.set(true);
             }
-            Some(format!(
-                "disk fails its next {count} operation(s) with {error}"
-            ))
+            Some(description)
         }
         FaultKind::Drop => arm_drop(fault, crate::drops::Action::Drop),
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),

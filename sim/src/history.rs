@@ -90,6 +90,9 @@ impl Delivery {
 pub enum ProcessEnd {
     /// Its code returned.
     Exited,
+    /// Its code returned because its agent stayed away past `recovery_timeout` (its exit
+    /// status says so; docs/lifecycle-rules.md rule 16).
+    GaveUp,
     /// It was signalled (killed).
     Killed,
     /// The machine lost power.
@@ -105,6 +108,8 @@ pub struct ProcessRecord {
     pub pid: u32,
     /// The executor it runs.
     pub executor_id: String,
+    /// The run (container id) it was launched for.
+    pub container: String,
     /// The agent process (1, 2, ...) that launched it.
     pub owner: u32,
     /// That agent process's incarnation (1, 2, ...) when it launched it.
@@ -255,7 +260,7 @@ pub fn final_resources(agent: u32, resources: Option<String>) {
 }
 
 /// The process table started an executor process for agent process `owner`.
-pub fn process_started(pid: u32, executor_id: &str, owner: u32) {
+pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32) {
     let time = now();
     with(|history| {
         let incarnation = history.incarnations.get(&owner).copied().unwrap_or(0);
@@ -264,6 +269,7 @@ pub fn process_started(pid: u32, executor_id: &str, owner: u32) {
             started: time,
             pid,
             executor_id: executor_id.to_owned(),
+            container: container.to_owned(),
             owner,
             incarnation,
             boot,

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | [`fs`] | the simulated filesystem with crash states and fault injection |
 //! | [`faults`] | fault kinds and workload knobs added after the first swarms, their swarm draws, timer boundaries, operator damage |
+//! | [`disk_faults`] | disk errors aimed at a path prefix or an operation kind, and their swarm draws |
 //! | [`drops`] | targeted message drops: a frame-aware filter on every simulated connection |
 //! | [`seams`] | simulated clock, network, processes, boot id, randomness; a filesystem handle that kills its process at an exact operation |
 //! | [`scenario`] | the scenario file format |
@@ -21,6 +22,7 @@
 pub mod cluster;
 pub mod crash_points;
 pub mod decision;
+pub mod disk_faults;
 pub mod drops;
 pub mod durability;
 pub mod faults;

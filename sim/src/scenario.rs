@@ -22,6 +22,9 @@
 //! command = "sleep 30"
 //! checkpoint = true         # the framework's checkpoint flag
 //! # framework = 2           # which framework submits it (default 1)
+//! # executor = "e1"         # executor id chosen by the framework (default: the task id);
+//! #                         # tasks naming one id share an executor, a later one
+//! #                         # relaunches it (docs/lifecycle-rules.md rules 14, 15)
 //!
 //! [[faults]]
 //! at_s = 10
@@ -103,6 +106,8 @@
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
 //! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
+//! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
+//! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
 //!
 //! [swarm.per_minute]
 //! agent_crash = 1.0
@@ -192,7 +197,7 @@ pub struct Scenario {
     pub reservations: Vec<ReservationSpec>,
     /// The `failover_timeout` every framework registers with, seconds: how long the
     /// master keeps a disconnected framework before it removes it
-    /// (docs/lifecycle-rules.md rule 8).
+    /// (docs/lifecycle-rules.md rule 14).
     #[serde(default = "framework_failover_timeout")]
     pub framework_failover_timeout_s: f64,
     /// Explicit and implicit reconciliations a framework asks the master for.
@@ -375,6 +380,12 @@ pub struct TaskSpec {
     /// The framework that submits it (1, 2, ...).
     #[serde(default = "one")]
     pub framework: u32,
+    /// The executor id the framework names for it (docs/lifecycle-rules.md rules 14, 15):
+    /// tasks naming one id run on one executor, and a task naming the id of an executor
+    /// whose run completed launches a new run of it. Default: a command executor of its
+    /// own, named after the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 /// Tasks made from the seed.
@@ -395,7 +406,17 @@ pub struct GeneratedTasks {
     pub submit_within_s: f64,
 }
 
-/// The kinds of fault.
+/// The kinds of fault. A disk error may be aimed (docs/simulator-reach.md rule 11):
+///
+/// ```toml
+/// [[faults]]
+/// at_s = 20
+/// kind = "disk_error"
+/// ops = 2              # the next 2 matching operations fail
+/// error = "eio"        # or enospc, or fsync (file syncs only)
+/// path = "meta/slaves" # only under this prefix (relative to the work directory)
+/// op = "rename"        # only this kind (see crate::disk_faults::OP_NAMES)
+/// ```
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -430,7 +451,9 @@ pub enum FaultKind {
     /// Jump the agent machine's wall clock by `jump_s`.
     ClockJump,
     /// The agent machine's disk fails its next `ops` operations with `error` (`eio`,
-    /// `enospc`, or `fsync` for failed file syncs that make nothing durable).
+    /// `enospc`, or `fsync` for failed file syncs that make nothing durable); with
+    /// `path` and/or `op`, only the next `ops` operations under that prefix and of that
+    /// kind (docs/simulator-reach.md rule 11).
     DiskError,
     /// The next `count` (default 1) wire messages of kind `message` (`register_executor`,
     /// `status_update`, `run_task`, ... or `RegisterExecutor` style) are lost, optionally
@@ -545,6 +568,15 @@ pub struct FaultSpec {
     /// For framework teardowns: which framework (1, 2, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framework: Option<u32>,
+    /// For disk errors: only operations on paths under this prefix (relative to agent
+    /// 1's work directory, or absolute), e.g. `meta/slaves` or `slaves`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For disk errors: only operations of this kind (`write`, `append`, `sync`,
+    /// `sync_dir`, `rename`, `remove`, `create_dir`, `read`, `list_dir`, ... or the groups
+    /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -637,6 +669,8 @@ impl FaultSpec {
             agent: None,
             on_agent: None,
             framework: None,
+            path: None,
+            op: None,
         }
     }
 }
@@ -678,6 +712,16 @@ pub struct Swarm {
     /// a size drawn up to just under the wire's frame maximum.
     #[serde(default)]
     pub large_task_fraction: f64,
+    /// Workload knob: each generated task names, with this probability, one of a few
+    /// executor ids of its framework (`exec-<framework>-<k>`, k < 3) instead of a command
+    /// executor of its own, so that executors run several tasks and ids are launched
+    /// again after their run completed (docs/lifecycle-rules.md rules 14, 15). Default 0.
+    #[serde(default)]
+    pub shared_executor_fraction: f64,
+    /// Fault knob: this share of the disk errors the swarm draws is aimed at a path
+    /// prefix, an operation kind, or both (docs/simulator-reach.md rule 11). Default 0.
+    #[serde(default)]
+    pub aimed_disk_error_fraction: f64,
     /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]
@@ -708,7 +752,8 @@ pub struct Expect {
     /// Whether the agent kept its id through the run.
     #[serde(default)]
     pub same_agent_id: Option<bool>,
-    /// Executors (by task) that must have been reconnected after a restart.
+    /// Executors (by id; a command executor is named after its task) that must have
+    /// been reconnected after a restart.
     #[serde(default)]
     pub reconnected: Vec<String>,
     /// Whether the agent must exit on its own (cleanup, strict failure).
@@ -781,6 +826,31 @@ impl Scenario {
                     "task {} names framework {}, but there are {}",
                     task.id, task.framework, self.frameworks
                 ));
+            }
+            if let Some(executor) = &task.executor {
+                if executor.is_empty()
+                    || !executor
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                    || executor.starts_with('.')
+                {
+                    return Err(format!(
+                        "task {}: executor '{executor}' is not a usable executor id \
+                         (letters, digits, '-', '_', '.'; not starting with '.')",
+                        task.id
+                    ));
+                }
+                if let Some(other) = self.tasks.iter().find(|t| {
+                    t.id != task.id
+                        && t.framework != task.framework
+                        && t.executor.as_deref() == Some(executor.as_str())
+                }) {
+                    return Err(format!(
+                        "tasks {} and {} name executor '{executor}' from different frameworks \
+                         (an executor belongs to one framework)",
+                        task.id, other.id
+                    ));
+                }
             }
         }
         for recover in std::iter::once(&self.agent.recover).chain(self.agent.restart_recover.iter())
@@ -945,21 +1015,19 @@ impl Scenario {
                     fault.at_s
                 ));
             }
-            if fault.kind == FaultKind::DiskError
-                && !matches!(
-                    fault.error.as_deref(),
-                    None | Some("eio" | "enospc" | "fsync")
-                )
-            {
-                return Err(format!(
-                    "disk_error at {} s: error must be eio, enospc or fsync",
-                    fault.at_s
-                ));
-            }
+            crate::disk_faults::validate(fault)?;
         }
         if let Some(swarm) = &self.swarm {
             if !(0.0..=1.0).contains(&swarm.boundary_weight) {
                 return Err("swarm.boundary_weight must be in [0, 1]".into());
+            }
+            for (name, value) in [
+                ("shared_executor_fraction", swarm.shared_executor_fraction),
+                ("aimed_disk_error_fraction", swarm.aimed_disk_error_fraction),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(format!("swarm.{name} must be in [0, 1]"));
+                }
             }
             if !(0.0..=1.0).contains(&swarm.large_task_fraction) {
                 return Err("swarm.large_task_fraction must be in [0, 1]".into());

@@ -411,6 +411,14 @@ impl Processes for SimProcesses {
             .environment
             .get("REVENANT_SIM_BREAKAGE")
             .is_some_and(|b| b == "ignore_recovery_timeout");
+        // Test-only breakage (`revenant::breakage::Breakage::executor_gives_up_early`).
+        if spec
+            .environment
+            .get("REVENANT_SIM_BREAKAGE")
+            .is_some_and(|b| b == "give_up_early")
+        {
+            settings.recovery_timeout /= 10;
+        }
         // Test-only breakage (`revenant::breakage::Breakage::executor_panics`).
         let panics = spec
             .environment
@@ -426,19 +434,25 @@ impl Processes for SimProcesses {
         let exited = Rc::new(Cell::new(false));
         let done = exited.clone();
         let executor_id = settings.executor_id.clone();
+        let container = settings.container_id.clone();
         let span = tracing::Span::current();
         let handle = tokio::task::spawn_local(tracing::Instrument::instrument(
             async move {
                 let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);
-                crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+                let how = if exit == executor::ExecutorExit::RecoveryTimeout {
+                    crate::history::ProcessEnd::GaveUp
+                } else {
+                    crate::history::ProcessEnd::Exited
+                };
+                crate::history::process_ended(pid, how);
                 assert!(!panics, "breakage: the executor panics as it ends");
             },
             span,
         ));
         let id = ProcessId { pid, start_time };
-        crate::history::process_started(pid, &executor_id, self.owner);
+        crate::history::process_started(pid, &executor_id, &container, self.owner);
         self.table.borrow_mut().processes.insert(
             pid,
             SimProcess {

@@ -153,3 +153,57 @@ fn new_master_answers_reconciliation_of_an_unknown_task_at_once() {
     );
     assert_eq!(broken, vec!["expectations"]);
 }
+
+#[test]
+fn a_crash_in_the_middle_of_a_collection_never_leaks() {
+    // Item 5 of issue 10 (docs/lifecycle-rules.md rules 5, 6): the agent dies inside a
+    // collection pass. The scenario's own death lands after t1's run sandbox is removed
+    // and before its meta directory; the pass finishes after the restart. Moved to every
+    // operation of the pass, the death never leaks with sandboxes removed first; with
+    // paths removed in order (meta first) some death leaves a sandbox nothing records.
+    let scenario = "regression_crash_mid_collection.toml";
+    assert_eq!(
+        oracles_failing(scenario, Breakage::default()),
+        Vec::<&str>::new()
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios")
+        .join(scenario);
+    let base = Scenario::load(&path).expect("scenario parses");
+    let failing = |ops: u64, breakage: Breakage| -> Vec<&'static str> {
+        let mut scenario = base.clone();
+        scenario.faults[0].ops = Some(ops);
+        cluster::run(
+            &scenario,
+            1,
+            &RunOptions {
+                breakage,
+                ..RunOptions::default()
+            },
+        )
+        .violations
+        .iter()
+        .map(|v| v.oracle)
+        .collect()
+    };
+    let meta_first = Breakage {
+        remove_meta_first: true,
+        ..Breakage::default()
+    };
+    let mut leaks_meta_first = 0;
+    for ops in 1..30 {
+        assert_eq!(
+            failing(ops, Breakage::default()),
+            Vec::<&str>::new(),
+            "ops {ops}"
+        );
+        if failing(ops, meta_first).contains(&"leaked") {
+            leaks_meta_first += 1;
+        }
+    }
+    assert!(
+        leaks_meta_first > 0,
+        "no death leaked with meta removed first"
+    );
+}

@@ -95,6 +95,37 @@ fn recovery_timeout_catches_executors_that_wait_forever() {
 }
 
 #[test]
+fn not_early_catches_executors_that_give_up_before_recovery_timeout() {
+    // docs/lifecycle-rules.md rule 16.
+    let breakage = Breakage {
+        executor_gives_up_early: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "executor_gives_up_after_recovery_timeout.toml",
+        breakage,
+        "not_early",
+        3,
+    );
+    assert_caught("swarm_agent_machine.toml", breakage, "not_early", 100);
+}
+
+#[test]
+fn registration_timeout_catches_an_executor_left_unregistered_while_the_agent_runs() {
+    // docs/lifecycle-rules.md rule 17.
+    let breakage = Breakage {
+        keep_idle_unregistered_executors: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "regression_executor_registration_timeout.toml",
+        breakage,
+        "registration_timeout",
+        3,
+    );
+}
+
+#[test]
 fn strict_recovery_catches_non_atomic_checkpoints() {
     let breakage = Breakage {
         non_atomic_checkpoints: true,

@@ -131,6 +131,34 @@ impl Agent {
         }
     }
 
+    /// Rules 5 and 9: a run that is not its executor's latest is complete (only the
+    /// latest run can be live); its directories (meta and sandbox) are scheduled again
+    /// with what is left of their `gc_delay`. Its executor's are not: the latest run
+    /// lives there, or schedules them itself.
+    pub(super) fn reschedule_old_run(
+        &mut self,
+        agent: &AgentId,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        container: &ContainerId,
+    ) {
+        let run = RunPath {
+            agent,
+            framework: fid,
+            executor: eid,
+            container,
+        };
+        if self.config.breakage.collect_old_runs_at_once {
+            // Test-only: the old behaviour (meta only, at once).
+            self.schedule_gc(self.paths.run(&run), Duration::ZERO);
+            return;
+        }
+        crate::coverage::point!("agent_old_run_rescheduled");
+        let [run_sandbox, _, _] = sandbox_dirs(&self.config.work_dir, &run);
+        self.schedule_aged(run_sandbox);
+        self.schedule_aged(self.paths.run(&run));
+    }
+
     /// Rules 3 and 5: a framework whose every executor recovery found completed is
     /// complete: its directories (meta and sandbox) are scheduled again, aged.
     pub(super) fn reschedule_completed_framework(&mut self, agent: &AgentId, fid: &FrameworkId) {
@@ -185,6 +213,9 @@ impl Agent {
         eid: &ExecutorId,
         container: &ContainerId,
     ) {
+        if self.config.breakage.skip_unschedule_on_launch {
+            return;
+        }
         let agent = self.agent_id();
         let run = RunPath {
             agent: &agent,
@@ -201,6 +232,7 @@ impl Agent {
             .cloned()
             .collect();
         for path in scheduled {
+            crate::coverage::point!("agent_unscheduled_for_launch");
             info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "unscheduled from garbage collection");
             self.gc.remove(&path);
         }

@@ -1,5 +1,6 @@
 //! Executor lifecycle around launch: the registration timeout (docs/lifecycle-rules.md
-//! rule 1) and the destruction of an unregistered executor left with no task (rule 2).
+//! rule 1), the destruction of an unregistered executor left with no task (rule 2) and
+//! tasks for an executor id whose run is terminating (rule 14).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::{Agent, AgentError, ExecutorPhase};
-use crate::ids::{ExecutorId, FrameworkId};
+use crate::ids::{ExecutorId, FrameworkId, TaskId};
 use crate::os::Signal;
 use crate::proto::{self, TaskReason};
 
@@ -87,6 +88,41 @@ impl Agent {
             TaskReason::ReasonTaskKilledDuringLaunch,
             "Executor destroyed: no task left",
         )
+    }
+
+    /// Rule 8: whether a run of executor `eid` has ended (or is being shut down) and
+    /// waits for the terminal updates of its tasks to be acknowledged before it
+    /// completes. A task for such an executor id is not launched.
+    pub(super) fn executor_terminating(&self, fid: &FrameworkId, eid: &ExecutorId) -> bool {
+        if self.config.breakage.relaunch_over_terminated_executor {
+            return false;
+        }
+        self.frameworks
+            .get(fid)
+            .and_then(|f| f.executors.get(eid))
+            .is_some_and(|e| e.phase == ExecutorPhase::Terminated || e.kill_at.is_some())
+    }
+
+    /// Rule 8: a task for an executor id whose run is terminating ends TASK_LOST,
+    /// REASON_EXECUTOR_TERMINATED, at once; nothing of it is checkpointed (the agent
+    /// never held it: after a restart the master reconciles it).
+    pub(super) fn refuse_task_for_terminated_executor(
+        &mut self,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        tid: &TaskId,
+    ) -> Result<(), AgentError> {
+        crate::coverage::point!("agent_task_for_terminated_executor_lost");
+        info!(target: "revenant::agent", framework = %fid, executor = %eid, task = %tid, "task for an executor that is terminating: lost");
+        let update = self.make_update(
+            fid,
+            eid,
+            tid,
+            proto::TaskState::TaskLost,
+            TaskReason::ReasonExecutorTerminated,
+            "Executor terminating",
+        );
+        self.accept_update(fid, update, false)
     }
 
     /// Kills an executor's process, if it has one and it is alive.

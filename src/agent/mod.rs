@@ -645,13 +645,10 @@ impl Agent {
                     continue;
                 };
                 for old_run in executor_state.runs.keys().filter(|id| **id != latest_run) {
-                    let run = RunPath {
-                        agent: &agent.id,
-                        framework: &fid,
-                        executor: &eid,
-                        container: old_run,
-                    };
-                    self.schedule_gc(self.paths.run(&run), Duration::ZERO);
+                    // Only the latest run can be live: earlier ones completed, and their
+                    // directories, meta and sandbox, are scheduled with what is left of
+                    // their gc_delay (docs/lifecycle-rules.md rules 5, 9).
+                    self.reschedule_old_run(&agent.id, &fid, &eid, old_run);
                 }
                 let run_state = &executor_state.runs[&latest_run];
                 if run_state.completed {
@@ -1730,6 +1727,12 @@ impl Agent {
             info!(framework = %fid, task = %tid, "run_task for a framework being shut down: dropped");
             return Ok(());
         }
+        if self.executor_terminating(&fid, &eid) {
+            // docs/lifecycle-rules.md rule 14: a run of this executor id has ended and is
+            // still waiting for its tasks' terminal updates to be acknowledged; a new run
+            // is launched only once it completed.
+            return self.refuse_task_for_terminated_executor(&fid, &eid, &tid);
+        }
         let checkpoint = framework_info.checkpoint && self.config.checkpoint;
         let agent = self.agent_id();
         if !self.frameworks.contains_key(&fid) {
@@ -1880,6 +1883,13 @@ impl Agent {
             environment.insert(
                 "REVENANT_SIM_BREAKAGE".to_owned(),
                 "ignore_recovery_timeout".to_owned(),
+            );
+        }
+        if self.config.breakage.executor_gives_up_early {
+            // Test-only, as above.
+            environment.insert(
+                "REVENANT_SIM_BREAKAGE".to_owned(),
+                "give_up_early".to_owned(),
             );
         }
         if self.config.breakage.executor_panics {

@@ -8,10 +8,12 @@
 //!   checkpoints: recovery then cuts the acknowledgements after the corrupt record and
 //!   replays what they acknowledged);
 //! - L14: an agent incarnation launches a command executor (named after its one task)
-//!   at most once, and never runs two processes of one executor id at the same time;
+//!   at most once, and never runs two processes of one executor id at the same time
+//!   (an id several tasks chose may run again once its run ended);
 //! - L15: an update from an agent id registered in boot `b` is never about an executor
 //!   whose processes were all started in earlier boots (no executor adopted across a
-//!   boot);
+//!   boot); for an executor id that tasks chose, which may be launched again in a later
+//!   boot, only about a task that ran before boot `b` began;
 //! - L17: when the run ends with the agent running, every executor process alive that
 //!   ran a task (reported on one itself) has a task that is non-terminal as its
 //!   framework sees it (or a torn-down framework).
@@ -119,9 +121,17 @@ fn duplicates(history: &History, corruption_injected: bool) -> Vec<Violation> {
 
 /// L14.
 fn launches(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
-    let tasks: BTreeSet<String> = crate::cluster::tasks_for(scenario, observations.seed)
+    // Command executors: named after their one task. An executor id that tasks chose
+    // may run several times in one incarnation, one run after the other
+    // (docs/lifecycle-rules.md rule 14).
+    let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+        tasks_of.entry(executor).or_default().push(task);
+    }
+    let tasks: BTreeSet<String> = tasks_of
         .into_iter()
-        .map(|(task, _)| task.task_id)
+        .filter(|(executor, tasks)| tasks.len() == 1 && tasks[0] == *executor)
+        .map(|(executor, _)| executor)
         .collect();
     let mut by_incarnation: BTreeMap<(u32, u64, &str), Vec<&crate::history::ProcessRecord>> =
         BTreeMap::new();
@@ -178,6 +188,13 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
             .map(|s| s.boot)
             .next_back()
     };
+    // When each task first reported on itself through its executor (it ran then).
+    let mut ran_at: BTreeMap<&str, Duration> = BTreeMap::new();
+    for delivery in &history.deliveries {
+        if delivery.made_by == "SOURCE_EXECUTOR" {
+            ran_at.entry(&delivery.task).or_insert(delivery.time);
+        }
+    }
     let mut out = Vec::new();
     let mut reported: BTreeSet<(&str, &str)> = BTreeSet::new();
     for delivery in &history.deliveries {
@@ -195,6 +212,23 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
         else {
             continue;
         };
+        // An executor id that tasks chose is used again across boots: only a task that
+        // ran before this boot began can have been adopted (docs/lifecycle-rules.md
+        // rule 14). A command executor is its task's alone.
+        if delivery.executor_id != delivery.task {
+            let boot_began = history
+                .agent_starts
+                .iter()
+                .filter(|s| s.agent == agent && s.boot == boot)
+                .map(|s| s.time)
+                .min();
+            let ran_before = ran_at
+                .get(delivery.task.as_str())
+                .is_some_and(|at| boot_began.is_some_and(|began| *at < began));
+            if !ran_before {
+                continue;
+            }
+        }
         let boots: BTreeSet<u64> = history
             .processes
             .iter()

@@ -38,18 +38,36 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     }
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
-    // Command executors are named after their task.
+    // The tasks of each executor id: those that named it, or the one a command executor
+    // is named after (docs/lifecycle-rules.md rule 14).
+    let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+        tasks_of.entry(executor).or_default().push(task);
+    }
     for executor in &observations.live_executors_at_end {
-        if observations.framework_gone(executor) {
+        let Some(tasks) = tasks_of.get(executor) else {
+            continue;
+        };
+        // Tasks of a framework gone for good (docs/lifecycle-rules.md rule 12) are not
+        // judged here: the failover oracle judges their executors.
+        if tasks.iter().any(|t| observations.framework_gone(t)) {
             continue;
         }
-        if let Some(state) = last.get(executor.as_str()).filter(|s| is_terminal(**s)) {
+        let ended: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| {
+                last.get(t.as_str())
+                    .filter(|s| is_terminal(**s))
+                    .map(|s| format!("{t} {}", s.as_str_name()))
+            })
+            .collect();
+        if ended.len() == tasks.len() {
             out.push(Violation {
                 time: end,
                 oracle: "left_behind",
                 message: format!(
-                    "executor {executor} is alive at the end though its task ended {}",
-                    state.as_str_name()
+                    "executor {executor} is alive at the end though its task(s) ended: {}",
+                    ended.join(", ")
                 ),
             });
         }

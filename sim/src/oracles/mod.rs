@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod durability;
+pub mod executor_timers;
 pub mod expectations;
 pub mod failover;
 pub mod history;
@@ -56,6 +57,7 @@ pub fn check_after(
     out.extend(history::check(scenario, trace, observations));
     out.extend(left_behind::check(scenario, observations));
     out.extend(leaked::check(scenario, observations));
+    out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

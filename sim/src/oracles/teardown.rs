@@ -22,19 +22,26 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     }
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
     for (task, _) in crate::cluster::tasks_for(scenario, observations.seed) {
         let framework = crate::cluster::framework_of(scenario, &task.task_id);
         if !observations.removed_frameworks.contains(&framework) {
             continue;
         }
-        // Command executors are named after their task.
-        if observations.live_executors_at_end.contains(&task.task_id) {
+        // The executor the framework named, or a command executor named after the task.
+        let executor = if task.executor_id.is_empty() {
+            &task.task_id
+        } else {
+            &task.executor_id
+        };
+        if observations.live_executors_at_end.contains(executor)
+            && reported.insert(executor.clone())
+        {
             out.push(Violation {
                 time: end,
                 oracle: "teardown",
                 message: format!(
-                    "executor {} of framework {framework}, torn down at {:?}, is still alive at the end",
-                    task.task_id,
+                    "executor {executor} of framework {framework}, torn down at {:?}, is still alive at the end",
                     observations.torn_down.get(&framework).copied().unwrap_or_default()
                 ),
             });

@@ -1,0 +1,196 @@
+//! Disk errors aimed at a path or an operation kind (docs/simulator-reach.md rule 11):
+//! a `disk_error` fault may name `path` (a prefix, relative to agent 1's work directory
+//! or absolute) and `op` (an operation kind, or a group of them), so that it fails the
+//! next `ops` operations that match instead of the next `ops` operations of any kind
+//! anywhere. A swarm with `aimed_disk_error_fraction` aims that share of the disk errors
+//! it draws, from a random stream of its own (so nothing else it draws changes).
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::fs::{Fault, FaultError, Op, OpSet};
+use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::seams::derive_seed;
+
+/// The operation kinds (and groups) an aimed disk error may name.
+pub const OP_NAMES: &[&str] = &[
+    "read",
+    "write",
+    "append",
+    "truncate",
+    "sync",
+    "sync_dir",
+    "create_dir",
+    "rename",
+    "symlink",
+    "read_link",
+    "list_dir",
+    "remove",
+    "remove_file",
+    "remove_dir_all",
+    "modified",
+    "touch",
+    "disk_usage",
+    "lock",
+    "writes",
+    "syncs",
+    "mutations",
+];
+
+/// The operations `name` stands for (`sync` is a file sync, `remove` both removals,
+/// `writes` write, append and truncate, `syncs` both syncs, `mutations` every change).
+pub fn op_set(name: &str) -> Option<OpSet> {
+    Some(match name {
+        "read" => Op::Read.into(),
+        "write" => Op::Write.into(),
+        "append" => Op::Append.into(),
+        "truncate" => Op::Truncate.into(),
+        "sync" | "sync_file" => Op::SyncFile.into(),
+        "sync_dir" => Op::SyncDir.into(),
+        "create_dir" => Op::CreateDir.into(),
+        "rename" => Op::Rename.into(),
+        "symlink" => Op::Symlink.into(),
+        "read_link" => Op::ReadLink.into(),
+        "list_dir" => Op::ListDir.into(),
+        "remove" => OpSet::of(&[Op::RemoveFile, Op::RemoveDirAll]),
+        "remove_file" => Op::RemoveFile.into(),
+        "remove_dir_all" => Op::RemoveDirAll.into(),
+        "modified" => Op::Modified.into(),
+        "touch" => Op::Touch.into(),
+        "disk_usage" => Op::DiskUsage.into(),
+        "lock" => Op::Lock.into(),
+        "writes" => OpSet::WRITES,
+        "syncs" => OpSet::SYNCS,
+        "mutations" => OpSet::MUTATIONS,
+        _ => return None,
+    })
+}
+
+/// Checks a `disk_error` fault's `error`, `op` and `path`; the error names the field.
+pub fn validate(fault: &FaultSpec) -> Result<(), String> {
+    if fault.kind != FaultKind::DiskError {
+        if fault.op.is_some() || fault.path.is_some() {
+            return Err(format!(
+                "fault at {} s: op and path are for disk_error only",
+                fault.at_s
+            ));
+        }
+        return Ok(());
+    }
+    if !matches!(
+        fault.error.as_deref(),
+        None | Some("eio" | "enospc" | "fsync")
+    ) {
+        return Err(format!(
+            "disk_error at {} s: error must be eio, enospc or fsync",
+            fault.at_s
+        ));
+    }
+    if let Some(op) = &fault.op {
+        if op_set(op).is_none() {
+            return Err(format!(
+                "disk_error at {} s: unknown op '{op}' (one of {})",
+                fault.at_s,
+                OP_NAMES.join(", ")
+            ));
+        }
+        if fault.error.as_deref() == Some("fsync") && !matches!(op.as_str(), "sync" | "syncs") {
+            return Err(format!(
+                "disk_error at {} s: error fsync fails file syncs; with op '{op}' give eio or enospc",
+                fault.at_s
+            ));
+        }
+    }
+    if let Some(path) = &fault.path {
+        if path.is_empty() || Path::new(path).components().any(|c| c.as_os_str() == "..") {
+            return Err(format!(
+                "disk_error at {} s: path '{path}' must be a non-empty prefix without '..'",
+                fault.at_s
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rule a `disk_error` fault injects and its description; `error` is the one named
+/// (or drawn), `work_dir` agent 1's work directory (a relative `path` is under it).
+pub fn rule(fault: &FaultSpec, error: &str, count: u64, work_dir: &Path) -> (Fault, String) {
+    let (fault_error, default_ops) = match error {
+        "enospc" => (FaultError::NoSpace, OpSet::ALL),
+        "fsync" => (FaultError::Io, OpSet::from(Op::SyncFile)),
+        _ => (FaultError::Io, OpSet::ALL),
+    };
+    // A drawn `fsync` error aimed at another kind fails it with EIO.
+    let ops = fault.op.as_deref().and_then(op_set).unwrap_or(default_ops);
+    let mut rule = Fault::new(fault_error).on(ops).times(count);
+    let mut aim = String::new();
+    if let Some(op) = &fault.op {
+        aim.push_str(&format!(" {op}"));
+    }
+    if let Some(path) = &fault.path {
+        let prefix: PathBuf = if Path::new(path).is_absolute() {
+            PathBuf::from(path)
+        } else {
+            work_dir.join(path)
+        };
+        aim.push_str(&format!(" operation(s) under {}", prefix.display()));
+        rule = rule.under(prefix);
+    } else {
+        aim.push_str(" operation(s)");
+    }
+    (
+        rule,
+        format!("disk fails its next {count}{aim} with {error}"),
+    )
+}
+
+/// Prefixes (relative to the work directory) a swarm aims disk errors at: the
+/// checkpoints, the sandboxes, the resources checkpoint.
+const SWARM_PATHS: &[&str] = &["meta/slaves", "slaves", "meta/resources"];
+/// Operation kinds a swarm aims disk errors at.
+const SWARM_OPS: &[&str] = &[
+    "write",
+    "append",
+    "sync",
+    "sync_dir",
+    "rename",
+    "remove",
+    "create_dir",
+    "read",
+    "list_dir",
+];
+
+/// Aims the share `aimed_disk_error_fraction` of the swarm's drawn disk errors: each gets
+/// a path prefix, an operation kind, or both, drawn from a stream of its own.
+pub fn aim_drawn(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
+    let Some(fraction) = scenario
+        .swarm
+        .as_ref()
+        .map(|s| s.aimed_disk_error_fraction)
+        .filter(|f| *f > 0.0)
+    else {
+        return;
+    };
+    for (index, fault) in drawn
+        .iter_mut()
+        .filter(|f| f.kind == FaultKind::DiskError)
+        .enumerate()
+    {
+        let mut rng =
+            StdRng::seed_from_u64(derive_seed(seed, &format!("aimed-disk-error-{index}")));
+        if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
+            continue;
+        }
+        // Path, op, or both.
+        let which = rng.gen_range(0..3);
+        if which != 1 {
+            fault.path = Some(SWARM_PATHS[rng.gen_range(0..SWARM_PATHS.len())].to_owned());
+        }
+        if which != 0 {
+            let op = SWARM_OPS[rng.gen_range(0..SWARM_OPS.len())];
+            fault.op = Some(op.to_owned());
+        }
+    }
+}
