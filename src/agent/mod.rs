@@ -56,7 +56,7 @@ pub enum RecoverMode {
 }
 
 /// `--reconfiguration_policy`: which changes of the agent's info (its flags) a restart
-/// may make and still recover the old agent (reference §7).
+/// may make and still recover the old agent (docs/recovery-rules.md R9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReconfigurationPolicy {
     /// The address and resources must be exactly as checkpointed (Mesos' default).
@@ -214,7 +214,7 @@ pub enum AgentExit {
     ShutDown(String),
 }
 
-/// The agent's phase (reference §8).
+/// The agent's phase (docs/recovery-rules.md R11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Recovering,
@@ -515,7 +515,7 @@ impl Agent {
             if !recovered.is_empty() {
                 info!(resources = %describe_resources(&recovered), "recovered checkpointed resources");
             }
-            // Checkpointed resources must still be offered by this agent (reference §8,
+            // Checkpointed resources must still be offered by this agent (docs/recovery-rules.md R10,
             // applyCheckpointedResources): a reservation of something the flags no
             // longer give is an incompatible restart. A dynamic reservation (made at run
             // time through the master) is carved from the unreserved resources of its
@@ -837,7 +837,7 @@ impl Agent {
 
     /// `--executor_reregistration_retry_interval`: executor connections that have said
     /// nothing yet (their re-registration may have been lost) are asked again
-    /// (reference §12).
+    /// (docs/recovery-rules.md R12).
     fn retry_executor_reconnect(&mut self, now: Instant) {
         let interval = self
             .config
@@ -1977,7 +1977,7 @@ impl Agent {
             // It never registered before the restart, so it has nothing to re-register
             // with: it is left alone (its connection kept open, unanswered) and destroyed
             // at the re-registration timeout like any executor that did not re-register
-            // (reference §11: executors of unknown type are killed later by the timeout).
+            // (executors of unknown type are killed later by the re-registration timeout).
             info!(framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
             if let Some(executor) = self.executor_mut(&fid, &eid) {
                 executor.outbox = Some(outbox);
@@ -2055,7 +2055,7 @@ impl Agent {
                 for update in updates {
                     self.executor_update(&fid, &eid, update)?;
                 }
-                // Tasks the agent launched that the executor never got (reference §14).
+                // Tasks the agent launched that the executor never got (they end TASK_LOST).
                 let staging: Vec<TaskId> = self.frameworks[&fid].executors[&eid]
                     .tasks
                     .iter()
@@ -2483,7 +2483,7 @@ impl Agent {
     }
 
     // ----------------------------------------------------------------------------------
-    // Garbage collection (reference §19).
+    // Garbage collection (docs/lifecycle-rules.md rules 3-7).
 
     fn schedule_gc(&mut self, path: PathBuf, delay: Duration) {
         let at = self.now() + delay;
@@ -2566,7 +2566,7 @@ impl Agent {
 }
 
 /// What makes the flags' agent info incompatible with the checkpointed one under
-/// `policy`, if anything (reference §7).
+/// `policy`, if anything (docs/recovery-rules.md R9).
 fn info_mismatch(
     old: &AgentInfo,
     new: &AgentInfo,

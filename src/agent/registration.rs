@@ -1,4 +1,4 @@
-//! Registration back-off (reference §20), as a plain state machine: the first attempt
+//! Registration back-off (docs/recovery-rules.md R13), as a plain state machine: the first attempt
 //! comes after `uniform[0, factor]`; each retry after `uniform[0, m]`, with `m` starting
 //! at twice the factor, doubling, and capped at [`REGISTER_RETRY_INTERVAL_MAX`].
 

@@ -361,7 +361,7 @@ impl StatusUpdateManager {
         stream.acknowledged.insert(uuid);
         if head.status.as_ref().is_some_and(|s| is_terminal(s.state())) {
             stream.terminated = true;
-            // Anything queued behind a terminal update is dropped (reference §18).
+            // Anything queued behind a terminal update is dropped (docs/task-lifecycle.md L9).
             self.streams.remove(&key);
             return (None, true);
         }

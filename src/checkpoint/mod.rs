@@ -1,6 +1,6 @@
 //! The checkpoint store: the agent's meta directory, every write to it, and its recovery.
 //!
-//! - [`paths`] builds every path of the layout (seed 000);
+//! - [`paths`] builds every path of the layout (docs/checkpoint-format.md §1);
 //! - [`record`] frames records so that a torn tail is told apart from corruption;
 //! - [`store`] holds the writers, the only code that writes the meta directory;
 //! - [`recover`] reads the tree back with strict and non-strict semantics;

@@ -1,4 +1,4 @@
-//! Every path of the meta directory, built in one place. The layout (seed 000):
+//! Every path of the meta directory, built in one place. The layout (docs/checkpoint-format.md §1):
 //!
 //! ```text
 //! <work_dir>/meta

@@ -1,4 +1,4 @@
-//! State recovery: reads the meta directory back into a tree (seed 000's `State`,
+//! State recovery: reads the meta directory back into a tree (the recovered `State`,
 //! `ResourcesState`, `SlaveState`, `FrameworkState`, `ExecutorState`, `RunState`,
 //! `TaskState`), level by level.
 //!

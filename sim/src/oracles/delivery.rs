@@ -49,7 +49,7 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
 
 /// Whether agent `agent` (1, 2, ...) left the cluster at or after `time`: an
 /// incarnation of it ended by a shutdown (SIGUSR1, or told to by the master). An agent
-/// that leaves starts afresh (seed 000): whatever updates its checkpoints still held
+/// that leaves starts afresh (docs/recovery-rules.md R1): whatever updates its checkpoints still held
 /// then, whichever incarnation acknowledged them, are never forwarded.
 fn left_the_cluster_after(
     observations: &Observations,
