@@ -278,9 +278,14 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             Event::Connected(stream) => {
                 connecting = false;
                 next_connection += 1;
+                let link = wire::Link {
+                    id: ConnectionId(next_connection),
+                    peer: settings.agent_address.clone(),
+                    clock: env.clock.clone(),
+                };
                 let outbox = wire::serve(
                     stream,
-                    ConnectionId(next_connection),
+                    link,
                     &mut background,
                     sender.clone(),
                     Event::Wire,
