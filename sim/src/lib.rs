@@ -16,6 +16,7 @@
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
+//! | [`fuzzing`] | the fuzz targets' bodies (docs/security.md SEC6), shared by `fuzz/` and the corpus replay test |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -27,6 +28,7 @@ pub mod drops;
 pub mod durability;
 pub mod faults;
 pub mod fs;
+pub mod fuzzing;
 pub mod history;
 pub mod junit;
 pub mod oracles;
