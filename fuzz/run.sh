@@ -19,7 +19,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
-cargo build --release --manifest-path "$here/Cargo.toml" --bin "$target"
+# With an explicit --target, RUSTFLAGS reach only the target's crates, not build scripts
+# and proc macros (which would not link without libFuzzer).
+triple="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --release --manifest-path "$here/Cargo.toml" --target "$triple" --bin "$target"
 mkdir -p "$here/corpus/$target"
 args=("-max_len=65536")
 if [ "$seconds" != 0 ]; then
@@ -28,4 +31,4 @@ fi
 if [ $# -eq 0 ]; then
   set -- "$here/corpus/$target"
 fi
-exec "$CARGO_TARGET_DIR/release/$target" "${args[@]}" "$@"
+exec "$CARGO_TARGET_DIR/$triple/release/$target" "${args[@]}" "$@"
