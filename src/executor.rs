@@ -283,13 +283,8 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     peer: settings.agent_address.clone(),
                     clock: env.clock.clone(),
                 };
-                let outbox = wire::serve(
-                    stream,
-                    link,
-                    &mut background,
-                    sender.clone(),
-                    Event::Wire,
-                );
+                let outbox =
+                    wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
                 outbox.send(registration(registered_once, &unacknowledged, &task_infos));
                 agent = Some(outbox);
             }

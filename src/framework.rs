@@ -241,13 +241,8 @@ pub async fn run(
                     peer: address.clone(),
                     clock: env.clock.clone(),
                 };
-                let outbox = wire::serve(
-                    stream,
-                    link,
-                    &mut background,
-                    sender.clone(),
-                    Event::Wire,
-                );
+                let outbox =
+                    wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
                 last_heard = env.clock.now();
                 outbox.send(Body::RegisterFramework(proto::RegisterFramework {
                     info: Some(info.clone()),

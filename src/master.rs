@@ -1426,10 +1426,9 @@ impl Master {
         }
         let task_id = report.task_id.clone();
         let record = self.agents.get_mut(&agent).expect("chosen above");
-        record.tasks.insert(
-            (framework.clone(), TaskId::new(task_id.clone())),
-            report,
-        );
+        record
+            .tasks
+            .insert((framework.clone(), TaskId::new(task_id.clone())), report);
         info!(framework = %framework, task = %task_id, agent = %agent, "task placed");
         if let Some(outbox) = &record.outbox {
             outbox.send(run);

@@ -558,7 +558,9 @@ mod tests {
         for frame in [
             vec![0xff, 0xff, 0xff],
             vec![0x0a, 0x05, 0x01],
-            vec![0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80],
+            vec![
+                0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            ],
             vec![],
         ] {
             let mut bytes = (frame.len() as u32).to_le_bytes().to_vec();
@@ -577,11 +579,7 @@ mod tests {
     /// frame deadline; an idle connection with no frame started is not.
     #[tokio::test]
     async fn a_stalled_partial_frame_is_cut_off_and_an_idle_peer_is_not() {
-        for partial in [
-            vec![10u8, 0],
-            vec![10, 0, 0, 0, 0x08],
-            b"GET /sta".to_vec(),
-        ] {
+        for partial in [vec![10u8, 0], vec![10, 0, 0, 0, 0x08], b"GET /sta".to_vec()] {
             let (mut client, server) = tokio::io::duplex(64);
             client.write_all(&partial).await.expect("write");
             let mut reader = tokio::io::BufReader::new(server);

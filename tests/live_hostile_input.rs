@@ -107,13 +107,19 @@ fn master_and_agent_refuse_hostile_input_and_go_on() {
     });
 
     // SEC2: bytes that are not an envelope close the connection, the peer named.
-    for (name, address, id) in [("master", &master, master_id), ("agent", &agent_address, agent)] {
+    for (name, address, id) in [
+        ("master", &master, master_id),
+        ("agent", &agent_address, agent),
+    ] {
         let mut malformed = connect(address);
         let local = malformed.local_addr().expect("local address").to_string();
         malformed
             .write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff])
             .expect("write");
-        assert!(closed_within(&mut malformed, SHORT), "{name} kept a malformed frame");
+        assert!(
+            closed_within(&mut malformed, SHORT),
+            "{name} kept a malformed frame"
+        );
         wait_until(&format!("{name} logs the malformed frame"), SHORT, || {
             bad_input_lines(&cluster, id)
                 .iter()
@@ -140,7 +146,10 @@ fn master_and_agent_refuse_hostile_input_and_go_on() {
     );
 
     // The master still serves: HTTP on the same port, and the agent's task flow below.
-    assert!(http_ok(&master, "/state"), "the master stopped answering /state");
+    assert!(
+        http_ok(&master, "/state"),
+        "the master stopped answering /state"
+    );
 
     // SEC5: a task whose RunTask would not fit in a frame is refused by the master with
     // TASK_ERROR naming the size; no agent hears of it.
@@ -212,19 +221,28 @@ fn master_and_agent_refuse_hostile_input_and_go_on() {
         .map(|_| connect(&master))
         .collect();
     wait_until("the master to close the oldest", SHORT, || {
-        cluster.log_has(master_id, "too many unidentified connections: the oldest closed")
+        cluster.log_has(
+            master_id,
+            "too many unidentified connections: the oldest closed",
+        )
     });
     assert!(
         closed_within(&mut idle, SHORT),
         "the oldest unidentified connection was kept"
     );
-    assert!(closed_within(&mut flood[0], SHORT), "the flood's oldest kept");
+    assert!(
+        closed_within(&mut flood[0], SHORT),
+        "the flood's oldest kept"
+    );
     let newest = flood.last_mut().expect("a connection");
     assert!(
         !closed_within(newest, Duration::from_millis(300)),
         "the newest connection was closed"
     );
-    assert!(http_ok(&master, "/state"), "the master stopped answering after the flood");
+    assert!(
+        http_ok(&master, "/state"),
+        "the master stopped answering after the flood"
+    );
     // The registered framework is identified: the flood did not close it.
     assert!(
         !closed_within(&mut framework, Duration::from_millis(300)),
@@ -232,7 +250,11 @@ fn master_and_agent_refuse_hostile_input_and_go_on() {
     );
 
     // Nothing panicked, and both processes still run.
-    assert!(cluster.exited(master_id).is_none(), "{}", cluster.log(master_id));
+    assert!(
+        cluster.exited(master_id).is_none(),
+        "{}",
+        cluster.log(master_id)
+    );
     assert!(cluster.exited(agent).is_none(), "{}", cluster.log(agent));
     for id in [master_id, agent] {
         assert!(!cluster.log(id).contains("panicked"), "{}", cluster.log(id));

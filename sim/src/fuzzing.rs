@@ -92,7 +92,10 @@ fn round_trip(body: Body) {
     let length = u32::from_le_bytes(bytes[..4].try_into().expect("a length")) as usize;
     assert_eq!(length, bytes.len() - 4);
     let again = Envelope::decode(&bytes[4..]).expect("an encoded envelope decodes");
-    assert_eq!(again, envelope, "an envelope changed across encode and decode");
+    assert_eq!(
+        again, envelope,
+        "an envelope changed across encode and decode"
+    );
 }
 
 /// Target `record_reader`: the bytes as a record log of each kind, and as an info file.

@@ -71,7 +71,13 @@ fn the_well_formed_meta_directory_recovers() {
         .expect("recovers")
         .expect("a state");
     let text = revenant::inspect::render_text(work_dir, Some(&state));
-    for expected in ["agent-1", "framework-1", "executor-1", "task-1", "TASK_RUNNING"] {
+    for expected in [
+        "agent-1",
+        "framework-1",
+        "executor-1",
+        "task-1",
+        "TASK_RUNNING",
+    ] {
         assert!(text.contains(expected), "{expected} missing in:\n{text}");
     }
 }
@@ -135,14 +141,22 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "seed-http",
         b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
     ));
-    out.push(("wire_codec", "seed-oversized", u32::MAX.to_le_bytes().to_vec()));
+    out.push((
+        "wire_codec",
+        "seed-oversized",
+        u32::MAX.to_le_bytes().to_vec(),
+    ));
     let mut truncated = update.clone();
     truncated.truncate(update.len() / 2);
     out.push(("wire_codec", "seed-truncated", truncated));
     let mut garbage = 3u32.to_le_bytes().to_vec();
     garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
     out.push(("wire_codec", "seed-garbage", garbage));
-    out.push(("wire_codec", "seed-empty-frame", 0u32.to_le_bytes().to_vec()));
+    out.push((
+        "wire_codec",
+        "seed-empty-frame",
+        0u32.to_le_bytes().to_vec(),
+    ));
 
     // record_reader: well-formed logs of each kind, an info file, a torn and a corrupt tail.
     let mut updates = record::file_header(FileKind::TaskUpdates).to_vec();
@@ -206,7 +220,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "seed-forked-pid",
         edit(8, b"12 not-a-time boot"),
     ));
-    out.push(("inspect_recovery", "seed-no-latest-run", edit(0x40 | 7, b"")));
+    out.push((
+        "inspect_recovery",
+        "seed-no-latest-run",
+        edit(0x40 | 7, b""),
+    ));
     out.push((
         "inspect_recovery",
         "seed-updates-garbage",
