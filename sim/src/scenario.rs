@@ -203,6 +203,10 @@ pub struct Scenario {
     /// Explicit and implicit reconciliations a framework asks the master for.
     #[serde(default)]
     pub reconcile: Vec<ReconcileSpec>,
+    /// Masters elect their leader and keep their registry in a simulated ZooKeeper
+    /// (docs/zookeeper.md Z11-Z16) instead of a lease on a shared disk.
+    #[serde(default)]
+    pub zookeeper: Option<ZkSpec>,
 }
 
 /// A reconciliation: at `at_s`, framework `framework` (default 1) asks the master for the
@@ -504,6 +508,29 @@ pub enum FaultKind {
     /// never comes back: the master removes the framework once it has stayed
     /// disconnected for its `failover_timeout` (docs/lifecycle-rules.md rule 8).
     FrameworkLeave,
+    /// With `[zookeeper]`: master `a` (`master2`; default: the leader) is partitioned
+    /// from the ZooKeeper host for `duration_s` (docs/zookeeper.md Z14).
+    ZkPartition,
+    /// With `[zookeeper]`: the ZooKeeper host crashes and comes back, its data kept,
+    /// after `restart_after_s` (default 10).
+    ZkDown,
+    /// With `[zookeeper]`: the server expires the session of master `a` (default: the
+    /// leader) at once.
+    ZkExpire,
+}
+
+/// `[zookeeper]`: the simulated ZooKeeper host.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZkSpec {
+    /// The session timeout masters ask for (default 10 s; the server bounds it to
+    /// 4-40 s).
+    #[serde(default = "zk_session_timeout")]
+    pub session_timeout_s: f64,
+}
+
+fn zk_session_timeout() -> f64 {
+    10.0
 }
 
 /// One scheduled fault.
