@@ -83,4 +83,8 @@ pub struct Breakage {
     /// long as it was the lowest member when it last listed the group), instead of
     /// stopping at once (docs/zookeeper.md Z4, Z15).
     pub master_leads_without_session: bool,
+    /// A master on ZooKeeper elected leader claims the registry by writing an empty one
+    /// instead of what it read, losing what earlier leaders acknowledged
+    /// (docs/zookeeper.md Z8, Z16).
+    pub master_forgets_zk_registry: bool,
 }

@@ -68,8 +68,12 @@ pub struct ZkWorld {
     /// Master hosts partitioned from the ZooKeeper host.
     cut: RefCell<BTreeSet<String>>,
     sessions: RefCell<BTreeMap<u64, ServerSession>>,
-    /// The session each master host's running process holds now.
-    current: RefCell<BTreeMap<String, u64>>,
+    /// The session each master host's running process holds now, and its client's
+    /// state (the client library is part of the simulated world, not of the code
+    /// under test).
+    current: RefCell<BTreeMap<String, (u64, Rc<ClientState>)>>,
+    /// Sessions the server ended out of band (`zk_expire`), not by their timeout.
+    forced: RefCell<BTreeSet<u64>>,
     /// Agent ids a master acknowledged (AgentRegistered), with when.
     acknowledged: RefCell<BTreeMap<String, Duration>>,
     /// The registry version last checked against them.
@@ -94,6 +98,7 @@ pub fn begin() -> Rc<ZkWorld> {
         cut: RefCell::new(BTreeSet::new()),
         sessions: RefCell::new(BTreeMap::new()),
         current: RefCell::new(BTreeMap::new()),
+        forced: RefCell::new(BTreeSet::new()),
         acknowledged: RefCell::new(BTreeMap::new()),
         checked_version: Cell::new(-1),
         violations: RefCell::new(Vec::new()),
@@ -151,12 +156,13 @@ impl ZkWorld {
     /// Expires, on the server, the session that `host`'s master holds now (Z14); says
     /// whether there was one.
     pub fn expire_host(&self, host: &str) -> bool {
-        let Some(id) = self.current.borrow().get(host).copied() else {
+        let Some(id) = self.current.borrow().get(host).map(|(id, _)| *id) else {
             return false;
         };
         if !self.tree.session_live(id) {
             return false;
         }
+        self.forced.borrow_mut().insert(id);
         self.expire(id, "forced");
         true
     }
@@ -261,21 +267,35 @@ impl ZkWorld {
             return;
         }
         let kind = revenant::wire::kind(&body);
-        let session = self.current.borrow().get(master).copied();
-        let leads = session.is_some_and(|id| {
-            self.tree.session_live(id) && self.leader_session() == Some(id)
-        });
-        if !leads {
-            let why = match session {
-                None => "holds no ZooKeeper session".to_owned(),
-                Some(id) if !self.tree.session_live(id) => {
-                    format!("whose ZooKeeper session {id} has expired")
-                }
-                Some(id) => format!(
-                    "whose session {id} does not hold the lowest member (the leader is {})",
-                    self.leader_host().unwrap_or_else(|| "nobody".into())
-                ),
-            };
+        let current = self.current.borrow().get(master).cloned();
+        let why = match &current {
+            None => Some("holds no ZooKeeper session".to_owned()),
+            // A decision taken at this very instant, before the client heard, is not
+            // one taken without a session.
+            Some((_, client)) if client.lost_since().is_some_and(|at| at < Instant::now()) => {
+                Some(format!(
+                    "whose ZooKeeper client has held no confirmed session since {:.3}s",
+                    client
+                        .lost_since()
+                        .map(|at| elapsed()
+                            .saturating_sub(Instant::now().duration_since(at))
+                            .as_secs_f64())
+                        .unwrap_or_default()
+                ))
+            }
+            // Ended by the server out of band while the client was connected: the
+            // client cannot know before the server's notice reaches it (Z14, Z15).
+            Some((id, _)) if self.forced.borrow().contains(id) => None,
+            Some((id, _)) if !self.tree.session_live(*id) => {
+                Some(format!("whose ZooKeeper session {id} expired at its timeout"))
+            }
+            Some((id, _)) if self.leader_session() != Some(*id) => Some(format!(
+                "whose session {id} does not hold the lowest member (the leader is {})",
+                self.leader_host().unwrap_or_else(|| "nobody".into())
+            )),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
             self.violations.borrow_mut().push(Violation {
                 time: elapsed(),
                 oracle: "zk_one_leader",
@@ -349,6 +369,11 @@ async fn serve(world: Rc<ZkWorld>, stream: turmoil::net::TcpStream, host: String
             biased;
             line = lines.next_line() => line,
             _ = tokio::time::sleep(SERVER_TICK) => {
+                // The server closes the connection of a session it ended (Z12).
+                if session != 0 && !world.tree.session_live(session) {
+                    let _ = writer.write_all(b"expired\n").await;
+                    return;
+                }
                 // Watch notifications, from the connection now serving the session.
                 let serving = world.sessions.borrow().get(&session).is_some_and(|s| s.connection == connection);
                 if session != 0 && serving {
@@ -416,6 +441,40 @@ struct ClientState {
     confirmed: Cell<Option<Instant>>,
     timeout: Cell<Duration>,
     events: RefCell<Vec<CoordEvent>>,
+    /// When the connection was last lost.
+    lost_at: Cell<Option<Instant>>,
+}
+
+impl ClientState {
+    fn lose(&self) {
+        self.connected.set(false);
+        self.lost_at.set(Some(Instant::now()));
+    }
+
+    /// Since when the client has not held a confirmed session (`None`: it holds one).
+    fn lost_since(&self) -> Option<Instant> {
+        if self.session.get() == 0 || !self.connected.get() {
+            return Some(self.lost_at.get().unwrap_or_else(Instant::now));
+        }
+        let stale = self.confirmed.get()? + self.timeout.get() * 2 / 3;
+        (Instant::now() >= stale).then_some(stale)
+    }
+
+    /// The session's state as the client library knows it (Z4, Z12).
+    fn state(&self) -> SessionState {
+        if self.session.get() == 0 || !self.connected.get() {
+            return SessionState::Suspended;
+        }
+        let fresh = self
+            .confirmed
+            .get()
+            .is_some_and(|at| Instant::now().duration_since(at) < self.timeout.get() * 2 / 3);
+        if fresh {
+            SessionState::Connected
+        } else {
+            SessionState::Suspended
+        }
+    }
 }
 
 /// One master process's ZooKeeper client: the coordination seam over the simulated
@@ -444,6 +503,7 @@ impl SimZk {
             confirmed: Cell::new(None),
             timeout: Cell::new(timeout),
             events: RefCell::new(Vec::new()),
+            lost_at: Cell::new(None),
         });
         let task = tokio::task::spawn_local(
             session_task(world.clone(), host.to_owned(), timeout, state.clone())
@@ -519,7 +579,10 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                     state.generation.set(state.generation.get() + 1);
                     info!(target: "revenant_sim", session = id, "zookeeper client: new session");
                 }
-                world.current.borrow_mut().insert(host.clone(), id);
+                world
+                    .current
+                    .borrow_mut()
+                    .insert(host.clone(), (id, state.clone()));
                 state.confirmed.set(Some(hello_at));
                 state.connected.set(true);
                 push(&state, CoordEvent::Session(SessionState::Connected));
@@ -527,7 +590,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
             Some("expired") => {
                 info!(target: "revenant_sim", session = state.session.get(), "zookeeper client: session expired");
                 state.session.set(0);
-                state.connected.set(false);
+                state.lose();
                 push(&state, CoordEvent::Session(SessionState::Expired));
                 continue;
             }
@@ -545,7 +608,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                 // No answer within two thirds of the timeout: the connection is lost
                 // as far as this client knows (Z4, Z12); try again.
                 info!(target: "revenant_sim", session = state.session.get(), "zookeeper client: connection lost");
-                state.connected.set(false);
+                state.lose();
                 push(&state, CoordEvent::Session(SessionState::Suspended));
                 break;
             }
@@ -560,7 +623,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                         sent.push_back(Instant::now());
                         next_ping += interval;
                         if writer.write_all(b"ping\n").await.is_err() {
-                            state.connected.set(false);
+                            state.lose();
                             push(&state, CoordEvent::Session(SessionState::Suspended));
                             break;
                         }
@@ -574,7 +637,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                     } else if line == "expired" {
                         info!(target: "revenant_sim", session = state.session.get(), "zookeeper client: session expired");
                         state.session.set(0);
-                        state.connected.set(false);
+                        state.lose();
                         push(&state, CoordEvent::Session(SessionState::Expired));
                         break;
                     } else if let Some(path) = line.strip_prefix("watch ") {
@@ -582,7 +645,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                     }
                 }
                 Some(_) => {
-                    state.connected.set(false);
+                    state.lose();
                     push(&state, CoordEvent::Session(SessionState::Suspended));
                     break;
                 }
@@ -593,17 +656,7 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
 
 impl Coordination for SimZk {
     fn session_state(&self) -> SessionState {
-        if self.state.session.get() == 0 || !self.state.connected.get() {
-            return SessionState::Suspended;
-        }
-        let fresh = self.state.confirmed.get().is_some_and(|at| {
-            Instant::now().duration_since(at) < self.state.timeout.get() * 2 / 3
-        });
-        if fresh {
-            SessionState::Connected
-        } else {
-            SessionState::Suspended
-        }
+        self.state.state()
     }
 
     fn session_generation(&self) -> u64 {
@@ -685,7 +738,8 @@ pub async fn master_process(
             }
             // Read without a member node: nothing is claimed until elected (Z8).
             let store =
-                CoordRegistryStore::new(coord.clone(), url.registry_path(), contender.member());
+                CoordRegistryStore::new(coord.clone(), url.registry_path(), contender.member())
+                    .with_breakage(config.breakage);
             if let Ok(registry) = revenant::registry::Registry::in_store(Box::new(store)) {
                 break registry;
             }
