@@ -28,6 +28,36 @@ fn session_timeout(scenario: &Scenario) -> f64 {
         .map_or(10.0, |zk| zk.session_timeout_s)
 }
 
+/// A fixed ZooKeeper fault's fields, checked: the error names the fault and the field.
+pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
+    let name = format!("{:?} at {} s", fault.kind, fault.at_s);
+    if scenario.zookeeper.is_none() {
+        return Err(format!(
+            "{name}: a ZooKeeper fault needs the scenario's [zookeeper] table"
+        ));
+    }
+    if let Some(master) = &fault.a {
+        let index = master
+            .strip_prefix("master")
+            .and_then(|n| n.parse::<u32>().ok());
+        if !index.is_some_and(|i| i >= 1 && i <= scenario.masters) {
+            return Err(format!(
+                "{name}: a = \"{master}\" names no master (master1 to master{})",
+                scenario.masters
+            ));
+        }
+    }
+    for (field, value) in [
+        ("duration_s", fault.duration_s),
+        ("restart_after_s", fault.restart_after_s),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(format!("{name}: {field} must be a non-negative number of seconds"));
+        }
+    }
+    Ok(())
+}
+
 /// A duration near one of the timeouts (±0.5-5%), or anywhere up to 2.5 timeouts.
 fn near_timeout(rng: &mut StdRng, scenario: &Scenario) -> f64 {
     let timeout = session_timeout(scenario);
