@@ -90,3 +90,49 @@ fn swarm_reaches_a_master_leading_without_session() {
     assert!(seed.is_some(), "no seed of 40 caught it");
     eprintln!("zk_one_leader: caught at seed {}", seed.unwrap());
 }
+
+/// The ZooKeeper swarm injects each of its ZooKeeper faults within its first seeds, and
+/// draws partitions from ZooKeeper just under and just over both timeouts that matter:
+/// two thirds of the session timeout (the client gives up) and the whole of it (the
+/// server expires the session) (docs/zookeeper.md Z14).
+#[test]
+fn swarm_zk_injects_its_faults_on_both_sides_of_the_timeouts() {
+    use revenant_sim::scenario::FaultKind;
+    let scenario = scenario("swarm_zk.toml");
+    let zk = [FaultKind::ZkPartition, FaultKind::ZkDown, FaultKind::ZkExpire];
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let result = cluster::run(&scenario, seed, &RunOptions::default());
+        seen.extend(
+            result
+                .observations
+                .fault_kinds
+                .iter()
+                .copied()
+                .filter(|k| zk.contains(k)),
+        );
+        if seen.len() == zk.len() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), zk.len(), "injected: {seen:?}");
+    let timeout = 10.0;
+    let mut sides = [[0u32; 2]; 2];
+    for seed in 0..200 {
+        for fault in cluster::schedule_for(&scenario, seed) {
+            if fault.kind != FaultKind::ZkPartition {
+                continue;
+            }
+            let d = fault.duration_s.expect("drawn duration");
+            for (i, boundary) in [timeout * 2.0 / 3.0, timeout].into_iter().enumerate() {
+                if (d - boundary).abs() <= boundary * 0.05 {
+                    sides[i][usize::from(d > boundary)] += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        sides.iter().flatten().all(|n| *n > 0),
+        "partitions near 2/3 T (below, above) and T (below, above): {sides:?}"
+    );
+}
