@@ -936,7 +936,9 @@ fn drive(
     crate::zk::clear();
     let zk_timeout = scenario.zookeeper.as_ref().map(|zk| {
         let world = crate::zk::begin();
-        sim.host(crate::zk::ZK_HOST, move || crate::zk::server_host(world.clone()));
+        sim.host(crate::zk::ZK_HOST, move || {
+            crate::zk::server_host(world.clone())
+        });
         secs(zk.session_timeout_s)
     });
     // Masters, sharing one disk for their registry and leader lease.

@@ -300,7 +300,11 @@ impl FilteredStream {
             return;
         };
         written.extend_from_slice(bytes);
-        if written.len() >= 4 && written[..4].iter().all(|b| b.is_ascii_uppercase() || *b == b' ') {
+        if written.len() >= 4
+            && written[..4]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || *b == b' ')
+        {
             // HTTP: not the wire protocol.
             self.written = None;
             return;

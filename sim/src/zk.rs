@@ -286,9 +286,9 @@ impl ZkWorld {
             // Ended by the server out of band while the client was connected: the
             // client cannot know before the server's notice reaches it (Z14, Z15).
             Some((id, _)) if self.forced.borrow().contains(id) => None,
-            Some((id, _)) if !self.tree.session_live(*id) => {
-                Some(format!("whose ZooKeeper session {id} expired at its timeout"))
-            }
+            Some((id, _)) if !self.tree.session_live(*id) => Some(format!(
+                "whose ZooKeeper session {id} expired at its timeout"
+            )),
             Some((id, _)) if self.leader_session() != Some(*id) => Some(format!(
                 "whose session {id} does not hold the lowest member (the leader is {})",
                 self.leader_host().unwrap_or_else(|| "nobody".into())
@@ -402,7 +402,11 @@ async fn serve(world: Rc<ZkWorld>, stream: turmoil::net::TcpStream, host: String
                 if asked != 0 && !world.tree.session_live(asked) {
                     "expired\n".to_owned()
                 } else {
-                    session = if asked == 0 { world.tree.open_session() } else { asked };
+                    session = if asked == 0 {
+                        world.tree.open_session()
+                    } else {
+                        asked
+                    };
                     let mut sessions = world.sessions.borrow_mut();
                     let entry = sessions.entry(session).or_insert(ServerSession {
                         host: host.clone(),

@@ -52,7 +52,9 @@ pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
         ("restart_after_s", fault.restart_after_s),
     ] {
         if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
-            return Err(format!("{name}: {field} must be a non-negative number of seconds"));
+            return Err(format!(
+                "{name}: {field} must be a non-negative number of seconds"
+            ));
         }
     }
     Ok(())
@@ -96,10 +98,9 @@ pub fn draw(fault: &mut FaultSpec, rng: &mut StdRng, scenario: &Scenario) {
         FaultKind::ZkDown => {
             fault.restart_after_s = Some(near_timeout(rng, scenario));
         }
-        FaultKind::ZkExpire => {
-            if !rng.gen_bool(1.0 / 2.0) {
-                fault.a = Some(format!("master{}", rng.gen_range(1..=masters)));
-            }
+        // Half of them hit whoever leads then.
+        FaultKind::ZkExpire if !rng.gen_bool(1.0 / 2.0) => {
+            fault.a = Some(format!("master{}", rng.gen_range(1..=masters)));
         }
         _ => {}
     }
@@ -151,13 +152,9 @@ pub fn apply(
             }
             sim.crash(ZK_HOST);
             world.down();
-            let restart =
-                Duration::from_secs_f64(fault.restart_after_s.unwrap_or(10.0).max(0.0));
+            let restart = Duration::from_secs_f64(fault.restart_after_s.unwrap_or(10.0).max(0.0));
             Some((
-                format!(
-                    "zookeeper down (back after {:.3}s)",
-                    restart.as_secs_f64()
-                ),
+                format!("zookeeper down (back after {:.3}s)", restart.as_secs_f64()),
                 Some((now + restart, Later::Restart)),
             ))
         }

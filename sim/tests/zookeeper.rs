@@ -43,9 +43,12 @@ fn a_leader_cut_from_zookeeper_hands_over() {
     let at = |needle: &str| text.iter().position(|line| line.contains(needle));
     let stopped = at("master1 master: no longer the leading master").expect("master1 steps down");
     let expired = at("zookeeper expired a session").expect("the server expires master1's session");
-    let elected = at("master2 contender: lowest member of the group: leading").expect("master2 leads");
-    let rejoined = at("master1 contender: joined the masters' group member=/revenant/members/member_0000000003")
-        .expect("master1 joins again as a new member");
+    let elected =
+        at("master2 contender: lowest member of the group: leading").expect("master2 leads");
+    let rejoined = at(
+        "master1 contender: joined the masters' group member=/revenant/members/member_0000000003",
+    )
+    .expect("master1 joins again as a new member");
     assert!(stopped < expired && expired < elected && elected < rejoined);
 }
 
@@ -84,9 +87,8 @@ fn swarm_reaches_a_master_leading_without_session() {
         master_leads_without_session: true,
         ..Breakage::default()
     };
-    let seed = (0..40).find(|seed| {
-        oracles(&run("swarm_zk.toml", *seed, breakage)).contains(&"zk_one_leader")
-    });
+    let seed = (0..40)
+        .find(|seed| oracles(&run("swarm_zk.toml", *seed, breakage)).contains(&"zk_one_leader"));
     assert!(seed.is_some(), "no seed of 40 caught it");
     eprintln!("zk_one_leader: caught at seed {}", seed.unwrap());
 }
@@ -99,7 +101,11 @@ fn swarm_reaches_a_master_leading_without_session() {
 fn swarm_zk_injects_its_faults_on_both_sides_of_the_timeouts() {
     use revenant_sim::scenario::FaultKind;
     let scenario = scenario("swarm_zk.toml");
-    let zk = [FaultKind::ZkPartition, FaultKind::ZkDown, FaultKind::ZkExpire];
+    let zk = [
+        FaultKind::ZkPartition,
+        FaultKind::ZkDown,
+        FaultKind::ZkExpire,
+    ];
     let mut seen = std::collections::BTreeSet::new();
     for seed in 0..40 {
         let result = cluster::run(&scenario, seed, &RunOptions::default());
