@@ -262,6 +262,9 @@ pub struct FilteredStream {
     hold: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whole frames held back behind it, in order.
     held: Vec<u8>,
+    /// Bytes this end wrote, not yet framed, while the ZooKeeper oracles watch what
+    /// masters send (`crate::zk`); `None` when nobody watches or not the wire protocol.
+    written: Option<Vec<u8>>,
 }
 
 impl FilteredStream {
@@ -279,6 +282,45 @@ impl FilteredStream {
             eof: false,
             hold: None,
             held: Vec::new(),
+            written: None,
+        }
+        .watching_writes()
+    }
+
+    fn watching_writes(mut self) -> FilteredStream {
+        if crate::zk::active() && self.local.starts_with("master") {
+            self.written = Some(Vec::new());
+        }
+        self
+    }
+
+    /// Hands each whole frame this end wrote to the ZooKeeper oracles.
+    fn wrote(&mut self, bytes: &[u8]) {
+        let Some(written) = self.written.as_mut() else {
+            return;
+        };
+        written.extend_from_slice(bytes);
+        if written.len() >= 4
+            && written[..4]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || *b == b' ')
+        {
+            // HTTP: not the wire protocol.
+            self.written = None;
+            return;
+        }
+        while written.len() >= 4 {
+            let length =
+                u32::from_le_bytes([written[0], written[1], written[2], written[3]]) as usize;
+            if length > revenant::wire::FRAME_BYTES_MAX {
+                self.written = None;
+                return;
+            }
+            if written.len() < 4 + length {
+                return;
+            }
+            let frame: Vec<u8> = written.drain(..4 + length).collect();
+            crate::zk::observe_written(&self.local, &self.peer, &frame[4..]);
         }
     }
 
@@ -426,7 +468,12 @@ impl AsyncWrite for FilteredStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result {
+            let n = *n;
+            self.wrote(&buf[..n]);
+        }
+        result
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)

@@ -17,6 +17,8 @@
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
+//! | [`zk`] | ZooKeeper in the simulator: the host, sessions over simulated TCP, the client behind the coordination seam, the one-leader and registry oracles |
+//! | [`zk_faults`] | ZooKeeper faults: partitions from it, it down and back, forced session expiry |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
@@ -35,3 +37,5 @@ pub mod seams;
 pub mod shrink;
 pub mod sweep;
 pub mod trace;
+pub mod zk;
+pub mod zk_faults;
