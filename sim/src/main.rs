@@ -76,6 +76,10 @@ enum Command {
         /// run with its seed, oracle, messages and reproduce command.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Shrink each failure (as `shrink` does) into a regression scenario written
+        /// beside its reproduction file in `--out`, and print its path.
+        #[arg(long)]
+        shrink: bool,
     },
     /// Merge the JUnit reports of a sweep's shards (`sweep --shard K/N --junit FILE`)
     /// into one. Exit 0 when every run in them held, 1 when one failed, 2 on a file that
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
             all,
             fixed_seeds,
             junit,
+            shrink,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
@@ -208,6 +213,31 @@ fn main() -> ExitCode {
                 }
                 if !summary.failed.is_empty() {
                     println!("failures written to {}", out.display());
+                }
+                if shrink {
+                    for failure in &summary.failed {
+                        match revenant_sim::shrink::shrink_failure(
+                            &out,
+                            failure,
+                            &RunOptions::default(),
+                        ) {
+                            Ok((path, shrunk)) => println!(
+                                "shrunk {} seed {}: {} of {} fault(s) left, still breaks the {} oracle, {} runs: {}",
+                                failure.scenario.display(),
+                                failure.seed,
+                                shrunk.faults_after,
+                                shrunk.faults_before,
+                                shrunk.oracle,
+                                shrunk.runs + 1,
+                                path.display()
+                            ),
+                            Err(error) => println!(
+                                "not shrunk {} seed {}: {error}",
+                                failure.scenario.display(),
+                                failure.seed
+                            ),
+                        }
+                    }
                 }
                 println!(
                     "{} passed, {} failed",

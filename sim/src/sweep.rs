@@ -156,6 +156,33 @@ pub fn sweep(
     determinism_every: u64,
     progress: bool,
 ) -> Result<Summary, String> {
+    sweep_with(
+        files,
+        seeds,
+        fixed_seeds,
+        shard,
+        jobs,
+        out,
+        determinism_every,
+        progress,
+        &RunOptions::default(),
+    )
+}
+
+/// [`sweep`], every run with `options` (tests add a breakage to make failures on
+/// purpose).
+#[allow(clippy::too_many_arguments)]
+pub fn sweep_with(
+    files: &[PathBuf],
+    seeds: std::ops::Range<u64>,
+    fixed_seeds: Option<u64>,
+    shard: Option<(u64, u64)>,
+    jobs: usize,
+    out: Option<&Path>,
+    determinism_every: u64,
+    progress: bool,
+    options: &RunOptions,
+) -> Result<Summary, String> {
     use std::io::IsTerminal;
     // A progress bar redrawn in place is for a person at a terminal, not for a log.
     let progress = progress && std::io::stderr().is_terminal();
@@ -211,7 +238,7 @@ pub fn sweep(
                     return;
                 };
                 let (path, scenario) = &scenarios[scenario_index];
-                let result = cluster::run(scenario, seed, &RunOptions::default());
+                let result = cluster::run(scenario, seed, options);
                 {
                     let mut coverage = coverage.lock().expect("lock");
                     for point in result.coverage.keys() {
@@ -220,7 +247,7 @@ pub fn sweep(
                 }
                 if determinism_every > 0 && seed % determinism_every == 0 {
                     checked.fetch_add(1, Ordering::Relaxed);
-                    let again = cluster::run(scenario, seed, &RunOptions::default());
+                    let again = cluster::run(scenario, seed, options);
                     if again.trace_hash != result.trace_hash {
                         nondeterministic
                             .lock()
