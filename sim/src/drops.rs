@@ -153,7 +153,7 @@ fn any_armed() -> bool {
 }
 
 /// What a rule can match in a message: its task and, for status updates, its state.
-fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
+pub(crate) fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
     match body {
         Body::RunTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
         Body::KillTask(m) => (Some(m.task_id.clone()), None),
@@ -262,6 +262,8 @@ pub struct FilteredStream {
     hold: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whole frames held back behind it, in order.
     held: Vec<u8>,
+    /// The timeline's message log, when one is recording (`crate::messages`).
+    tap: Option<crate::messages::Tap>,
 }
 
 impl FilteredStream {
@@ -279,7 +281,15 @@ impl FilteredStream {
             eof: false,
             hold: None,
             held: Vec::new(),
+            tap: None,
         }
+    }
+
+    /// Records this end's frames in the timeline's message log, if one is recording;
+    /// `connected`: this end opened the connection.
+    pub fn tapped(mut self, connected: bool) -> FilteredStream {
+        self.tap = crate::messages::Tap::new(&self.local, &self.peer, connected);
+        self
     }
 
     /// Moves whole frames from `raw` to `ready`, dropping those a rule takes.
@@ -347,6 +357,17 @@ impl FilteredStream {
                         self.hold = Some(Box::pin(tokio::time::sleep(release)));
                     }
                     out.extend_from_slice(&frame);
+                }
+            }
+            if let Some(tap) = &mut self.tap {
+                // What the reader gets, frame by frame (a duplicate twice, a forged
+                // copy first).
+                let mut rest = &out[..];
+                while rest.len() >= 4 {
+                    let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let end = (4 + length).min(rest.len());
+                    tap.received(&rest[..end]);
+                    rest = &rest[end..];
                 }
             }
             if self.hold.is_some() {
@@ -426,7 +447,12 @@ impl AsyncWrite for FilteredStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let (Some(tap), Poll::Ready(Ok(n))) = (&mut this.tap, &written) {
+            tap.sent(&buf[..*n]);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)

@@ -17,6 +17,8 @@
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
+//! | [`messages`] | the message log of a run (for timelines): each frame written and delivered, with its processes |
+//! | [`timeline`] | a run drawn as one self-contained HTML file: lanes, messages, faults, decisions, violations |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
@@ -29,9 +31,11 @@ pub mod faults;
 pub mod fs;
 pub mod history;
 pub mod junit;
+pub mod messages;
 pub mod oracles;
 pub mod scenario;
 pub mod seams;
 pub mod shrink;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;

@@ -39,6 +39,10 @@ enum Command {
         /// Run the seed twice and compare the traces byte for byte.
         #[arg(long)]
         check_determinism: bool,
+        /// Write the run's timeline to this file: one self-contained HTML page (lanes
+        /// per process, messages, faults, decisions, violations; zoomable).
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
     /// Run scenarios over many seeds.
     Sweep {
@@ -128,6 +132,9 @@ enum Command {
         /// Write the trace to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write the run's timeline (HTML) to this file.
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
 }
 
@@ -406,7 +413,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file, trace } => {
+        Command::Replay {
+            file,
+            trace,
+            timeline,
+        } => {
             let repro = match read_repro(&file) {
                 Ok(repro) => repro,
                 Err(error) => {
@@ -414,7 +425,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_one(repro.scenario, repro.seed, trace, false, false)
+            run_one(repro.scenario, repro.seed, trace, timeline, false, false)
         }
         Command::Run {
             scenario: path,
@@ -422,7 +433,15 @@ fn main() -> ExitCode {
             trace,
             recovery_trace,
             check_determinism,
-        } => run_one(path, seed, trace, check_determinism, recovery_trace),
+            timeline,
+        } => run_one(
+            path,
+            seed,
+            trace,
+            timeline,
+            check_determinism,
+            recovery_trace,
+        ),
     }
 }
 
@@ -443,6 +462,7 @@ fn run_one(
     path: PathBuf,
     seed: u64,
     trace: Option<PathBuf>,
+    timeline: Option<PathBuf>,
     check_determinism: bool,
     recovery_trace: bool,
 ) -> ExitCode {
@@ -455,7 +475,26 @@ fn run_one(
                     return ExitCode::from(2);
                 }
             };
-            let result = cluster::run(&scenario, seed, &RunOptions::default());
+            let result = match &timeline {
+                Some(file) => {
+                    match revenant_sim::timeline::write(
+                        file,
+                        &scenario,
+                        seed,
+                        &RunOptions::default(),
+                    ) {
+                        Ok(result) => {
+                            println!("timeline written to {}", file.display());
+                            result
+                        }
+                        Err(error) => {
+                            eprintln!("error: {error}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                None => cluster::run(&scenario, seed, &RunOptions::default()),
+            };
             if let Some(trace_path) = &trace {
                 let text: String = result.trace.iter().map(|e| e.line() + "\n").collect();
                 if let Err(error) = std::fs::write(trace_path, text) {

@@ -112,7 +112,8 @@ impl Listener for SimListener {
             } else {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
-            let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host);
+            let stream =
+                FilteredStream::new(Box::new(stream), self.2.clone(), peer_host).tapped(false);
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
     }
@@ -153,7 +154,10 @@ impl Network for SimNet {
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
-            Ok(Box::new(FilteredStream::new(Box::new(stream), local, host)) as BoxStream)
+            Ok(
+                Box::new(FilteredStream::new(Box::new(stream), local, host).tapped(true))
+                    as BoxStream,
+            )
         })
     }
 }

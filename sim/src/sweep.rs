@@ -137,6 +137,16 @@ pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Res
     Ok(repro)
 }
 
+/// Where a sweep writes the timeline of a failure: beside its reproduction file.
+pub fn timeline_path(out: &Path, failure: &Failure) -> PathBuf {
+    let stem = failure
+        .scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.join(format!("{stem}-seed{}.timeline.html", failure.seed))
+}
+
 /// How many seeds of a sweep's range a fixed scenario runs by default (the first ones):
 /// the catalogue is in every default sweep, but its scenarios vary less with the seed
 /// than swarms do (see [`sweep`]).
@@ -275,6 +285,14 @@ pub fn sweep_with(
                     if let Some(out) = out {
                         let trace: String = result.trace.iter().map(|e| e.line() + "\n").collect();
                         let _ = write_failure(out, &failure, &trace);
+                        // And its timeline (docs/failing-runs.md F4), from a second run of
+                        // the seed with the message log on.
+                        let _ = crate::timeline::write(
+                            &timeline_path(out, &failure),
+                            scenario,
+                            seed,
+                            options,
+                        );
                     }
                     failed.lock().expect("lock").push(failure);
                 }
