@@ -1165,7 +1165,8 @@ fn drive(
 
     // The driver.
     let left: RefCell<BTreeMap<u32, Duration>> = RefCell::new(BTreeMap::new());
-    let schedule = schedule_for(scenario, seed);
+    // A branch of `sweep --explore` redraws the faults after its moment (explore.rs).
+    let schedule = crate::explore::schedule(scenario, seed);
     let mut next_fault = 0usize;
     let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
     let mut pending: Vec<(Duration, Pending)> = Vec::new();

@@ -17,6 +17,7 @@
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
+//! | [`explore`] | `sweep --explore`: branches of runs that reached rare coverage points, with fresh randomness from that moment |
 //! | [`messages`] | the message log of a run (for timelines): each frame written and delivered, with its processes |
 //! | [`timeline`] | a run drawn as one self-contained HTML file: lanes, messages, faults, decisions, violations |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -27,6 +28,7 @@ pub mod decision;
 pub mod disk_faults;
 pub mod drops;
 pub mod durability;
+pub mod explore;
 pub mod faults;
 pub mod fs;
 pub mod history;

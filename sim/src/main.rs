@@ -43,6 +43,10 @@ enum Command {
         /// per process, messages, faults, decisions, violations; zoomable).
         #[arg(long)]
         timeline: Option<PathBuf>,
+        /// Run a branch of `sweep --explore` (`AT:K`: the moment in seconds, the
+        /// branch's index), as a failure's reproduce line gives it.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Run scenarios over many seeds.
     Sweep {
@@ -84,6 +88,14 @@ enum Command {
         /// beside its reproduction file in `--out`, and print its path.
         #[arg(long)]
         shrink: bool,
+        /// After the seeds, branch the runs that reached the sweep's rarest coverage
+        /// points: each re-run to the moment it first reached one, then on with fresh
+        /// randomness (`--explore-branches` branches each).
+        #[arg(long)]
+        explore: bool,
+        /// Branches per run with `--explore`.
+        #[arg(long, default_value_t = 4)]
+        explore_branches: u64,
     },
     /// Merge the JUnit reports of a sweep's shards (`sweep --shard K/N --junit FILE`)
     /// into one. Exit 0 when every run in them held, 1 when one failed, 2 on a file that
@@ -153,6 +165,8 @@ fn main() -> ExitCode {
             fixed_seeds,
             junit,
             shrink,
+            explore,
+            explore_branches,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
@@ -176,7 +190,11 @@ fn main() -> ExitCode {
                     seeds.start,
                     seeds.end
                 );
-                let summary = sweep::sweep(
+                let settings = revenant_sim::explore::Settings {
+                    branches: explore_branches,
+                    ..Default::default()
+                };
+                let summary = sweep::sweep_exploring(
                     &files,
                     seeds,
                     fixed_seeds,
@@ -185,22 +203,27 @@ fn main() -> ExitCode {
                     Some(&out),
                     determinism_every,
                     true,
+                    &RunOptions::default(),
+                    explore.then_some(&settings),
                 )?;
                 let runs = summary.passed + summary.failed.len();
                 for failure in &summary.failed {
-                    println!(
-                        "FAILED {} seed {}",
-                        failure.scenario.display(),
-                        failure.seed
-                    );
+                    match failure.branch {
+                        Some(branch) => println!(
+                            "FAILED {} seed {} branch {branch}",
+                            failure.scenario.display(),
+                            failure.seed
+                        ),
+                        None => println!(
+                            "FAILED {} seed {}",
+                            failure.scenario.display(),
+                            failure.seed
+                        ),
+                    }
                     for violation in &failure.violations {
                         println!("  {violation}");
                     }
-                    println!(
-                        "  reproduce: cargo run --release -p revenant-sim -- run {} --seed {}",
-                        failure.scenario.display(),
-                        failure.seed
-                    );
+                    println!("  reproduce: {}", sweep::reproduce_command(failure));
                 }
                 for (path, seed) in &summary.nondeterministic {
                     println!("NONDETERMINISTIC {} seed {seed}: run it with --check-determinism to see where", path.display());
@@ -214,6 +237,7 @@ fn main() -> ExitCode {
                     summary.nondeterministic.len()
                 );
                 print!("{}", sweep::coverage_table(&summary.coverage));
+                print!("{}", revenant_sim::explore::report(&summary));
                 if let Some(junit) = &junit {
                     revenant_sim::junit::write(junit, &revenant_sim::junit::results(&summary))?;
                     println!("JUnit report written to {}", junit.display());
@@ -338,6 +362,13 @@ fn main() -> ExitCode {
         }
         Command::Shrink { file, output } => {
             let repro = match read_repro(&file) {
+                Ok(repro) if repro.branch.is_some() => {
+                    eprintln!(
+                        "error: {}: a branch of --explore cannot be shrunk into a scenario (its fresh randomness is not a scenario field); replay it instead",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
                 Ok(repro) => repro,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -425,7 +456,21 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_one(repro.scenario, repro.seed, trace, timeline, false, false)
+            let branch = match repro
+                .branch
+                .as_deref()
+                .map(revenant_sim::explore::Branch::parse)
+                .transpose()
+            {
+                Ok(branch) => branch,
+                Err(error) => {
+                    eprintln!("error: {}: {error}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            revenant_sim::explore::with_branch(branch, || {
+                run_one(repro.scenario, repro.seed, trace, timeline, false, false)
+            })
         }
         Command::Run {
             scenario: path,
@@ -434,14 +479,30 @@ fn main() -> ExitCode {
             recovery_trace,
             check_determinism,
             timeline,
-        } => run_one(
-            path,
-            seed,
-            trace,
-            timeline,
-            check_determinism,
-            recovery_trace,
-        ),
+            branch,
+        } => {
+            let branch = match branch
+                .as_deref()
+                .map(revenant_sim::explore::Branch::parse)
+                .transpose()
+            {
+                Ok(branch) => branch,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            revenant_sim::explore::with_branch(branch, || {
+                run_one(
+                    path,
+                    seed,
+                    trace,
+                    timeline,
+                    check_determinism,
+                    recovery_trace,
+                )
+            })
+        }
     }
 }
 
@@ -450,6 +511,9 @@ fn main() -> ExitCode {
 struct Repro {
     scenario: PathBuf,
     seed: u64,
+    /// A branch of `sweep --explore` (`AT:K`).
+    #[serde(default)]
+    branch: Option<String>,
 }
 
 fn read_repro(file: &std::path::Path) -> Result<Repro, String> {

@@ -42,18 +42,29 @@ pub fn derive_seed(seed: u64, label: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Seeded randomness.
-pub struct SeededRandom(RefCell<rand::rngs::StdRng>);
+/// Seeded randomness. In a branch of `sweep --explore` the stream is reseeded once the
+/// branch's moment has passed (docs/failing-runs.md F13).
+pub struct SeededRandom(RefCell<rand::rngs::StdRng>, u64, Cell<bool>);
 
 impl SeededRandom {
     /// A stream for `seed`.
     pub fn new(seed: u64) -> SeededRandom {
-        SeededRandom(RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)))
+        SeededRandom(
+            RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            seed,
+            Cell::new(false),
+        )
     }
 }
 
 impl Random for SeededRandom {
     fn fill(&self, buffer: &mut [u8]) {
+        if !self.2.get() {
+            if let Some(seed) = crate::explore::branch_seed(self.1) {
+                *self.0.borrow_mut() = rand::rngs::StdRng::seed_from_u64(seed);
+                self.2.set(true);
+            }
+        }
         self.0.borrow_mut().fill_bytes(buffer);
     }
 }

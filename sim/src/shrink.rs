@@ -383,6 +383,11 @@ pub fn shrink_failure(
     failure: &crate::sweep::Failure,
     options: &RunOptions,
 ) -> Result<(std::path::PathBuf, Shrunk), String> {
+    if let Some(branch) = failure.branch {
+        return Err(format!(
+            "a branch of --explore ({branch}) is not a plain seed: a scenario file cannot pin its fresh randomness; reproduce it with --branch {branch}"
+        ));
+    }
     let mut quiet = |_: &str| {};
     let shrunk = shrink(&failure.scenario, failure.seed, options, &mut quiet)?;
     let path = output_for(out, failure);
