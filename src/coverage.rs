@@ -112,7 +112,7 @@ mod counting {
     }
 
     /// Stamps each point's first reach on this thread with `clock` (the simulator's
-    /// simulated time), for [`first_reached`].
+    /// simulated time), for [`first_reached`] (docs/failing-runs.md F14).
     pub fn set_clock(clock: fn() -> std::time::Duration) {
         CLOCK.with(|c| c.set(Some(clock)));
     }

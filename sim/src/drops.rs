@@ -292,6 +292,21 @@ impl FilteredStream {
         self
     }
 
+    /// Records whole frames handed to the reader in the timeline's message log, frame by
+    /// frame (a duplicate twice, a forged copy first).
+    fn tap_delivered(&mut self, frames: &[u8]) {
+        let Some(tap) = &mut self.tap else {
+            return;
+        };
+        let mut rest = frames;
+        while rest.len() >= 4 {
+            let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let end = (4 + length).min(rest.len());
+            tap.received(&rest[..end]);
+            rest = &rest[end..];
+        }
+    }
+
     /// Moves whole frames from `raw` to `ready`, dropping those a rule takes.
     fn frame(&mut self) {
         if !self.started && self.raw.len() >= 4 {
@@ -359,16 +374,9 @@ impl FilteredStream {
                     out.extend_from_slice(&frame);
                 }
             }
-            if let Some(tap) = &mut self.tap {
-                // What the reader gets, frame by frame (a duplicate twice, a forged
-                // copy first).
-                let mut rest = &out[..];
-                while rest.len() >= 4 {
-                    let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                    let end = (4 + length).min(rest.len());
-                    tap.received(&rest[..end]);
-                    rest = &rest[end..];
-                }
+            if self.hold.is_none() {
+                // Held frames are recorded when they are let through (poll_read).
+                self.tap_delivered(&out);
             }
             if self.hold.is_some() {
                 self.held.extend(out);
@@ -409,6 +417,11 @@ impl AsyncRead for FilteredStream {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => {
                         this.hold = None;
+                        if !this.passthrough {
+                            let held = std::mem::take(&mut this.held);
+                            this.tap_delivered(&held);
+                            this.held = held;
+                        }
                         this.ready.append(&mut this.held);
                         continue;
                     }

@@ -43,7 +43,7 @@ pub fn derive_seed(seed: u64, label: &str) -> u64 {
 }
 
 /// Seeded randomness. In a branch of `sweep --explore` the stream is reseeded once the
-/// branch's moment has passed (docs/failing-runs.md F13).
+/// branch's moment has passed (docs/failing-runs.md F12).
 pub struct SeededRandom(RefCell<rand::rngs::StdRng>, u64, Cell<bool>);
 
 impl SeededRandom {

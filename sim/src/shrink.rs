@@ -376,7 +376,8 @@ pub fn written_still_fails(
         .any(|v| v.oracle == oracle))
 }
 
-/// `sweep --shrink`: shrinks one failure of a sweep and writes the result under `out`
+/// `sweep --shrink` (docs/failing-runs.md F1–F3): shrinks one failure of a sweep and
+/// writes the result under `out`
 /// (see [`output_for`]), checked by reading it back. Returns the file and the shrink.
 pub fn shrink_failure(
     out: &Path,

@@ -67,6 +67,15 @@ fn a_sweep_failure_is_shrunk_beside_its_repro_file() {
                 .exists(),
             "written beside the reproduction file"
         );
+        let timeline = std::fs::read_to_string(
+            out.path()
+                .join(format!("swarm_agent_machine-seed{seed}.timeline.html")),
+        )
+        .expect("the sweep wrote the failure's timeline");
+        assert!(
+            timeline.contains("data-oracle=\"reboot\""),
+            "with its violation"
+        );
         assert_eq!(shrunk.oracle, "reboot");
         let text = std::fs::read_to_string(&written).unwrap();
         (out, written, shrunk, text)
