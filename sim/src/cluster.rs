@@ -695,7 +695,10 @@ fn machine_env(
             wall_offset: machine.wall_offset.clone(),
         }),
         fs,
-        net: Rc::new(SimNet::on(AGENT_HOST)),
+        net: Rc::new(SimNet::for_process(
+            AGENT_HOST,
+            &agent_trace_host(machine.index),
+        )),
         processes: Rc::new(SimProcesses {
             table,
             env_for: Rc::new(move |pid| {

@@ -286,9 +286,10 @@ impl FilteredStream {
     }
 
     /// Records this end's frames in the timeline's message log, if one is recording;
-    /// `connected`: this end opened the connection.
-    pub fn tapped(mut self, connected: bool) -> FilteredStream {
-        self.tap = crate::messages::Tap::new(&self.local, &self.peer, connected);
+    /// `connected`: this end opened the connection; `process`: the process at this end,
+    /// when its host runs several.
+    pub fn tapped(mut self, connected: bool, process: Option<&str>) -> FilteredStream {
+        self.tap = crate::messages::Tap::new(&self.local, &self.peer, connected, process);
         self
     }
 

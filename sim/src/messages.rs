@@ -169,12 +169,16 @@ pub struct Tap {
 
 impl Tap {
     /// A tap for a connection between `local` and `peer` (hosts), opened by this end
-    /// (`connected`) or accepted; `None` when not recording.
-    pub fn new(local: &str, peer: &str, connected: bool) -> Option<Tap> {
+    /// (`connected`) or accepted, by `process` if the seam knows it (else the host span
+    /// the code runs in, else the host); `None` when not recording.
+    pub fn new(local: &str, peer: &str, connected: bool, process: Option<&str>) -> Option<Tap> {
         if !recording() {
             return None;
         }
-        let process = crate::trace::current_host().unwrap_or_else(|| local.to_owned());
+        let process = process
+            .map(str::to_owned)
+            .or_else(crate::trace::current_host)
+            .unwrap_or_else(|| local.to_owned());
         Some(Tap {
             local_host: local.to_owned(),
             peer_host: peer.to_owned(),

@@ -101,6 +101,9 @@ impl Clock for SimClock {
 pub struct SimNet {
     /// The host this seam belongs to.
     pub host: String,
+    /// The process using it, when the host runs several (an agent process: `agent1/2`),
+    /// for the timeline's message log (docs/failing-runs.md F6).
+    pub process: Option<String>,
 }
 
 impl SimNet {
@@ -108,11 +111,20 @@ impl SimNet {
     pub fn on(host: &str) -> SimNet {
         SimNet {
             host: host.to_owned(),
+            process: None,
+        }
+    }
+
+    /// The network seen from `host` by process `process` (its lane in a timeline).
+    pub fn for_process(host: &str, process: &str) -> SimNet {
+        SimNet {
+            host: host.to_owned(),
+            process: Some(process.to_owned()),
         }
     }
 }
 
-struct SimListener(turmoil::net::TcpListener, String, String);
+struct SimListener(turmoil::net::TcpListener, String, String, Option<String>);
 
 impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
@@ -123,8 +135,8 @@ impl Listener for SimListener {
             } else {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
-            let stream =
-                FilteredStream::new(Box::new(stream), self.2.clone(), peer_host).tapped(false);
+            let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
+                .tapped(false, self.3.as_deref());
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
     }
@@ -153,22 +165,23 @@ impl Network for SimNet {
     fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
         let addr = addr.to_owned();
         let host = self.host.clone();
+        let process = self.process.clone();
         Box::pin(async move {
             let (_, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
-            Ok(Box::new(SimListener(listener, addr, host)) as Box<dyn Listener>)
+            Ok(Box::new(SimListener(listener, addr, host, process)) as Box<dyn Listener>)
         })
     }
     fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
         let addr = addr.to_owned();
         let local = self.host.clone();
+        let process = self.process.clone();
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
-            Ok(
-                Box::new(FilteredStream::new(Box::new(stream), local, host).tapped(true))
-                    as BoxStream,
-            )
+            Ok(Box::new(
+                FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),
+            ) as BoxStream)
         })
     }
 }

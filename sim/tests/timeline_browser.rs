@@ -231,3 +231,35 @@ fn a_failing_runs_timeline_opens_in_headless_chromium() {
         std::fs::copy(&shot, keep).expect("copy the screenshot");
     }
 }
+
+/// The message log names the process at each end: with two agent processes on one
+/// machine, each has its own messages with the master and with its executors, and
+/// recording them leaves the run as it was.
+#[test]
+fn each_agent_process_on_a_machine_has_its_own_messages() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/multiple_agents_on_one_host.toml");
+    let scenario = Scenario::load(&path).unwrap();
+    let options = RunOptions::default();
+    let (result, messages) = revenant_sim::timeline::record(&scenario, 0, &options);
+    assert_eq!(
+        result.trace_hash,
+        cluster::run(&scenario, 0, &options).trace_hash
+    );
+    for agent in ["agent1", "agent1/2"] {
+        for peer in ["master1", "executor "] {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.from == agent && m.to.starts_with(peer) && m.received.is_some()),
+                "{agent} sent nothing to {peer}"
+            );
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.to == agent && m.from.starts_with(peer)),
+                "{agent} received nothing from {peer}"
+            );
+        }
+    }
+}
