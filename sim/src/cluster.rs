@@ -695,7 +695,10 @@ fn machine_env(
             wall_offset: machine.wall_offset.clone(),
         }),
         fs,
-        net: Rc::new(SimNet::on(AGENT_HOST)),
+        net: Rc::new(SimNet::for_process(
+            AGENT_HOST,
+            &agent_trace_host(machine.index),
+        )),
         processes: Rc::new(SimProcesses {
             table,
             env_for: Rc::new(move |pid| {
@@ -1179,7 +1182,8 @@ fn drive(
 
     // The driver.
     let left: RefCell<BTreeMap<u32, Duration>> = RefCell::new(BTreeMap::new());
-    let schedule = schedule_for(scenario, seed);
+    // A branch of `sweep --explore` redraws the faults after its moment (explore.rs).
+    let schedule = crate::explore::schedule(scenario, seed);
     let mut next_fault = 0usize;
     let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
     let mut pending: Vec<(Duration, Pending)> = Vec::new();
