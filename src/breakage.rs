@@ -79,4 +79,12 @@ pub struct Breakage {
     /// Executors give up on their agent after a tenth of `recovery_timeout`
     /// (docs/lifecycle-rules.md rule 16).
     pub executor_gives_up_early: bool,
+    /// A master on ZooKeeper keeps leading after its session was lost or expired (as
+    /// long as it was the lowest member when it last listed the group), instead of
+    /// stopping at once (docs/zookeeper.md Z4, Z15).
+    pub master_leads_without_session: bool,
+    /// A master on ZooKeeper elected leader claims the registry by writing an empty one
+    /// instead of what it read, losing what earlier leaders acknowledged
+    /// (docs/zookeeper.md Z8, Z16).
+    pub master_forgets_zk_registry: bool,
 }
