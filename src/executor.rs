@@ -278,13 +278,13 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             Event::Connected(stream) => {
                 connecting = false;
                 next_connection += 1;
-                let outbox = wire::serve(
-                    stream,
-                    ConnectionId(next_connection),
-                    &mut background,
-                    sender.clone(),
-                    Event::Wire,
-                );
+                let link = wire::Link {
+                    id: ConnectionId(next_connection),
+                    peer: settings.agent_address.clone(),
+                    clock: env.clock.clone(),
+                };
+                let outbox =
+                    wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
                 outbox.send(registration(registered_once, &unacknowledged, &task_infos));
                 agent = Some(outbox);
             }

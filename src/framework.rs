@@ -76,6 +76,49 @@ pub const FRAMEWORK_MASTER_TIMEOUT: Duration = Duration::from_secs(40);
 /// How often a framework asks the master to reconcile while it waits.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Submits `task`, or, when its submission would not fit in a frame, refuses it here
+/// and tells the workload with a TASK_ERROR update of its own (no uuid: nothing
+/// acknowledges it), naming the size (docs/security.md SEC5). True when sent.
+fn submit(
+    env: &Env,
+    outbox: &Outbox,
+    framework_id: &str,
+    task: TaskInfo,
+    workload: &mut dyn Workload,
+) -> bool {
+    let task_id = task.task_id.clone();
+    let executor_id = task.executor_id.clone();
+    let body = Body::SubmitTask(proto::SubmitTask {
+        framework_id: framework_id.to_owned(),
+        task: Some(task),
+    });
+    let Err(error) = wire::check_fits(&body) else {
+        outbox.send(body);
+        return true;
+    };
+    warn!(task = %task_id, %error, "task too large to submit: refused");
+    let timestamp = env.wall_seconds();
+    let state = proto::TaskState::TaskError;
+    workload.update(&StatusUpdate {
+        framework_id: framework_id.to_owned(),
+        executor_id,
+        agent_id: String::new(),
+        status: Some(proto::TaskStatus {
+            task_id,
+            state: state as i32,
+            source: proto::TaskSource::SourceMaster as i32,
+            reason: proto::TaskReason::ReasonTaskInvalid as i32,
+            message: format!("Task refused before submission: {error}"),
+            timestamp,
+            ..Default::default()
+        }),
+        timestamp,
+        uuid: Vec::new(),
+        latest_state: state as i32,
+    });
+    false
+}
+
 /// Runs a framework against the masters until the workload is done.
 pub async fn run(
     env: Env,
@@ -144,11 +187,9 @@ pub async fn run(
             }
             if !info.id.is_empty() {
                 for task in workload.submissions() {
-                    open_tasks.insert(task.task_id.clone());
-                    outbox.send(Body::SubmitTask(proto::SubmitTask {
-                        framework_id: info.id.clone(),
-                        task: Some(task),
-                    }));
+                    if submit(&env, outbox, &info.id, task.clone(), workload) {
+                        open_tasks.insert(task.task_id);
+                    }
                 }
             }
             for task in workload.kills() {
@@ -195,13 +236,13 @@ pub async fn run(
             Event::Connected(stream) => {
                 connecting = false;
                 connection += 1;
-                let outbox = wire::serve(
-                    stream,
-                    ConnectionId(connection),
-                    &mut background,
-                    sender.clone(),
-                    Event::Wire,
-                );
+                let link = wire::Link {
+                    id: ConnectionId(connection),
+                    peer: address.clone(),
+                    clock: env.clock.clone(),
+                };
+                let outbox =
+                    wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
                 last_heard = env.clock.now();
                 outbox.send(Body::RegisterFramework(proto::RegisterFramework {
                     info: Some(info.clone()),
@@ -265,11 +306,9 @@ pub async fn run(
                             }));
                         }
                         for task in tasks {
-                            open_tasks.insert(task.task_id.clone());
-                            outbox.send(Body::SubmitTask(proto::SubmitTask {
-                                framework_id: info.id.clone(),
-                                task: Some(task),
-                            }));
+                            if submit(&env, outbox, &info.id, task.clone(), workload) {
+                                open_tasks.insert(task.task_id);
+                            }
                         }
                     }
                 }

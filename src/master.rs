@@ -135,7 +135,7 @@ const FRAMEWORK_MISSED_PONGS_MAX: u32 = 3;
 
 #[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
 enum Event {
-    Accepted(crate::os::BoxStream),
+    Accepted(crate::os::BoxStream, String),
     Wire(Incoming),
 }
 
@@ -171,8 +171,8 @@ pub async fn run_with_registry(
     let accept_sender = sender.clone();
     tasks.spawn_local(async move {
         loop {
-            if let Ok((stream, _)) = listener.accept().await {
-                if accept_sender.send(Event::Accepted(stream)).is_err() {
+            if let Ok((stream, peer)) = listener.accept().await {
+                if accept_sender.send(Event::Accepted(stream, peer)).is_err() {
                     return;
                 }
             }
@@ -210,10 +210,16 @@ pub async fn run_with_registry(
             _ = sleep => None,
         };
         match event {
-            Some(Event::Accepted(stream)) => {
+            Some(Event::Accepted(stream, peer)) => {
+                master.limit_unidentified(&peer);
                 master.next_connection += 1;
                 let id = ConnectionId(master.next_connection);
-                let outbox = wire::serve(stream, id, &mut tasks, sender.clone(), Event::Wire);
+                let link = wire::Link {
+                    id,
+                    peer,
+                    clock: master.env.clock.clone(),
+                };
+                let outbox = wire::serve(stream, link, &mut tasks, sender.clone(), Event::Wire);
                 master.connections.insert(id, (Peer::Unknown, outbox));
             }
             Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
@@ -472,6 +478,26 @@ impl Master {
             _ => {
                 outbox.respond(404, "text/plain", "not found: try /state or /metrics\n");
             }
+        }
+    }
+
+    /// docs/security.md SEC4: at most [`wire::UNIDENTIFIED_CONNECTIONS_MAX`] connections
+    /// whose peer has not said who it is; a new one closes the oldest of them.
+    fn limit_unidentified(&mut self, peer: &str) {
+        let mut unidentified = self
+            .connections
+            .iter()
+            .filter(|(_, (p, _))| *p == Peer::Unknown)
+            .map(|(id, _)| *id);
+        let Some(oldest) = unidentified.next() else {
+            return;
+        };
+        if unidentified.count() + 1 < wire::UNIDENTIFIED_CONNECTIONS_MAX {
+            return;
+        }
+        if let Some((_, outbox)) = self.connections.remove(&oldest) {
+            warn!(connection = %oldest, %peer, "too many unidentified connections: the oldest closed");
+            outbox.close();
         }
     }
 
@@ -1380,18 +1406,32 @@ impl Master {
             command: None,
             resources: Vec::new(),
         };
+        let run = Body::RunTask(proto::RunTask {
+            framework: Some(framework_info),
+            executor: Some(executor),
+            task: Some(task),
+        });
+        // docs/security.md SEC5: a task whose RunTask would not fit in a frame is refused
+        // here, where the framework hears why, and never reaches an agent.
+        if let Err(error) = wire::check_fits(&run) {
+            info!(framework = %framework, task = %report.task_id, %error, "task too large for a frame: refused");
+            let update = self.master_update(
+                &report,
+                proto::TaskState::TaskError,
+                TaskReason::ReasonTaskInvalid,
+                &format!("Task refused: {error}"),
+            );
+            self.send_to_framework(&framework, update);
+            return;
+        }
+        let task_id = report.task_id.clone();
         let record = self.agents.get_mut(&agent).expect("chosen above");
-        record.tasks.insert(
-            (framework.clone(), TaskId::new(task.task_id.clone())),
-            report,
-        );
-        info!(framework = %framework, task = %task.task_id, agent = %agent, "task placed");
+        record
+            .tasks
+            .insert((framework.clone(), TaskId::new(task_id.clone())), report);
+        info!(framework = %framework, task = %task_id, agent = %agent, "task placed");
         if let Some(outbox) = &record.outbox {
-            outbox.send(Body::RunTask(proto::RunTask {
-                framework: Some(framework_info),
-                executor: Some(executor),
-                task: Some(task),
-            }));
+            outbox.send(run);
         }
     }
 

@@ -1,17 +1,22 @@
 //! The wire protocol: every connection carries `Envelope`s, each framed as a 4-byte
 //! little-endian length followed by the protobuf bytes, at most [`FRAME_BYTES_MAX`].
 //!
-//! A malformed or oversized frame closes that one connection with a logged reason; it
-//! never takes the process down. A connection is served by a reader and a writer task,
-//! both owned by the caller's `JoinSet`, so dropping the role's future closes every
-//! socket it had (the simulator relies on this to crash a process).
+//! A malformed or oversized frame closes that one connection with a logged reason naming
+//! the peer; it never takes the process down (docs/security.md SEC1-SEC6). A connection
+//! is served by a reader and a writer task, both owned by the caller's `JoinSet`, so
+//! dropping the role's future closes every socket it had (the simulator relies on this
+//! to crash a process).
 
 use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
 
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+use tracing::{error, warn};
 
 use crate::os::BoxStream;
 use crate::proto::{envelope::Body, Envelope};
@@ -24,6 +29,13 @@ pub const OUTBOX_ENVELOPES_MAX: usize = 4096;
 
 /// A connection's read buffer.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Once the first byte of a frame (or of an HTTP request head) has arrived, the rest must
+/// arrive within this long, or the connection is cut off (docs/security.md SEC3).
+pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
+/// The most connections a listening role keeps open before their peer has said who it is
+/// (no registration yet); one more closes the oldest of them (docs/security.md SEC4).
+pub const UNIDENTIFIED_CONNECTIONS_MAX: usize = 128;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +55,31 @@ pub enum WireError {
     /// An envelope without a body.
     #[error("envelope without a body")]
     Empty,
+    /// A peer that started a frame and did not finish it in time.
+    #[error("{0}")]
+    Stalled(&'static str),
+    /// An envelope to send that would not fit in a frame (docs/security.md SEC5).
+    #[error("{kind} envelope of {bytes} bytes exceeds the frame maximum of {FRAME_BYTES_MAX}")]
+    TooLarge {
+        /// The envelope's kind.
+        kind: &'static str,
+        /// Its encoded size.
+        bytes: usize,
+    },
+}
+
+impl WireError {
+    /// Whether the error is the peer's fault (bad or hostile input), as opposed to a
+    /// connection that simply ended: these are logged as warnings naming the peer.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            WireError::Oversized(_)
+                | WireError::Malformed(_)
+                | WireError::Empty
+                | WireError::Stalled(_)
+        )
+    }
 }
 
 /// Reads one envelope.
@@ -57,29 +94,67 @@ pub async fn read_envelope<R: tokio::io::AsyncRead + Unpin>(
         }
         Err(error) => return Err(error.into()),
     }
-    let length = u32::from_le_bytes(length_bytes) as usize;
+    read_body(reader, u32::from_le_bytes(length_bytes)).await
+}
+
+/// Reads the body of a frame whose declared length is `length`. A length over the
+/// maximum is refused before anything is allocated, and the buffer grows only with the
+/// bytes that actually arrive, so a peer declaring a large frame and sending little
+/// holds little memory (docs/security.md SEC1).
+async fn read_body<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    length: u32,
+) -> Result<Body, WireError> {
+    let length = length as usize;
     if length > FRAME_BYTES_MAX {
         return Err(WireError::Oversized(length));
     }
-    let mut data = vec![0u8; length];
-    reader.read_exact(&mut data).await?;
-    Envelope::decode(data.as_slice())?
-        .body
-        .ok_or(WireError::Empty)
+    let mut data = Vec::with_capacity(length.min(READ_BUFFER_BYTES));
+    (&mut *reader)
+        .take(length as u64)
+        .read_to_end(&mut data)
+        .await?;
+    if data.len() < length {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "early eof").into());
+    }
+    decode(&data)
 }
 
-/// Frames one envelope.
-pub fn encode(body: Body) -> Vec<u8> {
+/// Decodes one frame's body (the bytes after the length).
+pub fn decode(data: &[u8]) -> Result<Body, WireError> {
+    Envelope::decode(data)?.body.ok_or(WireError::Empty)
+}
+
+/// The size `body` takes on the wire, length prefix included.
+pub fn framed_len(body: &Body) -> usize {
+    // The envelope holds only the body's oneof, whose size includes its field key and
+    // length.
+    4 + body.encoded_len()
+}
+
+/// Whether `body` fits in one frame; `Err` names its kind and size (docs/security.md
+/// SEC5). Senders check this where a message is made, so that the error reaches whoever
+/// made it.
+pub fn check_fits(body: &Body) -> Result<(), WireError> {
+    let bytes = framed_len(body) - 4;
+    if bytes > FRAME_BYTES_MAX {
+        return Err(WireError::TooLarge {
+            kind: kind(body),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Frames one envelope; an envelope over the frame maximum is an error, never a panic.
+pub fn encode(body: Body) -> Result<Vec<u8>, WireError> {
+    check_fits(&body)?;
     let envelope = Envelope { body: Some(body) };
     let length = envelope.encoded_len();
-    assert!(
-        length <= FRAME_BYTES_MAX,
-        "envelope of {length} bytes exceeds the frame maximum"
-    );
     let mut out = Vec::with_capacity(4 + length);
     out.extend_from_slice(&(length as u32).to_le_bytes());
-    envelope.encode(&mut out).expect("vec has room");
-    out
+    envelope.encode(&mut out).map_err(std::io::Error::other)?;
+    Ok(out)
 }
 
 /// Writes one envelope.
@@ -87,7 +162,7 @@ pub async fn write_envelope<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
     body: Body,
 ) -> Result<(), WireError> {
-    writer.write_all(&encode(body)).await?;
+    writer.write_all(&encode(body)?).await?;
     writer.flush().await?;
     Ok(())
 }
@@ -149,8 +224,14 @@ impl Outbox {
             task.abort();
         }
     }
-    /// Queues an envelope; false when the connection is gone or hopelessly behind.
+    /// Queues an envelope; false when the connection is gone or hopelessly behind, or
+    /// when the envelope would not fit in a frame: that one is refused here, logged, and
+    /// the connection and everything queued on it go on (docs/security.md SEC5).
     pub fn send(&self, body: Body) -> bool {
+        if let Err(error) = check_fits(&body) {
+            error!(connection = %self.id, %error, "message refused: it would not fit in a frame");
+            return false;
+        }
         self.sender.try_send(Outgoing::Envelope(body)).is_ok()
     }
     /// Answers an HTTP request and closes the connection.
@@ -191,16 +272,96 @@ async fn read_http_path<R: tokio::io::AsyncRead + Unpin>(
     Ok(line.split_whitespace().nth(1).unwrap_or("/").to_owned())
 }
 
+/// One connection as its role sees it: its id and who is at the other end (for logs).
+#[derive(Clone)]
+pub struct Link {
+    /// The connection's id within its role.
+    pub id: ConnectionId,
+    /// The peer's address (or name), logged with every reason to cut the connection.
+    pub peer: String,
+    /// Time, for the frame deadline.
+    pub clock: Rc<dyn crate::os::Clock>,
+}
+
+/// What [`read_next`] read.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once
+pub enum Read {
+    /// An envelope.
+    Envelope(Body),
+    /// An HTTP request head for this path.
+    Http(String),
+}
+
+/// Reads the next frame (or, first on a connection, an HTTP request head). Waiting for
+/// a frame to start has no deadline (the peer may be idle; pings find dead peers); once
+/// a frame has started, it must end within [`FRAME_DEADLINE`] (docs/security.md SEC3).
+pub async fn read_next<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut tokio::io::BufReader<R>,
+    first: bool,
+    clock: &dyn crate::os::Clock,
+) -> Result<Read, WireError> {
+    use tokio::io::AsyncBufReadExt;
+    // Wait for the frame's first byte.
+    let started = reader.fill_buf().await.map(|b| !b.is_empty());
+    // As before the deadlines: a connection that ends (or fails) before its first
+    // frame's length, or cleanly between frames, was closed by the peer.
+    match started {
+        Ok(true) => {}
+        Ok(false) => return Err(WireError::Closed),
+        Err(_) if first => return Err(WireError::Closed),
+        Err(error) => return Err(error.into()),
+    }
+    // The fast path: the whole frame is already buffered, no timer needed.
+    let buffered = reader.buffer();
+    if buffered.len() >= 4 && !(first && &buffered[..4] == b"GET ") {
+        let length = u32::from_le_bytes(buffered[..4].try_into().expect("four bytes")) as usize;
+        if length > FRAME_BYTES_MAX {
+            return Err(WireError::Oversized(length));
+        }
+        if buffered.len() >= 4 + length {
+            let body = decode(&buffered[4..4 + length]);
+            reader.consume(4 + length);
+            return body.map(Read::Envelope);
+        }
+    }
+    let sleep = clock.sleep(FRAME_DEADLINE);
+    let rest = async {
+        let mut prefix = [0u8; 4];
+        match reader.read_exact(&mut prefix).await {
+            Ok(_) => {}
+            Err(error) if first || error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(WireError::Closed)
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if first && &prefix == b"GET " {
+            // An operator's HTTP request: its first four bytes, read as a frame length,
+            // would exceed the frame maximum anyway, so the two can never be confused.
+            return read_http_path(reader).await.map(Read::Http);
+        }
+        read_body(reader, u32::from_le_bytes(prefix))
+            .await
+            .map(Read::Envelope)
+    };
+    tokio::select! {
+        biased;
+        result = rest => result,
+        _ = sleep => Err(WireError::Stalled("a frame started and did not end within the frame deadline")),
+    }
+}
+
 /// Serves `stream`: a reader task handing each envelope to `inbox` (wrapped by `wrap`
 /// into the role's own event type), and a writer task draining the returned outbox. Both
 /// live in `tasks`, so they end with the role.
 pub fn serve<E: 'static>(
     stream: BoxStream,
-    id: ConnectionId,
+    link: Link,
     tasks: &mut JoinSet<()>,
     inbox: mpsc::UnboundedSender<E>,
     wrap: fn(Incoming) -> E,
 ) -> Outbox {
+    let id = link.id;
     let (reader, mut writer) = tokio::io::split(stream);
     // Buffered: a frame's length and body, and the frames that arrived with it, come in
     // one read rather than two per frame.
@@ -208,34 +369,12 @@ pub fn serve<E: 'static>(
     let (sender, mut receiver) = mpsc::channel::<Outgoing>(OUTBOX_ENVELOPES_MAX);
     let reader_inbox = inbox.clone();
     let reader_task = tasks.spawn_local(async move {
-        // A connection that starts with `GET ` is an operator's HTTP request: its first
-        // four bytes, read as a frame length, would exceed the frame maximum anyway, so
-        // the two can never be confused.
-        let mut first = [0u8; 4];
-        match reader.read_exact(&mut first).await {
-            Ok(_) if &first == b"GET " => {
-                let incoming = match read_http_path(&mut reader).await {
-                    Ok(path) => Incoming::Http(id, path),
-                    Err(error) => Incoming::Closed(id, error.to_string()),
-                };
-                let _ = reader_inbox.send(wrap(incoming));
-                return;
-            }
-            Ok(_) => {}
-            Err(_) => {
-                let _ =
-                    reader_inbox.send(wrap(Incoming::Closed(id, WireError::Closed.to_string())));
-                return;
-            }
-        }
-        let mut prefix = Some(first);
+        let mut first = true;
         loop {
-            let result = match prefix.take() {
-                Some(first) => read_envelope(&mut (&first[..]).chain(&mut reader)).await,
-                None => read_envelope(&mut reader).await,
-            };
+            let result = read_next(&mut reader, first, &*link.clock).await;
+            first = false;
             match result {
-                Ok(body) => {
+                Ok(Read::Envelope(body)) => {
                     if reader_inbox
                         .send(wrap(Incoming::Message(id, body)))
                         .is_err()
@@ -243,7 +382,15 @@ pub fn serve<E: 'static>(
                         return;
                     }
                 }
+                Ok(Read::Http(path)) => {
+                    let _ = reader_inbox.send(wrap(Incoming::Http(id, path)));
+                    return;
+                }
                 Err(error) => {
+                    if error.is_bad_input() {
+                        // docs/security.md SEC2: the reason and the peer are logged.
+                        warn!(connection = %id, peer = %link.peer, reason = %error, "closing a connection: bad input from the peer");
+                    }
                     let _ = reader_inbox.send(wrap(Incoming::Closed(id, error.to_string())));
                     return;
                 }
@@ -326,11 +473,11 @@ pub fn kind(body: &Body) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Ping;
+    use crate::proto::{Ping, SubmitTask, TaskInfo};
 
     #[tokio::test]
     async fn round_trip_and_limits() {
-        let bytes = encode(Body::Ping(Ping { sequence: 7 }));
+        let bytes = encode(Body::Ping(Ping { sequence: 7 })).unwrap();
         let mut reader = bytes.as_slice();
         let body = read_envelope(&mut reader).await.unwrap();
         assert!(matches!(body, Body::Ping(Ping { sequence: 7 })));
@@ -349,5 +496,177 @@ mod tests {
             read_envelope(&mut reader).await,
             Err(WireError::Malformed(_))
         ));
+    }
+
+    /// A clock whose sleeps last a hundredth of what they are asked for, so that the
+    /// frame deadline can be tested in a tenth of a second.
+    struct FastClock;
+    impl crate::os::Clock for FastClock {
+        fn now(&self) -> tokio::time::Instant {
+            unreachable!("not used by the reader")
+        }
+        fn wall(&self) -> std::time::SystemTime {
+            std::time::UNIX_EPOCH
+        }
+        fn sleep(&self, duration: Duration) -> crate::os::LocalFuture<'static, ()> {
+            Box::pin(tokio::time::sleep(duration / 100))
+        }
+    }
+
+    fn big_submission(command_bytes: usize) -> Body {
+        Body::SubmitTask(SubmitTask {
+            framework_id: "f".into(),
+            task: Some(TaskInfo {
+                task_id: "t".into(),
+                command: Some(crate::proto::CommandInfo {
+                    value: "x".repeat(command_bytes),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+    }
+
+    /// SEC1: a declared length over the maximum is refused as soon as the length is
+    /// read, without waiting for (or allocating) the body; a declared length within it
+    /// whose bytes never come ends the connection, not the process.
+    #[tokio::test]
+    async fn oversized_declared_length_is_refused_before_any_body() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client
+            .write_all(&u32::MAX.to_le_bytes())
+            .await
+            .expect("write");
+        // The client keeps the connection open and sends nothing more.
+        let mut reader = tokio::io::BufReader::new(server);
+        let result = read_next(&mut reader, false, &FastClock).await;
+        assert!(
+            matches!(result, Err(WireError::Oversized(n)) if n == u32::MAX as usize),
+            "{result:?}"
+        );
+
+        let mut truncated = (FRAME_BYTES_MAX as u32).to_le_bytes().to_vec();
+        truncated.extend_from_slice(&[1, 2, 3]);
+        let result = read_envelope(&mut truncated.as_slice()).await;
+        assert!(matches!(result, Err(WireError::Io(_))), "{result:?}");
+    }
+
+    /// SEC2: bytes that are not an envelope, or an envelope without a body, are
+    /// malformed; so is a frame of zero bytes.
+    #[tokio::test]
+    async fn malformed_frames_are_errors() {
+        for frame in [
+            vec![0xff, 0xff, 0xff],
+            vec![0x0a, 0x05, 0x01],
+            vec![
+                0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            ],
+            vec![],
+        ] {
+            let mut bytes = (frame.len() as u32).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&frame);
+            let mut reader = tokio::io::BufReader::new(bytes.as_slice());
+            let result = read_next(&mut reader, false, &FastClock).await;
+            assert!(
+                matches!(result, Err(WireError::Malformed(_) | WireError::Empty)),
+                "{frame:?}: {result:?}"
+            );
+            assert!(result.unwrap_err().is_bad_input());
+        }
+    }
+
+    /// SEC3: a frame (or an HTTP request head) that starts and stalls is cut off at the
+    /// frame deadline; an idle connection with no frame started is not.
+    #[tokio::test]
+    async fn a_stalled_partial_frame_is_cut_off_and_an_idle_peer_is_not() {
+        for partial in [vec![10u8, 0], vec![10, 0, 0, 0, 0x08], b"GET /sta".to_vec()] {
+            let (mut client, server) = tokio::io::duplex(64);
+            client.write_all(&partial).await.expect("write");
+            let mut reader = tokio::io::BufReader::new(server);
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                read_next(&mut reader, true, &FastClock),
+            )
+            .await
+            .expect("cut off long before 5 s");
+            assert!(
+                matches!(result, Err(WireError::Stalled(_))),
+                "{partial:?}: {result:?}"
+            );
+            drop(client);
+        }
+        let (client, server) = tokio::io::duplex(64);
+        let mut reader = tokio::io::BufReader::new(server);
+        let idle = tokio::time::timeout(
+            FRAME_DEADLINE / 100 * 3,
+            read_next(&mut reader, false, &FastClock),
+        )
+        .await;
+        assert!(idle.is_err(), "an idle peer was cut off: {idle:?}");
+        drop(client);
+    }
+
+    /// SEC5: an envelope over the frame maximum is an error where it is made, never a
+    /// panic; `check_fits` and `encode` agree on the boundary.
+    #[test]
+    fn an_envelope_too_large_is_an_error() {
+        let fits = |n| check_fits(&big_submission(n)).is_ok();
+        assert!(fits(FRAME_BYTES_MAX - 64));
+        assert!(!fits(FRAME_BYTES_MAX));
+        // The largest command that fits, found by bisection, encodes to exactly the
+        // frame maximum or just under, and one byte more is refused by `encode`.
+        let (mut low, mut high) = (FRAME_BYTES_MAX - 64, FRAME_BYTES_MAX);
+        while high - low > 1 {
+            let middle = (low + high) / 2;
+            if fits(middle) {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        let bytes = encode(big_submission(low)).expect("fits");
+        assert!(bytes.len() - 4 <= FRAME_BYTES_MAX);
+        assert_eq!(bytes.len(), framed_len(&big_submission(low)));
+        let error = encode(big_submission(high)).unwrap_err();
+        assert!(
+            error.to_string().contains("submit_task envelope of"),
+            "{error}"
+        );
+    }
+
+    /// SEC2, SEC5 through `serve`: an oversized message is refused by `send` and the
+    /// connection goes on carrying what follows; the peer's malformed frame closes the
+    /// connection with the reason.
+    #[tokio::test]
+    async fn serve_refuses_oversized_sends_and_closes_on_malformed_input() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (client, server) = tokio::io::duplex(1 << 16);
+                let mut tasks = JoinSet::new();
+                let (inbox, mut events) = mpsc::unbounded_channel::<Incoming>();
+                let link = Link {
+                    id: ConnectionId(1),
+                    peer: "test-peer".into(),
+                    clock: Rc::new(FastClock),
+                };
+                let outbox = serve(Box::new(server), link, &mut tasks, inbox, |i| i);
+                assert!(!outbox.send(big_submission(FRAME_BYTES_MAX)));
+                assert!(outbox.send(Body::Ping(Ping { sequence: 9 })));
+                let (mut client_reader, mut client_writer) = tokio::io::split(client);
+                let body = read_envelope(&mut client_reader).await.expect("the ping");
+                assert!(matches!(body, Body::Ping(Ping { sequence: 9 })));
+
+                let mut garbage = 3u32.to_le_bytes().to_vec();
+                garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
+                client_writer.write_all(&garbage).await.unwrap();
+                match events.recv().await {
+                    Some(Incoming::Closed(ConnectionId(1), reason)) => {
+                        assert!(reason.starts_with("malformed envelope"), "{reason}")
+                    }
+                    other => panic!("expected the connection closed, got {other:?}"),
+                }
+            })
+            .await;
     }
 }

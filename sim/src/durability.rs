@@ -279,6 +279,7 @@ mod tests {
                 task_id: "t1".into(),
                 uuid: vec![uuid; 16],
             }))
+            .unwrap()
         };
         // Framework to master: not a promise of the agent.
         observe(&ack(1), "master1", "framework");

@@ -16,6 +16,7 @@
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
+//! | [`fuzzing`] | the fuzz targets' bodies (docs/security.md SEC6), shared by `fuzz/` and the corpus replay test |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
 //! | [`zk`] | ZooKeeper in the simulator: the host, sessions over simulated TCP, the client behind the coordination seam, the one-leader and registry oracles |
 //! | [`zk_faults`] | ZooKeeper faults: partitions from it, it down and back, forced session expiry |
@@ -33,6 +34,7 @@ pub mod durability;
 pub mod explore;
 pub mod faults;
 pub mod fs;
+pub mod fuzzing;
 pub mod history;
 pub mod junit;
 pub mod messages;

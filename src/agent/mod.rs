@@ -450,11 +450,16 @@ impl Agent {
         });
     }
 
-    fn serve(&mut self, stream: crate::os::BoxStream) -> Outbox {
+    fn serve(&mut self, stream: crate::os::BoxStream, peer: String) -> Outbox {
         let id = self.connection_id();
+        let link = wire::Link {
+            id,
+            peer,
+            clock: self.env.clock.clone(),
+        };
         wire::serve(
             stream,
-            id,
+            link,
             &mut self.tasks,
             self.inbox_sender.clone(),
             Event::Wire,
@@ -989,7 +994,7 @@ impl Agent {
         match event {
             Event::MasterConnected(stream, address) => {
                 self.master_connecting = false;
-                let outbox = self.serve(stream);
+                let outbox = self.serve(stream, address.clone());
                 info!(master = %address, "connected to master");
                 self.master = Some(outbox);
                 self.registered = false;
@@ -1010,8 +1015,16 @@ impl Agent {
                 info!(master = %address, %error, "failed to connect to master");
                 self.next_master();
             }
-            Event::ExecutorConnected(stream, _peer) => {
-                let outbox = self.serve(stream);
+            Event::ExecutorConnected(stream, peer) => {
+                // docs/security.md SEC4: a bounded number of connections not yet
+                // identified; the oldest makes room.
+                if self.unidentified.len() >= wire::UNIDENTIFIED_CONNECTIONS_MAX {
+                    if let Some((_, oldest)) = self.unidentified.pop_first() {
+                        warn!(connection = %oldest.id(), %peer, "too many unidentified connections: the oldest closed");
+                        oldest.close();
+                    }
+                }
+                let outbox = self.serve(stream, peer);
                 self.unidentified.insert(outbox.id(), outbox);
             }
             Event::Wire(Incoming::Closed(id, reason)) => self.connection_closed(id, &reason),
