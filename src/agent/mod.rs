@@ -189,6 +189,17 @@ pub enum AgentError {
         /// The `slaves/latest` link to remove.
         latest: String,
     },
+    /// A checkpointed reservation is not offered by this agent's flags (docs/recovery-rules.md
+    /// R10). Recovered across reboots too, so removing `slaves/latest` does not help.
+    #[error("incompatible resources: {resources_info} holds {checkpointed}, which --resources {flags} does not cover (docs/recovery-rules.md R10); give --resources that cover it, or remove '{resources_info}' to drop the checkpointed reservations")]
+    IncompatibleResources {
+        /// What `resources.info` holds.
+        checkpointed: String,
+        /// What the flags give.
+        flags: String,
+        /// The `resources.info` file.
+        resources_info: String,
+    },
     /// Another agent holds the work directory.
     #[error(transparent)]
     Lock(#[from] crate::os::LockError),
@@ -488,6 +499,11 @@ impl Agent {
             info!("no checkpointed state: first start");
             return self.finish_recovery_if_ready();
         };
+        // What a previous incarnation left in the page cache is made durable before
+        // anything recovered is acted on (docs/recovery-rules.md R14).
+        if !self.config.breakage.skip_recovery_sync {
+            checkpoint::make_durable(self.env.fs.as_ref(), &state)?;
+        }
         if self.config.breakage.panic_on_recovery_warning
             && state
                 .warnings
@@ -551,10 +567,10 @@ impl Agent {
                     resource.scalar
                 };
                 if offered < wanted {
-                    return Err(AgentError::Incompatible {
-                        old: format!("checkpointed resources {}", describe_resources(&recovered)),
-                        new: format!("--resources {}", describe_resources(&self.config.resources)),
-                        latest,
+                    return Err(AgentError::IncompatibleResources {
+                        checkpointed: describe_resources(&recovered),
+                        flags: describe_resources(&self.config.resources),
+                        resources_info: self.paths.resources_info().display().to_string(),
                     });
                 }
             }
@@ -1721,6 +1737,13 @@ impl Agent {
         let tid = TaskId::new(task_info.task_id.clone());
         if self.find_task(&fid, &tid).is_some() {
             info!(task = %tid, "duplicate run_task ignored");
+            return Ok(());
+        }
+        if !self.config.breakage.relaunch_ended_task
+            && self.terminal_update_unacknowledged(&fid, &tid)
+        {
+            // docs/task-lifecycle.md L23: the task already ended here; the framework
+            // learns how from the terminal update the agent keeps retrying.
             return Ok(());
         }
         if self.frameworks.get(&fid).is_some_and(|f| f.shutting_down) {
