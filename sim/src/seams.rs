@@ -412,10 +412,8 @@ fn next_launch_hangs() -> bool {
             return false;
         }
         hang.set((seed, fraction, launches + 1));
-        let mut rng = rand::rngs::StdRng::seed_from_u64(derive_seed(
-            seed,
-            &format!("swarm-hang-{launches}"),
-        ));
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(derive_seed(seed, &format!("swarm-hang-{launches}")));
         rand::Rng::gen_bool(&mut rng, fraction.min(1.0))
     })
 }

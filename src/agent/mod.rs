@@ -20,7 +20,7 @@ mod lifecycle;
 pub mod registration;
 pub mod status_updates;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -631,6 +631,8 @@ impl Agent {
         }
         crate::coverage::point!("agent_recovered");
         info!(agent = %agent.id, "recovered agent");
+        // Runs whose executor was never launched (no forked.pid).
+        let mut never_launched: BTreeSet<(FrameworkId, ExecutorId)> = BTreeSet::new();
         for framework_state in agent.frameworks.values() {
             let fid = framework_state.id.clone();
             let Some(framework_info) = framework_state.info.clone() else {
@@ -713,8 +715,18 @@ impl Agent {
                     }
                     _ => false,
                 };
-                // Keep the pid even of a dead executor: it tells "died" from "never launched".
-                executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
+                // Keep the pid of a dead executor of this boot (a later destroy checks it is
+                // still gone), never one from another boot: that pid and start time may
+                // name a stranger of this boot, which must be neither adopted nor
+                // signalled (docs/recovery-rules.md R15).
+                executor.process = run_state
+                    .forked_pid
+                    .as_ref()
+                    .filter(|f| f.boot_id == self.boot_id)
+                    .map(|f| f.process.clone());
+                if run_state.forked_pid.is_none() {
+                    never_launched.insert((fid.clone(), eid.clone()));
+                }
                 if alive {
                     crate::coverage::point!("agent_live_executor_awaited");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
@@ -747,7 +759,10 @@ impl Agent {
                 f.executors
                     .iter()
                     .filter(|(_, e)| e.phase == ExecutorPhase::Terminated)
-                    .map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
+                    .map(|(eid, _)| {
+                        let never = never_launched.contains(&(fid.clone(), eid.clone()));
+                        (fid.clone(), eid.clone(), never)
+                    })
             })
             .collect();
         for (fid, eid, never_started) in dead {
