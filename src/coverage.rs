@@ -97,16 +97,37 @@ mod counting {
 
     thread_local! {
         static COUNTS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
+        /// The clock that stamps each point's first reach (the simulator's time), if set.
+        static CLOCK: std::cell::Cell<Option<fn() -> std::time::Duration>> = const { std::cell::Cell::new(None) };
+        static FIRST: RefCell<BTreeMap<&'static str, std::time::Duration>> = const { RefCell::new(BTreeMap::new()) };
     }
 
-    /// Counts one reach of `name` on this thread.
+    /// Counts one reach of `name` on this thread (and, with a clock set, stamps the
+    /// first one).
     pub fn hit(name: &'static str) {
         COUNTS.with(|counts| *counts.borrow_mut().entry(name).or_default() += 1);
+        if let Some(clock) = CLOCK.with(|c| c.get()) {
+            FIRST.with(|first| {
+                first.borrow_mut().entry(name).or_insert_with(clock);
+            });
+        }
     }
 
-    /// Forgets this thread's counts.
+    /// Stamps each point's first reach on this thread with `clock` (the simulator's
+    /// simulated time), for [`first_reached`] (docs/failing-runs.md F14).
+    pub fn set_clock(clock: fn() -> std::time::Duration) {
+        CLOCK.with(|c| c.set(Some(clock)));
+    }
+
+    /// When each point was first reached since the last [`reset`] (with a clock set).
+    pub fn first_reached() -> BTreeMap<&'static str, std::time::Duration> {
+        FIRST.with(|first| first.borrow().clone())
+    }
+
+    /// Forgets this thread's counts and first reaches.
     pub fn reset() {
         COUNTS.with(|counts| counts.borrow_mut().clear());
+        FIRST.with(|first| first.borrow_mut().clear());
     }
 
     /// This thread's counts since the last [`reset`] (or [`take`]), which it clears.

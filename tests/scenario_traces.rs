@@ -261,10 +261,12 @@ catalogue!(
     strict_recovery_stops_on_corruption,
     swarm_agent_machine,
     swarm_master_failover,
+    swarm_zk,
     tasks_missing_from_agent_reconciled,
     torn_down_framework_executor_killed_after_grace_period,
     torn_down_framework_shut_down_on_reregistration,
     torn_update_append_cut_on_restart,
     unexpected_ack_ignored,
     unregistered_executor_lost_after_restart,
+    zk_leader_cut_from_zookeeper,
 );

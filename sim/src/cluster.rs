@@ -699,7 +699,10 @@ fn machine_env(
             wall_offset: machine.wall_offset.clone(),
         }),
         fs,
-        net: Rc::new(SimNet::on(AGENT_HOST)),
+        net: Rc::new(SimNet::for_process(
+            AGENT_HOST,
+            &agent_trace_host(machine.index),
+        )),
         processes: Rc::new(SimProcesses {
             table,
             env_for: Rc::new(move |pid| {
@@ -943,6 +946,16 @@ fn drive(
     );
     crate::crash_points::install(options);
 
+    // With [zookeeper], a ZooKeeper host that the masters elect their leader through
+    // (docs/zookeeper.md Z11).
+    crate::zk::clear();
+    let zk_timeout = scenario.zookeeper.as_ref().map(|zk| {
+        let world = crate::zk::begin();
+        sim.host(crate::zk::ZK_HOST, move || {
+            crate::zk::server_host(world.clone())
+        });
+        secs(zk.session_timeout_s)
+    });
     // Masters, sharing one disk for their registry and leader lease.
     let masters_disk = SimFs::new();
     for index in 1..=scenario.masters {
@@ -980,8 +993,12 @@ fn drive(
                 lease,
             );
             let span = crate::trace::host_span(&host_name);
+            let host = host_name.clone();
             async move {
-                master::run(env, config, Box::new(detector)).await?;
+                match zk_timeout {
+                    Some(timeout) => crate::zk::master_process(env, config, timeout, host).await?,
+                    None => master::run(env, config, Box::new(detector)).await?,
+                }
                 Ok(())
             }
             .instrument(span)
@@ -1177,7 +1194,8 @@ fn drive(
 
     // The driver.
     let left: RefCell<BTreeMap<u32, Duration>> = RefCell::new(BTreeMap::new());
-    let schedule = schedule_for(scenario, seed);
+    // A branch of `sweep --explore` redraws the faults after its moment (explore.rs).
+    let schedule = crate::explore::schedule(scenario, seed);
     let mut next_fault = 0usize;
     let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
     let mut pending: Vec<(Duration, Pending)> = Vec::new();
@@ -1295,6 +1313,7 @@ fn drive(
                     tracing::info!(target: "revenant_sim", a = %a, b = %b, "partition healed");
                     sim.repair(a.as_str(), b.as_str());
                 }
+                Pending::Zk(what) => crate::zk_faults::later(&mut sim, what),
                 Pending::Latency => {
                     sim.set_max_message_latency(Duration::from_millis(latency[1].max(latency[0])))
                 }
@@ -1448,7 +1467,11 @@ fn drive(
     drop(sim);
     observations.borrow_mut().history = crate::history::take_all();
     observations.borrow_mut().durability_losses = crate::durability::take_losses();
+<<<<<<< HEAD
     observations.borrow_mut().gc_removals = crate::gc_watch::take();
+=======
+    violations.extend(crate::zk::finish());
+>>>>>>> main
     (violations, observations)
 }
 
@@ -1528,6 +1551,7 @@ enum Pending {
     BounceFramework(String),
     Repair(String, String),
     Latency,
+    Zk(crate::zk_faults::Later),
 }
 
 /// Removes every `meta/slaves/<id>/frameworks/<fid>` directory of the agent with work
@@ -1552,6 +1576,9 @@ fn wipe_framework_meta(fs: &SimFs, work_dir: &std::path::Path) -> Vec<String> {
 
 /// The master host holding the leader lease (`master1` when none holds it yet).
 fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
+    if let Some(world) = crate::zk::current() {
+        return world.leader_host().unwrap_or_else(|| "master1".to_owned());
+    }
     let path = std::path::Path::new(MASTERS_WORK_DIR).join(revenant::detector::LEASE_FILE);
     revenant::detector::read_lease(&machine.masters_disk, &path)
         .ok()
@@ -1586,6 +1613,13 @@ fn apply_fault(
         for other in machines.iter().filter(|m| m.index != machine.index) {
             remember_restart_flags(other, fault);
         }
+    }
+    if crate::zk_faults::is_zk_fault(fault.kind) {
+        let (description, later) = crate::zk_faults::apply(sim, fault, now)?;
+        if let Some((at, what)) = later {
+            pending.push((at, Pending::Zk(what)));
+        }
+        return Some(description);
     }
     match fault.kind {
         FaultKind::AgentCrash => {
@@ -1764,6 +1798,8 @@ fn apply_fault(
         FaultKind::Drop => arm_drop(fault, crate::drops::Action::Drop),
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),
         FaultKind::Forge => arm_drop(fault, crate::drops::Action::Forge),
+        // Applied above.
+        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire => None,
         FaultKind::FrameworkLeave => {
             let count = scenario.frameworks.max(1);
             let index = match fault.framework {

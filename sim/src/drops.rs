@@ -153,7 +153,7 @@ fn any_armed() -> bool {
 }
 
 /// What a rule can match in a message: its task and, for status updates, its state.
-fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
+pub(crate) fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
     match body {
         Body::RunTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
         Body::KillTask(m) => (Some(m.task_id.clone()), None),
@@ -262,6 +262,11 @@ pub struct FilteredStream {
     hold: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whole frames held back behind it, in order.
     held: Vec<u8>,
+    /// Bytes this end wrote, not yet framed, while the ZooKeeper oracles watch what
+    /// masters send (`crate::zk`); `None` when nobody watches or not the wire protocol.
+    written: Option<Vec<u8>>,
+    /// The timeline's message log, when one is recording (`crate::messages`).
+    tap: Option<crate::messages::Tap>,
 }
 
 impl FilteredStream {
@@ -279,6 +284,69 @@ impl FilteredStream {
             eof: false,
             hold: None,
             held: Vec::new(),
+            written: None,
+            tap: None,
+        }
+        .watching_writes()
+    }
+
+    fn watching_writes(mut self) -> FilteredStream {
+        if crate::zk::active() && self.local.starts_with("master") {
+            self.written = Some(Vec::new());
+        }
+        self
+    }
+
+    /// Hands each whole frame this end wrote to the ZooKeeper oracles.
+    fn wrote(&mut self, bytes: &[u8]) {
+        let Some(written) = self.written.as_mut() else {
+            return;
+        };
+        written.extend_from_slice(bytes);
+        if written.len() >= 4
+            && written[..4]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || *b == b' ')
+        {
+            // HTTP: not the wire protocol.
+            self.written = None;
+            return;
+        }
+        while written.len() >= 4 {
+            let length =
+                u32::from_le_bytes([written[0], written[1], written[2], written[3]]) as usize;
+            if length > revenant::wire::FRAME_BYTES_MAX {
+                self.written = None;
+                return;
+            }
+            if written.len() < 4 + length {
+                return;
+            }
+            let frame: Vec<u8> = written.drain(..4 + length).collect();
+            crate::zk::observe_written(&self.local, &self.peer, &frame[4..]);
+        }
+    }
+
+    /// Records this end's frames in the timeline's message log, if one is recording;
+    /// `connected`: this end opened the connection; `process`: the process at this end,
+    /// when its host runs several.
+    pub fn tapped(mut self, connected: bool, process: Option<&str>) -> FilteredStream {
+        self.tap = crate::messages::Tap::new(&self.local, &self.peer, connected, process);
+        self
+    }
+
+    /// Records whole frames handed to the reader in the timeline's message log, frame by
+    /// frame (a duplicate twice, a forged copy first).
+    fn tap_delivered(&mut self, frames: &[u8]) {
+        let Some(tap) = &mut self.tap else {
+            return;
+        };
+        let mut rest = frames;
+        while rest.len() >= 4 {
+            let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let end = (4 + length).min(rest.len());
+            tap.received(&rest[..end]);
+            rest = &rest[end..];
         }
     }
 
@@ -349,6 +417,10 @@ impl FilteredStream {
                     out.extend_from_slice(&frame);
                 }
             }
+            if self.hold.is_none() {
+                // Held frames are recorded when they are let through (poll_read).
+                self.tap_delivered(&out);
+            }
             if self.hold.is_some() {
                 self.held.extend(out);
             } else {
@@ -388,6 +460,11 @@ impl AsyncRead for FilteredStream {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => {
                         this.hold = None;
+                        if !this.passthrough {
+                            let held = std::mem::take(&mut this.held);
+                            this.tap_delivered(&held);
+                            this.held = held;
+                        }
                         this.ready.append(&mut this.held);
                         continue;
                     }
@@ -426,7 +503,16 @@ impl AsyncWrite for FilteredStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &written {
+            let n = *n;
+            this.wrote(&buf[..n]);
+            if let Some(tap) = &mut this.tap {
+                tap.sent(&buf[..n]);
+            }
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)

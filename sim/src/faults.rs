@@ -239,6 +239,9 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     fault.ops = Some(rng.gen_range(1..=3));
                     fault.on_agent = on_agent;
                 }
+                FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire => {
+                    crate::zk_faults::draw(&mut fault, &mut rng, scenario);
+                }
                 FaultKind::TornAppend => {
                     fault.error = Some(["eio", "enospc"][rng.gen_range(0..2)].to_owned());
                 }

@@ -71,15 +71,11 @@ fn note(path: &Path, removal: &mut Removal) {
         .collect();
     for pair in names.windows(2) {
         match pair {
-            ["runs", run] if *run != "latest" => {
-                if !removal.runs.contains(*run) {
-                    removal.runs.insert((*run).to_owned());
-                }
+            ["runs", run] if *run != "latest" && !removal.runs.contains(*run) => {
+                removal.runs.insert((*run).to_owned());
             }
-            ["tasks", task] => {
-                if !removal.tasks.contains(*task) {
-                    removal.tasks.insert((*task).to_owned());
-                }
+            ["tasks", task] if !removal.tasks.contains(*task) => {
+                removal.tasks.insert((*task).to_owned());
             }
             _ => {}
         }

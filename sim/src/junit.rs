@@ -53,11 +53,17 @@ pub fn results(summary: &Summary) -> Results {
     for failure in &summary.failed {
         let entry = results.entry(stem(&failure.scenario)).or_default();
         entry.path = failure.scenario.display().to_string();
-        entry
-            .failures
-            .entry(failure.seed)
-            .or_default()
-            .extend(failure.violations.iter().cloned());
+        let lines = entry.failures.entry(failure.seed).or_default();
+        match failure.branch {
+            // A branch of `sweep --explore`: its violations, and how to run that branch.
+            Some(branch) => lines.extend(
+                failure
+                    .violations
+                    .iter()
+                    .map(|v| format!("{v} (branch {branch}: add --branch {branch})")),
+            ),
+            None => lines.extend(failure.violations.iter().cloned()),
+        }
     }
     for (path, seed) in &summary.nondeterministic {
         let entry = results.entry(stem(path)).or_default();

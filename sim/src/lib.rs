@@ -18,6 +18,11 @@
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
 //! | [`crash_points`] | systematic crash points: the agent dies, or the machine loses power, at each of its filesystem operations |
 //! | [`sweep`] | many seeds over many scenarios, with reproduction files |
+//! | [`zk`] | ZooKeeper in the simulator: the host, sessions over simulated TCP, the client behind the coordination seam, the one-leader and registry oracles |
+//! | [`zk_faults`] | ZooKeeper faults: partitions from it, it down and back, forced session expiry |
+//! | [`explore`] | `sweep --explore`: branches of runs that reached rare coverage points, with fresh randomness from that moment |
+//! | [`messages`] | the message log of a run (for timelines): each frame written and delivered, with its processes |
+//! | [`timeline`] | a run drawn as one self-contained HTML file: lanes, messages, faults, decisions, violations |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
@@ -26,14 +31,19 @@ pub mod decision;
 pub mod disk_faults;
 pub mod drops;
 pub mod durability;
+pub mod explore;
 pub mod faults;
 pub mod fs;
 pub mod gc_watch;
 pub mod history;
 pub mod junit;
+pub mod messages;
 pub mod oracles;
 pub mod scenario;
 pub mod seams;
 pub mod shrink;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
+pub mod zk;
+pub mod zk_faults;

@@ -39,6 +39,14 @@ enum Command {
         /// Run the seed twice and compare the traces byte for byte.
         #[arg(long)]
         check_determinism: bool,
+        /// Write the run's timeline to this file: one self-contained HTML page (lanes
+        /// per process, messages, faults, decisions, violations; zoomable).
+        #[arg(long)]
+        timeline: Option<PathBuf>,
+        /// Run a branch of `sweep --explore` (`AT:K`: the moment in seconds, the
+        /// branch's index), as a failure's reproduce line gives it.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Run scenarios over many seeds.
     Sweep {
@@ -76,6 +84,18 @@ enum Command {
         /// run with its seed, oracle, messages and reproduce command.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Shrink each failure (as `shrink` does) into a regression scenario written
+        /// beside its reproduction file in `--out`, and print its path.
+        #[arg(long)]
+        shrink: bool,
+        /// After the seeds, branch the runs that reached the sweep's rarest coverage
+        /// points: each re-run to the moment it first reached one, then on with fresh
+        /// randomness (`--explore-branches` branches each).
+        #[arg(long)]
+        explore: bool,
+        /// Branches per run with `--explore`.
+        #[arg(long, default_value_t = 4)]
+        explore_branches: u64,
     },
     /// Merge the JUnit reports of a sweep's shards (`sweep --shard K/N --junit FILE`)
     /// into one. Exit 0 when every run in them held, 1 when one failed, 2 on a file that
@@ -124,6 +144,9 @@ enum Command {
         /// Write the trace to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write the run's timeline (HTML) to this file.
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
 }
 
@@ -141,6 +164,9 @@ fn main() -> ExitCode {
             all,
             fixed_seeds,
             junit,
+            shrink,
+            explore,
+            explore_branches,
         } => {
             let run = || -> Result<ExitCode, String> {
                 let seeds = sweep::parse_seeds(&seeds)?;
@@ -164,7 +190,11 @@ fn main() -> ExitCode {
                     seeds.start,
                     seeds.end
                 );
-                let summary = sweep::sweep(
+                let settings = revenant_sim::explore::Settings {
+                    branches: explore_branches,
+                    ..Default::default()
+                };
+                let summary = sweep::sweep_exploring(
                     &files,
                     seeds,
                     fixed_seeds,
@@ -173,22 +203,27 @@ fn main() -> ExitCode {
                     Some(&out),
                     determinism_every,
                     true,
+                    &RunOptions::default(),
+                    explore.then_some(&settings),
                 )?;
                 let runs = summary.passed + summary.failed.len();
                 for failure in &summary.failed {
-                    println!(
-                        "FAILED {} seed {}",
-                        failure.scenario.display(),
-                        failure.seed
-                    );
+                    match failure.branch {
+                        Some(branch) => println!(
+                            "FAILED {} seed {} branch {branch}",
+                            failure.scenario.display(),
+                            failure.seed
+                        ),
+                        None => println!(
+                            "FAILED {} seed {}",
+                            failure.scenario.display(),
+                            failure.seed
+                        ),
+                    }
                     for violation in &failure.violations {
                         println!("  {violation}");
                     }
-                    println!(
-                        "  reproduce: cargo run --release -p revenant-sim -- run {} --seed {}",
-                        failure.scenario.display(),
-                        failure.seed
-                    );
+                    println!("  reproduce: {}", sweep::reproduce_command(failure));
                 }
                 for (path, seed) in &summary.nondeterministic {
                     println!("NONDETERMINISTIC {} seed {seed}: run it with --check-determinism to see where", path.display());
@@ -202,12 +237,38 @@ fn main() -> ExitCode {
                     summary.nondeterministic.len()
                 );
                 print!("{}", sweep::coverage_table(&summary.coverage));
+                print!("{}", revenant_sim::explore::report(&summary));
                 if let Some(junit) = &junit {
                     revenant_sim::junit::write(junit, &revenant_sim::junit::results(&summary))?;
                     println!("JUnit report written to {}", junit.display());
                 }
                 if !summary.failed.is_empty() {
                     println!("failures written to {}", out.display());
+                }
+                if shrink {
+                    for failure in &summary.failed {
+                        match revenant_sim::shrink::shrink_failure(
+                            &out,
+                            failure,
+                            &RunOptions::default(),
+                        ) {
+                            Ok((path, shrunk)) => println!(
+                                "shrunk {} seed {}: {} of {} fault(s) left, still breaks the {} oracle, {} runs: {}",
+                                failure.scenario.display(),
+                                failure.seed,
+                                shrunk.faults_after,
+                                shrunk.faults_before,
+                                shrunk.oracle,
+                                shrunk.runs + 1,
+                                path.display()
+                            ),
+                            Err(error) => println!(
+                                "not shrunk {} seed {}: {error}",
+                                failure.scenario.display(),
+                                failure.seed
+                            ),
+                        }
+                    }
                 }
                 println!(
                     "{} passed, {} failed",
@@ -301,6 +362,13 @@ fn main() -> ExitCode {
         }
         Command::Shrink { file, output } => {
             let repro = match read_repro(&file) {
+                Ok(repro) if repro.branch.is_some() => {
+                    eprintln!(
+                        "error: {}: a branch of --explore cannot be shrunk into a scenario (its fresh randomness is not a scenario field); replay it instead",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
                 Ok(repro) => repro,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -376,7 +444,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file, trace } => {
+        Command::Replay {
+            file,
+            trace,
+            timeline,
+        } => {
             let repro = match read_repro(&file) {
                 Ok(repro) => repro,
                 Err(error) => {
@@ -384,7 +456,21 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_one(repro.scenario, repro.seed, trace, false, false)
+            let branch = match repro
+                .branch
+                .as_deref()
+                .map(revenant_sim::explore::Branch::parse)
+                .transpose()
+            {
+                Ok(branch) => branch,
+                Err(error) => {
+                    eprintln!("error: {}: {error}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            revenant_sim::explore::with_branch(branch, || {
+                run_one(repro.scenario, repro.seed, trace, timeline, false, false)
+            })
         }
         Command::Run {
             scenario: path,
@@ -392,7 +478,31 @@ fn main() -> ExitCode {
             trace,
             recovery_trace,
             check_determinism,
-        } => run_one(path, seed, trace, check_determinism, recovery_trace),
+            timeline,
+            branch,
+        } => {
+            let branch = match branch
+                .as_deref()
+                .map(revenant_sim::explore::Branch::parse)
+                .transpose()
+            {
+                Ok(branch) => branch,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            revenant_sim::explore::with_branch(branch, || {
+                run_one(
+                    path,
+                    seed,
+                    trace,
+                    timeline,
+                    check_determinism,
+                    recovery_trace,
+                )
+            })
+        }
     }
 }
 
@@ -401,6 +511,9 @@ fn main() -> ExitCode {
 struct Repro {
     scenario: PathBuf,
     seed: u64,
+    /// A branch of `sweep --explore` (`AT:K`).
+    #[serde(default)]
+    branch: Option<String>,
 }
 
 fn read_repro(file: &std::path::Path) -> Result<Repro, String> {
@@ -413,6 +526,7 @@ fn run_one(
     path: PathBuf,
     seed: u64,
     trace: Option<PathBuf>,
+    timeline: Option<PathBuf>,
     check_determinism: bool,
     recovery_trace: bool,
 ) -> ExitCode {
@@ -425,7 +539,26 @@ fn run_one(
                     return ExitCode::from(2);
                 }
             };
-            let result = cluster::run(&scenario, seed, &RunOptions::default());
+            let result = match &timeline {
+                Some(file) => {
+                    match revenant_sim::timeline::write(
+                        file,
+                        &scenario,
+                        seed,
+                        &RunOptions::default(),
+                    ) {
+                        Ok(result) => {
+                            println!("timeline written to {}", file.display());
+                            result
+                        }
+                        Err(error) => {
+                            eprintln!("error: {error}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                None => cluster::run(&scenario, seed, &RunOptions::default()),
+            };
             if let Some(trace_path) = &trace {
                 let text: String = result.trace.iter().map(|e| e.line() + "\n").collect();
                 if let Err(error) = std::fs::write(trace_path, text) {

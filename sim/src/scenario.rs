@@ -116,6 +116,22 @@
 //! drop = 0.3
 //! ```
 //!
+//! Masters on ZooKeeper (docs/zookeeper.md Z11-Z16): a `[zookeeper]` table adds the
+//! host `zk`, through which the masters elect their leader and keep their registry
+//! (instead of the lease on their shared disk). Its faults name a master in `a`
+//! (default: the leader at that instant):
+//!
+//! ```toml
+//! [zookeeper]
+//! session_timeout_s = 10            # default 10; the server bounds it to 4-40 s
+//!
+//! [[faults]]
+//! at_s = 15
+//! kind = "zk_partition"             # also zk_down (restart_after_s), zk_expire
+//! a = "master1"
+//! duration_s = 20
+//! ```
+//!
 //! Several agent processes on one machine (`agents = 2`): agent k listens on port
 //! 5050 + k with work directory `/var/lib/revenant-k` (agent 1 keeps
 //! `/var/lib/revenant`), and its trace lines name host `agent1/k` (agent 1's stay
@@ -204,6 +220,10 @@ pub struct Scenario {
     /// Explicit and implicit reconciliations a framework asks the master for.
     #[serde(default)]
     pub reconcile: Vec<ReconcileSpec>,
+    /// Masters elect their leader and keep their registry in a simulated ZooKeeper
+    /// (docs/zookeeper.md Z11-Z16) instead of a lease on a shared disk.
+    #[serde(default)]
+    pub zookeeper: Option<ZkSpec>,
 }
 
 /// A reconciliation: at `at_s`, framework `framework` (default 1) asks the master for the
@@ -505,6 +525,29 @@ pub enum FaultKind {
     /// never comes back: the master removes the framework once it has stayed
     /// disconnected for its `failover_timeout` (docs/lifecycle-rules.md rule 8).
     FrameworkLeave,
+    /// With `[zookeeper]`: master `a` (`master2`; default: the leader) is partitioned
+    /// from the ZooKeeper host for `duration_s` (docs/zookeeper.md Z14).
+    ZkPartition,
+    /// With `[zookeeper]`: the ZooKeeper host crashes and comes back, its data kept,
+    /// after `restart_after_s` (default 10).
+    ZkDown,
+    /// With `[zookeeper]`: the server expires the session of master `a` (default: the
+    /// leader) at once.
+    ZkExpire,
+}
+
+/// `[zookeeper]`: the simulated ZooKeeper host.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZkSpec {
+    /// The session timeout masters ask for (default 10 s; the server bounds it to
+    /// 4-40 s).
+    #[serde(default = "zk_session_timeout")]
+    pub session_timeout_s: f64,
+}
+
+fn zk_session_timeout() -> f64 {
+    10.0
 }
 
 /// One scheduled fault.
@@ -834,6 +877,23 @@ impl Scenario {
         if self.agents == 0 || self.agents > 3 {
             return Err("agents must be 1 to 3".into());
         }
+        if let Some(zk) = &self.zookeeper {
+            if !(zk.session_timeout_s.is_finite() && zk.session_timeout_s > 0.0) {
+                return Err(format!(
+                    "[zookeeper] session_timeout_s must be a positive number of seconds, not {}",
+                    zk.session_timeout_s
+                ));
+            }
+        }
+        if let Some(swarm) = &self.swarm {
+            for kind in swarm.per_minute.keys() {
+                if crate::zk_faults::is_zk_fault(*kind) && self.zookeeper.is_none() {
+                    return Err(format!(
+                        "[swarm.per_minute] lists {kind:?}, a ZooKeeper fault, but the scenario has no [zookeeper] table"
+                    ));
+                }
+            }
+        }
         for task in &self.tasks {
             if task.framework == 0 || task.framework > self.frameworks {
                 return Err(format!(
@@ -942,6 +1002,9 @@ impl Scenario {
                         self.frameworks
                     ));
                 }
+            }
+            if crate::zk_faults::is_zk_fault(fault.kind) {
+                crate::zk_faults::validate(self, fault)?;
             }
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));

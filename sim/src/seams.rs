@@ -42,18 +42,29 @@ pub fn derive_seed(seed: u64, label: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Seeded randomness.
-pub struct SeededRandom(RefCell<rand::rngs::StdRng>);
+/// Seeded randomness. In a branch of `sweep --explore` the stream is reseeded once the
+/// branch's moment has passed (docs/failing-runs.md F12).
+pub struct SeededRandom(RefCell<rand::rngs::StdRng>, u64, Cell<bool>);
 
 impl SeededRandom {
     /// A stream for `seed`.
     pub fn new(seed: u64) -> SeededRandom {
-        SeededRandom(RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)))
+        SeededRandom(
+            RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            seed,
+            Cell::new(false),
+        )
     }
 }
 
 impl Random for SeededRandom {
     fn fill(&self, buffer: &mut [u8]) {
+        if !self.2.get() {
+            if let Some(seed) = crate::explore::branch_seed(self.1) {
+                *self.0.borrow_mut() = rand::rngs::StdRng::seed_from_u64(seed);
+                self.2.set(true);
+            }
+        }
         self.0.borrow_mut().fill_bytes(buffer);
     }
 }
@@ -90,6 +101,9 @@ impl Clock for SimClock {
 pub struct SimNet {
     /// The host this seam belongs to.
     pub host: String,
+    /// The process using it, when the host runs several (an agent process: `agent1/2`),
+    /// for the timeline's message log (docs/failing-runs.md F6).
+    pub process: Option<String>,
 }
 
 impl SimNet {
@@ -97,11 +111,20 @@ impl SimNet {
     pub fn on(host: &str) -> SimNet {
         SimNet {
             host: host.to_owned(),
+            process: None,
+        }
+    }
+
+    /// The network seen from `host` by process `process` (its lane in a timeline).
+    pub fn for_process(host: &str, process: &str) -> SimNet {
+        SimNet {
+            host: host.to_owned(),
+            process: Some(process.to_owned()),
         }
     }
 }
 
-struct SimListener(turmoil::net::TcpListener, String, String);
+struct SimListener(turmoil::net::TcpListener, String, String, Option<String>);
 
 impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
@@ -112,7 +135,8 @@ impl Listener for SimListener {
             } else {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
-            let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host);
+            let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
+                .tapped(false, self.3.as_deref());
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
     }
@@ -141,19 +165,23 @@ impl Network for SimNet {
     fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
         let addr = addr.to_owned();
         let host = self.host.clone();
+        let process = self.process.clone();
         Box::pin(async move {
             let (_, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
-            Ok(Box::new(SimListener(listener, addr, host)) as Box<dyn Listener>)
+            Ok(Box::new(SimListener(listener, addr, host, process)) as Box<dyn Listener>)
         })
     }
     fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
         let addr = addr.to_owned();
         let local = self.host.clone();
+        let process = self.process.clone();
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
-            Ok(Box::new(FilteredStream::new(Box::new(stream), local, host)) as BoxStream)
+            Ok(Box::new(
+                FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),
+            ) as BoxStream)
         })
     }
 }

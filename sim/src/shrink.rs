@@ -346,3 +346,60 @@ fn write_toml(
         path.display()
     ))
 }
+
+/// Where `sweep --shrink` writes the shrunk scenario of a failure: next to its
+/// reproduction file and trace, named as `scenarios/regression_*.toml` wants it.
+pub fn output_for(out: &Path, failure: &crate::sweep::Failure) -> std::path::PathBuf {
+    let stem = failure
+        .scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.join(format!(
+        "regression_shrunk_{stem}_seed{}.toml",
+        failure.seed
+    ))
+}
+
+/// Whether the scenario file at `path`, read back, still breaks `oracle` at `seed`
+/// (what is on disk must be what failed).
+pub fn written_still_fails(
+    path: &Path,
+    seed: u64,
+    options: &RunOptions,
+    oracle: &str,
+) -> Result<bool, String> {
+    let scenario = Scenario::load(path)?;
+    Ok(cluster::run(&scenario, seed, options)
+        .violations
+        .iter()
+        .any(|v| v.oracle == oracle))
+}
+
+/// `sweep --shrink` (docs/failing-runs.md F1–F3): shrinks one failure of a sweep and
+/// writes the result under `out`
+/// (see [`output_for`]), checked by reading it back. Returns the file and the shrink.
+pub fn shrink_failure(
+    out: &Path,
+    failure: &crate::sweep::Failure,
+    options: &RunOptions,
+) -> Result<(std::path::PathBuf, Shrunk), String> {
+    if let Some(branch) = failure.branch {
+        return Err(format!(
+            "a branch of --explore ({branch}) is not a plain seed: a scenario file cannot pin its fresh randomness; reproduce it with --branch {branch}"
+        ));
+    }
+    let mut quiet = |_: &str| {};
+    let shrunk = shrink(&failure.scenario, failure.seed, options, &mut quiet)?;
+    let path = output_for(out, failure);
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&path, &shrunk.toml).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !written_still_fails(&path, failure.seed, options, shrunk.oracle)? {
+        return Err(format!(
+            "{} as written no longer breaks the {} oracle (a field did not survive the round trip); left in place for a look",
+            path.display(),
+            shrunk.oracle
+        ));
+    }
+    Ok((path, shrunk))
+}

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::cluster::{self, RunOptions};
+use crate::cluster::RunOptions;
+use crate::explore::Branch;
 use crate::scenario::Scenario;
 
 /// A seed range, from `N` (0..N) or `A..B`.
@@ -54,6 +55,8 @@ pub struct Failure {
     pub scenario: PathBuf,
     /// The seed.
     pub seed: u64,
+    /// The branch of `--explore` that failed, if it was one.
+    pub branch: Option<Branch>,
     /// The violations, one per line.
     pub violations: Vec<String>,
 }
@@ -75,6 +78,12 @@ pub struct Summary {
     pub coverage: BTreeMap<&'static str, usize>,
     /// How many runs each scenario file had (for the JUnit report, `crate::junit`).
     pub runs_per_scenario: BTreeMap<PathBuf, usize>,
+    /// With `--explore`: the first pass's coverage and run count (the branches' are the
+    /// rest of `coverage`).
+    pub first_pass: Option<(BTreeMap<&'static str, usize>, usize)>,
+    /// With `--explore`: how many branches reached each point for the first time after
+    /// their branch's moment (new paths, not the replayed prefix).
+    pub branch_new: BTreeMap<&'static str, usize>,
 }
 
 /// Lists the scenario files to sweep: the arguments, or every scenario under
@@ -111,30 +120,59 @@ pub fn scenario_files(arguments: &[PathBuf], swarm_only: bool) -> Result<Vec<Pat
     Ok(files)
 }
 
-/// Writes the reproduction file and trace of a failure under `out`.
-pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(out)?;
+/// The name a failure's files share: `<scenario>-seed<N>`, and `-branch<K>` for a
+/// branch of `--explore`.
+pub fn failure_stem(failure: &Failure) -> String {
     let stem = failure
         .scenario
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let repro = out.join(format!("{stem}-seed{}.repro.toml", failure.seed));
+    match failure.branch {
+        Some(branch) => format!("{stem}-seed{}-branch{}", failure.seed, branch.index),
+        None => format!("{stem}-seed{}", failure.seed),
+    }
+}
+
+/// Writes the reproduction file and trace of a failure under `out`.
+pub fn write_failure(out: &Path, failure: &Failure, trace: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let stem = failure_stem(failure);
+    let repro = out.join(format!("{stem}.repro.toml"));
     let mut text = format!(
-        "scenario = {:?}\nseed = {}\nviolations = [\n",
+        "scenario = {:?}\nseed = {}\n",
         failure.scenario.display().to_string(),
         failure.seed
     );
+    if let Some(branch) = failure.branch {
+        text.push_str(&format!("branch = \"{branch}\"\n"));
+    }
+    text.push_str("violations = [\n");
     for violation in &failure.violations {
         text.push_str(&format!("  {violation:?},\n"));
     }
     text.push_str("]\n");
     std::fs::write(&repro, text)?;
-    std::fs::write(
-        out.join(format!("{stem}-seed{}.trace", failure.seed)),
-        trace,
-    )?;
+    std::fs::write(out.join(format!("{stem}.trace")), trace)?;
     Ok(repro)
+}
+
+/// Where a sweep writes the timeline of a failure: beside its reproduction file.
+pub fn timeline_path(out: &Path, failure: &Failure) -> PathBuf {
+    out.join(format!("{}.timeline.html", failure_stem(failure)))
+}
+
+/// The command that reproduces a failure.
+pub fn reproduce_command(failure: &Failure) -> String {
+    let mut command = format!(
+        "cargo run --release -p revenant-sim -- run {} --seed {}",
+        failure.scenario.display(),
+        failure.seed
+    );
+    if let Some(branch) = failure.branch {
+        command.push_str(&format!(" --branch {branch}"));
+    }
+    command
 }
 
 /// How many seeds of a sweep's range a fixed scenario runs by default (the first ones):
@@ -156,82 +194,109 @@ pub fn sweep(
     determinism_every: u64,
     progress: bool,
 ) -> Result<Summary, String> {
-    use std::io::IsTerminal;
-    // A progress bar redrawn in place is for a person at a terminal, not for a log.
-    let progress = progress && std::io::stderr().is_terminal();
-    let scenarios: Vec<(PathBuf, Scenario)> = files
-        .iter()
-        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
-        .collect::<Result<_, _>>()?;
-    let mut work: Vec<(usize, u64)> = Vec::new();
-    let first = seeds.start;
-    for seed in seeds {
-        if let Some((k, n)) = shard {
-            if seed % n != k - 1 {
-                continue;
-            }
-        }
-        for (index, (_, scenario)) in scenarios.iter().enumerate() {
-            let fixed = scenario.swarm.is_none();
-            if fixed && fixed_seeds.is_some_and(|count| seed >= first.saturating_add(count)) {
-                continue;
-            }
-            if scenario.pinned_seeds.is_empty() {
-                work.push((index, seed));
-            }
-        }
-    }
-    // Pinned regression seeds run once per sweep (on the first shard).
-    if shard.is_none_or(|(k, _)| k == 1) {
-        for (index, (_, scenario)) in scenarios.iter().enumerate() {
-            for seed in &scenario.pinned_seeds {
-                work.push((index, *seed));
-            }
-        }
-    }
+    sweep_with(
+        files,
+        seeds,
+        fixed_seeds,
+        shard,
+        jobs,
+        out,
+        determinism_every,
+        progress,
+        &RunOptions::default(),
+    )
+}
+
+/// [`sweep`], every run with `options` (tests add a breakage to make failures on
+/// purpose).
+#[allow(clippy::too_many_arguments)]
+pub fn sweep_with(
+    files: &[PathBuf],
+    seeds: std::ops::Range<u64>,
+    fixed_seeds: Option<u64>,
+    shard: Option<(u64, u64)>,
+    jobs: usize,
+    out: Option<&Path>,
+    determinism_every: u64,
+    progress: bool,
+    options: &RunOptions,
+) -> Result<Summary, String> {
+    sweep_exploring(
+        files,
+        seeds,
+        fixed_seeds,
+        shard,
+        jobs,
+        out,
+        determinism_every,
+        progress,
+        options,
+        None,
+    )
+}
+
+/// One run of a sweep: a scenario (by position), a seed, and the branch of
+/// `--explore` it is, if any.
+#[derive(Clone, Copy)]
+struct Job {
+    scenario: usize,
+    seed: u64,
+    branch: Option<Branch>,
+}
+
+/// What one run left for the summary.
+#[derive(Default)]
+struct Outcome {
+    reached: Vec<&'static str>,
+    first: BTreeMap<&'static str, std::time::Duration>,
+    failure: Option<Failure>,
+    checked: bool,
+    nondeterministic: bool,
+}
+
+/// Runs `jobs` on `threads` worker threads; the outcomes in job order.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    work: &[Job],
+    scenarios: &[(PathBuf, Scenario)],
+    threads: usize,
+    out: Option<&Path>,
+    determinism_every: u64,
+    progress: bool,
+    options: &RunOptions,
+    what: &str,
+) -> Vec<Outcome> {
     let total = work.len();
-    let mut runs_per_scenario: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    for (index, _) in &work {
-        *runs_per_scenario
-            .entry(scenarios[*index].0.clone())
-            .or_default() += 1;
-    }
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let failed: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
-    let nondeterministic: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
-    let checked = AtomicUsize::new(0);
-    let coverage: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
+    let failures = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(scenario_index, seed)) = work.get(index) else {
+                let Some(job) = work.get(index) else {
                     return;
                 };
-                let (path, scenario) = &scenarios[scenario_index];
-                let result = cluster::run(scenario, seed, &RunOptions::default());
-                {
-                    let mut coverage = coverage.lock().expect("lock");
-                    for point in result.coverage.keys() {
-                        *coverage.entry(*point).or_default() += 1;
-                    }
-                }
+                let (path, scenario) = &scenarios[job.scenario];
+                let seed = job.seed;
+                let (result, first) = crate::explore::run(scenario, seed, job.branch, options);
+                let mut outcome = Outcome {
+                    reached: result.coverage.keys().copied().collect(),
+                    first,
+                    ..Outcome::default()
+                };
                 if determinism_every > 0 && seed % determinism_every == 0 {
-                    checked.fetch_add(1, Ordering::Relaxed);
-                    let again = cluster::run(scenario, seed, &RunOptions::default());
-                    if again.trace_hash != result.trace_hash {
-                        nondeterministic
-                            .lock()
-                            .expect("lock")
-                            .push((path.clone(), seed));
-                    }
+                    outcome.checked = true;
+                    let (again, _) = crate::explore::run(scenario, seed, job.branch, options);
+                    outcome.nondeterministic = again.trace_hash != result.trace_hash;
                 }
                 if !result.violations.is_empty() {
                     let failure = Failure {
                         scenario: path.clone(),
                         seed,
+                        branch: job.branch,
                         violations: result
                             .violations
                             .iter()
@@ -248,17 +313,29 @@ pub fn sweep(
                     if let Some(out) = out {
                         let trace: String = result.trace.iter().map(|e| e.line() + "\n").collect();
                         let _ = write_failure(out, &failure, &trace);
+                        // And its timeline (docs/failing-runs.md F4), from a second run of
+                        // the seed with the message log on.
+                        let _ = crate::explore::with_branch(job.branch, || {
+                            crate::timeline::write(
+                                &timeline_path(out, &failure),
+                                scenario,
+                                seed,
+                                options,
+                            )
+                        });
                     }
-                    failed.lock().expect("lock").push(failure);
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    outcome.failure = Some(failure);
                 }
+                outcomes.lock().expect("lock").push((index, outcome));
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if progress && (finished.is_multiple_of(10) || finished == total) {
-                    let failures = failed.lock().expect("lock").len();
+                    let failures = failures.load(Ordering::Relaxed);
                     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
                     let width = 30;
                     let filled = finished * width / total.max(1);
                     eprint!(
-                        "\r[{}{}] {finished}/{total} runs, {failures} failed, {:.1} runs/s ",
+                        "\r[{}{}] {finished}/{total} {what}, {failures} failed, {:.1} runs/s ",
                         "#".repeat(filled),
                         "-".repeat(width - filled),
                         finished as f64 / elapsed
@@ -271,16 +348,153 @@ pub fn sweep(
     if progress {
         eprintln!();
     }
-    let mut failed = failed.into_inner().expect("lock");
-    failed.sort_by_key(|f| (f.scenario.clone(), f.seed));
+    let mut outcomes = outcomes.into_inner().expect("lock");
+    outcomes.sort_by_key(|(index, _)| *index);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// [`sweep_with`], and with `explore`, a second pass of branches from the runs that
+/// reached the first pass's rarest coverage points (`crate::explore`).
+#[allow(clippy::too_many_arguments)]
+pub fn sweep_exploring(
+    files: &[PathBuf],
+    seeds: std::ops::Range<u64>,
+    fixed_seeds: Option<u64>,
+    shard: Option<(u64, u64)>,
+    jobs: usize,
+    out: Option<&Path>,
+    determinism_every: u64,
+    progress: bool,
+    options: &RunOptions,
+    explore: Option<&crate::explore::Settings>,
+) -> Result<Summary, String> {
+    use std::io::IsTerminal;
+    // A progress bar redrawn in place is for a person at a terminal, not for a log.
+    let progress = progress && std::io::stderr().is_terminal();
+    let scenarios: Vec<(PathBuf, Scenario)> = files
+        .iter()
+        .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
+        .collect::<Result<_, _>>()?;
+    let mut work: Vec<Job> = Vec::new();
+    let first = seeds.start;
+    for seed in seeds {
+        if let Some((k, n)) = shard {
+            if seed % n != k - 1 {
+                continue;
+            }
+        }
+        for (index, (_, scenario)) in scenarios.iter().enumerate() {
+            let fixed = scenario.swarm.is_none();
+            if fixed && fixed_seeds.is_some_and(|count| seed >= first.saturating_add(count)) {
+                continue;
+            }
+            if scenario.pinned_seeds.is_empty() {
+                work.push(Job {
+                    scenario: index,
+                    seed,
+                    branch: None,
+                });
+            }
+        }
+    }
+    // Pinned regression seeds run once per sweep (on the first shard).
+    if shard.is_none_or(|(k, _)| k == 1) {
+        for (index, (_, scenario)) in scenarios.iter().enumerate() {
+            for seed in &scenario.pinned_seeds {
+                work.push(Job {
+                    scenario: index,
+                    seed: *seed,
+                    branch: None,
+                });
+            }
+        }
+    }
+    let started = Instant::now();
+    let outcomes = execute(
+        &work,
+        &scenarios,
+        jobs,
+        out,
+        determinism_every,
+        progress,
+        options,
+        "runs",
+    );
+    let mut coverage: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for outcome in &outcomes {
+        for point in &outcome.reached {
+            *coverage.entry(*point).or_default() += 1;
+        }
+    }
+    let mut outcomes: Vec<(Job, Outcome)> = work.iter().copied().zip(outcomes).collect();
+    let mut first_pass = None;
+    let mut branch_new: BTreeMap<&'static str, usize> = BTreeMap::new();
+    if let Some(settings) = explore {
+        let reached: Vec<(usize, BTreeMap<&'static str, std::time::Duration>)> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, (job, _))| scenarios[job.scenario].1.pinned_seeds.is_empty())
+            .map(|(index, (_, outcome))| (index, outcome.first.clone()))
+            .collect();
+        let plan = crate::explore::plan(&reached, &coverage, settings);
+        let branches: Vec<Job> = plan
+            .iter()
+            .map(|(index, branch)| Job {
+                branch: Some(*branch),
+                ..outcomes[*index].0
+            })
+            .collect();
+        first_pass = Some((coverage.clone(), outcomes.len()));
+        let more = execute(
+            &branches,
+            &scenarios,
+            jobs,
+            out,
+            determinism_every,
+            progress,
+            options,
+            "branches",
+        );
+        for (job, outcome) in branches.iter().zip(&more) {
+            for point in &outcome.reached {
+                *coverage.entry(*point).or_default() += 1;
+            }
+            let at = job.branch.map(|b| b.at).unwrap_or_default();
+            for (point, first) in &outcome.first {
+                if *first > at {
+                    *branch_new.entry(*point).or_default() += 1;
+                }
+            }
+        }
+        outcomes.extend(branches.into_iter().zip(more));
+    }
+    let mut runs_per_scenario: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let mut nondeterministic = Vec::new();
+    let mut checked = 0;
+    for (job, outcome) in outcomes.iter_mut() {
+        *runs_per_scenario
+            .entry(scenarios[job.scenario].0.clone())
+            .or_default() += 1;
+        checked += usize::from(outcome.checked);
+        if outcome.nondeterministic {
+            nondeterministic.push((scenarios[job.scenario].0.clone(), job.seed));
+        }
+        if let Some(failure) = outcome.failure.take() {
+            failed.push(failure);
+        }
+    }
+    failed.sort_by_key(|f| (f.scenario.clone(), f.seed, f.branch));
     Ok(Summary {
-        passed: total - failed.len(),
+        passed: outcomes.len() - failed.len(),
         failed,
         seconds: started.elapsed().as_secs_f64(),
-        determinism_checked: checked.into_inner(),
-        nondeterministic: nondeterministic.into_inner().expect("lock"),
-        coverage: coverage.into_inner().expect("lock"),
+        determinism_checked: checked,
+        nondeterministic,
+        coverage,
         runs_per_scenario,
+        first_pass,
+        branch_new,
     })
 }
 

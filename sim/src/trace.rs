@@ -67,6 +67,18 @@ pub fn host_span(name: &str) -> tracing::Span {
     tracing::info_span!(target: "revenant_sim", parent: None, "host", name = name)
 }
 
+/// The host whose span the current code runs in (see [`host_span`]), if any: the
+/// process a connection belongs to, for the timeline's message log.
+pub fn current_host() -> Option<String> {
+    let id = tracing::Span::current().id()?;
+    tracing::dispatcher::get_default(|dispatch| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(&id)?;
+        span.scope()
+            .find_map(|span| span.extensions().get::<NodeName>().map(|n| n.0.clone()))
+    })
+}
+
 /// The shared buffer a [`Recorder`] writes to.
 pub type TraceBuffer = Arc<Mutex<Vec<TraceEvent>>>;
 

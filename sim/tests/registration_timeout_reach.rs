@@ -29,7 +29,11 @@ fn hanging_executors_reach_the_registration_timeout() {
             .join(name);
         let mut scenario = Scenario::load(&path).expect("scenario parses");
         let off = runs_reaching_the_timeout(&scenario, 20);
-        scenario.swarm.as_mut().expect("a swarm").hanging_executor_fraction = 0.05;
+        scenario
+            .swarm
+            .as_mut()
+            .expect("a swarm")
+            .hanging_executor_fraction = 0.05;
         let on = runs_reaching_the_timeout(&scenario, 20);
         eprintln!("{name}: {on} of 20 runs reached the registration timeout with 5% hanging launches, {off} without");
         assert!(on > 0, "{name}: no run of 20 reached it with the knob on");

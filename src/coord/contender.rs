@@ -38,6 +38,8 @@ pub struct ZkContender {
     leader: String,
     dirty: bool,
     next_refresh: Option<Instant>,
+    /// Test-only: keeps leading without a live session (no flag sets it).
+    leads_without_session: bool,
 }
 
 impl ZkContender {
@@ -60,7 +62,14 @@ impl ZkContender {
             leader: String::new(),
             dirty: true,
             next_refresh: None,
+            leads_without_session: false,
         }
+    }
+
+    /// Applies the test-only switches (`crate::breakage`) that concern the contender.
+    pub fn with_breakage(mut self, breakage: crate::breakage::Breakage) -> ZkContender {
+        self.leads_without_session = breakage.master_leads_without_session;
+        self
     }
 
     /// The member node, shared (for the registry store's fence).
@@ -145,6 +154,10 @@ impl ZkContender {
 
 impl Detector for ZkContender {
     fn maintain(&mut self) -> bool {
+        if self.leads_without_session && !self.coord.session_alive() {
+            // The breakage: a lost session goes unnoticed while it lasts.
+            return self.lowest;
+        }
         for event in self.coord.poll_events() {
             match event {
                 CoordEvent::Session(SessionState::Expired) => {
@@ -172,6 +185,9 @@ impl Detector for ZkContender {
     }
 
     fn leading(&self) -> bool {
+        if self.leads_without_session && !self.coord.session_alive() {
+            return self.lowest && self.member.borrow().is_some();
+        }
         // The member must belong to the current session: after an expiry the client
         // opens a new session at once, before maintain() has forgotten the old member
         // (docs/zookeeper.md Z4).

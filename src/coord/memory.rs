@@ -105,6 +105,68 @@ impl MemoryZk {
             .collect()
     }
 
+    /// Opens a session on the server side and returns its id (a model ZooKeeper host
+    /// serving clients over a network calls this when a client says hello).
+    pub fn open_session(&self) -> u64 {
+        let mut tree = self.tree.borrow_mut();
+        tree.next_session += 1;
+        let id = tree.next_session;
+        tree.states.insert(id, SessionState::Connected);
+        id
+    }
+
+    /// Whether session `id` is alive on the server (not expired, not unknown).
+    pub fn session_live(&self, id: u64) -> bool {
+        self.tree.borrow().states.get(&id) == Some(&SessionState::Connected)
+    }
+
+    /// The server expires session `id`: its ephemerals go, the watches on them fire,
+    /// its own watches are dropped. Returns the ephemeral nodes removed.
+    pub fn expire_session(&self, id: u64) -> Vec<String> {
+        let mut tree = self.tree.borrow_mut();
+        let owned: Vec<String> = tree
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.owner == Some(id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in &owned {
+            tree.nodes.remove(path);
+            tree.fire(path);
+        }
+        tree.watches.retain(|(_, session)| *session != id);
+        tree.states.insert(id, SessionState::Expired);
+        owned
+    }
+
+    /// The watch notifications queued for session `id` (the server sends them).
+    pub fn take_events(&self, id: u64) -> Vec<CoordEvent> {
+        self.tree
+            .borrow_mut()
+            .events
+            .remove(&id)
+            .unwrap_or_default()
+    }
+
+    /// A handle acting as session `id` (which the server opened already).
+    pub fn attach(&self, id: u64) -> MemorySession {
+        MemorySession {
+            zk: self.clone(),
+            id: RefCell::new(id),
+            generation: RefCell::new(1),
+        }
+    }
+
+    /// A node's data, version and owning session (for an ephemeral), read by the model's
+    /// owner (no session needed).
+    pub fn node(&self, path: &str) -> Option<(Vec<u8>, i32, Option<u64>)> {
+        self.tree
+            .borrow()
+            .nodes
+            .get(path)
+            .map(|n| (n.data.clone(), n.version, n.owner))
+    }
+
     /// The pending watches, as (path, session id).
     pub fn watches(&self) -> Vec<(String, u64)> {
         self.tree.borrow().watches.iter().cloned().collect()
@@ -148,20 +210,11 @@ impl MemorySession {
     /// The server expires the session: its ephemerals go, watches on them fire.
     pub fn expire(&self) {
         let id = self.id();
-        let mut tree = self.zk.tree.borrow_mut();
-        let owned: Vec<String> = tree
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.owner == Some(id))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for path in owned {
-            tree.nodes.remove(&path);
-            tree.fire(&path);
-        }
-        tree.watches.retain(|(_, session)| *session != id);
-        tree.states.insert(id, SessionState::Expired);
-        tree.events
+        self.zk.expire_session(id);
+        self.zk
+            .tree
+            .borrow_mut()
+            .events
             .entry(id)
             .or_default()
             .push(CoordEvent::Session(SessionState::Expired));

@@ -14,6 +14,8 @@ pub struct CoordRegistryStore {
     path: String,
     member: SharedMember,
     version: Option<i32>,
+    /// Test-only: claims the registry by writing an empty one (no flag sets it).
+    forget_on_load: bool,
 }
 
 impl CoordRegistryStore {
@@ -24,7 +26,14 @@ impl CoordRegistryStore {
             path,
             member,
             version: None,
+            forget_on_load: false,
         }
+    }
+
+    /// Applies the test-only switches (`crate::breakage`) that concern the store.
+    pub fn with_breakage(mut self, breakage: crate::breakage::Breakage) -> Self {
+        self.forget_on_load = breakage.master_forgets_zk_registry;
+        self
     }
 
     fn fence(&self) -> Option<String> {
@@ -54,6 +63,11 @@ impl RegistryStore for CoordRegistryStore {
         // Claim it (docs/zookeeper.md Z8): writing it back bumps the version, so that a
         // deposed leader's next write fails even if it still believes it leads. Only a
         // master holding a member node claims; a read without one (a tool) does not.
+        let data = if self.forget_on_load && self.fence().is_some() {
+            Vec::new()
+        } else {
+            data
+        };
         self.version = Some(match self.fence() {
             Some(fence) => self
                 .coord

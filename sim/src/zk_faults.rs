@@ -1,0 +1,187 @@
+//! ZooKeeper faults (docs/zookeeper.md Z14): a master partitioned from the ZooKeeper
+//! host, the host down and back, a session expired by the server. A swarm draws them
+//! from streams of their own (`crate::faults::swarm_extras`); their durations sit near
+//! the timeouts that matter (the client's two thirds of the session timeout, the
+//! session timeout itself) with the share `boundary_weight` (at least a half), a few
+//! per cent either side, so that both sides of each timeout are reached.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::zk::ZK_HOST;
+
+/// Whether `kind` is a ZooKeeper fault.
+pub fn is_zk_fault(kind: FaultKind) -> bool {
+    matches!(
+        kind,
+        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire
+    )
+}
+
+fn session_timeout(scenario: &Scenario) -> f64 {
+    scenario
+        .zookeeper
+        .as_ref()
+        .map_or(10.0, |zk| zk.session_timeout_s)
+}
+
+/// A fixed ZooKeeper fault's fields, checked: the error names the fault and the field.
+pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
+    let name = format!("{:?} at {} s", fault.kind, fault.at_s);
+    if scenario.zookeeper.is_none() {
+        return Err(format!(
+            "{name}: a ZooKeeper fault needs the scenario's [zookeeper] table"
+        ));
+    }
+    if let Some(master) = &fault.a {
+        let index = master
+            .strip_prefix("master")
+            .and_then(|n| n.parse::<u32>().ok());
+        if !index.is_some_and(|i| i >= 1 && i <= scenario.masters) {
+            return Err(format!(
+                "{name}: a = \"{master}\" names no master (master1 to master{})",
+                scenario.masters
+            ));
+        }
+    }
+    for (field, value) in [
+        ("duration_s", fault.duration_s),
+        ("restart_after_s", fault.restart_after_s),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(format!(
+                "{name}: {field} must be a non-negative number of seconds"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A duration near one of the timeouts (±0.5-5%), or anywhere up to 2.5 timeouts.
+fn near_timeout(rng: &mut StdRng, scenario: &Scenario) -> f64 {
+    let timeout = session_timeout(scenario);
+    let weight = scenario
+        .swarm
+        .as_ref()
+        .map_or(0.5, |s| s.boundary_weight.max(0.5));
+    if rng.gen_bool(weight.clamp(0.0, 1.0)) {
+        let boundary = if rng.gen_bool(0.5) {
+            timeout
+        } else {
+            timeout * 2.0 / 3.0
+        };
+        let epsilon = rng.gen_range(0.005..0.05);
+        if rng.gen_bool(0.5) {
+            boundary * (1.0 + epsilon)
+        } else {
+            boundary * (1.0 - epsilon)
+        }
+    } else {
+        rng.gen_range(1.0..timeout * 2.5)
+    }
+}
+
+/// Fills a drawn ZooKeeper fault's fields.
+pub fn draw(fault: &mut FaultSpec, rng: &mut StdRng, scenario: &Scenario) {
+    let masters = scenario.masters.max(1);
+    match fault.kind {
+        FaultKind::ZkPartition => {
+            // A third of them hit whoever leads then.
+            if !rng.gen_bool(1.0 / 3.0) {
+                fault.a = Some(format!("master{}", rng.gen_range(1..=masters)));
+            }
+            fault.duration_s = Some(near_timeout(rng, scenario));
+        }
+        FaultKind::ZkDown => {
+            fault.restart_after_s = Some(near_timeout(rng, scenario));
+        }
+        // Half of them hit whoever leads then.
+        FaultKind::ZkExpire if !rng.gen_bool(1.0 / 2.0) => {
+            fault.a = Some(format!("master{}", rng.gen_range(1..=masters)));
+        }
+        _ => {}
+    }
+}
+
+/// What the driver must do later.
+pub enum Later {
+    /// Join `master` and the ZooKeeper host again.
+    Repair(String),
+    /// Start the ZooKeeper host again.
+    Restart,
+}
+
+/// Applies a ZooKeeper fault at `now`; returns its trace description and what is due
+/// later (with when), or `None` when it does not apply (no ZooKeeper, host already down).
+pub fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: &FaultSpec,
+    now: Duration,
+) -> Option<(String, Option<(Duration, Later)>)> {
+    let world = crate::zk::current()?;
+    let target = || {
+        fault
+            .a
+            .clone()
+            .or_else(|| world.leader_host())
+            .unwrap_or_else(|| "master1".to_owned())
+    };
+    match fault.kind {
+        FaultKind::ZkPartition => {
+            let master = target();
+            if !master.starts_with("master") {
+                return None;
+            }
+            let duration = Duration::from_secs_f64(fault.duration_s.unwrap_or(10.0).max(0.0));
+            sim.partition(master.as_str(), ZK_HOST);
+            world.set_cut(&master, true);
+            Some((
+                format!(
+                    "partition {master} <-> {ZK_HOST} for {:.3}s",
+                    duration.as_secs_f64()
+                ),
+                Some((now + duration, Later::Repair(master))),
+            ))
+        }
+        FaultKind::ZkDown => {
+            if !sim.is_host_running(ZK_HOST) {
+                return None;
+            }
+            sim.crash(ZK_HOST);
+            world.down();
+            let restart = Duration::from_secs_f64(fault.restart_after_s.unwrap_or(10.0).max(0.0));
+            Some((
+                format!("zookeeper down (back after {:.3}s)", restart.as_secs_f64()),
+                Some((now + restart, Later::Restart)),
+            ))
+        }
+        FaultKind::ZkExpire => {
+            let master = target();
+            world
+                .expire_host(&master)
+                .then(|| (format!("zookeeper expires the session of {master}"), None))
+        }
+        _ => None,
+    }
+}
+
+/// Does what was due later.
+pub fn later(sim: &mut turmoil::Sim<'_>, what: Later) {
+    let Some(world) = crate::zk::current() else {
+        return;
+    };
+    match what {
+        Later::Repair(master) => {
+            tracing::info!(target: "revenant_sim", a = %master, b = ZK_HOST, "partition healed");
+            sim.repair(master.as_str(), ZK_HOST);
+            world.set_cut(&master, false);
+        }
+        Later::Restart => {
+            tracing::info!(target: "revenant_sim", "zookeeper restarts");
+            sim.bounce(ZK_HOST);
+        }
+    }
+}
