@@ -1467,11 +1467,8 @@ fn drive(
     drop(sim);
     observations.borrow_mut().history = crate::history::take_all();
     observations.borrow_mut().durability_losses = crate::durability::take_losses();
-<<<<<<< HEAD
     observations.borrow_mut().gc_removals = crate::gc_watch::take();
-=======
     violations.extend(crate::zk::finish());
->>>>>>> main
     (violations, observations)
 }
 
