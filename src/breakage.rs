@@ -79,6 +79,14 @@ pub struct Breakage {
     /// Executors give up on their agent after a tenth of `recovery_timeout`
     /// (docs/lifecycle-rules.md rule 16).
     pub executor_gives_up_early: bool,
+    /// Recovery as it once was: the agent acts on what it recovered without making it
+    /// durable first, so a name or a record a crashed incarnation left unsynced may vanish
+    /// in a later power loss after the agent told the world about it
+    /// (docs/recovery-rules.md R14).
+    pub skip_recovery_sync: bool,
+    /// The agent launches a task whose terminal update its framework has not
+    /// acknowledged yet, as it once did (docs/task-lifecycle.md L23).
+    pub relaunch_ended_task: bool,
     /// A master on ZooKeeper keeps leading after its session was lost or expired (as
     /// long as it was the lowest member when it last listed the group), instead of
     /// stopping at once (docs/zookeeper.md Z4, Z15).

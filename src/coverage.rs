@@ -61,6 +61,7 @@ mod counting {
         "agent_executor_reregistered",
         "agent_task_lost_never_reached_executor",
         "agent_executor_registration_refused",
+        "agent_executor_registration_timeout",
         "agent_executor_killed_after_grace_period",
         "agent_framework_shut_down",
         // status updates
@@ -76,6 +77,7 @@ mod counting {
         "agent_garbage_collected",
         // executor ids chosen by the framework (docs/lifecycle-rules.md rules 4, 14, 15)
         "agent_task_for_terminated_executor_lost",
+        "agent_launch_of_ended_task_dropped",
         "agent_old_run_rescheduled",
         "agent_unscheduled_for_launch",
         "agent_left_cluster",

@@ -126,6 +126,9 @@ pub struct Observations {
     /// Checkpoints the agent acted on that a power loss took away
     /// (`crate::durability`, docs/task-lifecycle.md L22).
     pub durability_losses: Vec<crate::durability::Loss>,
+    /// Directory trees the agent removed, with the runs and tasks they held
+    /// (`crate::gc_watch`, docs/lifecycle-rules.md rule 18).
+    pub gc_removals: Vec<crate::gc_watch::Removal>,
     /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
     pub removed_frameworks: BTreeSet<u32>,
     /// Frameworks (1, 2, ...) whose scheduler left for good (`framework_leave`), and when.
@@ -445,6 +448,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     framework: None,
                     path: None,
                     op: None,
+                    boot: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -932,6 +936,14 @@ fn drive(
     crate::drops::clear();
     crate::history::begin();
     crate::durability::begin();
+    crate::gc_watch::begin();
+    crate::seams::hang_executors(
+        seed,
+        scenario
+            .swarm
+            .as_ref()
+            .map_or(0.0, |s| s.hanging_executor_fraction),
+    );
     crate::crash_points::install(options);
 
     // With [zookeeper], a ZooKeeper host that the masters elect their leader through
@@ -1455,6 +1467,7 @@ fn drive(
     drop(sim);
     observations.borrow_mut().history = crate::history::take_all();
     observations.borrow_mut().durability_losses = crate::durability::take_losses();
+    observations.borrow_mut().gc_removals = crate::gc_watch::take();
     violations.extend(crate::zk::finish());
     (violations, observations)
 }
@@ -1839,15 +1852,23 @@ fn apply_fault(
             if machine.agent.borrow().is_some() {
                 return None;
             }
-            let live: Vec<u32> = machine
+            let live: Vec<(u32, u64)> = machine
                 .processes
                 .borrow()
                 .processes
                 .values()
                 .filter(|p| !p.exited.get() && !p.handle.is_finished())
-                .map(|p| p.id.pid)
+                .map(|p| (p.id.pid, p.id.start_time))
                 .collect();
-            crate::faults::rewrite_forked_pid(&machine.fs, &machine.work_dir, &live, rng)
+            let other_boot = fault.boot.as_deref() == Some("other");
+            crate::faults::rewrite_forked_pid(
+                &machine.fs,
+                &machine.work_dir,
+                &live,
+                other_boot,
+                fault.task.as_deref(),
+                rng,
+            )
         }
         FaultKind::AgentCrashAtMessage => {
             let restart_ms = (fault.restart_after_s.unwrap_or(1.0).max(0.0) * 1000.0) as u64;

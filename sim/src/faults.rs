@@ -174,6 +174,9 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    // Whether a drawn `rewrite_forked_pid` writes another boot's id: a stream of its own,
+    // so the kind's other draws stay as they were.
+    let mut boot_rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-forked-pid-boot"));
     let minutes = scenario.fault_phase_s / 60.0;
     let [restart_min, restart_max] = swarm.restart_after_s;
     for (kind, rate) in &swarm.per_minute {
@@ -251,6 +254,9 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     out.push(stop);
                     fault.at_s = at_s + 0.5;
                     fault.on_agent = on_agent;
+                    if *kind == FaultKind::RewriteForkedPid && boot_rng.gen_bool(0.5) {
+                        fault.boot = Some("other".to_owned());
+                    }
                 }
                 _ => {}
             }
@@ -366,14 +372,27 @@ pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<S
 /// Operator damage: rewrites (durably) one run's `pids/forked.pid` to the pid of
 /// another live process of the machine, keeping the start time and boot id written
 /// there (a reused pid); says which, or `None` when there is no such run or process.
+///
+/// With `executor`, only that executor's latest run is rewritten. With `other_boot`, the file names another live process with the start time that
+/// process really has, and a boot id other than the machine's (`<host>-boot-<n±1>`): a
+/// `forked.pid` left from another boot whose pid and start time a process of this boot
+/// happens to reuse. Only the boot id tells the stranger apart; the agent must not adopt
+/// it (docs/task-lifecycle.md L15).
 pub fn rewrite_forked_pid(
     fs: &SimFs,
     work_dir: &Path,
-    live_pids: &[u32],
+    live: &[(u32, u64)],
+    other_boot: bool,
+    executor: Option<&str>,
     rng: &mut StdRng,
 ) -> Option<String> {
+    let live_pids: Vec<u32> = live.iter().map(|(pid, _)| *pid).collect();
     let mut candidates = Vec::new();
     for (runs, container) in latest_runs(fs, work_dir) {
+        // `runs` is `.../executors/<executor>/runs`.
+        if executor.is_some_and(|e| runs.parent().and_then(|p| p.file_name()) != Some(e.as_ref())) {
+            continue;
+        }
         let path = runs.join(&container).join("pids/forked.pid");
         let Ok(text) = fs.read(&path) else {
             continue;
@@ -397,6 +416,12 @@ pub fn rewrite_forked_pid(
     }
     let (path, old, start, boot, others) = &candidates[rng.gen_range(0..candidates.len())];
     let new = others[rng.gen_range(0..others.len())];
+    let (start, boot) = if other_boot {
+        let real_start = live.iter().find(|(pid, _)| *pid == new)?.1;
+        (real_start.to_string(), another_boot(boot))
+    } else {
+        (start.clone(), boot.clone())
+    };
     let temporary = path.with_extension("pid.operator");
     fs.write(&temporary, format!("{new} {start} {boot}\n").as_bytes())
         .ok()?;
@@ -405,9 +430,27 @@ pub fn rewrite_forked_pid(
     fs.sync_dir(path.parent()?).ok()?;
     let shown = path.strip_prefix(work_dir).unwrap_or(path);
     Some(format!(
-        "forked.pid rewritten from pid {old} to live pid {new}: {}",
+        "forked.pid rewritten from pid {old} to live pid {new}{}: {}",
+        if other_boot {
+            format!(" (its start time {start}, boot {boot})")
+        } else {
+            String::new()
+        },
         shown.display()
     ))
+}
+
+/// A boot id other than `boot` (`<host>-boot-<n>`): the boot before it, or the one after
+/// the first.
+fn another_boot(boot: &str) -> String {
+    match boot.rsplit_once('-') {
+        Some((host, n)) => match n.parse::<u64>() {
+            Ok(n) if n > 1 => format!("{host}-{}", n - 1),
+            Ok(n) => format!("{host}-{}", n + 1),
+            Err(_) => format!("{boot}-other"),
+        },
+        None => format!("{boot}-other"),
+    }
 }
 
 /// Arms a torn append on the agent machine's disk: the next append under `work_dir`

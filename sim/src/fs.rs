@@ -1419,6 +1419,18 @@ impl SimFs {
         self.state.borrow().tree.listing()
     }
 
+    /// Every live path at or below `path` (directories, files and links), without
+    /// touching fault injection or counters, and without copying any file's bytes.
+    pub fn paths_under(&self, path: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        self.state.borrow().tree.walk(|live, _| {
+            if live.starts_with(path) {
+                out.push(live);
+            }
+        });
+        out
+    }
+
     /// The tree a power loss that kept nothing un-synced would leave (without cutting
     /// the power): what is durable now.
     pub fn snapshot_durable(&self) -> BTreeMap<PathBuf, Entry> {

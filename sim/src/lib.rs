@@ -12,6 +12,7 @@
 //! | [`scenario`] | the scenario file format |
 //! | [`cluster`] | builds a cluster from a scenario and a seed, applies faults, runs it |
 //! | [`oracles`] | the rules, one file each |
+//! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
@@ -35,6 +36,7 @@ pub mod explore;
 pub mod faults;
 pub mod fs;
 pub mod fuzzing;
+pub mod gc_watch;
 pub mod history;
 pub mod junit;
 pub mod messages;

@@ -108,6 +108,7 @@
 //! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
 //! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
 //! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
+//! hanging_executor_fraction = 0.05 # executors that hang before registering
 //!
 //! [swarm.per_minute]
 //! agent_crash = 1.0
@@ -578,7 +579,8 @@ pub struct FaultSpec {
     /// For clock jumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump_s: Option<f64>,
-    /// For executor crashes: which task's executor.
+    /// For executor crashes: which task's executor; for `rewrite_forked_pid`: which
+    /// executor's `forked.pid` (a command executor is named after its task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     /// For disk errors: `eio`, `enospc` or `fsync`.
@@ -620,6 +622,11 @@ pub struct FaultSpec {
     /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
+    /// For `rewrite_forked_pid`: `"other"` writes the named process's real start time and
+    /// another boot's id (a reused pid from another boot), instead of keeping the run's
+    /// start time and boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -714,6 +721,7 @@ impl FaultSpec {
             framework: None,
             path: None,
             op: None,
+            boot: None,
         }
     }
 }
@@ -761,6 +769,12 @@ pub struct Swarm {
     /// again after their run completed (docs/lifecycle-rules.md rules 14, 15). Default 0.
     #[serde(default)]
     pub shared_executor_fraction: f64,
+    /// Workload knob: each executor process the agent launches hangs, with this
+    /// probability, before it registers (it never connects to its agent and lives until
+    /// killed), so that the agent's executor registration timeout strikes within the
+    /// run (docs/lifecycle-rules.md rule 1). Default 0.
+    #[serde(default)]
+    pub hanging_executor_fraction: f64,
     /// Fault knob: this share of the disk errors the swarm draws is aimed at a path
     /// prefix, an operation kind, or both (docs/simulator-reach.md rule 11). Default 0.
     #[serde(default)]
@@ -1078,6 +1092,16 @@ impl Scenario {
                     fault.at_s
                 ));
             }
+            if let Some(boot) = &fault.boot {
+                if fault.kind != FaultKind::RewriteForkedPid || boot != "other" {
+                    return Err(format!(
+                        "fault at {} s: `boot` is only for rewrite_forked_pid, and only \"other\" (got {:?} on {})",
+                        fault.at_s,
+                        boot,
+                        fault.kind.name()
+                    ));
+                }
+            }
             crate::disk_faults::validate(fault)?;
         }
         if let Some(swarm) = &self.swarm {
@@ -1087,6 +1111,7 @@ impl Scenario {
             for (name, value) in [
                 ("shared_executor_fraction", swarm.shared_executor_fraction),
                 ("aimed_disk_error_fraction", swarm.aimed_disk_error_fraction),
+                ("hanging_executor_fraction", swarm.hanging_executor_fraction),
             ] {
                 if !(0.0..=1.0).contains(&value) {
                     return Err(format!("swarm.{name} must be in [0, 1]"));

@@ -301,6 +301,7 @@ impl FileSystem for ProcessFs {
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         self.step()?;
+        crate::gc_watch::removing(&self.inner, path);
         self.inner
             .remove_dir_all_stepwise(path, &mut || self.step())
     }
@@ -417,6 +418,34 @@ impl ProcessDeath {
     }
 }
 
+thread_local! {
+    /// The run's seed, the share of executor launches that hang before registering
+    /// (swarm knob `hanging_executor_fraction`), and the launches drawn so far.
+    static HANG: Cell<(u64, f64, u64)> = const { Cell::new((0, 0.0, 0)) };
+}
+
+/// Starts a run in which each executor launch hangs before registering with probability
+/// `fraction` (0: none), drawn from a stream of its own for each launch
+/// (`derive_seed(seed, "swarm-hang-<n>")`, n counting launches over the run), so that no
+/// other draw moves.
+pub fn hang_executors(seed: u64, fraction: f64) {
+    HANG.with(|hang| hang.set((seed, fraction, 0)));
+}
+
+/// Whether the next executor launch hangs (see [`hang_executors`]).
+fn next_launch_hangs() -> bool {
+    HANG.with(|hang| {
+        let (seed, fraction, launches) = hang.get();
+        if fraction <= 0.0 {
+            return false;
+        }
+        hang.set((seed, fraction, launches + 1));
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(derive_seed(seed, &format!("swarm-hang-{launches}")));
+        rand::Rng::gen_bool(&mut rng, fraction.min(1.0))
+    })
+}
+
 /// Executors as simulated processes on the agent's machine: `launch` spawns the real
 /// executor code as a task on the machine's runtime, detached from the agent, so it
 /// survives an agent crash and dies with the machine.
@@ -464,8 +493,14 @@ impl Processes for SimProcesses {
         let executor_id = settings.executor_id.clone();
         let container = settings.container_id.clone();
         let span = tracing::Span::current();
+        let hangs = next_launch_hangs();
         let handle = tokio::task::spawn_local(tracing::Instrument::instrument(
             async move {
+                if hangs {
+                    // Swarm knob: the process hangs before it registers, until killed.
+                    tracing::info!("executor process hangs before registering");
+                    std::future::pending::<()>().await;
+                }
                 let exit = executor::run(env, settings, Rc::new(SimTaskRunner)).await;
                 tracing::info!(?exit, "executor process exited");
                 done.set(true);

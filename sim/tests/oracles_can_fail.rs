@@ -647,3 +647,22 @@ mod synthetic {
         );
     }
 }
+
+/// docs/lifecycle-rules.md rule 18: with an executor's and its framework's directories
+/// left scheduled when the executor id is launched again (rule 4's bug), garbage
+/// collection removes them under the new run's live executor, and `gc_live` sees it
+/// when the removal starts (not only at the end of the run).
+#[test]
+fn gc_live_catches_directories_collected_under_a_live_run() {
+    let breakage = Breakage {
+        skip_unschedule_on_launch: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "regression_task_for_terminating_executor.toml",
+        breakage,
+        "gc_live",
+        5,
+    );
+    assert_caught("swarm_agent_machine.toml", breakage, "gc_live", 200);
+}

@@ -63,23 +63,10 @@ fn sweep_of_every_scenario_is_green() {
     // other failure, or these seeds failing another oracle, fails the test.
     // (Seeds 806 and 933 were pinned as regressions and fixed:
     // regression_acknowledged_update_wiped_by_operator,
-    // regression_stale_reregistration_after_restart.)
-    const OPEN_FINDINGS: [(&str, u64, &str); 4] = [
-        // Found by the durability oracle (L22) when it was added: the agent dies while
-        // checkpointing a launch, after task.updates was renamed into place and before
-        // its directory was synced; the next incarnation fails the task (R3), appends
-        // and syncs TASK_FAILED in that log and forwards it; a later power loss takes
-        // the log's never-synced name away. Recovery acts on a checkpoint it did not
-        // make durable.
-        ("swarm_agent_machine.toml", 1413, "[durability]"),
-        ("swarm_agent_machine.toml", 1652, "[durability]"),
-        // Found by the 2,000-seed sweep once the fwk and execids swarms were merged (shrunk
-        // copies under findings/, which sim/tests/findings.rs keeps failing until fixed):
-        // the same durability class on the failover swarm, and a task the agent reported
-        // TASK_LOST and later TASK_FINISHED (L2).
-        ("swarm_master_failover.toml", 381, "[durability]"),
-        ("swarm_master_failover.toml", 1817, "[terminal]"),
-    ];
+    // regression_stale_reregistration_after_restart; so were swarm_agent_machine 1413
+    // and 1652 and swarm_master_failover 381 and 1817: regression_recovered_unsynced_*,
+    // regression_launch_of_task_with_unacknowledged_terminal_update.)
+    const OPEN_FINDINGS: [(&str, u64, &str); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracle)| {
             f.scenario.ends_with(file)

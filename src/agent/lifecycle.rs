@@ -41,6 +41,7 @@ impl Agent {
             .map(|(f, e, _)| (f.clone(), e.clone()))
             .collect();
         for (fid, eid) in overdue {
+            crate::coverage::point!("agent_executor_registration_timeout");
             let timeout = self.config.executor_registration_timeout;
             info!(target: "revenant::agent", framework = %fid, executor = %eid, timeout_s = timeout.as_secs_f64(), "executor did not register in time: destroying it");
             self.destroy_executor(&fid, &eid);
@@ -123,6 +124,22 @@ impl Agent {
             "Executor terminating",
         );
         self.accept_update(fid, update, false)
+    }
+
+    /// Whether the agent holds a terminal update of task `tid` that its framework has
+    /// not acknowledged yet (docs/task-lifecycle.md L23); logs that a launch of it is
+    /// dropped when so.
+    pub(super) fn terminal_update_unacknowledged(&self, fid: &FrameworkId, tid: &TaskId) -> bool {
+        let pending = self
+            .updates
+            .streams()
+            .get(&(fid.clone(), tid.clone()))
+            .is_some_and(|stream| stream.holds_terminal() && !stream.terminated());
+        if pending {
+            crate::coverage::point!("agent_launch_of_ended_task_dropped");
+            info!(target: "revenant::agent", framework = %fid, task = %tid, "run_task for a task whose terminal update awaits acknowledgement: dropped");
+        }
+        pending
     }
 
     /// Kills an executor's process, if it has one and it is alive.

@@ -20,7 +20,7 @@ mod lifecycle;
 pub mod registration;
 pub mod status_updates;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -188,6 +188,17 @@ pub enum AgentError {
         new: String,
         /// The `slaves/latest` link to remove.
         latest: String,
+    },
+    /// A checkpointed reservation is not offered by this agent's flags (docs/recovery-rules.md
+    /// R10). Recovered across reboots too, so removing `slaves/latest` does not help.
+    #[error("incompatible resources: {resources_info} holds {checkpointed}, which --resources {flags} does not cover (docs/recovery-rules.md R10); give --resources that cover it, or remove '{resources_info}' to drop the checkpointed reservations")]
+    IncompatibleResources {
+        /// What `resources.info` holds.
+        checkpointed: String,
+        /// What the flags give.
+        flags: String,
+        /// The `resources.info` file.
+        resources_info: String,
     },
     /// Another agent holds the work directory.
     #[error(transparent)]
@@ -493,6 +504,11 @@ impl Agent {
             info!("no checkpointed state: first start");
             return self.finish_recovery_if_ready();
         };
+        // What a previous incarnation left in the page cache is made durable before
+        // anything recovered is acted on (docs/recovery-rules.md R14).
+        if !self.config.breakage.skip_recovery_sync {
+            checkpoint::make_durable(self.env.fs.as_ref(), &state)?;
+        }
         if self.config.breakage.panic_on_recovery_warning
             && state
                 .warnings
@@ -556,10 +572,10 @@ impl Agent {
                     resource.scalar
                 };
                 if offered < wanted {
-                    return Err(AgentError::Incompatible {
-                        old: format!("checkpointed resources {}", describe_resources(&recovered)),
-                        new: format!("--resources {}", describe_resources(&self.config.resources)),
-                        latest,
+                    return Err(AgentError::IncompatibleResources {
+                        checkpointed: describe_resources(&recovered),
+                        flags: describe_resources(&self.config.resources),
+                        resources_info: self.paths.resources_info().display().to_string(),
                     });
                 }
             }
@@ -620,6 +636,8 @@ impl Agent {
         }
         crate::coverage::point!("agent_recovered");
         info!(agent = %agent.id, "recovered agent");
+        // Runs whose executor was never launched (no forked.pid).
+        let mut never_launched: BTreeSet<(FrameworkId, ExecutorId)> = BTreeSet::new();
         for framework_state in agent.frameworks.values() {
             let fid = framework_state.id.clone();
             let Some(framework_info) = framework_state.info.clone() else {
@@ -702,8 +720,18 @@ impl Agent {
                     }
                     _ => false,
                 };
-                // Keep the pid even of a dead executor: it tells "died" from "never launched".
-                executor.process = run_state.forked_pid.as_ref().map(|f| f.process.clone());
+                // Keep the pid of a dead executor of this boot (a later destroy checks it is
+                // still gone), never one from another boot: that pid and start time may
+                // name a stranger of this boot, which must be neither adopted nor
+                // signalled (docs/recovery-rules.md R15).
+                executor.process = run_state
+                    .forked_pid
+                    .as_ref()
+                    .filter(|f| f.boot_id == self.boot_id)
+                    .map(|f| f.process.clone());
+                if run_state.forked_pid.is_none() {
+                    never_launched.insert((fid.clone(), eid.clone()));
+                }
                 if alive {
                     crate::coverage::point!("agent_live_executor_awaited");
                     info!(framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
@@ -736,7 +764,10 @@ impl Agent {
                 f.executors
                     .iter()
                     .filter(|(_, e)| e.phase == ExecutorPhase::Terminated)
-                    .map(|(eid, e)| (fid.clone(), eid.clone(), e.process.is_none()))
+                    .map(|(eid, _)| {
+                        let never = never_launched.contains(&(fid.clone(), eid.clone()));
+                        (fid.clone(), eid.clone(), never)
+                    })
             })
             .collect();
         for (fid, eid, never_started) in dead {
@@ -1734,6 +1765,13 @@ impl Agent {
         let tid = TaskId::new(task_info.task_id.clone());
         if self.find_task(&fid, &tid).is_some() {
             info!(task = %tid, "duplicate run_task ignored");
+            return Ok(());
+        }
+        if !self.config.breakage.relaunch_ended_task
+            && self.terminal_update_unacknowledged(&fid, &tid)
+        {
+            // docs/task-lifecycle.md L23: the task already ended here; the framework
+            // learns how from the terminal update the agent keeps retrying.
             return Ok(());
         }
         if self.frameworks.get(&fid).is_some_and(|f| f.shutting_down) {

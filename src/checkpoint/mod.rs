@@ -15,7 +15,9 @@ use std::path::Path;
 
 use crate::os::{FileLock, FileSystem, LockError};
 
-pub use recover::{recover, RecoverOptions, RecoveryError, State, Warning, WarningKind};
+pub use recover::{
+    make_durable, recover, ReadSet, RecoverOptions, RecoveryError, State, Warning, WarningKind,
+};
 pub use store::{CheckpointStore, ForkedPid, StoreError};
 
 /// Takes the exclusive lock of `work_dir` (creating the directory if needed), recording

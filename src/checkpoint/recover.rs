@@ -29,7 +29,7 @@ use prost::Message;
 
 use super::paths::{self, MetaPaths};
 use super::record::{self, FileKind, InfoRead, Tail};
-use super::store::ForkedPid;
+use super::store::{ForkedPid, StoreError};
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
 use crate::os::FileSystem;
 use crate::proto::{
@@ -115,6 +115,20 @@ pub struct State {
     pub errors: u32,
     /// Every warning met, in the order met.
     pub warnings: Vec<Warning>,
+    /// What recovery read, for [`make_durable`].
+    pub read: ReadSet,
+}
+
+/// What a recovery read: the record logs (appended to, so their data may not be
+/// durable yet) and every directory it looked into, with their ancestors up to the work
+/// directory. Info and pid files need no sync of their own: they are only ever
+/// replaced by a rename of a temp file synced before it (docs/recovery-rules.md R14).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadSet {
+    /// Record logs read (`task.updates`, `resources.info`), not already synced by a cut.
+    pub logs: Vec<PathBuf>,
+    /// Directories read, listed or traversed.
+    pub dirs: BTreeSet<PathBuf>,
 }
 
 /// `resources.info`.
@@ -237,7 +251,9 @@ pub fn recover(
         paths,
         options,
         warnings: Vec::new(),
+        read: ReadSet::default(),
     };
+    walk.read.dirs.insert(paths.root().to_path_buf());
     let mut state = State {
         resources: Some(walk.resources()?),
         ..State::default()
@@ -245,6 +261,7 @@ pub fn recover(
 
     match fs.read(&paths.boot_id()) {
         Ok(bytes) => {
+            walk.saw(&paths.boot_id());
             let checkpointed = String::from_utf8_lossy(&bytes).trim().to_owned();
             if let Some(current) = &options.current_boot_id {
                 if !checkpointed.is_empty() && checkpointed != *current {
@@ -274,7 +291,49 @@ pub fn recover(
     state.errors = state.resources.as_ref().map_or(0, |r| r.errors)
         + state.agent.as_ref().map_or(0, |a| a.errors);
     state.warnings = walk.warnings;
+    state.read = walk.read;
+    // Every ancestor, up to the work directory holding `meta`, so that every name on the
+    // way to what was read is durable too.
+    let top = paths.root().parent().unwrap_or(paths.root()).to_path_buf();
+    let mut ancestors = BTreeSet::new();
+    for dir in &state.read.dirs {
+        let mut at = dir.as_path();
+        while at.starts_with(&top) && at != top.as_path() {
+            match at.parent() {
+                Some(parent) => {
+                    ancestors.insert(parent.to_path_buf());
+                    at = parent;
+                }
+                None => break,
+            }
+        }
+    }
+    state.read.dirs.extend(ancestors);
     Ok(Some(state))
+}
+
+/// Makes durable what [`recover`] read (docs/recovery-rules.md R14): the record logs
+/// with one [`FileSystem::sync_files`], then every directory on the way to them. The
+/// agent calls it before it acts on anything it recovered: a previous incarnation may
+/// have died after a write and before its sync (an append, a rename into place, a new
+/// directory, a removal), and what the page cache still shows would otherwise be lost
+/// to a later power loss after the agent told the world about it. Returns how many
+/// syncs it made.
+pub fn make_durable(fs: &dyn FileSystem, state: &State) -> Result<usize, StoreError> {
+    fs.sync_files(&state.read.logs)
+        .map_err(|(index, source)| StoreError {
+            path: state.read.logs.get(index).cloned().unwrap_or_default(),
+            operation: "sync",
+            source,
+        })?;
+    for dir in &state.read.dirs {
+        fs.sync_dir(dir).map_err(|source| StoreError {
+            path: dir.clone(),
+            operation: "sync directory",
+            source,
+        })?;
+    }
+    Ok(state.read.logs.len() + state.read.dirs.len())
 }
 
 /// The valid records of a log: each payload with the offset its record starts at.
@@ -292,9 +351,19 @@ struct Walk<'a> {
     paths: &'a MetaPaths,
     options: &'a RecoverOptions,
     warnings: Vec<Warning>,
+    read: ReadSet,
 }
 
 impl Walk<'_> {
+    /// Records that a file or link in `path`'s directory was read.
+    fn saw(&mut self, path: &Path) {
+        if let Some(parent) = path.parent() {
+            if !self.read.dirs.contains(parent) {
+                self.read.dirs.insert(parent.to_path_buf());
+            }
+        }
+    }
+
     fn warn(&mut self, path: PathBuf, kind: WarningKind, message: String) {
         self.warnings.push(Warning {
             path,
@@ -325,7 +394,12 @@ impl Walk<'_> {
 
     fn list(&mut self, dir: &Path, errors: &mut u32) -> Result<Vec<String>, RecoveryError> {
         match self.fs.list_dir(dir) {
-            Ok(names) => Ok(names),
+            Ok(names) => {
+                if !self.read.dirs.contains(dir) {
+                    self.read.dirs.insert(dir.to_path_buf());
+                }
+                Ok(names)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(error) => {
                 self.error(dir, format!("failed to list directory: {error}"), errors)?;
@@ -342,7 +416,10 @@ impl Walk<'_> {
         errors: &mut u32,
     ) -> Result<Read<Vec<u8>>, RecoveryError> {
         match self.fs.read(path) {
-            Ok(bytes) => Ok(Read::Found(bytes)),
+            Ok(bytes) => {
+                self.saw(path);
+                Ok(Read::Found(bytes))
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 self.warn(
                     path.to_path_buf(),
@@ -426,7 +503,10 @@ impl Walk<'_> {
     ) -> Result<Option<String>, RecoveryError> {
         match self.fs.read_link(link) {
             Ok(target) => match target.file_name() {
-                Some(name) => Ok(Some(name.to_string_lossy().into_owned())),
+                Some(name) => {
+                    self.saw(link);
+                    Ok(Some(name.to_string_lossy().into_owned()))
+                }
                 None => {
                     self.error(
                         link,
@@ -538,14 +618,23 @@ impl Walk<'_> {
         } else {
             self.fs.truncate(path, valid_length).map_err(failed)?;
         }
-        self.fs.sync_file(path).map_err(failed)
+        self.fs.sync_file(path).map_err(failed)?;
+        // Synced: `make_durable` need not sync it again.
+        if self.read.logs.last().is_some_and(|last| last == path) {
+            self.read.logs.pop();
+        }
+        Ok(())
     }
 
     fn resources(&mut self) -> Result<ResourcesState, RecoveryError> {
         let mut state = ResourcesState::default();
         let path = self.paths.resources_info();
         let bytes = match self.fs.read(&path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => {
+                self.saw(&path);
+                self.read.logs.push(path.clone());
+                bytes
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(state),
             Err(error) => {
                 self.error(
@@ -578,7 +667,10 @@ impl Walk<'_> {
         let link = self.paths.latest_agent();
         let mut errors = 0;
         let target = match self.fs.read_link(&link) {
-            Ok(target) => target,
+            Ok(target) => {
+                self.saw(&link);
+                target
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 // The agent died (or was told to shut down) before it first registered.
                 self.warn(
@@ -802,7 +894,10 @@ impl Walk<'_> {
         }
         path.set_file_name(paths::TASK_UPDATES_FILE);
         let bytes = match self.fs.read(&path) {
-            Ok(bytes) => Bytes::from(bytes),
+            Ok(bytes) => {
+                self.read.logs.push(path.clone());
+                Bytes::from(bytes)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(state),
             Err(error) => {
                 self.error(

@@ -7,6 +7,7 @@ pub mod durability;
 pub mod executor_timers;
 pub mod expectations;
 pub mod failover;
+pub mod gc_live;
 pub mod history;
 pub mod leaked;
 pub mod left_behind;
@@ -57,6 +58,7 @@ pub fn check_after(
     out.extend(history::check(scenario, trace, observations));
     out.extend(left_behind::check(scenario, observations));
     out.extend(leaked::check(scenario, observations));
+    out.extend(gc_live::check(observations));
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
