@@ -23,7 +23,9 @@ pub struct Removal {
     pub path: String,
     /// The runs (container ids) whose directory is, or is inside, the removed tree.
     pub runs: BTreeSet<String>,
-    /// The tasks whose directory is inside the removed tree (meta only).
+    /// The tasks whose checkpoint (`task.info`) is inside the removed tree (meta only). A
+    /// task directory without its `task.info` checkpoints nothing (rule 18's last
+    /// paragraph).
     pub tasks: BTreeSet<String>,
 }
 
@@ -60,7 +62,8 @@ pub fn removing(disk: &SimFs, path: &Path) {
     REMOVALS.with(|removals| removals.borrow_mut().push(removal));
 }
 
-/// Records the run and task `path` names (the component after `runs` and `tasks`).
+/// Records the run and task `path` names (the component after `runs`; after `tasks`
+/// when `path` is that task's `task.info`).
 fn note(path: &Path, removal: &mut Removal) {
     let names: Vec<&str> = path
         .components()
@@ -70,14 +73,13 @@ fn note(path: &Path, removal: &mut Removal) {
         })
         .collect();
     for pair in names.windows(2) {
-        match pair {
-            ["runs", run] if *run != "latest" && !removal.runs.contains(*run) => {
+        if let ["runs", run] = pair {
+            if *run != "latest" && !removal.runs.contains(*run) {
                 removal.runs.insert((*run).to_owned());
             }
-            ["tasks", task] if !removal.tasks.contains(*task) => {
-                removal.tasks.insert((*task).to_owned());
-            }
-            _ => {}
         }
+    }
+    if let [.., "tasks", task, "task.info"] = names.as_slice() {
+        removal.tasks.insert((*task).to_owned());
     }
 }
