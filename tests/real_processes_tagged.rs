@@ -48,10 +48,10 @@ fn tagged_processes_are_listed_until_killed() {
         .launch(&spec(dir.path(), "sleep 60 & wait", Some(&tag)))
         .unwrap();
     let untagged = launcher
-        .launch(&spec(dir.path(), "sleep 60", None))
+        .launch(&spec(dir.path(), "exec sleep 60", None))
         .unwrap();
     let stranger = launcher
-        .launch(&spec(dir.path(), "sleep 60", Some(&other)))
+        .launch(&spec(dir.path(), "exec sleep 60", Some(&other)))
         .unwrap();
 
     // Another handle, as a restarted agent has: the listing reads /proc, not memory.
