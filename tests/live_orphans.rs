@@ -56,15 +56,25 @@ fn an_orphan_executor_is_killed_when_the_agent_recovers() {
         std::thread::sleep(Duration::from_millis(20));
     };
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(9), "the orphan was killed: {status:?}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the orphan was killed: {status:?}"
+    );
     assert!(
-        cluster.log_has(agent, "destroying an orphan executor process: no recovered run claims it"),
+        cluster.log_has(
+            agent,
+            "destroying an orphan executor process: no recovered run claims it"
+        ),
         "{}",
         cluster.log(agent)
     );
     cluster.wait_log(agent, "registered with master", SHORT);
     assert!(
-        stranger.try_wait().expect("wait for the stranger").is_none(),
+        stranger
+            .try_wait()
+            .expect("wait for the stranger")
+            .is_none(),
         "a process of another agent's tag was killed"
     );
     let _ = stranger.kill();

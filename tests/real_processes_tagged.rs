@@ -31,7 +31,10 @@ fn spec(dir: &std::path::Path, script: &str, tag: Option<&str>) -> LaunchSpec {
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -63,11 +66,17 @@ fn tagged_processes_are_listed_until_killed() {
     assert!(listed.iter().any(|p| p.process == executor), "{listed:?}");
     for found in &listed {
         assert_eq!(
-            (found.framework.as_str(), found.executor.as_str(), found.container.as_str()),
+            (
+                found.framework.as_str(),
+                found.executor.as_str(),
+                found.container.as_str()
+            ),
             ("f1", "e1", "c1")
         );
     }
-    assert!(listed.iter().all(|p| p.process != untagged && p.process != stranger));
+    assert!(listed
+        .iter()
+        .all(|p| p.process != untagged && p.process != stranger));
     assert_eq!(
         restarted
             .tagged(&other)
@@ -81,9 +90,10 @@ fn tagged_processes_are_listed_until_killed() {
     // Killing the executor kills its session (the child too): nothing is listed any
     // more, zombies included (the launcher reaps its own children).
     restarted.signal(&executor, Signal::Kill).unwrap();
-    wait_for("the killed executor and its child are gone from the listing", || {
-        launcher.tagged(&tag).unwrap().is_empty()
-    });
+    wait_for(
+        "the killed executor and its child are gone from the listing",
+        || launcher.tagged(&tag).unwrap().is_empty(),
+    );
     assert!(!launcher.is_alive(&executor));
 
     for process in [untagged, stranger] {

@@ -693,7 +693,8 @@ fn hung_executor_catches_an_orphan_left_alive() {
 /// forever are still caught.
 #[test]
 fn recovery_timeout_still_catches_executors_that_wait_forever_among_hung_ones() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/regression_hung_executors_agent_machine.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/regression_hung_executors_agent_machine.toml");
     let scenario = Scenario::load(&path).expect("scenario parses");
     let options = RunOptions {
         breakage: Breakage {
@@ -708,5 +709,8 @@ fn recovery_timeout_still_catches_executors_that_wait_forever_among_hung_ones() 
             .iter()
             .any(|v| v.oracle == "recovery_timeout")
     });
-    assert!(caught.is_some(), "recovery_timeout missed executors waiting forever");
+    assert!(
+        caught.is_some(),
+        "recovery_timeout missed executors waiting forever"
+    );
 }

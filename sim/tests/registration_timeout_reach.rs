@@ -31,7 +31,11 @@ fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
             .join("../scenarios")
             .join(name);
         let mut scenario = Scenario::load(&path).expect("scenario parses");
-        let fraction = scenario.swarm.as_ref().expect("a swarm").hanging_executor_fraction;
+        let fraction = scenario
+            .swarm
+            .as_ref()
+            .expect("a swarm")
+            .hanging_executor_fraction;
         assert!(fraction > 0.0, "{name}: hanging_executor_fraction is off");
         let timeout = runs_reaching(&scenario, "agent_executor_registration_timeout");
         let orphans = runs_reaching(&scenario, "agent_orphan_executor_destroyed");
@@ -44,7 +48,13 @@ fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
         eprintln!(
             "{name}: of {SEEDS} runs, {timeout} reached the registration timeout with {fraction} hanging launches ({off} with none), {orphans} destroyed an orphan"
         );
-        assert!(timeout > 0, "{name}: no run of {SEEDS} reached the registration timeout");
-        assert!(orphans > 0, "{name}: no run of {SEEDS} destroyed an orphan executor");
+        assert!(
+            timeout > 0,
+            "{name}: no run of {SEEDS} reached the registration timeout"
+        );
+        assert!(
+            orphans > 0,
+            "{name}: no run of {SEEDS} destroyed an orphan executor"
+        );
     }
 }

@@ -22,7 +22,8 @@ pub const SLACK: Duration = Duration::from_secs(2);
 
 /// Checks the rule.
 pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
-    let timeout = Duration::from_secs_f64(scenario.agent.executor_reregistration_timeout_s.max(0.0));
+    let timeout =
+        Duration::from_secs_f64(scenario.agent.executor_reregistration_timeout_s.max(0.0));
     let end = Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
     for process in observations.history.processes.iter().filter(|p| p.hung) {
@@ -34,9 +35,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
                 && start.time > process.started
                 && deadline <= end
                 && process.ended.is_none_or(|(at, _)| at > start.time)
-                && !losses
-                    .iter()
-                    .any(|at| *at > start.time && *at <= deadline)
+                && !losses.iter().any(|at| *at > start.time && *at <= deadline)
         });
         let Some(start) = later_start else {
             continue;
