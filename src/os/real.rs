@@ -564,7 +564,7 @@ impl Processes for OsProcesses {
                 continue;
             };
             let variables: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-            if !variables.iter().any(|v| *v == wanted.as_bytes()) {
+            if !variables.contains(&wanted.as_bytes()) {
                 continue;
             }
             if matches!(process_state(pid), Some('Z') | Some('X') | None) {
