@@ -41,13 +41,16 @@ fn leader_state(masters: &[String], timeout: Duration) -> Result<MasterState, St
         asked.push(address.clone());
         match get(&address, "/state", timeout) {
             Ok((200, body)) => {
-                let state: MasterState = serde_json::from_str(&body)
-                    .map_err(|error| format!("master {address}: /state is not a master's state: {error}"))?;
+                let state: MasterState = serde_json::from_str(&body).map_err(|error| {
+                    format!("master {address}: /state is not a master's state: {error}")
+                })?;
                 if state.leading {
                     return Ok(state);
                 }
                 if state.leader.is_empty() {
-                    errors.push(format!("master {address} does not lead and knows no leader"));
+                    errors.push(format!(
+                        "master {address} does not lead and knows no leader"
+                    ));
                 } else {
                     queue.insert(0, state.leader);
                 }
@@ -71,12 +74,20 @@ pub fn framework_tasks(
     let mut tasks = BTreeMap::new();
     let mut known = state.frameworks.iter().any(|f| f.id == framework_id);
     for agent in state.agents.iter().filter(|a| a.phase != "removed") {
-        for task in agent.tasks.iter().filter(|t| t.framework_id == framework_id) {
+        for task in agent
+            .tasks
+            .iter()
+            .filter(|t| t.framework_id == framework_id)
+        {
             known = true;
             tasks.insert(task.id.clone(), task.state.clone());
         }
     }
-    for framework in state.completed_frameworks.iter().filter(|f| f.id == framework_id) {
+    for framework in state
+        .completed_frameworks
+        .iter()
+        .filter(|f| f.id == framework_id)
+    {
         known = true;
         for task in &framework.tasks {
             tasks

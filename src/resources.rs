@@ -91,7 +91,10 @@ mod tests {
                 one("disk", 5.0, ""),
             ]
         );
-        assert_eq!(parse("cpus( db ) : 0.5").unwrap(), vec![one("cpus", 0.5, "db")]);
+        assert_eq!(
+            parse("cpus( db ) : 0.5").unwrap(),
+            vec![one("cpus", 0.5, "db")]
+        );
         assert_eq!(parse("").unwrap(), Vec::<Resource>::new());
     }
 

@@ -262,7 +262,11 @@ impl Outbox {
 /// `answer` is given its path. The whole exchange, from the request's first byte, must
 /// end within [`FRAME_DEADLINE`], so a request that starts and stalls is cut off
 /// (docs/security.md SEC3).
-pub async fn serve_http<S, F, A>(stream: S, clock: &dyn crate::os::Clock, answer: F) -> Result<(), WireError>
+pub async fn serve_http<S, F, A>(
+    stream: S,
+    clock: &dyn crate::os::Clock,
+    answer: F,
+) -> Result<(), WireError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     F: Fn(String) -> A,
@@ -653,7 +657,8 @@ mod tests {
             .write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .expect("write");
-        let answer = |path: String| async move { crate::http::Response::new(200, "text/plain", path) };
+        let answer =
+            |path: String| async move { crate::http::Response::new(200, "text/plain", path) };
         let (result, text) = tokio::join!(serve_http(server, &FastClock, answer), async {
             let mut text = String::new();
             client.read_to_string(&mut text).await.expect("read");
@@ -664,11 +669,17 @@ mod tests {
         assert!(text.ends_with("/state"), "{text}");
         // A head over the limit is bad input.
         let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(HTTP_HEAD_BYTES_MAX * 2));
+        let long = format!(
+            "GET /{} HTTP/1.1\r\n\r\n",
+            "a".repeat(HTTP_HEAD_BYTES_MAX * 2)
+        );
         client.write_all(long.as_bytes()).await.expect("write");
         let answer = |_| async { crate::http::Response::new(200, "text/plain", "x") };
         let result = serve_http(server, &FastClock, answer).await;
-        assert!(result.as_ref().is_err_and(WireError::is_bad_input), "{result:?}");
+        assert!(
+            result.as_ref().is_err_and(WireError::is_bad_input),
+            "{result:?}"
+        );
     }
 
     /// SEC3: a frame that starts and stalls is cut off at the frame deadline; an idle

@@ -77,7 +77,9 @@ fn an_empty_boot_id_is_never_checkpointed() {
     let dir = tempfile::tempdir().unwrap();
     let paths = MetaPaths::for_work_dir(dir.path());
     let store = CheckpointStore::new(Rc::new(RealFs::default()), paths.clone());
-    let error = store.write_boot_id("").expect_err("an empty boot id is refused");
+    let error = store
+        .write_boot_id("")
+        .expect_err("an empty boot id is refused");
     assert_eq!(error.path, paths.boot_id());
     assert!(error.to_string().contains("empty boot id"), "{error}");
     assert!(!paths.boot_id().exists());

@@ -764,20 +764,23 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
 }
 
 /// `/metrics` read by a Prometheus text parser.
-fn scrape(text: &str) -> prometheus_parse::Scrape {
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
         .expect("/metrics is Prometheus text")
 }
 
 /// The value of the sample `name` (with the label `label`, if given).
-fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> Option<f64> {
     use prometheus_parse::Value;
     scrape
         .samples
         .iter()
         .find(|s| {
-            s.metric == name
-                && label.is_none_or(|(key, value)| s.labels.get(key) == Some(value))
+            s.metric == name && label.is_none_or(|(key, value)| s.labels.get(key) == Some(value))
         })
         .map(|s| match s.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
@@ -816,9 +819,13 @@ fn state_and_metrics_endpoints_serve_operators() {
     assert!(executor.pid.is_some(), "{executor:?}");
     let (status, metrics) = http_get(&address, "/metrics");
     assert_eq!(status, 200);
-    let scrape = scrape(&metrics);
+    let scrape = parse_metrics(&metrics);
     assert_eq!(
-        sample(&scrape, "revenant_agent_tasks", Some(("state", "TASK_RUNNING"))),
+        sample(
+            &scrape,
+            "revenant_agent_tasks",
+            Some(("state", "TASK_RUNNING"))
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -827,7 +834,10 @@ fn state_and_metrics_endpoints_serve_operators() {
         Some(1.0),
         "{metrics}"
     );
-    assert_eq!(sample(&scrape, "revenant_agent_recovering", None), Some(0.0));
+    assert_eq!(
+        sample(&scrape, "revenant_agent_recovering", None),
+        Some(0.0)
+    );
     assert_eq!(sample(&scrape, "revenant_agent_executors", None), Some(1.0));
     let (status, body) = http_get(&master, "/state");
     assert_eq!(status, 200);
@@ -836,14 +846,22 @@ fn state_and_metrics_endpoints_serve_operators() {
     assert_eq!(master_state.agents[0].tasks[0].id, "t-http");
     assert_eq!(master_state.agents[0].phase, "connected");
     let (_, metrics) = http_get(&master, "/metrics");
-    let scrape = scrape(&metrics);
+    let scrape = parse_metrics(&metrics);
     assert_eq!(
-        sample(&scrape, "revenant_master_agents", Some(("phase", "connected"))),
+        sample(
+            &scrape,
+            "revenant_master_agents",
+            Some(("phase", "connected"))
+        ),
         Some(1.0),
         "{metrics}"
     );
     assert_eq!(
-        sample(&scrape, "revenant_master_tasks", Some(("state", "TASK_RUNNING"))),
+        sample(
+            &scrape,
+            "revenant_master_tasks",
+            Some(("state", "TASK_RUNNING"))
+        ),
         Some(1.0),
         "{metrics}"
     );
@@ -862,7 +880,11 @@ fn state_and_metrics_endpoints_serve_operators() {
     let recovering: AgentRecovering = serde_json::from_str(&body).expect("the 503 parses");
     assert!(recovering.error.contains("recovering"), "{recovering:?}");
     assert_eq!(
-        sample(&scrape(&http_get(&address, "/metrics").1), "revenant_agent_recovering", None),
+        sample(
+            &parse_metrics(&http_get(&address, "/metrics").1),
+            "revenant_agent_recovering",
+            None
+        ),
         Some(1.0)
     );
     // SAFETY: as above.

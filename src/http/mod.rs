@@ -168,7 +168,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(context, data)
     }
-    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(context)
     }
     fn poll_shutdown(
@@ -220,9 +223,13 @@ mod tests {
             let mut first = [0u8; 4];
             server.read_exact(&mut first).await.unwrap();
             assert_eq!(&first, b"GET ");
-            serve(Rewind::new(first.to_vec(), server), 8192, |path| async move {
-                Response::new(200, "application/json", format!("{{\"path\":\"{path}\"}}"))
-            })
+            serve(
+                Rewind::new(first.to_vec(), server),
+                8192,
+                |path| async move {
+                    Response::new(200, "application/json", format!("{{\"path\":\"{path}\"}}"))
+                },
+            )
             .await
         };
         let (served, got) = tokio::join!(server, get(client, "x", "/metrics"));
