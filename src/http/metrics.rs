@@ -89,38 +89,38 @@ impl AgentMetrics {
         counter(
             &mut registry,
             "revenant_agent_recovery_errors",
-            "Damaged checkpoints recovery counted (non-strict recovery).",
+            "Damaged checkpoints recovery counted (non-strict recovery)",
             self.recovery_errors,
         );
         gauge(
             &mut registry,
             "revenant_agent_updates_pending",
-            "Status updates not yet acknowledged by their framework.",
+            "Status updates not yet acknowledged by their framework",
             self.updates_pending,
         );
         gauge(
             &mut registry,
             "revenant_agent_executors",
-            "Executors the agent knows.",
+            "Executors the agent knows",
             self.executors,
         );
         by_label(
             &mut registry,
             "revenant_agent_tasks",
-            "Tasks by latest state.",
+            "Tasks by latest state",
             "state",
             &self.tasks_by_state,
         );
         counter(
             &mut registry,
             "revenant_agent_registrations",
-            "Registrations and re-registrations with a master.",
+            "Registrations and re-registrations with a master",
             self.registrations,
         );
         gauge(
             &mut registry,
             "revenant_agent_recovering",
-            "1 while the agent recovers, else 0.",
+            "1 while the agent recovers, else 0",
             usize::from(self.recovering),
         );
         encode(&registry)
@@ -134,33 +134,33 @@ impl MasterMetrics {
         by_label(
             &mut registry,
             "revenant_master_agents",
-            "Agents by phase.",
+            "Agents by phase",
             "phase",
             &self.agents_by_phase,
         );
         gauge(
             &mut registry,
             "revenant_master_frameworks",
-            "Active frameworks.",
+            "Active frameworks",
             self.frameworks,
         );
         gauge(
             &mut registry,
             "revenant_master_completed_frameworks",
-            "Frameworks torn down or removed.",
+            "Frameworks torn down or removed",
             self.completed_frameworks,
         );
         by_label(
             &mut registry,
             "revenant_master_tasks",
-            "Tasks on agents by latest state.",
+            "Tasks on agents by latest state",
             "state",
             &self.tasks_by_state,
         );
         gauge(
             &mut registry,
             "revenant_master_pending_tasks",
-            "Tasks submitted and not yet placed.",
+            "Tasks submitted and not yet placed",
             self.pending_tasks,
         );
         encode(&registry)
