@@ -1,7 +1,10 @@
 //! Deliberately broken behaviours, for the simulator's oracle self-tests only: each one
-//! breaks one rule, so that a test can show the oracle guarding that rule fails. No flag
-//! or environment variable of the binaries sets them; only code that builds a
-//! configuration by hand (the simulator's tests) can, and all are off by default.
+//! breaks one rule, so that a test can show the oracle guarding that rule fails. This
+//! module, the fields that hold a `Breakage` and the code each switch guards exist only
+//! with the `breakage` feature, which only the simulator turns on; every check goes
+//! through `broken!`, the constant `false` without it (docs/design.md D11). No flag or
+//! environment variable sets them (D12); only code that builds a configuration by hand
+//! (the simulator's tests) can, and all are off by default.
 
 /// Which rules to break.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,49 +4,32 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use serde_json::Value;
+use revenant::http::state::MasterState;
 
-/// `GET path` on `address`; the status code and the body, or what went wrong.
+/// `GET path` on `address`, with `hyper` (docs/design.md D15); the status code and the
+/// body, or what went wrong.
 fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let target = address
-        .to_socket_addrs()
-        .map_err(|error| format!("master address '{address}': {error}"))?
-        .next()
-        .ok_or_else(|| format!("master address '{address}' resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&target, timeout)
-        .map_err(|error| format!("master {address}: {error}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|error| format!("master {address}: {error}"))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|error| format!("master {address}: sending the request: {error}"))?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|error| format!("master {address}: reading the answer: {error}"))?;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("master {address}: not an HTTP answer"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("master {address}: no status in the answer"))?;
-    Ok((status, body.to_owned()))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("starting the runtime: {error}"))?;
+    runtime.block_on(async {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| format!("master {address}: no connection within {timeout:?}"))?
+            .map_err(|error| format!("master {address}: {error}"))?;
+        tokio::time::timeout(timeout, revenant::http::get(stream, address, path))
+            .await
+            .map_err(|_| format!("master {address}: no answer within {timeout:?}"))?
+            .map_err(|error| format!("master {address}: {error}"))
+    })
 }
 
 /// The leading master's `/state`: each address in turn; a master that does not lead
 /// names the leader, which is asked next.
-fn leader_state(masters: &[String], timeout: Duration) -> Result<Value, String> {
+fn leader_state(masters: &[String], timeout: Duration) -> Result<MasterState, String> {
     let mut errors = Vec::new();
     let mut queue: Vec<String> = masters.to_vec();
     let mut asked = Vec::new();
@@ -58,16 +41,18 @@ fn leader_state(masters: &[String], timeout: Duration) -> Result<Value, String> 
         asked.push(address.clone());
         match get(&address, "/state", timeout) {
             Ok((200, body)) => {
-                let state: Value = serde_json::from_str(&body)
-                    .map_err(|error| format!("master {address}: /state is not JSON: {error}"))?;
-                if state["leading"].as_bool() == Some(true) {
+                let state: MasterState = serde_json::from_str(&body).map_err(|error| {
+                    format!("master {address}: /state is not a master's state: {error}")
+                })?;
+                if state.leading {
                     return Ok(state);
                 }
-                match state["leader"].as_str() {
-                    Some(leader) if !leader.is_empty() => queue.insert(0, leader.to_owned()),
-                    _ => errors.push(format!(
+                if state.leader.is_empty() {
+                    errors.push(format!(
                         "master {address} does not lead and knows no leader"
-                    )),
+                    ));
+                } else {
+                    queue.insert(0, state.leader);
                 }
             }
             Ok((status, _)) => errors.push(format!("master {address}: /state answered {status}")),
@@ -87,39 +72,27 @@ pub fn framework_tasks(
 ) -> Result<Option<BTreeMap<String, String>>, String> {
     let state = leader_state(masters, timeout)?;
     let mut tasks = BTreeMap::new();
-    let mut known = false;
-    for framework in state["frameworks"].as_array().into_iter().flatten() {
-        known |= framework["id"] == framework_id;
-    }
-    for agent in state["agents"].as_array().into_iter().flatten() {
-        if agent["phase"] == "removed" {
-            continue;
-        }
-        for task in agent["tasks"].as_array().into_iter().flatten() {
-            if task["framework_id"] == framework_id {
-                known = true;
-                if let (Some(id), Some(task_state)) = (task["id"].as_str(), task["state"].as_str())
-                {
-                    tasks.insert(id.to_owned(), task_state.to_owned());
-                }
-            }
+    let mut known = state.frameworks.iter().any(|f| f.id == framework_id);
+    for agent in state.agents.iter().filter(|a| a.phase != "removed") {
+        for task in agent
+            .tasks
+            .iter()
+            .filter(|t| t.framework_id == framework_id)
+        {
+            known = true;
+            tasks.insert(task.id.clone(), task.state.clone());
         }
     }
-    for framework in state["completed_frameworks"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    for framework in state
+        .completed_frameworks
+        .iter()
+        .filter(|f| f.id == framework_id)
     {
-        if framework["id"] != framework_id {
-            continue;
-        }
         known = true;
-        for task in framework["tasks"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(task_state)) = (task["id"].as_str(), task["state"].as_str()) {
-                tasks
-                    .entry(id.to_owned())
-                    .or_insert_with(|| task_state.to_owned());
-            }
+        for task in &framework.tasks {
+            tasks
+                .entry(task.id.clone())
+                .or_insert_with(|| task.state.clone());
         }
     }
     Ok(known.then_some(tasks))

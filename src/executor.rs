@@ -45,6 +45,7 @@ pub struct ExecutorSettings {
     /// The bound of the reconnect back-off.
     pub subscription_backoff_max: Duration,
     /// Test-only breakage: wait for the agent forever (see [`crate::breakage`]).
+    #[cfg(feature = "breakage")]
     pub ignore_recovery_timeout: bool,
 }
 
@@ -74,6 +75,7 @@ impl ExecutorSettings {
             recovery_timeout: millis("REVENANT_RECOVERY_TIMEOUT_MS")?,
             subscription_backoff_max: millis("REVENANT_SUBSCRIPTION_BACKOFF_MAX_MS")
                 .unwrap_or(Duration::from_secs(2)),
+            #[cfg(feature = "breakage")]
             ignore_recovery_timeout: false,
         })
     }
@@ -244,7 +246,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             });
         }
         if let Some(since) = disconnected_since {
-            if !settings.ignore_recovery_timeout
+            if !broken!(settings.ignore_recovery_timeout)
                 && now.saturating_duration_since(since) >= settings.recovery_timeout
             {
                 info!(executor = %executor_label, "agent did not come back within the recovery timeout: killing tasks and exiting");

@@ -11,19 +11,37 @@
 //! | [`checkpoint`] | every on-disk write of the agent: the meta directory layout, record framing, the writers, the work-directory lock, and state recovery |
 //! | [`inspect`] | the read-only `revenant inspect` report of a meta directory |
 //! | [`wire`] | the length-delimited envelope protocol every connection speaks (and HTTP `GET` sniffing for `/state`, `/metrics`) |
+//! | [`http`] | the operators' HTTP on `hyper`: typed `/state`, `/metrics` from `prometheus-client`, the CLI's client |
 //! | [`agent`] | the agent: event loop, recovery, executor reconnection, status update manager, registration back-off, GC |
 //! | [`executor`] | the executor process: runs tasks, keeps updates until acknowledged, outlives the agent for `recovery_timeout` |
 //! | [`detector`] | leader detection for masters: standalone, or a lease contended for in a shared directory |
 //! | [`coord`] | the coordination seam (ZooKeeper): group membership, watches, versioned writes; the ZooKeeper contender and registry store |
 //! | [`registry`] | the master's durable registry of admitted and removed agents |
+//! | [`resources`] | the `--resources` syntax, one parser for the binary and the simulator |
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
 //! | [`coverage`] | named recovery branches counted by the simulator (compiled out without the `coverage` feature) |
-//! | [`breakage`] | test-only broken behaviours that show the simulator's oracles can fail |
+//! | `breakage` | test-only broken behaviours that show the simulator's oracles can fail (only with the `breakage` feature, which the simulator turns on) |
 //!
 //! The agent never touches the operating system directly: it is handed an [`os::Env`],
 //! which the binaries fill with the real implementations and the simulator (`sim/`)
 //! with simulated ones.
+
+/// A test-only switch of [`breakage`] (docs/design.md D11): the switch's value when the
+/// `breakage` feature is on, `false` when it is off, so that a release build carries
+/// neither the switch nor the code it guards.
+#[cfg(feature = "breakage")]
+macro_rules! broken {
+    ($switch:expr) => {
+        $switch
+    };
+}
+#[cfg(not(feature = "breakage"))]
+macro_rules! broken {
+    ($switch:expr) => {
+        false
+    };
+}
 
 pub mod checkpoint;
 pub mod ids;
@@ -36,6 +54,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/revenant.rs"));
 }
 pub mod agent;
+#[cfg(feature = "breakage")]
 pub mod breakage;
 pub mod coord;
 pub mod coverage;
@@ -43,6 +62,8 @@ pub mod detector;
 pub mod duration;
 pub mod executor;
 pub mod framework;
+pub mod http;
 pub mod master;
 pub mod registry;
+pub mod resources;
 pub mod wire;

@@ -37,35 +37,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 #[derive(Clone, Debug)]
 struct ResourceList(Vec<Resource>);
 
-/// `cpus:2;mem:1024` (Mesos `--resources` syntax, scalars only).
+/// `cpus:2;mem:1024;cpus(web):1` (docs/design.md D14).
 fn resources(text: &str) -> Result<ResourceList, String> {
-    text.split(';')
-        .filter(|part| !part.trim().is_empty())
-        .map(|part| {
-            let (name, value) = part
-                .split_once(':')
-                .ok_or_else(|| format!("resource '{part}' is not name:value"))?;
-            let (name, role) = match name.split_once('(') {
-                Some((name, role)) => (name.trim(), role.trim_end_matches(')').trim()),
-                None => (name.trim(), ""),
-            };
-            let scalar: f64 = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("resource '{part}' has a non-numeric value"))?;
-            Ok(Resource {
-                name: name.to_owned(),
-                scalar,
-                role: if role == "*" {
-                    String::new()
-                } else {
-                    role.to_owned()
-                },
-                reservation: String::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()
-        .map(ResourceList)
+    revenant::resources::parse(text).map(ResourceList)
 }
 
 #[derive(Subcommand)]
@@ -526,6 +500,7 @@ fn main() -> ExitCode {
                     max_agent_ping_timeouts,
                     agent_reregister_timeout,
                     work_dir: None,
+                    #[cfg(feature = "breakage")]
                     breakage: Default::default(),
                 };
                 let address = advertise.unwrap_or(listen);
@@ -554,6 +529,7 @@ fn main() -> ExitCode {
                 max_agent_ping_timeouts,
                 agent_reregister_timeout,
                 work_dir,
+                #[cfg(feature = "breakage")]
                 breakage: Default::default(),
             };
             for warning in flag_checks::master_warnings(&config) {

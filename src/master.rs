@@ -28,6 +28,8 @@ use crate::proto::{
 use crate::registry::{Registry, RegistryError};
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 
+mod http;
+
 /// The master's settings.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
@@ -43,6 +45,7 @@ pub struct MasterConfig {
     /// lives. Without it the registry is kept in memory only.
     pub work_dir: Option<std::path::PathBuf>,
     /// Test-only switches that break a rule on purpose (no flag sets them).
+    #[cfg(feature = "breakage")]
     pub breakage: crate::breakage::Breakage,
 }
 
@@ -55,6 +58,7 @@ impl MasterConfig {
             max_agent_ping_timeouts: 5,
             agent_reregister_timeout: Duration::from_secs(600),
             work_dir: None,
+            #[cfg(feature = "breakage")]
             breakage: crate::breakage::Breakage::default(),
         }
     }
@@ -366,118 +370,6 @@ impl Master {
                 kind = wire::kind(&other),
                 "unexpected message at the master"
             ),
-        }
-    }
-
-    /// `/state` (JSON) and `/metrics` (Prometheus text) for operators.
-    fn http(&mut self, id: ConnectionId, path: &str) {
-        let Some((_, outbox)) = self.connections.remove(&id) else {
-            return;
-        };
-        match path {
-            "/state" => {
-                let agents: Vec<serde_json::Value> = self
-                    .agents
-                    .iter()
-                    .map(|(agent_id, a)| {
-                        serde_json::json!({
-                            "id": agent_id.as_str(),
-                            "address": format!("{}:{}", a.info.hostname, a.info.port),
-                            "phase": format!("{:?}", a.phase).to_lowercase(),
-                            "tasks": a.tasks.values().map(|t| serde_json::json!({
-                                "id": t.task_id, "framework_id": t.framework_id, "state": t.state().as_str_name(),
-                            })).collect::<Vec<_>>(),
-                            "checkpointed_resources": a.checkpointed_resources.as_deref().map(crate::agent::describe_resources),
-                        })
-                    })
-                    .collect();
-                let frameworks: Vec<serde_json::Value> = self
-                    .frameworks
-                    .iter()
-                    .map(|(framework_id, f)| serde_json::json!({"id": framework_id.as_str(), "name": f.info.name, "connected": f.outbox.is_some()}))
-                    .collect();
-                let completed: Vec<serde_json::Value> = self
-                    .completed_frameworks
-                    .iter()
-                    .map(|(framework_id, f)| {
-                        serde_json::json!({
-                            "id": framework_id.as_str(),
-                            "name": f.name,
-                            "tasks": f.tasks.values().map(|t| serde_json::json!({
-                                "id": t.task_id, "state": t.state().as_str_name(),
-                            })).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
-                // Tasks on the agents whose framework the master knows neither as active
-                // nor as completed.
-                let orphans: Vec<serde_json::Value> =
-                    self.agents
-                        .iter()
-                        .filter(|(_, a)| a.phase != AgentPhase::Removed)
-                        .flat_map(|(agent_id, a)| {
-                            a.tasks
-                            .iter()
-                            .filter(|((f, _), _)| {
-                                !self.frameworks.contains_key(f)
-                                    && !self.completed_frameworks.contains_key(f)
-                            })
-                            .map(move |(_, t)| serde_json::json!({
-                                "id": t.task_id, "framework_id": t.framework_id,
-                                "agent_id": agent_id.as_str(), "state": t.state().as_str_name(),
-                            }))
-                        })
-                        .collect();
-                let body = serde_json::json!({
-                    "leading": self.detector.leading(),
-                    "leader": if self.detector.leading() { self.config.listen.clone() } else { self.detector.leader() },
-                    "agents": agents,
-                    "frameworks": frameworks,
-                    "completed_frameworks": completed,
-                    "orphan_tasks": orphans,
-                    "pending_tasks": self.pending_tasks.len(),
-                });
-                outbox.respond(200, "application/json", &body.to_string());
-            }
-            "/metrics" => {
-                let mut text = String::new();
-                text.push_str("# TYPE revenant_master_agents gauge\n");
-                for phase in [
-                    AgentPhase::Connected,
-                    AgentPhase::Disconnected,
-                    AgentPhase::Removed,
-                ] {
-                    let count = self.agents.values().filter(|a| a.phase == phase).count();
-                    text.push_str(&format!(
-                        "revenant_master_agents{{phase=\"{}\"}} {count}\n",
-                        format!("{phase:?}").to_lowercase()
-                    ));
-                }
-                text.push_str("# TYPE revenant_master_frameworks gauge\n");
-                text.push_str(&format!(
-                    "revenant_master_frameworks {}\n",
-                    self.frameworks.len()
-                ));
-                text.push_str(&format!(
-                    "# TYPE revenant_master_completed_frameworks gauge\nrevenant_master_completed_frameworks {}\n",
-                    self.completed_frameworks.len()
-                ));
-                text.push_str("# TYPE revenant_master_tasks gauge\n");
-                let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
-                for task in self.agents.values().flat_map(|a| a.tasks.values()) {
-                    *by_state.entry(task.state().as_str_name()).or_default() += 1;
-                }
-                for (state, count) in by_state {
-                    text.push_str(&format!(
-                        "revenant_master_tasks{{state=\"{state}\"}} {count}\n"
-                    ));
-                }
-                text.push_str(&format!("# TYPE revenant_master_pending_tasks gauge\nrevenant_master_pending_tasks {}\n", self.pending_tasks.len()));
-                outbox.respond(200, "text/plain; version=0.0.4", &text);
-            }
-            _ => {
-                outbox.respond(404, "text/plain", "not found: try /state or /metrics\n");
-            }
         }
     }
 
@@ -1503,7 +1395,7 @@ impl Master {
             .agents
             .values()
             .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election)
-            || self.config.breakage.master_waits_to_reconcile_unknown_tasks;
+            || broken!(self.config.breakage.master_waits_to_reconcile_unknown_tasks);
         for task_id in task_ids {
             match known.get(&task_id) {
                 Some(task) => {
@@ -1732,7 +1624,7 @@ impl Master {
             .frameworks
             .iter()
             .filter(|(_, f)| f.outbox.is_none())
-            .filter(|_| !self.config.breakage.master_ignores_failover_timeout)
+            .filter(|_| !broken!(self.config.breakage.master_ignores_failover_timeout))
             .filter_map(|(id, f)| {
                 let at = f.disconnected_at?;
                 let timeout = f.failover_timeout();

@@ -58,6 +58,9 @@ pub enum WireError {
     /// A peer that started a frame and did not finish it in time.
     #[error("{0}")]
     Stalled(&'static str),
+    /// An HTTP request `hyper` could not read (malformed, or its head too large).
+    #[error("bad HTTP request: {0}")]
+    Http(String),
     /// An envelope to send that would not fit in a frame (docs/security.md SEC5).
     #[error("{kind} envelope of {bytes} bytes exceeds the frame maximum of {FRAME_BYTES_MAX}")]
     TooLarge {
@@ -78,6 +81,7 @@ impl WireError {
                 | WireError::Malformed(_)
                 | WireError::Empty
                 | WireError::Stalled(_)
+                | WireError::Http(_)
         )
     }
 }
@@ -183,23 +187,37 @@ impl fmt::Display for ConnectionId {
 pub enum Incoming {
     /// An envelope arrived.
     Message(ConnectionId, Body),
-    /// An HTTP `GET` for this path arrived (an operator's `/state` or `/metrics`); answer
-    /// with [`Outbox::respond`].
+    /// An HTTP request for this path arrived (an operator's `/state` or `/metrics`),
+    /// parsed by `hyper` (docs/design.md D15); answer with [`Outbox::respond`].
     Http(ConnectionId, String),
     /// The connection ended.
     Closed(ConnectionId, String),
 }
 
 /// What a connection's writer sends.
-#[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // moved once into the writer's queue
 enum Outgoing {
     Envelope(Body),
-    /// Raw bytes (an HTTP response), after which the connection is closed.
-    Final(Vec<u8>),
+    /// The answer to the connection's HTTP request.
+    Response(crate::http::Response),
+    /// The connection turned out to speak HTTP: the writer hands its half of the stream
+    /// and its queue to the reader, which serves the request with `hyper`.
+    HandOver(tokio::sync::oneshot::Sender<(WriteHalf, mpsc::Receiver<Outgoing>)>),
 }
 
-/// The longest HTTP request head read.
+type WriteHalf = tokio::io::WriteHalf<BoxStream>;
+
+impl fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outgoing::Envelope(body) => f.debug_tuple("Envelope").field(body).finish(),
+            Outgoing::Response(response) => f.debug_tuple("Response").field(response).finish(),
+            Outgoing::HandOver(_) => f.write_str("HandOver"),
+        }
+    }
+}
+
+/// The most bytes of an HTTP request head read (`hyper`'s smallest read buffer).
 const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
 
 /// The sending side of a connection. Sending never blocks; a full outbox or a closed
@@ -234,42 +252,40 @@ impl Outbox {
         }
         self.sender.try_send(Outgoing::Envelope(body)).is_ok()
     }
-    /// Answers an HTTP request and closes the connection.
-    pub fn respond(&self, status: u16, content_type: &str, body: &str) -> bool {
-        let reason = match status {
-            200 => "OK",
-            404 => "Not Found",
-            503 => "Service Unavailable",
-            _ => "Error",
-        };
-        let response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        self.sender
-            .try_send(Outgoing::Final(response.into_bytes()))
-            .is_ok()
+    /// Answers an HTTP request; the connection closes after the answer.
+    pub fn respond(&self, response: crate::http::Response) -> bool {
+        self.sender.try_send(Outgoing::Response(response)).is_ok()
     }
 }
 
-/// Reads the rest of an HTTP request head whose first four bytes were `GET `; returns
-/// the path.
-async fn read_http_path<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut R,
-) -> Result<String, WireError> {
-    let mut head = b"GET ".to_vec();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
-        if head.len() >= HTTP_HEAD_BYTES_MAX {
-            return Err(WireError::Oversized(head.len()));
+/// Serves the one HTTP request of a connection with `hyper` (docs/design.md D15):
+/// `answer` is given its path. The whole exchange, from the request's first byte, must
+/// end within [`FRAME_DEADLINE`], so a request that starts and stalls is cut off
+/// (docs/security.md SEC3).
+pub async fn serve_http<S, F, A>(
+    stream: S,
+    clock: &dyn crate::os::Clock,
+    answer: F,
+) -> Result<(), WireError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: Fn(String) -> A,
+    A: std::future::Future<Output = crate::http::Response>,
+{
+    let sleep = clock.sleep(FRAME_DEADLINE);
+    tokio::select! {
+        biased;
+        result = crate::http::serve(stream, HTTP_HEAD_BYTES_MAX, answer) => {
+            result.map_err(|error| {
+                if error.is_parse() || error.is_parse_too_large() {
+                    WireError::Http(error.to_string())
+                } else {
+                    WireError::Io(std::io::Error::other(error))
+                }
+            })
         }
-        if reader.read(&mut byte).await? == 0 {
-            return Err(WireError::Closed);
-        }
-        head.push(byte[0]);
+        _ = sleep => Err(WireError::Stalled("an HTTP request started and did not end within the frame deadline")),
     }
-    let line = String::from_utf8_lossy(&head);
-    Ok(line.split_whitespace().nth(1).unwrap_or("/").to_owned())
 }
 
 /// One connection as its role sees it: its id and who is at the other end (for logs).
@@ -289,8 +305,9 @@ pub struct Link {
 pub enum Read {
     /// An envelope.
     Envelope(Body),
-    /// An HTTP request head for this path.
-    Http(String),
+    /// The connection speaks HTTP: its first four bytes, `GET `, were read; the rest of
+    /// the request is for [`serve_http`].
+    Http,
 }
 
 /// Reads the next frame (or, first on a connection, an HTTP request head). Waiting for
@@ -338,7 +355,7 @@ pub async fn read_next<R: tokio::io::AsyncRead + Unpin>(
         if first && &prefix == b"GET " {
             // An operator's HTTP request: its first four bytes, read as a frame length,
             // would exceed the frame maximum anyway, so the two can never be confused.
-            return read_http_path(reader).await.map(Read::Http);
+            return Ok(Read::Http);
         }
         read_body(reader, u32::from_le_bytes(prefix))
             .await
@@ -368,6 +385,8 @@ pub fn serve<E: 'static>(
     let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (sender, mut receiver) = mpsc::channel::<Outgoing>(OUTBOX_ENVELOPES_MAX);
     let reader_inbox = inbox.clone();
+    // Weak: the writer still ends when the role drops the last outbox.
+    let hand_over = sender.downgrade();
     let reader_task = tasks.spawn_local(async move {
         let mut first = true;
         loop {
@@ -382,8 +401,49 @@ pub fn serve<E: 'static>(
                         return;
                     }
                 }
-                Ok(Read::Http(path)) => {
-                    let _ = reader_inbox.send(wrap(Incoming::Http(id, path)));
+                Ok(Read::Http) => {
+                    // The writer hands over its half and its queue; the request is
+                    // served on the whole stream again, the bytes read so far first.
+                    let (back, handed) = tokio::sync::oneshot::channel();
+                    let handed_over = hand_over
+                        .upgrade()
+                        .is_some_and(|sender| sender.try_send(Outgoing::HandOver(back)).is_ok());
+                    if !handed_over {
+                        return;
+                    }
+                    let Ok((writer, responses)) = handed.await else {
+                        return;
+                    };
+                    let mut read = b"GET ".to_vec();
+                    read.extend_from_slice(reader.buffer());
+                    let stream = crate::http::Rewind::new(read, reader.into_inner().unsplit(writer));
+                    let responses = std::cell::RefCell::new(Some(responses));
+                    let answer = |path: String| {
+                        let asked = reader_inbox.send(wrap(Incoming::Http(id, path))).is_ok();
+                        let responses = responses.borrow_mut().take();
+                        async move {
+                            let mut responses = responses.filter(|_| asked)?;
+                            while let Some(outgoing) = responses.recv().await {
+                                if let Outgoing::Response(response) = outgoing {
+                                    return Some(response);
+                                }
+                            }
+                            None
+                        }
+                    };
+                    let answer = |path| {
+                        let answer = answer(path);
+                        async move {
+                            answer.await.unwrap_or_else(|| {
+                                crate::http::Response::new(503, "text/plain", "shutting down\n")
+                            })
+                        }
+                    };
+                    if let Err(error) = serve_http(stream, &*link.clock, answer).await {
+                        if error.is_bad_input() {
+                            warn!(connection = %id, peer = %link.peer, reason = %error, "closing a connection: bad input from the peer");
+                        }
+                    }
                     return;
                 }
                 Err(error) => {
@@ -401,10 +461,12 @@ pub fn serve<E: 'static>(
         while let Some(outgoing) = receiver.recv().await {
             let result = match outgoing {
                 Outgoing::Envelope(body) => write_envelope(&mut writer, body).await,
-                Outgoing::Final(bytes) => {
-                    let _ = writer.write_all(&bytes).await;
-                    break;
+                Outgoing::HandOver(back) => {
+                    let _ = back.send((writer, receiver));
+                    return;
                 }
+                // An answer with no request served (cannot happen): dropped.
+                Outgoing::Response(_) => Ok(()),
             };
             if let Err(error) = result {
                 let _ = inbox.send(wrap(Incoming::Closed(id, error.to_string())));
@@ -575,11 +637,64 @@ mod tests {
         }
     }
 
-    /// SEC3: a frame (or an HTTP request head) that starts and stalls is cut off at the
-    /// frame deadline; an idle connection with no frame started is not.
+    /// SEC3: an HTTP request that starts and stalls is cut off at the frame deadline; a
+    /// whole one is answered by `hyper` with what the role said.
+    #[tokio::test]
+    async fn a_stalled_http_request_is_cut_off_and_a_whole_one_answered() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b"GET /sta").await.expect("write");
+        let answer = |_| async { crate::http::Response::new(200, "text/plain", "x") };
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            serve_http(server, &FastClock, answer),
+        )
+        .await
+        .expect("cut off long before 5 s");
+        assert!(matches!(result, Err(WireError::Stalled(_))), "{result:?}");
+        drop(client);
+        let (mut client, server) = tokio::io::duplex(4096);
+        client
+            .write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer =
+            |path: String| async move { crate::http::Response::new(200, "text/plain", path) };
+        let (result, text) = tokio::join!(serve_http(server, &FastClock, answer), async {
+            let mut text = String::new();
+            client.read_to_string(&mut text).await.expect("read");
+            text
+        });
+        result.expect("served");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.ends_with("/state"), "{text}");
+        // A head over the limit is bad input.
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let long = format!(
+            "GET /{} HTTP/1.1\r\n\r\n",
+            "a".repeat(HTTP_HEAD_BYTES_MAX * 2)
+        );
+        client.write_all(long.as_bytes()).await.expect("write");
+        let answer = |_| async { crate::http::Response::new(200, "text/plain", "x") };
+        let result = serve_http(server, &FastClock, answer).await;
+        assert!(
+            result.as_ref().is_err_and(WireError::is_bad_input),
+            "{result:?}"
+        );
+    }
+
+    /// SEC3: a frame that starts and stalls is cut off at the frame deadline; an idle
+    /// connection with no frame started is not. A connection's first bytes `GET ` are
+    /// HTTP, for [`serve_http`].
     #[tokio::test]
     async fn a_stalled_partial_frame_is_cut_off_and_an_idle_peer_is_not() {
-        for partial in [vec![10u8, 0], vec![10, 0, 0, 0, 0x08], b"GET /sta".to_vec()] {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b"GET /sta").await.expect("write");
+        let mut reader = tokio::io::BufReader::new(server);
+        let read = read_next(&mut reader, true, &FastClock).await;
+        assert!(matches!(read, Ok(Read::Http)), "{read:?}");
+        assert_eq!(reader.buffer(), b"/sta");
+        drop(client);
+        for partial in [vec![10u8, 0], vec![10, 0, 0, 0, 0x08]] {
             let (mut client, server) = tokio::io::duplex(64);
             client.write_all(&partial).await.expect("write");
             let mut reader = tokio::io::BufReader::new(server);

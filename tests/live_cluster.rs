@@ -10,6 +10,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use live::*;
+use revenant::http::state::{AgentRecovering, AgentState, MasterState};
 
 const SHORT: Duration = Duration::from_secs(10);
 const LONG: Duration = Duration::from_secs(30);
@@ -762,6 +763,31 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `/metrics` read by a Prometheus text parser.
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+        .expect("/metrics is Prometheus text")
+}
+
+/// The value of the sample `name` (with the label `label`, if given).
+fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> Option<f64> {
+    use prometheus_parse::Value;
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == name && label.is_none_or(|(key, value)| s.labels.get(key) == Some(value))
+        })
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
 #[test]
 fn state_and_metrics_endpoints_serve_operators() {
     let mut cluster = Cluster::new();
@@ -780,32 +806,65 @@ fn state_and_metrics_endpoints_serve_operators() {
     let submit = cluster.submit("submit", &master, "sleep 30", "t-http");
     cluster.wait_state(submit, "TASK_RUNNING", SHORT);
 
+    // /state read into the typed structs the agent and master serve (docs/http.md),
+    // /metrics through a Prometheus text parser.
     let (status, body) = http_get(&address, "/state");
     assert_eq!(status, 200, "{body}");
-    let state: serde_json::Value = serde_json::from_str(&body).expect("agent /state is JSON");
-    assert_eq!(state["phase"], "running");
-    assert_eq!(
-        state["frameworks"][0]["executors"][0]["tasks"][0]["state"],
-        "TASK_RUNNING"
-    );
+    let state: AgentState = serde_json::from_str(&body).expect("agent /state parses");
+    assert_eq!(state.phase, "running");
+    assert!(state.registered && !state.id.is_empty(), "{state:?}");
+    let executor = &state.frameworks[0].executors[0];
+    assert_eq!(executor.tasks[0].id, "t-http");
+    assert_eq!(executor.tasks[0].state, "TASK_RUNNING");
+    assert!(executor.pid.is_some(), "{executor:?}");
     let (status, metrics) = http_get(&address, "/metrics");
     assert_eq!(status, 200);
-    assert!(
-        metrics.contains("revenant_agent_tasks{state=\"TASK_RUNNING\"} 1"),
+    let scrape = parse_metrics(&metrics);
+    assert_eq!(
+        sample(
+            &scrape,
+            "revenant_agent_tasks",
+            Some(("state", "TASK_RUNNING"))
+        ),
+        Some(1.0),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("revenant_agent_registrations 1"),
+    assert_eq!(
+        sample(&scrape, "revenant_agent_registrations_total", None),
+        Some(1.0),
         "{metrics}"
     );
+    assert_eq!(
+        sample(&scrape, "revenant_agent_recovering", None),
+        Some(0.0)
+    );
+    assert_eq!(sample(&scrape, "revenant_agent_executors", None), Some(1.0));
     let (status, body) = http_get(&master, "/state");
     assert_eq!(status, 200);
-    let master_state: serde_json::Value =
-        serde_json::from_str(&body).expect("master /state is JSON");
-    assert_eq!(master_state["agents"][0]["tasks"][0]["id"], "t-http");
-    assert!(http_get(&master, "/metrics")
-        .1
-        .contains("revenant_master_agents{phase=\"connected\"} 1"));
+    let master_state: MasterState = serde_json::from_str(&body).expect("master /state parses");
+    assert!(master_state.leading);
+    assert_eq!(master_state.agents[0].tasks[0].id, "t-http");
+    assert_eq!(master_state.agents[0].phase, "connected");
+    let (_, metrics) = http_get(&master, "/metrics");
+    let scrape = parse_metrics(&metrics);
+    assert_eq!(
+        sample(
+            &scrape,
+            "revenant_master_agents",
+            Some(("phase", "connected"))
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "revenant_master_tasks",
+            Some(("state", "TASK_RUNNING"))
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     assert_eq!(http_get(&master, "/nowhere").0, 404);
 
     // While a restarted agent recovers, /state says so with a 503. Keep the executor
@@ -818,9 +877,16 @@ fn state_and_metrics_endpoints_serve_operators() {
     cluster.wait_log(agent, "waiting for executors to re-register", SHORT);
     let (status, body) = http_get(&address, "/state");
     assert_eq!(status, 503, "{body}");
-    assert!(http_get(&address, "/metrics")
-        .1
-        .contains("revenant_agent_recovering 1"));
+    let recovering: AgentRecovering = serde_json::from_str(&body).expect("the 503 parses");
+    assert!(recovering.error.contains("recovering"), "{recovering:?}");
+    assert_eq!(
+        sample(
+            &parse_metrics(&http_get(&address, "/metrics").1),
+            "revenant_agent_recovering",
+            None
+        ),
+        Some(1.0)
+    );
     // SAFETY: as above.
     unsafe { libc::kill(forked.process.pid as i32, libc::SIGCONT) };
 }

@@ -678,7 +678,8 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
             name: "cpus".into(),
             scalar: 1.0,
             role: "web".into(),
-            reservation: "sim".into(),
+            // A static reservation, as `--resources cpus(web):1` gives (docs/design.md D14).
+            reservation: String::new(),
         }),
     }
     config
@@ -944,6 +945,7 @@ fn drive(
             .as_ref()
             .map_or(0.0, |s| s.hanging_executor_fraction),
     );
+    crate::seams::break_executors(options.breakage);
     crate::crash_points::install(options);
 
     // With [zookeeper], a ZooKeeper host that the masters elect their leader through

@@ -67,8 +67,9 @@ pub fn wire_codec(data: &[u8]) {
         for _ in 0..=data.len() {
             match wire::read_next(&mut reader, first, &NoWaitClock).await {
                 Ok(Read::Envelope(body)) => round_trip(body),
-                Ok(Read::Http(path)) => {
-                    assert!(!path.is_empty(), "an HTTP path is never empty");
+                Ok(Read::Http) => {
+                    assert!(first, "only a connection's first bytes may start HTTP");
+                    assert!(data.starts_with(b"GET "), "HTTP starts with GET");
                     return;
                 }
                 Err(error) => {

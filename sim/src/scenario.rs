@@ -1179,39 +1179,9 @@ impl Scenario {
     }
 }
 
-/// Parses `--resources`: `name:value` or `name(role):value`, `;`-separated; a role
-/// other than `*` makes a reservation.
-pub fn parse_resources(text: &str) -> Result<Vec<revenant::proto::Resource>, String> {
-    let mut out = Vec::new();
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part
-            .split_once(':')
-            .ok_or_else(|| format!("resource '{part}' is not name:value"))?;
-        let (name, role) = match name.split_once('(') {
-            Some((name, role)) => (name, role.trim_end_matches(')')),
-            None => (name, "*"),
-        };
-        let scalar: f64 = value
-            .parse()
-            .map_err(|_| format!("resource '{part}' has a bad value"))?;
-        let reserved = role != "*";
-        out.push(revenant::proto::Resource {
-            name: name.to_owned(),
-            scalar,
-            role: if reserved {
-                role.to_owned()
-            } else {
-                String::new()
-            },
-            reservation: if reserved {
-                "sim".to_owned()
-            } else {
-                String::new()
-            },
-        });
-    }
-    Ok(out)
-}
+/// Parses `--resources` (and a reservation's resources) as the binary does
+/// (docs/design.md D14).
+pub use revenant::resources::parse as parse_resources;
 
 #[cfg(test)]
 mod tests {

@@ -441,6 +441,21 @@ pub fn hang_executors(seed: u64, fraction: f64) {
     HANG.with(|hang| hang.set((seed, fraction, 0)));
 }
 
+thread_local! {
+    /// The run's test-only breakages that concern executors.
+    static EXECUTOR_BREAKAGE: Cell<revenant::breakage::Breakage> =
+        Cell::new(revenant::breakage::Breakage::default());
+}
+
+/// Starts a run whose executors break the rules `breakage` names (those that concern
+/// executors: `executor_ignores_recovery_timeout`, `executor_gives_up_early`,
+/// `executor_panics`). The simulated process table applies them as it launches an
+/// executor, so no channel from the agent to its executors carries a test switch
+/// (docs/design.md D12).
+pub fn break_executors(breakage: revenant::breakage::Breakage) {
+    EXECUTOR_BREAKAGE.with(|cell| cell.set(breakage));
+}
+
 /// Whether the next executor launch hangs (see [`hang_executors`]).
 fn next_launch_hangs() -> bool {
     HANG.with(|hang| {
@@ -473,23 +488,13 @@ impl Processes for SimProcesses {
     fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId> {
         let mut settings = ExecutorSettings::from_environment(&spec.environment)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-        settings.ignore_recovery_timeout = spec
-            .environment
-            .get("REVENANT_SIM_BREAKAGE")
-            .is_some_and(|b| b == "ignore_recovery_timeout");
-        // Test-only breakage (`revenant::breakage::Breakage::executor_gives_up_early`).
-        if spec
-            .environment
-            .get("REVENANT_SIM_BREAKAGE")
-            .is_some_and(|b| b == "give_up_early")
-        {
+        // The run's test-only executor breakages (see [`break_executors`]).
+        let breakage = EXECUTOR_BREAKAGE.with(Cell::get);
+        settings.ignore_recovery_timeout = breakage.executor_ignores_recovery_timeout;
+        if breakage.executor_gives_up_early {
             settings.recovery_timeout /= 10;
         }
-        // Test-only breakage (`revenant::breakage::Breakage::executor_panics`).
-        let panics = spec
-            .environment
-            .get("REVENANT_SIM_BREAKAGE")
-            .is_some_and(|b| b == "panic");
+        let panics = breakage.executor_panics;
         let (pid, start_time) = {
             let mut table = self.table.borrow_mut();
             table.next_pid += 1;

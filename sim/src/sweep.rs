@@ -3,7 +3,6 @@
 //! across machines, with a reproduction file and trace for each failure.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -254,6 +253,23 @@ struct Outcome {
     nondeterministic: bool,
 }
 
+/// The sweep's progress bar on stderr (`indicatif`): drawn only when `progress` (the
+/// caller asks for it only when stderr is a terminal), hidden otherwise.
+fn progress_bar(progress: bool, total: usize, what: &str) -> indicatif::ProgressBar {
+    if !progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "[{bar:30}] {pos}/{len} {msg}, {per_sec} ({eta} left)",
+    )
+    .expect("a valid template")
+    .progress_chars("#>-");
+    bar.set_style(style);
+    bar.set_message(format!("{what}, 0 failed"));
+    bar
+}
+
 /// Runs `jobs` on `threads` worker threads; the outcomes in job order.
 #[allow(clippy::too_many_arguments)]
 fn execute(
@@ -268,10 +284,9 @@ fn execute(
 ) -> Vec<Outcome> {
     let total = work.len();
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::new());
-    let started = Instant::now();
+    let bar = progress_bar(progress, total, what);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
@@ -328,26 +343,13 @@ fn execute(
                     outcome.failure = Some(failure);
                 }
                 outcomes.lock().expect("lock").push((index, outcome));
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if progress && (finished.is_multiple_of(10) || finished == total) {
-                    let failures = failures.load(Ordering::Relaxed);
-                    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-                    let width = 30;
-                    let filled = finished * width / total.max(1);
-                    eprint!(
-                        "\r[{}{}] {finished}/{total} {what}, {failures} failed, {:.1} runs/s ",
-                        "#".repeat(filled),
-                        "-".repeat(width - filled),
-                        finished as f64 / elapsed
-                    );
-                    let _ = std::io::stderr().flush();
-                }
+                let failures = failures.load(Ordering::Relaxed);
+                bar.set_message(format!("{what}, {failures} failed"));
+                bar.inc(1);
             });
         }
     });
-    if progress {
-        eprintln!();
-    }
+    bar.finish();
     let mut outcomes = outcomes.into_inner().expect("lock");
     outcomes.sort_by_key(|(index, _)| *index);
     outcomes.into_iter().map(|(_, outcome)| outcome).collect()

@@ -51,7 +51,7 @@ impl Agent {
         let [run_sandbox, executor_sandbox, framework_sandbox] =
             sandbox_dirs(&self.config.work_dir, &run);
         let delay = self.config.gc_delay;
-        if self.config.breakage.leak_completed_directories {
+        if broken!(self.config.breakage.leak_completed_directories) {
             let shut_down = self.frameworks.get(fid).is_some_and(|f| f.shutting_down);
             let mut dirs = vec![run_sandbox, self.paths.executor(&agent, fid, eid)];
             if framework_done && shut_down {
@@ -85,7 +85,7 @@ impl Agent {
     /// modified, by the wall clock), or `None` when it is not there to collect.
     fn aged_delay(&self, dir: &Path) -> Option<Duration> {
         let modified = self.env.fs.modified(dir).ok()?;
-        if self.config.breakage.leak_completed_directories {
+        if broken!(self.config.breakage.leak_completed_directories) {
             return Some(self.config.gc_delay);
         }
         let age = self
@@ -148,7 +148,7 @@ impl Agent {
             executor: eid,
             container,
         };
-        if self.config.breakage.collect_old_runs_at_once {
+        if broken!(self.config.breakage.collect_old_runs_at_once) {
             // Test-only: the old behaviour (meta only, at once).
             self.schedule_gc(self.paths.run(&run), Duration::ZERO);
             return;
@@ -162,7 +162,7 @@ impl Agent {
     /// Rules 3 and 5: a framework whose every executor recovery found completed is
     /// complete: its directories (meta and sandbox) are scheduled again, aged.
     pub(super) fn reschedule_completed_framework(&mut self, agent: &AgentId, fid: &FrameworkId) {
-        if self.config.breakage.leak_completed_directories {
+        if broken!(self.config.breakage.leak_completed_directories) {
             return;
         }
         let sandbox = self
@@ -179,7 +179,7 @@ impl Agent {
     /// Rule 7: once registered as a new agent, every directory of another agent id, in
     /// meta and among the sandboxes, is scheduled for collection, aged.
     pub(super) fn schedule_old_agents(&mut self, current: &AgentId) {
-        if self.config.breakage.leak_completed_directories {
+        if broken!(self.config.breakage.leak_completed_directories) {
             return;
         }
         let roots = [
@@ -213,7 +213,7 @@ impl Agent {
         eid: &ExecutorId,
         container: &ContainerId,
     ) {
-        if self.config.breakage.skip_unschedule_on_launch {
+        if broken!(self.config.breakage.skip_unschedule_on_launch) {
             return;
         }
         let agent = self.agent_id();
@@ -241,7 +241,7 @@ impl Agent {
     /// Rule 6: directories due together are removed sandboxes first, then meta, and
     /// within each the deepest first, so that what records a directory goes last.
     pub(super) fn removal_order(&self, due: &mut [PathBuf]) {
-        if self.config.breakage.remove_meta_first {
+        if broken!(self.config.breakage.remove_meta_first) {
             due.sort();
             return;
         }

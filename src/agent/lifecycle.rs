@@ -17,7 +17,7 @@ impl Agent {
     /// The earliest registration deadline of a launched executor that has not
     /// registered yet (rule 1).
     pub(super) fn next_registration_deadline(&self) -> Option<Instant> {
-        if self.config.breakage.keep_idle_unregistered_executors {
+        if broken!(self.config.breakage.keep_idle_unregistered_executors) {
             return None;
         }
         self.executors()
@@ -30,7 +30,7 @@ impl Agent {
     /// `--executor_registration_timeout` is destroyed (its process killed) and its tasks
     /// end TASK_FAILED, REASON_EXECUTOR_REGISTRATION_TIMEOUT.
     pub(super) fn registration_timed_out(&mut self, now: Instant) -> Result<(), AgentError> {
-        if self.config.breakage.keep_idle_unregistered_executors {
+        if broken!(self.config.breakage.keep_idle_unregistered_executors) {
             return Ok(());
         }
         let overdue: Vec<(FrameworkId, ExecutorId)> = self
@@ -64,7 +64,7 @@ impl Agent {
         fid: &FrameworkId,
         eid: &ExecutorId,
     ) -> Result<(), AgentError> {
-        if self.config.breakage.keep_idle_unregistered_executors {
+        if broken!(self.config.breakage.keep_idle_unregistered_executors) {
             return Ok(());
         }
         let Some(executor) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else {
@@ -95,7 +95,7 @@ impl Agent {
     /// waits for the terminal updates of its tasks to be acknowledged before it
     /// completes. A task for such an executor id is not launched.
     pub(super) fn executor_terminating(&self, fid: &FrameworkId, eid: &ExecutorId) -> bool {
-        if self.config.breakage.relaunch_over_terminated_executor {
+        if broken!(self.config.breakage.relaunch_over_terminated_executor) {
             return false;
         }
         self.frameworks

@@ -16,6 +16,7 @@
 //! boot id → register or re-register with the leading master (with back-off) → run.
 
 mod gc;
+mod http;
 mod lifecycle;
 mod orphans;
 pub mod registration;
@@ -123,7 +124,9 @@ pub struct AgentConfig {
     /// held until that sync succeeded. 1 turns group commit off: each record is synced
     /// as it is written and messages go out at once.
     pub status_update_batch: usize,
-    /// Test-only broken behaviours (see [`crate::breakage`]); all off in the binaries.
+    /// Test-only broken behaviours (see [`crate::breakage`]); only with the `breakage`
+    /// feature, which release builds leave off (docs/design.md D11).
+    #[cfg(feature = "breakage")]
     pub breakage: crate::breakage::Breakage,
     /// Notified when the operator asks the agent to leave the cluster (SIGUSR1 in the
     /// binary): it unregisters, kills its executors and exits.
@@ -163,6 +166,7 @@ impl AgentConfig {
             executor_command: vec!["revenant".into(), "executor".into()],
             master_ping_timeout: Duration::from_secs(75),
             status_update_batch: STATUS_UPDATE_BATCH_DEFAULT,
+            #[cfg(feature = "breakage")]
             breakage: crate::breakage::Breakage::default(),
             unregister: None,
         }
@@ -207,6 +211,12 @@ pub enum AgentError {
     /// A checkpoint write failed: the agent cannot keep its promises and stops.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The machine's boot id could not be read, or was empty (docs/design.md D13).
+    #[error("cannot read the machine's boot id ({source}): without it the agent cannot tell a reboot from a restart, so it does not start")]
+    BootId {
+        /// What went wrong, naming the file.
+        source: std::io::Error,
+    },
     /// The agent could not listen for executors.
     #[error("failed to listen on {address}: {source}")]
     Listen {
@@ -304,9 +314,15 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     let _lock: Box<dyn FileLock> =
         checkpoint::lock_work_dir(env.fs.as_ref(), &config.work_dir, &holder)?;
     let paths = MetaPaths::for_work_dir(&config.work_dir);
-    let mut store = CheckpointStore::new(env.fs.clone(), paths.clone());
-    store.non_atomic = config.breakage.non_atomic_checkpoints;
-    store.skip_dir_sync = config.breakage.skip_dir_sync;
+    let boot_id = read_boot_id(env.boot.as_ref())?;
+    let store = CheckpointStore::new(env.fs.clone(), paths.clone());
+    #[cfg(feature = "breakage")]
+    let store = {
+        let mut store = store;
+        store.non_atomic = config.breakage.non_atomic_checkpoints;
+        store.skip_dir_sync = config.breakage.skip_dir_sync;
+        store
+    };
     let listener = env
         .net
         .listen(&config.listen)
@@ -317,7 +333,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         })?;
     let (inbox_sender, inbox) = mpsc::unbounded_channel();
     let mut agent = Agent {
-        boot_id: env.boot.boot_id().unwrap_or_default(),
+        boot_id,
         env,
         store,
         paths,
@@ -380,6 +396,18 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         return Ok(agent.cleanup().await);
     }
     agent.event_loop(inbox).await
+}
+
+/// The machine's boot id, or [`AgentError::BootId`]: fails closed, never `""`, which
+/// recovery would take for a reboot and then checkpoint (docs/design.md D13).
+pub fn read_boot_id(boot: &dyn crate::os::BootId) -> Result<String, AgentError> {
+    match boot.boot_id() {
+        Ok(id) if !id.trim().is_empty() => Ok(id),
+        Ok(_) => Err(AgentError::BootId {
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the boot id is empty"),
+        }),
+        Err(source) => Err(AgentError::BootId { source }),
+    }
 }
 
 struct Agent {
@@ -485,7 +513,7 @@ impl Agent {
         let options = RecoverOptions {
             strict: self.config.strict,
             truncate: true,
-            current_boot_id: if self.config.breakage.ignore_boot_id {
+            current_boot_id: if broken!(self.config.breakage.ignore_boot_id) {
                 None
             } else {
                 Some(self.boot_id.clone())
@@ -509,10 +537,10 @@ impl Agent {
         };
         // What a previous incarnation left in the page cache is made durable before
         // anything recovered is acted on (docs/recovery-rules.md R14).
-        if !self.config.breakage.skip_recovery_sync {
+        if !broken!(self.config.breakage.skip_recovery_sync) {
             checkpoint::make_durable(self.env.fs.as_ref(), &state)?;
         }
-        if self.config.breakage.panic_on_recovery_warning
+        if broken!(self.config.breakage.panic_on_recovery_warning)
             && state
                 .warnings
                 .iter()
@@ -531,7 +559,7 @@ impl Agent {
             );
         }
         if let Some(resources) = &state.resources {
-            let recovered = if self.config.breakage.forget_checkpointed_resources {
+            let recovered = if broken!(self.config.breakage.forget_checkpointed_resources) {
                 Vec::new()
             } else {
                 resources.resources.clone()
@@ -861,7 +889,7 @@ impl Agent {
                 "Executor did not re-register within {:?}",
                 self.config.executor_reregistration_timeout
             );
-            let state = if self.config.breakage.reregistration_timeout_fails_tasks {
+            let state = if broken!(self.config.breakage.reregistration_timeout_fails_tasks) {
                 proto::TaskState::TaskFailed
             } else {
                 proto::TaskState::TaskLost
@@ -1069,85 +1097,6 @@ impl Agent {
             Event::Wire(Incoming::Message(id, body)) => return self.handle_message(id, body),
         }
         Ok(None)
-    }
-
-    /// `/state` (JSON; 503 while recovering) and `/metrics` (Prometheus text).
-    fn http(&mut self, id: ConnectionId, path: &str) {
-        let Some(outbox) = self.unidentified.remove(&id) else {
-            return;
-        };
-        match path {
-            "/state" if self.phase == Phase::Recovering => {
-                outbox.respond(
-                    503,
-                    "application/json",
-                    r#"{"error":"the agent is recovering"}"#,
-                );
-            }
-            "/state" => {
-                let frameworks: Vec<serde_json::Value> = self
-                    .frameworks
-                    .iter()
-                    .map(|(fid, f)| {
-                        let executors: Vec<serde_json::Value> = f
-                            .executors
-                            .iter()
-                            .map(|(eid, e)| {
-                                serde_json::json!({
-                                    "id": eid.as_str(),
-                                    "container": e.container.as_str(),
-                                    "phase": format!("{:?}", e.phase).to_lowercase(),
-                                    "pid": e.process.as_ref().map(|p| p.pid),
-                                    "tasks": e.tasks.iter().map(|(tid, t)| serde_json::json!({"id": tid.as_str(), "state": t.state.as_str_name()})).collect::<Vec<_>>(),
-                                    "queued": e.queued.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>(),
-                                })
-                            })
-                            .collect();
-                        serde_json::json!({"id": fid.as_str(), "name": f.info.name, "checkpoint": f.info.checkpoint, "executors": executors})
-                    })
-                    .collect();
-                let body = serde_json::json!({
-                    "id": self.info.id,
-                    "phase": format!("{:?}", self.phase).to_lowercase(),
-                    "master": self.master_address,
-                    "registered": self.registered,
-                    "frameworks": frameworks,
-                    "pending_updates": self.updates.pending_count(),
-                    "checkpointed_resources": describe_resources(&self.checkpointed_resources),
-                });
-                outbox.respond(200, "application/json", &body.to_string());
-            }
-            "/metrics" => {
-                let mut by_state: BTreeMap<&'static str, usize> = BTreeMap::new();
-                for (_, _, executor) in self.executors() {
-                    for task in executor.tasks.values() {
-                        *by_state.entry(task.state.as_str_name()).or_default() += 1;
-                    }
-                }
-                let mut text = String::new();
-                text.push_str(&format!("# TYPE revenant_agent_recovery_errors counter\nrevenant_agent_recovery_errors {}\n", self.recovery_errors));
-                text.push_str(&format!("# TYPE revenant_agent_updates_pending gauge\nrevenant_agent_updates_pending {}\n", self.updates.pending_count()));
-                text.push_str(&format!(
-                    "# TYPE revenant_agent_executors gauge\nrevenant_agent_executors {}\n",
-                    self.executors().count()
-                ));
-                text.push_str("# TYPE revenant_agent_tasks gauge\n");
-                for (state, count) in by_state {
-                    text.push_str(&format!(
-                        "revenant_agent_tasks{{state=\"{state}\"}} {count}\n"
-                    ));
-                }
-                text.push_str(&format!("# TYPE revenant_agent_registrations counter\nrevenant_agent_registrations {}\n", self.registrations));
-                text.push_str(&format!(
-                    "# TYPE revenant_agent_recovering gauge\nrevenant_agent_recovering {}\n",
-                    u8::from(self.phase == Phase::Recovering)
-                ));
-                outbox.respond(200, "text/plain; version=0.0.4", &text);
-            }
-            _ => {
-                outbox.respond(404, "text/plain", "not found: try /state or /metrics\n");
-            }
-        }
     }
 
     fn connection_closed(&mut self, id: ConnectionId, reason: &str) {
@@ -1452,7 +1401,7 @@ impl Agent {
     /// are forwarded again; once its executors are gone its directories are scheduled
     /// for collection, as for any completed framework.
     fn shutdown_framework(&mut self, fid: FrameworkId) -> Result<(), AgentError> {
-        if self.config.breakage.ignore_shutdown_framework {
+        if broken!(self.config.breakage.ignore_shutdown_framework) {
             return Ok(());
         }
         let deadline = self.now() + EXECUTOR_SHUTDOWN_GRACE_PERIOD;
@@ -1498,7 +1447,7 @@ impl Agent {
     /// The master's view of the resources this agent must checkpoint: `resources.info`
     /// is replaced with exactly those (durably: written, synced and renamed into place).
     fn checkpoint_resources(&mut self, resources: Vec<Resource>) -> Result<(), AgentError> {
-        if self.config.breakage.ignore_checkpoint_resources {
+        if broken!(self.config.breakage.ignore_checkpoint_resources) {
             return Ok(());
         }
         if resources == self.checkpointed_resources {
@@ -1724,7 +1673,7 @@ impl Agent {
         // Resume first, so that the reconciliation updates below are forwarded once, as
         // new updates, and not again as resumed ones.
         let now = self.now();
-        if !self.config.breakage.no_resume_after_registration {
+        if !broken!(self.config.breakage.no_resume_after_registration) {
             for update in self.updates.resume(now) {
                 crate::coverage::point!("agent_update_resent_after_reregistration");
                 info!(task = %update_task(&update), state = update_state(&update), "resending unacknowledged status update");
@@ -1773,7 +1722,7 @@ impl Agent {
             info!(task = %tid, "duplicate run_task ignored");
             return Ok(());
         }
-        if !self.config.breakage.relaunch_ended_task
+        if !broken!(self.config.breakage.relaunch_ended_task)
             && self.terminal_update_unacknowledged(&fid, &tid)
         {
             // docs/task-lifecycle.md L23: the task already ended here; the framework
@@ -1937,24 +1886,6 @@ impl Agent {
                 .as_millis()
                 .to_string(),
         );
-        if self.config.breakage.executor_ignores_recovery_timeout {
-            // Test-only: the simulated process table reads this; real executors never do.
-            environment.insert(
-                "REVENANT_SIM_BREAKAGE".to_owned(),
-                "ignore_recovery_timeout".to_owned(),
-            );
-        }
-        if self.config.breakage.executor_gives_up_early {
-            // Test-only, as above.
-            environment.insert(
-                "REVENANT_SIM_BREAKAGE".to_owned(),
-                "give_up_early".to_owned(),
-            );
-        }
-        if self.config.breakage.executor_panics {
-            // Test-only, as above.
-            environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());
-        }
         let sandbox = paths::sandbox(&self.config.work_dir, &run);
         if let Err(error) = self.create_sandbox(&sandbox) {
             warn!(framework = %fid, executor = %eid, %error, "failed to create the executor's sandbox");
@@ -1977,7 +1908,7 @@ impl Agent {
             environment,
             working_dir: sandbox,
         };
-        if self.config.breakage.launch_executor_twice {
+        if broken!(self.config.breakage.launch_executor_twice) {
             // Test-only breakage: a second process of the same executor.
             let _ = self.env.processes.launch(&spec);
         }
@@ -2182,7 +2113,7 @@ impl Agent {
             return self.destroy_if_idle_unregistered(&fid, &eid);
         }
         let registered = executor.outbox.is_some();
-        if self.config.breakage.kill_leaves_executor_running && registered {
+        if broken!(self.config.breakage.kill_leaves_executor_running) && registered {
             let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
             let update = self.make_update(
                 &fid,
@@ -2284,7 +2215,7 @@ impl Agent {
         }
         let state = update_state_enum(&update);
         let eid = self.find_task(fid, &tid);
-        if checkpoint && !self.config.breakage.skip_update_checkpoint {
+        if checkpoint && !broken!(self.config.breakage.skip_update_checkpoint) {
             if let Some(eid) = &eid {
                 let agent = self.agent_id();
                 let container = self.frameworks[fid].executors[eid].container.clone();
@@ -2358,10 +2289,7 @@ impl Agent {
             }
         }
         let now = self.now();
-        let head = self
-            .config
-            .breakage
-            .resend_acknowledged_update
+        let head = broken!(self.config.breakage.resend_acknowledged_update)
             .then(|| {
                 self.updates
                     .streams()
@@ -2378,7 +2306,7 @@ impl Agent {
                 self.forward(head);
             }
         }
-        if terminated && self.config.breakage.second_terminal_update {
+        if terminated && broken!(self.config.breakage.second_terminal_update) {
             let update = self.make_update(
                 &fid,
                 &eid.clone().unwrap_or_default(),
@@ -2389,7 +2317,7 @@ impl Agent {
             );
             self.forward(update);
         }
-        if terminated && self.config.breakage.resurrect_after_terminal {
+        if terminated && broken!(self.config.breakage.resurrect_after_terminal) {
             let update = self.make_update(
                 &fid,
                 &eid.clone().unwrap_or_default(),

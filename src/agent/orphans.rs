@@ -25,7 +25,7 @@ impl Agent {
     /// fails is logged and recovery goes on: the orphans then live until they are found
     /// by a later recovery, as before the rule.
     pub(super) fn destroy_orphan_executors(&mut self) {
-        if self.config.breakage.keep_orphan_executors {
+        if broken!(self.config.breakage.keep_orphan_executors) {
             return;
         }
         let tag = self.agent_tag();

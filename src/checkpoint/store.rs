@@ -93,8 +93,10 @@ pub struct CheckpointStore {
     fs: Rc<dyn FileSystem>,
     paths: MetaPaths,
     /// Test-only breakage: overwrite checkpoint files in place, unsynced.
+    #[cfg(feature = "breakage")]
     pub non_atomic: bool,
     /// Test-only breakage: no directory sync after a rename into place.
+    #[cfg(feature = "breakage")]
     pub skip_dir_sync: bool,
     /// Group commit: `Some` while log syncs are deferred, holding the logs appended to
     /// since the last sync.
@@ -118,7 +120,9 @@ impl CheckpointStore {
         CheckpointStore {
             fs,
             paths,
+            #[cfg(feature = "breakage")]
             non_atomic: false,
+            #[cfg(feature = "breakage")]
             skip_dir_sync: false,
             deferred: RefCell::new(None),
         }
@@ -199,10 +203,10 @@ impl CheckpointStore {
         if let Some(parent) = path.parent() {
             self.ensure_dir(parent)?;
         }
-        if self.non_atomic {
+        if broken!(self.non_atomic) {
             return self.fs.write(path, data).map_err(failed(path, "write"));
         }
-        if self.skip_dir_sync {
+        if broken!(self.skip_dir_sync) {
             let temp = crate::os::temp_path_for(path);
             self.fs.write(&temp, data).map_err(failed(&temp, "write"))?;
             self.fs.sync_file(&temp).map_err(failed(&temp, "sync"))?;
@@ -230,15 +234,27 @@ impl CheckpointStore {
         self.fs
             .rename(&temp, link)
             .map_err(failed(link, "rename symlink"))?;
-        if self.skip_dir_sync {
+        if broken!(self.skip_dir_sync) {
             return Ok(());
         }
         self.fs.sync_dir(dir).map_err(failed(dir, "sync directory"))
     }
 
     /// Writes `boot_id`.
+    /// An empty boot id is refused, never written (docs/design.md D13).
     pub fn write_boot_id(&self, boot_id: &str) -> Result<(), StoreError> {
-        self.replace(&self.paths.boot_id(), format!("{boot_id}\n").as_bytes())
+        let path = self.paths.boot_id();
+        if boot_id.trim().is_empty() {
+            return Err(StoreError {
+                path,
+                operation: "write",
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an empty boot id is never checkpointed",
+                ),
+            });
+        }
+        self.replace(&path, format!("{boot_id}\n").as_bytes())
     }
 
     /// Writes `slave.info` and points `slaves/latest` at the agent (first registration).

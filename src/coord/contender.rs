@@ -39,6 +39,7 @@ pub struct ZkContender {
     dirty: bool,
     next_refresh: Option<Instant>,
     /// Test-only: keeps leading without a live session (no flag sets it).
+    #[cfg(feature = "breakage")]
     leads_without_session: bool,
 }
 
@@ -62,10 +63,12 @@ impl ZkContender {
             leader: String::new(),
             dirty: true,
             next_refresh: None,
+            #[cfg(feature = "breakage")]
             leads_without_session: false,
         }
     }
 
+    #[cfg(feature = "breakage")]
     /// Applies the test-only switches (`crate::breakage`) that concern the contender.
     pub fn with_breakage(mut self, breakage: crate::breakage::Breakage) -> ZkContender {
         self.leads_without_session = breakage.master_leads_without_session;
@@ -154,7 +157,7 @@ impl ZkContender {
 
 impl Detector for ZkContender {
     fn maintain(&mut self) -> bool {
-        if self.leads_without_session && !self.coord.session_alive() {
+        if broken!(self.leads_without_session) && !self.coord.session_alive() {
             // The breakage: a lost session goes unnoticed while it lasts.
             return self.lowest;
         }
@@ -185,7 +188,7 @@ impl Detector for ZkContender {
     }
 
     fn leading(&self) -> bool {
-        if self.leads_without_session && !self.coord.session_alive() {
+        if broken!(self.leads_without_session) && !self.coord.session_alive() {
             return self.lowest && self.member.borrow().is_some();
         }
         // The member must belong to the current session: after an expiry the client

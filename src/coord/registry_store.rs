@@ -15,6 +15,7 @@ pub struct CoordRegistryStore {
     member: SharedMember,
     version: Option<i32>,
     /// Test-only: claims the registry by writing an empty one (no flag sets it).
+    #[cfg(feature = "breakage")]
     forget_on_load: bool,
 }
 
@@ -26,10 +27,12 @@ impl CoordRegistryStore {
             path,
             member,
             version: None,
+            #[cfg(feature = "breakage")]
             forget_on_load: false,
         }
     }
 
+    #[cfg(feature = "breakage")]
     /// Applies the test-only switches (`crate::breakage`) that concern the store.
     pub fn with_breakage(mut self, breakage: crate::breakage::Breakage) -> Self {
         self.forget_on_load = breakage.master_forgets_zk_registry;
@@ -63,7 +66,7 @@ impl RegistryStore for CoordRegistryStore {
         // Claim it (docs/zookeeper.md Z8): writing it back bumps the version, so that a
         // deposed leader's next write fails even if it still believes it leads. Only a
         // master holding a member node claims; a read without one (a tool) does not.
-        let data = if self.forget_on_load && self.fence().is_some() {
+        let data = if broken!(self.forget_on_load) && self.fence().is_some() {
             Vec::new()
         } else {
             data

@@ -647,14 +647,25 @@ impl Processes for OsProcesses {
     }
 }
 
-/// `/proc/sys/kernel/random/boot_id`.
+/// Where the kernel publishes the boot id.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// `/proc/sys/kernel/random/boot_id`. An unreadable or empty file is an error naming the
+/// file (docs/design.md D13).
 pub struct ProcBootId;
 
 impl BootId for ProcBootId {
     fn boot_id(&self) -> io::Result<String> {
-        Ok(fs::read_to_string("/proc/sys/kernel/random/boot_id")?
-            .trim()
-            .to_owned())
+        let text = fs::read_to_string(BOOT_ID_PATH)
+            .map_err(|error| io::Error::new(error.kind(), format!("{BOOT_ID_PATH}: {error}")))?;
+        let id = text.trim();
+        if id.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{BOOT_ID_PATH} is empty"),
+            ));
+        }
+        Ok(id.to_owned())
     }
 }
 
