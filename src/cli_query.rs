@@ -10,19 +10,38 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// `GET path` on `address`; the status code and the body, or what went wrong.
-fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+/// A blocking connection, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// `GET path` on `address` (over mutual TLS when `tls` is given, docs/security.md SEC8);
+/// the status code and the body, or what went wrong.
+fn get(
+    address: &str,
+    path: &str,
+    timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
+) -> Result<(u16, String), String> {
     let target = address
         .to_socket_addrs()
         .map_err(|error| format!("master address '{address}': {error}"))?
         .next()
         .ok_or_else(|| format!("master address '{address}' resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&target, timeout)
+    let stream = TcpStream::connect_timeout(&target, timeout)
         .map_err(|error| format!("master {address}: {error}"))?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|error| format!("master {address}: {error}"))?;
+    let mut stream: Box<dyn ReadWrite> = match tls {
+        None => Box::new(stream),
+        Some(identity) => {
+            let name = revenant::tls::server_name(address)?;
+            let connection = rustls::ClientConnection::new(identity.client_config(), name)
+                .map_err(|error| format!("master {address}: {error}"))?;
+            Box::new(rustls::StreamOwned::new(connection, stream))
+        }
+    };
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
@@ -46,7 +65,11 @@ fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), St
 
 /// The leading master's `/state`: each address in turn; a master that does not lead
 /// names the leader, which is asked next.
-fn leader_state(masters: &[String], timeout: Duration) -> Result<Value, String> {
+fn leader_state(
+    masters: &[String],
+    timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
+) -> Result<Value, String> {
     let mut errors = Vec::new();
     let mut queue: Vec<String> = masters.to_vec();
     let mut asked = Vec::new();
@@ -56,7 +79,7 @@ fn leader_state(masters: &[String], timeout: Duration) -> Result<Value, String> 
             continue;
         }
         asked.push(address.clone());
-        match get(&address, "/state", timeout) {
+        match get(&address, "/state", timeout, tls) {
             Ok((200, body)) => {
                 let state: Value = serde_json::from_str(&body)
                     .map_err(|error| format!("master {address}: /state is not JSON: {error}"))?;
@@ -84,8 +107,9 @@ pub fn framework_tasks(
     masters: &[String],
     framework_id: &str,
     timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
 ) -> Result<Option<BTreeMap<String, String>>, String> {
-    let state = leader_state(masters, timeout)?;
+    let state = leader_state(masters, timeout, tls)?;
     let mut tasks = BTreeMap::new();
     let mut known = false;
     for framework in state["frameworks"].as_array().into_iter().flatten() {

@@ -45,4 +45,6 @@ pub mod executor;
 pub mod framework;
 pub mod master;
 pub mod registry;
+pub mod security;
+pub mod tls;
 pub mod wire;

@@ -21,6 +21,8 @@ pub mod registration;
 pub mod status_updates;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::security::executor_secret::{self, Secret, Verifier, ENV_SECRET};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,6 +129,9 @@ pub struct AgentConfig {
     /// Notified when the operator asks the agent to leave the cluster (SIGUSR1 in the
     /// binary): it unregisters, kills its executors and exits.
     pub unregister: Option<std::rc::Rc<tokio::sync::Notify>>,
+    /// More environment variables for every executor launched: the agent's TLS files
+    /// when it runs with TLS (docs/security.md SEC12); empty otherwise.
+    pub executor_environment: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -164,6 +169,7 @@ impl AgentConfig {
             status_update_batch: STATUS_UPDATE_BATCH_DEFAULT,
             breakage: crate::breakage::Breakage::default(),
             unregister: None,
+            executor_environment: BTreeMap::new(),
         }
     }
 }
@@ -264,6 +270,9 @@ struct Executor {
     /// Launched and not registered yet: destroyed at this time (docs/lifecycle-rules.md
     /// rule 1).
     register_by: Option<Instant>,
+    /// What verifies the secret of the current run's process (docs/security.md SEC14,
+    /// SEC16); `None` until it is launched, or when recovery found none.
+    secret: Option<Verifier>,
 }
 
 struct Framework {
@@ -692,6 +701,12 @@ impl Agent {
                     tasks: BTreeMap::new(),
                     kill_at: None,
                     register_by: None,
+                    // docs/security.md SEC17: the checkpointed verifier, so that the
+                    // live executor is still recognised after the restart.
+                    secret: run_state
+                        .forked_pid
+                        .as_ref()
+                        .and_then(|forked| forked.secret.clone()),
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -1557,6 +1572,7 @@ impl Agent {
                 message.framework_id,
                 message.executor_id,
                 message.container_id,
+                &message.secret,
                 None,
             )?,
             Body::ReregisterExecutor(message) => {
@@ -1566,6 +1582,7 @@ impl Agent {
                     message.framework_id,
                     message.executor_id,
                     message.container_id,
+                    &message.secret,
                     Some((updates, message.tasks)),
                 )?
             }
@@ -1827,6 +1844,7 @@ impl Agent {
                 tasks: BTreeMap::new(),
                 kill_at: None,
                 register_by: None,
+                secret: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -1906,7 +1924,7 @@ impl Agent {
             .cloned()
             .collect();
         arguments.shrink_to_fit();
-        let mut environment = BTreeMap::new();
+        let mut environment = self.config.executor_environment.clone();
         environment.insert(
             "REVENANT_AGENT_ADDRESS".to_owned(),
             self.config.listen.clone(),
@@ -1947,6 +1965,12 @@ impl Agent {
             // Test-only, as above.
             environment.insert("REVENANT_SIM_BREAKAGE".to_owned(), "panic".to_owned());
         }
+        // docs/security.md SEC14: a fresh secret for this process, in its environment only.
+        let secret = Secret::generate(self.env.random.as_ref());
+        environment.insert(ENV_SECRET.to_owned(), secret.expose().to_owned());
+        if let Some(executor) = self.executor_mut(fid, eid) {
+            executor.secret = Some(secret.verifier());
+        }
         let sandbox = paths::sandbox(&self.config.work_dir, &run);
         if let Err(error) = self.create_sandbox(&sandbox) {
             warn!(framework = %fid, executor = %eid, %error, "failed to create the executor's sandbox");
@@ -1979,6 +2003,7 @@ impl Agent {
                     let forked = ForkedPid {
                         process: process.clone(),
                         boot_id: self.boot_id.clone(),
+                        secret: Some(secret.verifier()),
                     };
                     self.store.write_forked_pid(&run, &forked)?;
                 }
@@ -2012,6 +2037,7 @@ impl Agent {
         framework_id: String,
         executor_id: String,
         container_id: String,
+        secret: &str,
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
         let Some(outbox) = self.unidentified.remove(&connection) else {
@@ -2020,6 +2046,20 @@ impl Agent {
         let fid = FrameworkId::new(framework_id);
         let eid = ExecutorId::new(executor_id);
         let reregistering = reregistration.is_some();
+        // docs/security.md SEC16: an executor this agent knows (the ids and the run
+        // match) registers only with its run's secret; anything else is closed, and
+        // nothing of the executor changes.
+        if let Some(executor) = self
+            .executor_mut(&fid, &eid)
+            .filter(|e| e.container.as_str() == container_id)
+        {
+            if let Err(reason) = executor_secret::check(executor.secret.as_ref(), secret) {
+                crate::coverage::point!("agent_executor_secret_refused");
+                warn!(connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
+                outbox.close();
+                return Ok(());
+            }
+        }
         let phase = self
             .executor_mut(&fid, &eid)
             .filter(|e| e.container.as_str() == container_id)
