@@ -1602,6 +1602,28 @@ impl Agent {
         Ok(None)
     }
 
+    /// docs/security.md SEC16: whether the registration on `connection` presented the
+    /// secret of the executor's current run. One that does not is closed (nothing is
+    /// sent on it) and nothing of the executor changes; it is logged, without the secret.
+    fn secret_verifies(
+        &mut self,
+        connection: ConnectionId,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        secret: &str,
+        outbox: &Outbox,
+    ) -> bool {
+        let verifier = self.executor_mut(fid, eid).and_then(|e| e.secret.clone());
+        match executor_secret::check(verifier.as_ref(), secret) {
+            Ok(()) => true,
+            Err(reason) => {
+                warn!(connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
+                outbox.close();
+                false
+            }
+        }
+    }
+
     fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
         match body {
             Body::AgentRegistered(message) => {
@@ -2046,20 +2068,6 @@ impl Agent {
         let fid = FrameworkId::new(framework_id);
         let eid = ExecutorId::new(executor_id);
         let reregistering = reregistration.is_some();
-        // docs/security.md SEC16: an executor this agent knows (the ids and the run
-        // match) registers only with its run's secret; anything else is closed, and
-        // nothing of the executor changes.
-        if let Some(executor) = self
-            .executor_mut(&fid, &eid)
-            .filter(|e| e.container.as_str() == container_id)
-        {
-            if let Err(reason) = executor_secret::check(executor.secret.as_ref(), secret) {
-                crate::coverage::point!("agent_executor_secret_refused");
-                warn!(connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
-                outbox.close();
-                return Ok(());
-            }
-        }
         let phase = self
             .executor_mut(&fid, &eid)
             .filter(|e| e.container.as_str() == container_id)
@@ -2069,6 +2077,9 @@ impl Agent {
             // with: it is left alone (its connection kept open, unanswered) and destroyed
             // at the re-registration timeout like any executor that did not re-register
             // (executors of unknown type are killed later by the re-registration timeout).
+            if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
+                return Ok(());
+            }
             info!(framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
             if let Some(executor) = self.executor_mut(&fid, &eid) {
                 executor.outbox = Some(outbox);
@@ -2093,6 +2104,9 @@ impl Agent {
                     reason: "unknown executor".into(),
                 }),
             );
+            return Ok(());
+        }
+        if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
             return Ok(());
         }
         self.executor_connections
