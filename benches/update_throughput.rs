@@ -29,6 +29,11 @@
 //! `REVENANT_BENCH_DISK_LOAD=1` adds what a busy agent machine has: a thread writing
 //! task-log-like dirty data (1 MiB every 5 ms, never synced) to the same disk.
 //!
+//! Beside them, TLS on against off (docs/security.md SEC8): group commit on, 1 and 100
+//! tasks, this disk and no syncs, every role on mutual TLS with one `rcgen` identity;
+//! the verdict is the median over the rounds of the median-latency ratio on / off at 100
+//! tasks, target <= 1.2. `REVENANT_BENCH_CASES=tls` runs only those cases.
+//!
 //! Run with `cargo bench --bench update_throughput`. Knobs: `REVENANT_BENCH_ROUNDS`
 //! (default 3), `REVENANT_BENCH_DIR` (where the work directories go; default the system
 //! temporary directory, which must be on the disk you want to measure). Under
@@ -82,15 +87,15 @@ impl Case {
             (batch, GroupSync::Sequential) => format!("on (batch {batch}), sequential fdatasync"),
             (batch, GroupSync::Syncfs) => format!("on (batch {batch}), syncfs"),
         };
-        let commit = if self.tls {
-            format!("{commit}, TLS")
-        } else {
-            commit
-        };
-        match self.disk {
+        let label = match self.disk {
             Disk::Real => commit,
             Disk::NoSyncs => "no syncs at all (ceiling; not durable)".to_owned(),
             Disk::Flush(delay) => format!("{commit}, +{} ms flush", ms(delay)),
+        };
+        if self.tls {
+            format!("{label}, TLS")
+        } else {
+            label
         }
     }
 }
@@ -322,6 +327,12 @@ fn main() {
             tls: true,
             ..case(many, many_updates, GROUP, parallel, Disk::Real)
         },
+        // Without syncs TLS's own cost is not hidden by the disk's.
+        case(many, many_updates, GROUP, parallel, Disk::NoSyncs),
+        Case {
+            tls: true,
+            ..case(many, many_updates, GROUP, parallel, Disk::NoSyncs)
+        },
     ];
     let mut cases = vec![
         case(one, one_updates, 1, parallel, Disk::Real),
@@ -466,12 +477,16 @@ fn main() {
             rounds_text(&per_round),
         );
     }
-    // TLS on against off (group commit on, this disk): the latency ratio at 100 tasks,
-    // target <= 1.2x.
-    for tasks in [one, many] {
+    // TLS on against off (group commit on): the latency ratio at 100 tasks, target
+    // <= 1.2x, on this disk and without syncs.
+    for (tasks, disk, what) in [
+        (one, Disk::Real, "this disk"),
+        (many, Disk::Real, "this disk"),
+        (many, Disk::NoSyncs, "no syncs"),
+    ] {
         let (Some(off), Some(on)) = (
-            find_tls(tasks, GROUP, Disk::Real, false),
-            find_tls(tasks, GROUP, Disk::Real, true),
+            find_tls(tasks, GROUP, disk, false),
+            find_tls(tasks, GROUP, disk, true),
         ) else {
             continue;
         };
@@ -487,7 +502,7 @@ fn main() {
             _ => String::new(),
         };
         println!(
-            "{tasks:>3} task(s), this disk, group commit on: TLS on / off: latency median {median:.2}x{verdict} (per round: {}), p99 {p99:.2}x; throughput {throughput:.2}x (per round: {})",
+            "{tasks:>3} task(s), {what}, group commit on: TLS on / off: latency median {median:.2}x{verdict} (per round: {}), p99 {p99:.2}x; throughput {throughput:.2}x (per round: {})",
             rounds_text(&medians),
             rounds_text(&per_round),
         );

@@ -518,7 +518,12 @@ impl Master {
     /// and the simulator log as before).
     fn log_principal(&self, connection: ConnectionId, role: &str, who: &str) {
         if let Some(principal) = self.principal(connection) {
-            info!(role, id = who, principal, "registered by the certificate's principal");
+            info!(
+                role,
+                id = who,
+                principal,
+                "registered by the certificate's principal"
+            );
         }
     }
 

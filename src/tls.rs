@@ -88,16 +88,24 @@ impl TlsFiles {
         variables: &std::collections::BTreeMap<String, String>,
     ) -> Result<Option<TlsFiles>, String> {
         let get = |name: &str| variables.get(name).map(PathBuf::from);
-        TlsFiles::from_flags(get(ENV_CERT), get(ENV_KEY), get(ENV_CA))
-            .map_err(|_| format!("the environment must set all of {ENV_CERT}, {ENV_KEY} and {ENV_CA}, or none"))
+        TlsFiles::from_flags(get(ENV_CERT), get(ENV_KEY), get(ENV_CA)).map_err(|_| {
+            format!("the environment must set all of {ENV_CERT}, {ENV_KEY} and {ENV_CA}, or none")
+        })
     }
 
-    /// The environment variables that hand these files to an executor (SEC12).
+    /// The environment variables that hand these files to an executor (SEC12), as
+    /// absolute paths: the executor runs in its sandbox, not in the agent's directory.
     pub fn environment(&self) -> Vec<(String, String)> {
+        let absolute = |path: &Path| {
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string()
+        };
         vec![
-            (ENV_CERT.to_owned(), self.cert.display().to_string()),
-            (ENV_KEY.to_owned(), self.key.display().to_string()),
-            (ENV_CA.to_owned(), self.ca.display().to_string()),
+            (ENV_CERT.to_owned(), absolute(&self.cert)),
+            (ENV_KEY.to_owned(), absolute(&self.key)),
+            (ENV_CA.to_owned(), absolute(&self.ca)),
         ]
     }
 }
@@ -217,13 +225,10 @@ pub fn principal(certificate: &[u8]) -> Option<String> {
         return Some(cn.to_owned());
     }
     let san = cert.subject_alternative_name().ok()??;
-    san.value
-        .general_names
-        .iter()
-        .find_map(|name| match name {
-            GeneralName::DNSName(name) | GeneralName::URI(name) => Some((*name).to_owned()),
-            _ => None,
-        })
+    san.value.general_names.iter().find_map(|name| match name {
+        GeneralName::DNSName(name) | GeneralName::URI(name) => Some((*name).to_owned()),
+        _ => None,
+    })
 }
 
 /// The peer string a TLS listener hands its role: `principal@address` (SEC11).
@@ -378,6 +383,18 @@ mod tests {
         assert_eq!(TlsFiles::from_flags(None, None, None), Ok(None));
         let error = TlsFiles::from_flags(Some("c".into()), None, None).unwrap_err();
         assert!(error.contains("missing --tls-key, --tls-ca"), "{error}");
+    }
+
+    #[test]
+    fn executors_get_absolute_paths() {
+        let files = TlsFiles {
+            cert: "a.crt".into(),
+            key: "/k/a.key".into(),
+            ca: "ca.crt".into(),
+        };
+        for (_, path) in files.environment() {
+            assert!(Path::new(&path).is_absolute(), "{path}");
+        }
     }
 
     #[test]

@@ -128,9 +128,7 @@ fn reregister(framework: &str, executor: &str, container: &str, secret: &str) ->
 
 fn http_get(address: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(SHORT))
-        .expect("timeout");
+    stream.set_read_timeout(Some(SHORT)).expect("timeout");
     write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
@@ -157,11 +155,17 @@ fn a_rogue_local_process_cannot_pose_as_an_executor() {
     let pid = forked.process.pid;
     let secret = proc_strings(pid, "environ")
         .into_iter()
-        .find_map(|entry| entry.strip_prefix(&format!("{ENV_SECRET}=")).map(str::to_owned))
+        .find_map(|entry| {
+            entry
+                .strip_prefix(&format!("{ENV_SECRET}="))
+                .map(str::to_owned)
+        })
         .expect("the executor's environment holds its secret");
     assert_eq!(secret.len(), 64, "a 32-byte secret in hex");
     assert!(
-        !proc_strings(pid, "cmdline").iter().any(|arg| arg.contains(&secret)),
+        !proc_strings(pid, "cmdline")
+            .iter()
+            .any(|arg| arg.contains(&secret)),
         "the secret is in the executor's argv"
     );
     let checkpoint = fs::read_to_string(&forked.path).expect("forked.pid");
@@ -236,7 +240,11 @@ fn a_rogue_local_process_cannot_pose_as_an_executor() {
     let status = cluster.wait_exit(submit, LONG);
     assert!(status.success(), "submit failed:\n{}", cluster.dump());
     let states = cluster.task_states(submit);
-    assert_eq!(states.last().map(String::as_str), Some("TASK_FINISHED"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("TASK_FINISHED"),
+        "{states:?}"
+    );
     assert!(
         !cluster.stdout(submit).contains("forged by a rogue"),
         "a forged update reached the framework: {}",

@@ -57,7 +57,9 @@ impl Ca {
     fn issue(&self, dir: &Path, principal: &str, expired: bool) -> (PathBuf, PathBuf) {
         let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
             .expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, principal);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, principal);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -102,7 +104,11 @@ fn refusals(cluster: &Cluster, master: ProcId, peer: &str) -> Vec<String> {
 /// A TLS client in the test itself, presenting `identity` (or no certificate at all),
 /// trusting `ca` for the server: it connects, sends a framework registration and reads.
 /// Returns the local address it connected from and whether any byte came back.
-fn raw_tls_client(address: &str, ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> (String, bool) {
+fn raw_tls_client(
+    address: &str,
+    ca: &Path,
+    identity: Option<&(PathBuf, PathBuf)>,
+) -> (String, bool) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = fs::read(ca).expect("read CA");
@@ -178,7 +184,10 @@ fn a_tls_cluster_works_end_to_end() {
     let agent = cluster.agent("agent-1", &address, &agent_address, &work_dir, &agent_flags);
     cluster.wait_log(agent, "registered with master", SHORT);
     let principal = cluster.wait_log(master, "registered by the certificate's principal", SHORT);
-    assert_eq!(log_field(&principal, "principal").as_deref(), Some("agent-1"));
+    assert_eq!(
+        log_field(&principal, "principal").as_deref(),
+        Some("agent-1")
+    );
 
     let mut submit_args = strings(&[
         "submit",
@@ -196,8 +205,10 @@ fn a_tls_cluster_works_end_to_end() {
         cluster
             .log_lines(master, "registered by the certificate's principal")
             .iter()
-            .any(|line| log_field(line, "principal").as_deref() == Some("operator")
-                && log_field(line, "role").as_deref() == Some("framework")),
+            .any(
+                |line| log_field(line, "principal").as_deref() == Some("operator")
+                    && log_field(line, "role").as_deref() == Some("framework")
+            ),
         "the framework's principal was not logged:\n{}",
         cluster.log(master)
     );
@@ -223,12 +234,20 @@ fn a_tls_cluster_works_end_to_end() {
     let framework = cluster
         .stdout(submit)
         .lines()
-        .find_map(|line| line.strip_prefix("framework ").and_then(|rest| rest.split_whitespace().next()).map(str::to_owned))
+        .find_map(|line| {
+            line.strip_prefix("framework ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        })
         .expect("submit printed its framework id");
     let mut tasks_args = strings(&["tasks", "--master", &address, "--framework-id", &framework]);
     tasks_args.extend(tls_flags(&operator_id, &ca_path));
     let tasks = cluster.spawn("tasks", &tasks_args);
-    assert!(cluster.wait_exit(tasks, SHORT).success(), "{}", cluster.log(tasks));
+    assert!(
+        cluster.wait_exit(tasks, SHORT).success(),
+        "{}",
+        cluster.log(tasks)
+    );
     assert!(
         cluster.stdout(tasks).contains("task t-tls TASK_FINISHED"),
         "tasks over TLS: {}",
@@ -302,7 +321,9 @@ fn clients_without_a_good_certificate_are_refused() {
     // A `submit` without TLS flags speaks plain frames to a TLS master: refused too.
     let submit = cluster.submit("plain-submit", &address, "true", "t-plain");
     assert!(
-        cluster.log(submit).contains(revenant::tls::PLAINTEXT_WARNING),
+        cluster
+            .log(submit)
+            .contains(revenant::tls::PLAINTEXT_WARNING),
         "submit without TLS did not warn:\n{}",
         cluster.log(submit)
     );

@@ -32,12 +32,12 @@ use revenant::agent::{self, AgentConfig};
 use revenant::framework::{self, Workload};
 use revenant::master::{self, MasterConfig, Standalone};
 use revenant::os::{Env, FileSystem, LaunchSpec, Network, ProcessId, Processes, Signal};
-use revenant::tls::TlsNetwork;
 use revenant::proto::envelope::Body;
 use revenant::proto::{
     self, CommandInfo, FrameworkInfo, RegisterExecutor, StatusUpdate, StatusUpdateMessage,
     TaskInfo, TaskSource, TaskState, TaskStatus,
 };
+use revenant::tls::TlsNetwork;
 use revenant::wire;
 use tokio::sync::mpsc;
 
