@@ -24,6 +24,9 @@ use revenant::proto::{self, envelope::Body};
 const SHORT: Duration = Duration::from_secs(10);
 const LONG: Duration = Duration::from_secs(30);
 
+/// A certificate and its key, as files.
+type Identity = (PathBuf, PathBuf);
+
 /// A certificate authority made for one test.
 struct Ca {
     cert: rcgen::Certificate,
@@ -296,7 +299,7 @@ fn clients_without_a_good_certificate_are_refused() {
     let master = cluster.spawn("master", &args);
     cluster.wait_listening(master, &address);
 
-    let cases: [(&str, Option<&(PathBuf, PathBuf)>, &str); 3] = [
+    let cases: [(&str, Option<&Identity>, &str); 3] = [
         ("no certificate", None, "no certificates"),
         ("another CA", Some(&stranger_id), "UnknownIssuer"),
         ("expired", Some(&expired_id), "expired"),
