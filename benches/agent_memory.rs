@@ -156,6 +156,7 @@ fn write_work_dir(work_dir: &Path, listen: &str, tasks: usize) {
                 start_time: 1,
             },
             boot_id: boot_id.clone(),
+            secret: None,
         };
         store.write_forked_pid(&run, &forked).expect("forked pid");
         store

@@ -196,6 +196,7 @@ fn generate(shape: Shape, sink: &mut dyn Sink) -> Generated {
                         start_time: 123_456_789 + (f * 1000 + e) as u64,
                     },
                     boot_id: BOOT_ID.to_owned(),
+                    secret: None,
                 },
                 &format!("executor(1)@10.1.2.3:{}", 45_000 + f * 100 + e),
             );

@@ -29,6 +29,11 @@
 //! `REVENANT_BENCH_DISK_LOAD=1` adds what a busy agent machine has: a thread writing
 //! task-log-like dirty data (1 MiB every 5 ms, never synced) to the same disk.
 //!
+//! Beside them, TLS on against off (docs/security.md SEC8): group commit on, 1 and 100
+//! tasks, this disk and no syncs, every role on mutual TLS with one `rcgen` identity;
+//! the verdict is the median over the rounds of the median-latency ratio on / off at 100
+//! tasks, target <= 1.2. `REVENANT_BENCH_CASES=tls` runs only those cases.
+//!
 //! Run with `cargo bench --bench update_throughput`. Knobs: `REVENANT_BENCH_ROUNDS`
 //! (default 3), `REVENANT_BENCH_DIR` (where the work directories go; default the system
 //! temporary directory, which must be on the disk you want to measure). Under
@@ -49,6 +54,8 @@ use sync_cost_fs::{SyncCostFs, Syncs};
 
 const TARGET: f64 = 10.0;
 const GROUP: usize = 256;
+/// TLS on against off: the most the median latency at 100 tasks may grow.
+const TLS_TARGET: f64 = 1.2;
 
 /// The disk under the agent's work directory.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +75,8 @@ struct Case {
     batch: usize,
     group_sync: GroupSync,
     disk: Disk,
+    /// Mutual TLS on every connection (docs/security.md SEC8).
+    tls: bool,
 }
 
 impl Case {
@@ -78,10 +87,15 @@ impl Case {
             (batch, GroupSync::Sequential) => format!("on (batch {batch}), sequential fdatasync"),
             (batch, GroupSync::Syncfs) => format!("on (batch {batch}), syncfs"),
         };
-        match self.disk {
+        let label = match self.disk {
             Disk::Real => commit,
             Disk::NoSyncs => "no syncs at all (ceiling; not durable)".to_owned(),
             Disk::Flush(delay) => format!("{commit}, +{} ms flush", ms(delay)),
+        };
+        if self.tls {
+            format!("{label}, TLS")
+        } else {
+            label
         }
     }
 }
@@ -90,6 +104,33 @@ struct Sample {
     throughput: f64,
     median: Duration,
     p99: Duration,
+}
+
+/// One TLS identity (made with `rcgen`, valid for 127.0.0.1) that every role of a TLS
+/// case presents and checks its peers against.
+fn tls_identity(base: &std::path::Path) -> revenant::tls::TlsIdentity {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "bench-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".into()]).expect("leaf params");
+    params.distinguished_name.push(DnType::CommonName, "bench");
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("certificate");
+    let files = revenant::tls::TlsFiles {
+        cert: dir.path().join("bench.crt"),
+        key: dir.path().join("bench.key"),
+        ca: dir.path().join("ca.crt"),
+    };
+    std::fs::write(&files.cert, cert.pem()).expect("write");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write");
+    std::fs::write(&files.ca, ca.pem()).expect("write");
+    revenant::tls::TlsIdentity::load(&files).expect("the bench's TLS identity")
 }
 
 fn run_case(case: Case, base: &std::path::Path) -> Sample {
@@ -110,6 +151,7 @@ fn run_case(case: Case, base: &std::path::Path) -> Sample {
         }),
         observer: None,
         timeout: Duration::from_secs(300),
+        tls: case.tls.then(|| tls_identity(base)),
     })
     .unwrap_or_else(|error| panic!("{}: {error}", case.label()));
     Sample {
@@ -268,8 +310,30 @@ fn main() {
         batch,
         group_sync,
         disk,
+        tls: false,
     };
     let parallel = GroupSync::Parallel;
+    // `REVENANT_BENCH_CASES=tls`: only the TLS comparison (group commit on, TLS off and
+    // on, 1 and 100 tasks), in a quarter of the time.
+    let only_tls = std::env::var("REVENANT_BENCH_CASES").as_deref() == Ok("tls");
+    let tls_cases = [
+        case(one, one_updates, GROUP, parallel, Disk::Real),
+        Case {
+            tls: true,
+            ..case(one, one_updates, GROUP, parallel, Disk::Real)
+        },
+        case(many, many_updates, GROUP, parallel, Disk::Real),
+        Case {
+            tls: true,
+            ..case(many, many_updates, GROUP, parallel, Disk::Real)
+        },
+        // Without syncs TLS's own cost is not hidden by the disk's.
+        case(many, many_updates, GROUP, parallel, Disk::NoSyncs),
+        Case {
+            tls: true,
+            ..case(many, many_updates, GROUP, parallel, Disk::NoSyncs)
+        },
+    ];
     let mut cases = vec![
         case(one, one_updates, 1, parallel, Disk::Real),
         case(one, one_updates, GROUP, parallel, Disk::Real),
@@ -293,7 +357,11 @@ fn main() {
             Disk::Real,
         ));
     }
-    if !flush.is_zero() {
+    cases.extend(tls_cases.iter().filter(|c| c.tls).copied());
+    if only_tls {
+        cases = tls_cases.to_vec();
+    }
+    if !flush.is_zero() && !only_tls {
         cases.push(case(many, many_updates, 1, parallel, Disk::Flush(flush)));
         cases.push(case(
             many,
@@ -360,11 +428,16 @@ fn main() {
         "fdatasync per file, 100 files one after another, per round (ms): {}",
         probes.iter().map(|p| ms(*p)).collect::<Vec<_>>().join(", ")
     );
-    let find = |tasks: usize, batch: usize, disk: Disk| {
+    let find_tls = |tasks: usize, batch: usize, disk: Disk, tls: bool| {
         cases.iter().position(|c| {
-            c.tasks == tasks && c.batch == batch && c.group_sync == parallel && c.disk == disk
+            c.tasks == tasks
+                && c.batch == batch
+                && c.group_sync == parallel
+                && c.disk == disk
+                && c.tls == tls
         })
     };
+    let find = |tasks: usize, batch: usize, disk: Disk| find_tls(tasks, batch, disk, false);
     let verdict = |ratio: f64| {
         if !bench {
             String::new()
@@ -401,6 +474,36 @@ fn main() {
         };
         println!(
             "{tasks:>3} task(s), {what}: group commit on / off: throughput {ratio:.2}x{verdict} (per round: {}); latency median {median:.2}x, p99 {p99:.2}x",
+            rounds_text(&per_round),
+        );
+    }
+    // TLS on against off (group commit on): the latency ratio at 100 tasks, target
+    // <= 1.2x, on this disk and without syncs.
+    for (tasks, disk, what) in [
+        (one, Disk::Real, "this disk"),
+        (many, Disk::Real, "this disk"),
+        (many, Disk::NoSyncs, "no syncs"),
+    ] {
+        let (Some(off), Some(on)) = (
+            find_tls(tasks, GROUP, disk, false),
+            find_tls(tasks, GROUP, disk, true),
+        ) else {
+            continue;
+        };
+        let (throughput, per_round, median, p99) = ratios(&samples, off, on);
+        let medians: Vec<f64> = samples[off]
+            .iter()
+            .zip(&samples[on])
+            .map(|(off, on)| on.median.as_secs_f64() / off.median.as_secs_f64())
+            .collect();
+        let verdict = match (bench, tasks == many) {
+            (true, true) if median <= TLS_TARGET => format!(" (target <= {TLS_TARGET}x: met)"),
+            (true, true) => format!(" (target <= {TLS_TARGET}x: NOT met)"),
+            _ => String::new(),
+        };
+        println!(
+            "{tasks:>3} task(s), {what}, group commit on: TLS on / off: latency median {median:.2}x{verdict} (per round: {}), p99 {p99:.2}x; throughput {throughput:.2}x (per round: {})",
+            rounds_text(&medians),
             rounds_text(&per_round),
         );
     }

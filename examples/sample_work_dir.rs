@@ -106,6 +106,7 @@ impl Sample {
                 start_time: 4_200_000 + u64::from(pid),
             },
             boot_id: self.boot_id.clone(),
+            secret: None,
         };
         self.store
             .write_forked_pid(run, &forked)

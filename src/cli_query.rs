@@ -8,9 +8,15 @@ use std::time::Duration;
 
 use revenant::http::state::MasterState;
 
-/// `GET path` on `address`, with `hyper` (docs/design.md D15); the status code and the
-/// body, or what went wrong.
-fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+/// `GET path` on `address`, with `hyper` (docs/design.md D15), over mutual TLS when
+/// `tls` is given (docs/security.md SEC8); the status code and the body, or what went
+/// wrong.
+fn get(
+    address: &str,
+    path: &str,
+    timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
+) -> Result<(u16, String), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -20,8 +26,21 @@ fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), St
             .await
             .map_err(|_| format!("master {address}: no connection within {timeout:?}"))?
             .map_err(|error| format!("master {address}: {error}"))?;
-        tokio::time::timeout(timeout, revenant::http::get(stream, address, path))
-            .await
+        let answer = match tls {
+            None => {
+                tokio::time::timeout(timeout, revenant::http::get(stream, address, path)).await
+            }
+            Some(identity) => {
+                let name = revenant::tls::server_name(address)?;
+                let connector = tokio_rustls::TlsConnector::from(identity.client_config());
+                let stream = tokio::time::timeout(timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| format!("master {address}: no TLS handshake within {timeout:?}"))?
+                    .map_err(|error| format!("master {address}: TLS handshake: {error}"))?;
+                tokio::time::timeout(timeout, revenant::http::get(stream, address, path)).await
+            }
+        };
+        answer
             .map_err(|_| format!("master {address}: no answer within {timeout:?}"))?
             .map_err(|error| format!("master {address}: {error}"))
     })
@@ -29,7 +48,11 @@ fn get(address: &str, path: &str, timeout: Duration) -> Result<(u16, String), St
 
 /// The leading master's `/state`: each address in turn; a master that does not lead
 /// names the leader, which is asked next.
-fn leader_state(masters: &[String], timeout: Duration) -> Result<MasterState, String> {
+fn leader_state(
+    masters: &[String],
+    timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
+) -> Result<MasterState, String> {
     let mut errors = Vec::new();
     let mut queue: Vec<String> = masters.to_vec();
     let mut asked = Vec::new();
@@ -39,7 +62,7 @@ fn leader_state(masters: &[String], timeout: Duration) -> Result<MasterState, St
             continue;
         }
         asked.push(address.clone());
-        match get(&address, "/state", timeout) {
+        match get(&address, "/state", timeout, tls) {
             Ok((200, body)) => {
                 let state: MasterState = serde_json::from_str(&body).map_err(|error| {
                     format!("master {address}: /state is not a master's state: {error}")
@@ -69,8 +92,9 @@ pub fn framework_tasks(
     masters: &[String],
     framework_id: &str,
     timeout: Duration,
+    tls: Option<&revenant::tls::TlsIdentity>,
 ) -> Result<Option<BTreeMap<String, String>>, String> {
-    let state = leader_state(masters, timeout)?;
+    let state = leader_state(masters, timeout, tls)?;
     let mut tasks = BTreeMap::new();
     let mut known = state.frameworks.iter().any(|f| f.id == framework_id);
     for agent in state.agents.iter().filter(|a| a.phase != "removed") {

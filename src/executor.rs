@@ -47,6 +47,9 @@ pub struct ExecutorSettings {
     /// Test-only breakage: wait for the agent forever (see [`crate::breakage`]).
     #[cfg(feature = "breakage")]
     pub ignore_recovery_timeout: bool,
+    /// The secret the agent gave this process, presented when it registers and
+    /// re-registers (docs/security.md SEC14); empty when none was given.
+    pub secret: crate::security::executor_secret::Secret,
 }
 
 impl ExecutorSettings {
@@ -77,6 +80,12 @@ impl ExecutorSettings {
                 .unwrap_or(Duration::from_secs(2)),
             #[cfg(feature = "breakage")]
             ignore_recovery_timeout: false,
+            secret: crate::security::executor_secret::Secret::given(
+                variables
+                    .get(crate::security::executor_secret::ENV_SECRET)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         })
     }
 }
@@ -182,6 +191,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
                 container_id: settings.container_id.clone(),
+                secret: settings.secret.expose().to_owned(),
                 updates: unacknowledged.clone(),
                 // Each task by id and resources, without its command: the agent keeps
                 // the whole task in its checkpoint, and the tasks of an executor that
@@ -199,6 +209,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
                 container_id: settings.container_id.clone(),
+                secret: settings.secret.expose().to_owned(),
             })
         }
     };

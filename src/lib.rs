@@ -66,4 +66,6 @@ pub mod http;
 pub mod master;
 pub mod registry;
 pub mod resources;
+pub mod security;
+pub mod tls;
 pub mod wire;

@@ -42,10 +42,54 @@ fn resources(text: &str) -> Result<ResourceList, String> {
     revenant::resources::parse(text).map(ResourceList)
 }
 
+/// `--tls-cert`, `--tls-key`, `--tls-ca`: mutual TLS on every connection the role makes
+/// or accepts (docs/security.md SEC7).
+#[derive(clap::Args, Clone, Debug, Default)]
+struct TlsArgs {
+    /// This role's certificate chain (PEM), signed by the --tls-ca.
+    #[arg(long = "tls-cert", alias = "tls_cert")]
+    tls_cert: Option<PathBuf>,
+    /// This role's private key (PEM).
+    #[arg(long = "tls-key", alias = "tls_key")]
+    tls_key: Option<PathBuf>,
+    /// The CA certificate every peer's certificate must be signed by (PEM).
+    #[arg(long = "tls-ca", alias = "tls_ca")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS files, or `None` with the plaintext warning printed (SEC7).
+    fn files(&self, logging: bool) -> Result<Option<revenant::tls::TlsFiles>, String> {
+        let files = revenant::tls::TlsFiles::from_flags(
+            self.tls_cert.clone(),
+            self.tls_key.clone(),
+            self.tls_ca.clone(),
+        )?;
+        if files.is_none() {
+            if logging {
+                tracing::warn!("{}", revenant::tls::PLAINTEXT_WARNING);
+            } else {
+                eprintln!("warning: {}", revenant::tls::PLAINTEXT_WARNING);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The real environment, with TLS on its network when the flags ask for it; an
+    /// error names the bad flag or file.
+    fn env(&self, logging: bool) -> Result<(Env, Option<revenant::tls::TlsFiles>), String> {
+        let files = self.files(logging)?;
+        let env = revenant::tls::secure(Env::real(), files.as_ref())?;
+        Ok((env, files))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run an agent.
     Agent {
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
         /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
@@ -110,6 +154,8 @@ enum Command {
     },
     /// Run a master.
     Master {
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:5050")]
         listen: String,
@@ -149,6 +195,8 @@ enum Command {
     Executor,
     /// Submit one command task as a framework and follow it to a terminal state.
     Submit {
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
         /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
@@ -168,6 +216,8 @@ enum Command {
     },
     /// List the tasks the master knows for a framework, with their latest states.
     Tasks {
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
         /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
@@ -182,6 +232,8 @@ enum Command {
     /// Tear a framework down: the master kills its tasks, lists it as completed, and
     /// shuts it down on its agents (an agent that is away hears it when it comes back).
     Teardown {
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Master address(es), comma-separated (`host:port,host:port`), or the masters'
         /// ZooKeeper group (`zk://host:2181,host:2181/path`).
         #[arg(long)]
@@ -394,8 +446,16 @@ fn main() -> ExitCode {
             status_update_batch,
             reconfiguration_policy,
             executor_reregistration_retry_interval,
+            tls,
         } => {
             init_logging();
+            let (env, tls_files) = match tls.env(true) {
+                Ok(secured) => secured,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let recover = match recover.as_str() {
                 "reconnect" => RecoverMode::Reconnect,
                 "cleanup" => RecoverMode::Cleanup,
@@ -455,6 +515,10 @@ fn main() -> ExitCode {
                 }
             };
             config.executor_command = vec![executable, "executor".into()];
+            if let Some(files) = &tls_files {
+                // docs/security.md SEC12: the executors connect with the agent's identity.
+                config.executor_environment.extend(files.environment());
+            }
             // SIGUSR1: leave the cluster (unregister, kill the executors, exit).
             let leave = Rc::new(tokio::sync::Notify::new());
             config.unregister = Some(leave.clone());
@@ -467,7 +531,7 @@ fn main() -> ExitCode {
                         }
                     });
                 }
-                revenant::agent::run(Env::real(), config).await
+                revenant::agent::run(env, config).await
             };
             match block_on(agent) {
                 Ok(exit) => {
@@ -490,9 +554,16 @@ fn main() -> ExitCode {
             advertise,
             zk,
             zk_session_timeout,
+            tls,
         } => {
             init_logging();
-            let env = Env::real();
+            let env = match tls.env(true) {
+                Ok((env, _)) => env,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             if let Some(zk) = zk {
                 let config = revenant::master::MasterConfig {
                     listen: listen.clone(),
@@ -554,8 +625,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // docs/security.md SEC12: TLS when the agent handed its files over.
+            let env = match revenant::tls::TlsFiles::from_environment(&variables)
+                .and_then(|files| revenant::tls::secure(Env::real(), files.as_ref()))
+            {
+                Ok(env) => env,
+                Err(error) => {
+                    eprintln!("error: {error} (the executor is launched by the agent)");
+                    return ExitCode::from(2);
+                }
+            };
             let exit = block_on(revenant::executor::run(
-                Env::real(),
+                env,
                 settings,
                 Rc::new(revenant::executor::ShellRunner),
             ));
@@ -566,7 +647,19 @@ fn main() -> ExitCode {
             master,
             framework_id,
             wait,
+            tls,
         } => {
+            let identity = match tls.files(false).and_then(|files| {
+                files
+                    .map(|files| revenant::tls::TlsIdentity::load(&files))
+                    .transpose()
+            }) {
+                Ok(identity) => identity,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             // Read-only: the leading master's /state, never a registration (which would
             // fail the framework's running scheduler over).
             let masters = match masters(&master) {
@@ -576,7 +669,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match cli_query::framework_tasks(&masters, &framework_id, wait) {
+            match cli_query::framework_tasks(&masters, &framework_id, wait, identity.as_ref()) {
                 Ok(None) => {
                     out!("framework {framework_id}: not known to the master");
                     ExitCode::SUCCESS
@@ -600,7 +693,15 @@ fn main() -> ExitCode {
             master,
             framework_id,
             timeout,
+            tls,
         } => {
+            let env = match tls.env(false) {
+                Ok((env, _)) => env,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             if framework_id.trim().is_empty() {
                 eprintln!("error: --framework-id must name a framework");
                 return ExitCode::FAILURE;
@@ -623,12 +724,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            block_on(revenant::framework::run(
-                Env::real(),
-                masters,
-                info,
-                &mut workload,
-            ));
+            block_on(revenant::framework::run(env, masters, info, &mut workload));
             match workload.removed {
                 Some(message) => {
                     out!("framework {framework_id}: {message}");
@@ -648,8 +744,15 @@ fn main() -> ExitCode {
             task_id,
             checkpoint,
             framework_id,
+            tls,
         } => {
-            let env = Env::real();
+            let env = match tls.env(false) {
+                Ok((env, _)) => env,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let task_id =
                 task_id.unwrap_or_else(|| format!("task-{:08x}", env.random.next_u64() as u32));
             let task = TaskInfo {

@@ -199,6 +199,7 @@ pub async fn run_with_registry(
         next_ping: None,
         ping_sequence: 0,
         pending_tasks: Vec::new(),
+        principals: BTreeMap::new(),
     };
     master.tick();
     let mut next_tick = master.env.clock.now() + TICK;
@@ -218,6 +219,10 @@ pub async fn run_with_registry(
                 master.limit_unidentified(&peer);
                 master.next_connection += 1;
                 let id = ConnectionId(master.next_connection);
+                if let Some(principal) = crate::tls::principal_of(&peer) {
+                    // docs/security.md SEC11: the certificate's principal, for registration.
+                    master.principals.insert(id, principal.to_owned());
+                }
                 let link = wire::Link {
                     id,
                     peer,
@@ -254,6 +259,8 @@ struct Master {
     /// A registry failure: the master stops.
     failed: Option<RegistryError>,
     agents: BTreeMap<AgentId, AgentRecord>,
+    /// The certificate principal of each TLS connection (docs/security.md SEC11).
+    principals: BTreeMap<ConnectionId, String>,
     frameworks: BTreeMap<FrameworkId, FrameworkRecord>,
     /// Frameworks torn down (also those a newly elected master read from the registry).
     completed_frameworks: BTreeMap<FrameworkId, CompletedFramework>,
@@ -393,7 +400,27 @@ impl Master {
         }
     }
 
+    /// The principal whose certificate opened `connection` (docs/security.md SEC11), or
+    /// `None` without TLS.
+    fn principal(&self, connection: ConnectionId) -> Option<&str> {
+        self.principals.get(&connection).map(String::as_str)
+    }
+
+    /// Logs who registered `who` over TLS (nothing without TLS, so that plain clusters
+    /// and the simulator log as before).
+    fn log_principal(&self, connection: ConnectionId, role: &str, who: &str) {
+        if let Some(principal) = self.principal(connection) {
+            info!(
+                role,
+                id = who,
+                principal,
+                "registered by the certificate's principal"
+            );
+        }
+    }
+
     fn closed(&mut self, id: ConnectionId) {
+        self.principals.remove(&id);
         let Some((peer, _)) = self.connections.remove(&id) else {
             return;
         };
@@ -582,6 +609,7 @@ impl Master {
             return;
         }
         info!(agent = %id, address = %format!("{}:{}", info.hostname, info.port), "agent registered");
+        self.log_principal(connection, "agent", id.as_str());
         let outbox = self.outbox(connection);
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.0 = Peer::Agent(id.clone());
@@ -724,6 +752,7 @@ impl Master {
             }
         }
         info!(agent = %id, known, tasks = reported.len(), reconciliations = reconciliations.len(), "agent re-registered");
+        self.log_principal(connection, "agent", id.as_str());
         let record = self
             .agents
             .entry(id.clone())
@@ -1159,6 +1188,7 @@ impl Master {
             entry.0 = Peer::Framework(id.clone());
         }
         info!(framework = %id, "framework registered");
+        self.log_principal(connection, "framework", id.as_str());
         if let Some(outbox) = &outbox {
             outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
                 framework_id: id.to_string(),

@@ -224,6 +224,7 @@ fn run(batch: usize, tasks: usize, updates: usize) -> Outcome {
         make_fs,
         observer: Some(observer),
         timeout: Duration::from_secs(120),
+        tls: None,
     })
     .unwrap_or_else(|error| panic!("batch {batch}: {error}"));
     assert_eq!(results.updates, tasks * updates);

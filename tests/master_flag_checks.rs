@@ -63,9 +63,16 @@ fn short_timeouts_are_named_at_start() {
     );
 }
 
+/// The defaults draw no warning about the flags; the one warning is that TLS is off
+/// (docs/security.md SEC7), said once.
 #[test]
 fn the_defaults_start_without_a_warning() {
     let lines = start_lines(&[]);
     assert!(!lines.is_empty(), "the master said nothing");
-    assert!(!lines.iter().any(|l| l.contains("WARN")), "{lines:#?}");
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    assert!(
+        warnings[0].contains(revenant::tls::PLAINTEXT_WARNING),
+        "{lines:#?}"
+    );
 }

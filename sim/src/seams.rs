@@ -44,7 +44,14 @@ pub fn derive_seed(seed: u64, label: &str) -> u64 {
 
 /// Seeded randomness. In a branch of `sweep --explore` the stream is reseeded once the
 /// branch's moment has passed (docs/failing-runs.md F12).
-pub struct SeededRandom(RefCell<rand::rngs::StdRng>, u64, Cell<bool>);
+pub struct SeededRandom(
+    RefCell<rand::rngs::StdRng>,
+    u64,
+    Cell<bool>,
+    /// Secrets' own stream (docs/security.md SEC14), so that making them moves no other
+    /// draw.
+    RefCell<rand::rngs::StdRng>,
+);
 
 impl SeededRandom {
     /// A stream for `seed`.
@@ -53,6 +60,10 @@ impl SeededRandom {
             RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)),
             seed,
             Cell::new(false),
+            RefCell::new(rand::rngs::StdRng::seed_from_u64(derive_seed(
+                seed,
+                "executor secrets",
+            ))),
         )
     }
 }
@@ -66,6 +77,9 @@ impl Random for SeededRandom {
             }
         }
         self.0.borrow_mut().fill_bytes(buffer);
+    }
+    fn fill_secret(&self, buffer: &mut [u8]) {
+        self.3.borrow_mut().fill_bytes(buffer);
     }
 }
 

@@ -95,6 +95,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         framework_id: "framework-1".into(),
         executor_id: "executor-1".into(),
         container_id: "container-1".into(),
+        ..Default::default()
     }));
     let update = frame(Body::StatusUpdate(proto::StatusUpdateMessage {
         update: Some(proto::StatusUpdate {

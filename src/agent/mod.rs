@@ -23,6 +23,8 @@ pub mod registration;
 pub mod status_updates;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::security::executor_secret::{self, Secret, Verifier, ENV_SECRET};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -131,6 +133,9 @@ pub struct AgentConfig {
     /// Notified when the operator asks the agent to leave the cluster (SIGUSR1 in the
     /// binary): it unregisters, kills its executors and exits.
     pub unregister: Option<std::rc::Rc<tokio::sync::Notify>>,
+    /// More environment variables for every executor launched: the agent's TLS files
+    /// when it runs with TLS (docs/security.md SEC12); empty otherwise.
+    pub executor_environment: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -169,6 +174,7 @@ impl AgentConfig {
             #[cfg(feature = "breakage")]
             breakage: crate::breakage::Breakage::default(),
             unregister: None,
+            executor_environment: BTreeMap::new(),
         }
     }
 }
@@ -275,6 +281,9 @@ struct Executor {
     /// Launched and not registered yet: destroyed at this time (docs/lifecycle-rules.md
     /// rule 1).
     register_by: Option<Instant>,
+    /// What verifies the secret of the current run's process (docs/security.md SEC14,
+    /// SEC16); `None` until it is launched, or when recovery found none.
+    secret: Option<Verifier>,
 }
 
 struct Framework {
@@ -726,6 +735,12 @@ impl Agent {
                     tasks: BTreeMap::new(),
                     kill_at: None,
                     register_by: None,
+                    // docs/security.md SEC17: the checkpointed verifier, so that the
+                    // live executor is still recognised after the restart.
+                    secret: run_state
+                        .forked_pid
+                        .as_ref()
+                        .and_then(|forked| forked.secret.clone()),
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -1512,6 +1527,7 @@ impl Agent {
                 message.framework_id,
                 message.executor_id,
                 message.container_id,
+                &message.secret,
                 None,
             )?,
             Body::ReregisterExecutor(message) => {
@@ -1521,6 +1537,7 @@ impl Agent {
                     message.framework_id,
                     message.executor_id,
                     message.container_id,
+                    &message.secret,
                     Some((updates, message.tasks)),
                 )?
             }
@@ -1538,6 +1555,28 @@ impl Agent {
             }
         }
         Ok(None)
+    }
+
+    /// docs/security.md SEC16: whether the registration on `connection` presented the
+    /// secret of the executor's current run. One that does not is closed (nothing is
+    /// sent on it) and nothing of the executor changes; it is logged, without the secret.
+    fn secret_verifies(
+        &mut self,
+        connection: ConnectionId,
+        fid: &FrameworkId,
+        eid: &ExecutorId,
+        secret: &str,
+        outbox: &Outbox,
+    ) -> bool {
+        let verifier = self.executor_mut(fid, eid).and_then(|e| e.secret.clone());
+        match executor_secret::check(verifier.as_ref(), secret) {
+            Ok(()) => true,
+            Err(reason) => {
+                warn!(connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
+                outbox.close();
+                false
+            }
+        }
     }
 
     fn handle_master_message(&mut self, body: Body) -> Result<Option<AgentExit>, AgentError> {
@@ -1782,6 +1821,7 @@ impl Agent {
                 tasks: BTreeMap::new(),
                 kill_at: None,
                 register_by: None,
+                secret: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -1861,7 +1901,7 @@ impl Agent {
             .cloned()
             .collect();
         arguments.shrink_to_fit();
-        let mut environment = BTreeMap::new();
+        let mut environment = self.config.executor_environment.clone();
         environment.insert(
             "REVENANT_AGENT_ADDRESS".to_owned(),
             self.config.listen.clone(),
@@ -1886,6 +1926,12 @@ impl Agent {
                 .as_millis()
                 .to_string(),
         );
+        // docs/security.md SEC14: a fresh secret for this process, in its environment only.
+        let secret = Secret::generate(self.env.random.as_ref());
+        environment.insert(ENV_SECRET.to_owned(), secret.expose().to_owned());
+        if let Some(executor) = self.executor_mut(fid, eid) {
+            executor.secret = Some(secret.verifier());
+        }
         let sandbox = paths::sandbox(&self.config.work_dir, &run);
         if let Err(error) = self.create_sandbox(&sandbox) {
             warn!(framework = %fid, executor = %eid, %error, "failed to create the executor's sandbox");
@@ -1918,6 +1964,7 @@ impl Agent {
                     let forked = ForkedPid {
                         process: process.clone(),
                         boot_id: self.boot_id.clone(),
+                        secret: Some(secret.verifier()),
                     };
                     self.store.write_forked_pid(&run, &forked)?;
                 }
@@ -1951,6 +1998,7 @@ impl Agent {
         framework_id: String,
         executor_id: String,
         container_id: String,
+        secret: &str,
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
         let Some(outbox) = self.unidentified.remove(&connection) else {
@@ -1968,6 +2016,9 @@ impl Agent {
             // with: it is left alone (its connection kept open, unanswered) and destroyed
             // at the re-registration timeout like any executor that did not re-register
             // (executors of unknown type are killed later by the re-registration timeout).
+            if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
+                return Ok(());
+            }
             info!(framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
             if let Some(executor) = self.executor_mut(&fid, &eid) {
                 executor.outbox = Some(outbox);
@@ -1992,6 +2043,9 @@ impl Agent {
                     reason: "unknown executor".into(),
                 }),
             );
+            return Ok(());
+        }
+        if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
             return Ok(());
         }
         self.executor_connections

@@ -52,15 +52,27 @@ pub struct ForkedPid {
     pub process: ProcessId,
     /// The boot it was started in.
     pub boot_id: String,
+    /// What verifies the process's executor secret (docs/security.md SEC17); `None` in
+    /// files written before secrets.
+    pub secret: Option<crate::security::executor_secret::Verifier>,
 }
 
 impl ForkedPid {
-    /// The text of `forked.pid`: `<pid> <start_time> <boot_id>`.
+    /// The text of `forked.pid`: `<pid> <start_time> <boot_id> [<secret verifier>]`.
     pub fn to_text(&self) -> String {
-        format!(
-            "{} {} {}\n",
-            self.process.pid, self.process.start_time, self.boot_id
-        )
+        match &self.secret {
+            None => format!(
+                "{} {} {}\n",
+                self.process.pid, self.process.start_time, self.boot_id
+            ),
+            Some(secret) => format!(
+                "{} {} {} {}\n",
+                self.process.pid,
+                self.process.start_time,
+                self.boot_id,
+                secret.as_str()
+            ),
+        }
     }
 
     /// Parses the text of `forked.pid`.
@@ -77,12 +89,17 @@ impl ForkedPid {
             .parse::<u64>()
             .map_err(|error| format!("bad start time: {error}"))?;
         let boot_id = fields.next().ok_or("missing boot id")?.to_owned();
+        let secret = fields
+            .next()
+            .map(crate::security::executor_secret::Verifier::parse)
+            .transpose()?;
         if fields.next().is_some() {
             return Err("unexpected trailing fields".to_owned());
         }
         Ok(ForkedPid {
             process: ProcessId { pid, start_time },
             boot_id,
+            secret,
         })
     }
 }

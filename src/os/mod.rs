@@ -340,6 +340,13 @@ pub trait Random {
         Duration::from_nanos(self.next_u64() % (nanos + 1))
     }
 
+    /// Fills `buffer` with random bytes for a secret (docs/security.md SEC14). The real
+    /// seam draws them from the OS like any others; the simulator draws them from a
+    /// stream of their own, so that making secrets moves no other random draw.
+    fn fill_secret(&self, buffer: &mut [u8]) {
+        self.fill(buffer)
+    }
+
     /// A random update uuid.
     fn uuid(&self) -> crate::ids::Uuid {
         let mut bytes = [0u8; 16];

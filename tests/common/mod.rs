@@ -160,6 +160,7 @@ pub fn forked_pid() -> ForkedPid {
             start_time: 987_654,
         },
         boot_id: BOOT_ID.to_owned(),
+        secret: None,
     }
 }
 

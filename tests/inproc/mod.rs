@@ -31,12 +31,13 @@ use std::time::{Duration, Instant};
 use revenant::agent::{self, AgentConfig};
 use revenant::framework::{self, Workload};
 use revenant::master::{self, MasterConfig, Standalone};
-use revenant::os::{Env, FileSystem, LaunchSpec, ProcessId, Processes, Signal};
+use revenant::os::{Env, FileSystem, LaunchSpec, Network, ProcessId, Processes, Signal};
 use revenant::proto::envelope::Body;
 use revenant::proto::{
     self, CommandInfo, FrameworkInfo, RegisterExecutor, StatusUpdate, StatusUpdateMessage,
     TaskInfo, TaskSource, TaskState, TaskStatus,
 };
+use revenant::tls::TlsNetwork;
 use revenant::wire;
 use tokio::sync::mpsc;
 
@@ -82,6 +83,9 @@ pub struct Options {
     pub observer: Option<Observer>,
     /// The longest the run may take.
     pub timeout: Duration,
+    /// Mutual TLS on every connection (master, agent, framework, executors), with this
+    /// identity for all of them (docs/security.md SEC8); `None`: plain TCP.
+    pub tls: Option<revenant::tls::TlsIdentity>,
 }
 
 /// What a run measured.
@@ -182,16 +186,14 @@ impl Shared {
 
 /// One synthetic executor: registers, takes its task, sends a task's updates when
 /// triggered, and reports acknowledgements.
-async fn executor(spec: LaunchSpec, shared: Rc<RefCell<Shared>>) {
+async fn executor(spec: LaunchSpec, shared: Rc<RefCell<Shared>>, net: Rc<dyn Network>) {
     let variable = |name: &str| spec.environment.get(name).cloned().unwrap_or_default();
     let framework_id = variable("REVENANT_FRAMEWORK_ID");
     let executor_id = variable("REVENANT_EXECUTOR_ID");
-    let Ok(stream) = tokio::net::TcpStream::connect(variable("REVENANT_AGENT_ADDRESS")).await
-    else {
+    let Ok(stream) = net.connect(&variable("REVENANT_AGENT_ADDRESS")).await else {
         return;
     };
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (incoming, mut inbox) = mpsc::unbounded_channel::<Body>();
     tokio::task::spawn_local(async move {
         while let Ok(body) = wire::read_envelope(&mut reader).await {
@@ -204,6 +206,7 @@ async fn executor(spec: LaunchSpec, shared: Rc<RefCell<Shared>>) {
         framework_id: framework_id.clone(),
         executor_id: executor_id.clone(),
         container_id: variable("REVENANT_CONTAINER_ID"),
+        secret: variable(revenant::security::executor_secret::ENV_SECRET),
     });
     if wire::write_envelope(&mut writer, register).await.is_err() {
         return;
@@ -348,6 +351,7 @@ pub fn run(options: Options) -> Result<Results, String> {
         let make_fs = options.make_fs;
         let work_dir = options.work_dir.clone();
         let batch = options.status_update_batch;
+        let tls = options.tls.clone();
         std::thread::spawn(move || -> Option<String> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -356,6 +360,9 @@ pub fn run(options: Options) -> Result<Results, String> {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
                 let mut env = Env::real();
+                if let Some(identity) = tls {
+                    env.net = Rc::new(TlsNetwork::new(env.net.clone(), identity));
+                }
                 env.fs = make_fs();
                 env.processes = Rc::new(SyntheticProcesses {
                     launches,
@@ -392,7 +399,10 @@ pub fn run(options: Options) -> Result<Results, String> {
     let outcome = local.block_on(&runtime, {
         let shared = shared.clone();
         async move {
-            let env = Env::real();
+            let mut env = Env::real();
+            if let Some(identity) = options.tls {
+                env.net = Rc::new(TlsNetwork::new(env.net.clone(), identity));
+            }
             let master = tokio::task::spawn_local(master::run(
                 env.clone(),
                 MasterConfig::new(master_address.clone()),
@@ -400,9 +410,10 @@ pub fn run(options: Options) -> Result<Results, String> {
             ));
             let executors = {
                 let shared = shared.clone();
+                let net = env.net.clone();
                 tokio::task::spawn_local(async move {
                     while let Some(spec) = launched.recv().await {
-                        tokio::task::spawn_local(executor(spec, shared.clone()));
+                        tokio::task::spawn_local(executor(spec, shared.clone(), net.clone()));
                     }
                 })
             };
