@@ -866,7 +866,16 @@ async fn machine_main(
                 crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
             );
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
-            let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
+            // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
+            let agent_host = AGENT_HOST;
+            let handle = tokio::task::spawn_local(
+                crate::zk::following(agent_host, move |leader| {
+                    let mut config = config;
+                    config.leader = leader;
+                    agent::run(env, config)
+                })
+                .instrument(span),
+            );
             *task.borrow_mut() = Some(handle.abort_handle());
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
@@ -1177,6 +1186,7 @@ fn drive(
             let masters = masters.clone();
             let span = crate::trace::host_span(&span_host);
             let name = name.clone();
+            let host_name = span_host.clone();
             async move {
                 let info = FrameworkInfo {
                     id: framework_id,
@@ -1185,7 +1195,11 @@ fn drive(
                     checkpoint,
                     failover_timeout_seconds,
                 };
-                revenant::framework::run(env, masters, info, &mut workload).await;
+                // docs/zookeeper.md Z17: with ZooKeeper, it follows the group's leader.
+                crate::zk::following(&host_name, |leader| {
+                    revenant::framework::run_following(env, masters, leader, info, &mut workload)
+                })
+                .await;
                 Ok(())
             }
             .instrument(span)

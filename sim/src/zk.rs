@@ -7,7 +7,7 @@
 //! can crash and come back with it (Z13).
 //!
 //! Masters reach it through [`SimZk`], an implementation of the very coordination seam
-//! the real client (`revenant::coord::zk`) implements, so that the same contender and
+//! the real client (`revenant::coord::real_zk`) implements, so that the same contender and
 //! registry store run here and in production. Over simulated TCP a client opens a
 //! session (`hello`), keeps it alive with a ping every quarter of its timeout, and
 //! receives the watch notifications the server pushes. The server expires a session
@@ -379,8 +379,10 @@ async fn serve(world: Rc<ZkWorld>, stream: turmoil::net::TcpStream, host: String
                 if session != 0 && serving {
                     let mut out = String::new();
                     for event in world.tree.take_events(session) {
-                        if let CoordEvent::NodeChanged(path) | CoordEvent::ChildrenChanged(path) = event {
-                            out.push_str(&format!("watch {path}\n"));
+                        match event {
+                            CoordEvent::NodeChanged(path) => out.push_str(&format!("watch {path}\n")),
+                            CoordEvent::ChildrenChanged(path) => out.push_str(&format!("children {path}\n")),
+                            CoordEvent::Session(_) => {}
                         }
                     }
                     if !out.is_empty() && writer.write_all(out.as_bytes()).await.is_err() {
@@ -500,6 +502,16 @@ impl Drop for SimZk {
 impl SimZk {
     /// Starts the client of master `host`, asking for `timeout`.
     pub fn start(world: Rc<ZkWorld>, host: &str, timeout: Duration) -> SimZk {
+        SimZk::start_as(world, host, timeout, true)
+    }
+
+    /// Starts the client of a process that is not a master (an agent's or a framework's
+    /// leader detector, Z17): the oracles do not count its session as a master's.
+    pub fn start_client(world: Rc<ZkWorld>, host: &str, timeout: Duration) -> SimZk {
+        SimZk::start_as(world, host, timeout, false)
+    }
+
+    fn start_as(world: Rc<ZkWorld>, host: &str, timeout: Duration, master: bool) -> SimZk {
         let state = Rc::new(ClientState {
             session: Cell::new(0),
             generation: Cell::new(0),
@@ -510,7 +522,7 @@ impl SimZk {
             lost_at: Cell::new(None),
         });
         let task = tokio::task::spawn_local(
-            session_task(world.clone(), host.to_owned(), timeout, state.clone())
+            session_task(world.clone(), host.to_owned(), timeout, state.clone(), master)
                 .instrument(tracing::Span::current()),
         );
         SimZk {
@@ -550,7 +562,13 @@ fn push(state: &ClientState, event: CoordEvent) {
     state.events.borrow_mut().push(event);
 }
 
-async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state: Rc<ClientState>) {
+async fn session_task(
+    world: Rc<ZkWorld>,
+    host: String,
+    timeout: Duration,
+    state: Rc<ClientState>,
+    master: bool,
+) {
     loop {
         let connect = turmoil::net::TcpStream::connect((ZK_HOST, ZK_PORT));
         let stream = match tokio::time::timeout(Duration::from_secs(1), connect).await {
@@ -583,10 +601,12 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                     state.generation.set(state.generation.get() + 1);
                     info!(target: "revenant_sim", session = id, "zookeeper client: new session");
                 }
-                world
-                    .current
-                    .borrow_mut()
-                    .insert(host.clone(), (id, state.clone()));
+                if master {
+                    world
+                        .current
+                        .borrow_mut()
+                        .insert(host.clone(), (id, state.clone()));
+                }
                 state.confirmed.set(Some(hello_at));
                 state.connected.set(true);
                 push(&state, CoordEvent::Session(SessionState::Connected));
@@ -646,6 +666,8 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                         break;
                     } else if let Some(path) = line.strip_prefix("watch ") {
                         push(&state, CoordEvent::NodeChanged(path.to_owned()));
+                    } else if let Some(path) = line.strip_prefix("children ") {
+                        push(&state, CoordEvent::ChildrenChanged(path.to_owned()));
                     }
                 }
                 Some(_) => {
@@ -689,6 +711,10 @@ impl Coordination for SimZk {
 
     fn watch_node(&self, path: &str) -> Result<bool, CoordError> {
         self.with(|s| s.watch_node(path))
+    }
+
+    fn watch_children(&self, path: &str) -> Result<Vec<String>, CoordError> {
+        self.with(|s| s.watch_children(path))
     }
 
     fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, CoordError> {
@@ -769,4 +795,55 @@ pub async fn master_process(
 /// The ZooKeeper model of this run, if any (for the driver's faults).
 pub fn current() -> Option<Rc<ZkWorld>> {
     world()
+}
+
+/// The session timeout an agent's or a framework's leader detector asks for (the real
+/// binaries' default, `revenant::coord::real_zk::SESSION_TIMEOUT_DEFAULT`).
+const CLIENT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a detector handles what its watches reported.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Aborts a task when dropped: the detector dies with the process it serves.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a client process (an agent, a framework) on `host`: when this run has a
+/// ZooKeeper, with a leader detector on a session of its own that follows the masters'
+/// group, as the binaries given `--master zk://…` do (Z17); otherwise with none.
+pub async fn following<F, Fut>(host: &str, run: F) -> Fut::Output
+where
+    F: FnOnce(Option<revenant::coord::follower::LeaderHandle>) -> Fut,
+    Fut: Future,
+{
+    use revenant::coord::follower::{GroupFollower, LeaderHandle, LocalLeader};
+    let Some(world) = world() else {
+        return run(None).await;
+    };
+    let coord = Rc::new(SimZk::start_client(
+        world.clone(),
+        host,
+        CLIENT_SESSION_TIMEOUT,
+    ));
+    let source = LocalLeader::default();
+    let published = source.clone();
+    let url = world.url.clone();
+    let _detector = AbortOnDrop(tokio::task::spawn_local(
+        async move {
+            let mut follower = GroupFollower::new(coord, &url);
+            loop {
+                if published.take_reread() {
+                    follower.reread();
+                }
+                published.publish(follower.maintain());
+                tokio::time::sleep(FOLLOW_POLL).await;
+            }
+        }
+        .instrument(tracing::Span::current()),
+    ));
+    run(Some(LeaderHandle(Rc::new(source)))).await
 }
