@@ -1810,7 +1810,10 @@ fn apply_fault(
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),
         FaultKind::Forge => arm_drop(fault, crate::drops::Action::Forge),
         // Applied above.
-        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire => None,
+        FaultKind::ZkPartition
+        | FaultKind::ZkDown
+        | FaultKind::ZkExpire
+        | FaultKind::ZkLoseReply => None,
         FaultKind::FrameworkLeave => {
             let count = scenario.frameworks.max(1);
             let index = match fault.framework {

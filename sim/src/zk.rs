@@ -72,6 +72,9 @@ pub struct ZkWorld {
     /// state (the client library is part of the simulated world, not of the code
     /// under test).
     current: RefCell<BTreeMap<String, (u64, Rc<ClientState>)>>,
+    /// Master hosts whose next write's answer is lost (`zk_lose_reply`, Z22).
+    /// With the operation it is limited to (`join`, `create`, `set`), if any.
+    lose_reply: RefCell<BTreeMap<String, Option<String>>>,
     /// Sessions the server ended out of band (`zk_expire`), not by their timeout.
     forced: RefCell<BTreeSet<u64>>,
     /// Agent ids a master acknowledged (AgentRegistered), with when.
@@ -99,6 +102,7 @@ pub fn begin() -> Rc<ZkWorld> {
         sessions: RefCell::new(BTreeMap::new()),
         current: RefCell::new(BTreeMap::new()),
         forced: RefCell::new(BTreeSet::new()),
+        lose_reply: RefCell::new(BTreeMap::new()),
         acknowledged: RefCell::new(BTreeMap::new()),
         checked_version: Cell::new(-1),
         violations: RefCell::new(Vec::new()),
@@ -151,6 +155,15 @@ impl ZkWorld {
         } else {
             self.cut.borrow_mut().remove(host);
         }
+    }
+
+    /// The next write `host`'s master sends is applied, and its answer lost with the
+    /// connection (Z22).
+    /// `operation` limits it to one kind of write.
+    pub fn lose_next_reply(&self, host: &str, operation: Option<String>) {
+        self.lose_reply
+            .borrow_mut()
+            .insert(host.to_owned(), operation);
     }
 
     /// Expires, on the server, the session that `host`'s master holds now (Z14); says
@@ -449,6 +462,9 @@ struct ClientState {
     events: RefCell<Vec<CoordEvent>>,
     /// When the connection was last lost.
     lost_at: Cell<Option<Instant>>,
+    /// The connection broke under a request (Z22): the session task drops it and
+    /// connects again.
+    broken: Cell<bool>,
 }
 
 impl ClientState {
@@ -520,6 +536,7 @@ impl SimZk {
             timeout: Cell::new(timeout),
             events: RefCell::new(Vec::new()),
             lost_at: Cell::new(None),
+            broken: Cell::new(false),
         });
         let task = tokio::task::spawn_local(
             session_task(world.clone(), host.to_owned(), timeout, state.clone(), master)
@@ -555,6 +572,35 @@ impl SimZk {
     ) -> Result<T, CoordError> {
         let id = self.usable()?;
         op(&self.world.tree.attach(id))
+    }
+
+    /// A write: as [`SimZk::with`], but when its answer is to be lost (Z22) the server
+    /// applies it and the client hears only that its connection broke.
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        op: impl FnOnce(&revenant::coord::memory::MemorySession) -> Result<T, CoordError>,
+    ) -> Result<T, CoordError> {
+        let result = self.with(op)?;
+        let due = match self.world.lose_reply.borrow().get(&self.host) {
+            Some(only) => only.as_deref().is_none_or(|only| only == operation),
+            None => false,
+        };
+        if !due {
+            return Ok(result);
+        }
+        self.world.lose_reply.borrow_mut().remove(&self.host);
+        info!(target: "revenant_sim", master = %self.host, operation, path, "zookeeper applied a write whose answer was lost");
+        self.state.lose();
+        self.state.broken.set(true);
+        push(&self.state, CoordEvent::Session(SessionState::Suspended));
+        Err(CoordError::Failed {
+            ensemble: format!("{ZK_HOST}:{ZK_PORT}"),
+            operation,
+            path: path.to_owned(),
+            message: "connection loss".into(),
+        })
     }
 }
 
@@ -608,6 +654,7 @@ async fn session_task(
                         .insert(host.clone(), (id, state.clone()));
                 }
                 state.confirmed.set(Some(hello_at));
+                state.broken.set(false);
                 state.connected.set(true);
                 push(&state, CoordEvent::Session(SessionState::Connected));
             }
@@ -626,6 +673,9 @@ async fn session_task(
         let mut sent: VecDeque<Instant> = VecDeque::new();
         let mut next_ping = Instant::now() + interval;
         loop {
+            if state.broken.replace(false) {
+                break;
+            }
             let confirmed = state.confirmed.get().unwrap_or(hello_at);
             let deadline = confirmed + patience;
             if Instant::now() >= deadline {
@@ -702,7 +752,7 @@ impl Coordination for SimZk {
     }
 
     fn join(&self, group: &str, data: &[u8]) -> Result<Member, CoordError> {
-        self.with(|s| s.join(group, data))
+        self.write("join", group, |s| s.join(group, data))
     }
 
     fn children(&self, path: &str) -> Result<Vec<String>, CoordError> {
@@ -722,7 +772,7 @@ impl Coordination for SimZk {
     }
 
     fn create(&self, path: &str, data: &[u8]) -> Result<i32, CoordError> {
-        self.with(|s| s.create(path, data))
+        self.write("create", path, |s| s.create(path, data))
     }
 
     fn set(
@@ -732,7 +782,7 @@ impl Coordination for SimZk {
         version: i32,
         fence: Option<&str>,
     ) -> Result<i32, CoordError> {
-        self.with(|s| s.set(path, data, version, fence))
+        self.write("set", path, |s| s.set(path, data, version, fence))
     }
 }
 

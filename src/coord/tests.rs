@@ -250,3 +250,39 @@ fn follower_refuses_an_older_epoch() {
         Some("b:5050".into())
     );
 }
+
+/// docs/zookeeper.md Z22: a join whose answer was lost was applied; the contender
+/// finds the member carrying its own `MasterInfo` and keeps it rather than joining
+/// again behind it.
+#[test]
+fn contender_keeps_the_member_of_a_join_whose_answer_was_lost() {
+    let zk = MemoryZk::new();
+    let session = Rc::new(zk.session());
+    session.ensure_path(&url().members_path()).unwrap();
+    let info = MasterInfo {
+        address: "a:5050".into(),
+        incarnation: 7,
+    };
+    // The join the server applied, whose answer never reached the contender.
+    session
+        .join(&url().members_path(), &info.encode_to_vec())
+        .unwrap();
+    // Another master's member, with the same address but another incarnation.
+    let other = zk.session();
+    let stale = MasterInfo {
+        address: "a:5050".into(),
+        incarnation: 6,
+    };
+    other
+        .join(&url().members_path(), &stale.encode_to_vec())
+        .unwrap();
+    let mut contender = ZkContender::new(
+        session.clone(),
+        Rc::new(crate::os::real::SystemClock),
+        &url(),
+        &info,
+    );
+    assert!(contender.maintain(), "it leads with the member it already had");
+    assert_eq!(contender.epoch(), 1);
+    assert_eq!(zk.children_of(&url().members_path()).len(), 2);
+}
