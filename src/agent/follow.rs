@@ -21,8 +21,8 @@ impl Agent {
     }
 
     /// When the group names another leader than the master this agent talks to, the
-    /// agent leaves that master and connects to the leader (Z20). A connection attempt
-    /// under way finishes first (the leader is looked at again once it has).
+    /// agent leaves that master and connects to the leader at once (Z20). A connection
+    /// attempt under way finishes first (the leader is looked at again once it has).
     pub(super) fn follow_leader(&mut self, now: Instant) {
         if self.master_connecting {
             return;
@@ -39,9 +39,9 @@ impl Agent {
             master.close();
             self.master_lost();
         }
-        if self.next_connect_at.is_none() {
-            self.next_connect_at = Some(now);
-        }
+        // At once: a back-off drawn for the previous address (which may have been
+        // growing while the group still named a dead leader) is not this one's.
+        self.next_connect_at = Some(now);
     }
 
     /// The master was lost: ask the detector to list the group again (Z18).
