@@ -361,7 +361,9 @@ fn leader_detector(value: &str) -> Result<Option<revenant::coord::follower::Lead
         &url,
         revenant::coord::real_zk::SESSION_TIMEOUT_DEFAULT,
     )?;
-    Ok(Some(revenant::coord::follower::LeaderHandle(Rc::new(source))))
+    Ok(Some(revenant::coord::follower::LeaderHandle(Rc::new(
+        source,
+    ))))
 }
 
 /// [`masters`] for an agent, which waits for masters to appear rather than giving up.

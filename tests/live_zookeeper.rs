@@ -196,9 +196,11 @@ fn agent_and_framework_follow_a_master_that_joined_after_them() {
     let before = cluster.log(agent).lines().count();
     cluster.kill9(masters.ids[first]);
     let second = masters.wait_leader(Some(first), SESSION + MARGIN);
-    wait_until("the agent to re-register with the second leader", LONG, || {
-        registrations(&cluster.log(agent), before).contains(&masters.addresses[second])
-    });
+    wait_until(
+        "the agent to re-register with the second leader",
+        LONG,
+        || registrations(&cluster.log(agent), before).contains(&masters.addresses[second]),
+    );
 
     // A fourth master, started after the agent and the framework.
     let (fourth, fourth_address) = cluster.master_at(
@@ -212,15 +214,19 @@ fn agent_and_framework_follow_a_master_that_joined_after_them() {
         "the fourth master has an address of its own"
     );
     let before = cluster.log(agent).lines().count();
-    let third = (0..3).find(|i| *i != first && *i != second).expect("a third");
+    let third = (0..3)
+        .find(|i| *i != first && *i != second)
+        .expect("a third");
     cluster.kill9(masters.ids[second]);
     cluster.kill9(masters.ids[third]);
     wait_until("the fourth master to lead", SESSION + MARGIN, || {
         leading(&fourth_address) == Some(true)
     });
-    wait_until("the agent to re-register with the fourth master", LONG, || {
-        registrations(&cluster.log(agent), before).contains(&fourth_address)
-    });
+    wait_until(
+        "the agent to re-register with the fourth master",
+        LONG,
+        || registrations(&cluster.log(agent), before).contains(&fourth_address),
+    );
     assert!(
         cluster
             .log_lines(agent, "the masters' group names a leader")

@@ -539,8 +539,14 @@ impl SimZk {
             broken: Cell::new(false),
         });
         let task = tokio::task::spawn_local(
-            session_task(world.clone(), host.to_owned(), timeout, state.clone(), master)
-                .instrument(tracing::Span::current()),
+            session_task(
+                world.clone(),
+                host.to_owned(),
+                timeout,
+                state.clone(),
+                master,
+            )
+            .instrument(tracing::Span::current()),
         );
         SimZk {
             world,

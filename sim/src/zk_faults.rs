@@ -48,7 +48,9 @@ pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
         }
     }
     if let Some(operation) = &fault.message {
-        if fault.kind != FaultKind::ZkLoseReply || !["join", "create", "set"].contains(&operation.as_str()) {
+        if fault.kind != FaultKind::ZkLoseReply
+            || !["join", "create", "set"].contains(&operation.as_str())
+        {
             return Err(format!(
                 "{name}: message = \"{operation}\": only zk_lose_reply takes one, and it must be join, create or set"
             ));

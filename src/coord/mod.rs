@@ -15,9 +15,9 @@
 
 pub mod contender;
 pub mod follower;
+pub mod real_zk;
 pub mod registry_store;
 pub mod url;
-pub mod real_zk;
 
 use std::time::Duration;
 

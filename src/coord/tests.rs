@@ -282,7 +282,10 @@ fn contender_keeps_the_member_of_a_join_whose_answer_was_lost() {
         &url(),
         &info,
     );
-    assert!(contender.maintain(), "it leads with the member it already had");
+    assert!(
+        contender.maintain(),
+        "it leads with the member it already had"
+    );
     assert_eq!(contender.epoch(), 1);
     assert_eq!(zk.children_of(&url().members_path()).len(), 2);
 }
