@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::coord::follower::LeaderHandle;
 use crate::os::Env;
 use crate::proto::envelope::Body;
 use crate::proto::{self, FrameworkInfo, StatusUpdate, TaskInfo};
@@ -120,9 +121,35 @@ fn submit(
 }
 
 /// Runs a framework against the masters until the workload is done.
-pub async fn run(
+pub async fn run(env: Env, masters: Vec<String>, info: FrameworkInfo, workload: &mut dyn Workload) {
+    run_following(env, masters, None, info, workload).await
+}
+
+/// The next master to try: the leader the group names when there is a detector
+/// (docs/zookeeper.md Z18, Z20), which is asked to list the group again; otherwise the
+/// next address of the list.
+fn next_address(
+    masters: &[String],
+    index: &mut usize,
+    leader: Option<&LeaderHandle>,
+    epoch_seen: u64,
+) -> String {
+    if let Some(handle) = leader {
+        handle.0.reread();
+        if let Some(found) = handle.0.leader().filter(|l| l.epoch >= epoch_seen) {
+            return found.address;
+        }
+    }
+    *index = (*index + 1) % masters.len().max(1);
+    masters.get(*index).cloned().unwrap_or_default()
+}
+
+/// [`run`], following the leader that `leader` names as it changes (a framework given
+/// `--master zk://…`, docs/zookeeper.md Z17–Z20); `None` works from `masters` alone.
+pub async fn run_following(
     env: Env,
     masters: Vec<String>,
+    leader: Option<LeaderHandle>,
     mut info: FrameworkInfo,
     workload: &mut dyn Workload,
 ) {
@@ -152,6 +179,20 @@ pub async fn run(
             return;
         }
         let now = env.clock.now();
+        // docs/zookeeper.md Z20: the group names another leader: leave the master this
+        // framework talks to and connect to the leader.
+        if let Some(found) = leader
+            .as_ref()
+            .and_then(|handle| handle.0.leader())
+            .filter(|l| !connecting && l.epoch >= epoch_seen && l.address != address)
+        {
+            info!(from = %address, to = %found.address, "the masters' group names another leader: switching to it");
+            address = found.address;
+            if let Some(outbox) = master.take() {
+                outbox.close();
+            }
+            next_connect = Some(now);
+        }
         if master.is_none() && !connecting && next_connect.is_some_and(|at| now >= at) {
             connecting = true;
             let net = env.net.clone();
@@ -170,8 +211,7 @@ pub async fn run(
         {
             info!("heard nothing from the master: reconnecting");
             master = None;
-            index = (index + 1) % masters.len().max(1);
-            address = masters.get(index).cloned().unwrap_or_default();
+            address = next_address(&masters, &mut index, leader.as_ref(), epoch_seen);
             next_connect = Some(now);
         }
         if let Some(outbox) = &master {
@@ -251,15 +291,13 @@ pub async fn run(
             }
             Event::ConnectFailed => {
                 connecting = false;
-                index = (index + 1) % masters.len().max(1);
-                address = masters.get(index).cloned().unwrap_or_default();
+                address = next_address(&masters, &mut index, leader.as_ref(), epoch_seen);
                 next_connect = Some(env.clock.now() + Duration::from_secs(1));
             }
             Event::Wire(Incoming::Closed(id, _)) => {
                 if master.as_ref().is_some_and(|m| m.id() == id) {
                     master = None;
-                    index = (index + 1) % masters.len().max(1);
-                    address = masters.get(index).cloned().unwrap_or_default();
+                    address = next_address(&masters, &mut index, leader.as_ref(), epoch_seen);
                     next_connect = Some(env.clock.now() + Duration::from_secs(1));
                 }
             }
@@ -286,8 +324,7 @@ pub async fn run(
                     if let Some(outbox) = master.take() {
                         outbox.close();
                     }
-                    index = (index + 1) % masters.len().max(1);
-                    address = masters.get(index).cloned().unwrap_or_default();
+                    address = next_address(&masters, &mut index, leader.as_ref(), epoch_seen);
                     next_connect = Some(env.clock.now() + Duration::from_secs(1));
                 }
                 Body::FrameworkRegistered(message) => {
@@ -347,6 +384,9 @@ pub async fn run(
                 }
                 Body::NotLeader(message) => {
                     master = None;
+                    if let Some(handle) = &leader {
+                        handle.0.reread();
+                    }
                     if !message.leader.is_empty() {
                         address = message.leader;
                     }

@@ -368,12 +368,28 @@ fn masters(value: &str) -> Result<Vec<String>, String> {
         return Ok(value.split(',').map(str::to_owned).collect());
     }
     let url = revenant::coord::ZkUrl::parse(value)?;
-    let coord = revenant::coord::zk::ZkCoordination::connect(
+    let coord = revenant::coord::real_zk::ZkCoordination::connect(
         &url,
-        revenant::coord::zk::SESSION_TIMEOUT_DEFAULT,
+        revenant::coord::real_zk::SESSION_TIMEOUT_DEFAULT,
         Duration::from_secs(10),
     )?;
     revenant::coord::contender::master_addresses(&coord, &url)
+}
+
+/// With a `zk://` value, a leader detector on a session of its own that follows the
+/// group's leader as it changes (docs/zookeeper.md Z17); `None` for a list of addresses.
+fn leader_detector(value: &str) -> Result<Option<revenant::coord::follower::LeaderHandle>, String> {
+    if !revenant::coord::ZkUrl::is_zk(value) {
+        return Ok(None);
+    }
+    let url = revenant::coord::ZkUrl::parse(value)?;
+    let source = revenant::coord::real_zk::spawn_follower(
+        &url,
+        revenant::coord::real_zk::SESSION_TIMEOUT_DEFAULT,
+    )?;
+    Ok(Some(revenant::coord::follower::LeaderHandle(Rc::new(
+        source,
+    ))))
 }
 
 /// [`masters`] for an agent, which waits for masters to appear rather than giving up.
@@ -400,7 +416,7 @@ fn master_on_zookeeper(
 ) -> Result<(), String> {
     use revenant::coord::{CoordRegistryStore, Coordination, ZkContender, ZkUrl};
     let url = ZkUrl::parse(zk)?;
-    let coord = Rc::new(revenant::coord::zk::ZkCoordination::connect(
+    let coord = Rc::new(revenant::coord::real_zk::ZkCoordination::connect(
         &url,
         session_timeout,
         session_timeout.max(Duration::from_secs(5)),
@@ -492,6 +508,13 @@ fn main() -> ExitCode {
                 }
             };
             let mut config = AgentConfig::new(masters, listen, work_dir);
+            config.leader = match leader_detector(&master) {
+                Ok(leader) => leader,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             config.recover = recover;
             config.strict = strict;
             config.recovery_timeout = recovery_timeout;
@@ -724,7 +747,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            block_on(revenant::framework::run(env, masters, info, &mut workload));
+            let leader = match leader_detector(&master) {
+                Ok(leader) => leader,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            block_on(revenant::framework::run_following(
+                env,
+                masters,
+                leader,
+                info,
+                &mut workload,
+            ));
             match workload.removed {
                 Some(message) => {
                     out!("framework {framework_id}: {message}");
@@ -786,7 +822,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            block_on(revenant::framework::run(env, masters, info, &mut workload));
+            let leader = match leader_detector(&master) {
+                Ok(leader) => leader,
+                Err(error) => {
+                    eprintln!("error: --master: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            block_on(revenant::framework::run_following(
+                env,
+                masters,
+                leader,
+                info,
+                &mut workload,
+            ));
             match (&workload.removed, workload.done) {
                 // The task's fate: a framework the master removed has its tasks killed
                 // (docs/lifecycle-rules.md); this scheduler will hear nothing more of it.

@@ -271,5 +271,6 @@ catalogue!(
     torn_update_append_cut_on_restart,
     unexpected_ack_ignored,
     unregistered_executor_lost_after_restart,
+    zk_join_answer_lost,
     zk_leader_cut_from_zookeeper,
 );

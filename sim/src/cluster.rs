@@ -867,7 +867,16 @@ async fn machine_main(
                 crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
             );
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
-            let handle = tokio::task::spawn_local(agent::run(env, config).instrument(span));
+            // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
+            let agent_host = AGENT_HOST;
+            let handle = tokio::task::spawn_local(
+                crate::zk::following(agent_host, move |leader| {
+                    let mut config = config;
+                    config.leader = leader;
+                    agent::run(env, config)
+                })
+                .instrument(span),
+            );
             *task.borrow_mut() = Some(handle.abort_handle());
             *machine.agent.borrow_mut() = Some(handle);
             machine.agent_down_since.set(None);
@@ -1179,6 +1188,7 @@ fn drive(
             let masters = masters.clone();
             let span = crate::trace::host_span(&span_host);
             let name = name.clone();
+            let host_name = span_host.clone();
             async move {
                 let info = FrameworkInfo {
                     id: framework_id,
@@ -1187,7 +1197,11 @@ fn drive(
                     checkpoint,
                     failover_timeout_seconds,
                 };
-                revenant::framework::run(env, masters, info, &mut workload).await;
+                // docs/zookeeper.md Z17: with ZooKeeper, it follows the group's leader.
+                crate::zk::following(&host_name, |leader| {
+                    revenant::framework::run_following(env, masters, leader, info, &mut workload)
+                })
+                .await;
                 Ok(())
             }
             .instrument(span)
@@ -1801,7 +1815,10 @@ fn apply_fault(
         FaultKind::Duplicate => arm_drop(fault, crate::drops::Action::Duplicate),
         FaultKind::Forge => arm_drop(fault, crate::drops::Action::Forge),
         // Applied above.
-        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire => None,
+        FaultKind::ZkPartition
+        | FaultKind::ZkDown
+        | FaultKind::ZkExpire
+        | FaultKind::ZkLoseReply => None,
         FaultKind::FrameworkLeave => {
             let count = scenario.frameworks.max(1);
             let index = match fault.framework {

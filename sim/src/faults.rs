@@ -239,7 +239,10 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     fault.ops = Some(rng.gen_range(1..=3));
                     fault.on_agent = on_agent;
                 }
-                FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire => {
+                FaultKind::ZkPartition
+                | FaultKind::ZkDown
+                | FaultKind::ZkExpire
+                | FaultKind::ZkLoseReply => {
                     crate::zk_faults::draw(&mut fault, &mut rng, scenario);
                 }
                 FaultKind::TornAppend => {

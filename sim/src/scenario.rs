@@ -127,7 +127,7 @@
 //!
 //! [[faults]]
 //! at_s = 15
-//! kind = "zk_partition"             # also zk_down (restart_after_s), zk_expire
+//! kind = "zk_partition"             # also zk_down (restart_after_s), zk_expire, zk_lose_reply
 //! a = "master1"
 //! duration_s = 20
 //! ```
@@ -534,6 +534,11 @@ pub enum FaultKind {
     /// With `[zookeeper]`: the server expires the session of master `a` (default: the
     /// leader) at once.
     ZkExpire,
+    /// With `[zookeeper]`: the next write master `a` (default: the leader) sends to
+    /// ZooKeeper (a join, a create, a registry write) is applied by the server, and its
+    /// answer is lost with the connection (docs/zookeeper.md Z22); `message` (`join`,
+    /// `create` or `set`) limits it to that kind of write.
+    ZkLoseReply,
 }
 
 /// `[zookeeper]`: the simulated ZooKeeper host.

@@ -7,7 +7,7 @@
 //! can crash and come back with it (Z13).
 //!
 //! Masters reach it through [`SimZk`], an implementation of the very coordination seam
-//! the real client (`revenant::coord::zk`) implements, so that the same contender and
+//! the real client (`revenant::coord::real_zk`) implements, so that the same contender and
 //! registry store run here and in production. Over simulated TCP a client opens a
 //! session (`hello`), keeps it alive with a ping every quarter of its timeout, and
 //! receives the watch notifications the server pushes. The server expires a session
@@ -72,6 +72,9 @@ pub struct ZkWorld {
     /// state (the client library is part of the simulated world, not of the code
     /// under test).
     current: RefCell<BTreeMap<String, (u64, Rc<ClientState>)>>,
+    /// Master hosts whose next write's answer is lost (`zk_lose_reply`, Z22).
+    /// With the operation it is limited to (`join`, `create`, `set`), if any.
+    lose_reply: RefCell<BTreeMap<String, Option<String>>>,
     /// Sessions the server ended out of band (`zk_expire`), not by their timeout.
     forced: RefCell<BTreeSet<u64>>,
     /// Agent ids a master acknowledged (AgentRegistered), with when.
@@ -99,6 +102,7 @@ pub fn begin() -> Rc<ZkWorld> {
         sessions: RefCell::new(BTreeMap::new()),
         current: RefCell::new(BTreeMap::new()),
         forced: RefCell::new(BTreeSet::new()),
+        lose_reply: RefCell::new(BTreeMap::new()),
         acknowledged: RefCell::new(BTreeMap::new()),
         checked_version: Cell::new(-1),
         violations: RefCell::new(Vec::new()),
@@ -151,6 +155,15 @@ impl ZkWorld {
         } else {
             self.cut.borrow_mut().remove(host);
         }
+    }
+
+    /// The next write `host`'s master sends is applied, and its answer lost with the
+    /// connection (Z22).
+    /// `operation` limits it to one kind of write.
+    pub fn lose_next_reply(&self, host: &str, operation: Option<String>) {
+        self.lose_reply
+            .borrow_mut()
+            .insert(host.to_owned(), operation);
     }
 
     /// Expires, on the server, the session that `host`'s master holds now (Z14); says
@@ -379,8 +392,10 @@ async fn serve(world: Rc<ZkWorld>, stream: turmoil::net::TcpStream, host: String
                 if session != 0 && serving {
                     let mut out = String::new();
                     for event in world.tree.take_events(session) {
-                        if let CoordEvent::NodeChanged(path) | CoordEvent::ChildrenChanged(path) = event {
-                            out.push_str(&format!("watch {path}\n"));
+                        match event {
+                            CoordEvent::NodeChanged(path) => out.push_str(&format!("watch {path}\n")),
+                            CoordEvent::ChildrenChanged(path) => out.push_str(&format!("children {path}\n")),
+                            CoordEvent::Session(_) => {}
                         }
                     }
                     if !out.is_empty() && writer.write_all(out.as_bytes()).await.is_err() {
@@ -447,6 +462,9 @@ struct ClientState {
     events: RefCell<Vec<CoordEvent>>,
     /// When the connection was last lost.
     lost_at: Cell<Option<Instant>>,
+    /// The connection broke under a request (Z22): the session task drops it and
+    /// connects again.
+    broken: Cell<bool>,
 }
 
 impl ClientState {
@@ -500,6 +518,16 @@ impl Drop for SimZk {
 impl SimZk {
     /// Starts the client of master `host`, asking for `timeout`.
     pub fn start(world: Rc<ZkWorld>, host: &str, timeout: Duration) -> SimZk {
+        SimZk::start_as(world, host, timeout, true)
+    }
+
+    /// Starts the client of a process that is not a master (an agent's or a framework's
+    /// leader detector, Z17): the oracles do not count its session as a master's.
+    pub fn start_client(world: Rc<ZkWorld>, host: &str, timeout: Duration) -> SimZk {
+        SimZk::start_as(world, host, timeout, false)
+    }
+
+    fn start_as(world: Rc<ZkWorld>, host: &str, timeout: Duration, master: bool) -> SimZk {
         let state = Rc::new(ClientState {
             session: Cell::new(0),
             generation: Cell::new(0),
@@ -508,10 +536,17 @@ impl SimZk {
             timeout: Cell::new(timeout),
             events: RefCell::new(Vec::new()),
             lost_at: Cell::new(None),
+            broken: Cell::new(false),
         });
         let task = tokio::task::spawn_local(
-            session_task(world.clone(), host.to_owned(), timeout, state.clone())
-                .instrument(tracing::Span::current()),
+            session_task(
+                world.clone(),
+                host.to_owned(),
+                timeout,
+                state.clone(),
+                master,
+            )
+            .instrument(tracing::Span::current()),
         );
         SimZk {
             world,
@@ -544,13 +579,48 @@ impl SimZk {
         let id = self.usable()?;
         op(&self.world.tree.attach(id))
     }
+
+    /// A write: as [`SimZk::with`], but when its answer is to be lost (Z22) the server
+    /// applies it and the client hears only that its connection broke.
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        op: impl FnOnce(&revenant::coord::memory::MemorySession) -> Result<T, CoordError>,
+    ) -> Result<T, CoordError> {
+        let result = self.with(op)?;
+        let due = match self.world.lose_reply.borrow().get(&self.host) {
+            Some(only) => only.as_deref().is_none_or(|only| only == operation),
+            None => false,
+        };
+        if !due {
+            return Ok(result);
+        }
+        self.world.lose_reply.borrow_mut().remove(&self.host);
+        info!(target: "revenant_sim", master = %self.host, operation, path, "zookeeper applied a write whose answer was lost");
+        self.state.lose();
+        self.state.broken.set(true);
+        push(&self.state, CoordEvent::Session(SessionState::Suspended));
+        Err(CoordError::Failed {
+            ensemble: format!("{ZK_HOST}:{ZK_PORT}"),
+            operation,
+            path: path.to_owned(),
+            message: "connection loss".into(),
+        })
+    }
 }
 
 fn push(state: &ClientState, event: CoordEvent) {
     state.events.borrow_mut().push(event);
 }
 
-async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state: Rc<ClientState>) {
+async fn session_task(
+    world: Rc<ZkWorld>,
+    host: String,
+    timeout: Duration,
+    state: Rc<ClientState>,
+    master: bool,
+) {
     loop {
         let connect = turmoil::net::TcpStream::connect((ZK_HOST, ZK_PORT));
         let stream = match tokio::time::timeout(Duration::from_secs(1), connect).await {
@@ -583,11 +653,14 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                     state.generation.set(state.generation.get() + 1);
                     info!(target: "revenant_sim", session = id, "zookeeper client: new session");
                 }
-                world
-                    .current
-                    .borrow_mut()
-                    .insert(host.clone(), (id, state.clone()));
+                if master {
+                    world
+                        .current
+                        .borrow_mut()
+                        .insert(host.clone(), (id, state.clone()));
+                }
                 state.confirmed.set(Some(hello_at));
+                state.broken.set(false);
                 state.connected.set(true);
                 push(&state, CoordEvent::Session(SessionState::Connected));
             }
@@ -606,6 +679,9 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
         let mut sent: VecDeque<Instant> = VecDeque::new();
         let mut next_ping = Instant::now() + interval;
         loop {
+            if state.broken.replace(false) {
+                break;
+            }
             let confirmed = state.confirmed.get().unwrap_or(hello_at);
             let deadline = confirmed + patience;
             if Instant::now() >= deadline {
@@ -646,6 +722,8 @@ async fn session_task(world: Rc<ZkWorld>, host: String, timeout: Duration, state
                         break;
                     } else if let Some(path) = line.strip_prefix("watch ") {
                         push(&state, CoordEvent::NodeChanged(path.to_owned()));
+                    } else if let Some(path) = line.strip_prefix("children ") {
+                        push(&state, CoordEvent::ChildrenChanged(path.to_owned()));
                     }
                 }
                 Some(_) => {
@@ -680,7 +758,7 @@ impl Coordination for SimZk {
     }
 
     fn join(&self, group: &str, data: &[u8]) -> Result<Member, CoordError> {
-        self.with(|s| s.join(group, data))
+        self.write("join", group, |s| s.join(group, data))
     }
 
     fn children(&self, path: &str) -> Result<Vec<String>, CoordError> {
@@ -691,12 +769,16 @@ impl Coordination for SimZk {
         self.with(|s| s.watch_node(path))
     }
 
+    fn watch_children(&self, path: &str) -> Result<Vec<String>, CoordError> {
+        self.with(|s| s.watch_children(path))
+    }
+
     fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, CoordError> {
         self.with(|s| s.get(path))
     }
 
     fn create(&self, path: &str, data: &[u8]) -> Result<i32, CoordError> {
-        self.with(|s| s.create(path, data))
+        self.write("create", path, |s| s.create(path, data))
     }
 
     fn set(
@@ -706,7 +788,7 @@ impl Coordination for SimZk {
         version: i32,
         fence: Option<&str>,
     ) -> Result<i32, CoordError> {
-        self.with(|s| s.set(path, data, version, fence))
+        self.write("set", path, |s| s.set(path, data, version, fence))
     }
 }
 
@@ -769,4 +851,55 @@ pub async fn master_process(
 /// The ZooKeeper model of this run, if any (for the driver's faults).
 pub fn current() -> Option<Rc<ZkWorld>> {
     world()
+}
+
+/// The session timeout an agent's or a framework's leader detector asks for (the real
+/// binaries' default, `revenant::coord::real_zk::SESSION_TIMEOUT_DEFAULT`).
+const CLIENT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a detector handles what its watches reported.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Aborts a task when dropped: the detector dies with the process it serves.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a client process (an agent, a framework) on `host`: when this run has a
+/// ZooKeeper, with a leader detector on a session of its own that follows the masters'
+/// group, as the binaries given `--master zk://…` do (Z17); otherwise with none.
+pub async fn following<F, Fut>(host: &str, run: F) -> Fut::Output
+where
+    F: FnOnce(Option<revenant::coord::follower::LeaderHandle>) -> Fut,
+    Fut: Future,
+{
+    use revenant::coord::follower::{GroupFollower, LeaderHandle, LocalLeader};
+    let Some(world) = world() else {
+        return run(None).await;
+    };
+    let coord = Rc::new(SimZk::start_client(
+        world.clone(),
+        host,
+        CLIENT_SESSION_TIMEOUT,
+    ));
+    let source = LocalLeader::default();
+    let published = source.clone();
+    let url = world.url.clone();
+    let _detector = AbortOnDrop(tokio::task::spawn_local(
+        async move {
+            let mut follower = GroupFollower::new(coord, &url);
+            loop {
+                if published.take_reread() {
+                    follower.reread();
+                }
+                published.publish(follower.maintain());
+                tokio::time::sleep(FOLLOW_POLL).await;
+            }
+        }
+        .instrument(tracing::Span::current()),
+    ));
+    run(Some(LeaderHandle(Rc::new(source)))).await
 }

@@ -17,7 +17,7 @@ use crate::zk::ZK_HOST;
 pub fn is_zk_fault(kind: FaultKind) -> bool {
     matches!(
         kind,
-        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire
+        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire | FaultKind::ZkLoseReply
     )
 }
 
@@ -44,6 +44,15 @@ pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
             return Err(format!(
                 "{name}: a = \"{master}\" names no master (master1 to master{})",
                 scenario.masters
+            ));
+        }
+    }
+    if let Some(operation) = &fault.message {
+        if fault.kind != FaultKind::ZkLoseReply
+            || !["join", "create", "set"].contains(&operation.as_str())
+        {
+            return Err(format!(
+                "{name}: message = \"{operation}\": only zk_lose_reply takes one, and it must be join, create or set"
             ));
         }
     }
@@ -99,7 +108,7 @@ pub fn draw(fault: &mut FaultSpec, rng: &mut StdRng, scenario: &Scenario) {
             fault.restart_after_s = Some(near_timeout(rng, scenario));
         }
         // Half of them hit whoever leads then.
-        FaultKind::ZkExpire if !rng.gen_bool(1.0 / 2.0) => {
+        FaultKind::ZkExpire | FaultKind::ZkLoseReply if !rng.gen_bool(1.0 / 2.0) => {
             fault.a = Some(format!("master{}", rng.gen_range(1..=masters)));
         }
         _ => {}
@@ -163,6 +172,18 @@ pub fn apply(
             world
                 .expire_host(&master)
                 .then(|| (format!("zookeeper expires the session of {master}"), None))
+        }
+        FaultKind::ZkLoseReply => {
+            let master = target();
+            let only = fault.message.clone();
+            world.lose_next_reply(&master, only.clone());
+            Some((
+                format!(
+                    "the answer to the next ZooKeeper {} of {master} will be lost",
+                    only.as_deref().unwrap_or("write")
+                ),
+                None,
+            ))
         }
         _ => None,
     }

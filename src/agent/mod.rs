@@ -15,6 +15,7 @@
 //! (wait `executor_reregistration_timeout` for live executors) or clean up → write the
 //! boot id → register or re-register with the leading master (with back-off) → run.
 
+mod follow;
 mod gc;
 mod http;
 mod lifecycle;
@@ -84,6 +85,9 @@ impl ReconfigurationPolicy {
 pub struct AgentConfig {
     /// Master addresses; the agent tries them in turn and follows `NotLeader` hints.
     pub masters: Vec<String>,
+    /// With `--master zk://…`: the leader the masters' group names, followed as it
+    /// changes (docs/zookeeper.md Z17–Z20); `None` with a list of addresses.
+    pub leader: Option<crate::coord::follower::LeaderHandle>,
     /// The address the agent listens on for executors; also its identity to the master.
     pub listen: String,
     /// The work directory (`meta/` and sandboxes below it).
@@ -143,6 +147,7 @@ impl AgentConfig {
     pub fn new(masters: Vec<String>, listen: String, work_dir: PathBuf) -> AgentConfig {
         AgentConfig {
             masters,
+            leader: None,
             listen,
             work_dir,
             recover: RecoverMode::Reconnect,
@@ -1159,6 +1164,7 @@ impl Agent {
     }
 
     fn master_lost(&mut self) {
+        self.ask_for_leader();
         self.master = None;
         self.registered = false;
         self.register_at = None;
@@ -1176,7 +1182,10 @@ impl Agent {
     }
 
     fn next_master(&mut self) {
-        if !self.config.masters.is_empty() {
+        if let Some(leader) = self.detected_leader() {
+            // docs/zookeeper.md Z20: the leader the group names, not the next address.
+            self.master_address = leader;
+        } else if !self.config.masters.is_empty() {
             self.master_index = (self.master_index + 1) % self.config.masters.len();
             self.master_address = self.config.masters[self.master_index].clone();
         }
@@ -1277,6 +1286,7 @@ impl Agent {
             }
         };
         consider(self.reregister_deadline);
+        consider(self.leader_poll_at(now));
         consider(self.unregister_deadline);
         consider(self.reconnect_retry_at);
         if self.recovering_with_id() && self.master.is_none() && !self.master_connecting {
@@ -1310,6 +1320,7 @@ impl Agent {
 
     fn on_tick(&mut self) -> Result<(), AgentError> {
         let now = self.now();
+        self.follow_leader(now);
         if let Some(deadline) = self.reregister_deadline {
             if now >= deadline {
                 self.reregistration_timed_out()?;

@@ -89,13 +89,44 @@ impl ZkContender {
         self.dirty = true;
     }
 
+    /// docs/zookeeper.md Z22: a join whose answer was lost may have been applied. The
+    /// member it made carries this master's `MasterInfo`, whose incarnation number is
+    /// drawn afresh by each master process, so a member holding exactly these bytes is
+    /// this master's own, and is kept rather than joined a second time (a second member
+    /// would sit behind the first, which nobody would ever see leave while this
+    /// session lives).
+    fn own_member(&self) -> Result<Option<Member>, CoordError> {
+        let mut members: Vec<(u64, String)> = self
+            .coord
+            .children(&self.group)?
+            .into_iter()
+            .filter_map(|name| member_sequence(&name).map(|seq| (seq, name)))
+            .collect();
+        members.sort();
+        for (sequence, name) in members {
+            let path = format!("{}/{name}", self.group);
+            if let Some((data, _)) = self.coord.get(&path)? {
+                if data == self.data {
+                    return Ok(Some(Member { path, sequence }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn step(&mut self) -> Result<(), CoordError> {
         if !self.ensured {
             self.coord.ensure_path(&self.group)?;
             self.ensured = true;
         }
         if self.member.borrow().is_none() {
-            let member = self.coord.join(&self.group, &self.data)?;
+            let member = match self.own_member()? {
+                Some(member) => {
+                    info!(member = %member.path, epoch = member.sequence + 1, "found this master's member from a join whose answer was lost: keeping it");
+                    member
+                }
+                None => self.coord.join(&self.group, &self.data)?,
+            };
             info!(member = %member.path, epoch = member.sequence + 1, "joined the masters' group");
             *self.member.borrow_mut() = Some(member);
             self.dirty = true;

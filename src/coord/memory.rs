@@ -28,6 +28,8 @@ struct Tree {
     nodes: BTreeMap<String, Node>,
     /// (path, session) pairs with a pending one-shot node watch.
     watches: BTreeSet<(String, u64)>,
+    /// (path, session) pairs with a pending one-shot watch on the node's children.
+    child_watches: BTreeSet<(String, u64)>,
     events: BTreeMap<u64, Vec<CoordEvent>>,
     states: BTreeMap<u64, SessionState>,
     next_session: u64,
@@ -60,6 +62,23 @@ impl Tree {
                 .entry(key.1)
                 .or_default()
                 .push(CoordEvent::NodeChanged(path.to_owned()));
+        }
+    }
+
+    /// A child of `path` was created or deleted: its child watches fire.
+    fn fire_children(&mut self, path: &str) {
+        let due: Vec<(String, u64)> = self
+            .child_watches
+            .iter()
+            .filter(|(p, _)| p == path)
+            .cloned()
+            .collect();
+        for key in due {
+            self.child_watches.remove(&key);
+            self.events
+                .entry(key.1)
+                .or_default()
+                .push(CoordEvent::ChildrenChanged(path.to_owned()));
         }
     }
 }
@@ -133,8 +152,10 @@ impl MemoryZk {
         for path in &owned {
             tree.nodes.remove(path);
             tree.fire(path);
+            tree.fire_children(parent(path));
         }
         tree.watches.retain(|(_, session)| *session != id);
+        tree.child_watches.retain(|(_, session)| *session != id);
         tree.states.insert(id, SessionState::Expired);
         owned
     }
@@ -303,6 +324,7 @@ impl Coordination for MemorySession {
             },
         );
         tree.fire(&path);
+        tree.fire_children(group);
         Ok(Member { path, sequence })
     }
 
@@ -320,6 +342,20 @@ impl Coordination for MemorySession {
         let id = self.id();
         tree.watches.insert((path.to_owned(), id));
         Ok(tree.nodes.contains_key(path))
+    }
+
+    fn watch_children(&self, path: &str) -> Result<Vec<String>, CoordError> {
+        self.live()?;
+        if !self.zk.tree.borrow().nodes.contains_key(path) {
+            return Err(CoordError::NoNode(path.to_owned()));
+        }
+        let id = self.id();
+        self.zk
+            .tree
+            .borrow_mut()
+            .child_watches
+            .insert((path.to_owned(), id));
+        Ok(self.zk.children_of(path))
     }
 
     fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, CoordError> {
@@ -352,6 +388,7 @@ impl Coordination for MemorySession {
             },
         );
         tree.fire(path);
+        tree.fire_children(parent(path));
         Ok(0)
     }
 

@@ -8,12 +8,16 @@
 //! I/O and turns false as soon as the session may be lost (docs/zookeeper.md Z4), so a
 //! leader stops acting at once rather than when the server expires it.
 //!
-//! Implementations: [`zk::ZkCoordination`] speaks to a real ZooKeeper ensemble.
+//! Implementations: [`real_zk::ZkCoordination`] speaks to a real ZooKeeper ensemble;
+//! [`memory::MemorySession`] is the model the unit tests and the simulator run on.
+//! [`follower::GroupFollower`] is the clients' side: it watches the group and names the
+//! leader as it changes.
 
 pub mod contender;
+pub mod follower;
+pub mod real_zk;
 pub mod registry_store;
 pub mod url;
-pub mod zk;
 
 use std::time::Duration;
 
@@ -116,6 +120,10 @@ pub trait Coordination {
     /// Sets a one-shot watch on `path` (created, changed or deleted); says whether it
     /// exists now.
     fn watch_node(&self, path: &str) -> Result<bool, CoordError>;
+    /// The children of `path` (names, unsorted), and a one-shot watch on them: the next
+    /// child created or deleted (or `path` deleted) queues
+    /// [`CoordEvent::ChildrenChanged`] (docs/zookeeper.md Z17).
+    fn watch_children(&self, path: &str) -> Result<Vec<String>, CoordError>;
     /// A node's data and version, or `None` if it does not exist.
     fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, CoordError>;
     /// Creates a persistent node; its version is 0.

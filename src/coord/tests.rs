@@ -180,3 +180,112 @@ fn a_new_session_does_not_revive_the_old_membership_between_ticks() {
     );
     assert!(!a.contender.maintain());
 }
+
+/// docs/zookeeper.md Z17, Z18: a client's follower names the lowest member, learns of
+/// every change through its child watch (armed again on each listing, with no polling),
+/// waits for a group that does not exist yet, and follows a master that joined after it
+/// started.
+#[test]
+fn follower_names_the_leader_as_the_group_changes() {
+    use super::follower::{GroupFollower, Leader};
+    let zk = MemoryZk::new();
+    let client = Rc::new(zk.session());
+    let mut follower = GroupFollower::new(client.clone(), &url());
+    assert_eq!(follower.maintain(), None, "no group yet");
+    let mut a = master(&zk, "a:5050");
+    a.contender.maintain();
+    // The group's creation and a's joining fired the watches: no reread was asked for.
+    let leader = |address: &str, epoch| {
+        Some(Leader {
+            address: address.into(),
+            epoch,
+        })
+    };
+    assert_eq!(follower.maintain(), leader("a:5050", 1));
+    let mut b = master(&zk, "b:5050");
+    b.contender.maintain();
+    assert_eq!(follower.maintain(), leader("a:5050", 1));
+    a.session.expire();
+    assert_eq!(follower.maintain(), leader("b:5050", 2), "a's member gone");
+    // A master that joined after the follower started, leading once b is gone too.
+    let mut c = master(&zk, "c:5050");
+    c.contender.maintain();
+    b.session.expire();
+    assert_eq!(follower.maintain(), leader("c:5050", 3));
+    assert_eq!(
+        follower.maintain(),
+        leader("c:5050", 3),
+        "stable without changes"
+    );
+    c.session.expire();
+    assert_eq!(follower.maintain(), None, "an empty group names no leader");
+}
+
+/// docs/zookeeper.md Z19: a follower never goes back to a leader with a lower epoch
+/// than one it named (an older view of the group).
+#[test]
+fn follower_refuses_an_older_epoch() {
+    use super::follower::GroupFollower;
+    let zk = MemoryZk::new();
+    let mut a = master(&zk, "a:5050");
+    a.contender.maintain();
+    let mut b = master(&zk, "b:5050");
+    b.contender.maintain();
+    let client = Rc::new(zk.session());
+    let mut follower = GroupFollower::new(client.clone(), &url());
+    a.session.expire();
+    assert_eq!(follower.maintain().map(|l| l.epoch), Some(2));
+    // An older view: a member with sequence 0 again (only a stale server could show it).
+    let stale = zk.session();
+    let info = MasterInfo {
+        address: "stale:5050".into(),
+        incarnation: 1,
+    };
+    stale
+        .create("/revenant/members/member_0000000000", &info.encode_to_vec())
+        .unwrap();
+    follower.reread();
+    assert_eq!(
+        follower.maintain().map(|l| l.address),
+        Some("b:5050".into())
+    );
+}
+
+/// docs/zookeeper.md Z22: a join whose answer was lost was applied; the contender
+/// finds the member carrying its own `MasterInfo` and keeps it rather than joining
+/// again behind it.
+#[test]
+fn contender_keeps_the_member_of_a_join_whose_answer_was_lost() {
+    let zk = MemoryZk::new();
+    let session = Rc::new(zk.session());
+    session.ensure_path(&url().members_path()).unwrap();
+    let info = MasterInfo {
+        address: "a:5050".into(),
+        incarnation: 7,
+    };
+    // The join the server applied, whose answer never reached the contender.
+    session
+        .join(&url().members_path(), &info.encode_to_vec())
+        .unwrap();
+    // Another master's member, with the same address but another incarnation.
+    let other = zk.session();
+    let stale = MasterInfo {
+        address: "a:5050".into(),
+        incarnation: 6,
+    };
+    other
+        .join(&url().members_path(), &stale.encode_to_vec())
+        .unwrap();
+    let mut contender = ZkContender::new(
+        session.clone(),
+        Rc::new(crate::os::real::SystemClock),
+        &url(),
+        &info,
+    );
+    assert!(
+        contender.maintain(),
+        "it leads with the member it already had"
+    );
+    assert_eq!(contender.epoch(), 1);
+    assert_eq!(zk.children_of(&url().members_path()).len(), 2);
+}

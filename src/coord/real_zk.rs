@@ -265,6 +265,22 @@ impl Coordination for ZkCoordination {
         })
     }
 
+    fn watch_children(&self, path: &str) -> Result<Vec<String>, CoordError> {
+        let owned = path.to_owned();
+        let shared = self.shared.clone();
+        self.call("watch children", path, move |client| async move {
+            let (children, watcher) = client.list_and_watch_children(&owned).await?;
+            tokio::task::spawn_local(async move {
+                let event = watcher.changed().await;
+                // A session event (expiry) is reported by the session manager itself.
+                if event.event_type != zkc::EventType::Session {
+                    ZkCoordination::push_event(&shared, CoordEvent::ChildrenChanged(owned));
+                }
+            });
+            Ok(children)
+        })
+    }
+
     fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, CoordError> {
         let owned = path.to_owned();
         self.call("get", path, move |client| async move {
@@ -424,3 +440,42 @@ async fn session_manager(
         drop(client);
     }
 }
+
+/// Follows the masters' group of `url` on a thread of its own with a session of its
+/// own (docs/zookeeper.md Z17): the agent, a framework or a CLI command reads the leader
+/// from the returned source without blocking on ZooKeeper. The thread waits for
+/// ZooKeeper as long as it takes and lives as long as the process.
+pub fn spawn_follower(
+    url: &ZkUrl,
+    session_timeout: Duration,
+) -> Result<super::follower::SharedLeader, String> {
+    let source = super::follower::SharedLeader::default();
+    let published = source.clone();
+    let url = url.clone();
+    std::thread::Builder::new()
+        .name("zookeeper-follower".into())
+        .spawn(move || {
+            let coord = loop {
+                match ZkCoordination::connect(&url, session_timeout, session_timeout) {
+                    Ok(coord) => break std::rc::Rc::new(coord),
+                    Err(error) => {
+                        warn!(%error, "leader detector: cannot reach ZooKeeper; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            };
+            let mut follower = super::follower::GroupFollower::new(coord, &url);
+            loop {
+                if published.take_reread() {
+                    follower.reread();
+                }
+                published.publish(follower.maintain());
+                std::thread::sleep(FOLLOW_POLL);
+            }
+        })
+        .map_err(|error| format!("cannot start the leader detector thread: {error}"))?;
+    Ok(source)
+}
+
+/// How often the follower thread handles what its watches reported.
+const FOLLOW_POLL: Duration = Duration::from_millis(20);
