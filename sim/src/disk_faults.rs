@@ -140,6 +140,11 @@ pub fn rule(fault: &FaultSpec, error: &str, count: u64, work_dir: &Path) -> (Fau
     } else {
         aim.push_str(" operation(s)");
     }
+    // docs/simulator-reach.md rule 12k: kept for the agent's next start.
+    if fault.boot.as_deref() == Some("next") {
+        rule = rule.across_restarts();
+        aim.push_str(" of the next start");
+    }
     (
         rule,
         format!("disk fails its next {count}{aim} with {error}"),
@@ -236,6 +241,7 @@ pub fn at_recovery(scenario: &Scenario, seed: u64, drawn: &[FaultSpec]) -> Vec<F
         fault.ops = Some(1);
         fault.op = Some(op.to_owned());
         fault.path = Some(path.to_owned());
+        fault.boot = Some("next".to_owned());
         out.push(fault);
     }
     out

@@ -264,6 +264,8 @@ pub struct Fault {
     torn: bool,
     /// With `torn`: at most this many bytes stay (docs/simulator-reach.md rule 13k).
     torn_at_most: Option<usize>,
+    /// Kept by [`SimFs::clear_faults`] (docs/simulator-reach.md rule 12k).
+    sticky: bool,
 }
 
 impl Fault {
@@ -278,6 +280,7 @@ impl Fault {
             probability: 1.0,
             torn: false,
             torn_at_most: None,
+            sticky: false,
         }
     }
 
@@ -288,6 +291,13 @@ impl Fault {
     /// a partial record. The other operations it fails still fail before any effect.
     pub fn torn(mut self) -> Fault {
         self.torn = true;
+        self
+    }
+
+    /// Kept when the faults are cleared for a new agent incarnation, so that it fails
+    /// the next start's operations (docs/simulator-reach.md rule 12k).
+    pub fn across_restarts(mut self) -> Fault {
+        self.sticky = true;
         self
     }
 
@@ -1257,9 +1267,14 @@ impl SimFs {
         self.inject(Fault::new(FaultError::Io).on(Op::SyncFile).times(count));
     }
 
-    /// Removes every fault rule.
+    /// Removes every fault rule but those made [`Fault::across_restarts`].
     pub fn clear_faults(&self) {
-        self.state.borrow_mut().faults.clear();
+        self.state.borrow_mut().faults.retain(|f| f.sticky);
+    }
+
+    /// Whether any fault rule is armed.
+    pub fn has_faults(&self) -> bool {
+        !self.state.borrow().faults.is_empty()
     }
 
     /// How many operations were asked for, by kind.

@@ -627,7 +627,8 @@ pub struct FaultSpec {
     pub op: Option<String>,
     /// For `rewrite_forked_pid`: `"other"` writes the named process's real start time and
     /// another boot's id (a reused pid from another boot), instead of keeping the run's
-    /// start time and boot.
+    /// start time and boot. For `disk_error`, `"next"`: the error waits for the agent's
+    /// next start (the disk is not reset then; docs/simulator-reach.md rule 12k).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
 }
@@ -1106,9 +1107,11 @@ impl Scenario {
                 ));
             }
             if let Some(boot) = &fault.boot {
-                if fault.kind != FaultKind::RewriteForkedPid || boot != "other" {
+                let allowed = (fault.kind == FaultKind::RewriteForkedPid && boot == "other")
+                    || (fault.kind == FaultKind::DiskError && boot == "next");
+                if !allowed {
                     return Err(format!(
-                        "fault at {} s: `boot` is only for rewrite_forked_pid, and only \"other\" (got {:?} on {})",
+                        "fault at {} s: `boot` is only \"other\" on rewrite_forked_pid or \"next\" on disk_error (got {:?} on {})",
                         fault.at_s,
                         boot,
                         fault.kind.name()

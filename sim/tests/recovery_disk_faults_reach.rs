@@ -31,6 +31,8 @@ fn recovery_read_errors_and_header_tears_happen_in_the_default_swarm() {
         });
         if read_error && stopped {
             recovery_stopped += 1;
+        } else if read_error && std::env::var_os("REACH_DEBUG").is_some() {
+            eprintln!("seed {seed}: {:?} {:?}", result.observations.faults, result.observations.agent_exits);
         }
         let header_tear = result
             .observations
