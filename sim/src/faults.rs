@@ -478,9 +478,7 @@ pub fn arm_torn_append(
         None => (fault.torn(), String::new()),
     };
     fs.inject(fault);
-    format!(
-        "the next append under the agent's work directory tears{kept}, then fails with {name}"
-    )
+    format!("the next append under the agent's work directory tears{kept}, then fails with {name}")
 }
 
 /// The length of a record's header in a checkpoint log (length, length check,

@@ -162,8 +162,8 @@ fn oracles_hold_over_the_mutation_sweep() {
                 let Some((scenario, seed, options)) = runs.get(index) else {
                     return;
                 };
-                let crash = options.crash_at_agent_op.is_some()
-                    || options.power_loss_at_agent_op.is_some();
+                let crash =
+                    options.crash_at_agent_op.is_some() || options.power_loss_at_agent_op.is_some();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     cluster::run(scenario, *seed, options)
                 }));
@@ -191,10 +191,10 @@ fn oracles_hold_over_the_mutation_sweep() {
                         format!(
                             "{what}: {}",
                             violations
-                            .iter()
-                            .map(|v| format!("[{}] {}", v.oracle, v.message))
-                            .collect::<Vec<_>>()
-                            .join("; ")
+                                .iter()
+                                .map(|v| format!("[{}] {}", v.oracle, v.message))
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         )
                     }
                     Err(_) => format!("{what}: the run panicked"),

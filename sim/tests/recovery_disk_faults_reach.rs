@@ -25,14 +25,21 @@ fn recovery_read_errors_and_header_tears_happen_in_the_default_swarm() {
                 || f.contains("list_dir operation(s) under")
                 || f.contains("read operation(s) under")
         });
-        let stopped = result.observations.agent_exits.iter().any(|(_, _, outcome)| {
-            matches!(outcome, AgentOutcome::DiskFailure(m)
+        let stopped = result
+            .observations
+            .agent_exits
+            .iter()
+            .any(|(_, _, outcome)| {
+                matches!(outcome, AgentOutcome::DiskFailure(m)
                 if m.contains("failed to list directory") || m.contains("failed to read"))
-        });
+            });
         if read_error && stopped {
             recovery_stopped += 1;
         } else if read_error && std::env::var_os("REACH_DEBUG").is_some() {
-            eprintln!("seed {seed}: {:?} {:?}", result.observations.faults, result.observations.agent_exits);
+            eprintln!(
+                "seed {seed}: {:?} {:?}",
+                result.observations.faults, result.observations.agent_exits
+            );
         }
         let header_tear = result
             .observations
@@ -50,6 +57,12 @@ fn recovery_read_errors_and_header_tears_happen_in_the_default_swarm() {
     eprintln!(
         "of {SEEDS} seeds: {recovery_stopped} with a recovery stopped by an aimed read error, {header_torn_and_cut} with a header tear cut"
     );
-    assert!(recovery_stopped > 0, "no recovery read error stopped a recovery");
-    assert!(header_torn_and_cut > 0, "no tear inside a record header was cut");
+    assert!(
+        recovery_stopped > 0,
+        "no recovery read error stopped a recovery"
+    );
+    assert!(
+        header_torn_and_cut > 0,
+        "no tear inside a record header was cut"
+    );
 }
