@@ -49,6 +49,10 @@ pub struct Breakage {
     /// timeout, no destruction when its last queued task is killed): the executor is
     /// left behind.
     pub keep_idle_unregistered_executors: bool,
+    /// A recovering agent leaves alone the executor processes no recovered run claims
+    /// (docs/lifecycle-rules.md rule 20): an executor whose launch was never
+    /// checkpointed lives on.
+    pub keep_orphan_executors: bool,
     /// Garbage collection as it once was: a framework's directories only collected when
     /// it was torn down, a completed executor's own sandbox never, recovery rescheduling
     /// completed runs for a whole `gc_delay` again, and no old agent collected.

@@ -62,6 +62,7 @@ mod counting {
         "agent_task_lost_never_reached_executor",
         "agent_executor_registration_refused",
         "agent_executor_registration_timeout",
+        "agent_orphan_executor_destroyed",
         "agent_executor_killed_after_grace_period",
         "agent_framework_shut_down",
         // status updates

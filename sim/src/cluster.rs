@@ -1339,6 +1339,9 @@ fn drive(
                     .processes
                     .values()
                     .filter(|p| p.owner == machine.index)
+                    // A hung process never connects, so it cannot notice that its
+                    // agent is gone (docs/lifecycle-rules.md rule 21).
+                    .filter(|p| !p.hung)
                     .filter(|p| !p.exited.get() && !p.handle.is_finished())
                     .map(|p| p.executor_id.clone())
                     .collect();

@@ -116,6 +116,10 @@ pub struct ProcessRecord {
     pub incarnation: u64,
     /// The machine boot it ran in.
     pub boot: u64,
+    /// Whether it hangs before registering (swarm knob `hanging_executor_fraction`,
+    /// docs/lifecycle-rules.md rule 19): it never connects to its agent, so it can
+    /// neither register nor notice that its agent is gone (rule 21).
+    pub hung: bool,
     /// When and how it ended; `None`: alive when the run ended.
     pub ended: Option<(Duration, ProcessEnd)>,
 }
@@ -260,7 +264,7 @@ pub fn final_resources(agent: u32, resources: Option<String>) {
 }
 
 /// The process table started an executor process for agent process `owner`.
-pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32) {
+pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32, hung: bool) {
     let time = now();
     with(|history| {
         let incarnation = history.incarnations.get(&owner).copied().unwrap_or(0);
@@ -273,6 +277,7 @@ pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32)
             owner,
             incarnation,
             boot,
+            hung,
             ended: None,
         });
     });

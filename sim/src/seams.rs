@@ -16,7 +16,7 @@ use rand::{RngCore, SeedableRng};
 use revenant::executor::{self, ExecutorSettings, TaskRunner};
 use revenant::os::{
     BootId, BoxStream, Clock, Env, FileLock, FileSystem, LaunchSpec, Listener, LocalFuture,
-    LockError, Network, ProcessId, Processes, Random, Signal,
+    LockError, Network, ProcessId, Processes, Random, Signal, TaggedProcess,
 };
 use revenant::proto::CommandInfo;
 
@@ -371,6 +371,15 @@ pub struct SimProcess {
     pub executor_id: String,
     /// The agent process (1, 2, ...) of the machine that launched it.
     pub owner: u32,
+    /// Its `REVENANT_AGENT_TAG`, framework id and container id, as its environment
+    /// holds them (what `Processes::tagged` reads).
+    pub tag: Option<String>,
+    /// Its framework id.
+    pub framework: String,
+    /// The run it was launched for.
+    pub container: String,
+    /// Whether it hangs before registering (docs/lifecycle-rules.md rule 19).
+    pub hung: bool,
     /// Whether it has finished (exited, killed or crashed).
     pub exited: Rc<Cell<bool>>,
 }
@@ -515,7 +524,8 @@ impl Processes for SimProcesses {
             span,
         ));
         let id = ProcessId { pid, start_time };
-        crate::history::process_started(pid, &executor_id, &container, self.owner);
+        crate::history::process_started(pid, &executor_id, &container, self.owner, hangs);
+        let variable = |name: &str| spec.environment.get(name).cloned();
         self.table.borrow_mut().processes.insert(
             pid,
             SimProcess {
@@ -523,6 +533,10 @@ impl Processes for SimProcesses {
                 handle,
                 executor_id,
                 owner: self.owner,
+                tag: variable(revenant::os::AGENT_TAG_VARIABLE),
+                framework: variable(revenant::os::FRAMEWORK_VARIABLE).unwrap_or_default(),
+                container,
+                hung: hangs,
                 exited,
             },
         );
@@ -530,6 +544,24 @@ impl Processes for SimProcesses {
             death.step();
         }
         Ok(id)
+    }
+
+    /// The live processes of the machine's table whose environment held the tag.
+    fn tagged(&self, tag: &str) -> io::Result<Vec<TaggedProcess>> {
+        Ok(self
+            .table
+            .borrow()
+            .processes
+            .values()
+            .filter(|p| p.tag.as_deref() == Some(tag))
+            .filter(|p| !p.exited.get() && !p.handle.is_finished())
+            .map(|p| TaggedProcess {
+                process: p.id.clone(),
+                framework: p.framework.clone(),
+                executor: p.executor_id.clone(),
+                container: p.container.clone(),
+            })
+            .collect())
     }
 
     fn is_alive(&self, process: &ProcessId) -> bool {

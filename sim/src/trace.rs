@@ -245,6 +245,8 @@ const DECISIONS: &[&str] = &[
     "executor alive: waiting for it to re-register",
     "executor process is gone",
     "executor was never launched",
+    "destroying an orphan executor process",
+    "executor process hangs before registering",
     "executor run completed before the restart",
     "waiting for executors to re-register",
     "executor re-registered",

@@ -666,3 +666,51 @@ fn gc_live_catches_directories_collected_under_a_live_run() {
     );
     assert_caught("swarm_agent_machine.toml", breakage, "gc_live", 200);
 }
+
+/// docs/lifecycle-rules.md rules 20 and 22: with orphans left alone, the hung executor
+/// whose launch the agent did not live to checkpoint outlives the restarted agent's
+/// recovery: `hung_executor` sees it (judged from the process table), and so does
+/// `left_behind` at the end (its task failed, its process lives).
+#[test]
+fn hung_executor_catches_an_orphan_left_alive() {
+    let breakage = Breakage {
+        keep_orphan_executors: true,
+        ..Breakage::default()
+    };
+    for oracle in ["hung_executor", "left_behind"] {
+        assert_caught(
+            "regression_orphan_executor_destroyed.toml",
+            breakage,
+            oracle,
+            2,
+        );
+    }
+    assert_caught("swarm_agent_machine.toml", breakage, "hung_executor", 400);
+}
+
+/// docs/lifecycle-rules.md rule 21: the `recovery_timeout` oracle leaves hung processes
+/// out, and only them: with 5% of launches hanging, executors that wait for their agent
+/// forever are still caught.
+#[test]
+fn recovery_timeout_still_catches_executors_that_wait_forever_among_hung_ones() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/regression_hung_executors_agent_machine.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let options = RunOptions {
+        breakage: Breakage {
+            executor_ignores_recovery_timeout: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let caught = (0..300).find(|seed| {
+        cluster::run(&scenario, *seed, &options)
+            .violations
+            .iter()
+            .any(|v| v.oracle == "recovery_timeout")
+    });
+    assert!(
+        caught.is_some(),
+        "recovery_timeout missed executors waiting forever"
+    );
+}

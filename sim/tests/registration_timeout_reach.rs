@@ -1,8 +1,9 @@
-//! docs/lifecycle-rules.md rule 19: the swarm knob `hanging_executor_fraction` makes the
-//! executor registration timeout (rule 1) strike within swarm runs. The swarms keep it
-//! at 0 for now (the executor oracles judge hung processes as executors, see rule 19),
-//! so this turns it on in a copy of each swarm and checks that some of the first seeds
-//! reach the coverage point (and prints how many do with the knob off).
+//! docs/lifecycle-rules.md rules 19 and 20: the swarms run with the knob
+//! `hanging_executor_fraction` on, so that the executor registration timeout (rule 1)
+//! strikes in the default sweep, not only in its regression scenario; and the agent's
+//! destruction of orphan executors at recovery (rule 20) happens there too. This checks
+//! both points in the first seeds of each swarm as it is (printing how many runs reach
+//! each, and how many reach the registration timeout with the knob off).
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
@@ -10,32 +11,63 @@ use std::path::Path;
 use revenant_sim::cluster::{self, RunOptions};
 use revenant_sim::scenario::Scenario;
 
-fn runs_reaching_the_timeout(scenario: &Scenario, seeds: u64) -> u64 {
-    (0..seeds)
-        .filter(|seed| {
-            cluster::run(scenario, *seed, &RunOptions::default())
-                .coverage
-                .get("agent_executor_registration_timeout")
-                .is_some_and(|n| *n > 0)
-        })
-        .count() as u64
+const SEEDS: u64 = 40;
+
+/// How many of the first seeds' runs reach each of `points`.
+fn runs_reaching(scenario: &Scenario, points: [&str; 2]) -> [u64; 2] {
+    let mut out = [0; 2];
+    for seed in 0..SEEDS {
+        let coverage = cluster::run(scenario, seed, &RunOptions::default()).coverage;
+        for (count, point) in out.iter_mut().zip(points) {
+            if coverage.get(point).is_some_and(|n| *n > 0) {
+                *count += 1;
+            }
+        }
+    }
+    out
 }
 
+const POINTS: [&str; 2] = [
+    "agent_executor_registration_timeout",
+    "agent_orphan_executor_destroyed",
+];
+
 #[test]
-fn hanging_executors_reach_the_registration_timeout() {
-    for name in ["swarm_agent_machine.toml", "swarm_master_failover.toml"] {
+fn the_swarms_reach_the_registration_timeout_and_orphan_destruction() {
+    // Only the agent-machine swarm kills its agent at a process operation (between an
+    // executor's launch and its forked.pid) and wipes framework checkpoints, the ways
+    // orphans come about; the failover swarm's agent rarely leaves one.
+    for (name, orphans_expected) in [
+        ("swarm_agent_machine.toml", true),
+        ("swarm_master_failover.toml", false),
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../scenarios")
             .join(name);
         let mut scenario = Scenario::load(&path).expect("scenario parses");
-        let off = runs_reaching_the_timeout(&scenario, 20);
+        let fraction = scenario
+            .swarm
+            .as_ref()
+            .expect("a swarm")
+            .hanging_executor_fraction;
+        assert!(fraction > 0.0, "{name}: hanging_executor_fraction is off");
+        let [timeout, orphans] = runs_reaching(&scenario, POINTS);
         scenario
             .swarm
             .as_mut()
             .expect("a swarm")
-            .hanging_executor_fraction = 0.05;
-        let on = runs_reaching_the_timeout(&scenario, 20);
-        eprintln!("{name}: {on} of 20 runs reached the registration timeout with 5% hanging launches, {off} without");
-        assert!(on > 0, "{name}: no run of 20 reached it with the knob on");
+            .hanging_executor_fraction = 0.0;
+        let [off, _] = runs_reaching(&scenario, POINTS);
+        eprintln!(
+            "{name}: of {SEEDS} runs, {timeout} reached the registration timeout with {fraction} hanging launches ({off} with none), {orphans} destroyed an orphan"
+        );
+        assert!(
+            timeout > 0,
+            "{name}: no run of {SEEDS} reached the registration timeout"
+        );
+        assert!(
+            orphans > 0 || !orphans_expected,
+            "{name}: no run of {SEEDS} destroyed an orphan executor"
+        );
     }
 }

@@ -331,6 +331,7 @@ fn every_coverage_point_is_listed_and_placed() {
         "src/agent/mod.rs",
         "src/agent/gc.rs",
         "src/agent/lifecycle.rs",
+        "src/agent/orphans.rs",
         "src/agent/status_updates.rs",
         "src/agent/registration.rs",
         "src/checkpoint/recover.rs",

@@ -17,6 +17,7 @@
 
 mod gc;
 mod lifecycle;
+mod orphans;
 pub mod registration;
 pub mod status_updates;
 
@@ -502,6 +503,8 @@ impl Agent {
         let Some(state) = state else {
             crate::coverage::point!("agent_first_start");
             info!("no checkpointed state: first start");
+            // Nothing checkpointed claims any process (docs/lifecycle-rules.md rule 20).
+            self.destroy_orphan_executors();
             return self.finish_recovery_if_ready();
         };
         // What a previous incarnation left in the page cache is made durable before
@@ -590,6 +593,9 @@ impl Agent {
             self.store.forget_latest_agent()?;
         }
         self.recover_agent(&state, latest)?;
+        // Executors no recovered run awaits are destroyed (docs/lifecycle-rules.md
+        // rule 20), before anything is sent: a task reported failed does not run on.
+        self.destroy_orphan_executors();
         self.finish_recovery_if_ready()
     }
 
@@ -1911,6 +1917,8 @@ impl Agent {
             "REVENANT_AGENT_ADDRESS".to_owned(),
             self.config.listen.clone(),
         );
+        // The agent's tag, inherited by the tasks too (docs/lifecycle-rules.md rule 20).
+        environment.insert(crate::os::AGENT_TAG_VARIABLE.to_owned(), self.agent_tag());
         environment.insert("REVENANT_FRAMEWORK_ID".to_owned(), fid.to_string());
         environment.insert("REVENANT_EXECUTOR_ID".to_owned(), eid.to_string());
         environment.insert("REVENANT_CONTAINER_ID".to_owned(), container.to_string());

@@ -261,14 +261,45 @@ pub enum Signal {
     Kill,
 }
 
+/// The environment variable that tags every executor process with the agent that
+/// launched it (its work directory), so that a restarted agent finds the executors no
+/// checkpoint names (docs/lifecycle-rules.md rule 20). Inherited by the executor's tasks.
+pub const AGENT_TAG_VARIABLE: &str = "REVENANT_AGENT_TAG";
+/// The environment variable naming the run (container id) an executor was launched for.
+pub const CONTAINER_VARIABLE: &str = "REVENANT_CONTAINER_ID";
+/// The environment variable naming the framework of an executor.
+pub const FRAMEWORK_VARIABLE: &str = "REVENANT_FRAMEWORK_ID";
+/// The environment variable naming the executor.
+pub const EXECUTOR_VARIABLE: &str = "REVENANT_EXECUTOR_ID";
+
+/// A live process found by [`Processes::tagged`]: its identity and the run its
+/// environment names (empty strings where a variable is missing).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaggedProcess {
+    /// The process.
+    pub process: ProcessId,
+    /// `REVENANT_FRAMEWORK_ID`.
+    pub framework: String,
+    /// `REVENANT_EXECUTOR_ID`.
+    pub executor: String,
+    /// `REVENANT_CONTAINER_ID`.
+    pub container: String,
+}
+
 /// Processes on this machine.
 ///
 /// Contract: a launched process runs in its own session and survives the death of the
 /// launcher; `is_alive` is true only for a live process whose pid *and* start time match
-/// (a reused pid is not alive); a reboot kills every process.
+/// (a reused pid is not alive); a reboot kills every process. A process launched with
+/// `REVENANT_AGENT_TAG=<tag>` in its environment is listed by `tagged(tag)` for as long
+/// as it lives (and so are the processes it starts that inherit the variable), whether
+/// or not the launcher that started it still exists.
 pub trait Processes {
     /// Starts a process.
     fn launch(&self, spec: &LaunchSpec) -> io::Result<ProcessId>;
+    /// Every live process whose environment holds `REVENANT_AGENT_TAG=<tag>`, in pid
+    /// order. An error means the listing itself failed (not that none was found).
+    fn tagged(&self, tag: &str) -> io::Result<Vec<TaggedProcess>>;
     /// Whether this very process is still running.
     fn is_alive(&self, process: &ProcessId) -> bool;
     /// Sends a signal to the process and its process group; a process that is gone is

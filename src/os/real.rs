@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     BootId, BoxStream, Clock, FileLock, FileSystem, LaunchSpec, Listener, LocalFuture, LockError,
-    Network, ProcessId, Processes, Random, Signal,
+    Network, ProcessId, Processes, Random, Signal, TaggedProcess,
 };
 
 /// tokio's clock (simulated under turmoil) and the system wall clock.
@@ -494,6 +494,16 @@ fn process_state(pid: u32) -> Option<char> {
     after_name.split_whitespace().next()?.chars().next()
 }
 
+impl OsProcesses {
+    /// Reaps the children of this process that have exited, so that they do not linger
+    /// as zombies in a listing.
+    fn reap(&self) {
+        self.children
+            .borrow_mut()
+            .retain(|_, child| !matches!(child.try_wait(), Ok(Some(_))));
+    }
+}
+
 impl Processes for OsProcesses {
     /// glibc's `malloc_trim(0)`: returns the free pages of every arena (not only the top
     /// of the heap) to the kernel. Elsewhere, nothing.
@@ -531,6 +541,55 @@ impl Processes for OsProcesses {
         let start_time = process_start_time(pid)?;
         self.children.borrow_mut().insert(pid, child);
         Ok(ProcessId { pid, start_time })
+    }
+
+    /// Scans `/proc`: every process whose initial environment (`/proc/<pid>/environ`,
+    /// what it was started with) holds `REVENANT_AGENT_TAG=<tag>`, zombies left out.
+    /// Processes that end during the scan, or whose environment this user may not read
+    /// (another user's: the agent's executors run as the agent's user), are skipped.
+    fn tagged(&self, tag: &str) -> io::Result<Vec<TaggedProcess>> {
+        self.reap();
+        let wanted = format!("{}={tag}", crate::os::AGENT_TAG_VARIABLE);
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc")? {
+            let Ok(entry) = entry else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let variables: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            if !variables.contains(&wanted.as_bytes()) {
+                continue;
+            }
+            if matches!(process_state(pid), Some('Z') | Some('X') | None) {
+                continue;
+            }
+            let Ok(start_time) = process_start_time(pid) else {
+                continue;
+            };
+            let value = |name: &str| {
+                let prefix = format!("{name}=");
+                variables
+                    .iter()
+                    .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            found.push(TaggedProcess {
+                process: ProcessId { pid, start_time },
+                framework: value(crate::os::FRAMEWORK_VARIABLE),
+                executor: value(crate::os::EXECUTOR_VARIABLE),
+                container: value(crate::os::CONTAINER_VARIABLE),
+            });
+        }
+        found.sort();
+        Ok(found)
     }
 
     fn is_alive(&self, process: &ProcessId) -> bool {

@@ -134,6 +134,11 @@ impl Processes for SyntheticProcesses {
             .map_err(|_| io::Error::other("the cluster thread is gone"))?;
         Ok(ProcessId { pid, start_time: 1 })
     }
+    /// Synthetic executors are tasks of the cluster thread, not processes: none is ever
+    /// left from an earlier agent (the harness never restarts one).
+    fn tagged(&self, _tag: &str) -> io::Result<Vec<revenant::os::TaggedProcess>> {
+        Ok(Vec::new())
+    }
     fn is_alive(&self, _process: &ProcessId) -> bool {
         true
     }

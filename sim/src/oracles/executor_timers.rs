@@ -60,7 +60,7 @@ fn registrations<'a>(
 
 /// The times agent process `agent` ended, or may have ended, in order: its own exits,
 /// crash faults, and the arming of a death at an operation (which may strike at once).
-fn agent_losses(observations: &Observations, agent: u32) -> Vec<Duration> {
+pub(crate) fn agent_losses(observations: &Observations, agent: u32) -> Vec<Duration> {
     let mut out: Vec<Duration> = observations
         .agent_exits
         .iter()

@@ -13,7 +13,8 @@
 //! - L15: an update from an agent id registered in boot `b` is never about an executor
 //!   whose processes were all started in earlier boots (no executor adopted across a
 //!   boot); for an executor id that tasks chose, which may be launched again in a later
-//!   boot, only about a task that ran before boot `b` began;
+//!   boot, or a command executor whose processes all hung before registering
+//!   (docs/lifecycle-rules.md rule 23), only about a task that ran before boot `b` began;
 //! - L17: when the run ends with the agent running, every executor process alive that
 //!   ran a task (reported on one itself) has a task that is non-terminal as its
 //!   framework sees it (or a torn-down framework).
@@ -214,8 +215,15 @@ fn adoption(trace: &[TraceEvent], history: &History) -> Vec<Violation> {
         };
         // An executor id that tasks chose is used again across boots: only a task that
         // ran before this boot began can have been adopted (docs/lifecycle-rules.md
-        // rule 14). A command executor is its task's alone.
-        if delivery.executor_id != delivery.task {
+        // rule 14). A command executor is its task's alone, unless every process it had
+        // hung before registering: such a process ran nothing, and its task may still
+        // be placed on the new agent (docs/lifecycle-rules.md rule 23).
+        let all_hung = history
+            .processes
+            .iter()
+            .filter(|p| p.owner == agent && p.executor_id == delivery.executor_id)
+            .all(|p| p.hung);
+        if delivery.executor_id != delivery.task || all_hung {
             let boot_began = history
                 .agent_starts
                 .iter()

@@ -9,6 +9,7 @@ pub mod expectations;
 pub mod failover;
 pub mod gc_live;
 pub mod history;
+pub mod hung;
 pub mod leaked;
 pub mod left_behind;
 pub mod liveness;
@@ -60,6 +61,7 @@ pub fn check_after(
     out.extend(leaked::check(scenario, observations));
     out.extend(gc_live::check(observations));
     out.extend(executor_timers::check(scenario, trace, observations));
+    out.extend(hung::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }
