@@ -140,6 +140,11 @@ pub fn rule(fault: &FaultSpec, error: &str, count: u64, work_dir: &Path) -> (Fau
     } else {
         aim.push_str(" operation(s)");
     }
+    // docs/simulator-reach.md rule 12k: kept for the agent's next start.
+    if fault.boot.as_deref() == Some("next") {
+        rule = rule.across_restarts();
+        aim.push_str(" of the next start");
+    }
     (
         rule,
         format!("disk fails its next {count}{aim} with {error}"),
@@ -193,4 +198,51 @@ pub fn aim_drawn(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
             fault.op = Some(op.to_owned());
         }
     }
+}
+
+/// What an error on recovery's reads aims at (docs/simulator-reach.md rule 12k): the
+/// listing of the checkpoint tree, the read of a checkpoint file, the read of a
+/// `latest` link, and the read of `resources.info`.
+const RECOVERY_READS: &[(&str, &str)] = &[
+    ("list_dir", "meta/slaves"),
+    ("read", "meta/slaves"),
+    ("read_link", "meta/slaves"),
+    ("read", "meta/resources"),
+];
+
+/// Disk errors on recovery's reads (docs/simulator-reach.md rule 12k): with a swarm's
+/// `recovery_read_error_fraction = f`, each drawn agent crash or reboot is followed, with
+/// odds `f`, by one `EIO` aimed at a read the next start's recovery makes (the agent is
+/// down, so its next matching operation is recovery's). Each from a stream of its own,
+/// so nothing else the swarm draws moves (rule 8).
+pub fn at_recovery(scenario: &Scenario, seed: u64, drawn: &[FaultSpec]) -> Vec<FaultSpec> {
+    let Some(fraction) = scenario
+        .swarm
+        .as_ref()
+        .map(|s| s.recovery_read_error_fraction)
+        .filter(|f| *f > 0.0)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (index, crash) in drawn
+        .iter()
+        .filter(|f| matches!(f.kind, FaultKind::AgentCrash | FaultKind::Reboot))
+        .enumerate()
+    {
+        let mut rng =
+            StdRng::seed_from_u64(derive_seed(seed, &format!("recovery-read-error-{index}")));
+        if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
+            continue;
+        }
+        let (op, path) = RECOVERY_READS[rng.gen_range(0..RECOVERY_READS.len())];
+        let mut fault = FaultSpec::new(crash.at_s + 0.001, FaultKind::DiskError);
+        fault.error = Some("eio".to_owned());
+        fault.ops = Some(1);
+        fault.op = Some(op.to_owned());
+        fault.path = Some(path.to_owned());
+        fault.boot = Some("next".to_owned());
+        out.push(fault);
+    }
+    out
 }

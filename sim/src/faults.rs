@@ -458,17 +458,56 @@ fn another_boot(boot: &str) -> String {
 
 /// Arms a torn append on the agent machine's disk: the next append under `work_dir`
 /// writes a prefix, then fails with `error`.
-pub fn arm_torn_append(fs: &SimFs, work_dir: &Path, error: Option<&str>) -> String {
+pub fn arm_torn_append(
+    fs: &SimFs,
+    work_dir: &Path,
+    error: Option<&str>,
+    at_most: Option<u64>,
+) -> String {
     let (fault_error, name) = match error {
         Some("enospc") => (crate::fs::FaultError::NoSpace, "enospc"),
         _ => (crate::fs::FaultError::Io, "eio"),
     };
-    fs.inject(
-        crate::fs::Fault::new(fault_error)
-            .on(crate::fs::Op::Append)
-            .under(work_dir)
-            .torn()
-            .times(1),
-    );
-    format!("the next append under the agent's work directory tears, then fails with {name}")
+    let fault = crate::fs::Fault::new(fault_error)
+        .on(crate::fs::Op::Append)
+        .under(work_dir)
+        .times(1);
+    // docs/simulator-reach.md rule 13k: `ops = N` keeps at most N bytes.
+    let (fault, kept) = match at_most {
+        Some(bytes) => (
+            fault.torn_at_most(bytes as usize),
+            format!(" (at most {bytes} bytes kept)"),
+        ),
+        None => (fault.torn(), String::new()),
+    };
+    fs.inject(fault);
+    format!("the next append under the agent's work directory tears{kept}, then fails with {name}")
+}
+
+/// The length of a record's header in a checkpoint log (length, length check,
+/// payload check: 4 bytes each; docs/checkpoint-format.md).
+const RECORD_HEADER_BYTES: u64 = 12;
+
+/// docs/simulator-reach.md rule 13k: with a swarm's `torn_header_fraction = f`, each
+/// drawn `torn_append` keeps, with odds `f`, at most 1 to 11 bytes, so that the tear
+/// lands inside the record's header. From a stream of its own (rule 8).
+pub fn tear_headers(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
+    let Some(fraction) = scenario
+        .swarm
+        .as_ref()
+        .map(|s| s.torn_header_fraction)
+        .filter(|f| *f > 0.0)
+    else {
+        return;
+    };
+    for (index, fault) in drawn
+        .iter_mut()
+        .filter(|f| f.kind == FaultKind::TornAppend)
+        .enumerate()
+    {
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("torn-header-{index}")));
+        if rng.gen_bool(fraction.clamp(0.0, 1.0)) {
+            fault.ops = Some(rng.gen_range(1..RECORD_HEADER_BYTES));
+        }
+    }
 }

@@ -262,6 +262,10 @@ pub struct Fault {
     remaining: Option<u64>,
     probability: f64,
     torn: bool,
+    /// With `torn`: at most this many bytes stay (docs/simulator-reach.md rule 13k).
+    torn_at_most: Option<usize>,
+    /// Kept by [`SimFs::clear_faults`] (docs/simulator-reach.md rule 12k).
+    sticky: bool,
 }
 
 impl Fault {
@@ -275,6 +279,8 @@ impl Fault {
             remaining: None,
             probability: 1.0,
             torn: false,
+            torn_at_most: None,
+            sticky: false,
         }
     }
 
@@ -285,6 +291,21 @@ impl Fault {
     /// a partial record. The other operations it fails still fail before any effect.
     pub fn torn(mut self) -> Fault {
         self.torn = true;
+        self
+    }
+
+    /// Kept when the faults are cleared for a new agent incarnation, so that it fails
+    /// the next start's operations (docs/simulator-reach.md rule 12k).
+    pub fn across_restarts(mut self) -> Fault {
+        self.sticky = true;
+        self
+    }
+
+    /// As [`Fault::torn`], with at most `bytes` bytes (at least 1) of the append left, so
+    /// that the tear can land inside a record's header (docs/simulator-reach.md rule 13k).
+    pub fn torn_at_most(mut self, bytes: usize) -> Fault {
+        self.torn = true;
+        self.torn_at_most = Some(bytes.max(1));
         self
     }
 
@@ -954,7 +975,7 @@ impl State {
         op: Op,
         path: &Path,
         other: Option<&Path>,
-    ) -> Result<(), (io::Error, bool)> {
+    ) -> Result<(), (io::Error, Option<usize>)> {
         *self.counters.per_op.entry(op).or_default() += 1;
         let mut index = 0;
         while index < self.faults.len() {
@@ -963,7 +984,11 @@ impl State {
                 && (fault.probability >= 1.0 || self.fault_rng.gen_bool(fault.probability));
             if fires {
                 let fault = &mut self.faults[index];
-                let (error, torn) = (fault.error, fault.torn);
+                // How many bytes a tear may keep at most (none: not torn).
+                let torn = fault
+                    .torn
+                    .then_some(fault.torn_at_most.unwrap_or(usize::MAX));
+                let error = fault.error;
                 if let Some(remaining) = &mut fault.remaining {
                     *remaining -= 1;
                     if *remaining == 0 {
@@ -1242,9 +1267,14 @@ impl SimFs {
         self.inject(Fault::new(FaultError::Io).on(Op::SyncFile).times(count));
     }
 
-    /// Removes every fault rule.
+    /// Removes every fault rule but those made [`Fault::across_restarts`].
     pub fn clear_faults(&self) {
-        self.state.borrow_mut().faults.clear();
+        self.state.borrow_mut().faults.retain(|f| f.sticky);
+    }
+
+    /// Whether any fault rule is armed.
+    pub fn has_faults(&self) -> bool {
+        !self.state.borrow().faults.is_empty()
     }
 
     /// How many operations were asked for, by kind.
@@ -1592,10 +1622,14 @@ impl FileSystem for SimFs {
         let mut state = self.state.borrow_mut();
         match state.begin_torn(Op::Append, path, None) {
             Ok(()) => {}
-            Err((error, true)) if data.len() > 1 => {
+            Err((error, Some(at_most))) if data.len() > 1 => {
                 // A short write, then the error: a prefix of the bytes stays.
                 let ino = state.open_for_write(path, true)?;
-                let kept = state.fault_rng.gen_range(1..data.len());
+                let kept = if at_most < data.len() {
+                    state.fault_rng.gen_range(1..=at_most)
+                } else {
+                    state.fault_rng.gen_range(1..data.len())
+                };
                 state.ensure_space(0, kept)?;
                 state.apply(ino, FileOp::Append(data[..kept].to_vec()));
                 return Err(error);

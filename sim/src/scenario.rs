@@ -108,6 +108,8 @@
 //! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
 //! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
 //! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
+//! recovery_read_error_fraction = 0.3 # an EIO on a read of the next recovery after a crash
+//! torn_header_fraction = 0.5    # torn appends that keep at most 11 bytes
 //! hanging_executor_fraction = 0.05 # executors that hang before registering
 //!
 //! [swarm.per_minute]
@@ -566,7 +568,8 @@ pub struct FaultSpec {
     /// Restart after this long (crashes and reboots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_after_s: Option<f64>,
-    /// For `agent_crash_at_write`: die at the N-th filesystem operation from now.
+    /// For `agent_crash_at_write`: die at the N-th filesystem operation from now. For
+    /// `torn_append`: at most N bytes of the append stay (docs/simulator-reach.md 13k).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<u64>,
     /// For partitions and delays.
@@ -629,7 +632,8 @@ pub struct FaultSpec {
     pub op: Option<String>,
     /// For `rewrite_forked_pid`: `"other"` writes the named process's real start time and
     /// another boot's id (a reused pid from another boot), instead of keeping the run's
-    /// start time and boot.
+    /// start time and boot. For `disk_error`, `"next"`: the error waits for the agent's
+    /// next start (the disk is not reset then; docs/simulator-reach.md rule 12k).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
 }
@@ -784,6 +788,16 @@ pub struct Swarm {
     /// prefix, an operation kind, or both (docs/simulator-reach.md rule 11). Default 0.
     #[serde(default)]
     pub aimed_disk_error_fraction: f64,
+    /// Fault knob: each drawn agent crash or reboot is followed, with this probability,
+    /// by one `EIO` aimed at a read the next recovery makes (docs/simulator-reach.md
+    /// rule 12k). Default 0.
+    #[serde(default)]
+    pub recovery_read_error_fraction: f64,
+    /// Fault knob: each drawn `torn_append` keeps, with this probability, at most 1 to 11
+    /// bytes, so the tear lands inside a record's header (docs/simulator-reach.md rule
+    /// 13k). Default 0.
+    #[serde(default)]
+    pub torn_header_fraction: f64,
     /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]
@@ -1098,9 +1112,11 @@ impl Scenario {
                 ));
             }
             if let Some(boot) = &fault.boot {
-                if fault.kind != FaultKind::RewriteForkedPid || boot != "other" {
+                let allowed = (fault.kind == FaultKind::RewriteForkedPid && boot == "other")
+                    || (fault.kind == FaultKind::DiskError && boot == "next");
+                if !allowed {
                     return Err(format!(
-                        "fault at {} s: `boot` is only for rewrite_forked_pid, and only \"other\" (got {:?} on {})",
+                        "fault at {} s: `boot` is only \"other\" on rewrite_forked_pid or \"next\" on disk_error (got {:?} on {})",
                         fault.at_s,
                         boot,
                         fault.kind.name()
@@ -1116,6 +1132,11 @@ impl Scenario {
             for (name, value) in [
                 ("shared_executor_fraction", swarm.shared_executor_fraction),
                 ("aimed_disk_error_fraction", swarm.aimed_disk_error_fraction),
+                (
+                    "recovery_read_error_fraction",
+                    swarm.recovery_read_error_fraction,
+                ),
+                ("torn_header_fraction", swarm.torn_header_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
             ] {
                 if !(0.0..=1.0).contains(&value) {

@@ -6,6 +6,18 @@
 //! oracles catch costs little. Snapshots are deliberately not compared here: the
 //! measurement is of what the simulator's oracles catch, not of trace text.
 //!
+//! Before the swarms it also runs the crash points (`revenant_sim::crash_points`) of the
+//! catalogue's launch, status update and reboot scenarios: agent 1 dies at each of its
+//! filesystem operations that change the disk, and the machine loses power (the
+//! harshest crash state: only what was synced) after each such one, every rule oracle
+//! judging (`docs/crash-points.md`). Without them the store's ordering (the group-commit
+//! barrier, the removal of `slaves/latest`) is judged only where a swarm happens to
+//! crash at the right operation.
+//!
+//! `REVENANT_MUTANT_ONLY=a,b` keeps only the scenarios whose name contains `a` or `b`
+//! (their crash points too): for checking a few chosen mutants against the scenarios
+//! meant to kill them, not for the measurement.
+//!
 //! Ignored by default (CI does not run it); `cargo mutants` runs it with `--ignored`
 //! (see `.cargo/mutants.toml`), and by hand:
 //! `cargo test --release -p revenant-sim --test mutation_sweep -- --ignored`.
@@ -15,7 +27,67 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use revenant_sim::cluster::{self, RunOptions};
+use revenant_sim::crash_points;
 use revenant_sim::scenario::Scenario;
+
+/// The fixed scenarios whose operations that change the disk are crash points here: a
+/// launch and executor reconnection, an update retried until acknowledged, a reboot;
+/// with power losses or not. Three scenarios and the disk-changing operations only, so
+/// that a mutant the oracles miss costs about 500 runs here (a minute of CPU) rather than
+/// the 1,500 of every operation of five scenarios.
+///
+/// The reboot scenario has agent deaths only: a power loss at its fifth operation (the
+/// first start's, before the first registration) leaves its task TASK_RUNNING for good
+/// (liveness), a finding not yet pinned (docs/mutation-report.md, "Findings").
+const CRASH_POINT_SCENARIOS: &[(&str, bool)] = &[
+    ("agent_restart_reconnects_executor", true),
+    ("status_update_retried_until_acknowledged", true),
+    ("reboot_registers_new_agent", false),
+];
+
+/// The crash-point runs of `scenario`: one counting run (serial, here), then one run per
+/// operation with the agent dying there, and one per operation after a change to the
+/// disk with a power loss leaving only what was synced (crash state 0).
+fn crash_point_runs(scenario: &Scenario, power_losses: bool) -> Vec<(Scenario, u64, RunOptions)> {
+    let end = std::time::Duration::from_secs_f64(scenario.duration_s.max(0.0));
+    let long = crash_points::settled(scenario);
+    let counting = RunOptions {
+        record_agent_ops: true,
+        ..RunOptions::default()
+    };
+    let _ = cluster::run(&long, 0, &counting);
+    let ops: Vec<_> = crash_points::take_report()
+        .ops
+        .into_iter()
+        .filter(|op| op.time < end)
+        .collect();
+    let mut runs = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.changes_disk {
+            runs.push((
+                long.clone(),
+                0,
+                RunOptions {
+                    crash_at_agent_op: Some(op.index),
+                    ..RunOptions::default()
+                },
+            ));
+        }
+        if power_losses && i > 0 && ops[i - 1].changes_disk {
+            runs.push((
+                long.clone(),
+                0,
+                RunOptions {
+                    power_loss_at_agent_op: Some(op.index),
+                    power_loss_state: 0,
+                    power_loss_states: 1,
+                    ..RunOptions::default()
+                },
+            ));
+        }
+    }
+    runs
+}
 
 #[test]
 #[ignore = "the mutation measurement's test command; slow"]
@@ -25,31 +97,55 @@ fn oracles_hold_over_the_mutation_sweep() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut runs: Vec<(Scenario, u64)> = Vec::new();
+    let mut fixed: Vec<(Scenario, u64, RunOptions)> = Vec::new();
+    let mut swarms: Vec<(Scenario, u64, RunOptions)> = Vec::new();
+    let mut crashes: Vec<(Scenario, u64, RunOptions)> = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("scenarios/")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
+    let only: Vec<String> = std::env::var("REVENANT_MUTANT_ONLY")
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     for file in files {
         let scenario = Scenario::load(&file).expect("scenario parses");
+        if !only.is_empty() && !only.iter().any(|o| scenario.name.contains(o.as_str())) {
+            continue;
+        }
         if scenario.swarm.is_some() {
             for seed in 0..seeds {
-                runs.push((scenario.clone(), seed));
+                swarms.push((scenario.clone(), seed, RunOptions::default()));
             }
         } else {
             let mut own: Vec<u64> = scenario.pinned_seeds.clone();
             if own.is_empty() {
                 own.push(0);
             }
+            if let Some((_, power_losses)) = CRASH_POINT_SCENARIOS
+                .iter()
+                .find(|(name, _)| *name == scenario.name)
+            {
+                crashes.extend(crash_point_runs(&scenario, *power_losses));
+            }
             for seed in own {
-                runs.push((scenario.clone(), seed));
+                fixed.push((scenario.clone(), seed, RunOptions::default()));
             }
         }
     }
-    // Fixed scenarios first: they are short and catch many mutants at once.
-    runs.sort_by_key(|(s, seed)| (s.swarm.is_some(), *seed));
+    eprintln!("{} crash-point runs", crashes.len());
+    assert!(
+        !only.is_empty() || crashes.len() > 50,
+        "only {} crash-point runs: a scenario of CRASH_POINT_SCENARIOS is missing",
+        crashes.len()
+    );
+    // Fixed scenarios first: they are short and catch many mutants at once; then the
+    // crash points; the swarms last, seed by seed.
+    fixed.sort_by_key(|(_, seed, _)| *seed);
+    swarms.sort_by_key(|(_, seed, _)| *seed);
+    let runs: Vec<(Scenario, u64, RunOptions)> =
+        fixed.into_iter().chain(crashes).chain(swarms).collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<String>> = Mutex::new(None);
@@ -63,25 +159,45 @@ fn oracles_hold_over_the_mutation_sweep() {
                     return;
                 }
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((scenario, seed)) = runs.get(index) else {
+                let Some((scenario, seed, options)) = runs.get(index) else {
                     return;
                 };
+                let crash =
+                    options.crash_at_agent_op.is_some() || options.power_loss_at_agent_op.is_some();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    cluster::run(scenario, *seed, &RunOptions::default())
+                    cluster::run(scenario, *seed, options)
                 }));
+                // Uninstalls the run's crash plan from this thread.
+                let _ = crash_points::take_report();
+                let what = match (options.crash_at_agent_op, options.power_loss_at_agent_op) {
+                    (Some(op), _) => format!("{} agent dies at op {op}", scenario.name),
+                    (_, Some(op)) => format!("{} power loss at op {op}", scenario.name),
+                    _ => format!("{} seed {seed}", scenario.name),
+                };
                 let message = match result {
-                    Ok(result) if result.violations.is_empty() => continue,
-                    Ok(result) => format!(
-                        "{} seed {seed}: {}",
-                        scenario.name,
-                        result
+                    // A crash point's run is judged by the rules alone: the scenario's
+                    // `[expect]` describes the run without the crash (docs/crash-points.md).
+                    Ok(result) => {
+                        let violations: Vec<_> = result
                             .violations
-                            .iter()
-                            .map(|v| format!("[{}] {}", v.oracle, v.message))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                    Err(_) => format!("{} seed {seed}: the run panicked", scenario.name),
+                            .into_iter()
+                            .filter(|v| !(crash && v.oracle == "expectations"))
+                            .collect();
+                        if violations.is_empty() {
+                            // A point the mutated run never reached (the mutant moved
+                            // the operations) is no verdict either way.
+                            continue;
+                        }
+                        format!(
+                            "{what}: {}",
+                            violations
+                                .iter()
+                                .map(|v| format!("[{}] {}", v.oracle, v.message))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
+                    }
+                    Err(_) => format!("{what}: the run panicked"),
                 };
                 stop.store(true, Ordering::Relaxed);
                 failure.lock().expect("failure").get_or_insert(message);
