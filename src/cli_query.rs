@@ -27,9 +27,7 @@ fn get(
             .map_err(|_| format!("master {address}: no connection within {timeout:?}"))?
             .map_err(|error| format!("master {address}: {error}"))?;
         let answer = match tls {
-            None => {
-                tokio::time::timeout(timeout, revenant::http::get(stream, address, path)).await
-            }
+            None => tokio::time::timeout(timeout, revenant::http::get(stream, address, path)).await,
             Some(identity) => {
                 let name = revenant::tls::server_name(address)?;
                 let connector = tokio_rustls::TlsConnector::from(identity.client_config());
