@@ -711,12 +711,15 @@ fn reboot_does_not_adopt_a_surviving_executor() {
         log_field(&registered, "agent").expect("agent id in the log"),
         old_agent_id
     );
+    // The surviving executor carries this agent's tag but no recovered run claims it
+    // (nothing of the old boot is recovered), so recovery kills it as an orphan
+    // (docs/lifecycle-rules.md rule 20) before it could even try to re-register.
     cluster.wait_log(
         agent,
-        "refusing executor registration: shutting it down",
+        "destroying an orphan executor process: no recovered run claims it",
         SHORT,
     );
-    wait_until("the refused executor to exit", SHORT, || {
+    wait_until("the orphaned executor to exit", SHORT, || {
         !forked.process.alive()
     });
     let log = cluster.log(agent);
