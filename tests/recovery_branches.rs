@@ -656,7 +656,11 @@ fn forked_pid_with_trailing_fields_is_corrupt() {
     corrupt_case(
         "forked.pid trailing",
         |f| f.paths().forked_pid(&f.run()),
-        overwrite(b"4242 1 boot extra\n"),
+        // The fourth field is the executor secret's verifier (docs/security.md SEC17):
+        // a well-formed one, then a field too many.
+        overwrite(
+            b"4242 1 boot abababababababababababababababababababababababababababababababab extra\n",
+        ),
         "run",
         "trailing",
         |_, _| {},
