@@ -22,6 +22,7 @@ mod lifecycle;
 mod orphans;
 pub mod registration;
 pub mod status_updates;
+mod wake;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -289,6 +290,8 @@ struct Executor {
     /// What verifies the secret of the current run's process (docs/security.md SEC14,
     /// SEC16); `None` until it is launched, or when recovery found none.
     secret: Option<Verifier>,
+    /// Where the executor listens for wakes (docs/recovery-rules.md R31), once known.
+    endpoint: Option<String>,
 }
 
 struct Framework {
@@ -380,6 +383,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         recovery_errors: 0,
         registrations: 0,
         held: None,
+        register_at_once: false,
         config,
     };
     agent.info = AgentInfo {
@@ -471,6 +475,8 @@ struct Agent {
     /// Group commit: while a batch runs, the messages it sends, in order, held until
     /// its checkpoint records are durable.
     held: Option<Vec<(Outbox, Body)>>,
+    /// The next registration goes without back-off (docs/recovery-rules.md R36).
+    register_at_once: bool,
 }
 
 impl Agent {
@@ -746,6 +752,7 @@ impl Agent {
                         .forked_pid
                         .as_ref()
                         .and_then(|forked| forked.secret.clone()),
+                    endpoint: wake::recovered_endpoint(&fid, &eid, run_state),
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
@@ -870,6 +877,8 @@ impl Agent {
             if self.recovering_with_id() {
                 self.next_connect_at = Some(self.now());
             }
+            // docs/recovery-rules.md R32: and tell every awaited executor to come back now.
+            self.wake_executors();
             return Ok(());
         }
         self.finish_recovery()
@@ -881,6 +890,8 @@ impl Agent {
         self.store.write_boot_id(&self.boot_id)?;
         self.phase = Phase::Disconnected;
         self.next_connect_at = Some(self.now());
+        // docs/recovery-rules.md R36: the first registration after recovery goes at once.
+        self.register_at_once = true;
         if self.master.is_some() {
             // Connected while recovering (docs/recovery-rules.md R4): re-register there.
             self.start_registration();
@@ -1141,6 +1152,13 @@ impl Agent {
         self.connected_at = Some(self.now());
         self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
         let delay = self.register_backoff.first(self.env.random.as_ref());
+        // docs/recovery-rules.md R36: no back-off before the first attempt after
+        // recovery (the delay is still drawn, so that later draws do not move).
+        let delay = if std::mem::take(&mut self.register_at_once) {
+            Duration::ZERO
+        } else {
+            delay
+        };
         self.register_at = Some(self.now() + delay);
     }
 
@@ -1539,6 +1557,7 @@ impl Agent {
                 message.executor_id,
                 message.container_id,
                 &message.secret,
+                &message.endpoint,
                 None,
             )?,
             Body::ReregisterExecutor(message) => {
@@ -1549,6 +1568,7 @@ impl Agent {
                     message.executor_id,
                     message.container_id,
                     &message.secret,
+                    &message.endpoint,
                     Some((updates, message.tasks)),
                 )?
             }
@@ -1833,6 +1853,7 @@ impl Agent {
                 kill_at: None,
                 register_by: None,
                 secret: None,
+                endpoint: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -2010,6 +2031,7 @@ impl Agent {
         executor_id: String,
         container_id: String,
         secret: &str,
+        endpoint: &str,
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
         let Some(outbox) = self.unidentified.remove(&connection) else {
@@ -2087,15 +2109,10 @@ impl Agent {
                 }),
             );
         }
-        if checkpoint && !reregistering {
-            let run = RunPath {
-                agent: &agent,
-                framework: &fid,
-                executor: &eid,
-                container: &container,
-            };
-            self.store
-                .write_libprocess_pid(&run, &format!("executor({eid})@{}", connection))?;
+        if checkpoint {
+            // docs/recovery-rules.md R31: the wake endpoint (or, without one, the
+            // connection) in `libprocess.pid`.
+            self.checkpoint_endpoint(&fid, &eid, &container, connection, endpoint, reregistering)?;
         }
         match reregistration {
             None => info!(framework = %fid, executor = %eid, "executor registered"),
