@@ -8,7 +8,7 @@
 //! the agent is registered, each round kills the agent with SIGKILL (`kill -9`), starts it
 //! again on the same work directory and polls its `/state` (every 2 ms, from outside)
 //! until it answers 200 (recovery complete), says `registered: true` and lists N
-//! executors in phase `registered`. The time is from the restart's spawn to that answer.
+//! executors in phase `running`. The time is from the restart's spawn to that answer.
 //! Printed per N: median and max over the rounds; beside them the floor, the time to read
 //! the checkpoints (the read-only recovery `revenant inspect` does, in this process, on
 //! the same work directory, warm page cache as the restarted agent has it), median of 5.
@@ -97,7 +97,7 @@ fn whole(listen: &str, executors: usize) -> bool {
         .frameworks
         .iter()
         .flat_map(|f| f.executors.iter())
-        .filter(|e| e.phase == "registered")
+        .filter(|e| e.phase == "running")
         .filter(|e| e.tasks.iter().any(|t| t.state == "TASK_RUNNING"))
         .count();
     state.registered && registered == executors
@@ -195,9 +195,35 @@ fn agent_args<'a>(master: &'a str, listen: &'a str, work_dir: &'a str) -> Vec<&'
     ]
 }
 
+/// Kills (SIGKILL) every process that carries the agent tag of `work_dir` (the
+/// executors and their tasks: README, "Orphan executors are killed at recovery").
+struct KillTagged(PathBuf);
+
+impl Drop for KillTagged {
+    fn drop(&mut self) {
+        let tag = format!("{}={}", revenant::os::AGENT_TAG_VARIABLE, self.0.display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ.split(|b| *b == 0).any(|v| v == tag.as_bytes()) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Measured {
     let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
     let work_dir = dir.path().join("work");
+    let _cleanup = KillTagged(work_dir.clone());
     let work_dir_str = work_dir.to_str().expect("utf-8 path").to_owned();
     let listen = free_address();
     let master = free_address();

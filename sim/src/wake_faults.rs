@@ -28,20 +28,23 @@ pub fn break_wake(
     executor: Option<&str>,
     rng: &mut StdRng,
 ) -> Option<String> {
+    // Every run's file, and which of them may be damaged.
     let mut files = Vec::new();
+    let mut targets = Vec::new();
     for (runs, container) in crate::faults::latest_runs(fs, work_dir) {
-        if executor.is_some_and(|e| runs.parent().and_then(|p| p.file_name()) != Some(e.as_ref())) {
-            continue;
-        }
         let path = runs.join(&container).join("pids/libprocess.pid");
-        if let Ok(text) = fs.read(&path) {
-            files.push((path, String::from_utf8_lossy(&text).into_owned()));
+        let Ok(text) = fs.read(&path) else {
+            continue;
+        };
+        if executor.is_none_or(|e| runs.parent().and_then(|p| p.file_name()) == Some(e.as_ref())) {
+            targets.push(files.len());
         }
+        files.push((path, String::from_utf8_lossy(&text).into_owned()));
     }
-    if files.is_empty() {
+    if targets.is_empty() {
         return None;
     }
-    let index = rng.gen_range(0..files.len());
+    let index = targets[rng.gen_range(0..targets.len())];
     let (path, text) = files[index].clone();
     let shown = path.strip_prefix(work_dir).unwrap_or(&path).display().to_string();
     let new = match how {

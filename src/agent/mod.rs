@@ -1152,13 +1152,15 @@ impl Agent {
         self.connected_at = Some(self.now());
         self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
         let delay = self.register_backoff.first(self.env.random.as_ref());
-        // docs/recovery-rules.md R36: no back-off before the first attempt after
-        // recovery (the delay is still drawn, so that later draws do not move).
-        let delay = if std::mem::take(&mut self.register_at_once) {
-            Duration::ZERO
-        } else {
-            delay
-        };
+        // docs/recovery-rules.md R36: the first attempt after recovery goes now, not at
+        // the next tick (the delay is still drawn, and the retry's next, so that later
+        // draws stay where they were).
+        if std::mem::take(&mut self.register_at_once) && self.master.is_some() {
+            self.send_registration();
+            let retry = self.register_backoff.next(self.env.random.as_ref());
+            self.register_at = Some(self.now() + retry);
+            return;
+        }
         self.register_at = Some(self.now() + delay);
     }
 
