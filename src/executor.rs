@@ -421,6 +421,11 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     }
                 }
             }
+            // docs/recovery-rules.md R33: only the agent's connection is heard; a message
+            // queued behind a wake connection's first one (or from one already closed) is
+            // not the agent's, and does nothing.
+            Event::Wire(Incoming::Message(id, _)) if agent.as_ref().map(Outbox::id) != Some(id) => {
+            }
             Event::Wire(Incoming::Closed(id, reason)) => {
                 if agent.as_ref().is_some_and(|a| a.id() == id) {
                     agent = None;

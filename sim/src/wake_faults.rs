@@ -46,7 +46,11 @@ pub fn break_wake(
     }
     let index = targets[rng.gen_range(0..targets.len())];
     let (path, text) = files[index].clone();
-    let shown = path.strip_prefix(work_dir).unwrap_or(&path).display().to_string();
+    let shown = path
+        .strip_prefix(work_dir)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
     let new = match how {
         "missing" => {
             fs.remove_file(&path).ok()?;

@@ -885,13 +885,14 @@ impl Agent {
     }
 
     fn finish_recovery(&mut self) -> Result<(), AgentError> {
+        // docs/recovery-rules.md R36: a recovery that waited for executors registers at
+        // once when they are back (or the wait ended).
+        self.register_at_once = self.reregister_deadline.is_some();
         self.reregister_deadline = None;
         self.reconnect_retry_at = None;
         self.store.write_boot_id(&self.boot_id)?;
         self.phase = Phase::Disconnected;
         self.next_connect_at = Some(self.now());
-        // docs/recovery-rules.md R36: the first registration after recovery goes at once.
-        self.register_at_once = true;
         if self.master.is_some() {
             // Connected while recovering (docs/recovery-rules.md R4): re-register there.
             self.start_registration();

@@ -93,7 +93,10 @@ impl Agent {
         if targets.is_empty() {
             return;
         }
-        info!(executors = targets.len(), "waking the executors to re-register");
+        info!(
+            executors = targets.len(),
+            "waking the executors to re-register"
+        );
         for (fid, eid, container, endpoint, verifier) in targets {
             let net = self.env.net.clone();
             let clock = self.env.clock.clone();

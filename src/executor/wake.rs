@@ -223,7 +223,10 @@ mod tests {
         message.container_id = "other".into();
         message.proof = proof(&v, b"n", "f", "e", "other");
         let decision = judge(&own(Some(&v)), b"n", &message, AgentLink::Away);
-        assert_eq!(decision, WakeDecision::Refused("the wake names another run"));
+        assert_eq!(
+            decision,
+            WakeDecision::Refused("the wake names another run")
+        );
     }
 
     #[test]
@@ -252,7 +255,10 @@ mod tests {
     #[test]
     fn proofs_separate_their_fields() {
         let v = verifier();
-        assert_ne!(proof(&v, b"n", "ab", "c", "d"), proof(&v, b"n", "a", "bc", "d"));
+        assert_ne!(
+            proof(&v, b"n", "ab", "c", "d"),
+            proof(&v, b"n", "a", "bc", "d")
+        );
     }
 
     #[test]

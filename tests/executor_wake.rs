@@ -20,11 +20,15 @@ const BOUND: Duration = Duration::from_millis(100);
 #[test]
 fn a_restarted_agent_gets_its_executor_back_at_once() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios/agent_restart_reconnects_executor.toml");
+        .join("scenarios/agent_restart_reconnects_executor.toml");
     let scenario = Scenario::load(&path).expect("scenario parses");
     for seed in 0..8 {
         let result = cluster::run(&scenario, seed, &RunOptions::default());
-        assert!(result.violations.is_empty(), "seed {seed}: {:?}", result.violations);
+        assert!(
+            result.violations.is_empty(),
+            "seed {seed}: {:?}",
+            result.violations
+        );
         let first = |decision: Decision| {
             result
                 .trace
