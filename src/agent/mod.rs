@@ -39,13 +39,18 @@ use crate::checkpoint::recover::State;
 use crate::checkpoint::{
     self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError,
 };
+pub use crate::domain::resources::{describe_resources, ReconfigurationPolicy};
+use crate::domain::resources::{info_mismatch, is_dynamic_reservation};
+use crate::domain::status_update::{
+    self, state_name_of as update_state, state_of as update_state_enum, task_of as update_task,
+    uuid_of as update_uuid,
+};
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
 use crate::os::{Env, FileLock, LaunchSpec, ProcessId, Signal};
 use crate::proto::envelope::Body;
 use crate::proto::{
     self, AgentInfo, ExecutorInfo, ExecutorRegistered, FrameworkInfo, ReregisterAgent, Resource,
     ShutdownExecutor, StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
-    TaskSource, TaskStatus,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 use registration::Backoff;
@@ -58,26 +63,6 @@ pub enum RecoverMode {
     Reconnect,
     /// Shut every executor down and exit without registering.
     Cleanup,
-}
-
-/// `--reconfiguration_policy`: which changes of the agent's info (its flags) a restart
-/// may make and still recover the old agent (docs/recovery-rules.md R9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReconfigurationPolicy {
-    /// The address and resources must be exactly as checkpointed (Mesos' default).
-    Equal,
-    /// The address must be the same; resources may only grow (every checkpointed
-    /// resource, by name and role, at least as large).
-    Additive,
-}
-
-impl ReconfigurationPolicy {
-    fn name(self) -> &'static str {
-        match self {
-            ReconfigurationPolicy::Equal => "equal",
-            ReconfigurationPolicy::Additive => "additive",
-        }
-    }
 }
 
 /// The agent's settings (the command line's flags, parsed).
@@ -586,10 +571,7 @@ impl Agent {
             // longer give is an incompatible restart. A dynamic reservation (made at run
             // time through the master) is carved from the unreserved resources of its
             // name: all of them together must fit.
-            let dynamic = |r: &&Resource| {
-                r.reservation
-                    .starts_with(crate::master::DYNAMIC_RESERVATION_PREFIX)
-            };
+            let dynamic = |r: &&Resource| is_dynamic_reservation(r);
             for resource in &recovered {
                 let is_dynamic = dynamic(&resource);
                 let offered: f64 = self
@@ -2412,25 +2394,21 @@ impl Agent {
     ) -> StatusUpdate {
         let uuid = self.env.random.uuid().to_vec();
         let timestamp = self.env.wall_seconds();
-        StatusUpdate {
-            framework_id: fid.to_string(),
-            executor_id: eid.to_string(),
-            agent_id: self.info.id.clone(),
-            status: Some(TaskStatus {
-                task_id: tid.to_string(),
-                state: state as i32,
-                source: TaskSource::SourceAgent as i32,
-                reason: reason as i32,
-                message: message.to_owned(),
-                agent_id: self.info.id.clone(),
-                executor_id: eid.to_string(),
+        status_update::new(
+            status_update::Fields {
+                framework_id: fid.as_str(),
+                executor_id: eid.as_str(),
+                task_id: tid.as_str(),
+                state,
+                reason,
+                message,
                 timestamp,
-                uuid: uuid.clone(),
-            }),
-            timestamp,
-            uuid,
-            latest_state: state as i32,
-        }
+            },
+            status_update::Sender::Agent {
+                agent_id: self.info.id.clone(),
+                uuid,
+            },
+        )
     }
 
     /// An executor is gone: every non-terminal task gets a terminal update.
@@ -2614,152 +2592,5 @@ impl Agent {
                 e.tasks.contains_key(tid) || e.queued.iter().any(|t| t.task_id == tid.as_str())
             })
             .map(|(eid, _)| eid.clone())
-    }
-}
-
-/// What makes the flags' agent info incompatible with the checkpointed one under
-/// `policy`, if anything (docs/recovery-rules.md R9).
-fn info_mismatch(
-    old: &AgentInfo,
-    new: &AgentInfo,
-    policy: ReconfigurationPolicy,
-) -> Option<String> {
-    if old.hostname != new.hostname || old.port != new.port {
-        return Some(format!(
-            "address changed from {}:{} to {}:{}",
-            old.hostname, old.port, new.hostname, new.port
-        ));
-    }
-    // A fold from +0.0: an empty f64 sum is -0.0, which would print as "-0".
-    let total = |list: &[Resource], name: &str, role: &str| -> f64 {
-        list.iter()
-            .filter(|r| r.name == name && r.role == role)
-            .fold(0.0, |sum, r| sum + r.scalar)
-    };
-    // Every resource either side names, by (name, role), in a stable order.
-    let mut keys: Vec<(&str, &str)> = old
-        .resources
-        .iter()
-        .chain(&new.resources)
-        .map(|r| (r.name.as_str(), r.role.as_str()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let mismatch = keys.into_iter().find_map(|(name, role)| {
-        let was = total(&old.resources, name, role);
-        let now = total(&new.resources, name, role);
-        let incompatible = match policy {
-            ReconfigurationPolicy::Equal => was != now,
-            ReconfigurationPolicy::Additive => now < was,
-        };
-        let role = if role.is_empty() { "*" } else { role };
-        incompatible.then(|| format!("{name}({role}) changed from {was} to {now}"))
-    });
-    match (mismatch, policy) {
-        (Some(mismatch), _) => Some(mismatch),
-        // Same totals in another order or split: still not byte-equal.
-        (None, ReconfigurationPolicy::Equal) if old.resources != new.resources => {
-            Some("resources listed differently".to_owned())
-        }
-        (None, _) => None,
-    }
-}
-
-/// Resources as `name(role):scalar;...` in a stable order, for logs and traces.
-pub fn describe_resources(resources: &[Resource]) -> String {
-    let mut parts: Vec<String> = resources
-        .iter()
-        .map(|r| {
-            let role = if r.role.is_empty() {
-                "*"
-            } else {
-                r.role.as_str()
-            };
-            format!("{}({role}):{}", r.name, r.scalar)
-        })
-        .collect();
-    parts.sort();
-    parts.join(";")
-}
-
-fn update_task(update: &StatusUpdate) -> String {
-    update
-        .status
-        .as_ref()
-        .map(|s| s.task_id.clone())
-        .unwrap_or_default()
-}
-
-fn update_state_enum(update: &StatusUpdate) -> proto::TaskState {
-    update
-        .status
-        .as_ref()
-        .map(|s| s.state())
-        .unwrap_or(proto::TaskState::TaskStaging)
-}
-
-fn update_state(update: &StatusUpdate) -> &'static str {
-    update_state_enum(update).as_str_name()
-}
-
-fn update_uuid(update: &StatusUpdate) -> Uuid {
-    Uuid::from_bytes(&update.uuid).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(resources: &[(&str, &str, f64)]) -> AgentInfo {
-        AgentInfo {
-            id: "agent-1".into(),
-            hostname: "agent1".into(),
-            port: 5051,
-            resources: resources
-                .iter()
-                .map(|(name, role, scalar)| Resource {
-                    name: (*name).into(),
-                    role: (*role).into(),
-                    scalar: *scalar,
-                    ..Default::default()
-                })
-                .collect(),
-            checkpoint: true,
-        }
-    }
-
-    #[test]
-    fn equal_policy_names_any_change() {
-        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
-        assert_eq!(
-            info_mismatch(&old, &old, ReconfigurationPolicy::Equal),
-            None
-        );
-        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0)]);
-        assert_eq!(
-            info_mismatch(&old, &grown, ReconfigurationPolicy::Equal).as_deref(),
-            Some("cpus(*) changed from 2 to 4")
-        );
-    }
-
-    #[test]
-    fn additive_policy_allows_growth_only() {
-        let old = info(&[("cpus", "", 2.0), ("mem", "", 1024.0)]);
-        let grown = info(&[("cpus", "", 4.0), ("mem", "", 1024.0), ("disk", "", 10.0)]);
-        assert_eq!(
-            info_mismatch(&old, &grown, ReconfigurationPolicy::Additive),
-            None
-        );
-        let shrunk = info(&[("cpus", "", 4.0)]);
-        assert_eq!(
-            info_mismatch(&old, &shrunk, ReconfigurationPolicy::Additive).as_deref(),
-            Some("mem(*) changed from 1024 to 0")
-        );
-        let mut moved = old.clone();
-        moved.port = 5052;
-        assert_eq!(
-            info_mismatch(&old, &moved, ReconfigurationPolicy::Additive).as_deref(),
-            Some("address changed from agent1:5051 to agent1:5052")
-        );
     }
 }
