@@ -1,4 +1,4 @@
-//! The task status update manager (reference part A §18), as a plain state machine: it
+//! The task status update manager (docs/stream-rules.md), as a plain state machine: it
 //! is handed `now` and says what to send; the agent does the IO. The agent's side of the
 //! rule "checkpoint before telling anyone" is the call order:
 //!
