@@ -21,7 +21,7 @@
 //!
 //! Run with `cargo bench --bench recovery_latency`. Knobs: `REVENANT_BENCH_EXECUTORS`
 //! (default `50,500`), `REVENANT_BENCH_RESTARTS` (default 20; at 500 and more executors
-//! `REVENANT_BENCH_RESTARTS_LARGE`, default 10), `REVENANT_BENCH_DIR` (default the
+//! `REVENANT_BENCH_RESTARTS_LARGE`, default 5), `REVENANT_BENCH_DIR` (default the
 //! system temporary directory). Under `cargo test --benches` (no `--bench` argument) it
 //! runs 3 executors and 2 restarts as a smoke test.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -166,6 +166,53 @@ fn start_framework(master: String, tasks: usize) {
     });
 }
 
+/// Seconds since midnight of a log line's RFC 3339 timestamp (`...T16:48:07.119355Z`).
+fn log_seconds(line: &str) -> Option<f64> {
+    let clean: String = {
+        // Strip ANSI colour sequences.
+        let mut out = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let time = clean.split_whitespace().next()?.split_once('T')?.1;
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// From the restarted agent's log (its last incarnation): how long recovery took to
+/// read and make durable its checkpoints (`recovering state` to `waiting for executors
+/// to re-register`), and from there until recovery was complete.
+fn recovery_phases(log: &Path) -> Option<(Duration, Duration)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let start = text.rfind("recovering state")?;
+    let tail = &text[text[..start].rfind('\n').map_or(0, |i| i + 1)..];
+    let at = |needle: &str| {
+        tail.lines()
+            .find(|line| line.contains(needle))
+            .and_then(log_seconds)
+    };
+    let began = at("recovering state")?;
+    let read = at("waiting for executors to re-register")?;
+    let complete = at("recovery complete")?;
+    let d = |a: f64, b: f64| Duration::from_secs_f64((b - a).max(0.0));
+    Some((d(began, read), d(read, complete)))
+}
+
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -179,6 +226,10 @@ struct Measured {
     median: Duration,
     max: Duration,
     floor: Duration,
+    /// The agent's own recovery read (with its syncs), median over the rounds.
+    agent_read: Duration,
+    /// From the read to recovery complete (the executors coming back), median.
+    executors_back: Duration,
 }
 
 fn agent_args<'a>(master: &'a str, listen: &'a str, work_dir: &'a str) -> Vec<&'a str> {
@@ -192,6 +243,11 @@ fn agent_args<'a>(master: &'a str, listen: &'a str, work_dir: &'a str) -> Vec<&'
         work_dir,
         "--resources",
         "cpus:100000;mem:10000000",
+        // Launching hundreds of executors at once on a loaded two-core machine can take
+        // longer than the default minute; a launch timeout would fail a task and the
+        // bench would wait for it forever. Recovery is not affected by this flag.
+        "--executor-registration-timeout",
+        "10mins",
     ]
 }
 
@@ -253,6 +309,8 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
     }
     println!("  {executors} executors running");
     let mut samples = Vec::new();
+    let mut reads_agent = Vec::new();
+    let mut backs = Vec::new();
     for round in 0..restarts {
         // Let the executors' connections and the master settle between rounds.
         std::thread::sleep(Duration::from_millis(500));
@@ -277,7 +335,20 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
             std::thread::sleep(Duration::from_millis(2));
         }
         let took = started.elapsed();
-        println!("  {executors} executors, restart {round}: {}", ms(took));
+        let phases = recovery_phases(&agent.log);
+        match phases {
+            Some((read, back)) => println!(
+                "  {executors} executors, restart {round}: {} (agent's read {}, executors back {})",
+                ms(took),
+                ms(read),
+                ms(back)
+            ),
+            None => println!("  {executors} executors, restart {round}: {}", ms(took)),
+        }
+        if let Some((read, back)) = phases {
+            reads_agent.push(read);
+            backs.push(back);
+        }
         samples.push(took);
     }
     let fs = RealFs::default();
@@ -290,10 +361,13 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
         assert!(state.is_some(), "a checkpointed agent");
     }
     let max = samples.iter().copied().max().unwrap_or_default();
+    let or_zero = |v: &mut Vec<Duration>| if v.is_empty() { Duration::ZERO } else { median(v) };
     Measured {
         median: median(&mut samples),
         max,
         floor: median(&mut reads),
+        agent_read: or_zero(&mut reads_agent),
+        executors_back: or_zero(&mut backs),
     }
 }
 
@@ -329,7 +403,7 @@ fn main() {
         let restarts = match (bench, executors >= 500) {
             (false, _) => 2,
             (true, false) => number("REVENANT_BENCH_RESTARTS", 20),
-            (true, true) => number("REVENANT_BENCH_RESTARTS_LARGE", 10),
+            (true, true) => number("REVENANT_BENCH_RESTARTS_LARGE", 5),
         };
         let target = if executors >= 500 {
             TARGET_500
@@ -340,19 +414,23 @@ fn main() {
             println!("  baseline binary {binary}:");
             let measured = measure(binary, &base, executors, restarts);
             println!(
-                "{executors} executors, {restarts} restarts, baseline: median {}, max {}; reading the checkpoints {} (floor)",
+                "{executors} executors, {restarts} restarts, baseline: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}, executors back {} (medians)",
                 ms(measured.median),
                 ms(measured.max),
                 ms(measured.floor),
+                ms(measured.agent_read),
+                ms(measured.executors_back),
             );
             measured
         });
         let measured = measure(env!("CARGO_BIN_EXE_revenant"), &base, executors, restarts);
         println!(
-            "{executors} executors, {restarts} restarts: median {}, max {}; reading the checkpoints {} (floor); target median <= {}: {}",
+            "{executors} executors, {restarts} restarts: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}, executors back {} (medians); target median <= {}: {}",
             ms(measured.median),
             ms(measured.max),
             ms(measured.floor),
+            ms(measured.agent_read),
+            ms(measured.executors_back),
             ms(target),
             if measured.median <= target { "met" } else { "not met" },
         );
