@@ -361,7 +361,13 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
         assert!(state.is_some(), "a checkpointed agent");
     }
     let max = samples.iter().copied().max().unwrap_or_default();
-    let or_zero = |v: &mut Vec<Duration>| if v.is_empty() { Duration::ZERO } else { median(v) };
+    let or_zero = |v: &mut Vec<Duration>| {
+        if v.is_empty() {
+            Duration::ZERO
+        } else {
+            median(v)
+        }
+    };
     Measured {
         median: median(&mut samples),
         max,
