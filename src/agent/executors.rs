@@ -396,8 +396,8 @@ impl Agent {
         framework_id: String,
         executor_id: String,
         container_id: String,
-        secret: &str,
-        endpoint: &str,
+        // The presented secret, and the wake endpoint (docs/recovery-rules.md R31).
+        (secret, endpoint): (&str, &str),
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
         let Some(outbox) = self.unidentified.remove(&connection) else {
