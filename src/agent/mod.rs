@@ -31,6 +31,7 @@ mod lifecycle;
 mod master_link;
 mod orphans;
 mod recovery;
+mod recovery_plan;
 pub mod registration;
 pub mod status_updates;
 mod update_flow;
@@ -52,8 +53,8 @@ use crate::checkpoint::recover::State;
 use crate::checkpoint::{
     self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError,
 };
+use crate::domain::resources::is_dynamic_reservation;
 pub use crate::domain::resources::{describe_resources, ReconfigurationPolicy};
-use crate::domain::resources::{info_mismatch, is_dynamic_reservation};
 use crate::domain::status_update::{
     self, state_name_of as update_state, state_of as update_state_enum, task_of as update_task,
     uuid_of as update_uuid,
