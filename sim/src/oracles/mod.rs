@@ -23,7 +23,7 @@ pub mod terminal;
 
 use std::time::Duration;
 
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 

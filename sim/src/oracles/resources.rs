@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::Violation;
-use crate::cluster::{agent_of_host, Observations};
+use crate::observations::{agent_of_host, Observations};
 use crate::decision::Decision;
 use crate::trace::TraceEvent;
 

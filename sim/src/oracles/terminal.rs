@@ -17,7 +17,7 @@ use revenant::ids::Uuid;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::history::Source;
 
 /// The reason the master gives a task it reports lost with its removed agent.
