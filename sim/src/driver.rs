@@ -4,12 +4,13 @@
 //! steps, sampling the during-the-run oracle, and at the end gathers what the outside
 //! world saw into the [`Observations`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use rand::SeedableRng;
+use revenant::proto::TaskInfo;
 
 use crate::apply_fault::{apply_fault, FaultContext, Pending};
 use crate::cluster::{Machine, RunOptions};
@@ -69,25 +70,30 @@ pub(crate) fn drive(
         &masters_disk,
         &observations,
     );
-    let machine = machines[0].clone();
     let tasks = tasks_for(scenario, seed);
     let frameworks =
         crate::driver_hosts::add_frameworks(&mut sim, scenario, seed, &observations, &tasks);
-    let framework_done = frameworks.done;
-    let teardowns = frameworks.teardowns;
 
-    // The driver.
-    let left: RefCell<BTreeMap<u32, Duration>> = RefCell::new(BTreeMap::new());
+    let mut driver = Driver {
+        sim,
+        scenario,
+        machines,
+        observations,
+        tasks,
+        teardowns: frameworks.teardowns,
+        left: RefCell::new(BTreeMap::new()),
+        fault_rng: rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices")),
+        pending: Vec::new(),
+        down_since_reboot: None,
+        recovery_timeout: secs(scenario.agent.recovery_timeout_s),
+        latency,
+    };
     // A branch of `sweep --explore` redraws the faults after its moment (explore.rs).
     let schedule = crate::explore::schedule(scenario, seed);
     let mut next_fault = 0usize;
-    let mut fault_rng = rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "fault-choices"));
-    let mut pending: Vec<(Duration, Pending)> = Vec::new();
     let mut violations = Vec::new();
-    let mut down_since_reboot: Option<Duration> = None;
-    let recovery_timeout = secs(scenario.agent.recovery_timeout_s);
     loop {
-        let now = sim.elapsed();
+        let now = driver.sim.elapsed();
         if now >= duration {
             break;
         }
@@ -95,124 +101,198 @@ pub(crate) fn drive(
         while next_fault < schedule.len() && secs(schedule[next_fault].at_s) <= now {
             let fault = schedule[next_fault].clone();
             next_fault += 1;
-            // Agent process faults hit the agents they name; the rest hit the machine.
-            let targets: Vec<&Rc<Machine>> = if AGENT_PROCESS_FAULTS.contains(&fault.kind) {
-                AgentTarget::agents(fault.on_agent.as_ref(), scenario.agents)
-                    .into_iter()
-                    .filter_map(|index| machines.get(index as usize - 1))
-                    .collect()
-            } else {
-                vec![&machine]
+            driver.inject(&fault, now);
+        }
+        driver.run_pending(now);
+        driver.sample_overstaying(now);
+        if let Err(error) = driver.sim.step() {
+            violations.push(Violation {
+                time: now,
+                oracle: "no_panic",
+                message: format!("a host failed: {error}"),
+            });
+            break;
+        }
+        driver.crash_at_messages(now);
+        driver.crash_point_power_loss();
+    }
+    frameworks.done.set(true);
+    let observations = driver.finish();
+    violations.extend(crate::zk::finish());
+    (violations, observations)
+}
+
+/// The driver's state between turmoil steps.
+struct Driver<'s, 'sim> {
+    sim: turmoil::Sim<'sim>,
+    scenario: &'s Scenario,
+    /// Every agent process of the agent machine, agent 1 first.
+    machines: Vec<Rc<Machine>>,
+    observations: Rc<RefCell<Observations>>,
+    /// The run's task plan.
+    tasks: Vec<(TaskInfo, Duration)>,
+    /// Framework k's teardown flag at k - 1.
+    teardowns: Vec<Rc<Cell<bool>>>,
+    /// Frameworks whose scheduler left for good, and when.
+    left: RefCell<BTreeMap<u32, Duration>>,
+    /// The fault choices' random stream.
+    fault_rng: rand::rngs::StdRng,
+    /// Deferred actions, each with its time.
+    pending: Vec<(Duration, Pending)>,
+    /// Since when the machine is down after a power loss, until it boots.
+    down_since_reboot: Option<Duration>,
+    recovery_timeout: Duration,
+    /// The scenario's message latency range (ms), restored after a `delay` fault.
+    latency: [u64; 2],
+}
+
+impl Driver<'_, '_> {
+    /// Agent 1's machine: the one machine faults hit.
+    fn machine(&self) -> Rc<Machine> {
+        self.machines[0].clone()
+    }
+
+    /// Applies one fault to `target`.
+    fn apply(&mut self, target: &Rc<Machine>, fault: &FaultSpec, now: Duration) -> Option<String> {
+        apply_fault(
+            &mut FaultContext {
+                sim: &mut self.sim,
+                machines: &self.machines,
+                now,
+                rng: &mut self.fault_rng,
+                pending: &mut self.pending,
+                scenario: self.scenario,
+                teardowns: &self.teardowns,
+                left: &self.left,
+            },
+            target,
+            fault,
+        )
+    }
+
+    /// Injects a scheduled fault and records what it did.
+    fn inject(&mut self, fault: &FaultSpec, now: Duration) {
+        let scenario = self.scenario;
+        // Agent process faults hit the agents they name; the rest hit the machine.
+        let targets: Vec<Rc<Machine>> = if AGENT_PROCESS_FAULTS.contains(&fault.kind) {
+            AgentTarget::agents(fault.on_agent.as_ref(), scenario.agents)
+                .into_iter()
+                .filter_map(|index| self.machines.get(index as usize - 1).cloned())
+                .collect()
+        } else {
+            vec![self.machine()]
+        };
+        for target in targets {
+            let torn_before: Vec<bool> = self.teardowns.iter().map(|t| t.get()).collect();
+            let Some(mut description) = self.apply(&target, fault, now) else {
+                continue;
             };
-            for target in targets {
-                let torn_before: Vec<bool> = teardowns.iter().map(|t| t.get()).collect();
-                let Some(mut description) = apply_fault(
-                    &mut FaultContext {
-                        sim: &mut sim,
-                        machines: &machines,
-                        now,
-                        rng: &mut fault_rng,
-                        pending: &mut pending,
-                        scenario,
-                        teardowns: &teardowns,
-                        left: &left,
-                    },
-                    target,
-                    &fault,
-                ) else {
-                    continue;
-                };
-                for (index, at) in left.borrow().iter() {
-                    let mut observations = observations.borrow_mut();
-                    if observations.left_frameworks.insert(*index, *at).is_none() {
-                        for (task, _) in &tasks {
-                            if framework_of(scenario, &task.task_id) == *index {
-                                observations.gone_tasks.insert(task.task_id.clone());
-                            }
-                        }
+            self.record_gone_frameworks(&torn_before, now);
+            if scenario.agents > 1 && AGENT_PROCESS_FAULTS.contains(&fault.kind) {
+                description.push_str(&format!(" on {}", agent_trace_host(target.index)));
+            }
+            tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
+            let mut observations = self.observations.borrow_mut();
+            if fault.kind == FaultKind::Reboot {
+                observations.reboots.push(now);
+                self.down_since_reboot = Some(now);
+            }
+            if fault.kind == FaultKind::WipeFrameworkMeta {
+                let wiped = (now, target.index, description.clone());
+                observations.framework_meta_wiped.push(wiped);
+            }
+            if fault.kind == FaultKind::Corrupt && description.starts_with("corrupt") {
+                observations.corruption_injected = true;
+            }
+            observations.faults.push((now, description));
+            observations.fault_kinds.insert(fault.kind);
+        }
+    }
+
+    /// Records the frameworks a fault made leave for good or tear down, with their tasks.
+    fn record_gone_frameworks(&self, torn_before: &[bool], now: Duration) {
+        let scenario = self.scenario;
+        let mut observations = self.observations.borrow_mut();
+        for (index, at) in self.left.borrow().iter() {
+            if observations.left_frameworks.insert(*index, *at).is_none() {
+                for (task, _) in &self.tasks {
+                    if framework_of(scenario, &task.task_id) == *index {
+                        observations.gone_tasks.insert(task.task_id.clone());
                     }
                 }
-                for (offset, flag) in teardowns.iter().enumerate() {
-                    if flag.get() && !torn_before[offset] {
-                        let index = offset as u32 + 1;
-                        let mut observations = observations.borrow_mut();
-                        observations.torn_down.insert(index, now);
-                        for (task, _) in &tasks {
-                            if framework_of(scenario, &task.task_id) == index {
-                                observations.torn_down_tasks.insert(task.task_id.clone());
-                            }
-                        }
-                    }
-                }
-                if scenario.agents > 1 && AGENT_PROCESS_FAULTS.contains(&fault.kind) {
-                    description.push_str(&format!(" on {}", agent_trace_host(target.index)));
-                }
-                tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
-                if fault.kind == FaultKind::Reboot {
-                    observations.borrow_mut().reboots.push(now);
-                    down_since_reboot = Some(now);
-                }
-                if fault.kind == FaultKind::WipeFrameworkMeta {
-                    let wiped = (now, target.index, description.clone());
-                    observations.borrow_mut().framework_meta_wiped.push(wiped);
-                }
-                if fault.kind == FaultKind::Corrupt && description.starts_with("corrupt") {
-                    observations.borrow_mut().corruption_injected = true;
-                }
-                observations.borrow_mut().faults.push((now, description));
-                observations.borrow_mut().fault_kinds.insert(fault.kind);
             }
         }
-        pending.sort_by_key(|(at, _)| *at);
-        while pending.first().is_some_and(|(at, _)| *at <= now) {
-            let (_, action) = pending.remove(0);
+        for (offset, flag) in self.teardowns.iter().enumerate() {
+            if flag.get() && !torn_before[offset] {
+                let index = offset as u32 + 1;
+                observations.torn_down.insert(index, now);
+                for (task, _) in &self.tasks {
+                    if framework_of(scenario, &task.task_id) == index {
+                        observations.torn_down_tasks.insert(task.task_id.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Performs the deferred actions that are due.
+    fn run_pending(&mut self, now: Duration) {
+        self.pending.sort_by_key(|(at, _)| *at);
+        while self.pending.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = self.pending.remove(0);
             match action {
                 Pending::Boot => {
                     tracing::info!(target: "revenant_sim", "agent machine boots");
-                    for machine in &machines {
+                    for machine in &self.machines {
                         machine.agent_start_at.set(Some(now));
                     }
-                    sim.bounce(AGENT_HOST);
-                    down_since_reboot = None;
+                    self.sim.bounce(AGENT_HOST);
+                    self.down_since_reboot = None;
                 }
                 Pending::StartAgent(index) => {
-                    let machine = &machines[index as usize - 1];
-                    if machine.agent.borrow().is_none() && down_since_reboot.is_none() {
+                    let machine = &self.machines[index as usize - 1];
+                    if machine.agent.borrow().is_none() && self.down_since_reboot.is_none() {
                         machine.agent_start_at.set(Some(now));
                     }
                 }
                 Pending::BounceFramework(name) => {
-                    let gone = left
+                    let gone = self
+                        .left
                         .borrow()
                         .keys()
                         .any(|index| framework_host(*index) == name);
                     if !gone {
                         tracing::info!(target: "revenant_sim", framework = %name, "scheduler fails over");
-                        sim.bounce(name.as_str());
+                        self.sim.bounce(name.as_str());
                     }
                 }
                 Pending::BounceMaster(name) => {
                     tracing::info!(target: "revenant_sim", master = %name, "master restarts");
-                    sim.bounce(name.as_str());
+                    self.sim.bounce(name.as_str());
                 }
                 Pending::Repair(a, b) => {
                     tracing::info!(target: "revenant_sim", a = %a, b = %b, "partition healed");
-                    sim.repair(a.as_str(), b.as_str());
+                    self.sim.repair(a.as_str(), b.as_str());
                 }
-                Pending::Zk(what) => crate::zk_faults::later(&mut sim, what),
+                Pending::Zk(what) => crate::zk_faults::later(&mut self.sim, what),
                 Pending::Latency => {
-                    sim.set_max_message_latency(Duration::from_millis(latency[1].max(latency[0])))
+                    let [low, high] = self.latency;
+                    self.sim
+                        .set_max_message_latency(Duration::from_millis(high.max(low)))
                 }
             }
         }
-        // Oracle checked during the run: executors give up after recovery_timeout (each
-        // agent's own executors, when its agent has been down that long).
-        for machine in &machines {
+    }
+
+    /// Oracle checked during the run: executors give up after recovery_timeout (each
+    /// agent's own executors, when its agent has been down that long).
+    fn sample_overstaying(&self, now: Duration) {
+        for machine in &self.machines {
             let Some(since) = machine.agent_down_since.get() else {
                 continue;
             };
             let grace = Duration::from_secs(5);
-            if now > since + recovery_timeout + grace && down_since_reboot.is_none() {
+            if now > since + self.recovery_timeout + grace && self.down_since_reboot.is_none() {
                 let live: Vec<String> = machine
                     .processes
                     .borrow()
@@ -225,8 +305,8 @@ pub(crate) fn drive(
                     .filter(|p| !p.exited.get() && !p.handle.is_finished())
                     .map(|p| p.executor_id.clone())
                     .collect();
-                if !live.is_empty() && scenario.checkpoint {
-                    let mut observations = observations.borrow_mut();
+                if !live.is_empty() && self.scenario.checkpoint {
+                    let mut observations = self.observations.borrow_mut();
                     if observations.overstaying_executors.is_empty() {
                         observations
                             .overstaying_executors
@@ -235,131 +315,131 @@ pub(crate) fn drive(
                 }
             }
         }
-        if let Err(error) = sim.step() {
-            violations.push(Violation {
-                time: now,
-                oracle: "no_panic",
-                message: format!("a host failed: {error}"),
-            });
-            break;
-        }
-        // Agents that an `agent_crash_at_message` rule killed during the step.
+    }
+
+    /// Crashes the agents that an `agent_crash_at_message` rule killed during the step.
+    fn crash_at_messages(&mut self, now: Duration) {
         for (index, restart_ms, kind) in crate::drops::take_crash_requests() {
-            let Some(target) = machines.get(index as usize - 1) else {
+            let Some(target) = self.machines.get(index as usize - 1).cloned() else {
                 continue;
             };
             let mut crash = FaultSpec::new(now.as_secs_f64(), FaultKind::AgentCrash);
             crash.restart_after_s = Some(restart_ms as f64 / 1000.0);
-            let Some(description) = apply_fault(
-                &mut FaultContext {
-                    sim: &mut sim,
-                    machines: &machines,
-                    now,
-                    rng: &mut fault_rng,
-                    pending: &mut pending,
-                    scenario,
-                    teardowns: &teardowns,
-                    left: &left,
-                },
-                target,
-                &crash,
-            ) else {
+            let Some(description) = self.apply(&target, &crash, now) else {
                 continue;
             };
             let description = format!("{description} at a {kind} message");
             tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
-            observations.borrow_mut().faults.push((now, description));
-        }
-        // A crash point's power loss: the disk was cut at the operation; the machine
-        // goes down as for a reboot fault and boots again.
-        if let Some(description) = crate::crash_points::take_power_loss() {
-            let now = sim.elapsed();
-            sim.crash(AGENT_HOST);
-            for machine in &machines {
-                machine.agent.borrow_mut().take();
-                machine.agent_start_at.set(None);
-                machine.agent_down_since.set(Some(now));
-                machine.crash_after.set(None);
-            }
-            *machine.processes.borrow_mut() = ProcessTable::default();
-            // Every process of the machine ended with the power, as for a reboot fault.
-            crate::history::machine_down();
-            machine.boot.set(machine.boot.get() + 1);
-            let boot = crate::crash_points::POWER_LOSS_BOOT_AFTER;
-            pending.push((now + boot, Pending::Boot));
-            tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
-            let mut observations = observations.borrow_mut();
-            observations.reboots.push(now);
-            observations.faults.push((now, description));
-            observations.fault_kinds.insert(FaultKind::Reboot);
-            down_since_reboot = Some(now);
+            self.observations
+                .borrow_mut()
+                .faults
+                .push((now, description));
         }
     }
-    framework_done.set(true);
-    let _ = &tasks;
-    {
-        let mut observations = observations.borrow_mut();
-        observations.agent_running_at_end = machine
-            .agent
-            .borrow()
-            .as_ref()
-            .is_some_and(|handle| !handle.is_finished())
-            // One that died at a filesystem operation is not running, finished or not.
-            && !machine.crashed.get();
-        observations.live_executors_at_end = machine
+
+    /// A crash point's power loss: the disk was cut at the operation; the machine goes
+    /// down as for a reboot fault and boots again.
+    fn crash_point_power_loss(&mut self) {
+        let Some(description) = crate::crash_points::take_power_loss() else {
+            return;
+        };
+        let machine = self.machine();
+        let now = self.sim.elapsed();
+        self.sim.crash(AGENT_HOST);
+        for machine in &self.machines {
+            machine.agent.borrow_mut().take();
+            machine.agent_start_at.set(None);
+            machine.agent_down_since.set(Some(now));
+            machine.crash_after.set(None);
+        }
+        *machine.processes.borrow_mut() = ProcessTable::default();
+        // Every process of the machine ended with the power, as for a reboot fault.
+        crate::history::machine_down();
+        machine.boot.set(machine.boot.get() + 1);
+        let boot = crate::crash_points::POWER_LOSS_BOOT_AFTER;
+        self.pending.push((now + boot, Pending::Boot));
+        tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
+        let mut observations = self.observations.borrow_mut();
+        observations.reboots.push(now);
+        observations.faults.push((now, description));
+        observations.fault_kinds.insert(FaultKind::Reboot);
+        self.down_since_reboot = Some(now);
+    }
+
+    /// The end of the run: what the agent machine holds (agent, executors, disk, wall
+    /// clock), the processes' ends and the final resources for the history; then the
+    /// simulation is dropped and the history, durability losses and removals are taken.
+    fn finish(self) -> Rc<RefCell<Observations>> {
+        let machine = self.machine();
+        let scenario = self.scenario;
+        {
+            let mut observations = self.observations.borrow_mut();
+            observations.agent_running_at_end = machine
+                .agent
+                .borrow()
+                .as_ref()
+                .is_some_and(|handle| !handle.is_finished())
+                // One that died at a filesystem operation is not running, finished or not.
+                && !machine.crashed.get();
+            observations.live_executors_at_end = machine
+                .processes
+                .borrow()
+                .processes
+                .values()
+                .filter(|p| !p.exited.get() && !p.handle.is_finished())
+                .map(|p| p.executor_id.clone())
+                .collect();
+            let work_dir = agent_work_dir(1);
+            observations.disk_at_end = machine
+                .fs
+                .tree()
+                .into_iter()
+                .filter(|(path, _)| path.starts_with(&work_dir))
+                .filter_map(|(path, entry)| {
+                    let modified = machine.fs.mtime(&path)?;
+                    Some((path, (entry, modified)))
+                })
+                .collect();
+            // The run ends at duration_s of simulated time (the sim's clock is gone by now).
+            let offset = machine.wall_offset.get();
+            let base = std::time::SystemTime::UNIX_EPOCH
+                + Duration::from_secs(crate::seams::EPOCH_SECONDS)
+                + Duration::from_secs_f64(scenario.duration_s);
+            observations.wall_at_end = Some(if offset >= 0 {
+                base + Duration::from_millis(offset as u64)
+            } else {
+                base - Duration::from_millis(offset.unsigned_abs())
+            });
+        }
+        // A process the table knows finished (crashed by a fault, say) without the
+        // history hearing of it ended by the end of the run at the latest.
+        let finished: BTreeSet<u32> = machine
             .processes
             .borrow()
             .processes
             .values()
-            .filter(|p| !p.exited.get() && !p.handle.is_finished())
-            .map(|p| p.executor_id.clone())
+            .filter(|p| p.exited.get() || p.handle.is_finished())
+            .map(|p| p.id.pid)
             .collect();
-        let work_dir = agent_work_dir(1);
-        observations.disk_at_end = machine
-            .fs
-            .tree()
-            .into_iter()
-            .filter(|(path, _)| path.starts_with(&work_dir))
-            .filter_map(|(path, entry)| {
-                let modified = machine.fs.mtime(&path)?;
-                Some((path, (entry, modified)))
-            })
-            .collect();
-        // The run ends at duration_s of simulated time (the sim's clock is gone by now).
-        let offset = machine.wall_offset.get();
-        let base = std::time::SystemTime::UNIX_EPOCH
-            + Duration::from_secs(crate::seams::EPOCH_SECONDS)
-            + Duration::from_secs_f64(scenario.duration_s);
-        observations.wall_at_end = Some(if offset >= 0 {
-            base + Duration::from_millis(offset as u64)
-        } else {
-            base - Duration::from_millis(offset.unsigned_abs())
-        });
+        for pid in finished {
+            crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
+        }
+        for machine in &self.machines {
+            crate::history::final_resources(
+                machine.index,
+                crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+            );
+        }
+        let Driver {
+            sim, observations, ..
+        } = self;
+        drop(sim);
+        {
+            let mut observations = observations.borrow_mut();
+            observations.history = crate::history::take_all();
+            observations.durability_losses = crate::durability::take_losses();
+            observations.gc_removals = crate::gc_watch::take();
+        }
+        observations
     }
-    // A process the table knows finished (crashed by a fault, say) without the history
-    // hearing of it ended by the end of the run at the latest.
-    let finished: BTreeSet<u32> = machine
-        .processes
-        .borrow()
-        .processes
-        .values()
-        .filter(|p| p.exited.get() || p.handle.is_finished())
-        .map(|p| p.id.pid)
-        .collect();
-    for pid in finished {
-        crate::history::process_ended(pid, crate::history::ProcessEnd::Exited);
-    }
-    for machine in &machines {
-        crate::history::final_resources(
-            machine.index,
-            crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
-        );
-    }
-    drop(sim);
-    observations.borrow_mut().history = crate::history::take_all();
-    observations.borrow_mut().durability_losses = crate::durability::take_losses();
-    observations.borrow_mut().gc_removals = crate::gc_watch::take();
-    violations.extend(crate::zk::finish());
-    (violations, observations)
 }
-
