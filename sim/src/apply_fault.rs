@@ -156,7 +156,6 @@ fn leading_master(machine: &Machine, scenario: &Scenario) -> String {
         .unwrap_or_else(|| "master1".to_owned())
 }
 
-
 /// Applies one fault. `machine` is the agent process an agent process fault hits (agent
 /// 1 for machine faults); the context's `machines` are all the agent processes of the
 /// machine. Returns the fault's description, or `None` when it had nothing to act on.

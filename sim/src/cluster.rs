@@ -217,8 +217,9 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
     let buffer: TraceBuffer = Arc::new(Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(Recorder::new(buffer.clone()));
     revenant::coverage::reset();
-    let (violations, observations) =
-        tracing::subscriber::with_default(subscriber, || crate::driver::drive(scenario, seed, options));
+    let (violations, observations) = tracing::subscriber::with_default(subscriber, || {
+        crate::driver::drive(scenario, seed, options)
+    });
     let coverage = revenant::coverage::take();
     let trace = std::mem::take(&mut *buffer.lock().expect("trace buffer"));
     let mut violations = violations;

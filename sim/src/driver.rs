@@ -15,8 +15,8 @@ use revenant::proto::TaskInfo;
 use crate::apply_fault::{apply_fault, FaultContext, Pending};
 use crate::cluster::{Machine, RunOptions};
 use crate::observations::{
-    agent_trace_host, agent_work_dir, framework_host, framework_of, secs, tasks_for,
-    Observations, AGENT_HOST,
+    agent_trace_host, agent_work_dir, framework_host, framework_of, secs, tasks_for, Observations,
+    AGENT_HOST,
 };
 use crate::oracles::Violation;
 use crate::scenario::{AgentTarget, FaultKind, FaultSpec, Scenario, AGENT_PROCESS_FAULTS};

@@ -398,13 +398,7 @@ pub fn sweep(files: &[PathBuf], options: &SweepOptions) -> Result<Summary, Strin
         }
     }
     let started = Instant::now();
-    let outcomes = execute(
-        &work,
-        &scenarios,
-        sweep_options,
-        progress,
-        "runs",
-    );
+    let outcomes = execute(&work, &scenarios, sweep_options, progress, "runs");
     let mut coverage: BTreeMap<&'static str, usize> = BTreeMap::new();
     for outcome in &outcomes {
         for point in &outcome.reached {
@@ -430,13 +424,7 @@ pub fn sweep(files: &[PathBuf], options: &SweepOptions) -> Result<Summary, Strin
             })
             .collect();
         first_pass = Some((coverage.clone(), outcomes.len()));
-        let more = execute(
-            &branches,
-            &scenarios,
-            sweep_options,
-            progress,
-            "branches",
-        );
+        let more = execute(&branches, &scenarios, sweep_options, progress, "branches");
         for (job, outcome) in branches.iter().zip(&more) {
             for point in &outcome.reached {
                 *coverage.entry(*point).or_default() += 1;

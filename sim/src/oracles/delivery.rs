@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use revenant::ids::Uuid;
 
 use super::Violation;
-use crate::observations::Observations;
 use crate::decision::Decision;
+use crate::observations::Observations;
 use crate::trace::TraceEvent;
 
 fn parse_uuid(text: &str) -> Option<Uuid> {

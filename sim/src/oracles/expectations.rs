@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::observations::{AgentOutcome, Observations};
 use crate::decision::Decision;
+use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 

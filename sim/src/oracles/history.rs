@@ -30,9 +30,9 @@ use revenant::ids::Uuid;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::observations::{agent_of_host, Observations};
 use crate::decision::Decision;
 use crate::history::{Delivery, History, Source};
+use crate::observations::{agent_of_host, Observations};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 

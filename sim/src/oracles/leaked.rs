@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::Violation;
-use crate::observations::Observations;
 use crate::fs::Entry;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// Time the agent may take beyond a due time (its timer tick and the removal itself).
