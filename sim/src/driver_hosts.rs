@@ -19,8 +19,8 @@ use crate::apply_fault::apply_restart_flags;
 use crate::cluster::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
 use crate::fs::SimFs;
 use crate::observations::{
-    agent_port, agent_trace_host, agent_work_dir, framework_of, secs, AgentOutcome,
-    Observations, Seen, AGENT_HOST, FRAMEWORK_HOST, MASTER_PORT,
+    agent_port, agent_trace_host, agent_work_dir, framework_of, secs, AgentOutcome, Observations,
+    Seen, AGENT_HOST, FRAMEWORK_HOST, MASTER_PORT,
 };
 use crate::scenario::{parse_resources, RestartFlags, Scenario};
 use crate::seams::{
@@ -36,7 +36,6 @@ pub(crate) fn add_masters(
     seed: u64,
     options: &RunOptions,
 ) -> SimFs {
-
     // With [zookeeper], a ZooKeeper host that the masters elect their leader through
     // (docs/zookeeper.md Z11).
     crate::zk::clear();
@@ -172,6 +171,8 @@ pub(crate) fn add_agent_machine(
             .collect();
         let observations = observations.clone();
         let restart_recover = scenario.agent.restart_recover.clone();
+        // The rogue party, when the swarm draws it (docs/security.md SEC31).
+        let rogue = crate::rogue::plan(scenario, seed);
         sim.host(AGENT_HOST, move || {
             // Agents 2, ... have supervisors of their own beside agent 1's; all of them
             // die with the machine.
@@ -179,7 +180,14 @@ pub(crate) fn add_agent_machine(
             let observations = observations.clone();
             let restart_recover = restart_recover.clone();
             let (machine, config) = agents[0].clone();
+            let rogue = rogue.clone();
             async move {
+                if !rogue.is_empty() {
+                    let party =
+                        crate::rogue::party(rogue, machine.clone(), seed, observations.clone());
+                    let span = crate::trace::host_span(crate::rogue::ROGUE_HOST);
+                    tokio::task::spawn_local(party.instrument(span));
+                }
                 for (machine, config) in others {
                     let span = crate::trace::host_span(&agent_trace_host(machine.index));
                     let main = machine_main(
@@ -321,7 +329,6 @@ pub(crate) fn add_frameworks(
         teardowns,
     }
 }
-
 
 struct Recording {
     observations: Rc<RefCell<Observations>>,
@@ -503,7 +510,6 @@ impl revenant::framework::Workload for Recording {
         due
     }
 }
-
 
 fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     let mut config = AgentConfig::new(
@@ -746,4 +752,3 @@ async fn machine_main(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-

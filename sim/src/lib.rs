@@ -16,6 +16,7 @@
 //! | [`driver_hosts`] | the hosts: masters, the agent machine's supervisors, the frameworks' recording workload |
 //! | [`apply_fault`] | what each fault kind does to the running cluster |
 //! | [`oracles`] | the rules, one file each |
+//! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
@@ -49,6 +50,7 @@ pub mod junit;
 pub mod messages;
 pub mod observations;
 pub mod oracles;
+pub mod rogue;
 pub mod scenario;
 pub mod seams;
 pub mod shrink;

@@ -140,6 +140,20 @@ pub struct Observations {
     pub disk_at_end: BTreeMap<PathBuf, (crate::fs::Entry, std::time::SystemTime)>,
     /// The agent machine's wall clock when the run ended.
     pub wall_at_end: Option<std::time::SystemTime>,
+    /// What the rogue party (`crate::rogue`) sent and what it was answered.
+    pub rogue: RogueLog,
+}
+
+/// What the rogue party did and heard, recorded on its side of the connection
+/// (docs/security.md SEC31).
+#[derive(Clone, Debug, Default)]
+pub struct RogueLog {
+    /// Messages it sent: (time, what, the ids it named).
+    pub sent: Vec<(Duration, String)>,
+    /// Messages the agent sent it: (time, message kind, on which attempt).
+    pub received: Vec<(Duration, &'static str, String)>,
+    /// The uuids of the status updates it forged.
+    pub forged_uuids: BTreeSet<Vec<u8>>,
 }
 
 impl Observations {
@@ -173,7 +187,6 @@ impl AgentOutcome {
         matches!(self, AgentOutcome::Exited(text) if text.starts_with("ShutDown"))
     }
 }
-
 
 /// Seconds as a [`Duration`] (negative ones are zero).
 pub(crate) fn secs(value: f64) -> Duration {
@@ -281,4 +294,3 @@ pub fn framework_of(scenario: &Scenario, task: &str) -> u32 {
         .and_then(|index| index.parse::<u32>().ok())
         .map_or(1, |index| index % frameworks + 1)
 }
-

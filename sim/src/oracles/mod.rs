@@ -17,6 +17,7 @@ pub mod no_panic;
 pub mod reboot;
 pub mod recovery_timeout;
 pub mod resources;
+pub mod rogue;
 pub mod strict_recovery;
 pub mod teardown;
 pub mod terminal;
@@ -62,6 +63,7 @@ pub fn check_after(
     out.extend(gc_live::check(observations));
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
+    out.extend(rogue::check(observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }
