@@ -77,7 +77,7 @@ fn an_exploring_sweep_is_deterministic_and_reaches_rare_points_more() {
             &files,
             &sweep::SweepOptions {
                 jobs: 2,
-                explore: Some(settings.clone()),
+                explore: Some(settings),
                 ..sweep::SweepOptions::new(0..10)
             },
         )
