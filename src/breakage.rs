@@ -42,6 +42,10 @@ pub struct Breakage {
     /// After the framework acknowledged a non-terminal update, the agent forwards it again
     /// behind the next update of its stream (an old uuid after a later one).
     pub resend_acknowledged_update: bool,
+    /// The agent takes a status update from a connection on which no executor
+    /// registered, for the executor the update names (docs/security.md SEC16 broken):
+    /// a rogue local process's forged update goes through (the `rogue` oracle).
+    pub accept_unregistered_updates: bool,
     /// The agent launches every executor twice.
     pub launch_executor_twice: bool,
     /// The agent reports a killed task TASK_KILLED itself and leaves its executor running.

@@ -217,8 +217,8 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     fault.message = Some(message.to_owned());
                     if message == "status_update" {
                         // Only on the executor's hop (docs/simulator-reach.md rule 6).
-                        fault.from = Some(crate::cluster::AGENT_HOST.to_owned());
-                        fault.to = Some(crate::cluster::AGENT_HOST.to_owned());
+                        fault.from = Some(crate::observations::AGENT_HOST.to_owned());
+                        fault.to = Some(crate::observations::AGENT_HOST.to_owned());
                     }
                 }
                 FaultKind::AgentCrashAtMessage => {

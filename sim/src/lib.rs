@@ -10,8 +10,13 @@
 //! | [`drops`] | targeted message drops: a frame-aware filter on every simulated connection |
 //! | [`seams`] | simulated clock, network, processes, boot id, randomness; a filesystem handle that kills its process at an exact operation |
 //! | [`scenario`] | the scenario file format |
-//! | [`cluster`] | builds a cluster from a scenario and a seed, applies faults, runs it |
+//! | [`cluster`] | a run's entry point, settings and result; the agent machine's state; the fault schedule |
+//! | [`observations`] | host layout, the task plan, what the outside world saw: below the driver and the oracles |
+//! | [`driver`] | steps a cluster: due faults and deferred actions between turmoil steps, the end of the run |
+//! | [`driver_hosts`] | the hosts: masters, the agent machine's supervisors, the frameworks' recording workload |
+//! | [`apply_fault`] | what each fault kind does to the running cluster |
 //! | [`oracles`] | the rules, one file each |
+//! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
@@ -26,10 +31,13 @@
 //! | [`timeline`] | a run drawn as one self-contained HTML file: lanes, messages, faults, decisions, violations |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod apply_fault;
 pub mod cluster;
 pub mod crash_points;
 pub mod decision;
 pub mod disk_faults;
+pub mod driver;
+pub mod driver_hosts;
 pub mod drops;
 pub mod durability;
 pub mod explore;
@@ -40,7 +48,9 @@ pub mod gc_watch;
 pub mod history;
 pub mod junit;
 pub mod messages;
+pub mod observations;
 pub mod oracles;
+pub mod rogue;
 pub mod scenario;
 pub mod seams;
 pub mod shrink;

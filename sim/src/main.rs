@@ -194,17 +194,18 @@ fn main() -> ExitCode {
                     branches: explore_branches,
                     ..Default::default()
                 };
-                let summary = sweep::sweep_exploring(
+                let summary = sweep::sweep(
                     &files,
-                    seeds,
-                    fixed_seeds,
-                    shard,
-                    jobs,
-                    Some(&out),
-                    determinism_every,
-                    true,
-                    &RunOptions::default(),
-                    explore.then_some(&settings),
+                    &sweep::SweepOptions {
+                        fixed_seeds,
+                        shard,
+                        jobs,
+                        out: Some(out.clone()),
+                        determinism_every,
+                        progress: true,
+                        explore: explore.then_some(settings),
+                        ..sweep::SweepOptions::new(seeds)
+                    },
                 )?;
                 let runs = summary.passed + summary.failed.len();
                 for failure in &summary.failed {

@@ -105,6 +105,7 @@
 //! gc_delay_s = [10.0, 240.0]    # --gc_delay drawn per run
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
+//! rogue_fraction = 0.2          # runs with a rogue local process posing as an executor
 //! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
 //! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
 //! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
@@ -815,6 +816,11 @@ pub struct Swarm {
     /// seconds (one value per run) instead of `framework_failover_timeout_s`.
     #[serde(default)]
     pub framework_failover_timeout_s: Option<[f64; 2]>,
+    /// The rogue party (`crate::rogue`, docs/simulator-reach.md 14s): the share of runs
+    /// in which a rogue local process on the agent machine tries to pass for an
+    /// executor. Drawn from a stream of its own; default 0 (no rogue).
+    #[serde(default)]
+    pub rogue_fraction: f64,
 }
 
 fn half() -> f64 {
@@ -1151,6 +1157,9 @@ impl Scenario {
                 if !(0.0..=1.0).contains(&value) {
                     return Err(format!("swarm.{name} must be in [0, 1]"));
                 }
+            }
+            if !(0.0..=1.0).contains(&swarm.rogue_fraction) {
+                return Err("swarm.rogue_fraction must be in [0, 1]".into());
             }
             if !(0.0..=1.0).contains(&swarm.large_task_fraction) {
                 return Err("swarm.large_task_fraction must be in [0, 1]".into());

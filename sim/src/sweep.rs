@@ -179,59 +179,50 @@ pub fn reproduce_command(failure: &Failure) -> String {
 /// than swarms do (see [`sweep`]).
 pub const FIXED_SEEDS_DEFAULT: u64 = 5;
 
-/// Runs the sweep (docs/simulator-reach.md rule 10): swarm scenarios over every seed of `seeds`, regression scenarios
-/// over their pinned seeds (once, on the first shard), fixed scenarios over the first
-/// `fixed_seeds` seeds of the range (every seed when `None`).
-#[allow(clippy::too_many_arguments)]
-pub fn sweep(
-    files: &[PathBuf],
-    seeds: std::ops::Range<u64>,
-    fixed_seeds: Option<u64>,
-    shard: Option<(u64, u64)>,
-    jobs: usize,
-    out: Option<&Path>,
-    determinism_every: u64,
-    progress: bool,
-) -> Result<Summary, String> {
-    sweep_with(
-        files,
-        seeds,
-        fixed_seeds,
-        shard,
-        jobs,
-        out,
-        determinism_every,
-        progress,
-        &RunOptions::default(),
-    )
+/// What a sweep runs and how: every setting besides the scenario files. Build it with
+/// [`SweepOptions::new`] and change the fields that differ from the defaults.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// The seed range swarm scenarios run over.
+    pub seeds: std::ops::Range<u64>,
+    /// Fixed scenarios run over the first this many seeds of the range (every seed when
+    /// `None`).
+    pub fixed_seeds: Option<u64>,
+    /// Shard `k` of `n` (1-based): only seeds with `seed % n == k - 1`; pinned seeds
+    /// run on the first shard.
+    pub shard: Option<(u64, u64)>,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Where to write a reproduction file, trace and timeline per failure.
+    pub out: Option<PathBuf>,
+    /// Run every seed divisible by this twice and compare the traces (0: never).
+    pub determinism_every: u64,
+    /// Draw a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+    /// Every run's options (tests add a breakage to make failures on purpose).
+    pub run: RunOptions,
+    /// A second pass of branches from the runs that reached the first pass's rarest
+    /// coverage points (`crate::explore`).
+    pub explore: Option<crate::explore::Settings>,
 }
 
-/// [`sweep`], every run with `options` (tests add a breakage to make failures on
-/// purpose).
-#[allow(clippy::too_many_arguments)]
-pub fn sweep_with(
-    files: &[PathBuf],
-    seeds: std::ops::Range<u64>,
-    fixed_seeds: Option<u64>,
-    shard: Option<(u64, u64)>,
-    jobs: usize,
-    out: Option<&Path>,
-    determinism_every: u64,
-    progress: bool,
-    options: &RunOptions,
-) -> Result<Summary, String> {
-    sweep_exploring(
-        files,
-        seeds,
-        fixed_seeds,
-        shard,
-        jobs,
-        out,
-        determinism_every,
-        progress,
-        options,
-        None,
-    )
+impl SweepOptions {
+    /// `seeds` on one thread, no shard, every seed of fixed scenarios, no output
+    /// directory, no determinism checks, no progress bar, default run options, no
+    /// exploration.
+    pub fn new(seeds: std::ops::Range<u64>) -> SweepOptions {
+        SweepOptions {
+            seeds,
+            fixed_seeds: None,
+            shard: None,
+            jobs: 1,
+            out: None,
+            determinism_every: 0,
+            progress: false,
+            run: RunOptions::default(),
+            explore: None,
+        }
+    }
 }
 
 /// One run of a sweep: a scenario (by position), a seed, and the branch of
@@ -270,18 +261,18 @@ fn progress_bar(progress: bool, total: usize, what: &str) -> indicatif::Progress
     bar
 }
 
-/// Runs `jobs` on `threads` worker threads; the outcomes in job order.
-#[allow(clippy::too_many_arguments)]
+/// Runs `work` on `sweep.jobs` worker threads; the outcomes in job order.
 fn execute(
     work: &[Job],
     scenarios: &[(PathBuf, Scenario)],
-    threads: usize,
-    out: Option<&Path>,
-    determinism_every: u64,
+    sweep: &SweepOptions,
     progress: bool,
-    options: &RunOptions,
     what: &str,
 ) -> Vec<Outcome> {
+    let threads = sweep.jobs;
+    let out = sweep.out.as_deref();
+    let determinism_every = sweep.determinism_every;
+    let options = &sweep.run;
     let total = work.len();
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
@@ -355,24 +346,19 @@ fn execute(
     outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// [`sweep_with`], and with `explore`, a second pass of branches from the runs that
-/// reached the first pass's rarest coverage points (`crate::explore`).
-#[allow(clippy::too_many_arguments)]
-pub fn sweep_exploring(
-    files: &[PathBuf],
-    seeds: std::ops::Range<u64>,
-    fixed_seeds: Option<u64>,
-    shard: Option<(u64, u64)>,
-    jobs: usize,
-    out: Option<&Path>,
-    determinism_every: u64,
-    progress: bool,
-    options: &RunOptions,
-    explore: Option<&crate::explore::Settings>,
-) -> Result<Summary, String> {
+/// Runs the sweep (docs/simulator-reach.md rule 10): swarm scenarios over every seed of
+/// `options.seeds`, regression scenarios over their pinned seeds (once, on the first
+/// shard), fixed scenarios over the first `options.fixed_seeds` seeds of the range
+/// (every seed when `None`); with `options.explore`, a second pass of branches from the
+/// runs that reached the first pass's rarest coverage points (`crate::explore`).
+pub fn sweep(files: &[PathBuf], options: &SweepOptions) -> Result<Summary, String> {
+    let sweep_options = options;
+    let seeds = options.seeds.clone();
+    let (fixed_seeds, shard) = (options.fixed_seeds, options.shard);
+    let explore = options.explore.as_ref();
     use std::io::IsTerminal;
     // A progress bar redrawn in place is for a person at a terminal, not for a log.
-    let progress = progress && std::io::stderr().is_terminal();
+    let progress = options.progress && std::io::stderr().is_terminal();
     let scenarios: Vec<(PathBuf, Scenario)> = files
         .iter()
         .map(|f| Scenario::load(f).map(|s| (f.clone(), s)))
@@ -412,16 +398,7 @@ pub fn sweep_exploring(
         }
     }
     let started = Instant::now();
-    let outcomes = execute(
-        &work,
-        &scenarios,
-        jobs,
-        out,
-        determinism_every,
-        progress,
-        options,
-        "runs",
-    );
+    let outcomes = execute(&work, &scenarios, sweep_options, progress, "runs");
     let mut coverage: BTreeMap<&'static str, usize> = BTreeMap::new();
     for outcome in &outcomes {
         for point in &outcome.reached {
@@ -447,16 +424,7 @@ pub fn sweep_exploring(
             })
             .collect();
         first_pass = Some((coverage.clone(), outcomes.len()));
-        let more = execute(
-            &branches,
-            &scenarios,
-            jobs,
-            out,
-            determinism_every,
-            progress,
-            options,
-            "branches",
-        );
+        let more = execute(&branches, &scenarios, sweep_options, progress, "branches");
         for (job, outcome) in branches.iter().zip(&more) {
             for point in &outcome.reached {
                 *coverage.entry(*point).or_default() += 1;

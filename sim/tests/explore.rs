@@ -73,17 +73,13 @@ fn an_exploring_sweep_is_deterministic_and_reaches_rare_points_more() {
         branches: 2,
     };
     let sweep_once = || {
-        sweep::sweep_exploring(
+        sweep::sweep(
             &files,
-            0..10,
-            None,
-            None,
-            2,
-            None,
-            0,
-            false,
-            &RunOptions::default(),
-            Some(&settings),
+            &sweep::SweepOptions {
+                jobs: 2,
+                explore: Some(settings),
+                ..sweep::SweepOptions::new(0..10)
+            },
         )
         .unwrap()
     };

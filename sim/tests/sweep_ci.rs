@@ -42,13 +42,12 @@ fn sweep_of_every_scenario_is_green() {
         seeds_from_env_named("REVENANT_SWEEP_FIXED_SEEDS", sweep::FIXED_SEEDS_DEFAULT);
     let summary = sweep::sweep(
         &files,
-        0..seeds,
-        Some(fixed_seeds),
-        None,
-        jobs,
-        None,
-        100,
-        false,
+        &sweep::SweepOptions {
+            fixed_seeds: Some(fixed_seeds),
+            jobs,
+            determinism_every: 100,
+            ..sweep::SweepOptions::new(0..seeds)
+        },
     )
     .expect("sweep runs");
     let runs = summary.passed + summary.failed.len();

@@ -35,16 +35,13 @@ fn a_sweep_failure_is_shrunk_beside_its_repro_file() {
 
     let shrink_once = || {
         let out = tempfile::tempdir().unwrap();
-        let summary = sweep::sweep_with(
+        let summary = sweep::sweep(
             std::slice::from_ref(&path),
-            seed..seed + 1,
-            None,
-            None,
-            1,
-            Some(out.path()),
-            0,
-            false,
-            &options,
+            &sweep::SweepOptions {
+                out: Some(out.path().to_path_buf()),
+                run: options.clone(),
+                ..sweep::SweepOptions::new(seed..seed + 1)
+            },
         )
         .unwrap();
         assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);

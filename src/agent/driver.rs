@@ -321,7 +321,13 @@ impl Agent {
             Body::StatusUpdate(StatusUpdateMessage {
                 update: Some(update),
             }) => {
-                let Some((fid, eid)) = self.executor_connections.get(&id).cloned() else {
+                // docs/security.md SEC16; the breakage lets a rogue's update through (SEC33).
+                let forged = broken!(self.config.breakage.accept_unregistered_updates).then(|| {
+                    let fid = FrameworkId::new(update.framework_id.clone());
+                    (fid, ExecutorId::new(update.executor_id.clone()))
+                });
+                let Some((fid, eid)) = self.executor_connections.get(&id).cloned().or(forged)
+                else {
                     warn!(target: "revenant::agent", connection = %id, "status update from an unregistered connection: dropped");
                     return Ok(None);
                 };

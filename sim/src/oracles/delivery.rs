@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use revenant::ids::Uuid;
 
 use super::Violation;
-use crate::cluster::Observations;
 use crate::decision::Decision;
+use crate::observations::Observations;
 use crate::trace::TraceEvent;
 
 fn parse_uuid(text: &str) -> Option<Uuid> {
@@ -101,7 +101,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         let uuid = event.field("uuid").and_then(parse_uuid);
         match (event.decision, uuid) {
             (Some(Decision::UpdateAcknowledgedToExecutor), Some(uuid)) => {
-                let agent = crate::cluster::agent_of_host(&event.host).unwrap_or(1);
+                let agent = crate::observations::agent_of_host(&event.host).unwrap_or(1);
                 let framework = event.field("framework").unwrap_or_default().to_owned();
                 acked
                     .entry(uuid)

@@ -5,7 +5,7 @@
 //! each power loss, the simulated disk just before the cut and what the cut left.
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 
 /// Checks the rule.
 pub fn check(observations: &Observations) -> Vec<Violation> {

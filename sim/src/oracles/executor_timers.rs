@@ -16,8 +16,8 @@
 use std::time::Duration;
 
 use super::Violation;
-use crate::cluster::{agent_of_host, Observations};
 use crate::history::{ProcessEnd, ProcessRecord};
+use crate::observations::{agent_of_host, Observations};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::cluster::{AgentOutcome, Observations};
 use crate::decision::Decision;
+use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
@@ -60,7 +60,7 @@ pub fn check(
             }
         }
         for index in 1..=scenario.agents {
-            let host = crate::cluster::agent_trace_host(index);
+            let host = crate::observations::agent_trace_host(index);
             let ids = ids.remove(host.as_str()).unwrap_or_default();
             let agent = if scenario.agents > 1 {
                 format!("agent {host}")
@@ -78,7 +78,7 @@ pub fn check(
         }
     }
     for index in &expect.reregistered {
-        let host = crate::cluster::agent_trace_host(*index);
+        let host = crate::observations::agent_trace_host(*index);
         let reregistered = trace
             .iter()
             .any(|e| e.host == host && e.is(Decision::ReregisteredWithMaster));
@@ -101,7 +101,7 @@ pub fn check(
     // (docs/lifecycle-rules.md rule 3). When it names every task of a framework, that
     // framework's directories (meta and sandbox) must be gone too.
     if !expect.collected.is_empty() {
-        let work_dir = crate::cluster::agent_work_dir(1);
+        let work_dir = crate::observations::agent_work_dir(1);
         let disk = &observations.disk_at_end;
         // <work_dir>/[meta/]slaves/<agent>/frameworks/<framework>/executors/<executor>
         let executor_dirs = |name: &str| -> Vec<std::path::PathBuf> {
@@ -125,10 +125,10 @@ pub fn check(
         }
         let frameworks = scenario.frameworks.max(1);
         for framework in 1..=frameworks {
-            let tasks: Vec<String> = crate::cluster::tasks_for(scenario, observations.seed)
+            let tasks: Vec<String> = crate::observations::tasks_for(scenario, observations.seed)
                 .into_iter()
                 .map(|(task, _)| task.task_id)
-                .filter(|t| crate::cluster::framework_of(scenario, t) == framework)
+                .filter(|t| crate::observations::framework_of(scenario, t) == framework)
                 .collect();
             let done = !tasks.is_empty() && tasks.iter().all(|t| expect.collected.contains(t));
             if done && frameworks == 1 {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
@@ -60,8 +60,8 @@ pub fn check(
         if deadline >= end {
             continue;
         }
-        for (task, _) in crate::cluster::tasks_for(scenario, observations.seed) {
-            if crate::cluster::framework_of(scenario, &task.task_id) != *framework {
+        for (task, _) in crate::observations::tasks_for(scenario, observations.seed) {
+            if crate::observations::framework_of(scenario, &task.task_id) != *framework {
                 continue;
             }
             // Command executors are named after their task.

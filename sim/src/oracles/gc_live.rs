@@ -17,7 +17,7 @@ use revenant::agent::status_updates::is_terminal;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 
 /// Checks the rule.
 pub fn check(observations: &Observations) -> Vec<Violation> {

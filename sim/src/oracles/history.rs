@@ -30,9 +30,9 @@ use revenant::ids::Uuid;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::{agent_of_host, Observations};
 use crate::decision::Decision;
 use crate::history::{Delivery, History, Source};
+use crate::observations::{agent_of_host, Observations};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
@@ -126,7 +126,7 @@ fn launches(scenario: &Scenario, observations: &Observations) -> Vec<Violation> 
     // may run several times in one incarnation, one run after the other
     // (docs/lifecycle-rules.md rule 14).
     let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+    for (task, executor) in crate::observations::executors_of_tasks(scenario, observations.seed) {
         tasks_of.entry(executor).or_default().push(task);
     }
     let tasks: BTreeSet<String> = tasks_of

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::executor_timers::agent_losses;
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// The agent's timer and the kill itself.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::Violation;
-use crate::cluster::Observations;
 use crate::fs::Entry;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// Time the agent may take beyond a due time (its timer tick and the removal itself).
@@ -120,7 +120,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         return Vec::new();
     }
     let disk = &observations.disk_at_end;
-    let work_dir = crate::cluster::agent_work_dir(1);
+    let work_dir = crate::observations::agent_work_dir(1);
     let meta_agents = work_dir.join("meta").join("slaves");
     let sandbox_agents = work_dir.join("slaves");
     let gc_delay = Duration::from_secs_f64(scenario.agent.gc_delay_s);

@@ -12,7 +12,7 @@ use revenant::agent::status_updates::is_terminal;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// Checks the rule.
@@ -41,7 +41,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     // The tasks of each executor id: those that named it, or the one a command executor
     // is named after (docs/lifecycle-rules.md rule 14).
     let mut tasks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (task, executor) in crate::cluster::executors_of_tasks(scenario, observations.seed) {
+    for (task, executor) in crate::observations::executors_of_tasks(scenario, observations.seed) {
         tasks_of.entry(executor).or_default().push(task);
     }
     for executor in &observations.live_executors_at_end {

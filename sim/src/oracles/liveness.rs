@@ -13,7 +13,7 @@ use revenant::agent::status_updates::is_terminal;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// Checks the rule.
@@ -43,7 +43,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     // Every task of the scenario counts, submitted or not: a task the framework never
     // managed to submit is a liveness failure too.
     let all: std::collections::BTreeSet<String> =
-        crate::cluster::tasks_for(scenario, observations.seed)
+        crate::observations::tasks_for(scenario, observations.seed)
             .into_iter()
             .map(|(task, _)| task.task_id)
             .chain(observations.submitted.iter().cloned())

@@ -17,13 +17,14 @@ pub mod no_panic;
 pub mod reboot;
 pub mod recovery_timeout;
 pub mod resources;
+pub mod rogue;
 pub mod strict_recovery;
 pub mod teardown;
 pub mod terminal;
 
 use std::time::Duration;
 
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
@@ -62,6 +63,7 @@ pub fn check_after(
     out.extend(gc_live::check(observations));
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
+    out.extend(rogue::check(observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

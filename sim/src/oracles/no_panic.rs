@@ -5,7 +5,7 @@
 //! first), so a panic in a task nobody joins fails the run too.
 
 use super::Violation;
-use crate::cluster::{AgentOutcome, Observations};
+use crate::observations::{AgentOutcome, Observations};
 
 /// Checks the rule.
 pub fn check(observations: &Observations) -> Vec<Violation> {

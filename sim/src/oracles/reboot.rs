@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use super::Violation;
-use crate::cluster::{agent_of_host, Observations};
 use crate::decision::Decision;
+use crate::observations::{agent_of_host, Observations};
 use crate::trace::TraceEvent;
 
 /// Checks the rule, for each agent process of the machine (a reboot stops them all).

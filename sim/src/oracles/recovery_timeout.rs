@@ -2,7 +2,7 @@
 //! during the run by the driver, with a few seconds of grace for the executor's tick).
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 
 /// Checks the rule.
 pub fn check(observations: &Observations) -> Vec<Violation> {

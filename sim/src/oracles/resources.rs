@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::Violation;
-use crate::cluster::{agent_of_host, Observations};
 use crate::decision::Decision;
+use crate::observations::{agent_of_host, Observations};
 use crate::trace::TraceEvent;
 
 /// The ids agent process `agent` registered under.

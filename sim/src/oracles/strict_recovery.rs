@@ -3,7 +3,7 @@
 //! it fail. Non-strict recovery never fails on corruption.
 
 use super::Violation;
-use crate::cluster::{AgentOutcome, Observations};
+use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 
 /// Checks the rule.

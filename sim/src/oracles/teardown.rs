@@ -7,7 +7,7 @@
 //! shut down and kills it after the grace period.
 
 use super::Violation;
-use crate::cluster::Observations;
+use crate::observations::Observations;
 use crate::scenario::Scenario;
 
 /// Checks the rule.
@@ -23,8 +23,8 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
-    for (task, _) in crate::cluster::tasks_for(scenario, observations.seed) {
-        let framework = crate::cluster::framework_of(scenario, &task.task_id);
+    for (task, _) in crate::observations::tasks_for(scenario, observations.seed) {
+        let framework = crate::observations::framework_of(scenario, &task.task_id);
         if !observations.removed_frameworks.contains(&framework) {
             continue;
         }

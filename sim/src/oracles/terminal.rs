@@ -17,8 +17,8 @@ use revenant::ids::Uuid;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::cluster::Observations;
 use crate::history::Source;
+use crate::observations::Observations;
 
 /// The reason the master gives a task it reports lost with its removed agent.
 const AGENT_REMOVED: &str = "REASON_AGENT_REMOVED";

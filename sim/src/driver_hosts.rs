@@ -1,0 +1,754 @@
+//! The hosts of a simulated cluster (docs/design.md D31): the ZooKeeper host and the
+//! masters, the agent machine with one supervisor per agent process, and the frameworks
+//! with the recording workload that tells the observations what each scheduler heard.
+//! The driver (`crate::driver`) adds them once, in this order, before its first step.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use revenant::agent::{self, AgentConfig, RecoverMode};
+use revenant::ids::Uuid;
+use revenant::master::{self, MasterConfig};
+use revenant::os::{Env, FileSystem};
+use revenant::proto::{FrameworkInfo, StatusUpdate, TaskInfo};
+use tracing::Instrument;
+
+use crate::apply_fault::apply_restart_flags;
+use crate::cluster::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
+use crate::fs::SimFs;
+use crate::observations::{
+    agent_port, agent_trace_host, agent_work_dir, framework_of, secs, AgentOutcome, Observations,
+    Seen, AGENT_HOST, FRAMEWORK_HOST, MASTER_PORT,
+};
+use crate::scenario::{parse_resources, RestartFlags, Scenario};
+use crate::seams::{
+    derive_seed, ProcessDeath, ProcessFs, ProcessTable, SeededRandom, SimBootId, SimClock, SimNet,
+    SimProcesses,
+};
+
+/// Adds the ZooKeeper host (with `[zookeeper]`) and the masters; returns the masters'
+/// shared disk (their registry and leader lease).
+pub(crate) fn add_masters(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+) -> SimFs {
+    // With [zookeeper], a ZooKeeper host that the masters elect their leader through
+    // (docs/zookeeper.md Z11).
+    crate::zk::clear();
+    let zk_timeout = scenario.zookeeper.as_ref().map(|zk| {
+        let world = crate::zk::begin();
+        sim.host(crate::zk::ZK_HOST, move || {
+            crate::zk::server_host(world.clone())
+        });
+        secs(zk.session_timeout_s)
+    });
+    // Masters, sharing one disk for their registry and leader lease.
+    let masters_disk = SimFs::new();
+    for index in 1..=scenario.masters {
+        let name = format!("master{index}");
+        let config = MasterConfig {
+            listen: format!("{name}:{MASTER_PORT}"),
+            agent_ping_timeout: secs(scenario.master.agent_ping_timeout_s),
+            max_agent_ping_timeouts: scenario.master.max_agent_ping_timeouts,
+            agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
+            work_dir: Some(MASTERS_WORK_DIR.into()),
+            breakage: options.breakage,
+        };
+        let lease = secs(scenario.master.leader_lease_s);
+        let incarnation = Rc::new(Cell::new(0u64));
+        let host_name = name.clone();
+        let disk = masters_disk.clone();
+        sim.host(name.as_str(), move || {
+            let config = config.clone();
+            incarnation.set(incarnation.get() + 1);
+            let mut env = host_env(
+                &host_name,
+                incarnation.get(),
+                Rc::new(SeededRandom::new(derive_seed(
+                    seed,
+                    &format!("{host_name}-{}", incarnation.get()),
+                ))),
+            );
+            env.fs = Rc::new(disk.clone());
+            let detector = master::LeaseContender::new(
+                env.fs.clone(),
+                env.clock.clone(),
+                std::path::Path::new(MASTERS_WORK_DIR),
+                config.listen.clone(),
+                incarnation.get(),
+                lease,
+            );
+            let span = crate::trace::host_span(&host_name);
+            let host = host_name.clone();
+            async move {
+                match zk_timeout {
+                    Some(timeout) => crate::zk::master_process(env, config, timeout, host).await?,
+                    None => master::run(env, config, Box::new(detector)).await?,
+                }
+                Ok(())
+            }
+            .instrument(span)
+        });
+    }
+    masters_disk
+}
+
+/// Adds the agent machine: one supervisor per agent process (agent 1 first), sharing
+/// the machine's disk, boot counter, process table and clock. Returns every agent
+/// process's [`Machine`], agent 1's first.
+pub(crate) fn add_agent_machine(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    masters_disk: &SimFs,
+    observations: &Rc<RefCell<Observations>>,
+) -> Vec<Rc<Machine>> {
+    // The agent machine.
+    let machine = Rc::new(Machine {
+        index: 1,
+        work_dir: agent_work_dir(1),
+        fs: SimFs::new(),
+        boot: Rc::new(Cell::new(1)),
+        processes: Rc::new(RefCell::new(ProcessTable::default())),
+        agent: RefCell::new(None),
+        agent_start_at: Cell::new(Some(Duration::ZERO)),
+        agent_down_since: Cell::new(None),
+        incarnation: Cell::new(0),
+        crash_after: Rc::new(Cell::new(None)),
+        crashed: Rc::new(Cell::new(false)),
+        process_crash_after: Rc::new(Cell::new(None)),
+        wall_offset: Rc::new(Cell::new(0)),
+        disk_faulted: Cell::new(false),
+        masters_disk: masters_disk.clone(),
+        leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
+        restart_flags: RefCell::new(RestartFlags::default()),
+    });
+    machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    // Modification times follow the machine's wall clock, jumps included (the agent
+    // ages directories by them: docs/lifecycle-rules.md rule 5).
+    let fs_clock = SimClock {
+        wall_offset: machine.wall_offset.clone(),
+    };
+    machine
+        .fs
+        .set_clock(Rc::new(move || revenant::os::Clock::wall(&fs_clock)));
+    // Further agent processes share the machine's disk, boot, processes and clock.
+    let mut machines = vec![machine.clone()];
+    for index in 2..=scenario.agents {
+        machines.push(Rc::new(Machine {
+            index,
+            work_dir: agent_work_dir(index),
+            fs: machine.fs.clone(),
+            boot: machine.boot.clone(),
+            processes: machine.processes.clone(),
+            agent: RefCell::new(None),
+            agent_start_at: Cell::new(Some(Duration::ZERO)),
+            agent_down_since: Cell::new(None),
+            incarnation: Cell::new(0),
+            crash_after: Rc::new(Cell::new(None)),
+            crashed: Rc::new(Cell::new(false)),
+            process_crash_after: Rc::new(Cell::new(None)),
+            wall_offset: machine.wall_offset.clone(),
+            disk_faulted: Cell::new(false),
+            masters_disk: masters_disk.clone(),
+            leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
+            restart_flags: RefCell::new(RestartFlags::default()),
+        }));
+    }
+    {
+        let agents: Vec<(Rc<Machine>, AgentConfig)> = machines
+            .iter()
+            .map(|machine| {
+                let mut config = agent_config(scenario, machine.index);
+                config.breakage = options.breakage;
+                (machine.clone(), config)
+            })
+            .collect();
+        let observations = observations.clone();
+        let restart_recover = scenario.agent.restart_recover.clone();
+        // The rogue party, when the swarm draws it (docs/security.md SEC31).
+        let rogue = crate::rogue::plan(scenario, seed);
+        sim.host(AGENT_HOST, move || {
+            // Agents 2, ... have supervisors of their own beside agent 1's; all of them
+            // die with the machine.
+            let others = agents[1..].to_vec();
+            let observations = observations.clone();
+            let restart_recover = restart_recover.clone();
+            let (machine, config) = agents[0].clone();
+            let rogue = rogue.clone();
+            async move {
+                if !rogue.is_empty() {
+                    let party =
+                        crate::rogue::party(rogue, machine.clone(), seed, observations.clone());
+                    let span = crate::trace::host_span(crate::rogue::ROGUE_HOST);
+                    tokio::task::spawn_local(party.instrument(span));
+                }
+                for (machine, config) in others {
+                    let span = crate::trace::host_span(&agent_trace_host(machine.index));
+                    let main = machine_main(
+                        machine,
+                        config,
+                        restart_recover.clone(),
+                        seed,
+                        observations.clone(),
+                    );
+                    tokio::task::spawn_local(main.instrument(span));
+                }
+                machine_main(machine, config, restart_recover, seed, observations).await
+            }
+            .instrument(crate::trace::host_span(AGENT_HOST))
+        });
+    }
+    machines
+}
+
+/// What the driver keeps of the frameworks it added.
+pub(crate) struct Frameworks {
+    /// Set when the run ends: the schedulers stop.
+    pub done: Rc<Cell<bool>>,
+    /// Framework k's teardown flag at k - 1 (set by a `framework_teardown` fault).
+    pub teardowns: Vec<Rc<Cell<bool>>>,
+}
+
+/// Adds the frameworks, each submitting its share of `tasks` (the run's task plan).
+pub(crate) fn add_frameworks(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    seed: u64,
+    observations: &Rc<RefCell<Observations>>,
+    tasks: &[(TaskInfo, Duration)],
+) -> Frameworks {
+    let kills: Vec<(String, Duration)> = scenario
+        .tasks
+        .iter()
+        .filter_map(|t| t.kill_at_s.map(|k| (t.id.clone(), secs(k))))
+        .collect();
+    let framework_done = Rc::new(Cell::new(false));
+    let teardowns: Vec<Rc<Cell<bool>>> = (0..scenario.frameworks.max(1))
+        .map(|_| Rc::new(Cell::new(false)))
+        .collect();
+    for index in 1..=scenario.frameworks.max(1) {
+        // Framework 1 keeps the host name, name and seed of a one-framework cluster.
+        let (host, label, name) = if index == 1 {
+            (
+                FRAMEWORK_HOST.to_owned(),
+                "framework".to_owned(),
+                "sim-framework".to_owned(),
+            )
+        } else {
+            (
+                format!("{FRAMEWORK_HOST}{index}"),
+                format!("framework-{index}"),
+                format!("sim-framework-{index}"),
+            )
+        };
+        let mine = |task: &str| framework_of(scenario, task) == index;
+        let observations = observations.clone();
+        let masters = master_addresses(scenario);
+        let checkpoint = scenario.checkpoint;
+        let framework_done = framework_done.clone();
+        let tasks: Vec<(TaskInfo, Duration)> = tasks
+            .iter()
+            .filter(|(task, _)| mine(&task.task_id))
+            .cloned()
+            .collect();
+        let kills: Vec<(String, Duration)> = kills
+            .iter()
+            .filter(|(task, _)| mine(task))
+            .cloned()
+            .collect();
+        let reservations: Vec<(Vec<revenant::proto::Resource>, Duration)> = scenario
+            .reservations
+            .iter()
+            .filter(|r| r.framework == index)
+            .map(|r| {
+                (
+                    parse_resources(&r.resources).expect("validated"),
+                    secs(r.at_s),
+                )
+            })
+            .collect();
+        let reconcile: Vec<(BTreeMap<String, String>, Duration)> = scenario
+            .reconcile
+            .iter()
+            .filter(|r| r.framework == index)
+            .map(|r| (r.tasks.clone(), secs(r.at_s)))
+            .collect();
+        let failover_timeout_seconds = scenario.framework_failover_timeout_s;
+        let teardown = teardowns[(index - 1) as usize].clone();
+        let span_host = host.clone();
+        let memory = Rc::new(RefCell::new(SchedulerMemory::default()));
+        sim.host(host.as_str(), move || {
+            let env = host_env(
+                &span_host,
+                1,
+                Rc::new(SeededRandom::new(derive_seed(seed, &label))),
+            );
+            let mut workload = Recording {
+                observations: observations.clone(),
+                index,
+                tasks: tasks.clone(),
+                kills: kills.clone(),
+                reservations: reservations.clone(),
+                reconcile: reconcile.clone(),
+                teardown: teardown.clone(),
+                memory: memory.clone(),
+                finished: framework_done.clone(),
+            };
+            // A restarted scheduler fails over: it registers with its framework id.
+            let framework_id = memory.borrow().framework_id.clone();
+            let masters = masters.clone();
+            let span = crate::trace::host_span(&span_host);
+            let name = name.clone();
+            let host_name = span_host.clone();
+            async move {
+                let info = FrameworkInfo {
+                    id: framework_id,
+                    name,
+                    user: "sim".into(),
+                    checkpoint,
+                    failover_timeout_seconds,
+                };
+                // docs/zookeeper.md Z17: with ZooKeeper, it follows the group's leader.
+                crate::zk::following(&host_name, |leader| {
+                    revenant::framework::run_following(env, masters, leader, info, &mut workload)
+                })
+                .await;
+                Ok(())
+            }
+            .instrument(span)
+        });
+    }
+    Frameworks {
+        done: framework_done,
+        teardowns,
+    }
+}
+
+struct Recording {
+    observations: Rc<RefCell<Observations>>,
+    /// Which framework this is (1, 2, ...).
+    index: u32,
+    tasks: Vec<(TaskInfo, Duration)>,
+    kills: Vec<(String, Duration)>,
+    /// Reservations to ask for, and when.
+    reservations: Vec<(Vec<revenant::proto::Resource>, Duration)>,
+    /// Reconciliations to ask for (task ids and believed states; none: implicit), and
+    /// when; the scheduler's memory says which were asked for already.
+    reconcile: Vec<(BTreeMap<String, String>, Duration)>,
+    /// Set by a `framework_teardown` fault; kept across scheduler failovers.
+    teardown: Rc<Cell<bool>>,
+    memory: Rc<RefCell<SchedulerMemory>>,
+    finished: Rc<Cell<bool>>,
+}
+
+/// What a scheduler keeps across its own failover (a real one would keep it in its own
+/// durable store): its framework id, what it submitted, heard of and killed.
+#[derive(Default)]
+struct SchedulerMemory {
+    framework_id: String,
+    submitted: BTreeSet<String>,
+    heard: BTreeSet<String>,
+    killed: BTreeSet<String>,
+    ended: BTreeSet<String>,
+    /// The scenario reconciliations asked for (by position): once one was, the master's
+    /// reconciliation answers are written to the trace.
+    reconciled: BTreeSet<usize>,
+}
+
+impl Recording {
+    /// The tasks whose submission time has come and that `wanted` selects, recorded as
+    /// submitted.
+    fn due(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<TaskInfo> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<TaskInfo> = self
+            .tasks
+            .iter()
+            .filter(|(task, at)| *at <= now && wanted(&task.task_id))
+            .map(|(task, _)| task.clone())
+            .collect();
+        for task in &due {
+            self.memory
+                .borrow_mut()
+                .submitted
+                .insert(task.task_id.clone());
+            self.observations
+                .borrow_mut()
+                .submitted
+                .insert(task.task_id.clone());
+        }
+        due
+    }
+}
+
+impl revenant::framework::Workload for Recording {
+    fn registered(&mut self, framework_id: &str) -> Vec<TaskInfo> {
+        self.memory.borrow_mut().framework_id = framework_id.to_owned();
+        // Tasks never heard of (the master that took them may have died) go again; the
+        // master refuses a task id it already knows.
+        let heard = self.memory.borrow().heard.clone();
+        self.due(|task| !heard.contains(task))
+    }
+
+    fn submissions(&mut self) -> Vec<TaskInfo> {
+        let submitted = self.memory.borrow().submitted.clone();
+        self.due(|task| !submitted.contains(task))
+    }
+
+    fn update(&mut self, update: &StatusUpdate) {
+        let status = update.status.clone().unwrap_or_default();
+        if !self.memory.borrow().reconciled.is_empty()
+            && update.uuid.is_empty()
+            && status.reason() == revenant::proto::TaskReason::ReasonReconciliation
+        {
+            tracing::info!(
+                target: "revenant_sim",
+                framework = self.index,
+                task = %status.task_id,
+                state = status.state().as_str_name(),
+                "framework heard a reconciliation answer"
+            );
+        }
+        let mut memory = self.memory.borrow_mut();
+        memory.heard.insert(status.task_id.clone());
+        if revenant::agent::status_updates::is_terminal(status.state()) {
+            memory.ended.insert(status.task_id.clone());
+        }
+        drop(memory);
+        crate::history::delivered(self.index, update);
+        self.observations.borrow_mut().seen.push(Seen {
+            time: turmoil::sim_elapsed().unwrap_or_default(),
+            task: status.task_id.clone(),
+            state: status.state(),
+            reason: status.reason().as_str_name().to_owned(),
+            uuid: Uuid::from_bytes(&update.uuid),
+        });
+    }
+
+    fn done(&self) -> bool {
+        self.finished.get()
+    }
+
+    fn known_open_tasks(&self) -> Vec<String> {
+        let memory = self.memory.borrow();
+        memory
+            .submitted
+            .iter()
+            .filter(|task| !memory.ended.contains(*task))
+            .cloned()
+            .collect()
+    }
+
+    fn teardown(&self) -> bool {
+        self.teardown.get()
+    }
+
+    fn removed(&mut self, _message: &str) {
+        crate::history::framework_removed(self.index);
+        let mut observations = self.observations.borrow_mut();
+        observations.removed_frameworks.insert(self.index);
+        for (task, _) in &self.tasks {
+            observations.gone_tasks.insert(task.task_id.clone());
+        }
+    }
+
+    fn reconciliations(&mut self) -> Vec<Vec<String>> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let mut memory = self.memory.borrow_mut();
+        let due: Vec<BTreeMap<String, String>> = self
+            .reconcile
+            .iter()
+            .enumerate()
+            .filter(|(position, (_, at))| *at <= now && memory.reconciled.insert(*position))
+            .map(|(_, (tasks, _))| tasks.clone())
+            .collect();
+        due.into_iter()
+            .map(|tasks| {
+                let believed: Vec<String> = tasks
+                    .iter()
+                    .map(|(task, state)| format!("{task}={state}"))
+                    .collect();
+                tracing::info!(
+                    target: "revenant_sim",
+                    framework = self.index,
+                    kind = if tasks.is_empty() { "implicit" } else { "explicit" },
+                    believed = %believed.join(","),
+                    "framework asks the master to reconcile"
+                );
+                tasks.into_keys().collect()
+            })
+            .collect()
+    }
+
+    fn reservations(&mut self) -> Vec<(String, Vec<revenant::proto::Resource>)> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<(String, Vec<revenant::proto::Resource>)> = self
+            .reservations
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(resources, _)| (String::new(), resources.clone()))
+            .collect();
+        self.reservations.retain(|(_, at)| *at > now);
+        due
+    }
+
+    fn kills(&mut self) -> Vec<String> {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let due: Vec<String> = self
+            .kills
+            .iter()
+            .filter(|(task, at)| *at <= now && !self.memory.borrow().killed.contains(task))
+            .map(|(t, _)| t.clone())
+            .collect();
+        self.kills.retain(|(_, at)| *at > now);
+        self.memory.borrow_mut().killed.extend(due.iter().cloned());
+        due
+    }
+}
+
+fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
+    let mut config = AgentConfig::new(
+        master_addresses(scenario),
+        format!("{AGENT_HOST}:{}", agent_port(index)),
+        agent_work_dir(index),
+    );
+    let flags = &scenario.agent;
+    config.recover = if flags.recover == "cleanup" {
+        RecoverMode::Cleanup
+    } else {
+        RecoverMode::Reconnect
+    };
+    config.strict = flags.strict;
+    config.recovery_timeout = secs(flags.recovery_timeout_s);
+    config.executor_reregistration_timeout = secs(flags.executor_reregistration_timeout_s);
+    config.executor_registration_timeout = secs(flags.executor_registration_timeout_s);
+    config.gc_delay = secs(flags.gc_delay_s);
+    config.registration_backoff_factor = secs(flags.registration_backoff_factor_s);
+    config.master_ping_timeout = secs(flags.master_ping_timeout_s);
+    config.executor_reregistration_retry_interval =
+        flags.executor_reregistration_retry_interval_s.map(secs);
+    if flags.reconfiguration_policy.as_deref() == Some("additive") {
+        config.reconfiguration_policy = agent::ReconfigurationPolicy::Additive;
+    }
+    config.executor_command = vec!["revenant".into(), "executor".into()];
+    match &flags.resources {
+        Some(text) => config.resources = parse_resources(text).expect("validated"),
+        // A reservation, so that resources.info is checkpointed and recovered.
+        None => config.resources.push(revenant::proto::Resource {
+            name: "cpus".into(),
+            scalar: 1.0,
+            role: "web".into(),
+            // A static reservation, as `--resources cpus(web):1` gives (docs/design.md D14).
+            reservation: String::new(),
+        }),
+    }
+    config
+}
+
+fn machine_env(
+    machine: &Rc<Machine>,
+    seed: u64,
+    label: &str,
+    fs: Rc<dyn FileSystem>,
+    death: ProcessDeath,
+) -> Env {
+    let table = machine.processes.clone();
+    let env_machine = machine.clone();
+    let incarnation_seed = derive_seed(seed, label);
+    Env {
+        clock: Rc::new(SimClock {
+            wall_offset: machine.wall_offset.clone(),
+        }),
+        fs,
+        net: Rc::new(SimNet::for_process(
+            AGENT_HOST,
+            &agent_trace_host(machine.index),
+        )),
+        processes: Rc::new(SimProcesses {
+            table,
+            env_for: Rc::new(move |pid| {
+                let label = format!("executor-{pid}-boot-{}", env_machine.boot.get());
+                Env {
+                    clock: Rc::new(SimClock {
+                        wall_offset: env_machine.wall_offset.clone(),
+                    }),
+                    fs: Rc::new(env_machine.fs.clone()),
+                    net: Rc::new(SimNet::on(AGENT_HOST)),
+                    processes: Rc::new(SimProcesses {
+                        table: env_machine.processes.clone(),
+                        env_for: Rc::new(|_| unreachable!("executors launch no processes")),
+                        owner: env_machine.index,
+                        death: None,
+                    }),
+                    boot: Rc::new(SimBootId(env_machine.boot.clone(), AGENT_HOST.into())),
+                    random: Rc::new(SeededRandom::new(derive_seed(incarnation_seed, &label))),
+                }
+            }),
+            owner: machine.index,
+            death: Some(death),
+        }),
+        boot: Rc::new(SimBootId(machine.boot.clone(), AGENT_HOST.into())),
+        random: Rc::new(SeededRandom::new(incarnation_seed)),
+    }
+}
+
+/// The environment of a host that launches no processes (a master, the framework): its
+/// own disk, turmoil's network and clock, a boot id per incarnation, seeded randomness.
+fn host_env(host: &str, incarnation: u64, random: Rc<SeededRandom>) -> Env {
+    Env {
+        clock: Rc::new(SimClock {
+            wall_offset: Rc::new(Cell::new(0)),
+        }),
+        fs: Rc::new(SimFs::new()),
+        net: Rc::new(SimNet::on(host)),
+        processes: Rc::new(SimProcesses {
+            table: Rc::new(RefCell::new(ProcessTable::default())),
+            env_for: Rc::new(|_| unreachable!("only the agent machine launches processes")),
+            owner: 0,
+            death: None,
+        }),
+        boot: Rc::new(SimBootId(Rc::new(Cell::new(incarnation)), host.to_owned())),
+        random,
+    }
+}
+
+/// The agent machine's software: a supervisor that starts agent incarnations when told,
+/// records how each ended, and keeps executors running beside them (one supervisor per
+/// agent process, in the agent's host span).
+async fn machine_main(
+    machine: Rc<Machine>,
+    config: AgentConfig,
+    restart_recover: Option<String>,
+    seed: u64,
+    observations: Rc<RefCell<Observations>>,
+) -> turmoil::Result {
+    loop {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        let finished = machine
+            .agent
+            .borrow()
+            .as_ref()
+            .is_some_and(|h| h.is_finished());
+        if finished {
+            let handle = machine.agent.borrow_mut().take().expect("checked");
+            let outcome = match handle.await {
+                Ok(Ok(exit)) => AgentOutcome::Exited(format!("{exit:?}")),
+                // Death at a filesystem operation unwinds (or aborts) the task.
+                Ok(Err(_)) | Err(_) if machine.crashed.get() => AgentOutcome::Crashed,
+                Ok(Err(error)) if machine.disk_faulted.get() => {
+                    AgentOutcome::DiskFailure(error.to_string())
+                }
+                Ok(Err(error)) => AgentOutcome::Failed(error.to_string()),
+                Err(error) if error.is_panic() => AgentOutcome::Panicked(format!("{error}")),
+                Err(_) => AgentOutcome::Crashed,
+            };
+            tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended");
+            // Like systemd with Restart=always: a crashed agent, or one the master told to
+            // shut down (it forgot its id and comes back as a new agent), is restarted.
+            // An agent that exited on its own for good (cleanup) or failed recovery stays
+            // down, so that the failure is seen.
+            let restart = match &outcome {
+                AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
+                AgentOutcome::Exited(_) => outcome.is_shutdown(),
+                _ => false,
+            };
+            if restart {
+                machine
+                    .agent_start_at
+                    .set(Some(now + Duration::from_secs(1)));
+            }
+            observations
+                .borrow_mut()
+                .agent_exits
+                .push((now, machine.index, outcome));
+            machine.agent_down_since.set(Some(now));
+        }
+        let start = machine.agent.borrow().is_none()
+            && machine.agent_start_at.get().is_some_and(|at| now >= at);
+        if start {
+            machine.agent_start_at.set(None);
+            machine.crashed.set(false);
+            machine.process_crash_after.set(None);
+            if machine.disk_faulted.replace(false) {
+                // The disk was replaced (or freed): the new incarnation starts clean,
+                // but for an error kept for this start (docs/simulator-reach.md 12k).
+                machine.fs.clear_faults();
+                machine.disk_faulted.set(machine.fs.has_faults());
+            }
+            machine.incarnation.set(machine.incarnation.get() + 1);
+            let label = if machine.index == 1 {
+                format!("agent-{}", machine.incarnation.get())
+            } else {
+                format!("agent{}-{}", machine.index, machine.incarnation.get())
+            };
+            let mut config = config.clone();
+            let leave = Rc::new(tokio::sync::Notify::new());
+            *machine.leave.borrow_mut() = leave.clone();
+            config.unregister = Some(leave);
+            if machine.incarnation.get() > 1 {
+                if let Some(recover) = &restart_recover {
+                    config.recover = if recover == "cleanup" {
+                        RecoverMode::Cleanup
+                    } else {
+                        RecoverMode::Reconnect
+                    };
+                }
+            }
+            apply_restart_flags(&mut config, &machine.restart_flags.borrow());
+            let task = Rc::new(RefCell::new(None));
+            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
+                machine.fs.clone(),
+                machine.crash_after.clone(),
+                machine.crashed.clone(),
+                task.clone(),
+            ));
+            let fs = if machine.index == 1 {
+                crate::crash_points::wrap(
+                    fs,
+                    machine.fs.clone(),
+                    machine.crash_after.clone(),
+                    machine.incarnation.get(),
+                )
+            } else {
+                fs
+            };
+            let death = ProcessDeath {
+                crash_after: machine.process_crash_after.clone(),
+                crashed: machine.crashed.clone(),
+                task: task.clone(),
+            };
+            let env = machine_env(&machine, seed, &label, fs, death);
+            tracing::info!(target: "revenant_sim", incarnation = machine.incarnation.get(), boot = machine.boot.get(), "agent process starting");
+            observations
+                .borrow_mut()
+                .agent_starts
+                .push((now, machine.index, machine.boot.get()));
+            crate::history::agent_started(
+                machine.index,
+                machine.incarnation.get(),
+                crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+            );
+            let span = crate::trace::host_span(&agent_trace_host(machine.index));
+            // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
+            let agent_host = AGENT_HOST;
+            let handle = tokio::task::spawn_local(
+                crate::zk::following(agent_host, move |leader| {
+                    let mut config = config;
+                    config.leader = leader;
+                    agent::run(env, config)
+                })
+                .instrument(span),
+            );
+            *task.borrow_mut() = Some(handle.abort_handle());
+            *machine.agent.borrow_mut() = Some(handle);
+            machine.agent_down_since.set(None);
+        }
+        // Restarts are scheduled to 100 ms; the driver's faults act between steps anyway.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

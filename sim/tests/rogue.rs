@@ -1,0 +1,119 @@
+//! The rogue party (docs/security.md SEC31-SEC34, docs/simulator-reach.md 14s): it happens
+//! in the default sweep, the `rogue` oracle holds against the real agent, and it fails
+//! against a test-only breakage that lets a forged update through.
+
+use std::path::Path;
+
+use revenant::breakage::Breakage;
+use revenant_sim::cluster::{self, RunOptions};
+use revenant_sim::rogue::{self, Attempt};
+use revenant_sim::scenario::Scenario;
+
+fn scenario(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(&path).expect("scenario parses")
+}
+
+/// The agent-machine swarm with a rogue in every run.
+fn always_rogue() -> Scenario {
+    let mut scenario = scenario("swarm_agent_machine");
+    scenario.swarm.as_mut().expect("a swarm").rogue_fraction = 1.0;
+    scenario
+}
+
+/// Seeds of the default sweep's swarms draw the rogue, with every kind of attempt, and
+/// regression scenarios never do (their pinned seeds keep their traces).
+#[test]
+fn the_rogue_party_is_drawn_in_the_default_sweep() {
+    let files = revenant_sim::sweep::scenario_files(
+        &[Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")],
+        false,
+    )
+    .expect("scenarios");
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut runs_with_rogue = 0;
+    for file in &files {
+        let scenario = Scenario::load(file).expect("scenario parses");
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        for seed in 0..100 {
+            let plan = rogue::plan(&scenario, seed);
+            if name.starts_with("regression_") || scenario.swarm.is_none() {
+                assert!(plan.is_empty(), "{name} seed {seed} draws a rogue");
+                continue;
+            }
+            if !plan.is_empty() {
+                runs_with_rogue += 1;
+            }
+            kinds.extend(plan.iter().map(|p| format!("{:?}", p.attempt)));
+        }
+    }
+    eprintln!("runs with a rogue over seeds 0..100 of the swarms: {runs_with_rogue}");
+    assert!(runs_with_rogue >= 20, "{runs_with_rogue}");
+    for attempt in [
+        Attempt::Register,
+        Attempt::Forge,
+        Attempt::ReregisterAfterRestart,
+    ] {
+        assert!(
+            kinds.contains(&format!("{attempt:?}")),
+            "{attempt:?} never drawn"
+        );
+    }
+}
+
+/// With a rogue in every run, it reaches the agent (it is answered or cut off after
+/// sending), and the real agent keeps SEC32-SEC34 on every seed.
+#[test]
+fn the_rogue_oracle_holds_against_the_real_agent() {
+    let scenario = always_rogue();
+    let mut attempts = 0;
+    for seed in 0..6 {
+        let result = cluster::run(&scenario, seed, &RunOptions::default());
+        attempts += result.observations.rogue.sent.len();
+        let rogue: Vec<_> = result
+            .violations
+            .iter()
+            .filter(|v| v.oracle == "rogue")
+            .collect();
+        assert!(rogue.is_empty(), "seed {seed}: {rogue:?}");
+        assert!(
+            result
+                .observations
+                .rogue
+                .received
+                .iter()
+                .all(|(_, kind, _)| *kind == "shutdown_executor"),
+            "seed {seed}: {:?}",
+            result.observations.rogue.received
+        );
+    }
+    assert!(attempts > 0, "the rogue tried nothing in six runs");
+}
+
+/// SEC33 broken on purpose: the agent takes updates from a connection that never
+/// registered, so a forged update reaches the framework; the oracle fails.
+#[test]
+fn the_rogue_oracle_fails_when_a_forged_update_gets_through() {
+    let scenario = always_rogue();
+    let options = RunOptions {
+        breakage: Breakage {
+            accept_unregistered_updates: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let caught = (0..20).find_map(|seed| {
+        let result = cluster::run(&scenario, seed, &options);
+        result
+            .violations
+            .into_iter()
+            .find(|v| v.oracle == "rogue")
+            .map(|v| (seed, v))
+    });
+    let (seed, violation) =
+        caught.expect("the rogue oracle catches a forged update within 20 seeds");
+    eprintln!("rogue: caught at seed {seed}: {}", violation.message);
+}
