@@ -235,6 +235,7 @@ catalogue!(
     regression_old_agent_collected,
     regression_old_agent_rescheduled_after_restart,
     regression_orphan_executor_destroyed,
+    regression_reboot_while_machine_off,
     regression_reconcile_unknown_task_new_master,
     regression_recovered_unsynced_task_log,
     regression_recovered_unsynced_task_log_shared_executor,
