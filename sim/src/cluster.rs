@@ -953,6 +953,7 @@ fn drive(
     crate::history::begin();
     crate::durability::begin();
     crate::gc_watch::begin();
+    crate::fault_log::begin();
     crate::seams::hang_executors(
         seed,
         scenario
@@ -1780,6 +1781,7 @@ fn apply_fault(
             ));
             Some(format!("message delay up to {}ms", max.as_millis()))
         }
+        FaultKind::Corrupt if fault.op.is_some() => crate::corrupt::length_field(&machine.fs, rng),
         FaultKind::Corrupt => {
             let files: Vec<PathBuf> = machine
                 .fs

@@ -27,12 +27,14 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
+pub mod corrupt;
 pub mod crash_points;
 pub mod decision;
 pub mod disk_faults;
 pub mod drops;
 pub mod durability;
 pub mod explore;
+pub mod fault_log;
 pub mod faults;
 pub mod fs;
 pub mod fuzzing;
