@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Agent;
 use crate::checkpoint::paths::{self, RunPath};
@@ -182,13 +182,21 @@ impl Agent {
         if broken!(self.config.breakage.leak_completed_directories) {
             return;
         }
+        self.old_agents_unlisted = None;
         let roots = [
             self.config.work_dir.join(paths::AGENTS_DIR),
             self.paths.agents_dir(),
         ];
         for root in roots {
-            let Ok(mut names) = self.env.fs.list_dir(&root) else {
-                continue;
+            let mut names = match self.env.fs.list_dir(&root) {
+                Ok(names) => names,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    // docs/recovery-rules.md R26: tried again at the next disk check.
+                    warn!(target: "revenant::agent", path = %root.display(), %error, "failed to list old agents: trying again at the next disk check");
+                    self.old_agents_unlisted = Some(current.clone());
+                    continue;
+                }
             };
             names.sort();
             for name in names {
@@ -201,6 +209,15 @@ impl Agent {
                     self.schedule_aged(dir);
                 }
             }
+        }
+    }
+
+    /// docs/recovery-rules.md R26: at a disk check, the listing of old agents the disk
+    /// failed is made again (each root again: scheduling a directory twice keeps one
+    /// entry).
+    pub(super) fn retry_old_agents(&mut self) {
+        if let Some(current) = self.old_agents_unlisted.take() {
+            self.schedule_old_agents(&current);
         }
     }
 

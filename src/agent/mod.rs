@@ -373,6 +373,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         reregister_deadline: None,
         reconnect_retry_at: None,
         gc: BTreeMap::new(),
+        old_agents_unlisted: None,
         next_disk_check: None,
         unidentified: BTreeMap::new(),
         connected_at: None,
@@ -457,6 +458,9 @@ struct Agent {
     /// When to ask unidentified executor connections to re-register again.
     reconnect_retry_at: Option<Instant>,
     gc: BTreeMap<PathBuf, Instant>,
+    /// docs/recovery-rules.md R26: the current agent id, while a listing of old agents
+    /// the disk failed waits for the next disk check.
+    old_agents_unlisted: Option<AgentId>,
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
     unidentified: BTreeMap<ConnectionId, Outbox>,
@@ -2546,6 +2550,7 @@ impl Agent {
     fn collect_garbage(&mut self, now: Instant) {
         if self.next_disk_check.is_some_and(|at| now >= at) {
             self.next_disk_check = Some(now + self.config.disk_watch_interval);
+            self.retry_old_agents();
             if let Ok(usage) = self.env.fs.disk_usage(&self.config.work_dir) {
                 // Prune sooner as the disk fills: age = gc_delay * max(0, 1 - headroom - usage).
                 let headroom = 0.1;
