@@ -105,7 +105,11 @@ fn reliable_registration_every_point_holds() {
 /// has converged (docs/task-lifecycle.md L24). Every point holds.
 #[test]
 fn reboot_every_point_holds() {
-    assert_green(&search("reboot_registers_new_agent", 1, Breakage::default()));
+    assert_green(&search(
+        "reboot_registers_new_agent",
+        1,
+        Breakage::default(),
+    ));
 }
 
 #[test]

@@ -149,11 +149,8 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         let disk_failing = disk_failed_until
             .map(|until| until.saturating_sub(since) + disk_watch)
             .unwrap_or_default();
-        let allowed = gc_delay
-            + downtime_since(observations, since, end)
-            + jumps
-            + disk_failing
-            + TICK_SLACK;
+        let allowed =
+            gc_delay + downtime_since(observations, since, end) + jumps + disk_failing + TICK_SLACK;
         if age > allowed {
             out.push(Violation {
                 time: end,

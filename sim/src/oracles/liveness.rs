@@ -123,10 +123,12 @@ fn still_running(
 fn command_run_time(command: &str) -> std::time::Duration {
     command
         .split(';')
-        .filter_map(|part| match part.split_whitespace().collect::<Vec<_>>()[..] {
-            ["sleep", seconds] => seconds.parse::<f64>().ok(),
-            _ => None,
-        })
+        .filter_map(
+            |part| match part.split_whitespace().collect::<Vec<_>>()[..] {
+                ["sleep", seconds] => seconds.parse::<f64>().ok(),
+                _ => None,
+            },
+        )
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(std::time::Duration::from_secs_f64)
         .sum()

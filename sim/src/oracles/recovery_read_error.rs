@@ -31,8 +31,11 @@ pub fn check(
         return Vec::new();
     }
     let mut out = Vec::new();
-    let agents: std::collections::BTreeSet<u32> =
-        observations.agent_starts.iter().map(|(_, a, _)| *a).collect();
+    let agents: std::collections::BTreeSet<u32> = observations
+        .agent_starts
+        .iter()
+        .map(|(_, a, _)| *a)
+        .collect();
     for agent in agents {
         let work = agent_work_dir(agent);
         let recovery_reads = [work.join("meta/slaves"), work.join("meta/resources")];
