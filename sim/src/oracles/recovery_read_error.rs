@@ -30,6 +30,19 @@ pub fn check(
     if !scenario.agent.strict {
         return Vec::new();
     }
+    // The master names an agent's address when it registers it; a re-registration
+    // names only the id, so each id is traced back to the address it registered from.
+    let is_admission = |e: &TraceEvent| {
+        e.role == "master"
+            && (e.is(Decision::MasterAgentRegistered) || e.is(Decision::MasterAgentReregistered))
+    };
+    let mut address_of: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for event in trace.iter().filter(|e| is_admission(e)) {
+        if let (Some(id), Some(address)) = (event.field("agent"), event.field("address")) {
+            address_of.entry(id).or_insert(address);
+        }
+    }
+    let one_agent = scenario.agents <= 1;
     let mut out = Vec::new();
     let agents: std::collections::BTreeSet<u32> = observations
         .agent_starts
@@ -51,10 +64,15 @@ pub fn check(
             let in_window = |t: std::time::Duration| t >= *start && next.is_none_or(|n| t < n);
             let Some(admitted) = trace.iter().find(|e| {
                 in_window(e.time)
-                    && e.role == "master"
-                    && (e.is(Decision::MasterAgentRegistered)
-                        || e.is(Decision::MasterAgentReregistered))
-                    && e.field("address") == Some(address.as_str())
+                    && is_admission(e)
+                    && match e
+                        .field("address")
+                        .or_else(|| e.field("agent").and_then(|id| address_of.get(id).copied()))
+                    {
+                        Some(at) => at == address,
+                        // An id never seen registering: only one agent it can be.
+                        None => one_agent,
+                    }
             }) else {
                 continue;
             };
