@@ -5,7 +5,6 @@
 //! roles above it see an ordinary byte stream, so the wire protocol, the HTTP endpoints
 //! and every role are unchanged. The simulator never uses it: its network seam stays
 //! plain simulated TCP (SEC13).
-#![allow(clippy::disallowed_methods)] // reads its key files once at start, outside the seams
 
 use std::collections::VecDeque;
 use std::io;
@@ -118,8 +117,13 @@ pub struct TlsIdentity {
     client: Arc<ClientConfig>,
 }
 
+/// Reads a PEM file through the real filesystem seam (docs/design.md D2): TLS files
+/// are read once, at start, by the binaries only.
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|error| format!("{what} '{}': {error}", path.display()))
+    use crate::os::FileSystem as _;
+    crate::os::real::RealFs::default()
+        .read(path)
+        .map_err(|error| format!("{what} '{}': {error}", path.display()))
 }
 
 fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {

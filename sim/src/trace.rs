@@ -184,6 +184,12 @@ where
             })
             .unwrap_or_else(|| "sim".to_owned());
         let role = target.rsplit("::").next().unwrap_or(target).to_owned();
+        // The master's rooms (src/master/*.rs) all speak as the master.
+        let role = if target.starts_with("revenant::master::") {
+            "master".to_owned()
+        } else {
+            role
+        };
         let role = match role.as_str() {
             "status_updates" | "registration" => "agent".to_owned(),
             "revenant_sim" | "cluster" | "seams" => "sim".to_owned(),

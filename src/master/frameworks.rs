@@ -1,0 +1,355 @@
+//! The master's frameworks: registration and failover, teardown and removal, status
+//! updates forwarded to them, and reconciliation answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::{info, warn};
+
+use super::decisions::{self, ReconcileAnswer, UpdateDecision};
+use super::{
+    new_id, AgentPhase, CompletedFramework, FrameworkRecord, Master, Peer, TORN_DOWN_MESSAGE,
+};
+use crate::ids::{AgentId, FrameworkId, TaskId};
+use crate::proto::envelope::Body;
+use crate::proto::{
+    self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport, TaskSource,
+    TaskStatus,
+};
+use crate::wire::ConnectionId;
+
+impl Master {
+    /// Whether a framework was torn down (by this master, or in the registry it read).
+    pub(super) fn is_torn_down(&self, framework: &FrameworkId) -> bool {
+        self.completed_frameworks.contains_key(framework)
+            || self.registry.is_torn_down(framework.as_str())
+    }
+
+    /// A framework tears itself down: it is recorded as torn down (durably, before anyone
+    /// hears of it), removed from the active frameworks, its tasks recorded TASK_KILLED in
+    /// its completed entry, and every connected agent told to shut it down (an agent that
+    /// is away hears it when it re-registers).
+    pub(super) fn teardown_framework(&mut self, connection: ConnectionId, framework: FrameworkId) {
+        let from_itself = matches!(self.connections.get(&connection), Some((Peer::Framework(peer), _)) if *peer == framework);
+        let outbox = self.outbox(connection);
+        if self.is_torn_down(&framework) {
+            if let Some(outbox) = outbox {
+                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: framework.to_string(),
+                    message: self.removed_message(&framework),
+                }));
+            }
+            return;
+        }
+        if !from_itself {
+            warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
+            return;
+        }
+        let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
+        else {
+            return;
+        };
+        info!(framework = %framework, tasks, killed, agents_told = agents, "framework torn down");
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.0 = Peer::Unknown;
+        }
+        if let Some(outbox) = outbox {
+            outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                framework_id: framework.to_string(),
+                message: "framework torn down".into(),
+            }));
+        }
+    }
+
+    /// What a scheduler registering with the id of a removed framework is told.
+    pub(super) fn removed_message(&self, framework: &FrameworkId) -> String {
+        self.completed_frameworks
+            .get(framework)
+            .map_or_else(|| TORN_DOWN_MESSAGE.to_owned(), |c| c.message.clone())
+    }
+
+    /// Removes a framework for good (a teardown, or its failover timeout ran out): it is
+    /// recorded in the registry (durably, before anyone hears of it), removed from the
+    /// active frameworks, its tasks recorded TASK_KILLED in its completed entry (the
+    /// framework hears nothing of them), its queued tasks dropped and every connected
+    /// agent told to shut it down (an agent that is away hears it when it re-registers).
+    /// Returns its task count, how many were killed and how many agents were told, or
+    /// `None` when the registry could not be written (the master stops).
+    pub(super) fn remove_framework(
+        &mut self,
+        framework: &FrameworkId,
+        message: &str,
+    ) -> Option<(usize, usize, usize)> {
+        if let Err(error) = self.registry.tear_down(framework.as_str()) {
+            self.failed = Some(error);
+            return None;
+        }
+        let name = self
+            .frameworks
+            .remove(framework)
+            .map(|f| f.info.name)
+            .unwrap_or_default();
+        let mut completed = CompletedFramework {
+            name,
+            tasks: BTreeMap::new(),
+            message: message.to_owned(),
+        };
+        let mut agents = 0;
+        let mut killed = 0;
+        for record in self.agents.values_mut() {
+            let keys: Vec<(FrameworkId, TaskId)> = record
+                .tasks
+                .keys()
+                .filter(|(f, _)| f == framework)
+                .cloned()
+                .collect();
+            for key in keys {
+                let mut task = record.tasks.remove(&key).expect("listed above");
+                if !crate::agent::status_updates::is_terminal(task.state()) {
+                    task.state = proto::TaskState::TaskKilled as i32;
+                    killed += 1;
+                }
+                completed.tasks.insert(key.1, task);
+            }
+            record.pending_kills.retain(|(f, _)| f != framework);
+            if record.phase == AgentPhase::Connected {
+                if let Some(agent) = &record.outbox {
+                    agents += 1;
+                    agent.send(Body::ShutdownFramework(proto::ShutdownFramework {
+                        framework_id: framework.to_string(),
+                    }));
+                }
+            }
+        }
+        self.pending_tasks.retain(|(f, _)| f != framework);
+        let tasks = completed.tasks.len();
+        self.completed_frameworks
+            .insert(framework.clone(), completed);
+        Some((tasks, killed, agents))
+    }
+
+    pub(super) fn master_update(
+        &self,
+        task: &TaskReport,
+        state: proto::TaskState,
+        reason: TaskReason,
+        message: &str,
+    ) -> StatusUpdate {
+        let timestamp = self.env.wall_seconds();
+        StatusUpdate {
+            framework_id: task.framework_id.clone(),
+            executor_id: task.executor_id.clone(),
+            agent_id: String::new(),
+            status: Some(TaskStatus {
+                task_id: task.task_id.clone(),
+                state: state as i32,
+                source: TaskSource::SourceMaster as i32,
+                reason: reason as i32,
+                message: message.to_owned(),
+                timestamp,
+                ..Default::default()
+            }),
+            timestamp,
+            // Master-generated updates carry no uuid: nothing acknowledges them.
+            uuid: Vec::new(),
+            latest_state: state as i32,
+        }
+    }
+
+    pub(super) fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {
+        if let Some(outbox) = self
+            .frameworks
+            .get(framework)
+            .and_then(|f| f.outbox.clone())
+        {
+            outbox.send(Body::StatusUpdate(StatusUpdateMessage {
+                update: Some(update),
+            }));
+        }
+    }
+
+    pub(super) fn status_update(&mut self, connection: ConnectionId, update: StatusUpdate) {
+        let framework = FrameworkId::new(update.framework_id.clone());
+        let agent = AgentId::new(update.agent_id.clone());
+        let status = update.status.clone().unwrap_or_default();
+        let key = (framework.clone(), TaskId::new(status.task_id.clone()));
+        // docs/recovery-rules.md R7: accepted only on the connection the agent is
+        // registered on; R6: a removed agent's update is refused and never forwarded.
+        let registered = self.agents.get(&agent).is_some_and(|a| {
+            a.phase == AgentPhase::Connected
+                && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
+        });
+        let removed =
+            !registered && (self.is_removed(&agent) || self.removed_peer(connection).is_some());
+        match decisions::status_update(registered, removed) {
+            UpdateDecision::Forward => {}
+            UpdateDecision::RefuseRemoved => {
+                crate::coverage::point!("master_removed_agent_refused");
+                info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update from a removed agent: refused, telling it to shut down");
+                self.tell_removed_agent(connection);
+                return;
+            }
+            UpdateDecision::DropStranger => {
+                info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update on a connection the agent is not registered on: dropped");
+                return;
+            }
+        }
+        if self.is_torn_down(&framework) {
+            // The agent missed the shutdown (or has not handled it yet): tell it again.
+            info!(framework = %framework, task = %status.task_id, "status update of a torn-down framework: dropped, shutting the framework down on its agent");
+            if let Some(outbox) = self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
+                outbox.send(Body::ShutdownFramework(proto::ShutdownFramework {
+                    framework_id: framework.to_string(),
+                }));
+            }
+            return;
+        }
+        if let Some(record) = self.agents.get_mut(&agent) {
+            let entry = record.tasks.entry(key).or_insert_with(|| TaskReport {
+                task_id: status.task_id.clone(),
+                framework_id: framework.to_string(),
+                executor_id: update.executor_id.clone(),
+                state: status.state,
+            });
+            entry.state = update.latest_state;
+        }
+        self.send_to_framework(&framework, update);
+    }
+
+    pub(super) fn register_framework(&mut self, connection: ConnectionId, mut info: FrameworkInfo) {
+        if info.id.is_empty() {
+            info.id = new_id(&self.env, "framework");
+        }
+        let id = FrameworkId::new(info.id.clone());
+        let outbox = self.outbox(connection);
+        if self.is_torn_down(&id) {
+            info!(framework = %id, "a removed framework tried to register: refused");
+            if let Some(outbox) = &outbox {
+                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: id.to_string(),
+                    message: self.removed_message(&id),
+                }));
+            }
+            return;
+        }
+        if let Some(entry) = self.connections.get_mut(&connection) {
+            entry.1 = entry.1.clone();
+            entry.0 = Peer::Framework(id.clone());
+        }
+        info!(framework = %id, "framework registered");
+        self.log_principal(connection, "framework", id.as_str());
+        if let Some(outbox) = &outbox {
+            outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
+                framework_id: id.to_string(),
+                leader_epoch: self.detector.epoch(),
+            }));
+        }
+        // A scheduler registering with the id of one still connected fails it over: the
+        // previous scheduler's connection is closed (Mesos: "Framework failed over").
+        let previous = self
+            .frameworks
+            .get(&id)
+            .and_then(|f| f.outbox.clone())
+            .filter(|old| old.id() != connection);
+        if let Some(old) = previous {
+            info!(framework = %id, "framework failed over: closing the previous scheduler's connection");
+            self.connections.remove(&old.id());
+            old.close();
+        }
+        let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
+            info: info.clone(),
+            outbox: None,
+            missed_pongs: 0,
+            disconnected_at: None,
+        });
+        record.info = info;
+        record.outbox = outbox;
+        record.missed_pongs = 0;
+        // Back in time: it keeps its tasks (docs/lifecycle-rules.md rule 8).
+        record.disconnected_at = None;
+    }
+
+    /// Answers a reconciliation. Known tasks get their latest state. A task named by the
+    /// framework that the master does not know is reported lost once no agent that could
+    /// hold it may still re-register: at once when every agent its registry knows has
+    /// re-registered with this master (or there is none), and otherwise once
+    /// `agent_reregister_timeout` has passed since this master was elected
+    /// (docs/lifecycle-rules.md rule 13).
+    pub(super) fn reconcile(&mut self, framework: FrameworkId, task_ids: Vec<String>) {
+        let known: BTreeMap<String, TaskReport> = self
+            .agents
+            .values()
+            .flat_map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|((f, _), _)| *f == framework)
+                    .map(|((_, t), r)| (t.to_string(), r.clone()))
+            })
+            .collect();
+        let queued: BTreeSet<String> = self
+            .pending_tasks
+            .iter()
+            .filter(|(f, _)| *f == framework)
+            .map(|(_, t)| t.task_id.clone())
+            .collect();
+        if task_ids.is_empty() {
+            for task in known.values() {
+                let update = self.master_update(
+                    task,
+                    task.state(),
+                    TaskReason::ReasonReconciliation,
+                    "Reconciliation",
+                );
+                self.send_to_framework(&framework, update);
+            }
+            return;
+        }
+        let settled = self
+            .env
+            .clock
+            .now()
+            .saturating_duration_since(self.elected_at)
+            >= self.config.agent_reregister_timeout;
+        let awaited = self
+            .agents
+            .values()
+            .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election)
+            || broken!(self.config.breakage.master_waits_to_reconcile_unknown_tasks);
+        for (task_id, answer) in
+            decisions::reconcile_explicit(&known, &queued, &task_ids, settled, awaited)
+        {
+            match answer {
+                ReconcileAnswer::Known(task) => {
+                    let update = self.master_update(
+                        &task,
+                        task.state(),
+                        TaskReason::ReasonReconciliation,
+                        "Reconciliation",
+                    );
+                    self.send_to_framework(&framework, update);
+                }
+                ReconcileAnswer::Lost => {
+                    if settled {
+                        crate::coverage::point!("master_reconciled_unknown_task");
+                    } else {
+                        crate::coverage::point!("master_reconciled_unknown_task_at_once");
+                    }
+                    info!(framework = %framework, task = %task_id, "reconciliation: task unknown to the master: lost");
+                    let report = TaskReport {
+                        task_id: task_id.clone(),
+                        framework_id: framework.to_string(),
+                        executor_id: String::new(),
+                        state: proto::TaskState::TaskLost as i32,
+                    };
+                    let update = self.master_update(
+                        &report,
+                        proto::TaskState::TaskLost,
+                        TaskReason::ReasonReconciliation,
+                        "Reconciliation: task unknown to the master",
+                    );
+                    self.send_to_framework(&framework, update);
+                }
+                ReconcileAnswer::Wait => {}
+            }
+        }
+    }
+}
