@@ -348,6 +348,7 @@ fn machine_fault(
                 victim.executor_id, victim.id.pid
             ))
         }
+        FaultKind::Corrupt if fault.op.is_some() => crate::corrupt::length_field(&machine.fs, rng),
         FaultKind::Corrupt => {
             let files: Vec<PathBuf> = machine
                 .fs

@@ -70,6 +70,18 @@ pub fn op_set(name: &str) -> Option<OpSet> {
 
 /// Checks a `disk_error` fault's `error`, `op` and `path`; the error names the field.
 pub fn validate(fault: &FaultSpec) -> Result<(), String> {
+    if fault.kind == FaultKind::Corrupt && fault.path.is_none() {
+        // docs/simulator-reach.md rule 14b: the record field a corruption aims at.
+        return match fault.op.as_deref() {
+            None => Ok(()),
+            Some(op) if crate::corrupt::PARTS.contains(&op) => Ok(()),
+            Some(op) => Err(format!(
+                "corrupt at {} s: unknown op '{op}' (one of {})",
+                fault.at_s,
+                crate::corrupt::PARTS.join(", ")
+            )),
+        };
+    }
     if fault.kind != FaultKind::DiskError {
         if fault.op.is_some() || fault.path.is_some() {
             return Err(format!(

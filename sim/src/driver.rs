@@ -52,6 +52,7 @@ pub(crate) fn drive(
     crate::history::begin();
     crate::durability::begin();
     crate::gc_watch::begin();
+    crate::fault_log::begin();
     crate::seams::hang_executors(
         seed,
         scenario

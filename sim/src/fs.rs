@@ -996,6 +996,7 @@ impl State {
                     }
                 }
                 self.counters.faults_injected += 1;
+                crate::fault_log::fired(op, path);
                 return Err((error.to_io_error(), torn));
             }
             index += 1;

@@ -33,6 +33,7 @@
 
 pub mod apply_fault;
 pub mod cluster;
+pub mod corrupt;
 pub mod crash_points;
 pub mod decision;
 pub mod disk_faults;
@@ -41,6 +42,7 @@ pub mod driver_hosts;
 pub mod drops;
 pub mod durability;
 pub mod explore;
+pub mod fault_log;
 pub mod faults;
 pub mod fs;
 pub mod fuzzing;

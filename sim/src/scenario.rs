@@ -633,7 +633,8 @@ pub struct FaultSpec {
     pub path: Option<String>,
     /// For disk errors: only operations of this kind (`write`, `append`, `sync`,
     /// `sync_dir`, `rename`, `remove`, `create_dir`, `read`, `list_dir`, ... or the groups
-    /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`).
+    /// `writes`, `syncs`, `mutations`; see `crate::disk_faults::OP_NAMES`). For
+    /// `corrupt`: the record field damaged (`length_field`, `crate::corrupt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
     /// For `rewrite_forked_pid`: `"other"` writes the named process's real start time and

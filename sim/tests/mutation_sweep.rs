@@ -36,13 +36,14 @@ use revenant_sim::scenario::Scenario;
 /// that a mutant the oracles miss costs about 500 runs here (a minute of CPU) rather than
 /// the 1,500 of every operation of five scenarios.
 ///
-/// The reboot scenario has agent deaths only: a power loss at its fifth operation (the
-/// first start's, before the first registration) leaves its task TASK_RUNNING for good
-/// (liveness), a finding not yet pinned (docs/mutation-report.md, "Findings").
+/// The reboot scenario has its power losses too: a power loss in its first start used to
+/// fail the liveness oracle for a task still genuinely running (the power loss absorbs
+/// the scenario's own reboot); docs/task-lifecycle.md L24 and the regression scenario
+/// `regression_reboot_while_machine_off`.
 const CRASH_POINT_SCENARIOS: &[(&str, bool)] = &[
     ("agent_restart_reconnects_executor", true),
     ("status_update_retried_until_acknowledged", true),
-    ("reboot_registers_new_agent", false),
+    ("reboot_registers_new_agent", true),
 ];
 
 /// The crash-point runs of `scenario`: one counting run (serial, here), then one run per

@@ -714,3 +714,67 @@ fn recovery_timeout_still_catches_executors_that_wait_forever_among_hung_ones() 
         "recovery_timeout missed executors waiting forever"
     );
 }
+
+/// docs/recovery-rules.md R23: an agent that goes on after a read its recovery could not
+/// make registers with part of its state lost. The same fixed scenario run with strict
+/// recovery off (which counts the error and goes on, as an agent taking the error for
+/// absence would: it re-registers holding no task) is judged by the strict rule: the
+/// `recovery_read_error` oracle catches it, and holds on the strict run.
+#[test]
+fn recovery_read_error_catches_an_agent_that_goes_on_after_a_failed_read() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/recovery_read_error_stops_recovery.toml");
+    let strict = Scenario::load(&path).expect("scenario parses");
+    assert!(strict.agent.strict);
+    let mut lenient = strict.clone();
+    lenient.agent.strict = false;
+    let result = cluster::run(&lenient, 0, &RunOptions::default());
+    let fired = revenant_sim::fault_log::so_far();
+    let caught = revenant_sim::oracles::recovery_read_error::check(
+        &strict,
+        &result.trace,
+        &result.observations,
+        &fired,
+    );
+    assert!(
+        !caught.is_empty(),
+        "recovery_read_error did not catch an agent that went on after a failed read"
+    );
+    eprintln!("recovery_read_error: {}", caught[0].message);
+    let result = cluster::run(&strict, 0, &RunOptions::default());
+    assert!(
+        result.violations.is_empty(),
+        "the strict run fails: {:?}",
+        result.violations
+    );
+}
+
+/// docs/recovery-rules.md R25: runs whose disk was made to fail operations are judged by
+/// the `leaked` oracle too (from the last failed operation plus a disk-watch interval):
+/// with completed directories leaked, it catches a leak in a swarm run that had disk
+/// errors, which it once left unjudged.
+#[test]
+fn leaked_judges_runs_with_disk_errors() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_agent_machine.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let options = RunOptions {
+        breakage: Breakage {
+            leak_completed_directories: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let seed = (0..100).find(|seed| {
+        let result = cluster::run(&scenario, *seed, &options);
+        result
+            .observations
+            .fault_kinds
+            .contains(&revenant_sim::scenario::FaultKind::DiskError)
+            && result.violations.iter().any(|v| v.oracle == "leaked")
+    });
+    assert!(
+        seed.is_some(),
+        "leaked caught no leak in a run with disk errors within 100 seeds"
+    );
+    eprintln!("leaked with disk errors: caught at seed {}", seed.unwrap());
+}

@@ -183,13 +183,21 @@ impl Agent {
         if broken!(self.config.breakage.leak_completed_directories) {
             return;
         }
+        self.old_agents_unlisted = None;
         let roots = [
             self.config.work_dir.join(paths::AGENTS_DIR),
             self.paths.agents_dir(),
         ];
         for root in roots {
-            let Ok(mut names) = self.env.fs.list_dir(&root) else {
-                continue;
+            let mut names = match self.env.fs.list_dir(&root) {
+                Ok(names) => names,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    // docs/recovery-rules.md R26: tried again at the next disk check.
+                    warn!(target: "revenant::agent", path = %root.display(), %error, "failed to list old agents: trying again at the next disk check");
+                    self.old_agents_unlisted = Some(current.clone());
+                    continue;
+                }
             };
             names.sort();
             for name in names {
@@ -202,6 +210,15 @@ impl Agent {
                     self.schedule_aged(dir);
                 }
             }
+        }
+    }
+
+    /// docs/recovery-rules.md R26: at a disk check, the listing of old agents the disk
+    /// failed is made again (each root again: scheduling a directory twice keeps one
+    /// entry).
+    pub(super) fn retry_old_agents(&mut self) {
+        if let Some(current) = self.old_agents_unlisted.take() {
+            self.schedule_old_agents(&current);
         }
     }
 
@@ -295,6 +312,7 @@ impl Agent {
     pub(super) fn collect_garbage(&mut self, now: Instant) {
         if self.next_disk_check.is_some_and(|at| now >= at) {
             self.next_disk_check = Some(now + self.config.disk_watch_interval);
+            self.retry_old_agents();
             if let Ok(usage) = self.env.fs.disk_usage(&self.config.work_dir) {
                 // Prune sooner as the disk fills: age = gc_delay * max(0, 1 - headroom - usage).
                 let headroom = 0.1;

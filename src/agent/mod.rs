@@ -374,6 +374,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         reregister_deadline: None,
         reconnect_retry_at: None,
         gc: BTreeMap::new(),
+        old_agents_unlisted: None,
         next_disk_check: None,
         unidentified: BTreeMap::new(),
         connected_at: None,
@@ -459,6 +460,9 @@ struct Agent {
     /// When to ask unidentified executor connections to re-register again.
     reconnect_retry_at: Option<Instant>,
     gc: BTreeMap<PathBuf, Instant>,
+    /// docs/recovery-rules.md R26: the current agent id, while a listing of old agents
+    /// the disk failed waits for the next disk check.
+    old_agents_unlisted: Option<AgentId>,
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
     unidentified: BTreeMap<ConnectionId, Outbox>,

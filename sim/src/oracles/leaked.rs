@@ -6,6 +6,10 @@
 //! simulated disk at the end of the run: what exists, and the modification times of the
 //! records that say when each thing completed (a run's `executor.sentinel`, the new
 //! agent's `slave.info`).
+//!
+//! When the disk was made to fail operations, the bound runs from the last operation it
+//! failed plus a disk-watch interval (docs/recovery-rules.md R25): a removal that
+//! failed is tried again then, never taken for done.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -111,14 +115,22 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let Some(wall_end) = observations.wall_at_end else {
         return Vec::new();
     };
-    // A disk made to fail operations fails removals too, for as long as it fails:
-    // collection is then retried, not bounded by gc_delay (rule 11).
-    if observations
+    // A disk made to fail operations fails removals too, for as long as it fails; a
+    // failed removal is tried again a disk-watch interval later (docs/recovery-rules.md
+    // R25). So collection is bounded from the last operation the disk failed (as the
+    // simulated disk recorded it, `crate::fault_log`), plus that interval.
+    let disk_failed_until = observations
         .fault_kinds
         .contains(&crate::scenario::FaultKind::DiskError)
-    {
-        return Vec::new();
-    }
+        .then(|| {
+            crate::fault_log::so_far()
+                .iter()
+                .map(|f| f.time)
+                .max()
+                .unwrap_or_default()
+        });
+    // The simulator keeps the agent's default `--disk_watch_interval`.
+    let disk_watch = Duration::from_secs(60);
     let disk = &observations.disk_at_end;
     let work_dir = crate::observations::agent_work_dir(1);
     let meta_agents = work_dir.join("meta").join("slaves");
@@ -134,7 +146,11 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         }
         let age = wall_end.duration_since(completed).unwrap_or_default();
         let since = end.saturating_sub(age + jumps);
-        let allowed = gc_delay + downtime_since(observations, since, end) + jumps + TICK_SLACK;
+        let disk_failing = disk_failed_until
+            .map(|until| until.saturating_sub(since) + disk_watch)
+            .unwrap_or_default();
+        let allowed =
+            gc_delay + downtime_since(observations, since, end) + jumps + disk_failing + TICK_SLACK;
         if age > allowed {
             out.push(Violation {
                 time: end,

@@ -6,6 +6,13 @@
 //! ran out); nobody is left to hear their end (docs/lifecycle-rules.md rule 12). The
 //! teardown and failover oracles check that their executors are gone instead. A task of
 //! a framework that is still there and that does not end is still flagged.
+//!
+//! L24 of `docs/task-lifecycle.md`: a task that is still genuinely running when the
+//! run ends has converged too: its framework last heard TASK_RUNNING, an executor
+//! process of it is alive on the simulated process table at the end, in the machine's
+//! last boot, and the task's command could not have ended yet (the process started
+//! less than the command's run time before the end). Judged from the process table and
+//! the scenario's commands, never from the agent's log.
 
 use std::collections::BTreeMap;
 
@@ -48,9 +55,11 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             .map(|(task, _)| task.task_id)
             .chain(observations.submitted.iter().cloned())
             .collect();
+    let still_running = still_running(scenario, observations, end);
     for task in all.iter().filter(|t| !observations.framework_gone(t)) {
         match last.get(task.as_str()) {
             Some(state) if is_terminal(*state) => {}
+            Some(TaskState::TaskRunning) if still_running.contains(task.as_str()) => {}
             Some(state) => out.push(Violation {
                 time: end,
                 oracle: "liveness",
@@ -67,4 +76,60 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
         }
     }
     out
+}
+
+/// The tasks still genuinely running at `end` (L24): an executor process of the task
+/// alive at the end, started in the machine's last boot, less than the task's command
+/// run time (the sum of its `sleep`s) before the end.
+fn still_running(
+    scenario: &Scenario,
+    observations: &Observations,
+    end: std::time::Duration,
+) -> std::collections::BTreeSet<String> {
+    let last_boot = observations
+        .history
+        .processes
+        .iter()
+        .map(|p| p.boot)
+        .max()
+        .unwrap_or(0);
+    crate::cluster::tasks_for(scenario, observations.seed)
+        .into_iter()
+        .filter_map(|(task, _)| {
+            let run_time = command_run_time(task.command.as_ref()?.value.as_str());
+            let executor = if task.executor_id.is_empty() {
+                task.task_id.clone()
+            } else {
+                task.executor_id.clone()
+            };
+            observations
+                .history
+                .processes
+                .iter()
+                .any(|p| {
+                    p.executor_id == executor
+                        && p.boot == last_boot
+                        && p.ended.is_none()
+                        && !p.hung
+                        && p.started + run_time > end
+                })
+                .then_some(task.task_id)
+        })
+        .collect()
+}
+
+/// How long a simulated task command runs: the sum of its `sleep`s (as the simulated
+/// task runner reads it, `crate::seams::SimTaskRunner`).
+fn command_run_time(command: &str) -> std::time::Duration {
+    command
+        .split(';')
+        .filter_map(
+            |part| match part.split_whitespace().collect::<Vec<_>>()[..] {
+                ["sleep", seconds] => seconds.parse::<f64>().ok(),
+                _ => None,
+            },
+        )
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .sum()
 }

@@ -15,6 +15,7 @@ pub mod left_behind;
 pub mod liveness;
 pub mod no_panic;
 pub mod reboot;
+pub mod recovery_read_error;
 pub mod recovery_timeout;
 pub mod resources;
 pub mod rogue;
@@ -51,6 +52,12 @@ pub fn check_after(
     out.extend(terminal::check(observations));
     out.extend(reboot::check(trace, observations));
     out.extend(recovery_timeout::check(observations));
+    out.extend(recovery_read_error::check(
+        scenario,
+        trace,
+        observations,
+        &crate::fault_log::so_far(),
+    ));
     out.extend(resources::check(trace, observations));
     out.extend(strict_recovery::check(scenario, observations));
     out.extend(no_panic::check(observations));
