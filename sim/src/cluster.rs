@@ -984,6 +984,7 @@ fn drive(
             agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
             work_dir: Some(MASTERS_WORK_DIR.into()),
             breakage: options.breakage,
+            acls: Default::default(),
         };
         let lease = secs(scenario.master.leader_lease_s);
         let incarnation = Rc::new(Cell::new(0u64));
@@ -1202,6 +1203,7 @@ fn drive(
                     user: "sim".into(),
                     checkpoint,
                     failover_timeout_seconds,
+                    ..Default::default()
                 };
                 // docs/zookeeper.md Z17: with ZooKeeper, it follows the group's leader.
                 crate::zk::following(&host_name, |leader| {

@@ -13,9 +13,24 @@ use super::{
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{self, AgentInfo, Resource, TaskReason, TaskReport};
+use crate::security::acls::Action;
 use crate::wire::ConnectionId;
 
 impl Master {
+    /// docs/security.md SEC22, SEC23: an agent whose principal the `register_agents` ACL
+    /// refuses is told to shut down and not admitted.
+    fn agent_refused(&self, connection: ConnectionId) -> bool {
+        let Err(refusal) = self.authorize(self.principal(connection), Action::RegisterAgent) else {
+            return false;
+        };
+        if let Some(outbox) = self.outbox(connection) {
+            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+                reason: refusal.to_string(),
+            }));
+        }
+        true
+    }
+
     /// Whether the master removed `agent` (this master, or one before it).
     pub(super) fn is_removed(&self, agent: &AgentId) -> bool {
         self.registry.is_removed(agent.as_str())
@@ -90,6 +105,9 @@ impl Master {
     }
 
     pub(super) fn register_agent(&mut self, connection: ConnectionId, info: AgentInfo) {
+        if self.agent_refused(connection) {
+            return;
+        }
         // A registration retried on the connection the master already answered (the
         // answer was lost): the same id again, not a new agent (reference B:
         // FaultToleranceTest.SlaveReliableRegistration).
@@ -204,6 +222,9 @@ impl Master {
         connection: ConnectionId,
         message: proto::ReregisterAgent,
     ) {
+        if self.agent_refused(connection) {
+            return;
+        }
         let info = message.info.unwrap_or_default();
         let id = AgentId::new(info.id.clone());
         let outbox = self.outbox(connection);
@@ -265,6 +286,7 @@ impl Master {
                 .entry(framework_id)
                 .or_insert_with(|| FrameworkRecord {
                     info: framework.clone(),
+                    principal: None,
                     outbox: None,
                     missed_pongs: 0,
                     disconnected_at: Some(elected_at),

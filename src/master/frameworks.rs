@@ -15,6 +15,7 @@ use crate::proto::{
     self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport, TaskSource,
     TaskStatus,
 };
+use crate::security::acls::Action;
 use crate::wire::ConnectionId;
 
 impl Master {
@@ -42,6 +43,21 @@ impl Master {
         }
         if !from_itself {
             warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
+            return;
+        }
+        // docs/security.md SEC22, SEC23: the tearing-down principal must be allowed to
+        // tear down frameworks of the framework's principal.
+        let framework_principal = self
+            .frameworks
+            .get(&framework)
+            .and_then(|f| f.principal.clone());
+        if let Err(refusal) = self.authorize(
+            self.principal(connection),
+            Action::TeardownFramework {
+                framework_principal: framework_principal.as_deref(),
+            },
+        ) {
+            self.refuse_framework(connection, framework.as_str(), &refusal);
             return;
         }
         let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
@@ -231,6 +247,20 @@ impl Master {
             }
             return;
         }
+        // docs/security.md SEC22, SEC23: its principal must be allowed its role; a
+        // refused framework is not added and its connection stays unidentified.
+        let role = if info.role.is_empty() {
+            "*"
+        } else {
+            info.role.as_str()
+        };
+        let principal = self.principal(connection).map(str::to_owned);
+        if let Err(refusal) =
+            self.authorize(principal.as_deref(), Action::RegisterFramework { role })
+        {
+            self.refuse_framework(connection, id.as_str(), &refusal);
+            return;
+        }
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.1 = entry.1.clone();
             entry.0 = Peer::Framework(id.clone());
@@ -257,10 +287,15 @@ impl Master {
         }
         let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
             info: info.clone(),
+            principal: None,
             outbox: None,
             missed_pongs: 0,
             disconnected_at: None,
         });
+        // The principal that registered it first stays its principal (SEC22).
+        if record.principal.is_none() {
+            record.principal = principal;
+        }
         record.info = info;
         record.outbox = outbox;
         record.missed_pongs = 0;
