@@ -18,12 +18,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::info;
 
+use crate::domain::status_update;
 use crate::ids::{TaskId, Uuid};
 use crate::os::{Env, LocalFuture};
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, CommandInfo, ReregisterExecutor, StatusUpdate, StatusUpdateMessage, TaskInfo, TaskSource,
-    TaskStatus,
+    self, CommandInfo, ReregisterExecutor, StatusUpdate, StatusUpdateMessage, TaskInfo,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 
@@ -218,25 +218,18 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
         |env: &Env, task: &TaskId, state: proto::TaskState, message: &str| -> StatusUpdate {
             let uuid = env.random.uuid().to_vec();
             let timestamp = env.wall_seconds();
-            StatusUpdate {
-                framework_id: settings.framework_id.clone(),
-                executor_id: settings.executor_id.clone(),
-                agent_id: String::new(),
-                status: Some(TaskStatus {
-                    task_id: task.to_string(),
-                    state: state as i32,
-                    source: TaskSource::SourceExecutor as i32,
-                    reason: 0,
-                    message: message.to_owned(),
-                    agent_id: String::new(),
-                    executor_id: settings.executor_id.clone(),
+            status_update::new(
+                status_update::Fields {
+                    framework_id: &settings.framework_id,
+                    executor_id: &settings.executor_id,
+                    task_id: task.as_str(),
+                    state,
+                    reason: proto::TaskReason::ReasonNone,
+                    message,
                     timestamp,
-                    uuid: uuid.clone(),
-                }),
-                timestamp,
-                uuid,
-                latest_state: state as i32,
-            }
+                },
+                status_update::Sender::Executor { uuid },
+            )
         };
 
     loop {

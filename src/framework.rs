@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::coord::follower::LeaderHandle;
+use crate::domain::status_update;
 use crate::os::Env;
 use crate::proto::envelope::Body;
 use crate::proto::{self, FrameworkInfo, StatusUpdate, TaskInfo};
@@ -102,25 +103,18 @@ fn submit(
         return true;
     };
     warn!(task = %task_id, %error, "task too large to submit: refused");
-    let timestamp = env.wall_seconds();
-    let state = proto::TaskState::TaskError;
-    workload.update(&StatusUpdate {
-        framework_id: framework_id.to_owned(),
-        executor_id,
-        agent_id: String::new(),
-        status: Some(proto::TaskStatus {
-            task_id,
-            state: state as i32,
-            source: proto::TaskSource::SourceMaster as i32,
-            reason: proto::TaskReason::ReasonTaskInvalid as i32,
-            message: format!("Task refused before submission: {error}"),
-            timestamp,
-            ..Default::default()
-        }),
-        timestamp,
-        uuid: Vec::new(),
-        latest_state: state as i32,
-    });
+    workload.update(&status_update::new(
+        status_update::Fields {
+            framework_id,
+            executor_id: &executor_id,
+            task_id: &task_id,
+            state: proto::TaskState::TaskError,
+            reason: proto::TaskReason::ReasonTaskInvalid,
+            message: &format!("Task refused before submission: {error}"),
+            timestamp: env.wall_seconds(),
+        },
+        status_update::Sender::Master,
+    ));
     false
 }
 
@@ -359,7 +353,7 @@ pub async fn run_following(
                     last_heard = env.clock.now();
                     workload.update(&update);
                     if let Some(status) = &update.status {
-                        if crate::agent::status_updates::is_terminal(status.state()) {
+                        if crate::domain::task_state::is_terminal(status.state()) {
                             open_tasks.remove(&status.task_id);
                         }
                     }

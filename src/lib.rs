@@ -8,6 +8,7 @@
 //! | [`proto`] | the protobuf messages of everything checkpointed or sent (compiled from `proto/` at build time) |
 //! | [`ids`] | newtypes for agent, framework, executor, container and task ids, and update uuids |
 //! | [`duration`] | Mesos duration strings (`15mins`, `2secs`) |
+//! | [`domain`] | what every role agrees on: terminal task states, the status update constructor, resources (the `--resources` syntax, reservations, restart compatibility) |
 //! | [`checkpoint`] | every on-disk write of the agent: the meta directory layout, record framing, the writers, the work-directory lock, and state recovery |
 //! | [`inspect`] | the read-only `revenant inspect` report of a meta directory |
 //! | [`wire`] | the length-delimited envelope protocol every connection speaks (and HTTP `GET` sniffing for `/state`, `/metrics`) |
@@ -17,7 +18,6 @@
 //! | [`detector`] | leader detection for masters: standalone, or a lease contended for in a shared directory |
 //! | [`coord`] | the coordination seam (ZooKeeper): group membership, watches, versioned writes; the ZooKeeper contender and registry store |
 //! | [`registry`] | the master's durable registry of admitted and removed agents |
-//! | [`resources`] | the `--resources` syntax, one parser for the binary and the simulator |
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
 //! | [`coverage`] | named recovery branches counted by the simulator (compiled out without the `coverage` feature) |
@@ -59,13 +59,16 @@ pub mod breakage;
 pub mod coord;
 pub mod coverage;
 pub mod detector;
+pub mod domain;
 pub mod duration;
 pub mod executor;
 pub mod framework;
 pub mod http;
 pub mod master;
 pub mod registry;
-pub mod resources;
 pub mod security;
 pub mod tls;
 pub mod wire;
+
+/// The `--resources` parser's old path (docs/design.md D18: it lives in the domain).
+pub use domain::resources;

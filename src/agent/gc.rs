@@ -5,7 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tracing::info;
+use tokio::time::Instant;
+use tracing::{info, warn};
 
 use super::Agent;
 use crate::checkpoint::paths::{self, RunPath};
@@ -280,6 +281,54 @@ impl Agent {
                 }
             }
             Err(error) => Err(error),
+        }
+    }
+}
+
+impl Agent {
+    pub(super) fn schedule_gc(&mut self, path: PathBuf, delay: Duration) {
+        let at = self.now() + delay;
+        info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), delay_s = delay.as_secs(), "scheduled for garbage collection");
+        self.gc.insert(path, at);
+    }
+
+    pub(super) fn collect_garbage(&mut self, now: Instant) {
+        if self.next_disk_check.is_some_and(|at| now >= at) {
+            self.next_disk_check = Some(now + self.config.disk_watch_interval);
+            if let Ok(usage) = self.env.fs.disk_usage(&self.config.work_dir) {
+                // Prune sooner as the disk fills: age = gc_delay * max(0, 1 - headroom - usage).
+                let headroom = 0.1;
+                let factor = (1.0 - headroom - usage).max(0.0);
+                let max_age = self.config.gc_delay.mul_f64(factor);
+                let prune_before = now + self.config.gc_delay.saturating_sub(max_age);
+                for at in self.gc.values_mut() {
+                    if *at <= prune_before && *at > now {
+                        *at = now;
+                    }
+                }
+            }
+        }
+        let mut due: Vec<PathBuf> = self
+            .gc
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        // docs/lifecycle-rules.md rule 6.
+        self.removal_order(&mut due);
+        for path in due {
+            self.gc.remove(&path);
+            match self.store.remove_dir(&path) {
+                Ok(()) => {
+                    crate::coverage::point!("agent_garbage_collected");
+                    info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
+                }
+                Err(error) => {
+                    // Tried again later, or it would leak (docs/lifecycle-rules.md rule 6).
+                    warn!(target: "revenant::agent", %error, "garbage collection failed: retrying later");
+                    self.gc.insert(path, now + self.config.disk_watch_interval);
+                }
+            }
         }
     }
 }

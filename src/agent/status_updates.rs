@@ -1,4 +1,4 @@
-//! The task status update manager (reference part A §18), as a plain state machine: it
+//! The task status update manager (docs/stream-rules.md), as a plain state machine: it
 //! is handed `now` and says what to send; the agent does the IO. The agent's side of the
 //! rule "checkpoint before telling anyone" is the call order:
 //!
@@ -24,26 +24,14 @@ use tokio::time::Instant;
 
 use crate::checkpoint::recover::TaskState as RecoveredTask;
 use crate::ids::{FrameworkId, TaskId, Uuid};
-use crate::proto::{StatusUpdate, TaskState};
+use crate::proto::StatusUpdate;
 
 /// The first retry interval of an unacknowledged update.
 pub const RETRY_INTERVAL_MIN: Duration = Duration::from_secs(10);
 /// The largest retry interval.
 pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(600);
 
-/// Whether a task state is terminal.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskLost
-            | TaskState::TaskError
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-    )
-}
+pub use crate::domain::task_state::is_terminal;
 
 /// A set of uuids, as a sorted vector sized to fit: a stream holds a handful, and an
 /// agent holds a stream for every live task (a `BTreeSet` node costs 200 bytes even for
@@ -428,7 +416,7 @@ impl StatusUpdateManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::TaskStatus;
+    use crate::proto::{TaskState, TaskStatus};
 
     fn update(task: &str, state: TaskState, n: u8) -> StatusUpdate {
         StatusUpdate {

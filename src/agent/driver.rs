@@ -1,0 +1,336 @@
+//! The event loop: one batch of waiting events at a time under group commit
+//! (`Agent::batch`), the tick and its deadlines, and the dispatch of every incoming
+//! message to the room that handles it.
+
+use super::*;
+
+impl Agent {
+    pub(super) async fn event_loop(
+        &mut self,
+        mut inbox: mpsc::UnboundedReceiver<Event>,
+    ) -> Result<AgentExit, AgentError> {
+        let mut next_tick = self.now();
+        let unregister = self.config.unregister.clone();
+        loop {
+            let now = self.now();
+            let wait = next_tick.saturating_duration_since(now);
+            let sleep = self.env.clock.sleep(wait);
+            let asked_to_leave = async {
+                match &unregister {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                event = inbox.recv() => {
+                    let Some(event) = event else { continue };
+                    if let Some(exit) = self.handle_events(event, &mut inbox)? {
+                        return Ok(exit);
+                    }
+                    // The events may have armed an earlier timer.
+                    next_tick = next_tick.min(self.next_deadline());
+                }
+                _ = asked_to_leave => {
+                    if let Some(exit) = self.unregister() {
+                        return Ok(exit);
+                    }
+                    next_tick = next_tick.min(self.next_deadline());
+                }
+                _ = sleep => {
+                    self.batch(|agent| agent.on_tick())?;
+                    if self.unregister_deadline.is_some_and(|at| self.now() >= at) {
+                        info!(target: "revenant::agent", "the master did not answer the unregistration: leaving anyway");
+                        return Ok(self.shut_down("unregistered by the operator".into()));
+                    }
+                    next_tick = self.next_deadline();
+                }
+            }
+        }
+    }
+
+    /// Handles `first` and, with group commit on, the events already waiting behind it
+    /// (up to [`AgentConfig::status_update_batch`] in all) as one batch.
+    pub(super) fn handle_events(
+        &mut self,
+        first: Event,
+        inbox: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Result<Option<AgentExit>, AgentError> {
+        let limit = self.config.status_update_batch;
+        self.batch(|agent| {
+            let mut outcome = agent.handle_event(first)?;
+            let mut handled = 1;
+            while outcome.is_none() && handled < limit {
+                let Ok(event) = inbox.try_recv() else {
+                    break;
+                };
+                outcome = agent.handle_event(event)?;
+                handled += 1;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Runs `work` as one group-commit batch when group commit is on: log syncs are
+    /// deferred and messages held; at the end every touched log is synced at once, and
+    /// only then are the held messages sent, in order. When anything fails (the work, or
+    /// the sync) the held messages are dropped, never sent, and the error stops the agent
+    /// as a failed single sync does. With group commit off, `work` just runs.
+    pub(super) fn batch<T>(
+        &mut self,
+        work: impl FnOnce(&mut Agent) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        if self.config.status_update_batch <= 1 {
+            return work(self);
+        }
+        self.store.defer_log_syncs();
+        self.held = Some(Vec::new());
+        let result = work(self);
+        let held = self.held.take().unwrap_or_default();
+        let value = match result {
+            Ok(value) => value,
+            Err(error) => {
+                self.store.abandon_deferred();
+                return Err(error);
+            }
+        };
+        self.store.commit()?;
+        for (outbox, body) in held {
+            outbox.send(body);
+        }
+        Ok(value)
+    }
+
+    /// Sends `body` on `outbox`, or holds it until the current batch is durable.
+    pub(super) fn send(&mut self, outbox: &Outbox, body: Body) -> bool {
+        match &mut self.held {
+            Some(held) => {
+                held.push((outbox.clone(), body));
+                true
+            }
+            None => outbox.send(body),
+        }
+    }
+
+    pub(super) fn handle_event(&mut self, event: Event) -> Result<Option<AgentExit>, AgentError> {
+        match event {
+            Event::MasterConnected(stream, address) => {
+                self.master_connecting = false;
+                let outbox = self.serve(stream, address.clone());
+                info!(target: "revenant::agent", master = %address, "connected to master");
+                self.master = Some(outbox);
+                self.registered = false;
+                if self.phase == Phase::Recovering {
+                    // docs/recovery-rules.md R4: say so, answer pings, re-register later.
+                    info!(target: "revenant::agent", agent = %self.info.id, "telling the master the agent is recovering");
+                    let body = Body::AgentRecovering(proto::AgentRecovering {
+                        agent_id: self.info.id.clone(),
+                    });
+                    self.send_to_master(body);
+                    self.register_at = None;
+                } else {
+                    self.start_registration();
+                }
+            }
+            Event::MasterConnectFailed(address, error) => {
+                self.master_connecting = false;
+                info!(target: "revenant::agent", master = %address, %error, "failed to connect to master");
+                self.next_master();
+            }
+            Event::ExecutorConnected(stream, peer) => {
+                // docs/security.md SEC4: a bounded number of connections not yet
+                // identified; the oldest makes room.
+                if self.unidentified.len() >= wire::UNIDENTIFIED_CONNECTIONS_MAX {
+                    if let Some((_, oldest)) = self.unidentified.pop_first() {
+                        warn!(target: "revenant::agent", connection = %oldest.id(), %peer, "too many unidentified connections: the oldest closed");
+                        oldest.close();
+                    }
+                }
+                let outbox = self.serve(stream, peer);
+                self.unidentified.insert(outbox.id(), outbox);
+            }
+            Event::Wire(Incoming::Closed(id, reason)) => self.connection_closed(id, &reason),
+            Event::Wire(Incoming::Http(id, path)) => self.http(id, &path),
+            Event::Wire(Incoming::Message(id, body)) => return self.handle_message(id, body),
+        }
+        Ok(None)
+    }
+
+    pub(super) fn connection_closed(&mut self, id: ConnectionId, reason: &str) {
+        if self.master.as_ref().is_some_and(|m| m.id() == id) {
+            info!(target: "revenant::agent", %reason, "master connection closed");
+            self.master_lost();
+            return;
+        }
+        self.unidentified.remove(&id);
+        if let Some((fid, eid)) = self.executor_connections.remove(&id) {
+            if let Some(executor) = self.executor_mut(&fid, &eid) {
+                if executor.outbox.as_ref().is_some_and(|o| o.id() == id) {
+                    executor.outbox = None;
+                    info!(target: "revenant::agent", framework = %fid, executor = %eid, %reason, "executor disconnected");
+                }
+            }
+        }
+    }
+
+    /// When the agent next has something to do without a message: the earliest armed
+    /// timer, or the next executor liveness poll (every [`IDLE_WAIT`]).
+    pub(super) fn next_deadline(&self) -> Instant {
+        let now = self.now();
+        let mut at = now + IDLE_WAIT;
+        let mut consider = |candidate: Option<Instant>| {
+            if let Some(candidate) = candidate {
+                at = at.min(candidate.max(now + TICK_MIN));
+            }
+        };
+        consider(self.reregister_deadline);
+        consider(self.leader_poll_at(now));
+        consider(self.unregister_deadline);
+        consider(self.reconnect_retry_at);
+        if self.recovering_with_id() && self.master.is_none() && !self.master_connecting {
+            consider(self.next_connect_at);
+        }
+        if self.phase != Phase::Recovering {
+            if self.master.is_none() && !self.master_connecting {
+                consider(self.next_connect_at);
+            }
+            if self.master.is_some() && !self.registered {
+                consider(self.register_at);
+                consider(
+                    self.connected_at
+                        .map(|t| t + self.config.master_ping_timeout),
+                );
+            }
+            if self.registered {
+                consider(
+                    self.last_master_contact
+                        .map(|t| t + self.config.master_ping_timeout),
+                );
+            }
+            consider(self.updates.next_retry());
+        }
+        consider(self.gc.values().min().copied());
+        consider(self.next_disk_check);
+        consider(self.executors().filter_map(|(_, _, e)| e.kill_at).min());
+        consider(self.next_registration_deadline());
+        at
+    }
+
+    pub(super) fn on_tick(&mut self) -> Result<(), AgentError> {
+        let now = self.now();
+        self.follow_leader(now);
+        if let Some(deadline) = self.reregister_deadline {
+            if now >= deadline {
+                self.reregistration_timed_out()?;
+            }
+        }
+        if let Some(at) = self.reconnect_retry_at {
+            if now >= at && self.phase == Phase::Recovering {
+                self.retry_executor_reconnect(now);
+            }
+        }
+        if self.recovering_with_id()
+            && self.master.is_none()
+            && !self.master_connecting
+            && self.next_connect_at.is_some_and(|at| now >= at)
+        {
+            // docs/recovery-rules.md R4.
+            self.connect_master();
+        }
+        if self.phase != Phase::Recovering {
+            if self.master.is_none()
+                && !self.master_connecting
+                && self.next_connect_at.is_some_and(|at| now >= at)
+            {
+                self.connect_master();
+            }
+            if self.master.is_some()
+                && !self.registered
+                && self.connected_at.is_some_and(|at| {
+                    now.saturating_duration_since(at) > self.config.master_ping_timeout
+                })
+            {
+                // A connection that never answers our registration may be dead (a
+                // partition that dropped segments): start over on a fresh one.
+                info!(target: "revenant::agent", "no answer to registration within the ping timeout: reconnecting");
+                self.master = None;
+                self.master_lost();
+                self.next_master();
+            }
+            if self.master.is_some()
+                && !self.registered
+                && self.register_at.is_some_and(|at| now >= at)
+            {
+                self.send_registration();
+                let delay = self.register_backoff.next(self.env.random.as_ref());
+                self.register_at = Some(now + delay);
+            }
+            if self.registered
+                && self.last_master_contact.is_some_and(|at| {
+                    now.saturating_duration_since(at) > self.config.master_ping_timeout
+                })
+            {
+                info!(target: "revenant::agent", "no ping from the master within the ping timeout: looking for a master");
+                self.master = None;
+                self.master_lost();
+                self.next_master();
+            }
+            for update in self.updates.due_retries(now) {
+                crate::coverage::point!("agent_update_retried");
+                info!(target: "revenant::agent", task = %update_task(&update), uuid = %update_uuid(&update), "retrying status update");
+                self.forward(update);
+            }
+        }
+        self.kill_overdue_executors(now)?;
+        self.registration_timed_out(now)?;
+        self.check_executors()?;
+        self.collect_garbage(now);
+        Ok(())
+    }
+
+    pub(super) fn handle_message(
+        &mut self,
+        id: ConnectionId,
+        body: Body,
+    ) -> Result<Option<AgentExit>, AgentError> {
+        let from_master = self.master.as_ref().is_some_and(|m| m.id() == id);
+        if from_master {
+            self.last_master_contact = Some(self.now());
+            return self.handle_master_message(body);
+        }
+        match body {
+            Body::RegisterExecutor(message) => self.executor_registering(
+                id,
+                message.framework_id,
+                message.executor_id,
+                message.container_id,
+                &message.secret,
+                None,
+            )?,
+            Body::ReregisterExecutor(message) => {
+                let updates = message.updates.clone();
+                self.executor_registering(
+                    id,
+                    message.framework_id,
+                    message.executor_id,
+                    message.container_id,
+                    &message.secret,
+                    Some((updates, message.tasks)),
+                )?
+            }
+            Body::StatusUpdate(StatusUpdateMessage {
+                update: Some(update),
+            }) => {
+                let Some((fid, eid)) = self.executor_connections.get(&id).cloned() else {
+                    warn!(target: "revenant::agent", connection = %id, "status update from an unregistered connection: dropped");
+                    return Ok(None);
+                };
+                self.executor_update(&fid, &eid, update)?;
+            }
+            other => {
+                warn!(target: "revenant::agent", connection = %id, kind = wire::kind(&other), "unexpected message from an executor")
+            }
+        }
+        Ok(None)
+    }
+}
