@@ -80,7 +80,7 @@ impl revenant::framework::Workload for FollowOne {
         if status.reason() == revenant::proto::TaskReason::ReasonTaskUnauthorized {
             self.refused = Some(status.message.clone());
         }
-        if revenant::agent::status_updates::is_terminal(status.state()) {
+        if revenant::domain::task_state::is_terminal(status.state()) {
             self.done = true;
         }
     }
@@ -206,6 +206,7 @@ pub struct TeardownArgs {
 
 /// `revenant teardown`.
 pub fn teardown(args: TeardownArgs) -> ExitCode {
+    super::init_warnings();
     let TeardownArgs {
         master,
         framework_id,
@@ -287,6 +288,7 @@ pub struct SubmitArgs {
 
 /// `revenant submit`.
 pub fn submit(args: SubmitArgs) -> ExitCode {
+    super::init_warnings();
     let SubmitArgs {
         master,
         command,

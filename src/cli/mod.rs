@@ -169,6 +169,18 @@ pub fn init_logging() {
         .init();
 }
 
+/// Warnings only, for the framework commands (`submit`, `teardown`): what the framework
+/// library warns about, e.g. a refused authentication (docs/security.md SEC25), reaches
+/// the operator on stderr.
+pub fn init_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

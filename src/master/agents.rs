@@ -124,7 +124,7 @@ impl Master {
             let reconciliations: Vec<TaskReport> = record
                 .tasks
                 .values()
-                .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
                 .cloned()
                 .collect();
             info!(agent = %id, "agent retried its registration: resending its id");
@@ -306,7 +306,7 @@ impl Master {
                     message: TORN_DOWN_MESSAGE.into(),
                 });
             let mut killed = task.clone();
-            if !crate::agent::status_updates::is_terminal(killed.state()) {
+            if !crate::domain::task_state::is_terminal(killed.state()) {
                 killed.state = proto::TaskState::TaskKilled as i32;
             }
             completed
@@ -332,7 +332,7 @@ impl Master {
         let mut reconciliations = Vec::new();
         if let Some(record) = self.agents.get(&id) {
             for (key, task) in &record.tasks {
-                let terminal = crate::agent::status_updates::is_terminal(task.state());
+                let terminal = crate::domain::task_state::is_terminal(task.state());
                 if !reported.contains_key(key) && !terminal {
                     reconciliations.push(task.clone());
                 }
@@ -398,8 +398,8 @@ impl Master {
             if let Some(resources) = resend_resources {
                 info!(
                     agent = %id,
-                    resources = %crate::agent::describe_resources(&resources),
-                    reported = %crate::agent::describe_resources(&message.checkpointed_resources),
+                    resources = %crate::domain::resources::describe_resources(&resources),
+                    reported = %crate::domain::resources::describe_resources(&message.checkpointed_resources),
                     "re-sending the master's view of the agent's checkpointed resources"
                 );
                 outbox.send(Body::CheckpointResources(proto::CheckpointResources {
@@ -432,7 +432,7 @@ impl Master {
         let open: Vec<TaskReport> = record
             .tasks
             .values()
-            .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+            .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
             .cloned()
             .collect();
         for task in open {

@@ -12,8 +12,7 @@ use super::{
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport, TaskSource,
-    TaskStatus,
+    self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport,
 };
 use crate::security::acls::Action;
 use crate::wire::ConnectionId;
@@ -120,7 +119,7 @@ impl Master {
                 .collect();
             for key in keys {
                 let mut task = record.tasks.remove(&key).expect("listed above");
-                if !crate::agent::status_updates::is_terminal(task.state()) {
+                if !crate::domain::task_state::is_terminal(task.state()) {
                     task.state = proto::TaskState::TaskKilled as i32;
                     killed += 1;
                 }
@@ -150,25 +149,20 @@ impl Master {
         reason: TaskReason,
         message: &str,
     ) -> StatusUpdate {
-        let timestamp = self.env.wall_seconds();
-        StatusUpdate {
-            framework_id: task.framework_id.clone(),
-            executor_id: task.executor_id.clone(),
-            agent_id: String::new(),
-            status: Some(TaskStatus {
-                task_id: task.task_id.clone(),
-                state: state as i32,
-                source: TaskSource::SourceMaster as i32,
-                reason: reason as i32,
-                message: message.to_owned(),
-                timestamp,
-                ..Default::default()
-            }),
-            timestamp,
-            // Master-generated updates carry no uuid: nothing acknowledges them.
-            uuid: Vec::new(),
-            latest_state: state as i32,
-        }
+        // Master-made updates carry no uuid: nothing acknowledges them (docs/design.md
+        // D21).
+        crate::domain::status_update::new(
+            crate::domain::status_update::Fields {
+                framework_id: &task.framework_id,
+                executor_id: &task.executor_id,
+                task_id: &task.task_id,
+                state,
+                reason,
+                message,
+                timestamp: self.env.wall_seconds(),
+            },
+            crate::domain::status_update::Sender::Master,
+        )
     }
 
     pub(super) fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {

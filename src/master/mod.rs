@@ -122,8 +122,8 @@ struct CompletedFramework {
 /// What a scheduler of a torn-down framework is told when it registers again.
 const TORN_DOWN_MESSAGE: &str = "framework was torn down";
 
-/// How a dynamic reservation is marked in `Resource::reservation`.
-pub const DYNAMIC_RESERVATION_PREFIX: &str = "dynamic:";
+/// How a dynamic reservation is marked in `Resource::reservation` (docs/design.md D19).
+pub use crate::domain::resources::DYNAMIC_RESERVATION_PREFIX;
 
 struct FrameworkRecord {
     info: FrameworkInfo,

@@ -38,7 +38,7 @@ impl Master {
         match self.try_reserve(&message) {
             Ok((agent, view)) => {
                 let record = self.agents.get_mut(&agent).expect("checked");
-                info!(framework = %framework, agent = %agent, resources = %crate::agent::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
+                info!(framework = %framework, agent = %agent, resources = %crate::domain::resources::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
                 record.checkpointed_resources = Some(view.clone());
                 if let Some(outbox) = &record.outbox {
                     outbox.send(Body::CheckpointResources(proto::CheckpointResources {
@@ -203,7 +203,7 @@ impl Master {
                 let open = a
                     .tasks
                     .values()
-                    .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                    .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
                     .count();
                 (id, a.phase == AgentPhase::Connected, open)
             }))
