@@ -152,7 +152,6 @@ mod tests {
             id: id.into(),
             framework_id: "f1".into(),
             state: state.into(),
-            ..Default::default()
         };
         let mut master = state(true, "m1");
         master.agents = vec![
