@@ -8,6 +8,13 @@
 //! gets through it re-registers with its unacknowledged updates and tasks. If the agent
 //! stays away past `recovery_timeout` it kills its tasks and exits. An executor of a
 //! framework without checkpointing exits at once.
+//!
+//! It also listens on a local wake endpoint ([`wake`], docs/recovery-rules.md R31–R36),
+//! which it tells the agent when it registers: a restarted agent connects there as soon
+//! as it has read its checkpoints and, once it has answered the endpoint's challenge,
+//! the executor reconnects at once instead of waiting for its back-off.
+
+pub mod wake;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -16,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::domain::status_update;
 use crate::ids::{TaskId, Uuid};
@@ -24,6 +31,7 @@ use crate::os::{Env, LocalFuture};
 use crate::proto::envelope::Body;
 use crate::proto::{
     self, CommandInfo, ReregisterExecutor, StatusUpdate, StatusUpdateMessage, TaskInfo,
+    WakeChallenge,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 
@@ -158,6 +166,15 @@ enum Event {
     Connected(crate::os::BoxStream),
     ConnectFailed,
     TaskExited(TaskId, i32),
+    /// A connection to the wake endpoint (docs/recovery-rules.md R33).
+    WakeConnected(crate::os::BoxStream, String),
+}
+
+/// A wake connection waiting for its answer.
+struct PendingWake {
+    outbox: Outbox,
+    nonce: Vec<u8>,
+    deadline: Instant,
 }
 
 /// The longest the executor sleeps with nothing to do (messages wake it sooner).
@@ -181,6 +198,10 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     let mut next_connection = 0u64;
     let mut had_task = false;
     let executor_label = settings.executor_id.clone();
+    let verifier = (!settings.secret.expose().is_empty()).then(|| settings.secret.verifier());
+    // docs/recovery-rules.md R31: the wake endpoint, told to the agent at registration.
+    let endpoint = listen_for_wakes(&env, &settings, &mut background, &sender).await;
+    let mut wakes: BTreeMap<ConnectionId, PendingWake> = BTreeMap::new();
     // The first message on a connection: a registration, or after the first one a
     // re-registration with everything not yet acknowledged.
     let registration = |registered_once: bool,
@@ -192,6 +213,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 executor_id: settings.executor_id.clone(),
                 container_id: settings.container_id.clone(),
                 secret: settings.secret.expose().to_owned(),
+                endpoint: endpoint.clone(),
                 updates: unacknowledged.clone(),
                 // Each task by id and resources, without its command: the agent keeps
                 // the whole task in its checkpoint, and the tasks of an executor that
@@ -210,6 +232,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 executor_id: settings.executor_id.clone(),
                 container_id: settings.container_id.clone(),
                 secret: settings.secret.expose().to_owned(),
+                endpoint: endpoint.clone(),
             })
         }
     };
@@ -273,6 +296,17 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
         if let Some(since) = disconnected_since {
             wait = wait.min((since + settings.recovery_timeout).saturating_duration_since(now));
         }
+        // docs/recovery-rules.md R34: wake connections that did not answer in time go.
+        wakes.retain(|_, pending| {
+            let keep = pending.deadline > now;
+            if !keep {
+                pending.outbox.close();
+            }
+            keep
+        });
+        if let Some(first) = wakes.values().map(|p| p.deadline).min() {
+            wait = wait.min(first.saturating_duration_since(now));
+        }
         let sleep = env.clock.sleep(wait.max(TICK_MIN));
         let event = tokio::select! {
             biased;
@@ -316,6 +350,75 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                     &format!("Command exited with status {code}"),
                 );
                 send_update(&agent, &mut unacknowledged, update);
+            }
+            Event::WakeConnected(stream, peer) => {
+                next_connection += 1;
+                let link = wire::Link {
+                    id: ConnectionId(next_connection),
+                    peer,
+                    clock: env.clock.clone(),
+                };
+                if wakes.len() >= wake::WAKE_CONNECTIONS_MAX {
+                    if let Some((_, oldest)) = wakes.pop_first() {
+                        oldest.outbox.close();
+                    }
+                }
+                let outbox =
+                    wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
+                let mut nonce = vec![0u8; wake::NONCE_BYTES];
+                env.random.fill_secret(&mut nonce);
+                outbox.send(Body::WakeChallenge(WakeChallenge {
+                    nonce: nonce.clone(),
+                }));
+                wakes.insert(
+                    outbox.id(),
+                    PendingWake {
+                        outbox,
+                        nonce,
+                        deadline: env.clock.now() + wake::WAKE_ANSWER_TIMEOUT,
+                    },
+                );
+            }
+            Event::Wire(Incoming::Closed(id, _)) if wakes.contains_key(&id) => {
+                wakes.remove(&id);
+            }
+            Event::Wire(Incoming::Message(id, body)) if wakes.contains_key(&id) => {
+                let pending = wakes.remove(&id).expect("checked above");
+                pending.outbox.close();
+                let Body::WakeExecutor(message) = body else {
+                    warn!(executor = %executor_label, "wake connection sent something else than a wake: closed");
+                    continue;
+                };
+                let own = wake::OwnRun {
+                    framework: &settings.framework_id,
+                    executor: &settings.executor_id,
+                    container: &settings.container_id,
+                    verifier: verifier.as_ref(),
+                };
+                let link = if agent.is_some() {
+                    wake::AgentLink::Connected
+                } else if connecting {
+                    wake::AgentLink::Connecting
+                } else {
+                    wake::AgentLink::Away
+                };
+                match wake::judge(&own, &pending.nonce, &message, link) {
+                    wake::WakeDecision::ConnectNow => {
+                        info!(executor = %executor_label, "woken by the restarted agent: reconnecting now");
+                        next_connect = Some(env.clock.now());
+                    }
+                    wake::WakeDecision::Nothing(link) => {
+                        info!(executor = %executor_label, ?link, "woken by the agent: already reconnecting");
+                    }
+                    wake::WakeDecision::Refused(reason) => {
+                        warn!(executor = %executor_label, reason, "wake refused: connection closed, nothing done");
+                    }
+                }
+            }
+            // docs/recovery-rules.md R33: only the agent's connection is heard; a message
+            // queued behind a wake connection's first one (or from one already closed) is
+            // not the agent's, and does nothing.
+            Event::Wire(Incoming::Message(id, _)) if agent.as_ref().map(Outbox::id) != Some(id) => {
             }
             Event::Wire(Incoming::Closed(id, reason)) => {
                 if agent.as_ref().is_some_and(|a| a.id() == id) {
@@ -402,6 +505,41 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             },
         }
     }
+}
+
+/// Listens on the wake endpoint and forwards its connections into the loop; the
+/// endpoint's address, or empty when it cannot listen (then only the back-off brings the
+/// executor back to a restarted agent: docs/recovery-rules.md R35).
+async fn listen_for_wakes(
+    env: &Env,
+    settings: &ExecutorSettings,
+    background: &mut JoinSet<()>,
+    sender: &mpsc::UnboundedSender<Event>,
+) -> String {
+    if !settings.checkpoint {
+        // Such an executor exits with its agent: nothing to wake.
+        return String::new();
+    }
+    let Some(address) = wake::listen_address(&settings.agent_address) else {
+        return String::new();
+    };
+    let mut listener = match env.net.listen(&address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            warn!(executor = %settings.executor_id, %error, "cannot listen for wakes: the back-off alone will find a restarted agent");
+            return String::new();
+        }
+    };
+    let endpoint = listener.local_addr().unwrap_or_default();
+    let events = sender.clone();
+    background.spawn_local(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            if events.send(Event::WakeConnected(stream, peer)).is_err() {
+                return;
+            }
+        }
+    });
+    endpoint
 }
 
 fn send_update(

@@ -523,6 +523,8 @@ pub fn kind(body: &Body) -> &'static str {
         Body::NotLeader(_) => "not_leader",
         Body::UnregisterAgent(_) => "unregister_agent",
         Body::ReconnectExecutor(_) => "reconnect_executor",
+        Body::WakeChallenge(_) => "wake_challenge",
+        Body::WakeExecutor(_) => "wake_executor",
         Body::TeardownFramework(_) => "teardown_framework",
         Body::FrameworkRemoved(_) => "framework_removed",
         Body::ShutdownFramework(_) => "shutdown_framework",

@@ -113,6 +113,7 @@ fn register(framework: &str, executor: &str, container: &str, secret: &str) -> B
         executor_id: executor.into(),
         container_id: container.into(),
         secret: secret.into(),
+        ..Default::default()
     })
 }
 

@@ -196,6 +196,7 @@ catalogue!(
     dynamic_reservation_not_offered_fails_recovery,
     executor_gives_up_after_recovery_timeout,
     executor_terminated_while_agent_down,
+    executor_wake_broken_falls_back,
     forked_pid_from_another_boot_not_adopted,
     kill_queued_task_during_executor_registration,
     kill_task_after_restart,

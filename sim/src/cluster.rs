@@ -449,6 +449,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     path: None,
                     op: None,
                     boot: None,
+                    how: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -1878,6 +1879,18 @@ fn apply_fault(
                 return None;
             }
             crate::faults::delete_run_dir(&machine.fs, &machine.work_dir, rng)
+        }
+        FaultKind::BreakWake => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            crate::wake_faults::break_wake(
+                &machine.fs,
+                &machine.work_dir,
+                fault.how.as_deref().unwrap_or("missing"),
+                fault.task.as_deref(),
+                rng,
+            )
         }
         FaultKind::RewriteForkedPid => {
             if machine.agent.borrow().is_some() {

@@ -51,6 +51,8 @@ pub const MESSAGE_KINDS: &[&str] = &[
     "reserve_resources",
     "checkpoint_resources",
     "agent_recovering",
+    "wake_challenge",
+    "wake_executor",
 ];
 
 /// The message kind a scenario names, normalised to `wire::kind`'s spelling: accepts

@@ -261,6 +261,25 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                         fault.boot = Some("other".to_owned());
                     }
                 }
+                FaultKind::BreakWake => {
+                    // docs/recovery-rules.md R35: the agent is down while its wake
+                    // endpoints are damaged, or the wake it sends as it comes back is lost.
+                    let mut stop = FaultSpec::new(at_s, FaultKind::AgentCrash);
+                    stop.restart_after_s = Some(restart.max(DAMAGE_DOWNTIME_MIN_S));
+                    stop.on_agent = on_agent.clone();
+                    out.push(stop);
+                    fault.at_s = at_s + 0.5;
+                    fault.on_agent = on_agent;
+                    let hows = crate::wake_faults::HOWS;
+                    let how = hows[rng.gen_range(0..hows.len())];
+                    if how == "lost" {
+                        fault.kind = FaultKind::Drop;
+                        fault.message = Some("wake_executor".to_owned());
+                        fault.count = Some(rng.gen_range(1..=3));
+                    } else {
+                        fault.how = Some(how.to_owned());
+                    }
+                }
                 _ => {}
             }
             out.push(fault);
@@ -322,7 +341,7 @@ pub fn large_command(scenario: &Scenario, seed: u64, index: u32, command: String
 
 /// The run directories of every executor of the agent with work directory `work_dir`:
 /// (the `runs` directory, the container the `latest` link names).
-fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
     let slaves = work_dir.join("meta/slaves");
     let mut out = Vec::new();
     for agent in fs.list_dir(&slaves).unwrap_or_default() {

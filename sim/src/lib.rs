@@ -47,5 +47,6 @@ pub mod shrink;
 pub mod sweep;
 pub mod timeline;
 pub mod trace;
+pub mod wake_faults;
 pub mod zk;
 pub mod zk_faults;

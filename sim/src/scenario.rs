@@ -541,6 +541,11 @@ pub enum FaultKind {
     /// answer is lost with the connection (docs/zookeeper.md Z22); `message` (`join`,
     /// `create` or `set`) limits it to that kind of write.
     ZkLoseReply,
+    /// While the agent is down, an operator damages one run's `pids/libprocess.pid`,
+    /// the executor's wake endpoint (docs/recovery-rules.md R31, R35): `how` is
+    /// `missing`, `stale` (another run's endpoint) or `torn`; `task` names the executor.
+    /// A swarm also draws `lost`, which it turns into a `drop` of `wake_executor`.
+    BreakWake,
 }
 
 /// `[zookeeper]`: the simulated ZooKeeper host.
@@ -636,6 +641,9 @@ pub struct FaultSpec {
     /// next start (the disk is not reset then; docs/simulator-reach.md rule 12k).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
+    /// For `break_wake`: `missing`, `stale` or `torn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -731,6 +739,7 @@ impl FaultSpec {
             path: None,
             op: None,
             boot: None,
+            how: None,
         }
     }
 }

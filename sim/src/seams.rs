@@ -181,8 +181,15 @@ impl Network for SimNet {
         let host = self.host.clone();
         let process = self.process.clone();
         Box::pin(async move {
-            let (_, port) = split_address(&addr)?;
+            let (name, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            // Port 0 takes any free port (an executor's wake endpoint): its address is
+            // the one the network gave.
+            let addr = if port == 0 {
+                format!("{name}:{}", listener.local_addr()?.port())
+            } else {
+                addr
+            };
             Ok(Box::new(SimListener(listener, addr, host, process)) as Box<dyn Listener>)
         })
     }

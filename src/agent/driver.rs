@@ -304,7 +304,7 @@ impl Agent {
                 message.framework_id,
                 message.executor_id,
                 message.container_id,
-                &message.secret,
+                (&message.secret, &message.endpoint),
                 None,
             )?,
             Body::ReregisterExecutor(message) => {
@@ -314,7 +314,7 @@ impl Agent {
                     message.framework_id,
                     message.executor_id,
                     message.container_id,
-                    &message.secret,
+                    (&message.secret, &message.endpoint),
                     Some((updates, message.tasks)),
                 )?
             }

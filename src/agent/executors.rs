@@ -219,6 +219,7 @@ impl Agent {
                 kill_at: None,
                 register_by: None,
                 secret: None,
+                endpoint: None,
             };
             self.frameworks
                 .get_mut(&fid)
@@ -395,7 +396,8 @@ impl Agent {
         framework_id: String,
         executor_id: String,
         container_id: String,
-        secret: &str,
+        // The presented secret, and the wake endpoint (docs/recovery-rules.md R31).
+        (secret, endpoint): (&str, &str),
         reregistration: Option<(Vec<StatusUpdate>, Vec<TaskInfo>)>,
     ) -> Result<(), AgentError> {
         let Some(outbox) = self.unidentified.remove(&connection) else {
@@ -473,15 +475,10 @@ impl Agent {
                 }),
             );
         }
-        if checkpoint && !reregistering {
-            let run = RunPath {
-                agent: &agent,
-                framework: &fid,
-                executor: &eid,
-                container: &container,
-            };
-            self.store
-                .write_libprocess_pid(&run, &format!("executor({eid})@{}", connection))?;
+        if checkpoint {
+            // docs/recovery-rules.md R31: the wake endpoint (or, without one, the
+            // connection) in `libprocess.pid`.
+            self.checkpoint_endpoint(&fid, &eid, &container, connection, endpoint, reregistering)?;
         }
         match reregistration {
             None => {

@@ -10,6 +10,15 @@ impl Agent {
         self.connected_at = Some(self.now());
         self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
         let delay = self.register_backoff.first(self.env.random.as_ref());
+        // docs/recovery-rules.md R36: the first attempt after a recovery that waited for
+        // executors goes now, not at the next tick (the delay is still drawn, and the
+        // retry's next, so that later draws stay where they were).
+        if std::mem::take(&mut self.register_at_once) && self.master.is_some() {
+            self.send_registration();
+            let retry = self.register_backoff.next(self.env.random.as_ref());
+            self.register_at = Some(self.now() + retry);
+            return;
+        }
         self.register_at = Some(self.now() + delay);
     }
 

@@ -31,9 +31,11 @@ mod lifecycle;
 mod master_link;
 mod orphans;
 mod recovery;
+mod recovery_plan;
 pub mod registration;
 pub mod status_updates;
 mod update_flow;
+mod wake;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,8 +53,8 @@ use crate::checkpoint::recover::State;
 use crate::checkpoint::{
     self, CheckpointStore, ForkedPid, RecoverOptions, RecoveryError, StoreError,
 };
+use crate::domain::resources::is_dynamic_reservation;
 pub use crate::domain::resources::{describe_resources, ReconfigurationPolicy};
-use crate::domain::resources::{info_mismatch, is_dynamic_reservation};
 use crate::domain::status_update::{
     self, state_name_of as update_state, state_of as update_state_enum, task_of as update_task,
     uuid_of as update_uuid,
@@ -286,6 +288,8 @@ struct Executor {
     /// What verifies the secret of the current run's process (docs/security.md SEC14,
     /// SEC16); `None` until it is launched, or when recovery found none.
     secret: Option<Verifier>,
+    /// Where the executor listens for wakes (docs/recovery-rules.md R31), once known.
+    endpoint: Option<String>,
 }
 
 struct Framework {
@@ -377,6 +381,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         recovery_errors: 0,
         registrations: 0,
         held: None,
+        register_at_once: false,
         config,
     };
     agent.info = AgentInfo {
@@ -468,6 +473,8 @@ struct Agent {
     /// Group commit: while a batch runs, the messages it sends, in order, held until
     /// its checkpoint records are durable.
     held: Option<Vec<(Outbox, Body)>>,
+    /// The next registration goes without back-off (docs/recovery-rules.md R36).
+    register_at_once: bool,
 }
 
 impl Agent {

@@ -3,6 +3,7 @@
 //! what the task update logs hold, then waiting for executors to re-register (or timing
 //! them out) before the agent registers; and `--recover=cleanup`.
 
+use super::recovery_plan as plan;
 use super::*;
 
 impl Agent {
@@ -135,28 +136,27 @@ impl Agent {
         let mut expected = self.info.clone();
         expected.id = old.id.clone();
         let policy = self.config.reconfiguration_policy;
-        if self.config.recover == RecoverMode::Reconnect {
-            if let Some(mismatch) = info_mismatch(old, &expected, policy) {
-                return Err(AgentError::Incompatible {
-                    old: format!(
-                        "{}:{} with resources {}",
-                        old.hostname,
-                        old.port,
-                        describe_resources(&old.resources)
-                    ),
-                    new: format!(
-                        "{}:{} with resources {} ({mismatch}; --reconfiguration_policy={})",
-                        expected.hostname,
-                        expected.port,
-                        describe_resources(&expected.resources),
-                        policy.name()
-                    ),
-                    latest,
-                });
-            }
+        let check = plan::check_restart(old, &expected, policy, self.config.recover);
+        if let plan::RestartCheck::Incompatible(mismatch) = &check {
+            return Err(AgentError::Incompatible {
+                old: format!(
+                    "{}:{} with resources {}",
+                    old.hostname,
+                    old.port,
+                    describe_resources(&old.resources)
+                ),
+                new: format!(
+                    "{}:{} with resources {} ({mismatch}; --reconfiguration_policy={})",
+                    expected.hostname,
+                    expected.port,
+                    describe_resources(&expected.resources),
+                    policy.name()
+                ),
+                latest,
+            });
         }
         self.info = old.clone();
-        if self.config.recover == RecoverMode::Reconnect && expected.resources != old.resources {
+        if check == plan::RestartCheck::TakeNewResources {
             // A compatible change (additive): the agent keeps its id and tells the master
             // its new resources when it re-registers.
             crate::coverage::point!("agent_resources_changed_compatibly");
@@ -230,21 +230,14 @@ impl Agent {
                         .forked_pid
                         .as_ref()
                         .and_then(|forked| forked.secret.clone()),
+                    endpoint: wake::recovered_endpoint(&fid, &eid, run_state),
                 };
                 for task_state in run_state.tasks.values() {
                     if task_state.info.is_none() {
                         info!(target: "revenant::agent", task = %task_state.id, "skipping task without info");
                         continue;
                     }
-                    let mut state = proto::TaskState::TaskStaging;
-                    for update in &task_state.updates {
-                        if let Some(status) = &update.status {
-                            state = status.state();
-                            if is_terminal(state) {
-                                break;
-                            }
-                        }
-                    }
+                    let state = plan::replayed_state(task_state);
                     self.updates.recover(&fid, task_state);
                     let pending = task_state.unacknowledged().count();
                     info!(target: "revenant::agent", framework = %fid, task = %task_state.id, state = state.as_str_name(), updates = task_state.updates.len(), unacknowledged = pending, bytes_cut = task_state.bytes_cut, "recovered task");
@@ -252,36 +245,25 @@ impl Agent {
                         .tasks
                         .insert(task_state.id.clone(), TaskEntry { state });
                 }
-                let alive = match &run_state.forked_pid {
-                    Some(forked) if forked.boot_id == self.boot_id => {
-                        self.env.processes.is_alive(&forked.process)
-                    }
-                    _ => false,
-                };
+                let processes = &self.env.processes;
+                let verdict = plan::judge_run(run_state, &self.boot_id, |process| {
+                    processes.is_alive(process)
+                });
                 // Keep the pid of a dead executor of this boot (a later destroy checks it is
                 // still gone), never one from another boot: that pid and start time may
                 // name a stranger of this boot, which must be neither adopted nor
                 // signalled (docs/recovery-rules.md R15).
-                executor.process = run_state
-                    .forked_pid
-                    .as_ref()
-                    .filter(|f| f.boot_id == self.boot_id)
-                    .map(|f| f.process.clone());
-                if run_state.forked_pid.is_none() {
+                executor.process = verdict.process.clone();
+                if verdict.never_launched {
                     never_launched.insert((fid.clone(), eid.clone()));
                 }
-                if alive {
-                    crate::coverage::point!("agent_live_executor_awaited");
-                    info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
-                } else {
-                    let reason = if run_state.forked_pid.is_none() {
-                        "executor was never launched (agent died before launch)"
-                    } else {
-                        "executor process is gone"
-                    };
+                if let Some(reason) = verdict.gone_reason() {
                     crate::coverage::point!("agent_executor_gone_at_recovery");
                     info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %latest_run, "{reason}");
                     executor.phase = ExecutorPhase::Terminated;
+                } else {
+                    crate::coverage::point!("agent_live_executor_awaited");
+                    info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %latest_run, "executor alive: waiting for it to re-register");
                 }
                 framework.executors.insert(eid, executor);
             }
@@ -309,11 +291,7 @@ impl Agent {
             })
             .collect();
         for (fid, eid, never_started) in dead {
-            let message = if never_started {
-                "Executor never started: the agent died before launching it"
-            } else {
-                "Executor terminated while the agent was down"
-            };
+            let message = plan::gone_executor_message(never_started);
             self.executor_terminated(
                 &fid,
                 &eid,
@@ -339,12 +317,13 @@ impl Agent {
             .executors()
             .any(|(_, _, e)| e.phase == ExecutorPhase::Reregistering);
         if waiting && self.config.recover == RecoverMode::Reconnect {
-            let deadline = self.now() + self.config.executor_reregistration_timeout;
+            let (deadline, retry_at) = plan::reregistration_wait(
+                self.now(),
+                self.config.executor_reregistration_timeout,
+                self.config.executor_reregistration_retry_interval,
+            );
             self.reregister_deadline = Some(deadline);
-            self.reconnect_retry_at = self
-                .config
-                .executor_reregistration_retry_interval
-                .map(|interval| self.now() + interval);
+            self.reconnect_retry_at = retry_at;
             info!(target: "revenant::agent",
                 timeout_ms = self.config.executor_reregistration_timeout.as_millis() as u64,
                 "waiting for executors to re-register"
@@ -354,12 +333,17 @@ impl Agent {
             if self.recovering_with_id() {
                 self.next_connect_at = Some(self.now());
             }
+            // docs/recovery-rules.md R32: and tell every awaited executor to come back now.
+            self.wake_executors();
             return Ok(());
         }
         self.finish_recovery()
     }
 
     pub(super) fn finish_recovery(&mut self) -> Result<(), AgentError> {
+        // docs/recovery-rules.md R36: a recovery that waited for executors registers at
+        // once when they are back (or the wait ended).
+        self.register_at_once = self.reregister_deadline.is_some();
         self.reregister_deadline = None;
         self.reconnect_retry_at = None;
         self.store.write_boot_id(&self.boot_id)?;

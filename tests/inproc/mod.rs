@@ -207,6 +207,8 @@ async fn executor(spec: LaunchSpec, shared: Rc<RefCell<Shared>>, net: Rc<dyn Net
         executor_id: executor_id.clone(),
         container_id: variable("REVENANT_CONTAINER_ID"),
         secret: variable(revenant::security::executor_secret::ENV_SECRET),
+        // A synthetic executor: no wake endpoint (docs/recovery-rules.md R31).
+        endpoint: String::new(),
     });
     if wire::write_envelope(&mut writer, register).await.is_err() {
         return;
