@@ -115,6 +115,7 @@ fn write_work_dir(work_dir: &Path, listen: &str, tasks: usize) {
                 user: "bench".into(),
                 checkpoint: true,
                 failover_timeout_seconds: 0.0,
+                role: String::new(),
             },
             "",
         )

@@ -162,6 +162,7 @@ fn generate(shape: Shape, sink: &mut dyn Sink) -> Generated {
                 user: "svc".to_owned(),
                 checkpoint: true,
                 failover_timeout_seconds: 604_800.0,
+                role: String::new(),
             },
             &format!(
                 "scheduler-{}@10.1.2.3:{}",

@@ -154,6 +154,7 @@ fn start_framework(master: String, tasks: usize) {
             user: std::env::var("USER").unwrap_or_default(),
             checkpoint: true,
             failover_timeout_seconds: 3600.0,
+            role: String::new(),
         };
         let mut workload = Sleepers {
             tasks,

@@ -232,6 +232,7 @@ fn write_sample(work_dir: &Path, boot_id: String) {
                 user: "svc-deploy".to_owned(),
                 checkpoint: true,
                 failover_timeout_seconds: 604_800.0,
+                role: String::new(),
             },
             "scheduler-1@10.0.0.5:5050",
         )

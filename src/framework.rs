@@ -50,6 +50,10 @@ pub trait Workload {
     }
     /// The master removed the framework (it was torn down): `run` returns after this.
     fn removed(&mut self, _message: &str) {}
+    /// The master refused a request of the framework (docs/security.md SEC23): the
+    /// message names the ACL. A refused registration ends `run` after this; after any
+    /// other refusal `run` goes on until the workload is done.
+    fn refused(&mut self, _message: &str) {}
     /// Reconciliations to ask for now (polled every tick while registered): each the
     /// task ids to ask about, or none for every task the master knows (implicit). The
     /// answers arrive as status updates with reason `REASON_RECONCILIATION`.
@@ -367,6 +371,15 @@ pub async fn run_following(
                                 uuid: update.uuid.clone(),
                             }));
                         }
+                    }
+                }
+                Body::FrameworkError(message) => {
+                    warn!(framework = %message.framework_id, reason = %message.message, "the master refused a request");
+                    workload.refused(&message.message);
+                    if registered_on != Some(id) {
+                        // The registration itself was refused: nothing more to do.
+                        env.clock.sleep(Duration::from_millis(300)).await;
+                        return;
                     }
                 }
                 Body::FrameworkRemoved(message) => {

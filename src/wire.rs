@@ -531,6 +531,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::ReserveResources(_) => "reserve_resources",
         Body::CheckpointResources(_) => "checkpoint_resources",
         Body::AgentRecovering(_) => "agent_recovering",
+        Body::FrameworkError(_) => "framework_error",
     }
 }
 

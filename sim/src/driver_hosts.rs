@@ -57,6 +57,7 @@ pub(crate) fn add_masters(
             agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
             work_dir: Some(MASTERS_WORK_DIR.into()),
             breakage: options.breakage,
+            acls: Default::default(),
         };
         let lease = secs(scenario.master.leader_lease_s);
         let incarnation = Rc::new(Cell::new(0u64));
@@ -313,6 +314,7 @@ pub(crate) fn add_frameworks(
                     user: "sim".into(),
                     checkpoint,
                     failover_timeout_seconds,
+                    ..Default::default()
                 };
                 // docs/zookeeper.md Z17: with ZooKeeper, it follows the group's leader.
                 crate::zk::following(&host_name, |leader| {

@@ -15,6 +15,8 @@ struct TearDown {
     started: tokio::time::Instant,
     timeout: Duration,
     removed: Option<String>,
+    /// The master refused the registration or the teardown (docs/security.md SEC23).
+    refused: Option<String>,
 }
 
 impl revenant::framework::Workload for TearDown {
@@ -23,7 +25,10 @@ impl revenant::framework::Workload for TearDown {
     }
     fn update(&mut self, _update: &StatusUpdate) {}
     fn done(&self) -> bool {
-        self.removed.is_some() || self.started.elapsed() >= self.timeout
+        self.removed.is_some() || self.refused.is_some() || self.started.elapsed() >= self.timeout
+    }
+    fn refused(&mut self, message: &str) {
+        self.refused = Some(message.to_owned());
     }
     fn teardown(&self) -> bool {
         true
@@ -42,6 +47,8 @@ struct FollowOne {
     framework_id: String,
     /// The master removed the framework (torn down) before the task's end was seen.
     removed: Option<String>,
+    /// The master refused the registration or the task (docs/security.md SEC23).
+    refused: Option<String>,
 }
 
 impl revenant::framework::Workload for FollowOne {
@@ -70,12 +77,18 @@ impl revenant::framework::Workload for FollowOne {
             line.push_str(&format!(" message {:?}", status.message));
         }
         out!("{line}");
-        if revenant::agent::status_updates::is_terminal(status.state()) {
+        if status.reason() == revenant::proto::TaskReason::ReasonTaskUnauthorized {
+            self.refused = Some(status.message.clone());
+        }
+        if revenant::domain::task_state::is_terminal(status.state()) {
             self.done = true;
         }
     }
     fn done(&self) -> bool {
-        self.done
+        self.done || self.refused.is_some()
+    }
+    fn refused(&mut self, message: &str) {
+        self.refused = Some(message.to_owned());
     }
     fn removed(&mut self, message: &str) {
         self.removed = Some(message.to_owned());
@@ -184,15 +197,22 @@ pub struct TeardownArgs {
     /// How long to wait for the master's confirmation.
     #[arg(long, default_value = "10secs", value_parser = duration)]
     pub timeout: Duration,
+    /// The role to register the framework with (default `*`); the master's
+    /// `register_frameworks` ACL decides whether this principal may (docs/security.md
+    /// SEC22).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 /// `revenant teardown`.
 pub fn teardown(args: TeardownArgs) -> ExitCode {
+    super::init_warnings();
     let TeardownArgs {
         master,
         framework_id,
         timeout,
         tls,
+        role,
     } = args;
     let env = match tls.env(false) {
         Ok((env, _)) => env,
@@ -209,15 +229,21 @@ pub fn teardown(args: TeardownArgs) -> ExitCode {
         id: framework_id.clone(),
         name: "revenant-teardown".into(),
         checkpoint: true,
+        role: role.unwrap_or_default(),
         ..Default::default()
     };
     let mut workload = TearDown {
         started: revenant::os::Clock::now(&revenant::os::real::SystemClock),
         timeout,
         removed: None,
+        refused: None,
     };
     if let Err(code) = follow(env, &master, info, &mut workload) {
         return code;
+    }
+    if let Some(refusal) = &workload.refused {
+        eprintln!("error: the master refused: {refusal}");
+        return ExitCode::FAILURE;
     }
     match workload.removed {
         Some(message) => {
@@ -253,10 +279,16 @@ pub struct SubmitArgs {
     /// The framework id to re-register as (to follow a task after a restart).
     #[arg(long = "framework-id")]
     pub framework_id: Option<String>,
+    /// The role to register the framework with (default `*`); the master's
+    /// `register_frameworks` ACL decides whether this principal may (docs/security.md
+    /// SEC22).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 /// `revenant submit`.
 pub fn submit(args: SubmitArgs) -> ExitCode {
+    super::init_warnings();
     let SubmitArgs {
         master,
         command,
@@ -264,6 +296,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         checkpoint,
         framework_id,
         tls,
+        role,
     } = args;
     let env = match tls.env(false) {
         Ok((env, _)) => env,
@@ -288,6 +321,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         user: std::env::var("USER").unwrap_or_default(),
         checkpoint,
         failover_timeout_seconds: 3600.0,
+        role: role.unwrap_or_default(),
     };
     let mut workload = FollowOne {
         task,
@@ -296,9 +330,14 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         seen: Default::default(),
         framework_id: String::new(),
         removed: None,
+        refused: None,
     };
     if let Err(code) = follow(env, &master, info, &mut workload) {
         return code;
+    }
+    if let Some(refusal) = &workload.refused {
+        eprintln!("error: the master refused: {refusal}");
+        return ExitCode::FAILURE;
     }
     match (&workload.removed, workload.done) {
         // The task's fate: a framework the master removed has its tasks killed

@@ -50,6 +50,10 @@ fn on_zookeeper(
 pub struct MasterArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// What each principal may do: a subset of Mesos's ACL JSON (docs/security.md
+    /// SEC20); without it everything is allowed.
+    #[arg(long)]
+    pub acls: Option<PathBuf>,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:5050")]
     pub listen: String,
@@ -99,14 +103,26 @@ pub fn master(args: MasterArgs) -> ExitCode {
         zk,
         zk_session_timeout,
         tls,
+        acls,
     } = args;
     init_logging();
-    let env = match tls.env(true) {
+    let env = match tls.master_env(true) {
         Ok((env, _)) => env,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
+    };
+    // docs/security.md SEC20: a bad file stops the master, naming the file and field.
+    let acls = match acls {
+        None => revenant::security::acls::Acls::permissive(),
+        Some(path) => match revenant::security::acls::Acls::load(env.fs.as_ref(), &path) {
+            Ok(acls) => acls,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
     };
     if let Some(zk) = zk {
         let config = revenant::master::MasterConfig {
@@ -115,6 +131,7 @@ pub fn master(args: MasterArgs) -> ExitCode {
             max_agent_ping_timeouts,
             agent_reregister_timeout,
             work_dir: None,
+            acls,
             #[cfg(feature = "breakage")]
             breakage: Default::default(),
         };
@@ -144,6 +161,7 @@ pub fn master(args: MasterArgs) -> ExitCode {
         max_agent_ping_timeouts,
         agent_reregister_timeout,
         work_dir,
+        acls,
         #[cfg(feature = "breakage")]
         breakage: Default::default(),
     };

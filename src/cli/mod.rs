@@ -66,6 +66,11 @@ pub struct TlsArgs {
     /// The CA certificate every peer's certificate must be signed by (PEM).
     #[arg(long = "tls-ca", alias = "tls_ca")]
     tls_ca: Option<PathBuf>,
+    /// For clusters without TLS: principals and secrets (JSON). The master accepts the
+    /// ones listed; an agent or framework presents the one its file holds
+    /// (docs/security.md SEC24).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -89,9 +94,50 @@ impl TlsArgs {
     /// The real environment, with TLS on its network when the flags ask for it; an
     /// error names the bad flag or file.
     pub fn env(&self, logging: bool) -> Result<(Env, Option<revenant::tls::TlsFiles>), String> {
+        self.env_as(logging, false)
+    }
+
+    /// [`TlsArgs::env`] for the master: its listener accepts the credentials listed.
+    pub fn master_env(
+        &self,
+        logging: bool,
+    ) -> Result<(Env, Option<revenant::tls::TlsFiles>), String> {
+        self.env_as(logging, true)
+    }
+
+    /// The real environment with TLS and credentials as the flags ask (SEC7, SEC24);
+    /// an error names the bad flag, file or field.
+    fn env_as(
+        &self,
+        logging: bool,
+        master: bool,
+    ) -> Result<(Env, Option<revenant::tls::TlsFiles>), String> {
+        use revenant::security::credentials::{self, CredentialSettings, Credentials};
+        if self.credentials.is_some() && self.tls_cert.is_some() {
+            // docs/security.md SEC24: with TLS the principal is the certificate's.
+            return Err("--credentials is for clusters without TLS: with --tls-cert the principal is the certificate's".into());
+        }
         let files = self.files(logging)?;
         let env = revenant::tls::secure(Env::real(), files.as_ref())?;
-        Ok((env, files))
+        let Some(path) = &self.credentials else {
+            return Ok((env, files));
+        };
+        let list = Credentials::load(&revenant::os::real::RealFs::default(), path)?;
+        let settings = if master {
+            CredentialSettings {
+                present: None,
+                accept: Some(list),
+            }
+        } else {
+            let one = list
+                .single()
+                .map_err(|error| format!("--credentials '{}': {error}", path.display()))?;
+            CredentialSettings {
+                present: Some(one),
+                accept: None,
+            }
+        };
+        Ok((credentials::secure(env, settings), files))
     }
 }
 
@@ -121,6 +167,18 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Warnings only, for the framework commands (`submit`, `teardown`): what the framework
+/// library warns about, e.g. a refused authentication (docs/security.md SEC25), reaches
+/// the operator on stderr.
+pub fn init_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {

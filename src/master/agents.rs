@@ -13,9 +13,24 @@ use super::{
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{self, AgentInfo, Resource, TaskReason, TaskReport};
+use crate::security::acls::Action;
 use crate::wire::ConnectionId;
 
 impl Master {
+    /// docs/security.md SEC22, SEC23: an agent whose principal the `register_agents` ACL
+    /// refuses is told to shut down and not admitted.
+    fn agent_refused(&self, connection: ConnectionId) -> bool {
+        let Err(refusal) = self.authorize(self.principal(connection), Action::RegisterAgent) else {
+            return false;
+        };
+        if let Some(outbox) = self.outbox(connection) {
+            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+                reason: refusal.to_string(),
+            }));
+        }
+        true
+    }
+
     /// Whether the master removed `agent` (this master, or one before it).
     pub(super) fn is_removed(&self, agent: &AgentId) -> bool {
         self.registry.is_removed(agent.as_str())
@@ -90,6 +105,9 @@ impl Master {
     }
 
     pub(super) fn register_agent(&mut self, connection: ConnectionId, info: AgentInfo) {
+        if self.agent_refused(connection) {
+            return;
+        }
         // A registration retried on the connection the master already answered (the
         // answer was lost): the same id again, not a new agent (reference B:
         // FaultToleranceTest.SlaveReliableRegistration).
@@ -106,7 +124,7 @@ impl Master {
             let reconciliations: Vec<TaskReport> = record
                 .tasks
                 .values()
-                .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
                 .cloned()
                 .collect();
             info!(agent = %id, "agent retried its registration: resending its id");
@@ -204,6 +222,9 @@ impl Master {
         connection: ConnectionId,
         message: proto::ReregisterAgent,
     ) {
+        if self.agent_refused(connection) {
+            return;
+        }
         let info = message.info.unwrap_or_default();
         let id = AgentId::new(info.id.clone());
         let outbox = self.outbox(connection);
@@ -265,6 +286,7 @@ impl Master {
                 .entry(framework_id)
                 .or_insert_with(|| FrameworkRecord {
                     info: framework.clone(),
+                    principal: None,
                     outbox: None,
                     missed_pongs: 0,
                     disconnected_at: Some(elected_at),
@@ -284,7 +306,7 @@ impl Master {
                     message: TORN_DOWN_MESSAGE.into(),
                 });
             let mut killed = task.clone();
-            if !crate::agent::status_updates::is_terminal(killed.state()) {
+            if !crate::domain::task_state::is_terminal(killed.state()) {
                 killed.state = proto::TaskState::TaskKilled as i32;
             }
             completed
@@ -310,7 +332,7 @@ impl Master {
         let mut reconciliations = Vec::new();
         if let Some(record) = self.agents.get(&id) {
             for (key, task) in &record.tasks {
-                let terminal = crate::agent::status_updates::is_terminal(task.state());
+                let terminal = crate::domain::task_state::is_terminal(task.state());
                 if !reported.contains_key(key) && !terminal {
                     reconciliations.push(task.clone());
                 }
@@ -376,8 +398,8 @@ impl Master {
             if let Some(resources) = resend_resources {
                 info!(
                     agent = %id,
-                    resources = %crate::agent::describe_resources(&resources),
-                    reported = %crate::agent::describe_resources(&message.checkpointed_resources),
+                    resources = %crate::domain::resources::describe_resources(&resources),
+                    reported = %crate::domain::resources::describe_resources(&message.checkpointed_resources),
                     "re-sending the master's view of the agent's checkpointed resources"
                 );
                 outbox.send(Body::CheckpointResources(proto::CheckpointResources {
@@ -410,7 +432,7 @@ impl Master {
         let open: Vec<TaskReport> = record
             .tasks
             .values()
-            .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+            .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
             .cloned()
             .collect();
         for task in open {

@@ -247,6 +247,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // any instant will do as the start
     fn reregistration_timeout_counts_from_the_disconnection() {
         let start = Instant::now();
         let timeout = Duration::from_secs(10);

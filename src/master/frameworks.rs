@@ -12,9 +12,9 @@ use super::{
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport, TaskSource,
-    TaskStatus,
+    self, FrameworkInfo, StatusUpdate, StatusUpdateMessage, TaskReason, TaskReport,
 };
+use crate::security::acls::Action;
 use crate::wire::ConnectionId;
 
 impl Master {
@@ -42,6 +42,21 @@ impl Master {
         }
         if !from_itself {
             warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
+            return;
+        }
+        // docs/security.md SEC22, SEC23: the tearing-down principal must be allowed to
+        // tear down frameworks of the framework's principal.
+        let framework_principal = self
+            .frameworks
+            .get(&framework)
+            .and_then(|f| f.principal.clone());
+        if let Err(refusal) = self.authorize(
+            self.principal(connection),
+            Action::TeardownFramework {
+                framework_principal: framework_principal.as_deref(),
+            },
+        ) {
+            self.refuse_framework(connection, framework.as_str(), &refusal);
             return;
         }
         let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
@@ -104,7 +119,7 @@ impl Master {
                 .collect();
             for key in keys {
                 let mut task = record.tasks.remove(&key).expect("listed above");
-                if !crate::agent::status_updates::is_terminal(task.state()) {
+                if !crate::domain::task_state::is_terminal(task.state()) {
                     task.state = proto::TaskState::TaskKilled as i32;
                     killed += 1;
                 }
@@ -134,25 +149,20 @@ impl Master {
         reason: TaskReason,
         message: &str,
     ) -> StatusUpdate {
-        let timestamp = self.env.wall_seconds();
-        StatusUpdate {
-            framework_id: task.framework_id.clone(),
-            executor_id: task.executor_id.clone(),
-            agent_id: String::new(),
-            status: Some(TaskStatus {
-                task_id: task.task_id.clone(),
-                state: state as i32,
-                source: TaskSource::SourceMaster as i32,
-                reason: reason as i32,
-                message: message.to_owned(),
-                timestamp,
-                ..Default::default()
-            }),
-            timestamp,
-            // Master-generated updates carry no uuid: nothing acknowledges them.
-            uuid: Vec::new(),
-            latest_state: state as i32,
-        }
+        // Master-made updates carry no uuid: nothing acknowledges them (docs/design.md
+        // D21).
+        crate::domain::status_update::new(
+            crate::domain::status_update::Fields {
+                framework_id: &task.framework_id,
+                executor_id: &task.executor_id,
+                task_id: &task.task_id,
+                state,
+                reason,
+                message,
+                timestamp: self.env.wall_seconds(),
+            },
+            crate::domain::status_update::Sender::Master,
+        )
     }
 
     pub(super) fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {
@@ -231,6 +241,20 @@ impl Master {
             }
             return;
         }
+        // docs/security.md SEC22, SEC23: its principal must be allowed its role; a
+        // refused framework is not added and its connection stays unidentified.
+        let role = if info.role.is_empty() {
+            "*"
+        } else {
+            info.role.as_str()
+        };
+        let principal = self.principal(connection).map(str::to_owned);
+        if let Err(refusal) =
+            self.authorize(principal.as_deref(), Action::RegisterFramework { role })
+        {
+            self.refuse_framework(connection, id.as_str(), &refusal);
+            return;
+        }
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.1 = entry.1.clone();
             entry.0 = Peer::Framework(id.clone());
@@ -257,10 +281,15 @@ impl Master {
         }
         let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
             info: info.clone(),
+            principal: None,
             outbox: None,
             missed_pongs: 0,
             disconnected_at: None,
         });
+        // The principal that registered it first stays its principal (SEC22).
+        if record.principal.is_none() {
+            record.principal = principal;
+        }
         record.info = info;
         record.outbox = outbox;
         record.missed_pongs = 0;

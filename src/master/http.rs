@@ -38,7 +38,7 @@ impl Master {
                 checkpointed_resources: a
                     .checkpointed_resources
                     .as_deref()
-                    .map(crate::agent::describe_resources),
+                    .map(crate::domain::resources::describe_resources),
                 id: agent_id.as_str().to_owned(),
                 phase: format!("{:?}", a.phase).to_lowercase(),
                 tasks: a

@@ -48,6 +48,9 @@ pub struct MasterConfig {
     /// `--work_dir`: where the registry (and, for contending masters, the leader lease)
     /// lives. Without it the registry is kept in memory only.
     pub work_dir: Option<std::path::PathBuf>,
+    /// `--acls`: what each principal may do (docs/security.md SEC20-SEC23); everything
+    /// is allowed by default.
+    pub acls: crate::security::acls::Acls,
     /// Test-only switches that break a rule on purpose (no flag sets them).
     #[cfg(feature = "breakage")]
     pub breakage: crate::breakage::Breakage,
@@ -62,6 +65,7 @@ impl MasterConfig {
             max_agent_ping_timeouts: 5,
             agent_reregister_timeout: Duration::from_secs(600),
             work_dir: None,
+            acls: crate::security::acls::Acls::permissive(),
             #[cfg(feature = "breakage")]
             breakage: crate::breakage::Breakage::default(),
         }
@@ -118,11 +122,13 @@ struct CompletedFramework {
 /// What a scheduler of a torn-down framework is told when it registers again.
 const TORN_DOWN_MESSAGE: &str = "framework was torn down";
 
-/// How a dynamic reservation is marked in `Resource::reservation`.
-pub const DYNAMIC_RESERVATION_PREFIX: &str = "dynamic:";
+/// How a dynamic reservation is marked in `Resource::reservation` (docs/design.md D19).
+pub use crate::domain::resources::DYNAMIC_RESERVATION_PREFIX;
 
 struct FrameworkRecord {
     info: FrameworkInfo,
+    /// The principal that first registered it (docs/security.md SEC22), if it had one.
+    principal: Option<String>,
     outbox: Option<Outbox>,
     /// Heartbeats sent since the framework last answered one.
     missed_pongs: u32,
@@ -376,7 +382,7 @@ impl Master {
             Body::TeardownFramework(message) => {
                 self.teardown_framework(id, FrameworkId::new(message.framework_id))
             }
-            Body::ReserveResources(message) => self.reserve_resources(message),
+            Body::ReserveResources(message) => self.reserve_resources(id, message),
             other => warn!(
                 kind = wire::kind(&other),
                 "unexpected message at the master"
@@ -420,6 +426,34 @@ impl Master {
                 principal,
                 "registered by the certificate's principal"
             );
+        }
+    }
+
+    /// docs/security.md SEC22: decides `action` for `principal` by the ACLs; a refusal
+    /// is logged (SEC23) and returned for the caller to answer with.
+    fn authorize(
+        &self,
+        principal: Option<&str>,
+        action: crate::security::acls::Action,
+    ) -> Result<(), crate::security::acls::Refusal> {
+        self.config
+            .acls
+            .authorize(principal, action)
+            .inspect_err(|refusal| warn!(%refusal, "request refused"))
+    }
+
+    /// Answers a framework's refused request with `FrameworkError` (SEC23).
+    fn refuse_framework(
+        &self,
+        connection: ConnectionId,
+        framework: &str,
+        refusal: &crate::security::acls::Refusal,
+    ) {
+        if let Some(outbox) = self.outbox(connection) {
+            outbox.send(Body::FrameworkError(proto::FrameworkError {
+                framework_id: framework.to_owned(),
+                message: refusal.to_string(),
+            }));
         }
     }
 

@@ -7,18 +7,38 @@ use super::{AgentPhase, Master, DYNAMIC_RESERVATION_PREFIX, PENDING_TASKS_MAX};
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{self, ExecutorInfo, Resource, TaskInfo, TaskReason, TaskReport};
-use crate::wire;
+use crate::security::acls::Action;
+use crate::wire::{self, ConnectionId};
 
 impl Master {
     /// A dynamic reservation: the master adds it to its view of the agent's checkpointed
     /// resources and sends the agent that view to checkpoint. Bad requests are refused
     /// with a warning that says why.
-    pub(super) fn reserve_resources(&mut self, message: proto::ReserveResources) {
+    pub(super) fn reserve_resources(
+        &mut self,
+        connection: ConnectionId,
+        message: proto::ReserveResources,
+    ) {
         let framework = FrameworkId::new(message.framework_id.clone());
+        // docs/security.md SEC22, SEC23: the framework's principal must be allowed every
+        // role it reserves for.
+        let principal = self
+            .frameworks
+            .get(&framework)
+            .and_then(|f| f.principal.clone());
+        for resource in &message.resources {
+            let role = resource.role.as_str();
+            if let Err(refusal) =
+                self.authorize(principal.as_deref(), Action::ReserveResources { role })
+            {
+                self.refuse_framework(connection, framework.as_str(), &refusal);
+                return;
+            }
+        }
         match self.try_reserve(&message) {
             Ok((agent, view)) => {
                 let record = self.agents.get_mut(&agent).expect("checked");
-                info!(framework = %framework, agent = %agent, resources = %crate::agent::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
+                info!(framework = %framework, agent = %agent, resources = %crate::domain::resources::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
                 record.checkpointed_resources = Some(view.clone());
                 if let Some(outbox) = &record.outbox {
                     outbox.send(Body::CheckpointResources(proto::CheckpointResources {
@@ -118,10 +138,38 @@ impl Master {
     }
 
     pub(super) fn submit_task(&mut self, framework: FrameworkId, mut task: TaskInfo) {
-        let Some(framework_info) = self.frameworks.get(&framework).map(|f| f.info.clone()) else {
+        let Some((framework_info, principal)) = self
+            .frameworks
+            .get(&framework)
+            .map(|f| (f.info.clone(), f.principal.clone()))
+        else {
             warn!(framework = %framework, "task from an unknown framework dropped");
             return;
         };
+        // docs/security.md SEC22, SEC23: the framework's principal must be allowed to run
+        // tasks as its user; a refused task is answered TASK_ERROR, neither placed nor
+        // queued.
+        if let Err(refusal) = self.authorize(
+            principal.as_deref(),
+            Action::RunTask {
+                user: &framework_info.user,
+            },
+        ) {
+            let report = TaskReport {
+                task_id: task.task_id.clone(),
+                framework_id: framework.to_string(),
+                executor_id: task.executor_id.clone(),
+                state: proto::TaskState::TaskError as i32,
+            };
+            let update = self.master_update(
+                &report,
+                proto::TaskState::TaskError,
+                TaskReason::ReasonTaskUnauthorized,
+                &refusal.to_string(),
+            );
+            self.send_to_framework(&framework, update);
+            return;
+        }
         // A task id the master already knows for this framework is never launched again
         // (Mesos rejects duplicate task ids): the framework gets the task's current state.
         let key = (framework.clone(), TaskId::new(task.task_id.clone()));
@@ -155,7 +203,7 @@ impl Master {
                 let open = a
                     .tasks
                     .values()
-                    .filter(|t| !crate::agent::status_updates::is_terminal(t.state()))
+                    .filter(|t| !crate::domain::task_state::is_terminal(t.state()))
                     .count();
                 (id, a.phase == AgentPhase::Connected, open)
             }))

@@ -1,4 +1,7 @@
-//! Authentication inside the cluster beyond the transport (docs/security.md): executor
-//! secrets (SEC14-SEC19).
+//! Authentication and authorization inside the cluster beyond the transport
+//! (docs/security.md): executor secrets (SEC14-SEC19), the master's ACLs (SEC20-SEC23)
+//! and credentials for clusters without TLS (SEC24-SEC28).
 
+pub mod acls;
+pub mod credentials;
 pub mod executor_secret;

@@ -53,6 +53,7 @@ pub fn framework_info() -> FrameworkInfo {
         user: "nobody".to_owned(),
         checkpoint: true,
         failover_timeout_seconds: 3600.0,
+        role: String::new(),
     }
 }
 

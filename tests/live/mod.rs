@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod certs;
+
 /// How often waits poll.
 pub const POLL: Duration = Duration::from_millis(50);
 
