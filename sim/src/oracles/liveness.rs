@@ -93,7 +93,7 @@ fn still_running(
         .map(|p| p.boot)
         .max()
         .unwrap_or(0);
-    crate::cluster::tasks_for(scenario, observations.seed)
+    crate::observations::tasks_for(scenario, observations.seed)
         .into_iter()
         .filter_map(|(task, _)| {
             let run_time = command_run_time(task.command.as_ref()?.value.as_str());

@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 
 use super::Violation;
-use crate::cluster::{agent_port, agent_work_dir, Observations, AGENT_HOST};
 use crate::decision::Decision;
 use crate::fault_log::Fired;
 use crate::fs::Op;
+use crate::observations::{agent_port, agent_work_dir, Observations, AGENT_HOST};
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
 
