@@ -261,28 +261,98 @@ impl TlsNetwork {
 
 type Handshake = Result<(BoxStream, String), (String, String)>;
 
+/// The handshakes under way on a listener (TLS here, credentials in
+/// `crate::security::credentials`): they run concurrently, so a slow or silent client
+/// holds up no one else, and at most [`HANDSHAKES_MAX`] at once, one more closing the
+/// oldest (docs/security.md SEC10, SEC26).
+pub(crate) struct Handshakes {
+    /// Names the handshake in log lines: "TLS", "authentication".
+    kind: &'static str,
+    running: JoinSet<Handshake>,
+    /// The running handshakes, oldest first, to close the oldest past the bound.
+    started: VecDeque<tokio::task::AbortHandle>,
+}
+
+impl Handshakes {
+    pub(crate) fn new(kind: &'static str) -> Handshakes {
+        Handshakes {
+            kind,
+            running: JoinSet::new(),
+            started: VecDeque::new(),
+        }
+    }
+
+    /// Runs `handshake` for the connection from `address`, first closing the oldest
+    /// one under way if the bound is reached.
+    pub(crate) fn start(
+        &mut self,
+        address: &str,
+        handshake: impl std::future::Future<Output = Handshake> + 'static,
+    ) {
+        self.started.retain(|handle| !handle.is_finished());
+        if self.started.len() >= HANDSHAKES_MAX {
+            if let Some(oldest) = self.started.pop_front() {
+                oldest.abort();
+                warn!(peer = %address, "too many {} handshakes under way: the oldest closed", self.kind);
+            }
+        }
+        self.started.push_back(self.running.spawn_local(handshake));
+    }
+
+    /// The next connection whose handshake succeeded. Meanwhile connections accepted
+    /// from `inner` are handed to `start`, and refused handshakes are logged with the
+    /// peer and the reason (refused before any message was read: SEC8, SEC25).
+    pub(crate) async fn next(
+        &mut self,
+        inner: &mut Box<dyn Listener>,
+        mut start: impl FnMut(&mut Handshakes, BoxStream, String),
+    ) -> io::Result<(BoxStream, String)> {
+        loop {
+            let has_handshakes = !self.running.is_empty();
+            tokio::select! {
+                biased;
+                Some(done) = self.running.join_next(), if has_handshakes => match done {
+                    Ok(Ok(connection)) => return Ok(connection),
+                    Ok(Err((peer, reason))) => {
+                        warn!(%peer, %reason, "{} refused: connection closed", self.refused());
+                    }
+                    Err(_) => {} // closed as the oldest past the bound
+                },
+                accepted = inner.accept() => {
+                    let (stream, address) = accepted?;
+                    start(self, stream, address);
+                }
+            }
+        }
+    }
+
+    fn refused(&self) -> &'static str {
+        match self.kind {
+            "TLS" => "TLS handshake",
+            other => other,
+        }
+    }
+}
+
 /// A listener whose connections are handed out only once their TLS handshake, the
 /// peer's certificate checked, has completed. Handshakes run concurrently, so a slow
 /// or silent client holds up no one else (SEC10).
 struct TlsListener {
     inner: Box<dyn Listener>,
     acceptor: TlsAcceptor,
-    handshakes: JoinSet<Handshake>,
-    /// The running handshakes, oldest first, to close the oldest past the bound.
-    started: VecDeque<tokio::task::AbortHandle>,
+    handshakes: Handshakes,
 }
 
 impl TlsListener {
-    fn start(&mut self, stream: BoxStream, address: String) {
-        self.started.retain(|handle| !handle.is_finished());
-        if self.started.len() >= HANDSHAKES_MAX {
-            if let Some(oldest) = self.started.pop_front() {
-                oldest.abort();
-                warn!(peer = %address, "too many TLS handshakes under way: the oldest closed");
-            }
-        }
-        let acceptor = self.acceptor.clone();
-        let handle = self.handshakes.spawn_local(async move {
+    fn start(
+        handshakes: &mut Handshakes,
+        acceptor: &TlsAcceptor,
+        stream: BoxStream,
+        address: String,
+    ) {
+        let acceptor = acceptor.clone();
+        let peer = address.clone();
+        handshakes.start(&peer, async move {
             let handshake = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream));
             match handshake.await {
                 Err(_) => Err((
@@ -303,32 +373,18 @@ impl TlsListener {
                 }
             }
         });
-        self.started.push_back(handle);
     }
 }
 
 impl Listener for TlsListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
-            loop {
-                let has_handshakes = !self.handshakes.is_empty();
-                tokio::select! {
-                    biased;
-                    Some(done) = self.handshakes.join_next(), if has_handshakes => match done {
-                        Ok(Ok(connection)) => return Ok(connection),
-                        Ok(Err((peer, reason))) => {
-                            // SEC8: refused before any message was read; the reason and
-                            // the peer are logged.
-                            warn!(%peer, %reason, "TLS handshake refused: connection closed");
-                        }
-                        Err(_) => {} // closed as the oldest past the bound
-                    },
-                    accepted = self.inner.accept() => {
-                        let (stream, address) = accepted?;
-                        self.start(stream, address);
-                    }
-                }
-            }
+            let acceptor = &self.acceptor;
+            self.handshakes
+                .next(&mut self.inner, |handshakes, stream, address| {
+                    TlsListener::start(handshakes, acceptor, stream, address)
+                })
+                .await
         })
     }
     fn local_addr(&self) -> io::Result<String> {
@@ -345,8 +401,7 @@ impl Network for TlsNetwork {
             Ok(Box::new(TlsListener {
                 inner: listener,
                 acceptor,
-                handshakes: JoinSet::new(),
-                started: VecDeque::new(),
+                handshakes: Handshakes::new("TLS"),
             }) as Box<dyn Listener>)
         })
     }

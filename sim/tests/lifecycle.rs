@@ -113,9 +113,11 @@ fn old_agents_are_collected_after_a_reboot() {
 }
 
 /// Rule 8: with the master's old behaviour (it never read `failover_timeout`) the
-/// frameworks that stay away keep their executors; the failover oracle, the liveness
-/// oracle (a returning scheduler is not refused, its task never ends) and the
-/// expectations say so.
+/// frameworks that stay away keep their executors; the failover oracle and the
+/// expectations say so. (The liveness oracle used to say so too, for t2 of the
+/// returning scheduler, which is not refused; but t2's `sleep 300` is still genuinely
+/// running when the 150 s run ends, which docs/task-lifecycle.md L24 counts as
+/// converged: that the task should have been killed is the failover rule's to judge.)
 #[test]
 fn failover_timeout_removes_a_framework_that_stays_away() {
     let scenario = "regression_framework_failover_timeout.toml";
@@ -130,7 +132,7 @@ fn failover_timeout_removes_a_framework_that_stays_away() {
             ..Breakage::default()
         },
     );
-    for oracle in ["failover", "liveness", "expectations"] {
+    for oracle in ["failover", "expectations"] {
         assert!(broken.contains(&oracle), "{oracle} not in {broken:?}");
     }
 }

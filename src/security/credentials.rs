@@ -9,7 +9,7 @@
 //! the random seam's secret stream, the deadline on the clock seam), so the simulated
 //! master runs exactly this code.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::os::{BoxStream, Clock, FileSystem, Listener, LocalFuture, Network, Random};
@@ -256,8 +255,7 @@ impl Network for CredentialNetwork {
                     credentials: Rc::new(credentials),
                     clock,
                     random,
-                    handshakes: JoinSet::new(),
-                    started: VecDeque::new(),
+                    handshakes: crate::tls::Handshakes::new("authentication"),
                 }) as Box<dyn Listener>,
             })
         })
@@ -347,25 +345,25 @@ struct CredentialListener {
     credentials: Rc<Credentials>,
     clock: Rc<dyn Clock>,
     random: Rc<dyn Random>,
-    handshakes: JoinSet<Handshake>,
-    started: VecDeque<tokio::task::AbortHandle>,
+    handshakes: crate::tls::Handshakes,
 }
 
 impl CredentialListener {
-    fn start(&mut self, stream: BoxStream, address: String) {
-        self.started.retain(|handle| !handle.is_finished());
-        if self.started.len() >= HANDSHAKES_MAX {
-            if let Some(oldest) = self.started.pop_front() {
-                oldest.abort();
-                warn!(peer = %address, "too many authentication handshakes under way: the oldest closed");
-            }
-        }
+    fn start(
+        handshakes: &mut crate::tls::Handshakes,
+        credentials: &Rc<Credentials>,
+        clock: &Rc<dyn Clock>,
+        random: &Rc<dyn Random>,
+        stream: BoxStream,
+        address: String,
+    ) {
         let mut nonce = [0u8; NONCE_BYTES];
-        self.random.fill_secret(&mut nonce);
+        random.fill_secret(&mut nonce);
         let nonce = hex(&nonce);
-        let credentials = self.credentials.clone();
-        let deadline = self.clock.sleep(HANDSHAKE_DEADLINE);
-        let handle = self.handshakes.spawn_local(async move {
+        let credentials = credentials.clone();
+        let deadline = clock.sleep(HANDSHAKE_DEADLINE);
+        let peer = address.clone();
+        handshakes.start(&peer, async move {
             tokio::select! {
                 biased;
                 done = accept(stream, address.clone(), &credentials, nonce) => done,
@@ -375,7 +373,6 @@ impl CredentialListener {
                 )),
             }
         });
-        self.started.push_back(handle);
     }
 }
 
@@ -444,24 +441,19 @@ async fn accept(
 impl Listener for CredentialListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
-            loop {
-                let has_handshakes = !self.handshakes.is_empty();
-                tokio::select! {
-                    biased;
-                    Some(done) = self.handshakes.join_next(), if has_handshakes => match done {
-                        Ok(Ok(connection)) => return Ok(connection),
-                        Ok(Err((peer, reason))) => {
-                            // SEC25: refused before any message was read.
-                            warn!(%peer, %reason, "authentication refused: connection closed");
-                        }
-                        Err(_) => {} // closed as the oldest past the bound
-                    },
-                    accepted = self.inner.accept() => {
-                        let (stream, address) = accepted?;
-                        self.start(stream, address);
-                    }
-                }
-            }
+            let (credentials, clock, random) = (&self.credentials, &self.clock, &self.random);
+            self.handshakes
+                .next(&mut self.inner, |handshakes, stream, address| {
+                    CredentialListener::start(
+                        handshakes,
+                        credentials,
+                        clock,
+                        random,
+                        stream,
+                        address,
+                    )
+                })
+                .await
         })
     }
     fn local_addr(&self) -> io::Result<String> {
