@@ -166,13 +166,9 @@ fn resources_catches_either_agent_forgetting_its_resources() {
         .violations
         .iter()
         .filter(|v| v.oracle == "resources")
-        .filter_map(|v| {
-            result
-                .trace
-                .iter()
-                .find(|e| e.time == v.time && e.message == "recovery complete")
-                .map(|e| e.host.clone())
-        })
+        // The violation names the agent's trace host (both recover at the same instant
+        // since executor wakes, docs/recovery-rules.md R32, so the time cannot tell).
+        .filter_map(|v| v.message.split(':').next().map(str::to_owned))
         .collect();
     assert_eq!(
         agents.into_iter().collect::<Vec<_>>(),

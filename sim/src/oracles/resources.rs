@@ -160,7 +160,8 @@ fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) ->
                         time: event.time,
                         oracle: "resources",
                         message: format!(
-                            "recovery completed without the checkpointed resources {expected} the disk held"
+                            "{}: recovery completed without the checkpointed resources {expected} the disk held",
+                            crate::observations::agent_trace_host(agent)
                         ),
                     });
                 }
