@@ -106,4 +106,11 @@ pub struct Breakage {
     /// instead of what it read, losing what earlier leaders acknowledged
     /// (docs/zookeeper.md Z8, Z16).
     pub master_forgets_zk_registry: bool,
+    /// The master skips the `run_tasks` ACL (docs/security.md SEC22): a framework runs
+    /// tasks as a user the ACLs refuse it (the `rogue` oracle, SEC36).
+    pub master_skips_run_tasks_acl: bool,
+    /// The master lets a framework re-register under another principal (docs/security.md
+    /// SEC40): the rogue framework fails another framework over (the `rogue` oracle,
+    /// SEC41).
+    pub master_ignores_framework_principal: bool,
 }

@@ -149,9 +149,14 @@ impl Listener for SimListener {
             } else {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
+            // docs/security.md SEC40: the principal the peer proved, as `principal@address`.
+            let peer = match crate::rogue_framework::principal_of_host(&peer_host) {
+                Some(principal) => format!("{principal}@{peer}"),
+                None => peer.to_string(),
+            };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
                 .tapped(false, self.3.as_deref());
-            Ok((Box::new(stream) as BoxStream, peer.to_string()))
+            Ok((Box::new(stream) as BoxStream, peer))
         })
     }
     fn local_addr(&self) -> io::Result<String> {

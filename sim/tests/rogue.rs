@@ -117,3 +117,65 @@ fn the_rogue_oracle_fails_when_a_forged_update_gets_through() {
         caught.expect("the rogue oracle catches a forged update within 20 seeds");
     eprintln!("rogue: caught at seed {seed}: {}", violation.message);
 }
+
+/// With a rogue in every run, the rogue framework registers with the master (in the
+/// default sweep's swarms too: the runs that draw the rogue), and the master's ACLs
+/// refuse its task (SEC35, SEC36): it hears TASK_ERROR and nothing of its task runs.
+#[test]
+fn the_rogue_framework_registers_and_is_refused() {
+    for name in ["swarm_agent_machine", "swarm_master_failover"] {
+        let mut scenario = scenario(name);
+        scenario.swarm.as_mut().expect("a swarm").rogue_fraction = 1.0;
+        let mut registered = 0;
+        for seed in 0..4 {
+            let result = cluster::run(&scenario, seed, &RunOptions::default());
+            let log = &result.observations.rogue;
+            let rogue: Vec<_> = result
+                .violations
+                .iter()
+                .filter(|v| v.oracle == "rogue")
+                .collect();
+            assert!(rogue.is_empty(), "{name} seed {seed}: {rogue:?}");
+            if log.framework_id.is_some() {
+                registered += 1;
+                assert!(
+                    log.framework_received
+                        .iter()
+                        .any(|(_, kind, detail)| *kind == "status_update"
+                            && detail.ends_with("TASK_ERROR")),
+                    "{name} seed {seed}: {:?}",
+                    log.framework_received
+                );
+            }
+        }
+        assert!(
+            registered > 0,
+            "{name}: the rogue framework never registered"
+        );
+    }
+}
+
+/// SEC36 broken on purpose: the master skips the `run_tasks` ACL, so the rogue
+/// framework's task as `root` is placed; the oracle fails.
+#[test]
+fn the_rogue_oracle_fails_when_the_master_skips_run_tasks() {
+    let scenario = always_rogue();
+    let options = RunOptions {
+        breakage: Breakage {
+            master_skips_run_tasks_acl: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let caught = (0..10).find_map(|seed| {
+        let result = cluster::run(&scenario, seed, &options);
+        result
+            .violations
+            .into_iter()
+            .find(|v| v.oracle == "rogue")
+            .map(|v| (seed, v))
+    });
+    let (seed, violation) =
+        caught.expect("the rogue oracle catches a task run as root within 10 seeds");
+    eprintln!("rogue: caught at seed {seed}: {}", violation.message);
+}
