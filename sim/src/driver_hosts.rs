@@ -471,10 +471,14 @@ impl revenant::framework::Workload for Recording {
         self.teardown.get()
     }
 
-    fn removed(&mut self, _message: &str) {
+    fn removed(&mut self, message: &str) {
         crate::history::framework_removed(self.index);
         let mut observations = self.observations.borrow_mut();
         observations.removed_frameworks.insert(self.index);
+        observations
+            .removal_messages
+            .entry(self.index)
+            .or_insert_with(|| message.to_owned());
         for (task, _) in &self.tasks {
             observations.gone_tasks.insert(task.task_id.clone());
         }

@@ -123,6 +123,9 @@ pub struct Observations {
     pub gc_removals: Vec<crate::gc_watch::Removal>,
     /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
     pub removed_frameworks: BTreeSet<u32>,
+    /// What the master told each of those frameworks' schedulers when it said so: why it
+    /// was removed (docs/security.md SEC37, SEC39).
+    pub removal_messages: BTreeMap<u32, String>,
     /// Frameworks (1, 2, ...) whose scheduler left for good (`framework_leave`), and when.
     pub left_frameworks: BTreeMap<u32, Duration>,
     /// Tasks of frameworks gone for good other than by a teardown: their scheduler left

@@ -263,7 +263,36 @@ impl Master {
         self.send_to_framework(&framework, update);
     }
 
+    /// Whether agents this master knows may still re-register and report the principals
+    /// of their frameworks: within `agent_reregister_timeout` of its election, while one
+    /// it knows has not been heard (docs/security.md SEC40).
+    fn agents_may_still_report(&self) -> bool {
+        self.env
+            .clock
+            .now()
+            .saturating_duration_since(self.elected_at)
+            < self.config.agent_reregister_timeout
+            && self
+                .agents
+                .values()
+                .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election)
+    }
+
+    /// The registrations held by SEC40, once no agent may report more: each is decided
+    /// as if it arrived now (a connection closed meanwhile is forgotten).
+    pub(super) fn registrations_after_recovery(&mut self) {
+        if self.deferred_registrations.is_empty() || self.agents_may_still_report() {
+            return;
+        }
+        for (connection, info) in std::mem::take(&mut self.deferred_registrations) {
+            if self.connections.contains_key(&connection) {
+                self.register_framework(connection, info);
+            }
+        }
+    }
+
     pub(super) fn register_framework(&mut self, connection: ConnectionId, mut info: FrameworkInfo) {
+        let reregistering = !info.id.is_empty();
         if info.id.is_empty() {
             info.id = new_id(&self.env, "framework");
         }
@@ -291,6 +320,18 @@ impl Master {
             self.authorize(principal.as_deref(), Action::RegisterFramework { role })
         {
             self.refuse_framework(connection, id.as_str(), &refusal);
+            return;
+        }
+        // docs/security.md SEC40: with the id of a framework this master does not know
+        // yet, under a principal, the registration waits until the agents that may hold
+        // the framework have reported its principal (or can no longer).
+        if reregistering
+            && principal.is_some()
+            && !self.frameworks.contains_key(&id)
+            && self.agents_may_still_report()
+        {
+            info!(framework = %id, "framework registration deferred: its principal is known once the agents have re-registered");
+            self.deferred_registrations.push((connection, info));
             return;
         }
         // docs/security.md SEC40: a framework's principal cannot change; a registration

@@ -122,6 +122,19 @@ fn gone_at(observations: &Observations, index: u32) -> Option<Duration> {
     .min()
 }
 
+/// Whether the scenario's framework `index` was told by the master that it was removed
+/// for another reason than a teardown (its failover timeout ran out while its scheduler
+/// was away): a removal no teardown caused (SEC39).
+fn removed_not_torn_down(observations: &Observations, index: u32) -> bool {
+    observations
+        .removal_messages
+        .get(&index)
+        .is_some_and(|message| !message.contains(TORN_DOWN))
+}
+
+/// What a framework torn down is told when it hears of its removal.
+const TORN_DOWN: &str = "torn down";
+
 /// SEC36-SEC39, SEC41: the rogue framework's record against the frameworks, the process
 /// table and the disk.
 fn check_framework(observations: &Observations) -> Vec<Violation> {
@@ -157,7 +170,8 @@ fn check_framework(observations: &Observations) -> Vec<Violation> {
             // the rogue nothing and changes nothing; any other removal is one it caused.
             "framework_removed" => rogue.attacked.as_ref().is_some_and(|(index, victim)| {
                 framework == victim.as_str()
-                    && gone_at(observations, *index).is_some_and(|gone| gone <= *time)
+                    && (gone_at(observations, *index).is_some_and(|gone| gone <= *time)
+                        || removed_not_torn_down(observations, *index))
             }),
             _ => true,
         };
