@@ -192,7 +192,9 @@ pub(crate) fn add_agent_machine(
                     party.await;
                     Ok(())
                 }
-                .instrument(crate::trace::host_span(crate::rogue_framework::ROGUE_FRAMEWORK_HOST))
+                .instrument(crate::trace::host_span(
+                    crate::rogue_framework::ROGUE_FRAMEWORK_HOST,
+                ))
             });
         }
         sim.host(AGENT_HOST, move || {

@@ -32,10 +32,7 @@ impl Master {
         let from_itself = matches!(self.connections.get(&connection), Some((Peer::Framework(peer), _)) if *peer == framework);
         // docs/security.md SEC42: a connection that registered nothing is an operator's
         // (`revenant teardown`); the teardown_frameworks ACL decides for it.
-        let from_operator = matches!(
-            self.connections.get(&connection),
-            Some((Peer::Unknown, _))
-        );
+        let from_operator = matches!(self.connections.get(&connection), Some((Peer::Unknown, _)));
         let outbox = self.outbox(connection);
         if self.is_torn_down(&framework) {
             if let Some(outbox) = outbox {
@@ -51,7 +48,9 @@ impl Master {
             if let Some(outbox) = &outbox {
                 outbox.send(Body::FrameworkError(proto::FrameworkError {
                     framework_id: framework.to_string(),
-                    message: format!("a framework may tear down only itself, not framework {framework}"),
+                    message: format!(
+                        "a framework may tear down only itself, not framework {framework}"
+                    ),
                 }));
             }
             return;
