@@ -155,6 +155,7 @@ fn start_framework(master: String, tasks: usize) {
             checkpoint: true,
             failover_timeout_seconds: 3600.0,
             role: String::new(),
+            ..Default::default()
         };
         let mut workload = Sleepers {
             tasks,
