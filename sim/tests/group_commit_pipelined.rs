@@ -42,24 +42,30 @@ fn the_default_swarms_sync_groups_in_simulated_time() {
     }
 }
 
-/// P12 broken is caught by `durability` under the swarm's reboots.
-#[test]
-fn durability_catches_messages_released_before_their_group_is_durable() {
-    let scenario = swarm("swarm_agent_machine.toml");
+/// The first seed in `seeds` whose run of `name` with the breakage fails `durability`.
+fn first_caught(name: &'static str, seeds: std::ops::Range<u64>) -> Option<u64> {
+    let scenario = swarm(name);
     let options = broken();
-    let seeds = 200;
-    let caught = (0..seeds).find(|seed| {
+    seeds.into_iter().find(|seed| {
         cluster::run(&scenario, *seed, &options)
             .violations
             .iter()
             .any(|v| v.oracle == "durability")
-    });
-    let Some(seed) = caught else {
-        panic!("durability did not catch release_before_durable within {seeds} seeds");
+    })
+}
+
+/// P12 broken is caught by `durability` under the swarm's reboots, in the seeds of the
+/// default sweep (measured: seed 10 of swarm_agent_machine, where a reboot lands while
+/// a group whose acknowledgements already went out is still syncing).
+#[test]
+fn durability_catches_messages_released_before_their_group_is_durable() {
+    let name = "swarm_agent_machine.toml";
+    let caught = first_caught(name, 0..SEEDS).map(|seed| (name, seed));
+    let Some((name, seed)) = caught else {
+        panic!("durability did not catch release_before_durable within {SEEDS} seeds of {name}");
     };
-    eprintln!("durability: caught at seed {seed}");
     // The same seed, unbroken, holds every rule: the violation is the breakage's.
-    let result = cluster::run(&scenario, seed, &RunOptions::default());
+    let result = cluster::run(&swarm(name), seed, &RunOptions::default());
     let violations: Vec<String> = result
         .violations
         .iter()
@@ -67,7 +73,10 @@ fn durability_catches_messages_released_before_their_group_is_durable() {
         .collect();
     assert!(
         violations.is_empty(),
-        "seed {seed} fails unbroken too:\n{}",
+        "{name} seed {seed} fails unbroken too:\n{}",
         violations.join("\n")
     );
 }
+
+/// How many seeds the search runs at most.
+const SEEDS: u64 = 100;
