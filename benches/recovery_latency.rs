@@ -255,7 +255,7 @@ fn agent_args<'a>(master: &'a str, listen: &'a str, work_dir: &'a str) -> Vec<&'
         // re-registered (docs/recovery-latency.md P4), so a longer bound changes no
         // time measured when all come back; it only keeps a slow one from being lost.
         "--executor-reregistration-timeout",
-        "30secs",
+        "15secs",
     ]
 }
 

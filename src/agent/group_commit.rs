@@ -103,7 +103,10 @@ impl Agent {
     /// The oldest group's sync resolved: on `Ok` its messages go out, in order (P12); on
     /// an error they are dropped and the error stops the agent, as a failed sync does
     /// without the pipeline.
-    pub(super) fn group_durable(&mut self, result: Result<(), StoreError>) -> Result<(), AgentError> {
+    pub(super) fn group_durable(
+        &mut self,
+        result: Result<(), StoreError>,
+    ) -> Result<(), AgentError> {
         let Some(group) = self.pipeline.groups.pop_front() else {
             return Ok(());
         };
