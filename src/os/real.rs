@@ -144,7 +144,7 @@ impl SyncPool {
             let job = SyncJob {
                 index,
                 target,
-                done: Box::new(move |index, result| report(index, result)),
+                done: Box::new(report),
             };
             match self.jobs.send(job) {
                 Ok(()) => sent += 1,
