@@ -46,6 +46,10 @@ pub struct Breakage {
     /// registered, for the executor the update names (docs/security.md SEC16 broken):
     /// a rogue local process's forged update goes through (the `rogue` oracle).
     pub accept_unregistered_updates: bool,
+    /// Group commit pipelined sends a batch's acknowledgements and forwards when it
+    /// starts the batch's sync instead of when the sync is done (docs/recovery-latency.md
+    /// P12 broken).
+    pub release_before_durable: bool,
     /// The agent launches every executor twice.
     pub launch_executor_twice: bool,
     /// The agent reports a killed task TASK_KILLED itself and leaves its executor running.

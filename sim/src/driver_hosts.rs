@@ -131,6 +131,10 @@ pub(crate) fn add_agent_machine(
         restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    // docs/recovery-latency.md P17 (validated: a finite, bounded, non-negative number).
+    machine.fs.set_group_sync_latency(Duration::from_secs_f64(
+        scenario.agent.disk_group_sync_ms / 1000.0,
+    ));
     // Modification times follow the machine's wall clock, jumps included (the agent
     // ages directories by them: docs/lifecycle-rules.md rule 5).
     let fs_clock = SimClock {

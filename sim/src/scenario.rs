@@ -322,6 +322,11 @@ pub struct AgentFlags {
     /// `--executor_reregistration_retry_interval` (none by default).
     #[serde(default)]
     pub executor_reregistration_retry_interval_s: Option<f64>,
+    /// How long the machine's disk takes, in simulated milliseconds, to sync a group
+    /// commit started in the background (0, the default: at once). A power loss during
+    /// it loses the group's records (docs/recovery-latency.md P17).
+    #[serde(default)]
+    pub disk_group_sync_ms: f64,
 }
 
 fn reconnect() -> String {
@@ -1219,6 +1224,12 @@ impl Scenario {
             None | Some("equal" | "additive")
         ) {
             return Err("agent.reconfiguration_policy must be equal or additive".into());
+        }
+        let latency = self.agent.disk_group_sync_ms;
+        if !(latency.is_finite() && (0.0..=60_000.0).contains(&latency)) {
+            return Err(format!(
+                "agent.disk_group_sync_ms must be a number of milliseconds in [0, 60000], not {latency}"
+            ));
         }
         Ok(())
     }
