@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::decisions::{self, ReregistrationDecision};
 use super::{
-    new_id, AgentPhase, Effect, AgentRecord, CompletedFramework, FrameworkRecord, Master, Peer,
+    new_id, AgentPhase, AgentRecord, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
     TORN_DOWN_MESSAGE,
 };
 use crate::ids::{AgentId, FrameworkId, TaskId};
@@ -113,10 +113,10 @@ impl Master {
         // A registration retried on the connection the master already answered (the
         // answer was lost): the same id again, not a new agent (reference B:
         // FaultToleranceTest.SlaveReliableRegistration).
-        let retried = self.agents.iter().find(|(_, a)| {
-            a.phase == AgentPhase::Connected
-                && a.outbox == Some(connection)
-        });
+        let retried = self
+            .agents
+            .iter()
+            .find(|(_, a)| a.phase == AgentPhase::Connected && a.outbox == Some(connection));
         if let Some((id, record)) = retried {
             crate::coverage::point!("master_registration_retry_answered");
             // The agent ignores RunTask until it knows its id, so a task placed on it

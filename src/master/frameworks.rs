@@ -7,7 +7,8 @@ use tracing::{info, warn};
 
 use super::decisions::{self, ReconcileAnswer, UpdateDecision};
 use super::{
-    new_id, AgentPhase, Effect, CompletedFramework, FrameworkRecord, Master, Peer, TORN_DOWN_MESSAGE,
+    new_id, AgentPhase, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
+    TORN_DOWN_MESSAGE,
 };
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
@@ -193,10 +194,10 @@ impl Master {
         let key = (framework.clone(), TaskId::new(status.task_id.clone()));
         // docs/recovery-rules.md R7: accepted only on the connection the agent is
         // registered on; R6: a removed agent's update is refused and never forwarded.
-        let registered = self.agents.get(&agent).is_some_and(|a| {
-            a.phase == AgentPhase::Connected
-                && a.outbox == Some(connection)
-        });
+        let registered = self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| a.phase == AgentPhase::Connected && a.outbox == Some(connection));
         let removed =
             !registered && (self.is_removed(&agent) || self.removed_peer(connection).is_some());
         match decisions::status_update(registered, removed) {
@@ -348,10 +349,7 @@ impl Master {
             }
             return;
         }
-        let settled = self
-            .now
-            .at
-            .saturating_duration_since(self.elected_at)
+        let settled = self.now.at.saturating_duration_since(self.elected_at)
             >= self.config.agent_reregister_timeout;
         let awaited = self
             .agents

@@ -352,7 +352,8 @@ impl Master {
             Body::ReregisterAgent(message) => self.reregister_agent(id, message),
             Body::UnregisterAgent(message) => {
                 let agent = AgentId::new(message.agent_id);
-                let from_itself = matches!(self.connections.get(&id), Some(Peer::Agent(peer)) if *peer == agent);
+                let from_itself =
+                    matches!(self.connections.get(&id), Some(Peer::Agent(peer)) if *peer == agent);
                 if from_itself && self.agents.contains_key(&agent) {
                     info!(agent = %agent, "agent unregistered: removing it");
                     self.remove_agent(&agent, TaskReason::ReasonAgentRemoved, "Agent unregistered");
@@ -492,9 +493,7 @@ impl Master {
             Peer::Agent(agent) => {
                 let now = self.now.at;
                 if let Some(record) = self.agents.get_mut(&agent) {
-                    if record.outbox == Some(id)
-                        && record.phase == AgentPhase::Connected
-                    {
+                    if record.outbox == Some(id) && record.phase == AgentPhase::Connected {
                         info!(agent = %agent, "agent disconnected");
                         record.outbox = None;
                         record.phase = AgentPhase::Disconnected;

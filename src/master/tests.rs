@@ -121,7 +121,10 @@ impl Harness {
         else {
             panic!("expected one FrameworkRegistered, got {effects:?}");
         };
-        assert_eq!(answer.leader_epoch, 7, "the answer carries the leader's epoch");
+        assert_eq!(
+            answer.leader_epoch, 7,
+            "the answer carries the leader's epoch"
+        );
         (connection, FrameworkId::new(answer.framework_id.clone()))
     }
 }
@@ -195,8 +198,16 @@ fn a_master_that_does_not_lead_answers_not_leader() {
 fn registration_admits_the_agent_durably_and_answers_its_id() {
     let mut h = Harness::new();
     let (_, agent) = h.register_agent(1, "agent1");
-    assert_eq!(agent.as_str(), "agent-00000001", "the id comes from the random seam");
-    assert_eq!(h.master.registry.agents().len(), 1, "admitted in the registry");
+    assert_eq!(
+        agent.as_str(),
+        "agent-00000001",
+        "the id comes from the random seam"
+    );
+    assert_eq!(
+        h.master.registry.agents().len(),
+        1,
+        "admitted in the registry"
+    );
     assert_eq!(h.master.agents[&agent].phase, AgentPhase::Connected);
 }
 
@@ -274,7 +285,10 @@ fn a_task_is_placed_on_the_registered_agent() {
         panic!("expected RunTask, got {sent:?}");
     };
     assert_eq!(*to, agent_connection);
-    assert_eq!(run.task.as_ref().map(|t| t.agent_id.as_str()), Some(agent.as_str()));
+    assert_eq!(
+        run.task.as_ref().map(|t| t.agent_id.as_str()),
+        Some(agent.as_str())
+    );
 }
 
 #[test]
@@ -328,7 +342,10 @@ fn a_kill_for_a_disconnected_agent_is_resent_when_it_re_registers() {
         framework_id: framework.to_string(),
         task_id: "t1".into(),
     });
-    assert!(sent(&h.message(3, scheduler, kill)).is_empty(), "kept for its return");
+    assert!(
+        sent(&h.message(3, scheduler, kill)).is_empty(),
+        "kept for its return"
+    );
     let again = h.connect(3, "agent1:40003");
     let effects = h.message(
         4,
@@ -430,9 +447,7 @@ fn http_state_is_answered_on_its_connection() {
     let mut h = Harness::new();
     h.register_agent(1, "agent1");
     let connection = h.connect(2, "curl:1");
-    let effects = h
-        .master
-        .on_http(h.at(1), leader(), connection, "/state");
+    let effects = h.master.on_http(h.at(1), leader(), connection, "/state");
     let [Effect::Respond {
         connection: to,
         response,
@@ -441,7 +456,11 @@ fn http_state_is_answered_on_its_connection() {
         panic!("expected a response, got {effects:?}");
     };
     assert_eq!(*to, connection);
-    assert!(response.body.contains("agent-00000001"), "{}", response.body);
+    assert!(
+        response.body.contains("agent-00000001"),
+        "{}",
+        response.body
+    );
 }
 
 #[test]
@@ -456,7 +475,9 @@ fn an_acknowledgement_is_forwarded_to_the_agent_only_while_it_is_connected() {
         uuid: vec![1],
     });
     let effects = h.message(1, scheduler, ack.clone());
-    assert!(matches!(sent(&effects).as_slice(), [(to, Body::Acknowledgement(_))] if *to == agent_connection));
+    assert!(
+        matches!(sent(&effects).as_slice(), [(to, Body::Acknowledgement(_))] if *to == agent_connection)
+    );
     h.master.on_closed(h.at(2), agent_connection);
     assert!(h.message(3, scheduler, ack).is_empty(), "dropped");
 }
