@@ -11,6 +11,7 @@ use crate::wire::ConnectionId;
 
 /// One thing for the driver to do (docs/design.md D38).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // effects are moved once; boxing buys nothing
 pub enum Effect {
     /// Queue `body` on connection `to` (nothing if the connection is gone).
     Send {

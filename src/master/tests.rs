@@ -277,8 +277,7 @@ fn a_removed_agent_that_re_registers_is_told_to_shut_down() {
 fn a_task_is_placed_on_the_registered_agent() {
     let mut h = Harness::new();
     let (agent_connection, agent) = h.register_agent(1, "agent1");
-    let (_, framework) = h.register_framework(2);
-    let (scheduler, _) = (ConnectionId(2), ());
+    let (scheduler, framework) = h.register_framework(2);
     let effects = h.message(1, scheduler, submit(&framework, "t1"));
     let sent = sent(&effects);
     let [(to, Body::RunTask(run))] = sent.as_slice() else {
