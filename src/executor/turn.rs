@@ -168,6 +168,7 @@ mod tests {
 
     #[test]
     fn away_from_the_agent_it_waits_for_the_back_off_then_connects() {
+        #[allow(clippy::disallowed_methods)] // any instant will do: only differences count
         let start = Instant::now();
         let link = away(start);
         let early = turn(&link, &idle(), RECOVERY, false, start);
@@ -208,6 +209,7 @@ mod tests {
 
     #[test]
     fn the_recovery_timeout_ends_it_unless_switched_off() {
+        #[allow(clippy::disallowed_methods)] // any instant will do: only differences count
         let start = Instant::now();
         let link = away(start);
         let before = turn(
@@ -230,6 +232,7 @@ mod tests {
 
     #[test]
     fn it_is_done_only_when_connected_with_everything_ended_and_acknowledged() {
+        #[allow(clippy::disallowed_methods)] // any instant will do: only differences count
         let now = Instant::now();
         let connected = Link {
             connected: true,
@@ -314,9 +317,13 @@ mod tests {
             uuid: vec![1; 16],
             ..Default::default()
         };
-        let Body::RegisterExecutor(first) =
-            registration(&settings, "agent1:40000", false, &[update.clone()], &tasks)
-        else {
+        let Body::RegisterExecutor(first) = registration(
+            &settings,
+            "agent1:40000",
+            false,
+            std::slice::from_ref(&update),
+            &tasks,
+        ) else {
             panic!("a first connection registers");
         };
         assert_eq!(
