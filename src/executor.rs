@@ -14,6 +14,7 @@
 //! as it has read its checkpoints and, once it has answered the endpoint's challenge,
 //! the executor reconnects at once instead of waiting for its back-off.
 
+mod turn;
 pub mod wake;
 
 use std::collections::BTreeMap;
@@ -29,10 +30,7 @@ use crate::domain::status_update;
 use crate::ids::{TaskId, Uuid};
 use crate::os::{Env, LocalFuture};
 use crate::proto::envelope::Body;
-use crate::proto::{
-    self, CommandInfo, ReregisterExecutor, StatusUpdate, StatusUpdateMessage, TaskInfo,
-    WakeChallenge,
-};
+use crate::proto::{self, CommandInfo, StatusUpdate, StatusUpdateMessage, TaskInfo, WakeChallenge};
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 
 /// The executor's settings, from the environment the agent gave it.
@@ -177,8 +175,6 @@ struct PendingWake {
     deadline: Instant,
 }
 
-/// The longest the executor sleeps with nothing to do (messages wake it sooner).
-const IDLE_WAIT: Duration = Duration::from_secs(30);
 /// The shortest sleep, so a deadline in the past does not spin.
 const TICK_MIN: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -202,39 +198,17 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
     // docs/recovery-rules.md R31: the wake endpoint, told to the agent at registration.
     let endpoint = listen_for_wakes(&env, &settings, &mut background, &sender).await;
     let mut wakes: BTreeMap<ConnectionId, PendingWake> = BTreeMap::new();
-    // The first message on a connection: a registration, or after the first one a
-    // re-registration with everything not yet acknowledged.
+    // The first message on a connection (docs/design.md D44).
     let registration = |registered_once: bool,
                         unacknowledged: &Vec<StatusUpdate>,
                         task_infos: &BTreeMap<TaskId, TaskInfo>| {
-        if registered_once {
-            Body::ReregisterExecutor(ReregisterExecutor {
-                framework_id: settings.framework_id.clone(),
-                executor_id: settings.executor_id.clone(),
-                container_id: settings.container_id.clone(),
-                secret: settings.secret.expose().to_owned(),
-                endpoint: endpoint.clone(),
-                updates: unacknowledged.clone(),
-                // Each task by id and resources, without its command: the agent keeps
-                // the whole task in its checkpoint, and the tasks of an executor that
-                // runs several must fit one frame (docs/lifecycle-rules.md rule 14).
-                tasks: task_infos
-                    .values()
-                    .map(|task| TaskInfo {
-                        command: None,
-                        ..task.clone()
-                    })
-                    .collect(),
-            })
-        } else {
-            Body::RegisterExecutor(proto::RegisterExecutor {
-                framework_id: settings.framework_id.clone(),
-                executor_id: settings.executor_id.clone(),
-                container_id: settings.container_id.clone(),
-                secret: settings.secret.expose().to_owned(),
-                endpoint: endpoint.clone(),
-            })
-        }
+        turn::registration(
+            &settings,
+            &endpoint,
+            registered_once,
+            unacknowledged,
+            task_infos,
+        )
     };
 
     let make_update =
@@ -257,8 +231,25 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
 
     loop {
         let now = env.clock.now();
+        // docs/design.md D44: what this turn does is decided by `turn::turn`.
+        let plan = turn::turn(
+            &turn::Link {
+                connected: agent.is_some(),
+                connecting,
+                next_connect,
+                disconnected_since,
+            },
+            &turn::Work {
+                had_task,
+                running: running.len(),
+                unacknowledged: unacknowledged.len(),
+            },
+            settings.recovery_timeout,
+            broken!(settings.ignore_recovery_timeout),
+            now,
+        );
         // Reconnect when away from the agent.
-        if agent.is_none() && !connecting && next_connect.is_some_and(|at| now >= at) {
+        if plan.connect {
             connecting = true;
             let net = env.net.clone();
             let clock = env.clock.clone();
@@ -272,30 +263,21 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
                 let _ = events.send(event);
             });
         }
-        if let Some(since) = disconnected_since {
-            if !broken!(settings.ignore_recovery_timeout)
-                && now.saturating_duration_since(since) >= settings.recovery_timeout
-            {
+        match plan.exit {
+            Some(ExecutorExit::RecoveryTimeout) => {
                 info!(executor = %executor_label, "agent did not come back within the recovery timeout: killing tasks and exiting");
                 return ExecutorExit::RecoveryTimeout;
             }
-        }
-        if had_task && running.is_empty() && unacknowledged.is_empty() && agent.is_some() {
-            info!(executor = %executor_label, "all tasks done and acknowledged: exiting");
-            return ExecutorExit::Done;
+            Some(ExecutorExit::Done) => {
+                info!(executor = %executor_label, "all tasks done and acknowledged: exiting");
+                return ExecutorExit::Done;
+            }
+            _ => {}
         }
 
         // Sleep until the next thing that can happen without a message: a reconnect
         // attempt or the recovery timeout (messages wake the loop anyway).
-        let mut wait = IDLE_WAIT;
-        if agent.is_none() && !connecting {
-            if let Some(at) = next_connect {
-                wait = wait.min(at.saturating_duration_since(now));
-            }
-        }
-        if let Some(since) = disconnected_since {
-            wait = wait.min((since + settings.recovery_timeout).saturating_duration_since(now));
-        }
+        let mut wait = plan.wait;
         // docs/recovery-rules.md R34: wake connections that did not answer in time go.
         wakes.retain(|_, pending| {
             let keep = pending.deadline > now;
@@ -338,11 +320,7 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
             }
             Event::TaskExited(task, code) => {
                 running.remove(&task);
-                let state = if code == 0 {
-                    proto::TaskState::TaskFinished
-                } else {
-                    proto::TaskState::TaskFailed
-                };
+                let state = turn::terminal_state(code);
                 let update = make_update(
                     &env,
                     &task,

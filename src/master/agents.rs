@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::decisions::{self, ReregistrationDecision};
 use super::{
-    new_id, AgentPhase, AgentRecord, CompletedFramework, FrameworkRecord, Master, Peer,
+    new_id, AgentPhase, AgentRecord, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
     TORN_DOWN_MESSAGE,
 };
 use crate::ids::{AgentId, FrameworkId, TaskId};
@@ -19,15 +19,16 @@ use crate::wire::ConnectionId;
 impl Master {
     /// docs/security.md SEC22, SEC23: an agent whose principal the `register_agents` ACL
     /// refuses is told to shut down and not admitted.
-    fn agent_refused(&self, connection: ConnectionId) -> bool {
+    fn agent_refused(&mut self, connection: ConnectionId) -> bool {
         let Err(refusal) = self.authorize(self.principal(connection), Action::RegisterAgent) else {
             return false;
         };
-        if let Some(outbox) = self.outbox(connection) {
-            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+        self.send_on(
+            connection,
+            Body::ShutdownAgent(proto::ShutdownAgent {
                 reason: refusal.to_string(),
-            }));
-        }
+            }),
+        );
         true
     }
 
@@ -43,17 +44,18 @@ impl Master {
     /// The removed agent a connection belongs to, if it belongs to one.
     pub(super) fn removed_peer(&self, connection: ConnectionId) -> Option<AgentId> {
         match self.connections.get(&connection) {
-            Some((Peer::Agent(agent), _)) if self.is_removed(agent) => Some(agent.clone()),
+            Some(Peer::Agent(agent)) if self.is_removed(agent) => Some(agent.clone()),
             _ => None,
         }
     }
 
-    pub(super) fn tell_removed_agent(&self, connection: ConnectionId) {
-        if let Some(outbox) = self.outbox(connection) {
-            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
+    pub(super) fn tell_removed_agent(&mut self, connection: ConnectionId) {
+        self.send_on(
+            connection,
+            Body::ShutdownAgent(proto::ShutdownAgent {
                 reason: "agent was removed by the master".into(),
-            }));
-        }
+            }),
+        );
     }
 
     /// docs/recovery-rules.md R8: whether `connection` is older than the newest one
@@ -70,9 +72,9 @@ impl Master {
     /// connection instead of waiting out the re-registration timeout, and re-registers
     /// once its recovery is complete. A removed agent is told to shut down.
     pub(super) fn agent_recovering(&mut self, connection: ConnectionId, id: AgentId) {
-        let Some(outbox) = self.outbox(connection) else {
+        if !self.connections.contains_key(&connection) {
             return;
-        };
+        }
         if self.is_removed(&id) {
             crate::coverage::point!("master_removed_agent_refused");
             info!(agent = %id, "removed agent says it is recovering: telling it to shut down");
@@ -93,13 +95,13 @@ impl Master {
         // previous incarnation.
         record.outbox = None;
         record.phase = AgentPhase::Disconnected;
-        record.recovering_on = Some(outbox);
+        record.recovering_on = Some(connection);
         record.newest_connection = connection;
         record.disconnected_at = None;
         record.missed_pings = 0;
         record.ponged = true;
         if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.0 = Peer::Agent(id.clone());
+            *entry = Peer::Agent(id.clone());
         }
         info!(agent = %id, "agent is recovering: pinging it until it re-registers");
     }
@@ -111,10 +113,10 @@ impl Master {
         // A registration retried on the connection the master already answered (the
         // answer was lost): the same id again, not a new agent (reference B:
         // FaultToleranceTest.SlaveReliableRegistration).
-        let retried = self.agents.iter().find(|(_, a)| {
-            a.phase == AgentPhase::Connected
-                && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
-        });
+        let retried = self
+            .agents
+            .iter()
+            .find(|(_, a)| a.phase == AgentPhase::Connected && a.outbox == Some(connection));
         if let Some((id, record)) = retried {
             crate::coverage::point!("master_registration_retry_answered");
             // The agent ignores RunTask until it knows its id, so a task placed on it
@@ -132,13 +134,12 @@ impl Master {
                 crate::coverage::point!("master_retried_registration_reconciled");
                 info!(agent = %id, tasks = reconciliations.len(), "tasks placed on the agent before it knew its id: asking it to reconcile them");
             }
-            if let Some(outbox) = self.outbox(connection) {
-                outbox.send(Body::AgentRegistered(proto::AgentRegistered {
-                    agent_id: id.to_string(),
-                    reconciliations,
-                    leader_epoch: self.detector.epoch(),
-                }));
-            }
+            let answer = Body::AgentRegistered(proto::AgentRegistered {
+                agent_id: id.to_string(),
+                reconciliations,
+                leader_epoch: self.leadership.epoch,
+            });
+            self.send_on(connection, answer);
             return;
         }
         // docs/recovery-rules.md R8: a registration sent on an earlier connection than
@@ -175,7 +176,7 @@ impl Master {
                 "Agent removed: a new agent registered at the same address",
             );
         }
-        let id = AgentId::new(new_id(&self.env, "agent"));
+        let id = AgentId::new(new_id(&*self.random, "agent"));
         let mut info = info;
         info.id = id.to_string();
         // The admission is durable before the agent hears its id.
@@ -185,16 +186,20 @@ impl Master {
         }
         info!(agent = %id, address = %format!("{}:{}", info.hostname, info.port), "agent registered");
         self.log_principal(connection, "agent", id.as_str());
-        let outbox = self.outbox(connection);
+        let outbox = self
+            .connections
+            .contains_key(&connection)
+            .then_some(connection);
         if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.0 = Peer::Agent(id.clone());
+            *entry = Peer::Agent(id.clone());
         }
-        if let Some(outbox) = &outbox {
-            outbox.send(Body::AgentRegistered(proto::AgentRegistered {
+        if let Some(outbox) = outbox {
+            let answer = Body::AgentRegistered(proto::AgentRegistered {
                 agent_id: id.to_string(),
                 reconciliations: Vec::new(),
-                leader_epoch: self.detector.epoch(),
-            }));
+                leader_epoch: self.leadership.epoch,
+            });
+            self.send(outbox, answer);
         }
         let reported_resources = reserved_of(&info);
         self.agents.insert(
@@ -227,7 +232,10 @@ impl Master {
         }
         let info = message.info.unwrap_or_default();
         let id = AgentId::new(info.id.clone());
-        let outbox = self.outbox(connection);
+        let outbox = self
+            .connections
+            .contains_key(&connection)
+            .then_some(connection);
         let removed = self.registry.is_removed(id.as_str())
             || self
                 .agents
@@ -239,9 +247,12 @@ impl Master {
                 crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
                 if let Some(outbox) = outbox {
-                    outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
-                        reason: "agent was removed by the master".into(),
-                    }));
+                    self.send(
+                        outbox,
+                        Body::ShutdownAgent(proto::ShutdownAgent {
+                            reason: "agent was removed by the master".into(),
+                        }),
+                    );
                 }
                 return;
             }
@@ -257,7 +268,7 @@ impl Master {
             return;
         }
         if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.0 = Peer::Agent(id.clone());
+            *entry = Peer::Agent(id.clone());
         }
         // Frameworks torn down while the agent was away (or whose shutdown it missed): the
         // agent is told to shut them down, and their tasks are not added back.
@@ -364,7 +375,7 @@ impl Master {
         record.reported_resources = message.checkpointed_resources.clone();
         let resend_resources = record.checkpointed_resources.clone();
         record.info = info;
-        record.outbox = outbox.clone();
+        record.outbox = outbox;
         record.newest_connection = connection;
         record.recovering_on = None;
         record.phase = AgentPhase::Connected;
@@ -377,23 +388,30 @@ impl Master {
         }
         let kills = std::mem::take(&mut record.pending_kills);
         if let Some(outbox) = outbox {
-            outbox.send(Body::AgentReregistered(proto::AgentReregistered {
+            let answer = Body::AgentReregistered(proto::AgentReregistered {
                 agent_id: id.to_string(),
                 reconciliations,
-                leader_epoch: self.detector.epoch(),
-            }));
+                leader_epoch: self.leadership.epoch,
+            });
+            self.send(outbox, answer);
             for (framework, task) in kills {
                 info!(agent = %id, task = %task, "re-sending a kill issued while the agent was away");
-                outbox.send(Body::KillTask(proto::KillTask {
-                    framework_id: framework.to_string(),
-                    task_id: task.to_string(),
-                }));
+                self.send(
+                    outbox,
+                    Body::KillTask(proto::KillTask {
+                        framework_id: framework.to_string(),
+                        task_id: task.to_string(),
+                    }),
+                );
             }
             for framework in &torn_down {
                 info!(agent = %id, framework = %framework, "agent reported a torn-down framework: shutting it down there");
-                outbox.send(Body::ShutdownFramework(proto::ShutdownFramework {
-                    framework_id: framework.to_string(),
-                }));
+                self.send(
+                    outbox,
+                    Body::ShutdownFramework(proto::ShutdownFramework {
+                        framework_id: framework.to_string(),
+                    }),
+                );
             }
             // The master's view of the agent's checkpointed resources wins over the
             // agent's report (an agent without resource providers; reference B,
@@ -405,10 +423,13 @@ impl Master {
                     reported = %crate::domain::resources::describe_resources(&message.checkpointed_resources),
                     "re-sending the master's view of the agent's checkpointed resources"
                 );
-                outbox.send(Body::CheckpointResources(proto::CheckpointResources {
-                    agent_id: id.to_string(),
-                    resources,
-                }));
+                self.send(
+                    outbox,
+                    Body::CheckpointResources(proto::CheckpointResources {
+                        agent_id: id.to_string(),
+                        resources,
+                    }),
+                );
             }
         }
     }
@@ -428,9 +449,12 @@ impl Master {
             .into_iter()
             .flatten()
         {
-            outbox.send(Body::ShutdownAgent(proto::ShutdownAgent {
-                reason: message.to_owned(),
-            }));
+            self.effects.push(Effect::Send {
+                to: outbox,
+                body: Body::ShutdownAgent(proto::ShutdownAgent {
+                    reason: message.to_owned(),
+                }),
+            });
         }
         let open: Vec<TaskReport> = record
             .tasks

@@ -7,7 +7,8 @@ use tracing::{info, warn};
 
 use super::decisions::{self, ReconcileAnswer, UpdateDecision};
 use super::{
-    new_id, AgentPhase, CompletedFramework, FrameworkRecord, Master, Peer, TORN_DOWN_MESSAGE,
+    new_id, AgentPhase, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
+    TORN_DOWN_MESSAGE,
 };
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
@@ -29,39 +30,49 @@ impl Master {
     /// its completed entry, and every connected agent told to shut it down (an agent that
     /// is away hears it when it re-registers).
     pub(super) fn teardown_framework(&mut self, connection: ConnectionId, framework: FrameworkId) {
-        let from_itself = matches!(self.connections.get(&connection), Some((Peer::Framework(peer), _)) if *peer == framework);
+        let from_itself = matches!(self.connections.get(&connection), Some(Peer::Framework(peer)) if *peer == framework);
         // docs/security.md SEC42: a connection that registered nothing is an operator's
         // (`revenant teardown`); the teardown_frameworks ACL decides for it.
-        let from_operator = matches!(self.connections.get(&connection), Some((Peer::Unknown, _)));
-        let outbox = self.outbox(connection);
+        let from_operator = matches!(self.connections.get(&connection), Some(Peer::Unknown));
+        let outbox = self
+            .connections
+            .contains_key(&connection)
+            .then_some(connection);
         if self.is_torn_down(&framework) {
             if let Some(outbox) = outbox {
-                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                let answer = Body::FrameworkRemoved(proto::FrameworkRemoved {
                     framework_id: framework.to_string(),
                     message: self.removed_message(&framework),
-                }));
+                });
+                self.send(outbox, answer);
             }
             return;
         }
         if !from_itself && !from_operator {
             warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
-            if let Some(outbox) = &outbox {
-                outbox.send(Body::FrameworkError(proto::FrameworkError {
-                    framework_id: framework.to_string(),
-                    message: format!(
-                        "a framework may tear down only itself, not framework {framework}"
-                    ),
-                }));
+            if let Some(outbox) = outbox {
+                self.send(
+                    outbox,
+                    Body::FrameworkError(proto::FrameworkError {
+                        framework_id: framework.to_string(),
+                        message: format!(
+                            "a framework may tear down only itself, not framework {framework}"
+                        ),
+                    }),
+                );
             }
             return;
         }
         if !self.frameworks.contains_key(&framework) {
             warn!(framework = %framework, "teardown of a framework this master does not know: refused");
-            if let Some(outbox) = &outbox {
-                outbox.send(Body::FrameworkError(proto::FrameworkError {
-                    framework_id: framework.to_string(),
-                    message: format!("no framework {framework} is known to this master"),
-                }));
+            if let Some(outbox) = outbox {
+                self.send(
+                    outbox,
+                    Body::FrameworkError(proto::FrameworkError {
+                        framework_id: framework.to_string(),
+                        message: format!("no framework {framework} is known to this master"),
+                    }),
+                );
             }
             return;
         }
@@ -85,30 +96,36 @@ impl Master {
         let scheduler = self
             .frameworks
             .get(&framework)
-            .and_then(|f| f.outbox.clone())
-            .filter(|scheduler| scheduler.id() != connection);
+            .and_then(|f| f.outbox)
+            .filter(|scheduler| *scheduler != connection);
         let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
         else {
             return;
         };
         info!(framework = %framework, tasks, killed, agents_told = agents, "framework torn down");
         if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.0 = Peer::Unknown;
+            *entry = Peer::Unknown;
         }
         if let Some(scheduler) = scheduler {
-            if let Some(entry) = self.connections.get_mut(&scheduler.id()) {
-                entry.0 = Peer::Unknown;
+            if let Some(entry) = self.connections.get_mut(&scheduler) {
+                *entry = Peer::Unknown;
             }
-            scheduler.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
-                framework_id: framework.to_string(),
-                message: TORN_DOWN_MESSAGE.into(),
-            }));
+            self.send(
+                scheduler,
+                Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: framework.to_string(),
+                    message: TORN_DOWN_MESSAGE.into(),
+                }),
+            );
         }
         if let Some(outbox) = outbox {
-            outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
-                framework_id: framework.to_string(),
-                message: "framework torn down".into(),
-            }));
+            self.send(
+                outbox,
+                Body::FrameworkRemoved(proto::FrameworkRemoved {
+                    framework_id: framework.to_string(),
+                    message: "framework torn down".into(),
+                }),
+            );
         }
     }
 
@@ -164,11 +181,14 @@ impl Master {
             }
             record.pending_kills.retain(|(f, _)| f != framework);
             if record.phase == AgentPhase::Connected {
-                if let Some(agent) = &record.outbox {
+                if let Some(agent) = record.outbox {
                     agents += 1;
-                    agent.send(Body::ShutdownFramework(proto::ShutdownFramework {
-                        framework_id: framework.to_string(),
-                    }));
+                    self.effects.push(Effect::Send {
+                        to: agent,
+                        body: Body::ShutdownFramework(proto::ShutdownFramework {
+                            framework_id: framework.to_string(),
+                        }),
+                    });
                 }
             }
         }
@@ -196,21 +216,20 @@ impl Master {
                 state,
                 reason,
                 message,
-                timestamp: self.env.wall_seconds(),
+                timestamp: self.now.wall_seconds,
             },
             crate::domain::status_update::Sender::Master,
         )
     }
 
-    pub(super) fn send_to_framework(&self, framework: &FrameworkId, update: StatusUpdate) {
-        if let Some(outbox) = self
-            .frameworks
-            .get(framework)
-            .and_then(|f| f.outbox.clone())
-        {
-            outbox.send(Body::StatusUpdate(StatusUpdateMessage {
-                update: Some(update),
-            }));
+    pub(super) fn send_to_framework(&mut self, framework: &FrameworkId, update: StatusUpdate) {
+        if let Some(outbox) = self.frameworks.get(framework).and_then(|f| f.outbox) {
+            self.send(
+                outbox,
+                Body::StatusUpdate(StatusUpdateMessage {
+                    update: Some(update),
+                }),
+            );
         }
     }
 
@@ -221,10 +240,10 @@ impl Master {
         let key = (framework.clone(), TaskId::new(status.task_id.clone()));
         // docs/recovery-rules.md R7: accepted only on the connection the agent is
         // registered on; R6: a removed agent's update is refused and never forwarded.
-        let registered = self.agents.get(&agent).is_some_and(|a| {
-            a.phase == AgentPhase::Connected
-                && a.outbox.as_ref().is_some_and(|o| o.id() == connection)
-        });
+        let registered = self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| a.phase == AgentPhase::Connected && a.outbox == Some(connection));
         let removed =
             !registered && (self.is_removed(&agent) || self.removed_peer(connection).is_some());
         match decisions::status_update(registered, removed) {
@@ -243,10 +262,13 @@ impl Master {
         if self.is_torn_down(&framework) {
             // The agent missed the shutdown (or has not handled it yet): tell it again.
             info!(framework = %framework, task = %status.task_id, "status update of a torn-down framework: dropped, shutting the framework down on its agent");
-            if let Some(outbox) = self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
-                outbox.send(Body::ShutdownFramework(proto::ShutdownFramework {
-                    framework_id: framework.to_string(),
-                }));
+            if let Some(outbox) = self.agents.get(&agent).and_then(|a| a.outbox) {
+                self.send(
+                    outbox,
+                    Body::ShutdownFramework(proto::ShutdownFramework {
+                        framework_id: framework.to_string(),
+                    }),
+                );
             }
             return;
         }
@@ -266,9 +288,8 @@ impl Master {
     /// of their frameworks: within `agent_reregister_timeout` of its election, while one
     /// it knows has not been heard (docs/security.md SEC40).
     fn agents_may_still_report(&self) -> bool {
-        self.env
-            .clock
-            .now()
+        self.now
+            .at
             .saturating_duration_since(self.elected_at)
             < self.config.agent_reregister_timeout
             && self
@@ -293,17 +314,21 @@ impl Master {
     pub(super) fn register_framework(&mut self, connection: ConnectionId, mut info: FrameworkInfo) {
         let reregistering = !info.id.is_empty();
         if info.id.is_empty() {
-            info.id = new_id(&self.env, "framework");
+            info.id = new_id(&*self.random, "framework");
         }
         let id = FrameworkId::new(info.id.clone());
-        let outbox = self.outbox(connection);
+        let outbox = self
+            .connections
+            .contains_key(&connection)
+            .then_some(connection);
         if self.is_torn_down(&id) {
             info!(framework = %id, "a removed framework tried to register: refused");
-            if let Some(outbox) = &outbox {
-                outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+            if let Some(outbox) = outbox {
+                let answer = Body::FrameworkRemoved(proto::FrameworkRemoved {
                     framework_id: id.to_string(),
                     message: self.removed_message(&id),
-                }));
+                });
+                self.send(outbox, answer);
             }
             return;
         }
@@ -350,11 +375,14 @@ impl Master {
         });
         if let Err(changed) = unchanged {
             warn!(framework = %id, refusal = %changed, "framework registration refused");
-            if let Some(outbox) = &outbox {
-                outbox.send(Body::FrameworkError(proto::FrameworkError {
-                    framework_id: id.to_string(),
-                    message: changed.to_string(),
-                }));
+            if let Some(outbox) = outbox {
+                self.send(
+                    outbox,
+                    Body::FrameworkError(proto::FrameworkError {
+                        framework_id: id.to_string(),
+                        message: changed.to_string(),
+                    }),
+                );
             }
             return;
         }
@@ -362,28 +390,28 @@ impl Master {
         // agents checkpoint it and report it to a newly elected master.
         info.principal = principal.clone().unwrap_or_default();
         if let Some(entry) = self.connections.get_mut(&connection) {
-            entry.1 = entry.1.clone();
-            entry.0 = Peer::Framework(id.clone());
+            *entry = Peer::Framework(id.clone());
         }
         info!(framework = %id, "framework registered");
         self.log_principal(connection, "framework", id.as_str());
-        if let Some(outbox) = &outbox {
-            outbox.send(Body::FrameworkRegistered(proto::FrameworkRegistered {
+        if let Some(outbox) = outbox {
+            let answer = Body::FrameworkRegistered(proto::FrameworkRegistered {
                 framework_id: id.to_string(),
-                leader_epoch: self.detector.epoch(),
-            }));
+                leader_epoch: self.leadership.epoch,
+            });
+            self.send(outbox, answer);
         }
         // A scheduler registering with the id of one still connected fails it over: the
         // previous scheduler's connection is closed (Mesos: "Framework failed over").
         let previous = self
             .frameworks
             .get(&id)
-            .and_then(|f| f.outbox.clone())
-            .filter(|old| old.id() != connection);
+            .and_then(|f| f.outbox)
+            .filter(|old| *old != connection);
         if let Some(old) = previous {
             info!(framework = %id, "framework failed over: closing the previous scheduler's connection");
-            self.connections.remove(&old.id());
-            old.close();
+            self.connections.remove(&old);
+            self.close(old);
         }
         let record = self.frameworks.entry(id).or_insert(FrameworkRecord {
             info: info.clone(),
@@ -436,11 +464,7 @@ impl Master {
             }
             return;
         }
-        let settled = self
-            .env
-            .clock
-            .now()
-            .saturating_duration_since(self.elected_at)
+        let settled = self.now.at.saturating_duration_since(self.elected_at)
             >= self.config.agent_reregister_timeout;
         let awaited = self
             .agents

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AgentPhase, Master};
+use super::{AgentPhase, Effect, Master};
 use crate::http::metrics::MasterMetrics;
 use crate::http::state::{
     AgentTask, CompletedFramework, MasterAgent, MasterFramework, MasterState, OrphanTask, Task,
@@ -14,10 +14,14 @@ use crate::wire::ConnectionId;
 impl Master {
     /// Answers the HTTP request of connection `id` for `path`.
     pub(super) fn http(&mut self, id: ConnectionId, path: &str) {
-        let Some((_, outbox)) = self.connections.remove(&id) else {
+        if self.connections.remove(&id).is_none() {
             return;
-        };
-        outbox.respond(self.http_answer(path));
+        }
+        let response = self.http_answer(path);
+        self.effects.push(Effect::Respond {
+            connection: id,
+            response,
+        });
     }
 
     /// `/state` (JSON) and `/metrics` (Prometheus text) for operators.
@@ -98,7 +102,7 @@ impl Master {
                     })
             })
             .collect();
-        let leading = self.detector.leading();
+        let leading = self.leadership.leading;
         MasterState {
             agents,
             completed_frameworks,
@@ -106,7 +110,7 @@ impl Master {
             leader: if leading {
                 self.config.listen.clone()
             } else {
-                self.detector.leader()
+                self.leadership.leader.clone()
             },
             leading,
             orphan_tasks,

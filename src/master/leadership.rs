@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::decisions::{self, PingDecision, PingState};
 use super::{
-    AgentPhase, AgentRecord, CompletedFramework, Master, FRAMEWORK_MISSED_PONGS_MAX,
+    AgentPhase, AgentRecord, CompletedFramework, Effect, Master, FRAMEWORK_MISSED_PONGS_MAX,
     TORN_DOWN_MESSAGE,
 };
 use crate::ids::{AgentId, FrameworkId};
@@ -20,8 +20,7 @@ impl Master {
     /// Leadership changes: a newly elected master starts from the registry; a master that
     /// lost the lease forgets everything and drops its connections, so that agents and
     /// frameworks go and find the new leader.
-    pub(super) fn maintain_leadership(&mut self) {
-        let leading = self.detector.maintain();
+    pub(super) fn maintain_leadership(&mut self, leading: bool) {
         if leading == self.leading {
             return;
         }
@@ -29,20 +28,20 @@ impl Master {
         if leading {
             self.elected();
         } else {
-            warn!(leader = %self.detector.leader(), "no longer the leading master: forgetting all state");
+            warn!(leader = %self.leadership.leader, "no longer the leading master: forgetting all state");
             self.agents.clear();
             self.frameworks.clear();
             self.completed_frameworks.clear();
             self.pending_tasks.clear();
             self.next_ping = None;
-            for (_, (_, outbox)) in std::mem::take(&mut self.connections) {
-                outbox.close();
+            for connection in std::mem::take(&mut self.connections).into_keys() {
+                self.close(connection);
             }
         }
     }
 
     pub(super) fn elected(&mut self) {
-        let now = self.env.clock.now();
+        let now = self.now.at;
         self.elected_at = now;
         self.next_ping = Some(now + self.config.agent_ping_timeout);
         if let Err(error) = self.registry.reload() {
@@ -98,9 +97,9 @@ impl Master {
         }
     }
 
-    pub(super) fn tick(&mut self) {
-        let now = self.env.clock.now();
-        self.maintain_leadership();
+    pub(super) fn tick(&mut self, leading: bool) {
+        let now = self.now.at;
+        self.maintain_leadership(leading);
         if !self.leading {
             return;
         }
@@ -139,16 +138,19 @@ impl Master {
                         // Registered agents, and recovering ones on the connection they
                         // said so on (docs/recovery-rules.md R5).
                         let pinged = match record.phase {
-                            AgentPhase::Connected => record.outbox.as_ref(),
-                            _ => record.recovering_on.as_ref(),
+                            AgentPhase::Connected => record.outbox,
+                            _ => record.recovering_on,
                         };
                         if let Some(outbox) = pinged {
                             if record.phase == AgentPhase::Disconnected {
                                 crate::coverage::point!("master_recovering_agent_pinged");
                             }
-                            outbox.send(Body::Ping(proto::Ping {
-                                sequence: self.ping_sequence,
-                            }));
+                            self.effects.push(Effect::Send {
+                                to: outbox,
+                                body: Body::Ping(proto::Ping {
+                                    sequence: self.ping_sequence,
+                                }),
+                            });
                         }
                     }
                 }
@@ -157,15 +159,18 @@ impl Master {
             // (a partition that dropped segments) notices and reconnects.
             let mut silent = Vec::new();
             for (id, record) in self.frameworks.iter_mut() {
-                if let Some(outbox) = &record.outbox {
+                if let Some(outbox) = record.outbox {
                     if record.missed_pongs >= FRAMEWORK_MISSED_PONGS_MAX {
-                        silent.push((id.clone(), outbox.id()));
+                        silent.push((id.clone(), outbox));
                         continue;
                     }
                     record.missed_pongs += 1;
-                    outbox.send(Body::Ping(proto::Ping {
-                        sequence: self.ping_sequence,
-                    }));
+                    self.effects.push(Effect::Send {
+                        to: outbox,
+                        body: Body::Ping(proto::Ping {
+                            sequence: self.ping_sequence,
+                        }),
+                    });
                 }
             }
             for (framework, connection) in silent {
@@ -173,8 +178,8 @@ impl Master {
                 // framework sees it closed and reconnects, and no task is left waiting on
                 // a dead stream.
                 info!(framework = %framework, "framework stopped answering heartbeats: closing its connection");
-                if let Some((_, outbox)) = self.connections.remove(&connection) {
-                    outbox.close();
+                if self.connections.remove(&connection).is_some() {
+                    self.close(connection);
                 }
                 if let Some(record) = self.frameworks.get_mut(&framework) {
                     record.outbox = None;

@@ -13,22 +13,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use std::rc::Rc;
+
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::ids::{AgentId, FrameworkId, TaskId};
-use crate::os::Env;
+use crate::os::Random;
 use crate::proto::envelope::Body;
 use crate::proto::{
     self, AgentInfo, FrameworkInfo, Resource, StatusUpdateMessage, TaskInfo, TaskReason, TaskReport,
 };
 use crate::registry::{Registry, RegistryError};
-use crate::wire::{self, ConnectionId, Incoming, Outbox};
+use crate::wire::{self, ConnectionId};
 
 mod agents;
 mod decisions;
+mod driver;
+mod effects;
 mod frameworks;
 mod http;
 mod leadership;
@@ -73,6 +75,8 @@ impl MasterConfig {
 }
 
 pub use crate::detector::{Detector, LeaseContender, Standalone};
+pub use driver::{run, run_with_registry};
+use effects::{Effect, Leadership, Now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AgentPhase {
@@ -83,7 +87,8 @@ enum AgentPhase {
 
 struct AgentRecord {
     info: AgentInfo,
-    outbox: Option<Outbox>,
+    /// The connection the agent registered on, where its messages go.
+    outbox: Option<ConnectionId>,
     phase: AgentPhase,
     tasks: BTreeMap<(FrameworkId, TaskId), TaskReport>,
     missed_pings: u32,
@@ -100,7 +105,7 @@ struct AgentRecord {
     /// A disconnected agent that said it is recovering (`AgentRecovering`): the
     /// connection it said so on, where it is pinged until it re-registers
     /// (docs/recovery-rules.md R5). Nothing else is sent there.
-    recovering_on: Option<Outbox>,
+    recovering_on: Option<ConnectionId>,
     /// Whether the agent (re-)registered with this master since it was elected. An agent
     /// known only from the registry may hold tasks this master has not heard of
     /// (docs/lifecycle-rules.md rule 13).
@@ -129,7 +134,8 @@ struct FrameworkRecord {
     info: FrameworkInfo,
     /// The principal that first registered it (docs/security.md SEC22), if it had one.
     principal: Option<String>,
-    outbox: Option<Outbox>,
+    /// The connection of its scheduler, where its messages go.
+    outbox: Option<ConnectionId>,
     /// Heartbeats sent since the framework last answered one.
     missed_pongs: u32,
     /// Since when no scheduler is connected (docs/lifecycle-rules.md rules 8 and 9).
@@ -147,111 +153,8 @@ impl FrameworkRecord {
 /// Heartbeats a framework may leave unanswered before its connection is closed.
 const FRAMEWORK_MISSED_PONGS_MAX: u32 = 3;
 
-#[allow(clippy::large_enum_variant)] // events are moved once; boxing buys nothing
-enum Event {
-    Accepted(crate::os::BoxStream, String),
-    Wire(Incoming),
-}
-
-const TICK: Duration = Duration::from_millis(250);
 /// Tasks kept waiting for an agent at most.
 const PENDING_TASKS_MAX: usize = 10_000;
-
-/// Runs a master until its future is dropped, or until its registry cannot be read or
-/// written (the error names the file).
-pub async fn run(
-    env: Env,
-    config: MasterConfig,
-    detector: Box<dyn Detector>,
-) -> std::io::Result<()> {
-    let registry = match &config.work_dir {
-        Some(dir) => Registry::open(env.fs.clone(), dir).map_err(std::io::Error::other)?,
-        None => Registry::in_memory(),
-    };
-    run_with_registry(env, config, detector, registry).await
-}
-
-/// Runs a master with a registry kept elsewhere (in ZooKeeper: docs/zookeeper.md Z7).
-pub async fn run_with_registry(
-    env: Env,
-    config: MasterConfig,
-    detector: Box<dyn Detector>,
-    registry: Registry,
-) -> std::io::Result<()> {
-    let mut listener = env.net.listen(&config.listen).await?;
-    info!(address = %config.listen, "master listening");
-    let (sender, mut inbox) = mpsc::unbounded_channel::<Event>();
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let accept_sender = sender.clone();
-    tasks.spawn_local(async move {
-        loop {
-            if let Ok((stream, peer)) = listener.accept().await {
-                if accept_sender.send(Event::Accepted(stream, peer)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let now = env.clock.now();
-    let mut master = Master {
-        elected_at: now,
-        env,
-        config,
-        detector,
-        registry,
-        leading: false,
-        failed: None,
-        agents: BTreeMap::new(),
-        frameworks: BTreeMap::new(),
-        completed_frameworks: BTreeMap::new(),
-        connections: BTreeMap::new(),
-        next_connection: 0,
-        next_ping: None,
-        ping_sequence: 0,
-        pending_tasks: Vec::new(),
-        deferred_registrations: Vec::new(),
-        principals: BTreeMap::new(),
-    };
-    master.tick();
-    let mut next_tick = master.env.clock.now() + TICK;
-    loop {
-        if let Some(error) = master.failed.take() {
-            return Err(std::io::Error::other(error));
-        }
-        let wait = next_tick.saturating_duration_since(master.env.clock.now());
-        let sleep = master.env.clock.sleep(wait);
-        let event = tokio::select! {
-            biased;
-            event = inbox.recv() => event,
-            _ = sleep => None,
-        };
-        match event {
-            Some(Event::Accepted(stream, peer)) => {
-                master.limit_unidentified(&peer);
-                master.next_connection += 1;
-                let id = ConnectionId(master.next_connection);
-                if let Some(principal) = crate::tls::principal_of(&peer) {
-                    // docs/security.md SEC11: the certificate's principal, for registration.
-                    master.principals.insert(id, principal.to_owned());
-                }
-                let link = wire::Link {
-                    id,
-                    peer,
-                    clock: master.env.clock.clone(),
-                };
-                let outbox = wire::serve(stream, link, &mut tasks, sender.clone(), Event::Wire);
-                master.connections.insert(id, (Peer::Unknown, outbox));
-            }
-            Some(Event::Wire(Incoming::Message(id, body))) => master.handle(id, body),
-            Some(Event::Wire(Incoming::Closed(id, _))) => master.closed(id),
-            Some(Event::Wire(Incoming::Http(id, path))) => master.http(id, &path),
-            None => {
-                master.tick();
-                next_tick = master.env.clock.now() + TICK;
-            }
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Peer {
@@ -260,11 +163,21 @@ enum Peer {
     Framework(FrameworkId),
 }
 
+/// The master's core (docs/design.md D37): its state and its handlers. A handler takes
+/// the event, the time and the leadership and returns the effects for the driver to
+/// perform; it reads no clock and touches no connection. The registry is the one
+/// durable write the core makes itself (D42).
 struct Master {
-    env: Env,
     config: MasterConfig,
-    detector: Box<dyn Detector>,
+    /// Where new agent and framework ids come from (a seam: seeded in the simulator).
+    random: Rc<dyn Random>,
     registry: Registry,
+    /// The time of the event being handled.
+    now: Now,
+    /// What the detector said when the event being handled arrived.
+    leadership: Leadership,
+    /// What the event being handled asks the driver to do, in order.
+    effects: Vec<Effect>,
     /// Whether this master led at its last tick.
     leading: bool,
     /// A registry failure: the master stops.
@@ -275,8 +188,8 @@ struct Master {
     frameworks: BTreeMap<FrameworkId, FrameworkRecord>,
     /// Frameworks torn down (also those a newly elected master read from the registry).
     completed_frameworks: BTreeMap<FrameworkId, CompletedFramework>,
-    connections: BTreeMap<ConnectionId, (Peer, Outbox)>,
-    next_connection: u64,
+    /// The open connections and who is on each.
+    connections: BTreeMap<ConnectionId, Peer>,
     next_ping: Option<Instant>,
     ping_sequence: u64,
     /// When this master last became the leader.
@@ -289,24 +202,139 @@ struct Master {
     deferred_registrations: Vec<(ConnectionId, FrameworkInfo)>,
 }
 
-fn new_id(env: &Env, prefix: &str) -> String {
-    format!("{prefix}-{:08x}", env.random.next_u64() as u32)
+fn new_id(random: &dyn Random, prefix: &str) -> String {
+    format!("{prefix}-{:08x}", random.next_u64() as u32)
 }
 
 impl Master {
-    fn outbox(&self, id: ConnectionId) -> Option<Outbox> {
-        self.connections.get(&id).map(|(_, o)| o.clone())
+    /// A master that has not led yet, at `now`.
+    fn new(config: MasterConfig, registry: Registry, random: Rc<dyn Random>, now: Now) -> Master {
+        Master {
+            elected_at: now.at,
+            now,
+            leadership: Leadership::default(),
+            effects: Vec::new(),
+            random,
+            config,
+            registry,
+            leading: false,
+            failed: None,
+            agents: BTreeMap::new(),
+            frameworks: BTreeMap::new(),
+            completed_frameworks: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            next_ping: None,
+            ping_sequence: 0,
+            pending_tasks: Vec::new(),
+            deferred_registrations: Vec::new(),
+            principals: BTreeMap::new(),
+        }
+    }
+
+    /// Starts handling an event at `now`: what it does is collected from here on.
+    fn begin(&mut self, now: Now) {
+        self.now = now;
+        self.effects.clear();
+    }
+
+    /// The effects of the event handled.
+    fn end(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// A message arrived on connection `id`.
+    fn on_message(
+        &mut self,
+        now: Now,
+        leadership: Leadership,
+        id: ConnectionId,
+        body: Body,
+    ) -> Vec<Effect> {
+        self.begin(now);
+        self.leadership = leadership;
+        self.handle(id, body);
+        self.end()
+    }
+
+    /// Connection `id` closed.
+    fn on_closed(&mut self, now: Now, id: ConnectionId) -> Vec<Effect> {
+        self.begin(now);
+        self.closed(id);
+        self.end()
+    }
+
+    /// An HTTP request for `path` arrived on connection `id`.
+    fn on_http(
+        &mut self,
+        now: Now,
+        leadership: Leadership,
+        id: ConnectionId,
+        path: &str,
+    ) -> Vec<Effect> {
+        self.begin(now);
+        self.leadership = leadership;
+        self.http(id, path);
+        self.end()
+    }
+
+    /// Connection `id` was accepted from `peer`; the driver serves it once the effects
+    /// (closing the oldest unidentified connection) are performed.
+    fn on_accepted(&mut self, now: Now, id: ConnectionId, peer: &str) -> Vec<Effect> {
+        self.begin(now);
+        self.limit_unidentified(peer);
+        if let Some(principal) = crate::tls::principal_of(peer) {
+            // docs/security.md SEC11: the certificate's principal, for registration.
+            self.principals.insert(id, principal.to_owned());
+        }
+        self.connections.insert(id, Peer::Unknown);
+        self.end()
+    }
+
+    /// The periodic tick; `leading` is what the detector's upkeep said just before.
+    fn on_tick(&mut self, now: Now, leading: bool, leadership: Leadership) -> Vec<Effect> {
+        self.begin(now);
+        self.leadership = leadership;
+        self.tick(leading);
+        self.end()
+    }
+
+    /// Every connection the core still names: the driver keeps their outboxes and lets
+    /// go of the others (docs/design.md D41).
+    fn connections_in_use(&self) -> BTreeSet<ConnectionId> {
+        let mut named: BTreeSet<ConnectionId> = self.connections.keys().copied().collect();
+        for record in self.agents.values() {
+            named.extend(record.outbox);
+            named.extend(record.recovering_on);
+        }
+        for record in self.frameworks.values() {
+            named.extend(record.outbox);
+        }
+        named
+    }
+
+    /// Queues `body` on `to`.
+    fn send(&mut self, to: ConnectionId, body: Body) {
+        self.effects.push(Effect::Send { to, body });
+    }
+
+    /// Queues `body` on `to` if the connection is open.
+    fn send_on(&mut self, to: ConnectionId, body: Body) {
+        if self.connections.contains_key(&to) {
+            self.send(to, body);
+        }
+    }
+
+    /// Closes `connection` now.
+    fn close(&mut self, connection: ConnectionId) {
+        self.effects.push(Effect::Close { connection });
     }
 
     fn handle(&mut self, id: ConnectionId, body: Body) {
         // Leading needs both: elected at a tick (the registry read, docs/zookeeper.md
         // Z8) and still leading now (a session may be lost between ticks, Z4).
-        if !(self.leading && self.detector.leading()) {
-            if let Some(outbox) = self.outbox(id) {
-                outbox.send(Body::NotLeader(proto::NotLeader {
-                    leader: self.detector.leader(),
-                }));
-            }
+        if !(self.leading && self.leadership.leading) {
+            let leader = self.leadership.leader.clone();
+            self.send_on(id, Body::NotLeader(proto::NotLeader { leader }));
             return;
         }
         // docs/recovery-rules.md R6: nothing a removed agent says is acted on; it is told
@@ -329,27 +357,27 @@ impl Master {
             Body::ReregisterAgent(message) => self.reregister_agent(id, message),
             Body::UnregisterAgent(message) => {
                 let agent = AgentId::new(message.agent_id);
-                let from_itself = matches!(self.connections.get(&id), Some((Peer::Agent(peer), _)) if *peer == agent);
+                let from_itself =
+                    matches!(self.connections.get(&id), Some(Peer::Agent(peer)) if *peer == agent);
                 if from_itself && self.agents.contains_key(&agent) {
                     info!(agent = %agent, "agent unregistered: removing it");
                     self.remove_agent(&agent, TaskReason::ReasonAgentRemoved, "Agent unregistered");
                 }
             }
             Body::Pong(_) => match self.connections.get(&id) {
-                Some((Peer::Agent(agent), _)) => {
+                Some(Peer::Agent(agent)) => {
                     // Only an answer on the connection the agent is pinged on counts.
                     if let Some(record) = self.agents.get_mut(agent).filter(|record| {
                         record
                             .outbox
-                            .as_ref()
-                            .or(record.recovering_on.as_ref())
-                            .is_some_and(|o| o.id() == id)
+                            .or(record.recovering_on)
+                            .is_some_and(|o| o == id)
                     }) {
                         record.ponged = true;
                         record.missed_pings = 0;
                     }
                 }
-                Some((Peer::Framework(framework), _)) => {
+                Some(Peer::Framework(framework)) => {
                     if let Some(record) = self.frameworks.get_mut(framework) {
                         record.missed_pongs = 0;
                     }
@@ -368,10 +396,8 @@ impl Master {
             ),
             Body::Acknowledgement(ack) => {
                 let agent = AgentId::new(ack.agent_id.clone());
-                match self.agents.get(&agent).and_then(|a| a.outbox.clone()) {
-                    Some(outbox) => {
-                        outbox.send(Body::Acknowledgement(ack));
-                    }
+                match self.agents.get(&agent).and_then(|a| a.outbox) {
+                    Some(outbox) => self.send(outbox, Body::Acknowledgement(ack)),
                     None => {
                         info!(agent = %agent, task = %ack.task_id, "acknowledgement for a disconnected agent dropped")
                     }
@@ -401,7 +427,7 @@ impl Master {
         let mut unidentified = self
             .connections
             .iter()
-            .filter(|(_, (p, _))| *p == Peer::Unknown)
+            .filter(|(_, p)| **p == Peer::Unknown)
             .map(|(id, _)| *id);
         let Some(oldest) = unidentified.next() else {
             return;
@@ -409,9 +435,9 @@ impl Master {
         if unidentified.count() + 1 < wire::UNIDENTIFIED_CONNECTIONS_MAX {
             return;
         }
-        if let Some((_, outbox)) = self.connections.remove(&oldest) {
+        if self.connections.remove(&oldest).is_some() {
             warn!(connection = %oldest, %peer, "too many unidentified connections: the oldest closed");
-            outbox.close();
+            self.close(oldest);
         }
     }
 
@@ -449,37 +475,36 @@ impl Master {
 
     /// Answers a framework's refused request with `FrameworkError` (SEC23).
     fn refuse_framework(
-        &self,
+        &mut self,
         connection: ConnectionId,
         framework: &str,
         refusal: &crate::security::acls::Refusal,
     ) {
-        if let Some(outbox) = self.outbox(connection) {
-            outbox.send(Body::FrameworkError(proto::FrameworkError {
+        self.send_on(
+            connection,
+            Body::FrameworkError(proto::FrameworkError {
                 framework_id: framework.to_owned(),
                 message: refusal.to_string(),
-            }));
-        }
+            }),
+        );
     }
 
     fn closed(&mut self, id: ConnectionId) {
         self.principals.remove(&id);
-        let Some((peer, _)) = self.connections.remove(&id) else {
+        let Some(peer) = self.connections.remove(&id) else {
             return;
         };
         match peer {
             Peer::Agent(agent) => {
-                let now = self.env.clock.now();
+                let now = self.now.at;
                 if let Some(record) = self.agents.get_mut(&agent) {
-                    if record.outbox.as_ref().is_some_and(|o| o.id() == id)
-                        && record.phase == AgentPhase::Connected
-                    {
+                    if record.outbox == Some(id) && record.phase == AgentPhase::Connected {
                         info!(agent = %agent, "agent disconnected");
                         record.outbox = None;
                         record.phase = AgentPhase::Disconnected;
                         record.disconnected_at = Some(now);
                     }
-                    if record.recovering_on.as_ref().is_some_and(|o| o.id() == id) {
+                    if record.recovering_on == Some(id) {
                         // docs/recovery-rules.md R5: the re-registration timer starts
                         // again from the moment the recovering agent went silent.
                         info!(agent = %agent, "recovering agent disconnected");
@@ -489,9 +514,9 @@ impl Master {
                 }
             }
             Peer::Framework(framework) => {
-                let now = self.env.clock.now();
+                let now = self.now.at;
                 if let Some(record) = self.frameworks.get_mut(&framework) {
-                    if record.outbox.as_ref().is_some_and(|o| o.id() == id) {
+                    if record.outbox == Some(id) {
                         info!(framework = %framework, failover_timeout_s = record.failover_timeout().as_secs_f64(), "framework disconnected: waiting for its scheduler to fail over");
                         record.outbox = None;
                         record.disconnected_at = Some(now);
@@ -502,3 +527,5 @@ impl Master {
         }
     }
 }
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 use tracing::{info, warn};
 
 use super::decisions;
-use super::{AgentPhase, Master, DYNAMIC_RESERVATION_PREFIX, PENDING_TASKS_MAX};
+use super::{AgentPhase, Effect, Master, DYNAMIC_RESERVATION_PREFIX, PENDING_TASKS_MAX};
 use crate::ids::{AgentId, FrameworkId, TaskId};
 use crate::proto::envelope::Body;
 use crate::proto::{self, ExecutorInfo, Resource, TaskInfo, TaskReason, TaskReport};
@@ -40,11 +40,14 @@ impl Master {
                 let record = self.agents.get_mut(&agent).expect("checked");
                 info!(framework = %framework, agent = %agent, resources = %crate::domain::resources::describe_resources(&view), "reserved resources: sending the agent its checkpointed resources");
                 record.checkpointed_resources = Some(view.clone());
-                if let Some(outbox) = &record.outbox {
-                    outbox.send(Body::CheckpointResources(proto::CheckpointResources {
-                        agent_id: agent.to_string(),
-                        resources: view,
-                    }));
+                if let Some(outbox) = record.outbox {
+                    self.send(
+                        outbox,
+                        Body::CheckpointResources(proto::CheckpointResources {
+                            agent_id: agent.to_string(),
+                            resources: view,
+                        }),
+                    );
                 }
             }
             Err(error) => warn!(framework = %framework, %error, "reservation refused"),
@@ -305,8 +308,8 @@ impl Master {
             .tasks
             .insert((framework.clone(), TaskId::new(task_id.clone())), report);
         info!(framework = %framework, task = %task_id, agent = %agent, "task placed");
-        if let Some(outbox) = &record.outbox {
-            outbox.send(run);
+        if let Some(outbox) = record.outbox {
+            self.send(outbox, run);
         }
     }
 
@@ -319,12 +322,15 @@ impl Master {
         else {
             return;
         };
-        match &record.outbox {
+        match record.outbox {
             Some(outbox) => {
-                outbox.send(Body::KillTask(proto::KillTask {
-                    framework_id: framework.to_string(),
-                    task_id: task.to_string(),
-                }));
+                self.effects.push(Effect::Send {
+                    to: outbox,
+                    body: Body::KillTask(proto::KillTask {
+                        framework_id: framework.to_string(),
+                        task_id: task.to_string(),
+                    }),
+                });
             }
             None => {
                 info!(agent = %agent, task = %task, "kill for a task on a disconnected agent: kept for its return");
