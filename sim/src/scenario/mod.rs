@@ -153,8 +153,8 @@ mod fault_spec;
 mod validate;
 
 pub use fault_spec::{
-    AgentTarget, FaultKind, FaultSpec, RestartFlags, Swarm, AGENT_PROCESS_FAULTS,
-    FRAMEWORK_FAULTS, MESSAGE_FAULTS,
+    AgentTarget, FaultKind, FaultSpec, RestartFlags, Swarm, AGENT_PROCESS_FAULTS, FRAMEWORK_FAULTS,
+    MESSAGE_FAULTS,
 };
 
 // The format is read in three parts: this module (the scenario, its flags, tasks and
