@@ -116,6 +116,7 @@ fn write_work_dir(work_dir: &Path, listen: &str, tasks: usize) {
                 checkpoint: true,
                 failover_timeout_seconds: 0.0,
                 role: String::new(),
+                principal: String::new(),
             },
             "",
         )

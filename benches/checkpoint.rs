@@ -163,6 +163,7 @@ fn generate(shape: Shape, sink: &mut dyn Sink) -> Generated {
                 checkpoint: true,
                 failover_timeout_seconds: 604_800.0,
                 role: String::new(),
+                principal: String::new(),
             },
             &format!(
                 "scheduler-{}@10.1.2.3:{}",

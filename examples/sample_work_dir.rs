@@ -233,6 +233,7 @@ fn write_sample(work_dir: &Path, boot_id: String) {
                 checkpoint: true,
                 failover_timeout_seconds: 604_800.0,
                 role: String::new(),
+                principal: String::new(),
             },
             "scheduler-1@10.0.0.5:5050",
         )

@@ -46,6 +46,10 @@ pub struct Breakage {
     /// registered, for the executor the update names (docs/security.md SEC16 broken):
     /// a rogue local process's forged update goes through (the `rogue` oracle).
     pub accept_unregistered_updates: bool,
+    /// Group commit pipelined sends a batch's acknowledgements and forwards when it
+    /// starts the batch's sync instead of when the sync is done (docs/recovery-latency.md
+    /// P12 broken).
+    pub release_before_durable: bool,
     /// The agent launches every executor twice.
     pub launch_executor_twice: bool,
     /// The agent reports a killed task TASK_KILLED itself and leaves its executor running.
@@ -106,4 +110,11 @@ pub struct Breakage {
     /// instead of what it read, losing what earlier leaders acknowledged
     /// (docs/zookeeper.md Z8, Z16).
     pub master_forgets_zk_registry: bool,
+    /// The master skips the `run_tasks` ACL (docs/security.md SEC22): a framework runs
+    /// tasks as a user the ACLs refuse it (the `rogue` oracle, SEC36).
+    pub master_skips_run_tasks_acl: bool,
+    /// The master lets a framework re-register under another principal (docs/security.md
+    /// SEC40): the rogue framework fails another framework over (the `rogue` oracle,
+    /// SEC41).
+    pub master_ignores_framework_principal: bool,
 }

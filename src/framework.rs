@@ -48,6 +48,12 @@ pub trait Workload {
     fn teardown(&self) -> bool {
         false
     }
+    /// Whether this client is an operator's that never registers the framework
+    /// (`revenant teardown`, docs/security.md SEC42): on each connection it sends its
+    /// teardown only, which the master judges by the `teardown_frameworks` ACL.
+    fn operator(&self) -> bool {
+        false
+    }
     /// The master removed the framework (it was torn down): `run` returns after this.
     fn removed(&mut self, _message: &str) {}
     /// The master refused a request of the framework (docs/security.md SEC23): the
@@ -278,9 +284,11 @@ pub async fn run_following(
                 let outbox =
                     wire::serve(stream, link, &mut background, sender.clone(), Event::Wire);
                 last_heard = env.clock.now();
-                outbox.send(Body::RegisterFramework(proto::RegisterFramework {
-                    info: Some(info.clone()),
-                }));
+                if !workload.operator() {
+                    outbox.send(Body::RegisterFramework(proto::RegisterFramework {
+                        info: Some(info.clone()),
+                    }));
+                }
                 master = Some(outbox);
             }
             Event::ConnectFailed => {

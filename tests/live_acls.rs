@@ -2,7 +2,9 @@
 //! framework's registration, its tasks or its teardown by the ACL that says so, with a
 //! clear error to the framework and nothing run on any agent; `--credentials` lets
 //! only principals that prove their secret connect (agents included); an allowed
-//! principal works, with credentials and with TLS certificates alike.
+//! principal works, with credentials and with TLS certificates alike; a framework cannot
+//! re-register under another principal (SEC40), and an operator's teardown is judged by
+//! the `teardown_frameworks` ACL (SEC42).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod live;
@@ -207,7 +209,33 @@ fn credentials_and_acls_without_tls() {
         })
         .expect("submit printed its framework id");
 
-    // web may not tear its framework down; ops may.
+    // ops may not take web's framework over: a framework's principal cannot change
+    // (docs/security.md SEC40); nothing of its task runs.
+    let hijack = submit(
+        &mut cluster,
+        "submit-ops-as-web",
+        &address,
+        "t-hijack",
+        &strings(&[
+            "--framework-id",
+            &framework,
+            "--credentials",
+            &credential(&dir, "ops", "ops-secret"),
+        ]),
+    );
+    assert_eq!(cluster.wait_exit(hijack, SHORT).code(), Some(1));
+    let expected = format!(
+        "framework {framework} was registered with principal 'web'; it cannot re-register with principal 'ops' (a framework's principal cannot change)"
+    );
+    assert!(
+        cluster.log(hijack).contains(&expected),
+        "{}",
+        cluster.log(hijack)
+    );
+    assert!(cluster.log(master).contains(&expected));
+
+    // web may not tear its framework down; ops may, as an operator that never registers
+    // as the framework (SEC42).
     let teardown = |cluster: &mut Cluster, name: &str, credentials: &str| {
         cluster.spawn(
             name,
@@ -248,6 +276,7 @@ fn credentials_and_acls_without_tls() {
         cluster.log(agent)
     );
     assert!(!agent_ran(&cluster, agent, &work_dir, "t-guest"));
+    assert!(!agent_ran(&cluster, agent, &work_dir, "t-hijack"));
     assert!(
         agent_ran(&cluster, agent, &work_dir, "t-web"),
         "{}",

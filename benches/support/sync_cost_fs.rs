@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use revenant::os::real::RealFs;
-use revenant::os::{FileLock, FileSystem, LockError};
+use revenant::os::{FileLock, FileSystem, LocalFuture, LockError};
 
 /// What [`SyncCostFs`] does to a sync.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -59,6 +59,27 @@ impl FileSystem for SyncCostFs {
         match self.1 {
             Syncs::Skipped => Ok(()),
             Syncs::Delayed(_) => self.after_sync(self.0.sync_files(paths)),
+        }
+    }
+    /// Pipelined group commit: the group's real syncs run on `RealFs`'s sync threads;
+    /// with [`Syncs::Delayed`] the group then waits its flush without blocking the
+    /// caller's loop (a device flush keeps the disk busy, not the CPU).
+    fn start_sync_files(
+        &self,
+        paths: Vec<PathBuf>,
+    ) -> LocalFuture<'static, Result<(), (usize, io::Error)>> {
+        match self.1 {
+            Syncs::Skipped => Box::pin(std::future::ready(Ok(()))),
+            Syncs::Delayed(delay) => {
+                let started = self.0.start_sync_files(paths);
+                Box::pin(async move {
+                    let result = started.await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    result
+                })
+            }
         }
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -57,7 +57,8 @@ pub(crate) fn add_masters(
             agent_reregister_timeout: secs(scenario.master.agent_reregister_timeout_s),
             work_dir: Some(MASTERS_WORK_DIR.into()),
             breakage: options.breakage,
-            acls: Default::default(),
+            // docs/security.md SEC35: ACLs only in runs that draw the rogue.
+            acls: crate::rogue_framework::master_acls(scenario, seed),
         };
         let lease = secs(scenario.master.leader_lease_s);
         let incarnation = Rc::new(Cell::new(0u64));
@@ -130,6 +131,10 @@ pub(crate) fn add_agent_machine(
         restart_flags: RefCell::new(RestartFlags::default()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
+    // docs/recovery-latency.md P17 (validated: a finite, bounded, non-negative number).
+    machine.fs.set_group_sync_latency(Duration::from_secs_f64(
+        scenario.agent.disk_group_sync_ms / 1000.0,
+    ));
     // Modification times follow the machine's wall clock, jumps included (the agent
     // ages directories by them: docs/lifecycle-rules.md rule 5).
     let fs_clock = SimClock {
@@ -174,6 +179,28 @@ pub(crate) fn add_agent_machine(
         let restart_recover = scenario.agent.restart_recover.clone();
         // The rogue party, when the swarm draws it (docs/security.md SEC31).
         let rogue = crate::rogue::plan(scenario, seed);
+        // With it, the rogue framework (SEC35), on a host of its own.
+        if !rogue.is_empty() {
+            let plan = rogue.clone();
+            let machine = machine.clone();
+            let scenario = scenario.clone();
+            let observations = observations.clone();
+            sim.host(crate::rogue_framework::ROGUE_FRAMEWORK_HOST, move || {
+                let party = crate::rogue_framework::party(
+                    plan.clone(),
+                    machine.clone(),
+                    scenario.clone(),
+                    observations.clone(),
+                );
+                async move {
+                    party.await;
+                    Ok(())
+                }
+                .instrument(crate::trace::host_span(
+                    crate::rogue_framework::ROGUE_FRAMEWORK_HOST,
+                ))
+            });
+        }
         sim.host(AGENT_HOST, move || {
             // Agents 2, ... have supervisors of their own beside agent 1's; all of them
             // die with the machine.
@@ -450,10 +477,14 @@ impl revenant::framework::Workload for Recording {
         self.teardown.get()
     }
 
-    fn removed(&mut self, _message: &str) {
+    fn removed(&mut self, message: &str) {
         crate::history::framework_removed(self.index);
         let mut observations = self.observations.borrow_mut();
         observations.removed_frameworks.insert(self.index);
+        observations
+            .removal_messages
+            .entry(self.index)
+            .or_insert_with(|| message.to_owned());
         for (task, _) in &self.tasks {
             observations.gone_tasks.insert(task.task_id.clone());
         }

@@ -956,6 +956,9 @@ struct State {
     faults: Vec<Fault>,
     fault_rng: StdRng,
     counters: Counters,
+    /// How long a group sync started with `start_sync_files` takes, in simulated time
+    /// (zero: it syncs at once).
+    group_sync_latency: std::time::Duration,
 }
 
 impl State {
@@ -1222,6 +1225,7 @@ impl SimFs {
                 faults: Vec::new(),
                 fault_rng: StdRng::seed_from_u64(0),
                 counters: Counters::default(),
+                group_sync_latency: std::time::Duration::ZERO,
             })),
         }
     }
@@ -1243,6 +1247,19 @@ impl SimFs {
         let state = self.state.borrow();
         debug_assert_eq!(state.used_bytes, state.tree.live_bytes());
         state.used_bytes
+    }
+
+    /// How long a group sync started by an agent process
+    /// ([`revenant::os::FileSystem::start_sync_files`], group commit pipelined) takes
+    /// in simulated time; zero (the default) syncs at once. A power loss meanwhile
+    /// loses what the group had not yet made durable.
+    pub fn set_group_sync_latency(&self, latency: std::time::Duration) {
+        self.state.borrow_mut().group_sync_latency = latency;
+    }
+
+    /// See [`SimFs::set_group_sync_latency`].
+    pub fn group_sync_latency(&self) -> std::time::Duration {
+        self.state.borrow().group_sync_latency
     }
 
     /// Seeds the RNG that probabilistic faults draw from.

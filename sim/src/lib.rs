@@ -17,6 +17,7 @@
 //! | [`apply_fault`] | what each fault kind does to the running cluster |
 //! | [`oracles`] | the rules, one file each |
 //! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
+//! | [`rogue_framework`] | the rogue party's framework without rights: what the ACLs refuse, a failover under another principal |
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
@@ -53,6 +54,7 @@ pub mod messages;
 pub mod observations;
 pub mod oracles;
 pub mod rogue;
+pub mod rogue_framework;
 pub mod scenario;
 pub mod seams;
 pub mod shrink;

@@ -123,6 +123,9 @@ pub struct Observations {
     pub gc_removals: Vec<crate::gc_watch::Removal>,
     /// Frameworks (1, 2, ...) the master confirmed removed (FrameworkRemoved).
     pub removed_frameworks: BTreeSet<u32>,
+    /// What the master told each of those frameworks' schedulers when it said so: why it
+    /// was removed (docs/security.md SEC37, SEC39).
+    pub removal_messages: BTreeMap<u32, String>,
     /// Frameworks (1, 2, ...) whose scheduler left for good (`framework_leave`), and when.
     pub left_frameworks: BTreeMap<u32, Duration>,
     /// Tasks of frameworks gone for good other than by a teardown: their scheduler left
@@ -154,6 +157,19 @@ pub struct RogueLog {
     pub received: Vec<(Duration, &'static str, String)>,
     /// The uuids of the status updates it forged.
     pub forged_uuids: BTreeSet<Vec<u8>>,
+    /// The rogue framework's id, once a master registered it (SEC35).
+    pub framework_id: Option<String>,
+    /// What the rogue framework sent: (time, what).
+    pub framework_sent: Vec<(Duration, String)>,
+    /// What the masters sent the rogue framework: (time, kind, its connection (`own` or
+    /// `failover`) and what the message names: a framework id, or an update's task and
+    /// state).
+    pub framework_received: Vec<(Duration, &'static str, String)>,
+    /// Whether it tried to re-register as another framework (SEC41).
+    pub failover_tried: bool,
+    /// The framework whose teardown the rogue framework asked for: (its index in the
+    /// scenario, its id).
+    pub attacked: Option<(u32, String)>,
 }
 
 impl Observations {

@@ -85,17 +85,17 @@ pub fn plan(scenario: &Scenario, seed: u64) -> Vec<Planned> {
 
 /// A live executor as the work directory shows it: the ids a rogue can learn.
 #[derive(Clone, Debug)]
-struct Target {
-    agent: String,
-    framework: String,
-    executor: String,
-    run: String,
-    tasks: Vec<String>,
+pub(crate) struct Target {
+    pub(crate) agent: String,
+    pub(crate) framework: String,
+    pub(crate) executor: String,
+    pub(crate) run: String,
+    pub(crate) tasks: Vec<String>,
 }
 
 /// The executors agent 1's work directory lists (`meta/slaves/A/frameworks/F/executors/
 /// E/runs/R/tasks/T`), read without touching the disk's fault injection or counters.
-fn targets(machine: &Machine) -> Vec<Target> {
+pub(crate) fn targets(machine: &Machine) -> Vec<Target> {
     let meta = machine.work_dir.join("meta");
     let mut found: std::collections::BTreeMap<(String, String, String, String), Vec<String>> =
         std::collections::BTreeMap::new();

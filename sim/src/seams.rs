@@ -149,9 +149,14 @@ impl Listener for SimListener {
             } else {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
+            // docs/security.md SEC40: the principal the peer proved, as `principal@address`.
+            let peer = match crate::rogue_framework::principal_of_host(&peer_host) {
+                Some(principal) => format!("{principal}@{peer}"),
+                None => peer.to_string(),
+            };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
                 .tapped(false, self.3.as_deref());
-            Ok((Box::new(stream) as BoxStream, peer.to_string()))
+            Ok((Box::new(stream) as BoxStream, peer))
         })
     }
     fn local_addr(&self) -> io::Result<String> {
@@ -291,6 +296,30 @@ impl FileSystem for ProcessFs {
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         self.step()?;
         self.inner.sync_file(path)
+    }
+    /// With the disk's group sync latency set ([`SimFs::set_group_sync_latency`]), the
+    /// group's files are synced that much simulated time later, each as one counted
+    /// operation (a death armed at one lands there); until then a power loss loses
+    /// them, and a death of the process drops the sync with its task. Zero: at once.
+    fn start_sync_files(
+        &self,
+        paths: Vec<PathBuf>,
+    ) -> LocalFuture<'static, Result<(), (usize, io::Error)>> {
+        let latency = self.inner.group_sync_latency();
+        if latency.is_zero() {
+            let result = self.sync_files(&paths);
+            return Box::pin(std::future::ready(result));
+        }
+        let later = ProcessFs {
+            inner: self.inner.clone(),
+            crash_after: self.crash_after.clone(),
+            crashed: self.crashed.clone(),
+            task: self.task.clone(),
+        };
+        Box::pin(async move {
+            tokio::time::sleep(latency).await;
+            later.sync_files(&paths)
+        })
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.step()?;

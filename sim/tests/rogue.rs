@@ -1,6 +1,7 @@
-//! The rogue party (docs/security.md SEC31-SEC34, docs/simulator-reach.md 14s): it happens
-//! in the default sweep, the `rogue` oracle holds against the real agent, and it fails
-//! against a test-only breakage that lets a forged update through.
+//! The rogue party (docs/security.md SEC31-SEC42, docs/simulator-reach.md 14s): it happens
+//! in the default sweep, the `rogue` oracle holds against the real agent and master, and
+//! it fails against test-only breakages that let a forged update through, run a task the
+//! ACLs refuse, or let the rogue framework fail another framework over.
 
 use std::path::Path;
 
@@ -40,7 +41,10 @@ fn the_rogue_party_is_drawn_in_the_default_sweep() {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         for seed in 0..100 {
             let plan = rogue::plan(&scenario, seed);
-            if name.starts_with("regression_") || scenario.swarm.is_none() {
+            // Regressions of the rogue party itself keep it (their pinned seeds draw it).
+            if (name.starts_with("regression_") && !name.starts_with("regression_rogue_"))
+                || scenario.swarm.is_none()
+            {
                 assert!(plan.is_empty(), "{name} seed {seed} draws a rogue");
                 continue;
             }
@@ -115,5 +119,109 @@ fn the_rogue_oracle_fails_when_a_forged_update_gets_through() {
     });
     let (seed, violation) =
         caught.expect("the rogue oracle catches a forged update within 20 seeds");
+    eprintln!("rogue: caught at seed {seed}: {}", violation.message);
+}
+
+/// With a rogue in every run, the rogue framework registers with the master (in the
+/// default sweep's swarms too: the runs that draw the rogue), and the master refuses
+/// what it has no right to (SEC35, SEC36, SEC41): it hears its task's TASK_ERROR, and
+/// its failover as another framework is answered with the principal refusal.
+#[test]
+fn the_rogue_framework_registers_and_is_refused() {
+    for name in ["swarm_agent_machine", "swarm_master_failover"] {
+        let mut scenario = scenario(name);
+        scenario.swarm.as_mut().expect("a swarm").rogue_fraction = 1.0;
+        let (mut registered, mut failovers_refused) = (0, 0);
+        for seed in 0..4 {
+            let result = cluster::run(&scenario, seed, &RunOptions::default());
+            let log = &result.observations.rogue;
+            let rogue: Vec<_> = result
+                .violations
+                .iter()
+                .filter(|v| v.oracle == "rogue")
+                .collect();
+            assert!(rogue.is_empty(), "{name} seed {seed}: {rogue:?}");
+            if log.framework_id.is_some() {
+                registered += 1;
+                assert!(
+                    log.framework_received
+                        .iter()
+                        .any(|(_, kind, detail)| *kind == "status_update"
+                            && detail.ends_with("rogue-task TASK_ERROR")),
+                    "{name} seed {seed}: {:?}",
+                    log.framework_received
+                );
+            }
+            if log.framework_received.iter().any(|(_, kind, detail)| {
+                *kind == "framework_error"
+                    && detail.starts_with("failover ")
+                    && detail.contains("a framework's principal cannot change")
+            }) {
+                failovers_refused += 1;
+            }
+        }
+        eprintln!("{name}: registered {registered}/4, failovers refused {failovers_refused}");
+        assert!(
+            registered > 0,
+            "{name}: the rogue framework never registered"
+        );
+        assert!(
+            failovers_refused > 0,
+            "{name}: no failover under another principal was tried and refused"
+        );
+    }
+}
+
+/// Runs the always-rogue swarm with `breakage` until the `rogue` oracle fails, within
+/// `seeds` seeds; returns the seed and the violation.
+fn caught_with(breakage: Breakage, seeds: u64) -> (u64, revenant_sim::oracles::Violation) {
+    let scenario = always_rogue();
+    let options = RunOptions {
+        breakage,
+        ..RunOptions::default()
+    };
+    (0..seeds)
+        .find_map(|seed| {
+            let result = cluster::run(&scenario, seed, &options);
+            result
+                .violations
+                .into_iter()
+                .find(|v| v.oracle == "rogue")
+                .map(|v| (seed, v))
+        })
+        .unwrap_or_else(|| panic!("the rogue oracle catches {breakage:?} within {seeds} seeds"))
+}
+
+/// SEC36 broken on purpose: the master skips the `run_tasks` ACL, so the rogue
+/// framework's task as `root` is placed; the oracle fails.
+#[test]
+fn the_rogue_oracle_fails_when_the_master_skips_run_tasks() {
+    let (seed, violation) = caught_with(
+        Breakage {
+            master_skips_run_tasks_acl: true,
+            ..Breakage::default()
+        },
+        10,
+    );
+    eprintln!("rogue: caught at seed {seed}: {}", violation.message);
+}
+
+/// SEC40 broken on purpose: the master lets a framework's principal change, so the
+/// rogue framework's failover as another framework is registered; the oracle fails.
+#[test]
+fn the_rogue_oracle_fails_when_a_framework_principal_may_change() {
+    let (seed, violation) = caught_with(
+        Breakage {
+            master_ignores_framework_principal: true,
+            ..Breakage::default()
+        },
+        10,
+    );
+    assert!(
+        violation.message.contains("framework_registered")
+            || violation.message.contains("status_update"),
+        "{}",
+        violation.message
+    );
     eprintln!("rogue: caught at seed {seed}: {}", violation.message);
 }

@@ -21,25 +21,36 @@ impl Agent {
                     None => std::future::pending().await,
                 }
             };
+            // docs/recovery-latency.md P11-P16: a group's sync resolving comes first;
+            // no new event while the pipeline is full.
+            let busy = self.pipeline.busy();
+            let room = self.pipeline.has_room();
             tokio::select! {
                 biased;
-                event = inbox.recv() => {
+                durable = self.pipeline.oldest_done(), if busy => {
+                    self.group_durable(durable)?;
+                    next_tick = next_tick.min(self.next_deadline());
+                }
+                event = inbox.recv(), if room => {
                     let Some(event) = event else { continue };
                     if let Some(exit) = self.handle_events(event, &mut inbox)? {
+                        self.drain_groups()?;
                         return Ok(exit);
                     }
                     // The events may have armed an earlier timer.
                     next_tick = next_tick.min(self.next_deadline());
                 }
                 _ = asked_to_leave => {
+                    self.drain_groups()?;
                     if let Some(exit) = self.unregister() {
                         return Ok(exit);
                     }
                     next_tick = next_tick.min(self.next_deadline());
                 }
-                _ = sleep => {
-                    self.batch(|agent| agent.on_tick())?;
+                _ = sleep, if room => {
+                    self.pipelined_batch(|agent| agent.on_tick())?;
                     if self.unregister_deadline.is_some_and(|at| self.now() >= at) {
+                        self.drain_groups()?;
                         info!(target: "revenant::agent", "the master did not answer the unregistration: leaving anyway");
                         return Ok(self.shut_down("unregistered by the operator".into()));
                     }
@@ -57,7 +68,7 @@ impl Agent {
         inbox: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Result<Option<AgentExit>, AgentError> {
         let limit = self.config.status_update_batch;
-        self.batch(|agent| {
+        self.pipelined_batch(|agent| {
             let mut outcome = agent.handle_event(first)?;
             let mut handled = 1;
             while outcome.is_none() && handled < limit {

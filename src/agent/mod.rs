@@ -26,6 +26,7 @@ mod driver;
 mod executors;
 mod follow;
 mod gc;
+mod group_commit;
 mod http;
 mod lifecycle;
 mod master_link;
@@ -382,6 +383,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         recovery_errors: 0,
         registrations: 0,
         held: None,
+        pipeline: group_commit::Pipeline::default(),
         register_at_once: false,
         config,
     };
@@ -477,6 +479,9 @@ struct Agent {
     /// Group commit: while a batch runs, the messages it sends, in order, held until
     /// its checkpoint records are durable.
     held: Option<Vec<(Outbox, Body)>>,
+    /// Group commit pipelined: the groups whose sync was started, with the messages
+    /// they hold (docs/recovery-latency.md P11-P16).
+    pipeline: group_commit::Pipeline,
     /// The next registration goes without back-off (docs/recovery-rules.md R36).
     register_at_once: bool,
 }

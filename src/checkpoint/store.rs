@@ -12,12 +12,16 @@
 //!   deferred to [`CheckpointStore::commit`], which syncs every touched log with one
 //!   [`FileSystem::sync_files`]; the caller holds back whatever it would tell anyone
 //!   until `commit` returns `Ok`. Any other checkpoint write first syncs the deferred
-//!   appends, so files become durable in the order they would have without deferral;
+//!   appends, so files become durable in the order they would have without deferral.
+//!   Pipelined ([`CheckpointStore::start_commit`], docs/recovery-latency.md P11-P14):
+//!   the group's sync is started and the caller goes on; the logs stay "in flight"
+//!   until [`CheckpointStore::commit_done`], and any other checkpoint write (or a
+//!   later append outside a group) first syncs them again, at once;
 //! - every new directory is made durable (its parent synced) before files go in it;
 //! - every message is validated before it is written (ids present and matching the path).
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -27,7 +31,7 @@ use prost::Message;
 use super::paths::{MetaPaths, RunPath};
 use super::record::{self, FileKind};
 use crate::ids::{AgentId, ContainerId, FrameworkId, TaskId, Uuid};
-use crate::os::{FileSystem, ProcessId};
+use crate::os::{FileSystem, LocalFuture, ProcessId};
 use crate::proto::{
     status_update_record, AgentInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate,
     StatusUpdateRecord, Task,
@@ -118,6 +122,19 @@ pub struct CheckpointStore {
     /// Group commit: `Some` while log syncs are deferred, holding the logs appended to
     /// since the last sync.
     deferred: RefCell<Option<BTreeSet<PathBuf>>>,
+    /// Group commit pipelined: the logs of each group whose sync was started and has
+    /// not yet been reported done (nor synced by a barrier), by group number.
+    in_flight: RefCell<BTreeMap<u64, Vec<PathBuf>>>,
+    /// The number of the next group started.
+    next_group: std::cell::Cell<u64>,
+}
+
+/// A group's sync, started by [`CheckpointStore::start_commit`].
+pub struct Commit {
+    /// The group's number (hand it back to [`CheckpointStore::commit_done`]).
+    pub group: u64,
+    /// Resolves once every log is durable, or with the first failure.
+    pub sync: LocalFuture<'static, Result<(), StoreError>>,
 }
 
 fn failed<'a>(
@@ -142,6 +159,8 @@ impl CheckpointStore {
             #[cfg(feature = "breakage")]
             skip_dir_sync: false,
             deferred: RefCell::new(None),
+            in_flight: RefCell::new(BTreeMap::new()),
+            next_group: std::cell::Cell::new(0),
         }
     }
 
@@ -165,8 +184,60 @@ impl CheckpointStore {
     /// syncs at once again from now on. Returns how many files it synced. On an error
     /// the records' durability is unknown: the caller must drop what it held back.
     pub fn commit(&self) -> Result<usize, StoreError> {
-        let pending = self.deferred.borrow_mut().take().unwrap_or_default();
+        let mut pending = self.deferred.borrow_mut().take().unwrap_or_default();
+        pending.extend(
+            std::mem::take(&mut *self.in_flight.borrow_mut())
+                .into_values()
+                .flatten(),
+        );
         self.sync_logs(pending)
+    }
+
+    /// Ends group commit without waiting (docs/recovery-latency.md P11): starts one
+    /// [`FileSystem::start_sync_files`] of every log appended to since
+    /// [`CheckpointStore::defer_log_syncs`] and syncs at once again from now on. `None`
+    /// when nothing was appended. The caller holds back what it would tell anyone about
+    /// the group's records until the returned sync resolved `Ok` (P12), and then hands the
+    /// group's number to [`CheckpointStore::commit_done`]. Until then, any other checkpoint
+    /// write first syncs those logs again itself (P14).
+    pub fn start_commit(&self) -> Option<Commit> {
+        let pending = self.deferred.borrow_mut().take().unwrap_or_default();
+        if pending.is_empty() {
+            return None;
+        }
+        let paths: Vec<PathBuf> = pending.into_iter().collect();
+        let group = self.next_group.get();
+        self.next_group.set(group + 1);
+        self.in_flight.borrow_mut().insert(group, paths.clone());
+        let started = self.fs.start_sync_files(paths.clone());
+        let named = paths;
+        let sync = Box::pin(async move {
+            started.await.map_err(|(index, source)| StoreError {
+                path: named.get(index).cloned().unwrap_or_default(),
+                operation: "sync",
+                source,
+            })
+        });
+        Some(Commit { group, sync })
+    }
+
+    /// Group `group`'s sync resolved (`Ok` or not): its logs are no longer in flight.
+    pub fn commit_done(&self, group: u64) {
+        self.in_flight.borrow_mut().remove(&group);
+    }
+
+    /// Makes every log of a group still in flight durable now (one
+    /// [`FileSystem::sync_files`]): after `Ok`, every record appended before is durable,
+    /// whatever the groups' own syncs do later.
+    pub fn sync_in_flight(&self) -> Result<(), StoreError> {
+        let paths: BTreeSet<PathBuf> = std::mem::take(&mut *self.in_flight.borrow_mut())
+            .into_values()
+            .flatten()
+            .collect();
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.sync_logs(paths).map(|_| ())
     }
 
     /// Drops group commit without syncing (the caller is about to stop on an error and
@@ -178,11 +249,21 @@ impl CheckpointStore {
     /// Syncs the logs appended to so far under group commit (which stays on): called
     /// before any other checkpoint write, so that files become durable in the order
     /// they would have without deferral.
+    ///
+    /// Logs of groups still in flight are synced too (docs/recovery-latency.md P14).
     fn barrier(&self) -> Result<(), StoreError> {
-        let pending = match self.deferred.borrow_mut().as_mut() {
-            Some(pending) if !pending.is_empty() => std::mem::take(pending),
-            _ => return Ok(()),
+        let mut pending = match self.deferred.borrow_mut().as_mut() {
+            Some(pending) => std::mem::take(pending),
+            None => BTreeSet::new(),
         };
+        pending.extend(
+            std::mem::take(&mut *self.in_flight.borrow_mut())
+                .into_values()
+                .flatten(),
+        );
+        if pending.is_empty() {
+            return Ok(());
+        }
         self.sync_logs(pending).map(|_| ())
     }
 
@@ -447,6 +528,8 @@ impl CheckpointStore {
                 pending.insert(path.to_path_buf());
                 return Ok(());
             }
+            // Outside a group: the groups in flight become durable first (P14).
+            self.barrier()?;
         }
         self.fs.sync_file(path).map_err(failed(path, "sync"))
     }

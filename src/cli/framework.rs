@@ -10,7 +10,9 @@ use revenant::proto::{CommandInfo, FrameworkInfo, StatusUpdate, TaskInfo};
 use super::query as cli_query;
 use super::{block_on, duration, leader_detector, masters, TlsArgs};
 
-/// Registers as the framework (failing its scheduler over) and tears it down.
+/// Asks the master, as an operator, to tear the framework down (docs/security.md SEC42):
+/// it never registers as the framework, so its scheduler is not failed over, and the
+/// `teardown_frameworks` ACL judges this client's principal.
 struct TearDown {
     started: tokio::time::Instant,
     timeout: Duration,
@@ -31,6 +33,9 @@ impl revenant::framework::Workload for TearDown {
         self.refused = Some(message.to_owned());
     }
     fn teardown(&self) -> bool {
+        true
+    }
+    fn operator(&self) -> bool {
         true
     }
     fn removed(&mut self, message: &str) {
@@ -197,11 +202,6 @@ pub struct TeardownArgs {
     /// How long to wait for the master's confirmation.
     #[arg(long, default_value = "10secs", value_parser = duration)]
     pub timeout: Duration,
-    /// The role to register the framework with (default `*`); the master's
-    /// `register_frameworks` ACL decides whether this principal may (docs/security.md
-    /// SEC22).
-    #[arg(long)]
-    pub role: Option<String>,
 }
 
 /// `revenant teardown`.
@@ -215,7 +215,6 @@ pub fn teardown(args: TeardownArgs) -> ExitCode {
         master,
         framework_id,
         timeout,
-        role,
         ..
     } = args;
     if framework_id.trim().is_empty() {
@@ -225,8 +224,6 @@ pub fn teardown(args: TeardownArgs) -> ExitCode {
     let info = FrameworkInfo {
         id: framework_id.clone(),
         name: "revenant-teardown".into(),
-        checkpoint: true,
-        role: role.unwrap_or_default(),
         ..Default::default()
     };
     let mut workload = TearDown {
@@ -316,6 +313,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         checkpoint,
         failover_timeout_seconds: 3600.0,
         role: role.unwrap_or_default(),
+        ..Default::default()
     };
     let mut workload = FollowOne {
         task,

@@ -286,7 +286,10 @@ impl Master {
                 .entry(framework_id)
                 .or_insert_with(|| FrameworkRecord {
                     info: framework.clone(),
-                    principal: None,
+                    // docs/security.md SEC40: the principal the master that registered
+                    // it named.
+                    principal: (!framework.principal.is_empty())
+                        .then(|| framework.principal.clone()),
                     outbox: None,
                     missed_pongs: 0,
                     disconnected_at: Some(elected_at),

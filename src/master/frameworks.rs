@@ -30,6 +30,9 @@ impl Master {
     /// is away hears it when it re-registers).
     pub(super) fn teardown_framework(&mut self, connection: ConnectionId, framework: FrameworkId) {
         let from_itself = matches!(self.connections.get(&connection), Some((Peer::Framework(peer), _)) if *peer == framework);
+        // docs/security.md SEC42: a connection that registered nothing is an operator's
+        // (`revenant teardown`); the teardown_frameworks ACL decides for it.
+        let from_operator = matches!(self.connections.get(&connection), Some((Peer::Unknown, _)));
         let outbox = self.outbox(connection);
         if self.is_torn_down(&framework) {
             if let Some(outbox) = outbox {
@@ -40,8 +43,26 @@ impl Master {
             }
             return;
         }
-        if !from_itself {
+        if !from_itself && !from_operator {
             warn!(framework = %framework, "teardown from a connection not registered as that framework: refused");
+            if let Some(outbox) = &outbox {
+                outbox.send(Body::FrameworkError(proto::FrameworkError {
+                    framework_id: framework.to_string(),
+                    message: format!(
+                        "a framework may tear down only itself, not framework {framework}"
+                    ),
+                }));
+            }
+            return;
+        }
+        if !self.frameworks.contains_key(&framework) {
+            warn!(framework = %framework, "teardown of a framework this master does not know: refused");
+            if let Some(outbox) = &outbox {
+                outbox.send(Body::FrameworkError(proto::FrameworkError {
+                    framework_id: framework.to_string(),
+                    message: format!("no framework {framework} is known to this master"),
+                }));
+            }
             return;
         }
         // docs/security.md SEC22, SEC23: the tearing-down principal must be allowed to
@@ -59,6 +80,13 @@ impl Master {
             self.refuse_framework(connection, framework.as_str(), &refusal);
             return;
         }
+        // Its scheduler, when an operator tears it down, hears it as a framework
+        // registering with a removed id does (SEC42).
+        let scheduler = self
+            .frameworks
+            .get(&framework)
+            .and_then(|f| f.outbox.clone())
+            .filter(|scheduler| scheduler.id() != connection);
         let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
         else {
             return;
@@ -66,6 +94,15 @@ impl Master {
         info!(framework = %framework, tasks, killed, agents_told = agents, "framework torn down");
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.0 = Peer::Unknown;
+        }
+        if let Some(scheduler) = scheduler {
+            if let Some(entry) = self.connections.get_mut(&scheduler.id()) {
+                entry.0 = Peer::Unknown;
+            }
+            scheduler.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
+                framework_id: framework.to_string(),
+                message: TORN_DOWN_MESSAGE.into(),
+            }));
         }
         if let Some(outbox) = outbox {
             outbox.send(Body::FrameworkRemoved(proto::FrameworkRemoved {
@@ -225,7 +262,36 @@ impl Master {
         self.send_to_framework(&framework, update);
     }
 
+    /// Whether agents this master knows may still re-register and report the principals
+    /// of their frameworks: within `agent_reregister_timeout` of its election, while one
+    /// it knows has not been heard (docs/security.md SEC40).
+    fn agents_may_still_report(&self) -> bool {
+        self.env
+            .clock
+            .now()
+            .saturating_duration_since(self.elected_at)
+            < self.config.agent_reregister_timeout
+            && self
+                .agents
+                .values()
+                .any(|a| a.phase == AgentPhase::Disconnected && !a.heard_since_election)
+    }
+
+    /// The registrations held by SEC40, once no agent may report more: each is decided
+    /// as if it arrived now (a connection closed meanwhile is forgotten).
+    pub(super) fn registrations_after_recovery(&mut self) {
+        if self.deferred_registrations.is_empty() || self.agents_may_still_report() {
+            return;
+        }
+        for (connection, info) in std::mem::take(&mut self.deferred_registrations) {
+            if self.connections.contains_key(&connection) {
+                self.register_framework(connection, info);
+            }
+        }
+    }
+
     pub(super) fn register_framework(&mut self, connection: ConnectionId, mut info: FrameworkInfo) {
+        let reregistering = !info.id.is_empty();
         if info.id.is_empty() {
             info.id = new_id(&self.env, "framework");
         }
@@ -255,6 +321,46 @@ impl Master {
             self.refuse_framework(connection, id.as_str(), &refusal);
             return;
         }
+        // docs/security.md SEC40: with the id of a framework this master does not know
+        // yet, under a principal, the registration waits until the agents that may hold
+        // the framework have reported its principal (or can no longer).
+        if reregistering
+            && principal.is_some()
+            && !self.frameworks.contains_key(&id)
+            && self.agents_may_still_report()
+        {
+            info!(framework = %id, "framework registration deferred: its principal is known once the agents have re-registered");
+            self.deferred_registrations.push((connection, info));
+            return;
+        }
+        // docs/security.md SEC40: a framework's principal cannot change; a registration
+        // under another one is refused and nothing changes (its scheduler stays).
+        let registered = self.frameworks.get(&id).map(|f| f.principal.as_deref());
+        let unchanged = crate::security::framework_principal::check(
+            id.as_str(),
+            registered,
+            principal.as_deref(),
+        )
+        .or_else(|changed| {
+            if broken!(self.config.breakage.master_ignores_framework_principal) {
+                Ok(())
+            } else {
+                Err(changed)
+            }
+        });
+        if let Err(changed) = unchanged {
+            warn!(framework = %id, refusal = %changed, "framework registration refused");
+            if let Some(outbox) = &outbox {
+                outbox.send(Body::FrameworkError(proto::FrameworkError {
+                    framework_id: id.to_string(),
+                    message: changed.to_string(),
+                }));
+            }
+            return;
+        }
+        // SEC40: the master names the principal in the framework's information, so that
+        // agents checkpoint it and report it to a newly elected master.
+        info.principal = principal.clone().unwrap_or_default();
         if let Some(entry) = self.connections.get_mut(&connection) {
             entry.1 = entry.1.clone();
             entry.0 = Peer::Framework(id.clone());
@@ -286,10 +392,8 @@ impl Master {
             missed_pongs: 0,
             disconnected_at: None,
         });
-        // The principal that registered it first stays its principal (SEC22).
-        if record.principal.is_none() {
-            record.principal = principal;
-        }
+        // Equal to the one it had, if it had one (SEC40).
+        record.principal = principal;
         record.info = info;
         record.outbox = outbox;
         record.missed_pongs = 0;

@@ -104,6 +104,7 @@ impl Master {
         if !self.leading {
             return;
         }
+        self.registrations_after_recovery();
         if !self.pending_tasks.is_empty()
             && self
                 .agents

@@ -209,6 +209,7 @@ pub async fn run_with_registry(
         next_ping: None,
         ping_sequence: 0,
         pending_tasks: Vec::new(),
+        deferred_registrations: Vec::new(),
         principals: BTreeMap::new(),
     };
     master.tick();
@@ -282,6 +283,10 @@ struct Master {
     elected_at: Instant,
     /// Tasks submitted while no agent was registered, placed when one registers.
     pending_tasks: Vec<(FrameworkId, TaskInfo)>,
+    /// Registrations under a principal with the id of a framework this master does not
+    /// know yet, held while its agents may still report the framework's principal
+    /// (docs/security.md SEC40).
+    deferred_registrations: Vec<(ConnectionId, FrameworkInfo)>,
 }
 
 fn new_id(env: &Env, prefix: &str) -> String {

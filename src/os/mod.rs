@@ -91,8 +91,29 @@ pub trait FileSystem {
         }
         Ok(())
     }
+    /// Starts [`FileSystem::sync_files`] on `paths` and returns at once; the future
+    /// resolves with what `sync_files` would have returned, once every file is durable
+    /// (group commit pipelined, docs/recovery-latency.md P11). Until it resolved `Ok`,
+    /// none of the files may be taken for durable; dropping it leaves them as a crash
+    /// during `sync_files` would. The default syncs at once and returns a ready future.
+    fn start_sync_files(
+        &self,
+        paths: Vec<PathBuf>,
+    ) -> LocalFuture<'static, Result<(), (usize, io::Error)>> {
+        let result = self.sync_files(&paths);
+        Box::pin(std::future::ready(result))
+    }
     /// Makes the names in directory `path` durable (fsync of the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes the names in every directory of `paths` durable, as `sync_dir` on each would
+    /// (any order, possibly concurrently; a failure as for
+    /// [`FileSystem::sync_files`]). The default syncs them one after another.
+    fn sync_dirs(&self, paths: &[PathBuf]) -> Result<(), (usize, io::Error)> {
+        for (index, path) in paths.iter().enumerate() {
+            self.sync_dir(path).map_err(|error| (index, error))?;
+        }
+        Ok(())
+    }
     /// Creates one directory; its parent must exist. `AlreadyExists` if it does.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Renames `from` to `to`, atomically replacing `to` if it exists.

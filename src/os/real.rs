@@ -94,7 +94,7 @@ impl SyncTarget {
 struct SyncJob {
     index: usize,
     target: SyncTarget,
-    done: std::sync::mpsc::Sender<(usize, io::Result<()>)>,
+    done: Box<dyn FnOnce(usize, io::Result<()>) + Send>,
 }
 
 /// [`SYNC_THREADS_MAX`] threads that live as long as their [`RealFs`] and sync whatever
@@ -123,23 +123,28 @@ impl SyncPool {
                     let Ok(job) = job else {
                         return;
                     };
-                    let _ = job.done.send((job.index, job.target.sync()));
+                    (job.done)(job.index, job.target.sync());
                 });
         }
         SyncPool { jobs }
     }
 
-    /// Syncs every target, in parallel; the first failure by index, if any.
-    fn sync_all(&self, targets: Vec<SyncTarget>) -> Result<(), (usize, io::Error)> {
-        let count = targets.len();
-        let (done, results) = std::sync::mpsc::channel();
+    /// Hands every target to the workers, each reporting to `report`; a target no worker
+    /// could take is synced here. Returns how many the workers took, and the failures
+    /// of those synced here.
+    fn hand_out(
+        &self,
+        targets: Vec<SyncTarget>,
+        report: impl Fn(usize, io::Result<()>) + Clone + Send + 'static,
+    ) -> (usize, Vec<(usize, io::Error)>) {
         let mut failures = Vec::new();
         let mut sent = 0;
         for (index, target) in targets.into_iter().enumerate() {
+            let report = report.clone();
             let job = SyncJob {
                 index,
                 target,
-                done: done.clone(),
+                done: Box::new(report),
             };
             match self.jobs.send(job) {
                 Ok(()) => sent += 1,
@@ -151,17 +156,55 @@ impl SyncPool {
                 }
             }
         }
-        drop(done);
+        (sent, failures)
+    }
+
+    /// Syncs every target, in parallel; the first failure by index, if any.
+    fn sync_all(&self, targets: Vec<SyncTarget>) -> Result<(), (usize, io::Error)> {
+        let (done, results) = std::sync::mpsc::channel();
+        let (sent, mut failures) = self.hand_out(targets, move |index, result| {
+            let _ = done.send((index, result));
+        });
         for (index, result) in results.iter().take(sent) {
             if let Err(error) = result {
                 failures.push((index, error));
             }
         }
-        debug_assert!(failures.len() <= count);
-        match failures.into_iter().min_by_key(|(index, _)| *index) {
-            Some(failure) => Err(failure),
-            None => Ok(()),
-        }
+        first_failure(failures)
+    }
+
+    /// As [`SyncPool::sync_all`], without waiting: the future resolves once every
+    /// target's sync returned (group commit pipelined, docs/recovery-latency.md P11).
+    fn start_all(
+        &self,
+        targets: Vec<SyncTarget>,
+    ) -> super::LocalFuture<'static, Result<(), (usize, io::Error)>> {
+        let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+        let (sent, mut failures) = self.hand_out(targets, move |index, result| {
+            let _ = done.send((index, result));
+        });
+        Box::pin(async move {
+            for _ in 0..sent {
+                match results.recv().await {
+                    Some((_, Ok(()))) => {}
+                    Some((index, Err(error))) => failures.push((index, error)),
+                    // A worker ended without answering: durability unknown.
+                    None => {
+                        failures.push((0, io::Error::other("a sync worker ended")));
+                        break;
+                    }
+                }
+            }
+            first_failure(failures)
+        })
+    }
+}
+
+/// The failure of the lowest index, if any.
+fn first_failure(failures: Vec<(usize, io::Error)>) -> Result<(), (usize, io::Error)> {
+    match failures.into_iter().min_by_key(|(index, _)| *index) {
+        Some(failure) => Err(failure),
+        None => Ok(()),
     }
 }
 
@@ -173,6 +216,31 @@ impl RealFs {
             group_sync,
             pool: std::cell::OnceCell::new(),
         }
+    }
+
+    /// What to sync for each of `paths`: the cached append handle when it still names
+    /// the path, else the file opened for the sync.
+    fn sync_targets(&self, paths: &[PathBuf]) -> Result<Vec<SyncTarget>, (usize, io::Error)> {
+        use std::os::unix::fs::MetadataExt;
+        let handles = self.append_handles.borrow();
+        let mut targets = Vec::with_capacity(paths.len());
+        for (index, path) in paths.iter().enumerate() {
+            let cached = handles.get(path).filter(|(_, dev, ino)| {
+                fs::metadata(path)
+                    .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
+            });
+            targets.push(match cached {
+                Some((file, _, _)) => SyncTarget {
+                    file: file.clone(),
+                    cached: true,
+                },
+                None => SyncTarget {
+                    file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
+                    cached: false,
+                },
+            });
+        }
+        Ok(targets)
     }
 
     fn forget_handles_under(&self, path: &Path) {
@@ -260,25 +328,7 @@ impl FileSystem for RealFs {
             }
             return Ok(());
         }
-        let handles = self.append_handles.borrow();
-        let mut targets = Vec::with_capacity(paths.len());
-        for (index, path) in paths.iter().enumerate() {
-            let cached = handles.get(path).filter(|(_, dev, ino)| {
-                fs::metadata(path)
-                    .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
-            });
-            targets.push(match cached {
-                Some((file, _, _)) => SyncTarget {
-                    file: file.clone(),
-                    cached: true,
-                },
-                None => SyncTarget {
-                    file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
-                    cached: false,
-                },
-            });
-        }
-        drop(handles);
+        let targets = self.sync_targets(paths)?;
         if self.group_sync == GroupSync::Syncfs {
             let mut devices = BTreeMap::new();
             for (index, target) in targets.iter().enumerate() {
@@ -300,8 +350,47 @@ impl FileSystem for RealFs {
         self.pool.get_or_init(SyncPool::start).sync_all(targets)
     }
 
+    /// Group commit pipelined (docs/recovery-latency.md P11): with
+    /// [`GroupSync::Parallel`], the group's `fdatasync`s go to the [`SyncPool`] and the
+    /// agent's loop goes on; the future resolves when the last returned. The other
+    /// ways sync at once, as [`RealFs::sync_files`].
+    fn start_sync_files(
+        &self,
+        paths: Vec<PathBuf>,
+    ) -> super::LocalFuture<'static, Result<(), (usize, io::Error)>> {
+        if paths.is_empty() || self.group_sync != GroupSync::Parallel {
+            let result = self.sync_files(&paths);
+            return Box::pin(std::future::ready(result));
+        }
+        match self.sync_targets(&paths) {
+            Ok(targets) => self.pool.get_or_init(SyncPool::start).start_all(targets),
+            Err(failure) => Box::pin(std::future::ready(Err(failure))),
+        }
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    /// With [`GroupSync::Parallel`], every directory's `fsync` on the [`SyncPool`] at
+    /// once, so that ext4 folds them into a few journal commits: recovery syncs every
+    /// directory it read (docs/recovery-rules.md R14), hundreds with 50 executors,
+    /// which one after another cost most of a restart (docs/recovery-latency.md P18).
+    fn sync_dirs(&self, paths: &[PathBuf]) -> Result<(), (usize, io::Error)> {
+        if paths.len() <= 1 || self.group_sync != GroupSync::Parallel {
+            for (index, path) in paths.iter().enumerate() {
+                self.sync_dir(path).map_err(|error| (index, error))?;
+            }
+            return Ok(());
+        }
+        let mut targets = Vec::with_capacity(paths.len());
+        for (index, path) in paths.iter().enumerate() {
+            targets.push(SyncTarget {
+                file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
+                cached: false,
+            });
+        }
+        self.pool.get_or_init(SyncPool::start).sync_all(targets)
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {

@@ -54,6 +54,7 @@ pub fn framework_info() -> FrameworkInfo {
         checkpoint: true,
         failover_timeout_seconds: 3600.0,
         role: String::new(),
+        principal: String::new(),
     }
 }
 

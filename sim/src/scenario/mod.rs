@@ -334,6 +334,11 @@ pub struct AgentFlags {
     /// `--executor_reregistration_retry_interval` (none by default).
     #[serde(default)]
     pub executor_reregistration_retry_interval_s: Option<f64>,
+    /// How long the machine's disk takes, in simulated milliseconds, to sync a group
+    /// commit started in the background (0, the default: at once). A power loss during
+    /// it loses the group's records (docs/recovery-latency.md P17).
+    #[serde(default)]
+    pub disk_group_sync_ms: f64,
 }
 
 fn reconnect() -> String {

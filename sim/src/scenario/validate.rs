@@ -327,6 +327,12 @@ impl Scenario {
         ) {
             return Err("agent.reconfiguration_policy must be equal or additive".into());
         }
+        let latency = self.agent.disk_group_sync_ms;
+        if !(latency.is_finite() && (0.0..=60_000.0).contains(&latency)) {
+            return Err(format!(
+                "agent.disk_group_sync_ms must be a number of milliseconds in [0, 60000], not {latency}"
+            ));
+        }
         Ok(())
     }
 }
