@@ -289,13 +289,10 @@ pub async fn run(env: Env, settings: ExecutorSettings, runner: Rc<dyn TaskRunner
         if let Some(first) = wakes.values().map(|p| p.deadline).min() {
             wait = wait.min(first.saturating_duration_since(now));
         }
-        let sleep = env.clock.sleep(wait.max(TICK_MIN));
-        let event = tokio::select! {
-            biased;
-            event = inbox.recv() => event,
-            _ = sleep => None,
+        let Some(event) = wire::next_event(&mut inbox, &*env.clock, wait.max(TICK_MIN)).await
+        else {
+            continue;
         };
-        let Some(event) = event else { continue };
         match event {
             Event::Connected(stream) => {
                 connecting = false;

@@ -269,13 +269,9 @@ pub async fn run_following(
                 }));
             }
         }
-        let sleep = env.clock.sleep(TICK);
-        let event = tokio::select! {
-            biased;
-            event = inbox.recv() => event,
-            _ = sleep => None,
+        let Some(event) = wire::next_event(&mut inbox, &*env.clock, TICK).await else {
+            continue;
         };
-        let Some(event) = event else { continue };
         match event {
             Event::Connected(stream) => {
                 connecting = false;

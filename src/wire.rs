@@ -288,6 +288,22 @@ where
     }
 }
 
+/// The next event of a role's loop (executor, framework): what `inbox` delivers within
+/// `wait`, or `None` when the wait ends first or the inbox is closed. A ready event wins
+/// over an ended wait (`biased`: docs/design.md's determinism rules).
+pub async fn next_event<E>(
+    inbox: &mut mpsc::UnboundedReceiver<E>,
+    clock: &dyn crate::os::Clock,
+    wait: Duration,
+) -> Option<E> {
+    let sleep = clock.sleep(wait);
+    tokio::select! {
+        biased;
+        event = inbox.recv() => event,
+        _ = sleep => None,
+    }
+}
+
 /// One connection as its role sees it: its id and who is at the other end (for logs).
 #[derive(Clone)]
 pub struct Link {

@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::fs::{Fault, FaultError, Op, OpSet};
-use crate::scenario::{FaultKind, FaultSpec, Scenario};
+use crate::scenario::{FaultKind, FaultSpec, Scenario, Swarm};
 use crate::seams::derive_seed;
 
 /// The operation kinds (and groups) an aimed disk error may name.
@@ -182,24 +182,11 @@ const SWARM_OPS: &[&str] = &[
 /// Aims the share `aimed_disk_error_fraction` of the swarm's drawn disk errors: each gets
 /// a path prefix, an operation kind, or both, drawn from a stream of its own.
 pub fn aim_drawn(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
-    let Some(fraction) = scenario
-        .swarm
-        .as_ref()
-        .map(|s| s.aimed_disk_error_fraction)
-        .filter(|f| *f > 0.0)
-    else {
-        return;
-    };
-    for (index, fault) in drawn
-        .iter_mut()
-        .filter(|f| f.kind == FaultKind::DiskError)
-        .enumerate()
+    let share = |swarm: &Swarm| swarm.aimed_disk_error_fraction;
+    let stream = (seed, "aimed-disk-error");
+    for (fault, mut rng) in
+        crate::faults::picked(scenario, stream, drawn, FaultKind::DiskError, share)
     {
-        let mut rng =
-            StdRng::seed_from_u64(derive_seed(seed, &format!("aimed-disk-error-{index}")));
-        if !rng.gen_bool(fraction.clamp(0.0, 1.0)) {
-            continue;
-        }
         // Path, op, or both.
         let which = rng.gen_range(0..3);
         if which != 1 {

@@ -76,7 +76,7 @@ pub(crate) fn add_masters(
                 ))),
             );
             env.fs = Rc::new(disk.clone());
-            let detector = master::LeaseContender::new(
+            let detector = revenant::detector::LeaseContender::new(
                 env.fs.clone(),
                 env.clock.clone(),
                 std::path::Path::new(MASTERS_WORK_DIR),
@@ -445,7 +445,7 @@ impl revenant::framework::Workload for Recording {
         }
         let mut memory = self.memory.borrow_mut();
         memory.heard.insert(status.task_id.clone());
-        if revenant::agent::status_updates::is_terminal(status.state()) {
+        if revenant::domain::task_state::is_terminal(status.state()) {
             memory.ended.insert(status.task_id.clone());
         }
         drop(memory);
@@ -566,7 +566,8 @@ fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     config.executor_reregistration_retry_interval =
         flags.executor_reregistration_retry_interval_s.map(secs);
     if flags.reconfiguration_policy.as_deref() == Some("additive") {
-        config.reconfiguration_policy = agent::ReconfigurationPolicy::Additive;
+        config.reconfiguration_policy =
+            revenant::domain::resources::ReconfigurationPolicy::Additive;
     }
     config.executor_command = vec!["revenant".into(), "executor".into()];
     match &flags.resources {

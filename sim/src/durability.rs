@@ -143,7 +143,9 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
             };
             Promise::Resources {
                 agent,
-                resources: revenant::agent::describe_resources(&message.checkpointed_resources),
+                resources: revenant::domain::resources::describe_resources(
+                    &message.checkpointed_resources,
+                ),
             }
         }
         _ => return,
@@ -188,7 +190,7 @@ fn resources_in(tree: &BTreeMap<PathBuf, Entry>, work_dir: &Path) -> Option<Stri
             Err(_) => break,
         }
     }
-    Some(revenant::agent::describe_resources(&resources))
+    Some(revenant::domain::resources::describe_resources(&resources))
 }
 
 /// The `task.updates` files of task `task` in `tree`.

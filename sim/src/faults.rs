@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use revenant::os::FileSystem;
 
 use crate::fs::SimFs;
-use crate::scenario::{AgentTarget, FaultKind, FaultSpec, ReservationSpec, Scenario};
+use crate::scenario::{AgentTarget, FaultKind, FaultSpec, ReservationSpec, Scenario, Swarm};
 use crate::seams::derive_seed;
 
 /// The kinds the first swarms drew from the one shared `swarm` stream (in the order of
@@ -511,22 +511,34 @@ const RECORD_HEADER_BYTES: u64 = 12;
 /// drawn `torn_append` keeps, with odds `f`, at most 1 to 11 bytes, so that the tear
 /// lands inside the record's header. From a stream of its own (rule 8).
 pub fn tear_headers(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
-    let Some(fraction) = scenario
-        .swarm
-        .as_ref()
-        .map(|s| s.torn_header_fraction)
-        .filter(|f| *f > 0.0)
-    else {
-        return;
+    let share = |swarm: &Swarm| swarm.torn_header_fraction;
+    let stream = (seed, "torn-header");
+    for (fault, mut rng) in picked(scenario, stream, drawn, FaultKind::TornAppend, share) {
+        fault.ops = Some(rng.gen_range(1..RECORD_HEADER_BYTES));
+    }
+}
+
+/// The faults of `kind` in a drawn schedule that the swarm's share (`share` reads it
+/// from `[swarm]`; none without a swarm or at 0) picks: each with odds `share`, from a
+/// stream of its own, `<stream>-<n>` for the n-th drawn fault of that kind, so that
+/// nothing else the swarm draws moves (docs/simulator-reach.md rule 8). Each comes with
+/// its stream, to draw its details from.
+pub fn picked<'a>(
+    scenario: &Scenario,
+    (seed, stream): (u64, &str),
+    drawn: &'a mut [FaultSpec],
+    kind: FaultKind,
+    share: fn(&Swarm) -> f64,
+) -> Vec<(&'a mut FaultSpec, StdRng)> {
+    let Some(fraction) = scenario.swarm.as_ref().map(share).filter(|f| *f > 0.0) else {
+        return Vec::new();
     };
-    for (index, fault) in drawn
-        .iter_mut()
-        .filter(|f| f.kind == FaultKind::TornAppend)
-        .enumerate()
-    {
-        let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("torn-header-{index}")));
+    let mut picked = Vec::new();
+    for (index, fault) in drawn.iter_mut().filter(|f| f.kind == kind).enumerate() {
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, &format!("{stream}-{index}")));
         if rng.gen_bool(fraction.clamp(0.0, 1.0)) {
-            fault.ops = Some(rng.gen_range(1..RECORD_HEADER_BYTES));
+            picked.push((fault, rng));
         }
     }
+    picked
 }

@@ -318,7 +318,7 @@ pub fn resources_on_disk(fs: &crate::fs::SimFs, work_dir: &std::path::Path) -> O
             Err(_) => break,
         }
     }
-    Some(revenant::agent::describe_resources(&resources))
+    Some(revenant::domain::resources::describe_resources(&resources))
 }
 
 /// Installs (once per process) a panic hook that records every panic of a thread that is

@@ -207,19 +207,16 @@ pub struct TeardownArgs {
 /// `revenant teardown`.
 pub fn teardown(args: TeardownArgs) -> ExitCode {
     super::init_warnings();
+    let env = match args.tls.client_env() {
+        Ok(env) => env,
+        Err(code) => return code,
+    };
     let TeardownArgs {
         master,
         framework_id,
         timeout,
-        tls,
+        ..
     } = args;
-    let env = match tls.env(false) {
-        Ok((env, _)) => env,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
     if framework_id.trim().is_empty() {
         eprintln!("error: --framework-id must name a framework");
         return ExitCode::FAILURE;
@@ -295,12 +292,9 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         tls,
         role,
     } = args;
-    let env = match tls.env(false) {
-        Ok((env, _)) => env,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
+    let env = match tls.client_env() {
+        Ok(env) => env,
+        Err(code) => return code,
     };
     let task_id = task_id.unwrap_or_else(|| format!("task-{:08x}", env.random.next_u64() as u32));
     let task = TaskInfo {

@@ -4,6 +4,7 @@
 //! masters).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -95,6 +96,15 @@ impl TlsArgs {
     /// error names the bad flag or file.
     pub fn env(&self, logging: bool) -> Result<(Env, Option<revenant::tls::TlsFiles>), String> {
         self.env_as(logging, false)
+    }
+
+    /// [`TlsArgs::env`] for a one-shot client command (`submit`, `teardown`): warnings
+    /// on stderr; a bad flag or file is printed and the command exits 2.
+    pub fn client_env(&self) -> Result<Env, ExitCode> {
+        self.env(false).map(|(env, _)| env).map_err(|error| {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        })
     }
 
     /// [`TlsArgs::env`] for the master: its listener accepts the credentials listed.

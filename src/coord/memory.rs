@@ -49,37 +49,31 @@ fn parent(path: &str) -> &str {
 }
 
 impl Tree {
+    /// `path` changed or went: its node watches fire.
     fn fire(&mut self, path: &str) {
-        let due: Vec<(String, u64)> = self
-            .watches
-            .iter()
-            .filter(|(p, _)| p == path)
-            .cloned()
-            .collect();
-        for key in due {
-            self.watches.remove(&key);
-            self.events
-                .entry(key.1)
-                .or_default()
-                .push(CoordEvent::NodeChanged(path.to_owned()));
-        }
+        let event = CoordEvent::NodeChanged(path.to_owned());
+        take_watches(&mut self.watches, &mut self.events, path, event);
     }
 
     /// A child of `path` was created or deleted: its child watches fire.
     fn fire_children(&mut self, path: &str) {
-        let due: Vec<(String, u64)> = self
-            .child_watches
-            .iter()
-            .filter(|(p, _)| p == path)
-            .cloned()
-            .collect();
-        for key in due {
-            self.child_watches.remove(&key);
-            self.events
-                .entry(key.1)
-                .or_default()
-                .push(CoordEvent::ChildrenChanged(path.to_owned()));
-        }
+        let event = CoordEvent::ChildrenChanged(path.to_owned());
+        take_watches(&mut self.child_watches, &mut self.events, path, event);
+    }
+}
+
+/// Removes the one-shot watches on `path` from `watches` and queues `event` for each
+/// session that held one, in session order.
+fn take_watches(
+    watches: &mut BTreeSet<(String, u64)>,
+    events: &mut BTreeMap<u64, Vec<CoordEvent>>,
+    path: &str,
+    event: CoordEvent,
+) {
+    let due: Vec<(String, u64)> = watches.iter().filter(|(p, _)| p == path).cloned().collect();
+    for key in due {
+        watches.remove(&key);
+        events.entry(key.1).or_default().push(event.clone());
     }
 }
 

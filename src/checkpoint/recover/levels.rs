@@ -104,75 +104,92 @@ impl Walk<'_> {
             return Ok(state);
         }
         let frameworks_dir = dir.join(paths::FRAMEWORKS_DIR);
-        let names = self.list(&frameworks_dir, &mut state.errors)?;
-        let mut frameworks = Vec::with_capacity(names.len());
-        for name in names {
-            let framework = self.framework(&frameworks_dir, FrameworkId::new(name))?;
-            state.errors += framework.errors;
-            frameworks.push((framework.id.clone(), framework));
-        }
-        state.frameworks = frameworks.into_iter().collect();
+        state.frameworks = self.children(
+            &frameworks_dir,
+            &mut state.errors,
+            skip_none,
+            Self::framework,
+        )?;
         Ok(state)
     }
 
+    /// Reads each entry of `dir` but those `skip` picks with `read` (ids in the
+    /// listing's sorted order), each child's errors counted into `errors` too.
+    fn children<L: Level>(
+        &mut self,
+        dir: &Path,
+        errors: &mut u32,
+        skip: fn(&str) -> bool,
+        read: fn(&mut Self, &Path, String) -> Result<L, RecoveryError>,
+    ) -> Result<BTreeMap<L::Id, L>, RecoveryError> {
+        let names = self.list(dir, errors)?;
+        let mut children = Vec::with_capacity(names.len());
+        for name in names {
+            if skip(&name) {
+                continue;
+            }
+            let child = read(self, dir, name)?;
+            *errors += child.errors();
+            children.push((child.id().clone(), child));
+        }
+        // Sorted already (listings are): built in one pass rather than insert by insert.
+        Ok(children.into_iter().collect())
+    }
+
+    /// Reads the info file `file` (`what` in errors) of the directory `<parent>/<name>`
+    /// into `info`; that directory when the file held one, `None` when not (nothing
+    /// below it is read then).
+    fn info_of<M: Message + Default>(
+        &mut self,
+        (parent, name): (&Path, &str),
+        (file, what): (&str, &str),
+        info: &mut Option<M>,
+        errors: &mut u32,
+    ) -> Result<Option<PathBuf>, RecoveryError> {
+        let dir = paths::child(parent, name);
+        *info = self.read_info(&dir.join(file), what, errors)?;
+        Ok(info.is_some().then_some(dir))
+    }
+
     /// `frameworks_dir`: `slaves/<agent>/frameworks`.
-    pub(super) fn framework(
+    fn framework(
         &mut self,
         frameworks_dir: &Path,
-        id: FrameworkId,
+        id: String,
     ) -> Result<FrameworkState, RecoveryError> {
         let mut state = FrameworkState {
-            id,
+            id: FrameworkId::new(id),
             ..FrameworkState::default()
         };
-        let dir = paths::child(frameworks_dir, state.id.as_str());
-        let info_path = dir.join(paths::FRAMEWORK_INFO_FILE);
-        state.info = self.read_info(&info_path, "framework info", &mut state.errors)?;
-        if state.info.is_none() {
-            return Ok(state);
+        let at = (frameworks_dir, state.id.as_str());
+        let file = (paths::FRAMEWORK_INFO_FILE, "framework info");
+        if let Some(dir) = self.info_of(at, file, &mut state.info, &mut state.errors)? {
+            let pid_path = dir.join(paths::FRAMEWORK_PID_FILE);
+            state.pid = self.read_text(&pid_path, "framework pid", &mut state.errors)?;
+            let executors_dir = dir.join(paths::EXECUTORS_DIR);
+            state.executors =
+                self.children(&executors_dir, &mut state.errors, skip_none, Self::executor)?;
         }
-        let pid_path = dir.join(paths::FRAMEWORK_PID_FILE);
-        state.pid = self.read_text(&pid_path, "framework pid", &mut state.errors)?;
-        let executors_dir = dir.join(paths::EXECUTORS_DIR);
-        let names = self.list(&executors_dir, &mut state.errors)?;
-        let mut executors = Vec::with_capacity(names.len());
-        for name in names {
-            let executor = self.executor(&executors_dir, ExecutorId::new(name))?;
-            state.errors += executor.errors;
-            executors.push((executor.id.clone(), executor));
-        }
-        state.executors = executors.into_iter().collect();
         Ok(state)
     }
 
     /// `executors_dir`: `.../frameworks/<framework>/executors`.
-    pub(super) fn executor(
+    fn executor(
         &mut self,
         executors_dir: &Path,
-        id: ExecutorId,
+        id: String,
     ) -> Result<ExecutorState, RecoveryError> {
         let mut state = ExecutorState {
-            id,
+            id: ExecutorId::new(id),
             ..ExecutorState::default()
         };
-        let dir = paths::child(executors_dir, state.id.as_str());
-        let info_path = dir.join(paths::EXECUTOR_INFO_FILE);
-        state.info = self.read_info(&info_path, "executor info", &mut state.errors)?;
-        if state.info.is_none() {
+        let file = (paths::EXECUTOR_INFO_FILE, "executor info");
+        let at = (executors_dir, state.id.as_str());
+        let Some(dir) = self.info_of(at, file, &mut state.info, &mut state.errors)? else {
             return Ok(state);
-        }
+        };
         let runs_dir = dir.join(paths::RUNS_DIR);
-        let names = self.list(&runs_dir, &mut state.errors)?;
-        let mut runs = Vec::with_capacity(names.len());
-        for name in names {
-            if name == paths::LATEST_SYMLINK || name.starts_with('.') {
-                continue;
-            }
-            let run_state = self.run(&runs_dir, ContainerId::new(name))?;
-            state.errors += run_state.errors;
-            runs.push((run_state.id.clone(), run_state));
-        }
-        state.runs = runs.into_iter().collect();
+        state.runs = self.children(&runs_dir, &mut state.errors, not_a_run, Self::run)?;
         let link = runs_dir.join(paths::LATEST_SYMLINK);
         if let Some(latest) = self.read_latest(&link, &mut state.errors)? {
             let latest = ContainerId::new(latest);
@@ -190,13 +207,9 @@ impl Walk<'_> {
     }
 
     /// `runs_dir`: `.../executors/<executor>/runs`.
-    pub(super) fn run(
-        &mut self,
-        runs_dir: &Path,
-        id: ContainerId,
-    ) -> Result<RunState, RecoveryError> {
+    fn run(&mut self, runs_dir: &Path, id: String) -> Result<RunState, RecoveryError> {
         let mut state = RunState {
-            id,
+            id: ContainerId::new(id),
             ..RunState::default()
         };
         let dir = paths::child(runs_dir, state.id.as_str());
@@ -241,28 +254,15 @@ impl Walk<'_> {
 
         if names.iter().any(|name| name == paths::TASKS_DIR) {
             let tasks_dir = dir.join(paths::TASKS_DIR);
-            let names = self.list(&tasks_dir, &mut state.errors)?;
-            let mut tasks = Vec::with_capacity(names.len());
-            for name in names {
-                let task = self.task(&tasks_dir, TaskId::new(name))?;
-                state.errors += task.errors;
-                tasks.push((task.id.clone(), task));
-            }
-            // Sorted already (listings are): built in one pass rather than insert by
-            // insert.
-            state.tasks = tasks.into_iter().collect();
+            state.tasks = self.children(&tasks_dir, &mut state.errors, skip_none, Self::task)?;
         }
         Ok(state)
     }
 
     /// `tasks_dir`: `.../runs/<container>/tasks`.
-    pub(super) fn task(
-        &mut self,
-        tasks_dir: &Path,
-        id: TaskId,
-    ) -> Result<TaskState, RecoveryError> {
+    fn task(&mut self, tasks_dir: &Path, id: String) -> Result<TaskState, RecoveryError> {
         let mut state = TaskState {
-            id,
+            id: TaskId::new(id),
             ..TaskState::default()
         };
         // One buffer for both files (sized for the longer name).
@@ -323,3 +323,42 @@ impl Walk<'_> {
         Ok(state)
     }
 }
+
+/// Every entry of a directory is a child.
+fn skip_none(_name: &str) -> bool {
+    false
+}
+
+/// In `runs/`, the `latest` link and hidden names are not runs.
+fn not_a_run(name: &str) -> bool {
+    name == paths::LATEST_SYMLINK || name.starts_with('.')
+}
+
+/// A directory level of the recovered tree below the agent (framework, executor, run,
+/// task): kept in its parent's map by id, its errors counted into the parent's too.
+trait Level {
+    type Id: Ord + Clone;
+    fn id(&self) -> &Self::Id;
+    fn errors(&self) -> u32;
+}
+
+macro_rules! level {
+    ($($state:ty => $id:ty),* $(,)?) => {$(
+        impl Level for $state {
+            type Id = $id;
+            fn id(&self) -> &$id {
+                &self.id
+            }
+            fn errors(&self) -> u32 {
+                self.errors
+            }
+        }
+    )*};
+}
+
+level!(
+    FrameworkState => FrameworkId,
+    ExecutorState => ExecutorId,
+    RunState => ContainerId,
+    TaskState => TaskId,
+);
