@@ -101,6 +101,11 @@ impl Master {
     pub(super) fn tick(&mut self) {
         let now = self.env.clock.now();
         self.maintain_leadership();
+        // The simulator's tap: what /state would answer now (docs/task-lifecycle.md L25).
+        #[cfg(feature = "coverage")]
+        if crate::observe::master_states_wanted() {
+            crate::observe::report_master_state(&self.config.listen, self.state());
+        }
         if !self.leading {
             return;
         }
