@@ -5,7 +5,7 @@
 //! leaves here the same typed `/state` answer an operator would get over HTTP, keyed by
 //! the address it listens on; the simulator takes them ([`take_master_states`]) and
 //! judges them against what the frameworks heard and the process table saw
-//! (docs/task-lifecycle.md L25 to L28). Nothing is logged and no message is sent, so a
+//! (docs/task-lifecycle.md L25 to L27). Nothing is logged and no message is sent, so a
 //! run with the tap is the same run, byte for byte, as one without. A simulation runs on
 //! one thread; the tap is per thread.
 

@@ -1,7 +1,7 @@
-//! What the masters report at the end of a run: in the run's final second the driver asks
-//! every master for its `/state` (through `revenant::observe`, which sends no message and
-//! logs nothing, so the run is the same run), and keeps each master's latest answer with
-//! its time in the observations. The `master_state` oracle judges them
+//! What the masters report during a run: at every tick each master leaves its `/state`
+//! (through `revenant::observe`, which sends no message and logs nothing, so the run is
+//! the same run); the driver keeps each master's latest answer with its time, and every
+//! change of an agent's phase in a leading master's answers, in the observations. The `master_state` oracle judges them
 //! (docs/task-lifecycle.md L25 to L27).
 
 use std::cell::RefCell;
@@ -9,17 +9,10 @@ use std::time::Duration;
 
 use crate::observations::Observations;
 
-/// How long before the end of the run the masters start reporting (each reports at its
-/// tick, every 250 ms, so every live master reports several times in it).
-pub const WINDOW: Duration = Duration::from_secs(1);
-
-/// Called by the driver after each step, at simulated time `now`: in the final
-/// [`WINDOW`] of a run of `duration`, asks the masters for their reports and keeps the
-/// latest of each.
-pub fn after_step(observations: &RefCell<Observations>, now: Duration, duration: Duration) {
-    if now + WINDOW < duration {
-        return;
-    }
+/// Called by the driver after each step, at simulated time `now`: takes the reports the
+/// masters left at their ticks (every 250 ms), records each change of an agent's phase
+/// in a leading master's report, and keeps each master's latest report.
+pub fn after_step(observations: &RefCell<Observations>, now: Duration, _duration: Duration) {
     if !revenant::observe::master_states_wanted() {
         revenant::observe::want_master_states(true);
         return;
@@ -30,6 +23,25 @@ pub fn after_step(observations: &RefCell<Observations>, now: Duration, duration:
     }
     let mut observations = observations.borrow_mut();
     for (master, state) in reports {
+        if state.leading {
+            for agent in &state.agents {
+                let key = (master.clone(), agent.id.clone());
+                let changed = observations
+                    .master_agent_phases
+                    .iter()
+                    .rev()
+                    .find(|(_, m, a, _)| (m, a) == (&key.0, &key.1))
+                    .is_none_or(|(_, _, _, phase)| *phase != agent.phase);
+                if changed {
+                    observations.master_agent_phases.push((
+                        now,
+                        key.0,
+                        key.1,
+                        agent.phase.clone(),
+                    ));
+                }
+            }
+        }
         observations.master_reports.insert(master, (now, state));
     }
 }

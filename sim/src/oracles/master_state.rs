@@ -1,9 +1,8 @@
-//! Rules L25, L26 and L27 of `docs/task-lifecycle.md`: what the leading master reports
-//! at the end of the run (its `/state`, taken by `crate::master_reports`) agrees with what
-//! the frameworks heard (the history, recorded on the frameworks' side of the wire):
-//! - L25: an agent the frameworks heard removed (a master's TASK_LOST with reason
-//!   AGENT_REMOVED naming it) is listed, if at all, as removed: never re-admitted under
-//!   its old id;
+//! Rules L25, L26 and L27 of `docs/task-lifecycle.md`: what the leading masters report
+//! (their `/state`, taken at every tick by `crate::master_reports`) agrees with what the
+//! frameworks heard (the history, recorded on the frameworks' side of the wire):
+//! - L25: an agent a leading master listed removed is never listed connected or
+//!   disconnected again (judged over every tick's report, not only the last);
 //! - L26: a task whose framework heard a terminal state is not listed in a non-terminal
 //!   state;
 //! - L27: every task listed was submitted by a framework.
@@ -17,38 +16,45 @@ use revenant::agent::status_updates::is_terminal;
 use revenant::proto::TaskState;
 
 use super::Violation;
-use crate::history::Source;
 use crate::observations::Observations;
-
-/// The reason the master gives a task it reports lost with its removed agent.
-const AGENT_REMOVED: &str = "REASON_AGENT_REMOVED";
+use crate::scenario::Scenario;
 
 /// Checks the rules.
-pub fn check(observations: &Observations) -> Vec<Violation> {
+pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
+    let end = std::time::Duration::from_secs_f64(scenario.duration_s.max(0.0));
     let mut out = Vec::new();
     let deliveries = &observations.history.deliveries;
-    // L25: the agents the frameworks heard removed, with when they first heard it.
-    let mut removed: BTreeMap<&str, std::time::Duration> = BTreeMap::new();
     // L26: the tasks whose framework heard a terminal state: the first one heard.
     let mut ended: BTreeMap<&str, (std::time::Duration, TaskState)> = BTreeMap::new();
     for delivery in deliveries {
-        if delivery.source == Source::Master
-            && delivery.state == TaskState::TaskLost
-            && delivery.reason == AGENT_REMOVED
-            && !delivery.agent_id.is_empty()
-        {
-            removed
-                .entry(delivery.agent_id.as_str())
-                .or_insert(delivery.time);
-        }
         if is_terminal(delivery.state) {
             ended
                 .entry(delivery.task.as_str())
                 .or_insert((delivery.time, delivery.state));
         }
     }
+    // L25: once a leading master listed an agent removed, no leading master lists it
+    // connected or disconnected again.
+    let mut removed: BTreeMap<&str, (std::time::Duration, &str)> = BTreeMap::new();
+    for (time, master, agent, phase) in &observations.master_agent_phases {
+        if phase == "removed" {
+            removed.entry(agent.as_str()).or_insert((*time, master.as_str()));
+        } else if let Some((at, by)) = removed.get(agent.as_str()) {
+            out.push(Violation {
+                time: *time,
+                oracle: "master_state",
+                message: format!(
+                    "{master} lists agent {agent} {phase} at {:.3} s, but {by} had removed it at {:.3} s: a removed agent was admitted again under its old id (L25)",
+                    time.as_secs_f64(),
+                    at.as_secs_f64()
+                ),
+            });
+        }
+    }
     for (master, (time, report)) in &observations.master_reports {
-        if !report.leading {
+        // The end of the run: a master's last report from its final second (a master
+        // that died earlier said nothing at the end).
+        if !report.leading || *time + std::time::Duration::from_secs(1) < end {
             continue;
         }
         let mut push = |message: String| {
@@ -59,17 +65,6 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
             })
         };
         for agent in &report.agents {
-            if agent.phase != "removed" {
-                if let Some(heard) = removed.get(agent.id.as_str()) {
-                    push(format!(
-                        "agent {} ({}) is {}, but the frameworks heard it removed at {:.3} s (L25)",
-                        agent.id,
-                        agent.address,
-                        agent.phase,
-                        heard.as_secs_f64()
-                    ));
-                }
-            }
             for task in &agent.tasks {
                 let state = TaskState::from_str_name(&task.state).unwrap_or_default();
                 if is_terminal(state) {

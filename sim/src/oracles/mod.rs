@@ -73,7 +73,7 @@ pub fn check_after(
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
     out.extend(rogue::check(observations));
-    out.extend(master_state::check(observations));
+    out.extend(master_state::check(scenario, observations));
     out.extend(update_retries::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
