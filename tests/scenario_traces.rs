@@ -234,6 +234,7 @@ catalogue!(
     regression_liveness_after_master_answer,
     regression_master_answer_ahead_of_update_stream,
     regression_master_restart_forgets_rebooted_agent,
+    regression_meta_collected_before_sandbox,
     regression_old_agent_collected,
     regression_old_agent_listing_fails,
     regression_old_agent_rescheduled_after_restart,

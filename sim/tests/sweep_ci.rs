@@ -62,13 +62,11 @@ fn sweep_of_every_scenario_is_green() {
     // other failure, or these seeds failing another oracle, fails the test.
     // (Seeds 806 and 933 were pinned as regressions and fixed:
     // regression_acknowledged_update_wiped_by_operator,
-    // regression_stale_reregistration_after_restart; so were swarm_agent_machine 1413
-    // and 1652 and swarm_master_failover 381 and 1817: regression_recovered_unsynced_*,
-    // regression_launch_of_task_with_unacknowledged_terminal_update.)
-    // swarm_agent_machine 1916 (found 2026-11-30 after the simulator's and the agent's
-    // rooms, executor wakes and R25 merged): a completed framework's sandbox left on
-    // disk past gc_delay; not yet shrunk, pinned or fixed.
-    const OPEN_FINDINGS: [(&str, u64, &str); 1] = [("swarm_agent_machine.toml", 1916, "[leaked]")];
+    // regression_stale_reregistration_after_restart; so were swarm_agent_machine 1413,
+    // 1652 and 1916 and swarm_master_failover 381 and 1817: regression_recovered_unsynced_*,
+    // regression_meta_collected_before_sandbox,
+    // regression_launch_of_task_with_unacknowledged_terminal_update.) None is open now.
+    const OPEN_FINDINGS: [(&str, u64, &str); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracle)| {
             f.scenario.ends_with(file)

@@ -121,14 +121,27 @@ impl Agent {
             container,
         };
         let [run_sandbox, executor_sandbox, _] = sandbox_dirs(&self.config.work_dir, &run);
+        // Scheduled in this order (sandboxes, then meta) with rule 24's delays.
+        let run_meta = self.paths.run(&run);
+        let executor_meta = self.paths.executor(agent, fid, eid);
+        let run_delay = self.aged_delay(&run_sandbox);
+        let executor_delay = self.aged_delay(&executor_sandbox);
         let dirs = [
-            run_sandbox,
-            executor_sandbox,
-            self.paths.run(&run),
-            self.paths.executor(agent, fid, eid),
+            (run_sandbox, run_delay, None),
+            (executor_sandbox, executor_delay, None),
+            (run_meta, None, run_delay),
+            (executor_meta, None, executor_delay),
         ];
-        for dir in dirs {
-            self.schedule_aged(dir);
+        for (dir, sandbox_delay, recorded_delay) in dirs {
+            let delay = match sandbox_delay {
+                Some(delay) => Some(delay),
+                None => self
+                    .aged_delay(&dir)
+                    .map(|delay| delay.max(recorded_delay.unwrap_or_default())),
+            };
+            if let Some(delay) = delay {
+                self.schedule_gc(dir, delay);
+            }
         }
     }
 
@@ -156,8 +169,7 @@ impl Agent {
         }
         crate::coverage::point!("agent_old_run_rescheduled");
         let [run_sandbox, _, _] = sandbox_dirs(&self.config.work_dir, &run);
-        self.schedule_aged(run_sandbox);
-        self.schedule_aged(self.paths.run(&run));
+        self.schedule_meta_after_sandbox(run_sandbox, self.paths.run(&run));
     }
 
     /// Rules 3 and 5: a framework whose every executor recovery found completed is
@@ -173,8 +185,20 @@ impl Agent {
             .join(agent.as_str())
             .join(paths::FRAMEWORKS_DIR)
             .join(fid.as_str());
-        self.schedule_aged(sandbox);
-        self.schedule_aged(self.paths.framework(agent, fid));
+        let meta = self.paths.framework(agent, fid);
+        self.schedule_meta_after_sandbox(sandbox, meta);
+    }
+
+    /// docs/lifecycle-rules.md rule 24: the meta record is scheduled no earlier than
+    /// the sandbox it records (each aged by rule 5).
+    fn schedule_meta_after_sandbox(&mut self, sandbox: PathBuf, meta: PathBuf) {
+        let sandbox_delay = self.aged_delay(&sandbox);
+        if let Some(delay) = sandbox_delay {
+            self.schedule_gc(sandbox, delay);
+        }
+        if let Some(delay) = self.aged_delay(&meta) {
+            self.schedule_gc(meta, delay.max(sandbox_delay.unwrap_or_default()));
+        }
     }
 
     /// Rule 7: once registered as a new agent, every directory of another agent id, in
