@@ -33,12 +33,9 @@ pub fn after_step(observations: &RefCell<Observations>, now: Duration, _duration
                     .find(|(_, m, a, _)| (m, a) == (&key.0, &key.1))
                     .is_none_or(|(_, _, _, phase)| *phase != agent.phase);
                 if changed {
-                    observations.master_agent_phases.push((
-                        now,
-                        key.0,
-                        key.1,
-                        agent.phase.clone(),
-                    ));
+                    observations
+                        .master_agent_phases
+                        .push((now, key.0, key.1, agent.phase.clone()));
                 }
             }
         }

@@ -806,7 +806,12 @@ fn master_state_catches_a_removed_agent_readmitted() {
         master_readmits_removed_agents: true,
         ..Breakage::default()
     };
-    let caught = caught_by("regression_removed_agent_restarts.toml", 31, breakage, "master_state");
+    let caught = caught_by(
+        "regression_removed_agent_restarts.toml",
+        31,
+        breakage,
+        "master_state",
+    );
     assert!(
         caught.iter().any(|m| m.contains("(L25)")),
         "master_state did not catch a removed agent admitted again: {caught:?}"
@@ -830,7 +835,12 @@ fn master_state_catches_a_terminal_update_it_did_not_record() {
         master_forgets_terminal_updates: true,
         ..Breakage::default()
     };
-    let caught = caught_by("agent_restart_reconnects_executor.toml", 0, breakage, "master_state");
+    let caught = caught_by(
+        "agent_restart_reconnects_executor.toml",
+        0,
+        breakage,
+        "master_state",
+    );
     assert!(
         caught.iter().any(|m| m.contains("(L26)")),
         "master_state did not catch a terminal update the master forgot: {caught:?}"

@@ -38,7 +38,9 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let mut removed: BTreeMap<&str, (std::time::Duration, &str)> = BTreeMap::new();
     for (time, master, agent, phase) in &observations.master_agent_phases {
         if phase == "removed" {
-            removed.entry(agent.as_str()).or_insert((*time, master.as_str()));
+            removed
+                .entry(agent.as_str())
+                .or_insert((*time, master.as_str()));
         } else if let Some((at, by)) = removed.get(agent.as_str()) {
             out.push(Violation {
                 time: *time,

@@ -108,7 +108,10 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             && observations.agent_running_at_end
             && !observations.framework_gone(&last.task)
             && !receipts.registrations.iter().any(|at| *at > last.time)
-            && !receipts.acknowledgements.iter().any(|(_, acked)| *acked == uuid)
+            && !receipts
+                .acknowledgements
+                .iter()
+                .any(|(_, acked)| *acked == uuid)
             && !observations
                 .agent_exits
                 .iter()
@@ -187,9 +190,9 @@ impl Disturbances {
                         && ![&fault.a, &fault.b]
                             .iter()
                             .any(|side| side.as_deref().is_some_and(touches_agent_machine)) => {}
-                FaultKind::Partition | FaultKind::Delay => {
-                    out.windows.push((at, at + lasting + Duration::from_secs(1)))
-                }
+                FaultKind::Partition | FaultKind::Delay => out
+                    .windows
+                    .push((at, at + lasting + Duration::from_secs(1))),
                 FaultKind::DelayMessage => earliest(&mut out.held_from, at),
                 FaultKind::Duplicate => earliest(&mut out.duplicates_from, at),
                 // Crashes and reboots end in a registration (a new stretch); the
@@ -211,7 +214,9 @@ impl Disturbances {
     }
 
     fn overlaps(&self, from: Duration, to: Duration) -> bool {
-        self.windows.iter().any(|(start, end)| *start <= to && *end >= from)
+        self.windows
+            .iter()
+            .any(|(start, end)| *start <= to && *end >= from)
     }
 
     /// Whether a receipt between `from` and `to` may have arrived late or early.
