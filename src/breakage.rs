@@ -81,6 +81,18 @@ pub struct Breakage {
     /// is answered only once `agent_reregister_timeout` has passed since its election,
     /// even when no agent is awaited (docs/lifecycle-rules.md rule 13).
     pub master_waits_to_reconcile_unknown_tasks: bool,
+    /// The master forgets that it removed an agent: a removed agent that re-registers
+    /// under its old id is admitted again (docs/task-lifecycle.md L25 broken).
+    pub master_readmits_removed_agents: bool,
+    /// The master forwards an agent's terminal update without recording it: its `/state`
+    /// keeps the task in its earlier state (docs/task-lifecycle.md L26 broken).
+    pub master_forgets_terminal_updates: bool,
+    /// The agent sends every unacknowledged head again at each of its wake-ups, without
+    /// back-off (docs/task-lifecycle.md L28 broken).
+    pub update_retries_flood: bool,
+    /// The agent never retries an unacknowledged update on its timer (it still sends the
+    /// heads again when it re-registers) (docs/task-lifecycle.md L29 broken).
+    pub update_retries_skipped: bool,
     /// A task for an executor id whose run is terminating replaces that run in the
     /// agent's map with a new one (as it once did), instead of ending TASK_LOST
     /// (docs/lifecycle-rules.md rule 14).

@@ -21,6 +21,7 @@
 //! | [`master`] | the master: agents, frameworks, task placement, forwarding, pings, reconciliation |
 //! | [`framework`] | the framework library behind `revenant submit`, `revenant tasks` and the simulator's workload |
 //! | [`coverage`] | named recovery branches counted by the simulator (compiled out without the `coverage` feature) |
+//! | `observe` | the simulator's tap on the masters' `/state` (only with the `coverage` feature) |
 //! | `breakage` | test-only broken behaviours that show the simulator's oracles can fail (only with the `breakage` feature, which the simulator turns on) |
 //!
 //! The agent never touches the operating system directly: it is handed an [`os::Env`],
@@ -65,6 +66,8 @@ pub mod executor;
 pub mod framework;
 pub mod http;
 pub mod master;
+#[cfg(feature = "coverage")]
+pub mod observe;
 pub mod registry;
 pub mod security;
 pub mod tls;

@@ -51,6 +51,7 @@ pub(crate) fn drive(
     crate::drops::clear();
     crate::history::begin();
     crate::durability::begin();
+    crate::update_receipts::begin();
     crate::gc_watch::begin();
     crate::fault_log::begin();
     crate::seams::hang_executors(
@@ -116,7 +117,9 @@ pub(crate) fn drive(
         }
         driver.crash_at_messages(now);
         driver.crash_point_power_loss();
+        crate::master_reports::after_step(&driver.observations, driver.sim.elapsed(), duration);
     }
+    revenant::observe::want_master_states(false);
     frameworks.done.set(true);
     let observations = driver.finish();
     violations.extend(crate::zk::finish());
@@ -439,6 +442,7 @@ impl Driver<'_, '_> {
             let mut observations = observations.borrow_mut();
             observations.history = crate::history::take_all();
             observations.durability_losses = crate::durability::take_losses();
+            observations.update_receipts = crate::update_receipts::take();
             observations.gc_removals = crate::gc_watch::take();
         }
         observations

@@ -19,6 +19,8 @@
 //! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
 //! | [`rogue_framework`] | the rogue party's framework without rights: what the ACLs refuse, a failover under another principal |
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
+//! | [`master_reports`] | what each master's `/state` said at the end of the run, for the `master_state` oracle |
+//! | [`update_receipts`] | the status updates and registrations the masters received from the agent machine, with times |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
@@ -50,6 +52,7 @@ pub mod fuzzing;
 pub mod gc_watch;
 pub mod history;
 pub mod junit;
+pub mod master_reports;
 pub mod messages;
 pub mod observations;
 pub mod oracles;
@@ -61,6 +64,7 @@ pub mod shrink;
 pub mod sweep;
 pub mod timeline;
 pub mod trace;
+pub mod update_receipts;
 pub mod wake_faults;
 pub mod zk;
 pub mod zk_faults;

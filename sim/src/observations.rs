@@ -145,6 +145,15 @@ pub struct Observations {
     pub wall_at_end: Option<std::time::SystemTime>,
     /// What the rogue party (`crate::rogue`) sent and what it was answered.
     pub rogue: RogueLog,
+    /// What each master's `/state` said last, by the master's address: (when, the report) (`revenant::observe`, docs/task-lifecycle.md
+    /// L25 to L27).
+    pub master_reports: BTreeMap<String, (Duration, revenant::http::state::MasterState)>,
+    /// Each change of an agent's phase in a leading master's `/state`: (when, master,
+    /// agent id, phase) (docs/task-lifecycle.md L25).
+    pub master_agent_phases: Vec<(Duration, String, String, String)>,
+    /// Status updates and registrations the masters received from the agent machine
+    /// (`crate::update_receipts`, docs/task-lifecycle.md L28 and L29).
+    pub update_receipts: crate::update_receipts::Receipts,
 }
 
 /// What the rogue party did and heard, recorded on its side of the connection

@@ -778,3 +778,112 @@ fn leaked_judges_runs_with_disk_errors() {
     );
     eprintln!("leaked with disk errors: caught at seed {}", seed.unwrap());
 }
+
+/// The violations of `oracle` in the run of `scenario` at `seed` with `breakage`.
+fn caught_by(scenario: &str, seed: u64, breakage: Breakage, oracle: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(scenario);
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let options = RunOptions {
+        breakage,
+        ..RunOptions::default()
+    };
+    cluster::run(&scenario, seed, &options)
+        .violations
+        .into_iter()
+        .filter(|v| v.oracle == oracle)
+        .map(|v| v.message)
+        .collect()
+}
+
+/// docs/task-lifecycle.md L25: with the master admitting a removed agent again under its
+/// old id, the leading master's `/state` at the end lists as connected an agent whose
+/// tasks the framework heard lost with it; the unbroken run holds.
+#[test]
+fn master_state_catches_a_removed_agent_readmitted() {
+    let breakage = Breakage {
+        master_readmits_removed_agents: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(
+        "regression_removed_agent_restarts.toml",
+        31,
+        breakage,
+        "master_state",
+    );
+    assert!(
+        caught.iter().any(|m| m.contains("(L25)")),
+        "master_state did not catch a removed agent admitted again: {caught:?}"
+    );
+    eprintln!("master_state: {}", caught[0]);
+    let unbroken = caught_by(
+        "regression_removed_agent_restarts.toml",
+        31,
+        Breakage::default(),
+        "master_state",
+    );
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+}
+
+/// docs/task-lifecycle.md L26: with the master forwarding a terminal update without
+/// recording it, its `/state` at the end still lists as running a task its framework
+/// heard finish.
+#[test]
+fn master_state_catches_a_terminal_update_it_did_not_record() {
+    let breakage = Breakage {
+        master_forgets_terminal_updates: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(
+        "agent_restart_reconnects_executor.toml",
+        0,
+        breakage,
+        "master_state",
+    );
+    assert!(
+        caught.iter().any(|m| m.contains("(L26)")),
+        "master_state did not catch a terminal update the master forgot: {caught:?}"
+    );
+    eprintln!("master_state: {}", caught[0]);
+}
+
+/// docs/task-lifecycle.md L28: an agent that sends every unacknowledged head at each
+/// wake-up floods the master faster than the back-off allows; the unbroken run holds.
+#[test]
+fn update_retries_catches_a_flood() {
+    let scenario = "status_update_retried_until_acknowledged.toml";
+    let breakage = Breakage {
+        update_retries_flood: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(scenario, 0, breakage, "update_retries");
+    assert!(
+        caught.iter().any(|m| m.contains("(L28)")),
+        "update_retries did not catch a flood: {caught:?}"
+    );
+    eprintln!("update_retries: {}", caught[0]);
+    let unbroken = caught_by(scenario, 0, Breakage::default(), "update_retries");
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+}
+
+/// docs/task-lifecycle.md L29: an agent that never retries on its timer leaves an
+/// unacknowledged update unsent past its retry interval.
+#[test]
+fn update_retries_catches_retries_that_never_come() {
+    let breakage = Breakage {
+        update_retries_skipped: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(
+        "status_update_retried_until_acknowledged.toml",
+        0,
+        breakage,
+        "update_retries",
+    );
+    assert!(
+        caught.iter().any(|m| m.contains("(L29)")),
+        "update_retries did not catch retries that never came: {caught:?}"
+    );
+    eprintln!("update_retries: {}", caught[0]);
+}

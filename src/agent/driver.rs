@@ -286,7 +286,15 @@ impl Agent {
                 self.master_lost();
                 self.next_master();
             }
+            if self.registered && broken!(self.config.breakage.update_retries_flood) {
+                for update in self.updates.resume(now) {
+                    self.forward(update);
+                }
+            }
             for update in self.updates.due_retries(now) {
+                if broken!(self.config.breakage.update_retries_skipped) {
+                    continue;
+                }
                 crate::coverage::point!("agent_update_retried");
                 info!(target: "revenant::agent", task = %update_task(&update), uuid = %update_uuid(&update), "retrying status update");
                 self.forward(update);

@@ -236,11 +236,12 @@ impl Master {
             .connections
             .contains_key(&connection)
             .then_some(connection);
-        let removed = self.registry.is_removed(id.as_str())
+        let removed = (self.registry.is_removed(id.as_str())
             || self
                 .agents
                 .get(&id)
-                .is_some_and(|a| a.phase == AgentPhase::Removed);
+                .is_some_and(|a| a.phase == AgentPhase::Removed))
+            && !broken!(self.config.breakage.master_readmits_removed_agents);
         let stale = !removed && self.stale_connection(&id, connection);
         match decisions::reregistration(removed, stale) {
             ReregistrationDecision::ShutDown => {

@@ -279,7 +279,11 @@ impl Master {
                 executor_id: update.executor_id.clone(),
                 state: status.state,
             });
-            entry.state = update.latest_state;
+            let forget = broken!(self.config.breakage.master_forgets_terminal_updates)
+                && crate::domain::task_state::is_terminal(update.latest_state());
+            if !forget {
+                entry.state = update.latest_state;
+            }
         }
         self.send_to_framework(&framework, update);
     }

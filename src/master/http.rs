@@ -33,7 +33,7 @@ impl Master {
         }
     }
 
-    fn state(&self) -> MasterState {
+    pub(super) fn state(&self) -> MasterState {
         let agents = self
             .agents
             .iter()

@@ -100,6 +100,11 @@ impl Master {
     pub(super) fn tick(&mut self, leading: bool) {
         let now = self.now.at;
         self.maintain_leadership(leading);
+        // The simulator's tap: what /state would answer now (docs/task-lifecycle.md L25).
+        #[cfg(feature = "coverage")]
+        if crate::observe::master_states_wanted() {
+            crate::observe::report_master_state(&self.config.listen, self.state());
+        }
         if !self.leading {
             return;
         }

@@ -13,6 +13,7 @@ pub mod hung;
 pub mod leaked;
 pub mod left_behind;
 pub mod liveness;
+pub mod master_state;
 pub mod no_panic;
 pub mod reboot;
 pub mod recovery_read_error;
@@ -22,6 +23,7 @@ pub mod rogue;
 pub mod strict_recovery;
 pub mod teardown;
 pub mod terminal;
+pub mod update_retries;
 
 use std::time::Duration;
 
@@ -71,6 +73,8 @@ pub fn check_after(
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
     out.extend(rogue::check(observations));
+    out.extend(master_state::check(scenario, observations));
+    out.extend(update_retries::check(scenario, observations));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }
