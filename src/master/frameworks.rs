@@ -292,9 +292,7 @@ impl Master {
     /// of their frameworks: within `agent_reregister_timeout` of its election, while one
     /// it knows has not been heard (docs/security.md SEC40).
     fn agents_may_still_report(&self) -> bool {
-        self.now
-            .at
-            .saturating_duration_since(self.elected_at)
+        self.now.at.saturating_duration_since(self.elected_at)
             < self.config.agent_reregister_timeout
             && self
                 .agents
