@@ -1505,6 +1505,12 @@ impl SimFs {
         let mut out = Vec::new();
         let state = self.state.borrow();
         let tree = &state.tree;
+        // Every path starts with the empty path, as with the root.
+        let path = if path.as_os_str().is_empty() {
+            Path::new("/")
+        } else {
+            path
+        };
         let Some((at, ino)) = tree.lexical(path) else {
             return out;
         };
