@@ -21,7 +21,7 @@ impl Agent {
                 Some(process) if self.env.processes.is_alive(&process) => {
                     crate::coverage::point!("agent_executor_killed_after_grace_period");
                     info!(target: "revenant::agent", framework = %fid, executor = %eid, grace_s = EXECUTOR_SHUTDOWN_GRACE_PERIOD.as_secs(), "executor did not exit within the shutdown grace period: killing it");
-                    let _ = self.env.processes.signal(&process, Signal::Kill);
+                    self.perform(vec![Effect::Kill { process }], None);
                 }
                 Some(_) => {}
                 None => self.executor_terminated(

@@ -232,9 +232,10 @@ impl Agent {
             .executors()
             .filter_map(|(_, _, e)| e.process.clone())
             .collect();
-        for process in processes {
-            let _ = self.env.processes.signal(&process, Signal::Kill);
-        }
+        let kills = processes
+            .into_iter()
+            .map(|process| Effect::Kill { process });
+        self.perform(kills.collect(), None);
         let _ = self.store.forget_latest_agent();
         AgentExit::ShutDown(reason)
     }

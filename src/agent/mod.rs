@@ -68,13 +68,14 @@ use crate::domain::status_update::{
     uuid_of as update_uuid,
 };
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
-use crate::os::{Env, FileLock, LaunchSpec, ProcessId, Signal};
+use crate::os::{Env, FileLock, LaunchSpec, ProcessId};
 use crate::proto::envelope::Body;
 use crate::proto::{
     self, AgentInfo, ExecutorInfo, FrameworkInfo, ReregisterAgent, Resource, ShutdownExecutor,
     StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
+use effects::Effect;
 use status_updates::{is_terminal, Classified, StatusUpdateManager};
 
 /// What `--recover` says to do with live executors after a restart.

@@ -423,7 +423,7 @@ impl Agent {
             crate::coverage::point!("agent_cleanup_shuts_executor_down");
             info!(target: "revenant::agent", framework = %fid, executor = %eid, "recover=cleanup: shutting executor down");
             if let Some(process) = process {
-                let _ = self.env.processes.signal(&process, Signal::Kill);
+                self.perform(vec![Effect::Kill { process }], None);
             }
         }
         info!(target: "revenant::agent", "recover=cleanup: exiting without registering");
