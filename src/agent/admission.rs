@@ -161,7 +161,7 @@ pub(super) fn late_reregistrations<'a>(
         ),
     >,
 ) -> Option<Vec<Late>> {
-    if !deadline.is_some_and(|deadline| now >= deadline) {
+    if deadline.is_none_or(|deadline| now < deadline) {
         return None;
     }
     Some(
