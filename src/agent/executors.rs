@@ -457,6 +457,8 @@ impl Agent {
         executor.register_by = None;
         executor.outbox = Some(outbox.clone());
         let queued = std::mem::take(&mut executor.queued);
+        // docs/recovery-latency.md P20: its place among the woken goes to the next.
+        self.woken_executor_back(&fid, &eid);
         self.send(
             &outbox,
             Body::ExecutorRegistered(ExecutorRegistered {

@@ -385,6 +385,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         held: None,
         pipeline: group_commit::Pipeline::default(),
         register_at_once: false,
+        wakes: wake::WakeQueue::default(),
         config,
     };
     agent.info = AgentInfo {
@@ -408,7 +409,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     // Recovery tells no one anything (updates are forwarded only once registered), so
     // the updates it writes (tasks of executors that died while the agent was down)
     // share one group commit too.
-    agent.batch(|agent| agent.recover())?;
+    agent.batch(group_commit::Durability::Now, |agent| agent.recover())?;
     // The recovered tree is gone; what it took need not stay resident.
     agent.env.processes.release_free_memory();
     if agent.config.recover == RecoverMode::Cleanup {
@@ -484,6 +485,8 @@ struct Agent {
     pipeline: group_commit::Pipeline,
     /// The next registration goes without back-off (docs/recovery-rules.md R36).
     register_at_once: bool,
+    /// Executors still to wake, paced (docs/recovery-latency.md P20).
+    wakes: wake::WakeQueue,
 }
 
 impl Agent {

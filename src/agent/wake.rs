@@ -6,7 +6,16 @@
 //! executor then reconnects at once; whatever goes wrong here (no endpoint, a stale or
 //! torn file, the executor gone, a lost message) costs only time: the executor's own
 //! back-off still brings it back (R35).
+//!
+//! Wakes are paced (docs/recovery-latency.md P20): at most [`WAKES_IN_FLIGHT_MAX`]
+//! woken executors are on their way back at once, so that the crowd the agent calls
+//! never overflows its own bound on connections not yet identified (docs/security.md
+//! SEC4) nor its listener's backlog.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{Agent, AgentError, ExecutorPhase};
@@ -18,6 +27,38 @@ use crate::proto::envelope::Body;
 use crate::proto::WakeExecutor;
 use crate::security::executor_secret::Verifier;
 use crate::wire::{self, ConnectionId};
+
+/// P20: at most this many executors woken and not yet re-registered at once; well under
+/// `wire::UNIDENTIFIED_CONNECTIONS_MAX` (128) and the listener's backlog.
+pub(super) const WAKES_IN_FLIGHT_MAX: usize = 64;
+
+/// P20: a woken executor holds its place among the [`WAKES_IN_FLIGHT_MAX`] until it
+/// re-registers, or at most this long after its wake started (a failed or lost wake
+/// must not hold a place for ever): the wake's own bound and as much again for the
+/// executor's connection.
+pub(super) const WAKE_SLOT: Duration = Duration::from_secs(2);
+
+/// One executor to wake.
+type Target = (FrameworkId, ExecutorId, ContainerId, String, Verifier);
+
+/// The executors still to wake, and those woken that have not re-registered yet with
+/// when their place frees itself (P20).
+#[derive(Default)]
+pub(super) struct WakeQueue {
+    waiting: VecDeque<Target>,
+    woken: BTreeMap<(FrameworkId, ExecutorId), Instant>,
+}
+
+impl WakeQueue {
+    /// When a place next frees itself while executors still wait to be woken: the
+    /// agent's loop must run then (nothing when none waits).
+    pub(super) fn next_release(&self) -> Option<Instant> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        self.woken.values().min().copied()
+    }
+}
 
 /// R31: the wake endpoint a recovered run's `libprocess.pid` names, if it names one.
 pub(super) fn recovered_endpoint(
@@ -74,10 +115,10 @@ impl Agent {
     }
 
     /// R32: tells every executor recovery waits for, that has an endpoint and a secret
-    /// verifier, to reconnect now. Each wake runs on its own and is bounded by
-    /// [`wake::WAKE_TIMEOUT`]; none is waited for.
+    /// verifier, to reconnect now, [`WAKES_IN_FLIGHT_MAX`] at a time (P20). Each wake
+    /// runs on its own and is bounded by [`wake::WAKE_TIMEOUT`]; none is waited for.
     pub(super) fn wake_executors(&mut self) {
-        let targets: Vec<(FrameworkId, ExecutorId, ContainerId, String, Verifier)> = self
+        let targets: VecDeque<Target> = self
             .executors()
             .filter(|(_, _, e)| e.phase == ExecutorPhase::Reregistering)
             .filter_map(|(fid, eid, e)| {
@@ -97,7 +138,43 @@ impl Agent {
             executors = targets.len(),
             "waking the executors to re-register"
         );
-        for (fid, eid, container, endpoint, verifier) in targets {
+        self.wakes = WakeQueue {
+            waiting: targets,
+            woken: BTreeMap::new(),
+        };
+        self.pump_wakes();
+    }
+
+    /// P20: an executor re-registered; if it was woken, its place goes to the next.
+    pub(super) fn woken_executor_back(&mut self, fid: &FrameworkId, eid: &ExecutorId) {
+        if self.wakes.woken.remove(&(fid.clone(), eid.clone())).is_some() {
+            self.pump_wakes();
+        }
+    }
+
+    /// P20: frees the places whose time is over and wakes the next executors, as many
+    /// as there are free places. An executor that is no longer awaited (it came back by
+    /// its back-off, or recovery ended) is skipped.
+    pub(super) fn pump_wakes(&mut self) {
+        if self.wakes.waiting.is_empty() {
+            return;
+        }
+        let now = self.now();
+        self.wakes.woken.retain(|_, until| *until > now);
+        while self.wakes.woken.len() < WAKES_IN_FLIGHT_MAX {
+            let Some((fid, eid, container, endpoint, verifier)) = self.wakes.waiting.pop_front()
+            else {
+                break;
+            };
+            let awaited = self
+                .executor_mut(&fid, &eid)
+                .is_some_and(|e| e.phase == ExecutorPhase::Reregistering);
+            if !awaited {
+                continue;
+            }
+            self.wakes
+                .woken
+                .insert((fid.clone(), eid.clone()), now + WAKE_SLOT);
             let net = self.env.net.clone();
             let clock = self.env.clock.clone();
             self.tasks.spawn_local(async move {
@@ -113,6 +190,10 @@ impl Agent {
                     Err(why) => info!(framework = %fid, executor = %eid, %endpoint, %why, "could not wake the executor: its back-off will bring it back"),
                 }
             });
+        }
+        if self.wakes.waiting.is_empty() {
+            // Nothing left to pace: forget the places (P20).
+            self.wakes.woken.clear();
         }
     }
 }
