@@ -50,6 +50,14 @@ pub(super) struct WakeQueue {
 }
 
 impl WakeQueue {
+    /// A queue of `targets` to wake in this order, none woken yet.
+    fn new(targets: VecDeque<Target>) -> WakeQueue {
+        WakeQueue {
+            waiting: targets,
+            woken: BTreeMap::new(),
+        }
+    }
+
     /// When a place next frees itself while executors still wait to be woken: the
     /// agent's loop must run then (nothing when none waits).
     pub(super) fn next_release(&self) -> Option<Instant> {
@@ -57,6 +65,38 @@ impl WakeQueue {
             return None;
         }
         self.woken.values().min().copied()
+    }
+
+    /// An executor re-registered: whether it held a place (P20).
+    fn back(&mut self, fid: &FrameworkId, eid: &ExecutorId) -> bool {
+        self.woken.remove(&(fid.clone(), eid.clone())).is_some()
+    }
+
+    /// At `now`: frees the places whose time is over and returns the executors to wake
+    /// now, in queue order, as many as there are free places, each taking a place until
+    /// `now + WAKE_SLOT`; those `awaited` says no to are dropped unwoken (P20).
+    fn next_wakes(&mut self, now: Instant, awaited: impl Fn(&Target) -> bool) -> Vec<Target> {
+        let mut wake = Vec::new();
+        if self.waiting.is_empty() {
+            return wake;
+        }
+        self.woken.retain(|_, until| *until > now);
+        while self.woken.len() < WAKES_IN_FLIGHT_MAX {
+            let Some(target) = self.waiting.pop_front() else {
+                break;
+            };
+            if !awaited(&target) {
+                continue;
+            }
+            self.woken
+                .insert((target.0.clone(), target.1.clone()), now + WAKE_SLOT);
+            wake.push(target);
+        }
+        if self.waiting.is_empty() {
+            // Nothing left to pace: forget the places.
+            self.woken.clear();
+        }
+        wake
     }
 }
 
@@ -138,16 +178,13 @@ impl Agent {
             executors = targets.len(),
             "waking the executors to re-register"
         );
-        self.wakes = WakeQueue {
-            waiting: targets,
-            woken: BTreeMap::new(),
-        };
+        self.wakes = WakeQueue::new(targets);
         self.pump_wakes();
     }
 
     /// P20: an executor re-registered; if it was woken, its place goes to the next.
     pub(super) fn woken_executor_back(&mut self, fid: &FrameworkId, eid: &ExecutorId) {
-        if self.wakes.woken.remove(&(fid.clone(), eid.clone())).is_some() {
+        if self.wakes.back(fid, eid) {
             self.pump_wakes();
         }
     }
@@ -156,25 +193,15 @@ impl Agent {
     /// as there are free places. An executor that is no longer awaited (it came back by
     /// its back-off, or recovery ended) is skipped.
     pub(super) fn pump_wakes(&mut self) {
-        if self.wakes.waiting.is_empty() {
-            return;
-        }
         let now = self.now();
-        self.wakes.woken.retain(|_, until| *until > now);
-        while self.wakes.woken.len() < WAKES_IN_FLIGHT_MAX {
-            let Some((fid, eid, container, endpoint, verifier)) = self.wakes.waiting.pop_front()
-            else {
-                break;
-            };
-            let awaited = self
-                .executor_mut(&fid, &eid)
-                .is_some_and(|e| e.phase == ExecutorPhase::Reregistering);
-            if !awaited {
-                continue;
-            }
-            self.wakes
-                .woken
-                .insert((fid.clone(), eid.clone()), now + WAKE_SLOT);
+        let frameworks = &self.frameworks;
+        let targets = self.wakes.next_wakes(now, |(fid, eid, ..)| {
+            frameworks
+                .get(fid)
+                .and_then(|f| f.executors.get(eid))
+                .is_some_and(|e| e.phase == ExecutorPhase::Reregistering)
+        });
+        for (fid, eid, container, endpoint, verifier) in targets {
             let net = self.env.net.clone();
             let clock = self.env.clock.clone();
             self.tasks.spawn_local(async move {
@@ -190,10 +217,6 @@ impl Agent {
                     Err(why) => info!(framework = %fid, executor = %eid, %endpoint, %why, "could not wake the executor: its back-off will bring it back"),
                 }
             });
-        }
-        if self.wakes.waiting.is_empty() {
-            // Nothing left to pace: forget the places (P20).
-            self.wakes.woken.clear();
         }
     }
 }
@@ -236,4 +259,79 @@ async fn wake_one(
     wire::write_envelope(&mut stream, body)
         .await
         .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(n: usize) -> VecDeque<Target> {
+        (0..n)
+            .map(|i| {
+                (
+                    FrameworkId::new("f"),
+                    ExecutorId::new(format!("e{i:04}")),
+                    ContainerId::new(format!("c{i}")),
+                    format!("127.0.0.1:{}", 40000 + i),
+                    Verifier::of("secret"),
+                )
+            })
+            .collect()
+    }
+
+    fn names(wake: &[Target]) -> Vec<String> {
+        wake.iter().map(|t| t.1.to_string()).collect()
+    }
+
+    #[test]
+    fn fewer_than_the_bound_are_all_woken_at_once_and_nothing_is_paced() {
+        let now = Instant::now();
+        let mut queue = WakeQueue::new(targets(50));
+        let wake = queue.next_wakes(now, |_| true);
+        assert_eq!(wake.len(), 50);
+        assert_eq!(queue.next_release(), None);
+        assert!(queue.next_wakes(now, |_| true).is_empty());
+    }
+
+    #[test]
+    fn at_most_the_bound_are_in_flight_and_each_return_wakes_the_next() {
+        let now = Instant::now();
+        let mut queue = WakeQueue::new(targets(200));
+        let first = queue.next_wakes(now, |_| true);
+        assert_eq!(first.len(), WAKES_IN_FLIGHT_MAX);
+        assert_eq!(first[0].1.as_str(), "e0000");
+        assert_eq!(queue.next_release(), Some(now + WAKE_SLOT));
+        // Nothing more until a place frees itself.
+        assert!(queue.next_wakes(now, |_| true).is_empty());
+        // One woken executor is back: exactly one more goes, the next in order.
+        assert!(queue.back(&FrameworkId::new("f"), &ExecutorId::new("e0003")));
+        assert_eq!(names(&queue.next_wakes(now, |_| true)), ["e0064"]);
+        // An executor that was not woken (it came back by its back-off) frees nothing.
+        assert!(!queue.back(&FrameworkId::new("f"), &ExecutorId::new("e0150")));
+        assert!(queue.next_wakes(now, |_| true).is_empty());
+    }
+
+    #[test]
+    fn a_woken_executor_that_does_not_come_back_frees_its_place_after_the_slot() {
+        let now = Instant::now();
+        let mut queue = WakeQueue::new(targets(100));
+        assert_eq!(queue.next_wakes(now, |_| true).len(), 64);
+        let just_before = now + WAKE_SLOT - Duration::from_millis(1);
+        assert!(queue.next_wakes(just_before, |_| true).is_empty());
+        let wake = queue.next_wakes(now + WAKE_SLOT, |_| true);
+        assert_eq!(wake.len(), 36);
+        assert_eq!(wake[0].1.as_str(), "e0064");
+        // The queue is empty: no more ticks are asked for.
+        assert_eq!(queue.next_release(), None);
+    }
+
+    #[test]
+    fn executors_no_longer_awaited_are_skipped_without_taking_a_place() {
+        let now = Instant::now();
+        let mut queue = WakeQueue::new(targets(100));
+        let wake = queue.next_wakes(now, |t| t.1.as_str() >= "e0010");
+        assert_eq!(wake.len(), 64);
+        assert_eq!(wake[0].1.as_str(), "e0010");
+        assert_eq!(wake[63].1.as_str(), "e0073");
+    }
 }
