@@ -22,7 +22,8 @@
 //! Run with `cargo bench --bench recovery_latency`. Knobs: `REVENANT_BENCH_EXECUTORS`
 //! (default `50,500`), `REVENANT_BENCH_RESTARTS` (default 20; at 500 and more executors
 //! `REVENANT_BENCH_RESTARTS_LARGE`, default 5), `REVENANT_BENCH_DIR` (default the
-//! system temporary directory). Under `cargo test --benches` (no `--bench` argument) it
+//! system temporary directory), `REVENANT_BENCH_KEEP` (set: keep the directory with every
+//! process's log). Under `cargo test --benches` (no `--bench` argument) it
 //! runs 3 executors and 2 restarts as a smoke test.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -286,7 +287,15 @@ impl Drop for KillTagged {
 }
 
 fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Measured {
-    let dir = tempfile::TempDir::new_in(base).expect("a temporary directory");
+    // `REVENANT_BENCH_KEEP=1` keeps the directory (the logs of every process) for a look.
+    let keep = std::env::var_os("REVENANT_BENCH_KEEP").is_some();
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(keep)
+        .tempdir_in(base)
+        .expect("a temporary directory");
+    if keep {
+        println!("  keeping {}", dir.path().display());
+    }
     let work_dir = dir.path().join("work");
     let _cleanup = KillTagged(work_dir.clone());
     let work_dir_str = work_dir.to_str().expect("utf-8 path").to_owned();

@@ -1,7 +1,8 @@
 //! The event loop: one batch of waiting events at a time under group commit
-//! (`Agent::batch`), the tick and its deadlines, and the dispatch of every incoming
+//! (`Agent::batch`, in `group_commit.rs`), the tick and its deadlines, and the dispatch of every incoming
 //! message to the room that handles it.
 
+use super::group_commit::Durability;
 use super::*;
 
 impl Agent {
@@ -48,7 +49,7 @@ impl Agent {
                     next_tick = next_tick.min(self.next_deadline());
                 }
                 _ = sleep, if room => {
-                    self.pipelined_batch(|agent| agent.on_tick())?;
+                    self.batch(Durability::Pipelined, |agent| agent.on_tick())?;
                     if self.unregister_deadline.is_some_and(|at| self.now() >= at) {
                         self.drain_groups()?;
                         info!(target: "revenant::agent", "the master did not answer the unregistration: leaving anyway");
@@ -68,7 +69,7 @@ impl Agent {
         inbox: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Result<Option<AgentExit>, AgentError> {
         let limit = self.config.status_update_batch;
-        self.pipelined_batch(|agent| {
+        self.batch(Durability::Pipelined, |agent| {
             let mut outcome = agent.handle_event(first)?;
             let mut handled = 1;
             while outcome.is_none() && handled < limit {
@@ -80,36 +81,6 @@ impl Agent {
             }
             Ok(outcome)
         })
-    }
-
-    /// Runs `work` as one group-commit batch when group commit is on: log syncs are
-    /// deferred and messages held; at the end every touched log is synced at once, and
-    /// only then are the held messages sent, in order. When anything fails (the work, or
-    /// the sync) the held messages are dropped, never sent, and the error stops the agent
-    /// as a failed single sync does. With group commit off, `work` just runs.
-    pub(super) fn batch<T>(
-        &mut self,
-        work: impl FnOnce(&mut Agent) -> Result<T, AgentError>,
-    ) -> Result<T, AgentError> {
-        if self.config.status_update_batch <= 1 {
-            return work(self);
-        }
-        self.store.defer_log_syncs();
-        self.held = Some(Vec::new());
-        let result = work(self);
-        let held = self.held.take().unwrap_or_default();
-        let value = match result {
-            Ok(value) => value,
-            Err(error) => {
-                self.store.abandon_deferred();
-                return Err(error);
-            }
-        };
-        self.store.commit()?;
-        for (outbox, body) in held {
-            outbox.send(body);
-        }
-        Ok(value)
     }
 
     /// Sends `body` on `outbox`, or holds it until the current batch is durable.
@@ -193,6 +164,7 @@ impl Agent {
         consider(self.leader_poll_at(now));
         consider(self.unregister_deadline);
         consider(self.reconnect_retry_at);
+        consider(self.wakes.next_release());
         if self.recovering_with_id() && self.master.is_none() && !self.master_connecting {
             consider(self.next_connect_at);
         }
@@ -214,6 +186,7 @@ impl Agent {
 
     pub(super) fn on_tick(&mut self) -> Result<(), AgentError> {
         let now = self.now();
+        self.pump_wakes();
         self.follow_leader(now);
         // docs/design.md D57.
         let executors = self

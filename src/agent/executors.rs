@@ -432,6 +432,8 @@ impl Agent {
         executor.register_by = None;
         executor.outbox = Some(outbox.clone());
         let queued = std::mem::take(&mut executor.queued);
+        // docs/recovery-latency.md P20: its place among the woken goes to the next.
+        self.woken_executor_back(&fid, &eid);
         let framework_info = &self.frameworks[&fid].info;
         let executor_info = &self.frameworks[&fid].executors[&eid].info;
         let welcome = admission::welcome(connection, &agent, framework_info, executor_info, queued);

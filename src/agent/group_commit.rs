@@ -49,13 +49,30 @@ impl Pipeline {
     }
 }
 
+/// How a batch's records become durable (docs/recovery-latency.md P19: one batch
+/// function for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// Synced before the batch returns, then its messages go: recovery's own batch,
+    /// durable before the loop starts (P16, docs/recovery-rules.md R14).
+    Now,
+    /// Synced in the background; the messages wait in the batch's group until it is
+    /// durable (P11-P13).
+    Pipelined,
+}
+
 impl Agent {
-    /// Runs `work` as one batch of the pipelined group commit (P11): as
-    /// [`Agent::batch`], except that the batch's logs are synced in the background and
-    /// its held messages wait in a group until the sync resolved (see
-    /// [`Agent::group_durable`]). With group commit off, `work` just runs.
-    pub(super) fn pipelined_batch<T>(
+    /// Runs `work` as one group-commit batch when group commit is on: log syncs are
+    /// deferred and every message `work` sends is held; at the end every log the batch
+    /// appended to is synced as one group, `durability` says whether before returning
+    /// or in the background (see [`Agent::group_durable`]), and the held messages go
+    /// only once that sync resolved `Ok`, in order. When the work fails the deferred
+    /// syncs are abandoned and the held messages dropped, never sent, and the error
+    /// stops the agent, as a failed single sync does. With group commit off, `work`
+    /// just runs.
+    pub(super) fn batch<T>(
         &mut self,
+        durability: Durability,
         work: impl FnOnce(&mut Agent) -> Result<T, AgentError>,
     ) -> Result<T, AgentError> {
         if self.config.status_update_batch <= 1 {
@@ -72,6 +89,13 @@ impl Agent {
                 return Err(error);
             }
         };
+        if durability == Durability::Now {
+            self.store.commit()?;
+            for (outbox, body) in held {
+                outbox.send(body);
+            }
+            return Ok(value);
+        }
         let commit = self.store.start_commit();
         if broken!(self.config.breakage.release_before_durable) {
             // Test-only breakage: the batch's messages go out while its records are

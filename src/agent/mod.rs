@@ -389,6 +389,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         registrations: 0,
         held: None,
         pipeline: group_commit::Pipeline::default(),
+        wakes: wake::WakeQueue::default(),
         config,
     };
     agent.info = AgentInfo {
@@ -412,7 +413,7 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     // Recovery tells no one anything (updates are forwarded only once registered), so
     // the updates it writes (tasks of executors that died while the agent was down)
     // share one group commit too.
-    agent.batch(|agent| agent.recover())?;
+    agent.batch(group_commit::Durability::Now, |agent| agent.recover())?;
     // The recovered tree is gone; what it took need not stay resident.
     agent.env.processes.release_free_memory();
     if agent.config.recover == RecoverMode::Cleanup {
@@ -481,6 +482,8 @@ struct Agent {
     /// Group commit pipelined: the groups whose sync was started, with the messages
     /// they hold (docs/recovery-latency.md P11-P16).
     pipeline: group_commit::Pipeline,
+    /// Executors still to wake, paced (docs/recovery-latency.md P20).
+    wakes: wake::WakeQueue,
 }
 
 impl Agent {

@@ -528,12 +528,33 @@ impl Listener for TcpListenerSeam {
     }
 }
 
+/// The listen backlog of every real listener (docs/recovery-latency.md P21); the kernel
+/// caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
 impl Network for TcpNetwork {
     fn listen(&self, addr: &str) -> LocalFuture<'static, io::Result<Box<dyn Listener>>> {
         let addr = addr.to_owned();
         Box::pin(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(TcpListenerSeam(listener)) as Box<dyn Listener>)
+            // docs/recovery-latency.md P21: a backlog of LISTEN_BACKLOG, not the
+            // standard library's 128, so that a crowd of executors coming back at once
+            // waits in the queue instead of having its connections dropped.
+            let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
+            for address in tokio::net::lookup_host(addr).await? {
+                let socket = if address.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.set_reuseaddr(true)?;
+                if let Err(error) = socket.bind(address) {
+                    last = error;
+                    continue;
+                }
+                let listener = socket.listen(LISTEN_BACKLOG)?;
+                return Ok(Box::new(TcpListenerSeam(listener)) as Box<dyn Listener>);
+            }
+            Err(last)
         })
     }
     fn connect(&self, addr: &str) -> LocalFuture<'static, io::Result<BoxStream>> {
