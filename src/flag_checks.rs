@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use revenant::agent::registration::REGISTER_RETRY_INTERVAL_MAX;
+use revenant::domain::intervals::REGISTER_RETRY_INTERVAL_MAX;
 use revenant::agent::AgentConfig;
 use revenant::master::MasterConfig;
 

@@ -102,7 +102,7 @@ pub fn timeouts_in_force(scenario: &Scenario) -> Vec<f64> {
         agent.executor_reregistration_timeout_s,
         agent.master_ping_timeout_s,
         agent.gc_delay_s,
-        revenant::agent::registration::REGISTER_RETRY_INTERVAL_MAX.as_secs_f64(),
+        revenant::domain::intervals::REGISTER_RETRY_INTERVAL_MAX.as_secs_f64(),
         master.agent_reregister_timeout_s,
         master.agent_ping_timeout_s * f64::from(master.max_agent_ping_timeouts),
         TEARDOWN_GRACE_S,

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use revenant::agent::status_updates::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
+use revenant::domain::intervals::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
 use revenant::ids::Uuid;
 
 use super::Violation;
