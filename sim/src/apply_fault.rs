@@ -13,7 +13,7 @@ use rand::Rng;
 use revenant::agent::{AgentConfig, RecoverMode};
 use revenant::os::FileSystem;
 
-use crate::cluster::{Machine, MASTERS_WORK_DIR};
+use crate::machine::{Machine, MASTERS_WORK_DIR};
 use crate::fs::SimFs;
 use crate::observations::{agent_work_dir, framework_host, secs, AGENT_HOST};
 use crate::scenario::{parse_resources, FaultKind, FaultSpec, RestartFlags, Scenario};
