@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-
+use crate::cluster::{self, RunOptions};
 pub use crate::crash_hooks::{
     install, take_power_loss, take_report, wrap, AgentOp, PointReport, POWER_LOSS_BOOT_AFTER,
 };
-use crate::cluster::{self, RunOptions};
 use crate::oracles::Violation;
 use crate::scenario::Scenario;
 

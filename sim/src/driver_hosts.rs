@@ -16,8 +16,8 @@ use revenant::proto::{FrameworkInfo, StatusUpdate, TaskInfo};
 use tracing::Instrument;
 
 use crate::apply_fault::apply_restart_flags;
-use crate::machine::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
 use crate::fs::SimFs;
+use crate::machine::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
 use crate::observations::{
     agent_port, agent_trace_host, agent_work_dir, framework_of, secs, AgentOutcome, Observations,
     Seen, AGENT_HOST, FRAMEWORK_HOST, MASTER_PORT,

@@ -136,8 +136,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
         }
         Body::ReregisterAgent(message) => {
             let port = message.info.as_ref().map(|i| i.port).unwrap_or_default();
-            let Some(agent) =
-                (1..=8).find(|k| u32::from(crate::hosts::agent_port(*k)) == port)
+            let Some(agent) = (1..=8).find(|k| u32::from(crate::hosts::agent_port(*k)) == port)
             else {
                 return;
             };

@@ -560,4 +560,3 @@ pub fn explore_report(summary: &Summary) -> String {
     }
     out
 }
-

@@ -263,7 +263,9 @@ fn edges_of(src: &Path, root: &str) -> Edges {
             continue;
         }
         let code = code_of(&std::fs::read_to_string(&file).expect("a readable file"));
-        let shown = file.strip_prefix(src.parent().unwrap_or(src)).unwrap_or(&file);
+        let shown = file
+            .strip_prefix(src.parent().unwrap_or(src))
+            .unwrap_or(&file);
         for (path, text) in paths_named(&code, &module) {
             let Some(target) = path.first() else { continue };
             let evidence = || format!("{} ({text})", shown.display());
@@ -339,7 +341,12 @@ fn find_cycle(edges: &Edges) -> Option<Vec<String>> {
 fn explain(cycle: &[String], edges: &Edges) -> String {
     cycle
         .windows(2)
-        .map(|pair| format!("  {} -> {}: {}\n", pair[0], pair[1], edges[&pair[0]][&pair[1]]))
+        .map(|pair| {
+            format!(
+                "  {} -> {}: {}\n",
+                pair[0], pair[1], edges[&pair[0]][&pair[1]]
+            )
+        })
         .collect()
 }
 
@@ -409,9 +416,14 @@ fn observations_and_oracles_do_not_reach_the_driver() {
     for low in ["observations", "oracles"] {
         let above: Vec<_> = reached(&edges, low)
             .into_iter()
-            .filter(|m| ["cluster", "driver", "driver_hosts", "apply_fault", "sweep"].contains(&m.as_str()))
+            .filter(|m| {
+                ["cluster", "driver", "driver_hosts", "apply_fault", "sweep"].contains(&m.as_str())
+            })
             .collect();
-        assert!(above.is_empty(), "{low} reaches {above:?} (docs/design.md D31)");
+        assert!(
+            above.is_empty(),
+            "{low} reaches {above:?} (docs/design.md D31)"
+        );
     }
     assert!(
         reached(&edges, "hosts").is_empty(),

@@ -279,15 +279,9 @@ mod tests {
 
     #[test]
     fn removed_agents_are_never_let_back() {
-        assert_eq!(
-            reregistration(true, false),
-            AgentVerdict::ShutDown
-        );
+        assert_eq!(reregistration(true, false), AgentVerdict::ShutDown);
         assert_eq!(reregistration(true, true), AgentVerdict::ShutDown);
-        assert_eq!(
-            reregistration(false, true),
-            AgentVerdict::Ignore
-        );
+        assert_eq!(reregistration(false, true), AgentVerdict::Ignore);
         assert_eq!(reregistration(false, false), AgentVerdict::Accept);
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
-use super::decisions::{self, ReconcileAnswer, AgentVerdict};
+use super::decisions::{self, AgentVerdict, ReconcileAnswer};
 use super::{
     new_id, AgentPhase, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
     TORN_DOWN_MESSAGE,

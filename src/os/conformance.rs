@@ -295,7 +295,12 @@ pub fn check_list_dir_sorted(fs: &dyn FileSystem, root: &Path) {
 #[track_caller]
 fn replaced(fs: &dyn FileSystem, dir: &Path, file: &Path, data: &[u8]) {
     const CHECK: &str = "replace_atomically";
-    ok(CHECK, "replace_atomically", file, fs.replace_atomically(file, data));
+    ok(
+        CHECK,
+        "replace_atomically",
+        file,
+        fs.replace_atomically(file, data),
+    );
     content(CHECK, fs, file, data);
     names(CHECK, fs, dir, &["checkpoint.info"]);
 }

@@ -25,11 +25,10 @@ pub mod teardown;
 pub mod terminal;
 pub mod update_retries;
 
-
 use crate::observations::Observations;
-pub use crate::violation::Violation;
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
+pub use crate::violation::Violation;
 
 /// Runs every after-the-run oracle.
 pub fn check_after(

@@ -149,9 +149,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod fault_checks;
 mod fault_spec;
 mod validate;
-pub mod fault_checks;
 
 pub use fault_spec::{
     AgentTarget, FaultKind, FaultSpec, RestartFlags, Swarm, AGENT_PROCESS_FAULTS, FRAMEWORK_FAULTS,
