@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use revenant::agent::registration::REGISTER_RETRY_INTERVAL_MAX;
 use revenant::agent::AgentConfig;
+use revenant::domain::intervals::REGISTER_RETRY_INTERVAL_MAX;
 use revenant::master::MasterConfig;
 
 /// What is wrong with a master's flags, one sentence each (empty when nothing is).

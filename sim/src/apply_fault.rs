@@ -13,8 +13,8 @@ use rand::Rng;
 use revenant::agent::{AgentConfig, RecoverMode};
 use revenant::os::FileSystem;
 
-use crate::cluster::{Machine, MASTERS_WORK_DIR};
 use crate::fs::SimFs;
+use crate::machine::{Machine, MASTERS_WORK_DIR};
 use crate::observations::{agent_work_dir, framework_host, secs, AGENT_HOST};
 use crate::scenario::{parse_resources, FaultKind, FaultSpec, RestartFlags, Scenario};
 use crate::seams::ProcessTable;

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use revenant::proto::TaskInfo;
 
 use crate::apply_fault::{apply_fault, FaultContext, Pending};
-use crate::cluster::{Machine, RunOptions};
+use crate::machine::{Machine, RunOptions};
 use crate::observations::{
     agent_trace_host, agent_work_dir, framework_host, framework_of, secs, tasks_for, Observations,
     AGENT_HOST,
@@ -63,7 +63,7 @@ pub(crate) fn drive(
             .map_or(0.0, |s| s.hanging_executor_fraction),
     );
     crate::seams::break_executors(options.breakage);
-    crate::crash_points::install(options);
+    crate::crash_hooks::install(options);
     let masters_disk = crate::driver_hosts::add_masters(&mut sim, scenario, seed, options);
     let machines = crate::driver_hosts::add_agent_machine(
         &mut sim,
@@ -92,7 +92,7 @@ pub(crate) fn drive(
         latency,
     };
     // A branch of `sweep --explore` redraws the faults after its moment (explore.rs).
-    let schedule = crate::explore::schedule(scenario, seed);
+    let schedule = crate::schedule::schedule(scenario, seed);
     let mut next_fault = 0usize;
     let mut violations = Vec::new();
     loop {
@@ -345,7 +345,7 @@ impl Driver<'_, '_> {
     /// A crash point's power loss: the disk was cut at the operation; the machine goes
     /// down as for a reboot fault and boots again.
     fn crash_point_power_loss(&mut self) {
-        let Some(description) = crate::crash_points::take_power_loss() else {
+        let Some(description) = crate::crash_hooks::take_power_loss() else {
             return;
         };
         let machine = self.machine();
@@ -361,7 +361,7 @@ impl Driver<'_, '_> {
         // Every process of the machine ended with the power, as for a reboot fault.
         crate::history::machine_down();
         machine.boot.set(machine.boot.get() + 1);
-        let boot = crate::crash_points::POWER_LOSS_BOOT_AFTER;
+        let boot = crate::crash_hooks::POWER_LOSS_BOOT_AFTER;
         self.pending.push((now + boot, Pending::Boot));
         tracing::info!(target: "revenant_sim", fault = %description, "fault injected");
         let mut observations = self.observations.borrow_mut();

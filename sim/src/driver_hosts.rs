@@ -16,8 +16,8 @@ use revenant::proto::{FrameworkInfo, StatusUpdate, TaskInfo};
 use tracing::Instrument;
 
 use crate::apply_fault::apply_restart_flags;
-use crate::cluster::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
 use crate::fs::SimFs;
+use crate::machine::{master_addresses, Machine, RunOptions, MASTERS_WORK_DIR};
 use crate::observations::{
     agent_port, agent_trace_host, agent_work_dir, framework_of, secs, AgentOutcome, Observations,
     Seen, AGENT_HOST, FRAMEWORK_HOST, MASTER_PORT,
@@ -743,7 +743,7 @@ async fn machine_main(
                 task.clone(),
             ));
             let fs = if machine.index == 1 {
-                crate::crash_points::wrap(
+                crate::crash_hooks::wrap(
                     fs,
                     machine.fs.clone(),
                     machine.crash_after.clone(),

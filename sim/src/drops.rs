@@ -21,53 +21,7 @@ use revenant::os::BoxStream;
 use revenant::proto::{envelope::Body, Envelope};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Every message kind a rule may name (`wire::kind` of each envelope body).
-pub const MESSAGE_KINDS: &[&str] = &[
-    "register_agent",
-    "reregister_agent",
-    "agent_registered",
-    "agent_reregistered",
-    "run_task",
-    "kill_task",
-    "status_update",
-    "acknowledgement",
-    "register_framework",
-    "framework_registered",
-    "submit_task",
-    "reconcile",
-    "ping",
-    "pong",
-    "register_executor",
-    "executor_registered",
-    "reregister_executor",
-    "reconnect_executor",
-    "shutdown_executor",
-    "shutdown_agent",
-    "not_leader",
-    "unregister_agent",
-    "teardown_framework",
-    "framework_removed",
-    "shutdown_framework",
-    "reserve_resources",
-    "checkpoint_resources",
-    "agent_recovering",
-    "wake_challenge",
-    "wake_executor",
-];
-
-/// The message kind a scenario names, normalised to `wire::kind`'s spelling: accepts
-/// `RegisterExecutor` as well as `register_executor`.
-pub fn normalise_kind(name: &str) -> Option<&'static str> {
-    let squashed: String = name
-        .chars()
-        .filter(|c| *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    MESSAGE_KINDS
-        .iter()
-        .find(|kind| kind.replace('_', "") == squashed)
-        .copied()
-}
+pub use crate::scenario::fault_checks::{normalise_kind, MESSAGE_KINDS};
 
 /// What a rule does to a message it matches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,24 +108,6 @@ fn any_armed() -> bool {
     RULES.with(|rules| rules.borrow().iter().any(|r| r.remaining > 0))
 }
 
-/// What a rule can match in a message: its task and, for status updates, its state.
-pub(crate) fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
-    match body {
-        Body::RunTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
-        Body::KillTask(m) => (Some(m.task_id.clone()), None),
-        Body::Acknowledgement(m) => (Some(m.task_id.clone()), None),
-        Body::SubmitTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
-        Body::StatusUpdate(m) => {
-            let status = m.update.as_ref().and_then(|u| u.status.as_ref());
-            (
-                status.map(|s| s.task_id.clone()),
-                status.map(|s| s.state().as_str_name().to_owned()),
-            )
-        }
-        _ => (None, None),
-    }
-}
-
 /// The uuid a forged copy carries, the same in every run (a party's uuids are 16 seeded
 /// random bytes: matching this is out of the question).
 const FORGED_UUID: [u8; 16] = [0xf0; 16];
@@ -211,7 +147,7 @@ fn forged(body: &Body) -> Option<Body> {
 /// The armed rule that takes this message (and counts it), if any: what it does.
 fn take(body: &Body, from: &str, to: &str) -> Option<Action> {
     let kind = revenant::wire::kind(body);
-    let (task, state) = task_and_state(body);
+    let (task, state) = crate::messages::task_and_state(body);
     RULES.with(|rules| {
         let mut rules = rules.borrow_mut();
         let rule = rules.iter_mut().find(|r| {

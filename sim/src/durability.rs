@@ -136,8 +136,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
         }
         Body::ReregisterAgent(message) => {
             let port = message.info.as_ref().map(|i| i.port).unwrap_or_default();
-            let Some(agent) =
-                (1..=8).find(|k| u32::from(crate::observations::agent_port(*k)) == port)
+            let Some(agent) = (1..=8).find(|k| u32::from(crate::hosts::agent_port(*k)) == port)
             else {
                 return;
             };
@@ -249,7 +248,7 @@ pub fn power_loss(before: &BTreeMap<PathBuf, Entry>, disk: &SimFs) {
         }
     }
     for (agent, resources) in reported {
-        let work_dir = crate::observations::agent_work_dir(agent);
+        let work_dir = crate::hosts::agent_work_dir(agent);
         if resources_in(before, &work_dir).as_deref() != Some(resources) {
             // Replaced (or removed) since the report: the report is not owed any more.
             continue;

@@ -15,95 +15,17 @@
 //! (`run --seed S --branch AT:K`) and a sweep with `--explore` gives the same results
 //! every time: which runs branch is decided from the whole first pass, in work order.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use crate::branch::{branch_seed, with_branch, Branch};
+pub use crate::schedule::schedule;
+
 use crate::cluster::{self, RunOptions, RunResult};
-use crate::scenario::{FaultSpec, Scenario};
-use crate::seams::derive_seed;
-
-/// Where a branch leaves its parent run, and which of the parent's branches it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Branch {
-    /// The moment (simulated time) the parent first reached the rare point.
-    pub at: Duration,
-    /// The branch's index (1, 2, ...): its fresh randomness derives from it.
-    pub index: u64,
-}
-
-impl Branch {
-    /// `AT:K` (seconds, index), as `run --branch` takes it and a repro file records it.
-    pub fn parse(text: &str) -> Result<Branch, String> {
-        let (at, index) = text
-            .split_once(':')
-            .ok_or_else(|| format!("--branch takes AT:K (seconds:index), not '{text}'"))?;
-        let at: f64 = at
-            .parse()
-            .map_err(|_| format!("bad branch moment '{at}' (seconds)"))?;
-        if !at.is_finite() || at < 0.0 {
-            return Err(format!("bad branch moment '{at}' (seconds, at least 0)"));
-        }
-        let index = index
-            .parse()
-            .map_err(|_| format!("bad branch index '{index}'"))?;
-        Ok(Branch {
-            at: Duration::from_micros((at * 1e6).round() as u64),
-            index,
-        })
-    }
-}
-
-impl std::fmt::Display for Branch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.6}:{}", self.at.as_secs_f64(), self.index)
-    }
-}
-
-thread_local! {
-    static BRANCH: Cell<Option<Branch>> = const { Cell::new(None) };
-}
-
-/// Runs `body` as branch `branch` (none: the plain run) on this thread.
-pub fn with_branch<T>(branch: Option<Branch>, body: impl FnOnce() -> T) -> T {
-    struct Restore(Option<Branch>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            BRANCH.with(|b| b.set(self.0));
-        }
-    }
-    let _restore = Restore(BRANCH.with(|b| b.replace(branch)));
-    body()
-}
+use crate::scenario::Scenario;
 
 fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_else(|| crate::trace::DRIVER_TIME.with(|t| t.get()))
-}
-
-/// The seed a random stream (first seeded with `stream`) switches to, once the branch's
-/// moment has passed; `None` outside a branch or before it.
-pub fn branch_seed(stream: u64) -> Option<u64> {
-    let branch = BRANCH.with(|b| b.get())?;
-    let elapsed = turmoil::sim_elapsed()?;
-    (elapsed > branch.at).then(|| derive_seed(stream, &format!("branch-{}", branch.index)))
-}
-
-/// The run's fault schedule: [`cluster::schedule_for`], or in a branch, the parent's
-/// faults up to the branch's moment and a fresh draw after it.
-pub fn schedule(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
-    let parent = cluster::schedule_for(scenario, seed);
-    let Some(branch) = BRANCH.with(|b| b.get()) else {
-        return parent;
-    };
-    let at = branch.at.as_secs_f64();
-    let fresh = cluster::schedule_for(
-        scenario,
-        derive_seed(seed, &format!("branch-{}", branch.index)),
-    );
-    let mut schedule: Vec<FaultSpec> = parent.into_iter().filter(|f| f.at_s <= at).collect();
-    schedule.extend(fresh.into_iter().filter(|f| f.at_s > at));
-    schedule.sort_by(|x, y| x.at_s.total_cmp(&y.at_s));
-    schedule
 }
 
 /// Runs `scenario` at `seed` (as branch `branch`, if any) and says when it first reached
@@ -169,48 +91,6 @@ pub fn plan(
         }
     }
     plan
-}
-
-/// The exploration's report: the first pass's rarest points, and how many runs reached
-/// each in the first pass, with the branches, and how many branches reached it only
-/// after their branch's moment (a new path, not the replayed prefix).
-pub fn report(summary: &crate::sweep::Summary) -> String {
-    let Some((first, first_runs)) = &summary.first_pass else {
-        return String::new();
-    };
-    let all_runs = summary.passed + summary.failed.len();
-    let mut out = format!(
-        "explore: {first_runs} runs, then {} branches; {:.1}s in all\n\
-         the first pass's rarest points: runs reaching each in the first pass, with the branches, branches reaching it after their moment\n",
-        all_runs.saturating_sub(*first_runs),
-        summary.seconds
-    );
-    let line = |point: &str, a: usize, b: usize, c: usize, note: &str| {
-        format!("  {a:>8} {b:>8} {c:>8}  {point}{note}\n")
-    };
-    let get =
-        |map: &BTreeMap<&'static str, usize>, point: &str| map.get(point).copied().unwrap_or(0);
-    for point in rarest(first, Settings::default().rarest) {
-        out.push_str(&line(
-            point,
-            get(first, point),
-            get(&summary.coverage, point),
-            get(&summary.branch_new, point),
-            "",
-        ));
-    }
-    for (point, runs) in &summary.coverage {
-        if get(first, point) == 0 && *runs > 0 {
-            out.push_str(&line(
-                point,
-                0,
-                *runs,
-                get(&summary.branch_new, point),
-                " (reached by branches only)",
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::fs::Op;
+use crate::fs_op::Op;
 
 /// One operation a disk fault failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ thread_local! {
 }
 
 fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_else(|| crate::trace::DRIVER_TIME.with(|t| t.get()))
+    turmoil::sim_elapsed().unwrap_or_else(|| crate::clock::DRIVER_TIME.with(|t| t.get()))
 }
 
 /// Forgets the faults of an earlier run (called where the run begins).

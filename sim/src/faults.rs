@@ -4,7 +4,7 @@
 //!
 //! The rules are docs/simulator-reach.md rules 4 to 9. Every draw here comes from a
 //! random stream of its own (`derive_seed(seed, label)`),
-//! never from the shared `swarm` stream of [`crate::cluster::schedule_for`], so a
+//! never from the shared `swarm` stream of [`crate::schedule::schedule_for`], so a
 //! scenario that does not ask for these draws runs exactly as before: pinned regression
 //! seeds reproduce what they pin.
 
@@ -102,7 +102,7 @@ pub fn timeouts_in_force(scenario: &Scenario) -> Vec<f64> {
         agent.executor_reregistration_timeout_s,
         agent.master_ping_timeout_s,
         agent.gc_delay_s,
-        revenant::agent::registration::REGISTER_RETRY_INTERVAL_MAX.as_secs_f64(),
+        revenant::domain::intervals::REGISTER_RETRY_INTERVAL_MAX.as_secs_f64(),
         master.agent_reregister_timeout_s,
         master.agent_ping_timeout_s * f64::from(master.max_agent_ping_timeouts),
         TEARDOWN_GRACE_S,
@@ -217,8 +217,8 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     fault.message = Some(message.to_owned());
                     if message == "status_update" {
                         // Only on the executor's hop (docs/simulator-reach.md rule 6).
-                        fault.from = Some(crate::observations::AGENT_HOST.to_owned());
-                        fault.to = Some(crate::observations::AGENT_HOST.to_owned());
+                        fault.from = Some(crate::hosts::AGENT_HOST.to_owned());
+                        fault.to = Some(crate::hosts::AGENT_HOST.to_owned());
                     }
                 }
                 FaultKind::AgentCrashAtMessage => {
@@ -339,42 +339,13 @@ pub fn large_command(scenario: &Scenario, seed: u64, index: u32, command: String
     padded
 }
 
-/// The run directories of every executor of the agent with work directory `work_dir`:
-/// (the `runs` directory, the container the `latest` link names).
-pub(crate) fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
-    let slaves = work_dir.join("meta/slaves");
-    let mut out = Vec::new();
-    for agent in fs.list_dir(&slaves).unwrap_or_default() {
-        if agent == "latest" {
-            continue;
-        }
-        let frameworks = slaves.join(&agent).join("frameworks");
-        for framework in fs.list_dir(&frameworks).unwrap_or_default() {
-            let executors = frameworks.join(&framework).join("executors");
-            for executor in fs.list_dir(&executors).unwrap_or_default() {
-                let runs = executors.join(&executor).join("runs");
-                if let Ok(target) = fs.read_link(&runs.join("latest")) {
-                    let container = target
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if !container.is_empty() && fs.is_dir(&runs.join(&container)) {
-                        out.push((runs, container));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Operator damage: deletes (durably) the latest run directory of one executor whose
 /// run completed (`executor.sentinel`: its updates were all acknowledged), leaving
 /// `runs/latest` dangling, as a collection cut short or an operator's clean-up does;
 /// says which, or `None` when there is none. (Deleting a live run's directory would
 /// destroy updates the agent promised to deliver: no rule can hold after that.)
 pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<String> {
-    let runs: Vec<(PathBuf, String)> = latest_runs(fs, work_dir)
+    let runs: Vec<(PathBuf, String)> = crate::wake_faults::latest_runs(fs, work_dir)
         .into_iter()
         .filter(|(runs, container)| fs.exists(&runs.join(container).join("executor.sentinel")))
         .collect();
@@ -410,7 +381,7 @@ pub fn rewrite_forked_pid(
 ) -> Option<String> {
     let live_pids: Vec<u32> = live.iter().map(|(pid, _)| *pid).collect();
     let mut candidates = Vec::new();
-    for (runs, container) in latest_runs(fs, work_dir) {
+    for (runs, container) in crate::wake_faults::latest_runs(fs, work_dir) {
         // `runs` is `.../executors/<executor>/runs`.
         if executor.is_some_and(|e| runs.parent().and_then(|p| p.file_name()) != Some(e.as_ref())) {
             continue;

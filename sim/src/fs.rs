@@ -105,74 +105,10 @@ pub const CAPACITY_BYTES_DEFAULT: u64 = 16 << 30;
 /// The number of inodes below which the collection of unreachable inodes never runs.
 const GC_INODES_MIN: usize = 1024;
 
+pub use crate::fs_op::Op;
+
 /// The wall clock a [`SimFs`] stamps modification times with.
 pub type WallClock = Rc<dyn Fn() -> SystemTime>;
-
-/// The kinds of filesystem operation, for fault injection and counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Op {
-    /// [`FileSystem::read`].
-    Read,
-    /// [`FileSystem::write`].
-    Write,
-    /// [`FileSystem::append`].
-    Append,
-    /// [`FileSystem::sync_file`].
-    SyncFile,
-    /// [`FileSystem::sync_dir`].
-    SyncDir,
-    /// [`FileSystem::create_dir`].
-    CreateDir,
-    /// [`FileSystem::rename`].
-    Rename,
-    /// [`FileSystem::symlink`].
-    Symlink,
-    /// [`FileSystem::read_link`].
-    ReadLink,
-    /// [`FileSystem::list_dir`].
-    ListDir,
-    /// [`FileSystem::remove_file`].
-    RemoveFile,
-    /// [`FileSystem::remove_dir_all`].
-    RemoveDirAll,
-    /// [`FileSystem::truncate`].
-    Truncate,
-    /// [`FileSystem::modified`].
-    Modified,
-    /// [`FileSystem::touch`].
-    Touch,
-    /// [`FileSystem::disk_usage`].
-    DiskUsage,
-    /// [`FileSystem::lock_exclusive`].
-    Lock,
-}
-
-impl Op {
-    /// Every kind, in declaration order.
-    pub const ALL: [Op; 17] = [
-        Op::Read,
-        Op::Write,
-        Op::Append,
-        Op::SyncFile,
-        Op::SyncDir,
-        Op::CreateDir,
-        Op::Rename,
-        Op::Symlink,
-        Op::ReadLink,
-        Op::ListDir,
-        Op::RemoveFile,
-        Op::RemoveDirAll,
-        Op::Truncate,
-        Op::Modified,
-        Op::Touch,
-        Op::DiskUsage,
-        Op::Lock,
-    ];
-
-    const fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-}
 
 /// A set of [`Op`] kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,15 @@
 //! | [`seams`] | simulated clock, network, processes, boot id, randomness; a filesystem handle that kills its process at an exact operation |
 //! | [`scenario`] | the scenario file format |
 //! | [`cluster`] | a run's entry point, settings and result; the agent machine's state; the fault schedule |
+//! | [`hosts`] | the host layout: names, ports, work directories, each host's principal (the bottom) |
+//! | [`machine`] | the agent machine's state across crashes, a run's options |
+//! | [`schedule`] | a run's fault schedule, and in a branch its redraw |
+//! | [`branch`] | which exploration branch this thread runs |
+//! | [`seed`] | seed derivation |
+//! | [`clock`] | the driver's simulated time outside any host |
+//! | [`violation`] | a broken rule |
+//! | [`crash_hooks`] | the crash points' plan and filesystem wrapper, below the driver |
+//! | [`fs_op`] | the kinds of filesystem operation |
 //! | [`observations`] | host layout, the task plan, what the outside world saw: below the driver and the oracles |
 //! | [`driver`] | steps a cluster: due faults and deferred actions between turmoil steps, the end of the run |
 //! | [`driver_hosts`] | the hosts: masters, the agent machine's supervisors, the frameworks' recording workload |
@@ -35,8 +44,11 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod apply_fault;
+pub mod branch;
+pub mod clock;
 pub mod cluster;
 pub mod corrupt;
+pub mod crash_hooks;
 pub mod crash_points;
 pub mod decision;
 pub mod disk_faults;
@@ -48,10 +60,13 @@ pub mod explore;
 pub mod fault_log;
 pub mod faults;
 pub mod fs;
+pub mod fs_op;
 pub mod fuzzing;
 pub mod gc_watch;
 pub mod history;
+pub mod hosts;
 pub mod junit;
+pub mod machine;
 pub mod master_reports;
 pub mod messages;
 pub mod observations;
@@ -59,12 +74,15 @@ pub mod oracles;
 pub mod rogue;
 pub mod rogue_framework;
 pub mod scenario;
+pub mod schedule;
 pub mod seams;
+pub mod seed;
 pub mod shrink;
 pub mod sweep;
 pub mod timeline;
 pub mod trace;
 pub mod update_receipts;
+pub mod violation;
 pub mod wake_faults;
 pub mod zk;
 pub mod zk_faults;

@@ -238,7 +238,7 @@ fn main() -> ExitCode {
                     summary.nondeterministic.len()
                 );
                 print!("{}", sweep::coverage_table(&summary.coverage));
-                print!("{}", revenant_sim::explore::report(&summary));
+                print!("{}", revenant_sim::sweep::explore_report(&summary));
                 if let Some(junit) = &junit {
                     revenant_sim::junit::write(junit, &revenant_sim::junit::results(&summary))?;
                     println!("JUnit report written to {}", junit.display());

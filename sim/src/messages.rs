@@ -143,7 +143,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 /// What a message is about, for its label.
 fn about(body: &Body) -> String {
-    let (task, state) = crate::drops::task_and_state(body);
+    let (task, state) = task_and_state(body);
     match (task, state) {
         (Some(task), Some(state)) => format!("{task} {state}"),
         (Some(task), None) => task,
@@ -255,5 +255,23 @@ impl Tap {
     /// A whole frame delivered to this end's reader.
     pub fn received(&mut self, frame: &[u8]) {
         self.record(frame, false);
+    }
+}
+
+/// What a rule can match in a message: its task and, for status updates, its state.
+pub(crate) fn task_and_state(body: &Body) -> (Option<String>, Option<String>) {
+    match body {
+        Body::RunTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
+        Body::KillTask(m) => (Some(m.task_id.clone()), None),
+        Body::Acknowledgement(m) => (Some(m.task_id.clone()), None),
+        Body::SubmitTask(m) => (m.task.as_ref().map(|t| t.task_id.clone()), None),
+        Body::StatusUpdate(m) => {
+            let status = m.update.as_ref().and_then(|u| u.status.as_ref());
+            (
+                status.map(|s| s.task_id.clone()),
+                status.map(|s| s.state().as_str_name().to_owned()),
+            )
+        }
+        _ => (None, None),
     }
 }

@@ -12,63 +12,13 @@ use rand::{Rng, SeedableRng};
 use revenant::ids::Uuid;
 use revenant::proto::{CommandInfo, TaskInfo, TaskState};
 
+// The host layout lives in `crate::hosts`; its paths here stay for callers.
+pub use crate::hosts::{
+    agent_of_host, agent_port, agent_trace_host, agent_work_dir, framework_host, AGENT_HOST,
+    AGENT_PORT, FRAMEWORK_HOST, MASTER_PORT, WORK_DIR,
+};
 use crate::scenario::{FaultKind, Scenario};
 use crate::seams::derive_seed;
-
-/// The agent machine's host name.
-pub const AGENT_HOST: &str = "agent1";
-/// The framework's host name.
-pub const FRAMEWORK_HOST: &str = "framework";
-/// The agent's port.
-pub const AGENT_PORT: u16 = 5051;
-/// The masters' port.
-pub const MASTER_PORT: u16 = 5050;
-/// The agent's work directory on its machine.
-pub const WORK_DIR: &str = "/var/lib/revenant";
-
-/// The trace host of agent process `index` (1, 2, ...) of the agent machine: `agent1`
-/// for the first, `agent1/2` for the second, ...
-pub fn agent_trace_host(index: u32) -> String {
-    if index <= 1 {
-        AGENT_HOST.to_owned()
-    } else {
-        format!("{AGENT_HOST}/{index}")
-    }
-}
-
-/// The agent process (1, 2, ...) a trace host names (`agent1` is 1, `agent1/2` is 2);
-/// `None` for other hosts.
-pub fn agent_of_host(host: &str) -> Option<u32> {
-    let rest = host.strip_prefix(AGENT_HOST)?;
-    if rest.is_empty() {
-        return Some(1);
-    }
-    rest.strip_prefix('/')?.parse().ok()
-}
-
-/// The port of agent process `index`: 5051, 5052, ...
-pub fn agent_port(index: u32) -> u16 {
-    AGENT_PORT + index.max(1) as u16 - 1
-}
-
-/// The work directory of agent process `index`: [`WORK_DIR`] for the first,
-/// `/var/lib/revenant-2` for the second, ...
-pub fn agent_work_dir(index: u32) -> PathBuf {
-    if index <= 1 {
-        PathBuf::from(WORK_DIR)
-    } else {
-        PathBuf::from(format!("{WORK_DIR}-{index}"))
-    }
-}
-
-/// The host of framework `index` (1, 2, ...): `framework`, `framework2`, ...
-pub fn framework_host(index: u32) -> String {
-    if index <= 1 {
-        FRAMEWORK_HOST.to_owned()
-    } else {
-        format!("{FRAMEWORK_HOST}{index}")
-    }
-}
 
 /// What the framework saw.
 #[derive(Clone, Debug, PartialEq)]

@@ -24,7 +24,7 @@ use revenant::proto::{
     TaskStatus,
 };
 
-use crate::cluster::Machine;
+use crate::machine::Machine;
 use crate::observations::{agent_port, Observations, AGENT_HOST};
 use crate::scenario::Scenario;
 use crate::seams::{derive_seed, SimNet};

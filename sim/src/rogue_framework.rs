@@ -17,18 +17,12 @@ use revenant::os::{BoxStream, Network};
 use revenant::proto::envelope::Body;
 use revenant::proto::{FrameworkInfo, StatusUpdateMessage, TaskInfo};
 
-use crate::cluster::Machine;
+pub use crate::hosts::{principal_of_host, ROGUE_FRAMEWORK_HOST, ROGUE_PRINCIPAL};
+use crate::machine::Machine;
 use crate::observations::{Observations, MASTER_PORT};
 use crate::rogue::Planned;
 use crate::scenario::Scenario;
 use crate::seams::SimNet;
-
-/// The trace host of the rogue framework: a framework host of its own.
-pub const ROGUE_FRAMEWORK_HOST: &str = "rogue-framework";
-
-/// The principal the rogue framework proved (SEC40): a principal the master knows, with
-/// no rights beyond what [`ROGUE_ACLS`] leaves to everyone.
-pub const ROGUE_PRINCIPAL: &str = "rogue";
 
 /// The user the rogue framework asks its task to run as; the ACLs refuse it (SEC36).
 pub const ROGUE_USER: &str = "root";
@@ -63,13 +57,6 @@ pub fn master_acls(scenario: &Scenario, seed: u64) -> revenant::security::acls::
     } else {
         revenant::security::acls::Acls::parse(ROGUE_ACLS).expect("ROGUE_ACLS parses")
     }
-}
-
-/// The principal the simulated transport hands the master for a connection from
-/// `peer_host` (docs/security.md SEC40): the rogue framework's, or none (the scenario's
-/// roles authenticate as nobody, as on a cluster without TLS or credentials).
-pub fn principal_of_host(peer_host: &str) -> Option<&'static str> {
-    (peer_host == ROGUE_FRAMEWORK_HOST).then_some(ROGUE_PRINCIPAL)
 }
 
 /// How the rogue framework tells its connections apart in its record.

@@ -20,27 +20,14 @@ use revenant::os::{
 };
 use revenant::proto::CommandInfo;
 
+pub use crate::seed::derive_seed;
+
 use crate::drops::FilteredStream;
 use crate::fs::SimFs;
 
 /// The epoch every run's wall clock starts at (fixed, so traces do not depend on the
 /// day the run happens).
 pub const EPOCH_SECONDS: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-/// Derives a sub-seed from a seed and a label, so each process incarnation has a stream
-/// of its own that does not shift when another process draws more numbers.
-pub fn derive_seed(seed: u64, label: &str) -> u64 {
-    // FNV-1a over the label, mixed with the seed (splitmix64 finaliser).
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in label.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = seed ^ hash;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// Seeded randomness. In a branch of `sweep --explore` the stream is reseeded once the
 /// branch's moment has passed (docs/failing-runs.md F12).
@@ -71,7 +58,7 @@ impl SeededRandom {
 impl Random for SeededRandom {
     fn fill(&self, buffer: &mut [u8]) {
         if !self.2.get() {
-            if let Some(seed) = crate::explore::branch_seed(self.1) {
+            if let Some(seed) = crate::branch::branch_seed(self.1) {
                 *self.0.borrow_mut() = rand::rngs::StdRng::seed_from_u64(seed);
                 self.2.set(true);
             }
@@ -150,7 +137,7 @@ impl Listener for SimListener {
                 turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string())
             };
             // docs/security.md SEC40: the principal the peer proved, as `principal@address`.
-            let peer = match crate::rogue_framework::principal_of_host(&peer_host) {
+            let peer = match crate::hosts::principal_of_host(&peer_host) {
                 Some(principal) => format!("{principal}@{peer}"),
                 None => peer.to_string(),
             };

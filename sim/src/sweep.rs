@@ -518,3 +518,45 @@ pub fn unreached(coverage: &BTreeMap<&'static str, usize>) -> Vec<&'static str> 
         .filter(|point| !EXPECTED_UNREACHED.iter().any(|(p, _)| p == point))
         .collect()
 }
+
+/// The exploration's report: the first pass's rarest points, and how many runs reached
+/// each in the first pass, with the branches, and how many branches reached it only
+/// after their branch's moment (a new path, not the replayed prefix).
+pub fn explore_report(summary: &Summary) -> String {
+    let Some((first, first_runs)) = &summary.first_pass else {
+        return String::new();
+    };
+    let all_runs = summary.passed + summary.failed.len();
+    let mut out = format!(
+        "explore: {first_runs} runs, then {} branches; {:.1}s in all\n\
+         the first pass's rarest points: runs reaching each in the first pass, with the branches, branches reaching it after their moment\n",
+        all_runs.saturating_sub(*first_runs),
+        summary.seconds
+    );
+    let line = |point: &str, a: usize, b: usize, c: usize, note: &str| {
+        format!("  {a:>8} {b:>8} {c:>8}  {point}{note}\n")
+    };
+    let get =
+        |map: &BTreeMap<&'static str, usize>, point: &str| map.get(point).copied().unwrap_or(0);
+    for point in crate::explore::rarest(first, crate::explore::Settings::default().rarest) {
+        out.push_str(&line(
+            point,
+            get(first, point),
+            get(&summary.coverage, point),
+            get(&summary.branch_new, point),
+            "",
+        ));
+    }
+    for (point, runs) in &summary.coverage {
+        if get(first, point) == 0 && *runs > 0 {
+            out.push_str(&line(
+                point,
+                0,
+                *runs,
+                get(&summary.branch_new, point),
+                " (reached by branches only)",
+            ));
+        }
+    }
+    out
+}

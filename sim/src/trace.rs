@@ -208,10 +208,7 @@ where
     }
 }
 
-thread_local! {
-    /// The driver's notion of simulated time, for events emitted outside any host.
-    pub static DRIVER_TIME: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
-}
+pub use crate::clock::DRIVER_TIME;
 
 /// The FNV-1a hash of the trace's lines: part of a run's result.
 pub fn hash(events: &[TraceEvent]) -> u64 {

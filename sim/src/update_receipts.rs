@@ -68,8 +68,8 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
     let Some(&key) = frame.get(4) else {
         return;
     };
-    let to_master = local.starts_with("master") && peer == crate::observations::AGENT_HOST;
-    let to_agent = local == crate::observations::AGENT_HOST && peer.starts_with("master");
+    let to_master = local.starts_with("master") && peer == crate::hosts::AGENT_HOST;
+    let to_agent = local == crate::hosts::AGENT_HOST && peer.starts_with("master");
     let wanted = match key {
         REGISTER_AGENT_KEY | REREGISTER_AGENT_KEY | STATUS_UPDATE_KEY => to_master,
         ACKNOWLEDGEMENT_KEY => to_agent,

@@ -5,7 +5,7 @@
 //! is a `drop` of `wake_executor` (the swarm draws it beside these, see
 //! `crate::faults::swarm_extras`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -31,7 +31,7 @@ pub fn break_wake(
     // Every run's file, and which of them may be damaged.
     let mut files = Vec::new();
     let mut targets = Vec::new();
-    for (runs, container) in crate::faults::latest_runs(fs, work_dir) {
+    for (runs, container) in latest_runs(fs, work_dir) {
         let path = runs.join(&container).join("pids/libprocess.pid");
         let Ok(text) = fs.read(&path) else {
             continue;
@@ -73,7 +73,7 @@ pub fn break_wake(
                 Some((_, other)) => other.trim_end().to_owned(),
                 None => {
                     let executor = text.split('@').next().unwrap_or("executor()");
-                    format!("{executor}@{}:1", crate::cluster::AGENT_HOST)
+                    format!("{executor}@{}:1", crate::hosts::AGENT_HOST)
                 }
             }
         }
@@ -88,4 +88,33 @@ pub fn break_wake(
         "libprocess.pid made {how} ({:?} -> {new:?}): {shown}",
         text.trim_end()
     ))
+}
+
+/// The run directories of every executor of the agent with work directory `work_dir`:
+/// (the `runs` directory, the container the `latest` link names).
+pub(crate) fn latest_runs(fs: &SimFs, work_dir: &Path) -> Vec<(PathBuf, String)> {
+    let slaves = work_dir.join("meta/slaves");
+    let mut out = Vec::new();
+    for agent in fs.list_dir(&slaves).unwrap_or_default() {
+        if agent == "latest" {
+            continue;
+        }
+        let frameworks = slaves.join(&agent).join("frameworks");
+        for framework in fs.list_dir(&frameworks).unwrap_or_default() {
+            let executors = frameworks.join(&framework).join("executors");
+            for executor in fs.list_dir(&executors).unwrap_or_default() {
+                let runs = executors.join(&executor).join("runs");
+                if let Ok(target) = fs.read_link(&runs.join("latest")) {
+                    let container = target
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if !container.is_empty() && fs.is_dir(&runs.join(&container)) {
+                        out.push((runs, container));
+                    }
+                }
+            }
+        }
+    }
+    out
 }

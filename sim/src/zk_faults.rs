@@ -10,63 +10,15 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::Rng;
 
+pub use crate::scenario::fault_checks::{is_zk_fault, validate_zk as validate};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::zk::ZK_HOST;
-
-/// Whether `kind` is a ZooKeeper fault.
-pub fn is_zk_fault(kind: FaultKind) -> bool {
-    matches!(
-        kind,
-        FaultKind::ZkPartition | FaultKind::ZkDown | FaultKind::ZkExpire | FaultKind::ZkLoseReply
-    )
-}
 
 fn session_timeout(scenario: &Scenario) -> f64 {
     scenario
         .zookeeper
         .as_ref()
         .map_or(10.0, |zk| zk.session_timeout_s)
-}
-
-/// A fixed ZooKeeper fault's fields, checked: the error names the fault and the field.
-pub fn validate(scenario: &Scenario, fault: &FaultSpec) -> Result<(), String> {
-    let name = format!("{:?} at {} s", fault.kind, fault.at_s);
-    if scenario.zookeeper.is_none() {
-        return Err(format!(
-            "{name}: a ZooKeeper fault needs the scenario's [zookeeper] table"
-        ));
-    }
-    if let Some(master) = &fault.a {
-        let index = master
-            .strip_prefix("master")
-            .and_then(|n| n.parse::<u32>().ok());
-        if !index.is_some_and(|i| i >= 1 && i <= scenario.masters) {
-            return Err(format!(
-                "{name}: a = \"{master}\" names no master (master1 to master{})",
-                scenario.masters
-            ));
-        }
-    }
-    if let Some(operation) = &fault.message {
-        if fault.kind != FaultKind::ZkLoseReply
-            || !["join", "create", "set"].contains(&operation.as_str())
-        {
-            return Err(format!(
-                "{name}: message = \"{operation}\": only zk_lose_reply takes one, and it must be join, create or set"
-            ));
-        }
-    }
-    for (field, value) in [
-        ("duration_s", fault.duration_s),
-        ("restart_after_s", fault.restart_after_s),
-    ] {
-        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
-            return Err(format!(
-                "{name}: {field} must be a non-negative number of seconds"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A duration near one of the timeouts (±0.5-5%), or anywhere up to 2.5 timeouts.

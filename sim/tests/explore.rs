@@ -114,6 +114,6 @@ fn an_exploring_sweep_is_deterministic_and_reaches_rare_points_more() {
         hits(&one.coverage),
         hits(&first)
     );
-    let report = explore::report(&one);
+    let report = revenant_sim::sweep::explore_report(&one);
     assert!(report.starts_with("explore: 10 runs, then"), "{report}");
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use crate::os::Random;
 
-/// The cap of the registration retry interval.
-pub const REGISTER_RETRY_INTERVAL_MAX: Duration = Duration::from_secs(60);
+pub use crate::domain::intervals::REGISTER_RETRY_INTERVAL_MAX;
 
 /// The back-off of one registration attempt series.
 #[derive(Clone, Debug)]

@@ -26,10 +26,7 @@ use crate::checkpoint::recover::TaskState as RecoveredTask;
 use crate::ids::{FrameworkId, TaskId, Uuid};
 use crate::proto::StatusUpdate;
 
-/// The first retry interval of an unacknowledged update.
-pub const RETRY_INTERVAL_MIN: Duration = Duration::from_secs(10);
-/// The largest retry interval.
-pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(600);
+pub use crate::domain::intervals::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
 
 pub use crate::domain::task_state::is_terminal;
 

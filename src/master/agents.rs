@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::info;
 
-use super::decisions::{self, ReregistrationDecision};
+use super::decisions::{self, AgentVerdict};
 use super::{
     new_id, AgentPhase, AgentRecord, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
     TORN_DOWN_MESSAGE,
@@ -244,7 +244,7 @@ impl Master {
             && !broken!(self.config.breakage.master_readmits_removed_agents);
         let stale = !removed && self.stale_connection(&id, connection);
         match decisions::reregistration(removed, stale) {
-            ReregistrationDecision::ShutDown => {
+            AgentVerdict::ShutDown => {
                 crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %id, "removed agent tried to re-register: telling it to shut down");
                 if let Some(outbox) = outbox {
@@ -257,12 +257,12 @@ impl Master {
                 }
                 return;
             }
-            ReregistrationDecision::IgnoreStale => {
+            AgentVerdict::Ignore => {
                 crate::coverage::point!("master_stale_agent_message_ignored");
                 info!(agent = %id, "stale re-registration ignored: it came on an earlier connection than the agent's newest");
                 return;
             }
-            ReregistrationDecision::Admit => {}
+            AgentVerdict::Accept => {}
         }
         if let Err(error) = self.registry.admit(&info) {
             self.failed = Some(error);

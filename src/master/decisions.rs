@@ -68,51 +68,43 @@ pub(super) fn reregistration_expired(
         && disconnected_at.is_some_and(|at| now.saturating_duration_since(at) >= timeout)
 }
 
-/// What the master does with an agent's re-registration (docs/recovery-rules.md R6,
-/// R8).
+/// What the master does with a re-registration or a status update from an agent that
+/// may have been removed or may speak on the wrong connection (docs/recovery-rules.md
+/// R6-R8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ReregistrationDecision {
-    /// A removed agent is never let back: it is told to shut down.
+pub(super) enum AgentVerdict {
+    /// Taken: a re-registration admitted (a known agent resumes, an unknown one is added
+    /// as it reports), or a status update recorded and forwarded.
+    Accept,
+    /// Ignored: a re-registration on an older connection than the agent's newest, or a
+    /// status update on a connection the agent is not registered on.
+    Ignore,
+    /// Refused, and the agent told to shut down: a removed agent is never let back, and
+    /// its updates are never forwarded.
     ShutDown,
-    /// It came on an older connection than the agent's newest: ignored.
-    IgnoreStale,
-    /// Admitted: a known agent resumes, an unknown one is added as it reports.
-    Admit,
 }
 
 /// Decides a re-registration from whether the agent was removed (by this master or in
-/// the registry) and whether the connection is older than its newest.
-pub(super) fn reregistration(removed: bool, stale: bool) -> ReregistrationDecision {
+/// the registry) and whether the connection is older than its newest: removal first.
+pub(super) fn reregistration(removed: bool, stale: bool) -> AgentVerdict {
     if removed {
-        ReregistrationDecision::ShutDown
+        AgentVerdict::ShutDown
     } else if stale {
-        ReregistrationDecision::IgnoreStale
+        AgentVerdict::Ignore
     } else {
-        ReregistrationDecision::Admit
+        AgentVerdict::Accept
     }
 }
 
-/// What the master does with a status update from an agent (docs/recovery-rules.md R6,
-/// R7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum UpdateDecision {
-    /// On the agent's registered connection: recorded and forwarded.
-    Forward,
-    /// From a removed agent: refused, never forwarded; the agent is told to shut down.
-    RefuseRemoved,
-    /// On a connection the agent is not registered on: dropped.
-    DropStranger,
-}
-
 /// Decides a status update from whether it came on the agent's registered connection
-/// and whether the agent (or the connection's agent) was removed.
-pub(super) fn status_update(registered: bool, removed: bool) -> UpdateDecision {
+/// (which wins) and whether the agent (or the connection's agent) was removed.
+pub(super) fn status_update(registered: bool, removed: bool) -> AgentVerdict {
     if registered {
-        UpdateDecision::Forward
+        AgentVerdict::Accept
     } else if removed {
-        UpdateDecision::RefuseRemoved
+        AgentVerdict::ShutDown
     } else {
-        UpdateDecision::DropStranger
+        AgentVerdict::Ignore
     }
 }
 
@@ -287,23 +279,17 @@ mod tests {
 
     #[test]
     fn removed_agents_are_never_let_back() {
-        assert_eq!(
-            reregistration(true, false),
-            ReregistrationDecision::ShutDown
-        );
-        assert_eq!(reregistration(true, true), ReregistrationDecision::ShutDown);
-        assert_eq!(
-            reregistration(false, true),
-            ReregistrationDecision::IgnoreStale
-        );
-        assert_eq!(reregistration(false, false), ReregistrationDecision::Admit);
+        assert_eq!(reregistration(true, false), AgentVerdict::ShutDown);
+        assert_eq!(reregistration(true, true), AgentVerdict::ShutDown);
+        assert_eq!(reregistration(false, true), AgentVerdict::Ignore);
+        assert_eq!(reregistration(false, false), AgentVerdict::Accept);
     }
 
     #[test]
     fn updates_are_forwarded_only_from_the_registered_connection() {
-        assert_eq!(status_update(true, false), UpdateDecision::Forward);
-        assert_eq!(status_update(false, true), UpdateDecision::RefuseRemoved);
-        assert_eq!(status_update(false, false), UpdateDecision::DropStranger);
+        assert_eq!(status_update(true, false), AgentVerdict::Accept);
+        assert_eq!(status_update(false, true), AgentVerdict::ShutDown);
+        assert_eq!(status_update(false, false), AgentVerdict::Ignore);
     }
 
     #[test]

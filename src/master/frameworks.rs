@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
-use super::decisions::{self, ReconcileAnswer, UpdateDecision};
+use super::decisions::{self, AgentVerdict, ReconcileAnswer};
 use super::{
     new_id, AgentPhase, CompletedFramework, Effect, FrameworkRecord, Master, Peer,
     TORN_DOWN_MESSAGE,
@@ -253,14 +253,14 @@ impl Master {
         let removed =
             !registered && (self.is_removed(&agent) || self.removed_peer(connection).is_some());
         match decisions::status_update(registered, removed) {
-            UpdateDecision::Forward => {}
-            UpdateDecision::RefuseRemoved => {
+            AgentVerdict::Accept => {}
+            AgentVerdict::ShutDown => {
                 crate::coverage::point!("master_removed_agent_refused");
                 info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update from a removed agent: refused, telling it to shut down");
                 self.tell_removed_agent(connection);
                 return;
             }
-            UpdateDecision::DropStranger => {
+            AgentVerdict::Ignore => {
                 info!(agent = %agent, task = %status.task_id, state = status.state().as_str_name(), "status update on a connection the agent is not registered on: dropped");
                 return;
             }

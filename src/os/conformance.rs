@@ -108,6 +108,14 @@ fn fails_with<T: std::fmt::Debug>(
     }
 }
 
+/// `fails!(CHECK; "operation", &path => call, Kind; ...)`: each call fails with
+/// `io::ErrorKind::Kind` ([`fails_with`], one line per expectation).
+macro_rules! fails {
+    ($check:expr; $($operation:expr, $path:expr => $call:expr, $kind:ident;)+) => {
+        $(fails_with($check, $operation, $path, $call, io::ErrorKind::$kind);)+
+    };
+}
+
 #[track_caller]
 fn content(check: &str, fs: &dyn FileSystem, path: &Path, expected: &[u8]) {
     let data = ok(check, "read", path, fs.read(path));
@@ -282,28 +290,29 @@ pub fn check_list_dir_sorted(fs: &dyn FileSystem, root: &Path) {
     names(CHECK, fs, &sub, &[]);
 }
 
+/// `replace_atomically` of `file` (alone in `dir`) with `data`: the file then holds
+/// `data` and the directory holds only it, no temp file.
+#[track_caller]
+fn replaced(fs: &dyn FileSystem, dir: &Path, file: &Path, data: &[u8]) {
+    const CHECK: &str = "replace_atomically";
+    ok(
+        CHECK,
+        "replace_atomically",
+        file,
+        fs.replace_atomically(file, data),
+    );
+    content(CHECK, fs, file, data);
+    names(CHECK, fs, dir, &["checkpoint.info"]);
+}
+
 /// `replace_atomically` creates or replaces the file, leaves no temp file behind, and
 /// copes with a stale temp file left by a crash.
 pub fn check_replace_atomically(fs: &dyn FileSystem, root: &Path) {
     const CHECK: &str = "replace_atomically";
     let dir = check_dir(fs, root, CHECK);
     let file = dir.join("checkpoint.info");
-    ok(
-        CHECK,
-        "replace_atomically",
-        &file,
-        fs.replace_atomically(&file, b"one"),
-    );
-    content(CHECK, fs, &file, b"one");
-    names(CHECK, fs, &dir, &["checkpoint.info"]);
-    ok(
-        CHECK,
-        "replace_atomically",
-        &file,
-        fs.replace_atomically(&file, b"two"),
-    );
-    content(CHECK, fs, &file, b"two");
-    names(CHECK, fs, &dir, &["checkpoint.info"]);
+    replaced(fs, &dir, &file, b"one");
+    replaced(fs, &dir, &file, b"two");
 
     let temp = temp_path_for(&file);
     assert_eq!(
@@ -317,29 +326,12 @@ pub fn check_replace_atomically(fs: &dyn FileSystem, root: &Path) {
         &temp,
         fs.write(&temp, b"stale temp from a crash"),
     );
-    ok(
-        CHECK,
-        "replace_atomically",
-        &file,
-        fs.replace_atomically(&file, b"three"),
-    );
-    content(CHECK, fs, &file, b"three");
-    names(CHECK, fs, &dir, &["checkpoint.info"]);
-    ok(
-        CHECK,
-        "replace_atomically",
-        &file,
-        fs.replace_atomically(&file, b""),
-    );
-    content(CHECK, fs, &file, b"");
+    replaced(fs, &dir, &file, b"three");
+    replaced(fs, &dir, &file, b"");
 
     let missing = dir.join("missing").join("file");
-    fails_with(
-        CHECK,
-        "replace_atomically",
-        &missing,
-        fs.replace_atomically(&missing, b"x"),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "replace_atomically", &missing => fs.replace_atomically(&missing, b"x"), NotFound;
     );
 }
 
@@ -432,36 +424,18 @@ pub fn check_rename_directory(fs: &dyn FileSystem, root: &Path) {
         &full.join("x"),
         fs.write(&full.join("x"), b"x"),
     );
-    fails_with(
-        CHECK,
-        "rename onto a non-empty directory",
-        &full,
-        fs.rename(&empty, &full),
-        io::ErrorKind::DirectoryNotEmpty,
+    fails!(CHECK;
+        "rename onto a non-empty directory", &full => fs.rename(&empty, &full), DirectoryNotEmpty;
     );
     let inside = empty.join("sub").join("inside");
-    fails_with(
-        CHECK,
-        "rename into itself",
-        &inside,
-        fs.rename(&empty, &inside),
-        io::ErrorKind::InvalidInput,
+    fails!(CHECK;
+        "rename into itself", &inside => fs.rename(&empty, &inside), InvalidInput;
     );
     let file = dir.join("file");
     ok(CHECK, "write", &file, fs.write(&file, b"file"));
-    fails_with(
-        CHECK,
-        "rename a file over a directory",
-        &full,
-        fs.rename(&file, &full),
-        io::ErrorKind::IsADirectory,
-    );
-    fails_with(
-        CHECK,
-        "rename a directory over a file",
-        &file,
-        fs.rename(&full, &file),
-        io::ErrorKind::NotADirectory,
+    fails!(CHECK;
+        "rename a file over a directory", &full => fs.rename(&file, &full), IsADirectory;
+        "rename a directory over a file", &file => fs.rename(&full, &file), NotADirectory;
     );
     content(CHECK, fs, &file, b"file");
     content(CHECK, fs, &full.join("x"), b"x");
@@ -529,34 +503,15 @@ pub fn check_symlink_read_link(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "write", &dangling, fs.write(&dangling, b"made"));
     content(CHECK, fs, &dir.join("created"), b"made");
 
-    fails_with(
-        CHECK,
-        "symlink over an existing name",
-        &relative,
-        fs.symlink(Path::new("elsewhere"), &relative),
-        io::ErrorKind::AlreadyExists,
-    );
-    fails_with(
-        CHECK,
-        "read_link of a file",
-        &target,
-        fs.read_link(&target),
-        io::ErrorKind::InvalidInput,
-    );
-    fails_with(
-        CHECK,
-        "read_link of a directory",
-        &dir,
-        fs.read_link(&dir),
-        io::ErrorKind::InvalidInput,
+    fails!(CHECK;
+        "symlink over an existing name", &relative =>
+            fs.symlink(Path::new("elsewhere"), &relative), AlreadyExists;
+        "read_link of a file", &target => fs.read_link(&target), InvalidInput;
+        "read_link of a directory", &dir => fs.read_link(&dir), InvalidInput;
     );
     let missing = dir.join("missing");
-    fails_with(
-        CHECK,
-        "read_link",
-        &missing,
-        fs.read_link(&missing),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "read_link", &missing => fs.read_link(&missing), NotFound;
     );
 }
 
@@ -616,12 +571,8 @@ pub fn check_exists_follows_symlinks(fs: &dyn FileSystem, root: &Path) {
 
     let read = ok(CHECK, "read_link", &dangling, fs.read_link(&dangling));
     assert_eq!(read, Path::new("nothing"), "conformance {CHECK}: read_link");
-    fails_with(
-        CHECK,
-        "read through a dangling link",
-        &dangling,
-        fs.read(&dangling),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "read through a dangling link", &dangling => fs.read(&dangling), NotFound;
     );
     ok(CHECK, "remove_file", &dangling, fs.remove_file(&dangling));
     names(CHECK, fs, &dir, &["file", "sub", "to-dir", "to-file"]);
@@ -711,12 +662,8 @@ pub fn check_symlink_in_middle_component(fs: &dyn FileSystem, root: &Path) {
 
     // A file in the middle of a path.
     let under_file = run.join("file").join("x");
-    fails_with(
-        CHECK,
-        "read under a file",
-        &under_file,
-        fs.read(&under_file),
-        io::ErrorKind::NotADirectory,
+    fails!(CHECK;
+        "read under a file", &under_file => fs.read(&under_file), NotADirectory;
     );
     present(CHECK, fs, &under_file, false);
 }
@@ -765,21 +712,13 @@ pub fn check_remove_file(fs: &dyn FileSystem, root: &Path) {
     content(CHECK, fs, &file, b"f");
     ok(CHECK, "remove_file", &file, fs.remove_file(&file));
     present(CHECK, fs, &file, false);
-    fails_with(
-        CHECK,
-        "remove_file of a removed file",
-        &file,
-        fs.remove_file(&file),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "remove_file of a removed file", &file => fs.remove_file(&file), NotFound;
     );
     let sub = dir.join("sub");
     ok(CHECK, "create_dir", &sub, fs.create_dir(&sub));
-    fails_with(
-        CHECK,
-        "remove_file of a directory",
-        &sub,
-        fs.remove_file(&sub),
-        io::ErrorKind::IsADirectory,
+    fails!(CHECK;
+        "remove_file of a directory", &sub => fs.remove_file(&sub), IsADirectory;
     );
     names(CHECK, fs, &dir, &["sub"]);
 }
@@ -841,19 +780,9 @@ pub fn check_remove_dir_all(fs: &dyn FileSystem, root: &Path) {
     names(CHECK, fs, &dir, &["keep"]);
 
     let file = keep.join("precious");
-    fails_with(
-        CHECK,
-        "remove_dir_all of a file",
-        &file,
-        fs.remove_dir_all(&file),
-        io::ErrorKind::NotADirectory,
-    );
-    fails_with(
-        CHECK,
-        "remove_dir_all of a removed tree",
-        &tree,
-        fs.remove_dir_all(&tree),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "remove_dir_all of a file", &file => fs.remove_dir_all(&file), NotADirectory;
+        "remove_dir_all of a removed tree", &tree => fs.remove_dir_all(&tree), NotFound;
     );
     let empty = dir.join("empty");
     ok(CHECK, "create_dir", &empty, fs.create_dir(&empty));
@@ -876,20 +805,12 @@ pub fn check_truncate(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "truncate", &file, fs.truncate(&file, 0));
     content(CHECK, fs, &file, b"");
     let missing = dir.join("missing");
-    fails_with(
-        CHECK,
-        "truncate",
-        &missing,
-        fs.truncate(&missing, 0),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "truncate", &missing => fs.truncate(&missing, 0), NotFound;
     );
     present(CHECK, fs, &missing, false);
-    fails_with(
-        CHECK,
-        "truncate of a directory",
-        &dir,
-        fs.truncate(&dir, 0),
-        io::ErrorKind::IsADirectory,
+    fails!(CHECK;
+        "truncate of a directory", &dir => fs.truncate(&dir, 0), IsADirectory;
     );
 }
 
@@ -904,21 +825,13 @@ pub fn check_create_dir(fs: &dyn FileSystem, root: &Path) {
         "conformance {CHECK}: is_dir of a new directory"
     );
     names(CHECK, fs, &sub, &[]);
-    fails_with(
-        CHECK,
-        "create_dir of a directory",
-        &sub,
-        fs.create_dir(&sub),
-        io::ErrorKind::AlreadyExists,
+    fails!(CHECK;
+        "create_dir of a directory", &sub => fs.create_dir(&sub), AlreadyExists;
     );
     let file = dir.join("file");
     ok(CHECK, "write", &file, fs.write(&file, b"f"));
-    fails_with(
-        CHECK,
-        "create_dir of a file",
-        &file,
-        fs.create_dir(&file),
-        io::ErrorKind::AlreadyExists,
+    fails!(CHECK;
+        "create_dir of a file", &file => fs.create_dir(&file), AlreadyExists;
     );
     let dangling = dir.join("dangling");
     ok(
@@ -927,29 +840,17 @@ pub fn check_create_dir(fs: &dyn FileSystem, root: &Path) {
         &dangling,
         fs.symlink(Path::new("nowhere"), &dangling),
     );
-    fails_with(
-        CHECK,
-        "create_dir of a dangling link",
-        &dangling,
-        fs.create_dir(&dangling),
-        io::ErrorKind::AlreadyExists,
+    fails!(CHECK;
+        "create_dir of a dangling link", &dangling => fs.create_dir(&dangling), AlreadyExists;
     );
     present(CHECK, fs, &dir.join("nowhere"), false);
     let orphan = dir.join("missing").join("sub");
-    fails_with(
-        CHECK,
-        "create_dir without a parent",
-        &orphan,
-        fs.create_dir(&orphan),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "create_dir without a parent", &orphan => fs.create_dir(&orphan), NotFound;
     );
     let under_file = file.join("sub");
-    fails_with(
-        CHECK,
-        "create_dir under a file",
-        &under_file,
-        fs.create_dir(&under_file),
-        io::ErrorKind::NotADirectory,
+    fails!(CHECK;
+        "create_dir under a file", &under_file => fs.create_dir(&under_file), NotADirectory;
     );
 }
 
@@ -1140,48 +1041,16 @@ pub fn check_wrong_kind_of_file(fs: &dyn FileSystem, root: &Path) {
     let dir = check_dir(fs, root, CHECK);
     let file = dir.join("file");
     ok(CHECK, "write", &file, fs.write(&file, b"f"));
-    fails_with(
-        CHECK,
-        "list_dir of a file",
-        &file,
-        fs.list_dir(&file),
-        io::ErrorKind::NotADirectory,
+    fails!(CHECK;
+        "list_dir of a file", &file => fs.list_dir(&file), NotADirectory;
     );
     let under = file.join("x");
-    fails_with(
-        CHECK,
-        "write under a file",
-        &under,
-        fs.write(&under, b"x"),
-        io::ErrorKind::NotADirectory,
-    );
-    fails_with(
-        CHECK,
-        "append under a file",
-        &under,
-        fs.append(&under, b"x"),
-        io::ErrorKind::NotADirectory,
-    );
-    fails_with(
-        CHECK,
-        "read of a directory",
-        &dir,
-        fs.read(&dir),
-        io::ErrorKind::IsADirectory,
-    );
-    fails_with(
-        CHECK,
-        "write of a directory",
-        &dir,
-        fs.write(&dir, b"x"),
-        io::ErrorKind::IsADirectory,
-    );
-    fails_with(
-        CHECK,
-        "append to a directory",
-        &dir,
-        fs.append(&dir, b"x"),
-        io::ErrorKind::IsADirectory,
+    fails!(CHECK;
+        "write under a file", &under => fs.write(&under, b"x"), NotADirectory;
+        "append under a file", &under => fs.append(&under, b"x"), NotADirectory;
+        "read of a directory", &dir => fs.read(&dir), IsADirectory;
+        "write of a directory", &dir => fs.write(&dir, b"x"), IsADirectory;
+        "append to a directory", &dir => fs.append(&dir, b"x"), IsADirectory;
     );
     content(CHECK, fs, &file, b"f");
 }
@@ -1261,12 +1130,8 @@ pub fn check_disk_usage(fs: &dyn FileSystem, root: &Path) {
         );
     }
     let missing = dir.join("missing");
-    fails_with(
-        CHECK,
-        "disk_usage",
-        &missing,
-        fs.disk_usage(&missing),
-        io::ErrorKind::NotFound,
+    fails!(CHECK;
+        "disk_usage", &missing => fs.disk_usage(&missing), NotFound;
     );
 }
 

@@ -111,7 +111,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
                 let terminal = event
                     .field("state")
                     .and_then(revenant::proto::TaskState::from_str_name)
-                    .is_some_and(revenant::agent::status_updates::is_terminal);
+                    .is_some_and(revenant::domain::task_state::is_terminal);
                 if terminal {
                     terminal_uuids.insert(uuid);
                 }
@@ -124,7 +124,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
     let terminal_seen: BTreeSet<Uuid> = observations
         .seen
         .iter()
-        .filter(|s| revenant::agent::status_updates::is_terminal(s.state))
+        .filter(|s| revenant::domain::task_state::is_terminal(s.state))
         .filter_map(|s| s.uuid)
         .collect();
     // L9: behind a terminal update of its stream that reached the framework.
@@ -156,7 +156,7 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
         let fate_told_by_master = observations.seen.iter().any(|s| {
             s.task == *task
                 && s.uuid.is_none()
-                && revenant::agent::status_updates::is_terminal(s.state)
+                && revenant::domain::task_state::is_terminal(s.state)
         });
         let wiped_after = framework_meta_wiped_after(observations, *agent, framework, *time);
         if !rebooted_after && !left_after && !fate_told_by_master && !wiped_after {

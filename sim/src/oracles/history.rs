@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use revenant::agent::status_updates::is_terminal;
+use revenant::domain::task_state::is_terminal;
 use revenant::ids::Uuid;
 use revenant::proto::TaskState;
 

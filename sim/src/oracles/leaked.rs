@@ -66,40 +66,35 @@ fn clock_jumps(observations: &Observations) -> Duration {
 fn downtime_since(observations: &Observations, from: Duration, end: Duration) -> Duration {
     let mut down = Duration::ZERO;
     for (exit, index, _) in &observations.agent_exits {
-        if *index != 1 {
-            continue;
-        }
-        let back = observations
-            .agent_starts
-            .iter()
-            .filter(|(at, i, _)| *i == 1 && at >= exit)
-            .map(|(at, _, _)| *at)
-            .min()
-            .unwrap_or(end);
-        let (a, b) = ((*exit).max(from), back.min(end));
-        if b > a {
-            down += b - a;
+        if *index == 1 {
+            let back = first_of_agent_one(&observations.agent_starts, *exit, end);
+            down += overlap(*exit, back, from, end);
         }
     }
     // An agent armed to die at a filesystem operation may have died any time from then
     // until its incarnation is seen to end: count all of it.
     for (at, text) in &observations.faults {
-        if !text.starts_with("agent dies at its filesystem operation") {
-            continue;
-        }
-        let ended = observations
-            .agent_exits
-            .iter()
-            .filter(|(t, i, _)| *i == 1 && t >= at)
-            .map(|(t, _, _)| *t)
-            .min()
-            .unwrap_or(end);
-        let (a, b) = ((*at).max(from), ended.min(end));
-        if b > a {
-            down += b - a;
+        if text.starts_with("agent dies at its filesystem operation") {
+            let ended = first_of_agent_one(&observations.agent_exits, *at, end);
+            down += overlap(*at, ended, from, end);
         }
     }
     down
+}
+
+/// The time of agent 1's first event (a start, an exit) at or after `at`; `end` if none.
+fn first_of_agent_one<T>(events: &[(Duration, u32, T)], at: Duration, end: Duration) -> Duration {
+    events
+        .iter()
+        .filter(|(t, i, _)| *i == 1 && *t >= at)
+        .map(|(t, _, _)| *t)
+        .min()
+        .unwrap_or(end)
+}
+
+/// How much of `[start, stop)` lies within `[from, end)`.
+fn overlap(start: Duration, stop: Duration, from: Duration, end: Duration) -> Duration {
+    stop.min(end).saturating_sub(start.max(from))
 }
 
 /// Checks the rule.

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use revenant::agent::status_updates::is_terminal;
+use revenant::domain::task_state::is_terminal;
 use revenant::proto::TaskState;
 
 use super::Violation;

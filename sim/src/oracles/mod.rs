@@ -25,22 +25,10 @@ pub mod teardown;
 pub mod terminal;
 pub mod update_retries;
 
-use std::time::Duration;
-
 use crate::observations::Observations;
 use crate::scenario::Scenario;
 use crate::trace::TraceEvent;
-
-/// A broken rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// When the evidence appeared (simulated time).
-    pub time: Duration,
-    /// The oracle (rule) that caught it.
-    pub oracle: &'static str,
-    /// What was wrong.
-    pub message: String,
-}
+pub use crate::violation::Violation;
 
 /// Runs every after-the-run oracle.
 pub fn check_after(

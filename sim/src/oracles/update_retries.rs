@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use revenant::agent::status_updates::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
+use revenant::domain::intervals::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
 use revenant::ids::Uuid;
 
 use super::Violation;
@@ -178,7 +178,7 @@ impl Disturbances {
         let earliest = |slot: &mut Option<Duration>, at: Duration| {
             *slot = Some(slot.map_or(at, |s| s.min(at)));
         };
-        for fault in crate::explore::schedule(scenario, seed) {
+        for fault in crate::schedule::schedule(scenario, seed) {
             let at = Duration::from_secs_f64(fault.at_s.max(0.0));
             let lasting = Duration::from_secs_f64(fault.duration_s.unwrap_or(0.0).max(0.0));
             match fault.kind {

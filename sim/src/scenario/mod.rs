@@ -46,7 +46,7 @@
 //! [[faults]]
 //! at_s = 0
 //! kind = "drop"
-//! message = "status_update"   # or "StatusUpdate"; see drops::MESSAGE_KINDS
+//! message = "status_update"   # or "StatusUpdate"; see scenario::fault_checks::MESSAGE_KINDS
 //! from = "agent1"
 //! to = "master1"
 //! state = "TASK_FINISHED"
@@ -149,6 +149,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod fault_checks;
 mod fault_spec;
 mod validate;
 
@@ -160,6 +161,7 @@ pub use fault_spec::{
 // The format is read in three parts: this module (the scenario, its flags, tasks and
 // expectations, and reading a file), `fault_spec` (what faults strike: fixed schedule
 // entries and swarm rates) and `validate` (what serde cannot check).
+// An `Option` field needs no `#[serde(default)]`: serde reads a missing one as `None`.
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -195,7 +197,6 @@ pub struct Scenario {
     /// Message latency range, milliseconds. Default: `[1, 20]` for swarm scenarios, a
     /// fixed `[5, 5]` for fixed ones, so that their snapshot traces do not shift when an
     /// unrelated message is added or removed.
-    #[serde(default)]
     pub latency_ms: Option<[u64; 2]>,
     /// Agent flags.
     #[serde(default)]
@@ -207,7 +208,6 @@ pub struct Scenario {
     #[serde(default)]
     pub tasks: Vec<TaskSpec>,
     /// Generated tasks, in addition to `tasks`.
-    #[serde(default)]
     pub generated_tasks: Option<GeneratedTasks>,
     /// Whether the framework checkpoints (default for tasks that do not say).
     #[serde(default = "yes")]
@@ -216,10 +216,8 @@ pub struct Scenario {
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
     /// Fault rates for swarm testing.
-    #[serde(default)]
     pub swarm: Option<Swarm>,
     /// The expected outcome (fixed scenarios).
-    #[serde(default)]
     pub expect: Option<Expect>,
     /// Regression scenarios pin the seeds that once failed: a sweep runs exactly these.
     #[serde(default)]
@@ -237,7 +235,6 @@ pub struct Scenario {
     pub reconcile: Vec<ReconcileSpec>,
     /// Masters elect their leader and keep their registry in a simulated ZooKeeper
     /// (docs/zookeeper.md Z11-Z16) instead of a lease on a shared disk.
-    #[serde(default)]
     pub zookeeper: Option<ZkSpec>,
 }
 
@@ -322,17 +319,13 @@ pub struct AgentFlags {
     pub master_ping_timeout_s: f64,
     /// `--recover` of every incarnation after the first (an operator restarting the
     /// agent with `--recover cleanup` before an upgrade).
-    #[serde(default)]
     pub restart_recover: Option<String>,
     /// `--resources` (`name:value` or `name(role):value`, `;`-separated). Default: the
     /// agent's defaults plus a reservation `cpus(web):1`.
-    #[serde(default)]
     pub resources: Option<String>,
     /// `--reconfiguration_policy`: `equal` (default) or `additive`.
-    #[serde(default)]
     pub reconfiguration_policy: Option<String>,
     /// `--executor_reregistration_retry_interval` (none by default).
-    #[serde(default)]
     pub executor_reregistration_retry_interval_s: Option<f64>,
     /// How long the machine's disk takes, in simulated milliseconds, to sync a group
     /// commit started in the background (0, the default: at once). A power loss during
@@ -416,7 +409,6 @@ pub struct TaskSpec {
     #[serde(default)]
     pub submit_at_s: f64,
     /// Kill the task at this time, seconds.
-    #[serde(default)]
     pub kill_at_s: Option<f64>,
     /// The framework that submits it (1, 2, ...).
     #[serde(default = "one")]

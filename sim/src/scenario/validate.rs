@@ -29,7 +29,7 @@ impl Scenario {
         }
         if let Some(swarm) = &self.swarm {
             for kind in swarm.per_minute.keys() {
-                if crate::zk_faults::is_zk_fault(*kind) && self.zookeeper.is_none() {
+                if super::fault_checks::is_zk_fault(*kind) && self.zookeeper.is_none() {
                     return Err(format!(
                         "[swarm.per_minute] lists {kind:?}, a ZooKeeper fault, but the scenario has no [zookeeper] table"
                     ));
@@ -145,8 +145,8 @@ impl Scenario {
                     ));
                 }
             }
-            if crate::zk_faults::is_zk_fault(fault.kind) {
-                crate::zk_faults::validate(self, fault)?;
+            if super::fault_checks::is_zk_fault(fault.kind) {
+                super::fault_checks::validate_zk(self, fault)?;
             }
             if fault.kind == FaultKind::Partition && (fault.a.is_none() || fault.b.is_none()) {
                 return Err(format!("partition at {} s needs a and b", fault.at_s));
@@ -156,11 +156,11 @@ impl Scenario {
                 let Some(message) = &fault.message else {
                     return Err(format!("{name} at {} s needs message", fault.at_s));
                 };
-                let Some(kind) = crate::drops::normalise_kind(message) else {
+                let Some(kind) = super::fault_checks::normalise_kind(message) else {
                     return Err(format!(
                         "{name} at {} s: unknown message '{message}' (one of {})",
                         fault.at_s,
-                        crate::drops::MESSAGE_KINDS.join(", ")
+                        super::fault_checks::MESSAGE_KINDS.join(", ")
                     ));
                 };
                 if fault.kind == FaultKind::Forge
@@ -246,7 +246,7 @@ impl Scenario {
                     ));
                 }
             }
-            crate::disk_faults::validate(fault)?;
+            super::fault_checks::validate_disk(fault)?;
         }
         if let Some(swarm) = &self.swarm {
             if !(0.0..=1.0).contains(&swarm.boundary_weight) {

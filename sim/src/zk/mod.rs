@@ -41,7 +41,7 @@ use revenant::coord::{
 };
 use revenant::proto::envelope::Body;
 
-use crate::oracles::Violation;
+use crate::violation::Violation;
 
 mod client;
 mod evidence;
