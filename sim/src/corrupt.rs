@@ -45,9 +45,31 @@ thread_local! {
     static UNDECODABLE: std::cell::RefCell<Vec<Undecodable>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Starts a run with no undecodable record injected.
-pub fn begin() {
+thread_local! {
+    static OPERATOR_REPAIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts a run with no undecodable record injected; `swarm`: whether the operator
+/// repairs a recovery stopped by one ([`operator_repair`]).
+pub fn begin(swarm: bool) {
     UNDECODABLE.with(|u| u.borrow_mut().clear());
+    OPERATOR_REPAIRS.with(|r| r.set(swarm));
+}
+
+/// docs/simulator-reach.md rule 14u: in a swarm, once a strict recovery has stopped
+/// after an undecodable record was injected, the operator does what the agent's error
+/// says (start afresh as a new agent: remove `meta/slaves/latest`, durably) so that the
+/// run goes on with an agent. Returns whether it did (the supervisor then starts the
+/// agent again).
+pub fn operator_repair(fs: &SimFs, work_dir: &std::path::Path) -> bool {
+    if !OPERATOR_REPAIRS.with(std::cell::Cell::get) || undecodable_so_far().is_empty() {
+        return false;
+    }
+    let slaves = work_dir.join("meta/slaves");
+    if fs.remove_file(&slaves.join("latest")).is_err() {
+        return false;
+    }
+    fs.sync_dir(&slaves).is_ok()
 }
 
 /// The undecodable records injected so far in this run.

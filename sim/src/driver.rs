@@ -53,7 +53,7 @@ pub(crate) fn drive(
     crate::durability::begin();
     crate::update_receipts::begin();
     crate::reconcile_watch::begin();
-    crate::corrupt::begin();
+    crate::corrupt::begin(scenario.swarm.is_some());
     crate::gc_watch::begin();
     crate::fault_log::begin();
     crate::seams::hang_executors(

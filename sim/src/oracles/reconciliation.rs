@@ -368,7 +368,14 @@ impl Quiet {
                             .is_some_and(|s| !s.starts_with(crate::observations::FRAMEWORK_HOST)
                                 && !s.starts_with("rogue"))
                     }) => {}
-                FaultKind::Drop | FaultKind::DelayMessage | FaultKind::AgentCrashAtMessage => {
+                // A held message holds back everything after it on its connection,
+                // whatever its kind.
+                FaultKind::DelayMessage => {
+                    quiet.lossy_from = Some(quiet.lossy_from.map_or(at, |from| from.min(at)));
+                }
+                // The agent dies at a message: the agent machine's own.
+                FaultKind::AgentCrashAtMessage => {}
+                FaultKind::Drop => {
                     if fault
                         .message
                         .as_deref()

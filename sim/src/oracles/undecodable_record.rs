@@ -6,8 +6,8 @@
 //! - R38 (non-strict): once an incarnation that started after the record was written,
 //!   in the same boot, has sent a registration or re-registration (its recovery is
 //!   over), the log no longer holds the record: it was cut;
-//! - R39 (strict): no incarnation that starts after the record was written, in the same
-//!   boot, registers or re-registers: recovery stops on it.
+//! - R39 (strict): the first incarnation that starts after the record was written, in
+//!   the same boot, does not register or re-register: recovery stops on it.
 //!
 //! Only runs with one agent process on the machine are judged, and only records no
 //! operator damage could have removed before the next start (a framework's checkpoint
@@ -62,6 +62,21 @@ pub fn check(scenario: &Scenario, observations: &Observations, injected: &[Undec
             .copied()
             .find(|at| *at > start)
             .unwrap_or(end + Duration::from_secs(3600));
+        // That incarnation ends at the next start (in a swarm, the operator's repair
+        // after a stop starts a new agent: rule 14u of docs/simulator-reach.md).
+        let next_start = observations
+            .history
+            .agent_starts
+            .iter()
+            .map(|s| s.time)
+            .find(|at| *at > start)
+            .unwrap_or(boot_ends);
+        let registered_first = observations
+            .update_receipts
+            .registrations
+            .iter()
+            .copied()
+            .find(|at| *at > start && *at < next_start.min(boot_ends));
         let registered = observations
             .update_receipts
             .registrations
@@ -70,12 +85,12 @@ pub fn check(scenario: &Scenario, observations: &Observations, injected: &[Undec
             .find(|at| *at > start && *at < boot_ends);
         let shown = record.path.display();
         if scenario.agent.strict {
-            if let Some(at) = registered {
+            if let Some(at) = registered_first {
                 out.push(Violation {
                     time: at,
                     oracle: "undecodable_record",
                     message: format!(
-                        "a master received a registration from the agent machine at {:.3} s, though every start since {:.3} s had to recover {shown}, whose record at byte {} does not decode: strict recovery must stop on it (R39)",
+                        "a master received a registration from the agent machine at {:.3} s, though the agent started at {:.3} s had to recover {shown}, whose record at byte {} does not decode: strict recovery must stop on it (R39)",
                         at.as_secs_f64(),
                         start.as_secs_f64(),
                         record.offset
