@@ -48,7 +48,8 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     }
     for request in record.requests.iter().filter(|r| !r.submission) {
         if quiet.around(request.time) {
-            judge_bound(record, request, timeout, &mut out);
+            let registrations = &observations.update_receipts.registrations;
+            judge_bound(record, request, timeout, registrations, &mut out);
         }
     }
     out
@@ -188,7 +189,13 @@ fn awaited(list: &[(Duration, Knowledge)], since: Duration, at: Duration) -> BTr
     .unwrap_or_default()
 }
 
-fn judge_bound(record: &Record, request: &Request, timeout: Duration, out: &mut Vec<Violation>) {
+fn judge_bound(
+    record: &Record,
+    request: &Request,
+    timeout: Duration,
+    registrations: &[Duration],
+    out: &mut Vec<Violation>,
+) {
     let Some(list) = record.knowledge.get(&request.master) else {
         return;
     };
@@ -291,6 +298,10 @@ fn judge_bound(record: &Record, request: &Request, timeout: Duration, out: &mut 
             }
         } else if led + ELECTION_SLACK <= timeout
             && !waiting_before.is_empty()
+            // An agent that registered and was cut off again between two taps was heard
+            // (the taps never listed it connected): judged only when no registration
+            // reached a master since the election.
+            && !registrations.iter().any(|at| *at >= since && *at <= to)
             && waiting_before == waiting_after
             && lost
             && !others_expect_an_answer(record, request, task)

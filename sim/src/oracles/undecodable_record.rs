@@ -31,15 +31,18 @@ pub fn check(scenario: &Scenario, observations: &Observations, injected: &[Undec
     let mut out = Vec::new();
     for record in injected {
         // The first start after the record was written, with no reboot in between.
-        let Some(start) = observations
-            .history
-            .agent_starts
-            .iter()
-            .map(|s| s.time)
-            .find(|at| *at > record.time)
-        else {
+        let starts = &observations.history.agent_starts;
+        let Some(first) = starts.iter().find(|s| s.time > record.time) else {
             continue;
         };
+        // The boot whose agent wrote the log: that of the last start before the record.
+        // A record written while the machine was off after a reboot is read by no
+        // recovery (the next start is in a new boot, R1).
+        let written_in = starts.iter().rev().find(|s| s.time <= record.time);
+        if written_in.is_some_and(|w| w.boot != first.boot) {
+            continue;
+        }
+        let start = first.time;
         if observations
             .reboots
             .iter()
