@@ -9,7 +9,10 @@
 //! registered (and waits `agent_reregister_timeout` for it) and never lets a removed
 //! agent back in. Frameworks torn down (or removed at their failover timeout,
 //! docs/lifecycle-rules.md rule 8) are kept too, so that a new leader still shuts
-//! them down on agents that report their tasks. Tasks are not kept: the agents report them when they re-register, and
+//! them down on agents that report their tasks. The frameworks registered and not torn down
+//! are kept with their principals (docs/security.md SEC43), written before the framework
+//! hears it is registered, so that a newly elected master refuses a registration with
+//! their id under another principal before any agent has reported them. Tasks are not kept: the agents report them when they re-register, and
 //! frameworks learn about the rest by reconciliation, as in Mesos.
 
 use std::path::{Path, PathBuf};
@@ -19,7 +22,9 @@ use prost::Message;
 
 use crate::checkpoint::record::{info_file, read_info, InfoRead};
 use crate::os::FileSystem;
-use crate::proto::{AgentInfo, Registry as RegistryMessage, RegistryAgent};
+use crate::proto::{
+    AgentInfo, Registry as RegistryMessage, RegistryAgent, RegistryFramework, RegistryRemoval,
+};
 
 /// The registry file's name inside the master's work directory.
 pub const REGISTRY_FILE: &str = "registry";
@@ -29,6 +34,10 @@ pub const REMOVED_AGENTS_MAX: usize = 10_000;
 
 /// Torn-down frameworks kept at most (the oldest are forgotten first).
 pub const TORN_DOWN_FRAMEWORKS_MAX: usize = 10_000;
+
+/// Registered frameworks whose principals are kept at most (the oldest registered are
+/// forgotten first; docs/security.md SEC44 says what a forgotten one may still do).
+pub const FRAMEWORKS_MAX: usize = 10_000;
 
 /// Where the registry lives, or nowhere (a master without a work directory keeps it in
 /// memory only).
@@ -206,14 +215,65 @@ impl Registry {
         &self.state.torn_down_frameworks
     }
 
-    /// Records a framework as torn down, durably (the oldest are forgotten first beyond
-    /// [`TORN_DOWN_FRAMEWORKS_MAX`]).
-    pub fn tear_down(&mut self, framework_id: &str) -> Result<(), RegistryError> {
+    /// The principal a framework registered with, if the registry keeps it
+    /// (docs/security.md SEC43): `None` when it does not know the framework, `Some(None)`
+    /// for one registered without a principal.
+    pub fn framework_principal(&self, framework_id: &str) -> Option<Option<&str>> {
+        self.state
+            .frameworks
+            .iter()
+            .find(|f| f.id == framework_id)
+            .map(|f| Some(f.principal.as_str()).filter(|p| !p.is_empty()))
+    }
+
+    /// Records a registered framework and its principal, durably (SEC43); nothing is
+    /// written when the registry already holds exactly that. Beyond [`FRAMEWORKS_MAX`]
+    /// the oldest are forgotten first.
+    pub fn record_framework(
+        &mut self,
+        framework_id: &str,
+        principal: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        if self.framework_principal(framework_id) == Some(principal) {
+            return Ok(());
+        }
+        let mut next = self.state.clone();
+        next.frameworks.retain(|f| f.id != framework_id);
+        next.frameworks.push(RegistryFramework {
+            id: framework_id.to_owned(),
+            principal: principal.unwrap_or_default().to_owned(),
+        });
+        let excess = next.frameworks.len().saturating_sub(FRAMEWORKS_MAX);
+        next.frameworks.drain(..excess);
+        self.commit(next)
+    }
+
+    /// Why a framework the registry says was removed was removed (SEC44), if it says.
+    pub fn removal_message(&self, framework_id: &str) -> Option<&str> {
+        self.state
+            .removals
+            .iter()
+            .find(|r| r.framework_id == framework_id)
+            .map(|r| r.message.as_str())
+    }
+
+    /// Records a framework as removed for good (torn down, or its failover timeout ran
+    /// out) with what a scheduler coming back is told, durably (the oldest are forgotten
+    /// first beyond [`TORN_DOWN_FRAMEWORKS_MAX`]).
+    pub fn tear_down(&mut self, framework_id: &str, message: &str) -> Result<(), RegistryError> {
         if self.is_torn_down(framework_id) {
             return Ok(());
         }
         let mut next = self.state.clone();
         next.torn_down_frameworks.push(framework_id.to_owned());
+        next.removals.push(RegistryRemoval {
+            framework_id: framework_id.to_owned(),
+            message: message.to_owned(),
+        });
+        let excess = next.removals.len().saturating_sub(TORN_DOWN_FRAMEWORKS_MAX);
+        next.removals.drain(..excess);
+        // A torn-down framework cannot register again, so its principal no longer matters.
+        next.frameworks.retain(|f| f.id != framework_id);
         let excess = next
             .torn_down_frameworks
             .len()

@@ -181,6 +181,44 @@ fn the_registry_survives_a_reopen_and_names_its_file_when_corrupt() {
     assert!(error.to_string().contains(DIR), "{error}");
 }
 
+/// docs/security.md SEC43, SEC44: a framework's principal and a removal's reason outlive
+/// the registry's writer, and a removal forgets the principal.
+#[test]
+fn the_registry_keeps_framework_principals_and_removal_reasons_across_a_reopen() {
+    let (fs, _) = setup();
+    let shared: Rc<dyn FileSystem> = Rc::new(fs.clone());
+    let mut registry = Registry::open(shared.clone(), Path::new(DIR)).expect("open");
+    assert_eq!(registry.framework_principal("framework-1"), None);
+    registry
+        .record_framework("framework-1", None)
+        .expect("record");
+    registry
+        .record_framework("framework-2", Some("web"))
+        .expect("record");
+    let reopened = Registry::open(shared.clone(), Path::new(DIR)).expect("reopen");
+    assert_eq!(reopened.framework_principal("framework-1"), Some(None));
+    assert_eq!(
+        reopened.framework_principal("framework-2"),
+        Some(Some("web"))
+    );
+    assert_eq!(reopened.framework_principal("framework-3"), None);
+
+    registry
+        .tear_down(
+            "framework-2",
+            "framework removed: no scheduler failed over within its failover timeout (5 s)",
+        )
+        .expect("tear down");
+    let reopened = Registry::open(shared, Path::new(DIR)).expect("reopen");
+    assert!(reopened.is_torn_down("framework-2"));
+    assert_eq!(reopened.framework_principal("framework-2"), None);
+    assert_eq!(
+        reopened.removal_message("framework-2"),
+        Some("framework removed: no scheduler failed over within its failover timeout (5 s)")
+    );
+    assert_eq!(reopened.framework_principal("framework-1"), Some(None));
+}
+
 /// The check above can fail: with clocks further apart than the margin, the lease no
 /// longer keeps two leaders apart.
 #[test]

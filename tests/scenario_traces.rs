@@ -251,6 +251,8 @@ catalogue!(
     regression_removed_agent_restarts,
     regression_resources_death_after_rename,
     regression_rogue_framework_failover_during_master_recovery,
+    regression_rogue_framework_takeover_after_failover,
+    regression_rogue_framework_takeover_after_master_restart,
     regression_stale_reregistration_after_restart,
     regression_removed_agent_updates_superseded,
     regression_task_for_terminating_executor,

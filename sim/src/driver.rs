@@ -29,6 +29,7 @@ pub(crate) fn drive(
     seed: u64,
     options: &RunOptions,
 ) -> (Vec<Violation>, Rc<RefCell<Observations>>) {
+    crate::seams::keep_freed_memory();
     let tick = Duration::from_millis(scenario.tick_ms.max(1));
     let duration = secs(scenario.duration_s);
     let latency = scenario.latency_ms.unwrap_or(if scenario.swarm.is_some() {

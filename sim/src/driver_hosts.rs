@@ -420,13 +420,14 @@ impl revenant::framework::Workload for Recording {
         self.memory.borrow_mut().framework_id = framework_id.to_owned();
         // Tasks never heard of (the master that took them may have died) go again; the
         // master refuses a task id it already knows.
-        let heard = self.memory.borrow().heard.clone();
-        self.due(|task| !heard.contains(task))
+        let memory = self.memory.clone();
+        self.due(|task| !memory.borrow().heard.contains(task))
     }
 
     fn submissions(&mut self) -> Vec<TaskInfo> {
-        let submitted = self.memory.borrow().submitted.clone();
-        self.due(|task| !submitted.contains(task))
+        // Asked at every turn of the scheduler's loop: the set is read, not cloned.
+        let memory = self.memory.clone();
+        self.due(|task| !memory.borrow().submitted.contains(task))
     }
 
     fn update(&mut self, update: &StatusUpdate) {

@@ -371,7 +371,14 @@ impl FilteredStream {
             if self.raw.len() < 4 + length {
                 return;
             }
-            let frame: Vec<u8> = self.raw.drain(..4 + length).collect();
+            // The frame leaves `raw` without a copy when it is all of it (the common
+            // case: a frame is read whole before the next one starts).
+            let frame: Vec<u8> = if self.raw.len() == 4 + length {
+                std::mem::take(&mut self.raw)
+            } else {
+                let rest = self.raw.split_off(4 + length);
+                std::mem::replace(&mut self.raw, rest)
+            };
             let body = if any_armed() {
                 Envelope::decode(&frame[4..]).ok().and_then(|e| e.body)
             } else {
@@ -396,7 +403,7 @@ impl FilteredStream {
                 crate::reconcile_watch::observe(&frame, &self.local, &self.peer);
             }
             match action {
-                None => out.extend_from_slice(&frame),
+                None => out = frame,
                 Some((body, Action::CrashAgent { .. })) => {
                     if !read_by_agent(revenant::wire::kind(body), &self.local, &self.peer) {
                         out.extend_from_slice(&frame);
@@ -428,10 +435,15 @@ impl FilteredStream {
                 // Held frames are recorded when they are let through (poll_read).
                 self.tap_delivered(&out);
             }
-            if self.hold.is_some() {
-                self.held.extend(out);
+            let queue = if self.hold.is_some() {
+                &mut self.held
             } else {
-                self.ready.extend(out);
+                &mut self.ready
+            };
+            if queue.is_empty() {
+                *queue = out;
+            } else {
+                queue.extend(out);
             }
         }
         if self.passthrough {

@@ -923,10 +923,39 @@ impl Tree {
         listing
     }
 
+    /// The live path [`Tree::walk`] names `path` by, and its inode: `path` taken
+    /// component by component from the root through directories, never following a
+    /// symlink (as the walk does not); `None` when there is no such live path.
+    fn lexical(&self, path: &Path) -> Option<(PathBuf, Ino)> {
+        let mut components = path.components();
+        if components.next() != Some(Component::RootDir) {
+            return None;
+        }
+        let mut at = PathBuf::from("/");
+        let mut ino = ROOT;
+        for component in components {
+            let Component::Normal(name) = component else {
+                return None;
+            };
+            if !self.is_dir(ino) {
+                return None;
+            }
+            ino = *self.dir(ino).entries.get(name)?;
+            at.push(name);
+        }
+        Some((at, ino))
+    }
+
     /// Visits every live path below the root (not the root itself), parents first, in
     /// byte order.
-    fn walk(&self, mut visit: impl FnMut(PathBuf, &Inode)) {
-        let mut todo = vec![(PathBuf::from("/"), ROOT)];
+    fn walk(&self, visit: impl FnMut(PathBuf, &Inode)) {
+        self.walk_from(PathBuf::from("/"), ROOT, visit);
+    }
+
+    /// Visits every live path strictly below directory `dir` (at `path`), in the order
+    /// [`Tree::walk`] visits them: a subtree's part of the whole walk.
+    fn walk_from(&self, path: PathBuf, dir: Ino, mut visit: impl FnMut(PathBuf, &Inode)) {
+        let mut todo = vec![(path, dir)];
         while let Some((path, dir)) = todo.pop() {
             let children: Vec<_> = self.dir(dir).entries.iter().collect();
             for (name, &child) in children.into_iter().rev() {
@@ -1470,13 +1499,44 @@ impl SimFs {
     /// Every live path at or below `path` (directories, files and links), without
     /// touching fault injection or counters, and without copying any file's bytes.
     pub fn paths_under(&self, path: &Path) -> Vec<PathBuf> {
+        // The live paths that start with `path` (component-wise), in the order of a
+        // whole walk, found by descending to `path` and walking only what lies below it
+        // instead of the whole disk for every removal (docs/recovery-latency.md P35).
         let mut out = Vec::new();
-        self.state.borrow().tree.walk(|live, _| {
-            if live.starts_with(path) {
-                out.push(live);
-            }
-        });
+        let state = self.state.borrow();
+        let tree = &state.tree;
+        // Every path starts with the empty path, as with the root.
+        let path = if path.as_os_str().is_empty() {
+            Path::new("/")
+        } else {
+            path
+        };
+        let Some((at, ino)) = tree.lexical(path) else {
+            return out;
+        };
+        if ino != ROOT {
+            out.push(at.clone());
+        }
+        if tree.is_dir(ino) {
+            tree.walk_from(at, ino, |live, _| out.push(live));
+        }
         out
+    }
+
+    /// The entry at `path` as [`SimFs::tree`] lists it (symlinks not followed), without
+    /// listing (and copying) the whole disk (docs/recovery-latency.md P35).
+    pub fn entry(&self, path: &Path) -> Option<Entry> {
+        let state = self.state.borrow();
+        let tree = &state.tree;
+        let (_, ino) = tree.lexical(path)?;
+        if ino == ROOT {
+            return None;
+        }
+        Some(match &tree.inode(ino).node {
+            Node::Dir(_) => Entry::Dir,
+            Node::File(file) => Entry::File(file.data.clone()),
+            Node::Symlink(target) => Entry::Symlink(target.clone()),
+        })
     }
 
     /// The tree a power loss that kept nothing un-synced would leave (without cutting

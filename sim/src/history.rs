@@ -306,11 +306,11 @@ pub fn resources_on_disk(fs: &crate::fs::SimFs, work_dir: &std::path::Path) -> O
     use prost::Message;
     use revenant::checkpoint::record::{scan, FileKind};
     let path = revenant::checkpoint::paths::MetaPaths::for_work_dir(work_dir).resources_info();
-    let tree = fs.tree();
-    let crate::fs::Entry::File(bytes) = tree.get(&path)? else {
+    // One file read, not a listing of the whole disk (docs/recovery-latency.md P35).
+    let crate::fs::Entry::File(bytes) = fs.entry(&path)? else {
         return None;
     };
-    let scanned = scan(bytes, FileKind::Resources).ok()?;
+    let scanned = scan(&bytes, FileKind::Resources).ok()?;
     let mut resources = Vec::new();
     for (_, payload) in scanned.records {
         match revenant::proto::Resource::decode(payload) {

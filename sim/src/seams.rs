@@ -395,6 +395,13 @@ impl TaskRunner for SimTaskRunner {
         let mut sleep = Duration::ZERO;
         let mut code = 0;
         for part in command.value.split(';') {
+            // Only a part that starts with `sleep` or `exit` can match below: the others
+            // (a large task's padding of megabytes, docs/simulator-reach.md) are not
+            // split into words (docs/recovery-latency.md P35).
+            let start = part.trim_start();
+            if !(start.starts_with("sleep") || start.starts_with("exit")) {
+                continue;
+            }
             let words: Vec<&str> = part.split_whitespace().collect();
             match words.as_slice() {
                 ["sleep", seconds] => {
@@ -645,4 +652,23 @@ impl Processes for SimProcesses {
         }
         Ok(())
     }
+}
+
+/// Keeps the memory a run frees for the next allocations of the process instead of
+/// handing it back to the kernel (docs/recovery-latency.md P34): a swarm run copies
+/// frames of up to 4 MiB (tasks near the frame maximum) through the network filter,
+/// the codec and the simulated disk, and glibc's defaults map each such buffer afresh
+/// and unmap it when freed, so that every copy paid its page faults again. Process-wide
+/// and idempotent; allocation addresses never reach a trace (D8: ordered maps only).
+pub fn keep_freed_memory() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets allocator parameters; these are within glibc's
+        // documented bounds (the mmap threshold at most 32 MiB on 64-bit targets).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        }
+    });
 }

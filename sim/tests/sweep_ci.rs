@@ -65,26 +65,12 @@ fn sweep_of_every_scenario_is_green() {
     // regression_stale_reregistration_after_restart; so were swarm_agent_machine 1413,
     // 1652 and 1916 and swarm_master_failover 381 and 1817: regression_recovered_unsynced_*,
     // regression_meta_collected_before_sandbox,
-    // regression_launch_of_task_with_unacknowledged_terminal_update.)
-    // Open (found 2026-11-30 when the rogue framework joined the sweep,
-    // docs/security.md SEC41 and the limit SEC40 states): after a master failover or
-    // restart, a framework that no re-registered agent has reported yet is unknown to
-    // the new master, and the rogue framework registering with its id first takes it
-    // over (seed 304: the real framework's tasks are then never heard of, liveness).
-    // Seed 497: the rogue heard FrameworkRemoved for its own framework; not yet judged
-    // whether the oracle or the master is wrong. Not yet pinned or fixed.
-    const OPEN_FINDINGS: [(&str, u64, &[&str]); 6] = [
-        ("swarm_agent_machine.toml", 1706, &["[rogue]"]),
-        (
-            "swarm_master_failover.toml",
-            304,
-            &["[rogue]", "[liveness]"],
-        ),
-        ("swarm_master_failover.toml", 497, &["[rogue]"]),
-        ("swarm_master_failover.toml", 603, &["[rogue]"]),
-        ("swarm_master_failover.toml", 844, &["[rogue]"]),
-        ("swarm_master_failover.toml", 1193, &["[rogue]"]),
-    ];
+    // regression_launch_of_task_with_unacknowledged_terminal_update.
+    // The rogue framework's takeovers after a master failover or restart
+    // (swarm_master_failover 304, 497, 603, 844, 1193, 1347 and swarm_agent_machine 1706)
+    // were pinned as regression_rogue_framework_takeover_after_{failover,master_restart}
+    // and fixed by docs/security.md SEC43, SEC44.) None is open now.
+    const OPEN_FINDINGS: [(&str, u64, &[&str]); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracles)| {
             f.scenario.ends_with(file)

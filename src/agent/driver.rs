@@ -130,18 +130,13 @@ impl Agent {
                 let outbox = self.serve(stream, address.clone());
                 info!(target: "revenant::agent", master = %address, "connected to master");
                 self.master = Some(outbox);
-                self.registered = false;
-                if self.phase == Phase::Recovering {
-                    // docs/recovery-rules.md R4: say so, answer pings, re-register later.
-                    info!(target: "revenant::agent", agent = %self.info.id, "telling the master the agent is recovering");
-                    let body = Body::AgentRecovering(proto::AgentRecovering {
-                        agent_id: self.info.id.clone(),
-                    });
-                    self.send_to_master(body);
-                    self.register_at = None;
-                } else {
-                    self.start_registration();
-                }
+                // docs/recovery-rules.md R4: a recovering agent says so, answers pings
+                // and re-registers later.
+                let recovering = (self.phase == Phase::Recovering).then_some(self.info.id.as_str());
+                let effects = self
+                    .link
+                    .connected(self.now(), recovering, self.env.random.as_ref());
+                self.perform(effects, None);
             }
             Event::MasterConnectFailed(address, error) => {
                 self.master_connecting = false;
@@ -205,22 +200,12 @@ impl Agent {
             if self.master.is_none() && !self.master_connecting {
                 consider(self.next_connect_at);
             }
-            if self.master.is_some() && !self.registered {
-                consider(self.register_at);
-                consider(
-                    self.connected_at
-                        .map(|t| t + self.config.master_ping_timeout),
-                );
-            }
-            if self.registered {
-                consider(
-                    self.last_master_contact
-                        .map(|t| t + self.config.master_ping_timeout),
-                );
+            for deadline in self.link.deadlines(self.master.is_some()) {
+                consider(deadline);
             }
             consider(self.updates.next_retry());
         }
-        consider(self.gc.values().min().copied());
+        consider(self.gc.next());
         consider(self.next_disk_check);
         consider(self.executors().filter_map(|(_, _, e)| e.kill_at).min());
         consider(self.next_registration_deadline());
@@ -230,10 +215,14 @@ impl Agent {
     pub(super) fn on_tick(&mut self) -> Result<(), AgentError> {
         let now = self.now();
         self.follow_leader(now);
-        if let Some(deadline) = self.reregister_deadline {
-            if now >= deadline {
-                self.reregistration_timed_out()?;
-            }
+        // docs/design.md D57.
+        let executors = self
+            .executors()
+            .map(|(f, e, x)| (f, e, x.phase, x.process.as_ref()));
+        if let Some(late) =
+            admission::late_reregistrations(now, self.reregister_deadline, executors)
+        {
+            self.reregistration_timed_out(late)?;
         }
         if let Some(at) = self.reconnect_retry_at {
             if now >= at && self.phase == Phase::Recovering {
@@ -255,38 +244,11 @@ impl Agent {
             {
                 self.connect_master();
             }
-            if self.master.is_some()
-                && !self.registered
-                && self.connected_at.is_some_and(|at| {
-                    now.saturating_duration_since(at) > self.config.master_ping_timeout
-                })
-            {
-                // A connection that never answers our registration may be dead (a
-                // partition that dropped segments): start over on a fresh one.
-                info!(target: "revenant::agent", "no answer to registration within the ping timeout: reconnecting");
-                self.master = None;
-                self.master_lost();
-                self.next_master();
-            }
-            if self.master.is_some()
-                && !self.registered
-                && self.register_at.is_some_and(|at| now >= at)
-            {
-                self.send_registration();
-                let delay = self.register_backoff.next(self.env.random.as_ref());
-                self.register_at = Some(now + delay);
-            }
-            if self.registered
-                && self.last_master_contact.is_some_and(|at| {
-                    now.saturating_duration_since(at) > self.config.master_ping_timeout
-                })
-            {
-                info!(target: "revenant::agent", "no ping from the master within the ping timeout: looking for a master");
-                self.master = None;
-                self.master_lost();
-                self.next_master();
-            }
-            if self.registered && broken!(self.config.breakage.update_retries_flood) {
+            // The registration's retries and the master's silence (docs/design.md D51).
+            let connected = self.master.is_some();
+            let effects = self.link.tick(now, connected, self.env.random.as_ref());
+            self.perform(effects, None);
+            if self.link.registered && broken!(self.config.breakage.update_retries_flood) {
                 for update in self.updates.resume(now) {
                     self.forward(update);
                 }
@@ -314,7 +276,7 @@ impl Agent {
     ) -> Result<Option<AgentExit>, AgentError> {
         let from_master = self.master.as_ref().is_some_and(|m| m.id() == id);
         if from_master {
-            self.last_master_contact = Some(self.now());
+            self.link.heard(self.now());
             return self.handle_master_message(body);
         }
         match body {
@@ -345,8 +307,8 @@ impl Agent {
                     let fid = FrameworkId::new(update.framework_id.clone());
                     (fid, ExecutorId::new(update.executor_id.clone()))
                 });
-                let Some((fid, eid)) = self.executor_connections.get(&id).cloned().or(forged)
-                else {
+                let sender = admission::update_sender(&self.executor_connections, id);
+                let Some((fid, eid)) = sender.or(forged) else {
                     warn!(target: "revenant::agent", connection = %id, "status update from an unregistered connection: dropped");
                     return Ok(None);
                 };

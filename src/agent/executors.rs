@@ -21,7 +21,7 @@ impl Agent {
                 Some(process) if self.env.processes.is_alive(&process) => {
                     crate::coverage::point!("agent_executor_killed_after_grace_period");
                     info!(target: "revenant::agent", framework = %fid, executor = %eid, grace_s = EXECUTOR_SHUTDOWN_GRACE_PERIOD.as_secs(), "executor did not exit within the shutdown grace period: killing it");
-                    let _ = self.env.processes.signal(&process, Signal::Kill);
+                    self.perform(vec![Effect::Kill { process }], None);
                 }
                 Some(_) => {}
                 None => self.executor_terminated(
@@ -114,28 +114,6 @@ impl Agent {
             )?;
         }
         Ok(())
-    }
-
-    /// docs/security.md SEC16: whether the registration on `connection` presented the
-    /// secret of the executor's current run. One that does not is closed (nothing is
-    /// sent on it) and nothing of the executor changes; it is logged, without the secret.
-    pub(super) fn secret_verifies(
-        &mut self,
-        connection: ConnectionId,
-        fid: &FrameworkId,
-        eid: &ExecutorId,
-        secret: &str,
-        outbox: &Outbox,
-    ) -> bool {
-        let verifier = self.executor_mut(fid, eid).and_then(|e| e.secret.clone());
-        match executor_secret::check(verifier.as_ref(), secret) {
-            Ok(()) => true,
-            Err(reason) => {
-                warn!(target: "revenant::agent", connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
-                outbox.close();
-                false
-            }
-        }
     }
 
     pub(super) fn run_task(&mut self, message: proto::RunTask) -> Result<(), AgentError> {
@@ -410,42 +388,39 @@ impl Agent {
             .executor_mut(&fid, &eid)
             .filter(|e| e.container.as_str() == container_id)
             .map(|e| e.phase);
-        if phase == Some(ExecutorPhase::Reregistering) && !reregistering {
-            // It never registered before the restart, so it has nothing to re-register
-            // with: it is left alone (its connection kept open, unanswered) and destroyed
-            // at the re-registration timeout like any executor that did not re-register
-            // (executors of unknown type are killed later by the re-registration timeout).
-            if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
+        let verifier = self.executor_mut(&fid, &eid).and_then(|e| e.secret.clone());
+        let admission = admission::admit(admission::Registering {
+            phase,
+            verifier: verifier.as_ref(),
+            secret,
+            reregistering,
+            agent_recovering: self.phase == Phase::Recovering,
+            shutting_down: self.frameworks.get(&fid).is_some_and(|f| f.shutting_down),
+        });
+        match admission {
+            admission::Admission::Admitted => {}
+            admission::Admission::LeftToTimeout => {
+                // docs/design.md D55: its connection is kept open, unanswered, and it is
+                // destroyed at the re-registration timeout like any executor that did not
+                // re-register.
+                info!(target: "revenant::agent", framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
+                if let Some(executor) = self.executor_mut(&fid, &eid) {
+                    executor.outbox = Some(outbox);
+                }
                 return Ok(());
             }
-            info!(target: "revenant::agent", framework = %fid, executor = %eid, "executor that never registered before the restart registered: left to the re-registration timeout");
-            if let Some(executor) = self.executor_mut(&fid, &eid) {
-                executor.outbox = Some(outbox);
+            admission::Admission::Refused => {
+                crate::coverage::point!("agent_executor_registration_refused");
+                info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
+                self.perform(admission::refusal(admission, connection), Some(&outbox));
+                return Ok(());
             }
-            return Ok(());
-        }
-        let shutting_down = self.frameworks.get(&fid).is_some_and(|f| f.shutting_down);
-        let acceptable = !shutting_down
-            && match phase {
-                Some(ExecutorPhase::Launching) => !reregistering && self.phase != Phase::Recovering,
-                Some(ExecutorPhase::Reregistering) => reregistering,
-                // An executor that lost its connection comes back while the agent runs.
-                Some(ExecutorPhase::Running) => reregistering,
-                _ => false,
-            };
-        if !acceptable {
-            crate::coverage::point!("agent_executor_registration_refused");
-            info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %container_id, ?phase, "refusing executor registration: shutting it down");
-            self.send(
-                &outbox,
-                Body::ShutdownExecutor(ShutdownExecutor {
-                    reason: "unknown executor".into(),
-                }),
-            );
-            return Ok(());
-        }
-        if !self.secret_verifies(connection, &fid, &eid, secret, &outbox) {
-            return Ok(());
+            admission::Admission::SecretRefused(reason) => {
+                // docs/security.md SEC16: logged without the secret.
+                warn!(target: "revenant::agent", connection = %connection, framework = %fid, executor = %eid, reason, "executor registration refused: its secret does not verify; connection closed");
+                self.perform(admission::refusal(admission, connection), Some(&outbox));
+                return Ok(());
+            }
         }
         self.executor_connections
             .insert(connection, (fid.clone(), eid.clone()));
@@ -457,24 +432,10 @@ impl Agent {
         executor.register_by = None;
         executor.outbox = Some(outbox.clone());
         let queued = std::mem::take(&mut executor.queued);
-        self.send(
-            &outbox,
-            Body::ExecutorRegistered(ExecutorRegistered {
-                agent_id: agent.to_string(),
-            }),
-        );
-        let framework_info = self.frameworks[&fid].info.clone();
-        let executor_info = self.frameworks[&fid].executors[&eid].info.clone();
-        for task in queued {
-            self.send(
-                &outbox,
-                Body::RunTask(proto::RunTask {
-                    framework: Some(framework_info.clone()),
-                    executor: Some(executor_info.clone()),
-                    task: Some(task),
-                }),
-            );
-        }
+        let framework_info = &self.frameworks[&fid].info;
+        let executor_info = &self.frameworks[&fid].executors[&eid].info;
+        let welcome = admission::welcome(connection, &agent, framework_info, executor_info, queued);
+        self.perform(welcome, Some(&outbox));
         if checkpoint {
             // docs/recovery-rules.md R31: the wake endpoint (or, without one, the
             // connection) in `libprocess.pid`.

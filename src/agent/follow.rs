@@ -17,7 +17,7 @@ impl Agent {
     /// registered this agent (Z6, Z19).
     pub(super) fn detected_leader(&self) -> Option<String> {
         let leader = self.config.leader.as_ref()?.0.leader()?;
-        (leader.epoch >= self.leader_epoch_seen).then_some(leader.address)
+        (leader.epoch >= self.link.epoch_seen).then_some(leader.address)
     }
 
     /// When the group names another leader than the master this agent talks to, the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::Agent;
+use super::{gc_schedule, Agent};
 use crate::checkpoint::paths::{self, RunPath};
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId};
 
@@ -30,6 +30,21 @@ fn sandbox_dirs(work_dir: &Path, run: &RunPath<'_>) -> [PathBuf; 3] {
     [run_sandbox, executor_sandbox, framework_sandbox]
 }
 
+/// The run `container` of executor `eid` of framework `fid` of `agent`.
+fn run_of<'a>(
+    agent: &'a AgentId,
+    fid: &'a FrameworkId,
+    eid: &'a ExecutorId,
+    container: &'a ContainerId,
+) -> RunPath<'a> {
+    RunPath {
+        agent,
+        framework: fid,
+        executor: eid,
+        container,
+    }
+}
+
 impl Agent {
     /// Rule 3: a completed run has its run directories (meta and sandbox) and its
     /// executor's directories scheduled for collection after `gc_delay`; when it was the
@@ -43,12 +58,7 @@ impl Agent {
         framework_done: bool,
     ) {
         let agent = self.agent_id();
-        let run = RunPath {
-            agent: &agent,
-            framework: fid,
-            executor: eid,
-            container,
-        };
+        let run = run_of(&agent, fid, eid, container);
         let [run_sandbox, executor_sandbox, framework_sandbox] =
             sandbox_dirs(&self.config.work_dir, &run);
         let delay = self.config.gc_delay;
@@ -95,7 +105,7 @@ impl Agent {
             .wall()
             .duration_since(modified)
             .unwrap_or_default();
-        Some(self.config.gc_delay.saturating_sub(age))
+        Some(gc_schedule::aged(self.config.gc_delay, age))
     }
 
     /// Schedules a directory found on disk by a later incarnation (rule 5).
@@ -114,12 +124,7 @@ impl Agent {
         eid: &ExecutorId,
         container: &ContainerId,
     ) {
-        let run = RunPath {
-            agent,
-            framework: fid,
-            executor: eid,
-            container,
-        };
+        let run = run_of(agent, fid, eid, container);
         let [run_sandbox, executor_sandbox, _] = sandbox_dirs(&self.config.work_dir, &run);
         // Scheduled in this order (sandboxes, then meta) with rule 24's delays.
         let run_meta = self.paths.run(&run);
@@ -133,11 +138,11 @@ impl Agent {
             (executor_meta, None, executor_delay),
         ];
         for (dir, sandbox_delay, recorded_delay) in dirs {
+            // A sandbox not found is looked for once more here (the filesystem sees
+            // the same operations as before the decisions moved: docs/design.md D48).
             let delay = match sandbox_delay {
                 Some(delay) => Some(delay),
-                None => self
-                    .aged_delay(&dir)
-                    .map(|delay| delay.max(recorded_delay.unwrap_or_default())),
+                None => gc_schedule::meta_after_sandbox(recorded_delay, self.aged_delay(&dir)).1,
             };
             if let Some(delay) = delay {
                 self.schedule_gc(dir, delay);
@@ -156,12 +161,7 @@ impl Agent {
         eid: &ExecutorId,
         container: &ContainerId,
     ) {
-        let run = RunPath {
-            agent,
-            framework: fid,
-            executor: eid,
-            container,
-        };
+        let run = run_of(agent, fid, eid, container);
         if broken!(self.config.breakage.collect_old_runs_at_once) {
             // Test-only: the old behaviour (meta only, at once).
             self.schedule_gc(self.paths.run(&run), Duration::ZERO);
@@ -192,12 +192,13 @@ impl Agent {
     /// docs/lifecycle-rules.md rule 24: the meta record is scheduled no earlier than
     /// the sandbox it records (each aged by rule 5).
     fn schedule_meta_after_sandbox(&mut self, sandbox: PathBuf, meta: PathBuf) {
-        let sandbox_delay = self.aged_delay(&sandbox);
+        let (sandbox_delay, meta_delay) =
+            gc_schedule::meta_after_sandbox(self.aged_delay(&sandbox), self.aged_delay(&meta));
         if let Some(delay) = sandbox_delay {
             self.schedule_gc(sandbox, delay);
         }
-        if let Some(delay) = self.aged_delay(&meta) {
-            self.schedule_gc(meta, delay.max(sandbox_delay.unwrap_or_default()));
+        if let Some(delay) = meta_delay {
+            self.schedule_gc(meta, delay);
         }
     }
 
@@ -259,44 +260,13 @@ impl Agent {
             return;
         }
         let agent = self.agent_id();
-        let run = RunPath {
-            agent: &agent,
-            framework: fid,
-            executor: eid,
-            container,
-        };
+        let run = run_of(&agent, fid, eid, container);
         let meta = self.paths.run(&run);
         let sandbox = paths::sandbox(&self.config.work_dir, &run);
-        let scheduled: Vec<PathBuf> = self
-            .gc
-            .keys()
-            .filter(|p| meta.starts_with(p) || sandbox.starts_with(p))
-            .cloned()
-            .collect();
-        for path in scheduled {
+        for path in self.gc.unschedule_containing(&meta, &sandbox) {
             crate::coverage::point!("agent_unscheduled_for_launch");
             info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "unscheduled from garbage collection");
-            self.gc.remove(&path);
         }
-    }
-
-    /// Rule 6: directories due together are removed sandboxes first, then meta, and
-    /// within each the deepest first, so that what records a directory goes last.
-    pub(super) fn removal_order(&self, due: &mut [PathBuf]) {
-        if broken!(self.config.breakage.remove_meta_first) {
-            due.sort();
-            return;
-        }
-        let meta = self.paths.root().to_path_buf();
-        due.sort_by(|a, b| {
-            let key = |p: &PathBuf| {
-                (
-                    p.starts_with(&meta),
-                    std::cmp::Reverse(p.components().count()),
-                )
-            };
-            key(a).cmp(&key(b)).then_with(|| a.cmp(b))
-        });
     }
 
     /// Creates a run's sandbox (and any missing parent) through the filesystem seam.
@@ -330,47 +300,27 @@ impl Agent {
     pub(super) fn schedule_gc(&mut self, path: PathBuf, delay: Duration) {
         let at = self.now() + delay;
         info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), delay_s = delay.as_secs(), "scheduled for garbage collection");
-        self.gc.insert(path, at);
+        self.gc.schedule(path, at);
     }
 
+    /// A tick's collection: at a disk check the old agents' listing is retried (R26)
+    /// and the disk's usage brings collection forward (D53); what is due is removed in
+    /// rule 6's order (D52).
     pub(super) fn collect_garbage(&mut self, now: Instant) {
         if self.next_disk_check.is_some_and(|at| now >= at) {
             self.next_disk_check = Some(now + self.config.disk_watch_interval);
             self.retry_old_agents();
             if let Ok(usage) = self.env.fs.disk_usage(&self.config.work_dir) {
-                // Prune sooner as the disk fills: age = gc_delay * max(0, 1 - headroom - usage).
-                let headroom = 0.1;
-                let factor = (1.0 - headroom - usage).max(0.0);
-                let max_age = self.config.gc_delay.mul_f64(factor);
-                let prune_before = now + self.config.gc_delay.saturating_sub(max_age);
-                for at in self.gc.values_mut() {
-                    if *at <= prune_before && *at > now {
-                        *at = now;
-                    }
-                }
+                self.gc.prune(now, self.config.gc_delay, usage);
             }
         }
-        let mut due: Vec<PathBuf> = self
-            .gc
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        // docs/lifecycle-rules.md rule 6.
-        self.removal_order(&mut due);
-        for path in due {
-            self.gc.remove(&path);
-            match self.store.remove_dir(&path) {
-                Ok(()) => {
-                    crate::coverage::point!("agent_garbage_collected");
-                    info!(target: "revenant::agent", path = %path.strip_prefix(&self.config.work_dir).unwrap_or(&path).display(), "garbage collected")
-                }
-                Err(error) => {
-                    // Tried again later, or it would leak (docs/lifecycle-rules.md rule 6).
-                    warn!(target: "revenant::agent", %error, "garbage collection failed: retrying later");
-                    self.gc.insert(path, now + self.config.disk_watch_interval);
-                }
-            }
-        }
+        let meta_first = broken!(self.config.breakage.remove_meta_first);
+        let removals = self.gc.take_due(
+            now,
+            self.paths.root(),
+            meta_first,
+            self.config.disk_watch_interval,
+        );
+        self.perform(removals, None);
     }
 }

@@ -70,7 +70,7 @@ impl Agent {
             master: self.master_address.clone(),
             pending_updates: self.updates.pending_count(),
             phase: format!("{:?}", self.phase).to_lowercase(),
-            registered: self.registered,
+            registered: self.link.registered,
         }
     }
 

@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use tracing::info;
 
+use super::effects::Effect;
 use super::{Agent, AgentError, ExecutorPhase};
 use crate::ids::{ExecutorId, FrameworkId, TaskId};
-use crate::os::Signal;
 use crate::proto::{self, TaskReason};
 
 impl Agent {
@@ -151,7 +151,7 @@ impl Agent {
             .and_then(|e| e.process.clone());
         if let Some(process) = process {
             if self.env.processes.is_alive(&process) {
-                let _ = self.env.processes.signal(&process, Signal::Kill);
+                self.perform(vec![Effect::Kill { process }], None);
             }
         }
     }

@@ -5,31 +5,24 @@
 use super::*;
 
 impl Agent {
-    /// Registration on the current master connection, after the first back-off delay.
+    /// Registration on the current master connection, after the first back-off delay
+    /// (or at once: docs/recovery-rules.md R36), decided by the link (docs/design.md D49).
     pub(super) fn start_registration(&mut self) {
-        self.connected_at = Some(self.now());
-        self.register_backoff = Backoff::new(self.config.registration_backoff_factor);
-        let delay = self.register_backoff.first(self.env.random.as_ref());
-        // docs/recovery-rules.md R36: the first attempt after a recovery that waited for
-        // executors goes now, not at the next tick (the delay is still drawn, and the
-        // retry's next, so that later draws stay where they were).
-        if std::mem::take(&mut self.register_at_once) && self.master.is_some() {
-            self.send_registration();
-            let retry = self.register_backoff.next(self.env.random.as_ref());
-            self.register_at = Some(self.now() + retry);
-            return;
-        }
-        self.register_at = Some(self.now() + delay);
+        let connected = self.master.is_some();
+        let effects = self
+            .link
+            .start(self.now(), connected, self.env.random.as_ref());
+        self.perform(effects, None);
     }
 
     /// docs/zookeeper.md Z6: a registration answer from a master whose leadership epoch
     /// is older than one already seen comes from a deposed leader. It is refused, and
     /// the agent looks for the leader elsewhere.
     pub(super) fn deposed_leader(&mut self, epoch: u64) -> bool {
-        if epoch < self.leader_epoch_seen {
+        if self.link.deposed(epoch) {
             warn!(target: "revenant::agent",
                 epoch,
-                seen = self.leader_epoch_seen,
+                seen = self.link.epoch_seen,
                 master = %self.master_address,
                 "registration answer from a deposed leader (older epoch): refused"
             );
@@ -37,15 +30,13 @@ impl Agent {
             self.next_master();
             return true;
         }
-        self.leader_epoch_seen = epoch;
         false
     }
 
     pub(super) fn master_lost(&mut self) {
         self.ask_for_leader();
         self.master = None;
-        self.registered = false;
-        self.register_at = None;
+        self.link.lost();
         self.updates.pause();
         if self.phase == Phase::Running {
             self.phase = Phase::Disconnected;
@@ -67,7 +58,7 @@ impl Agent {
             self.master_index = (self.master_index + 1) % self.config.masters.len();
             self.master_address = self.config.masters[self.master_index].clone();
         }
-        let delay = self.register_backoff.next(self.env.random.as_ref());
+        let delay = self.link.next_delay(self.env.random.as_ref());
         self.next_connect_at = Some(self.now() + delay);
     }
 
@@ -203,9 +194,8 @@ impl Agent {
                 }
             }
             Body::Ping(ping) => {
-                self.send_to_master(Body::Pong(proto::Pong {
-                    sequence: ping.sequence,
-                }));
+                let effects = self.link.ping(ping.sequence);
+                self.perform(effects, None);
             }
             Body::RunTask(message) => self.run_task(message)?,
             Body::KillTask(message) => self.kill_task(
@@ -242,9 +232,10 @@ impl Agent {
             .executors()
             .filter_map(|(_, _, e)| e.process.clone())
             .collect();
-        for process in processes {
-            let _ = self.env.processes.signal(&process, Signal::Kill);
-        }
+        let kills = processes
+            .into_iter()
+            .map(|process| Effect::Kill { process });
+        self.perform(kills.collect(), None);
         let _ = self.store.forget_latest_agent();
         AgentExit::ShutDown(reason)
     }
@@ -253,7 +244,7 @@ impl Agent {
     /// the agent, reports its tasks lost and answers with `ShutdownAgent`; without a
     /// master to tell, leave at once.
     pub(super) fn unregister(&mut self) -> Option<AgentExit> {
-        if self.registered && self.master.is_some() && !self.info.id.is_empty() {
+        if self.link.registered && self.master.is_some() && !self.info.id.is_empty() {
             crate::coverage::point!("agent_left_cluster");
             info!(target: "revenant::agent", agent = %self.info.id, "asked to leave the cluster: unregistering");
             let body = Body::UnregisterAgent(proto::UnregisterAgent {
@@ -272,7 +263,7 @@ impl Agent {
         agent_id: String,
         reconciliations: Vec<TaskReport>,
     ) -> Result<(), AgentError> {
-        if self.registered {
+        if self.link.registered {
             return Ok(());
         }
         let first = self.info.id.is_empty();
@@ -303,11 +294,9 @@ impl Agent {
             // Old agents scheduled by an earlier incarnation (docs/lifecycle-rules.md rule 7).
             self.schedule_old_agents(&AgentId::new(agent_id.clone()));
         }
-        self.registered = true;
+        self.link.registered_at(self.now());
         self.registrations += 1;
-        self.register_at = None;
         self.phase = Phase::Running;
-        self.last_master_contact = Some(self.now());
         // Resume first, so that the reconciliation updates below are forwarded once, as
         // new updates, and not again as resumed ones.
         let now = self.now();

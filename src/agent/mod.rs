@@ -22,25 +22,32 @@
 //! [`follow`] (the leader), [`update_flow`] (status updates through the agent, around
 //! the sans-IO [`status_updates`] manager), [`gc`] (garbage collection), [`http`].
 
+mod admission;
 mod driver;
+mod effects;
 mod executors;
 mod follow;
 mod gc;
+mod gc_schedule;
 mod group_commit;
 mod http;
 mod lifecycle;
+mod link;
 mod master_link;
 mod orphans;
+mod perform;
 mod recovery;
 mod recovery_plan;
 pub mod registration;
 pub mod status_updates;
+#[cfg(test)]
+mod tests;
 mod update_flow;
 mod wake;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::security::executor_secret::{self, Secret, Verifier, ENV_SECRET};
+use crate::security::executor_secret::{Secret, Verifier, ENV_SECRET};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,14 +68,14 @@ use crate::domain::status_update::{
     uuid_of as update_uuid,
 };
 use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
-use crate::os::{Env, FileLock, LaunchSpec, ProcessId, Signal};
+use crate::os::{Env, FileLock, LaunchSpec, ProcessId};
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, AgentInfo, ExecutorInfo, ExecutorRegistered, FrameworkInfo, ReregisterAgent, Resource,
-    ShutdownExecutor, StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
+    self, AgentInfo, ExecutorInfo, FrameworkInfo, ReregisterAgent, Resource, ShutdownExecutor,
+    StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
-use registration::Backoff;
+use effects::Effect;
 use status_updates::{is_terminal, Classified, StatusUpdateManager};
 
 /// What `--recover` says to do with live executors after a restart.
@@ -363,28 +370,25 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
         master: None,
         master_connecting: false,
         master_index: 0,
-        leader_epoch_seen: 0,
         master_address: config.masters.first().cloned().unwrap_or_default(),
         next_connect_at: None,
-        registered: false,
-        register_backoff: Backoff::new(config.registration_backoff_factor),
-        register_at: None,
+        link: link::Link::new(
+            config.registration_backoff_factor,
+            config.master_ping_timeout,
+        ),
         unregister_deadline: None,
-        last_master_contact: None,
         executor_connections: BTreeMap::new(),
         reregister_deadline: None,
         reconnect_retry_at: None,
-        gc: BTreeMap::new(),
+        gc: gc_schedule::GcSchedule::default(),
         old_agents_unlisted: None,
         next_disk_check: None,
         unidentified: BTreeMap::new(),
-        connected_at: None,
         checkpointed_resources: Vec::new(),
         recovery_errors: 0,
         registrations: 0,
         held: None,
         pipeline: group_commit::Pipeline::default(),
-        register_at_once: false,
         config,
     };
     agent.info = AgentInfo {
@@ -445,31 +449,26 @@ struct Agent {
     master: Option<Outbox>,
     master_connecting: bool,
     master_index: usize,
-    /// The highest leadership epoch a master registered this agent with
-    /// (docs/zookeeper.md Z6).
-    leader_epoch_seen: u64,
     master_address: String,
     next_connect_at: Option<Instant>,
-    registered: bool,
-    register_backoff: Backoff,
-    register_at: Option<Instant>,
+    /// Registration with the current master, its back-off and its timers (the sans-IO
+    /// link: docs/design.md D49-D51).
+    link: link::Link,
     /// Unregistering (the operator asked the agent to leave): exit at this time at the
     /// latest, should the master not answer.
     unregister_deadline: Option<Instant>,
-    last_master_contact: Option<Instant>,
     executor_connections: BTreeMap<ConnectionId, (FrameworkId, ExecutorId)>,
     reregister_deadline: Option<Instant>,
     /// When to ask unidentified executor connections to re-register again.
     reconnect_retry_at: Option<Instant>,
-    gc: BTreeMap<PathBuf, Instant>,
+    /// What garbage collection will take, and when (docs/design.md D52).
+    gc: gc_schedule::GcSchedule,
     /// docs/recovery-rules.md R26: the current agent id, while a listing of old agents
     /// the disk failed waits for the next disk check.
     old_agents_unlisted: Option<AgentId>,
     next_disk_check: Option<Instant>,
     /// Executor connections that have not yet said which executor they are.
     unidentified: BTreeMap<ConnectionId, Outbox>,
-    /// When the current master connection was made.
-    connected_at: Option<Instant>,
     /// What `resources.info` holds.
     checkpointed_resources: Vec<Resource>,
     /// Errors counted by non-strict recovery.
@@ -482,8 +481,6 @@ struct Agent {
     /// Group commit pipelined: the groups whose sync was started, with the messages
     /// they hold (docs/recovery-latency.md P11-P16).
     pipeline: group_commit::Pipeline,
-    /// The next registration goes without back-off (docs/recovery-rules.md R36).
-    register_at_once: bool,
 }
 
 impl Agent {

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use tracing::{info, warn};
 
+use super::effects::Effect;
 use super::{Agent, ExecutorPhase};
-use crate::os::Signal;
 
 impl Agent {
     /// The tag this agent puts in its executors' environment (rule 20): its work
@@ -58,7 +58,12 @@ impl Agent {
                 process = %found.process,
                 "destroying an orphan executor process: no recovered run claims it"
             );
-            let _ = self.env.processes.signal(&found.process, Signal::Kill);
+            self.perform(
+                vec![Effect::Kill {
+                    process: found.process,
+                }],
+                None,
+            );
         }
     }
 }

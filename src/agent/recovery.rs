@@ -343,7 +343,7 @@ impl Agent {
     pub(super) fn finish_recovery(&mut self) -> Result<(), AgentError> {
         // docs/recovery-rules.md R36: a recovery that waited for executors registers at
         // once when they are back (or the wait ended).
-        self.register_at_once = self.reregister_deadline.is_some();
+        self.link.register_at_once = self.reregister_deadline.is_some();
         self.reregister_deadline = None;
         self.reconnect_retry_at = None;
         self.store.write_boot_id(&self.boot_id)?;
@@ -358,21 +358,18 @@ impl Agent {
         Ok(())
     }
 
-    pub(super) fn reregistration_timed_out(&mut self) -> Result<(), AgentError> {
-        let late: Vec<(FrameworkId, ExecutorId)> = self
-            .executors()
-            .filter(|(_, _, e)| e.phase == ExecutorPhase::Reregistering)
-            .map(|(f, e, _)| (f.clone(), e.clone()))
-            .collect();
-        for (fid, eid) in late {
+    /// docs/recovery-rules.md R12 (docs/design.md D57): the executors still awaited at
+    /// the re-registration deadline (`late`) are destroyed, their tasks end, and
+    /// recovery finishes.
+    pub(super) fn reregistration_timed_out(
+        &mut self,
+        late: Vec<admission::Late>,
+    ) -> Result<(), AgentError> {
+        for executor in late {
+            let (fid, eid) = (&executor.framework, &executor.executor);
             crate::coverage::point!("agent_executor_reregistration_timeout");
             info!(target: "revenant::agent", framework = %fid, executor = %eid, "executor did not re-register in time: destroying it");
-            if let Some(process) = self
-                .executor_mut(&fid, &eid)
-                .and_then(|e| e.process.clone())
-            {
-                let _ = self.env.processes.signal(&process, Signal::Kill);
-            }
+            self.perform(admission::kills(&executor), None);
             let message = format!(
                 "Executor did not re-register within {:?}",
                 self.config.executor_reregistration_timeout
@@ -383,8 +380,8 @@ impl Agent {
                 proto::TaskState::TaskLost
             };
             self.executor_terminated(
-                &fid,
-                &eid,
+                fid,
+                eid,
                 state,
                 TaskReason::ReasonExecutorReregistrationTimeout,
                 &message,
@@ -426,7 +423,7 @@ impl Agent {
             crate::coverage::point!("agent_cleanup_shuts_executor_down");
             info!(target: "revenant::agent", framework = %fid, executor = %eid, "recover=cleanup: shutting executor down");
             if let Some(process) = process {
-                let _ = self.env.processes.signal(&process, Signal::Kill);
+                self.perform(vec![Effect::Kill { process }], None);
             }
         }
         info!(target: "revenant::agent", "recover=cleanup: exiting without registering");

@@ -133,7 +133,13 @@ impl Master {
     pub(super) fn removed_message(&self, framework: &FrameworkId) -> String {
         self.completed_frameworks
             .get(framework)
-            .map_or_else(|| TORN_DOWN_MESSAGE.to_owned(), |c| c.message.clone())
+            .map(|c| c.message.clone())
+            .or_else(|| {
+                self.registry
+                    .removal_message(framework.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| TORN_DOWN_MESSAGE.to_owned())
     }
 
     /// Removes a framework for good (a teardown, or its failover timeout ran out): it is
@@ -148,7 +154,7 @@ impl Master {
         framework: &FrameworkId,
         message: &str,
     ) -> Option<(usize, usize, usize)> {
-        if let Err(error) = self.registry.tear_down(framework.as_str()) {
+        if let Err(error) = self.registry.tear_down(framework.as_str(), message) {
             self.failed = Some(error);
             return None;
         }
@@ -351,9 +357,13 @@ impl Master {
         // docs/security.md SEC40: with the id of a framework this master does not know
         // yet, under a principal, the registration waits until the agents that may hold
         // the framework have reported its principal (or can no longer).
+        // The registry names the principal of every framework registered since it kept
+        // them (SEC43), so only one it does not name waits.
+        let recorded = self.registry.framework_principal(id.as_str());
         if reregistering
             && principal.is_some()
             && !self.frameworks.contains_key(&id)
+            && recorded.is_none()
             && self.agents_may_still_report()
         {
             info!(framework = %id, "framework registration deferred: its principal is known once the agents have re-registered");
@@ -362,7 +372,13 @@ impl Master {
         }
         // docs/security.md SEC40: a framework's principal cannot change; a registration
         // under another one is refused and nothing changes (its scheduler stays).
-        let registered = self.frameworks.get(&id).map(|f| f.principal.as_deref());
+        // Known to this master (registered here, or reported by an agent), or else to
+        // the registry a master before it wrote (SEC43).
+        let registered = self
+            .frameworks
+            .get(&id)
+            .map(|f| f.principal.as_deref())
+            .or(recorded);
         let unchanged = crate::security::framework_principal::check(
             id.as_str(),
             registered,
@@ -386,6 +402,15 @@ impl Master {
                     }),
                 );
             }
+            return;
+        }
+        // SEC43: the principal is in the registry before the framework hears it is
+        // registered, so that every later leader knows it.
+        if let Err(error) = self
+            .registry
+            .record_framework(id.as_str(), principal.as_deref())
+        {
+            self.failed = Some(error);
             return;
         }
         // SEC40: the master names the principal in the framework's information, so that

@@ -49,12 +49,17 @@ impl Master {
             return;
         }
         for framework in self.registry.torn_down_frameworks() {
+            // docs/security.md SEC44: told the reason the registry keeps.
+            let message = self
+                .registry
+                .removal_message(framework)
+                .unwrap_or(TORN_DOWN_MESSAGE);
             self.completed_frameworks.insert(
                 FrameworkId::new(framework.clone()),
                 CompletedFramework {
                     name: String::new(),
                     tasks: BTreeMap::new(),
-                    message: TORN_DOWN_MESSAGE.into(),
+                    message: message.into(),
                 },
             );
         }

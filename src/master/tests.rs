@@ -481,3 +481,80 @@ fn an_acknowledgement_is_forwarded_to_the_agent_only_while_it_is_connected() {
     h.master.on_closed(h.at(2), agent_connection);
     assert!(h.message(3, scheduler, ack).is_empty(), "dropped");
 }
+
+/// docs/security.md SEC43: a master elected with a registry that names a framework's
+/// principal refuses, at once, a registration with its id under another principal, even
+/// while its agents may still re-register (no waiting: the registry already knows).
+#[test]
+fn a_new_leader_refuses_another_principal_for_a_framework_its_registry_knows() {
+    #[allow(clippy::disallowed_methods)] // any instant will do: only differences count
+    let start = Instant::now();
+    let now = Now {
+        at: start,
+        wall_seconds: 1_000.0,
+    };
+    let mut registry = Registry::in_memory();
+    registry
+        .admit(&proto::AgentInfo {
+            id: "agent-1".into(),
+            hostname: "agent1".into(),
+            port: 5051,
+            ..Default::default()
+        })
+        .expect("admit");
+    registry
+        .record_framework("framework-1", None)
+        .expect("record");
+    let mut master = Master::new(
+        MasterConfig::new("master:5050".into()),
+        registry,
+        Rc::new(Counter(Cell::new(0))),
+        now,
+    );
+    master.on_tick(now, true, leader());
+    let rogue = ConnectionId(1);
+    master.on_accepted(
+        now,
+        rogue,
+        &crate::tls::peer_with_principal("rogue", "rogue:1"),
+    );
+    let effects = master.on_message(
+        now,
+        leader(),
+        rogue,
+        Body::RegisterFramework(proto::RegisterFramework {
+            info: Some(proto::FrameworkInfo {
+                id: "framework-1".into(),
+                name: "web".into(),
+                ..Default::default()
+            }),
+        }),
+    );
+    let [Effect::Send {
+        to,
+        body: Body::FrameworkError(error),
+    }] = effects.as_slice()
+    else {
+        panic!("expected one FrameworkError, got {effects:?}");
+    };
+    assert_eq!(*to, rogue);
+    assert!(
+        error.message.contains("no principal") && error.message.contains("'rogue'"),
+        "{}",
+        error.message
+    );
+    assert!(master.frameworks.is_empty(), "nothing changes");
+    assert!(master.deferred_registrations.is_empty(), "not deferred");
+}
+
+/// SEC43: a framework's first registration is in the registry before it hears it is
+/// registered.
+#[test]
+fn a_framework_registration_records_its_principal_in_the_registry() {
+    let mut h = Harness::new();
+    let (_, framework) = h.register_framework(1);
+    assert_eq!(
+        h.master.registry.framework_principal(framework.as_str()),
+        Some(None)
+    );
+}
