@@ -232,20 +232,15 @@ pub fn draw(scenario: &mut crate::scenario::Scenario, swarm: &crate::scenario::S
     if swarm.reconciliations == 0 {
         return;
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(crate::seams::derive_seed(
-        seed,
-        "swarm-reconciliations",
-    ));
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(crate::seams::derive_seed(seed, "swarm-reconciliations"));
     for framework in 1..=scenario.frameworks.max(1) {
         let count = rng.gen_range(0..=swarm.reconciliations);
         for n in 0..count {
             let at_s = rng.gen_range(1.0..scenario.fault_phase_s.max(2.0));
             let mut tasks = BTreeMap::new();
             if rng.gen_bool(0.5) {
-                tasks.insert(
-                    format!("probe-{framework}-{n}"),
-                    "TASK_RUNNING".to_owned(),
-                );
+                tasks.insert(format!("probe-{framework}-{n}"), "TASK_RUNNING".to_owned());
             }
             scenario.reconcile.push(crate::scenario::ReconcileSpec {
                 at_s,

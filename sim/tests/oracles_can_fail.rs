@@ -971,7 +971,11 @@ fn undecodable_record_catches_a_record_left_in_its_log() {
 fn undecodable_record_catches_a_record_left_in_its_log_in_the_swarm() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_agent_machine.toml");
     let mut scenario = Scenario::load(&path).expect("scenario parses");
-    scenario.swarm.as_mut().expect("a swarm").non_strict_fraction = 1.0;
+    scenario
+        .swarm
+        .as_mut()
+        .expect("a swarm")
+        .non_strict_fraction = 1.0;
     let options = RunOptions {
         breakage: Breakage {
             recovery_keeps_undecodable_record: true,
@@ -988,5 +992,8 @@ fn undecodable_record_catches_a_record_left_in_its_log_in_the_swarm() {
     let seed = (0..100).find(|seed| judged(&options, *seed));
     let seed = seed.expect("undecodable_record did not catch the breakage within 100 seeds");
     eprintln!("undecodable_record: caught at seed {seed}");
-    assert!(!judged(&RunOptions::default(), seed), "the unbroken run fails too");
+    assert!(
+        !judged(&RunOptions::default(), seed),
+        "the unbroken run fails too"
+    );
 }

@@ -67,16 +67,28 @@ fn asked<'a>(record: &'a Record, answer: &'a Answer) -> impl Iterator<Item = &'a
 }
 
 /// The master's knowledge entries in force at some time in `[from, to]`.
-fn during<'a>(record: &'a Record, master: &str, from: Duration, to: Duration) -> &'a [(Duration, Knowledge)] {
+fn during<'a>(
+    record: &'a Record,
+    master: &str,
+    from: Duration,
+    to: Duration,
+) -> &'a [(Duration, Knowledge)] {
     let Some(list) = record.knowledge.get(master) else {
         return &[];
     };
-    let start = list.partition_point(|(at, _)| *at <= from).saturating_sub(1);
+    let start = list
+        .partition_point(|(at, _)| *at <= from)
+        .saturating_sub(1);
     let end = list.partition_point(|(at, _)| *at <= to);
     &list[start.min(end)..end]
 }
 
-fn judge_answer(record: &Record, observations: &Observations, answer: &Answer, out: &mut Vec<Violation>) {
+fn judge_answer(
+    record: &Record,
+    observations: &Observations,
+    answer: &Answer,
+    out: &mut Vec<Violation>,
+) {
     let requests: Vec<&Request> = asked(record, answer).collect();
     let Some(latest) = requests.last() else {
         out.push(Violation {
@@ -203,9 +215,9 @@ fn judge_bound(
     let entries = during(record, &request.master, from.saturating_sub(TAP_LAG), to);
     // One leadership throughout, the framework connected throughout.
     let steady = !entries.is_empty()
-        && entries.iter().all(|(_, k)| {
-            k.leading && k.connected_frameworks.contains(&request.framework)
-        });
+        && entries
+            .iter()
+            .all(|(_, k)| k.leading && k.connected_frameworks.contains(&request.framework));
     let Some(since) = elected(list, from).filter(|_| steady) else {
         return;
     };
@@ -262,7 +274,10 @@ fn judge_bound(
         })
     };
     for task in &named {
-        let answered = answers.iter().filter(|a| &a.task == task).collect::<Vec<_>>();
+        let answered = answers
+            .iter()
+            .filter(|a| &a.task == task)
+            .collect::<Vec<_>>();
         if listed_throughout(&request.framework, task) {
             if answered.is_empty() {
                 push(
@@ -283,7 +298,9 @@ fn judge_bound(
         let waiting_before = awaited(list, since, from.saturating_sub(TAP_LAG));
         let waiting_after = awaited(list, since, to);
         let lost = answered.iter().any(|a| a.state == "TASK_LOST");
-        if led >= timeout + ELECTION_SLACK || (waiting_before.is_empty() && waiting_after.is_empty()) {
+        if led >= timeout + ELECTION_SLACK
+            || (waiting_before.is_empty() && waiting_after.is_empty())
+        {
             if !lost {
                 push(
                     out,
@@ -375,9 +392,10 @@ impl Quiet {
                 // what the master hears from agents, not the framework's link.
                 FaultKind::Partition
                     if [&fault.a, &fault.b].iter().all(|side| {
-                        side.as_deref()
-                            .is_some_and(|s| !s.starts_with(crate::observations::FRAMEWORK_HOST)
-                                && !s.starts_with("rogue"))
+                        side.as_deref().is_some_and(|s| {
+                            !s.starts_with(crate::observations::FRAMEWORK_HOST)
+                                && !s.starts_with("rogue")
+                        })
                     }) => {}
                 // A held message holds back everything after it on its connection,
                 // whatever its kind.
@@ -392,8 +410,7 @@ impl Quiet {
                         .as_deref()
                         .is_none_or(|m| framework_message(m))
                     {
-                        quiet.lossy_from =
-                            Some(quiet.lossy_from.map_or(at, |from| from.min(at)));
+                        quiet.lossy_from = Some(quiet.lossy_from.map_or(at, |from| from.min(at)));
                     }
                 }
                 _ => quiet.windows.push((
@@ -408,7 +425,10 @@ impl Quiet {
     /// Whether a request at `at` and its answer were safe from every fault.
     fn around(&self, at: Duration) -> bool {
         let end = at + BOUND + Duration::from_secs(1);
-        !self.windows.iter().any(|(from, to)| *from <= end && *to >= at)
+        !self
+            .windows
+            .iter()
+            .any(|(from, to)| *from <= end && *to >= at)
             && self.lossy_from.is_none_or(|from| from > end)
     }
 }
@@ -420,5 +440,8 @@ fn framework_message(message: &str) -> bool {
         .filter(|c| *c != '_')
         .collect::<String>()
         .to_ascii_lowercase();
-    matches!(normal.as_str(), "reconcile" | "statusupdate" | "submittask" | "")
+    matches!(
+        normal.as_str(),
+        "reconcile" | "statusupdate" | "submittask" | ""
+    )
 }

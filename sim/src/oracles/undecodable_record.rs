@@ -22,7 +22,11 @@ use crate::observations::Observations;
 use crate::scenario::{FaultKind, Scenario};
 
 /// Checks the rules for the records injected in the run.
-pub fn check(scenario: &Scenario, observations: &Observations, injected: &[Undecodable]) -> Vec<Violation> {
+pub fn check(
+    scenario: &Scenario,
+    observations: &Observations,
+    injected: &[Undecodable],
+) -> Vec<Violation> {
     if injected.is_empty() || scenario.agents > 1 {
         return Vec::new();
     }
@@ -51,8 +55,10 @@ pub fn check(scenario: &Scenario, observations: &Observations, injected: &[Undec
             continue;
         }
         let removed_meanwhile = schedule.iter().any(|f| {
-            matches!(f.kind, FaultKind::WipeFrameworkMeta | FaultKind::DeleteRunDir)
-                && Duration::from_secs_f64(f.at_s.max(0.0)) > record.time
+            matches!(
+                f.kind,
+                FaultKind::WipeFrameworkMeta | FaultKind::DeleteRunDir
+            ) && Duration::from_secs_f64(f.at_s.max(0.0)) > record.time
                 && Duration::from_secs_f64(f.at_s.max(0.0)) <= start
         });
         if removed_meanwhile {
