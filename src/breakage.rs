@@ -87,6 +87,19 @@ pub struct Breakage {
     /// The master forwards an agent's terminal update without recording it: its `/state`
     /// keeps the task in its earlier state (docs/task-lifecycle.md L26 broken).
     pub master_forgets_terminal_updates: bool,
+    /// The master answers a reconciliation of a task it knows with TASK_STAGING, not
+    /// the task's latest state (docs/task-lifecycle.md L30 broken).
+    pub master_reconciles_stale_state: bool,
+    /// The master leaves the tasks it knows of an explicit reconciliation unanswered
+    /// (docs/task-lifecycle.md L31 broken).
+    pub master_skips_known_reconciliations: bool,
+    /// The master answers a reconciliation of a task it does not know TASK_LOST at once,
+    /// even while an agent that could hold it may still re-register
+    /// (docs/task-lifecycle.md L32 broken).
+    pub master_reconciles_unknown_at_once: bool,
+    /// Non-strict recovery counts a well-framed record that does not decode but leaves it
+    /// in its log (docs/recovery-rules.md R37 broken).
+    pub recovery_keeps_undecodable_record: bool,
     /// The agent sends every unacknowledged head again at each of its wake-ups, without
     /// back-off (docs/task-lifecycle.md L28 broken).
     pub update_retries_flood: bool,

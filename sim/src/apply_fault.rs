@@ -348,6 +348,13 @@ fn machine_fault(
                 victim.executor_id, victim.id.pid
             ))
         }
+        // docs/simulator-reach.md rule 14u: done while the agent is down.
+        FaultKind::Corrupt if fault.op.as_deref() == Some(crate::corrupt::UNDECODABLE_RECORD) => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            crate::corrupt::undecodable_record(&machine.fs, &machine.work_dir, rng, now)
+        }
         FaultKind::Corrupt if fault.op.is_some() => crate::corrupt::length_field(&machine.fs, rng),
         FaultKind::Corrupt => {
             let files: Vec<PathBuf> = machine

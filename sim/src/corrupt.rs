@@ -4,6 +4,14 @@
 //! end of the file. The record's length check (a checksum of the length) tells such
 //! damage apart from a torn tail; strict recovery must stop on it
 //! (docs/recovery-rules.md R24).
+//!
+//! A well-framed record that does not decode (docs/simulator-reach.md rule 14u,
+//! docs/recovery-rules.md R37 to R39): a `corrupt` fault with `op = "undecodable_record"`,
+//! done while the agent is down, appends to one `task.updates` log of the latest agent a
+//! record whose length check and payload check are right and whose payload is a status
+//! update record of a kind no release wrote (as a newer release's record would look to
+//! this one). Every injected record is kept (path, offset, bytes) for the
+//! `undecodable_record` oracle.
 
 use std::path::PathBuf;
 
@@ -15,7 +23,128 @@ use revenant::os::FileSystem;
 use crate::fs::SimFs;
 
 /// What a `corrupt` fault's `op` may name.
-pub const PARTS: &[&str] = &["length_field"];
+pub const PARTS: &[&str] = &["length_field", UNDECODABLE_RECORD];
+
+/// The `op` of a `corrupt` fault that appends a well-framed record that does not decode.
+pub const UNDECODABLE_RECORD: &str = "undecodable_record";
+
+/// An undecodable record the simulator appended to a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    /// When (simulated time).
+    pub time: std::time::Duration,
+    /// The log.
+    pub path: PathBuf,
+    /// Where the record starts.
+    pub offset: u64,
+    /// The whole record (header and payload).
+    pub record: Vec<u8>,
+}
+
+thread_local! {
+    static UNDECODABLE: std::cell::RefCell<Vec<Undecodable>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    static OPERATOR_REPAIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts a run with no undecodable record injected; `swarm`: whether the operator
+/// repairs a recovery stopped by one ([`operator_repair`]).
+pub fn begin(swarm: bool) {
+    UNDECODABLE.with(|u| u.borrow_mut().clear());
+    OPERATOR_REPAIRS.with(|r| r.set(swarm));
+}
+
+/// docs/simulator-reach.md rule 14u: in a swarm, once a strict recovery has stopped
+/// after an undecodable record was injected, the operator does what the agent's error
+/// says (start afresh as a new agent: remove `meta/slaves/latest`, durably) so that the
+/// run goes on with an agent. Returns whether it did (the supervisor then starts the
+/// agent again).
+pub fn operator_repair(fs: &SimFs, work_dir: &std::path::Path) -> bool {
+    if !OPERATOR_REPAIRS.with(std::cell::Cell::get) || undecodable_so_far().is_empty() {
+        return false;
+    }
+    let slaves = work_dir.join("meta/slaves");
+    if fs.remove_file(&slaves.join("latest")).is_err() {
+        return false;
+    }
+    fs.sync_dir(&slaves).is_ok()
+}
+
+/// The undecodable records injected so far in this run.
+pub fn undecodable_so_far() -> Vec<Undecodable> {
+    UNDECODABLE.with(|u| u.borrow().clone())
+}
+
+/// Appends a well-framed record that does not decode to one `task.updates` log under the
+/// latest agent of `work_dir` (drawn with `rng`), durably; `now` is recorded with it.
+pub fn undecodable_record(
+    fs: &SimFs,
+    work_dir: &std::path::Path,
+    rng: &mut StdRng,
+    now: std::time::Duration,
+) -> Option<String> {
+    use prost::Message as _;
+    let slaves = work_dir.join("meta/slaves");
+    let latest = slaves.join(fs.read_link(&slaves.join("latest")).ok()?);
+    let files: Vec<PathBuf> = fs
+        .tree()
+        .into_keys()
+        .filter(|p| p.starts_with(&latest))
+        .filter(|p| p.file_name().is_some_and(|n| n == "task.updates"))
+        .filter(|p| fs.read(p).is_ok_and(|d| d.len() >= FILE_HEADER_BYTES))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let path = files[rng.gen_range(0..files.len())].clone();
+    let mut data = fs.read(&path).ok()?;
+    // A record kind no release wrote (types 0 and 1 are UPDATE and ACK), with a uuid
+    // drawn so that each injected record's bytes are its own.
+    let uuid: Vec<u8> = (0..16).map(|_| rng.gen::<u8>()).collect();
+    let payload = revenant::proto::StatusUpdateRecord {
+        r#type: 7,
+        update: None,
+        uuid,
+    }
+    .encode_to_vec();
+    let record = revenant::checkpoint::record::frame(&payload);
+    // A torn tail stays behind the new record only if the log had one; recovery would
+    // cut the tail first, so the record goes where the last whole record ends.
+    let offset = whole_records_end(&data) as u64;
+    data.truncate(offset as usize);
+    data.extend_from_slice(&record);
+    fs.write(&path, &data).ok()?;
+    fs.sync_file(&path).ok()?;
+    UNDECODABLE.with(|u| {
+        u.borrow_mut().push(Undecodable {
+            time: now,
+            path: path.clone(),
+            offset,
+            record,
+        })
+    });
+    let shown = path.strip_prefix(work_dir).unwrap_or(&path);
+    Some(format!(
+        "corrupt: a well-framed record that does not decode appended at byte {offset} of {}",
+        shown.display()
+    ))
+}
+
+/// Where the last whole record of a checkpoint log ends (a torn tail after it is not
+/// counted).
+fn whole_records_end(data: &[u8]) -> usize {
+    let mut at = FILE_HEADER_BYTES;
+    while let Some(header) = data.get(at..at + RECORD_HEADER_BYTES) {
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if at + RECORD_HEADER_BYTES + length > data.len() {
+            break;
+        }
+        at += RECORD_HEADER_BYTES + length;
+    }
+    at.min(data.len())
+}
 
 /// The offset of the first complete record of `data` (a checkpoint log), if any.
 fn first_complete_record(data: &[u8]) -> Option<usize> {

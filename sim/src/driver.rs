@@ -53,6 +53,8 @@ pub(crate) fn drive(
     crate::history::begin();
     crate::durability::begin();
     crate::update_receipts::begin();
+    crate::reconcile_watch::begin();
+    crate::corrupt::begin(scenario.swarm.is_some());
     crate::gc_watch::begin();
     crate::fault_log::begin();
     crate::seams::hang_executors(
@@ -63,6 +65,9 @@ pub(crate) fn drive(
             .map_or(0.0, |s| s.hanging_executor_fraction),
     );
     crate::seams::break_executors(options.breakage);
+    revenant::checkpoint::recover::keep_undecodable_records(
+        options.breakage.recovery_keeps_undecodable_record,
+    );
     crate::crash_hooks::install(options);
     let masters_disk = crate::driver_hosts::add_masters(&mut sim, scenario, seed, options);
     let machines = crate::driver_hosts::add_agent_machine(
@@ -444,6 +449,7 @@ impl Driver<'_, '_> {
             observations.history = crate::history::take_all();
             observations.durability_losses = crate::durability::take_losses();
             observations.update_receipts = crate::update_receipts::take();
+            observations.reconciliations = crate::reconcile_watch::take();
             observations.gc_removals = crate::gc_watch::take();
         }
         observations

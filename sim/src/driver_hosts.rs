@@ -690,6 +690,11 @@ async fn machine_main(
             let restart = match &outcome {
                 AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
                 AgentOutcome::Exited(_) => outcome.is_shutdown(),
+                // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a
+                // strict recovery stopped by an injected undecodable record.
+                AgentOutcome::Failed(_) => {
+                    crate::corrupt::operator_repair(&machine.fs, &machine.work_dir)
+                }
                 _ => false,
             };
             if restart {

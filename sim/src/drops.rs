@@ -336,6 +336,7 @@ impl FilteredStream {
             if !lost {
                 crate::durability::observe(&frame, &self.local, &self.peer);
                 crate::update_receipts::observe(&frame, &self.local, &self.peer);
+                crate::reconcile_watch::observe(&frame, &self.local, &self.peer);
             }
             match action {
                 None => out = frame,

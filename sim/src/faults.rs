@@ -250,13 +250,20 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                 }
                 FaultKind::WipeFrameworkMeta
                 | FaultKind::DeleteRunDir
-                | FaultKind::RewriteForkedPid => {
+                | FaultKind::RewriteForkedPid
+                | FaultKind::Corrupt => {
                     let mut stop = FaultSpec::new(at_s, FaultKind::AgentCrash);
                     stop.restart_after_s = Some(restart.max(DAMAGE_DOWNTIME_MIN_S));
                     stop.on_agent = on_agent.clone();
                     out.push(stop);
                     fault.at_s = at_s + 0.5;
                     fault.on_agent = on_agent;
+                    // docs/simulator-reach.md rule 14u: a swarm's corruption is a
+                    // well-framed record that does not decode, appended while the
+                    // agent is down.
+                    if *kind == FaultKind::Corrupt {
+                        fault.op = Some(crate::corrupt::UNDECODABLE_RECORD.to_owned());
+                    }
                     if *kind == FaultKind::RewriteForkedPid && boot_rng.gen_bool(0.5) {
                         fault.boot = Some("other".to_owned());
                     }
@@ -314,6 +321,13 @@ pub fn with_knobs(scenario: &Scenario, seed: u64) -> Scenario {
         let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-failover-timeout"));
         scenario.framework_failover_timeout_s = rng.gen_range(low..=high);
     }
+    if swarm.non_strict_fraction > 0.0 {
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-non-strict"));
+        if rng.gen_bool(swarm.non_strict_fraction.clamp(0.0, 1.0)) {
+            scenario.agent.strict = false;
+        }
+    }
+    crate::reconcile_watch::draw(&mut scenario, &swarm, seed);
     scenario
 }
 

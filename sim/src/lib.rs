@@ -30,6 +30,7 @@
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`master_reports`] | what each master's `/state` said at the end of the run, for the `master_state` oracle |
 //! | [`update_receipts`] | the status updates and registrations the masters received from the agent machine, with times |
+//! | [`reconcile_watch`] | reconciliation requests and answers on the wire, and each master's knowledge over time, for the `reconciliation` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
@@ -71,6 +72,7 @@ pub mod master_reports;
 pub mod messages;
 pub mod observations;
 pub mod oracles;
+pub mod reconcile_watch;
 pub mod rogue;
 pub mod rogue_framework;
 pub mod scenario;

@@ -23,6 +23,7 @@ pub fn after_step(observations: &RefCell<Observations>, now: Duration, _duration
     }
     let mut observations = observations.borrow_mut();
     for (master, state) in reports {
+        crate::reconcile_watch::tap(now, &master, &state);
         if state.leading {
             for agent in &state.agents {
                 let key = (master.clone(), agent.id.clone());

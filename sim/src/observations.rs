@@ -104,6 +104,9 @@ pub struct Observations {
     /// Status updates and registrations the masters received from the agent machine
     /// (`crate::update_receipts`, docs/task-lifecycle.md L28 and L29).
     pub update_receipts: crate::update_receipts::Receipts,
+    /// Reconciliation requests and answers, and the masters' knowledge over time
+    /// (`crate::reconcile_watch`, docs/task-lifecycle.md L30 to L34).
+    pub reconciliations: crate::reconcile_watch::Record,
 }
 
 /// What the rogue party did and heard, recorded on its side of the connection

@@ -472,10 +472,6 @@ pub fn sweep(files: &[PathBuf], options: &SweepOptions) -> Result<Summary, Strin
 /// of `docs/crash-points.md`): they are reported apart, and do not fail the CI sweep.
 pub const EXPECTED_UNREACHED: &[(&str, &str)] = &[
     (
-        "recover_invalid_record_cut",
-        "needs a well-framed record that does not decode (corruption that keeps the checksum): no fault makes one yet",
-    ),
-    (
         "agent_task_lost_never_reached_executor",
         "needs an agent restart after RunTask while the task waits for its executor to register, which then registers: neither the swarm nor the catalogue hits that window yet",
     ),

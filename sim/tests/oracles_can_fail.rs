@@ -887,3 +887,113 @@ fn update_retries_catches_retries_that_never_come() {
     );
     eprintln!("update_retries: {}", caught[0]);
 }
+
+/// Runs `scenario` at `seed` with `breakage` and asserts that `oracle` reports a
+/// violation of `rule` (its message names it), and that the unbroken run holds.
+fn assert_rule_caught(scenario: &str, seed: u64, breakage: Breakage, oracle: &str, rule: &str) {
+    let caught = caught_by(scenario, seed, breakage, oracle);
+    assert!(
+        caught.iter().any(|m| m.contains(&format!("({rule})"))),
+        "{oracle} did not catch {breakage:?} ({rule}) on {scenario} seed {seed}: {caught:?}"
+    );
+    eprintln!("{oracle}: {}", caught[0]);
+    let unbroken = caught_by(scenario, seed, Breakage::default(), oracle);
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+}
+
+/// docs/task-lifecycle.md L30: a master that answers a reconciliation of a task it
+/// knows with an earlier state (TASK_STAGING for a running task) is caught from what the
+/// framework heard against what the master's `/state` listed.
+#[test]
+fn reconciliation_catches_a_stale_answer() {
+    let breakage = Breakage {
+        master_reconciles_stale_state: true,
+        ..Breakage::default()
+    };
+    let scenario = "reconcile_explicit_and_implicit.toml";
+    assert_rule_caught(scenario, 0, breakage, "reconciliation", "L30");
+}
+
+/// docs/task-lifecycle.md L31: a master that leaves the tasks it knows of an explicit
+/// reconciliation unanswered.
+#[test]
+fn reconciliation_catches_known_tasks_left_unanswered() {
+    let breakage = Breakage {
+        master_skips_known_reconciliations: true,
+        ..Breakage::default()
+    };
+    let scenario = "reconcile_explicit_and_implicit.toml";
+    assert_rule_caught(scenario, 0, breakage, "reconciliation", "L31");
+}
+
+/// docs/task-lifecycle.md L32, not later: a master that awaits no agent and still waits
+/// for its re-registration timeout before answering an unknown task TASK_LOST (the
+/// master as it once was).
+#[test]
+fn reconciliation_catches_an_unknown_task_answered_late() {
+    let breakage = Breakage {
+        master_waits_to_reconcile_unknown_tasks: true,
+        ..Breakage::default()
+    };
+    let scenario = "reconcile_explicit_and_implicit.toml";
+    assert_rule_caught(scenario, 0, breakage, "reconciliation", "L32");
+}
+
+/// docs/task-lifecycle.md L32, not earlier: a newly elected master that answers an
+/// unknown task TASK_LOST while an agent it awaits could still bring the task back.
+#[test]
+fn reconciliation_catches_an_unknown_task_answered_too_early() {
+    let breakage = Breakage {
+        master_reconciles_unknown_at_once: true,
+        ..Breakage::default()
+    };
+    let scenario = "reconcile_unknown_task_waits_for_awaited_agent.toml";
+    assert_rule_caught(scenario, 0, breakage, "reconciliation", "L32");
+}
+
+/// docs/recovery-rules.md R38: non-strict recovery that counts a well-framed record that
+/// does not decode but leaves it in its log is caught on the simulated disk.
+#[test]
+fn undecodable_record_catches_a_record_left_in_its_log() {
+    let breakage = Breakage {
+        recovery_keeps_undecodable_record: true,
+        ..Breakage::default()
+    };
+    let scenario = "undecodable_record_cut_on_restart.toml";
+    assert_rule_caught(scenario, 0, breakage, "undecodable_record", "R38");
+}
+
+/// The same breakage in the swarm: its drawn corruption (an undecodable record appended
+/// while the agent is down, docs/simulator-reach.md rule 14u), with every run's agent
+/// recovering without `--strict` (the `non_strict_fraction` knob; the swarm file keeps
+/// its agents strict).
+#[test]
+fn undecodable_record_catches_a_record_left_in_its_log_in_the_swarm() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_agent_machine.toml");
+    let mut scenario = Scenario::load(&path).expect("scenario parses");
+    scenario
+        .swarm
+        .as_mut()
+        .expect("a swarm")
+        .non_strict_fraction = 1.0;
+    let options = RunOptions {
+        breakage: Breakage {
+            recovery_keeps_undecodable_record: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let judged = |options: &RunOptions, seed: u64| {
+        cluster::run(&scenario, seed, options)
+            .violations
+            .iter()
+            .any(|v| v.oracle == "undecodable_record")
+    };
+    let seed = (0..100).find(|seed| judged(&options, *seed));
+    let seed = seed.expect("undecodable_record did not catch the breakage within 100 seeds");
+    eprintln!("undecodable_record: caught at seed {seed}");
+    assert!(
+        !judged(&RunOptions::default(), seed),
+        "the unbroken run fails too"
+    );
+}

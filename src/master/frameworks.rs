@@ -479,11 +479,20 @@ impl Master {
             .filter(|(f, _)| *f == framework)
             .map(|(_, t)| t.task_id.clone())
             .collect();
+        // Test-only breakage of docs/task-lifecycle.md L30: an earlier state, not the latest.
+        let stale = broken!(self.config.breakage.master_reconciles_stale_state);
+        let latest = move |task: &TaskReport| {
+            if stale {
+                proto::TaskState::TaskStaging
+            } else {
+                task.state()
+            }
+        };
         if task_ids.is_empty() {
             for task in known.values() {
                 let update = self.master_update(
                     task,
-                    task.state(),
+                    latest(task),
                     TaskReason::ReasonReconciliation,
                     "Reconciliation",
                 );
@@ -492,7 +501,8 @@ impl Master {
             return;
         }
         let settled = self.now.at.saturating_duration_since(self.elected_at)
-            >= self.config.agent_reregister_timeout;
+            >= self.config.agent_reregister_timeout
+            || broken!(self.config.breakage.master_reconciles_unknown_at_once);
         let awaited = self
             .agents
             .values()
@@ -502,10 +512,12 @@ impl Master {
             decisions::reconcile_explicit(&known, &queued, &task_ids, settled, awaited)
         {
             match answer {
+                ReconcileAnswer::Known(_)
+                    if broken!(self.config.breakage.master_skips_known_reconciliations) => {}
                 ReconcileAnswer::Known(task) => {
                     let update = self.master_update(
                         &task,
-                        task.state(),
+                        latest(&task),
                         TaskReason::ReasonReconciliation,
                         "Reconciliation",
                     );

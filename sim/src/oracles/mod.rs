@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod master_state;
 pub mod no_panic;
 pub mod reboot;
+pub mod reconciliation;
 pub mod recovery_read_error;
 pub mod recovery_timeout;
 pub mod resources;
@@ -23,6 +24,7 @@ pub mod rogue;
 pub mod strict_recovery;
 pub mod teardown;
 pub mod terminal;
+pub mod undecodable_record;
 pub mod update_retries;
 
 use crate::observations::Observations;
@@ -63,6 +65,12 @@ pub fn check_after(
     out.extend(rogue::check(observations));
     out.extend(master_state::check(scenario, observations));
     out.extend(update_retries::check(scenario, observations));
+    out.extend(reconciliation::check(scenario, observations));
+    out.extend(undecodable_record::check(
+        scenario,
+        observations,
+        &crate::corrupt::undecodable_so_far(),
+    ));
     out.extend(expectations::check(scenario, trace, observations));
     out
 }

@@ -384,6 +384,16 @@ pub struct Swarm {
     /// executor. Drawn from a stream of its own; default 0 (no rogue).
     #[serde(default)]
     pub rogue_fraction: f64,
+    /// Workload knob: the share of runs whose agent recovers without `--strict` (one
+    /// draw per run, from a stream of its own), so that non-strict recovery, which cuts
+    /// damage and goes on, is reached too (docs/recovery-rules.md R37). Default 0.
+    #[serde(default)]
+    pub non_strict_fraction: f64,
+    /// Workload knob: up to this many reconciliations each framework asks for at drawn
+    /// times in the fault phase, each implicit or explicit naming a task id no framework
+    /// submitted (docs/task-lifecycle.md L34). Default 0.
+    #[serde(default)]
+    pub reconciliations: u32,
 }
 
 fn half() -> f64 {

@@ -261,6 +261,7 @@ impl Scenario {
                 ),
                 ("torn_header_fraction", swarm.torn_header_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
+                ("non_strict_fraction", swarm.non_strict_fraction),
             ] {
                 if !(0.0..=1.0).contains(&value) {
                     return Err(format!("swarm.{name} must be in [0, 1]"));

@@ -43,6 +43,24 @@ mod walk;
 
 use walk::Walk;
 
+#[cfg(feature = "breakage")]
+thread_local! {
+    static KEEP_UNDECODABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test-only breakage of docs/recovery-rules.md R37, for one simulated run on this
+/// thread (set by the simulator from its run's `Breakage`, as no flag can): non-strict
+/// recovery counts a well-framed record that does not decode but leaves it in its log.
+#[cfg(feature = "breakage")]
+pub fn keep_undecodable_records(on: bool) {
+    KEEP_UNDECODABLE.with(|k| k.set(on));
+}
+
+#[cfg(feature = "breakage")]
+fn keeps_undecodable_records() -> bool {
+    KEEP_UNDECODABLE.with(std::cell::Cell::get)
+}
+
 /// How to recover.
 #[derive(Clone, Debug)]
 pub struct RecoverOptions {

@@ -264,7 +264,8 @@ impl Walk<'_> {
         file_length: usize,
         kind: FileKind,
     ) -> Result<u64, RecoveryError> {
-        if self.options.truncate {
+        // docs/recovery-rules.md R37 (the test-only breakage leaves the record in place).
+        if self.options.truncate && !broken!(super::keeps_undecodable_records()) {
             crate::coverage::point!("recover_invalid_record_cut");
             self.truncate_log(path, offset, kind)?;
         }
