@@ -408,7 +408,7 @@ impl Quiet {
                     if fault
                         .message
                         .as_deref()
-                        .is_none_or(|m| framework_message(m))
+                        .is_none_or(framework_message)
                     {
                         quiet.lossy_from = Some(quiet.lossy_from.map_or(at, |from| from.min(at)));
                     }
