@@ -104,12 +104,12 @@ const SUBMIT_TASK_KEY: u8 = (11 << 3) | 2;
 const RECONCILE_KEY: u8 = (12 << 3) | 2;
 
 fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_else(|| crate::trace::DRIVER_TIME.with(|t| t.get()))
+    turmoil::sim_elapsed().unwrap_or_else(|| crate::clock::DRIVER_TIME.with(|t| t.get()))
 }
 
 fn is_framework_host(host: &str) -> bool {
-    host.starts_with(crate::observations::FRAMEWORK_HOST)
-        || host == crate::rogue_framework::ROGUE_FRAMEWORK_HOST
+    host.starts_with(crate::hosts::FRAMEWORK_HOST)
+        || host == crate::hosts::ROGUE_FRAMEWORK_HOST
 }
 
 /// The host of a master's listen address (`master1:5050` -> `master1`).
@@ -233,7 +233,7 @@ pub fn draw(scenario: &mut crate::scenario::Scenario, swarm: &crate::scenario::S
         return;
     }
     let mut rng =
-        rand::rngs::StdRng::seed_from_u64(crate::seams::derive_seed(seed, "swarm-reconciliations"));
+        rand::rngs::StdRng::seed_from_u64(crate::seed::derive_seed(seed, "swarm-reconciliations"));
     for framework in 1..=scenario.frameworks.max(1) {
         let count = rng.gen_range(0..=swarm.reconciliations);
         for n in 0..count {

@@ -364,7 +364,7 @@ impl Quiet {
             windows: Vec::new(),
             lossy_from: None,
         };
-        for fault in crate::explore::schedule(scenario, seed) {
+        for fault in crate::schedule::schedule(scenario, seed) {
             let at = Duration::from_secs_f64(fault.at_s.max(0.0));
             let lasting = fault
                 .duration_s

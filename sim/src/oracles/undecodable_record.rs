@@ -30,7 +30,7 @@ pub fn check(
     if injected.is_empty() || scenario.agents > 1 {
         return Vec::new();
     }
-    let schedule = crate::explore::schedule(scenario, observations.seed);
+    let schedule = crate::schedule::schedule(scenario, observations.seed);
     let end = Duration::from_secs_f64(scenario.duration_s.max(0.0));
     let mut out = Vec::new();
     for record in injected {
