@@ -108,8 +108,7 @@ fn now() -> Duration {
 }
 
 fn is_framework_host(host: &str) -> bool {
-    host.starts_with(crate::hosts::FRAMEWORK_HOST)
-        || host == crate::hosts::ROGUE_FRAMEWORK_HOST
+    host.starts_with(crate::hosts::FRAMEWORK_HOST) || host == crate::hosts::ROGUE_FRAMEWORK_HOST
 }
 
 /// The host of a master's listen address (`master1:5050` -> `master1`).

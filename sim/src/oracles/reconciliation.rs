@@ -405,11 +405,7 @@ impl Quiet {
                 // The agent dies at a message: the agent machine's own.
                 FaultKind::AgentCrashAtMessage => {}
                 FaultKind::Drop => {
-                    if fault
-                        .message
-                        .as_deref()
-                        .is_none_or(framework_message)
-                    {
+                    if fault.message.as_deref().is_none_or(framework_message) {
                         quiet.lossy_from = Some(quiet.lossy_from.map_or(at, |from| from.min(at)));
                     }
                 }
