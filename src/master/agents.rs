@@ -318,11 +318,7 @@ impl Master {
                 .or_insert_with(|| CompletedFramework {
                     name: String::new(),
                     tasks: BTreeMap::new(),
-                    message: self
-                        .registry
-                        .removal_message(&task.framework_id)
-                        .unwrap_or(TORN_DOWN_MESSAGE)
-                        .into(),
+                    message: TORN_DOWN_MESSAGE.into(),
                 });
             let mut killed = task.clone();
             if !crate::domain::task_state::is_terminal(killed.state()) {

@@ -133,13 +133,7 @@ impl Master {
     pub(super) fn removed_message(&self, framework: &FrameworkId) -> String {
         self.completed_frameworks
             .get(framework)
-            .map(|c| c.message.clone())
-            .or_else(|| {
-                self.registry
-                    .removal_message(framework.as_str())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| TORN_DOWN_MESSAGE.to_owned())
+            .map_or_else(|| TORN_DOWN_MESSAGE.to_owned(), |c| c.message.clone())
     }
 
     /// Removes a framework for good (a teardown, or its failover timeout ran out): it is
