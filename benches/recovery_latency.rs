@@ -64,7 +64,8 @@ fn spawn(binary: &str, args: &[&str], log: PathBuf) -> Proc {
         .expect("log file");
     let child = Command::new(binary)
         .args(args)
-        .env("RUST_LOG", "info")
+        // docs/recovery-latency.md P46: the agent's phase marks are at debug level.
+        .env("RUST_LOG", "info,revenant::recovery_phase=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -197,10 +198,27 @@ fn log_seconds(line: &str) -> Option<f64> {
     Some(h * 3600.0 + m * 60.0 + s)
 }
 
+/// The phases of one restart, from the restarted agent's log (its last incarnation).
+#[derive(Clone, Copy, Default)]
+struct Phases {
+    /// `recovering state` to `waiting for executors to re-register`: the agent's own
+    /// part (reads, R14's syncs, building the state, the orphan scan).
+    agent: Duration,
+    /// From there until recovery was complete (the executors coming back).
+    back: Duration,
+    /// The finer split of `agent` from the debug marks of docs/recovery-latency.md P46
+    /// (absent from a baseline binary without them): the read, R14's syncs, the
+    /// orphan scan of `/proc` (lifecycle rule 20).
+    read: Option<Duration>,
+    durable: Option<Duration>,
+    scan: Option<Duration>,
+}
+
 /// From the restarted agent's log (its last incarnation): how long recovery took to
 /// read and make durable its checkpoints (`recovering state` to `waiting for executors
-/// to re-register`), and from there until recovery was complete.
-fn recovery_phases(log: &Path) -> Option<(Duration, Duration)> {
+/// to re-register`), and from there until recovery was complete, with P46's finer marks
+/// when the binary logs them.
+fn recovery_phases(log: &Path) -> Option<Phases> {
     let text = std::fs::read_to_string(log).ok()?;
     let start = text.rfind("recovering state")?;
     let tail = &text[text[..start].rfind('\n').map_or(0, |i| i + 1)..];
@@ -210,10 +228,20 @@ fn recovery_phases(log: &Path) -> Option<(Duration, Duration)> {
             .and_then(log_seconds)
     };
     let began = at("recovering state")?;
-    let read = at("waiting for executors to re-register")?;
+    let waiting = at("waiting for executors to re-register")?;
     let complete = at("recovery complete")?;
     let d = |a: f64, b: f64| Duration::from_secs_f64((b - a).max(0.0));
-    Some((d(began, read), d(read, complete)))
+    let read = at("checkpoints read");
+    let durable = at("checkpoints durable");
+    let scan_started = at("orphan scan started");
+    let scan_done = at("orphan scan done");
+    Some(Phases {
+        agent: d(began, waiting),
+        back: d(waiting, complete),
+        read: read.map(|r| d(began, r)),
+        durable: read.zip(durable).map(|(r, s)| d(r, s)),
+        scan: scan_started.zip(scan_done).map(|(a, b)| d(a, b)),
+    })
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -233,6 +261,12 @@ struct Measured {
     agent_read: Duration,
     /// From the read to recovery complete (the executors coming back), median.
     executors_back: Duration,
+    /// The medians of the agent's finer phases (P46), printed after its part.
+    parts: String,
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "?".to_owned(), ms)
 }
 
 fn agent_args<'a>(master: &'a str, listen: &'a str, work_dir: &'a str) -> Vec<&'a str> {
@@ -329,6 +363,7 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
     let mut samples = Vec::new();
     let mut reads_agent = Vec::new();
     let mut backs = Vec::new();
+    let (mut read_parts, mut sync_parts, mut scan_parts) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..restarts {
         // Let the executors' connections and the master settle between rounds.
         std::thread::sleep(Duration::from_millis(500));
@@ -355,17 +390,23 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
         let took = started.elapsed();
         let phases = recovery_phases(&agent.log);
         match phases {
-            Some((read, back)) => println!(
-                "  {executors} executors, restart {round}: {} (agent's read {}, executors back {})",
+            Some(p) => println!(
+                "  {executors} executors, restart {round}: {} (agent's part {}: read {}, syncs {}, /proc scan {}; executors back {})",
                 ms(took),
-                ms(read),
-                ms(back)
+                ms(p.agent),
+                opt_ms(p.read),
+                opt_ms(p.durable),
+                opt_ms(p.scan),
+                ms(p.back)
             ),
             None => println!("  {executors} executors, restart {round}: {}", ms(took)),
         }
-        if let Some((read, back)) = phases {
-            reads_agent.push(read);
-            backs.push(back);
+        if let Some(p) = phases {
+            reads_agent.push(p.agent);
+            backs.push(p.back);
+            read_parts.extend(p.read);
+            sync_parts.extend(p.durable);
+            scan_parts.extend(p.scan);
         }
         samples.push(took);
     }
@@ -392,6 +433,16 @@ fn measure(binary: &str, base: &Path, executors: usize, restarts: usize) -> Meas
         floor: median(&mut reads),
         agent_read: or_zero(&mut reads_agent),
         executors_back: or_zero(&mut backs),
+        parts: if read_parts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (of which read {}, R14's syncs {}, /proc scan {})",
+                ms(or_zero(&mut read_parts)),
+                ms(or_zero(&mut sync_parts)),
+                ms(or_zero(&mut scan_parts))
+            )
+        },
     }
 }
 
@@ -438,22 +489,24 @@ fn main() {
             println!("  baseline binary {binary}:");
             let measured = measure(binary, &base, executors, restarts);
             println!(
-                "{executors} executors, {restarts} restarts, baseline: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}, executors back {} (medians)",
+                "{executors} executors, {restarts} restarts, baseline: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}{}, executors back {} (medians)",
                 ms(measured.median),
                 ms(measured.max),
                 ms(measured.floor),
                 ms(measured.agent_read),
+                measured.parts,
                 ms(measured.executors_back),
             );
             measured
         });
         let measured = measure(env!("CARGO_BIN_EXE_revenant"), &base, executors, restarts);
         println!(
-            "{executors} executors, {restarts} restarts: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}, executors back {} (medians); target median <= {}: {}",
+            "{executors} executors, {restarts} restarts: median {}, max {}; reading the checkpoints {} (floor); the agent's read with its syncs {}{}, executors back {} (medians); target median <= {}: {}",
             ms(measured.median),
             ms(measured.max),
             ms(measured.floor),
             ms(measured.agent_read),
+            measured.parts,
             ms(measured.executors_back),
             ms(target),
             if measured.median <= target { "met" } else { "not met" },

@@ -100,6 +100,9 @@ pub struct Breakage {
     /// Non-strict recovery counts a well-framed record that does not decode but leaves it
     /// in its log (docs/recovery-rules.md R37 broken).
     pub recovery_keeps_undecodable_record: bool,
+    /// Non-strict recovery takes a listing or a `latest` link it cannot read for absent
+    /// and goes on, as it once did (docs/recovery-rules.md R40 broken).
+    pub recovery_skips_unreadable_listing: bool,
     /// The agent sends every unacknowledged head again at each of its wake-ups, without
     /// back-off (docs/task-lifecycle.md L28 broken).
     pub update_retries_flood: bool,

@@ -63,6 +63,11 @@ pub trait RegistryStore {
     fn save(&mut self, payload: &[u8]) -> Result<(), String>;
 }
 
+/// A change the master's core made to the registry, to be made durable by its driver
+/// before anything after it is done (docs/design.md D77).
+#[derive(Debug)]
+pub struct RegistryWrite(RegistryMessage);
+
 /// A registry that could not be read or written; names the file.
 #[derive(Debug, thiserror::Error)]
 #[error("registry '{path}': {message}")]
@@ -159,13 +164,26 @@ impl Registry {
 
     /// Admits an agent (or updates its info), durably.
     pub fn admit(&mut self, info: &AgentInfo) -> Result<(), RegistryError> {
+        match self.next_admit(info) {
+            Some(next) => self.commit(next),
+            None => Ok(()),
+        }
+    }
+
+    /// Admits an agent (or updates its info) at once, leaving the write to the master's
+    /// driver (docs/design.md D77); `None` when the registry already holds exactly that.
+    pub fn stage_admit(&mut self, info: &AgentInfo) -> Option<RegistryWrite> {
+        self.next_admit(info).map(|next| self.stage(next))
+    }
+
+    fn next_admit(&self, info: &AgentInfo) -> Option<RegistryMessage> {
         let mut next = self.state.clone();
         match next
             .agents
             .iter_mut()
             .find(|a| a.info.as_ref().is_some_and(|i| i.id == info.id))
         {
-            Some(entry) if entry.info.as_ref() == Some(info) && !entry.removed => return Ok(()),
+            Some(entry) if entry.info.as_ref() == Some(info) && !entry.removed => return None,
             Some(entry) => {
                 entry.info = Some(info.clone());
                 entry.removed = false;
@@ -175,11 +193,23 @@ impl Registry {
                 removed: false,
             }),
         }
-        self.commit(next)
+        Some(next)
     }
 
     /// Marks an agent removed, durably.
     pub fn remove(&mut self, info: &AgentInfo) -> Result<(), RegistryError> {
+        let next = self.next_remove(info);
+        self.commit(next)
+    }
+
+    /// Marks an agent removed at once, leaving the write to the master's driver
+    /// (docs/design.md D77).
+    pub fn stage_remove(&mut self, info: &AgentInfo) -> RegistryWrite {
+        let next = self.next_remove(info);
+        self.stage(next)
+    }
+
+    fn next_remove(&self, info: &AgentInfo) -> RegistryMessage {
         let mut next = self.state.clone();
         next.agents
             .retain(|a| a.info.as_ref().is_none_or(|i| i.id != info.id));
@@ -199,7 +229,7 @@ impl Registry {
                 }
             });
         }
-        self.commit(next)
+        next
     }
 
     /// Whether the registry says this framework was torn down.
@@ -234,8 +264,30 @@ impl Registry {
         framework_id: &str,
         principal: Option<&str>,
     ) -> Result<(), RegistryError> {
+        match self.next_framework(framework_id, principal) {
+            Some(next) => self.commit(next),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Registry::record_framework`] at once, leaving the write to the master's driver
+    /// (docs/design.md D77).
+    pub fn stage_framework(
+        &mut self,
+        framework_id: &str,
+        principal: Option<&str>,
+    ) -> Option<RegistryWrite> {
+        self.next_framework(framework_id, principal)
+            .map(|next| self.stage(next))
+    }
+
+    fn next_framework(
+        &self,
+        framework_id: &str,
+        principal: Option<&str>,
+    ) -> Option<RegistryMessage> {
         if self.framework_principal(framework_id) == Some(principal) {
-            return Ok(());
+            return None;
         }
         let mut next = self.state.clone();
         next.frameworks.retain(|f| f.id != framework_id);
@@ -245,7 +297,7 @@ impl Registry {
         });
         let excess = next.frameworks.len().saturating_sub(FRAMEWORKS_MAX);
         next.frameworks.drain(..excess);
-        self.commit(next)
+        Some(next)
     }
 
     /// Why a framework the registry says was removed was removed (SEC44), if it says.
@@ -261,8 +313,22 @@ impl Registry {
     /// out) with what a scheduler coming back is told, durably (the oldest are forgotten
     /// first beyond [`TORN_DOWN_FRAMEWORKS_MAX`]).
     pub fn tear_down(&mut self, framework_id: &str, message: &str) -> Result<(), RegistryError> {
+        match self.next_tear_down(framework_id, message) {
+            Some(next) => self.commit(next),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Registry::tear_down`] at once, leaving the write to the master's driver
+    /// (docs/design.md D77).
+    pub fn stage_tear_down(&mut self, framework_id: &str, message: &str) -> Option<RegistryWrite> {
+        self.next_tear_down(framework_id, message)
+            .map(|next| self.stage(next))
+    }
+
+    fn next_tear_down(&self, framework_id: &str, message: &str) -> Option<RegistryMessage> {
         if self.is_torn_down(framework_id) {
-            return Ok(());
+            return None;
         }
         let mut next = self.state.clone();
         next.torn_down_frameworks.push(framework_id.to_owned());
@@ -279,10 +345,29 @@ impl Registry {
             .len()
             .saturating_sub(TORN_DOWN_FRAMEWORKS_MAX);
         next.torn_down_frameworks.drain(..excess);
-        self.commit(next)
+        Some(next)
     }
 
+    /// Makes a staged change durable (docs/design.md D77): the master's driver does,
+    /// when it reaches the change among the core's effects.
+    pub fn write(&mut self, write: RegistryWrite) -> Result<(), RegistryError> {
+        self.save(&write.0)
+    }
+
+    /// Takes `next` as the registry's state now; the write is the caller's.
+    fn stage(&mut self, next: RegistryMessage) -> RegistryWrite {
+        self.state = next.clone();
+        RegistryWrite(next)
+    }
+
+    /// Writes `next`, then takes it as the state.
     fn commit(&mut self, next: RegistryMessage) -> Result<(), RegistryError> {
+        self.save(&next)?;
+        self.state = next;
+        Ok(())
+    }
+
+    fn save(&mut self, next: &RegistryMessage) -> Result<(), RegistryError> {
         match &mut self.store {
             None => {}
             Some(Store::File(fs, path)) => {
@@ -301,7 +386,6 @@ impl Registry {
                     })?;
             }
         }
-        self.state = next;
         Ok(())
     }
 }

@@ -411,3 +411,46 @@ fn lock_exclusive_records_the_holder() {
     let _guard = rfs.lock_exclusive(&path, "two").unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap(), "two");
 }
+
+/// docs/recovery-latency.md P47: the logs and directories of R14 as one group, with the
+/// caller's work run once while they sync; a failure names its path by index (files
+/// first, then directories), and the work still runs exactly once.
+#[test]
+fn sync_all_meanwhile_runs_the_work_once_and_reports_failures_by_index() {
+    let (dir, fs) = setup();
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for index in 0..20 {
+        let sub = dir.path().join(format!("d{index}"));
+        fs.create_dir(&sub).unwrap();
+        let file = sub.join("task.updates");
+        fs.append(&file, b"record").unwrap();
+        files.push(file);
+        dirs.push(sub);
+    }
+    let mut runs = 0;
+    fs.sync_all_meanwhile(&files, &dirs, &mut || runs += 1)
+        .expect("every sync succeeds");
+    assert_eq!(runs, 1);
+
+    // A directory that does not exist: its index counts the files first.
+    let mut broken = dirs.clone();
+    broken.insert(3, dir.path().join("missing"));
+    let mut runs = 0;
+    let (index, error) = fs
+        .sync_all_meanwhile(&files, &broken, &mut || runs += 1)
+        .expect_err("a missing directory cannot be synced");
+    assert_eq!(runs, 1);
+    assert_eq!(index, files.len() + 3);
+    assert_eq!(error.kind(), io::ErrorKind::NotFound);
+
+    // A file that does not exist: its own index.
+    let mut broken = files.clone();
+    broken.push(dir.path().join("missing.updates"));
+    let mut runs = 0;
+    let (index, _) = fs
+        .sync_all_meanwhile(&broken, &dirs, &mut || runs += 1)
+        .expect_err("a missing file cannot be synced");
+    assert_eq!(runs, 1);
+    assert_eq!(index, files.len());
+}

@@ -191,18 +191,86 @@ fn dangling_latest_agent_link_is_an_error() {
     fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink("agent-gone", &link).unwrap();
 
-    let error = fixture
-        .recover(&options(true, true, Some(BOOT_ID)))
-        .unwrap_err();
-    assert_eq!(error.path, link);
-    assert!(error.message.contains("agent-gone"), "{error}");
+    // docs/recovery-rules.md R40: which agent to recover is unknown, strict or not.
+    for strict in [true, false] {
+        let error = fixture
+            .recover(&options(strict, true, Some(BOOT_ID)))
+            .unwrap_err();
+        assert_eq!(error.path, link, "strict {strict}");
+        assert!(error.message.contains("agent-gone"), "{error}");
+    }
+}
 
-    let state = fixture.recover_state(false, true);
-    let agent = state.agent.as_ref().unwrap();
-    assert_eq!(agent.id.as_str(), "agent-gone");
-    assert_eq!(agent.errors, 1);
-    assert_eq!(state.errors, 1);
-    assert_eq!(warnings_of(&state, &WarningKind::Error), vec![link]);
+/// A named path of the fixture's tree.
+type PathOf = (&'static str, fn(&Fixture) -> PathBuf);
+
+/// Replaces the directory `dir` with a regular file, so that listing it fails with an
+/// error other than "not found" (as an `EIO` would; tests run as root, whom
+/// permissions do not stop).
+fn make_unlistable(dir: &Path) {
+    fs::remove_dir_all(dir).unwrap();
+    fs::write(dir, b"not a directory").unwrap();
+}
+
+/// docs/recovery-rules.md R40: a listing recovery cannot read stops recovery with or
+/// without `--strict`, naming the directory: what lies below is unknown, not absent.
+/// Non-strict recovery used to count the error and go on as if the directory were
+/// empty (the agent then took its live executors for orphans and reported their tasks
+/// lost).
+#[test]
+fn an_unlistable_directory_stops_recovery_strict_or_not() {
+    let cases: [PathOf; 5] = [
+        ("frameworks", |f| f.paths().frameworks_dir(&f.agent)),
+        ("executors", |f| {
+            f.paths().executors_dir(&f.agent, &f.framework)
+        }),
+        ("runs", |f| {
+            f.paths().runs_dir(&f.agent, &f.framework, &f.executor)
+        }),
+        ("pids", |f| f.paths().pids_dir(&f.run())),
+        ("tasks", |f| f.paths().tasks_dir(&f.run())),
+    ];
+    for (name, dir_of) in cases {
+        let fixture = Fixture::full();
+        let dir = dir_of(&fixture);
+        make_unlistable(&dir);
+        for strict in [true, false] {
+            let error = fixture
+                .recover(&options(strict, true, Some(BOOT_ID)))
+                .unwrap_err();
+            assert_eq!(error.path, dir, "{name} strict {strict}");
+            assert!(error.message.contains("failed to list"), "{name}: {error}");
+        }
+    }
+}
+
+/// docs/recovery-rules.md R40: a `latest` link recovery cannot read stops recovery with
+/// or without `--strict` (a missing one is a warning, a dangling `runs/latest` too).
+#[test]
+fn an_unreadable_latest_link_stops_recovery_strict_or_not() {
+    let cases: [PathOf; 2] = [
+        ("slaves/latest", |f| f.paths().latest_agent()),
+        ("runs/latest", |f| {
+            f.paths().latest_run(&f.agent, &f.framework, &f.executor)
+        }),
+    ];
+    for (name, link_of) in cases {
+        let fixture = Fixture::full();
+        let link = link_of(&fixture);
+        fs::remove_file(&link).unwrap();
+        // Not a link: reading it as one fails with EINVAL.
+        fs::write(&link, b"not a link").unwrap();
+        for strict in [true, false] {
+            let error = fixture
+                .recover(&options(strict, true, Some(BOOT_ID)))
+                .unwrap_err();
+            assert_eq!(error.path, link, "{name} strict {strict}");
+            assert!(
+                error.message.contains("failed to read link"),
+                "{name}: {error}"
+            );
+        }
+    }
 }
 
 /// Which info file to damage, and what the recovered tree must then look like.

@@ -68,6 +68,9 @@ pub(crate) fn drive(
     revenant::checkpoint::recover::keep_undecodable_records(
         options.breakage.recovery_keeps_undecodable_record,
     );
+    revenant::checkpoint::recover::skip_unreadable_listings(
+        options.breakage.recovery_skips_unreadable_listing,
+    );
     crate::crash_hooks::install(options);
     let masters_disk = crate::driver_hosts::add_masters(&mut sim, scenario, seed, options);
     let machines = crate::driver_hosts::add_agent_machine(

@@ -205,6 +205,9 @@ pub struct FilteredStream {
     written: Option<Vec<u8>>,
     /// The timeline's message log, when one is recording (`crate::messages`).
     tap: Option<crate::messages::Tap>,
+    /// The buffer each read from `inner` goes through, made at the first read and kept
+    /// (docs/recovery-latency.md P40).
+    chunk: Vec<u8>,
 }
 
 impl FilteredStream {
@@ -224,6 +227,7 @@ impl FilteredStream {
             held: Vec::new(),
             written: None,
             tap: None,
+            chunk: Vec::new(),
         }
         .watching_writes()
     }
@@ -433,17 +437,19 @@ impl AsyncRead for FilteredStream {
                 this.ready.append(&mut this.raw);
                 continue;
             }
-            let mut chunk = [0u8; 8192];
-            let mut chunk_buf = ReadBuf::new(&mut chunk);
+            if this.chunk.is_empty() {
+                this.chunk = vec![0u8; 8192];
+            }
+            let mut chunk_buf = ReadBuf::new(&mut this.chunk);
             match Pin::new(&mut this.inner).poll_read(cx, &mut chunk_buf) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Ready(Ok(())) => {
-                    let filled = chunk_buf.filled();
-                    if filled.is_empty() {
+                    let filled = chunk_buf.filled().len();
+                    if filled == 0 {
                         this.eof = true;
                     } else {
-                        this.raw.extend_from_slice(filled);
+                        this.raw.extend_from_slice(&this.chunk[..filled]);
                         this.frame();
                     }
                 }

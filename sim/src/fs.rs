@@ -482,15 +482,17 @@ fn ends_with_slash(path: &Path) -> bool {
     bytes.len() > 1 && (bytes.ends_with(b"/") || bytes.ends_with(b"/."))
 }
 
-enum Step {
+/// A path's step, borrowing its name from the path (a lookup copies only the last
+/// name it returns: docs/recovery-latency.md P40).
+enum Step<'a> {
     Parent,
-    Name(OsString),
+    Name(&'a OsStr),
 }
 
-fn steps(path: &Path) -> VecDeque<Step> {
+fn steps(path: &Path) -> VecDeque<Step<'_>> {
     path.components()
         .filter_map(|component| match component {
-            Component::Normal(name) => Some(Step::Name(name.to_os_string())),
+            Component::Normal(name) => Some(Step::Name(name)),
             Component::ParentDir => Some(Step::Parent),
             Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
         })
@@ -600,11 +602,11 @@ impl Tree {
             if is_last && dir_only && creating_file {
                 return Err(errno(libc::EISDIR));
             }
-            let Some(child) = self.dir(current).entries.get(&name).copied() else {
+            let Some(child) = self.dir(current).entries.get(name).copied() else {
                 if is_last {
                     return Ok(Lookup {
                         parent: current,
-                        name: Some(name),
+                        name: Some(name.to_os_string()),
                         ino: None,
                         dir_only,
                     });
@@ -616,7 +618,7 @@ impl Tree {
                     if is_last {
                         return Ok(Lookup {
                             parent: current,
-                            name: Some(name),
+                            name: Some(name.to_os_string()),
                             ino: Some(child),
                             dir_only,
                         });
@@ -629,7 +631,7 @@ impl Tree {
                     }
                     return Ok(Lookup {
                         parent: current,
-                        name: Some(name),
+                        name: Some(name.to_os_string()),
                         ino: Some(child),
                         dir_only,
                     });
@@ -638,7 +640,7 @@ impl Tree {
                     if is_last && !follow_last {
                         return Ok(Lookup {
                             parent: current,
-                            name: Some(name),
+                            name: Some(name.to_os_string()),
                             ino: Some(child),
                             dir_only,
                         });

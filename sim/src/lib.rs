@@ -75,6 +75,7 @@ pub mod oracles;
 pub mod reconcile_watch;
 pub mod rogue;
 pub mod rogue_framework;
+pub mod run_record;
 pub mod scenario;
 pub mod schedule;
 pub mod seams;

@@ -23,6 +23,14 @@ pub fn after_step(observations: &RefCell<Observations>, now: Duration, _duration
     }
     let mut observations = observations.borrow_mut();
     for (master, state) in reports {
+        // docs/recovery-latency.md P38: a report equal to this master's previous one
+        // changes nothing that is recorded but its time.
+        if let Some((time, last)) = observations.master_reports.get_mut(&master) {
+            if *last == state && crate::reconcile_watch::tap_unchanged(now, &master) {
+                *time = now;
+                continue;
+            }
+        }
         crate::reconcile_watch::tap(now, &master, &state);
         if state.leading {
             for agent in &state.agents {

@@ -21,6 +21,8 @@ use prost::Message as _;
 use revenant::http::state::MasterState;
 use revenant::proto::{envelope::Body, Envelope, TaskReason};
 
+use crate::run_record::{now, RunRecord};
+
 /// A reconciliation request (or a task submission) a master received from a framework.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -86,26 +88,24 @@ pub struct Record {
 pub const DOWN_AFTER: Duration = Duration::from_secs(1);
 
 thread_local! {
-    static RECORD: RefCell<Record> = RefCell::new(Record::default());
+    static CELL: RefCell<Record> = RefCell::new(Record::default());
 }
+
+static RECORD: RunRecord<Record> = RunRecord::new(&CELL);
 
 /// Starts a run with nothing recorded.
 pub fn begin() {
-    RECORD.with(|record| *record.borrow_mut() = Record::default());
+    RECORD.begin();
 }
 
 /// What was recorded since [`begin`]; forgets it.
 pub fn take() -> Record {
-    RECORD.with(|record| std::mem::take(&mut *record.borrow_mut()))
+    RECORD.take()
 }
 
 const STATUS_UPDATE_KEY: u8 = (7 << 3) | 2;
 const SUBMIT_TASK_KEY: u8 = (11 << 3) | 2;
 const RECONCILE_KEY: u8 = (12 << 3) | 2;
-
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_else(|| crate::clock::DRIVER_TIME.with(|t| t.get()))
-}
 
 fn is_framework_host(host: &str) -> bool {
     host.starts_with(crate::hosts::FRAMEWORK_HOST) || host == crate::hosts::ROGUE_FRAMEWORK_HOST
@@ -137,7 +137,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
     let time = now();
     match body {
         Body::Reconcile(message) => RECORD.with(|record| {
-            record.borrow_mut().requests.push(Request {
+            record.requests.push(Request {
                 time,
                 master: local.to_owned(),
                 framework: message.framework_id,
@@ -146,7 +146,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
             })
         }),
         Body::SubmitTask(message) => RECORD.with(|record| {
-            record.borrow_mut().requests.push(Request {
+            record.requests.push(Request {
                 time,
                 master: local.to_owned(),
                 framework: message.framework_id,
@@ -163,7 +163,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
                 return;
             }
             RECORD.with(|record| {
-                record.borrow_mut().answers.push(Answer {
+                record.answers.push(Answer {
                     time,
                     master: peer.to_owned(),
                     framework: update.framework_id.clone(),
@@ -174,6 +174,21 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
         }
         _ => {}
     }
+}
+
+/// Master `address` reported at `now` the same `/state` as at its previous tap: when
+/// that tap was no longer than [`DOWN_AFTER`] ago, what it knows is unchanged, so only
+/// the tap's time is recorded and `true` returned; otherwise nothing is recorded and
+/// `false` returned (the caller then records the report with [`tap`]).
+/// docs/recovery-latency.md P38.
+pub fn tap_unchanged(now: Duration, address: &str) -> bool {
+    RECORD.with(|record| match record.last_tap.get_mut(host_of(address)) {
+        Some(last) if now.saturating_sub(*last) <= DOWN_AFTER => {
+            *last = now;
+            true
+        }
+        _ => false,
+    })
 }
 
 /// Master `address` reported `state` at `now` (its tap at a tick): recorded when what
@@ -203,7 +218,6 @@ pub fn tap(now: Duration, address: &str, state: &MasterState) {
     }
     let master = host_of(address).to_owned();
     RECORD.with(|record| {
-        let mut record = record.borrow_mut();
         let silent = record
             .last_tap
             .insert(master.clone(), now)

@@ -471,10 +471,8 @@ pub fn sweep(files: &[PathBuf], options: &SweepOptions) -> Result<Summary, Strin
 /// Coverage points the default sweep does not reach yet, each with the reason (rule CV-4
 /// of `docs/crash-points.md`): they are reported apart, and do not fail the CI sweep.
 pub const EXPECTED_UNREACHED: &[(&str, &str)] = &[
-    (
-        "agent_task_lost_never_reached_executor",
-        "needs an agent restart after RunTask while the task waits for its executor to register, which then registers: neither the swarm nor the catalogue hits that window yet",
-    ),
+    // Empty: `agent_task_lost_never_reached_executor` is reached by the fixed scenario
+    // `task_never_reached_executor_lost` (docs/simulator-reach.md rule 15a).
 ];
 
 /// The coverage report: for every listed point, how many runs reached it; then the

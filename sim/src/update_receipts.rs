@@ -13,6 +13,8 @@ use prost::Message as _;
 use revenant::ids::Uuid;
 use revenant::proto::{envelope::Body, Envelope};
 
+use crate::run_record::{now, RunRecord};
+
 /// One status update a master received from the agent machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -41,27 +43,25 @@ pub struct Receipts {
 }
 
 thread_local! {
-    static RECORD: RefCell<Receipts> = RefCell::new(Receipts::default());
+    static CELL: RefCell<Receipts> = RefCell::new(Receipts::default());
 }
+
+static RECORD: RunRecord<Receipts> = RunRecord::new(&CELL);
 
 /// Starts a run with nothing received.
 pub fn begin() {
-    RECORD.with(|record| *record.borrow_mut() = Receipts::default());
+    RECORD.begin();
 }
 
 /// What was received since [`begin`]; forgets it.
 pub fn take() -> Receipts {
-    RECORD.with(|record| std::mem::take(&mut *record.borrow_mut()))
+    RECORD.take()
 }
 
 const REGISTER_AGENT_KEY: u8 = (1 << 3) | 2;
 const REREGISTER_AGENT_KEY: u8 = (2 << 3) | 2;
 const STATUS_UPDATE_KEY: u8 = (7 << 3) | 2;
 const ACKNOWLEDGEMENT_KEY: u8 = (8 << 3) | 2;
-
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_else(|| crate::trace::DRIVER_TIME.with(|t| t.get()))
-}
 
 /// A whole wire frame (length prefix included) handed to host `local`, sent by `peer`.
 pub fn observe(frame: &[u8], local: &str, peer: &str) {
@@ -84,7 +84,7 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
     let time = now();
     match body {
         Body::RegisterAgent(_) | Body::ReregisterAgent(_) => {
-            RECORD.with(|record| record.borrow_mut().registrations.push(time));
+            RECORD.with(|record| record.registrations.push(time));
         }
         Body::StatusUpdate(message) => {
             let Some(update) = message.update else {
@@ -101,11 +101,11 @@ pub fn observe(frame: &[u8], local: &str, peer: &str) {
                 task: status.task_id.clone(),
                 state: status.state().as_str_name().to_owned(),
             };
-            RECORD.with(|record| record.borrow_mut().updates.push(receipt));
+            RECORD.with(|record| record.updates.push(receipt));
         }
         Body::Acknowledgement(ack) => {
             if let Some(uuid) = Uuid::from_bytes(&ack.uuid) {
-                RECORD.with(|record| record.borrow_mut().acknowledgements.push((time, uuid)));
+                RECORD.with(|record| record.acknowledgements.push((time, uuid)));
             }
         }
         _ => {}

@@ -716,10 +716,12 @@ fn recovery_timeout_still_catches_executors_that_wait_forever_among_hung_ones() 
 }
 
 /// docs/recovery-rules.md R23: an agent that goes on after a read its recovery could not
-/// make registers with part of its state lost. The same fixed scenario run with strict
-/// recovery off (which counts the error and goes on, as an agent taking the error for
-/// absence would: it re-registers holding no task) is judged by the strict rule: the
-/// `recovery_read_error` oracle catches it, and holds on the strict run.
+/// make registers with part of its state lost. The same fixed scenario with its failed
+/// listing turned into a failed file read (`agent.info`), run with strict recovery off
+/// (which counts the error and goes on, as an agent taking the error for absence would:
+/// it registers as a new agent), is judged by the strict rule: the
+/// `recovery_read_error` oracle catches it, and holds on the strict run. (A failed
+/// listing stops non-strict recovery too, R40: see the next test.)
 #[test]
 fn recovery_read_error_catches_an_agent_that_goes_on_after_a_failed_read() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -728,6 +730,12 @@ fn recovery_read_error_catches_an_agent_that_goes_on_after_a_failed_read() {
     assert!(strict.agent.strict);
     let mut lenient = strict.clone();
     lenient.agent.strict = false;
+    let fault = lenient
+        .faults
+        .iter_mut()
+        .find(|f| f.op.as_deref() == Some("list_dir"))
+        .expect("the scenario's failed listing");
+    fault.op = Some("read".to_owned());
     let result = cluster::run(&lenient, 0, &RunOptions::default());
     let fired = revenant_sim::fault_log::so_far();
     let caught = revenant_sim::oracles::recovery_read_error::check(
@@ -965,24 +973,21 @@ fn undecodable_record_catches_a_record_left_in_its_log() {
 
 /// The same breakage in the swarm: its drawn corruption (an undecodable record appended
 /// while the agent is down, docs/simulator-reach.md rule 14u), with every run's agent
-/// recovering without `--strict` (the `non_strict_fraction` knob; the swarm file keeps
-/// its agents strict).
-///
-/// Ignored while non-strict recovery in the swarm is an open finding (README, Known
-/// limits): with every run non-strict, the UNBROKEN agent fails R38 at seed 11 (the
-/// record stays in a run's `task.updates`) and `resources`/`leaked` at seeds 5, 12 and
-/// 13, so this test cannot yet tell the breakage from the agent. The fixed scenario's
-/// test above shows R38 failing against the breakage.
+/// recovering without `--strict` (the `non_strict_fraction` knob raised to 1; the swarm
+/// file runs a quarter of its runs so), and garbage collection later than the run. The
+/// unbroken agent once failed R38 here too (seed 11: a listing the disk failed hid the
+/// record from recovery), fixed by docs/recovery-rules.md R40.
 #[test]
-#[ignore = "open finding: non-strict recovery in the swarm fails R38, resources and leaked unbroken (README Known limits)"]
 fn undecodable_record_catches_a_record_left_in_its_log_in_the_swarm() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_agent_machine.toml");
     let mut scenario = Scenario::load(&path).expect("scenario parses");
-    scenario
-        .swarm
-        .as_mut()
-        .expect("a swarm")
-        .non_strict_fraction = 1.0;
+    let swarm = scenario.swarm.as_mut().expect("a swarm");
+    swarm.non_strict_fraction = 1.0;
+    // Collection out of the way: R38 is judged on the disk at the end of the run, and
+    // a collected run directory takes a record left in its log with it (an oracle
+    // limit, docs/recovery-rules.md R42).
+    swarm.gc_delay_s = Some([3600.0, 3600.0]);
+    scenario.agent.gc_delay_s = 3600.0;
     let options = RunOptions {
         breakage: Breakage {
             recovery_keeps_undecodable_record: true,
@@ -1002,5 +1007,75 @@ fn undecodable_record_catches_a_record_left_in_its_log_in_the_swarm() {
     assert!(
         !judged(&RunOptions::default(), seed),
         "the unbroken run fails too"
+    );
+}
+
+/// docs/recovery-rules.md R40: without `--strict`, a listing recovery cannot read stops
+/// recovery as with it. An agent that takes it for an empty directory and goes on (as
+/// non-strict recovery once did: it re-registered holding no task and destroyed its
+/// live executor as an orphan) is caught by the `recovery_read_error` oracle on the
+/// non-strict run of the fixed scenario; the unbroken non-strict agent stops, and its
+/// next start recovers the agent and reconnects the executor (the scenario's
+/// expectations hold).
+#[test]
+fn recovery_read_error_catches_a_non_strict_agent_that_goes_on_after_a_failed_listing() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/recovery_read_error_stops_recovery.toml");
+    let mut lenient = Scenario::load(&path).expect("scenario parses");
+    lenient.agent.strict = false;
+    let oracle_of = |options: &RunOptions| -> Vec<String> {
+        cluster::run(&lenient, 0, options)
+            .violations
+            .iter()
+            .map(|v| format!("[{}] {}", v.oracle, v.message))
+            .collect()
+    };
+    let broken = RunOptions {
+        breakage: Breakage {
+            recovery_skips_unreadable_listing: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let caught = oracle_of(&broken);
+    assert!(
+        caught
+            .iter()
+            .any(|m| m.starts_with("[recovery_read_error]") && m.contains("R40")),
+        "recovery_read_error did not catch a non-strict agent that went on after a failed listing: {caught:?}"
+    );
+    eprintln!("{}", caught[0]);
+    let unbroken = oracle_of(&RunOptions::default());
+    assert!(
+        unbroken.is_empty(),
+        "the unbroken non-strict run fails: {unbroken:?}"
+    );
+}
+
+/// docs/recovery-rules.md R41 narrows L19 only where the disk failed the read: a
+/// non-strict agent that forgets its checkpointed resources with no failed read is
+/// still caught by the `resources` oracle.
+#[test]
+fn resources_catches_a_non_strict_agent_that_forgets_its_checkpointed_resources() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/agent_restart_reconnects_executor.toml");
+    let mut scenario = Scenario::load(&path).expect("scenario parses");
+    scenario.agent.strict = false;
+    let options = RunOptions {
+        breakage: Breakage {
+            forget_checkpointed_resources: true,
+            ..Breakage::default()
+        },
+        ..RunOptions::default()
+    };
+    let caught = (0..5).find(|seed| {
+        cluster::run(&scenario, *seed, &options)
+            .violations
+            .iter()
+            .any(|v| v.oracle == "resources")
+    });
+    assert!(
+        caught.is_some(),
+        "resources did not catch a non-strict agent that forgot its resources"
     );
 }

@@ -2,6 +2,7 @@
 //! executor secret, docs/security.md), killing tasks, shutting executors and frameworks
 //! down, the shutdown grace period, and what an executor's end means for its tasks.
 
+use super::writes::{Run, Write};
 use super::*;
 
 impl Agent {
@@ -50,59 +51,34 @@ impl Agent {
             info!(target: "revenant::agent", framework = %fid, "shutdown of a framework the agent does not run: nothing to do");
             return Ok(());
         };
-        if framework.shutting_down {
+        let executors = framework.executors.len();
+        // docs/design.md D69.
+        let Some(plan) =
+            decide::shutdown(framework, deadline, |e| e.outbox.as_ref().map(Outbox::id))
+        else {
             return Ok(());
-        }
-        framework.shutting_down = true;
+        };
         crate::coverage::point!("agent_framework_shut_down");
-        info!(target: "revenant::agent", framework = %fid, executors = framework.executors.len(), "shutting down framework");
-        let mut ask = Vec::new();
-        let mut done = Vec::new();
-        for (eid, executor) in framework.executors.iter_mut() {
-            executor.queued.clear();
-            if executor.phase == ExecutorPhase::Terminated {
-                done.push(eid.clone());
-                continue;
-            }
-            executor.kill_at = Some(deadline);
-            if let Some(outbox) = executor.outbox.clone() {
-                ask.push((eid.clone(), outbox));
-            }
-        }
+        info!(target: "revenant::agent", framework = %fid, executors, "shutting down framework");
         self.updates.remove_framework(&fid);
-        for (eid, outbox) in ask {
+        for (eid, ask) in plan.ask {
             info!(target: "revenant::agent", framework = %fid, executor = %eid, "asking executor to shut down");
-            self.send(
-                &outbox,
-                Body::ShutdownExecutor(ShutdownExecutor {
-                    reason: "framework shut down".into(),
-                }),
-            );
+            self.perform(vec![ask], None);
         }
-        for eid in done {
+        for eid in plan.done {
             self.maybe_complete_executor(&fid, &eid)?;
         }
         Ok(())
     }
 
+    /// Polls the liveness of the executors that should be alive (docs/design.md D70):
+    /// one found gone ends its tasks.
     pub(super) fn check_executors(&mut self) -> Result<(), AgentError> {
-        let mut dead = Vec::new();
-        for (fid, framework) in &self.frameworks {
-            for (eid, executor) in &framework.executors {
-                if matches!(
-                    executor.phase,
-                    ExecutorPhase::Running
-                        | ExecutorPhase::Launching
-                        | ExecutorPhase::Reregistering
-                ) {
-                    if let Some(process) = &executor.process {
-                        if !self.env.processes.is_alive(process) {
-                            dead.push((fid.clone(), eid.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        let dead: Vec<(FrameworkId, ExecutorId)> = decide::polled(&self.frameworks)
+            .into_iter()
+            .filter(|(_, _, process)| !self.env.processes.is_alive(process))
+            .map(|(fid, eid, _)| (fid, eid))
+            .collect();
         for (fid, eid) in dead {
             info!(target: "revenant::agent", framework = %fid, executor = %eid, "executor process exited");
             self.executor_terminated(
@@ -155,9 +131,15 @@ impl Agent {
         }
         let checkpoint = framework_info.checkpoint && self.config.checkpoint;
         let agent = self.agent_id();
+        // docs/design.md D71: the framework, the executor and its run, then the task are
+        // durable before the task goes anywhere.
         if !self.frameworks.contains_key(&fid) {
             if checkpoint {
-                self.store.write_framework(&agent, &framework_info, "")?;
+                let write = Write::Framework {
+                    agent: agent.clone(),
+                    info: framework_info.clone(),
+                };
+                self.perform_steps(vec![write.into()], None)?;
             }
             self.frameworks.insert(
                 fid.clone(),
@@ -177,78 +159,35 @@ impl Agent {
             // docs/lifecycle-rules.md rule 4.
             self.unschedule_for_launch(&fid, &eid, &container);
             if checkpoint {
-                let run = RunPath {
-                    agent: &agent,
-                    framework: &fid,
-                    executor: &eid,
-                    container: &container,
-                };
-                self.store.write_executor(&agent, &executor_info)?;
-                self.store.write_run(&run)?;
+                let run = Run::new(&agent, &fid, &eid, &container);
+                self.perform_steps(decide::launch_writes(&run, &executor_info), None)?;
             }
-            let executor = Executor {
-                info: executor_info.clone(),
-                container: container.clone(),
-                phase: ExecutorPhase::Launching,
-                process: None,
-                outbox: None,
-                queued: Vec::new(),
-                tasks: BTreeMap::new(),
-                kill_at: None,
-                register_by: None,
-                secret: None,
-                endpoint: None,
-            };
+            let executor = decide::launching(executor_info.clone(), container);
             self.frameworks
                 .get_mut(&fid)
                 .expect("inserted")
                 .executors
                 .insert(eid.clone(), executor);
         }
-        let task = Task {
-            task_id: task_info.task_id.clone(),
-            name: task_info.name.clone(),
-            framework_id: fid.to_string(),
-            executor_id: eid.to_string(),
-            agent_id: agent.to_string(),
-            state: proto::TaskState::TaskStaging as i32,
-            resources: task_info.resources.clone(),
-            command: task_info.command.clone(),
-        };
+        let task = decide::staging(&task_info, &fid, &eid, &agent);
         let container = self.frameworks[&fid].executors[&eid].container.clone();
         if checkpoint {
-            let run = RunPath {
-                agent: &agent,
-                framework: &fid,
-                executor: &eid,
-                container: &container,
-            };
-            self.store.write_task(&run, &task)?;
+            let run = Run::new(&agent, &fid, &eid, &container);
+            self.perform_steps(vec![Write::Task { run, task }.into()], None)?;
         }
         info!(target: "revenant::agent", framework = %fid, executor = %eid, task = %tid, "task checkpointed");
         let executor = self.executor_mut(&fid, &eid).expect("executor exists");
-        executor.tasks.insert(
-            tid.clone(),
-            TaskEntry {
-                state: proto::TaskState::TaskStaging,
+        let connection = executor.outbox.as_ref().map(Outbox::id);
+        let delivery = decide::deliver(
+            executor,
+            connection,
+            proto::RunTask {
+                framework: Some(framework_info),
+                executor: Some(executor_info),
+                task: Some(task_info),
             },
         );
-        match executor.phase {
-            ExecutorPhase::Running => {
-                let outbox = executor.outbox.clone();
-                if let Some(outbox) = outbox {
-                    self.send(
-                        &outbox,
-                        Body::RunTask(proto::RunTask {
-                            framework: Some(framework_info),
-                            executor: Some(executor_info),
-                            task: Some(task_info),
-                        }),
-                    );
-                }
-            }
-            _ => executor.queued.push(task_info),
-        }
+        self.perform(delivery, None);
         if needs_launch {
             self.launch_executor(&fid, &eid, checkpoint)?;
         }
@@ -342,7 +281,8 @@ impl Agent {
                         boot_id: self.boot_id.clone(),
                         secret: Some(secret.verifier()),
                     };
-                    self.store.write_forked_pid(&run, &forked)?;
+                    let run = Run::new(&agent, fid, eid, &container);
+                    self.perform_steps(vec![Write::ForkedPid { run, forked }.into()], None)?;
                 }
                 info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %container, "executor launched");
                 let register_by = lifecycle::registration_deadline(
@@ -506,51 +446,43 @@ impl Agent {
             );
             return self.accept_update(&fid, update, false);
         };
+        let leave_running = broken!(self.config.breakage.kill_leaves_executor_running);
         let executor = self.executor_mut(&fid, &eid).expect("found");
-        if let Some(index) = executor
-            .queued
-            .iter()
-            .position(|t| t.task_id == tid.as_str())
-        {
-            executor.queued.remove(index);
-            let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
-            let update = self.make_update(
-                &fid,
-                &eid,
-                &tid,
-                proto::TaskState::TaskKilled,
-                TaskReason::ReasonTaskKilledDuringLaunch,
-                "Killed before delivery to the executor",
-            );
-            self.accept_update(&fid, update, checkpoint)?;
-            return self.destroy_if_idle_unregistered(&fid, &eid);
+        let connection = executor.outbox.as_ref().map(Outbox::id);
+        // docs/design.md D68.
+        match decide::kill(&mut executor.queued, connection, &fid, &tid, leave_running) {
+            decide::Kill::Dequeued => {
+                let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
+                let update = self.make_update(
+                    &fid,
+                    &eid,
+                    &tid,
+                    proto::TaskState::TaskKilled,
+                    TaskReason::ReasonTaskKilledDuringLaunch,
+                    "Killed before delivery to the executor",
+                );
+                self.accept_update(&fid, update, checkpoint)?;
+                self.destroy_if_idle_unregistered(&fid, &eid)
+            }
+            #[cfg(feature = "breakage")]
+            decide::Kill::LeftRunning => {
+                let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
+                let update = self.make_update(
+                    &fid,
+                    &eid,
+                    &tid,
+                    proto::TaskState::TaskKilled,
+                    TaskReason::ReasonNone,
+                    "breakage: killed without stopping the executor",
+                );
+                self.accept_update(&fid, update, checkpoint)
+            }
+            decide::Kill::Ask(ask) => {
+                self.perform(vec![ask], None);
+                Ok(())
+            }
+            decide::Kill::Wait => Ok(()),
         }
-        let registered = executor.outbox.is_some();
-        if broken!(self.config.breakage.kill_leaves_executor_running) && registered {
-            let checkpoint = self.frameworks[&fid].info.checkpoint && self.config.checkpoint;
-            let update = self.make_update(
-                &fid,
-                &eid,
-                &tid,
-                proto::TaskState::TaskKilled,
-                TaskReason::ReasonNone,
-                "breakage: killed without stopping the executor",
-            );
-            return self.accept_update(&fid, update, checkpoint);
-        }
-        let outbox = self
-            .executor_mut(&fid, &eid)
-            .and_then(|executor| executor.outbox.clone());
-        if let Some(outbox) = outbox {
-            self.send(
-                &outbox,
-                Body::KillTask(proto::KillTask {
-                    framework_id: fid.to_string(),
-                    task_id: tid.to_string(),
-                }),
-            );
-        }
-        Ok(())
     }
 
     /// An executor is gone: every non-terminal task gets a terminal update.
@@ -612,29 +544,18 @@ impl Agent {
         let Some(executor) = self.frameworks.get(fid).and_then(|f| f.executors.get(eid)) else {
             return Ok(());
         };
-        if executor.phase != ExecutorPhase::Terminated {
-            return Ok(());
-        }
-        let pending = executor.tasks.keys().any(|tid| {
-            self.updates
-                .streams()
-                .contains_key(&(fid.clone(), tid.clone()))
-        });
-        if pending {
+        // docs/design.md D74.
+        let streams = self.updates.streams();
+        if !decide::complete(executor, |tid| {
+            streams.contains_key(&(fid.clone(), tid.clone()))
+        }) {
             return Ok(());
         }
         let checkpoint = self.frameworks[fid].info.checkpoint && self.config.checkpoint;
         let agent = self.agent_id();
         let container = executor.container.clone();
-        let run = RunPath {
-            agent: &agent,
-            framework: fid,
-            executor: eid,
-            container: &container,
-        };
-        if checkpoint && !agent.as_str().is_empty() {
-            self.store.write_sentinel(&run)?;
-        }
+        let run = Run::new(&agent, fid, eid, &container);
+        self.perform_steps(decide::sentinel_write(run, checkpoint), None)?;
         crate::coverage::point!("agent_executor_run_completed");
         info!(target: "revenant::agent", framework = %fid, executor = %eid, run = %container, "executor run completed");
         let framework = self.frameworks.get_mut(fid).expect("exists");

@@ -2,6 +2,7 @@
 //! re-registration with back-off (docs/recovery-rules.md R13), the master's messages
 //! (registered, pings, shutdown, checkpointed resources), unregistering.
 
+use super::writes::Write;
 use super::*;
 
 impl Agent {
@@ -159,7 +160,8 @@ impl Agent {
             return Ok(());
         }
         if self.config.checkpoint {
-            self.store.replace_resources(&resources)?;
+            let write = Write::Resources(resources.clone());
+            self.perform_steps(vec![write.into()], None)?;
             info!(target: "revenant::agent", resources = %describe_resources(&resources), "checkpointed resources");
         }
         self.checkpointed_resources = resources;
@@ -250,7 +252,7 @@ impl Agent {
             let body = Body::UnregisterAgent(proto::UnregisterAgent {
                 agent_id: self.info.id.clone(),
             });
-            self.send_to_master(body);
+            self.perform(vec![Effect::ToMaster(body)], None);
             self.unregister_deadline = Some(self.now() + UNREGISTER_TIMEOUT);
             return None;
         }
@@ -269,23 +271,21 @@ impl Agent {
         let first = self.info.id.is_empty();
         if first {
             self.info.id = agent_id.clone();
-            if self.config.checkpoint {
-                self.store.write_agent_info(&self.info)?;
-            }
+            // docs/design.md D75.
+            let write = decide::agent_info_write(&self.info, self.config.checkpoint);
+            self.perform_steps(write, None)?;
             info!(target: "revenant::agent", agent = %agent_id, "registered with master");
             // docs/lifecycle-rules.md rule 7.
             self.schedule_old_agents(&AgentId::new(agent_id.clone()));
             // Reserved resources (a role other than `*`) persist across agents and
             // reboots in `resources.info`.
-            let reserved: Vec<Resource> = self
-                .config
-                .resources
-                .iter()
-                .filter(|r| !r.role.is_empty())
-                .cloned()
-                .collect();
-            if self.config.checkpoint && reserved != self.checkpointed_resources {
-                self.store.replace_resources(&reserved)?;
+            if let Some(reserved) = decide::reserved_write(
+                &self.config.resources,
+                &self.checkpointed_resources,
+                self.config.checkpoint,
+            ) {
+                let write = Write::Resources(reserved.clone());
+                self.perform_steps(vec![write.into()], None)?;
                 info!(target: "revenant::agent", resources = %describe_resources(&reserved), "checkpointed resources");
                 self.checkpointed_resources = reserved;
             }

@@ -23,6 +23,7 @@
 //! the sans-IO [`status_updates`] manager), [`gc`] (garbage collection), [`http`].
 
 mod admission;
+mod decide;
 mod driver;
 mod effects;
 mod executors;
@@ -42,8 +43,11 @@ pub mod registration;
 pub mod status_updates;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_decide;
 mod update_flow;
 mod wake;
+mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,8 +75,8 @@ use crate::ids::{AgentId, ContainerId, ExecutorId, FrameworkId, TaskId, Uuid};
 use crate::os::{Env, FileLock, LaunchSpec, ProcessId};
 use crate::proto::envelope::Body;
 use crate::proto::{
-    self, AgentInfo, ExecutorInfo, FrameworkInfo, ReregisterAgent, Resource, ShutdownExecutor,
-    StatusUpdate, StatusUpdateMessage, Task, TaskInfo, TaskReason, TaskReport,
+    self, AgentInfo, ExecutorInfo, FrameworkInfo, ReregisterAgent, Resource, StatusUpdate,
+    StatusUpdateMessage, TaskInfo, TaskReason, TaskReport,
 };
 use crate::wire::{self, ConnectionId, Incoming, Outbox};
 use effects::Effect;

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::effects::Effect;
 use super::{Agent, ExecutorPhase};
+use crate::os::TaggedProcess;
 
 impl Agent {
     /// The tag this agent puts in its executors' environment (rule 20): its work
@@ -18,18 +19,46 @@ impl Agent {
         self.config.work_dir.display().to_string()
     }
 
+    /// Lists the live processes with this agent's tag (rule 20); `None` under the
+    /// test-only breakage that keeps orphans. Recovery calls it while R14's syncs run
+    /// (docs/recovery-latency.md P47) and decides later, in
+    /// [`Agent::destroy_listed_orphans`].
+    pub(super) fn list_tagged(&self) -> Option<std::io::Result<Vec<TaggedProcess>>> {
+        if broken!(self.config.breakage.keep_orphan_executors) {
+            return None;
+        }
+        let tag = self.agent_tag();
+        // docs/recovery-latency.md P46: phase marks at debug level (no trace line).
+        tracing::debug!(target: "revenant::recovery_phase", "orphan scan started");
+        let listed = self.env.processes.tagged(&tag);
+        tracing::debug!(target: "revenant::recovery_phase", "orphan scan done");
+        Some(listed)
+    }
+
+    /// Rule 20 with a listing taken now.
+    pub(super) fn destroy_orphan_executors(&mut self) {
+        let listed = self.list_tagged();
+        self.destroy_listed_orphans(listed, false);
+    }
+
     /// Rule 20: kills every live process tagged with this agent's tag whose run is not
     /// one that recovery awaits (an executor expected to re-register). A process names
     /// its run by framework, executor and container id; the tasks it started inherit
     /// the tag and name the same run, so they go with it or stay with it. A listing that
     /// fails is logged and recovery goes on: the orphans then live until they are found
-    /// by a later recovery, as before the rule.
-    pub(super) fn destroy_orphan_executors(&mut self) {
-        if broken!(self.config.breakage.keep_orphan_executors) {
+    /// by a later recovery, as before the rule. A listing taken earlier (`early`,
+    /// during R14's syncs, docs/recovery-latency.md P47) is checked again process by
+    /// process: one that has ended since (recovery may have destroyed it meanwhile) is
+    /// left alone, as a process that ends during a scan is.
+    pub(super) fn destroy_listed_orphans(
+        &mut self,
+        listed: Option<std::io::Result<Vec<TaggedProcess>>>,
+        early: bool,
+    ) {
+        let Some(listed) = listed else {
             return;
-        }
-        let tag = self.agent_tag();
-        let listed = match self.env.processes.tagged(&tag) {
+        };
+        let listed = match listed {
             Ok(listed) => listed,
             Err(error) => {
                 warn!(%error, "could not list this agent's executor processes: orphans are not destroyed");
@@ -48,6 +77,9 @@ impl Agent {
                 found.container.clone(),
             );
             if awaited.contains(&run) {
+                continue;
+            }
+            if early && !self.env.processes.is_alive(&found.process) {
                 continue;
             }
             crate::coverage::point!("agent_orphan_executor_destroyed");

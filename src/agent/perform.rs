@@ -5,7 +5,8 @@
 use tracing::{info, warn};
 
 use super::effects::Effect;
-use super::Agent;
+use super::writes::{Step, Write};
+use super::{Agent, AgentError};
 use crate::os::Signal;
 use crate::wire::{ConnectionId, Outbox};
 
@@ -51,6 +52,47 @@ impl Agent {
                 },
             }
         }
+    }
+
+    /// Carries `steps` out in order (docs/design.md D66): effects as [`Agent::perform`]
+    /// does, writes through the checkpoint store. The first write that fails stops the
+    /// list and is returned (D6): nothing after it is done.
+    pub(super) fn perform_steps(
+        &mut self,
+        steps: Vec<Step>,
+        at_hand: Option<&Outbox>,
+    ) -> Result<(), AgentError> {
+        for step in steps {
+            match step {
+                Step::Effect(effect) => self.perform(vec![effect], at_hand),
+                Step::Write(write) => self.write(write)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes one checkpoint write (docs/design.md D65).
+    fn write(&mut self, write: Write) -> Result<(), AgentError> {
+        match write {
+            Write::AgentInfo(info) => self.store.write_agent_info(&info)?,
+            Write::Resources(resources) => self.store.replace_resources(&resources)?,
+            Write::Framework { agent, info } => self.store.write_framework(&agent, &info, "")?,
+            Write::Executor { agent, info } => self.store.write_executor(&agent, &info)?,
+            Write::Run(run) => self.store.write_run(&run.path())?,
+            Write::Task { run, task } => self.store.write_task(&run.path(), &task)?,
+            Write::Update { run, task, update } => {
+                self.store.append_update(&run.path(), &task, &update)?
+            }
+            Write::Ack { run, task, uuid } => self.store.append_ack(&run.path(), &task, uuid)?,
+            Write::ForkedPid { run, forked } => {
+                self.store.write_forked_pid(&run.path(), &forked)?
+            }
+            Write::LibprocessPid { run, text } => {
+                self.store.write_libprocess_pid(&run.path(), &text)?
+            }
+            Write::Sentinel(run) => self.store.write_sentinel(&run.path())?,
+        }
+        Ok(())
     }
 
     /// The outbox of connection `id`: the one at hand, the master's, an unidentified

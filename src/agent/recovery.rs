@@ -26,6 +26,8 @@ impl Agent {
                     latest: latest.clone(),
                 }
             })?;
+        // docs/recovery-latency.md P46: phase marks at debug level (no trace line).
+        tracing::debug!(target: "revenant::recovery_phase", "checkpoints read");
         let Some(state) = state else {
             crate::coverage::point!("agent_first_start");
             info!(target: "revenant::agent", "no checkpointed state: first start");
@@ -35,9 +37,15 @@ impl Agent {
         };
         // What a previous incarnation left in the page cache is made durable before
         // anything recovered is acted on (docs/recovery-rules.md R14).
+        // docs/recovery-latency.md P47: the process table (rule 20) is listed while the
+        // syncs go; what to destroy is decided below, as before.
+        let mut listed = None;
         if !broken!(self.config.breakage.skip_recovery_sync) {
-            checkpoint::make_durable(self.env.fs.as_ref(), &state)?;
+            checkpoint::make_durable_meanwhile(self.env.fs.as_ref(), &state, &mut || {
+                listed = Some(self.list_tagged());
+            })?;
         }
+        tracing::debug!(target: "revenant::recovery_phase", logs = state.read.logs.len(), dirs = state.read.dirs.len(), "checkpoints durable");
         if broken!(self.config.breakage.panic_on_recovery_warning)
             && state
                 .warnings
@@ -118,7 +126,10 @@ impl Agent {
         self.recover_agent(&state, latest)?;
         // Executors no recovered run awaits are destroyed (docs/lifecycle-rules.md
         // rule 20), before anything is sent: a task reported failed does not run on.
-        self.destroy_orphan_executors();
+        match listed {
+            Some(listed) => self.destroy_listed_orphans(listed, true),
+            None => self.destroy_orphan_executors(),
+        }
         self.finish_recovery_if_ready()
     }
 

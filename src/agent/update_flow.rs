@@ -3,6 +3,7 @@
 //! to the master, and closed by the framework's acknowledgements; the agent's own updates
 //! for tasks whose executor cannot speak.
 
+use super::writes::Run;
 use super::*;
 
 impl Agent {
@@ -48,15 +49,14 @@ impl Agent {
         // The update is durable (or a duplicate): now the executor may forget it. (Under
         // group commit the record is synced at the end of the batch, and this
         // acknowledgement is held until then.)
-        if let Some(outbox) = self.executor_mut(fid, eid).and_then(|e| e.outbox.clone()) {
+        // docs/design.md D72.
+        if let Some(to) = self
+            .executor_mut(fid, eid)
+            .and_then(|e| e.outbox.as_ref().map(|o| o.id()))
+        {
             info!(target: "revenant::agent", framework = %fid, task = %task, uuid = %Uuid::from_bytes(&uuid).unwrap_or_default(), "acknowledged status update to executor");
-            let ack = Body::Acknowledgement(proto::Acknowledgement {
-                agent_id: self.info.id.clone(),
-                framework_id: fid.to_string(),
-                task_id: task,
-                uuid,
-            });
-            self.send(&outbox, ack);
+            let ack = decide::executor_ack(to, &self.info.id, fid, task, uuid);
+            self.perform(vec![ack], None);
         }
         Ok(())
     }
@@ -78,19 +78,10 @@ impl Agent {
         }
         let state = update_state_enum(&update);
         let eid = self.find_task(fid, &tid);
-        if checkpoint && !broken!(self.config.breakage.skip_update_checkpoint) {
-            if let Some(eid) = &eid {
-                let agent = self.agent_id();
-                let container = self.frameworks[fid].executors[eid].container.clone();
-                let run = RunPath {
-                    agent: &agent,
-                    framework: fid,
-                    executor: eid,
-                    container: &container,
-                };
-                self.store.append_update(&run, &tid, &update)?;
-            }
-        }
+        // docs/design.md D72.
+        let run = eid.as_ref().map(|eid| self.run_of(fid, eid));
+        let durable = checkpoint && !broken!(self.config.breakage.skip_update_checkpoint);
+        self.perform_steps(decide::update_write(run, durable, &tid, &update), None)?;
         info!(target: "revenant::agent", framework = %fid, task = %tid, state = state.as_str_name(), uuid = %update_uuid(&update), checkpointed = checkpoint && eid.is_some(), "status update accepted");
         if let Some(eid) = &eid {
             if let Some(entry) = self
@@ -141,19 +132,9 @@ impl Agent {
         let checkpoint =
             self.frameworks.get(&fid).is_some_and(|f| f.info.checkpoint) && self.config.checkpoint;
         let eid = self.find_task(&fid, &tid);
-        if checkpoint {
-            if let Some(eid) = &eid {
-                let agent = self.agent_id();
-                let container = self.frameworks[&fid].executors[eid].container.clone();
-                let run = RunPath {
-                    agent: &agent,
-                    framework: &fid,
-                    executor: eid,
-                    container: &container,
-                };
-                self.store.append_ack(&run, &tid, uuid)?;
-            }
-        }
+        // docs/design.md D73.
+        let run = eid.as_ref().map(|eid| self.run_of(&fid, eid));
+        self.perform_steps(decide::ack_write(run, checkpoint, &tid, uuid), None)?;
         let now = self.now();
         let head = broken!(self.config.breakage.resend_acknowledged_update)
             .then(|| {
@@ -200,6 +181,12 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// The current run of executor `eid` of `fid` (which must exist).
+    fn run_of(&self, fid: &FrameworkId, eid: &ExecutorId) -> Run {
+        let container = &self.frameworks[fid].executors[eid].container;
+        Run::new(&self.agent_id(), fid, eid, container)
     }
 
     pub(super) fn make_update(

@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{Agent, AgentError, ExecutorPhase};
-use crate::checkpoint::paths::RunPath;
 use crate::checkpoint::recover::RunState;
 use crate::executor::wake;
 use crate::ids::{ContainerId, ExecutorId, FrameworkId};
@@ -140,14 +139,10 @@ impl Agent {
             Some(endpoint) => wake::libprocess_text(eid.as_str(), endpoint),
             None => format!("executor({eid})@{connection}"),
         };
-        let agent = self.agent_id();
-        let run = RunPath {
-            agent: &agent,
-            framework: fid,
-            executor: eid,
-            container,
-        };
-        self.store.write_libprocess_pid(&run, &text)?;
+        // docs/design.md D65.
+        let run = super::writes::Run::new(&self.agent_id(), fid, eid, container);
+        let write = super::writes::Write::LibprocessPid { run, text };
+        self.perform_steps(vec![write.into()], None)?;
         if let Some(executor) = self.executor_mut(fid, eid) {
             executor.endpoint = presented;
         }

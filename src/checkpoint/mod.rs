@@ -16,7 +16,8 @@ use std::path::Path;
 use crate::os::{FileLock, FileSystem, LockError};
 
 pub use recover::{
-    make_durable, recover, ReadSet, RecoverOptions, RecoveryError, State, Warning, WarningKind,
+    make_durable, make_durable_meanwhile, recover, ReadSet, RecoverOptions, RecoveryError, State,
+    Warning, WarningKind,
 };
 pub use store::{CheckpointStore, ForkedPid, StoreError};
 

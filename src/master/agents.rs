@@ -179,11 +179,9 @@ impl Master {
         let id = AgentId::new(new_id(&*self.random, "agent"));
         let mut info = info;
         info.id = id.to_string();
-        // The admission is durable before the agent hears its id.
-        if let Err(error) = self.registry.admit(&info) {
-            self.failed = Some(error);
-            return;
-        }
+        // The admission is durable before the agent hears its id (docs/design.md D77).
+        let write = self.registry.stage_admit(&info);
+        self.record(write);
         info!(agent = %id, address = %format!("{}:{}", info.hostname, info.port), "agent registered");
         self.log_principal(connection, "agent", id.as_str());
         let outbox = self
@@ -264,10 +262,9 @@ impl Master {
             }
             AgentVerdict::Accept => {}
         }
-        if let Err(error) = self.registry.admit(&info) {
-            self.failed = Some(error);
-            return;
-        }
+        // docs/design.md D77.
+        let write = self.registry.stage_admit(&info);
+        self.record(write);
         if let Some(entry) = self.connections.get_mut(&connection) {
             *entry = Peer::Agent(id.clone());
         }
@@ -440,11 +437,9 @@ impl Master {
         let Some(record) = self.agents.get_mut(agent) else {
             return;
         };
-        // The removal is durable before anyone hears of it.
-        if let Err(error) = self.registry.remove(&record.info) {
-            self.failed = Some(error);
-            return;
-        }
+        // The removal is durable before anyone hears of it (docs/design.md D77).
+        let write = self.registry.stage_remove(&record.info);
+        self.effects.push(Effect::Record(write));
         record.phase = AgentPhase::Removed;
         for outbox in [record.outbox.take(), record.recovering_on.take()]
             .into_iter()

@@ -61,10 +61,17 @@ impl Driver {
     }
 
     /// Performs `effects` in the order the core returned them (docs/design.md D40),
-    /// then lets go of the outboxes the core no longer names (D41).
-    fn perform(&mut self, effects: Vec<Effect>, master: &Master) {
+    /// then lets go of the outboxes the core no longer names (D41). A registry write
+    /// that fails stops the list there and the master (D77).
+    fn perform(&mut self, effects: Vec<Effect>, master: &mut Master) {
         for effect in effects {
             match effect {
+                Effect::Record(write) => {
+                    if let Err(error) = master.registry.write(write) {
+                        master.failed = Some(error);
+                        break;
+                    }
+                }
                 Effect::Send { to, body } => {
                     if let Some(outbox) = self.outboxes.get(&to) {
                         outbox.send(body);
@@ -120,7 +127,7 @@ pub async fn run_with_registry(
     let mut master = Master::new(config, registry, driver.env.random.clone(), driver.now());
     let leading = driver.detector.maintain();
     let effects = master.on_tick(driver.now(), leading, driver.leadership());
-    driver.perform(effects, &master);
+    driver.perform(effects, &mut master);
     let mut next_tick = driver.env.clock.now() + TICK;
     loop {
         if let Some(error) = master.failed.take() {
@@ -139,7 +146,7 @@ pub async fn run_with_registry(
                 // The oldest unidentified connection is closed before the new one is
                 // served (docs/security.md SEC4).
                 let effects = master.on_accepted(driver.now(), id, &peer);
-                driver.perform(effects, &master);
+                driver.perform(effects, &mut master);
                 driver.next_connection += 1;
                 let link = wire::Link {
                     id,
@@ -164,6 +171,6 @@ pub async fn run_with_registry(
                 effects
             }
         };
-        driver.perform(effects, &master);
+        driver.perform(effects, &mut master);
     }
 }

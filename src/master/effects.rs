@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use crate::http::Response;
 use crate::proto::envelope::Body;
+use crate::registry::RegistryWrite;
 use crate::wire::ConnectionId;
 
 /// One thing for the driver to do (docs/design.md D38).
@@ -25,6 +26,9 @@ pub enum Effect {
         /// The connection.
         connection: ConnectionId,
     },
+    /// Make a registry change durable; should that fail, do nothing more and stop the
+    /// master (docs/design.md D77).
+    Record(RegistryWrite),
     /// Answer the HTTP request that arrived on `connection`.
     Respond {
         /// The connection.

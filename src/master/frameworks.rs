@@ -98,10 +98,7 @@ impl Master {
             .get(&framework)
             .and_then(|f| f.outbox)
             .filter(|scheduler| *scheduler != connection);
-        let Some((tasks, killed, agents)) = self.remove_framework(&framework, TORN_DOWN_MESSAGE)
-        else {
-            return;
-        };
+        let (tasks, killed, agents) = self.remove_framework(&framework, TORN_DOWN_MESSAGE);
         info!(framework = %framework, tasks, killed, agents_told = agents, "framework torn down");
         if let Some(entry) = self.connections.get_mut(&connection) {
             *entry = Peer::Unknown;
@@ -141,17 +138,16 @@ impl Master {
     /// active frameworks, its tasks recorded TASK_KILLED in its completed entry (the
     /// framework hears nothing of them), its queued tasks dropped and every connected
     /// agent told to shut it down (an agent that is away hears it when it re-registers).
-    /// Returns its task count, how many were killed and how many agents were told, or
-    /// `None` when the registry could not be written (the master stops).
+    /// Returns its task count, how many were killed and how many agents were told. (Should
+    /// the registry write fail, the driver stops the master before anyone hears: D77.)
     pub(super) fn remove_framework(
         &mut self,
         framework: &FrameworkId,
         message: &str,
-    ) -> Option<(usize, usize, usize)> {
-        if let Err(error) = self.registry.tear_down(framework.as_str(), message) {
-            self.failed = Some(error);
-            return None;
-        }
+    ) -> (usize, usize, usize) {
+        // docs/design.md D77.
+        let write = self.registry.stage_tear_down(framework.as_str(), message);
+        self.record(write);
         let name = self
             .frameworks
             .remove(framework)
@@ -196,7 +192,7 @@ impl Master {
         let tasks = completed.tasks.len();
         self.completed_frameworks
             .insert(framework.clone(), completed);
-        Some((tasks, killed, agents))
+        (tasks, killed, agents)
     }
 
     pub(super) fn master_update(
@@ -400,13 +396,10 @@ impl Master {
         }
         // SEC43: the principal is in the registry before the framework hears it is
         // registered, so that every later leader knows it.
-        if let Err(error) = self
+        let write = self
             .registry
-            .record_framework(id.as_str(), principal.as_deref())
-        {
-            self.failed = Some(error);
-            return;
-        }
+            .stage_framework(id.as_str(), principal.as_deref());
+        self.record(write);
         // SEC40: the master names the principal in the framework's information, so that
         // agents checkpoint it and report it to a newly elected master.
         info.principal = principal.clone().unwrap_or_default();

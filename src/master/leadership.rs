@@ -245,9 +245,8 @@ impl Master {
                 "framework removed: no scheduler failed over within its failover timeout ({} s)",
                 timeout.as_secs_f64()
             );
-            if let Some((tasks, killed, agents)) = self.remove_framework(&id, &message) {
-                info!(framework = %id, tasks, killed, agents_told = agents, failover_timeout_s = timeout.as_secs_f64(), "framework did not fail over within its failover timeout: removed");
-            }
+            let (tasks, killed, agents) = self.remove_framework(&id, &message);
+            info!(framework = %id, tasks, killed, agents_told = agents, failover_timeout_s = timeout.as_secs_f64(), "framework did not fail over within its failover timeout: removed");
         }
     }
 }

@@ -165,8 +165,8 @@ enum Peer {
 
 /// The master's core (docs/design.md D37): its state and its handlers. A handler takes
 /// the event, the time and the leadership and returns the effects for the driver to
-/// perform; it reads no clock and touches no connection. The registry is the one
-/// durable write the core makes itself (D42).
+/// perform; it reads no clock and touches no connection. Its registry changes are
+/// effects too (D77); it reads the registry's store only when elected (D42).
 struct Master {
     config: MasterConfig,
     /// Where new agent and framework ids come from (a seam: seeded in the simulator).
@@ -240,6 +240,14 @@ impl Master {
     /// The effects of the event handled.
     fn end(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
+    }
+
+    /// A registry change, if there is one, among the event's effects at this point: it
+    /// is durable before anything the handler does after it (docs/design.md D77).
+    fn record(&mut self, write: Option<crate::registry::RegistryWrite>) {
+        if let Some(write) = write {
+            self.effects.push(Effect::Record(write));
+        }
     }
 
     /// A message arrived on connection `id`.

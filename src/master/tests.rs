@@ -78,12 +78,28 @@ impl Harness {
     }
 
     fn message(&mut self, seconds: u64, connection: ConnectionId, body: Body) -> Vec<Effect> {
-        self.master
-            .on_message(self.at(seconds), leader(), connection, body)
+        let effects = self
+            .master
+            .on_message(self.at(seconds), leader(), connection, body);
+        self.record(effects)
     }
 
     fn tick(&mut self, seconds: u64) -> Vec<Effect> {
-        self.master.on_tick(self.at(seconds), true, leader())
+        let effects = self.master.on_tick(self.at(seconds), true, leader());
+        self.record(effects)
+    }
+
+    /// Makes the registry writes among `effects` as the driver does (docs/design.md
+    /// D77) and returns the others, in order.
+    fn record(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+        let mut rest = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Record(write) => self.master.registry.write(write).expect("in memory"),
+                other => rest.push(other),
+            }
+        }
+        rest
     }
 
     /// Registers an agent at `host:5051` on a new connection; returns its id.
@@ -556,5 +572,32 @@ fn a_framework_registration_records_its_principal_in_the_registry() {
     assert_eq!(
         h.master.registry.framework_principal(framework.as_str()),
         Some(None)
+    );
+}
+
+#[test]
+fn a_registry_change_is_an_effect_before_anyone_hears_of_it() {
+    let mut h = Harness::new();
+    let connection = h.connect(1, "agent1:40000");
+    let effects = h
+        .master
+        .on_message(h.at(0), leader(), connection, register_agent("agent1"));
+    let [Effect::Record(write), Effect::Send {
+        body: Body::AgentRegistered(answer),
+        ..
+    }] = effects.as_slice()
+    else {
+        panic!("expected the admission's write, then the answer; got {effects:?}");
+    };
+    // The core counts the agent admitted at once; the write is the driver's (D77).
+    assert_eq!(h.master.registry.agents().len(), 1);
+    assert!(format!("{write:?}").contains(&answer.agent_id));
+    // A retried registration changes nothing in the registry: no write.
+    let effects = h
+        .master
+        .on_message(h.at(1), leader(), connection, register_agent("agent1"));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Record(_))),
+        "{effects:?}"
     );
 }

@@ -114,6 +114,26 @@ pub trait FileSystem {
         }
         Ok(())
     }
+    /// Makes durable every file of `files` (as [`FileSystem::sync_files`]) and every
+    /// directory of `dirs` (as [`FileSystem::sync_dirs`]), in any order among them, and
+    /// runs `meanwhile` on the calling thread while they sync (recovery's syncs and its
+    /// scan of the process table at once, docs/recovery-latency.md P47). `meanwhile`
+    /// runs exactly once, whether the syncs succeed or not. A failure's index counts
+    /// `files` first, then `dirs` (`files.len() + i` for `dirs[i]`). The default syncs
+    /// the files, then the directories, then runs `meanwhile`.
+    fn sync_all_meanwhile(
+        &self,
+        files: &[PathBuf],
+        dirs: &[PathBuf],
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), (usize, io::Error)> {
+        let result = self.sync_files(files).and_then(|()| {
+            self.sync_dirs(dirs)
+                .map_err(|(index, error)| (files.len() + index, error))
+        });
+        meanwhile();
+        result
+    }
     /// Creates one directory; its parent must exist. `AlreadyExists` if it does.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Renames `from` to `to`, atomically replacing `to` if it exists.

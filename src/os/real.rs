@@ -73,18 +73,21 @@ pub struct RealFs {
 type AppendHandle = (std::sync::Arc<File>, u64, u64);
 
 /// A file to sync: a cached append handle (`fdatasync`: its appends are what matters),
-/// or one opened for the sync (`fsync`).
-struct SyncTarget {
-    file: std::sync::Arc<File>,
-    cached: bool,
+/// one opened for the sync (`fsync`), or a path the worker opens itself and syncs
+/// (`fsync`; recovery's directories, docs/recovery-latency.md P47: their thousands of
+/// `open`s go to the workers too, not to the calling thread).
+enum SyncTarget {
+    Cached(std::sync::Arc<File>),
+    Opened(std::sync::Arc<File>),
+    Path(PathBuf),
 }
 
 impl SyncTarget {
     fn sync(&self) -> io::Result<()> {
-        if self.cached {
-            self.file.sync_data()
-        } else {
-            self.file.sync_all()
+        match self {
+            SyncTarget::Cached(file) => file.sync_data(),
+            SyncTarget::Opened(file) => file.sync_all(),
+            SyncTarget::Path(path) => File::open(path)?.sync_all(),
         }
     }
 }
@@ -230,14 +233,10 @@ impl RealFs {
                     .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
             });
             targets.push(match cached {
-                Some((file, _, _)) => SyncTarget {
-                    file: file.clone(),
-                    cached: true,
-                },
-                None => SyncTarget {
-                    file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
-                    cached: false,
-                },
+                Some((file, _, _)) => SyncTarget::Cached(file.clone()),
+                None => SyncTarget::Opened(std::sync::Arc::new(
+                    File::open(path).map_err(|error| (index, error))?,
+                )),
             });
         }
         Ok(targets)
@@ -330,18 +329,23 @@ impl FileSystem for RealFs {
         }
         let targets = self.sync_targets(paths)?;
         if self.group_sync == GroupSync::Syncfs {
+            let mut files = Vec::with_capacity(targets.len());
+            for (index, target) in targets.into_iter().enumerate() {
+                files.push(match target {
+                    SyncTarget::Cached(file) | SyncTarget::Opened(file) => file,
+                    SyncTarget::Path(path) => {
+                        std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?)
+                    }
+                });
+            }
             let mut devices = BTreeMap::new();
-            for (index, target) in targets.iter().enumerate() {
-                let dev = target
-                    .file
-                    .metadata()
-                    .map_err(|error| (index, error))?
-                    .dev();
+            for (index, file) in files.iter().enumerate() {
+                let dev = file.metadata().map_err(|error| (index, error))?.dev();
                 devices.entry(dev).or_insert(index);
             }
             for index in devices.into_values() {
                 // SAFETY: syncfs on a descriptor we own.
-                if unsafe { libc::syncfs(targets[index].file.as_raw_fd()) } != 0 {
+                if unsafe { libc::syncfs(files[index].as_raw_fd()) } != 0 {
                     return Err((index, io::Error::last_os_error()));
                 }
             }
@@ -385,12 +389,58 @@ impl FileSystem for RealFs {
         }
         let mut targets = Vec::with_capacity(paths.len());
         for (index, path) in paths.iter().enumerate() {
-            targets.push(SyncTarget {
-                file: std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?),
-                cached: false,
-            });
+            targets.push(SyncTarget::Opened(std::sync::Arc::new(
+                File::open(path).map_err(|error| (index, error))?,
+            )));
         }
         self.pool.get_or_init(SyncPool::start).sync_all(targets)
+    }
+
+    /// With [`GroupSync::Parallel`], the files and the directories go to the
+    /// [`SyncPool`] as one group (each directory opened by the worker that syncs it),
+    /// and `meanwhile` runs here while they sync (docs/recovery-latency.md P47).
+    fn sync_all_meanwhile(
+        &self,
+        files: &[PathBuf],
+        dirs: &[PathBuf],
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), (usize, io::Error)> {
+        if self.group_sync != GroupSync::Parallel || files.len() + dirs.len() <= 1 {
+            let result = self.sync_files(files).and_then(|()| {
+                self.sync_dirs(dirs)
+                    .map_err(|(index, error)| (files.len() + index, error))
+            });
+            meanwhile();
+            return result;
+        }
+        let mut targets = match self.sync_targets(files) {
+            Ok(targets) => targets,
+            Err(failure) => {
+                meanwhile();
+                return Err(failure);
+            }
+        };
+        targets.extend(dirs.iter().cloned().map(SyncTarget::Path));
+        let (done, results) = std::sync::mpsc::channel();
+        let (sent, mut failures) =
+            self.pool
+                .get_or_init(SyncPool::start)
+                .hand_out(targets, move |index, result| {
+                    let _ = done.send((index, result));
+                });
+        meanwhile();
+        let mut answered = 0;
+        for (index, result) in results.iter().take(sent) {
+            answered += 1;
+            if let Err(error) = result {
+                failures.push((index, error));
+            }
+        }
+        if answered < sent {
+            // A worker ended without answering: durability unknown.
+            failures.push((0, io::Error::other("a sync worker ended")));
+        }
+        first_failure(failures)
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {

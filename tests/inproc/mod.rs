@@ -97,12 +97,34 @@ pub struct Results {
     pub elapsed: Duration,
     /// Per update, from the executor's send to the framework's receipt.
     pub latencies: Vec<Duration>,
+    /// Per update, in order of receipt: when the framework received it, from the start
+    /// of the streams.
+    pub receipts: Vec<Duration>,
 }
 
 impl Results {
     /// Updates per second.
     pub fn throughput(&self) -> f64 {
         self.updates as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Updates per second in the steady middle of the run: between the receipts of the
+    /// first `skip` fraction and the last `skip` fraction of the updates, so that
+    /// neither the ramp up (connections, the first batches) nor the tail (the last
+    /// streams finishing one by one) weighs on it (docs/recovery-latency.md P50). The
+    /// whole run's throughput when there are too few updates for a window.
+    pub fn steady_throughput(&self, skip: f64) -> f64 {
+        let n = self.receipts.len();
+        let first = (n as f64 * skip).floor() as usize;
+        let last = n.saturating_sub(1 + first);
+        if n < 10 || last <= first {
+            return self.throughput();
+        }
+        let span = self.receipts[last].saturating_sub(self.receipts[first]);
+        if span.is_zero() {
+            return self.throughput();
+        }
+        (last - first) as f64 / span.as_secs_f64()
     }
 
     /// The `q` quantile (0.0 to 1.0) of the latencies.
@@ -163,6 +185,8 @@ struct Shared {
     next_uuid: u64,
     received: usize,
     latencies: Vec<Duration>,
+    /// When the framework received each update, in order.
+    receipts: Vec<Instant>,
     started: Option<Instant>,
     finished: Option<Instant>,
     observer: Option<Observer>,
@@ -316,6 +340,7 @@ impl Workload for Measure {
             return;
         };
         state.latencies.push(now - sent);
+        state.receipts.push(now);
         state.received += 1;
         let previous = state
             .last
@@ -389,6 +414,7 @@ pub fn run(options: Options) -> Result<Results, String> {
         next_uuid: 0,
         received: 0,
         latencies: Vec::new(),
+        receipts: Vec::new(),
         started: None,
         finished: None,
         observer: options.observer,
@@ -463,5 +489,10 @@ pub fn run(options: Options) -> Result<Results, String> {
         updates: shared.received,
         elapsed: finished - started,
         latencies: shared.latencies,
+        receipts: shared
+            .receipts
+            .iter()
+            .map(|at| at.saturating_duration_since(started))
+            .collect(),
     })
 }

@@ -125,11 +125,12 @@ pub fn check(
         }
         let frameworks = scenario.frameworks.max(1);
         for framework in 1..=frameworks {
-            let tasks: Vec<String> = crate::observations::tasks_for(scenario, observations.seed)
-                .into_iter()
-                .map(|(task, _)| task.task_id)
-                .filter(|t| crate::observations::framework_of(scenario, t) == framework)
-                .collect();
+            let tasks: Vec<String> =
+                crate::observations::tasks_for_oracles(scenario, observations.seed)
+                    .into_iter()
+                    .map(|(task, _)| task.task_id)
+                    .filter(|t| crate::observations::framework_of(scenario, t) == framework)
+                    .collect();
             let done = !tasks.is_empty() && tasks.iter().all(|t| expect.collected.contains(t));
             if done && frameworks == 1 {
                 let left: Vec<&std::path::PathBuf> = disk

@@ -60,7 +60,7 @@ pub fn check(
         if deadline >= end {
             continue;
         }
-        for (task, _) in crate::observations::tasks_for(scenario, observations.seed) {
+        for (task, _) in crate::observations::tasks_for_oracles(scenario, observations.seed) {
             if crate::observations::framework_of(scenario, &task.task_id) != *framework {
                 continue;
             }

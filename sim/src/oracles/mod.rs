@@ -50,7 +50,12 @@ pub fn check_after(
         observations,
         &crate::fault_log::so_far(),
     ));
-    out.extend(resources::check(trace, observations));
+    out.extend(resources::check(
+        trace,
+        observations,
+        scenario.agent.strict,
+        &crate::fault_log::so_far(),
+    ));
     out.extend(strict_recovery::check(scenario, observations));
     out.extend(no_panic::check(observations));
     out.extend(liveness::check(scenario, observations));

@@ -11,13 +11,22 @@
 //! reservation set it), the agent's disk ends the run holding exactly that view,
 //! provided an agent runs at the end: the master re-sends its view whenever the agent
 //! re-registers, so a lost CheckpointResources is repaired.
+//!
+//! Without `--strict` (docs/recovery-rules.md R41), a start whose recovery's read of
+//! `resources.info` the disk failed (a fault the simulated filesystem says it fired on
+//! that file, `crate::fault_log`, between the start and its end of recovery) may
+//! complete without the checkpointed resources: non-strict recovery counts the error
+//! and goes on. Every other start is judged as above, and resources such a start does
+//! recover must still equal the disk's.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::Violation;
 use crate::decision::Decision;
-use crate::observations::{agent_of_host, Observations};
+use crate::fault_log::Fired;
+use crate::fs_op::Op;
+use crate::observations::{agent_of_host, agent_work_dir, Observations};
 use crate::trace::TraceEvent;
 
 /// The ids agent process `agent` registered under.
@@ -95,8 +104,14 @@ fn check_master_view(
     }]
 }
 
-/// Checks the rule, for each agent process of the agent machine on its own.
-pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation> {
+/// Checks the rule, for each agent process of the agent machine on its own; `strict`
+/// is the agent's `--strict`, `fired` the disk faults that fired in the run.
+pub fn check(
+    trace: &[TraceEvent],
+    observations: &Observations,
+    strict: bool,
+    fired: &[Fired],
+) -> Vec<Violation> {
     let agents: BTreeSet<u32> = observations
         .history
         .agent_starts
@@ -107,13 +122,26 @@ pub fn check(trace: &[TraceEvent], observations: &Observations) -> Vec<Violation
     let mut out = Vec::new();
     for agent in agents {
         out.extend(check_master_view(trace, observations, agent, end));
-        out.extend(check_agent(trace, observations, agent));
+        // R41: the reads of this agent's resources.info the disk failed, when.
+        let resources_info = agent_work_dir(agent).join("meta/resources/resources.info");
+        let unreadable: Vec<Duration> = fired
+            .iter()
+            .filter(|f| !strict && f.op == Op::Read && f.path == resources_info)
+            .map(|f| f.time)
+            .collect();
+        out.extend(check_agent(trace, observations, agent, &unreadable));
     }
     out.sort_by_key(|v| v.time);
     out
 }
 
-fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) -> Vec<Violation> {
+/// `unreadable`: when non-strict recovery's reads of `resources.info` failed (R41).
+fn check_agent(
+    trace: &[TraceEvent],
+    observations: &Observations,
+    agent: u32,
+    unreadable: &[Duration],
+) -> Vec<Violation> {
     let starts: Vec<&crate::history::AgentStart> = observations
         .history
         .agent_starts
@@ -155,7 +183,10 @@ fn check_agent(trace: &[TraceEvent], observations: &Observations, agent: u32) ->
             // Recovery ends when the agent says so: a start that never got that far
             // (it died first) is not judged.
             if event.is(Decision::RecoveryComplete) {
-                if let (None, Some(expected)) = (recovered, &expected) {
+                let skipped = unreadable
+                    .iter()
+                    .any(|at| *at >= start.time && *at <= event.time);
+                if let (None, Some(expected), false) = (recovered, &expected, skipped) {
                     out.push(Violation {
                         time: event.time,
                         oracle: "resources",

@@ -23,7 +23,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let end = std::time::Duration::from_secs_f64(scenario.duration_s);
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
-    for (task, _) in crate::observations::tasks_for(scenario, observations.seed) {
+    for (task, _) in crate::observations::tasks_for_oracles(scenario, observations.seed) {
         let framework = crate::observations::framework_of(scenario, &task.task_id);
         if !observations.removed_frameworks.contains(&framework) {
             continue;

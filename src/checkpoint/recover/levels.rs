@@ -44,7 +44,6 @@ impl Walk<'_> {
 
     pub(super) fn latest_agent(&mut self) -> Result<Option<AgentState>, RecoveryError> {
         let link = self.paths.latest_agent();
-        let mut errors = 0;
         let target = match self.fs.read_link(&link) {
             Ok(target) => {
                 self.saw(&link);
@@ -60,9 +59,13 @@ impl Walk<'_> {
                 );
                 return Ok(None);
             }
+            // docs/recovery-rules.md R40: which agent to recover is unknown, strict or not.
             Err(error) => {
-                self.error(&link, format!("failed to read link: {error}"), &mut errors)?;
-                return Ok(None);
+                let message = format!("failed to read link: {error}");
+                if self.skips_unreadable(&link, &message) {
+                    return Ok(None);
+                }
+                return Err(self.stop(&link, message));
             }
         };
         let id = target
@@ -71,19 +74,13 @@ impl Walk<'_> {
             .unwrap_or_default();
         let dir = self.paths.agent(&id);
         if id.as_str().is_empty() || !self.fs.is_dir(&dir) {
-            self.error(
+            return Err(self.stop(
                 &link,
                 format!(
                     "latest agent link points at '{}', which does not exist",
                     target.display()
                 ),
-                &mut errors,
-            )?;
-            return Ok(Some(AgentState {
-                id,
-                errors,
-                ..AgentState::default()
-            }));
+            ));
         }
         self.agent(id, &dir).map(Some)
     }
@@ -122,7 +119,7 @@ impl Walk<'_> {
         skip: fn(&str) -> bool,
         read: fn(&mut Self, &Path, String) -> Result<L, RecoveryError>,
     ) -> Result<BTreeMap<L::Id, L>, RecoveryError> {
-        let names = self.list(dir, errors)?;
+        let names = self.list(dir)?;
         let mut children = Vec::with_capacity(names.len());
         for name in names {
             if skip(&name) {
@@ -191,7 +188,7 @@ impl Walk<'_> {
         let runs_dir = dir.join(paths::RUNS_DIR);
         state.runs = self.children(&runs_dir, &mut state.errors, not_a_run, Self::run)?;
         let link = runs_dir.join(paths::LATEST_SYMLINK);
-        if let Some(latest) = self.read_latest(&link, &mut state.errors)? {
+        if let Some(latest) = self.read_latest(&link)? {
             let latest = ContainerId::new(latest);
             if state.runs.contains_key(&latest) {
                 state.latest = Some(latest);
@@ -213,14 +210,14 @@ impl Walk<'_> {
             ..RunState::default()
         };
         let dir = paths::child(runs_dir, state.id.as_str());
-        let names = self.list(&dir, &mut state.errors)?;
+        let names = self.list(&dir)?;
         state.completed = names
             .iter()
             .any(|name| name == paths::EXECUTOR_SENTINEL_FILE);
         let http_marker = names.iter().any(|name| name == paths::HTTP_MARKER_FILE);
 
         let pids_dir = dir.join(paths::PIDS_DIR);
-        let pids = self.list(&pids_dir, &mut state.errors)?;
+        let pids = self.list(&pids_dir)?;
         let forked_path = pids_dir.join(paths::FORKED_PID_FILE);
         if pids.iter().any(|name| name == paths::FORKED_PID_FILE) {
             if let Some(text) = self.read_text(&forked_path, "forked pid", &mut state.errors)? {

@@ -11,6 +11,9 @@
 //! - an unreadable or corrupt file: with `strict`, a [`RecoveryError`] naming the file
 //!   and what was wrong; without, `errors` is incremented at its level (and summed
 //!   upward), a warning records it, and recovery goes on with what could be read;
+//! - a directory listing or a `latest` link that cannot be read, or a `slaves/latest`
+//!   naming no agent directory: a [`RecoveryError`], with or without `strict`
+//!   (docs/recovery-rules.md R40): what lies below is unknown, not absent;
 //! - a torn final record of a record log is cut off and reported; the file is truncated
 //!   to its last complete record only when `truncate` is set (the agent), never for a
 //!   read-only reader (`revenant inspect`).
@@ -59,6 +62,24 @@ pub fn keep_undecodable_records(on: bool) {
 #[cfg(feature = "breakage")]
 fn keeps_undecodable_records() -> bool {
     KEEP_UNDECODABLE.with(std::cell::Cell::get)
+}
+
+#[cfg(feature = "breakage")]
+thread_local! {
+    static SKIP_UNREADABLE_LISTINGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test-only breakage of docs/recovery-rules.md R40, for one simulated run on this
+/// thread: non-strict recovery takes a listing or a `latest` link it cannot read for
+/// absent (with a warning) and goes on.
+#[cfg(feature = "breakage")]
+pub fn skip_unreadable_listings(on: bool) {
+    SKIP_UNREADABLE_LISTINGS.with(|k| k.set(on));
+}
+
+#[cfg(feature = "breakage")]
+fn skips_unreadable_listings() -> bool {
+    SKIP_UNREADABLE_LISTINGS.with(std::cell::Cell::get)
 }
 
 /// How to recover.
@@ -276,6 +297,7 @@ pub fn recover(
         options,
         warnings: Vec::new(),
         read: ReadSet::default(),
+        last_dir: PathBuf::new(),
     };
     walk.read.dirs.insert(paths.root().to_path_buf());
     let mut state = State {
@@ -319,12 +341,19 @@ pub fn recover(
     // Every ancestor, up to the work directory holding `meta`, so that every name on the
     // way to what was read is durable too.
     let top = paths.root().parent().unwrap_or(paths.root()).to_path_buf();
-    let mut ancestors = BTreeSet::new();
+    // docs/recovery-latency.md P48: a chain is walked up only to the first ancestor
+    // already known, not to the top for every one of thousands of directories: one
+    // already among the ancestors has its chain complete, and one among the directories
+    // read gets its own turn in this loop. The set is the same.
+    let mut ancestors: BTreeSet<PathBuf> = BTreeSet::new();
     for dir in &state.read.dirs {
         let mut at = dir.as_path();
         while at.starts_with(&top) && at != top.as_path() {
             match at.parent() {
                 Some(parent) => {
+                    if ancestors.contains(parent) || state.read.dirs.contains(parent) {
+                        break;
+                    }
                     ancestors.insert(parent.to_path_buf());
                     at = parent;
                 }
@@ -344,19 +373,32 @@ pub fn recover(
 /// to a later power loss after the agent told the world about it. Returns how many
 /// syncs it made.
 pub fn make_durable(fs: &dyn FileSystem, state: &State) -> Result<usize, StoreError> {
-    fs.sync_files(&state.read.logs)
-        .map_err(|(index, source)| StoreError {
-            path: state.read.logs.get(index).cloned().unwrap_or_default(),
-            operation: "sync",
-            source,
-        })?;
-    // docs/recovery-latency.md P18: the directories as one group, concurrently where
-    // the filesystem can.
+    make_durable_meanwhile(fs, state, &mut || {})
+}
+
+/// [`make_durable`], running `meanwhile` on the calling thread while the syncs go
+/// (docs/recovery-latency.md P47: the agent lists its processes then). The logs and
+/// the directories are one group: R14 asks only that all be durable before the agent
+/// acts, in no order among them (P18).
+pub fn make_durable_meanwhile(
+    fs: &dyn FileSystem,
+    state: &State,
+    meanwhile: &mut dyn FnMut(),
+) -> Result<usize, StoreError> {
+    let logs = &state.read.logs;
     let dirs: Vec<PathBuf> = state.read.dirs.iter().cloned().collect();
-    fs.sync_dirs(&dirs).map_err(|(index, source)| StoreError {
-        path: dirs.get(index).cloned().unwrap_or_default(),
-        operation: "sync directory",
-        source,
-    })?;
-    Ok(state.read.logs.len() + state.read.dirs.len())
+    fs.sync_all_meanwhile(logs, &dirs, meanwhile)
+        .map_err(|(index, source)| match logs.get(index) {
+            Some(path) => StoreError {
+                path: path.clone(),
+                operation: "sync",
+                source,
+            },
+            None => StoreError {
+                path: dirs.get(index - logs.len()).cloned().unwrap_or_default(),
+                operation: "sync directory",
+                source,
+            },
+        })?;
+    Ok(logs.len() + dirs.len())
 }

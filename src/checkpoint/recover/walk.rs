@@ -19,16 +19,30 @@ pub(super) struct Walk<'a> {
     pub(super) options: &'a RecoverOptions,
     pub(super) warnings: Vec<Warning>,
     pub(super) read: ReadSet,
+    /// The directory [`Walk::saw_dir`] recorded last.
+    pub(super) last_dir: PathBuf,
 }
 
 impl Walk<'_> {
     /// Records that a file or link in `path`'s directory was read.
     pub(super) fn saw(&mut self, path: &Path) {
         if let Some(parent) = path.parent() {
-            if !self.read.dirs.contains(parent) {
-                self.read.dirs.insert(parent.to_path_buf());
-            }
+            self.saw_dir(parent);
         }
+    }
+
+    /// Records that `dir` was read. The walk reads a directory's files one after
+    /// another, so the directory recorded last is compared first, byte for byte
+    /// (cheap), before the set's lookup, whose path comparisons are component by
+    /// component (docs/recovery-latency.md P48).
+    fn saw_dir(&mut self, dir: &Path) {
+        if self.last_dir.as_os_str() == dir.as_os_str() {
+            return;
+        }
+        // One search (an insert of a known path keeps it), not a lookup and an insert.
+        self.read.dirs.insert(dir.to_path_buf());
+        self.last_dir.clear();
+        self.last_dir.push(dir);
     }
 
     pub(super) fn warn(&mut self, path: PathBuf, kind: WarningKind, message: String) {
@@ -59,22 +73,43 @@ impl Walk<'_> {
         Ok(())
     }
 
-    pub(super) fn list(
-        &mut self,
-        dir: &Path,
-        errors: &mut u32,
-    ) -> Result<Vec<String>, RecoveryError> {
+    /// Recovery cannot tell what exists below `path` (a listing or a `latest` link it
+    /// cannot read or follow): it stops, with or without `--strict`
+    /// (docs/recovery-rules.md R40). Going on would take every child for absent: the
+    /// agent would destroy their live executors as orphans, report their tasks lost, or
+    /// register as a new agent.
+    pub(super) fn stop(&self, path: &Path, message: String) -> RecoveryError {
+        RecoveryError {
+            path: path.to_path_buf(),
+            message,
+        }
+    }
+
+    /// The test-only breakage of R40: without `--strict`, a listing or link that
+    /// cannot be read is warned of and taken for absent (`true`: go on).
+    pub(super) fn skips_unreadable(&mut self, path: &Path, message: &str) -> bool {
+        if self.options.strict || !broken!(super::skips_unreadable_listings()) {
+            return false;
+        }
+        self.warn(path.to_path_buf(), WarningKind::Error, message.to_owned());
+        true
+    }
+
+    /// Lists a directory; a missing one is empty, an unreadable one stops recovery
+    /// (R40).
+    pub(super) fn list(&mut self, dir: &Path) -> Result<Vec<String>, RecoveryError> {
         match self.fs.list_dir(dir) {
             Ok(names) => {
-                if !self.read.dirs.contains(dir) {
-                    self.read.dirs.insert(dir.to_path_buf());
-                }
+                self.saw_dir(dir);
                 Ok(names)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(error) => {
-                self.error(dir, format!("failed to list directory: {error}"), errors)?;
-                Ok(Vec::new())
+                let message = format!("failed to list directory: {error}");
+                if self.skips_unreadable(dir, &message) {
+                    return Ok(Vec::new());
+                }
+                Err(self.stop(dir, message))
             }
         }
     }
@@ -166,26 +201,19 @@ impl Walk<'_> {
         }
     }
 
-    /// Reads a `latest` link; `None` (with a warning) when missing.
-    pub(super) fn read_latest(
-        &mut self,
-        link: &Path,
-        errors: &mut u32,
-    ) -> Result<Option<String>, RecoveryError> {
+    /// Reads a `latest` link; `None` (with a warning) when missing. One that cannot be
+    /// read, or names nothing, stops recovery (R40).
+    pub(super) fn read_latest(&mut self, link: &Path) -> Result<Option<String>, RecoveryError> {
         match self.fs.read_link(link) {
             Ok(target) => match target.file_name() {
                 Some(name) => {
                     self.saw(link);
                     Ok(Some(name.to_string_lossy().into_owned()))
                 }
-                None => {
-                    self.error(
-                        link,
-                        format!("link target '{}' has no name", target.display()),
-                        errors,
-                    )?;
-                    Ok(None)
-                }
+                None => Err(self.stop(
+                    link,
+                    format!("link target '{}' has no name", target.display()),
+                )),
             },
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 self.warn(
@@ -196,8 +224,11 @@ impl Walk<'_> {
                 Ok(None)
             }
             Err(error) => {
-                self.error(link, format!("failed to read link: {error}"), errors)?;
-                Ok(None)
+                let message = format!("failed to read link: {error}");
+                if self.skips_unreadable(link, &message) {
+                    return Ok(None);
+                }
+                Err(self.stop(link, message))
             }
         }
     }
