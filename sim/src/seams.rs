@@ -105,6 +105,9 @@ pub struct SimNet {
     /// The process using it, when the host runs several (an agent process: `agent1/2`),
     /// for the timeline's message log (docs/failing-runs.md F6).
     pub process: Option<String>,
+    /// The executor process using it (its pid), so that its agent's end of its
+    /// connection knows who it writes to (`crate::shutdown_asks`).
+    pub executor_pid: Option<u32>,
 }
 
 impl SimNet {
@@ -113,6 +116,16 @@ impl SimNet {
         SimNet {
             host: host.to_owned(),
             process: None,
+            executor_pid: None,
+        }
+    }
+
+    /// The network seen from `host` by executor process `pid`.
+    pub fn for_executor(host: &str, pid: u32) -> SimNet {
+        SimNet {
+            host: host.to_owned(),
+            process: None,
+            executor_pid: Some(pid),
         }
     }
 
@@ -121,6 +134,7 @@ impl SimNet {
         SimNet {
             host: host.to_owned(),
             process: Some(process.to_owned()),
+            executor_pid: None,
         }
     }
 }
@@ -141,8 +155,16 @@ impl Listener for SimListener {
                 Some(principal) => format!("{principal}@{peer}"),
                 None => peer.to_string(),
             };
+            // docs/task-lifecycle.md L36: an agent's end of an executor's connection.
+            let asks = match (peer.ip().is_loopback(), self.3.as_deref()) {
+                (true, Some(process)) => crate::hosts::agent_of_host(process).zip(
+                    crate::shutdown_asks::executor_at(peer.port()),
+                ),
+                _ => None,
+            };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
-                .tapped(false, self.3.as_deref());
+                .tapped(false, self.3.as_deref())
+                .watching_asks(asks);
             Ok((Box::new(stream) as BoxStream, peer))
         })
     }
@@ -189,9 +211,13 @@ impl Network for SimNet {
         let addr = addr.to_owned();
         let local = self.host.clone();
         let process = self.process.clone();
+        let executor_pid = self.executor_pid;
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
+            if let Some(pid) = executor_pid {
+                crate::shutdown_asks::executor_connected(stream.local_addr()?.port(), pid);
+            }
             Ok(Box::new(
                 FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),
             ) as BoxStream)
@@ -628,6 +654,10 @@ impl Processes for SimProcesses {
             let table = self.table.borrow();
             if let Some(entry) = table.processes.get(&process.pid) {
                 if entry.id.start_time == process.start_time {
+                    if !entry.exited.get() && !entry.handle.is_finished() {
+                        // docs/task-lifecycle.md L36: the process table saw the agent kill it.
+                        crate::history::agent_killed(self.owner, process.pid);
+                    }
                     entry.handle.abort();
                     entry.exited.set(true);
                     crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);
