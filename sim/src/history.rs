@@ -308,7 +308,7 @@ pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32,
 /// Agent process `agent` did something to executor process `pid` of the current boot.
 fn agent_act(agent: u32, pid: u32) -> impl FnOnce(&History) -> AgentAct {
     let time = now();
-    move |history| AgentAct {
+    move |history: &History| AgentAct {
         time,
         agent,
         incarnation: history.incarnations.get(&agent).copied().unwrap_or(0),

@@ -145,6 +145,13 @@ impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
+            // docs/task-lifecycle.md L36: an agent's end of an executor's connection.
+            let asks = match (peer.ip().is_loopback(), self.3.as_deref()) {
+                (true, Some(process)) => crate::hosts::agent_of_host(process).zip(
+                    crate::shutdown_asks::executor_at(peer.port()),
+                ),
+                _ => None,
+            };
             let peer_host = if peer.ip().is_loopback() {
                 self.2.clone()
             } else {
@@ -154,13 +161,6 @@ impl Listener for SimListener {
             let peer = match crate::hosts::principal_of_host(&peer_host) {
                 Some(principal) => format!("{principal}@{peer}"),
                 None => peer.to_string(),
-            };
-            // docs/task-lifecycle.md L36: an agent's end of an executor's connection.
-            let asks = match (peer.ip().is_loopback(), self.3.as_deref()) {
-                (true, Some(process)) => crate::hosts::agent_of_host(process).zip(
-                    crate::shutdown_asks::executor_at(peer.port()),
-                ),
-                _ => None,
             };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
                 .tapped(false, self.3.as_deref())
@@ -215,8 +215,10 @@ impl Network for SimNet {
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
-            if let Some(pid) = executor_pid {
-                crate::shutdown_asks::executor_connected(stream.local_addr()?.port(), pid);
+            // docs/task-lifecycle.md L36: which process opened the connection (a port
+            // reused by another process no longer names the earlier one).
+            if local == crate::hosts::AGENT_HOST {
+                crate::shutdown_asks::connected(stream.local_addr()?.port(), executor_pid);
             }
             Ok(Box::new(
                 FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),

@@ -4,7 +4,7 @@
 //!
 //! An executor process connects to its agent through a network seam that knows its pid
 //! ([`crate::seams::SimNet::for_executor`]); the connection's local port is kept here
-//! ([`executor_connected`]), and the agent's end, accepting a connection from that port
+//! ([`connected`]), and the agent's end, accepting a connection from that port
 //! on its own machine, learns which executor process is at the other end
 //! ([`executor_at`]). A rogue local process connects through a seam that knows no pid,
 //! so what the agent writes to it is not an ask to an executor. The agent's end then
@@ -32,9 +32,13 @@ pub fn begin() {
     RECORD.begin();
 }
 
-/// Executor process `pid` connected from local port `port`.
-pub fn executor_connected(port: u16, pid: u32) {
-    RECORD.with(|ports| ports.insert(port, pid));
+/// A process connected from local port `port`: executor process `pid`, or (`None`)
+/// another process.
+pub fn connected(port: u16, pid: Option<u32>) {
+    RECORD.with(|ports| match pid {
+        Some(pid) => ports.insert(port, pid),
+        None => ports.remove(&port),
+    });
 }
 
 /// The executor process that connected from local port `port`, if one did.
