@@ -282,9 +282,10 @@ impl FilteredStream {
     }
 
     /// Watches the shutdown asks this end writes, if it is agent process `agent`'s end of
-    /// executor process `pid`'s connection (`(agent, pid)`).
-    pub fn watching_asks(mut self, asks: Option<(u32, u32)>) -> FilteredStream {
-        self.asks = asks.map(|(agent, pid)| crate::shutdown_asks::Watch::new(agent, pid));
+    /// a connection whose other end's port on the agent's machine is `port`
+    /// (`(agent, port)`).
+    pub fn watching_asks(mut self, asks: Option<(u32, u16)>) -> FilteredStream {
+        self.asks = asks.map(|(agent, port)| crate::shutdown_asks::Watch::new(agent, port));
         self
     }
 

@@ -145,13 +145,7 @@ impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
-            // docs/task-lifecycle.md L36: an agent's end of an executor's connection.
-            let asks = match (peer.ip().is_loopback(), self.3.as_deref()) {
-                (true, Some(process)) => crate::hosts::agent_of_host(process).zip(
-                    crate::shutdown_asks::executor_at(peer.port()),
-                ),
-                _ => None,
-            };
+            let peer_port = peer.port();
             let peer_host = if peer.ip().is_loopback() {
                 self.2.clone()
             } else {
@@ -161,6 +155,14 @@ impl Listener for SimListener {
             let peer = match crate::hosts::principal_of_host(&peer_host) {
                 Some(principal) => format!("{principal}@{peer}"),
                 None => peer.to_string(),
+            };
+            // docs/task-lifecycle.md L36: an agent's end of a connection from its own
+            // machine (an executor's, if one connected from that port).
+            let asks = match self.3.as_deref() {
+                Some(process) if peer_host == self.2 => {
+                    crate::hosts::agent_of_host(process).map(|agent| (agent, peer_port))
+                }
+                _ => None,
             };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
                 .tapped(false, self.3.as_deref())
@@ -194,9 +196,15 @@ impl Network for SimNet {
         let addr = addr.to_owned();
         let host = self.host.clone();
         let process = self.process.clone();
+        let executor_pid = self.executor_pid;
         Box::pin(async move {
             let (name, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            // docs/task-lifecycle.md L36: an executor's wake endpoint (a restarted agent
+            // connects to it and keeps the connection as the executor's).
+            if host == crate::hosts::AGENT_HOST {
+                crate::shutdown_asks::connected(listener.local_addr()?.port(), executor_pid);
+            }
             // Port 0 takes any free port (an executor's wake endpoint): its address is
             // the one the network gave.
             let addr = if port == 0 {
@@ -217,11 +225,21 @@ impl Network for SimNet {
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
             // docs/task-lifecycle.md L36: which process opened the connection (a port
             // reused by another process no longer names the earlier one).
+            let mut asks = None;
             if local == crate::hosts::AGENT_HOST {
                 crate::shutdown_asks::connected(stream.local_addr()?.port(), executor_pid);
+                // An agent's connection to an executor's wake endpoint.
+                if host == crate::hosts::AGENT_HOST {
+                    asks = process
+                        .as_deref()
+                        .and_then(crate::hosts::agent_of_host)
+                        .map(|agent| (agent, port));
+                }
             }
             Ok(Box::new(
-                FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),
+                FilteredStream::new(Box::new(stream), local, host)
+                    .tapped(true, process.as_deref())
+                    .watching_asks(asks),
             ) as BoxStream)
         })
     }

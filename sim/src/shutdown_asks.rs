@@ -2,11 +2,12 @@
 //! (docs/task-lifecycle.md L36): recorded in the simulated network seam as the agent's
 //! end of an executor's connection writes them, outside the code under test.
 //!
-//! An executor process connects to its agent through a network seam that knows its pid
-//! ([`crate::seams::SimNet::for_executor`]); the connection's local port is kept here
-//! ([`connected`]), and the agent's end, accepting a connection from that port
-//! on its own machine, learns which executor process is at the other end
-//! ([`executor_at`]). A rogue local process connects through a seam that knows no pid,
+//! An executor process connects to its agent, and listens for a restarted agent's wake
+//! (docs/recovery-rules.md R31), through a network seam that knows its pid
+//! ([`crate::seams::SimNet::for_executor`]); the connection's local port and the wake
+//! endpoint's port are kept here ([`connected`]), and the agent's end, accepting a
+//! connection from such a port or connecting to such an endpoint on its own machine,
+//! learns which executor process is at the other end ([`executor_at`]). A rogue local process connects through a seam that knows no pid,
 //! so what the agent writes to it is not an ask to an executor. The agent's end then
 //! frames what it writes, reading only each frame's length and first two body bytes (the
 //! `ShutdownExecutor` field's key): no copy of the frames, no draw, no trace line, so the
@@ -51,8 +52,10 @@ pub fn executor_at(port: u16) -> Option<u32> {
 pub struct Watch {
     /// The agent process (1, 2, ...).
     agent: u32,
-    /// The executor process at the other end.
-    pid: u32,
+    /// The other end's port on the agent's machine: the executor process there is looked
+    /// up when an ask is found (the accepting end runs before the connecting one has
+    /// said who it is).
+    port: u16,
     /// The current frame's first bytes (length, then up to two body bytes).
     head: Vec<u8>,
     /// Body bytes of the current frame still to pass over.
@@ -62,11 +65,11 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Agent process `agent`'s end of a connection from executor process `pid`.
-    pub fn new(agent: u32, pid: u32) -> Watch {
+    /// Agent process `agent`'s end of a connection to port `port` of its machine.
+    pub fn new(agent: u32, port: u16) -> Watch {
         Watch {
             agent,
-            pid,
+            port,
             head: Vec::with_capacity(6),
             skip: 0,
             off: false,
@@ -105,7 +108,10 @@ impl Watch {
                 }
             }
             if self.head[4..] == SHUTDOWN_EXECUTOR_KEY {
-                crate::history::shutdown_asked(self.agent, self.pid);
+                // Not an executor's connection (a rogue process's): not an ask to one.
+                if let Some(pid) = executor_at(self.port) {
+                    crate::history::shutdown_asked(self.agent, pid);
+                }
             }
             self.skip = length - (wanted - 4);
             self.head.clear();
@@ -147,7 +153,9 @@ mod tests {
         }));
         bytes.extend(frame(Body::ReconnectExecutor(Default::default())));
         bytes.extend(frame(Body::ShutdownExecutor(ShutdownExecutor::default())));
-        let mut watch = Watch::new(1, 7);
+        begin();
+        connected(49_200, Some(7));
+        let mut watch = Watch::new(1, 49_200);
         for chunk in bytes.chunks(3) {
             watch.wrote(chunk);
         }
