@@ -44,7 +44,9 @@ pub fn begin() {
 /// Takes the answers the agents left, at simulated time `now`.
 pub fn after_step(now: Duration) {
     for (listen, text) in revenant::observe::take_agent_metrics() {
-        let port = listen.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        let port = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
         let Some(agent) = (1..=64).find(|k| Some(crate::hosts::agent_port(*k)) == port) else {
             continue;
         };

@@ -161,6 +161,9 @@ mod tests {
         }
         let history = crate::history::take();
         assert_eq!(history.shutdown_asks.len(), 2);
-        assert!(history.shutdown_asks.iter().all(|a| a.pid == 7 && a.agent == 1));
+        assert!(history
+            .shutdown_asks
+            .iter()
+            .all(|a| a.pid == 7 && a.agent == 1));
     }
 }

@@ -54,7 +54,9 @@ pub fn check(
     }
     let undamaged = !disk_faults_fired
         && !observations.corruption_injected
-        && !DAMAGING.iter().any(|k| observations.fault_kinds.contains(k));
+        && !DAMAGING
+            .iter()
+            .any(|k| observations.fault_kinds.contains(k));
     if undamaged {
         for report in &observations.agent_metrics {
             if let Ok(count) = report.recovery_errors {
