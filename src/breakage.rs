@@ -145,4 +145,11 @@ pub struct Breakage {
     /// SEC40): the rogue framework fails another framework over (the `rogue` oracle,
     /// SEC41).
     pub master_ignores_framework_principal: bool,
+    /// The agent shuts a framework's executors down with no grace period: the deadline
+    /// of the kill is the moment of the ask, so each is killed at the agent's next
+    /// check (docs/task-lifecycle.md L36 broken).
+    pub executor_shutdown_without_grace: bool,
+    /// Non-strict recovery warns of the damage it meets but counts none: `/metrics`
+    /// reports no recovery error (docs/recovery-rules.md R43 broken).
+    pub recovery_counts_no_errors: bool,
 }

@@ -53,6 +53,8 @@ pub(crate) fn drive(
     crate::history::begin();
     crate::durability::begin();
     crate::update_receipts::begin();
+    crate::shutdown_asks::begin();
+    crate::agent_metrics::begin();
     crate::reconcile_watch::begin();
     crate::corrupt::begin(scenario.swarm.is_some());
     crate::gc_watch::begin();
@@ -71,6 +73,7 @@ pub(crate) fn drive(
     revenant::checkpoint::recover::skip_unreadable_listings(
         options.breakage.recovery_skips_unreadable_listing,
     );
+    revenant::checkpoint::recover::count_no_errors(options.breakage.recovery_counts_no_errors);
     crate::crash_hooks::install(options);
     let masters_disk = crate::driver_hosts::add_masters(&mut sim, scenario, seed, options);
     let machines = crate::driver_hosts::add_agent_machine(
@@ -127,6 +130,7 @@ pub(crate) fn drive(
         driver.crash_at_messages(now);
         driver.crash_point_power_loss();
         crate::master_reports::after_step(&driver.observations, driver.sim.elapsed(), duration);
+        crate::agent_metrics::after_step(driver.sim.elapsed());
     }
     revenant::observe::want_master_states(false);
     frameworks.done.set(true);
@@ -454,6 +458,7 @@ impl Driver<'_, '_> {
             observations.update_receipts = crate::update_receipts::take();
             observations.reconciliations = crate::reconcile_watch::take();
             observations.gc_removals = crate::gc_watch::take();
+            observations.agent_metrics = crate::agent_metrics::take();
         }
         observations
     }

@@ -619,7 +619,7 @@ fn machine_env(
                         wall_offset: env_machine.wall_offset.clone(),
                     }),
                     fs: Rc::new(env_machine.fs.clone()),
-                    net: Rc::new(SimNet::on(AGENT_HOST)),
+                    net: Rc::new(SimNet::for_executor(AGENT_HOST, pid)),
                     processes: Rc::new(SimProcesses {
                         table: env_machine.processes.clone(),
                         env_for: Rc::new(|_| unreachable!("executors launch no processes")),

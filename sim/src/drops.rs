@@ -205,6 +205,9 @@ pub struct FilteredStream {
     written: Option<Vec<u8>>,
     /// The timeline's message log, when one is recording (`crate::messages`).
     tap: Option<crate::messages::Tap>,
+    /// On an agent's end of an executor's connection: the shutdown asks it writes
+    /// (`crate::shutdown_asks`).
+    asks: Option<crate::shutdown_asks::Watch>,
     /// The buffer each read from `inner` goes through, made at the first read and kept
     /// (docs/recovery-latency.md P40).
     chunk: Vec<u8>,
@@ -227,6 +230,7 @@ impl FilteredStream {
             held: Vec::new(),
             written: None,
             tap: None,
+            asks: None,
             chunk: Vec::new(),
         }
         .watching_writes()
@@ -274,6 +278,14 @@ impl FilteredStream {
     /// when its host runs several.
     pub fn tapped(mut self, connected: bool, process: Option<&str>) -> FilteredStream {
         self.tap = crate::messages::Tap::new(&self.local, &self.peer, connected, process);
+        self
+    }
+
+    /// Watches the shutdown asks this end writes, if it is agent process `agent`'s end of
+    /// a connection whose other end's port on the agent's machine is `port`
+    /// (`(agent, port)`).
+    pub fn watching_asks(mut self, asks: Option<(u32, u16)>) -> FilteredStream {
+        self.asks = asks.map(|(agent, port)| crate::shutdown_asks::Watch::new(agent, port));
         self
     }
 
@@ -469,6 +481,9 @@ impl AsyncWrite for FilteredStream {
         if let Poll::Ready(Ok(n)) = &written {
             let n = *n;
             this.wrote(&buf[..n]);
+            if let Some(asks) = &mut this.asks {
+                asks.wrote(&buf[..n]);
+            }
             if let Some(tap) = &mut this.tap {
                 tap.sent(&buf[..n]);
             }

@@ -140,6 +140,22 @@ pub struct AgentStart {
     pub resources_on_disk: Option<String>,
 }
 
+/// The agent signalled a live executor process (through its process seam), or wrote a
+/// `ShutdownExecutor` to it (on its connection, `crate::shutdown_asks`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentAct {
+    /// When (simulated time).
+    pub time: Duration,
+    /// The agent process (1, 2, ...).
+    pub agent: u32,
+    /// Its incarnation then.
+    pub incarnation: u64,
+    /// The executor process.
+    pub pid: u32,
+    /// The machine boot.
+    pub boot: u64,
+}
+
 /// Everything recorded in one run.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -155,6 +171,12 @@ pub struct History {
     pub panics: Vec<(Duration, String)>,
     /// What each agent process's `resources.info` held on the disk when the run ended.
     pub final_resources: BTreeMap<u32, Option<String>>,
+    /// The agent's kills of live executor processes, in order (docs/task-lifecycle.md
+    /// L36).
+    pub agent_kills: Vec<AgentAct>,
+    /// The `ShutdownExecutor` messages the agent wrote to executor processes, in order
+    /// (docs/task-lifecycle.md L36).
+    pub shutdown_asks: Vec<AgentAct>,
     /// The current boot of the agent machine (while recording).
     boot: u64,
     /// The current incarnation of each agent process (while recording).
@@ -280,6 +302,38 @@ pub fn process_started(pid: u32, executor_id: &str, container: &str, owner: u32,
             hung,
             ended: None,
         });
+    });
+}
+
+/// Agent process `agent` did something to executor process `pid` of the current boot.
+fn agent_act(agent: u32, pid: u32) -> impl FnOnce(&History) -> AgentAct {
+    let time = now();
+    move |history: &History| AgentAct {
+        time,
+        agent,
+        incarnation: history.incarnations.get(&agent).copied().unwrap_or(0),
+        pid,
+        boot: history.boot,
+    }
+}
+
+/// Agent process `agent` signalled executor process `pid` of the current boot, which was
+/// alive.
+pub fn agent_killed(agent: u32, pid: u32) {
+    let act = agent_act(agent, pid);
+    with(|history| {
+        let act = act(history);
+        history.agent_kills.push(act);
+    });
+}
+
+/// Agent process `agent` wrote a `ShutdownExecutor` to executor process `pid` of the
+/// current boot.
+pub fn shutdown_asked(agent: u32, pid: u32) {
+    let act = agent_act(agent, pid);
+    with(|history| {
+        let act = act(history);
+        history.shutdown_asks.push(act);
     });
 }
 

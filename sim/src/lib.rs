@@ -31,6 +31,8 @@
 //! | [`master_reports`] | what each master's `/state` said at the end of the run, for the `master_state` oracle |
 //! | [`update_receipts`] | the status updates and registrations the masters received from the agent machine, with times |
 //! | [`reconcile_watch`] | reconciliation requests and answers on the wire, and each master's knowledge over time, for the `reconciliation` oracle |
+//! | [`shutdown_asks`] | the `ShutdownExecutor` asks the agent wrote to executor processes, by pid, for the `shutdown_grace` oracle |
+//! | [`agent_metrics`] | each agent incarnation's `/metrics` once its recovery read the disk, for the `recovery_errors` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
 //! | [`trace`] | the run's trace from the real code's `tracing` events, in simulated time |
@@ -44,6 +46,7 @@
 //! | [`timeline`] | a run drawn as one self-contained HTML file: lanes, messages, faults, decisions, violations |
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod agent_metrics;
 pub mod apply_fault;
 pub mod branch;
 pub mod clock;
@@ -81,6 +84,7 @@ pub mod schedule;
 pub mod seams;
 pub mod seed;
 pub mod shrink;
+pub mod shutdown_asks;
 pub mod sweep;
 pub mod timeline;
 pub mod trace;

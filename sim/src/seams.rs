@@ -105,6 +105,9 @@ pub struct SimNet {
     /// The process using it, when the host runs several (an agent process: `agent1/2`),
     /// for the timeline's message log (docs/failing-runs.md F6).
     pub process: Option<String>,
+    /// The executor process using it (its pid), so that its agent's end of its
+    /// connection knows who it writes to (`crate::shutdown_asks`).
+    pub executor_pid: Option<u32>,
 }
 
 impl SimNet {
@@ -113,6 +116,16 @@ impl SimNet {
         SimNet {
             host: host.to_owned(),
             process: None,
+            executor_pid: None,
+        }
+    }
+
+    /// The network seen from `host` by executor process `pid`.
+    pub fn for_executor(host: &str, pid: u32) -> SimNet {
+        SimNet {
+            host: host.to_owned(),
+            process: None,
+            executor_pid: Some(pid),
         }
     }
 
@@ -121,6 +134,7 @@ impl SimNet {
         SimNet {
             host: host.to_owned(),
             process: Some(process.to_owned()),
+            executor_pid: None,
         }
     }
 }
@@ -131,6 +145,7 @@ impl Listener for SimListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
+            let peer_port = peer.port();
             let peer_host = if peer.ip().is_loopback() {
                 self.2.clone()
             } else {
@@ -141,8 +156,17 @@ impl Listener for SimListener {
                 Some(principal) => format!("{principal}@{peer}"),
                 None => peer.to_string(),
             };
+            // docs/task-lifecycle.md L36: an agent's end of a connection from its own
+            // machine (an executor's, if one connected from that port).
+            let asks = match self.3.as_deref() {
+                Some(process) if peer_host == self.2 => {
+                    crate::hosts::agent_of_host(process).map(|agent| (agent, peer_port))
+                }
+                _ => None,
+            };
             let stream = FilteredStream::new(Box::new(stream), self.2.clone(), peer_host)
-                .tapped(false, self.3.as_deref());
+                .tapped(false, self.3.as_deref())
+                .watching_asks(asks);
             Ok((Box::new(stream) as BoxStream, peer))
         })
     }
@@ -172,9 +196,15 @@ impl Network for SimNet {
         let addr = addr.to_owned();
         let host = self.host.clone();
         let process = self.process.clone();
+        let executor_pid = self.executor_pid;
         Box::pin(async move {
             let (name, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            // docs/task-lifecycle.md L36: an executor's wake endpoint (a restarted agent
+            // connects to it and keeps the connection as the executor's).
+            if host == crate::hosts::AGENT_HOST {
+                crate::shutdown_asks::connected(listener.local_addr()?.port(), executor_pid);
+            }
             // Port 0 takes any free port (an executor's wake endpoint): its address is
             // the one the network gave.
             let addr = if port == 0 {
@@ -189,11 +219,27 @@ impl Network for SimNet {
         let addr = addr.to_owned();
         let local = self.host.clone();
         let process = self.process.clone();
+        let executor_pid = self.executor_pid;
         Box::pin(async move {
             let (host, port) = split_address(&addr)?;
             let stream = turmoil::net::TcpStream::connect((host.clone(), port)).await?;
+            // docs/task-lifecycle.md L36: which process opened the connection (a port
+            // reused by another process no longer names the earlier one).
+            let mut asks = None;
+            if local == crate::hosts::AGENT_HOST {
+                crate::shutdown_asks::connected(stream.local_addr()?.port(), executor_pid);
+                // An agent's connection to an executor's wake endpoint.
+                if host == crate::hosts::AGENT_HOST {
+                    asks = process
+                        .as_deref()
+                        .and_then(crate::hosts::agent_of_host)
+                        .map(|agent| (agent, port));
+                }
+            }
             Ok(Box::new(
-                FilteredStream::new(Box::new(stream), local, host).tapped(true, process.as_deref()),
+                FilteredStream::new(Box::new(stream), local, host)
+                    .tapped(true, process.as_deref())
+                    .watching_asks(asks),
             ) as BoxStream)
         })
     }
@@ -628,6 +674,10 @@ impl Processes for SimProcesses {
             let table = self.table.borrow();
             if let Some(entry) = table.processes.get(&process.pid) {
                 if entry.id.start_time == process.start_time {
+                    if !entry.exited.get() && !entry.handle.is_finished() {
+                        // docs/task-lifecycle.md L36: the process table saw the agent kill it.
+                        crate::history::agent_killed(self.owner, process.pid);
+                    }
                     entry.handle.abort();
                     entry.exited.set(true);
                     crate::history::process_ended(process.pid, crate::history::ProcessEnd::Killed);

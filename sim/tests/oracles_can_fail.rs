@@ -1079,3 +1079,69 @@ fn resources_catches_a_non_strict_agent_that_forgets_its_checkpointed_resources(
         "resources did not catch a non-strict agent that forgot its resources"
     );
 }
+
+/// docs/task-lifecycle.md L36: an agent that kills the executors of a framework it shuts
+/// down at its next check, instead of after the grace period from its ask (the deadline
+/// set to the moment of the ask), is caught from the wire and the process table: the
+/// restarted agent asks the reconnected executor to shut down and kills it at once.
+#[test]
+fn shutdown_grace_catches_executors_killed_without_grace() {
+    let breakage = Breakage {
+        executor_shutdown_without_grace: true,
+        ..Breakage::default()
+    };
+    let scenario = "torn_down_framework_shut_down_on_reregistration.toml";
+    assert_rule_caught(scenario, 0, breakage, "shutdown_grace", "L36");
+}
+
+/// docs/recovery-rules.md R43: non-strict recovery that warns of an undecodable record
+/// (and cuts it) but counts no error leaves the agent's `/metrics` saying the disk was
+/// undamaged; caught from the simulator's own corruption fault.
+#[test]
+fn recovery_errors_catches_damage_left_uncounted() {
+    let breakage = Breakage {
+        recovery_counts_no_errors: true,
+        ..Breakage::default()
+    };
+    let scenario = "undecodable_record_cut_on_restart.toml";
+    assert_rule_caught(scenario, 0, breakage, "recovery_errors", "R43");
+}
+
+/// docs/task-lifecycle.md L36 on hand-made histories: what the rule holds an agent to
+/// across restarts and departures. A kill 10 ms after the same incarnation's ask fails;
+/// one a whole grace period after it, one by a later incarnation (which does not know
+/// of the ask), one of another process, and one by an incarnation that then leaves the
+/// cluster, hold.
+#[test]
+fn shutdown_grace_holds_each_incarnation_to_its_own_ask() {
+    use revenant_sim::cluster::{AgentOutcome, Observations};
+    use revenant_sim::history::AgentAct;
+    use revenant_sim::oracles::shutdown_grace;
+    use std::time::Duration;
+    let act = |ms: u64, incarnation: u64, pid: u32| AgentAct {
+        time: Duration::from_millis(ms),
+        agent: 1,
+        incarnation,
+        pid,
+        boot: 1,
+    };
+    let judged = |asks: Vec<AgentAct>, kills: Vec<AgentAct>, exits| {
+        let mut observations = Observations::default();
+        observations.history.shutdown_asks = asks;
+        observations.history.agent_kills = kills;
+        observations.agent_exits = exits;
+        shutdown_grace::check(&observations)
+    };
+    let early = judged(vec![act(10_000, 2, 7)], vec![act(10_010, 2, 7)], vec![]);
+    assert_eq!(early.len(), 1, "{early:?}");
+    assert!(early[0].message.contains("(L36)"), "{early:?}");
+    assert!(judged(vec![act(10_000, 2, 7)], vec![act(15_000, 2, 7)], vec![]).is_empty());
+    assert!(judged(vec![act(10_000, 2, 7)], vec![act(12_000, 3, 7)], vec![]).is_empty());
+    assert!(judged(vec![act(10_000, 2, 7)], vec![act(10_010, 2, 8)], vec![]).is_empty());
+    let left = vec![(
+        Duration::from_millis(10_010),
+        1,
+        AgentOutcome::Exited("ShutDown(\"removed\")".into()),
+    )];
+    assert!(judged(vec![act(10_000, 2, 7)], vec![act(10_010, 2, 7)], left).is_empty());
+}

@@ -46,7 +46,12 @@ impl Agent {
         if broken!(self.config.breakage.ignore_shutdown_framework) {
             return Ok(());
         }
-        let deadline = self.now() + EXECUTOR_SHUTDOWN_GRACE_PERIOD;
+        // docs/task-lifecycle.md L36: the grace period counts from the ask.
+        let deadline = if broken!(self.config.breakage.executor_shutdown_without_grace) {
+            self.now()
+        } else {
+            self.now() + EXECUTOR_SHUTDOWN_GRACE_PERIOD
+        };
         let Some(framework) = self.frameworks.get_mut(&fid) else {
             info!(target: "revenant::agent", framework = %fid, "shutdown of a framework the agent does not run: nothing to do");
             return Ok(());

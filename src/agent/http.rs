@@ -74,6 +74,12 @@ impl Agent {
         }
     }
 
+    /// The body of the `/metrics` answer, for the simulator's tap (`crate::observe`).
+    #[cfg(feature = "coverage")]
+    pub(super) fn metrics_text(&self) -> String {
+        self.metrics().response().body
+    }
+
     fn metrics(&self) -> AgentMetrics {
         let mut tasks_by_state: BTreeMap<String, usize> = BTreeMap::new();
         for (_, _, executor) in self.executors() {

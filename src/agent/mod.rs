@@ -418,6 +418,12 @@ pub async fn run(env: Env, config: AgentConfig) -> Result<AgentExit, AgentError>
     // the updates it writes (tasks of executors that died while the agent was down)
     // share one group commit too.
     agent.batch(group_commit::Durability::Now, |agent| agent.recover())?;
+    // The simulator's tap: what `/metrics` answers once recovery has read the disk
+    // (docs/recovery-rules.md R43).
+    #[cfg(feature = "coverage")]
+    if crate::observe::agent_metrics_wanted() {
+        crate::observe::report_agent_metrics(&agent.config.listen, agent.metrics_text());
+    }
     // The recovered tree is gone; what it took need not stay resident.
     agent.env.processes.release_free_memory();
     if agent.config.recover == RecoverMode::Cleanup {

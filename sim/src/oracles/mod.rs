@@ -17,10 +17,12 @@ pub mod master_state;
 pub mod no_panic;
 pub mod reboot;
 pub mod reconciliation;
+pub mod recovery_errors;
 pub mod recovery_read_error;
 pub mod recovery_timeout;
 pub mod resources;
 pub mod rogue;
+pub mod shutdown_grace;
 pub mod strict_recovery;
 pub mod teardown;
 pub mod terminal;
@@ -75,6 +77,13 @@ pub fn check_after(
         scenario,
         observations,
         &crate::corrupt::undecodable_so_far(),
+    ));
+    out.extend(shutdown_grace::check(observations));
+    out.extend(recovery_errors::check(
+        scenario,
+        observations,
+        &crate::corrupt::undecodable_so_far(),
+        !crate::fault_log::so_far().is_empty(),
     ));
     out.extend(expectations::check(scenario, trace, observations));
     out

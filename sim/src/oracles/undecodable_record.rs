@@ -30,40 +30,12 @@ pub fn check(
     if injected.is_empty() || scenario.agents > 1 {
         return Vec::new();
     }
-    let schedule = crate::schedule::schedule(scenario, observations.seed);
     let end = Duration::from_secs_f64(scenario.duration_s.max(0.0));
     let mut out = Vec::new();
     for record in injected {
-        // The first start after the record was written, with no reboot in between.
-        let starts = &observations.history.agent_starts;
-        let Some(first) = starts.iter().find(|s| s.time > record.time) else {
+        let Some(start) = first_reader(scenario, observations, record) else {
             continue;
         };
-        // The boot whose agent wrote the log: that of the last start before the record.
-        // A record written while the machine was off after a reboot is read by no
-        // recovery (the next start is in a new boot, R1).
-        let written_in = starts.iter().rev().find(|s| s.time <= record.time);
-        if written_in.is_some_and(|w| w.boot != first.boot) {
-            continue;
-        }
-        let start = first.time;
-        if observations
-            .reboots
-            .iter()
-            .any(|at| *at > record.time && *at <= start)
-        {
-            continue;
-        }
-        let removed_meanwhile = schedule.iter().any(|f| {
-            matches!(
-                f.kind,
-                FaultKind::WipeFrameworkMeta | FaultKind::DeleteRunDir
-            ) && Duration::from_secs_f64(f.at_s.max(0.0)) > record.time
-                && Duration::from_secs_f64(f.at_s.max(0.0)) <= start
-        });
-        if removed_meanwhile {
-            continue;
-        }
         // The incarnations of that boot: every start until the next reboot.
         let boot_ends = observations
             .reboots
@@ -132,4 +104,45 @@ pub fn check(
         }
     }
     out
+}
+
+/// The start time of the agent incarnation that must read `record`: the first start
+/// after it was written, in the boot whose agent wrote the log (no reboot between), with
+/// no operator damage (a framework's checkpoint wiped, a run directory deleted) between
+/// the record and that start. `None`: no such start is judged.
+pub(crate) fn first_reader(
+    scenario: &Scenario,
+    observations: &Observations,
+    record: &Undecodable,
+) -> Option<Duration> {
+    // The first start after the record was written, with no reboot in between.
+    let starts = &observations.history.agent_starts;
+    let first = starts.iter().find(|s| s.time > record.time)?;
+    // The boot whose agent wrote the log: that of the last start before the record.
+    // A record written while the machine was off after a reboot is read by no
+    // recovery (the next start is in a new boot, R1).
+    let written_in = starts.iter().rev().find(|s| s.time <= record.time);
+    if written_in.is_some_and(|w| w.boot != first.boot) {
+        return None;
+    }
+    let start = first.time;
+    if observations
+        .reboots
+        .iter()
+        .any(|at| *at > record.time && *at <= start)
+    {
+        return None;
+    }
+    let schedule = crate::schedule::schedule(scenario, observations.seed);
+    let removed_meanwhile = schedule.iter().any(|f| {
+        matches!(
+            f.kind,
+            FaultKind::WipeFrameworkMeta | FaultKind::DeleteRunDir
+        ) && Duration::from_secs_f64(f.at_s.max(0.0)) > record.time
+            && Duration::from_secs_f64(f.at_s.max(0.0)) <= start
+    });
+    if removed_meanwhile {
+        return None;
+    }
+    Some(start)
 }

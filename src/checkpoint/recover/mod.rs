@@ -82,6 +82,23 @@ fn skips_unreadable_listings() -> bool {
     SKIP_UNREADABLE_LISTINGS.with(std::cell::Cell::get)
 }
 
+#[cfg(feature = "breakage")]
+thread_local! {
+    static COUNT_NO_ERRORS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test-only breakage of docs/recovery-rules.md R43, for one simulated run on this
+/// thread: non-strict recovery warns of the damage it meets but counts none.
+#[cfg(feature = "breakage")]
+pub fn count_no_errors(on: bool) {
+    COUNT_NO_ERRORS.with(|k| k.set(on));
+}
+
+#[cfg(feature = "breakage")]
+fn counts_no_errors() -> bool {
+    COUNT_NO_ERRORS.with(std::cell::Cell::get)
+}
+
 /// How to recover.
 #[derive(Clone, Debug)]
 pub struct RecoverOptions {

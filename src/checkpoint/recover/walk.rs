@@ -68,7 +68,10 @@ impl Walk<'_> {
             });
         }
         crate::coverage::point!("recover_corrupt_file_counted");
-        *errors += 1;
+        // docs/recovery-rules.md R43: every error is counted (`/metrics`).
+        if !broken!(super::counts_no_errors()) {
+            *errors += 1;
+        }
         self.warn(path.to_path_buf(), WarningKind::Error, message);
         Ok(())
     }

@@ -1,0 +1,169 @@
+//! The shutdown asks an agent wrote to its executors, for the `shutdown_grace` oracle
+//! (docs/task-lifecycle.md L36): recorded in the simulated network seam as the agent's
+//! end of an executor's connection writes them, outside the code under test.
+//!
+//! An executor process connects to its agent, and listens for a restarted agent's wake
+//! (docs/recovery-rules.md R31), through a network seam that knows its pid
+//! ([`crate::seams::SimNet::for_executor`]); the connection's local port and the wake
+//! endpoint's port are kept here ([`connected`]), and the agent's end, accepting a
+//! connection from such a port or connecting to such an endpoint on its own machine,
+//! learns which executor process is at the other end ([`executor_at`]). A rogue local process connects through a seam that knows no pid,
+//! so what the agent writes to it is not an ask to an executor. The agent's end then
+//! frames what it writes, reading only each frame's length and first two body bytes (the
+//! `ShutdownExecutor` field's key): no copy of the frames, no draw, no trace line, so the
+//! run is the same run.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use crate::run_record::RunRecord;
+
+/// The key of `Envelope`'s `shutdown_executor` field (number 18, length-delimited), as
+/// its varint encoding's two bytes.
+const SHUTDOWN_EXECUTOR_KEY: [u8; 2] = [0x92, 0x01];
+
+thread_local! {
+    static PORTS: RefCell<BTreeMap<u16, u32>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+static RECORD: RunRecord<BTreeMap<u16, u32>> = RunRecord::new(&PORTS);
+
+/// Starts a run with no executor connection known.
+pub fn begin() {
+    RECORD.begin();
+}
+
+/// A process connected from local port `port`: executor process `pid`, or (`None`)
+/// another process.
+pub fn connected(port: u16, pid: Option<u32>) {
+    RECORD.with(|ports| match pid {
+        Some(pid) => ports.insert(port, pid),
+        None => ports.remove(&port),
+    });
+}
+
+/// The executor process that connected from local port `port`, if one did.
+pub fn executor_at(port: u16) -> Option<u32> {
+    RECORD.with(|ports| ports.get(&port).copied())
+}
+
+/// The agent's end of an executor's connection: finds the `ShutdownExecutor` frames it
+/// writes.
+pub struct Watch {
+    /// The agent process (1, 2, ...).
+    agent: u32,
+    /// The other end's port on the agent's machine: the executor process there is looked
+    /// up when an ask is found (the accepting end runs before the connecting one has
+    /// said who it is).
+    port: u16,
+    /// The current frame's first bytes (length, then up to two body bytes).
+    head: Vec<u8>,
+    /// Body bytes of the current frame still to pass over.
+    skip: usize,
+    /// Not the wire protocol: nothing more to find.
+    off: bool,
+}
+
+impl Watch {
+    /// Agent process `agent`'s end of a connection to port `port` of its machine.
+    pub fn new(agent: u32, port: u16) -> Watch {
+        Watch {
+            agent,
+            port,
+            head: Vec::with_capacity(6),
+            skip: 0,
+            off: false,
+        }
+    }
+
+    /// Bytes the agent wrote on the connection.
+    pub fn wrote(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.off {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            if self.head.len() < 4 {
+                let n = (4 - self.head.len()).min(bytes.len());
+                self.head.extend_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                if self.head.len() < 4 {
+                    return;
+                }
+            }
+            let length = self.length();
+            if length > revenant::wire::FRAME_BYTES_MAX {
+                self.off = true;
+                return;
+            }
+            let wanted = 4 + length.min(2);
+            if self.head.len() < wanted {
+                let n = (wanted - self.head.len()).min(bytes.len());
+                self.head.extend_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                if self.head.len() < wanted {
+                    return;
+                }
+            }
+            if self.head[4..] == SHUTDOWN_EXECUTOR_KEY {
+                // Not an executor's connection (a rogue process's): not an ask to one.
+                if let Some(pid) = executor_at(self.port) {
+                    crate::history::shutdown_asked(self.agent, pid);
+                }
+            }
+            self.skip = length - (wanted - 4);
+            self.head.clear();
+        }
+    }
+
+    fn length(&self) -> usize {
+        u32::from_le_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+    use revenant::proto::{envelope::Body, Envelope, ShutdownExecutor};
+
+    fn frame(body: Body) -> Vec<u8> {
+        let bytes = Envelope { body: Some(body) }.encode_to_vec();
+        let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&bytes);
+        out
+    }
+
+    #[test]
+    fn the_key_is_the_shutdown_executor_field() {
+        let shutdown = frame(Body::ShutdownExecutor(ShutdownExecutor {
+            reason: "framework shut down".into(),
+        }));
+        assert_eq!(shutdown[4..6], SHUTDOWN_EXECUTOR_KEY);
+    }
+
+    #[test]
+    fn finds_asks_across_split_writes() {
+        crate::history::begin();
+        crate::history::agent_started(1, 1, None);
+        let mut bytes = frame(Body::ShutdownExecutor(ShutdownExecutor {
+            reason: "x".into(),
+        }));
+        bytes.extend(frame(Body::ReconnectExecutor(Default::default())));
+        bytes.extend(frame(Body::ShutdownExecutor(ShutdownExecutor::default())));
+        begin();
+        connected(49_200, Some(7));
+        let mut watch = Watch::new(1, 49_200);
+        for chunk in bytes.chunks(3) {
+            watch.wrote(chunk);
+        }
+        let history = crate::history::take();
+        assert_eq!(history.shutdown_asks.len(), 2);
+        assert!(history
+            .shutdown_asks
+            .iter()
+            .all(|a| a.pid == 7 && a.agent == 1));
+    }
+}
