@@ -207,9 +207,9 @@ fn crash_states(disk: &SimFs, point: u64, bound: usize) -> Vec<Choice> {
         distinct(choice, &mut out);
     }
     let plain = out.len();
-    let zeroed = [Choice::KeepAllZeroed].into_iter().chain(
-        (0..8).map(|a| Choice::SeededZeroed(derive_seed(point, &format!("zero-fill-{a}")))),
-    );
+    let zeroed = [Choice::KeepAllZeroed]
+        .into_iter()
+        .chain((0..8).map(|a| Choice::SeededZeroed(derive_seed(point, &format!("zero-fill-{a}")))));
     for choice in zeroed {
         if out.len() >= plain + ZERO_FILLED_STATES {
             break;

@@ -942,10 +942,19 @@ fn zero_fill_leaves_one_run_of_zeroes_among_the_unsynced_appended_bytes_only() {
         assert!(tail.len() <= APPENDED.len(), "grew: {data:?}");
         // Every byte is the appended one or a zero, and the zeroes that replaced bytes
         // form one run.
-        let replaced: Vec<usize> = (0..tail.len()).filter(|&i| tail[i] != APPENDED[i]).collect();
-        assert!(replaced.iter().all(|&i| tail[i] == 0), "not zeroes: {tail:?}");
+        let replaced: Vec<usize> = (0..tail.len())
+            .filter(|&i| tail[i] != APPENDED[i])
+            .collect();
+        assert!(
+            replaced.iter().all(|&i| tail[i] == 0),
+            "not zeroes: {tail:?}"
+        );
         if let (Some(first), Some(last)) = (replaced.first(), replaced.last()) {
-            assert_eq!(last - first + 1, replaced.len(), "two runs of zeroes: {tail:?}");
+            assert_eq!(
+                last - first + 1,
+                replaced.len(),
+                "two runs of zeroes: {tail:?}"
+            );
             if replaced.len() == tail.len() {
                 whole_tail_zeroed = true;
             } else {
