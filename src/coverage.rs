@@ -94,6 +94,10 @@ mod counting {
         "master_reconciled_unknown_task",
         "master_reconciled_unknown_task_at_once",
         "master_framework_failover_timeout",
+        // sim/src: a crash state the simulator made, not an agent branch
+        // (docs/crash-points.md CP-7): a power loss left un-synced appended bytes as
+        // zeroes.
+        "sim_power_loss_zero_filled",
     ];
 
     thread_local! {

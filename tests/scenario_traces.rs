@@ -188,6 +188,7 @@ catalogue!(
     checkpointed_resources_resent_on_reregistration,
     cleanup_shuts_down_executors,
     completed_executor_not_relaunched,
+    dangling_latest_agent_stops_recovery,
     dangling_latest_run_ignored,
     disk_full_during_checkpoint,
     dropped_forward_replayed_after_restart,

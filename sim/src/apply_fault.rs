@@ -194,6 +194,7 @@ pub(crate) fn apply_fault(
         | FaultKind::DiskError
         | FaultKind::TornAppend
         | FaultKind::DeleteRunDir
+        | FaultKind::DeleteAgentDir
         | FaultKind::BreakWake
         | FaultKind::RewriteForkedPid
         | FaultKind::ClockJump => machine_fault(cx, machine, fault, restart, &new_flags),
@@ -318,7 +319,12 @@ fn machine_fault(
             *machine.processes.borrow_mut() = ProcessTable::default();
             crate::history::machine_down();
             let before = machine.fs.tree();
-            let loss = machine.fs.power_loss(rng);
+            // docs/crash-points.md CP-7: zeroes from a stream of their own, so that the
+            // run's stream is asked what it was asked before.
+            let loss = match fault.zero_fill {
+                Some(stream) => crate::faults::zero_filled_power_loss(&machine.fs, rng, stream),
+                None => machine.fs.power_loss(rng),
+            };
             crate::durability::power_loss(&before, &machine.fs);
             machine.boot.set(machine.boot.get() + 1);
             let restart = restart.unwrap_or(Duration::from_secs(10));
@@ -403,6 +409,13 @@ fn machine_fault(
                 fault.error.as_deref(),
                 fault.ops,
             ))
+        }
+        // docs/simulator-reach.md 15e: done while the agent is down.
+        FaultKind::DeleteAgentDir => {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            crate::faults::delete_agent_dir(&machine.fs, &machine.work_dir)
         }
         FaultKind::DeleteRunDir => {
             if machine.agent.borrow().is_some() {

@@ -47,6 +47,13 @@ thread_local! {
 
 thread_local! {
     static OPERATOR_REPAIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static AGENT_DIR_DELETED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records that an operator removed the latest agent's directory in this run
+/// (`delete_agent_dir`), for [`operator_repair`].
+pub fn agent_dir_deleted() {
+    AGENT_DIR_DELETED.with(|d| d.set(true));
 }
 
 /// Starts a run with no undecodable record injected; `swarm`: whether the operator
@@ -54,6 +61,7 @@ thread_local! {
 pub fn begin(swarm: bool) {
     UNDECODABLE.with(|u| u.borrow_mut().clear());
     OPERATOR_REPAIRS.with(|r| r.set(swarm));
+    AGENT_DIR_DELETED.with(|d| d.set(false));
 }
 
 /// docs/simulator-reach.md rule 14u: in a swarm, once a strict recovery has stopped
@@ -61,8 +69,13 @@ pub fn begin(swarm: bool) {
 /// says (start afresh as a new agent: remove `meta/slaves/latest`, durably) so that the
 /// run goes on with an agent. Returns whether it did (the supervisor then starts the
 /// agent again).
+///
+/// The same repair follows a recovery stopped by the operator's own damage, an agent
+/// directory removed under its `latest` link (docs/simulator-reach.md 15e,
+/// docs/recovery-rules.md R46).
 pub fn operator_repair(fs: &SimFs, work_dir: &std::path::Path) -> bool {
-    if !OPERATOR_REPAIRS.with(std::cell::Cell::get) || undecodable_so_far().is_empty() {
+    let damaged = !undecodable_so_far().is_empty() || AGENT_DIR_DELETED.with(std::cell::Cell::get);
+    if !OPERATOR_REPAIRS.with(std::cell::Cell::get) || !damaged {
         return false;
     }
     let slaves = work_dir.join("meta/slaves");

@@ -67,6 +67,8 @@ pub struct PointReport {
     pub states_found: usize,
     /// What the power loss left, in words.
     pub power_loss: Option<String>,
+    /// Whether the power loss left zeroed bytes (rule CP-7).
+    pub zero_filled: bool,
 }
 
 struct Armed {
@@ -152,6 +154,11 @@ enum Choice {
     DurableOnly,
     KeepAll,
     Seeded(u64),
+    /// Rule CP-7: every pending operation kept, and every byte no sync covers zeroed.
+    KeepAllZeroed,
+    /// Rule CP-7: a state drawn from the seed, with zeroes drawn from a stream of their
+    /// own.
+    SeededZeroed(u64),
 }
 
 impl Choice {
@@ -160,17 +167,35 @@ impl Choice {
             Choice::DurableOnly => disk.power_loss_durable_only(),
             Choice::KeepAll => disk.power_loss_keep_all(),
             Choice::Seeded(seed) => disk.power_loss(&mut rand::rngs::StdRng::seed_from_u64(seed)),
+            Choice::KeepAllZeroed => disk.power_loss_zero_filled_with(&mut |n| n, &mut |n| n),
+            Choice::SeededZeroed(seed) => disk.power_loss_zero_filled(
+                &mut rand::rngs::StdRng::seed_from_u64(seed),
+                &mut rand::rngs::StdRng::seed_from_u64(derive_seed(seed, "zero-fill")),
+            ),
         }
     }
 }
 
-/// The distinct crash states a power loss may leave on `disk` now, up to `bound`, in a
-/// fixed order (rule CP-3): the harshest (only what is durable), the mildest (every
-/// pending operation kept), then states drawn from seeds derived from the point, each
-/// kept only when the tree it leaves differs from every one before.
+/// How many zero-filled states (rule CP-7) a point tries at most, beyond the bound.
+pub const ZERO_FILLED_STATES: usize = 2;
+
+/// The distinct crash states a power loss may leave on `disk` now, in a fixed order
+/// (rule CP-3): up to `bound` of the harshest (only what is durable), the mildest
+/// (every pending operation kept), then states drawn from seeds derived from the point;
+/// then (rule CP-7) up to [`ZERO_FILLED_STATES`] more with zeroed bytes, the mildest
+/// with every un-synced byte zeroed, then one drawn. Each is kept only when the tree it
+/// leaves differs from every one before, so the states of the first part keep their
+/// indices.
 fn crash_states(disk: &SimFs, point: u64, bound: usize) -> Vec<Choice> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    let mut distinct = |choice: Choice, out: &mut Vec<Choice>| {
+        let copy = disk.fork();
+        choice.apply(&copy);
+        if seen.insert(format!("{:?}", copy.tree())) {
+            out.push(choice);
+        }
+    };
     let attempts = (bound * 4).max(8) as u64;
     let candidates = [Choice::DurableOnly, Choice::KeepAll].into_iter().chain(
         (0..attempts).map(|a| Choice::Seeded(derive_seed(point, &format!("power-loss-{a}")))),
@@ -179,11 +204,17 @@ fn crash_states(disk: &SimFs, point: u64, bound: usize) -> Vec<Choice> {
         if out.len() >= bound {
             break;
         }
-        let copy = disk.fork();
-        choice.apply(&copy);
-        if seen.insert(format!("{:?}", copy.tree())) {
-            out.push(choice);
+        distinct(choice, &mut out);
+    }
+    let plain = out.len();
+    let zeroed = [Choice::KeepAllZeroed]
+        .into_iter()
+        .chain((0..8).map(|a| Choice::SeededZeroed(derive_seed(point, &format!("zero-fill-{a}")))));
+    for choice in zeroed {
+        if out.len() >= plain + ZERO_FILLED_STATES {
+            break;
         }
+        distinct(choice, &mut out);
     }
     out
 }
@@ -226,6 +257,10 @@ impl PointFs {
                 let before = self.disk.tree();
                 let loss = choice.apply(&self.disk);
                 crate::durability::power_loss(&before, &self.disk);
+                if loss.files_zeroed > 0 {
+                    revenant::coverage::hit("sim_power_loss_zero_filled");
+                    report.zero_filled = true;
+                }
                 report.fired = true;
                 report.power_loss = Some(format!(
                     "power loss at agent filesystem operation {index} ({kind} {}), crash state {} of {} ({choice:?}: {loss:?})",

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::cluster::{self, RunOptions};
 pub use crate::crash_hooks::{
     install, take_power_loss, take_report, wrap, AgentOp, PointReport, POWER_LOSS_BOOT_AFTER,
+    ZERO_FILLED_STATES,
 };
 use crate::oracles::Violation;
 use crate::scenario::Scenario;
@@ -79,6 +80,8 @@ pub struct Report {
     pub power_loss_points: usize,
     /// Runs with a power loss.
     pub power_loss_runs: usize,
+    /// Of those, runs whose power loss left zeroed bytes (rule CP-7).
+    pub zero_filled_runs: usize,
     /// Failed runs.
     pub failures: Vec<PointFailure>,
     /// Violations of the counting run itself (the scenario does not hold without a crash).
@@ -163,6 +166,7 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
     let more: Mutex<Vec<(usize, Mode)>> = Mutex::new(Vec::new());
     let process_runs = AtomicUsize::new(0);
     let power_runs = AtomicUsize::new(0);
+    let zero_filled_runs = AtomicUsize::new(0);
     let run_jobs = |jobs: &[(usize, Mode)]| {
         let next = AtomicUsize::new(0);
         let total = jobs.len();
@@ -190,6 +194,9 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
                         }
                         Mode::PowerLoss(state) => {
                             power_runs.fetch_add(1, Ordering::Relaxed);
+                            if point.zero_filled {
+                                zero_filled_runs.fetch_add(1, Ordering::Relaxed);
+                            }
                             if *state == 0 {
                                 let mut more = more.lock().expect("lock");
                                 for other in 1..point.states_found {
@@ -255,6 +262,7 @@ pub fn search(scenario: &Scenario, settings: &Settings) -> Result<Report, String
     report.failures = failures;
     report.process_runs = process_runs.into_inner();
     report.power_loss_runs = power_runs.into_inner();
+    report.zero_filled_runs = zero_filled_runs.into_inner();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -302,12 +310,13 @@ impl Report {
             }
         }
         out.push_str(&format!(
-            "scenario {}: {} filesystem operations of the agent; {} runs with the agent dying at one, {} runs with a power loss at {} points; {} failed; {:.1}s\n",
+            "scenario {}: {} filesystem operations of the agent; {} runs with the agent dying at one, {} runs with a power loss at {} points ({} left zeroed bytes, CP-7); {} failed; {:.1}s\n",
             self.scenario,
             self.ops.len(),
             self.process_runs,
             self.power_loss_runs,
             self.power_loss_points,
+            self.zero_filled_runs,
             self.failures.len(),
             self.seconds
         ));

@@ -166,7 +166,7 @@ pub fn weight_boundaries(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]
 /// from a stream of its own: whether the kind is on (`kind_on_probability`), how many
 /// (a Poisson count by thinning, as for the others), when, and what it names (a message
 /// kind, an error). Operator damage (`wipe_framework_meta`, `delete_run_dir`,
-/// `rewrite_forked_pid`) is done while the agent is down, so the swarm stops the agent
+/// `delete_agent_dir`, `rewrite_forked_pid`) is done while the agent is down, so the swarm stops the agent
 /// first (an `agent_crash`, restarted after at least 2 s) and damages its disk half a
 /// second later.
 pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
@@ -250,6 +250,7 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                 }
                 FaultKind::WipeFrameworkMeta
                 | FaultKind::DeleteRunDir
+                | FaultKind::DeleteAgentDir
                 | FaultKind::RewriteForkedPid
                 | FaultKind::Corrupt => {
                     let mut stop = FaultSpec::new(at_s, FaultKind::AgentCrash);
@@ -373,6 +374,28 @@ pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<S
     Some(format!(
         "run directory deleted: {}/{container} (runs/latest dangles)",
         shown.display()
+    ))
+}
+
+/// Operator damage (docs/simulator-reach.md 15e): deletes (durably) the checkpoint
+/// directory of the agent `meta/slaves/latest` names, and leaves the link, as an
+/// operator's clean-up that forgot the link does; says which, or `None` when there is
+/// no such directory. Recovery must stop on the dangling link, strict or not
+/// (docs/recovery-rules.md R40, R46).
+pub fn delete_agent_dir(fs: &SimFs, work_dir: &Path) -> Option<String> {
+    let slaves = work_dir.join("meta/slaves");
+    let id = fs.read_link(&slaves.join("latest")).ok()?;
+    let id = id.file_name()?.to_owned();
+    let dir = slaves.join(&id);
+    if !fs.is_dir(&dir) {
+        return None;
+    }
+    fs.remove_dir_all(&dir).ok()?;
+    fs.sync_dir(&slaves).ok()?;
+    crate::corrupt::agent_dir_deleted();
+    Some(format!(
+        "agent checkpoint directory deleted: meta/slaves/{} (meta/slaves/latest dangles)",
+        id.to_string_lossy()
     ))
 }
 
@@ -501,6 +524,33 @@ pub fn tear_headers(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
     for (fault, mut rng) in picked(scenario, stream, drawn, FaultKind::TornAppend, share) {
         fault.ops = Some(rng.gen_range(1..RECORD_HEADER_BYTES));
     }
+}
+
+/// docs/crash-points.md CP-7: with a swarm's `zero_fill_fraction = f`, each drawn
+/// reboot may, with odds `f`, leave un-synced appended bytes as zeroes; the zeroes are
+/// drawn at the power loss from a stream seeded with the number drawn here (`zero_fill`
+/// on the fault). From a stream of its own (docs/simulator-reach.md rule 8).
+pub fn zero_fill_reboots(scenario: &Scenario, seed: u64, drawn: &mut [FaultSpec]) {
+    let share = |swarm: &Swarm| swarm.zero_fill_fraction;
+    let stream = (seed, "zero-fill");
+    for (fault, mut rng) in picked(scenario, stream, drawn, FaultKind::Reboot, share) {
+        fault.zero_fill = Some(rng.gen());
+    }
+}
+
+/// A power loss of `fs` with the run's `rng` choosing what is kept, as
+/// [`crate::fs::SimFs::power_loss`], and the zeroes of CP-7 drawn from `stream`.
+pub fn zero_filled_power_loss(
+    fs: &crate::fs::SimFs,
+    rng: &mut impl rand::RngCore,
+    stream: u64,
+) -> crate::fs::PowerLoss {
+    let mut zeroes = StdRng::seed_from_u64(stream);
+    let loss = fs.power_loss_zero_filled(rng, &mut zeroes);
+    if loss.files_zeroed > 0 {
+        revenant::coverage::hit("sim_power_loss_zero_filled");
+    }
+    loss
 }
 
 /// The faults of `kind` in a drawn schedule that the swarm's share (`share` reads it

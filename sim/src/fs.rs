@@ -56,6 +56,12 @@
 //!   under both names (a hard link), under either, or under none. Should a directory be
 //!   reached twice (or through a cycle), the first entry met in a walk from the root in
 //!   byte order keeps it and the later entries are dropped, so the result is a tree;
+//! - with zero-fill ([`SimFs::power_loss_zero_filled`], docs/crash-points.md CP-7): of a
+//!   file's bytes that no sync covers and that survived in length (kept or torn appends,
+//!   and a `write`'s new content), one run, of any length and at any place among them,
+//!   reads as zeroes: the file's new size reached the disk and those data blocks did
+//!   not, as ext4 in `data=writeback` mode and XFS leave an un-synced extending write.
+//!   Synced bytes never change. Without zero-fill, no byte is zeroed;
 //! - a symlink's target is written with the link, so a surviving link name has its target;
 //! - whatever is no longer reachable from the root is gone; every lock is released.
 //!
@@ -64,9 +70,10 @@
 //! directory was not synced may be lost (or an unlinked one come back); a file's data and
 //! its name are synced separately, so either may survive without the other; and what is
 //! durable is never lost, because every state the model picks starts from the durable
-//! one. The model allows fewer states than a real disk may show in two respects: a file
-//! only ever holds contents it really had (a real filesystem can show zeroes or stale
-//! blocks after an un-synced extending write), and a directory's names change in the
+//! one. The model allows fewer states than a real disk may show in two respects: without
+//! zero-fill a file only ever holds contents it really had, and with it the bytes of an
+//! un-synced extending write read as zeroes but never as stale blocks of other files
+//! (ext3 in `data=writeback` mode can show those); and a directory's names change in the
 //! order they were made. It allows more than ext4 in one: ext4 journals a rename
 //! across directories as one transaction. Timestamps are not part of the durability
 //! model: a file keeps the modification time it had at the power loss.
@@ -326,7 +333,7 @@ impl Counters {
 }
 
 /// What a power loss kept and lost.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PowerLoss {
     /// Un-synced file operations (truncates and appends) before the power loss.
     pub file_ops_pending: u64,
@@ -340,7 +347,38 @@ pub struct PowerLoss {
     pub dir_ops_kept: u64,
     /// Inodes that are gone (no name left that reaches them).
     pub inodes_lost: u64,
+    /// Files whose un-synced appended bytes came back, in part or whole, as zeroes
+    /// (docs/crash-points.md CP-7; only with a zero-fill chooser).
+    pub files_zeroed: u64,
+    /// Of those files' bytes, how many read as zeroes.
+    pub bytes_zeroed: u64,
 }
+
+// Written by hand so that a power loss without zero-fill reads as it did before
+// CP-7 (traces name what a reboot left): the zero-fill counts appear only when
+// nonzero.
+impl fmt::Debug for PowerLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("PowerLoss");
+        out.field("file_ops_pending", &self.file_ops_pending)
+            .field("file_ops_kept", &self.file_ops_kept)
+            .field("appends_torn", &self.appends_torn)
+            .field("dir_ops_pending", &self.dir_ops_pending)
+            .field("dir_ops_kept", &self.dir_ops_kept)
+            .field("inodes_lost", &self.inodes_lost);
+        if self.files_zeroed > 0 {
+            out.field("files_zeroed", &self.files_zeroed)
+                .field("bytes_zeroed", &self.bytes_zeroed);
+        }
+        out.finish()
+    }
+}
+
+/// Zero-fill of one crash state (docs/crash-points.md CP-7): handed the number of a
+/// file's un-synced appended bytes that survived (`n`), each call returns a number in
+/// `0..=n`. Two calls per such file: how many of those bytes read as zeroes, then
+/// (unless none or all) how far into them the zeroed run starts.
+pub type ZeroFill<'a> = &'a mut dyn FnMut(u64) -> u64;
 
 /// One entry of a [`SimFs::tree`] listing.
 #[derive(Clone, PartialEq, Eq)]
@@ -497,6 +535,33 @@ fn steps(path: &Path) -> VecDeque<Step<'_>> {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
         })
         .collect()
+}
+
+/// docs/crash-points.md CP-7: the bytes of `data` from `fresh_from` on were appended
+/// (or written) since the file's last sync and survived the power loss in length; a run
+/// of them, of a length and at a place `zero` picks, reads as zeroes instead (the new
+/// size reached the disk, those blocks of data did not).
+fn zero_fill(
+    data: &mut [u8],
+    fresh_from: usize,
+    zero: &mut dyn FnMut(u64) -> u64,
+    report: &mut PowerLoss,
+) {
+    let Some(fresh) = data.len().checked_sub(fresh_from).filter(|n| *n > 0) else {
+        return;
+    };
+    let zeroed = (zero(fresh as u64) as usize).min(fresh);
+    if zeroed == 0 {
+        return;
+    }
+    let start = if zeroed < fresh {
+        fresh_from + (zero((fresh - zeroed) as u64) as usize).min(fresh - zeroed)
+    } else {
+        fresh_from
+    };
+    data[start..start + zeroed].fill(0);
+    report.files_zeroed += 1;
+    report.bytes_zeroed += zeroed as u64;
 }
 
 /// The inodes of one filesystem.
@@ -748,18 +813,30 @@ impl Tree {
     }
 
     /// Turns the tree into one crash state, `choose(n)` picking a number in `0..=n` for
-    /// every choice (see the module doc). Returns what was kept and lost.
-    fn crash(&mut self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
+    /// every choice (see the module doc), and with `zero` the zeroes of rule CP-7 of
+    /// docs/crash-points.md (from its own choices: `choose` is asked exactly what it is
+    /// asked without). Returns what was kept and lost.
+    fn crash(
+        &mut self,
+        choose: &mut dyn FnMut(u64) -> u64,
+        mut zero: Option<ZeroFill<'_>>,
+    ) -> PowerLoss {
         let mut report = PowerLoss::default();
         for inode in self.inodes.values_mut() {
             match &mut inode.node {
                 Node::File(file) => {
                     let mut data = std::mem::take(&mut file.durable);
                     let pending = std::mem::take(&mut file.pending);
+                    // Where the bytes no sync covers begin: the durable length, or less
+                    // after a kept truncate (a `write` starts with one to 0).
+                    let mut fresh_from = data.len();
                     if !pending.is_empty() {
                         let kept = choose(pending.len() as u64) as usize;
                         assert!(kept <= pending.len(), "chose {kept} of {}", pending.len());
                         for op in &pending[..kept] {
+                            if let FileOp::Truncate(length) = op {
+                                fresh_from = fresh_from.min(*length as usize);
+                            }
                             op.apply(&mut data);
                         }
                         if let Some(FileOp::Append(bytes)) = pending.get(kept) {
@@ -774,6 +851,9 @@ impl Tree {
                         }
                         report.file_ops_pending += pending.len() as u64;
                         report.file_ops_kept += kept as u64;
+                    }
+                    if let Some(zero) = zero.as_mut() {
+                        zero_fill(&mut data, fresh_from, &mut **zero, &mut report);
                     }
                     file.data = data.clone();
                     file.durable = data;
@@ -1358,25 +1438,54 @@ impl SimFs {
     /// contract allows, chosen by `rng` (see the module doc), and every lock is released.
     /// The same state and the same RNG state give the same result.
     pub fn power_loss(&self, rng: &mut impl RngCore) -> PowerLoss {
-        self.crash_with(&mut |n| rng.gen_range(0..=n))
+        self.crash_with(&mut |n| rng.gen_range(0..=n), None)
+    }
+
+    /// [`SimFs::power_loss`], and un-synced appended bytes that survive in length may
+    /// read as zeroes, in part or whole (docs/crash-points.md CP-7), drawn from `zeroes`:
+    /// `rng` is asked exactly what [`SimFs::power_loss`] asks it, so the kept and lost
+    /// operations are those it leaves.
+    pub fn power_loss_zero_filled(
+        &self,
+        rng: &mut impl RngCore,
+        zeroes: &mut impl RngCore,
+    ) -> PowerLoss {
+        self.crash_with(
+            &mut |n| rng.gen_range(0..=n),
+            Some(&mut |n: u64| zeroes.gen_range(0..=n)),
+        )
+    }
+
+    /// Cuts the power, each choice made by `choose` as in [`SimFs::power_loss_with`],
+    /// and each zero-fill choice of rule CP-7 by `zero` (handed the largest legal answer
+    /// `n`; an answer above it is taken as `n`).
+    pub fn power_loss_zero_filled_with(
+        &self,
+        choose: &mut dyn FnMut(u64) -> u64,
+        zero: &mut dyn FnMut(u64) -> u64,
+    ) -> PowerLoss {
+        self.crash_with(
+            &mut |n| choose(n).min(n),
+            Some(&mut |n: u64| zero(n).min(n)),
+        )
     }
 
     /// Cuts the power, losing everything that is not durable: the harshest crash state.
     pub fn power_loss_durable_only(&self) -> PowerLoss {
-        self.crash_with(&mut |_| 0)
+        self.crash_with(&mut |_| 0, None)
     }
 
     /// Cuts the power after the disk took every pending operation: the mildest crash
     /// state (only the locks are lost).
     pub fn power_loss_keep_all(&self) -> PowerLoss {
-        self.crash_with(&mut |n| n)
+        self.crash_with(&mut |n| n, None)
     }
 
     /// Cuts the power, each choice of the crash state made by `choose` (handed the
     /// largest legal answer `n`, it returns one in `0..=n`; an answer above `n` is taken
     /// as `n`): a systematic search picks crash states with it.
     pub fn power_loss_with(&self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
-        self.crash_with(&mut |n| choose(n).min(n))
+        self.crash_with(&mut |n| choose(n).min(n), None)
     }
 
     /// A separate filesystem holding a copy of this one's tree (live, durable and
@@ -1394,9 +1503,13 @@ impl SimFs {
         copy
     }
 
-    fn crash_with(&self, choose: &mut dyn FnMut(u64) -> u64) -> PowerLoss {
+    fn crash_with(
+        &self,
+        choose: &mut dyn FnMut(u64) -> u64,
+        zero: Option<ZeroFill<'_>>,
+    ) -> PowerLoss {
         let mut state = self.state.borrow_mut();
-        let report = state.tree.crash(choose);
+        let report = state.tree.crash(choose, zero);
         state.used_bytes = state.tree.live_bytes();
         state.locks.clear();
         state.counters.power_losses += 1;
@@ -1481,7 +1594,7 @@ impl SimFs {
     /// the power): what is durable now.
     pub fn snapshot_durable(&self) -> BTreeMap<PathBuf, Entry> {
         let mut tree = self.state.borrow().tree.clone();
-        tree.crash(&mut |_| 0);
+        tree.crash(&mut |_| 0, None);
         tree.listing()
     }
 

@@ -67,6 +67,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                     op: None,
                     boot: None,
                     how: None,
+                    zero_fill: None,
                     // Drawn last, and only with several agents, so that one-agent
                     // schedules stay as they were.
                     on_agent: (scenario.agents > 1)
@@ -77,6 +78,7 @@ pub fn schedule_for(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
         let fixed = scenario.faults.len();
         crate::faults::weight_boundaries(scenario, seed, &mut schedule[fixed..]);
         crate::disk_faults::aim_drawn(scenario, seed, &mut schedule[fixed..]);
+        crate::faults::zero_fill_reboots(scenario, seed, &mut schedule[fixed..]);
         let at_recovery = crate::disk_faults::at_recovery(scenario, seed, &schedule[fixed..]);
         schedule.extend(at_recovery);
         let mut extras = crate::faults::swarm_extras(scenario, seed);

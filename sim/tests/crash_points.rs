@@ -71,15 +71,36 @@ fn launch_and_reconnect_every_point_holds() {
     let report = search("agent_restart_reconnects_executor", 2, Breakage::default());
     assert_green(&report);
     assert!(report.power_loss_runs > report.power_loss_points);
+    assert_zero_filled_and_bounded(&report, 2);
+}
+
+/// docs/crash-points.md CP-7: some power losses leave zeroed bytes, and no point tries
+/// more than its bound plus the zero-filled states.
+fn assert_zero_filled_and_bounded(report: &Report, power_loss_states: usize) {
+    assert!(
+        report.zero_filled_runs > 0,
+        "{}: no power loss left zeroed bytes",
+        report.scenario
+    );
+    assert!(
+        report.power_loss_runs
+            <= report.power_loss_points * (power_loss_states + crash_points::ZERO_FILLED_STATES),
+        "{}: {} power-loss runs at {} points",
+        report.scenario,
+        report.power_loss_runs,
+        report.power_loss_points
+    );
 }
 
 #[test]
 fn checkpointed_update_replay_every_point_holds() {
-    assert_green(&search(
+    let report = search(
         "replay_checkpointed_update_after_restart",
         2,
         Breakage::default(),
-    ));
+    );
+    assert_green(&report);
+    assert_zero_filled_and_bounded(&report, 2);
 }
 
 #[test]

@@ -903,3 +903,165 @@ fn random_workloads_with_power_losses_keep_the_simulator_consistent() {
         assert_eq!(run(seed), run(seed), "seed {seed}: not deterministic");
     }
 }
+
+// docs/crash-points.md CP-7: zero-fill. A file whose size an un-synced append extended
+// may come back with its new length and zeroes where the bytes never reached the disk.
+
+/// The zero-filled outcomes of `setup` (each seed's power loss with zeroes drawn from a
+/// stream of their own), with what each power loss reported.
+fn zero_filled_outcomes<T: Ord>(
+    setup: impl Fn() -> SimFs,
+    observe: impl Fn(&SimFs) -> T,
+) -> BTreeSet<T> {
+    (0..SEEDS)
+        .map(|seed| {
+            let fs = setup();
+            fs.power_loss_zero_filled(&mut rng(seed), &mut rng(seed ^ 0x5a5a));
+            observe(&fs)
+        })
+        .collect()
+}
+
+#[test]
+fn zero_fill_leaves_one_run_of_zeroes_among_the_unsynced_appended_bytes_only() {
+    const HEAD: &[u8] = b"HEAD|";
+    const APPENDED: &[u8] = b"0123456789";
+    let seen = zero_filled_outcomes(
+        || {
+            let fs = with_durable_dir("/d");
+            write_durably(&fs, Path::new("/d/log"), HEAD);
+            fs.append(Path::new("/d/log"), APPENDED).unwrap();
+            fs
+        },
+        |fs| read(fs, "/d/log").unwrap(),
+    );
+    let (mut whole_tail_zeroed, mut part_zeroed, mut untouched) = (false, false, false);
+    for data in &seen {
+        assert!(data.starts_with(HEAD), "synced bytes changed: {data:?}");
+        let tail = &data[HEAD.len()..];
+        assert!(tail.len() <= APPENDED.len(), "grew: {data:?}");
+        // Every byte is the appended one or a zero, and the zeroes that replaced bytes
+        // form one run.
+        let replaced: Vec<usize> = (0..tail.len())
+            .filter(|&i| tail[i] != APPENDED[i])
+            .collect();
+        assert!(
+            replaced.iter().all(|&i| tail[i] == 0),
+            "not zeroes: {tail:?}"
+        );
+        if let (Some(first), Some(last)) = (replaced.first(), replaced.last()) {
+            assert_eq!(
+                last - first + 1,
+                replaced.len(),
+                "two runs of zeroes: {tail:?}"
+            );
+            if replaced.len() == tail.len() {
+                whole_tail_zeroed = true;
+            } else {
+                part_zeroed = true;
+            }
+        } else {
+            untouched = true;
+        }
+    }
+    assert!(whole_tail_zeroed && part_zeroed && untouched, "{seen:?}");
+}
+
+#[test]
+fn zero_fill_asks_the_run_stream_what_a_power_loss_without_it_asks() {
+    // The kept and lost operations (lengths, names) are the same with or without
+    // zero-fill for the same seed: only bytes change, so adding zero-fill to a power loss
+    // moves no other draw of a run.
+    let setup = || {
+        let fs = SimFs::new();
+        busy(&fs);
+        fs
+    };
+    for seed in 0..SEEDS {
+        let plain = setup();
+        let plain_loss = plain.power_loss(&mut rng(seed));
+        let zeroed = setup();
+        let zeroed_loss = zeroed.power_loss_zero_filled(&mut rng(seed), &mut rng(!seed));
+        let shape = |fs: &SimFs| -> Vec<(PathBuf, Option<usize>)> {
+            fs.tree()
+                .into_iter()
+                .map(|(path, entry)| match entry {
+                    Entry::File(bytes) => (path, Some(bytes.len())),
+                    _ => (path, None),
+                })
+                .collect()
+        };
+        assert_eq!(shape(&plain), shape(&zeroed), "seed {seed}");
+        assert_eq!(plain_loss.file_ops_kept, zeroed_loss.file_ops_kept);
+        assert_eq!(plain_loss.dir_ops_kept, zeroed_loss.dir_ops_kept);
+        assert_eq!(plain_loss.files_zeroed, 0);
+        // Each zeroed byte is one the plain power loss left where it was, or a zero.
+        for (path, entry) in zeroed.tree() {
+            if let (Entry::File(z), Some(Entry::File(p))) = (&entry, plain.entry(&path)) {
+                assert!(
+                    z.iter().zip(p.iter()).all(|(a, b)| a == b || *a == 0),
+                    "seed {seed}: {path:?} holds bytes that are neither its own nor zero"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_fill_of_an_unsynced_new_file_can_leave_a_short_file_of_zeroes() {
+    // A file written and not synced (a header of 8 bytes): besides its prefixes, it may
+    // come back as 1 to 3 bytes that are not a prefix of what was written, the state
+    // `check_header` must refuse with an error, never a panic.
+    const HEADER: &[u8] = b"RVNT\x01\x00\x02\x00";
+    let seen = zero_filled_outcomes(
+        || {
+            let fs = with_durable_dir("/d");
+            write_durably(&fs, Path::new("/d/f"), b"");
+            fs.write(Path::new("/d/f"), HEADER).unwrap();
+            fs
+        },
+        |fs| read(fs, "/d/f").unwrap(),
+    );
+    assert!(
+        seen.iter()
+            .any(|data| (1..4).contains(&data.len()) && !HEADER.starts_with(data)),
+        "no short file that is not a prefix: {seen:?}"
+    );
+    for data in &seen {
+        assert!(data.len() <= HEADER.len());
+        assert!(data
+            .iter()
+            .zip(HEADER)
+            .all(|(byte, written)| byte == written || *byte == 0));
+    }
+}
+
+#[test]
+fn zero_fill_extremes_are_reachable_explicitly_and_synced_files_never_change() {
+    let setup = || {
+        let fs = with_durable_dir("/d");
+        write_durably(&fs, Path::new("/d/synced"), b"synced");
+        write_durably(&fs, Path::new("/d/log"), b"H");
+        fs.append(Path::new("/d/log"), b"abc").unwrap();
+        fs
+    };
+    // Every pending operation kept, every un-synced byte zeroed.
+    let fs = setup();
+    let report = fs.power_loss_zero_filled_with(&mut |n| n, &mut |n| n);
+    assert_eq!(read(&fs, "/d/log").unwrap(), b"H\0\0\0");
+    assert_eq!(read(&fs, "/d/synced").unwrap(), b"synced");
+    assert_eq!((report.files_zeroed, report.bytes_zeroed), (1, 3));
+    assert!(format!("{report:?}").contains("bytes_zeroed: 3"));
+    // No zeroes chosen: the mildest state, as without zero-fill, reported as before.
+    let fs = setup();
+    let before = fs.tree();
+    let report = fs.power_loss_zero_filled_with(&mut |n| n, &mut |_| 0);
+    assert_eq!(fs.tree(), before);
+    assert_eq!(report, setup().power_loss_keep_all());
+    assert!(!format!("{report:?}").contains("zeroed"));
+    // Only durable bytes: nothing to zero.
+    let fs = setup();
+    let report = fs.power_loss_zero_filled_with(&mut |_| 0, &mut |n| n);
+    assert_eq!(read(&fs, "/d/log").unwrap(), b"H");
+    assert_eq!(report.files_zeroed, 0);
+}

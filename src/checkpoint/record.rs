@@ -380,6 +380,46 @@ mod tests {
     }
 
     #[test]
+    fn zeroes_where_a_power_loss_lost_the_data_are_refused_never_a_panic() {
+        // docs/crash-points.md CP-7, CP-8: a file whose new length reached the disk
+        // without its data reads as zeroes there. 1 to 3 bytes that are not the start
+        // of our header: a clear error (not a slice out of range).
+        for length in 1..4 {
+            let data = vec![0u8; length];
+            assert_eq!(
+                scan(&data, FileKind::TaskUpdates),
+                Err(HeaderError::BadMagic),
+                "{length} zero bytes"
+            );
+        }
+        // A whole header of zeroes.
+        assert_eq!(
+            scan(&[0u8; FILE_HEADER_BYTES], FileKind::TaskUpdates),
+            Err(HeaderError::BadMagic)
+        );
+        // A zeroed record after good ones: at least 8 bytes of it fail the length
+        // check (damage, R24); fewer cannot be told from a tear and are cut.
+        let good = log(&[b"one"]);
+        for zeroes in [8, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 5] {
+            let mut data = good.clone();
+            data.resize(good.len() + zeroes, 0);
+            let scan = scan(&data, FileKind::TaskUpdates).unwrap();
+            assert_eq!(scan.records.len(), 1);
+            assert!(
+                matches!(&scan.tail, Tail::Corrupt { reason, .. } if reason.contains("length check")),
+                "{zeroes} zeroes: {:?}",
+                scan.tail
+            );
+        }
+        let mut data = good.clone();
+        data.resize(good.len() + 7, 0);
+        assert!(matches!(
+            scan(&data, FileKind::TaskUpdates).unwrap().tail,
+            Tail::Torn { .. }
+        ));
+    }
+
+    #[test]
     fn wrong_kind_is_refused() {
         let data = log(&[b"x"]);
         assert!(matches!(

@@ -8,7 +8,12 @@ use crate::scenario::Scenario;
 
 /// Checks the rule.
 pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
-    let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails);
+    // docs/recovery-rules.md R46: an agent directory an operator removed under its
+    // `latest` link stops recovery, strict or not.
+    let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails)
+        || observations
+            .fault_kinds
+            .contains(&crate::scenario::FaultKind::DeleteAgentDir);
     observations
         .agent_exits
         .iter()

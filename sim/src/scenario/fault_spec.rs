@@ -123,6 +123,10 @@ pub enum FaultKind {
     /// `missing`, `stale` (another run's endpoint) or `torn`; `task` names the executor.
     /// A swarm also draws `lost`, which it turns into a `drop` of `wake_executor`.
     BreakWake,
+    /// While the agent is down, an operator deletes the latest agent's checkpoint
+    /// directory (`meta/slaves/<id>`) and leaves `meta/slaves/latest` naming it
+    /// (docs/recovery-rules.md R46, docs/simulator-reach.md 15e).
+    DeleteAgentDir,
 }
 
 /// One scheduled fault.
@@ -208,6 +212,10 @@ pub struct FaultSpec {
     /// For `break_wake`: `missing`, `stale` or `torn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub how: Option<String>,
+    /// For reboots: un-synced appended bytes that survive in length may read as zeroes
+    /// (docs/crash-points.md CP-7), drawn from a stream seeded with this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_fill: Option<u64>,
 }
 
 /// Which agent process(es) of the machine a fault hits.
@@ -238,6 +246,7 @@ pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
     FaultKind::AgentUnregister,
     FaultKind::WipeFrameworkMeta,
     FaultKind::DeleteRunDir,
+    FaultKind::DeleteAgentDir,
     FaultKind::RewriteForkedPid,
     FaultKind::AgentCrashAtMessage,
     FaultKind::AgentCrashAtProcess,
@@ -304,6 +313,7 @@ impl FaultSpec {
             op: None,
             boot: None,
             how: None,
+            zero_fill: None,
         }
     }
 }
@@ -371,6 +381,11 @@ pub struct Swarm {
     /// 13k). Default 0.
     #[serde(default)]
     pub torn_header_fraction: f64,
+    /// Fault knob: each drawn reboot may, with this probability, leave the un-synced
+    /// appended bytes that survive in length as zeroes, in part or whole
+    /// (docs/crash-points.md CP-7). Default 0.
+    #[serde(default)]
+    pub zero_fill_fraction: f64,
     /// Workload knob: up to this many dynamic reservations (`cpus(<role>):0.1`) asked
     /// for by a framework at drawn times in the fault phase.
     #[serde(default)]

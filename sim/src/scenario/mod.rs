@@ -111,6 +111,7 @@
 //! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind
 //! recovery_read_error_fraction = 0.3 # an EIO on a read of the next recovery after a crash
 //! torn_header_fraction = 0.5    # torn appends that keep at most 11 bytes
+//! zero_fill_fraction = 0.5      # reboots whose un-synced appended bytes may read as zeroes
 //! hanging_executor_fraction = 0.05 # executors that hang before registering
 //!
 //! [swarm.per_minute]

@@ -186,7 +186,7 @@ impl Scenario {
                 Some(_) if !AGENT_PROCESS_FAULTS.contains(&fault.kind) => {
                     return Err(format!(
                         "fault at {} s: on_agent is for agent_crash, agent_crash_at_write, \
-                         agent_unregister, wipe_framework_meta, delete_run_dir, \
+                         agent_unregister, wipe_framework_meta, delete_run_dir, delete_agent_dir, \
                          rewrite_forked_pid, agent_crash_at_message and \
                          agent_crash_at_process (other faults hit the whole machine)",
                         fault.at_s
@@ -246,6 +246,13 @@ impl Scenario {
                     ));
                 }
             }
+            if fault.zero_fill.is_some() && fault.kind != FaultKind::Reboot {
+                return Err(format!(
+                    "fault at {} s: `zero_fill` is for reboot only (got it on {})",
+                    fault.at_s,
+                    fault.kind.name()
+                ));
+            }
             super::fault_checks::validate_disk(fault)?;
         }
         if let Some(swarm) = &self.swarm {
@@ -260,6 +267,7 @@ impl Scenario {
                     swarm.recovery_read_error_fraction,
                 ),
                 ("torn_header_fraction", swarm.torn_header_fraction),
+                ("zero_fill_fraction", swarm.zero_fill_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
                 ("non_strict_fraction", swarm.non_strict_fraction),
             ] {
