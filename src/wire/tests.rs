@@ -121,8 +121,7 @@ async fn a_stalled_http_request_is_cut_off_and_a_whole_one_answered() {
         .write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .expect("write");
-    let answer =
-        |path: String| async move { crate::http::Response::new(200, "text/plain", path) };
+    let answer = |path: String| async move { crate::http::Response::new(200, "text/plain", path) };
     let (result, text) = tokio::join!(serve_http(server, &FastClock, answer), async {
         let mut text = String::new();
         client.read_to_string(&mut text).await.expect("read");
