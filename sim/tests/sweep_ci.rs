@@ -73,7 +73,17 @@ fn sweep_of_every_scenario_is_green() {
     // (swarm_master_failover 304, 497, 603, 844, 1193, 1347 and swarm_agent_machine 1706)
     // were pinned as regression_rogue_framework_takeover_after_{failover,master_restart}
     // and fixed by docs/security.md SEC43, SEC44.) None is open now.
-    const OPEN_FINDINGS: [(&str, u64, &[&str]); 0] = [];
+    // Open since 2026-12-01 (found by this sweep at 500 seeds right after the
+    // `shutdown_grace` (L36), `recovery_errors` (R43-R44) and zero-fill (CP-7) merges;
+    // the branches had run seeds 0..200): seeds 208 and 229, an executor killed 7.5 s
+    // before an ask the oracle matches to it (the kill did not follow an ask, so L36's
+    // window for an ask written after its kill decision is to be bounded or the ask is
+    // to another run); seed 296, tasks never heard of (`liveness`), not yet read.
+    const OPEN_FINDINGS: [(&str, u64, &[&str]); 3] = [
+        ("swarm_agent_machine.toml", 208, &["[shutdown_grace]"]),
+        ("swarm_agent_machine.toml", 229, &["[shutdown_grace]"]),
+        ("swarm_agent_machine.toml", 296, &["[liveness]"]),
+    ];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracles)| {
             f.scenario.ends_with(file)
@@ -340,7 +350,9 @@ fn every_coverage_point_is_listed_and_placed() {
     let mut placed = BTreeSet::new();
     // Every source file of the library, so a point moved to another room is still found.
     let mut files = Vec::new();
-    let mut dirs = vec![root.join("src")];
+    // The simulator's own points (`sim_*`, docs/crash-points.md CV-1) are placed in
+    // `sim/src` with `coverage::hit`.
+    let mut dirs = vec![root.join("src"), root.join("sim").join("src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("source directory") {
             let path = entry.expect("directory entry").path();
@@ -357,10 +369,16 @@ fn every_coverage_point_is_listed_and_placed() {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("source file");
-        for (offset, _) in text.match_indices("coverage::point!(\"") {
-            let rest = &text[offset + "coverage::point!(\"".len()..];
-            let name = &rest[..rest.find('"').expect("a closing quote")];
-            placed.insert(name.to_owned());
+        // `hit("sim_…")`: the simulator's points; the prefix is part of the name.
+        for (call, prefix) in [
+            ("coverage::point!(\"", ""),
+            ("coverage::hit(\"sim_", "sim_"),
+        ] {
+            for (offset, _) in text.match_indices(call) {
+                let rest = &text[offset + call.len()..];
+                let name = &rest[..rest.find('"').expect("a closing quote")];
+                placed.insert(format!("{prefix}{name}"));
+            }
         }
     }
     let listed: BTreeSet<String> = revenant::coverage::POINTS

@@ -2,24 +2,42 @@
 //! failure there is a bug in the checkpoint protocol); only injected corruption may make
 //! it fail. Non-strict recovery never fails on corruption.
 
+use std::collections::BTreeSet;
+
 use super::Violation;
 use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 
+/// How the simulator's fault log names `delete_agent_dir` (`sim/src/faults.rs`).
+const AGENT_DIR_DELETED: &str = "agent checkpoint directory deleted";
+
 /// Checks the rule.
 pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
+    let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails);
     // docs/recovery-rules.md R46: an agent directory an operator removed under its
-    // `latest` link stops recovery, strict or not.
-    let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails)
-        || observations
-            .fault_kinds
-            .contains(&crate::scenario::FaultKind::DeleteAgentDir);
+    // `latest` link stops recovery, strict or not. The damage is done while the agent is
+    // down, so it excuses the next agent exit only: that of the incarnation that met the
+    // dangling link. Any other failed exit of the run is still judged.
+    let excused: BTreeSet<usize> = observations
+        .faults
+        .iter()
+        .filter(|(_, description)| description.starts_with(AGENT_DIR_DELETED))
+        .filter_map(|(deleted, _)| {
+            observations
+                .agent_exits
+                .iter()
+                .position(|(time, _, _)| time >= deleted)
+        })
+        .collect();
     observations
         .agent_exits
         .iter()
-        .filter_map(|(time, _, outcome)| match outcome {
+        .enumerate()
+        .filter_map(|(index, (time, _, outcome))| match outcome {
             AgentOutcome::Failed(message)
-                if !(expected || observations.corruption_injected && scenario.agent.strict) =>
+                if !(expected
+                    || excused.contains(&index)
+                    || observations.corruption_injected && scenario.agent.strict) =>
             {
                 Some(Violation {
                     time: *time,
@@ -30,4 +48,43 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn scenario() -> Scenario {
+        toml::from_str("[[tasks]]\nid = \"t1\"\ncommand = \"sleep 1\"\n").expect("scenario")
+    }
+
+    fn failed(at_s: u64) -> (Duration, u32, AgentOutcome) {
+        let failure = AgentOutcome::Failed("recovery failed".to_owned());
+        (Duration::from_secs(at_s), 1, failure)
+    }
+
+    /// R46 excuses the failed recovery right after the deletion, and no other: the bug
+    /// class the oracle caught before R46 (a recovery that fails on a legal crash state)
+    /// is still caught in a run that also deleted an agent directory.
+    #[test]
+    fn a_deleted_agent_directory_excuses_the_next_exit_only() {
+        let mut observations = Observations::default();
+        let deletion = format!("{AGENT_DIR_DELETED}: meta/slaves/a1 (meta/slaves/latest dangles)");
+        observations
+            .faults
+            .push((Duration::from_secs(10), deletion));
+        observations.agent_exits = vec![failed(5), failed(12), failed(40)];
+        let violations = check(&scenario(), &observations);
+        let times: Vec<Duration> = violations.iter().map(|v| v.time).collect();
+        assert_eq!(times, [Duration::from_secs(5), Duration::from_secs(40)]);
+    }
+
+    #[test]
+    fn without_damage_every_failed_exit_is_a_violation() {
+        let mut observations = Observations::default();
+        observations.agent_exits = vec![failed(12)];
+        assert_eq!(check(&scenario(), &observations).len(), 1);
+    }
 }
