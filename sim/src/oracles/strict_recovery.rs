@@ -83,8 +83,10 @@ mod tests {
 
     #[test]
     fn without_damage_every_failed_exit_is_a_violation() {
-        let mut observations = Observations::default();
-        observations.agent_exits = vec![failed(12)];
+        let observations = Observations {
+            agent_exits: vec![failed(12)],
+            ..Observations::default()
+        };
         assert_eq!(check(&scenario(), &observations).len(), 1);
     }
 }
