@@ -85,6 +85,27 @@ pub fn operator_repair(fs: &SimFs, work_dir: &std::path::Path) -> bool {
     fs.sync_dir(&slaves).is_ok()
 }
 
+/// docs/simulator-reach.md 15e: the repair of a recovery stopped on a dangling
+/// `meta/slaves/latest` (docs/recovery-rules.md R46) when the stop counts as a disk
+/// failure, because a disk fault was armed for that start (one recovery never reached,
+/// as it stops at the link first). The operator sees the same stop and the same
+/// dangling link, so does the same: removes the link, durably. Only when this run's
+/// operator removed the agent's directory and the link still names a directory that is
+/// not there (read without meeting the armed faults). Returns whether it did.
+pub fn repair_dangling_latest(fs: &SimFs, work_dir: &std::path::Path) -> bool {
+    if !OPERATOR_REPAIRS.with(std::cell::Cell::get) || !AGENT_DIR_DELETED.with(std::cell::Cell::get)
+    {
+        return false;
+    }
+    let slaves = work_dir.join("meta/slaves");
+    let tree = fs.tree();
+    let dangles = match tree.get(&slaves.join("latest")) {
+        Some(crate::fs::Entry::Symlink(target)) => !tree.contains_key(&slaves.join(target)),
+        _ => false,
+    };
+    dangles && operator_repair(fs, work_dir)
+}
+
 /// The undecodable records injected so far in this run.
 pub fn undecodable_so_far() -> Vec<Undecodable> {
     UNDECODABLE.with(|u| u.borrow().clone())

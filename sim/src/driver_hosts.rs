@@ -694,7 +694,14 @@ async fn machine_main(
             // An agent that exited on its own for good (cleanup) or failed recovery stays
             // down, so that the failure is seen.
             let restart = match &outcome {
-                AgentOutcome::Crashed | AgentOutcome::DiskFailure(_) => true,
+                AgentOutcome::Crashed => true,
+                // docs/simulator-reach.md 15e: a stop on a dangling `latest` counts as a
+                // disk failure when a disk fault was armed for the start; the operator
+                // repairs it all the same.
+                AgentOutcome::DiskFailure(_) => {
+                    crate::corrupt::repair_dangling_latest(&machine.fs, &machine.work_dir);
+                    true
+                }
                 AgentOutcome::Exited(_) => outcome.is_shutdown(),
                 // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a
                 // strict recovery stopped by an injected undecodable record.

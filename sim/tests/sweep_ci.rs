@@ -72,18 +72,15 @@ fn sweep_of_every_scenario_is_green() {
     // The rogue framework's takeovers after a master failover or restart
     // (swarm_master_failover 304, 497, 603, 844, 1193, 1347 and swarm_agent_machine 1706)
     // were pinned as regression_rogue_framework_takeover_after_{failover,master_restart}
-    // and fixed by docs/security.md SEC43, SEC44.) None is open now.
-    // Open since 2026-12-01 (found by this sweep at 500 seeds right after the
-    // `shutdown_grace` (L36), `recovery_errors` (R43-R44) and zero-fill (CP-7) merges;
-    // the branches had run seeds 0..200): seeds 208 and 229, an executor killed 7.5 s
-    // before an ask the oracle matches to it (the kill did not follow an ask, so L36's
-    // window for an ask written after its kill decision is to be bounded or the ask is
-    // to another run); seed 296, tasks never heard of (`liveness`), not yet read.
-    const OPEN_FINDINGS: [(&str, u64, &[&str]); 3] = [
-        ("swarm_agent_machine.toml", 208, &["[shutdown_grace]"]),
-        ("swarm_agent_machine.toml", 229, &["[shutdown_grace]"]),
-        ("swarm_agent_machine.toml", 296, &["[liveness]"]),
-    ];
+    // and fixed by docs/security.md SEC43, SEC44.)
+    // Found on 2026-12-01 by this sweep at 500 seeds right after the `shutdown_grace`
+    // (L36), `recovery_errors` (R43-R44) and zero-fill (CP-7) merges, quarantined for one
+    // session, then pinned and fixed: swarm_agent_machine 208 and 229 (the oracle matched
+    // a kill to an ask decided after it: regression_shutdown_ask_after_kill, L36) and 296
+    // (the simulated operator never repaired a dangling latest when the stop counted as
+    // a disk failure: regression_dangling_latest_after_disk_fault, docs/simulator-reach.md
+    // 15e). None is open now.
+    const OPEN_FINDINGS: [(&str, u64, &[&str]); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracles)| {
             f.scenario.ends_with(file)

@@ -39,7 +39,7 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
             .shutdown_asks
             .iter()
             .filter(same)
-            .find(|ask| kill.time < ask.time + GRACE - WRITE_SLACK)
+            .find(|ask| held_to(kill.time, ask.time))
         else {
             continue;
         };
@@ -66,6 +66,17 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
     out
 }
 
+/// Whether a kill at `kill` breaks the grace period of an ask written at `ask` (L36).
+/// The ask reaches the wire up to [`WRITE_SLACK`] after the decision that set the kill's
+/// deadline, so an ask written up to that much after the kill may still be the one the
+/// kill was held to (a kill before its own ask is written is the worst breach); an ask
+/// written later than that was decided after the kill (an executor the agent refused
+/// once it had killed it, its registration delayed in the network) and holds no earlier
+/// kill to anything.
+fn held_to(kill: Duration, ask: Duration) -> bool {
+    kill + WRITE_SLACK >= ask && kill + WRITE_SLACK < ask + GRACE
+}
+
 /// Whether the incarnation that made `kill` left the cluster with it: its next exit
 /// (the first at or after the kill) is a shutdown, which kills every executor at once.
 fn left_the_cluster(observations: &Observations, kill: &AgentAct) -> bool {
@@ -74,4 +85,37 @@ fn left_the_cluster(observations: &Observations, kill: &AgentAct) -> bool {
         .iter()
         .find(|(at, agent, _)| *agent == kill.agent && *at >= kill.time)
         .is_some_and(|(_, _, outcome)| outcome.is_shutdown())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: f64) -> Duration {
+        Duration::from_secs_f64(seconds)
+    }
+
+    #[test]
+    fn a_kill_within_the_grace_period_after_its_ask_is_held_to_it() {
+        assert!(held_to(at(10.0), at(10.0)));
+        assert!(held_to(at(13.9), at(10.0)));
+        // The grace period less the write slack has passed: the kill is in time.
+        assert!(!held_to(at(14.0), at(10.0)));
+        assert!(!held_to(at(20.0), at(10.0)));
+    }
+
+    #[test]
+    fn a_kill_before_its_ask_reached_the_wire_is_held_to_it() {
+        // Decided, killed, and only then the ask written (within the slack).
+        assert!(held_to(at(9.5), at(10.0)));
+        assert!(held_to(at(9.0), at(10.0)));
+    }
+
+    #[test]
+    fn an_ask_decided_after_the_kill_holds_it_to_nothing() {
+        // Seeds 208 and 229 of swarm_agent_machine: the kill at the re-registration
+        // timeout, the refusal's ask 7.5 s later.
+        assert!(!held_to(at(51.6), at(59.1)));
+        assert!(!held_to(at(8.9), at(10.0)));
+    }
 }
