@@ -222,6 +222,7 @@ catalogue!(
     regression_completed_framework_collected,
     regression_crash_mid_collection,
     regression_dangling_latest_after_disk_fault,
+    regression_dangling_latest_met_after_a_crash,
     regression_duplicate_submission_relaunches_lost_task,
     regression_executor_registration_timeout,
     regression_failed_over_scheduler_forgets_open_tasks,

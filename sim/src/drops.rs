@@ -292,6 +292,9 @@ impl FilteredStream {
     /// Records whole frames handed to the reader in the timeline's message log, frame by
     /// frame (a duplicate twice, a forged copy first).
     fn tap_delivered(&mut self, frames: &[u8]) {
+        if let Some(asks) = &mut self.asks {
+            asks.delivered(frames);
+        }
         let Some(tap) = &mut self.tap else {
             return;
         };

@@ -154,6 +154,11 @@ pub struct AgentAct {
     pub pid: u32,
     /// The machine boot.
     pub boot: u64,
+    /// For a shutdown ask that answered an executor's registration (the first frame the
+    /// agent's end wrote after one reached it): when that registration reached the
+    /// agent's end, the earliest the agent can have decided the ask. `None` for a kill
+    /// and for an ask that answered nothing.
+    pub answering: Option<Duration>,
 }
 
 /// Everything recorded in one run.
@@ -199,7 +204,7 @@ thread_local! {
     static CURRENT: RefCell<Option<History>> = const { RefCell::new(None) };
 }
 
-fn now() -> Duration {
+pub(crate) fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_else(|| crate::trace::DRIVER_TIME.with(|t| t.get()))
 }
 
@@ -314,6 +319,7 @@ fn agent_act(agent: u32, pid: u32) -> impl FnOnce(&History) -> AgentAct {
         incarnation: history.incarnations.get(&agent).copied().unwrap_or(0),
         pid,
         boot: history.boot,
+        answering: None,
     }
 }
 
@@ -329,10 +335,15 @@ pub fn agent_killed(agent: u32, pid: u32) {
 
 /// Agent process `agent` wrote a `ShutdownExecutor` to executor process `pid` of the
 /// current boot.
-pub fn shutdown_asked(agent: u32, pid: u32) {
+/// `answering`: when the registration this ask answers reached the agent's end, if it
+/// answers one ([`AgentAct::answering`]).
+pub fn shutdown_asked(agent: u32, pid: u32, answering: Option<Duration>) {
     let act = agent_act(agent, pid);
     with(|history| {
-        let act = act(history);
+        let act = AgentAct {
+            answering,
+            ..act(history)
+        };
         history.shutdown_asks.push(act);
     });
 }

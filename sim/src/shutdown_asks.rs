@@ -21,6 +21,12 @@ use crate::run_record::RunRecord;
 /// The key of `Envelope`'s `shutdown_executor` field (number 18, length-delimited), as
 /// its varint encoding's two bytes.
 const SHUTDOWN_EXECUTOR_KEY: [u8; 2] = [0x92, 0x01];
+/// The key of `Envelope`'s `register_executor` field (number 15, length-delimited): one
+/// byte.
+const REGISTER_EXECUTOR_KEY: u8 = 0x7a;
+/// The key of `Envelope`'s `reregister_executor` field (number 17, length-delimited), as
+/// its varint encoding's two bytes.
+const REREGISTER_EXECUTOR_KEY: [u8; 2] = [0x8a, 0x01];
 
 thread_local! {
     static PORTS: RefCell<BTreeMap<u16, u32>> = const { RefCell::new(BTreeMap::new()) };
@@ -62,6 +68,9 @@ pub struct Watch {
     skip: usize,
     /// Not the wire protocol: nothing more to find.
     off: bool,
+    /// When the last executor registration reached this end, if the agent has written
+    /// nothing since: the next frame it writes answers it.
+    registration: Option<std::time::Duration>,
 }
 
 impl Watch {
@@ -73,6 +82,23 @@ impl Watch {
             head: Vec::with_capacity(6),
             skip: 0,
             off: false,
+            registration: None,
+        }
+    }
+
+    /// Whole frames handed to the agent's reader on this connection (in order): a
+    /// registration among them is one the agent's next written frame answers.
+    pub fn delivered(&mut self, mut frames: &[u8]) {
+        while frames.len() >= 4 {
+            let length = u32::from_le_bytes([frames[0], frames[1], frames[2], frames[3]]) as usize;
+            let end = (4 + length).min(frames.len());
+            let body = &frames[4..end];
+            let registration = body.first() == Some(&REGISTER_EXECUTOR_KEY)
+                || body.get(..2) == Some(&REREGISTER_EXECUTOR_KEY[..]);
+            if registration {
+                self.registration = Some(crate::history::now());
+            }
+            frames = &frames[end..];
         }
     }
 
@@ -107,10 +133,12 @@ impl Watch {
                     return;
                 }
             }
+            // The first frame written after a registration reached this end answers it.
+            let answering = self.registration.take();
             if self.head[4..] == SHUTDOWN_EXECUTOR_KEY {
                 // Not an executor's connection (a rogue process's): not an ask to one.
                 if let Some(pid) = executor_at(self.port) {
-                    crate::history::shutdown_asked(self.agent, pid);
+                    crate::history::shutdown_asked(self.agent, pid, answering);
                 }
             }
             self.skip = length - (wanted - 4);
@@ -164,6 +192,36 @@ mod tests {
         assert!(history
             .shutdown_asks
             .iter()
-            .all(|a| a.pid == 7 && a.agent == 1));
+            .all(|a| a.pid == 7 && a.agent == 1 && a.answering.is_none()));
+    }
+
+    #[test]
+    fn an_ask_written_first_after_a_registration_answers_it() {
+        use revenant::proto::{ExecutorRegistered, RegisterExecutor, ReregisterExecutor};
+        crate::history::begin();
+        crate::history::agent_started(1, 1, None);
+        begin();
+        connected(49_201, Some(8));
+        let mut watch = Watch::new(1, 49_201);
+        let shutdown = || {
+            frame(Body::ShutdownExecutor(ShutdownExecutor {
+                reason: "refused".into(),
+            }))
+        };
+        // A registration, then the agent's refusal: an answer.
+        watch.delivered(&frame(Body::RegisterExecutor(RegisterExecutor::default())));
+        watch.wrote(&shutdown());
+        // Nothing delivered since: an ask that answers nothing.
+        watch.wrote(&shutdown());
+        // A re-registration answered by an acknowledgement, then an ask: not an answer.
+        watch.delivered(&frame(Body::ReregisterExecutor(ReregisterExecutor::default())));
+        watch.wrote(&frame(Body::ExecutorRegistered(ExecutorRegistered::default())));
+        watch.wrote(&shutdown());
+        let answering: Vec<bool> = crate::history::take()
+            .shutdown_asks
+            .iter()
+            .map(|a| a.answering.is_some())
+            .collect();
+        assert_eq!(answering, [true, false, false]);
     }
 }

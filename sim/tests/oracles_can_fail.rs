@@ -1124,6 +1124,7 @@ fn shutdown_grace_holds_each_incarnation_to_its_own_ask() {
         incarnation,
         pid,
         boot: 1,
+        answering: None,
     };
     let judged = |asks: Vec<AgentAct>, kills: Vec<AgentAct>, exits| {
         let mut observations = Observations::default();

@@ -39,7 +39,7 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
             .shutdown_asks
             .iter()
             .filter(same)
-            .find(|ask| held_to(kill.time, ask.time))
+            .find(|ask| held_to(kill.time, ask))
         else {
             continue;
         };
@@ -66,15 +66,22 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
     out
 }
 
-/// Whether a kill at `kill` breaks the grace period of an ask written at `ask` (L36).
-/// The ask reaches the wire up to [`WRITE_SLACK`] after the decision that set the kill's
-/// deadline, so an ask written up to that much after the kill may still be the one the
-/// kill was held to (a kill before its own ask is written is the worst breach); an ask
-/// written later than that was decided after the kill (an executor the agent refused
-/// once it had killed it, its registration delayed in the network) and holds no earlier
-/// kill to anything.
-fn held_to(kill: Duration, ask: Duration) -> bool {
-    kill + WRITE_SLACK >= ask && kill + WRITE_SLACK < ask + GRACE
+/// Whether a kill at `kill` breaks the grace period of `ask` (L36): the ask was decided
+/// no later than the kill, and the kill came less than the grace period (less
+/// [`WRITE_SLACK`]) after the ask's write. When the ask was decided is read from the
+/// wire: an ask that answers an executor's registration was decided after that
+/// registration reached the agent (so one that reached it after the kill was answered
+/// after the kill: an executor the agent refused once it had killed it, its
+/// registration delayed in the network); any other ask reaches the wire up to
+/// [`WRITE_SLACK`] after its decision, so an ask written up to that much after the kill
+/// may still be the one the kill was held to (a kill before its own ask is written is
+/// the worst breach).
+fn held_to(kill: Duration, ask: &AgentAct) -> bool {
+    let decided_by = match ask.answering {
+        Some(registration) => registration,
+        None => ask.time.saturating_sub(WRITE_SLACK),
+    };
+    decided_by <= kill && kill + WRITE_SLACK < ask.time + GRACE
 }
 
 /// Whether the incarnation that made `kill` left the cluster with it: its next exit
@@ -95,27 +102,46 @@ mod tests {
         Duration::from_secs_f64(seconds)
     }
 
+    fn ask(seconds: f64, answering: Option<f64>) -> AgentAct {
+        AgentAct {
+            time: at(seconds),
+            agent: 1,
+            incarnation: 1,
+            pid: 7,
+            boot: 1,
+            answering: answering.map(at),
+        }
+    }
+
     #[test]
     fn a_kill_within_the_grace_period_after_its_ask_is_held_to_it() {
-        assert!(held_to(at(10.0), at(10.0)));
-        assert!(held_to(at(13.9), at(10.0)));
+        assert!(held_to(at(10.0), &ask(10.0, None)));
+        assert!(held_to(at(13.9), &ask(10.0, None)));
+        assert!(held_to(at(13.9), &ask(10.0, Some(9.9))));
         // The grace period less the write slack has passed: the kill is in time.
-        assert!(!held_to(at(14.0), at(10.0)));
-        assert!(!held_to(at(20.0), at(10.0)));
+        assert!(!held_to(at(14.0), &ask(10.0, None)));
+        assert!(!held_to(at(20.0), &ask(10.0, None)));
     }
 
     #[test]
     fn a_kill_before_its_ask_reached_the_wire_is_held_to_it() {
         // Decided, killed, and only then the ask written (within the slack).
-        assert!(held_to(at(9.5), at(10.0)));
-        assert!(held_to(at(9.0), at(10.0)));
+        assert!(held_to(at(9.5), &ask(10.0, None)));
+        assert!(held_to(at(9.0), &ask(10.0, None)));
+        // An answer to a registration that reached the agent before the kill.
+        assert!(held_to(at(9.5), &ask(10.0, Some(9.4))));
     }
 
     #[test]
     fn an_ask_decided_after_the_kill_holds_it_to_nothing() {
         // Seeds 208 and 229 of swarm_agent_machine: the kill at the re-registration
         // timeout, the refusal's ask 7.5 s later.
-        assert!(!held_to(at(51.6), at(59.1)));
-        assert!(!held_to(at(8.9), at(10.0)));
+        assert!(!held_to(at(51.6), &ask(59.1, Some(59.1))));
+        assert!(!held_to(at(51.6), &ask(59.1, None)));
+        assert!(!held_to(at(8.9), &ask(10.0, None)));
+        // Seeds 577 and 1445: the refused registration reached the agent 24 ms and
+        // 955 ms after the kill, within the write slack.
+        assert!(!held_to(at(137.300), &ask(137.324, Some(137.324))));
+        assert!(!held_to(at(45.900), &ask(46.855, Some(46.855))));
     }
 }

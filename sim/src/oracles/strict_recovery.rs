@@ -16,8 +16,13 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     let expected = scenario.expect.as_ref().is_some_and(|e| e.recovery_fails);
     // docs/recovery-rules.md R46: an agent directory an operator removed under its
     // `latest` link stops recovery, strict or not. The damage is done while the agent is
-    // down, so it excuses the next agent exit only: that of the incarnation that met the
-    // dangling link. Any other failed exit of the run is still judged.
+    // down, so it excuses one agent exit only: that of the first incarnation after it that
+    // met the dangling link. Incarnations that crashed (the simulator's death, at a
+    // filesystem operation of recovery too) or stopped on a disk failure before their
+    // exit was judged leave the link dangling for the next one
+    // (`regression_dangling_latest_met_after_a_crash`), so the excused exit is the first
+    // after the deletion that is neither. Any other failed exit of the run is still
+    // judged.
     let excused: BTreeSet<usize> = observations
         .faults
         .iter()
@@ -26,7 +31,13 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             observations
                 .agent_exits
                 .iter()
-                .position(|(time, _, _)| time >= deleted)
+                .position(|(time, _, outcome)| {
+                    time >= deleted
+                        && !matches!(
+                            outcome,
+                            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_)
+                        )
+                })
         })
         .collect();
     observations
@@ -79,6 +90,29 @@ mod tests {
         let violations = check(&scenario(), &observations);
         let times: Vec<Duration> = violations.iter().map(|v| v.time).collect();
         assert_eq!(times, [Duration::from_secs(5), Duration::from_secs(40)]);
+    }
+
+    /// Seed 1656 of `swarm_agent_machine`: the first start after the deletion died at a
+    /// filesystem operation of its recovery; the next met the dangling link. That one is
+    /// excused, a failure after it is not.
+    #[test]
+    fn a_crash_before_the_dangling_link_is_met_passes_the_excuse_on() {
+        let mut observations = Observations::default();
+        let deletion = format!("{AGENT_DIR_DELETED}: meta/slaves/a1 (meta/slaves/latest dangles)");
+        observations
+            .faults
+            .push((Duration::from_secs(10), deletion));
+        let crashed = (Duration::from_secs(11), 1, AgentOutcome::Crashed);
+        let disk = AgentOutcome::DiskFailure("eio".to_owned());
+        observations.agent_exits = vec![
+            crashed,
+            (Duration::from_secs(12), 1, disk),
+            failed(13),
+            failed(40),
+        ];
+        let violations = check(&scenario(), &observations);
+        let times: Vec<Duration> = violations.iter().map(|v| v.time).collect();
+        assert_eq!(times, [Duration::from_secs(40)]);
     }
 
     #[test]
