@@ -462,7 +462,9 @@ fn sync_all_meanwhile_runs_the_work_once_and_reports_failures_by_index() {
 #[test]
 fn a_group_sync_catches_a_log_removed_or_replaced_under_it() {
     let (dir, rfs) = setup();
-    let logs: Vec<PathBuf> = (0..3).map(|n| dir.path().join(format!("log-{n}"))).collect();
+    let logs: Vec<PathBuf> = (0..3)
+        .map(|n| dir.path().join(format!("log-{n}")))
+        .collect();
     for log in &logs {
         rfs.write(log, b"h").unwrap();
         assert!(rfs.append_existing(log, b"+a").unwrap());

@@ -164,14 +164,12 @@ impl SyncPool {
         struct Group {
             remaining: usize,
             failures: Vec<(usize, io::Error)>,
-            done: Option<Box<dyn FnOnce(Vec<(usize, io::Error)>) + Send>>,
+            done: Option<GroupDone>,
         }
-        fn report(
-            group: &std::sync::Mutex<Group>,
-            index: usize,
-            result: io::Result<()>,
-        ) {
-            let mut group = group.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        fn report(group: &std::sync::Mutex<Group>, index: usize, result: io::Result<()>) {
+            let mut group = group
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Err(error) = result {
                 group.failures.push((index, error));
             }
@@ -240,6 +238,9 @@ fn group_result(failures: Option<Vec<(usize, io::Error)>>) -> Result<(), (usize,
     }
 }
 
+/// What runs once a group's last sync returned, with the group's failures.
+type GroupDone = Box<dyn FnOnce(Vec<(usize, io::Error)>) + Send>;
+
 /// The failure of the lowest index, if any.
 fn first_failure(failures: Vec<(usize, io::Error)>) -> Result<(), (usize, io::Error)> {
     match failures.into_iter().min_by_key(|(index, _)| *index) {
@@ -296,10 +297,7 @@ impl RealFs {
             if handles.len() >= APPEND_HANDLES_MAX {
                 handles.pop_first();
             }
-            let file = OpenOptions::new()
-                .append(true)
-                .create(create)
-                .open(path)?;
+            let file = OpenOptions::new().append(true).create(create).open(path)?;
             let metadata = file.metadata()?;
             handles.insert(
                 path.to_path_buf(),
