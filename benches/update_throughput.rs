@@ -329,7 +329,14 @@ fn main() {
         disk,
         tls: false,
     };
-    let parallel = GroupSync::Parallel;
+    // `REVENANT_BENCH_GROUP_SYNC=syncfs` (or `sequential`): every case that syncs its
+    // groups in parallel by default syncs them that way instead, for comparing what a
+    // group's syncs cost (docs/recovery-latency.md P59).
+    let parallel = match std::env::var("REVENANT_BENCH_GROUP_SYNC").as_deref() {
+        Ok("syncfs") => GroupSync::Syncfs,
+        Ok("sequential") => GroupSync::Sequential,
+        _ => GroupSync::Parallel,
+    };
     // `REVENANT_BENCH_CASES=tls`: only the TLS comparison (group commit on, TLS off and
     // on, 1 and 100 tasks), in a quarter of the time.
     let only_tls = std::env::var("REVENANT_BENCH_CASES").as_deref() == Ok("tls");
