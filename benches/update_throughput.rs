@@ -329,7 +329,14 @@ fn main() {
         disk,
         tls: false,
     };
-    let parallel = GroupSync::Parallel;
+    // `REVENANT_BENCH_GROUP_SYNC=syncfs` (or `sequential`): every case that syncs its
+    // groups in parallel by default syncs them that way instead, for comparing what a
+    // group's syncs cost (docs/recovery-latency.md P59).
+    let parallel = match std::env::var("REVENANT_BENCH_GROUP_SYNC").as_deref() {
+        Ok("syncfs") => GroupSync::Syncfs,
+        Ok("sequential") => GroupSync::Sequential,
+        _ => GroupSync::Parallel,
+    };
     // `REVENANT_BENCH_CASES=tls`: only the TLS comparison (group commit on, TLS off and
     // on, 1 and 100 tasks), in a quarter of the time.
     let only_tls = std::env::var("REVENANT_BENCH_CASES").as_deref() == Ok("tls");
@@ -389,7 +396,18 @@ fn main() {
             case(many, GCOMMIT_UPDATES, GROUP, parallel, Disk::NoSyncs),
         ];
     }
-    if !flush.is_zero() && !only_tls {
+    // `REVENANT_BENCH_CASES=gcommit_on` or `gcommit_ceiling`: that one case of `gcommit`
+    // alone, for counting a case's syscalls under `perf stat` or `strace -c`
+    // (docs/recovery-latency.md P59). The emulated flush cases are left out too.
+    let single = match std::env::var("REVENANT_BENCH_CASES").as_deref() {
+        Ok("gcommit_on") => Some(Disk::Real),
+        Ok("gcommit_ceiling") => Some(Disk::NoSyncs),
+        _ => None,
+    };
+    if let Some(disk) = single {
+        cases = vec![case(many, GCOMMIT_UPDATES, GROUP, parallel, disk)];
+    }
+    if !flush.is_zero() && !only_tls && single.is_none() {
         cases.push(case(many, many_updates, 1, parallel, Disk::Flush(flush)));
         cases.push(case(
             many,

@@ -454,3 +454,83 @@ fn sync_all_meanwhile_runs_the_work_once_and_reports_failures_by_index() {
     assert_eq!(runs, 1);
     assert_eq!(index, files.len());
 }
+
+/// docs/recovery-latency.md P57: a group's sync goes to the handle the appends wrote
+/// through and fails with `NotFound` when that file lost its name since (removed, or
+/// renamed over, by someone other than the agent), so that records in an unlinked file
+/// are never taken for durable; the other files of the group are synced as usual.
+#[test]
+fn a_group_sync_catches_a_log_removed_or_replaced_under_it() {
+    let (dir, rfs) = setup();
+    let logs: Vec<PathBuf> = (0..3)
+        .map(|n| dir.path().join(format!("log-{n}")))
+        .collect();
+    for log in &logs {
+        rfs.write(log, b"h").unwrap();
+        assert!(rfs.append_existing(log, b"+a").unwrap());
+    }
+    rfs.sync_files(&logs).unwrap();
+    let started = rfs.start_sync_files(logs.clone());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(started)
+        .unwrap();
+
+    // Replaced behind the seam's back (a rename over it), between the append and the
+    // group's sync: the record is in the unlinked file.
+    for log in &logs {
+        assert!(rfs.append_existing(log, b"+b").unwrap());
+    }
+    let other = dir.path().join("other");
+    fs::write(&other, b"other").unwrap();
+    fs::rename(&other, &logs[1]).unwrap();
+    match rfs.sync_files(&logs) {
+        Err((index, error)) => assert_eq!((index, error.kind()), (1, io::ErrorKind::NotFound)),
+        Ok(()) => panic!("a group with a replaced log was taken for durable"),
+    }
+    // Pipelined, the same.
+    let started = rfs.start_sync_files(logs.clone());
+    let result = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(started);
+    match result {
+        Err((index, error)) => assert_eq!((index, error.kind()), (1, io::ErrorKind::NotFound)),
+        Ok(()) => panic!("a pipelined group with a replaced log was taken for durable"),
+    }
+
+    // The next append looks at the path (P56) and goes to the file now under it.
+    assert!(rfs.append_existing(&logs[1], b"+c").unwrap());
+    assert_eq!(fs::read(&logs[1]).unwrap(), b"other+c");
+    rfs.sync_files(&logs).unwrap();
+
+    // Removed behind the seam's back.
+    assert!(rfs.append_existing(&logs[2], b"+d").unwrap());
+    fs::remove_file(&logs[2]).unwrap();
+    match rfs.sync_files(&logs) {
+        Err((index, error)) => assert_eq!((index, error.kind()), (2, io::ErrorKind::NotFound)),
+        Ok(()) => panic!("a group with a removed log was taken for durable"),
+    }
+    // Gone: nothing to append to, nothing made.
+    assert!(!rfs.append_existing(&logs[2], b"+e").unwrap());
+    assert!(!logs[2].exists());
+}
+
+/// docs/recovery-latency.md P56: the store's append looks at the path once; a missing
+/// log is made with its header first, as before.
+#[test]
+fn append_existing_never_creates() {
+    let (dir, rfs) = setup();
+    let log = dir.path().join("log");
+    assert!(!rfs.append_existing(&log, b"x").unwrap());
+    assert!(!log.exists());
+    rfs.append(&log, b"a").unwrap();
+    assert!(rfs.append_existing(&log, b"b").unwrap());
+    assert_eq!(fs::read(&log).unwrap(), b"ab");
+    // A directory is an error, not "missing".
+    assert_eq!(
+        rfs.append_existing(dir.path(), b"x").unwrap_err().kind(),
+        io::ErrorKind::IsADirectory
+    );
+}

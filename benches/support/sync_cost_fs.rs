@@ -49,6 +49,9 @@ impl FileSystem for SyncCostFs {
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         self.0.append(path, data)
     }
+    fn append_existing(&self, path: &Path, data: &[u8]) -> io::Result<bool> {
+        self.0.append_existing(path, data)
+    }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         match self.1 {
             Syncs::Skipped => Ok(()),

@@ -516,13 +516,19 @@ impl CheckpointStore {
     }
 
     fn append_framed(&self, path: &Path, kind: FileKind, bytes: &[u8]) -> Result<(), StoreError> {
-        if !self.fs.exists(path) {
+        // docs/recovery-latency.md P56: one look at the path says whether the log is
+        // there and appends to the file now under it.
+        let appended = self
+            .fs
+            .append_existing(path, bytes)
+            .map_err(failed(path, "append"))?;
+        if !appended {
             // A new log: header first, and the new name made durable.
             self.replace(path, &record::file_header(kind))?;
+            self.fs
+                .append(path, bytes)
+                .map_err(failed(path, "append"))?;
         }
-        self.fs
-            .append(path, bytes)
-            .map_err(failed(path, "append"))?;
         if kind == FileKind::TaskUpdates {
             if let Some(pending) = self.deferred.borrow_mut().as_mut() {
                 pending.insert(path.to_path_buf());

@@ -29,6 +29,7 @@ pub type Check = (&'static str, fn(&dyn FileSystem, &Path));
 pub const CHECKS: &[Check] = &[
     ("read_write_append", check_read_write_append),
     ("append_after_replace", check_append_after_replace),
+    ("append_existing", check_append_existing),
     ("list_dir_sorted", check_list_dir_sorted),
     ("replace_atomically", check_replace_atomically),
     ("rename_replaces", check_rename_replaces),
@@ -225,6 +226,78 @@ pub fn check_append_after_replace(fs: &dyn FileSystem, root: &Path) {
     ok(CHECK, "create_dir", &sub, fs.create_dir(&sub));
     ok(CHECK, "append", &inner, fs.append(&inner, b"y"));
     content(CHECK, fs, &inner, b"y");
+}
+
+/// `append_existing` appends to the file now under the path, as `append` does, and
+/// answers `false` without creating anything when `exists` would say there is none
+/// (docs/recovery-latency.md P56).
+pub fn check_append_existing(fs: &dyn FileSystem, root: &Path) {
+    const CHECK: &str = "append_existing";
+    let dir = check_dir(fs, root, CHECK);
+    let log = dir.join("log");
+    let appended = |path: &Path, data: &[u8]| {
+        ok(
+            CHECK,
+            "append_existing",
+            path,
+            fs.append_existing(path, data),
+        )
+    };
+    assert!(
+        !appended(&log, b"x"),
+        "conformance {CHECK}: appended to a missing file"
+    );
+    present(CHECK, fs, &log, false);
+    let deeper = dir.join("missing").join("log");
+    assert!(
+        !appended(&deeper, b"x"),
+        "conformance {CHECK}: appended under a missing directory"
+    );
+    present(CHECK, fs, &dir.join("missing"), false);
+
+    ok(CHECK, "write", &log, fs.write(&log, b"h"));
+    assert!(
+        appended(&log, b"+a"),
+        "conformance {CHECK}: no append to an existing file"
+    );
+    assert!(
+        appended(&log, b"+b"),
+        "conformance {CHECK}: no second append"
+    );
+    content(CHECK, fs, &log, b"h+a+b");
+
+    ok(
+        CHECK,
+        "replace_atomically",
+        &log,
+        fs.replace_atomically(&log, b"new"),
+    );
+    assert!(
+        appended(&log, b"+c"),
+        "conformance {CHECK}: no append after a replace"
+    );
+    content(CHECK, fs, &log, b"new+c");
+
+    ok(CHECK, "remove_file", &log, fs.remove_file(&log));
+    assert!(
+        !appended(&log, b"x"),
+        "conformance {CHECK}: appended to a removed file"
+    );
+    present(CHECK, fs, &log, false);
+
+    let file = dir.join("file");
+    ok(CHECK, "write", &file, fs.write(&file, b"f"));
+    assert!(
+        !appended(&file.join("under"), b"x"),
+        "conformance {CHECK}: appended under a file"
+    );
+    fails_with(
+        CHECK,
+        "append_existing to a directory",
+        &dir,
+        fs.append_existing(&dir, b"x"),
+        io::ErrorKind::IsADirectory,
+    );
 }
 
 /// An append or sync through a path whose meaning changed since the last append (the

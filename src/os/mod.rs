@@ -79,6 +79,17 @@ pub trait FileSystem {
     fn write(&self, path: &Path, data: &[u8]) -> io::Result<()>;
     /// Appends `data` to `path`, creating it if missing. Not durable until synced.
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// Appends `data` to the file now under `path` if there is one (`Ok(true)`); when
+    /// there is none, writes nothing and returns `Ok(false)`. What `exists` then `append`
+    /// do, and the default is exactly that (the simulated disk keeps it, so its
+    /// operations are unchanged); the real filesystem looks at the path once for both
+    /// (docs/recovery-latency.md P56).
+    fn append_existing(&self, path: &Path, data: &[u8]) -> io::Result<bool> {
+        if !self.exists(path) {
+            return Ok(false);
+        }
+        self.append(path, data).map(|()| true)
+    }
     /// Makes the data of `path` durable (fsync).
     fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the data of every file in `paths` durable, as `sync_file` on each would (see

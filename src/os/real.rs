@@ -57,7 +57,10 @@ pub enum GroupSync {
 /// std fs with real fsync. Append handles are cached so that a durable append costs a
 /// `stat`, a `write` and an `fsync`: the `stat` checks that the path still names the
 /// file the handle has open (a `latest` link repointed, a directory removed and made
-/// again), so an append never lands in an unlinked file.
+/// again), so an append never lands in an unlinked file. The store's append to a log
+/// takes that one `stat` for its existence check too ([`FileSystem::append_existing`],
+/// docs/recovery-latency.md P56), and a group's sync does not look at the path again
+/// but fails if the handle's file lost its name (P57).
 #[derive(Default)]
 pub struct RealFs {
     append_handles: RefCell<BTreeMap<PathBuf, AppendHandle>>,
@@ -83,11 +86,29 @@ enum SyncTarget {
 impl SyncTarget {
     fn sync(&self) -> io::Result<()> {
         match self {
-            SyncTarget::Cached(file) => file.sync_data(),
+            SyncTarget::Cached(file) => {
+                file.sync_data()?;
+                still_linked(file)
+            }
             SyncTarget::Opened(file) => file.sync_all(),
             SyncTarget::Path(path) => File::open(path)?.sync_all(),
         }
     }
+}
+
+/// docs/recovery-latency.md P57: a group syncs the handle its appends wrote through
+/// without looking at the path again; a file that has no name left (removed, or renamed
+/// over, since) fails the sync with `NotFound`, as a missing file does, so the records in
+/// it are never taken for durable checkpoints.
+fn still_linked(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the file was removed or replaced since it was appended to",
+        ));
+    }
+    Ok(())
 }
 
 /// One sync for a [`SyncPool`] worker: the target's index in its group, and where the
@@ -130,48 +151,68 @@ impl SyncPool {
         SyncPool { jobs }
     }
 
-    /// Hands every target to the workers, each reporting to `report`; a target no worker
-    /// could take is synced here. Returns how many the workers took, and the failures
-    /// of those synced here.
+    /// Hands every target of a group to the workers; `done` runs once, with the
+    /// failures, when the last target's sync returned (on the worker that synced it,
+    /// or here), so that the group's owner is woken once, not once per file. A target
+    /// no worker could take is synced here. When a worker ends without answering,
+    /// `done` is dropped uncalled.
     fn hand_out(
         &self,
         targets: Vec<SyncTarget>,
-        report: impl Fn(usize, io::Result<()>) + Clone + Send + 'static,
-    ) -> (usize, Vec<(usize, io::Error)>) {
-        let mut failures = Vec::new();
-        let mut sent = 0;
-        for (index, target) in targets.into_iter().enumerate() {
-            let report = report.clone();
-            let job = SyncJob {
-                index,
-                target,
-                done: Box::new(report),
-            };
-            match self.jobs.send(job) {
-                Ok(()) => sent += 1,
-                // No worker could be started: sync it here.
-                Err(std::sync::mpsc::SendError(job)) => {
-                    if let Err(error) = job.target.sync() {
-                        failures.push((index, error));
-                    }
+        done: impl FnOnce(Vec<(usize, io::Error)>) + Send + 'static,
+    ) {
+        struct Group {
+            remaining: usize,
+            failures: Vec<(usize, io::Error)>,
+            done: Option<GroupDone>,
+        }
+        fn report(group: &std::sync::Mutex<Group>, index: usize, result: io::Result<()>) {
+            let mut group = group
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(error) = result {
+                group.failures.push((index, error));
+            }
+            group.remaining -= 1;
+            if group.remaining == 0 {
+                let failures = std::mem::take(&mut group.failures);
+                if let Some(done) = group.done.take() {
+                    drop(group);
+                    done(failures);
                 }
             }
         }
-        (sent, failures)
+        if targets.is_empty() {
+            done(Vec::new());
+            return;
+        }
+        let group = std::sync::Arc::new(std::sync::Mutex::new(Group {
+            remaining: targets.len(),
+            failures: Vec::new(),
+            done: Some(Box::new(done)),
+        }));
+        for (index, target) in targets.into_iter().enumerate() {
+            let mine = group.clone();
+            let job = SyncJob {
+                index,
+                target,
+                done: Box::new(move |index, result| report(&mine, index, result)),
+            };
+            // No worker could be started: sync it here.
+            if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
+                let result = job.target.sync();
+                (job.done)(job.index, result);
+            }
+        }
     }
 
     /// Syncs every target, in parallel; the first failure by index, if any.
     fn sync_all(&self, targets: Vec<SyncTarget>) -> Result<(), (usize, io::Error)> {
-        let (done, results) = std::sync::mpsc::channel();
-        let (sent, mut failures) = self.hand_out(targets, move |index, result| {
-            let _ = done.send((index, result));
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.hand_out(targets, move |failures| {
+            let _ = done.send(failures);
         });
-        for (index, result) in results.iter().take(sent) {
-            if let Err(error) = result {
-                failures.push((index, error));
-            }
-        }
-        first_failure(failures)
+        group_result(result.recv().ok())
     }
 
     /// As [`SyncPool::sync_all`], without waiting: the future resolves once every
@@ -180,26 +221,25 @@ impl SyncPool {
         &self,
         targets: Vec<SyncTarget>,
     ) -> super::LocalFuture<'static, Result<(), (usize, io::Error)>> {
-        let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
-        let (sent, mut failures) = self.hand_out(targets, move |index, result| {
-            let _ = done.send((index, result));
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.hand_out(targets, move |failures| {
+            let _ = done.send(failures);
         });
-        Box::pin(async move {
-            for _ in 0..sent {
-                match results.recv().await {
-                    Some((_, Ok(()))) => {}
-                    Some((index, Err(error))) => failures.push((index, error)),
-                    // A worker ended without answering: durability unknown.
-                    None => {
-                        failures.push((0, io::Error::other("a sync worker ended")));
-                        break;
-                    }
-                }
-            }
-            first_failure(failures)
-        })
+        Box::pin(async move { group_result(result.await.ok()) })
     }
 }
+
+/// A group's outcome from its failures; `None` when a worker ended without answering
+/// (durability unknown).
+fn group_result(failures: Option<Vec<(usize, io::Error)>>) -> Result<(), (usize, io::Error)> {
+    match failures {
+        Some(failures) => first_failure(failures),
+        None => Err((0, io::Error::other("a sync worker ended"))),
+    }
+}
+
+/// What runs once a group's last sync returned, with the group's failures.
+type GroupDone = Box<dyn FnOnce(Vec<(usize, io::Error)>) + Send>;
 
 /// The failure of the lowest index, if any.
 fn first_failure(failures: Vec<(usize, io::Error)>) -> Result<(), (usize, io::Error)> {
@@ -219,18 +259,15 @@ impl RealFs {
         }
     }
 
-    /// What to sync for each of `paths`: the cached append handle when it still names
-    /// the path, else the file opened for the sync.
+    /// What to sync for each of `paths`: the cached append handle, which the last
+    /// append to the path checked (docs/recovery-latency.md P56, P57: not looked at
+    /// again here; its sync fails if the file lost its name since), else the file
+    /// opened for the sync.
     fn sync_targets(&self, paths: &[PathBuf]) -> Result<Vec<SyncTarget>, (usize, io::Error)> {
-        use std::os::unix::fs::MetadataExt;
         let handles = self.append_handles.borrow();
         let mut targets = Vec::with_capacity(paths.len());
         for (index, path) in paths.iter().enumerate() {
-            let cached = handles.get(path).filter(|(_, dev, ino)| {
-                fs::metadata(path)
-                    .is_ok_and(|metadata| (metadata.dev(), metadata.ino()) == (*dev, *ino))
-            });
-            targets.push(match cached {
+            targets.push(match handles.get(path) {
                 Some((file, _, _)) => SyncTarget::Cached(file.clone()),
                 None => SyncTarget::Opened(std::sync::Arc::new(
                     File::open(path).map_err(|error| (index, error))?,
@@ -238,6 +275,37 @@ impl RealFs {
             });
         }
         Ok(targets)
+    }
+
+    /// Appends `data` to the file now under `path`, whose metadata (`None`: no file
+    /// there) the caller just read: through the cached handle when it was opened on
+    /// that very file, else through a handle opened now (the file created if missing
+    /// when `create`), which replaces the cached one.
+    fn append_to(
+        &self,
+        path: &Path,
+        current: Option<&fs::Metadata>,
+        create: bool,
+        data: &[u8],
+    ) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut handles = self.append_handles.borrow_mut();
+        let current = current.map(|metadata| (metadata.dev(), metadata.ino()));
+        let fresh = matches!((handles.get(path), current), (Some((_, dev, ino)), Some(now)) if (*dev, *ino) == now);
+        if !fresh {
+            handles.remove(path);
+            if handles.len() >= APPEND_HANDLES_MAX {
+                handles.pop_first();
+            }
+            let file = OpenOptions::new().append(true).create(create).open(path)?;
+            let metadata = file.metadata()?;
+            handles.insert(
+                path.to_path_buf(),
+                (std::sync::Arc::new(file), metadata.dev(), metadata.ino()),
+            );
+        }
+        let (file, _, _) = handles.get(path).expect("handle inserted above");
+        (&**file).write_all(data)
     }
 
     fn forget_handles_under(&self, path: &Path) {
@@ -261,28 +329,28 @@ impl FileSystem for RealFs {
     }
 
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let mut handles = self.append_handles.borrow_mut();
         let current = match fs::metadata(path) {
-            Ok(metadata) => Some((metadata.dev(), metadata.ino())),
+            Ok(metadata) => Some(metadata),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => return Err(error),
         };
-        let fresh = matches!((handles.get(path), current), (Some((_, dev, ino)), Some(now)) if (*dev, *ino) == now);
-        if !fresh {
-            handles.remove(path);
-            if handles.len() >= APPEND_HANDLES_MAX {
-                handles.pop_first();
-            }
-            let file = OpenOptions::new().append(true).create(true).open(path)?;
-            let metadata = file.metadata()?;
-            handles.insert(
-                path.to_path_buf(),
-                (std::sync::Arc::new(file), metadata.dev(), metadata.ino()),
-            );
+        self.append_to(path, current.as_ref(), true, data)
+    }
+
+    /// One `statx` of the path answers both whether a log is there and whether the
+    /// cached handle still names it (docs/recovery-latency.md P56).
+    fn append_existing(&self, path: &Path, data: &[u8]) -> io::Result<bool> {
+        // No file there, as `exists` says it: any error of the look (not found, a
+        // component that is no directory, a symlink loop) is "none".
+        let Ok(current) = fs::metadata(path) else {
+            return Ok(false);
+        };
+        match self.append_to(path, Some(&current), false, data) {
+            Ok(()) => Ok(true),
+            // Gone between the look and the open: nothing was written.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
         }
-        let (file, _, _) = handles.get(path).expect("handle inserted above");
-        (&**file).write_all(data)
     }
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
@@ -328,9 +396,14 @@ impl FileSystem for RealFs {
         let targets = self.sync_targets(paths)?;
         if self.group_sync == GroupSync::Syncfs {
             let mut files = Vec::with_capacity(targets.len());
+            let mut cached = Vec::new();
             for (index, target) in targets.into_iter().enumerate() {
                 files.push(match target {
-                    SyncTarget::Cached(file) | SyncTarget::Opened(file) => file,
+                    SyncTarget::Cached(file) => {
+                        cached.push(index);
+                        file
+                    }
+                    SyncTarget::Opened(file) => file,
                     SyncTarget::Path(path) => {
                         std::sync::Arc::new(File::open(path).map_err(|error| (index, error))?)
                     }
@@ -346,6 +419,10 @@ impl FileSystem for RealFs {
                 if unsafe { libc::syncfs(files[index].as_raw_fd()) } != 0 {
                     return Err((index, io::Error::last_os_error()));
                 }
+            }
+            // P57: a cached handle whose file lost its name fails, as in the workers.
+            for index in cached {
+                still_linked(&files[index]).map_err(|error| (index, error))?;
             }
             return Ok(());
         }
@@ -419,26 +496,14 @@ impl FileSystem for RealFs {
             }
         };
         targets.extend(dirs.iter().cloned().map(SyncTarget::Path));
-        let (done, results) = std::sync::mpsc::channel();
-        let (sent, mut failures) =
-            self.pool
-                .get_or_init(SyncPool::start)
-                .hand_out(targets, move |index, result| {
-                    let _ = done.send((index, result));
-                });
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.pool
+            .get_or_init(SyncPool::start)
+            .hand_out(targets, move |failures| {
+                let _ = done.send(failures);
+            });
         meanwhile();
-        let mut answered = 0;
-        for (index, result) in results.iter().take(sent) {
-            answered += 1;
-            if let Err(error) = result {
-                failures.push((index, error));
-            }
-        }
-        if answered < sent {
-            // A worker ended without answering: durability unknown.
-            failures.push((0, io::Error::other("a sync worker ended")));
-        }
-        first_failure(failures)
+        group_result(result.recv().ok())
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
