@@ -266,6 +266,7 @@ catalogue!(
     regression_update_resent_after_terminal_update,
     regression_updates_recovered_by_an_agent_then_removed,
     reliable_registration,
+    removal_failed_by_disk_tried_again,
     sandbox_creation_fails_task,
     removed_agent_updates_refused,
     replay_checkpointed_update_after_restart,
