@@ -274,6 +274,7 @@ catalogue!(
     reregister_terminated_executor,
     restart_before_executor_launch_fails_task,
     scheduler_failover_while_agent_down,
+    static_reservation_dropped_fails_recovery,
     status_update_retried_until_acknowledged,
     strict_recovery_stops_on_corruption,
     strict_recovery_stops_on_damaged_length,
