@@ -179,6 +179,7 @@ fn a_rule_change_fails_exactly_its_snapshots() {
 
 catalogue!(
     acknowledgement_delayed_past_retry,
+    additive_reconfiguration_takes_new_resources,
     agent_dies_at_executor_launch,
     agent_dies_between_write_and_sync,
     agent_leaves_on_sigusr1,
