@@ -202,6 +202,53 @@ fn dangling_latest_agent_link_is_an_error() {
 }
 
 /// A named path of the fixture's tree.
+/// docs/recovery-rules.md R23: an unreadable `meta/boot_id` (an error other than "not
+/// found": here a directory where the file should be) is only warned about, strict or
+/// not. Recovery goes on with no boot id to compare and tells the operator (the
+/// agent's log, `revenant inspect`) that it could not read it; a missing one is no
+/// warning (`no_boot_id_is_no_warning` below). Mutation report round 9: the warning
+/// dropped (the guard's "not found" made `true`) survived the simulator, whose
+/// observers do not read the agent's words.
+#[test]
+fn an_unreadable_boot_id_is_warned_about_strict_or_not() {
+    let fixture = Fixture::full();
+    let boot_id = fixture.paths().boot_id();
+    fs::remove_file(&boot_id).unwrap();
+    fs::create_dir(&boot_id).unwrap();
+    for strict in [false, true] {
+        let state = fixture
+            .recover(&options(strict, true, Some("another-boot")))
+            .unwrap()
+            .unwrap();
+        assert!(!state.rebooted, "strict {strict}");
+        assert!(state.agent.is_some(), "strict {strict}");
+        assert_eq!(state.checkpointed_boot_id, None, "strict {strict}");
+        assert_eq!(
+            warnings_of(&state, &WarningKind::Error),
+            vec![boot_id.clone()],
+            "strict {strict}: {:#?}",
+            state.warnings
+        );
+    }
+}
+
+/// A missing `meta/boot_id` is absence (an agent of an older release, or one stopped
+/// before it wrote it): no warning, and nothing to compare.
+#[test]
+fn no_boot_id_is_no_warning() {
+    let fixture = Fixture::full();
+    fs::remove_file(fixture.paths().boot_id()).unwrap();
+    for strict in [false, true] {
+        let state = fixture
+            .recover(&options(strict, true, Some("another-boot")))
+            .unwrap()
+            .unwrap();
+        assert!(!state.rebooted, "strict {strict}");
+        assert_eq!(state.checkpointed_boot_id, None, "strict {strict}");
+        assert!(state.warnings.is_empty(), "{:#?}", state.warnings);
+    }
+}
+
 type PathOf = (&'static str, fn(&Fixture) -> PathBuf);
 
 /// Replaces the directory `dir` with a regular file, so that listing it fails with an

@@ -179,6 +179,7 @@ fn a_rule_change_fails_exactly_its_snapshots() {
 
 catalogue!(
     acknowledgement_delayed_past_retry,
+    additive_reconfiguration_takes_new_resources,
     agent_dies_at_executor_launch,
     agent_dies_between_write_and_sync,
     agent_leaves_on_sigusr1,
@@ -269,6 +270,7 @@ catalogue!(
     regression_update_resent_after_terminal_update,
     regression_updates_recovered_by_an_agent_then_removed,
     reliable_registration,
+    removal_failed_by_disk_tried_again,
     sandbox_creation_fails_task,
     removed_agent_updates_refused,
     replay_checkpointed_update_after_restart,
@@ -276,6 +278,7 @@ catalogue!(
     reregister_terminated_executor,
     restart_before_executor_launch_fails_task,
     scheduler_failover_while_agent_down,
+    static_reservation_dropped_fails_recovery,
     status_update_retried_until_acknowledged,
     strict_recovery_stops_on_corruption,
     strict_recovery_stops_on_damaged_length,

@@ -462,6 +462,7 @@ impl revenant::framework::Workload for Recording {
             task: status.task_id.clone(),
             state: status.state(),
             reason: status.reason().as_str_name().to_owned(),
+            message: status.message.clone(),
             uuid: Uuid::from_bytes(&update.uuid),
         });
     }

@@ -31,6 +31,9 @@ pub struct Seen {
     pub state: TaskState,
     /// The reason, by name.
     pub reason: String,
+    /// The update's message, as the framework reads it (docs/recovery-rules.md R17 says
+    /// what it tells of an executor found gone at recovery).
+    pub message: String,
     /// The update's uuid (agent updates have one; master updates do not).
     pub uuid: Option<Uuid>,
 }

@@ -504,6 +504,7 @@ mod synthetic {
                 task: "t1".into(),
                 state: TaskState::TaskFinished,
                 reason: "REASON_NONE".into(),
+                message: String::new(),
                 uuid: Some(Uuid([2; 16])),
             }],
             ..Observations::default()
@@ -528,8 +529,58 @@ mod synthetic {
             task: task.into(),
             state: TaskState::TaskRunning,
             reason: "REASON_NONE".into(),
+            message: String::new(),
             uuid: Some(Uuid([1; 16])),
         }
+    }
+
+    /// docs/recovery-rules.md R17: a task of an executor found gone at recovery ends with a
+    /// message saying which ("never started" or "terminated while the agent was down").
+    /// The `messages` expectation catches a message that does not say it (round 9 of
+    /// docs/mutation-report.md: `gone_executor_message` made `"xyzzy"`), and holds for
+    /// the agent's own message.
+    #[test]
+    fn expectations_catch_a_failed_task_whose_message_does_not_say_why() {
+        let scenario: revenant_sim::scenario::Scenario = toml::from_str(
+            "duration_s = 60\n\
+             [[tasks]]\nid = \"t1\"\ncommand = \"sleep 10\"\n\
+             [expect]\nstates = { t1 = \"TASK_FAILED\" }\n\
+             messages = { t1 = \"never started\" }\n",
+        )
+        .expect("scenario parses");
+        let failed = |message: &str| revenant_sim::cluster::Seen {
+            time: Duration::from_secs(10),
+            task: "t1".into(),
+            state: TaskState::TaskFailed,
+            reason: "REASON_EXECUTOR_TERMINATED".into(),
+            message: message.into(),
+            uuid: Some(Uuid([3; 16])),
+        };
+        let mut observations = Observations {
+            seen: vec![failed(
+                "Executor never started: the agent died before launching it",
+            )],
+            ..Observations::default()
+        };
+        let held = oracles::expectations::check(&scenario, &[], &observations);
+        assert!(held.is_empty(), "{held:?}");
+        for wrong in ["xyzzy", "Executor terminated while the agent was down"] {
+            observations.seen = vec![failed(wrong)];
+            let violations = oracles::expectations::check(&scenario, &[], &observations);
+            assert_eq!(violations.len(), 1, "{violations:?}");
+            assert!(
+                violations[0]
+                    .message
+                    .contains("expected one containing \"never started\""),
+                "{violations:?}"
+            );
+        }
+        observations.seen.clear();
+        assert_eq!(
+            oracles::expectations::check(&scenario, &[], &observations).len(),
+            2,
+            "a task never heard of fails its state and its message"
+        );
     }
 
     /// docs/lifecycle-rules.md rule 12: a task of a framework gone for good is not

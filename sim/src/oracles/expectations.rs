@@ -1,6 +1,6 @@
-//! Rule: a fixed scenario ends as its `[expect]` section says (task states and reasons
-//! the framework sees, whether each agent kept its id, which agents re-registered, which
-//! executors were reconnected, whether the agent exited).
+//! Rule: a fixed scenario ends as its `[expect]` section says (task states, reasons and
+//! messages the framework sees, whether each agent kept its id, which agents
+//! re-registered, which executors were reconnected, whether the agent exited).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +46,16 @@ pub fn check(
             push(format!(
                 "task {task} ended with reason {}, expected {reason}",
                 last.map(|s| s.reason.as_str()).unwrap_or("none")
+            ));
+        }
+    }
+    // docs/recovery-rules.md R17: the message says why the task failed.
+    for (task, words) in &expect.messages {
+        let last = observations.seen.iter().rev().find(|s| &s.task == task);
+        if last.is_none_or(|s| !s.message.contains(words.as_str())) {
+            push(format!(
+                "task {task} ended with message {:?}, expected one containing {words:?}",
+                last.map(|s| s.message.as_str()).unwrap_or("none")
             ));
         }
     }

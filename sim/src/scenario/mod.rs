@@ -462,6 +462,10 @@ pub struct Expect {
     pub states: BTreeMap<String, String>,
     /// The reason of that last update, where it matters.
     pub reasons: BTreeMap<String, String>,
+    /// Words the message of that last update must contain, where a rule says what it
+    /// tells the framework (docs/recovery-rules.md R17: an executor found gone at
+    /// recovery, "never started" or "terminated while the agent was down").
+    pub messages: BTreeMap<String, String>,
     /// Whether the agent kept its id through the run.
     pub same_agent_id: Option<bool>,
     /// Executors (by id; a command executor is named after its task) that must have
