@@ -214,8 +214,12 @@ mod tests {
         // Nothing delivered since: an ask that answers nothing.
         watch.wrote(&shutdown());
         // A re-registration answered by an acknowledgement, then an ask: not an answer.
-        watch.delivered(&frame(Body::ReregisterExecutor(ReregisterExecutor::default())));
-        watch.wrote(&frame(Body::ExecutorRegistered(ExecutorRegistered::default())));
+        watch.delivered(&frame(Body::ReregisterExecutor(
+            ReregisterExecutor::default(),
+        )));
+        watch.wrote(&frame(Body::ExecutorRegistered(
+            ExecutorRegistered::default(),
+        )));
         watch.wrote(&shutdown());
         let answering: Vec<bool> = crate::history::take()
             .shutdown_asks
