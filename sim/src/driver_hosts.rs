@@ -552,7 +552,7 @@ impl revenant::framework::Workload for Recording {
     }
 }
 
-fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
+pub(crate) fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     let mut config = AgentConfig::new(
         master_addresses(scenario),
         format!("{AGENT_HOST}:{}", agent_port(index)),
@@ -706,8 +706,15 @@ async fn machine_main(
                 AgentOutcome::Exited(_) => outcome.is_shutdown(),
                 // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a
                 // strict recovery stopped by an injected undecodable record.
-                AgentOutcome::Failed(_) => {
+                // docs/simulator-reach.md 15f: and a recovery stopped by an incompatible
+                // change of resources the operator made.
+                AgentOutcome::Failed(message) => {
                     crate::corrupt::operator_repair(&machine.fs, &machine.work_dir)
+                        || crate::corrupt::repair_incompatible_restart(
+                            &machine.fs,
+                            &machine.work_dir,
+                            message,
+                        )
                 }
                 _ => false,
             };
@@ -786,6 +793,10 @@ async fn machine_main(
                 machine.index,
                 machine.incarnation.get(),
                 crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
+            );
+            crate::history::agent_flag_resources(
+                machine.index,
+                revenant::domain::resources::describe_resources(&config.resources),
             );
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
