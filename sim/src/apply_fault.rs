@@ -703,3 +703,38 @@ fn framework_fault(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reconfigured;
+    use crate::scenario::parse_resources;
+
+    /// docs/simulator-reach.md 15f: `more` and `new` only grow (additive), `less` halves
+    /// the unreserved `mem` (equal); the reservation and `cpus` stay, in the flags' order.
+    #[test]
+    fn reconfigured_resources_change_as_drawn() {
+        let current = parse_resources("cpus:2;mem:1024;cpus(web):1").expect("parses");
+        assert_eq!(
+            reconfigured(&current, "more", 2),
+            Some(("cpus(*):2;mem(*):1536;cpus(web):1".to_owned(), "additive"))
+        );
+        assert_eq!(
+            reconfigured(&current, "new", 1),
+            Some((
+                "cpus(*):2;mem(*):1024;cpus(web):1;disk(*):1024".to_owned(),
+                "additive"
+            ))
+        );
+        assert_eq!(
+            reconfigured(&current, "less", 3),
+            Some(("cpus(*):2;mem(*):512;cpus(web):1".to_owned(), "equal"))
+        );
+        let no_mem = parse_resources("cpus:2").expect("parses");
+        assert_eq!(reconfigured(&no_mem, "less", 1), None);
+        let text = reconfigured(&current, "new", 1).expect("changed").0;
+        assert!(
+            parse_resources(&text).is_ok(),
+            "{text} parses as --resources"
+        );
+    }
+}

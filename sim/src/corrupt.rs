@@ -62,17 +62,14 @@ pub fn reconfigured_incompatibly() {
 /// info (docs/recovery-rules.md R9; `AgentError::Incompatible`).
 pub const INCOMPATIBLE_INFO: &str = "incompatible agent info:";
 
-/// docs/simulator-reach.md 15f: in a swarm, once recovery has stopped on an incompatible
+/// docs/simulator-reach.md 15f, docs/recovery-rules.md R47: in a swarm, once recovery
+/// has stopped on an incompatible
 /// change of the agent's resources the operator made (docs/recovery-rules.md R9), the
 /// operator does what the error says (start afresh as a new agent: remove
 /// `meta/slaves/latest`, durably), and the supervisor starts the agent again. Only for
 /// that error (`message`), in a run whose operator made such a change. Returns whether
 /// it did.
-pub fn repair_incompatible_restart(
-    fs: &SimFs,
-    work_dir: &std::path::Path,
-    message: &str,
-) -> bool {
+pub fn repair_incompatible_restart(fs: &SimFs, work_dir: &std::path::Path, message: &str) -> bool {
     if !OPERATOR_REPAIRS.with(std::cell::Cell::get)
         || !RECONFIGURED_INCOMPATIBLY.with(std::cell::Cell::get)
         || !message.starts_with(INCOMPATIBLE_INFO)

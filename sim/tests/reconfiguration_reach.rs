@@ -39,9 +39,9 @@ fn reconfigured_restarts_happen_in_the_default_swarm() {
         if additive && taken {
             additive_taken += 1;
         }
-        let changed = faults.iter().find(|(_, f)| {
-            f.starts_with(revenant_sim::apply_fault::INCOMPATIBLE_RECONFIGURATION)
-        });
+        let changed = faults
+            .iter()
+            .find(|(_, f)| f.starts_with(revenant_sim::apply_fault::INCOMPATIBLE_RECONFIGURATION));
         let Some((changed, _)) = changed else {
             continue;
         };

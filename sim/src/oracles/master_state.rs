@@ -21,8 +21,8 @@ use super::Violation;
 use crate::decision::Decision;
 use crate::hosts::agent_of_host;
 use crate::observations::Observations;
-use crate::trace::TraceEvent;
 use crate::scenario::Scenario;
+use crate::trace::TraceEvent;
 
 /// Checks the rules.
 pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation> {
@@ -128,9 +128,10 @@ pub fn check_resources(trace: &[TraceEvent], observations: &Observations) -> Vec
     let starts = &observations.history.agent_starts;
     let mut out = Vec::new();
     let mut judged: BTreeSet<(u32, u64, String)> = BTreeSet::new();
-    for heard in trace.iter().filter(|e| {
-        e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster)
-    }) {
+    for heard in trace
+        .iter()
+        .filter(|e| e.is(Decision::RegisteredWithMaster) || e.is(Decision::ReregisteredWithMaster))
+    {
         let (Some(agent), Some(id)) = (agent_of_host(&heard.host), heard.field("agent")) else {
             continue;
         };

@@ -43,7 +43,7 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
                 })
         })
         .collect();
-    // docs/recovery-rules.md R9, docs/simulator-reach.md 15f: an operator who restarts
+    // docs/recovery-rules.md R9, R47, docs/simulator-reach.md 15f: an operator who restarts
     // the agent with less than it checkpointed must see recovery stop, strict or not. It
     // excuses one exit only: the first after the change that is neither a crash nor a
     // disk failure, and only if it is that stop (the error R9 names). Any other failure,
