@@ -137,22 +137,20 @@ pub fn check_resources(trace: &[TraceEvent], observations: &Observations) -> Vec
         };
         let Some(start) = starts
             .iter()
-            .filter(|s| s.agent == agent && s.time <= heard.time)
-            .next_back()
+            .rfind(|s| s.agent == agent && s.time <= heard.time)
         else {
             continue;
         };
         let Some(flags) = &start.flag_resources else {
             continue;
         };
-        let Some(admitted) = trace
-            .iter()
-            .filter(|e| e.time >= start.time && e.time <= heard.time)
-            .filter(|e| e.host.starts_with("master"))
-            .filter(|e| e.message == "agent registered" || e.message == "agent re-registered")
-            .filter(|e| e.field("agent") == Some(id))
-            .next_back()
-        else {
+        let Some(admitted) = trace.iter().rfind(|e| {
+            e.time >= start.time
+                && e.time <= heard.time
+                && e.host.starts_with("master")
+                && (e.message == "agent registered" || e.message == "agent re-registered")
+                && e.field("agent") == Some(id)
+        }) else {
             continue;
         };
         let Some((reported, master, _, _, resources)) = observations
