@@ -284,9 +284,8 @@ fn reconfigure_agent(
 ) -> Option<String> {
     machine.agent.borrow().as_ref()?;
     let how = fault.how.as_deref().unwrap_or("more");
-    let mut config = crate::driver_hosts::agent_config(cx.scenario, machine.index);
-    apply_restart_flags(&mut config, &machine.restart_flags.borrow());
-    let (resources, policy) = reconfigured(&config.resources, how, fault.count.unwrap_or(1))?;
+    let current = machine.started_resources.borrow().clone();
+    let (resources, policy) = reconfigured(&current, how, fault.count.unwrap_or(1))?;
     let handle = machine.agent.borrow_mut().take()?;
     handle.abort();
     let now = cx.now;
@@ -302,21 +301,15 @@ fn reconfigure_agent(
     let change = if how == "less" {
         // The stop this must cause is repaired by the operator in a swarm.
         crate::corrupt::reconfigured_incompatibly();
-        INCOMPATIBLE_RECONFIGURATION
+        crate::corrupt::INCOMPATIBLE_RECONFIGURATION
     } else {
-        ADDITIVE_RECONFIGURATION
+        crate::corrupt::ADDITIVE_RECONFIGURATION
     };
     Some(format!(
         "{change} (restart after {:.1}s with --resources {resources} --reconfiguration_policy {policy})",
         restart.as_secs_f64()
     ))
 }
-
-/// How the fault log names an additive change of the agent's resources (15f).
-pub const ADDITIVE_RECONFIGURATION: &str = "agent crash to reconfigure it: additive change";
-
-/// How the fault log names an incompatible change of the agent's resources (15f).
-pub const INCOMPATIBLE_RECONFIGURATION: &str = "agent crash to reconfigure it: incompatible change";
 
 /// Faults that hit one agent process: crashes (now, at a filesystem, process or
 /// message operation), the operator's SIGUSR1, and checkpoints removed while it is down.

@@ -58,6 +58,14 @@ pub fn reconfigured_incompatibly() {
     RECONFIGURED_INCOMPATIBLY.with(|d| d.set(true));
 }
 
+/// How the fault log names an additive change of the agent's resources
+/// (docs/simulator-reach.md 15f).
+pub const ADDITIVE_RECONFIGURATION: &str = "agent crash to reconfigure it: additive change";
+
+/// How the fault log names an incompatible change of the agent's resources
+/// (docs/simulator-reach.md 15f).
+pub const INCOMPATIBLE_RECONFIGURATION: &str = "agent crash to reconfigure it: incompatible change";
+
 /// The start of the error a recovery stops with on an incompatible change of the agent's
 /// info (docs/recovery-rules.md R9; `AgentError::Incompatible`).
 pub const INCOMPATIBLE_INFO: &str = "incompatible agent info:";

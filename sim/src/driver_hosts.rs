@@ -129,6 +129,7 @@ pub(crate) fn add_agent_machine(
         masters_disk: masters_disk.clone(),
         leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
         restart_flags: RefCell::new(RestartFlags::default()),
+        started_resources: RefCell::new(Vec::new()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     // docs/recovery-latency.md P17 (validated: a finite, bounded, non-negative number).
@@ -164,6 +165,7 @@ pub(crate) fn add_agent_machine(
             masters_disk: masters_disk.clone(),
             leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
             restart_flags: RefCell::new(RestartFlags::default()),
+            started_resources: RefCell::new(Vec::new()),
         }));
     }
     {
@@ -552,7 +554,7 @@ impl revenant::framework::Workload for Recording {
     }
 }
 
-pub(crate) fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
+fn agent_config(scenario: &Scenario, index: u32) -> AgentConfig {
     let mut config = AgentConfig::new(
         master_addresses(scenario),
         format!("{AGENT_HOST}:{}", agent_port(index)),
@@ -798,6 +800,7 @@ async fn machine_main(
                 machine.index,
                 revenant::domain::resources::describe_resources(&config.resources),
             );
+            *machine.started_resources.borrow_mut() = config.resources.clone();
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
             let agent_host = AGENT_HOST;

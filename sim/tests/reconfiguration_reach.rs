@@ -31,7 +31,7 @@ fn reconfigured_restarts_happen_in_the_default_swarm() {
         let faults = &result.observations.faults;
         let additive = faults
             .iter()
-            .any(|(_, f)| f.starts_with(revenant_sim::apply_fault::ADDITIVE_RECONFIGURATION));
+            .any(|(_, f)| f.starts_with(revenant_sim::corrupt::ADDITIVE_RECONFIGURATION));
         let taken = result
             .coverage
             .get("agent_resources_changed_compatibly")
@@ -41,7 +41,7 @@ fn reconfigured_restarts_happen_in_the_default_swarm() {
         }
         let changed = faults
             .iter()
-            .find(|(_, f)| f.starts_with(revenant_sim::apply_fault::INCOMPATIBLE_RECONFIGURATION));
+            .find(|(_, f)| f.starts_with(revenant_sim::corrupt::INCOMPATIBLE_RECONFIGURATION));
         let Some((changed, _)) = changed else {
             continue;
         };

@@ -8,8 +8,7 @@ use super::Violation;
 use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 
-use crate::apply_fault::INCOMPATIBLE_RECONFIGURATION;
-use crate::corrupt::INCOMPATIBLE_INFO;
+use crate::corrupt::{INCOMPATIBLE_INFO, INCOMPATIBLE_RECONFIGURATION};
 
 /// How the simulator's fault log names `delete_agent_dir` (`sim/src/faults.rs`).
 const AGENT_DIR_DELETED: &str = "agent checkpoint directory deleted";
@@ -184,7 +183,7 @@ mod tests {
         observations.agent_exits = vec![failed(13)];
         assert_eq!(check(&scenario(), &observations).len(), 1);
         // Nor is the stop after an additive change.
-        observations.faults = vec![change(10, crate::apply_fault::ADDITIVE_RECONFIGURATION)];
+        observations.faults = vec![change(10, crate::corrupt::ADDITIVE_RECONFIGURATION)];
         observations.agent_exits = vec![incompatible_stop(13)];
         assert_eq!(check(&scenario(), &observations).len(), 1);
     }
