@@ -152,4 +152,8 @@ pub struct Breakage {
     /// Non-strict recovery warns of the damage it meets but counts none: `/metrics`
     /// reports no recovery error (docs/recovery-rules.md R43 broken).
     pub recovery_counts_no_errors: bool,
+    /// After an additive change of `--resources`, the agent keeps its old id and tells
+    /// the master its checkpointed resources instead of its flags' (docs/recovery-rules.md
+    /// R9 and docs/task-lifecycle.md L37 broken).
+    pub additive_change_keeps_old_resources: bool,
 }

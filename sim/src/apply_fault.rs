@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use revenant::agent::{AgentConfig, RecoverMode};
+use revenant::domain::resources::ReconfigurationPolicy;
 use revenant::os::FileSystem;
 
 use crate::fs::SimFs;
@@ -55,6 +56,10 @@ pub(crate) fn remember_restart_flags(machine: &Machine, fault: &FaultSpec) -> St
         kept.recover = Some(recover.clone());
         said.push(format!("--recover {recover}"));
     }
+    if let Some(policy) = &flags.reconfiguration_policy {
+        kept.reconfiguration_policy = Some(policy.clone());
+        said.push(format!("--reconfiguration_policy {policy}"));
+    }
     format!("; restarts with {}", said.join(" "))
 }
 
@@ -70,6 +75,57 @@ pub(crate) fn apply_restart_flags(config: &mut AgentConfig, flags: &RestartFlags
             RecoverMode::Reconnect
         };
     }
+    if let Some(policy) = &flags.reconfiguration_policy {
+        config.reconfiguration_policy = if policy == "additive" {
+            ReconfigurationPolicy::Additive
+        } else {
+            ReconfigurationPolicy::Equal
+        };
+    }
+}
+
+/// docs/simulator-reach.md 15f: the resources an operator restarts the agent with,
+/// changed from `current` as `how` says (`more`: `step` times 256 more unreserved `mem`;
+/// `new`: `step` times 1024 more unreserved `disk`, added when there is none; `less`:
+/// half the unreserved `mem`), as a `--resources` value, and the policy for that
+/// restart (`additive` for the first two, `equal` for `less`, which must stop
+/// recovery, docs/recovery-rules.md R9). `None` when `less` has no `mem` to halve.
+pub(crate) fn reconfigured(
+    current: &[revenant::proto::Resource],
+    how: &str,
+    step: u32,
+) -> Option<(String, &'static str)> {
+    let mut resources = current.to_vec();
+    let (name, policy) = match how {
+        "more" => ("mem", "additive"),
+        "new" => ("disk", "additive"),
+        _ => ("mem", "equal"),
+    };
+    let unreserved = resources
+        .iter_mut()
+        .find(|r| r.name == name && r.role.is_empty());
+    match (how, unreserved) {
+        ("less", Some(mem)) if mem.scalar > 0.0 => mem.scalar /= 2.0,
+        ("less", _) => return None,
+        (_, Some(resource)) => {
+            resource.scalar += f64::from(step) * if how == "more" { 256.0 } else { 1024.0 }
+        }
+        (_, None) => resources.push(revenant::proto::Resource {
+            name: name.to_owned(),
+            scalar: f64::from(step) * 1024.0,
+            role: String::new(),
+            reservation: String::new(),
+        }),
+    }
+    // In the flags' own order, so that only the changed amount differs.
+    let text: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let role = if r.role.is_empty() { "*" } else { &r.role };
+            format!("{}({role}):{}", r.name, r.scalar)
+        })
+        .collect();
+    Some((text.join(";"), policy))
 }
 
 /// Arms a message fault's rule (`drop`, `duplicate`, `forge`); its description names
@@ -188,6 +244,7 @@ pub(crate) fn apply_fault(
         | FaultKind::AgentCrashAtProcess => {
             agent_process_fault(cx, machine, fault, restart, &new_flags)
         }
+        FaultKind::ReconfigureAgent => reconfigure_agent(cx, machine, fault, restart),
         FaultKind::Reboot
         | FaultKind::ExecutorCrash
         | FaultKind::Corrupt
@@ -214,6 +271,44 @@ pub(crate) fn apply_fault(
         | FaultKind::ZkExpire
         | FaultKind::ZkLoseReply => None,
     }
+}
+
+/// docs/simulator-reach.md 15f: an operator stops the running agent and starts it again,
+/// after `restart`, with its resources changed as the fault's `how` says. Nothing when
+/// the agent is not running (its restart may already be due with other flags).
+fn reconfigure_agent(
+    cx: &mut FaultContext<'_, '_>,
+    machine: &Rc<Machine>,
+    fault: &FaultSpec,
+    restart: Option<Duration>,
+) -> Option<String> {
+    machine.agent.borrow().as_ref()?;
+    let how = fault.how.as_deref().unwrap_or("more");
+    let current = machine.started_resources.borrow().clone();
+    let (resources, policy) = reconfigured(&current, how, fault.count.unwrap_or(1))?;
+    let handle = machine.agent.borrow_mut().take()?;
+    handle.abort();
+    let now = cx.now;
+    machine.agent_down_since.set(Some(now));
+    let restart = restart.unwrap_or(Duration::from_secs(3));
+    cx.pending
+        .push((now + restart, Pending::StartAgent(machine.index)));
+    {
+        let mut kept = machine.restart_flags.borrow_mut();
+        kept.resources = Some(resources.clone());
+        kept.reconfiguration_policy = Some(policy.to_owned());
+    }
+    let change = if how == "less" {
+        // The stop this must cause is repaired by the operator in a swarm.
+        crate::corrupt::reconfigured_incompatibly();
+        crate::corrupt::INCOMPATIBLE_RECONFIGURATION
+    } else {
+        crate::corrupt::ADDITIVE_RECONFIGURATION
+    };
+    Some(format!(
+        "{change} (restart after {:.1}s with --resources {resources} --reconfiguration_policy {policy})",
+        restart.as_secs_f64()
+    ))
 }
 
 /// Faults that hit one agent process: crashes (now, at a filesystem, process or
@@ -599,5 +694,40 @@ fn framework_fault(
         }
         // Every other kind is dispatched elsewhere by `apply_fault`.
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconfigured;
+    use crate::scenario::parse_resources;
+
+    /// docs/simulator-reach.md 15f: `more` and `new` only grow (additive), `less` halves
+    /// the unreserved `mem` (equal); the reservation and `cpus` stay, in the flags' order.
+    #[test]
+    fn reconfigured_resources_change_as_drawn() {
+        let current = parse_resources("cpus:2;mem:1024;cpus(web):1").expect("parses");
+        assert_eq!(
+            reconfigured(&current, "more", 2),
+            Some(("cpus(*):2;mem(*):1536;cpus(web):1".to_owned(), "additive"))
+        );
+        assert_eq!(
+            reconfigured(&current, "new", 1),
+            Some((
+                "cpus(*):2;mem(*):1024;cpus(web):1;disk(*):1024".to_owned(),
+                "additive"
+            ))
+        );
+        assert_eq!(
+            reconfigured(&current, "less", 3),
+            Some(("cpus(*):2;mem(*):512;cpus(web):1".to_owned(), "equal"))
+        );
+        let no_mem = parse_resources("cpus:2").expect("parses");
+        assert_eq!(reconfigured(&no_mem, "less", 1), None);
+        let text = reconfigured(&current, "new", 1).expect("changed").0;
+        assert!(
+            parse_resources(&text).is_ok(),
+            "{text} parses as --resources"
+        );
     }
 }

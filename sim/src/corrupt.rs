@@ -48,6 +48,47 @@ thread_local! {
 thread_local! {
     static OPERATOR_REPAIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static AGENT_DIR_DELETED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static RECONFIGURED_INCOMPATIBLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records that an operator restarted the agent with resources less than before in this
+/// run (`reconfigure_agent`, docs/simulator-reach.md 15f), for
+/// [`repair_incompatible_restart`].
+pub fn reconfigured_incompatibly() {
+    RECONFIGURED_INCOMPATIBLY.with(|d| d.set(true));
+}
+
+/// How the fault log names an additive change of the agent's resources
+/// (docs/simulator-reach.md 15f).
+pub const ADDITIVE_RECONFIGURATION: &str = "agent crash to reconfigure it: additive change";
+
+/// How the fault log names an incompatible change of the agent's resources
+/// (docs/simulator-reach.md 15f).
+pub const INCOMPATIBLE_RECONFIGURATION: &str = "agent crash to reconfigure it: incompatible change";
+
+/// The start of the error a recovery stops with on an incompatible change of the agent's
+/// info (docs/recovery-rules.md R9; `AgentError::Incompatible`).
+pub const INCOMPATIBLE_INFO: &str = "incompatible agent info:";
+
+/// docs/simulator-reach.md 15f, docs/recovery-rules.md R47: in a swarm, once recovery
+/// has stopped on an incompatible
+/// change of the agent's resources the operator made (docs/recovery-rules.md R9), the
+/// operator does what the error says (start afresh as a new agent: remove
+/// `meta/slaves/latest`, durably), and the supervisor starts the agent again. Only for
+/// that error (`message`), in a run whose operator made such a change. Returns whether
+/// it did.
+pub fn repair_incompatible_restart(fs: &SimFs, work_dir: &std::path::Path, message: &str) -> bool {
+    if !OPERATOR_REPAIRS.with(std::cell::Cell::get)
+        || !RECONFIGURED_INCOMPATIBLY.with(std::cell::Cell::get)
+        || !message.starts_with(INCOMPATIBLE_INFO)
+    {
+        return false;
+    }
+    let slaves = work_dir.join("meta/slaves");
+    if fs.remove_file(&slaves.join("latest")).is_err() {
+        return false;
+    }
+    fs.sync_dir(&slaves).is_ok()
 }
 
 /// Records that an operator removed the latest agent's directory in this run
@@ -62,6 +103,7 @@ pub fn begin(swarm: bool) {
     UNDECODABLE.with(|u| u.borrow_mut().clear());
     OPERATOR_REPAIRS.with(|r| r.set(swarm));
     AGENT_DIR_DELETED.with(|d| d.set(false));
+    RECONFIGURED_INCOMPATIBLY.with(|d| d.set(false));
 }
 
 /// docs/simulator-reach.md rule 14u: in a swarm, once a strict recovery has stopped

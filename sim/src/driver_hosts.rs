@@ -129,6 +129,7 @@ pub(crate) fn add_agent_machine(
         masters_disk: masters_disk.clone(),
         leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
         restart_flags: RefCell::new(RestartFlags::default()),
+        started_resources: RefCell::new(Vec::new()),
     });
     machine.fs.set_fault_seed(derive_seed(seed, "fs-faults"));
     // docs/recovery-latency.md P17 (validated: a finite, bounded, non-negative number).
@@ -164,6 +165,7 @@ pub(crate) fn add_agent_machine(
             masters_disk: masters_disk.clone(),
             leave: RefCell::new(Rc::new(tokio::sync::Notify::new())),
             restart_flags: RefCell::new(RestartFlags::default()),
+            started_resources: RefCell::new(Vec::new()),
         }));
     }
     {
@@ -706,8 +708,15 @@ async fn machine_main(
                 AgentOutcome::Exited(_) => outcome.is_shutdown(),
                 // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a
                 // strict recovery stopped by an injected undecodable record.
-                AgentOutcome::Failed(_) => {
+                // docs/simulator-reach.md 15f: and a recovery stopped by an incompatible
+                // change of resources the operator made.
+                AgentOutcome::Failed(message) => {
                     crate::corrupt::operator_repair(&machine.fs, &machine.work_dir)
+                        || crate::corrupt::repair_incompatible_restart(
+                            &machine.fs,
+                            &machine.work_dir,
+                            message,
+                        )
                 }
                 _ => false,
             };
@@ -787,6 +796,11 @@ async fn machine_main(
                 machine.incarnation.get(),
                 crate::history::resources_on_disk(&machine.fs, &machine.work_dir),
             );
+            crate::history::agent_flag_resources(
+                machine.index,
+                revenant::domain::resources::describe_resources(&config.resources),
+            );
+            *machine.started_resources.borrow_mut() = config.resources.clone();
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
             let agent_host = AGENT_HOST;

@@ -269,6 +269,15 @@ pub fn swarm_extras(scenario: &Scenario, seed: u64) -> Vec<FaultSpec> {
                         fault.boot = Some("other".to_owned());
                     }
                 }
+                FaultKind::ReconfigureAgent => {
+                    // docs/simulator-reach.md 15f: more or new resources (additive), or
+                    // less (incompatible), for the restart.
+                    let hows = ["more", "new", "less"];
+                    fault.how = Some(hows[rng.gen_range(0..hows.len())].to_owned());
+                    fault.count = Some(rng.gen_range(1..=4));
+                    fault.restart_after_s = Some(restart.max(DAMAGE_DOWNTIME_MIN_S));
+                    fault.on_agent = on_agent;
+                }
                 FaultKind::BreakWake => {
                     // docs/recovery-rules.md R35: the agent is down while its wake
                     // endpoints are damaged, or the wake it sends as it comes back is lost.

@@ -138,6 +138,10 @@ pub struct AgentStart {
     /// The reserved resources `resources.info` held on the disk when it started
     /// (`describe_resources` form), `None` when there was no readable file.
     pub resources_on_disk: Option<String>,
+    /// The resources of its flags (`--resources`, `describe_resources` form): what it
+    /// tells the master it has (docs/task-lifecycle.md L37). `None` until
+    /// [`agent_flag_resources`] says.
+    pub flag_resources: Option<String>,
 }
 
 /// The agent signalled a live executor process (through its process seam), or wrote a
@@ -279,7 +283,23 @@ pub fn agent_started(agent: u32, incarnation: u64, resources_on_disk: Option<Str
             incarnation,
             boot,
             resources_on_disk,
+            flag_resources: None,
         });
+    });
+}
+
+/// The resources of the flags agent process `agent` was last started with
+/// (docs/task-lifecycle.md L37).
+pub fn agent_flag_resources(agent: u32, resources: String) {
+    with(|history| {
+        if let Some(start) = history
+            .agent_starts
+            .iter_mut()
+            .rev()
+            .find(|s| s.agent == agent)
+        {
+            start.flag_resources = Some(resources);
+        }
     });
 }
 

@@ -55,6 +55,9 @@ pub struct Machine {
     pub leave: RefCell<Rc<tokio::sync::Notify>>,
     /// Flags that crash and reboot faults changed for the incarnations after them.
     pub restart_flags: RefCell<RestartFlags>,
+    /// The `--resources` the running (or last) agent incarnation was started with
+    /// (docs/simulator-reach.md 15f: what an operator's reconfiguration changes).
+    pub started_resources: RefCell<Vec<revenant::proto::Resource>>,
 }
 
 /// Where the masters keep their registry and lease on their shared disk.

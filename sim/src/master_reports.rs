@@ -41,6 +41,24 @@ pub fn after_step(observations: &RefCell<Observations>, now: Duration, _duration
                     .rev()
                     .find(|(_, m, a, _)| (m, a) == (&key.0, &key.1))
                     .is_none_or(|(_, _, _, phase)| *phase != agent.phase);
+                // docs/task-lifecycle.md L37: and each change of its phase or resources.
+                let view_changed = observations
+                    .master_agent_resources
+                    .iter()
+                    .rev()
+                    .find(|(_, m, a, _, _)| (m, a) == (&key.0, &key.1))
+                    .is_none_or(|(_, _, _, phase, resources)| {
+                        (phase, resources) != (&agent.phase, &agent.resources)
+                    });
+                if view_changed {
+                    observations.master_agent_resources.push((
+                        now,
+                        key.0.clone(),
+                        key.1.clone(),
+                        agent.phase.clone(),
+                        agent.resources.clone(),
+                    ));
+                }
                 if changed {
                     observations
                         .master_agent_phases

@@ -104,6 +104,9 @@ pub struct Observations {
     /// Each change of an agent's phase in a leading master's `/state`: (when, master,
     /// agent id, phase) (docs/task-lifecycle.md L25).
     pub master_agent_phases: Vec<(Duration, String, String, String)>,
+    /// Each change of an agent's phase or resources in a leading master's `/state`:
+    /// (when, master, agent id, phase, resources) (docs/task-lifecycle.md L37).
+    pub master_agent_resources: Vec<(Duration, String, String, String, String)>,
     /// Status updates and registrations the masters received from the agent machine
     /// (`crate::update_receipts`, docs/task-lifecycle.md L28 and L29).
     pub update_receipts: crate::update_receipts::Receipts,

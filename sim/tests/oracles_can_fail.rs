@@ -1197,3 +1197,36 @@ fn shutdown_grace_holds_each_incarnation_to_its_own_ask() {
     )];
     assert!(judged(vec![act(10_000, 2, 7)], vec![act(10_010, 2, 7)], left).is_empty());
 }
+
+/// docs/task-lifecycle.md L37: with the agent keeping its checkpointed resources after an
+/// additive change of `--resources` (the restart-compatibility check's mutant that takes
+/// `TakeNewResources` for `Keep`, docs/recovery-rules.md R9), the master's `/state` lists
+/// the agent with resources other than those its incarnation was started with: in the
+/// fixed scenario, and in the default swarm's reconfigured restarts
+/// (docs/simulator-reach.md 15f); the unbroken fixed run holds.
+#[test]
+fn master_state_catches_an_additive_change_the_agent_did_not_take() {
+    let breakage = Breakage {
+        additive_change_keeps_old_resources: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(
+        "agent_reconfiguration_additive_keeps_id.toml",
+        0,
+        breakage,
+        "master_state",
+    );
+    assert!(
+        caught.iter().any(|m| m.contains("(L37)")),
+        "master_state did not catch resources the agent did not take: {caught:?}"
+    );
+    eprintln!("master_state: {}", caught[0]);
+    let unbroken = caught_by(
+        "agent_reconfiguration_additive_keeps_id.toml",
+        0,
+        Breakage::default(),
+        "master_state",
+    );
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+    assert_caught("swarm_agent_machine.toml", breakage, "master_state", 60);
+}

@@ -167,7 +167,9 @@ impl Agent {
             });
         }
         self.info = old.clone();
-        if check == plan::RestartCheck::TakeNewResources {
+        if check == plan::RestartCheck::TakeNewResources
+            && !broken!(self.config.breakage.additive_change_keeps_old_resources)
+        {
             // A compatible change (additive): the agent keeps its id and tells the master
             // its new resources when it re-registers.
             crate::coverage::point!("agent_resources_changed_compatibly");

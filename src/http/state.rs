@@ -99,6 +99,10 @@ pub struct MasterAgent {
     pub id: String,
     /// `connected`, `disconnected`, `removed`, ... (lower case).
     pub phase: String,
+    /// The resources the agent said it has when it last registered or re-registered
+    /// (`describe_resources` form; docs/task-lifecycle.md L37).
+    #[serde(default)]
+    pub resources: String,
     /// Its tasks.
     pub tasks: Vec<AgentTask>,
 }

@@ -45,6 +45,7 @@ impl Master {
                     .map(crate::domain::resources::describe_resources),
                 id: agent_id.as_str().to_owned(),
                 phase: format!("{:?}", a.phase).to_lowercase(),
+                resources: crate::domain::resources::describe_resources(&a.info.resources),
                 tasks: a
                     .tasks
                     .values()

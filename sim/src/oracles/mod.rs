@@ -71,6 +71,7 @@ pub fn check_after(
     out.extend(hung::check(scenario, observations));
     out.extend(rogue::check(observations));
     out.extend(master_state::check(scenario, observations));
+    out.extend(master_state::check_resources(trace, observations));
     out.extend(update_retries::check(scenario, observations));
     out.extend(reconciliation::check(scenario, observations));
     out.extend(undecodable_record::check(

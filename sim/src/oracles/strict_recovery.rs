@@ -8,6 +8,8 @@ use super::Violation;
 use crate::observations::{AgentOutcome, Observations};
 use crate::scenario::Scenario;
 
+use crate::corrupt::{INCOMPATIBLE_INFO, INCOMPATIBLE_RECONFIGURATION};
+
 /// How the simulator's fault log names `delete_agent_dir` (`sim/src/faults.rs`).
 const AGENT_DIR_DELETED: &str = "agent checkpoint directory deleted";
 
@@ -39,6 +41,33 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
                         )
                 })
         })
+        .collect();
+    // docs/recovery-rules.md R9, R47, docs/simulator-reach.md 15f: an operator who restarts
+    // the agent with less than it checkpointed must see recovery stop, strict or not. It
+    // excuses one exit only: the first after the change that is neither a crash nor a
+    // disk failure, and only if it is that stop (the error R9 names). Any other failure,
+    // and a stop after an additive change, is still judged.
+    let excused: BTreeSet<usize> = observations
+        .faults
+        .iter()
+        .filter(|(_, description)| description.starts_with(INCOMPATIBLE_RECONFIGURATION))
+        .filter_map(|(changed, _)| {
+            observations
+                .agent_exits
+                .iter()
+                .position(|(time, _, outcome)| {
+                    time >= changed
+                        && !matches!(
+                            outcome,
+                            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_)
+                        )
+                })
+                .filter(|index| {
+                    matches!(&observations.agent_exits[*index].2,
+                        AgentOutcome::Failed(message) if message.starts_with(INCOMPATIBLE_INFO))
+                })
+        })
+        .chain(excused)
         .collect();
     observations
         .agent_exits
@@ -113,6 +142,50 @@ mod tests {
         let violations = check(&scenario(), &observations);
         let times: Vec<Duration> = violations.iter().map(|v| v.time).collect();
         assert_eq!(times, [Duration::from_secs(40)]);
+    }
+
+    fn incompatible_stop(at_s: u64) -> (Duration, u32, AgentOutcome) {
+        let message = format!("{INCOMPATIBLE_INFO} checkpointed agent1:5051 with resources mem(*):1024, flags say agent1:5051 with resources mem(*):512");
+        (Duration::from_secs(at_s), 1, AgentOutcome::Failed(message))
+    }
+
+    /// R9 (docs/simulator-reach.md 15f): an incompatible change of resources excuses the
+    /// stop of the next start, and nothing else: a later failed recovery, the same stop
+    /// without such a change, a stop after an additive change, and another failure right
+    /// after the change are all still caught.
+    #[test]
+    fn an_incompatible_reconfiguration_excuses_its_own_stop_only() {
+        let change = |at_s: u64, what: &str| {
+            (
+                Duration::from_secs(at_s),
+                format!("{what} (restart after 3.0s with --resources mem(*):512)"),
+            )
+        };
+        let mut observations = Observations::default();
+        observations
+            .faults
+            .push(change(10, INCOMPATIBLE_RECONFIGURATION));
+        let crashed = (Duration::from_secs(11), 1, AgentOutcome::Crashed);
+        observations.agent_exits = vec![
+            incompatible_stop(5),
+            crashed,
+            incompatible_stop(13),
+            incompatible_stop(20),
+            failed(40),
+        ];
+        let times: Vec<Duration> = check(&scenario(), &observations)
+            .iter()
+            .map(|v| v.time)
+            .collect();
+        let at = |s: u64| Duration::from_secs(s);
+        assert_eq!(times, [at(5), at(20), at(40)]);
+        // A failure of another kind right after the change is not excused.
+        observations.agent_exits = vec![failed(13)];
+        assert_eq!(check(&scenario(), &observations).len(), 1);
+        // Nor is the stop after an additive change.
+        observations.faults = vec![change(10, crate::corrupt::ADDITIVE_RECONFIGURATION)];
+        observations.agent_exits = vec![incompatible_stop(13)];
+        assert_eq!(check(&scenario(), &observations).len(), 1);
     }
 
     #[test]

@@ -127,6 +127,13 @@ pub enum FaultKind {
     /// directory (`meta/slaves/<id>`) and leaves `meta/slaves/latest` naming it
     /// (docs/recovery-rules.md R46, docs/simulator-reach.md 15e).
     DeleteAgentDir,
+    /// An operator restarts the agent with other `--resources` (docs/simulator-reach.md
+    /// 15f): the agent is stopped and started again after `restart_after_s` with its
+    /// current resources changed as `how` says: `more` (`count` times 256 more `mem`) or
+    /// `new` (`count` times 1024 more `disk`), both with `--reconfiguration_policy
+    /// additive`, or `less` (half the `mem`, `--reconfiguration_policy equal`), which
+    /// must stop recovery (docs/recovery-rules.md R9). Only while the agent runs.
+    ReconfigureAgent,
 }
 
 /// One scheduled fault.
@@ -247,6 +254,7 @@ pub const AGENT_PROCESS_FAULTS: &[FaultKind] = &[
     FaultKind::WipeFrameworkMeta,
     FaultKind::DeleteRunDir,
     FaultKind::DeleteAgentDir,
+    FaultKind::ReconfigureAgent,
     FaultKind::RewriteForkedPid,
     FaultKind::AgentCrashAtMessage,
     FaultKind::AgentCrashAtProcess,
@@ -328,6 +336,9 @@ pub struct RestartFlags {
     /// `--recover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<String>,
+    /// `--reconfiguration_policy` (`equal` or `additive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconfiguration_policy: Option<String>,
 }
 
 /// Fault rates: the seed picks which kinds are on (swarm testing) and when they happen.

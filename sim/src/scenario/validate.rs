@@ -187,7 +187,7 @@ impl Scenario {
                     return Err(format!(
                         "fault at {} s: on_agent is for agent_crash, agent_crash_at_write, \
                          agent_unregister, wipe_framework_meta, delete_run_dir, delete_agent_dir, \
-                         rewrite_forked_pid, agent_crash_at_message and \
+                         reconfigure_agent, rewrite_forked_pid, agent_crash_at_message and \
                          agent_crash_at_process (other faults hit the whole machine)",
                         fault.at_s
                     ));
@@ -221,10 +221,28 @@ impl Scenario {
                         ));
                     }
                 }
+                if !matches!(
+                    flags.reconfiguration_policy.as_deref(),
+                    None | Some("equal" | "additive")
+                ) {
+                    return Err(format!(
+                        "fault at {} s: agent.reconfiguration_policy must be equal or additive",
+                        fault.at_s
+                    ));
+                }
                 if let Some(resources) = &flags.resources {
                     parse_resources(resources)
                         .map_err(|error| format!("fault at {} s: {error}", fault.at_s))?;
                 }
+            }
+            // docs/simulator-reach.md 15f.
+            if fault.kind == FaultKind::ReconfigureAgent
+                && !matches!(fault.how.as_deref(), Some("more" | "new" | "less"))
+            {
+                return Err(format!(
+                    "reconfigure_agent at {} s: how must be more, new or less",
+                    fault.at_s
+                ));
             }
             if fault.kind == FaultKind::TornAppend
                 && !matches!(fault.error.as_deref(), None | Some("eio" | "enospc"))
