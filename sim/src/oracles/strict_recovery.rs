@@ -25,47 +25,16 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
     // (`regression_dangling_latest_met_after_a_crash`), so the excused exit is the first
     // after the deletion that is neither. Any other failed exit of the run is still
     // judged.
-    let excused: BTreeSet<usize> = observations
-        .faults
-        .iter()
-        .filter(|(_, description)| description.starts_with(AGENT_DIR_DELETED))
-        .filter_map(|(deleted, _)| {
-            observations
-                .agent_exits
-                .iter()
-                .position(|(time, _, outcome)| {
-                    time >= deleted
-                        && !matches!(
-                            outcome,
-                            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_)
-                        )
-                })
-        })
-        .collect();
+    let excused: BTreeSet<usize> = first_exits_after(observations, AGENT_DIR_DELETED).collect();
     // docs/recovery-rules.md R9, R47, docs/simulator-reach.md 15f: an operator who restarts
     // the agent with less than it checkpointed must see recovery stop, strict or not. It
     // excuses one exit only: the first after the change that is neither a crash nor a
     // disk failure, and only if it is that stop (the error R9 names). Any other failure,
     // and a stop after an additive change, is still judged.
-    let excused: BTreeSet<usize> = observations
-        .faults
-        .iter()
-        .filter(|(_, description)| description.starts_with(INCOMPATIBLE_RECONFIGURATION))
-        .filter_map(|(changed, _)| {
-            observations
-                .agent_exits
-                .iter()
-                .position(|(time, _, outcome)| {
-                    time >= changed
-                        && !matches!(
-                            outcome,
-                            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_)
-                        )
-                })
-                .filter(|index| {
-                    matches!(&observations.agent_exits[*index].2,
-                        AgentOutcome::Failed(message) if message.starts_with(INCOMPATIBLE_INFO))
-                })
+    let excused: BTreeSet<usize> = first_exits_after(observations, INCOMPATIBLE_RECONFIGURATION)
+        .filter(|index| {
+            matches!(&observations.agent_exits[*index].2,
+                    AgentOutcome::Failed(message) if message.starts_with(INCOMPATIBLE_INFO))
         })
         .chain(excused)
         .collect();
@@ -88,6 +57,32 @@ pub fn check(scenario: &Scenario, observations: &Observations) -> Vec<Violation>
             _ => None,
         })
         .collect()
+}
+
+/// For each fault whose log line starts with `fault`: the first agent exit at or after
+/// it that is neither a crash nor a disk failure (an incarnation that crashed, or
+/// stopped on a disk failure, may not have reached what the fault left for the next
+/// one), by its index in `agent_exits`.
+fn first_exits_after<'a>(
+    observations: &'a Observations,
+    fault: &'a str,
+) -> impl Iterator<Item = usize> + 'a {
+    observations
+        .faults
+        .iter()
+        .filter(move |(_, description)| description.starts_with(fault))
+        .filter_map(|(at, _)| {
+            observations
+                .agent_exits
+                .iter()
+                .position(|(time, _, outcome)| {
+                    time >= at
+                        && !matches!(
+                            outcome,
+                            AgentOutcome::Crashed | AgentOutcome::DiskFailure(_)
+                        )
+                })
+        })
 }
 
 #[cfg(test)]
