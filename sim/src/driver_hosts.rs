@@ -692,34 +692,7 @@ async fn machine_main(
                 Err(_) => AgentOutcome::Crashed,
             };
             tracing::info!(target: "revenant_sim", outcome = ?outcome, "agent process ended");
-            // Like systemd with Restart=always: a crashed agent, or one the master told to
-            // shut down (it forgot its id and comes back as a new agent), is restarted.
-            // An agent that exited on its own for good (cleanup) or failed recovery stays
-            // down, so that the failure is seen.
-            let restart = match &outcome {
-                AgentOutcome::Crashed => true,
-                // docs/simulator-reach.md 15e: a stop on a dangling `latest` counts as a
-                // disk failure when a disk fault was armed for the start; the operator
-                // repairs it all the same.
-                AgentOutcome::DiskFailure(_) => {
-                    crate::corrupt::repair_dangling_latest(&machine.fs, &machine.work_dir);
-                    true
-                }
-                AgentOutcome::Exited(_) => outcome.is_shutdown(),
-                // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a
-                // strict recovery stopped by an injected undecodable record.
-                // docs/simulator-reach.md 15f: and a recovery stopped by an incompatible
-                // change of resources the operator made.
-                AgentOutcome::Failed(message) => {
-                    crate::corrupt::operator_repair(&machine.fs, &machine.work_dir)
-                        || crate::corrupt::repair_incompatible_restart(
-                            &machine.fs,
-                            &machine.work_dir,
-                            message,
-                        )
-                }
-                _ => false,
-            };
+            let restart = machine.restarts_after(&outcome);
             if restart {
                 machine
                     .agent_start_at

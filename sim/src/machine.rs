@@ -63,6 +63,38 @@ pub struct Machine {
 /// Where the masters keep their registry and lease on their shared disk.
 pub const MASTERS_WORK_DIR: &str = "/var/lib/revenant-master";
 
+impl Machine {
+    /// Whether the supervisor starts the agent again after it ended with `outcome`, with
+    /// what the operator does first. Like systemd with Restart=always: a crashed agent, or
+    /// one the master told to shut down (it forgot its id and comes back as a new agent),
+    /// is restarted. An agent that exited on its own for good (cleanup) or failed
+    /// recovery stays down, so that the failure is seen, unless the operator repairs what
+    /// stopped it.
+    pub fn restarts_after(&self, outcome: &crate::observations::AgentOutcome) -> bool {
+        use crate::observations::AgentOutcome;
+        let (fs, work_dir) = (&self.fs, &self.work_dir);
+        match outcome {
+            AgentOutcome::Crashed => true,
+            // docs/simulator-reach.md 15e: a stop on a dangling `latest` counts as a disk
+            // failure when a disk fault was armed for the start; the operator repairs it
+            // all the same.
+            AgentOutcome::DiskFailure(_) => {
+                crate::corrupt::repair_dangling_latest(fs, work_dir);
+                true
+            }
+            AgentOutcome::Exited(_) => outcome.is_shutdown(),
+            // docs/simulator-reach.md rule 14u: in a swarm, the operator repairs a strict
+            // recovery stopped by an injected undecodable record; 15f: and a recovery
+            // stopped by an incompatible change of resources the operator made.
+            AgentOutcome::Failed(message) => {
+                crate::corrupt::operator_repair(fs, work_dir)
+                    || crate::corrupt::repair_incompatible_restart(fs, work_dir, message)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Settings of one run besides the scenario.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
