@@ -456,6 +456,19 @@ fn machine_fault(
             }
             crate::corrupt::undecodable_record(&machine.fs, &machine.work_dir, rng, now)
         }
+        // docs/simulator-reach.md 15i: done while the agent is down.
+        FaultKind::Corrupt
+            if fault
+                .op
+                .as_deref()
+                .is_some_and(|op| crate::corrupt::HEADER_DAMAGES.contains(&op)) =>
+        {
+            if machine.agent.borrow().is_some() {
+                return None;
+            }
+            let how = fault.op.as_deref().unwrap_or_default();
+            crate::corrupt::header(&machine.fs, &machine.work_dir, rng, how)
+        }
         FaultKind::Corrupt if fault.op.is_some() => crate::corrupt::length_field(&machine.fs, rng),
         FaultKind::Corrupt => {
             let files: Vec<PathBuf> = machine

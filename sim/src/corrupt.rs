@@ -23,7 +23,31 @@ use revenant::os::FileSystem;
 use crate::fs::SimFs;
 
 /// What a `corrupt` fault's `op` may name.
-pub const PARTS: &[&str] = &["length_field", UNDECODABLE_RECORD];
+pub const PARTS: &[&str] = &[
+    "length_field",
+    UNDECODABLE_RECORD,
+    HEADER_PREFIX,
+    HEADER_MAGIC,
+    HEADER_ZEROES,
+    HEADER_FOREIGN,
+];
+
+/// The `op` of a `corrupt` fault that cuts a log to the first 3 bytes of its own header
+/// (docs/simulator-reach.md 15i): what a torn creation would leave, which recovery cuts
+/// as a torn header and replaces by a whole one (docs/recovery-rules.md R51).
+pub const HEADER_PREFIX: &str = "header_prefix";
+/// The `op` that damages the first byte of a log's magic number, the rest of the file
+/// left whole (docs/recovery-rules.md R52).
+pub const HEADER_MAGIC: &str = "header_magic";
+/// The `op` that leaves 3 zero bytes of a log: shorter than a header and not the start
+/// of ours (docs/recovery-rules.md R52).
+pub const HEADER_ZEROES: &str = "header_zeroes";
+/// The `op` that leaves 7 bytes of a log: its magic number, its version and a first
+/// kind byte that is not ours, too short to read a kind (docs/recovery-rules.md R52).
+pub const HEADER_FOREIGN: &str = "header_foreign";
+
+/// The header damages (docs/simulator-reach.md 15i), done while the agent is down.
+pub const HEADER_DAMAGES: &[&str] = &[HEADER_PREFIX, HEADER_MAGIC, HEADER_ZEROES, HEADER_FOREIGN];
 
 /// The `op` of a `corrupt` fault that appends a well-framed record that does not decode.
 pub const UNDECODABLE_RECORD: &str = "undecodable_record";
@@ -206,6 +230,57 @@ pub fn undecodable_record(
         "corrupt: a well-framed record that does not decode appended at byte {offset} of {}",
         shown.display()
     ))
+}
+
+/// docs/simulator-reach.md 15i: an operator (or a failing disk) damages the header of
+/// one `task.updates` log of the latest agent under `work_dir` (drawn with `rng` among
+/// those holding at least a header), durably, as `how` (one of [`HEADER_DAMAGES`])
+/// says. The description starts with "corrupt", so the run counts as one with injected
+/// corruption.
+pub fn header(
+    fs: &SimFs,
+    work_dir: &std::path::Path,
+    rng: &mut StdRng,
+    how: &str,
+) -> Option<String> {
+    let slaves = work_dir.join("meta/slaves");
+    let latest = slaves.join(fs.read_link(&slaves.join("latest")).ok()?);
+    let files: Vec<PathBuf> = fs
+        .tree()
+        .into_keys()
+        .filter(|p| p.starts_with(&latest))
+        .filter(|p| p.file_name().is_some_and(|n| n == "task.updates"))
+        .filter(|p| fs.read(p).is_ok_and(|d| d.len() >= FILE_HEADER_BYTES))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let path = files[rng.gen_range(0..files.len())].clone();
+    let mut data = fs.read(&path).ok()?;
+    let what = match how {
+        HEADER_PREFIX => {
+            data.truncate(3);
+            "cut to the first 3 bytes of its header"
+        }
+        HEADER_MAGIC => {
+            data[0] ^= 0x20;
+            "first byte of its magic number damaged"
+        }
+        HEADER_ZEROES => {
+            data = vec![0; 3];
+            "left as 3 zero bytes"
+        }
+        HEADER_FOREIGN => {
+            data.truncate(7);
+            data[6] = 9;
+            "cut to 7 bytes: its magic number, its version and a kind byte not ours"
+        }
+        _ => return None,
+    };
+    fs.write(&path, &data).ok()?;
+    fs.sync_file(&path).ok()?;
+    let shown = path.strip_prefix(work_dir).unwrap_or(&path);
+    Some(format!("corrupt the header of {}: {what}", shown.display()))
 }
 
 /// Where the last whole record of a checkpoint log ends (a torn tail after it is not

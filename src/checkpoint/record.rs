@@ -167,6 +167,8 @@ pub struct Scan<'a> {
 pub fn scan(data: &[u8], kind: FileKind) -> Result<Scan<'_>, HeaderError> {
     if data.len() < FILE_HEADER_BYTES {
         let expected = file_header(kind);
+        // docs/recovery-rules.md R51: the start of our own header is a torn header; R52:
+        // anything else this short is a header error.
         if data == &expected[..data.len()] {
             let tail = if data.is_empty() {
                 Tail::Clean
@@ -249,6 +251,8 @@ fn length_check_ok(record: &[u8]) -> bool {
     crc32c::crc32c(&record[0..4]) == check
 }
 
+/// docs/recovery-rules.md R52: a header that is not ours is an error for the whole file,
+/// read without a byte past the end of `data`.
 fn check_header(data: &[u8], kind: FileKind) -> Result<(), HeaderError> {
     if data.len() < 4 || data[..4] != MAGIC {
         return Err(HeaderError::BadMagic);

@@ -317,7 +317,8 @@ impl Walk<'_> {
             message: format!("failed to truncate to {valid_length} bytes: {error}"),
         };
         if valid_length < record::FILE_HEADER_BYTES as u64 {
-            // Not even the header survived: start the log afresh.
+            // Not even the header survived: start the log afresh, with a whole header
+            // for later appends to follow (docs/recovery-rules.md R51).
             self.fs
                 .write(path, &record::file_header(kind))
                 .map_err(failed)?;
