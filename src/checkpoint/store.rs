@@ -30,7 +30,7 @@ use prost::Message;
 
 use super::paths::{MetaPaths, RunPath};
 use super::record::{self, FileKind};
-use crate::ids::{AgentId, ContainerId, FrameworkId, TaskId, Uuid};
+use crate::ids::{AgentId, FrameworkId, TaskId, Uuid};
 use crate::os::{FileSystem, LocalFuture, ProcessId};
 use crate::proto::{
     status_update_record, AgentInfo, ExecutorInfo, FrameworkInfo, Resource, StatusUpdate,
@@ -576,19 +576,5 @@ impl CheckpointStore {
                 .map_err(failed(parent, "sync directory")),
             None => Ok(()),
         }
-    }
-
-    /// The container id `runs/latest` points at, if any.
-    pub fn latest_run(
-        &self,
-        agent: &AgentId,
-        framework: &FrameworkId,
-        executor: &crate::ids::ExecutorId,
-    ) -> Option<ContainerId> {
-        let link = self.paths.latest_run(agent, framework, executor);
-        let target = self.fs.read_link(&link).ok()?;
-        Some(ContainerId::new(
-            target.file_name()?.to_string_lossy().into_owned(),
-        ))
     }
 }
