@@ -196,6 +196,7 @@ catalogue!(
     duplicate_ack_ignored,
     duplicate_update_before_ack,
     dynamic_reservation_not_offered_fails_recovery,
+    empty_forked_pid_is_missing,
     executor_gives_up_after_recovery_timeout,
     executor_terminated_while_agent_down,
     executor_wake_broken_falls_back,

@@ -555,6 +555,15 @@ fn machine_fault(
                 .filter(|p| !p.exited.get() && !p.handle.is_finished())
                 .map(|p| (p.id.pid, p.id.start_time))
                 .collect();
+            // docs/simulator-reach.md 15j.
+            if fault.how.as_deref() == Some("empty") {
+                return crate::corrupt::empty_forked_pid(
+                    &machine.fs,
+                    &machine.work_dir,
+                    fault.task.as_deref(),
+                    rng,
+                );
+            }
             let other_boot = fault.boot.as_deref() == Some("other");
             crate::faults::rewrite_forked_pid(
                 &machine.fs,

@@ -283,6 +283,38 @@ pub fn header(
     Some(format!("corrupt the header of {}: {what}", shown.display()))
 }
 
+/// docs/simulator-reach.md 15j: an operator empties (durably, through a temp file
+/// renamed over it) one executor's latest run's `pids/forked.pid` under `work_dir`
+/// (`executor`'s, or one drawn with `rng`), as a clean-up that truncated it does; says
+/// which, or `None` when there is no such file. Recovery must take the empty file for
+/// a missing one (docs/recovery-rules.md R53).
+pub fn empty_forked_pid(
+    fs: &SimFs,
+    work_dir: &std::path::Path,
+    executor: Option<&str>,
+    rng: &mut StdRng,
+) -> Option<String> {
+    let files: Vec<PathBuf> = crate::wake_faults::latest_runs(fs, work_dir)
+        .into_iter()
+        .filter(|(runs, _)| {
+            executor.is_none_or(|e| runs.parent().and_then(|p| p.file_name()) == Some(e.as_ref()))
+        })
+        .map(|(runs, container)| runs.join(container).join("pids/forked.pid"))
+        .filter(|path| fs.read(path).is_ok_and(|text| !text.is_empty()))
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let path = files[rng.gen_range(0..files.len())].clone();
+    let temporary = path.with_extension("pid.operator");
+    fs.write(&temporary, b"").ok()?;
+    fs.sync_file(&temporary).ok()?;
+    fs.rename(&temporary, &path).ok()?;
+    fs.sync_dir(path.parent()?).ok()?;
+    let shown = path.strip_prefix(work_dir).unwrap_or(&path);
+    Some(format!("forked.pid emptied: {}", shown.display()))
+}
+
 /// Where the last whole record of a checkpoint log ends (a torn tail after it is not
 /// counted).
 fn whole_records_end(data: &[u8]) -> usize {

@@ -244,6 +244,15 @@ impl Scenario {
                     fault.at_s
                 ));
             }
+            // docs/simulator-reach.md 15j.
+            if fault.kind == FaultKind::RewriteForkedPid
+                && !matches!(fault.how.as_deref(), None | Some("empty"))
+            {
+                return Err(format!(
+                    "rewrite_forked_pid at {} s: how must be left out or be empty",
+                    fault.at_s
+                ));
+            }
             if fault.kind == FaultKind::TornAppend
                 && !matches!(fault.error.as_deref(), None | Some("eio" | "enospc"))
             {

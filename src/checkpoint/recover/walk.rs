@@ -177,7 +177,8 @@ impl Walk<'_> {
         }
     }
 
-    /// Reads a text file (pid files); an empty one is treated as absent.
+    /// Reads a text file (pid files); an empty one is treated as absent, but for
+    /// `framework.pid` (docs/recovery-rules.md R53).
     pub(super) fn read_text(
         &mut self,
         path: &Path,
