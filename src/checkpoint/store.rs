@@ -174,11 +174,6 @@ impl CheckpointStore {
         }
     }
 
-    /// Whether log syncs are deferred.
-    pub fn deferring(&self) -> bool {
-        self.deferred.borrow().is_some()
-    }
-
     /// Ends group commit: syncs every log appended to since
     /// [`CheckpointStore::defer_log_syncs`] with one [`FileSystem::sync_files`], and
     /// syncs at once again from now on. Returns how many files it synced. On an error
