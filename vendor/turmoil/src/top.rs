@@ -1,3 +1,4 @@
+use crate::fast_hash::FastMap;
 use crate::envelope::{Envelope, Protocol};
 use crate::host::Host;
 use crate::rt::Rt;
@@ -17,7 +18,7 @@ pub(crate) struct Topology {
     config: config::Link,
 
     /// Specific configuration overrides between specific hosts.
-    links: IndexMap<Pair, Link>,
+    links: FastMap<Pair, Link>,
 
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
@@ -182,7 +183,7 @@ impl Topology {
         let now = rt.now();
         Topology {
             config,
-            links: IndexMap::new(),
+            links: FastMap::default(),
             rt,
             now,
         }
