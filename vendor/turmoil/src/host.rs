@@ -1,5 +1,5 @@
-use crate::fast_hash::FastMap;
 use crate::envelope::{hex, Datagram, Protocol, Segment, Syn};
+use crate::fast_hash::FastMap;
 #[cfg(feature = "unstable-fs")]
 use crate::fs::{Fs, FsConfig};
 use crate::net::tcp::stream::BidiFlowControl;

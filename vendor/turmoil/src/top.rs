@@ -1,5 +1,5 @@
-use crate::fast_hash::FastMap;
 use crate::envelope::{Envelope, Protocol};
+use crate::fast_hash::FastMap;
 use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};

@@ -1,6 +1,6 @@
-use crate::fast_hash::FastMap;
 use crate::config::Config;
 use crate::envelope::Protocol;
+use crate::fast_hash::FastMap;
 use crate::host::HostTimer;
 use crate::ip::IpVersionAddrIter;
 use crate::net::udp::MulticastGroups;
