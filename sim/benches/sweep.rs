@@ -11,6 +11,11 @@
 //! in wall time, alternating seed by seed so that machine noise hits both alike; the
 //! verdict is the CPU ratio. `cargo bench -p revenant-sim --bench sweep`
 //! (REVENANT_BENCH_SEEDS to change the count, REVENANT_BENCH_SCENARIO for another file).
+//!
+//! A run here is the run `revenant-sim sweep` makes (`cluster::run`, default options);
+//! its milliseconds depend on the machine, so the floor is also printed per host and
+//! tick, the gauge to compare two machines by, and the projection of a 2,000-seed sweep
+//! counts the sweep's default determinism re-runs (docs/recovery-latency.md P62).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::{Path, PathBuf};
@@ -77,6 +82,22 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The processor's model, as /proc/cpuinfo names it.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `revenant-sim sweep`'s default `--determinism-every`: one seed in this many runs twice.
+const SWEEP_DETERMINISM_EVERY: f64 = 50.0;
+
 fn main() {
     // `cargo test --benches` runs this as a smoke test: keep it tiny there.
     let quick = std::env::args().any(|a| a == "--test" || a == "--quick");
@@ -92,6 +113,7 @@ fn main() {
     let scenario = Scenario::load(&path).expect("swarm scenario");
     let tick = Duration::from_millis(scenario.tick_ms.max(1));
     let length = Duration::from_secs_f64(scenario.duration_s);
+    println!("cpu: {}", cpu_model());
     println!("load average before: {}", load_average());
 
     let (mut swarm_wall, mut swarm_cpu) = (Duration::ZERO, Duration::ZERO);
@@ -137,9 +159,15 @@ fn main() {
         per(swarm_cpu) / per(floor_cpu),
         per(swarm_wall) / per(floor_wall)
     );
+    let ticks = (length.as_secs_f64() / tick.as_secs_f64()).ceil();
     println!(
-        "2,000 seeds on 2 cores (one run per core at a time, CPU time): about {:.0} s",
-        2000.0 * per(swarm_cpu) / 1e3 / 2.0
+        "floor per host and tick (this machine's gauge): {:.2} us CPU",
+        floor_cpu.as_secs_f64() * 1e6 / (host_total as f64 * ticks)
+    );
+    println!(
+        "2,000 seeds on 2 cores (one run per core at a time, CPU time, with the sweep's \
+         default determinism re-run of one seed in {SWEEP_DETERMINISM_EVERY}): about {:.0} s",
+        2000.0 * (1.0 + 1.0 / SWEEP_DETERMINISM_EVERY) * per(swarm_cpu) / 1e3 / 2.0
     );
     println!("load average after: {}", load_average());
 }

@@ -4,9 +4,13 @@
 use super::*;
 
 impl ZkWorld {
-    pub(super) fn registry_agents(&self) -> (i32, BTreeSet<String>) {
+    /// The registry node's version (-1 when there is none) and, when `decode`, the agent
+    /// ids it lists. The version alone is read without decoding the registry
+    /// (docs/recovery-latency.md P61): the check at every server tick looks at the ids
+    /// only when the version moved.
+    fn registry_agents(&self, decode: bool) -> (i32, BTreeSet<String>) {
         match self.tree.node(&self.url.registry_path()) {
-            Some((data, version, _)) => {
+            Some((data, version, _)) if decode => {
                 let registry =
                     revenant::proto::Registry::decode(data.as_slice()).unwrap_or_default();
                 let ids = registry
@@ -16,16 +20,17 @@ impl ZkWorld {
                     .collect();
                 (version, ids)
             }
+            Some((_, version, _)) => (version, BTreeSet::new()),
             None => (-1, BTreeSet::new()),
         }
     }
 
     /// Z16: every agent id a leader acknowledged is in the registry node.
     pub(super) fn check_registry(&self, force: bool) {
-        let (version, ids) = self.registry_agents();
-        if !force && version == self.checked_version.get() {
+        if !force && self.registry_agents(false).0 == self.checked_version.get() {
             return;
         }
+        let (version, ids) = self.registry_agents(true);
         self.checked_version.set(version);
         for (agent, at) in self.acknowledged.borrow().iter() {
             if !ids.contains(agent) {
