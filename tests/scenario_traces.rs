@@ -207,6 +207,7 @@ catalogue!(
     multiple_agents_on_one_host,
     multiple_frameworks,
     non_checkpointing_framework_loses_task,
+    non_checkpointing_task_leaves_nothing_in_meta,
     non_checkpointing_task_killed_during_launch,
     non_strict_recovery_counts_corruption,
     partitioned_agent_removed,
