@@ -439,6 +439,7 @@ impl Agent {
     }
 
     pub(super) fn kill_task(&mut self, fid: FrameworkId, tid: TaskId) -> Result<(), AgentError> {
+        // docs/task-lifecycle.md L38: a kill of a task the agent does not know is answered.
         let Some(eid) = self.find_task(&fid, &tid) else {
             info!(target: "revenant::agent", framework = %fid, task = %tid, "kill for an unknown task: reporting it lost");
             let update = self.make_update(
