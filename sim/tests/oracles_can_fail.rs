@@ -583,6 +583,40 @@ mod synthetic {
         );
     }
 
+    /// docs/recovery-rules.md R54: the `reregistered_within_s` expectation holds when
+    /// the master re-registers the restarted agent within the bound, and fails when the
+    /// agent sat out its executors' re-registration timeout (round 10 of
+    /// docs/mutation-report.md: recovery finished only at the timeout) or never came
+    /// back. The first start is not a restart and is not judged.
+    #[test]
+    fn expectations_catch_an_agent_that_waits_out_the_reregistration_timeout() {
+        let scenario: revenant_sim::scenario::Scenario = toml::from_str(
+            "duration_s = 60\n\
+             [[tasks]]\nid = \"t1\"\ncommand = \"sleep 10\"\n\
+             [expect]\nreregistered_within_s = 1\n",
+        )
+        .expect("scenario parses");
+        let start = |ms| event(ms, "agent1", "sim", "agent process starting", &[]);
+        let back = |ms| event(ms, "master1", "master", "agent re-registered", &[]);
+        let observations = Observations::default();
+        let check =
+            |trace: &[TraceEvent]| oracles::expectations::check(&scenario, trace, &observations);
+        let held = check(&[start(0), start(20_000), back(20_060)]);
+        assert!(held.is_empty(), "{held:?}");
+        let late = check(&[start(0), start(20_000), back(22_010)]);
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(late[0].message.contains("expected within 1s"), "{late:?}");
+        let never = check(&[start(0), start(20_000)]);
+        assert_eq!(never.len(), 1, "{never:?}");
+        assert!(
+            never[0].message.contains("never re-registered"),
+            "{never:?}"
+        );
+        // A re-registration before the restart does not count for it.
+        let before = check(&[start(0), back(5_000), start(20_000)]);
+        assert_eq!(before.len(), 1, "{before:?}");
+    }
+
     /// docs/lifecycle-rules.md rule 12: a task of a framework gone for good is not
     /// flagged for never ending, but a task of a framework that is still there is.
     #[test]

@@ -220,6 +220,32 @@ pub fn check(
             ));
         }
     }
+    // docs/recovery-rules.md R54: the master hears the restarted agent re-register
+    // within the bound, whatever the agent says of its own recovery.
+    if let Some(bound) = expect.reregistered_within_s {
+        let bound = std::time::Duration::from_secs_f64(bound.max(0.0));
+        let starts = trace
+            .iter()
+            .filter(|e| e.is(Decision::AgentProcessStarting))
+            .skip(1);
+        for start in starts {
+            let back = trace
+                .iter()
+                .find(|e| e.time >= start.time && e.is(Decision::MasterAgentReregistered));
+            match back {
+                Some(back) if back.time - start.time <= bound => {}
+                Some(back) => push(format!(
+                    "the agent restarted at {:?} was re-registered by the master {:?} later, expected within {bound:?}",
+                    start.time,
+                    back.time - start.time
+                )),
+                None => push(format!(
+                    "the agent restarted at {:?} was never re-registered by the master, expected within {bound:?}",
+                    start.time
+                )),
+            }
+        }
+    }
     if let Some(exits) = expect.agent_exits {
         let exited = observations
             .agent_exits

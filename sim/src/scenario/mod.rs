@@ -492,6 +492,12 @@ pub struct Expect {
     /// (a teardown, or a scheduler that came back after its failover timeout); the
     /// others must not have been.
     pub frameworks_removed: Option<Vec<u32>>,
+    /// At most this many seconds from each restart of the agent (every agent process
+    /// start after the first) to the master's next "agent re-registered": an agent whose
+    /// executors are alive and reachable is back within a fraction of a second
+    /// (docs/recovery-rules.md R54), never after waiting out
+    /// `executor_reregistration_timeout`. Judged from the master's trace; one agent only.
+    pub reregistered_within_s: Option<f64>,
 }
 
 impl Scenario {

@@ -335,6 +335,12 @@ impl Scenario {
             parse_resources(resources)?;
         }
         if let Some(expect) = &self.expect {
+            if expect.reregistered_within_s.is_some() && self.agents != 1 {
+                return Err(format!(
+                    "expect.reregistered_within_s needs agents = 1 (the master's trace does not say which host re-registered), there are {}",
+                    self.agents
+                ));
+            }
             if let Some(index) = expect
                 .frameworks_removed
                 .iter()
