@@ -177,15 +177,9 @@ pub fn undecodable_so_far() -> Vec<Undecodable> {
     UNDECODABLE.with(|u| u.borrow().clone())
 }
 
-/// Appends a well-framed record that does not decode to one `task.updates` log under the
-/// latest agent of `work_dir` (drawn with `rng`), durably; `now` is recorded with it.
-pub fn undecodable_record(
-    fs: &SimFs,
-    work_dir: &std::path::Path,
-    rng: &mut StdRng,
-    now: std::time::Duration,
-) -> Option<String> {
-    use prost::Message as _;
+/// One `task.updates` log of the latest agent under `work_dir` holding at least a whole
+/// header, drawn with `rng` (one draw); `None` when there is none.
+fn draw_log(fs: &SimFs, work_dir: &std::path::Path, rng: &mut StdRng) -> Option<PathBuf> {
     let slaves = work_dir.join("meta/slaves");
     let latest = slaves.join(fs.read_link(&slaves.join("latest")).ok()?);
     let files: Vec<PathBuf> = fs
@@ -198,7 +192,19 @@ pub fn undecodable_record(
     if files.is_empty() {
         return None;
     }
-    let path = files[rng.gen_range(0..files.len())].clone();
+    Some(files[rng.gen_range(0..files.len())].clone())
+}
+
+/// Appends a well-framed record that does not decode to one `task.updates` log under the
+/// latest agent of `work_dir` (drawn with `rng`), durably; `now` is recorded with it.
+pub fn undecodable_record(
+    fs: &SimFs,
+    work_dir: &std::path::Path,
+    rng: &mut StdRng,
+    now: std::time::Duration,
+) -> Option<String> {
+    use prost::Message as _;
+    let path = draw_log(fs, work_dir, rng)?;
     let mut data = fs.read(&path).ok()?;
     // A record kind no release wrote (types 0 and 1 are UPDATE and ACK), with a uuid
     // drawn so that each injected record's bytes are its own.
@@ -243,19 +249,7 @@ pub fn header(
     rng: &mut StdRng,
     how: &str,
 ) -> Option<String> {
-    let slaves = work_dir.join("meta/slaves");
-    let latest = slaves.join(fs.read_link(&slaves.join("latest")).ok()?);
-    let files: Vec<PathBuf> = fs
-        .tree()
-        .into_keys()
-        .filter(|p| p.starts_with(&latest))
-        .filter(|p| p.file_name().is_some_and(|n| n == "task.updates"))
-        .filter(|p| fs.read(p).is_ok_and(|d| d.len() >= FILE_HEADER_BYTES))
-        .collect();
-    if files.is_empty() {
-        return None;
-    }
-    let path = files[rng.gen_range(0..files.len())].clone();
+    let path = draw_log(fs, work_dir, rng)?;
     let mut data = fs.read(&path).ok()?;
     let what = match how {
         HEADER_PREFIX => {
