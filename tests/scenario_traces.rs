@@ -202,6 +202,7 @@ catalogue!(
     executor_wake_broken_falls_back,
     forked_pid_from_another_boot_not_adopted,
     kill_of_unknown_task_reported_lost,
+    live_run_dir_deleted_orphan_destroyed,
     kill_queued_task_during_executor_registration,
     kill_task_after_restart,
     master_failover,

@@ -529,7 +529,8 @@ fn machine_fault(
             if machine.agent.borrow().is_some() {
                 return None;
             }
-            crate::faults::delete_run_dir(&machine.fs, &machine.work_dir, rng)
+            let live = fault.how.as_deref() == Some("live");
+            crate::faults::delete_run_dir(&machine.fs, &machine.work_dir, live, rng)
         }
         FaultKind::BreakWake => {
             if machine.agent.borrow().is_some() {

@@ -366,12 +366,18 @@ pub fn large_command(scenario: &Scenario, seed: u64, index: u32, command: String
 /// Operator damage: deletes (durably) the latest run directory of one executor whose
 /// run completed (`executor.sentinel`: its updates were all acknowledged), leaving
 /// `runs/latest` dangling, as a collection cut short or an operator's clean-up does;
-/// says which, or `None` when there is none. (Deleting a live run's directory would
-/// destroy updates the agent promised to deliver: no rule can hold after that.)
-pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, rng: &mut StdRng) -> Option<String> {
+/// says which, or `None` when there is none. With `live`, the run of an executor still
+/// running instead (docs/simulator-reach.md 15o): only fixed scenarios ask for that, at a
+/// moment when every update of the run was acknowledged, since deleting updates the agent
+/// still promised to deliver breaks rules nothing can keep.
+pub fn delete_run_dir(fs: &SimFs, work_dir: &Path, live: bool, rng: &mut StdRng) -> Option<String> {
+    // A completed run has its sentinel; a live executor's run (docs/simulator-reach.md
+    // 15o) has none.
     let runs: Vec<(PathBuf, String)> = crate::wake_faults::latest_runs(fs, work_dir)
         .into_iter()
-        .filter(|(runs, container)| fs.exists(&runs.join(container).join("executor.sentinel")))
+        .filter(|(runs, container)| {
+            fs.exists(&runs.join(container).join("executor.sentinel")) != live
+        })
         .collect();
     if runs.is_empty() {
         return None;

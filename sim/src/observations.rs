@@ -128,6 +128,9 @@ pub struct RogueLog {
     pub received: Vec<(Duration, &'static str, String)>,
     /// The uuids of the status updates it forged.
     pub forged_uuids: BTreeSet<Vec<u8>>,
+    /// Its registrations that reached the agent: (time connected, what, how its
+    /// listening ended) (docs/security.md SEC45).
+    pub registrations: Vec<(Duration, String, crate::rogue::Listened)>,
     /// The rogue framework's id, once a master registered it (SEC35).
     pub framework_id: Option<String>,
     /// What the rogue framework sent: (time, what).

@@ -239,7 +239,8 @@ pub async fn party(
             observations.rogue.sent.push((now, what.clone()));
             observations.rogue.forged_uuids.insert(uuid);
         }
-        attempt(messages, &what, &observations).await;
+        let registers = planned.attempt != Attempt::Forge;
+        attempt(messages, &what, registers, &observations).await;
     }
 }
 
@@ -263,9 +264,18 @@ fn forged_update(target: &Target, task: &str, state: TaskState, uuid: &[u8]) -> 
     }
 }
 
-/// Connects to agent 1 as a local process would, sends `messages` and listens for three
-/// seconds, recording every message it is answered in the rogue log.
-async fn attempt(messages: Vec<Body>, what: &str, observations: &Rc<RefCell<Observations>>) {
+/// How long the rogue listens after an attempt (docs/security.md SEC45).
+pub const LISTEN: Duration = Duration::from_secs(3);
+
+/// Connects to agent 1 as a local process would, sends `messages` and listens for
+/// [`LISTEN`], recording every message it is answered in the rogue log, and, for an
+/// attempt that `registers`, how the listening ended (SEC45).
+async fn attempt(
+    messages: Vec<Body>,
+    what: &str,
+    registers: bool,
+    observations: &Rc<RefCell<Observations>>,
+) {
     let net = SimNet::on(AGENT_HOST);
     let address = format!("{AGENT_HOST}:{}", agent_port(1));
     let Ok(Ok(mut stream)) =
@@ -273,6 +283,7 @@ async fn attempt(messages: Vec<Body>, what: &str, observations: &Rc<RefCell<Obse
     else {
         return;
     };
+    let connected = turmoil::sim_elapsed().unwrap_or_default();
     for body in messages {
         if revenant::wire::write_envelope(&mut stream, body)
             .await
@@ -281,19 +292,39 @@ async fn attempt(messages: Vec<Body>, what: &str, observations: &Rc<RefCell<Obse
             break;
         }
     }
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok(body)) =
-        tokio::time::timeout_at(until, revenant::wire::read_envelope(&mut stream)).await
-    {
-        let now = turmoil::sim_elapsed().unwrap_or_default();
-        let kind = revenant::wire::kind(&body);
-        tracing::info!(target: "revenant_sim", kind, "rogue process heard from the agent");
+    let until = tokio::time::Instant::now() + LISTEN;
+    let ended = loop {
+        match tokio::time::timeout_at(until, revenant::wire::read_envelope(&mut stream)).await {
+            Ok(Ok(body)) => {
+                let now = turmoil::sim_elapsed().unwrap_or_default();
+                let kind = revenant::wire::kind(&body);
+                tracing::info!(target: "revenant_sim", kind, "rogue process heard from the agent");
+                observations
+                    .borrow_mut()
+                    .rogue
+                    .received
+                    .push((now, kind, what.to_owned()));
+            }
+            Ok(Err(_)) => break Listened::Closed,
+            Err(_) => break Listened::Open,
+        }
+    };
+    if registers {
         observations
             .borrow_mut()
             .rogue
-            .received
-            .push((now, kind, what.to_owned()));
+            .registrations
+            .push((connected, what.to_owned(), ended));
     }
+}
+
+/// How a rogue's listening after a registration ended (docs/security.md SEC45).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listened {
+    /// The connection was closed (by the agent, or by its death) within [`LISTEN`].
+    Closed,
+    /// It was still open when the rogue stopped listening.
+    Open,
 }
 
 /// Whether `path` is a `task.updates` file below `work_dir` (where a forged update would

@@ -230,3 +230,74 @@ fn the_rogue_oracle_fails_when_a_framework_principal_may_change() {
     );
     eprintln!("rogue: caught at seed {seed}: {}", violation.message);
 }
+
+/// SEC45 against the real agent: with a rogue in every run, its registrations reach the
+/// agent, and each is refused at once, by both of the ways D55 refuses (a
+/// `ShutdownExecutor` for an executor the agent does not expect, a closed connection for
+/// a wrong secret).
+#[test]
+fn every_rogue_registration_is_refused_at_once() {
+    let scenario = always_rogue();
+    let (mut told, mut closed, mut registrations) = (0, 0, 0);
+    for seed in 0..12 {
+        let result = cluster::run(&scenario, seed, &RunOptions::default());
+        let rogue = &result.observations.rogue;
+        for (_, what, ended) in &rogue.registrations {
+            registrations += 1;
+            if rogue
+                .received
+                .iter()
+                .any(|(_, kind, attempt)| attempt == what && *kind == "shutdown_executor")
+            {
+                told += 1;
+            } else if *ended == rogue::Listened::Closed {
+                closed += 1;
+            }
+        }
+        let hanging: Vec<_> = result
+            .violations
+            .iter()
+            .filter(|v| v.message.contains("unanswered"))
+            .collect();
+        assert!(hanging.is_empty(), "seed {seed}: {hanging:?}");
+    }
+    eprintln!("rogue registrations: {registrations}, told to shut down {told}, closed {closed}");
+    assert!(told > 0 && closed > 0, "told {told}, closed {closed}");
+}
+
+/// SEC45 broken by hand: a registration heard nothing and its connection stayed open;
+/// the oracle fails, and it holds for a refusal by either way.
+#[test]
+fn the_rogue_oracle_fails_on_a_registration_left_hanging() {
+    use std::time::Duration;
+
+    use revenant_sim::observations::Observations;
+
+    let what = "Register as executor e1 of framework f1 (run r1, task t1, TASK_FAILED)";
+    let mut observations = Observations::default();
+    observations
+        .rogue
+        .sent
+        .push((Duration::from_secs(7), what.to_owned()));
+    observations.rogue.registrations.push((
+        Duration::from_secs(7),
+        what.to_owned(),
+        rogue::Listened::Open,
+    ));
+    let violations = revenant_sim::oracles::rogue::check(&observations);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.oracle == "rogue" && v.message.contains("unanswered")),
+        "{violations:?}"
+    );
+    observations.rogue.received.push((
+        Duration::from_millis(7_002),
+        "shutdown_executor",
+        what.to_owned(),
+    ));
+    assert!(revenant_sim::oracles::rogue::check(&observations).is_empty());
+    observations.rogue.received.clear();
+    observations.rogue.registrations[0].2 = rogue::Listened::Closed;
+    assert!(revenant_sim::oracles::rogue::check(&observations).is_empty());
+}

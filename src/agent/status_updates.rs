@@ -30,8 +30,8 @@ pub use crate::domain::intervals::{RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN};
 
 pub use crate::domain::task_state::is_terminal;
 
-/// A set of uuids, as a sorted vector sized to fit: a stream holds a handful, and an
-/// agent holds a stream for every live task (a `BTreeSet` node costs 200 bytes even for
+/// A set of uuids, as a sorted vector sized to fit (docs/recovery-latency.md P72): a
+/// stream holds a handful, and an agent holds a stream for every live task (a `BTreeSet` node costs 200 bytes even for
 /// one uuid; 10,000 recovered tasks held 4 MB of them).
 #[derive(Clone, Debug, Default)]
 struct UuidSet(Vec<Uuid>);
@@ -433,6 +433,23 @@ mod tests {
         // Any fixed point will do: the manager only compares instants it was handed.
         #[allow(clippy::disallowed_methods)]
         Instant::from_std(std::time::Instant::now())
+    }
+
+    /// docs/recovery-latency.md P72: room for one uuid when a stream holds one, then
+    /// doubling; a uuid already held takes no room.
+    #[test]
+    fn a_stream_uuid_set_grows_from_room_for_one() {
+        let uuid = |n: u8| Uuid::from_bytes(&[n; 16]).expect("16 bytes");
+        let mut set = UuidSet::default();
+        let mut room = Vec::new();
+        for n in 0..5 {
+            assert!(set.insert(uuid(n)));
+            room.push(set.0.capacity());
+        }
+        assert_eq!(room, [1, 2, 4, 4, 8]);
+        assert!(!set.insert(uuid(0)));
+        assert_eq!(set.0.capacity(), 8);
+        assert!((0..5).all(|n| set.contains(&uuid(n))));
     }
 
     #[test]

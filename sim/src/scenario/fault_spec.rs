@@ -82,7 +82,9 @@ pub enum FaultKind {
     /// with no reboot. The agent stops on the error and is restarted.
     TornAppend,
     /// While the agent is down, an operator deletes one executor's latest run directory
-    /// (`.../executors/<id>/runs/<container>`), leaving `runs/latest` dangling.
+    /// (`.../executors/<id>/runs/<container>`), leaving `runs/latest` dangling: a
+    /// completed run's, or with `how = "live"` the run of an executor still alive
+    /// (docs/simulator-reach.md 15o).
     DeleteRunDir,
     /// While the agent is down, an operator rewrites one run's `pids/forked.pid` to the
     /// pid of another live process of the machine (keeping the start time written
@@ -216,7 +218,7 @@ pub struct FaultSpec {
     /// next start (the disk is not reset then; docs/simulator-reach.md rule 12k).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
-    /// For `break_wake`: `missing`, `stale` or `torn`.
+    /// For `break_wake`: `missing`, `stale` or `torn`; for `delete_run_dir`: `live`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub how: Option<String>,
     /// For reboots: un-synced appended bytes that survive in length may read as zeroes

@@ -253,6 +253,15 @@ impl Scenario {
                     fault.at_s
                 ));
             }
+            // docs/simulator-reach.md 15o.
+            if fault.kind == FaultKind::DeleteRunDir
+                && !matches!(fault.how.as_deref(), None | Some("live"))
+            {
+                return Err(format!(
+                    "delete_run_dir at {} s: how must be left out or be live",
+                    fault.at_s
+                ));
+            }
             if fault.kind == FaultKind::TornAppend
                 && !matches!(fault.error.as_deref(), None | Some("eio" | "enospc"))
             {
