@@ -21,23 +21,28 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
     let mut out = Vec::new();
     // P69: per incarnation and path, whether the last removal found the path gone.
     let mut gone: BTreeMap<(Actor, &PathBuf), bool> = BTreeMap::new();
-    // One violation per incarnation and path: a retry loop repeats it at every try.
-    let mut reported: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
+    // One violation per incarnation and path for P67 and P69: a loop repeats them.
+    let mut synced: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
+    let mut retried: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
     for record in done {
         let who = format!(
             "agent {} incarnation {}",
             record.actor.agent, record.actor.incarnation
         );
         match &record.work {
-            Work::RepeatedSync { dir } => out.push(Violation {
-                time: record.time,
-                oracle: "repeated_sync",
-                message: format!(
-                    "{who} synced {} '{}' again with nothing written to it since its own last completed sync of it (docs/recovery-latency.md P67)",
-                    if *dir { "directory" } else { "file" },
-                    record.path.display()
-                ),
-            }),
+            Work::RepeatedSync { dir } => {
+                if synced.insert((record.actor, &record.path)) {
+                    out.push(Violation {
+                        time: record.time,
+                        oracle: "repeated_sync",
+                        message: format!(
+                            "{who} synced {} '{}' again with nothing written to it since its own last completed sync of it (docs/recovery-latency.md P67)",
+                            if *dir { "directory" } else { "file" },
+                            record.path.display()
+                        ),
+                    });
+                }
+            }
             Work::NoOpTruncate { length } => out.push(Violation {
                 time: record.time,
                 oracle: "no_op_truncate",
@@ -50,7 +55,7 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
                 let before = gone.insert((record.actor, &record.path), *absent);
                 if *absent
                     && before == Some(true)
-                    && reported.insert((record.actor, &record.path))
+                    && retried.insert((record.actor, &record.path))
                 {
                     out.push(Violation {
                         time: record.time,
