@@ -59,6 +59,7 @@ pub(crate) fn drive(
     crate::corrupt::begin(scenario.swarm.is_some());
     crate::gc_watch::begin();
     crate::fault_log::begin();
+    crate::disk_work::begin();
     crate::seams::hang_executors(
         seed,
         scenario

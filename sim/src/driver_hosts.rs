@@ -738,7 +738,10 @@ async fn machine_main(
             apply_restart_flags(&mut config, &machine.restart_flags.borrow());
             let task = Rc::new(RefCell::new(None));
             let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
-                machine.fs.clone(),
+                // docs/design.md D87: the disk knows which incarnation does what.
+                machine
+                    .fs
+                    .for_agent(machine.index, machine.incarnation.get()),
                 machine.crash_after.clone(),
                 machine.crashed.clone(),
                 task.clone(),

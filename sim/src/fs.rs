@@ -102,6 +102,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use revenant::os::{FileLock, FileSystem, LockError};
 
+use crate::disk_work::{Actor, Work};
+
 /// How many symlinks one path resolution follows at most before failing with `ELOOP`
 /// (Linux's `MAXSYMLINKS`).
 pub const SYMLINK_FOLLOWS_MAX: usize = 40;
@@ -1006,6 +1008,11 @@ struct State {
     /// How long a group sync started with `start_sync_files` takes, in simulated time
     /// (zero: it syncs at once).
     group_sync_latency: std::time::Duration,
+    /// How many times each inode's data, length or entries changed (docs/design.md D87).
+    versions: BTreeMap<Ino, u64>,
+    /// The version of each inode that each agent process's last completed sync of it
+    /// covered (docs/recovery-latency.md P67).
+    synced: BTreeMap<(Actor, Ino), u64>,
 }
 
 impl State {
@@ -1085,6 +1092,7 @@ impl State {
         let node = self.tree.dir_mut(dir);
         node.pending.push(DirOp::Link(name.to_os_string(), ino));
         let old = node.entries.insert(name.to_os_string(), ino);
+        self.changed(dir);
         self.tree.inode_mut(dir).modified = now;
         self.add_link(ino);
         if let Some(old) = old {
@@ -1101,6 +1109,7 @@ impl State {
             .remove(name)
             .expect("unlink of a name that exists");
         node.pending.push(DirOp::Unlink(name.to_os_string()));
+        self.changed(dir);
         self.tree.inode_mut(dir).modified = now;
         self.drop_link(old);
     }
@@ -1132,6 +1141,35 @@ impl State {
         if inode.links > 0 {
             self.used_bytes = self.used_bytes - old_length + new_length;
         }
+        if changed {
+            self.changed(ino);
+        }
+    }
+
+    /// Inode `ino`'s data, length or entries changed (docs/design.md D87).
+    fn changed(&mut self, ino: Ino) {
+        *self.versions.entry(ino).or_default() += 1;
+    }
+
+    /// What a sync of `path` by `actor` would cover: the inode and its version, and
+    /// whether nothing changed since `actor`'s last completed sync of it
+    /// (docs/recovery-latency.md P67). `None` when the path does not resolve.
+    fn sync_coverage(&self, actor: Actor, path: &Path) -> Option<(Ino, u64, bool)> {
+        let ino = self.tree.resolve(path).ok()?;
+        let version = self.versions.get(&ino).copied().unwrap_or(0);
+        let repeated = self.synced.get(&(actor, ino)) == Some(&version);
+        Some((ino, version, repeated))
+    }
+
+    /// A sync of `path` by `actor` is about to run: records it when it repeats `actor`'s
+    /// last completed sync of the inode (P67). Returns what it covers.
+    fn judge_sync(&mut self, actor: Actor, path: &Path) -> Option<(Ino, u64)> {
+        let (ino, version, repeated) = self.sync_coverage(actor, path)?;
+        if repeated {
+            let dir = self.tree.is_dir(ino);
+            crate::disk_work::done(actor, path, Work::RepeatedSync { dir });
+        }
+        Some((ino, version))
     }
 
     /// Resolves `path` (following it) to a file, creating an empty one if the name is
@@ -1219,6 +1257,7 @@ impl State {
             let replaced = node.entries.insert(to_name.clone(), ino);
             node.pending
                 .push(DirOp::Rename(from_name.clone(), to_name.clone(), ino));
+            self.changed(source.parent);
             self.tree.inode_mut(source.parent).modified = now;
             if let Some(replaced) = replaced {
                 self.drop_link(replaced);
@@ -1232,11 +1271,18 @@ impl State {
     }
 }
 
+/// What a sync started earlier covers (see [`SimFs::sync_requested`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SyncRequest(Option<(Ino, u64)>);
+
 /// The simulated filesystem of one machine. Cloning gives another handle to the same
 /// filesystem. See the module doc for the durability model.
 #[derive(Clone)]
 pub struct SimFs {
     state: Rc<RefCell<State>>,
+    /// The agent process this handle is (docs/design.md D87); `None` for the
+    /// simulator's own handles.
+    actor: Option<Actor>,
 }
 
 impl Default for SimFs {
@@ -1273,7 +1319,51 @@ impl SimFs {
                 fault_rng: StdRng::seed_from_u64(0),
                 counters: Counters::default(),
                 group_sync_latency: std::time::Duration::ZERO,
+                versions: BTreeMap::new(),
+                synced: BTreeMap::new(),
             })),
+            actor: None,
+        }
+    }
+
+    /// Another handle on this filesystem, for the process incarnation `incarnation` of
+    /// agent `agent` (docs/design.md D87): the disk work it wastes is recorded in
+    /// [`crate::disk_work`] (docs/recovery-latency.md P67-P69).
+    pub fn for_agent(&self, agent: u32, incarnation: u64) -> SimFs {
+        SimFs {
+            state: Rc::clone(&self.state),
+            actor: Some(Actor { agent, incarnation }),
+        }
+    }
+
+    /// A group sync of `path` is started now by this handle's process and will run
+    /// later with [`SimFs::sync_file_requested`] (a pipelined group's sync, whose
+    /// simulated latency puts the `fsync` after its start). What it will cover is fixed
+    /// now, and judged now (docs/recovery-latency.md P67): a later sync that completes
+    /// first does not make this one repeated, since the process asked for it before.
+    /// Counts no operation and meets no fault.
+    pub fn sync_requested(&self, path: &Path) -> SyncRequest {
+        let Some(actor) = self.actor else {
+            return SyncRequest(None);
+        };
+        SyncRequest(self.state.borrow_mut().judge_sync(actor, path))
+    }
+
+    /// The `sync_file` of a sync started earlier (see [`SimFs::sync_requested`]): the
+    /// same operation, which records what the request covered.
+    pub fn sync_file_requested(&self, path: &Path, request: &SyncRequest) -> io::Result<()> {
+        let mut state = self.state.borrow_mut();
+        state.begin(Op::SyncFile, path, None)?;
+        state.sync(path)?;
+        self.synced(&mut state, request.0);
+        Ok(())
+    }
+
+    /// A sync by this handle's process completed, covering `covered`.
+    fn synced(&self, state: &mut State, covered: Option<(Ino, u64)>) {
+        if let (Some(actor), Some((ino, version))) = (self.actor, covered) {
+            let last = state.synced.entry((actor, ino)).or_insert(version);
+            *last = (*last).max(version);
         }
     }
 
@@ -1371,6 +1461,14 @@ impl SimFs {
         let ino = {
             let mut state = self.state.borrow_mut();
             state.begin(Op::RemoveDirAll, path, None)?;
+            // docs/recovery-latency.md P69: whether the removal found the path there.
+            if let Some(actor) = self.actor {
+                let absent = match state.tree.lookup(path, false) {
+                    Ok(lookup) => lookup.ino.is_none(),
+                    Err(error) => error.kind() == io::ErrorKind::NotFound,
+                };
+                crate::disk_work::done(actor, path, Work::Removal { absent });
+            }
             let lookup = state.tree.lookup(path, false)?;
             let ino = if lookup.dir_only {
                 state.tree.resolve(path)?
@@ -1774,13 +1872,19 @@ impl FileSystem for SimFs {
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::SyncFile, path, None)?;
-        state.sync(path)
+        let covered = self.actor.and_then(|actor| state.judge_sync(actor, path));
+        state.sync(path)?;
+        self.synced(&mut state, covered);
+        Ok(())
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.borrow_mut();
         state.begin(Op::SyncDir, path, None)?;
-        state.sync(path)
+        let covered = self.actor.and_then(|actor| state.judge_sync(actor, path));
+        state.sync(path)?;
+        self.synced(&mut state, covered);
+        Ok(())
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
@@ -1875,6 +1979,12 @@ impl FileSystem for SimFs {
         state.begin(Op::Truncate, path, None)?;
         let ino = state.open_for_write(path, false)?;
         let old = state.tree.file(ino).data.len();
+        if let Some(actor) = self.actor {
+            // docs/recovery-latency.md P68.
+            if old as u64 == length {
+                crate::disk_work::done(actor, path, Work::NoOpTruncate { length });
+            }
+        }
         let new = usize::try_from(length).map_err(|_| errno(libc::EFBIG))?;
         state.ensure_space(old, new)?;
         state.apply(ino, FileOp::Truncate(length));

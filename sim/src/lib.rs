@@ -20,6 +20,7 @@
 //! | [`violation`] | a broken rule |
 //! | [`crash_hooks`] | the crash points' plan and filesystem wrapper, below the driver |
 //! | [`fs_op`] | the kinds of filesystem operation |
+//! | [`disk_work`] | the disk work each agent incarnation did for nothing, as the simulated filesystem saw it, for the `wasted_disk_work` oracle |
 //! | [`observations`] | host layout, the task plan, what the outside world saw: below the driver and the oracles |
 //! | [`driver`] | steps a cluster: due faults and deferred actions between turmoil steps, the end of the run |
 //! | [`driver_hosts`] | the hosts: masters, the agent machine's supervisors, the frameworks' recording workload |
@@ -56,6 +57,7 @@ pub mod crash_hooks;
 pub mod crash_points;
 pub mod decision;
 pub mod disk_faults;
+pub mod disk_work;
 pub mod driver;
 pub mod driver_hosts;
 pub mod drops;

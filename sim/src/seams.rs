@@ -343,6 +343,11 @@ impl FileSystem for ProcessFs {
             let result = self.sync_files(&paths);
             return Box::pin(std::future::ready(result));
         }
+        // docs/recovery-latency.md P67: the group's syncs are asked for now.
+        let requests: Vec<_> = paths
+            .iter()
+            .map(|path| self.inner.sync_requested(path))
+            .collect();
         let later = ProcessFs {
             inner: self.inner.clone(),
             crash_after: self.crash_after.clone(),
@@ -351,7 +356,14 @@ impl FileSystem for ProcessFs {
         };
         Box::pin(async move {
             tokio::time::sleep(latency).await;
-            later.sync_files(&paths)
+            // As `sync_files`: each file's `sync_file`, in order, up to the first failure.
+            for (index, (path, request)) in paths.iter().zip(&requests).enumerate() {
+                later
+                    .step()
+                    .and_then(|()| later.inner.sync_file_requested(path, request))
+                    .map_err(|error| (index, error))?;
+            }
+            Ok(())
         })
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

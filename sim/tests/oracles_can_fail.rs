@@ -1264,3 +1264,124 @@ fn master_state_catches_an_additive_change_the_agent_did_not_take() {
     assert!(unbroken.is_empty(), "{unbroken:?}");
     assert_caught("swarm_agent_machine.toml", breakage, "master_state", 60);
 }
+
+/// docs/recovery-latency.md P67-P69: the disk work an agent process does for nothing,
+/// recorded by the simulated filesystem through an agent's handle (docs/design.md D87)
+/// and judged by `wasted_disk_work`. Each test drives the disk as an agent would, by
+/// hand, and checks what the oracle makes of it; the unwasted variant of each holds.
+mod wasted_disk_work {
+    use std::path::Path;
+
+    use revenant::os::FileSystem;
+    use revenant_sim::disk_work;
+    use revenant_sim::fs::SimFs;
+    use revenant_sim::oracles::wasted_disk_work;
+
+    fn oracles() -> Vec<String> {
+        let violations = wasted_disk_work::check(&disk_work::so_far());
+        for violation in &violations {
+            eprintln!("{}: {}", violation.oracle, violation.message);
+        }
+        violations
+            .into_iter()
+            .map(|v| v.oracle.to_owned())
+            .collect()
+    }
+
+    fn disk() -> SimFs {
+        disk_work::begin();
+        let disk = SimFs::new();
+        disk.create_dir(Path::new("/meta")).unwrap();
+        disk
+    }
+
+    /// P67: a sync with nothing written since the same incarnation's last completed sync
+    /// of the file (as `commit_done` made `()` does at the next barrier) is caught, and so
+    /// is a directory's; a sync after a write, an incarnation's first sync of a file an
+    /// earlier one synced, and the simulator's own syncs are not.
+    #[test]
+    fn repeated_sync_catches_a_file_synced_twice_with_nothing_written_between() {
+        let disk = disk();
+        let log = Path::new("/meta/task.updates");
+        let first = disk.for_agent(1, 1);
+        first.write(log, b"header").unwrap();
+        first.sync_file(log).unwrap();
+        first.append(log, b"update").unwrap();
+        first.sync_file(log).unwrap();
+        first.sync_dir(Path::new("/meta")).unwrap();
+        // The simulator's own handle, and the next incarnation's first syncs.
+        disk.sync_file(log).unwrap();
+        let second = disk.for_agent(1, 2);
+        second.sync_file(log).unwrap();
+        second.sync_dir(Path::new("/meta")).unwrap();
+        // Another agent of the machine: its own first sync.
+        disk.for_agent(2, 1).sync_file(log).unwrap();
+        assert_eq!(oracles(), Vec::<String>::new());
+
+        second.sync_file(log).unwrap();
+        assert_eq!(oracles(), ["repeated_sync"]);
+        second.sync_dir(Path::new("/meta")).unwrap();
+        assert_eq!(oracles(), ["repeated_sync", "repeated_sync"]);
+    }
+
+    /// P67, group commit (P14): a pipelined group's sync is judged when it was asked
+    /// for, so a barrier that syncs the log while the group's sync is on its way does
+    /// not make the group's sync a repeat; a sync asked for after both completed is one.
+    #[test]
+    fn repeated_sync_allows_a_barrier_under_a_group_sync_in_flight() {
+        let disk = disk();
+        let log = Path::new("/meta/task.updates");
+        let agent = disk.for_agent(1, 1);
+        agent.write(log, b"header").unwrap();
+        agent.sync_file(log).unwrap();
+        agent.append(log, b"update").unwrap();
+        let group = agent.sync_requested(log);
+        agent.sync_file(log).unwrap(); // the barrier
+        agent.sync_file_requested(log, &group).unwrap(); // the group's own, later
+        assert_eq!(oracles(), Vec::<String>::new());
+        let late = agent.sync_requested(log);
+        agent.sync_file_requested(log, &late).unwrap();
+        assert_eq!(oracles(), ["repeated_sync"]);
+    }
+
+    /// P68: a truncate to the file's own length (as `read_log`'s `>` made `>=` does to
+    /// every clean log) is caught; a cut of a tail is not, nor the simulator's own.
+    #[test]
+    fn no_op_truncate_catches_a_cut_of_nothing() {
+        let disk = disk();
+        let log = Path::new("/meta/task.updates");
+        let agent = disk.for_agent(1, 1);
+        agent.write(log, b"header+torn").unwrap();
+        agent.truncate(log, 6).unwrap();
+        disk.truncate(log, 6).unwrap();
+        assert_eq!(oracles(), Vec::<String>::new());
+        agent.truncate(log, 6).unwrap();
+        assert_eq!(oracles(), ["no_op_truncate"]);
+    }
+
+    /// P69: a removal that finds the directory gone, tried again by the same
+    /// incarnation (as `remove_dir`'s "not found" guard made `false` does at every disk
+    /// check), is caught once; a removal that finds it there, one gone path found gone
+    /// once per incarnation, and a path found gone again after it came back and was
+    /// removed, are not.
+    #[test]
+    fn gone_removal_retried_catches_a_gone_directory_removed_again() {
+        let disk = disk();
+        let run = Path::new("/meta/runs/r1");
+        disk.create_dir(Path::new("/meta/runs")).unwrap();
+        disk.create_dir(run).unwrap();
+        let first = disk.for_agent(1, 1);
+        first.remove_dir_all(run).unwrap();
+        assert!(first.remove_dir_all(run).is_err());
+        let second = disk.for_agent(1, 2);
+        assert!(second.remove_dir_all(run).is_err());
+        disk.create_dir(run).unwrap();
+        second.remove_dir_all(run).unwrap();
+        assert!(second.remove_dir_all(run).is_err());
+        assert_eq!(oracles(), Vec::<String>::new());
+
+        assert!(second.remove_dir_all(run).is_err());
+        assert!(second.remove_dir_all(run).is_err());
+        assert_eq!(oracles(), ["gone_removal_retried"]);
+    }
+}

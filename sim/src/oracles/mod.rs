@@ -28,6 +28,7 @@ pub mod teardown;
 pub mod terminal;
 pub mod undecodable_record;
 pub mod update_retries;
+pub mod wasted_disk_work;
 
 use crate::observations::Observations;
 use crate::scenario::Scenario;
@@ -87,5 +88,6 @@ pub fn check_after(
         !crate::fault_log::so_far().is_empty(),
     ));
     out.extend(expectations::check(scenario, trace, observations));
+    out.extend(wasted_disk_work::check(&crate::disk_work::so_far()));
     out
 }
