@@ -247,7 +247,11 @@ impl Watch {
                 if self.head.len() < 4 {
                     return;
                 }
-                if self.head.iter().all(|b| b.is_ascii_uppercase() || *b == b' ') {
+                if self
+                    .head
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || *b == b' ')
+                {
                     self.off = true;
                     return;
                 }

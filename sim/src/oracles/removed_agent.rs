@@ -52,8 +52,9 @@ pub fn judge(record: &Record) -> Vec<Violation> {
     // Per master incarnation: the agents it has told to shut down, and since when.
     let mut removed: BTreeMap<(String, u64), BTreeMap<String, Duration>> = BTreeMap::new();
     let mut owner: Vec<Option<String>> = vec![None; record.connections.len()];
-    let mut waiting: Vec<VecDeque<Waiting>> =
-        (0..record.connections.len()).map(|_| VecDeque::new()).collect();
+    let mut waiting: Vec<VecDeque<Waiting>> = (0..record.connections.len())
+        .map(|_| VecDeque::new())
+        .collect();
     // One violation per master incarnation and agent is enough.
     let mut reported: BTreeSet<(String, u64, String)> = BTreeSet::new();
     let mut report = |out: &mut Vec<Violation>, key: (String, u64, String), violation| {
@@ -133,7 +134,13 @@ pub fn judge(record: &Record) -> Vec<Violation> {
                         report(
                             &mut out,
                             (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-                            violation(&incarnation, &frame, &removed, frame.time + ANSWER_WITHIN, &what),
+                            violation(
+                                &incarnation,
+                                &frame,
+                                &removed,
+                                frame.time + ANSWER_WITHIN,
+                                &what,
+                            ),
                         );
                     }
                 }
@@ -150,7 +157,13 @@ pub fn judge(record: &Record) -> Vec<Violation> {
                 report(
                     &mut out,
                     (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-                    violation(&incarnation, &frame, &removed, frame.time + ANSWER_WITHIN, &what),
+                    violation(
+                        &incarnation,
+                        &frame,
+                        &removed,
+                        frame.time + ANSWER_WITHIN,
+                        &what,
+                    ),
                 );
             }
         }
