@@ -48,6 +48,17 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
 
 /// Judges a recorded run (public for hand-made records).
 pub fn judge(record: &Record) -> Vec<Violation> {
+    judge_counting(record).0
+}
+
+/// How many frames of removed agents a recorded run gave the rule to judge (its reach:
+/// docs/simulator-reach.md 15k).
+pub fn judged_frames(record: &Record) -> usize {
+    judge_counting(record).1
+}
+
+fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
+    let mut judged = 0;
     let mut out = Vec::new();
     // Per master incarnation: the agents it has told to shut down, and since when.
     let mut removed: BTreeMap<(String, u64), BTreeMap<String, Duration>> = BTreeMap::new();
@@ -84,6 +95,7 @@ pub fn judge(record: &Record) -> Vec<Violation> {
                     .get(&incarnation)
                     .is_some_and(|agents| agents.contains_key(&agent));
                 if known {
+                    judged += 1;
                     waiting[c].push_back(Waiting {
                         time: event.time,
                         kind,
@@ -169,7 +181,7 @@ pub fn judge(record: &Record) -> Vec<Violation> {
         }
     }
     out.sort_by_key(|v| v.time);
-    out
+    (out, judged)
 }
 
 fn violation(
