@@ -277,6 +277,7 @@ catalogue!(
     reliable_registration,
     removal_failed_by_disk_tried_again,
     sandbox_creation_fails_task,
+    removed_agent_late_pong_answered,
     removed_agent_updates_refused,
     replay_checkpointed_update_after_restart,
     reregister_pending_task,

@@ -54,6 +54,7 @@ pub(crate) fn drive(
     crate::durability::begin();
     crate::update_receipts::begin();
     crate::shutdown_asks::begin();
+    crate::master_wire::begin();
     crate::agent_metrics::begin();
     crate::reconcile_watch::begin();
     crate::corrupt::begin(scenario.swarm.is_some());
@@ -458,6 +459,7 @@ impl Driver<'_, '_> {
             observations.durability_losses = crate::durability::take_losses();
             observations.update_receipts = crate::update_receipts::take();
             observations.reconciliations = crate::reconcile_watch::take();
+            observations.master_wire = crate::master_wire::take();
             observations.gc_removals = crate::gc_watch::take();
             observations.agent_metrics = crate::agent_metrics::take();
         }

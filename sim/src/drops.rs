@@ -208,6 +208,9 @@ pub struct FilteredStream {
     /// On an agent's end of an executor's connection: the shutdown asks it writes
     /// (`crate::shutdown_asks`).
     asks: Option<crate::shutdown_asks::Watch>,
+    /// On a master's end of a connection from the agent machine: what it reads and
+    /// writes (`crate::master_wire`, docs/recovery-rules.md R55).
+    master_wire: Option<crate::master_wire::Watch>,
     /// The buffer each read from `inner` goes through, made at the first read and kept
     /// (docs/recovery-latency.md P40).
     chunk: Vec<u8>,
@@ -216,6 +219,8 @@ pub struct FilteredStream {
 impl FilteredStream {
     /// Wraps `inner`, a connection from `peer` to `local`.
     pub fn new(inner: BoxStream, local: String, peer: String) -> FilteredStream {
+        let master_wire = (local.starts_with("master") && peer == crate::hosts::AGENT_HOST)
+            .then(|| crate::master_wire::Watch::new(&local));
         FilteredStream {
             inner,
             local,
@@ -231,6 +236,7 @@ impl FilteredStream {
             written: None,
             tap: None,
             asks: None,
+            master_wire,
             chunk: Vec::new(),
         }
         .watching_writes()
@@ -294,6 +300,9 @@ impl FilteredStream {
     fn tap_delivered(&mut self, frames: &[u8]) {
         if let Some(asks) = &mut self.asks {
             asks.delivered(frames);
+        }
+        if let Some(watch) = &mut self.master_wire {
+            watch.delivered(frames);
         }
         let Some(tap) = &mut self.tap else {
             return;
@@ -446,6 +455,9 @@ impl AsyncRead for FilteredStream {
             }
             if this.eof {
                 if this.raw.is_empty() {
+                    if let Some(watch) = &mut this.master_wire {
+                        watch.closed();
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 // A torn last frame: hand it over, the reader reports the short read.
@@ -458,7 +470,12 @@ impl AsyncRead for FilteredStream {
             let mut chunk_buf = ReadBuf::new(&mut this.chunk);
             match Pin::new(&mut this.inner).poll_read(cx, &mut chunk_buf) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Err(error)) => {
+                    if let Some(watch) = &mut this.master_wire {
+                        watch.closed();
+                    }
+                    return Poll::Ready(Err(error));
+                }
                 Poll::Ready(Ok(())) => {
                     let filled = chunk_buf.filled().len();
                     if filled == 0 {
@@ -490,6 +507,12 @@ impl AsyncWrite for FilteredStream {
             if let Some(tap) = &mut this.tap {
                 tap.sent(&buf[..n]);
             }
+            if let Some(watch) = &mut this.master_wire {
+                watch.wrote(&buf[..n]);
+            }
+        }
+        if let (Poll::Ready(Err(_)), Some(watch)) = (&written, &mut this.master_wire) {
+            watch.closed();
         }
         written
     }
@@ -497,6 +520,9 @@ impl AsyncWrite for FilteredStream {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(watch) = &mut self.master_wire {
+            watch.closed();
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -74,6 +74,7 @@ pub mod hosts;
 pub mod junit;
 pub mod machine;
 pub mod master_reports;
+pub mod master_wire;
 pub mod messages;
 pub mod observations;
 pub mod oracles;

@@ -113,6 +113,9 @@ pub struct Observations {
     /// Reconciliation requests and answers, and the masters' knowledge over time
     /// (`crate::reconcile_watch`, docs/task-lifecycle.md L30 to L34).
     pub reconciliations: crate::reconcile_watch::Record,
+    /// What each master read from and wrote to the agent machine's connections
+    /// (`crate::master_wire`, docs/recovery-rules.md R55).
+    pub master_wire: crate::master_wire::Record,
     /// What each agent incarnation's `/metrics` said once its recovery had read the disk
     /// (`crate::agent_metrics`, docs/recovery-rules.md R43, R44).
     pub agent_metrics: Vec<crate::agent_metrics::Report>,

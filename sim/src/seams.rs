@@ -200,6 +200,10 @@ impl Network for SimNet {
         Box::pin(async move {
             let (name, port) = split_address(&addr)?;
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+            // docs/recovery-rules.md R55: a master process listening is a new incarnation.
+            if host.starts_with("master") {
+                crate::master_wire::master_listening(&host);
+            }
             // docs/task-lifecycle.md L36: an executor's wake endpoint (a restarted agent
             // connects to it and keeps the connection as the executor's).
             if host == crate::hosts::AGENT_HOST {

@@ -1265,6 +1265,128 @@ fn master_state_catches_an_additive_change_the_agent_did_not_take() {
     assert_caught("swarm_agent_machine.toml", breakage, "master_state", 60);
 }
 
+/// docs/recovery-rules.md R55: the wire record of `removed_agent_late_pong_answered`
+/// (the agent's pongs held back past its removal, the removal's `ShutdownAgent` lost)
+/// holds as run; with the master's answers to the late pongs taken out of it (what the
+/// master wrote when `Master::removed_peer` answered `None`: round 10's survivor
+/// `agents.rs:46:9`; and the agent's close of its connection once told, since an agent
+/// never told stays connected), the `removed_agent` oracle catches the first unanswered
+/// pong, 1 s after it reached the master; with four of the five answers left, it still
+/// catches the fifth pong (one answer per frame); with the connection closed at the
+/// master's end as the pongs arrive, nothing is owed.
+#[test]
+fn removed_agent_catches_a_late_pong_left_unanswered() {
+    use revenant_sim::master_wire::What;
+    use revenant_sim::oracles::removed_agent;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/removed_agent_late_pong_answered.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let run = cluster::run(&scenario, 0, &RunOptions::default());
+    let record = run.observations.master_wire.clone();
+    assert!(removed_agent::judge(&record).is_empty());
+    // The master's ShutdownAgent at the removal, then the five late pongs it read.
+    let shutdowns: Vec<usize> = record
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            matches!(
+                &e.what,
+                What::Wrote {
+                    kind: "shutdown_agent",
+                    ..
+                }
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let pongs: Vec<usize> = record
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| {
+            *i > shutdowns[0]
+                && e.connection == record.events[shutdowns[0]].connection
+                && matches!(&e.what, What::Read { kind: "pong", .. })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(pongs.len(), 5, "{:?}", record.events);
+    assert_eq!(
+        shutdowns.len(),
+        6,
+        "the removal's and one answer per late pong"
+    );
+    let without = |kept: usize| {
+        let mut broken = record.clone();
+        let answers: Vec<usize> = shutdowns[1..].iter().copied().skip(kept).collect();
+        let connection = record.events[shutdowns[0]].connection;
+        let mut index = 0;
+        broken.events.retain(|e| {
+            index += 1;
+            // The agent closed its connection once told: never told, it stays.
+            let close = e.connection == connection && e.what == What::Closed;
+            !answers.contains(&(index - 1)) && !close
+        });
+        broken
+    };
+    let caught = removed_agent::judge(&without(0));
+    assert_eq!(caught.len(), 1, "{caught:?}");
+    assert!(
+        caught[0].message.contains("did not answer it"),
+        "{caught:?}"
+    );
+    let pong_at = record.events[pongs[0]].time;
+    assert_eq!(caught[0].time, pong_at + removed_agent::ANSWER_WITHIN);
+    assert!(caught[0].message.contains("read its pong"), "{caught:?}");
+    eprintln!("removed_agent: {}", caught[0].message);
+    assert_eq!(removed_agent::judge(&without(4)).len(), 1);
+    // The connection closed at the master's end as the pongs arrive: nothing is owed.
+    let mut closed = without(0);
+    let at = pongs[4];
+    closed.events.insert(
+        at + 1,
+        revenant_sim::master_wire::Event {
+            time: record.events[pongs[4]].time,
+            connection: record.events[pongs[4]].connection,
+            what: What::Closed,
+        },
+    );
+    assert!(removed_agent::judge(&closed).is_empty());
+}
+
+/// docs/recovery-rules.md R55: with the master admitting a removed agent again under its
+/// old id, the agent's re-registration, read after the master told it to shut down, is
+/// answered `AgentReregistered`: the `removed_agent` oracle catches it on the wire; the
+/// unbroken run holds.
+#[test]
+fn removed_agent_catches_a_removed_agent_readmitted() {
+    let breakage = Breakage {
+        master_readmits_removed_agents: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by(
+        "partitioned_agent_removed.toml",
+        0,
+        breakage,
+        "removed_agent",
+    );
+    assert!(
+        caught
+            .iter()
+            .any(|m| m.contains("answered it with agent_reregistered")),
+        "removed_agent did not catch a removed agent admitted again: {caught:?}"
+    );
+    eprintln!("removed_agent: {}", caught[0]);
+    let unbroken = caught_by(
+        "partitioned_agent_removed.toml",
+        0,
+        Breakage::default(),
+        "removed_agent",
+    );
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+}
+
 /// docs/recovery-latency.md P67-P69: the disk work an agent process does for nothing,
 /// recorded by the simulated filesystem through an agent's handle (docs/design.md D87)
 /// and judged by `wasted_disk_work`. Each test drives the disk as an agent would, by

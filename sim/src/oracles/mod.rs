@@ -20,6 +20,7 @@ pub mod reconciliation;
 pub mod recovery_errors;
 pub mod recovery_read_error;
 pub mod recovery_timeout;
+pub mod removed_agent;
 pub mod resources;
 pub mod rogue;
 pub mod shutdown_grace;
@@ -81,6 +82,7 @@ pub fn check_after(
         &crate::corrupt::undecodable_so_far(),
     ));
     out.extend(shutdown_grace::check(observations));
+    out.extend(removed_agent::check(observations));
     out.extend(recovery_errors::check(
         scenario,
         observations,
