@@ -297,6 +297,10 @@ impl Scenario {
                 ("zero_fill_fraction", swarm.zero_fill_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
                 ("non_strict_fraction", swarm.non_strict_fraction),
+                (
+                    "executor_reregistration_retry_fraction",
+                    swarm.executor_reregistration_retry_fraction,
+                ),
             ] {
                 if !(0.0..=1.0).contains(&value) {
                     return Err(format!("swarm.{name} must be in [0, 1]"));
@@ -312,6 +316,21 @@ impl Scenario {
                 if !(low >= 0.0 && high >= low) {
                     return Err("swarm.gc_delay_s must be [min, max] with 0 <= min <= max".into());
                 }
+            }
+            match swarm.executor_reregistration_retry_s {
+                Some([low, high]) if !(low > 0.0 && high >= low && high.is_finite()) => {
+                    return Err(
+                        "swarm.executor_reregistration_retry_s must be [min, max] with 0 < min <= max"
+                            .into(),
+                    );
+                }
+                None if swarm.executor_reregistration_retry_fraction > 0.0 => {
+                    return Err(
+                        "swarm.executor_reregistration_retry_fraction needs swarm.executor_reregistration_retry_s = [min, max]"
+                            .into(),
+                    );
+                }
+                _ => {}
             }
             if let Some([low, high]) = swarm.framework_failover_timeout_s {
                 if !(low >= 0.0 && high >= low && high.is_finite()) {
