@@ -74,7 +74,11 @@ pub fn check_history(history: &History) -> Vec<Violation> {
         }
     }
     let mut out = Vec::new();
-    for ((agent, incarnation), seen) in &incarnations {
+    for ((agent, incarnation), seen) in &mut incarnations {
+        seen.checks.sort();
+        for times in seen.asks.values_mut() {
+            times.sort();
+        }
         out.extend(asks(*agent, *incarnation, seen));
         out.extend(disk_checks(*agent, *incarnation, seen));
     }

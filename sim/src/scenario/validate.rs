@@ -458,6 +458,18 @@ mod tests {
             "[[faults]]\nat_s = 1\nkind = \"duplicate\"\nmessage = \"no_such\"\n",
             "duplicate at 1 s: unknown message 'no_such'",
         ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\n[swarm.per_minute]\n",
+            "needs swarm.executor_reregistration_retry_s",
+        ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\nexecutor_reregistration_retry_s = [0.0, 1.0]\n[swarm.per_minute]\n",
+            "with 0 < min <= max",
+        ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 2\nexecutor_reregistration_retry_s = [0.5, 1.0]\n[swarm.per_minute]\n",
+            "swarm.executor_reregistration_retry_fraction must be in [0, 1]",
+        ),
     ];
 
     /// Scenarios the validation accepts (each with `TASK` appended).
@@ -465,6 +477,7 @@ mod tests {
         "[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n",
         "framework_failover_timeout_s = 0\n[[reconcile]]\nat_s = 1\n[[reconcile]]\nat_s = 2\ntasks = { t1 = \"TASK_RUNNING\" }\n[[faults]]\nat_s = 1\nkind = \"framework_crash\"\nframework = 1\n",
         "[[faults]]\nat_s = 1\nkind = \"forge\"\nmessage = \"Acknowledgement\"\n",
+        "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\nexecutor_reregistration_retry_s = [0.25, 1.0]\n[swarm.per_minute]\n",
     ];
 
     fn parsed(text: &str) -> Scenario {
