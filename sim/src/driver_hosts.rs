@@ -737,15 +737,18 @@ async fn machine_main(
             }
             apply_restart_flags(&mut config, &machine.restart_flags.borrow());
             let task = Rc::new(RefCell::new(None));
-            let fs: Rc<dyn FileSystem> = Rc::new(ProcessFs::new(
-                // docs/design.md D87: the disk knows which incarnation does what.
-                machine
-                    .fs
-                    .for_agent(machine.index, machine.incarnation.get()),
-                machine.crash_after.clone(),
-                machine.crashed.clone(),
-                task.clone(),
-            ));
+            let fs: Rc<dyn FileSystem> = Rc::new(
+                ProcessFs::new(
+                    // docs/design.md D87: the disk knows which incarnation does what.
+                    machine
+                        .fs
+                        .for_agent(machine.index, machine.incarnation.get()),
+                    machine.crash_after.clone(),
+                    machine.crashed.clone(),
+                    task.clone(),
+                )
+                .of_agent(machine.index, &config.work_dir),
+            );
             let fs = if machine.index == 1 {
                 crate::crash_hooks::wrap(
                     fs,
@@ -775,6 +778,14 @@ async fn machine_main(
             crate::history::agent_flag_resources(
                 machine.index,
                 revenant::domain::resources::describe_resources(&config.resources),
+            );
+            // docs/recovery-rules.md R56, docs/design.md D88: the timers it runs with.
+            crate::history::paced(
+                machine.index,
+                crate::history::Pace::Timers {
+                    reregistration_retry: config.executor_reregistration_retry_interval,
+                    disk_watch: config.disk_watch_interval,
+                },
             );
             *machine.started_resources.borrow_mut() = config.resources.clone();
             let span = crate::trace::host_span(&agent_trace_host(machine.index));

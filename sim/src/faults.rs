@@ -338,6 +338,14 @@ pub fn with_knobs(scenario: &Scenario, seed: u64) -> Scenario {
         }
     }
     crate::reconcile_watch::draw(&mut scenario, &swarm, seed);
+    // docs/simulator-reach.md 15n: some runs ask silent executor connections again.
+    if let Some([low, high]) = swarm.executor_reregistration_retry_s {
+        let mut rng = StdRng::seed_from_u64(derive_seed(seed, "swarm-reregistration-retry"));
+        if rng.gen_bool(swarm.executor_reregistration_retry_fraction.clamp(0.0, 1.0)) {
+            scenario.agent.executor_reregistration_retry_interval_s =
+                Some(rng.gen_range(low..=high));
+        }
+    }
     scenario
 }
 

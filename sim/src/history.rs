@@ -165,6 +165,44 @@ pub struct AgentAct {
     pub answering: Option<Duration>,
 }
 
+/// An act of an agent incarnation that its timers pace, seen outside the agent: on the
+/// wire (`crate::shutdown_asks`) or at its filesystem seam (`crate::seams::ProcessFs`)
+/// (docs/recovery-rules.md R56, docs/design.md D88).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paced {
+    /// When (simulated time).
+    pub time: Duration,
+    /// The agent process (1, 2, ...).
+    pub agent: u32,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// What.
+    pub act: Pace,
+}
+
+/// What a [`Paced`] act was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// The incarnation's timers, as the simulator started it (recorded at its start):
+    /// `--executor_reregistration_retry_interval` and `--disk_watch_interval`.
+    Timers {
+        /// The re-registration retry interval, if set.
+        reregistration_retry: Option<Duration>,
+        /// The disk watch interval.
+        disk_watch: Duration,
+    },
+    /// Its boot id put in place (`meta/boot_id` renamed into place): recovery complete.
+    RecoveryComplete,
+    /// A `ReconnectExecutor` its end of a local connection wrote; `connection` is unique
+    /// in the run.
+    ReconnectAsk {
+        /// The connection.
+        connection: u64,
+    },
+    /// A query of the disk's usage.
+    DiskCheck,
+}
+
 /// Everything recorded in one run.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -186,6 +224,11 @@ pub struct History {
     /// The `ShutdownExecutor` messages the agent wrote to executor processes, in order
     /// (docs/task-lifecycle.md L36).
     pub shutdown_asks: Vec<AgentAct>,
+    /// The paced acts of the agent incarnations, in order (docs/recovery-rules.md R56,
+    /// docs/design.md D88).
+    pub paced: Vec<Paced>,
+    /// The agent's ends of connections watched so far (while recording).
+    connections: u64,
     /// The current boot of the agent machine (while recording).
     boot: u64,
     /// The current incarnation of each agent process (while recording).
@@ -365,6 +408,50 @@ pub fn shutdown_asked(agent: u32, pid: u32, answering: Option<Duration>) {
             ..act(history)
         };
         history.shutdown_asks.push(act);
+    });
+}
+
+/// Agent process `agent`'s current incarnation did `act` (docs/recovery-rules.md R56,
+/// docs/design.md D88).
+pub fn paced(agent: u32, act: Pace) {
+    let time = now();
+    with(|history| {
+        let incarnation = history.incarnations.get(&agent).copied().unwrap_or(0);
+        history.paced.push(Paced {
+            time,
+            agent,
+            incarnation,
+            act,
+        });
+    });
+}
+
+/// A connection of agent process `agent`'s current incarnation is watched: that
+/// incarnation and a number for the connection, unique in the run (`(0, 0)` when not
+/// recording).
+pub fn connection_watched(agent: u32) -> (u64, u64) {
+    let mut out = (0, 0);
+    with(|history| {
+        history.connections += 1;
+        out = (
+            history.incarnations.get(&agent).copied().unwrap_or(0),
+            history.connections,
+        );
+    });
+    out
+}
+
+/// Agent process `agent`'s incarnation `incarnation` wrote a `ReconnectExecutor` on
+/// connection `connection` (docs/recovery-rules.md R56).
+pub fn reconnect_asked(agent: u32, incarnation: u64, connection: u64) {
+    let time = now();
+    with(|history| {
+        history.paced.push(Paced {
+            time,
+            agent,
+            incarnation,
+            act: Pace::ReconnectAsk { connection },
+        });
     });
 }
 

@@ -32,7 +32,7 @@
 //! | [`master_reports`] | what each master's `/state` said at the end of the run, for the `master_state` oracle |
 //! | [`update_receipts`] | the status updates and registrations the masters received from the agent machine, with times |
 //! | [`reconcile_watch`] | reconciliation requests and answers on the wire, and each master's knowledge over time, for the `reconciliation` oracle |
-//! | [`shutdown_asks`] | the `ShutdownExecutor` asks the agent wrote to executor processes, by pid, for the `shutdown_grace` oracle |
+//! | [`shutdown_asks`] | the `ShutdownExecutor` asks the agent wrote to executor processes, by pid, for the `shutdown_grace` oracle, and its `ReconnectExecutor` asks, by connection, for the `pacing` oracle |
 //! | [`agent_metrics`] | each agent incarnation's `/metrics` once its recovery read the disk, for the `recovery_errors` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |

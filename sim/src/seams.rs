@@ -279,6 +279,9 @@ pub struct ProcessFs {
     pub crashed: Rc<Cell<bool>>,
     /// The incarnation's task, aborted when the process dies at an operation.
     pub task: Rc<RefCell<Option<tokio::task::AbortHandle>>>,
+    /// The agent process using it and its boot id file, when it is an agent's: its disk
+    /// checks and its boot id put in place are recorded (docs/design.md D88).
+    owner: Option<(u32, PathBuf)>,
 }
 
 impl ProcessFs {
@@ -294,7 +297,16 @@ impl ProcessFs {
             crash_after,
             crashed,
             task,
+            owner: None,
         }
+    }
+
+    /// The handle of agent process `agent` working in `work_dir`: its disk checks and
+    /// the boot id that completes its recovery are recorded (docs/design.md D88).
+    pub fn of_agent(mut self, agent: u32, work_dir: &Path) -> ProcessFs {
+        let boot_id = revenant::checkpoint::paths::MetaPaths::for_work_dir(work_dir).boot_id();
+        self.owner = Some((agent, boot_id));
+        self
     }
 
     fn step(&self) -> io::Result<()> {
@@ -357,6 +369,7 @@ impl FileSystem for ProcessFs {
             crash_after: self.crash_after.clone(),
             crashed: self.crashed.clone(),
             task: self.task.clone(),
+            owner: self.owner.clone(),
         };
         Box::pin(async move {
             tokio::time::sleep(latency).await;
@@ -380,7 +393,14 @@ impl FileSystem for ProcessFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.step()?;
-        self.inner.rename(from, to)
+        self.inner.rename(from, to)?;
+        // docs/design.md D88: the boot id is put in place once, as recovery completes.
+        if let Some((agent, boot_id)) = &self.owner {
+            if to == boot_id {
+                crate::history::paced(*agent, crate::history::Pace::RecoveryComplete);
+            }
+        }
+        Ok(())
     }
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
         self.step()?;
@@ -424,6 +444,10 @@ impl FileSystem for ProcessFs {
     }
     fn disk_usage(&self, path: &Path) -> io::Result<f64> {
         self.step()?;
+        // docs/design.md D88: the disk check, asked of the disk whatever it answers.
+        if let Some((agent, _)) = &self.owner {
+            crate::history::paced(*agent, crate::history::Pace::DiskCheck);
+        }
         self.inner.disk_usage(path)
     }
     fn lock_exclusive(&self, path: &Path, holder: &str) -> Result<Box<dyn FileLock>, LockError> {

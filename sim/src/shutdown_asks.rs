@@ -21,6 +21,10 @@ use crate::run_record::RunRecord;
 /// The key of `Envelope`'s `shutdown_executor` field (number 18, length-delimited), as
 /// its varint encoding's two bytes.
 const SHUTDOWN_EXECUTOR_KEY: [u8; 2] = [0x92, 0x01];
+/// The key of `Envelope`'s `reconnect_executor` field (number 21, length-delimited), as
+/// its varint encoding's two bytes: the asks of docs/recovery-rules.md R12, whose pace
+/// R56 judges.
+const RECONNECT_EXECUTOR_KEY: [u8; 2] = [0xaa, 0x01];
 /// The key of `Envelope`'s `register_executor` field (number 15, length-delimited): one
 /// byte.
 const REGISTER_EXECUTOR_KEY: u8 = 0x7a;
@@ -71,12 +75,19 @@ pub struct Watch {
     /// When the last executor registration reached this end, if the agent has written
     /// nothing since: the next frame it writes answers it.
     registration: Option<std::time::Duration>,
+    /// The agent incarnation whose end this is, and this connection's number in the run
+    /// (`crate::history::connection_watched`), for R56's reconnect asks.
+    incarnation: u64,
+    connection: u64,
 }
 
 impl Watch {
     /// Agent process `agent`'s end of a connection to port `port` of its machine.
     pub fn new(agent: u32, port: u16) -> Watch {
+        let (incarnation, connection) = crate::history::connection_watched(agent);
         Watch {
+            incarnation,
+            connection,
             agent,
             port,
             head: Vec::with_capacity(6),
@@ -140,6 +151,10 @@ impl Watch {
                 if let Some(pid) = executor_at(self.port) {
                     crate::history::shutdown_asked(self.agent, pid, answering);
                 }
+            } else if self.head[4..] == RECONNECT_EXECUTOR_KEY {
+                // docs/recovery-rules.md R56: asked on any local connection that said
+                // nothing, whoever is at its other end.
+                crate::history::reconnect_asked(self.agent, self.incarnation, self.connection);
             }
             self.skip = length - (wanted - 4);
             self.head.clear();
@@ -170,6 +185,44 @@ mod tests {
             reason: "framework shut down".into(),
         }));
         assert_eq!(shutdown[4..6], SHUTDOWN_EXECUTOR_KEY);
+    }
+
+    #[test]
+    fn the_key_is_the_reconnect_executor_field() {
+        let ask = frame(Body::ReconnectExecutor(Default::default()));
+        assert_eq!(ask[4..6], RECONNECT_EXECUTOR_KEY);
+        let named = frame(Body::ReconnectExecutor(
+            revenant::proto::ReconnectExecutor {
+                agent_id: "agent-1".into(),
+            },
+        ));
+        assert_eq!(named[4..6], RECONNECT_EXECUTOR_KEY);
+    }
+
+    #[test]
+    fn finds_reconnect_asks_per_connection() {
+        crate::history::begin();
+        crate::history::agent_started(1, 2, None);
+        begin();
+        let mut first = Watch::new(1, 49_202);
+        let mut second = Watch::new(1, 49_203);
+        let ask = frame(Body::ReconnectExecutor(Default::default()));
+        for chunk in ask.chunks(1) {
+            first.wrote(chunk);
+        }
+        second.wrote(&ask);
+        first.wrote(&ask);
+        let asks: Vec<(u64, u64)> = crate::history::take()
+            .paced
+            .iter()
+            .filter_map(|p| match p.act {
+                crate::history::Pace::ReconnectAsk { connection } => {
+                    Some((p.incarnation, connection))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asks, [(2, 1), (2, 2), (2, 1)]);
     }
 
     #[test]

@@ -1507,3 +1507,83 @@ mod wasted_disk_work {
         assert_eq!(oracles(), ["gone_removal_retried"]);
     }
 }
+
+/// docs/recovery-rules.md R56 and docs/design.md D88 (oracle `pacing`) on a real run's
+/// history: `reconnect_executor_retry` (retry interval 1 s, the executor's first
+/// re-registration lost) holds, and its recorded asks and disk checks are there to
+/// judge; the same history with an ask or a check moved or repeated early fails: a
+/// second ask 10 ms after the first on the same connection (an agent that asks at every
+/// turn: `retry_executor_reconnect`'s `now + interval` made `-`), an ask 10 ms after the
+/// start, an ask from an agent without the interval, a disk check 10 ms after recovery
+/// completed (`finish_recovery`'s `now + disk_watch_interval` made `-`), and one 10 ms
+/// after the one before.
+#[test]
+fn pacing_catches_asks_and_disk_checks_that_come_too_soon() {
+    use revenant_sim::history::{History, Pace, Paced};
+    use revenant_sim::oracles::pacing;
+    use std::time::Duration;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/reconnect_executor_retry.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let result = cluster::run(&scenario, 0, &RunOptions::default());
+    let history = result.observations.history.clone();
+    assert!(pacing::check_history(&history).is_empty());
+    let find = |history: &History, wanted: fn(&Pace) -> bool| -> Paced {
+        history
+            .paced
+            .iter()
+            .find(|p| p.incarnation == 2 && wanted(&p.act))
+            .cloned()
+            .expect("the run recorded it")
+    };
+    let ask = find(&history, |a| matches!(a, Pace::ReconnectAsk { .. }));
+    let done = find(&history, |a| matches!(a, Pace::RecoveryComplete));
+    let check = find(&history, |a| matches!(a, Pace::DiskCheck));
+    let start = history
+        .agent_starts
+        .iter()
+        .find(|s| s.incarnation == 2)
+        .expect("a restart")
+        .time;
+    assert_eq!(ask.time, start + Duration::from_secs(1));
+    assert_eq!(check.time, done.time + Duration::from_secs(60));
+    let ms10 = Duration::from_millis(10);
+    let judged = |edit: &dyn Fn(&mut History)| {
+        let mut history = history.clone();
+        edit(&mut history);
+        pacing::check_history(&history)
+    };
+    let add = |history: &mut History, act: &Paced, time: Duration| {
+        history.paced.push(Paced {
+            time,
+            ..act.clone()
+        })
+    };
+    type Edit<'a> = &'a dyn Fn(&mut History);
+    let cases: [(&str, Edit); 5] = [
+        ("(R56)", &|h| add(h, &ask, ask.time + ms10)),
+        ("(R56)", &|h| {
+            h.paced.retain(|p| *p != ask);
+            add(h, &ask, start + ms10)
+        }),
+        ("(R56)", &|h| {
+            for paced in &mut h.paced {
+                if let Pace::Timers {
+                    reregistration_retry,
+                    ..
+                } = &mut paced.act
+                {
+                    *reregistration_retry = None;
+                }
+            }
+        }),
+        ("(D88)", &|h| add(h, &check, done.time + ms10)),
+        ("(D88)", &|h| add(h, &check, check.time + ms10)),
+    ];
+    for (rule, edit) in cases {
+        let caught = judged(edit);
+        assert_eq!(caught.len(), 1, "{rule}: {caught:?}");
+        assert!(caught[0].message.contains(rule), "{caught:?}");
+        eprintln!("pacing: {}", caught[0].message);
+    }
+}

@@ -422,6 +422,16 @@ pub struct Swarm {
     /// submitted (docs/task-lifecycle.md L34). Default 0.
     #[serde(default)]
     pub reconciliations: u32,
+    /// Workload knob: the share of runs whose agent runs with
+    /// `--executor_reregistration_retry_interval` (docs/recovery-rules.md R12), drawn
+    /// from `executor_reregistration_retry_s` (one draw per run, from a stream of its
+    /// own), so that R56's pace of the asks is judged under every fault kind
+    /// (docs/simulator-reach.md 15n). Default 0.
+    #[serde(default)]
+    pub executor_reregistration_retry_fraction: f64,
+    /// Workload knob: `[min, max]` seconds for the drawn retry interval (min > 0).
+    #[serde(default)]
+    pub executor_reregistration_retry_s: Option<[f64; 2]>,
 }
 
 fn half() -> f64 {

@@ -306,6 +306,10 @@ impl Scenario {
                 ("zero_fill_fraction", swarm.zero_fill_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
                 ("non_strict_fraction", swarm.non_strict_fraction),
+                (
+                    "executor_reregistration_retry_fraction",
+                    swarm.executor_reregistration_retry_fraction,
+                ),
             ] {
                 if !(0.0..=1.0).contains(&value) {
                     return Err(format!("swarm.{name} must be in [0, 1]"));
@@ -321,6 +325,21 @@ impl Scenario {
                 if !(low >= 0.0 && high >= low) {
                     return Err("swarm.gc_delay_s must be [min, max] with 0 <= min <= max".into());
                 }
+            }
+            match swarm.executor_reregistration_retry_s {
+                Some([low, high]) if !(low > 0.0 && high >= low && high.is_finite()) => {
+                    return Err(
+                        "swarm.executor_reregistration_retry_s must be [min, max] with 0 < min <= max"
+                            .into(),
+                    );
+                }
+                None if swarm.executor_reregistration_retry_fraction > 0.0 => {
+                    return Err(
+                        "swarm.executor_reregistration_retry_fraction needs swarm.executor_reregistration_retry_s = [min, max]"
+                            .into(),
+                    );
+                }
+                _ => {}
             }
             if let Some([low, high]) = swarm.framework_failover_timeout_s {
                 if !(low >= 0.0 && high >= low && high.is_finite()) {
@@ -448,6 +467,18 @@ mod tests {
             "[[faults]]\nat_s = 1\nkind = \"duplicate\"\nmessage = \"no_such\"\n",
             "duplicate at 1 s: unknown message 'no_such'",
         ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\n[swarm.per_minute]\n",
+            "needs swarm.executor_reregistration_retry_s",
+        ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\nexecutor_reregistration_retry_s = [0.0, 1.0]\n[swarm.per_minute]\n",
+            "with 0 < min <= max",
+        ),
+        (
+            "[swarm]\nexecutor_reregistration_retry_fraction = 2\nexecutor_reregistration_retry_s = [0.5, 1.0]\n[swarm.per_minute]\n",
+            "swarm.executor_reregistration_retry_fraction must be in [0, 1]",
+        ),
     ];
 
     /// Scenarios the validation accepts (each with `TASK` appended).
@@ -455,6 +486,7 @@ mod tests {
         "[[faults]]\nat_s = 1\nkind = \"framework_teardown\"\n[[reservations]]\nat_s = 1\nresources = \"cpus(db):1\"\n",
         "framework_failover_timeout_s = 0\n[[reconcile]]\nat_s = 1\n[[reconcile]]\nat_s = 2\ntasks = { t1 = \"TASK_RUNNING\" }\n[[faults]]\nat_s = 1\nkind = \"framework_crash\"\nframework = 1\n",
         "[[faults]]\nat_s = 1\nkind = \"forge\"\nmessage = \"Acknowledgement\"\n",
+        "[swarm]\nexecutor_reregistration_retry_fraction = 0.5\nexecutor_reregistration_retry_s = [0.25, 1.0]\n[swarm.per_minute]\n",
     ];
 
     fn parsed(text: &str) -> Scenario {
