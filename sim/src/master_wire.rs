@@ -24,6 +24,7 @@ use prost::Message as _;
 use revenant::proto::{envelope::Body, Envelope};
 
 use crate::run_record::{now, RunRecord};
+use crate::shutdown_asks::{gather_head, Head};
 
 /// One event at a master's end of a connection from the agent machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,36 +241,14 @@ impl Watch {
                 }
                 continue;
             }
-            if self.head.len() < 4 {
-                let n = (4 - self.head.len()).min(bytes.len());
-                self.head.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.head.len() < 4 {
-                    return;
-                }
-                if self
-                    .head
-                    .iter()
-                    .all(|b| b.is_ascii_uppercase() || *b == b' ')
-                {
+            let (length, wanted) = match gather_head(&mut self.head, &mut bytes, true) {
+                Head::More => return,
+                Head::Off => {
                     self.off = true;
                     return;
                 }
-            }
-            let length = self.length();
-            if length > revenant::wire::FRAME_BYTES_MAX {
-                self.off = true;
-                return;
-            }
-            let wanted = 4 + length.min(2);
-            if self.head.len() < wanted {
-                let n = (wanted - self.head.len()).min(bytes.len());
-                self.head.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.head.len() < wanted {
-                    return;
-                }
-            }
+                Head::Whole { length, wanted } => (length, wanted),
+            };
             if names_an_agent(kind_of(&self.head[4..])) {
                 self.body = Some(self.head[4..].to_vec());
             }
@@ -290,10 +269,6 @@ impl Watch {
             .and_then(|b| agent_named(&b));
         push(self.connection, What::Wrote { kind, agent });
         self.head.clear();
-    }
-
-    fn length(&self) -> usize {
-        u32::from_le_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) as usize
     }
 
     /// The connection ended at the master's end (recorded once).

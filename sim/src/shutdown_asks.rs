@@ -122,28 +122,14 @@ impl Watch {
                 bytes = &bytes[n..];
                 continue;
             }
-            if self.head.len() < 4 {
-                let n = (4 - self.head.len()).min(bytes.len());
-                self.head.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.head.len() < 4 {
+            let (length, wanted) = match gather_head(&mut self.head, &mut bytes, false) {
+                Head::More => return,
+                Head::Off => {
+                    self.off = true;
                     return;
                 }
-            }
-            let length = self.length();
-            if length > revenant::wire::FRAME_BYTES_MAX {
-                self.off = true;
-                return;
-            }
-            let wanted = 4 + length.min(2);
-            if self.head.len() < wanted {
-                let n = (wanted - self.head.len()).min(bytes.len());
-                self.head.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.head.len() < wanted {
-                    return;
-                }
-            }
+                Head::Whole { length, wanted } => (length, wanted),
+            };
             // The first frame written after a registration reached this end answers it.
             let answering = self.registration.take();
             if self.head[4..] == SHUTDOWN_EXECUTOR_KEY {
@@ -160,10 +146,49 @@ impl Watch {
             self.head.clear();
         }
     }
+}
 
-    fn length(&self) -> usize {
-        u32::from_le_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) as usize
+/// Where [`gather_head`] left a frame's head.
+pub(crate) enum Head {
+    /// More bytes are needed.
+    More,
+    /// Not the wire protocol (a length over the maximum, or text): nothing more to find.
+    Off,
+    /// The head is whole: the body's `length`, and `wanted`, the head's own length (the
+    /// four length bytes and up to two body bytes, enough to tell a message's kind).
+    Whole { length: usize, wanted: usize },
+}
+
+/// Moves bytes from `bytes` into `head` until it holds a frame's length and its body's
+/// first two bytes (or the whole body, if shorter). With `text_is_off`, four bytes of
+/// capitals and spaces (an HTTP request line) are not the wire protocol. Shared by the
+/// wire taps here and in `crate::master_wire`.
+pub(crate) fn gather_head(head: &mut Vec<u8>, bytes: &mut &[u8], text_is_off: bool) -> Head {
+    if head.len() < 4 {
+        let n = (4 - head.len()).min(bytes.len());
+        head.extend_from_slice(&bytes[..n]);
+        *bytes = &bytes[n..];
+        if head.len() < 4 {
+            return Head::More;
+        }
+        if text_is_off && head.iter().all(|b| b.is_ascii_uppercase() || *b == b' ') {
+            return Head::Off;
+        }
     }
+    let length = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if length > revenant::wire::FRAME_BYTES_MAX {
+        return Head::Off;
+    }
+    let wanted = 4 + length.min(2);
+    if head.len() < wanted {
+        let n = (wanted - head.len()).min(bytes.len());
+        head.extend_from_slice(&bytes[..n]);
+        *bytes = &bytes[n..];
+        if head.len() < wanted {
+            return Head::More;
+        }
+    }
+    Head::Whole { length, wanted }
 }
 
 #[cfg(test)]
