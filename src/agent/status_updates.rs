@@ -182,11 +182,6 @@ impl StatusUpdateManager {
         }
     }
 
-    /// Whether forwarding is paused.
-    pub fn paused(&self) -> bool {
-        self.paused
-    }
-
     /// Every stream.
     pub fn streams(&self) -> &BTreeMap<(FrameworkId, TaskId), Stream> {
         &self.streams
