@@ -121,6 +121,16 @@ pub struct Observations {
     pub agent_metrics: Vec<crate::agent_metrics::Report>,
 }
 
+/// How a rogue's listening after a registration ended (docs/security.md SEC45).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listened {
+    /// The connection was closed (by the agent, or by its death) within the rogue's
+    /// listening time (`crate::rogue::LISTEN`).
+    Closed,
+    /// It was still open when the rogue stopped listening.
+    Open,
+}
+
 /// What the rogue party did and heard, recorded on its side of the connection
 /// (docs/security.md SEC31).
 #[derive(Clone, Debug, Default)]
@@ -133,7 +143,7 @@ pub struct RogueLog {
     pub forged_uuids: BTreeSet<Vec<u8>>,
     /// Its registrations that reached the agent: (time connected, what, how its
     /// listening ended) (docs/security.md SEC45).
-    pub registrations: Vec<(Duration, String, crate::rogue::Listened)>,
+    pub registrations: Vec<(Duration, String, Listened)>,
     /// The rogue framework's id, once a master registered it (SEC35).
     pub framework_id: Option<String>,
     /// What the rogue framework sent: (time, what).

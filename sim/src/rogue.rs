@@ -25,6 +25,7 @@ use revenant::proto::{
 };
 
 use crate::machine::Machine;
+pub use crate::observations::Listened;
 use crate::observations::{agent_port, Observations, AGENT_HOST};
 use crate::scenario::Scenario;
 use crate::seams::{derive_seed, SimNet};
@@ -316,15 +317,6 @@ async fn attempt(
             .registrations
             .push((connected, what.to_owned(), ended));
     }
-}
-
-/// How a rogue's listening after a registration ended (docs/security.md SEC45).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listened {
-    /// The connection was closed (by the agent, or by its death) within [`LISTEN`].
-    Closed,
-    /// It was still open when the rogue stopped listening.
-    Open,
 }
 
 /// Whether `path` is a `task.updates` file below `work_dir` (where a forged update would
