@@ -203,6 +203,7 @@ catalogue!(
     forked_pid_from_another_boot_not_adopted,
     kill_of_unknown_task_reported_lost,
     live_run_dir_deleted_orphan_destroyed,
+    stale_registration_from_earlier_connection_ignored,
     kill_queued_task_during_executor_registration,
     kill_task_after_restart,
     master_failover,
