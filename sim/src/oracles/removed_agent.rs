@@ -143,17 +143,8 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
                             "did not answer it (the connection stayed open until {:.3}s)",
                             event.time.as_secs_f64()
                         );
-                        report(
-                            &mut out,
-                            (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-                            violation(
-                                &incarnation,
-                                &frame,
-                                &removed,
-                                frame.time + ANSWER_WITHIN,
-                                &what,
-                            ),
-                        );
+                        let (key, late) = unanswered(&incarnation, &frame, &removed, &what);
+                        report(&mut out, key, late);
                     }
                 }
             }
@@ -166,22 +157,33 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
         for frame in frames {
             if record.end > frame.time + ANSWER_WITHIN {
                 let what = "did not answer it by the end of the run".to_owned();
-                report(
-                    &mut out,
-                    (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-                    violation(
-                        &incarnation,
-                        &frame,
-                        &removed,
-                        frame.time + ANSWER_WITHIN,
-                        &what,
-                    ),
-                );
+                let (key, late) = unanswered(&incarnation, &frame, &removed, &what);
+                report(&mut out, key, late);
             }
         }
     }
     out.sort_by_key(|v| v.time);
     (out, judged)
+}
+
+/// A frame of a removed agent left unanswered: its key (one report per master
+/// incarnation and agent), and its violation, judged when its answer was due.
+fn unanswered(
+    incarnation: &(String, u64),
+    frame: &Waiting,
+    removed: &BTreeMap<(String, u64), BTreeMap<String, Duration>>,
+    what: &str,
+) -> ((String, u64, String), Violation) {
+    (
+        (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
+        violation(
+            incarnation,
+            frame,
+            removed,
+            frame.time + ANSWER_WITHIN,
+            what,
+        ),
+    )
 }
 
 fn violation(
