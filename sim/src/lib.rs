@@ -24,6 +24,7 @@
 //! | [`observations`] | host layout, the task plan, what the outside world saw: below the driver and the oracles |
 //! | [`driver`] | steps a cluster: due faults and deferred actions between turmoil steps, the end of the run |
 //! | [`driver_hosts`] | the hosts: masters, the agent machine's supervisors, the frameworks' recording workload |
+//! | [`process_env`] | what a simulated process starts with: an agent's configuration from its flags, the environment of an agent process and of a host |
 //! | [`apply_fault`] | what each fault kind does to the running cluster |
 //! | [`oracles`] | the rules, one file each |
 //! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
@@ -78,6 +79,7 @@ pub mod master_wire;
 pub mod messages;
 pub mod observations;
 pub mod oracles;
+pub mod process_env;
 pub mod reconcile_watch;
 pub mod rogue;
 pub mod rogue_framework;

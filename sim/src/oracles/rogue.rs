@@ -6,8 +6,6 @@
 //!   `ExecutorRegistered`, `ExecutorReregistered`, `RunTask`, `KillTask`, acknowledgement
 //!   or any other message but `ShutdownExecutor` (the refusal of an executor the agent
 //!   does not wait for) — recorded on the rogue's side of the connection;
-//! - (SEC45) each registration it makes is refused at once: it hears `ShutdownExecutor`
-//!   or its connection is closed before it stops listening ([`crate::rogue::LISTEN`]);
 //! - (SEC33) no framework receives a status update under a uuid the rogue forged (so no
 //!   task's state, as its framework and the master see it, comes from the rogue);
 //! - (SEC34) no `task.updates` file on the simulated disk at the end of the run holds a
@@ -32,7 +30,6 @@ use std::time::Duration;
 
 use super::Violation;
 use crate::observations::{agent_work_dir, Observations};
-use crate::rogue::{Listened, LISTEN};
 use crate::rogue_framework::{FIRST, ROGUE_ROLE, ROGUE_TASK};
 
 /// The messages an agent may send a process it does not take for an executor.
@@ -44,24 +41,6 @@ pub fn check(observations: &Observations) -> Vec<Violation> {
     let mut out = check_framework(observations);
     if rogue.sent.is_empty() {
         return out;
-    }
-    // SEC45: every registration is refused at once, by `ShutdownExecutor` or by the
-    // connection closed, never left hanging.
-    for (time, what, ended) in &rogue.registrations {
-        let told = rogue
-            .received
-            .iter()
-            .any(|(_, kind, attempt)| attempt == what && REFUSALS.contains(kind));
-        if *ended == Listened::Open && !told {
-            out.push(Violation {
-                time: *time + LISTEN,
-                oracle: "rogue",
-                message: format!(
-                    "the agent left a rogue's registration unanswered for {}s, its connection open: {what}",
-                    LISTEN.as_secs()
-                ),
-            });
-        }
     }
     for (time, kind, attempt) in &rogue.received {
         if !REFUSALS.contains(kind) {
