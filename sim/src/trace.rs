@@ -255,6 +255,7 @@ const DECISIONS: &[&str] = &[
     "executor re-registered",
     "executor that never registered before the restart registered",
     "asking executors that have not re-registered to reconnect",
+    "first frame on an executor connection is not a registration",
     "agent asked to reconnect",
     "duplicate status update",
     "executor did not re-register in time: destroying it",

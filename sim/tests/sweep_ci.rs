@@ -79,14 +79,11 @@ fn sweep_of_every_scenario_is_green() {
     // a kill to an ask decided after it: regression_shutdown_ask_after_kill, L36) and 296
     // (the simulated operator never repaired a dangling latest when the stop counted as
     // a disk failure: regression_dangling_latest_after_disk_fault, docs/simulator-reach.md
-    // 15e).
-    // Found on 2026-12-01 by the 2,000-seed sweep with 15n's retry draw on: R12's asks
-    // reach a rogue's connection that forged an update without registering (SEC32).
-    const OPEN_FINDINGS: [(&str, u64, &[&str]); 1] = [(
-        "regression_rogue_asked_to_reconnect.toml",
-        1160,
-        &["[rogue]"],
-    )];
+    // 15e). Found on 2026-12-01 by the 2,000-seed sweep with 15n's retry draw on,
+    // quarantined for one commit, then pinned and fixed: swarm_agent_machine 1160 (R12's
+    // asks reached a rogue's connection that forged an update without registering:
+    // regression_rogue_asked_to_reconnect, docs/security.md SEC46). None is open now.
+    const OPEN_FINDINGS: [(&str, u64, &[&str]); 0] = [];
     let open = |f: &sweep::Failure| {
         OPEN_FINDINGS.iter().any(|(file, seed, oracles)| {
             f.scenario.ends_with(file)

@@ -252,6 +252,22 @@ impl Agent {
             self.link.heard(self.now());
             return self.handle_master_message(body);
         }
+        // docs/security.md SEC46: a connection's first frame is a registration; one that
+        // says anything else first is closed, so it is never among those R12 asks again.
+        let registration = matches!(
+            body,
+            Body::RegisterExecutor(_) | Body::ReregisterExecutor(_)
+        );
+        if !registration
+            && self.unidentified.contains_key(&id)
+            && !broken!(self.config.breakage.accept_unregistered_updates)
+        {
+            if let Some(outbox) = self.unidentified.remove(&id) {
+                warn!(target: "revenant::agent", connection = %id, kind = wire::kind(&body), "first frame on an executor connection is not a registration: connection closed");
+                outbox.close();
+            }
+            return Ok(None);
+        }
         match body {
             Body::RegisterExecutor(message) => self.executor_registering(
                 id,
