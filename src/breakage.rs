@@ -84,6 +84,10 @@ pub struct Breakage {
     /// The master forgets that it removed an agent: a removed agent that re-registers
     /// under its old id is admitted again (docs/task-lifecycle.md L25 broken).
     pub master_readmits_removed_agents: bool,
+    /// The master does not know a registration retried on the connection it already
+    /// answered: it admits the agent again under a new id (docs/recovery-rules.md R57
+    /// broken, the `one_agent_id` oracle).
+    pub master_forgets_retried_registration: bool,
     /// The master forwards an agent's terminal update without recording it: its `/state`
     /// keeps the task in its earlier state (docs/task-lifecycle.md L26 broken).
     pub master_forgets_terminal_updates: bool,

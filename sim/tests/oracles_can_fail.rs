@@ -1587,3 +1587,28 @@ fn pacing_catches_asks_and_disk_checks_that_come_too_soon() {
         eprintln!("pacing: {}", caught[0].message);
     }
 }
+
+/// docs/recovery-rules.md R57: with the master not knowing a registration retried on the
+/// connection it already answered, it admits the agent again under a new id, and the
+/// wire shows two ids answered on one connection; the unbroken run holds. The agent
+/// itself hears only the second answer, so no check of what the agent logged sees it.
+#[test]
+fn one_agent_id_catches_a_retried_registration_admitted_again() {
+    let breakage = Breakage {
+        master_forgets_retried_registration: true,
+        ..Breakage::default()
+    };
+    let caught = caught_by("reliable_registration.toml", 0, breakage, "one_agent_id");
+    assert_eq!(caught.len(), 1, "{caught:?}");
+    assert!(caught[0].contains("(R57)"), "{caught:?}");
+    let unbroken = caught_by(
+        "reliable_registration.toml",
+        0,
+        Breakage::default(),
+        "one_agent_id",
+    );
+    assert!(unbroken.is_empty(), "{unbroken:?}");
+    // The agent's own view (one id, `same_agent_id`) holds either way.
+    let expectations = caught_by("reliable_registration.toml", 0, breakage, "expectations");
+    assert!(expectations.is_empty(), "{expectations:?}");
+}

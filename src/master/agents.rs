@@ -111,12 +111,13 @@ impl Master {
             return;
         }
         // A registration retried on the connection the master already answered (the
-        // answer was lost): the same id again, not a new agent (reference B:
-        // FaultToleranceTest.SlaveReliableRegistration).
+        // answer was lost): the same id again, not a new agent (docs/recovery-rules.md
+        // R57, docs/stream-rules.md S2).
         let retried = self
             .agents
             .iter()
-            .find(|(_, a)| a.phase == AgentPhase::Connected && a.outbox == Some(connection));
+            .find(|(_, a)| a.phase == AgentPhase::Connected && a.outbox == Some(connection))
+            .filter(|_| !broken!(self.config.breakage.master_forgets_retried_registration));
         if let Some((id, record)) = retried {
             crate::coverage::point!("master_registration_retry_answered");
             // The agent ignores RunTask until it knows its id, so a task placed on it

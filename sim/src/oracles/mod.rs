@@ -15,6 +15,7 @@ pub mod left_behind;
 pub mod liveness;
 pub mod master_state;
 pub mod no_panic;
+pub mod one_agent_id;
 pub mod pacing;
 pub mod reboot;
 pub mod reconciliation;
@@ -84,6 +85,7 @@ pub fn check_after(
     ));
     out.extend(shutdown_grace::check(observations));
     out.extend(removed_agent::check(observations));
+    out.extend(one_agent_id::check(observations));
     out.extend(pacing::check(observations));
     out.extend(recovery_errors::check(
         scenario,
