@@ -36,6 +36,12 @@ pub enum Work {
         /// That length.
         length: u64,
     },
+    /// A file renamed over one whose bytes (as the page cache holds them) are the same:
+    /// a checkpoint rewritten with what it already held.
+    IdenticalReplace,
+    /// The boot id put in place (`meta/boot_id` renamed into place), which recovery
+    /// does once, as it completes (the same mark `pacing` reads).
+    BootIdPlaced,
     /// A directory removal (`remove_dir_all`) that got past the disk's faults.
     Removal {
         /// Whether the path was already gone.

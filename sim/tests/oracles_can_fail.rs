@@ -1506,6 +1506,37 @@ mod wasted_disk_work {
         assert!(second.remove_dir_all(run).is_err());
         assert_eq!(oracles(), ["gone_removal_retried"]);
     }
+
+    /// P73: a checkpoint put in place of one with the same bytes while the incarnation
+    /// recovers (as `check_restart`'s "resources changed" guard made `true` does to
+    /// `slave.info` at every restart) is caught once; a replacement with other bytes,
+    /// the boot id put in place with the same bytes (recovery's mark of completion), the
+    /// same bytes put in place after recovery completed, and the simulator's own, are
+    /// not.
+    #[test]
+    fn identical_rewrite_catches_a_checkpoint_replaced_with_itself_during_recovery() {
+        let disk = disk();
+        let info = Path::new("/meta/slave.info");
+        let boot = Path::new("/meta/boot_id");
+        let temp = Path::new("/meta/.tmp");
+        disk.write(info, b"agent-1 cpus:1").unwrap();
+        disk.write(boot, b"boot-1").unwrap();
+        let replace = |fs: &SimFs, path: &Path, bytes: &[u8]| {
+            fs.write(temp, bytes).unwrap();
+            fs.rename(temp, path).unwrap();
+        };
+        let first = disk.for_agent(1, 1);
+        replace(&first, info, b"agent-1 cpus:2");
+        replace(&disk, info, b"agent-1 cpus:2");
+        replace(&first, boot, b"boot-1");
+        replace(&first, info, b"agent-1 cpus:2");
+        assert_eq!(oracles(), Vec::<String>::new());
+
+        let second = disk.for_agent(1, 2);
+        replace(&second, info, b"agent-1 cpus:2");
+        replace(&second, info, b"agent-1 cpus:2");
+        assert_eq!(oracles(), ["identical_rewrite"]);
+    }
 }
 
 /// docs/recovery-rules.md R56 and docs/design.md D88 (oracle `pacing`) on a real run's

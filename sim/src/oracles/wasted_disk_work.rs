@@ -1,11 +1,13 @@
-//! Rules P67-P69 of `docs/recovery-latency.md`: an agent process does no disk work for
+//! Rules P67-P69 and P73 of `docs/recovery-latency.md`: an agent process does no disk work for
 //! nothing. P67: within one process incarnation, a file or directory is not synced again
 //! when nothing was written to it (data, length, entries) since that incarnation's last
 //! completed sync of it (a new incarnation's first sync is always allowed). P68: a
 //! truncate changes the file's length (recovery cuts a torn or damaged tail; a cut to
 //! the length the file has is no cut). P69: a directory removal that found the path
 //! already gone is complete: the same incarnation does not try to remove that path
-//! again, unless a removal in between found it there.
+//! again, unless a removal in between found it there. P73: until an incarnation's
+//! recovery completes (its `meta/boot_id` put in place), it puts no file in place of one
+//! with the same bytes (the boot id itself excepted).
 //! Judged from what the simulated disk saw each agent process do (`crate::disk_work`,
 //! recorded by the simulated filesystem outside the code under test, docs/design.md
 //! D87), never from the agent's log or counters.
@@ -24,6 +26,9 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
     // One violation per incarnation and path for P67 and P69: a loop repeats them.
     let mut synced: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
     let mut retried: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
+    let mut replaced: BTreeSet<(Actor, &PathBuf)> = BTreeSet::new();
+    // P73: the incarnations whose recovery completed (their boot id put in place).
+    let mut recovered: BTreeSet<Actor> = BTreeSet::new();
     for record in done {
         let who = format!(
             "agent {} incarnation {}",
@@ -51,6 +56,25 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
                     record.path.display()
                 ),
             }),
+            Work::BootIdPlaced => {
+                recovered.insert(record.actor);
+            }
+            Work::IdenticalReplace => {
+                let recovering = !recovered.contains(&record.actor);
+                if recovering
+                    && !record.path.ends_with("meta/boot_id")
+                    && replaced.insert((record.actor, &record.path))
+                {
+                    out.push(Violation {
+                        time: record.time,
+                        oracle: "identical_rewrite",
+                        message: format!(
+                            "{who} replaced '{}' with a file of the same bytes while it recovered (docs/recovery-latency.md P73)",
+                            record.path.display()
+                        ),
+                    });
+                }
+            }
             Work::Removal { absent } => {
                 let before = gone.insert((record.actor, &record.path), *absent);
                 if *absent
