@@ -19,10 +19,10 @@
 //!   incarnation had admitted before it reached the agent (its end had written
 //!   `ExecutorRegistered` as the first answer to a registration naming the same
 //!   framework, executor and run, strictly earlier) names an executor the agent does not
-//!   expect (docs/design.md D55: only a launched executor not yet registered is expected
-//!   to register, and an incarnation never sets a run it admitted back to launching or
-//!   awaited), so it is told `ShutdownExecutor`, not only closed, unless the agent died
-//!   or the other end was gone first.
+//!   expect (docs/design.md D55: only a launched executor not yet registered, or one
+//!   recovered alive, is not told to shut down when it registers, and an incarnation
+//!   never sets a run it admitted back to either), so it is told `ShutdownExecutor`, not
+//!   only closed, unless the agent died or the other end was gone first.
 //!
 //! Not judged: which of the two refusals the other registrations get (whether the agent
 //! still awaits an executor, and so checks its secret, is not known outside it in
