@@ -55,6 +55,7 @@ pub(crate) fn drive(
     crate::update_receipts::begin();
     crate::shutdown_asks::begin();
     crate::master_wire::begin();
+    crate::registration_answers::begin();
     crate::agent_metrics::begin();
     crate::reconcile_watch::begin();
     crate::corrupt::begin(scenario.swarm.is_some());
@@ -460,6 +461,7 @@ impl Driver<'_, '_> {
             observations.update_receipts = crate::update_receipts::take();
             observations.reconciliations = crate::reconcile_watch::take();
             observations.master_wire = crate::master_wire::take();
+            observations.registration_answers = crate::registration_answers::take();
             observations.gc_removals = crate::gc_watch::take();
             observations.agent_metrics = crate::agent_metrics::take();
         }

@@ -682,12 +682,21 @@ async fn machine_main(
             let span = crate::trace::host_span(&agent_trace_host(machine.index));
             // docs/zookeeper.md Z17: with ZooKeeper, the agent follows the group's leader.
             let agent_host = AGENT_HOST;
+            // docs/security.md SEC47: when the incarnation ends, its connections with it.
+            let end = crate::registration_answers::IncarnationEnd::new(
+                machine.index,
+                machine.incarnation.get(),
+            );
+            let incarnation = crate::zk::following(agent_host, move |leader| {
+                let mut config = config;
+                config.leader = leader;
+                agent::run(env, config)
+            });
             let handle = tokio::task::spawn_local(
-                crate::zk::following(agent_host, move |leader| {
-                    let mut config = config;
-                    config.leader = leader;
-                    agent::run(env, config)
-                })
+                async move {
+                    let _end = end;
+                    incarnation.await
+                }
                 .instrument(span),
             );
             *task.borrow_mut() = Some(handle.abort_handle());

@@ -474,12 +474,18 @@ impl AsyncRead for FilteredStream {
                     if let Some(watch) = &mut this.master_wire {
                         watch.closed();
                     }
+                    if let Some(asks) = &mut this.asks {
+                        asks.peer_gone();
+                    }
                     return Poll::Ready(Err(error));
                 }
                 Poll::Ready(Ok(())) => {
                     let filled = chunk_buf.filled().len();
                     if filled == 0 {
                         this.eof = true;
+                        if let Some(asks) = &mut this.asks {
+                            asks.peer_gone();
+                        }
                     } else {
                         this.raw.extend_from_slice(&this.chunk[..filled]);
                         this.frame();
@@ -514,6 +520,9 @@ impl AsyncWrite for FilteredStream {
         if let (Poll::Ready(Err(_)), Some(watch)) = (&written, &mut this.master_wire) {
             watch.closed();
         }
+        if let (Poll::Ready(Err(_)), Some(asks)) = (&written, &mut this.asks) {
+            asks.peer_gone();
+        }
         written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -522,6 +531,9 @@ impl AsyncWrite for FilteredStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(watch) = &mut self.master_wire {
             watch.closed();
+        }
+        if let Some(asks) = &mut self.asks {
+            asks.shut_down();
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }

@@ -34,6 +34,7 @@
 //! | [`update_receipts`] | the status updates and registrations the masters received from the agent machine, with times |
 //! | [`reconcile_watch`] | reconciliation requests and answers on the wire, and each master's knowledge over time, for the `reconciliation` oracle |
 //! | [`shutdown_asks`] | the `ShutdownExecutor` asks the agent wrote to executor processes, by pid, for the `shutdown_grace` oracle, and its `ReconnectExecutor` asks, by connection, for the `pacing` oracle |
+//! | [`registration_answers`] | what an agent's end of a local connection did next after an executor registration reached it, and when each agent incarnation ended, for the `refusal` oracle |
 //! | [`agent_metrics`] | each agent incarnation's `/metrics` once its recovery read the disk, for the `recovery_errors` oracle |
 //! | [`history`] | what the outside world saw: updates frameworks received, processes, agent starts, panics |
 //! | [`decision`] | typed trace decisions, parsed once from the real code's messages |
@@ -81,6 +82,7 @@ pub mod observations;
 pub mod oracles;
 pub mod process_env;
 pub mod reconcile_watch;
+pub mod registration_answers;
 pub mod rogue;
 pub mod rogue_framework;
 pub mod run_record;

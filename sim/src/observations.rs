@@ -116,6 +116,9 @@ pub struct Observations {
     /// What each master read from and wrote to the agent machine's connections
     /// (`crate::master_wire`, docs/recovery-rules.md R55).
     pub master_wire: crate::master_wire::Record,
+    /// What each agent's end of a local connection did next after an executor
+    /// registration reached it (`crate::registration_answers`, docs/security.md SEC45).
+    pub registration_answers: crate::registration_answers::Record,
     /// What each agent incarnation's `/metrics` said once its recovery had read the disk
     /// (`crate::agent_metrics`, docs/recovery-rules.md R43, R44).
     pub agent_metrics: Vec<crate::agent_metrics::Report>,

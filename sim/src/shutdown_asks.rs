@@ -79,6 +79,11 @@ pub struct Watch {
     /// (`crate::history::connection_watched`), for R56's reconnect asks.
     incarnation: u64,
     connection: u64,
+    /// The first registration that reached this end, by its index in
+    /// `crate::registration_answers`' record (docs/security.md SEC45, SEC47).
+    registration_index: Option<usize>,
+    /// Set while that registration awaits the agent's answer.
+    awaiting: bool,
 }
 
 impl Watch {
@@ -94,6 +99,8 @@ impl Watch {
             skip: 0,
             off: false,
             registration: None,
+            registration_index: None,
+            awaiting: false,
         }
     }
 
@@ -108,6 +115,9 @@ impl Watch {
                 || body.get(..2) == Some(&REREGISTER_EXECUTOR_KEY[..]);
             if registration {
                 self.registration = Some(crate::history::now());
+                if self.registration_index.is_none() {
+                    self.first_registration(body);
+                }
             }
             frames = &frames[end..];
         }
@@ -132,6 +142,9 @@ impl Watch {
             };
             // The first frame written after a registration reached this end answers it.
             let answering = self.registration.take();
+            if let Some(field) = crate::registration_answers::field_of(&self.head[4..]) {
+                self.answer(crate::registration_answers::Answer::Wrote(field));
+            }
             if self.head[4..] == SHUTDOWN_EXECUTOR_KEY {
                 // Not an executor's connection (a rogue process's): not an ask to one.
                 if let Some(pid) = executor_at(self.port) {
@@ -145,6 +158,72 @@ impl Watch {
             self.skip = length - (wanted - 4);
             self.head.clear();
         }
+    }
+}
+
+impl Watch {
+    /// Records the connection's first registration (docs/security.md SEC45), `body` its
+    /// frame's body: the ids it names, from its decoded envelope.
+    fn first_registration(&mut self, body: &[u8]) {
+        use prost::Message as _;
+        use revenant::proto::{envelope::Body, Envelope};
+        let named = match Envelope::decode(body).ok().and_then(|e| e.body) {
+            Some(Body::RegisterExecutor(m)) => crate::registration_answers::Named {
+                reregistration: false,
+                framework: m.framework_id,
+                executor: m.executor_id,
+                run: m.container_id,
+            },
+            Some(Body::ReregisterExecutor(m)) => crate::registration_answers::Named {
+                reregistration: true,
+                framework: m.framework_id,
+                executor: m.executor_id,
+                run: m.container_id,
+            },
+            // Not a frame the agent decodes: it closes the connection.
+            _ => crate::registration_answers::Named {
+                reregistration: body.first() != Some(&REGISTER_EXECUTOR_KEY),
+                framework: String::new(),
+                executor: String::new(),
+                run: String::new(),
+            },
+        };
+        let index = crate::registration_answers::reached(
+            (self.agent, self.incarnation, self.connection),
+            executor_at(self.port),
+            named,
+        );
+        self.registration_index = Some(index);
+        self.awaiting = true;
+    }
+
+    /// The agent's end did `answer`: the first thing it did since the registration
+    /// reached it answers it.
+    fn answer(&mut self, answer: crate::registration_answers::Answer) {
+        if std::mem::take(&mut self.awaiting) {
+            if let Some(index) = self.registration_index {
+                crate::registration_answers::answered(index, answer);
+            }
+        }
+    }
+
+    /// The agent shut its side of the connection down.
+    pub fn shut_down(&mut self) {
+        self.answer(crate::registration_answers::Answer::ShutDown);
+    }
+
+    /// The agent's end saw the other end gone (end of stream, a failed read or write).
+    pub fn peer_gone(&mut self) {
+        if let Some(index) = self.registration_index {
+            crate::registration_answers::peer_gone(index);
+        }
+    }
+}
+
+impl Drop for Watch {
+    /// The agent's end is let go of: closed by the agent, or by its death or exit.
+    fn drop(&mut self) {
+        self.answer(crate::registration_answers::Answer::LetGo);
     }
 }
 

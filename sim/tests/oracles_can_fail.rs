@@ -1643,3 +1643,95 @@ fn one_agent_id_catches_a_retried_registration_admitted_again() {
     let expectations = caught_by("reliable_registration.toml", 0, breakage, "expectations");
     assert!(expectations.is_empty(), "{expectations:?}");
 }
+
+/// docs/security.md SEC45, SEC47: the record of `regression_shutdown_ask_after_kill` seed
+/// 1445 (the rogue registers as executor `exec-1-1` at 11.183 s, a run the agent admitted
+/// at 3.28 s) holds as run: the agent's end wrote `ShutdownExecutor` the moment the
+/// registration reached it. The `refusal` oracle catches, on that record: the refusal
+/// made a close without a word (what `admission::refusal` made `vec![]` does: the
+/// dropped outbox shuts the agent's side down; or a close by the agent, not its death),
+/// the registration left unanswered (the class the rogue's three seconds caught, now
+/// measured from its arrival at the agent's end) or answered late, and a frame other
+/// than a refusal. A close at the agent's death, and a registration a `delay_message`
+/// held in the network (it reaches the agent later, and is answered then), hold.
+#[test]
+fn refusal_catches_a_refusal_without_shutdown_executor_and_one_left_hanging() {
+    use revenant_sim::oracles::refusal;
+    use revenant_sim::registration_answers::{
+        Answer, Record, EXECUTOR_REGISTERED, SHUTDOWN_EXECUTOR,
+    };
+    use std::time::Duration;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/regression_shutdown_ask_after_kill.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let run = cluster::run(&scenario, 1445, &RunOptions::default());
+    let sync = Duration::from_secs_f64(scenario.agent.disk_group_sync_ms / 1000.0);
+    let record = run.observations.registration_answers.clone();
+    assert!(refusal::judge(&record, sync).is_empty());
+    assert_eq!(refusal::judged(&record, sync), (1, 1));
+    let rogue = record
+        .registrations
+        .iter()
+        .position(|r| r.pid.is_none())
+        .expect("the rogue's registration");
+    let (at, answer) = record.registrations[rogue].answer.expect("answered");
+    assert_eq!(answer, Answer::Wrote(SHUTDOWN_EXECUTOR));
+    assert_eq!(at, record.registrations[rogue].reached);
+    let edited = |edit: &dyn Fn(&mut Record)| {
+        let mut record = record.clone();
+        edit(&mut record);
+        refusal::judge(&record, sync)
+    };
+    let answer_with = |answer: Option<(Duration, Answer)>| {
+        move |r: &mut Record| r.registrations[rogue].answer = answer
+    };
+    let late = at + refusal::answer_within(sync) + Duration::from_millis(1);
+    type Edit<'a> = &'a dyn Fn(&mut Record);
+    let caught: [(&str, Edit); 5] = [
+        (
+            "shut its side of the connection down on a RegisterExecutor of executor exec-1-1",
+            &answer_with(Some((at, Answer::ShutDown))),
+        ),
+        (
+            "closed the connection on a RegisterExecutor",
+            &answer_with(Some((at, Answer::LetGo))),
+        ),
+        ("until the run ended", &answer_with(None)),
+        (
+            "unanswered for 1.401s",
+            &answer_with(Some((late, Answer::Wrote(SHUTDOWN_EXECUTOR)))),
+        ),
+        (
+            "with ExecutorRegistered (SEC32",
+            &answer_with(Some((at, Answer::Wrote(EXECUTOR_REGISTERED)))),
+        ),
+    ];
+    for (message, edit) in caught {
+        let violations = edited(edit);
+        assert_eq!(violations.len(), 1, "{message}: {violations:?}");
+        assert_eq!(violations[0].oracle, "refusal");
+        assert!(
+            violations[0].message.contains(message),
+            "{message}: {violations:?}"
+        );
+        eprintln!("refusal: {}", violations[0].message);
+    }
+    let holds: [Edit; 2] = [
+        // Closed by the agent's death at that moment.
+        &|r| {
+            r.registrations[rogue].answer = Some((at, Answer::LetGo));
+            r.incarnation_ends.retain(|(_, _, i)| *i != 1);
+            r.incarnation_ends.push((at, 1, 1));
+        },
+        // Held 5 s in the network: it reaches the agent then, and is answered then.
+        &|r| {
+            let held = Duration::from_secs(5);
+            r.registrations[rogue].reached += held;
+            r.registrations[rogue].answer = Some((at + held, Answer::Wrote(SHUTDOWN_EXECUTOR)));
+        },
+    ];
+    for edit in holds {
+        let violations = edited(edit);
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+}

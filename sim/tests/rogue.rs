@@ -230,3 +230,34 @@ fn the_rogue_oracle_fails_when_a_framework_principal_may_change() {
     );
     eprintln!("rogue: caught at seed {seed}: {}", violation.message);
 }
+
+/// SEC45 and SEC47 against the real agent: with a rogue in every run, its registrations
+/// reach the agent and the `refusal` oracle judges them at the agent's end: each is
+/// refused at once, and those naming a run the agent had admitted (an executor it does
+/// not expect) are told `ShutdownExecutor`.
+#[test]
+fn every_rogue_registration_is_refused_at_once() {
+    use std::time::Duration;
+
+    let scenario = always_rogue();
+    let sync = Duration::from_secs_f64(scenario.agent.disk_group_sync_ms / 1000.0);
+    let (mut judged, mut unexpected) = (0, 0);
+    for seed in 0..12 {
+        let result = cluster::run(&scenario, seed, &RunOptions::default());
+        let record = &result.observations.registration_answers;
+        let (j, u) = revenant_sim::oracles::refusal::judged(record, sync);
+        judged += j;
+        unexpected += u;
+        let refused: Vec<_> = result
+            .violations
+            .iter()
+            .filter(|v| v.oracle == "refusal")
+            .collect();
+        assert!(refused.is_empty(), "seed {seed}: {refused:?}");
+    }
+    eprintln!("rogue registrations judged: {judged}, of executors the agent does not expect: {unexpected}");
+    assert!(
+        judged > 0 && unexpected > 0,
+        "judged {judged}, unexpected {unexpected}"
+    );
+}

@@ -22,6 +22,7 @@ pub mod reconciliation;
 pub mod recovery_errors;
 pub mod recovery_read_error;
 pub mod recovery_timeout;
+pub mod refusal;
 pub mod removed_agent;
 pub mod resources;
 pub mod rogue;
@@ -74,6 +75,7 @@ pub fn check_after(
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
     out.extend(rogue::check(observations));
+    out.extend(refusal::check(scenario, observations));
     out.extend(master_state::check(scenario, observations));
     out.extend(master_state::check_resources(trace, observations));
     out.extend(update_retries::check(scenario, observations));
