@@ -149,6 +149,10 @@ pub struct Breakage {
     /// SEC40): the rogue framework fails another framework over (the `rogue` oracle,
     /// SEC41).
     pub master_ignores_framework_principal: bool,
+    /// The master skips the `register_agents` ACL (docs/security.md SEC22, SEC23 broken
+    /// for agents): an agent whose principal the ACLs refuse is admitted (the
+    /// `rogue_agent` oracle, SEC48).
+    pub master_ignores_agent_acls: bool,
     /// The agent shuts a framework's executors down with no grace period: the deadline
     /// of the kill is the moment of the ask, so each is killed at the agent's next
     /// check (docs/task-lifecycle.md L36 broken).

@@ -266,6 +266,7 @@ catalogue!(
     regression_rogue_framework_failover_during_master_recovery,
     regression_rogue_framework_takeover_after_failover,
     regression_rogue_framework_takeover_after_master_restart,
+    regression_rogue_agent_refused,
     regression_rogue_asked_to_reconnect,
     regression_rogue_reregisters_with_wrong_secret,
     regression_stale_reregistration_after_restart,

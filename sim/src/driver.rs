@@ -460,7 +460,8 @@ impl Driver<'_, '_> {
             observations.durability_losses = crate::durability::take_losses();
             observations.update_receipts = crate::update_receipts::take();
             observations.reconciliations = crate::reconcile_watch::take();
-            observations.master_wire = crate::master_wire::take();
+            (observations.master_wire, observations.rogue_agent_wire) =
+                crate::master_wire::take_both();
             observations.registration_answers = crate::registration_answers::take();
             observations.gc_removals = crate::gc_watch::take();
             observations.agent_metrics = crate::agent_metrics::take();

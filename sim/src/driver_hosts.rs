@@ -201,6 +201,26 @@ pub(crate) fn add_agent_machine(
                 ))
             });
         }
+        // And, when drawn, an agent the ACLs refuse (SEC48), on a host of its own.
+        let rogue_agent = crate::rogue_agent::plan(scenario, seed);
+        if !rogue_agent.is_empty() {
+            let scenario = scenario.clone();
+            let observations = observations.clone();
+            sim.host(crate::rogue_agent::ROGUE_AGENT_HOST, move || {
+                let party = crate::rogue_agent::party(
+                    rogue_agent.clone(),
+                    scenario.clone(),
+                    observations.clone(),
+                );
+                async move {
+                    party.await;
+                    Ok(())
+                }
+                .instrument(crate::trace::host_span(
+                    crate::rogue_agent::ROGUE_AGENT_HOST,
+                ))
+            });
+        }
         sim.host(AGENT_HOST, move || {
             // Agents 2, ... have supervisors of their own beside agent 1's; all of them
             // die with the machine.

@@ -219,8 +219,16 @@ pub struct FilteredStream {
 impl FilteredStream {
     /// Wraps `inner`, a connection from `peer` to `local`.
     pub fn new(inner: BoxStream, local: String, peer: String) -> FilteredStream {
-        let master_wire = (local.starts_with("master") && peer == crate::hosts::AGENT_HOST)
-            .then(|| crate::master_wire::Watch::new(&local));
+        let master_wire = match local.starts_with("master") {
+            true if peer == crate::hosts::AGENT_HOST => {
+                Some(crate::master_wire::Watch::new(&local))
+            }
+            // docs/security.md SEC48: the rogue agent's connections, recorded apart.
+            true if peer == crate::hosts::ROGUE_AGENT_HOST => {
+                Some(crate::master_wire::Watch::from_rogue_agent(&local))
+            }
+            _ => None,
+        };
         FilteredStream {
             inner,
             local,

@@ -70,9 +70,21 @@ pub const ROGUE_FRAMEWORK_HOST: &str = "rogue-framework";
 /// no rights beyond what [`ROGUE_ACLS`] leaves to everyone.
 pub const ROGUE_PRINCIPAL: &str = "rogue";
 
+/// The trace host of the rogue agent (docs/security.md SEC48): an agent host of its own.
+pub const ROGUE_AGENT_HOST: &str = "rogue-agent";
+
+/// The principal the rogue agent proved (SEC48): one the `register_agents` ACL of
+/// `ROGUE_ACLS` refuses.
+pub const ROGUE_AGENT_PRINCIPAL: &str = "rogue-agent";
+
 /// The principal the simulated transport hands the master for a connection from
-/// `peer_host` (docs/security.md SEC40): the rogue framework's, or none (the scenario's
-/// roles authenticate as nobody, as on a cluster without TLS or credentials).
+/// `peer_host` (docs/security.md SEC40, SEC48): the rogue framework's, the rogue
+/// agent's, or none (the scenario's roles authenticate as nobody, as on a cluster
+/// without TLS or credentials).
 pub fn principal_of_host(peer_host: &str) -> Option<&'static str> {
-    (peer_host == ROGUE_FRAMEWORK_HOST).then_some(ROGUE_PRINCIPAL)
+    match peer_host {
+        ROGUE_FRAMEWORK_HOST => Some(ROGUE_PRINCIPAL),
+        ROGUE_AGENT_HOST => Some(ROGUE_AGENT_PRINCIPAL),
+        _ => None,
+    }
 }

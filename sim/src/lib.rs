@@ -28,6 +28,7 @@
 //! | [`apply_fault`] | what each fault kind does to the running cluster |
 //! | [`oracles`] | the rules, one file each |
 //! | [`rogue`] | the rogue party: a local process posing as an executor, without its secret |
+//! | [`rogue_agent`] | the rogue party's agent whose principal the ACLs refuse (docs/security.md SEC48) |
 //! | [`rogue_framework`] | the rogue party's framework without rights: what the ACLs refuse, a failover under another principal |
 //! | [`gc_watch`] | what each directory tree the agent removes held (runs, tasks), for the `gc_live` oracle |
 //! | [`master_reports`] | what each master's `/state` said at the end of the run, for the `master_state` oracle |
@@ -84,6 +85,7 @@ pub mod process_env;
 pub mod reconcile_watch;
 pub mod registration_answers;
 pub mod rogue;
+pub mod rogue_agent;
 pub mod rogue_framework;
 pub mod run_record;
 pub mod scenario;

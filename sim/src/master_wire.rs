@@ -15,6 +15,10 @@
 //! registration answers, a few bytes); read frames are decoded only when their kind
 //! names an agent. Recording draws nothing and writes no trace line, so the run is the
 //! same run.
+//!
+//! The connections from the rogue agent's host (docs/security.md SEC48) are recorded the
+//! same way in a record of their own ([`take_both`]), for the `rogue_agent` oracle, so
+//! that what the agent machine's connections recorded is unchanged.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -86,6 +90,8 @@ pub struct Record {
 #[derive(Default)]
 struct State {
     record: Record,
+    /// The rogue agent's connections (SEC48).
+    rogue_agent: Record,
     /// Each master host's current incarnation.
     incarnations: BTreeMap<String, u64>,
 }
@@ -103,9 +109,17 @@ pub fn begin() {
 
 /// What was recorded since [`begin`]; forgets it.
 pub fn take() -> Record {
-    let mut record = RECORD.take().record;
+    take_both().0
+}
+
+/// What was recorded since [`begin`] on the agent machine's connections and on the
+/// rogue agent's (docs/security.md SEC48); forgets both.
+pub fn take_both() -> (Record, Record) {
+    let state = RECORD.take();
+    let (mut record, mut rogue_agent) = (state.record, state.rogue_agent);
     record.end = now();
-    record
+    rogue_agent.end = record.end;
+    (record, rogue_agent)
 }
 
 /// A master process on `host` starts listening: a new incarnation.
@@ -113,10 +127,15 @@ pub fn master_listening(host: &str) {
     RECORD.with(|state| *state.incarnations.entry(host.to_owned()).or_insert(0) += 1);
 }
 
-fn push(connection: usize, what: What) {
+fn push(connection: usize, rogue_agent: bool, what: What) {
     let time = now();
     RECORD.with(|state| {
-        state.record.events.push(Event {
+        let record = if rogue_agent {
+            &mut state.rogue_agent
+        } else {
+            &mut state.record
+        };
+        record.events.push(Event {
             time,
             connection,
             what,
@@ -174,6 +193,8 @@ fn names_an_agent(kind: &str) -> bool {
 /// writes, and its end (also when it is dropped).
 pub struct Watch {
     connection: usize,
+    /// A connection from the rogue agent's host, recorded apart (SEC48).
+    rogue_agent: bool,
     /// The current written frame's first bytes (length, then up to two body bytes).
     head: Vec<u8>,
     /// The current written frame's body, kept whole when it names an agent.
@@ -186,18 +207,34 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The end of master `master` (its host) of a new connection.
+    /// The end of master `master` (its host) of a new connection from the agent machine.
     pub fn new(master: &str) -> Watch {
+        Watch::from_host(master, false)
+    }
+
+    /// The end of master `master` of a new connection from the rogue agent's host
+    /// (docs/security.md SEC48), recorded apart.
+    pub fn from_rogue_agent(master: &str) -> Watch {
+        Watch::from_host(master, true)
+    }
+
+    fn from_host(master: &str, rogue_agent: bool) -> Watch {
         let connection = RECORD.with(|state| {
             let incarnation = state.incarnations.get(master).copied().unwrap_or(0);
-            state.record.connections.push(Connection {
+            let record = if rogue_agent {
+                &mut state.rogue_agent
+            } else {
+                &mut state.record
+            };
+            record.connections.push(Connection {
                 master: master.to_owned(),
                 incarnation,
             });
-            state.record.connections.len() - 1
+            record.connections.len() - 1
         });
         Watch {
             connection,
+            rogue_agent,
             head: Vec::with_capacity(6),
             body: None,
             rest: 0,
@@ -221,7 +258,11 @@ impl Watch {
             } else {
                 None
             };
-            push(self.connection, What::Read { kind, agent });
+            push(
+                self.connection,
+                self.rogue_agent,
+                What::Read { kind, agent },
+            );
             frames = &frames[end..];
         }
     }
@@ -267,7 +308,11 @@ impl Watch {
             .and_then(|body| Envelope::decode(body.as_slice()).ok())
             .and_then(|e| e.body)
             .and_then(|b| agent_named(&b));
-        push(self.connection, What::Wrote { kind, agent });
+        push(
+            self.connection,
+            self.rogue_agent,
+            What::Wrote { kind, agent },
+        );
         self.head.clear();
     }
 
@@ -275,7 +320,7 @@ impl Watch {
     pub fn closed(&mut self) {
         if !self.closed {
             self.closed = true;
-            push(self.connection, What::Closed);
+            push(self.connection, self.rogue_agent, What::Closed);
         }
     }
 }

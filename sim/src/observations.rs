@@ -116,6 +116,9 @@ pub struct Observations {
     /// What each master read from and wrote to the agent machine's connections
     /// (`crate::master_wire`, docs/recovery-rules.md R55).
     pub master_wire: crate::master_wire::Record,
+    /// What each master read from and wrote to the rogue agent's connections
+    /// (`crate::master_wire`, docs/security.md SEC48).
+    pub rogue_agent_wire: crate::master_wire::Record,
     /// What each agent's end of a local connection did next after an executor
     /// registration reached it (`crate::registration_answers`, docs/security.md SEC45).
     pub registration_answers: crate::registration_answers::Record,
@@ -155,6 +158,12 @@ pub struct RogueLog {
     /// `failover`) and what the message names: a framework id, or an update's task and
     /// state).
     pub framework_received: Vec<(Duration, &'static str, String)>,
+    /// The rogue agent's registrations (`crate::rogue_agent`, SEC48): (time, on which
+    /// attempt and master).
+    pub agent_sent: Vec<(Duration, String)>,
+    /// What the masters sent the rogue agent: (time, kind, on which attempt and master,
+    /// the reason of a `ShutdownAgent`).
+    pub agent_heard: Vec<(Duration, &'static str, String, String)>,
     /// Whether it tried to re-register as another framework (SEC41).
     pub failover_tried: bool,
     /// The framework whose teardown the rogue framework asked for: (its index in the

@@ -37,8 +37,14 @@ pub const ROGUE_TASK: &str = "rogue-task";
 /// (the scenario's frameworks have none; the rogue has [`ROGUE_PRINCIPAL`]) may register;
 /// tasks as any user but `sim`, and reservations for any role but the scenario's, are
 /// refused. Teardowns are left to the rule that a framework tears down only itself.
+/// Agents: the rogue agent's principal [`crate::hosts::ROGUE_AGENT_PRINCIPAL`] may not
+/// register (docs/security.md SEC48); the scenario's agents have no principal, so no
+/// list of principals applies to them (SEC21) and `permissive` admits them (SEC22).
 pub const ROGUE_ACLS: &str = r#"{
   "permissive": true,
+  "register_agents": [
+    {"principals": {"values": ["rogue-agent"]}, "agents": {"type": "NONE"}}
+  ],
   "run_tasks": [
     {"principals": {"type": "ANY"}, "users": {"values": ["sim"]}},
     {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}

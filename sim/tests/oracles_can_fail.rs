@@ -1735,3 +1735,131 @@ fn refusal_catches_a_refusal_without_shutdown_executor_and_one_left_hanging() {
         assert!(violations.is_empty(), "{violations:?}");
     }
 }
+
+/// docs/security.md SEC48: `swarm_master_failover` seed 1 draws the rogue agent, which
+/// registers at 54.88 s (master1 answers `NotLeader`, master2 refuses it) and again at
+/// 110.2 s, after a failover (master1 refuses it). As run, the `rogue_agent` oracle
+/// holds. With the master skipping the `register_agents` ACL (`master_ignores_agent_acls`,
+/// what the mutant `agent_refused -> false` does) it fails: the rogue agent is admitted.
+/// On the run's record, a refusal removed (no answer), written late, or answered with
+/// another frame, and a `ShutdownAgent` whose reason does not name the ACL, are caught.
+#[test]
+fn rogue_agent_catches_an_agent_the_acls_refuse_admitted() {
+    use revenant_sim::master_wire::What;
+    use revenant_sim::oracles::rogue_agent;
+    use std::time::Duration;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_master_failover.toml");
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    let run = cluster::run(&scenario, 1, &RunOptions::default());
+    let own: Vec<_> = run
+        .violations
+        .iter()
+        .filter(|v| v.oracle == "rogue_agent")
+        .collect();
+    assert!(own.is_empty(), "{own:?}");
+    let wire = run.observations.rogue_agent_wire.clone();
+    let reads = wire
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.what,
+                What::Read {
+                    kind: "register_agent",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        reads >= 2,
+        "the rogue agent's registrations reached the masters: {wire:?}"
+    );
+    let heard = run.observations.rogue.agent_heard.clone();
+    assert!(heard.iter().any(|h| h.1 == "shutdown_agent"), "{heard:?}");
+
+    let broken = cluster::run(
+        &scenario,
+        1,
+        &RunOptions {
+            breakage: Breakage {
+                master_ignores_agent_acls: true,
+                ..Breakage::default()
+            },
+            ..RunOptions::default()
+        },
+    );
+    let caught: Vec<_> = broken
+        .violations
+        .iter()
+        .filter(|v| v.oracle == "rogue_agent")
+        .collect();
+    assert!(
+        caught
+            .iter()
+            .any(|v| v.message.contains("agent_registered")),
+        "{caught:?}"
+    );
+    eprintln!("rogue_agent: {}", caught[0].message);
+
+    let refusal = wire
+        .events
+        .iter()
+        .position(|e| {
+            matches!(
+                e.what,
+                What::Wrote {
+                    kind: "shutdown_agent",
+                    ..
+                }
+            )
+        })
+        .expect("a refusal");
+    let edited = |edit: &dyn Fn(&mut revenant_sim::master_wire::Record)| {
+        let mut record = wire.clone();
+        edit(&mut record);
+        rogue_agent::judge_masters(&record)
+    };
+    type Edit<'a> = &'a dyn Fn(&mut revenant_sim::master_wire::Record);
+    let cases: [(&str, Edit); 3] = [
+        // Never answered: the rogue agent hangs up after listening for three seconds.
+        ("did not answer", &|r| {
+            let gone = r.events.remove(refusal);
+            let at = gone.time + revenant_sim::rogue_agent::LISTEN;
+            for e in &mut r.events {
+                if e.connection == gone.connection && e.what == What::Closed {
+                    e.time = at;
+                }
+            }
+            r.events.sort_by_key(|e| e.time);
+        }),
+        ("with shutdown_agent at", &|r| {
+            r.events[refusal].time += rogue_agent::ANSWER_WITHIN + Duration::from_millis(1)
+        }),
+        ("with other at", &|r| {
+            r.events[refusal].what = What::Wrote {
+                kind: "other",
+                agent: None,
+            }
+        }),
+    ];
+    for (message, edit) in cases {
+        let violations = edited(edit);
+        assert_eq!(violations.len(), 1, "{message}: {violations:?}");
+        assert!(
+            violations[0].message.contains(message),
+            "{message}: {violations:?}"
+        );
+        eprintln!("rogue_agent: {}", violations[0].message);
+    }
+    let mut reasons = heard.clone();
+    for h in &mut reasons {
+        if h.1 == "shutdown_agent" {
+            h.3 = "agent was removed by the master".into();
+        }
+    }
+    let violations = rogue_agent::judge_heard(&reasons);
+    assert!(!violations.is_empty() && violations[0].message.contains("does not name the ACL"));
+    assert!(rogue_agent::judge_heard(&heard).is_empty());
+}

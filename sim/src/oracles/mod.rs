@@ -26,6 +26,7 @@ pub mod refusal;
 pub mod removed_agent;
 pub mod resources;
 pub mod rogue;
+pub mod rogue_agent;
 pub mod shutdown_grace;
 pub mod strict_recovery;
 pub mod teardown;
@@ -75,6 +76,7 @@ pub fn check_after(
     out.extend(executor_timers::check(scenario, trace, observations));
     out.extend(hung::check(scenario, observations));
     out.extend(rogue::check(observations));
+    out.extend(rogue_agent::check(observations));
     out.extend(refusal::check(scenario, observations));
     out.extend(master_state::check(scenario, observations));
     out.extend(master_state::check_resources(trace, observations));

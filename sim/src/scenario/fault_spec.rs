@@ -412,6 +412,12 @@ pub struct Swarm {
     /// executor. Drawn from a stream of its own; default 0 (no rogue).
     #[serde(default)]
     pub rogue_fraction: f64,
+    /// The rogue agent (`crate::rogue_agent`, docs/simulator-reach.md 15p): the share of
+    /// the runs that draw the rogue party in which an agent whose principal the ACLs
+    /// refuse also tries to register with the masters. Drawn from a stream of its own;
+    /// default 0 (none).
+    #[serde(default)]
+    pub rogue_agent_fraction: f64,
     /// Workload knob: the share of runs whose agent recovers without `--strict` (one
     /// draw per run, from a stream of its own), so that non-strict recovery, which cuts
     /// damage and goes on, is reached too (docs/recovery-rules.md R37). Default 0.

@@ -106,6 +106,7 @@
 //! reservations = 2              # up to 2 dynamic reservations at drawn times
 //! large_task_fraction = 0.03    # tasks whose command nears the frame maximum
 //! rogue_fraction = 0.2          # runs with a rogue local process posing as an executor
+//! rogue_agent_fraction = 0.5    # of those, runs with an agent the ACLs refuse (SEC48)
 //! framework_failover_timeout_s = [15.0, 60.0]  # frameworks' failover_timeout per run
 //! shared_executor_fraction = 0.4 # tasks on a few shared, relaunched executor ids
 //! aimed_disk_error_fraction = 0.5 # disk errors aimed at a path and/or operation kind

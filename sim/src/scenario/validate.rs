@@ -306,6 +306,7 @@ impl Scenario {
                 ("zero_fill_fraction", swarm.zero_fill_fraction),
                 ("hanging_executor_fraction", swarm.hanging_executor_fraction),
                 ("non_strict_fraction", swarm.non_strict_fraction),
+                ("rogue_agent_fraction", swarm.rogue_agent_fraction),
                 (
                     "executor_reregistration_retry_fraction",
                     swarm.executor_reregistration_retry_fraction,
