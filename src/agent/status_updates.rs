@@ -447,6 +447,18 @@ mod tests {
         assert!((0..5).all(|n| set.contains(&uuid(n))));
     }
 
+    /// docs/recovery-latency.md P72: a stream's queue of pending updates starts with room
+    /// for the one update most streams hold, not a `VecDeque`'s first four.
+    #[test]
+    fn a_stream_queue_starts_with_room_for_one() {
+        let mut queue = VecDeque::new();
+        push_update(&mut queue, update("t", TaskState::TaskRunning, 1));
+        assert_eq!(queue.capacity(), 1);
+        push_update(&mut queue, update("t", TaskState::TaskFinished, 2));
+        assert_eq!(queue.len(), 2);
+        assert!(queue.capacity() >= 2);
+    }
+
     #[test]
     fn one_in_flight_and_ack_sends_next() {
         let f = FrameworkId::new("f");
