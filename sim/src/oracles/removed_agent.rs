@@ -16,9 +16,10 @@
 //! What the master knows: a master incarnation has removed X from the first
 //! `ShutdownAgent` it writes on a connection of X (the removal's own, or its first answer
 //! to X after a removal the wire did not show, e.g. one made while X was disconnected);
-//! only frames read after that write are judged. Another incarnation (a failover, a
-//! restart) is judged from its own first `ShutdownAgent` to X, whatever the registry it
-//! shares told it.
+//! only frames read after that write are judged. Every other master (a failover, a
+//! restart) knows it too from the first `ShutdownAgent` any master wrote to X: the
+//! removal was durable in the registry before it (docs/design.md D77), and a master reads
+//! the registry when it is elected (docs/recovery-rules.md R58).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -39,6 +40,10 @@ struct Waiting {
     time: Duration,
     kind: &'static str,
     agent: String,
+    /// When the agent was told to shut down: by this master incarnation itself (R55), or
+    /// only by another (R58).
+    since: Duration,
+    itself: bool,
 }
 
 /// Checks the rule.
@@ -62,6 +67,8 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
     let mut out = Vec::new();
     // Per master incarnation: the agents it has told to shut down, and since when.
     let mut removed: BTreeMap<(String, u64), BTreeMap<String, Duration>> = BTreeMap::new();
+    // The agents any master has told to shut down, and since when (R58).
+    let mut told: BTreeMap<String, Duration> = BTreeMap::new();
     let mut owner: Vec<Option<String>> = vec![None; record.connections.len()];
     let mut waiting: Vec<VecDeque<Waiting>> = (0..record.connections.len())
         .map(|_| VecDeque::new())
@@ -91,15 +98,23 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
                 let Some(agent) = agent.clone().or_else(|| owner[c].clone()) else {
                     continue;
                 };
-                let known = removed
+                // R58: a removal some master told the agent of was durable in the
+                // registry first (docs/design.md D77), so every later leader knows it.
+                let own = removed
                     .get(&incarnation)
-                    .is_some_and(|agents| agents.contains_key(&agent));
-                if known {
+                    .and_then(|agents| agents.get(&agent))
+                    .copied();
+                let known = own
+                    .map(|t| (t, true))
+                    .or(told.get(&agent).map(|t| (*t, false)));
+                if let Some((since, itself)) = known {
                     judged += 1;
                     waiting[c].push_back(Waiting {
                         time: event.time,
                         kind,
                         agent,
+                        since,
+                        itself,
                     });
                 }
             }
@@ -119,7 +134,7 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
                         report(
                             &mut out,
                             (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-                            violation(&incarnation, &frame, &removed, event.time, &what),
+                            violation(&incarnation, &frame, event.time, &what),
                         );
                     }
                 }
@@ -128,6 +143,7 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
                 }
                 if *kind == "shutdown_agent" {
                     if let Some(agent) = owner[c].clone() {
+                        told.entry(agent.clone()).or_insert(event.time);
                         removed
                             .entry(incarnation.clone())
                             .or_default()
@@ -143,7 +159,7 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
                             "did not answer it (the connection stayed open until {:.3}s)",
                             event.time.as_secs_f64()
                         );
-                        let (key, late) = unanswered(&incarnation, &frame, &removed, &what);
+                        let (key, late) = unanswered(&incarnation, &frame, &what);
                         report(&mut out, key, late);
                     }
                 }
@@ -157,7 +173,7 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
         for frame in frames {
             if record.end > frame.time + ANSWER_WITHIN {
                 let what = "did not answer it by the end of the run".to_owned();
-                let (key, late) = unanswered(&incarnation, &frame, &removed, &what);
+                let (key, late) = unanswered(&incarnation, &frame, &what);
                 report(&mut out, key, late);
             }
         }
@@ -171,38 +187,40 @@ fn judge_counting(record: &Record) -> (Vec<Violation>, usize) {
 fn unanswered(
     incarnation: &(String, u64),
     frame: &Waiting,
-    removed: &BTreeMap<(String, u64), BTreeMap<String, Duration>>,
     what: &str,
 ) -> ((String, u64, String), Violation) {
     (
         (incarnation.0.clone(), incarnation.1, frame.agent.clone()),
-        violation(
-            incarnation,
-            frame,
-            removed,
-            frame.time + ANSWER_WITHIN,
-            what,
-        ),
+        violation(incarnation, frame, frame.time + ANSWER_WITHIN, what),
     )
 }
 
 fn violation(
     (master, incarnation): &(String, u64),
     frame: &Waiting,
-    removed: &BTreeMap<(String, u64), BTreeMap<String, Duration>>,
     time: Duration,
     what: &str,
 ) -> Violation {
-    let since = removed
-        .get(&(master.clone(), *incarnation))
-        .and_then(|agents| agents.get(&frame.agent))
-        .map_or(0.0, |t| t.as_secs_f64());
+    let since = frame.since.as_secs_f64();
+    let (told, rule) = if frame.itself {
+        (
+            format!("told agent {} to shut down at {since:.3}s", frame.agent),
+            "R55",
+        )
+    } else {
+        (
+            format!(
+                "had not told agent {} to shut down itself, but a master had at {since:.3}s (the removal durable in the registry first)",
+                frame.agent
+            ),
+            "R58",
+        )
+    };
     Violation {
         time,
         oracle: "removed_agent",
         message: format!(
-            "{master} (incarnation {incarnation}) told agent {} to shut down at {since:.3}s, then read its {} at {:.3}s and {what}: a removed agent's every frame is answered ShutdownAgent (R6, R55)",
-            frame.agent,
+            "{master} (incarnation {incarnation}) {told}, then read its {} at {:.3}s and {what}: a removed agent's every frame is answered ShutdownAgent (R6, {rule})",
             frame.kind,
             frame.time.as_secs_f64(),
         ),
@@ -309,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_before_the_removal_and_of_other_incarnations_are_not_judged() {
+    fn frames_before_the_removal_are_not_judged_and_later_leaders_inherit_it() {
         // The pong read before the ShutdownAgent: the master may have handled it first.
         let record = record(
             1,
@@ -321,11 +339,21 @@ mod tests {
             60_000,
         );
         assert!(judge(&record).is_empty());
-        // Another incarnation of the master does not inherit what the first knew.
+        // Another incarnation of the master knows the removal from the registry (R58):
+        // it must not ping the removed agent as a recovering one.
         let mut record = record_two_incarnations();
-        assert!(judge(&record).is_empty());
+        let caught = judge(&record);
+        assert_eq!(caught.len(), 1, "{caught:?}");
+        assert!(caught[0].message.contains("(R6, R58)"), "{caught:?}");
+        assert!(caught[0].message.contains("had not told agent a"));
         record.connections[1].incarnation = 1;
-        assert_eq!(judge(&record).len(), 1);
+        let caught = judge(&record);
+        assert_eq!(caught.len(), 1);
+        assert!(caught[0].message.contains("(R6, R55)"), "{caught:?}");
+        // Answered ShutdownAgent by the later incarnation: holds.
+        let mut record = record_two_incarnations();
+        record.events[3] = wrote(30_000, 1, "shutdown_agent", None);
+        assert!(judge(&record).is_empty());
     }
 
     fn record_two_incarnations() -> Record {
