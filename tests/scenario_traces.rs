@@ -281,6 +281,7 @@ catalogue!(
     removal_failed_by_disk_tried_again,
     sandbox_creation_fails_task,
     removed_agent_late_pong_answered,
+    removed_agent_recovery_notice_to_new_leader,
     removed_agent_updates_refused,
     replay_checkpointed_update_after_restart,
     reregister_pending_task,
