@@ -185,40 +185,30 @@ pub(crate) fn add_agent_machine(
             let machine = machine.clone();
             let scenario = scenario.clone();
             let observations = observations.clone();
-            sim.host(crate::rogue_framework::ROGUE_FRAMEWORK_HOST, move || {
-                let party = crate::rogue_framework::party(
-                    plan.clone(),
-                    machine.clone(),
-                    scenario.clone(),
-                    observations.clone(),
-                );
-                async move {
-                    party.await;
-                    Ok(())
-                }
-                .instrument(crate::trace::host_span(
-                    crate::rogue_framework::ROGUE_FRAMEWORK_HOST,
-                ))
-            });
+            party_host(
+                sim,
+                crate::rogue_framework::ROGUE_FRAMEWORK_HOST,
+                move || {
+                    crate::rogue_framework::party(
+                        plan.clone(),
+                        machine.clone(),
+                        scenario.clone(),
+                        observations.clone(),
+                    )
+                },
+            );
         }
         // And, when drawn, an agent the ACLs refuse (SEC48), on a host of its own.
         let rogue_agent = crate::rogue_agent::plan(scenario, seed);
         if !rogue_agent.is_empty() {
             let scenario = scenario.clone();
             let observations = observations.clone();
-            sim.host(crate::rogue_agent::ROGUE_AGENT_HOST, move || {
-                let party = crate::rogue_agent::party(
+            party_host(sim, crate::rogue_agent::ROGUE_AGENT_HOST, move || {
+                crate::rogue_agent::party(
                     rogue_agent.clone(),
                     scenario.clone(),
                     observations.clone(),
-                );
-                async move {
-                    party.await;
-                    Ok(())
-                }
-                .instrument(crate::trace::host_span(
-                    crate::rogue_agent::ROGUE_AGENT_HOST,
-                ))
+                )
             });
         }
         sim.host(AGENT_HOST, move || {
@@ -726,4 +716,21 @@ async fn machine_main(
         // Restarts are scheduled to 100 ms; the driver's faults act between steps anyway.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A host of its own for a party of the simulator (the rogue framework, the rogue
+/// agent): `party` makes its task, run under the host's trace span.
+fn party_host<F, P>(sim: &mut turmoil::Sim<'_>, host: &'static str, party: F)
+where
+    F: Fn() -> P + 'static,
+    P: std::future::Future<Output = ()> + 'static,
+{
+    sim.host(host, move || {
+        let party = party();
+        async move {
+            party.await;
+            Ok(())
+        }
+        .instrument(crate::trace::host_span(host))
+    });
 }
