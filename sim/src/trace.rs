@@ -292,6 +292,7 @@ const DECISIONS: &[&str] = &[
     "agent did not re-register within the timeout",
     "agent stopped answering pings",
     "removed agent tried to re-register",
+    "agent refused by the ACLs",
     "stale registration ignored",
     "stale re-registration ignored",
     "stale recovery notice ignored",

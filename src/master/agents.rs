@@ -26,6 +26,10 @@ impl Master {
         let Err(refusal) = self.authorize(self.principal(connection), Action::RegisterAgent) else {
             return false;
         };
+        info!(
+            principal = self.principal(connection).unwrap_or("(none)"),
+            "agent refused by the ACLs: told to shut down"
+        );
         self.send_on(
             connection,
             Body::ShutdownAgent(proto::ShutdownAgent {
