@@ -42,6 +42,13 @@ pub enum Work {
     /// The boot id put in place (`meta/boot_id` renamed into place), which recovery
     /// does once, as it completes (the same mark `pacing` reads).
     BootIdPlaced,
+    /// A file whose bytes, both as the page cache holds them and as synced, begin with
+    /// a whole checkpoint header of the agent's, opened with truncation and written
+    /// over in place (docs/recovery-rules.md R59: the `header_overwritten` oracle).
+    HeaderOverwritten {
+        /// How many of its bytes were synced.
+        durable: u64,
+    },
     /// A directory removal (`remove_dir_all`) that got past the disk's faults.
     Removal {
         /// Whether the path was already gone.

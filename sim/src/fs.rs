@@ -1839,6 +1839,14 @@ impl FileSystem for SimFs {
         // As `File::create` then `write_all`: the file is created and truncated before
         // the data is found not to fit.
         let ino = state.open_for_write(path, true)?;
+        if let Some(actor) = self.actor {
+            // docs/recovery-rules.md R59: a synced checkpoint header overwritten in place.
+            let file = state.tree.file(ino);
+            if starts_with_our_header(&file.data) && starts_with_our_header(&file.durable) {
+                let durable = file.durable.len() as u64;
+                crate::disk_work::done(actor, path, Work::HeaderOverwritten { durable });
+            }
+        }
         state.apply(ino, FileOp::Truncate(0));
         state.ensure_space(0, data.len())?;
         state.apply(ino, FileOp::Append(data.to_vec()));
@@ -2077,4 +2085,13 @@ impl FileSystem for SimFs {
             id,
         }))
     }
+}
+
+/// Whether `bytes` begin with a whole checkpoint file header of the agent's, of any kind
+/// (docs/checkpoint-format.md).
+fn starts_with_our_header(bytes: &[u8]) -> bool {
+    use revenant::checkpoint::record::{file_header, FileKind};
+    [FileKind::Info, FileKind::TaskUpdates, FileKind::Resources]
+        .into_iter()
+        .any(|kind| bytes.starts_with(&file_header(kind)))
 }

@@ -134,6 +134,70 @@ fn strict_recovery_catches_non_atomic_checkpoints() {
     assert_caught("swarm_agent_machine.toml", breakage, "strict_recovery", 400);
 }
 
+/// docs/recovery-rules.md R59: an agent that writes its checkpoints in place (open with
+/// truncation, write) instead of by a temporary renamed over them overwrites synced
+/// headers at its first rewrite of an info file.
+#[test]
+fn header_overwritten_catches_non_atomic_checkpoints() {
+    let breakage = Breakage {
+        non_atomic_checkpoints: true,
+        ..Breakage::default()
+    };
+    assert_caught(
+        "swarm_agent_machine.toml",
+        breakage,
+        "header_overwritten",
+        20,
+    );
+}
+
+/// R59 on the simulated disk: an agent's write in place over a file whose synced bytes
+/// begin with a whole header (as `truncate_log`'s `<` made `<=` does to a log cut to
+/// its header) is caught; the same write over a temporary, over a file whose header is
+/// not synced yet, over a torn header shorter than a header (R51 writes those afresh),
+/// and the simulator's own write are not.
+#[test]
+fn header_overwritten_catches_a_synced_header_written_over_in_place() {
+    use revenant::checkpoint::record::{file_header, FileKind};
+    use revenant::os::FileSystem;
+    use revenant_sim::disk_work;
+    use revenant_sim::fs::SimFs;
+    use revenant_sim::oracles::header_overwritten;
+    let found = || -> Vec<&'static str> {
+        header_overwritten::check(&disk_work::so_far())
+            .into_iter()
+            .map(|v| v.oracle)
+            .collect()
+    };
+    disk_work::begin();
+    let disk = SimFs::new();
+    disk.create_dir(Path::new("/meta")).unwrap();
+    let header = file_header(FileKind::TaskUpdates);
+    let log = Path::new("/meta/task.updates");
+    let temp = Path::new("/meta/.slave.info.tmp");
+    let unsynced = Path::new("/meta/resources.info");
+    let torn = Path::new("/meta/other.updates");
+    let agent = disk.for_agent(1, 2);
+    for path in [log, temp] {
+        disk.write(path, &[&header[..], b"torn record"].concat())
+            .unwrap();
+        disk.sync_file(path).unwrap();
+    }
+    disk.write(unsynced, &header).unwrap();
+    disk.write(torn, &header[..3]).unwrap();
+    disk.sync_file(torn).unwrap();
+    agent.write(temp, &header).unwrap();
+    agent.write(unsynced, &header).unwrap();
+    agent.write(torn, &header).unwrap();
+    disk.write(log, &header).unwrap();
+    disk.write(log, &[&header[..], b"torn record"].concat())
+        .unwrap();
+    assert_eq!(found(), Vec::<&str>::new());
+
+    agent.write(log, &header).unwrap();
+    assert_eq!(found(), ["header_overwritten"]);
+}
+
 #[test]
 fn liveness_catches_an_agent_that_never_resumes_forwarding() {
     let breakage = Breakage {

@@ -8,6 +8,7 @@ pub mod executor_timers;
 pub mod expectations;
 pub mod failover;
 pub mod gc_live;
+pub mod header_overwritten;
 pub mod history;
 pub mod hung;
 pub mod leaked;
@@ -99,5 +100,6 @@ pub fn check_after(
     ));
     out.extend(expectations::check(scenario, trace, observations));
     out.extend(wasted_disk_work::check(&crate::disk_work::so_far()));
+    out.extend(header_overwritten::check(&crate::disk_work::so_far()));
     out
 }
