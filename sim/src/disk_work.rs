@@ -49,6 +49,9 @@ pub enum Work {
         /// How many of its bytes were synced.
         durable: u64,
     },
+    /// A directory made (`create_dir`, and so each level `create_dir_all` makes): the
+    /// `non_checkpointing_meta` oracle (docs/task-lifecycle.md L39) reads these.
+    DirCreated,
     /// A directory removal (`remove_dir_all`) that got past the disk's faults.
     Removal {
         /// Whether the path was already gone.

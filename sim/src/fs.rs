@@ -1904,6 +1904,10 @@ impl FileSystem for SimFs {
         };
         let ino = state.new_inode(Node::Dir(DirNode::default()));
         state.link(lookup.parent, name, ino);
+        if let Some(actor) = self.actor {
+            // docs/task-lifecycle.md L39: what the agent makes under `meta/`.
+            crate::disk_work::done(actor, path, Work::DirCreated);
+        }
         Ok(())
     }
 

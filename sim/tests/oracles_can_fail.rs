@@ -198,6 +198,46 @@ fn header_overwritten_catches_a_synced_header_written_over_in_place() {
     assert_eq!(found(), ["header_overwritten"]);
 }
 
+/// docs/task-lifecycle.md L39 on the simulated disk: an agent process that makes a
+/// directory under `meta/slaves/<agent>/frameworks/` in a run whose frameworks do not
+/// checkpoint (as `maybe_complete_executor`'s checkpoint flag made `||` does when it
+/// writes a completed run's sentinel, which garbage collection removes later) is caught;
+/// its sandbox directories, its own `meta/slaves/<agent>`, the simulator's own directories
+/// and a run whose frameworks checkpoint are not.
+#[test]
+fn non_checkpointing_meta_catches_a_framework_directory_under_meta() {
+    use revenant::os::FileSystem;
+    use revenant_sim::disk_work;
+    use revenant_sim::fs::SimFs;
+    use revenant_sim::oracles::non_checkpointing_meta;
+    let found = |checkpoint: bool| -> Vec<&'static str> {
+        non_checkpointing_meta::check(checkpoint, &disk_work::so_far())
+            .into_iter()
+            .map(|v| v.oracle)
+            .collect()
+    };
+    disk_work::begin();
+    let disk = SimFs::new();
+    let agent = disk.for_agent(1, 1);
+    agent
+        .create_dir_all_durably(Path::new("/w/slaves/a1/frameworks/f1/executors/e1/runs/r1"))
+        .unwrap();
+    agent
+        .create_dir_all_durably(Path::new("/w/meta/slaves/a1"))
+        .unwrap();
+    disk.create_dir_all_durably(Path::new("/w/meta/slaves/a1/frameworks/f0"))
+        .unwrap();
+    assert_eq!(found(false), Vec::<&str>::new());
+
+    agent
+        .create_dir_all_durably(Path::new(
+            "/w/meta/slaves/a1/frameworks/f1/executors/e1/runs/r1",
+        ))
+        .unwrap();
+    assert_eq!(found(true), Vec::<&str>::new());
+    assert_eq!(found(false), ["non_checkpointing_meta"]);
+}
+
 #[test]
 fn liveness_catches_an_agent_that_never_resumes_forwarding() {
     let breakage = Breakage {

@@ -16,6 +16,7 @@ pub mod left_behind;
 pub mod liveness;
 pub mod master_state;
 pub mod no_panic;
+pub mod non_checkpointing_meta;
 pub mod one_agent_id;
 pub mod pacing;
 pub mod reboot;
@@ -101,5 +102,9 @@ pub fn check_after(
     out.extend(expectations::check(scenario, trace, observations));
     out.extend(wasted_disk_work::check(&crate::disk_work::so_far()));
     out.extend(header_overwritten::check(&crate::disk_work::so_far()));
+    out.extend(non_checkpointing_meta::check(
+        scenario.checkpoint,
+        &crate::disk_work::so_far(),
+    ));
     out
 }

@@ -75,8 +75,8 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
                     });
                 }
             }
-            // R59's record, judged by the `header_overwritten` oracle.
-            Work::HeaderOverwritten { .. } => {}
+            // Records of other rules (R59, L39), judged by their own oracles.
+            Work::HeaderOverwritten { .. } | Work::DirCreated => {}
             Work::Removal { absent } => {
                 let before = gone.insert((record.actor, &record.path), *absent);
                 if *absent
