@@ -49,6 +49,13 @@ pub enum Work {
         /// How many of its bytes were synced.
         durable: u64,
     },
+    /// A file put in place (renamed over its name) while a log the same process had
+    /// appended to still held bytes no sync covered (docs/recovery-latency.md P14: the
+    /// `write_order` oracle).
+    PlacedBeforeLogSynced {
+        /// That log.
+        log: PathBuf,
+    },
     /// A directory made (`create_dir`, and so each level `create_dir_all` makes): the
     /// `non_checkpointing_meta` oracle (docs/task-lifecycle.md L39) reads these.
     DirCreated,

@@ -1013,6 +1013,9 @@ struct State {
     /// The version of each inode that each agent process's last completed sync of it
     /// covered (docs/recovery-latency.md P67).
     synced: BTreeMap<(Actor, Ino), u64>,
+    /// The logs each agent process appended to and that were not yet found synced at
+    /// one of its renames (docs/recovery-latency.md P14; see [`SimFs::rename`]).
+    appended: BTreeMap<Actor, BTreeSet<PathBuf>>,
 }
 
 impl State {
@@ -1195,6 +1198,28 @@ impl State {
         }
     }
 
+    /// The first log `actor` appended to that still holds bytes no sync covered; the
+    /// logs found synced (or gone) are forgotten until its next append to them.
+    fn first_unsynced_append(&mut self, actor: Actor) -> Option<PathBuf> {
+        let paths = self.appended.remove(&actor)?;
+        let mut pending = BTreeSet::new();
+        for path in paths {
+            let Ok(ino) = self.tree.resolve(&path) else {
+                continue;
+            };
+            if let Node::File(file) = &self.tree.inode(ino).node {
+                if !file.pending.is_empty() {
+                    pending.insert(path);
+                }
+            }
+        }
+        let first = pending.first().cloned();
+        if !pending.is_empty() {
+            self.appended.insert(actor, pending);
+        }
+        first
+    }
+
     /// fsync of whatever `path` resolves to.
     fn sync(&mut self, path: &Path) -> io::Result<()> {
         let ino = self.tree.resolve(path)?;
@@ -1321,6 +1346,7 @@ impl SimFs {
                 group_sync_latency: std::time::Duration::ZERO,
                 versions: BTreeMap::new(),
                 synced: BTreeMap::new(),
+                appended: BTreeMap::new(),
             })),
             actor: None,
         }
@@ -1874,6 +1900,14 @@ impl FileSystem for SimFs {
         let ino = state.open_for_write(path, true)?;
         state.ensure_space(0, data.len())?;
         state.apply(ino, FileOp::Append(data.to_vec()));
+        if let Some(actor) = self.actor {
+            // docs/recovery-latency.md P14: judged at this process's next rename.
+            state
+                .appended
+                .entry(actor)
+                .or_default()
+                .insert(path.to_path_buf());
+        }
         Ok(())
     }
 
@@ -1915,6 +1949,11 @@ impl FileSystem for SimFs {
         let mut state = self.state.borrow_mut();
         state.begin(Op::Rename, from, Some(to))?;
         if let Some(actor) = self.actor {
+            // docs/recovery-latency.md P14: every log this process appended to is synced
+            // before it puts another checkpoint in place.
+            if let Some(log) = state.first_unsynced_append(actor) {
+                crate::disk_work::done(actor, to, Work::PlacedBeforeLogSynced { log });
+            }
             // docs/recovery-latency.md P73: a file put in place of one with the same bytes.
             if let (Ok(source), Ok(target)) = (state.tree.resolve(from), state.tree.resolve(to)) {
                 let files =

@@ -238,6 +238,54 @@ fn non_checkpointing_meta_catches_a_framework_directory_under_meta() {
     assert_eq!(found(false), ["non_checkpointing_meta"]);
 }
 
+/// docs/recovery-latency.md P14 on the simulated disk: an agent process that puts a file
+/// in place while a log it appended to holds bytes no sync covered (as
+/// `start_commit`'s group number `+ 1` made `* 1` does: groups in flight share a number,
+/// so the barrier forgets all but the last) is caught; a rename after the log was
+/// synced, one after another incarnation's or the simulator's own appends, and the next
+/// rename once the log is synced, are not.
+#[test]
+fn write_order_catches_a_file_placed_before_a_log_was_synced() {
+    use revenant::os::FileSystem;
+    use revenant_sim::disk_work;
+    use revenant_sim::fs::SimFs;
+    use revenant_sim::oracles::write_order;
+    let found = || -> Vec<&'static str> {
+        write_order::check(&disk_work::so_far())
+            .into_iter()
+            .map(|v| v.oracle)
+            .collect()
+    };
+    disk_work::begin();
+    let disk = SimFs::new();
+    disk.create_dir(Path::new("/meta")).unwrap();
+    let log = Path::new("/meta/task.updates");
+    let info = Path::new("/meta/executor.info");
+    let temp = Path::new("/meta/.executor.info.tmp");
+    let place = |fs: &SimFs| {
+        fs.write(temp, b"info").unwrap();
+        fs.sync_file(temp).unwrap();
+        fs.rename(temp, info).unwrap();
+    };
+    let first = disk.for_agent(1, 1);
+    first.append(log, b"record 1").unwrap();
+    first.sync_file(log).unwrap();
+    place(&first);
+    disk.append(log, b"simulator's").unwrap();
+    disk.for_agent(1, 0)
+        .append(log, b"earlier incarnation's")
+        .unwrap();
+    place(&first);
+    assert_eq!(found(), Vec::<&str>::new());
+
+    first.append(log, b"record 2").unwrap();
+    place(&first);
+    assert_eq!(found(), ["write_order"]);
+    first.sync_file(log).unwrap();
+    place(&first);
+    assert_eq!(found(), ["write_order"]);
+}
+
 #[test]
 fn liveness_catches_an_agent_that_never_resumes_forwarding() {
     let breakage = Breakage {

@@ -36,6 +36,7 @@ pub mod terminal;
 pub mod undecodable_record;
 pub mod update_retries;
 pub mod wasted_disk_work;
+pub mod write_order;
 
 use crate::observations::Observations;
 use crate::scenario::Scenario;
@@ -102,6 +103,7 @@ pub fn check_after(
     out.extend(expectations::check(scenario, trace, observations));
     out.extend(wasted_disk_work::check(&crate::disk_work::so_far()));
     out.extend(header_overwritten::check(&crate::disk_work::so_far()));
+    out.extend(write_order::check(&crate::disk_work::so_far()));
     out.extend(non_checkpointing_meta::check(
         scenario.checkpoint,
         &crate::disk_work::so_far(),

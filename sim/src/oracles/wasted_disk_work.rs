@@ -75,8 +75,10 @@ pub fn check(done: &[Done]) -> Vec<Violation> {
                     });
                 }
             }
-            // Records of other rules (R59, L39), judged by their own oracles.
-            Work::HeaderOverwritten { .. } | Work::DirCreated => {}
+            // Records of other rules (R59, L39, P14), judged by their own oracles.
+            Work::HeaderOverwritten { .. }
+            | Work::DirCreated
+            | Work::PlacedBeforeLogSynced { .. } => {}
             Work::Removal { absent } => {
                 let before = gone.insert((record.actor, &record.path), *absent);
                 if *absent
