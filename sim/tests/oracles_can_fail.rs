@@ -27,6 +27,21 @@ fn first_failing_seed(scenario: &str, breakage: Breakage, oracle: &str, seeds: u
     })
 }
 
+/// A fresh simulated disk holding `/meta`, with the disk-work record begun anew (the
+/// tests below drive it by hand, as an agent process would).
+fn disk_with_meta() -> revenant_sim::fs::SimFs {
+    use revenant::os::FileSystem;
+    revenant_sim::disk_work::begin();
+    let disk = revenant_sim::fs::SimFs::new();
+    disk.create_dir(Path::new("/meta")).unwrap();
+    disk
+}
+
+/// The oracle names of `violations`, in order.
+fn oracle_names(violations: Vec<revenant_sim::oracles::Violation>) -> Vec<&'static str> {
+    violations.into_iter().map(|v| v.oracle).collect()
+}
+
 fn assert_caught(scenario: &str, breakage: Breakage, oracle: &str, seeds: u64) {
     let seed = first_failing_seed(scenario, breakage, oracle, seeds);
     assert!(
@@ -161,17 +176,9 @@ fn header_overwritten_catches_a_synced_header_written_over_in_place() {
     use revenant::checkpoint::record::{file_header, FileKind};
     use revenant::os::FileSystem;
     use revenant_sim::disk_work;
-    use revenant_sim::fs::SimFs;
     use revenant_sim::oracles::header_overwritten;
-    let found = || -> Vec<&'static str> {
-        header_overwritten::check(&disk_work::so_far())
-            .into_iter()
-            .map(|v| v.oracle)
-            .collect()
-    };
-    disk_work::begin();
-    let disk = SimFs::new();
-    disk.create_dir(Path::new("/meta")).unwrap();
+    let found = || oracle_names(header_overwritten::check(&disk_work::so_far()));
+    let disk = disk_with_meta();
     let header = file_header(FileKind::TaskUpdates);
     let log = Path::new("/meta/task.updates");
     let temp = Path::new("/meta/.slave.info.tmp");
@@ -208,16 +215,14 @@ fn header_overwritten_catches_a_synced_header_written_over_in_place() {
 fn non_checkpointing_meta_catches_a_framework_directory_under_meta() {
     use revenant::os::FileSystem;
     use revenant_sim::disk_work;
-    use revenant_sim::fs::SimFs;
     use revenant_sim::oracles::non_checkpointing_meta;
-    let found = |checkpoint: bool| -> Vec<&'static str> {
-        non_checkpointing_meta::check(checkpoint, &disk_work::so_far())
-            .into_iter()
-            .map(|v| v.oracle)
-            .collect()
+    let found = |checkpoint: bool| {
+        oracle_names(non_checkpointing_meta::check(
+            checkpoint,
+            &disk_work::so_far(),
+        ))
     };
-    disk_work::begin();
-    let disk = SimFs::new();
+    let disk = disk_with_meta();
     let agent = disk.for_agent(1, 1);
     agent
         .create_dir_all_durably(Path::new("/w/slaves/a1/frameworks/f1/executors/e1/runs/r1"))
@@ -250,15 +255,8 @@ fn write_order_catches_a_file_placed_before_a_log_was_synced() {
     use revenant_sim::disk_work;
     use revenant_sim::fs::SimFs;
     use revenant_sim::oracles::write_order;
-    let found = || -> Vec<&'static str> {
-        write_order::check(&disk_work::so_far())
-            .into_iter()
-            .map(|v| v.oracle)
-            .collect()
-    };
-    disk_work::begin();
-    let disk = SimFs::new();
-    disk.create_dir(Path::new("/meta")).unwrap();
+    let found = || oracle_names(write_order::check(&disk_work::so_far()));
+    let disk = disk_with_meta();
     let log = Path::new("/meta/task.updates");
     let info = Path::new("/meta/executor.info");
     let temp = Path::new("/meta/.executor.info.tmp");
