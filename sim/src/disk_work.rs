@@ -3,7 +3,11 @@
 //! nothing was written to since the same process incarnation's last completed sync of
 //! it, a truncate to the file's own length, and each directory removal with whether it
 //! found the path there. The `wasted_disk_work` oracle reads it after the run
-//! (docs/recovery-latency.md P67-P69). Only the operations of an agent process's handle
+//! (docs/recovery-latency.md P67-P69). The same record carries what three more oracles
+//! judge of the agent's disk: a synced header written over in place
+//! (`header_overwritten`, docs/recovery-rules.md R59), each directory made
+//! (`non_checkpointing_meta`, docs/task-lifecycle.md L39), and a file put in place
+//! before a log it appended to was synced (`write_order`, P14). Only the operations of an agent process's handle
 //! ([`crate::fs::SimFs::for_agent`]) are recorded; the simulator's own reads, the
 //! executors' and the operator's faults are not.
 

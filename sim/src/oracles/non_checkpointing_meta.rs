@@ -9,10 +9,11 @@
 //! write that garbage collection later removes is caught too; the scenarios' end state
 //! (`collected`) sees only what is left.
 
+use std::collections::BTreeSet;
 use std::path::{Component, Path};
 
 use super::Violation;
-use crate::disk_work::{Done, Work};
+use crate::disk_work::{Actor, Done, Work};
 
 /// Whether `path` lies under a `meta/slaves/<agent>/frameworks/` directory.
 fn under_frameworks(path: &Path) -> bool {
@@ -34,17 +35,13 @@ pub fn check(checkpoint: bool, done: &[Done]) -> Vec<Violation> {
     if checkpoint {
         return Vec::new();
     }
+    let mut seen: BTreeSet<Actor> = BTreeSet::new();
     let mut out: Vec<Violation> = Vec::new();
     for record in done {
-        if record.work != Work::DirCreated || !under_frameworks(&record.path) {
-            continue;
-        }
-        if out.iter().any(|v| {
-            v.message.contains(&format!(
-                "agent {} incarnation {} ",
-                record.actor.agent, record.actor.incarnation
-            ))
-        }) {
+        if record.work != Work::DirCreated
+            || !under_frameworks(&record.path)
+            || !seen.insert(record.actor)
+        {
             continue;
         }
         out.push(Violation {
@@ -67,7 +64,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::disk_work::Actor;
 
     fn made(path: &str) -> Done {
         Done {
